@@ -1,0 +1,17 @@
+// The addon's entry: registers each concern's functions, nothing else.
+#include <napi.h>
+
+#include "core/register.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifdef SWAPSERVE_CUDA
+  exports.Set("build", Napi::String::New(env, "cuda"));
+#else
+  exports.Set("build", Napi::String::New(env, "cpu"));
+#endif
+  swapserve::RegisterRuntime(env, exports);
+  swapserve::RegisterEngine(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(swapserve, Init)

@@ -1,0 +1,47 @@
+// The contract between the weights runtime (owner of the memory) and the engine (reader of it).
+//
+// Ownership: the runtime owns every model arena and the KV pool. The engine holds a WeightsLease while it
+// computes; the runtime never frees an arena with a live lease (evict waits for / refuses it: see
+// runtime/design.md). Group g of a model is a contiguous byte range of its arena: group 0 = token
+// embeddings, 1..L = transformer layers 0..L-1, L+1 = final norm and output head (see native/ts/types.ts).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <napi.h>
+
+namespace swapserve {
+
+class WeightsLease {
+ public:
+  virtual ~WeightsLease() = default;
+  // Arena base on the compute device: a device pointer under the CUDA backend, host memory under the CPU one.
+  virtual const uint8_t* base() const = 0;
+  virtual size_t bytes() const = 0;
+  virtual int numGroups() const = 0;
+  // Wait for group g's bytes. CPU backend: blocks the calling (non-JS) thread until they landed.
+  // CUDA backend: enqueues cudaStreamWaitEvent(stream, group event) and returns at once (stream-ordered).
+  // Throws swapserve::NativeError if the transfer failed or was aborted.
+  virtual void waitGroup(int g, void* cudaStream) = 0;
+  virtual bool cuda() const = 0;
+  virtual int deviceOrdinal() const = 0;
+};
+
+// A block of the runtime's KV/activation pool (its own budget), freed when the last reference goes.
+class DeviceBlock {
+ public:
+  virtual ~DeviceBlock() = default;
+  virtual uint8_t* data() const = 0;  // device pointer under CUDA
+  virtual size_t bytes() const = 0;
+};
+
+// Implemented by the runtime. `runtime` is the JS object returned by the runtime's native constructor.
+// AcquireWeights throws a NativeError (code SWAPSERVE_NOT_RESIDENT) when the model is neither on the compute
+// tier nor being moved there. AllocScratch throws SWAPSERVE_BUDGET when the KV pool's budget would be
+// exceeded, SWAPSERVE_OOM when the device is out of memory.
+std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtime, const std::string& modelId);
+std::shared_ptr<DeviceBlock> AllocScratch(Napi::Object runtime, size_t bytes);
+
+}  // namespace swapserve
