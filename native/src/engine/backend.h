@@ -1,0 +1,103 @@
+// The engine's compute backends (CPU in native/src/engine/, CUDA in native/src/cuda/) behind one interface.
+//
+// Threading: a Backend is driven by one engine thread at a time (never the JS thread). Weights are read in
+// place from the runtime's arena through a WeightsLease; before touching group g the backend calls
+// lease->waitGroup(g, stream), which is what lets prefill of layer i start as soon as layer i has landed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <napi.h>
+
+#include "core/weights.h"
+
+namespace swapserve::engine {
+
+enum class DType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+// A tensor in the model arena: byte offset from the arena base.
+struct TensorRef {
+  size_t offset = 0;
+  DType dtype = DType::kF32;
+  bool present = false;
+};
+
+struct LayerWeights {
+  TensorRef attnNorm;    // (C)
+  TensorRef wq, wk, wv;  // (H*D, C), (KVH*D, C), (KVH*D, C)
+  TensorRef bq, bk, bv;  // (H*D), (KVH*D), (KVH*D)  Qwen2 only
+  TensorRef wo;          // (C, H*D)
+  TensorRef ffnNorm;     // (C)
+  TensorRef w1, w3;      // gate, up: (F, C)
+  TensorRef w2;          // down: (C, F)
+};
+
+enum class RopeScaling : int { kNone = 0, kLlama3 = 1, kLinear = 2 };
+
+struct ModelDesc {
+  int hidden = 0;        // C
+  int intermediate = 0;  // F
+  int layers = 0;        // L
+  int heads = 0;         // H
+  int kvHeads = 0;       // KVH
+  int headDim = 0;       // D
+  int vocab = 0;         // V
+  int maxPositions = 0;
+  float rmsEps = 1e-5f;
+  float ropeTheta = 10000.f;
+  bool ropeInterleaved = false;  // true: rotate (2i, 2i+1); false: rotate (i, i+D/2) as HF's rotate_half
+  RopeScaling ropeScaling = RopeScaling::kNone;
+  float ropeFactor = 1.f, ropeLowFreqFactor = 1.f, ropeHighFreqFactor = 4.f;
+  int ropeOriginalMaxPositions = 8192;
+  TensorRef tokEmbeddings;  // (V, C)                      group 0
+  std::vector<LayerWeights> layer;  // layer i is group i+1
+  TensorRef norm;           // (C)                         group L+1
+  TensorRef output;         // (V, C); == tokEmbeddings when tied
+};
+
+// One sequence's part of a batched forward pass: `n` tokens at positions pos .. pos+n-1 (n > 1: prefill chunk).
+struct SeqInput {
+  int32_t seq = 0;
+  const int32_t* tokens = nullptr;
+  int n = 0;
+  int pos = 0;
+};
+
+struct Sampling {
+  float temperature = 0.f;  // 0 = greedy
+  float topP = 1.f;
+  int topK = 0;             // 0 = off
+  uint64_t rngState = 0;    // per-sequence PRNG state, advanced by the sampler
+};
+
+struct BackendOptions {
+  int maxBatch = 8;
+  int maxContext = 4096;
+  int threads = 0;  // CPU backend: 0 = hardware concurrency
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // One forward pass; writes the fp32 logits of each sequence's last input token to `logits` (B, V) host memory.
+  virtual void forward(const std::vector<SeqInput>& batch, float* logits) = 0;
+  // Forward + sample one next token per sequence (backends may sample on the device; the default samples the
+  // logits on the CPU). `sampling` has one entry per batch element and their rngState is advanced.
+  virtual void forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next);
+  // Frees a sequence's KV cache.
+  virtual void releaseSeq(int32_t seq) = 0;
+};
+
+// CPU sampler shared by every backend: greedy, or temperature + top-k + top-p with the sequence's PRNG.
+int32_t SampleLogits(const float* logits, int vocab, Sampling& s);
+
+std::unique_ptr<Backend> MakeCpuBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights,
+                                        Napi::Object runtime, const BackendOptions& opts);
+#ifdef SWAPSERVE_CUDA
+std::unique_ptr<Backend> MakeCudaBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights,
+                                         Napi::Object runtime, const BackendOptions& opts);
+#endif
+
+}  // namespace swapserve::engine
