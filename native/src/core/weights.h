@@ -37,11 +37,19 @@ class DeviceBlock {
   virtual size_t bytes() const = 0;
 };
 
-// Implemented by the runtime. `runtime` is the JS object returned by the runtime's native constructor.
-// AcquireWeights throws a NativeError (code SWAPSERVE_NOT_RESIDENT) when the model is neither on the compute
-// tier nor being moved there. AllocScratch throws SWAPSERVE_BUDGET when the KV pool's budget would be
-// exceeded, SWAPSERVE_OOM when the device is out of memory.
+// The runtime's scratch pool (KV caches, activations) with its own budget. Thread-safe: engines allocate from
+// their own threads. alloc throws NativeError SWAPSERVE_BUDGET when the budget would be exceeded (before any
+// allocation), SWAPSERVE_OOM when the device is out of memory.
+class ScratchPool {
+ public:
+  virtual ~ScratchPool() = default;
+  virtual std::shared_ptr<DeviceBlock> alloc(size_t bytes) = 0;
+};
+
+// Implemented by the runtime; call on the JS thread. `runtime` is the JS object the runtime's native side
+// created (Runtime.native in native/ts/runtime.ts). AcquireWeights throws NativeError SWAPSERVE_NOT_RESIDENT
+// when the model is neither on the compute tier nor being moved there.
 std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtime, const std::string& modelId);
-std::shared_ptr<DeviceBlock> AllocScratch(Napi::Object runtime, size_t bytes);
+std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object runtime);
 
 }  // namespace swapserve

@@ -9,8 +9,6 @@
 #include <memory>
 #include <vector>
 
-#include <napi.h>
-
 #include "core/weights.h"
 
 namespace swapserve::engine {
@@ -94,10 +92,10 @@ class Backend {
 int32_t SampleLogits(const float* logits, int vocab, Sampling& s);
 
 std::unique_ptr<Backend> MakeCpuBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights,
-                                        Napi::Object runtime, const BackendOptions& opts);
+                                        std::shared_ptr<ScratchPool> scratch, const BackendOptions& opts);
 #ifdef SWAPSERVE_CUDA
 std::unique_ptr<Backend> MakeCudaBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights,
-                                         Napi::Object runtime, const BackendOptions& opts);
+                                         std::shared_ptr<ScratchPool> scratch, const BackendOptions& opts);
 #endif
 
 }  // namespace swapserve::engine

@@ -8,7 +8,7 @@ void RegisterRuntime(Napi::Env, Napi::Object) {}
 std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object, const std::string&) {
   throw NativeError(ErrorCode::kNotResident, "runtime not built yet");
 }
-std::shared_ptr<DeviceBlock> AllocScratch(Napi::Object, size_t) {
-  throw NativeError(ErrorCode::kBudget, "runtime not built yet");
+std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object) {
+  throw NativeError(ErrorCode::kNotResident, "runtime not built yet");
 }
 }  // namespace swapserve
