@@ -1,0 +1,215 @@
+// Scheduler <-> worker wire contract: Redis keys, worker state, commands and command results (zod-validated).
+//
+// How they travel (all keys share the hash tag `{swapserve}` so multi-key commands work on Redis Cluster):
+//   worker state    SET  workerStateKey(id) <WorkerState JSON> PX stateTtlMs      (refreshed by each heartbeat)
+//                   ZADD workersKey() <heartbeatAt ms> <id>                      (discovery; pruned when state expired)
+//                   XADD eventsKey() MAXLEN ~ N * type=state data=<WorkerState JSON>   (on change and heartbeat)
+//   commands        XADD commandsKey(id) MAXLEN ~ N * data=<WorkerCommand JSON>   (worker XREAD BLOCKs its own stream)
+//   results         XADD eventsKey() MAXLEN ~ N * type=result data=<CommandResult JSON>
+//   leader lease    SET leaderKey() <holder> NX PX leaseMs; renewed/released by Lua compare-and-set
+//   fencing epoch   INCR epochKey() on each lease acquisition; every command carries it and a worker ignores
+//                   commands whose epoch is below the highest it has seen (a deposed leader cannot act).
+// Every read from Redis goes through one of the parse* functions below.
+import { z } from 'zod';
+import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
+
+/** The hash-tagged prefix of every swapserve cluster key. */
+export const KEY_PREFIX = '{swapserve}:';
+
+/** Redis key builders (one place, so the scheduler, workers and tests agree). */
+export const keys = {
+  /** String: a worker's latest `WorkerState` JSON, with a TTL refreshed by its heartbeats. */
+  workerState: (workerId: string): string => `${KEY_PREFIX}worker:${workerId}`,
+  /** Sorted set: worker ids scored by their last heartbeat (ms since epoch). */
+  workers: (): string => `${KEY_PREFIX}workers`,
+  /** Stream: commands for one worker, in order (field `data` = `WorkerCommand` JSON). */
+  commands: (workerId: string): string => `${KEY_PREFIX}commands:${workerId}`,
+  /** Stream: worker state changes and command results for the scheduler (fields `type`, `data`). */
+  events: (): string => `${KEY_PREFIX}events`,
+  /** String: the scheduler leader lease (value = holder id), with PX = lease time. */
+  leader: (): string => `${KEY_PREFIX}scheduler:leader`,
+  /** Integer: the fencing epoch, incremented each time a scheduler acquires the lease. */
+  epoch: (): string => `${KEY_PREFIX}scheduler:epoch`,
+} as const;
+
+/** Worker ids and model ids appear inside key names: keep them to a safe alphabet. */
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/;
+export const WorkerId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'worker id: letters, digits, . _ -');
+export const ModelId = z.string().regex(ID_RE, 'model id: letters, digits, . _ : / @ + -');
+
+const bytes = z.number().int().nonnegative();
+const ms = z.number().nonnegative();
+
+/** One model as held by one worker. */
+export const ModelOnWorker = z.object({
+  residency: z.enum(RESIDENCY),
+  /** Size of the model's arena (bytes), the same in host and GPU tiers. */
+  bytes,
+  /** Jobs of this model running on this worker now. A model with activeJobs > 0 is never evicted. */
+  activeJobs: z.number().int().nonnegative(),
+  /** Last time a job of this model started or finished here (ms since epoch); null if never used. */
+  lastUsedAt: ms.nullable(),
+  /** Whether the worker is taking jobs from this model's queue. */
+  consuming: z.boolean(),
+});
+export type ModelOnWorker = z.infer<typeof ModelOnWorker>;
+
+/** Byte budgets and usage per tier (the disk tier has no budget). */
+export const TierBytes = z.object({ host: bytes, gpu: bytes });
+export type TierBytes = z.infer<typeof TierBytes>;
+
+/** What a worker publishes about itself (heartbeat and on every change). */
+export const WorkerState = z.object({
+  workerId: WorkerId,
+  pid: z.number().int().positive(),
+  /** Host name, so a provider can tell its own processes from others'. */
+  host: z.string().max(255),
+  backend: z.enum(['cpu', 'cuda']),
+  /** e.g. "NVIDIA H100 80GB HBM3" or "cpu". */
+  device: z.string().max(255),
+  startedAt: ms,
+  /** When this state was written (ms since epoch, the worker's clock). */
+  heartbeatAt: ms,
+  /** Increases with every write, so a reader can drop an older state that arrives late. */
+  seq: z.number().int().nonnegative(),
+  budgets: TierBytes,
+  usage: TierBytes,
+  /** Most jobs this worker runs at once over all models. */
+  maxJobs: z.number().int().positive(),
+  models: z.record(ModelId, ModelOnWorker),
+  /** Draining: takes no new jobs, finishes its active ones, then exits. */
+  draining: z.boolean(),
+  /** False after a sticky device error: the worker drains and exits non-zero. */
+  healthy: z.boolean(),
+  /** Highest scheduler epoch the worker has accepted a command from. */
+  epoch: z.number().int().nonnegative(),
+});
+export type WorkerState = z.infer<typeof WorkerState>;
+
+/** Every command kind: the tier moves of vocab.ts, then queue and lifecycle commands. */
+export const COMMAND_KINDS = [...MOVE_KINDS, 'consume', 'stop_consume', 'drain', 'shutdown'] as const;
+export type WorkerCommandKind = (typeof COMMAND_KINDS)[number];
+
+const base = {
+  /** Unique per command (the scheduler's `<epoch>-<counter>`), echoed in the result. */
+  id: z.string().min(1).max(100),
+  /** Fencing epoch of the leader that issued it. */
+  epoch: z.number().int().nonnegative(),
+  issuedAt: ms,
+};
+
+/**
+ * Commands the scheduler sends a worker. Tier moves are named by vocab.ts `MoveKind`:
+ *   load         disk -> host (pinned)          swap_in      host -> gpu
+ *   load_to_gpu  disk -> gpu (via host staging) evict        gpu -> host (keeps the host copy)
+ *   drop         release the model from every tier on this worker (back to disk only)
+ * A move for a model with active jobs on that worker that would take it off the GPU (evict, drop) must be
+ * refused by the worker with `in_use` (the scheduler never sends one; this is the second line of defence).
+ * consume / stop_consume: start / stop taking jobs from the model's queue (stop lets active jobs finish).
+ * A worker may start a consumed model's job while the model is still swapping-in and prefill as groups land.
+ * drain: stop taking jobs, finish active ones, then exit 0. shutdown: exit now (active jobs fail over via
+ * BullMQ's stalled-job check).
+ */
+export const WorkerCommand = z.discriminatedUnion('kind', [
+  z.object({ ...base, kind: z.enum(MOVE_KINDS), model: ModelId }),
+  z.object({ ...base, kind: z.literal('consume'), model: ModelId, concurrency: z.number().int().positive().max(1024) }),
+  z.object({ ...base, kind: z.literal('stop_consume'), model: ModelId }),
+  z.object({ ...base, kind: z.literal('drain') }),
+  z.object({ ...base, kind: z.literal('shutdown') }),
+]);
+export type WorkerCommand = z.infer<typeof WorkerCommand>;
+/** A command before the effects layer stamps id, epoch and issuedAt on it. */
+export type CommandBody = WorkerCommand extends infer C ? (C extends WorkerCommand ? Omit<C, 'id' | 'epoch' | 'issuedAt'> : never) : never;
+
+/** Stable error codes in command results. */
+export const COMMAND_ERROR_CODES = [
+  'in_use', // evict/drop of a model with active jobs
+  'out_of_memory', // the tier's budget (or the device) has no room
+  'not_found', // model unknown to the worker, or not in the tier the move starts from
+  'stale_epoch', // issued by a deposed leader
+  'invalid', // failed validation
+  'io', // disk read failed
+  'device', // device error
+  'draining', // worker is draining
+  'internal',
+] as const;
+export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number];
+
+export const CommandResult = z.object({
+  commandId: z.string().min(1).max(100),
+  workerId: WorkerId,
+  kind: z.enum(COMMAND_KINDS),
+  model: ModelId.optional(),
+  ok: z.boolean(),
+  error: z.object({ code: z.enum(COMMAND_ERROR_CODES), message: z.string().max(2000) }).optional(),
+  /** How long the command took on the worker (ms). */
+  durationMs: ms,
+  finishedAt: ms,
+});
+export type CommandResult = z.infer<typeof CommandResult>;
+
+/** One entry of the events stream. */
+export type ClusterEvent = { type: 'state'; state: WorkerState } | { type: 'result'; result: CommandResult };
+
+/** Thrown when something read from Redis does not match its schema. */
+export class ClusterDataError extends Error {
+  readonly code = 'cluster_data_invalid';
+  constructor(what: string, detail: string) {
+    super(`Invalid ${what} read from Redis: ${detail}`);
+    this.name = 'ClusterDataError';
+  }
+}
+
+function parseJson<T>(schema: z.ZodType<T>, what: string, raw: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ClusterDataError(what, 'not JSON');
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ClusterDataError(what, z.prettifyError(r.error));
+  return r.data;
+}
+
+export const parseWorkerState = (raw: string): WorkerState => parseJson(WorkerState, 'worker state', raw);
+export const parseWorkerCommand = (raw: string): WorkerCommand => parseJson(WorkerCommand, 'worker command', raw);
+export const parseCommandResult = (raw: string): CommandResult => parseJson(CommandResult, 'command result', raw);
+
+/** Stream entry fields as ioredis returns them: [k1, v1, k2, v2, ...]. */
+function field(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/** Parses one events-stream entry's fields. */
+export function parseClusterEvent(fields: string[]): ClusterEvent {
+  const type = field(fields, 'type');
+  const data = field(fields, 'data');
+  if (data === undefined) throw new ClusterDataError('cluster event', 'missing data field');
+  if (type === 'state') return { type, state: parseWorkerState(data) };
+  if (type === 'result') return { type, result: parseCommandResult(data) };
+  throw new ClusterDataError('cluster event', `unknown type ${JSON.stringify(type)}`);
+}
+
+/** Parses one command-stream entry's fields. */
+export function parseCommandEntry(fields: string[]): WorkerCommand {
+  const data = field(fields, 'data');
+  if (data === undefined) throw new ClusterDataError('worker command', 'missing data field');
+  return parseWorkerCommand(data);
+}
+
+/** Stream fields for an events-stream entry (XADD ... type <t> data <json>). */
+export const stateEventFields = (s: WorkerState): string[] => ['type', 'state', 'data', JSON.stringify(s)];
+export const resultEventFields = (r: CommandResult): string[] => ['type', 'result', 'data', JSON.stringify(r)];
+export const commandFields = (c: WorkerCommand): string[] => ['data', JSON.stringify(c)];
+
+/** Defaults for the transport. */
+export const CLUSTER_DEFAULTS = {
+  /** Worker heartbeat period (ms). */
+  heartbeatMs: 1000,
+  /** TTL of a worker's state key (ms): a worker missing 3 heartbeats is gone. */
+  stateTtlMs: 3000,
+  /** Approximate cap on the events stream and each command stream (entries). */
+  streamMaxLen: 10_000,
+} as const;
