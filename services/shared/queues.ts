@@ -1,0 +1,71 @@
+// Queue naming, Redis key names and connection options: one BullMQ queue per model under a {hash-tagged} prefix.
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { QueueOptions } from 'bullmq';
+
+/** Default prefix; the {hash tag} keeps each queue's keys on one Redis Cluster slot, as BullMQ requires there. */
+export const DEFAULT_PREFIX = '{swapserve}';
+
+export type RedisClient = Redis | Cluster;
+
+/** BullMQ forbids ':' in queue names; model ids may hold ':' and '/', so they are URI-encoded. */
+export function queueName(modelId: string): string {
+  return `m.${encodeURIComponent(modelId)}`;
+}
+
+export function modelFromQueueName(name: string): string | null {
+  return name.startsWith('m.') ? decodeURIComponent(name.slice(2)) : null;
+}
+
+/** Keys outside BullMQ: each per-request key carries its own {hash tag} so requests spread across cluster slots. */
+export function keys(prefix: string = DEFAULT_PREFIX) {
+  const bare = prefix.replace(/[{}]/g, '');
+  return {
+    /** Per-request token stream (XADD by the worker, XREAD by gateway/SDK); expires streams.ttlS after its last write. */
+    stream: (requestId: string) => `${bare}:stream:{${requestId}}`,
+    /** Idempotency-Key -> requestId. */
+    idempotency: (key: string) => `${bare}:idem:{${key}}`,
+    /** Set when a client cancels, read by a worker that starts the job later. */
+    cancelled: (requestId: string) => `${bare}:cancel:{${requestId}}`,
+    /** Pub/sub channel: a requestId published here cancels it on whichever worker runs it. */
+    cancelChannel: `${bare}:cancel`,
+  };
+}
+
+export interface RedisEndpoint {
+  url: string;
+}
+
+/**
+ * Opens a Redis connection. `redis://` and `rediss://` give a single node; `redis-cluster://h1:p1,h2:p2` a Cluster.
+ * @param blocking true for connections used by BullMQ workers or XREAD BLOCK (no retry limit per command).
+ */
+export function connect(url: string, opts: { blocking?: boolean; name?: string } = {}): RedisClient {
+  const base: RedisOptions = {
+    maxRetriesPerRequest: opts.blocking ? null : 3,
+    enableReadyCheck: true,
+    lazyConnect: false,
+    ...(opts.name ? { connectionName: opts.name } : {}),
+  };
+  if (url.startsWith('redis-cluster://')) {
+    const nodes = url.slice('redis-cluster://'.length).split(',').map((hp) => {
+      const [host, port] = hp.split(':');
+      return { host, port: Number(port || 6379) };
+    });
+    return new Cluster(nodes, { redisOptions: base, enableReadyCheck: true });
+  }
+  return new Redis(url, base);
+}
+
+/** BullMQ options for a model queue's producer side. */
+export function queueOptions(connection: RedisClient, prefix: string = DEFAULT_PREFIX): QueueOptions {
+  return {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      // Finished jobs are not kept: the outcome travels on the request's stream.
+      removeOnComplete: true,
+      removeOnFail: { age: 3600, count: 1000 },
+      attempts: 1,
+    },
+  };
+}
