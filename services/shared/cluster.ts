@@ -11,31 +11,38 @@
 //                   commands whose epoch is below the highest it has seen (a deposed leader cannot act).
 // Every read from Redis goes through one of the parse* functions below.
 import { z } from 'zod';
+import { MODEL_ID_RE } from './config.ts';
 import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
 
-/** The hash-tagged prefix of every swapserve cluster key. */
-export const KEY_PREFIX = '{swapserve}:';
+/**
+ * Redis key builders for a deployment prefix (config `prefix`, default "{swapserve}"; its {hash tag} keeps every
+ * cluster key and every BullMQ queue key on one Redis Cluster slot, so one XREAD can watch them all).
+ */
+export function clusterKeys(prefix: string = '{swapserve}') {
+  const p = `${prefix}:`;
+  return {
+    /** String: a worker's latest `WorkerState` JSON, with a TTL refreshed by its heartbeats. */
+    workerState: (workerId: string): string => `${p}worker:${workerId}`,
+    /** Sorted set: worker ids scored by their last heartbeat (ms since epoch). */
+    workers: (): string => `${p}workers`,
+    /** Stream: commands for one worker, in order (field `data` = `WorkerCommand` JSON). */
+    commands: (workerId: string): string => `${p}commands:${workerId}`,
+    /** Stream: worker state changes and command results for the scheduler (fields `type`, `data`). */
+    events: (): string => `${p}events`,
+    /** String: the scheduler leader lease (value = holder id), with PX = lease time. */
+    leader: (): string => `${p}scheduler:leader`,
+    /** Integer: the fencing epoch, incremented each time a scheduler acquires the lease. */
+    epoch: (): string => `${p}scheduler:epoch`,
+  };
+}
+export type ClusterKeys = ReturnType<typeof clusterKeys>;
 
-/** Redis key builders (one place, so the scheduler, workers and tests agree). */
-export const keys = {
-  /** String: a worker's latest `WorkerState` JSON, with a TTL refreshed by its heartbeats. */
-  workerState: (workerId: string): string => `${KEY_PREFIX}worker:${workerId}`,
-  /** Sorted set: worker ids scored by their last heartbeat (ms since epoch). */
-  workers: (): string => `${KEY_PREFIX}workers`,
-  /** Stream: commands for one worker, in order (field `data` = `WorkerCommand` JSON). */
-  commands: (workerId: string): string => `${KEY_PREFIX}commands:${workerId}`,
-  /** Stream: worker state changes and command results for the scheduler (fields `type`, `data`). */
-  events: (): string => `${KEY_PREFIX}events`,
-  /** String: the scheduler leader lease (value = holder id), with PX = lease time. */
-  leader: (): string => `${KEY_PREFIX}scheduler:leader`,
-  /** Integer: the fencing epoch, incremented each time a scheduler acquires the lease. */
-  epoch: (): string => `${KEY_PREFIX}scheduler:epoch`,
-} as const;
+/** The keys under the default prefix. */
+export const keys: ClusterKeys = clusterKeys();
 
-/** Worker ids and model ids appear inside key names: keep them to a safe alphabet. */
-export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/;
-export const WorkerId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'worker id: letters, digits, . _ -');
-export const ModelId = z.string().regex(ID_RE, 'model id: letters, digits, . _ : / @ + -');
+/** Worker ids appear inside key names: keep them to a safe alphabet. Model ids follow config.ts. */
+export const WorkerId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'worker id: letters, digits, . _ - (at most 100)');
+export const ModelId = z.string().regex(MODEL_ID_RE, 'model id: letters, digits and . _ : / - (at most 128)');
 
 const bytes = z.number().int().nonnegative();
 const ms = z.number().nonnegative();
