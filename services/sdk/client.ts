@@ -1,0 +1,164 @@
+// SDK client: validates with the gateway's schemas, enqueues with the same job schema, follows the request's stream.
+import type { z } from 'zod';
+import { SwapserveError } from '../shared/errors.ts';
+import { follow } from '../shared/delivery.ts';
+import {
+  chatRequestSchema, completionRequestSchema, newRequestId, samplingFrom,
+  type ChatRequest, type CompletionRequest, type JobData, type Timings,
+} from '../shared/job.ts';
+import { Producer } from '../shared/producer.ts';
+import { connect, DEFAULT_PREFIX, keys, type RedisClient } from '../shared/queues.ts';
+import { BlockingPool } from '../shared/stream.ts';
+import type { ColdReason, ServePath } from '../shared/vocab.ts';
+
+export interface ClientOptions {
+  /** @defaultValue env REDIS_URL, else redis://127.0.0.1:6379 */
+  redisUrl?: string;
+  /** Queue prefix; must match the workers'. @defaultValue "{swapserve}" */
+  prefix?: string;
+  /** Known models and their limits; when given, unknown models are refused at once (404-equivalent). */
+  models?: { id: string; maxTokens?: number; maxQueued?: number }[];
+  /** No first token within this long: `timeout` error (ms). @defaultValue 300000 */
+  timeoutMs?: number;
+}
+
+const DEFAULTS = { prefix: DEFAULT_PREFIX, timeoutMs: 300_000 };
+
+export interface Completion {
+  requestId: string;
+  text: string;
+  finishReason: 'stop' | 'length' | 'cancelled';
+  usage: { promptTokens: number; completionTokens: number };
+  path: ServePath;
+  coldReason?: ColdReason;
+  timings: Timings;
+  workerId: string;
+}
+
+export interface TokenChunk {
+  index: number;
+  id: number;
+  text: string;
+  path: ServePath;
+  coldReason?: ColdReason;
+}
+
+export interface CompletionStream extends AsyncIterable<TokenChunk> {
+  requestId: string;
+  /** Resolves after the last token with the whole completion; rejects with a SwapserveError. */
+  result: Promise<Completion>;
+  /** Stops the request (removes a waiting job, stops an active generation). */
+  cancel(): Promise<void>;
+}
+
+type Req = { kind: 'chat'; body: z.output<typeof chatRequestSchema> } | { kind: 'completion'; body: z.output<typeof completionRequestSchema> };
+
+export class Client {
+  private readonly opts: Required<Omit<ClientOptions, 'models'>> & Pick<ClientOptions, 'models'>;
+  private readonly redis: RedisClient;
+  private readonly producer: Producer;
+  private readonly pool: BlockingPool;
+  private readonly k: ReturnType<typeof keys>;
+  private closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.opts = { ...DEFAULTS, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...options };
+    this.redis = connect(this.opts.redisUrl, { name: 'swapserve-sdk' });
+    this.producer = new Producer(this.redis, this.opts.prefix);
+    this.pool = new BlockingPool(this.opts.redisUrl);
+    this.k = keys(this.opts.prefix);
+  }
+
+  /** Chat or text completion, awaited whole. The request is a chat one if it has `messages`. */
+  async complete(request: ChatRequest | CompletionRequest): Promise<Completion> {
+    const s = await this.stream(request);
+    for await (const _ of s) {
+      // drain: the result collects the text
+    }
+    return s.result;
+  }
+
+  /** Starts a request and returns its token iterator (with `result` and `cancel`). */
+  async stream(request: ChatRequest | CompletionRequest): Promise<CompletionStream> {
+    if (this.closed) throw new SwapserveError('draining');
+    const req = this.validate(request);
+    const model = this.opts.models?.find((m) => m.id === req.body.model);
+    if (this.opts.models && !model) throw new SwapserveError('model_not_found', { detail: req.body.model, param: 'model' });
+    const arrivalMs = Date.now();
+    const data: JobData = {
+      v: 1,
+      requestId: newRequestId(),
+      model: req.body.model,
+      kind: req.kind,
+      input: req.kind === 'chat' ? { type: 'chat', messages: req.body.messages.map((m) => ({ role: m.role, content: m.content })) } : { type: 'text', prompt: req.body.prompt },
+      sampling: samplingFrom(req.body, req.kind, model?.maxTokens ?? 2048),
+      arrivalMs,
+      source: 'sdk',
+    };
+    const { requestId } = await this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 });
+    return this.follow(data.model, requestId);
+  }
+
+  private follow(model: string, requestId: string): CompletionStream {
+    const ac = new AbortController();
+    let resolve!: (c: Completion) => void;
+    let reject!: (e: unknown) => void;
+    const result = new Promise<Completion>((res, rej) => { resolve = res; reject = rej; });
+    result.catch(() => {}); // the caller may only iterate; the iterator rethrows
+    const self = this;
+    let text = '';
+    async function* iterate(): AsyncGenerator<TokenChunk> {
+      try {
+        for await (const ev of follow(self.pool, self.k.stream(requestId), { blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal })) {
+          if (ev.type === 'token') {
+            text += ev.text;
+            yield { index: ev.index, id: ev.id, text: ev.text, path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}) };
+          } else if (ev.type === 'done') {
+            resolve({
+              requestId, text, finishReason: ev.finishReason, usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens },
+              path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}), timings: ev.timings, workerId: ev.workerId,
+            });
+            return;
+          } else if (ev.type === 'error') {
+            throw ev.error;
+          }
+        }
+        throw new SwapserveError('cancelled');
+      } catch (e) {
+        reject(e);
+        throw e;
+      } finally {
+        if (!ac.signal.aborted) ac.abort();
+      }
+    }
+    const gen = iterate();
+    return {
+      requestId,
+      result,
+      [Symbol.asyncIterator]: () => gen,
+      cancel: async () => {
+        ac.abort();
+        await this.producer.cancel(model, requestId);
+        reject(new SwapserveError('cancelled'));
+      },
+    };
+  }
+
+  private validate(request: ChatRequest | CompletionRequest): Req {
+    const isChat = typeof request === 'object' && request !== null && 'messages' in request;
+    const r = isChat ? chatRequestSchema.safeParse(request) : completionRequestSchema.safeParse(request);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new SwapserveError('invalid_request', { detail: `${issue.path.join('.') || 'body'}: ${issue.message}`, param: issue.path.join('.') || undefined });
+    }
+    return isChat ? { kind: 'chat', body: r.data as z.output<typeof chatRequestSchema> } : { kind: 'completion', body: r.data as z.output<typeof completionRequestSchema> };
+  }
+
+  /** Idempotent: closes queues and connections. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([this.producer.close(), this.pool.close()]);
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,78 @@
+// Enqueueing requests (shared by gateway and SDK): idempotency, queue-full check, one BullMQ job per request.
+import { Queue } from 'bullmq';
+import { jobDataSchema, type JobData } from './job.ts';
+import { SwapserveError } from './errors.ts';
+import { keys, queueName, queueOptions, type RedisClient } from './queues.ts';
+
+export interface SubmitOptions {
+  /** Client-supplied key: a repeat within `idempotencyTtlS` attaches to the first request instead of enqueueing. */
+  idempotencyKey?: string;
+  /** Waiting jobs at or above which the request is refused with queue_full (429). */
+  maxQueued: number;
+  /** @defaultValue 600 */
+  idempotencyTtlS?: number;
+}
+
+export interface Submitted {
+  requestId: string;
+  /** True when an Idempotency-Key matched an earlier request (nothing new was enqueued). */
+  replay: boolean;
+}
+
+export class Producer {
+  private readonly queues = new Map<string, Queue>();
+  private readonly k: ReturnType<typeof keys>;
+
+  constructor(private readonly redis: RedisClient, private readonly prefix: string) {
+    this.k = keys(prefix);
+  }
+
+  queue(model: string): Queue {
+    let q = this.queues.get(model);
+    if (!q) {
+      q = new Queue(queueName(model), queueOptions(this.redis, this.prefix));
+      this.queues.set(model, q);
+    }
+    return q;
+  }
+
+  async submit(data: JobData, opts: SubmitOptions): Promise<Submitted> {
+    const job = jobDataSchema.parse(data);
+    if (opts.idempotencyKey) {
+      const idemKey = this.k.idempotency(`${job.model}:${opts.idempotencyKey}`);
+      const ok = await this.redis.set(idemKey, job.requestId, 'EX', opts.idempotencyTtlS ?? 600, 'NX');
+      if (ok === null) {
+        const prior = await this.redis.get(idemKey);
+        if (prior) return { requestId: prior, replay: true };
+      }
+    }
+    const q = this.queue(job.model);
+    const waiting = await q.getWaitingCount();
+    if (waiting >= opts.maxQueued) {
+      if (opts.idempotencyKey) await this.redis.del(this.k.idempotency(`${job.model}:${opts.idempotencyKey}`));
+      throw new SwapserveError('queue_full', { detail: job.model, retryAfterS: 1 });
+    }
+    await q.add('generate', job, { jobId: job.requestId });
+    return { requestId: job.requestId, replay: false };
+  }
+
+  /**
+   * Cancels a request: a waiting job is removed; an active one is stopped by its worker (pub/sub message, plus a
+   * flag for a worker that picks it up in between).
+   */
+  async cancel(model: string, requestId: string, ttlS = 300): Promise<void> {
+    await this.redis.set(this.k.cancelled(requestId), '1', 'EX', ttlS);
+    try {
+      const job = await this.queue(model).getJob(requestId);
+      if (job && (await job.isWaiting())) await job.remove();
+    } catch {
+      // Locked by a worker (active): the published cancel reaches it.
+    }
+    await this.redis.publish(this.k.cancelChannel, requestId);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

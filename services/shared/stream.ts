@@ -1,0 +1,121 @@
+// Per-request token streams: the worker appends events (XADD + EXPIRE), gateway/SDK read them (XREAD BLOCK)
+// and deliver exactly one attempt's tokens to the client (see services/worker/design.md, exactly-one-outcome).
+import { streamEventSchema, type StreamEvent } from './job.ts';
+import { SwapserveError } from './errors.ts';
+import { connect, type RedisClient } from './queues.ts';
+
+/** Appends one event; the stream's TTL restarts with each write so an abandoned stream expires. */
+export async function appendEvent(redis: RedisClient, key: string, ev: StreamEvent, ttlS: number): Promise<void> {
+  await redis.multi().xadd(key, '*', 'e', JSON.stringify(ev)).expire(key, ttlS).exec();
+}
+
+/** A pool of connections for blocking reads (one XREAD BLOCK per waiting request, reused across requests). */
+export class BlockingPool {
+  private readonly idle: RedisClient[] = [];
+  private readonly all = new Set<RedisClient>();
+  private closed = false;
+  constructor(private readonly url: string, private readonly maxIdle = 128) {}
+
+  acquire(): RedisClient {
+    if (this.closed) throw new SwapserveError('draining');
+    const c = this.idle.pop() ?? connect(this.url, { blocking: true, name: 'swapserve-stream' });
+    this.all.add(c);
+    return c;
+  }
+
+  /** Returns a connection; `broken` (e.g. interrupted mid-command) closes it instead. */
+  release(c: RedisClient, broken = false): void {
+    if (this.closed || broken || this.idle.length >= this.maxIdle) {
+      this.all.delete(c);
+      c.disconnect();
+      return;
+    }
+    this.idle.push(c);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.all) c.disconnect();
+    this.all.clear();
+    this.idle.length = 0;
+  }
+}
+
+export type RawRead = { kind: 'event'; event: StreamEvent } | { kind: 'idle' };
+
+/**
+ * Reads a request's stream from the start (so a retried client, or an Idempotency-Key replay, sees everything).
+ * Yields 'idle' each `blockMs` without data, so callers can send keep-alives and check deadlines.
+ * An aborted signal ends the iteration at the next wake-up; the connection is then closed, not reused.
+ */
+export async function* readStream(pool: BlockingPool, key: string, opts: { blockMs: number; signal?: AbortSignal }): AsyncGenerator<RawRead> {
+  const conn = pool.acquire();
+  let broken = false;
+  let lastId = '0-0';
+  const onAbort = () => {
+    broken = true;
+    conn.disconnect();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (!opts.signal?.aborted) {
+      let res: [string, [string, string[]][]][] | null;
+      try {
+        res = (await conn.xread('COUNT', 256, 'BLOCK', opts.blockMs, 'STREAMS', key, lastId)) as [string, [string, string[]][]][] | null;
+      } catch (e) {
+        if (opts.signal?.aborted) return;
+        broken = true;
+        throw e;
+      }
+      if (!res || res.length === 0) {
+        yield { kind: 'idle' };
+        continue;
+      }
+      for (const [id, fields] of res[0][1]) {
+        lastId = id;
+        const raw = fields[1];
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw);
+        } catch {
+          continue;
+        }
+        const r = streamEventSchema.safeParse(parsed);
+        if (r.success) yield { kind: 'event', event: r.data };
+      }
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    pool.release(conn, broken || !!opts.signal?.aborted);
+  }
+}
+
+/**
+ * Follows one attempt of a request: the first attempt seen is delivered; a later attempt replaces it only if no
+ * token was delivered yet (transparent retry), otherwise the delivery ends with a retryable `worker_lost` error
+ * so the client never sees a token twice. Events of abandoned attempts are ignored.
+ */
+export class AttemptFilter {
+  private current: string | null = null;
+  private readonly abandoned = new Set<string>();
+  tokensDelivered = 0;
+
+  /** Returns the event to deliver, a worker_lost error to end with, or null to skip. */
+  accept(ev: StreamEvent): StreamEvent | null {
+    if (this.abandoned.has(ev.attempt)) return null;
+    if (this.current === null) this.current = ev.attempt;
+    if (ev.attempt !== this.current) {
+      if (this.tokensDelivered > 0) {
+        const err = new SwapserveError('worker_lost', { detail: this.tokensDelivered });
+        return { type: 'error', attempt: this.current, code: err.code, message: err.message, retryable: true };
+      }
+      this.abandoned.add(this.current);
+      this.current = ev.attempt;
+    }
+    if (ev.type === 'token') {
+      if (ev.index < this.tokensDelivered) return null;
+      this.tokensDelivered = ev.index + 1;
+    }
+    return ev;
+  }
+}
