@@ -1,0 +1,45 @@
+// swapserve telemetry: the small API other services call. Start with initTelemetry({ serviceName }) once per
+// process (before creating BullMQ queues/workers); everything else is a no-op until then and never throws.
+//
+// Gateway:  app.register(httpTelemetry)  (HTTP server spans + GET /metrics);
+//           const rs = requestSpan({ operation: 'chat', model }); await rs.run(() => queue.add(...));
+//           rs.setPath(path, coldReason) when the worker reports it; rs.firstChunk(); rs.end({ outcome, ... }).
+// Worker:   new Worker(name, processor, { telemetry: bullmqTelemetry() }); in the processor:
+//           const jt = jobTrace({ operation, model, enqueuedMs: job.timestamp, worker, gpu });
+//           jt.setPath(path, coldReason); await jt.move('swap_in', model, () => runtime.swapIn(...));
+//           await jt.phase(SPAN.prefill, {}, ...); jt.firstToken(); await jt.phase(SPAN.decode, {}, ...);
+//           jt.end({ outcome, inputTokens, outputTokens });  (records the TTFT / TPOT / duration histograms)
+//           startMetricsServer({ port }) for a /metrics endpoint without Fastify.
+export { initTelemetry, shutdownTelemetry, telemetryHandle, readTelemetryEnv } from './sdk.ts';
+export type { TelemetryOptions, TelemetryHandle } from './sdk.ts';
+export {
+  tracer,
+  withSpan,
+  recordSpan,
+  setRequestPath,
+  requestSpan,
+  RequestSpan,
+  jobTrace,
+  JobTrace,
+} from './traces.ts';
+export type { RequestSpanInit, RequestEnd, JobTraceInit } from './traces.ts';
+export {
+  recordRequest,
+  recordTtft,
+  recordMove,
+  recordEviction,
+  setResidency,
+  clearResidency,
+  setLinkPeak,
+  registerQueueSource,
+  registerWorkerSource,
+  metricsText,
+  metricsHandler,
+  startMetricsServer,
+  PROMETHEUS_CONTENT_TYPE,
+} from './metrics.ts';
+export type { QueueSample, WorkerSample, QueueSource, WorkerSource, RequestMetrics } from './metrics.ts';
+export { bullmqTelemetry } from './bullmq.ts';
+export { httpTelemetry, requestContext } from './http.ts';
+export type { HttpTelemetryOptions } from './http.ts';
+export { SPAN, EVENT } from './semconv.ts';

@@ -1,0 +1,264 @@
+// swapserve's metrics: GenAI latency histograms, queue depth, residency, tier moves, evictions, workers.
+// Record calls are no-ops until initTelemetry() runs; gauges read the latest value set or pull from sources
+// registered by the process that knows (the gateway's queues, the scheduler's cluster view).
+import { createServer, type Server } from 'node:http';
+import type { Attributes, Counter, Histogram, ObservableResult } from '@opentelemetry/api';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { ColdReason, MoveKind, ServePath, Tier } from '../shared/vocab.ts';
+import { onTelemetryInit, telemetryHandle } from './sdk.ts';
+import * as S from './semconv.ts';
+
+export interface QueueSample {
+  model: string;
+  /** Jobs waiting (not yet picked up), including delayed and prioritised. */
+  waiting: number;
+  /** Jobs being served. */
+  active: number;
+  /** Age of the oldest waiting job in seconds; 0 when none waits. */
+  oldestWaitSeconds: number;
+}
+export interface WorkerSample {
+  /** e.g. 'ready' | 'starting' | 'draining' (whatever the cluster view calls them). */
+  state: string;
+  count: number;
+}
+export type QueueSource = () => Promise<QueueSample[]> | QueueSample[];
+export type WorkerSource = () => Promise<WorkerSample[]> | WorkerSample[];
+
+interface Instruments {
+  ttft: Histogram;
+  tpot: Histogram;
+  duration: Histogram;
+  moveBytes: Counter;
+  moveDuration: Histogram;
+  moveBandwidth: Histogram;
+  evictions: Counter;
+}
+let inst: Instruments | null = null;
+const queueSources = new Set<QueueSource>();
+const workerSources = new Set<WorkerSource>();
+/** Last residency set per worker/model/tier: `${worker}\0${model}\0${tier}` -> bytes. */
+const residency = new Map<string, { worker: string; model: string; tier: Tier; bytes: number }>();
+const linkPeak = new Map<string, number>();
+
+onTelemetryInit((h) => {
+  const meter = h.meterProvider.getMeter('swapserve');
+  inst = {
+    ttft: meter.createHistogram(S.METRIC_TTFT, {
+      unit: 's',
+      description: 'Time from enqueue to the first output token',
+      advice: { explicitBucketBoundaries: S.TTFT_BUCKETS_S },
+    }),
+    tpot: meter.createHistogram(S.METRIC_TPOT, {
+      unit: 's',
+      description: 'Time per output token after the first',
+      advice: { explicitBucketBoundaries: S.TPOT_BUCKETS_S },
+    }),
+    duration: meter.createHistogram(S.METRIC_REQUEST_DURATION, {
+      unit: 's',
+      description: 'Time from enqueue to the last output token',
+      advice: { explicitBucketBoundaries: S.REQUEST_DURATION_BUCKETS_S },
+    }),
+    moveBytes: meter.createCounter(S.METRIC_MOVE_BYTES, { unit: 'By', description: 'Bytes moved between tiers' }),
+    moveDuration: meter.createHistogram(S.METRIC_MOVE_DURATION, {
+      unit: 's',
+      description: 'Duration of one tier move',
+      advice: { explicitBucketBoundaries: S.MOVE_DURATION_BUCKETS_S },
+    }),
+    moveBandwidth: meter.createHistogram(S.METRIC_MOVE_BANDWIDTH, {
+      unit: 'GBy/s',
+      description: 'Achieved bandwidth of one tier move (1e9 bytes per second)',
+      advice: { explicitBucketBoundaries: S.MOVE_BANDWIDTH_BUCKETS_GBPS },
+    }),
+    evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
+  };
+
+  meter
+    .createObservableGauge(S.METRIC_QUEUE_DEPTH, { description: 'Jobs per model queue and state' })
+    .addCallback(async (r) => {
+      for (const s of await pull(queueSources)) {
+        r.observe(s.waiting, { [S.ATTR_GEN_AI_REQUEST_MODEL]: s.model, [S.ATTR_QUEUE_STATE]: 'waiting' });
+        r.observe(s.active, { [S.ATTR_GEN_AI_REQUEST_MODEL]: s.model, [S.ATTR_QUEUE_STATE]: 'active' });
+      }
+    });
+  meter
+    .createObservableGauge(S.METRIC_QUEUE_OLDEST_WAIT, { unit: 's', description: 'Age of the oldest waiting job' })
+    .addCallback(async (r) => {
+      for (const s of await pull(queueSources)) r.observe(s.oldestWaitSeconds, { [S.ATTR_GEN_AI_REQUEST_MODEL]: s.model });
+    });
+  meter
+    .createObservableGauge(S.METRIC_WORKERS, { description: 'Workers in the cluster by state' })
+    .addCallback(async (r) => {
+      for (const s of await pull(workerSources)) r.observe(s.count, { [S.ATTR_WORKER_STATE]: s.state });
+    });
+  meter
+    .createObservableGauge(S.METRIC_RESIDENCY_BYTES, { unit: 'By', description: 'Bytes of a model held in a tier' })
+    .addCallback((r: ObservableResult) => {
+      for (const e of residency.values()) {
+        r.observe(e.bytes, {
+          [S.ATTR_WORKER]: e.worker,
+          [S.ATTR_GEN_AI_REQUEST_MODEL]: e.model,
+          [S.ATTR_TIER]: e.tier,
+        });
+      }
+    });
+  meter
+    .createObservableGauge(S.METRIC_LINK_PEAK, { unit: 'GBy/s', description: 'Peak host->GPU link bandwidth' })
+    .addCallback((r: ObservableResult) => {
+      for (const [worker, gbps] of linkPeak) r.observe(gbps, { [S.ATTR_WORKER]: worker });
+    });
+});
+
+/** Samples from every source; a failing source is skipped (and logged), never failing the scrape. */
+async function pull<T>(sources: Set<() => Promise<T[]> | T[]>): Promise<T[]> {
+  const out: T[] = [];
+  for (const src of sources) {
+    try {
+      out.push(...(await src()));
+    } catch (err) {
+      process.stderr.write(`swapserve telemetry: metric source failed: ${String(err)}\n`);
+    }
+  }
+  return out;
+}
+
+function finite(x: number): boolean {
+  return Number.isFinite(x) && x >= 0;
+}
+
+export interface RequestMetrics {
+  model: string;
+  path: ServePath;
+  operation?: S.GenAiOperation;
+  coldReason?: ColdReason | null;
+  /** Enqueue -> first token, seconds. */
+  ttftSeconds?: number | null;
+  /** Enqueue -> last token, seconds. */
+  durationSeconds?: number | null;
+  /** Output tokens produced (TPOT = (duration - ttft) / (outputTokens - 1)). */
+  outputTokens?: number | null;
+  /** Set when the request failed: the error code/type. */
+  errorType?: string | null;
+}
+
+function requestAttrs(m: { model: string; path: ServePath; operation?: S.GenAiOperation; errorType?: string | null }) {
+  const a: Attributes = { [S.ATTR_GEN_AI_REQUEST_MODEL]: m.model, [S.ATTR_PATH]: m.path };
+  if (m.operation) a[S.ATTR_GEN_AI_OPERATION_NAME] = m.operation;
+  if (m.errorType) a[S.ATTR_ERROR_TYPE] = m.errorType;
+  return a;
+}
+
+/** Record the three GenAI histograms for one finished request (call once per request, in the worker). */
+export function recordRequest(m: RequestMetrics): void {
+  if (!inst) return;
+  const a = requestAttrs(m);
+  if (m.ttftSeconds != null && finite(m.ttftSeconds)) inst.ttft.record(m.ttftSeconds, a);
+  if (m.durationSeconds != null && finite(m.durationSeconds)) inst.duration.record(m.durationSeconds, a);
+  if (
+    m.ttftSeconds != null &&
+    m.durationSeconds != null &&
+    m.outputTokens != null &&
+    m.outputTokens > 1 &&
+    m.durationSeconds >= m.ttftSeconds
+  ) {
+    inst.tpot.record((m.durationSeconds - m.ttftSeconds) / (m.outputTokens - 1), a);
+  }
+}
+
+/** Record a time to first token alone. */
+export function recordTtft(model: string, path: ServePath, seconds: number, operation?: S.GenAiOperation): void {
+  if (inst && finite(seconds)) inst.ttft.record(seconds, requestAttrs({ model, path, operation }));
+}
+
+/** Record one tier move: bytes, duration and achieved GB/s per move kind. */
+export function recordMove(kind: MoveKind, bytes: number, seconds: number, model?: string): void {
+  if (!inst || !finite(bytes) || !finite(seconds)) return;
+  const a: Attributes = { [S.ATTR_MOVE_KIND]: kind };
+  inst.moveBytes.add(bytes, a);
+  inst.moveDuration.record(seconds, model ? { ...a, [S.ATTR_GEN_AI_REQUEST_MODEL]: model } : a);
+  if (seconds > 0 && bytes > 0) inst.moveBandwidth.record(bytes / seconds / 1e9, a);
+}
+
+/** Count an eviction of `model` from `tier`. */
+export function recordEviction(model: string, tier: Tier): void {
+  inst?.evictions.add(1, { [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_TIER]: tier });
+}
+
+/** Set how many bytes of `model` `worker` holds in `tier` (0 removes the series). */
+export function setResidency(worker: string, model: string, tier: Tier, bytes: number): void {
+  const key = `${worker}\0${model}\0${tier}`;
+  if (!finite(bytes) || bytes === 0) residency.delete(key);
+  else residency.set(key, { worker, model, tier, bytes });
+}
+
+/** Forget every residency series of a worker (it exited). */
+export function clearResidency(worker: string): void {
+  for (const [k, e] of residency) if (e.worker === worker) residency.delete(k);
+}
+
+/** Set a worker's host->GPU link peak in GB/s (configured or measured), drawn against swap bandwidth. */
+export function setLinkPeak(worker: string, gbps: number): void {
+  if (finite(gbps)) linkPeak.set(worker, gbps);
+}
+
+/** Pull queue depth / oldest wait per model at each collection. Returns an unregister function. */
+export function registerQueueSource(src: QueueSource): () => void {
+  queueSources.add(src);
+  return () => void queueSources.delete(src);
+}
+
+/** Pull worker counts by state at each collection. Returns an unregister function. */
+export function registerWorkerSource(src: WorkerSource): () => void {
+  workerSources.add(src);
+  return () => void workerSources.delete(src);
+}
+
+const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
+
+/** The Prometheus text exposition of this process's metrics ('' before initTelemetry). */
+export async function metricsText(): Promise<string> {
+  const h = telemetryHandle();
+  if (!h) return '';
+  const { resourceMetrics, errors } = await h.prometheus.collect();
+  for (const e of errors) process.stderr.write(`swapserve telemetry: metric collection: ${String(e)}\n`);
+  return serializer.serialize(resourceMetrics);
+}
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** A Fastify route handler for GET /metrics: `app.get('/metrics', metricsHandler())`. */
+export function metricsHandler() {
+  return async (
+    _req: unknown,
+    reply: { type(t: string): unknown; send(b: string): unknown },
+  ): Promise<void> => {
+    const body = await metricsText();
+    reply.type(PROMETHEUS_CONTENT_TYPE);
+    reply.send(body);
+  };
+}
+
+/**
+ * A bare HTTP server with only GET /metrics, for processes without Fastify (workers, scheduler).
+ * Resolves once listening; `port: 0` picks a free port (read `address()`).
+ */
+export async function startMetricsServer(opts: { port: number; host?: string }): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    metricsText().then(
+      (body) => res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(body),
+      (err) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

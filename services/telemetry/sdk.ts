@@ -1,0 +1,200 @@
+// Process-wide OpenTelemetry set-up: one tracer provider (OTLP over HTTP when an endpoint is configured by the
+// standard OTEL_* variables, or a test exporter) and one meter provider (always a Prometheus reader for
+// `/metrics`; OTLP push when configured). Idempotent: the first call wins, later calls return the same handle.
+import { diag, DiagLogLevel, trace, type DiagLogger } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { z } from 'zod';
+import { RequestAttributeProcessor } from './request-attributes.ts';
+import { ATTR_SERVICE_NAME } from './semconv.ts';
+
+export interface TelemetryOptions {
+  /** `service.name` resource attribute. @defaultValue OTEL_SERVICE_NAME, else 'swapserve' */
+  serviceName?: string;
+  /**
+   * Export spans here synchronously (tests: an InMemorySpanExporter). When set, tracing is on whatever the
+   * environment says. @defaultValue undefined (OTLP when an endpoint is configured, else tracing off)
+   */
+  spanExporter?: SpanExporter;
+  /** Extra metric reader (tests). @defaultValue undefined */
+  metricReader?: IMetricReader;
+  /** Environment to read OTEL_* from. @defaultValue process.env */
+  env?: Record<string, string | undefined>;
+}
+
+export interface TelemetryHandle {
+  serviceName: string;
+  /** Whether spans are recorded (an exporter is configured). */
+  tracing: boolean;
+  /** Whether metrics are pushed over OTLP (the Prometheus reader is always there). */
+  otlpMetrics: boolean;
+  meterProvider: MeterProvider;
+  prometheus: PrometheusExporter;
+  /** Null when tracing is off. */
+  requestAttributes: RequestAttributeProcessor | null;
+  tracerProvider: NodeTracerProvider | null;
+}
+
+/** The OTEL_* variables read, validated once at start-up. Bad values turn telemetry off, never fail start-up. */
+const EnvSchema = z.object({
+  OTEL_SDK_DISABLED: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: z.url().optional(),
+  OTEL_TRACES_EXPORTER: z.string().optional(),
+  OTEL_METRICS_EXPORTER: z.string().optional(),
+  OTEL_METRIC_EXPORT_INTERVAL: z.coerce.number().int().positive().optional(),
+  OTEL_LOG_LEVEL: z.string().optional(),
+});
+export type TelemetryEnv = z.infer<typeof EnvSchema>;
+
+/** What the environment asks for: which signals go out over OTLP. Pure, for tests. */
+export function readTelemetryEnv(env: Record<string, string | undefined>): {
+  disabled: boolean;
+  serviceName: string | undefined;
+  otlpTraces: boolean;
+  otlpMetrics: boolean;
+  metricIntervalMs: number | undefined;
+  problems: string[];
+} {
+  const blankless = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('OTEL_') && v !== ''));
+  const parsed = EnvSchema.safeParse(blankless);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  const e: TelemetryEnv = parsed.success ? parsed.data : {};
+  const disabled = (e.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true' || !parsed.success;
+  const list = (v: string | undefined, dflt: string) => (v ?? dflt).split(',').map((s) => s.trim().toLowerCase());
+  const traceExporters = list(e.OTEL_TRACES_EXPORTER, 'otlp');
+  const metricExporters = list(e.OTEL_METRICS_EXPORTER, 'otlp');
+  return {
+    disabled,
+    serviceName: e.OTEL_SERVICE_NAME,
+    otlpTraces:
+      !disabled && traceExporters.includes('otlp') && !!(e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT),
+    otlpMetrics:
+      !disabled &&
+      metricExporters.includes('otlp') &&
+      !!(e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT),
+    metricIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
+    problems,
+  };
+}
+
+let handle: TelemetryHandle | null = null;
+const initListeners: ((h: TelemetryHandle) => void)[] = [];
+
+/** The handle if initTelemetry ran, else null (telemetry calls are then no-ops). */
+export function telemetryHandle(): TelemetryHandle | null {
+  return handle;
+}
+
+/** Run `fn` now if telemetry is up, else when it comes up (instruments are created this way). */
+export function onTelemetryInit(fn: (h: TelemetryHandle) => void): void {
+  if (handle) fn(handle);
+  else initListeners.push(fn);
+}
+
+/** Start telemetry for this process. Idempotent; never throws (a broken exporter must not fail requests). */
+export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
+  if (handle) return handle;
+  const env = options.env ?? process.env;
+  const cfg = readTelemetryEnv(env);
+  installDiagLogger(env.OTEL_LOG_LEVEL);
+  for (const p of cfg.problems) diag.warn(`swapserve telemetry: ignoring invalid OTEL setting ${p}`);
+  const serviceName = options.serviceName ?? cfg.serviceName ?? 'swapserve';
+  const resource: Resource = defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }));
+
+  let tracerProvider: NodeTracerProvider | null = null;
+  let requestAttributes: RequestAttributeProcessor | null = null;
+  const inner: SpanProcessor[] = [];
+  if (options.spanExporter) inner.push(new SimpleSpanProcessor(options.spanExporter));
+  if (cfg.otlpTraces) inner.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  if (inner.length > 0) {
+    requestAttributes = new RequestAttributeProcessor(inner.length === 1 ? inner[0] : fanOut(inner));
+    tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [requestAttributes] });
+    // Registers the AsyncLocalStorage context manager and the W3C trace-context propagator that bullmq-otel
+    // uses to carry the trace from the producer to the consumer through the job's metadata.
+    tracerProvider.register();
+  }
+
+  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const readers: IMetricReader[] = [prometheus];
+  if (cfg.otlpMetrics) {
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter(),
+        exportIntervalMillis: cfg.metricIntervalMs ?? 15_000,
+      }),
+    );
+  }
+  if (options.metricReader) readers.push(options.metricReader);
+  const meterProvider = new MeterProvider({ resource, readers });
+
+  handle = {
+    serviceName,
+    tracing: tracerProvider !== null,
+    otlpMetrics: cfg.otlpMetrics,
+    meterProvider,
+    prometheus,
+    requestAttributes,
+    tracerProvider,
+  };
+  const h = handle;
+  for (const fn of initListeners.splice(0)) fn(h);
+  return h;
+}
+
+/** Flush and stop exporters. Idempotent; runs every step even when one fails. Last in the shutdown order. */
+export async function shutdownTelemetry(): Promise<void> {
+  const h = handle;
+  if (!h) return;
+  handle = null;
+  const steps: Promise<unknown>[] = [h.meterProvider.shutdown()];
+  if (h.tracerProvider) steps.push(h.tracerProvider.shutdown());
+  const results = await Promise.allSettled(steps);
+  for (const r of results) if (r.status === 'rejected') diag.warn(`swapserve telemetry: shutdown: ${String(r.reason)}`);
+  if (h.tracerProvider) trace.disable();
+}
+
+function fanOut(processors: SpanProcessor[]): SpanProcessor {
+  return {
+    onStart: (span, ctx) => processors.forEach((p) => p.onStart(span, ctx)),
+    onEnding: (span) => processors.forEach((p) => p.onEnding?.(span)),
+    onEnd: (span) => processors.forEach((p) => p.onEnd(span)),
+    forceFlush: async () => void (await Promise.all(processors.map((p) => p.forceFlush()))),
+    shutdown: async () => void (await Promise.all(processors.map((p) => p.shutdown()))),
+  };
+}
+
+function installDiagLogger(level: string | undefined): void {
+  const lv = (level ?? 'warn').toUpperCase();
+  const map: Record<string, DiagLogLevel> = {
+    NONE: DiagLogLevel.NONE,
+    ERROR: DiagLogLevel.ERROR,
+    WARN: DiagLogLevel.WARN,
+    INFO: DiagLogLevel.INFO,
+    DEBUG: DiagLogLevel.DEBUG,
+    VERBOSE: DiagLogLevel.VERBOSE,
+    ALL: DiagLogLevel.ALL,
+  };
+  const write = (prefix: string) => (msg: string, ...args: unknown[]) =>
+    process.stderr.write(`[otel ${prefix}] ${msg}${args.length ? ' ' + args.map(String).join(' ') : ''}\n`);
+  const logger: DiagLogger = {
+    error: write('error'),
+    warn: write('warn'),
+    info: write('info'),
+    debug: write('debug'),
+    verbose: write('verbose'),
+  };
+  diag.setLogger(logger, { logLevel: map[lv] ?? DiagLogLevel.WARN, suppressOverrideMessage: true });
+}

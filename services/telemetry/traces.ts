@@ -1,0 +1,262 @@
+// Spans of one request: the gateway's inference span (`chat {model}`), the worker's job trace with its phase
+// spans (queue wait, load, swap-in, eviction waits, prefill, decode) and the `gen_ai.first_token` event.
+// Every call is safe without initTelemetry (the OpenTelemetry API is then a no-op) and never throws.
+import {
+  context,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import type { ColdReason, MoveKind, Outcome, ServePath } from '../shared/vocab.ts';
+import { recordMove, recordRequest } from './metrics.ts';
+import { telemetryHandle } from './sdk.ts';
+import * as S from './semconv.ts';
+
+export function tracer(): Tracer {
+  return trace.getTracer('swapserve');
+}
+
+/** Put the serving path (and cold reason) on every span of the current trace in this process. */
+export function setRequestPath(path: ServePath, coldReason?: ColdReason | null, ctx: Context = context.active()): void {
+  const span = trace.getSpan(ctx);
+  if (!span) return;
+  const attrs: Attributes = { [S.ATTR_PATH]: path };
+  if (path === 'cold' && coldReason) attrs[S.ATTR_COLD_REASON] = coldReason;
+  span.setAttributes(attrs);
+  telemetryHandle()?.requestAttributes?.setTraceAttributes(span.spanContext().traceId, attrs);
+}
+
+/**
+ * Run `fn` inside a child span of the active context. The span ends when `fn` settles; a throw or rejection is
+ * recorded on the span (status ERROR, `error.type`) and re-thrown.
+ */
+export async function withSpan<T>(name: string, attrs: Attributes, fn: (span: Span) => Promise<T> | T): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes: attrs }, async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      markError(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+function markError(span: Span, err: unknown): void {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (err as { code?: unknown })?.code;
+  span.recordException(e);
+  span.setAttribute(S.ATTR_ERROR_TYPE, typeof code === 'string' ? code : e.name);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+}
+
+/** Record a span that already happened (start and end known), as a child of `ctx`. */
+export function recordSpan(name: string, startMs: number, endMs: number, attrs: Attributes, ctx = context.active()): void {
+  tracer().startSpan(name, { attributes: attrs, startTime: startMs }, ctx).end(Math.max(startMs, endMs));
+}
+
+// ---- Gateway side -------------------------------------------------------------------------------------------
+
+export interface RequestSpanInit {
+  operation: S.GenAiOperation;
+  model: string;
+  maxTokens?: number | null;
+  temperature?: number | null;
+  topP?: number | null;
+  /** Request start in ms since the epoch. @defaultValue Date.now() */
+  startMs?: number;
+}
+
+export interface RequestEnd {
+  outcome: Outcome;
+  inputTokens?: number | null;
+  outputTokens?: number | null;
+  finishReasons?: string[];
+  responseId?: string;
+  /** Error code (services/shared/errors.ts) when the outcome is not 'completed'. */
+  errorType?: string | null;
+}
+
+/**
+ * The gateway's `chat {model}` / `text_completion {model}` span. Run the enqueue inside `run()` so BullMQ's
+ * producer span (and through it the worker's spans) join this trace.
+ */
+export class RequestSpan {
+  readonly span: Span;
+  readonly context: Context;
+  private readonly startMs: number;
+  private firstChunkMs: number | null = null;
+  private ended = false;
+
+  constructor(init: RequestSpanInit, parent: Context = context.active()) {
+    this.startMs = init.startMs ?? Date.now();
+    const attrs: Attributes = {
+      [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
+      [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER,
+      [S.ATTR_GEN_AI_REQUEST_MODEL]: init.model,
+    };
+    if (init.maxTokens != null) attrs[S.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = init.maxTokens;
+    if (init.temperature != null) attrs[S.ATTR_GEN_AI_REQUEST_TEMPERATURE] = init.temperature;
+    if (init.topP != null) attrs[S.ATTR_GEN_AI_REQUEST_TOP_P] = init.topP;
+    this.span = tracer().startSpan(
+      S.inferenceSpanName(init.operation, init.model),
+      { kind: SpanKind.INTERNAL, attributes: attrs, startTime: this.startMs },
+      parent,
+    );
+    this.context = trace.setSpan(parent, this.span);
+  }
+
+  /** Run `fn` with this span active (enqueue inside it). */
+  run<T>(fn: () => T): T {
+    return context.with(this.context, fn);
+  }
+
+  /** The path the worker chose; stamps every span of the trace in this process. */
+  setPath(path: ServePath, coldReason?: ColdReason | null): void {
+    setRequestPath(path, coldReason, this.context);
+  }
+
+  /** The first chunk reached the client: `gen_ai.first_token` event and `time_to_first_chunk` (s). */
+  firstChunk(atMs: number = Date.now()): void {
+    if (this.firstChunkMs !== null || this.ended) return;
+    this.firstChunkMs = atMs;
+    this.span.addEvent(S.EVENT.firstToken, atMs);
+    this.span.setAttribute(S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, (atMs - this.startMs) / 1000);
+  }
+
+  /** End the span (idempotent). Metrics are recorded by the worker, once per job, not here. */
+  end(e: RequestEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    const attrs: Attributes = { [S.ATTR_OUTCOME]: e.outcome };
+    if (e.inputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = e.inputTokens;
+    if (e.outputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = e.outputTokens;
+    if (e.finishReasons) attrs[S.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = e.finishReasons;
+    if (e.responseId) attrs[S.ATTR_GEN_AI_RESPONSE_ID] = e.responseId;
+    if (e.outcome !== 'completed') {
+      attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: e.errorType ?? e.outcome });
+    }
+    this.span.setAttributes(attrs);
+    this.span.end();
+  }
+}
+
+/** Start the gateway's inference span as a child of `parent` (pass `requestContext(req)` from ./http.ts). */
+export function requestSpan(init: RequestSpanInit, parent: Context = context.active()): RequestSpan {
+  return new RequestSpan(init, parent);
+}
+
+// ---- Worker side --------------------------------------------------------------------------------------------
+
+export interface JobTraceInit {
+  operation: S.GenAiOperation;
+  model: string;
+  jobId?: string;
+  worker?: string;
+  gpu?: number | null;
+  /** When the job was enqueued, ms since the epoch (BullMQ's job.timestamp). */
+  enqueuedMs: number;
+  /** When this worker picked the job up. @defaultValue Date.now() */
+  pickedUpMs?: number;
+}
+
+/**
+ * One job's trace on the worker, inside BullMQ's consumer span (call from the processor, where that span is
+ * active). Records the queue-wait span at once; phases run through `phase()`/`move()`; `end()` records metrics.
+ */
+export class JobTrace {
+  readonly context: Context;
+  private readonly init: JobTraceInit;
+  private path: ServePath | null = null;
+  private coldReason: ColdReason | null = null;
+  private firstTokenMs: number | null = null;
+  private ended = false;
+
+  constructor(init: JobTraceInit, ctx: Context = context.active()) {
+    this.init = init;
+    this.context = ctx;
+    const span = trace.getSpan(ctx);
+    const attrs: Attributes = {
+      [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
+      [S.ATTR_GEN_AI_REQUEST_MODEL]: init.model,
+    };
+    if (init.jobId) attrs[S.ATTR_JOB_ID] = init.jobId;
+    if (init.worker) attrs[S.ATTR_WORKER] = init.worker;
+    if (init.gpu != null) attrs[S.ATTR_GPU] = init.gpu;
+    span?.setAttributes(attrs);
+    recordSpan(S.SPAN.queueWait, init.enqueuedMs, init.pickedUpMs ?? Date.now(), {}, ctx);
+  }
+
+  /** The path this job takes, decided before any phase runs (stamps every span of the trace here). */
+  setPath(path: ServePath, coldReason?: ColdReason | null): void {
+    this.path = path;
+    this.coldReason = path === 'cold' ? (coldReason ?? null) : null;
+    setRequestPath(path, this.coldReason, this.context);
+  }
+
+  /** Run one phase (`SPAN.prefill`, `SPAN.decode`, `SPAN.evictWait`, ...) as a child span. */
+  phase<T>(name: S.SwapserveSpanName, attrs: Attributes, fn: (span: Span) => Promise<T> | T): Promise<T> {
+    return context.with(this.context, () => withSpan(name, attrs, fn));
+  }
+
+  /**
+   * Run one tier move (`load` or `swap_in`) as a child span carrying bytes and GB/s, and record the move
+   * metrics. `fn` returns the bytes actually moved.
+   */
+  async move(kind: MoveKind, model: string, fn: () => Promise<number>): Promise<number> {
+    const name = kind === 'swap_in' ? S.SPAN.swapIn : S.SPAN.load;
+    return this.phase(name, { [S.ATTR_MOVE_KIND]: kind, [S.ATTR_GEN_AI_REQUEST_MODEL]: model }, async (span) => {
+      const t0 = performance.now();
+      const bytes = await fn();
+      const seconds = (performance.now() - t0) / 1000;
+      span.setAttribute(S.ATTR_MOVE_BYTES, bytes);
+      if (seconds > 0) span.setAttribute(S.ATTR_MOVE_GBPS, bytes / seconds / 1e9);
+      recordMove(kind, bytes, seconds, model);
+      return bytes;
+    });
+  }
+
+  /** The first token was sampled: `gen_ai.first_token` on the active span (prefill) and the consumer span. */
+  firstToken(atMs: number = Date.now()): void {
+    if (this.firstTokenMs !== null) return;
+    this.firstTokenMs = atMs;
+    const active = trace.getActiveSpan();
+    const job = trace.getSpan(this.context);
+    active?.addEvent(S.EVENT.firstToken, atMs);
+    if (job && job !== active) job.addEvent(S.EVENT.firstToken, atMs);
+  }
+
+  /** Finish: usage attributes on the consumer span and the GenAI histograms (once per job). */
+  end(e: RequestEnd, atMs: number = Date.now()): void {
+    if (this.ended) return;
+    this.ended = true;
+    const span = trace.getSpan(this.context);
+    const attrs: Attributes = { [S.ATTR_OUTCOME]: e.outcome };
+    if (e.inputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = e.inputTokens;
+    if (e.outputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = e.outputTokens;
+    if (e.outcome !== 'completed') attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
+    span?.setAttributes(attrs);
+    if (!this.path) return; // never decided (failed before placement): no path to label metrics with
+    recordRequest({
+      model: this.init.model,
+      path: this.path,
+      operation: this.init.operation,
+      coldReason: this.coldReason,
+      ttftSeconds: this.firstTokenMs !== null ? (this.firstTokenMs - this.init.enqueuedMs) / 1000 : null,
+      durationSeconds: (atMs - this.init.enqueuedMs) / 1000,
+      outputTokens: e.outputTokens ?? null,
+      errorType: e.outcome === 'completed' ? null : (e.errorType ?? e.outcome),
+    });
+  }
+}
+
+/** Start a job's trace in the worker's BullMQ processor. */
+export function jobTrace(init: JobTraceInit): JobTrace {
+  return new JobTrace(init);
+}
