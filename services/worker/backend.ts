@@ -1,0 +1,30 @@
+// What the worker needs from the native side (weights runtime + engine), as one small interface.
+// native-backend.ts implements it over native/ts/runtime.ts and native/ts/engine.ts; all of its work runs on
+// native threads and resolves Promises, so the worker's event loop (BullMQ lock renewal) never blocks.
+import type { ModelEntry } from '../shared/config.ts';
+import type { JobData } from '../shared/job.ts';
+import type { MoveKind, Residency } from '../shared/vocab.ts';
+
+export interface MoveOutcome {
+  bytes: number;
+  wallMs: number;
+}
+
+export type GenEvent =
+  | { type: 'token'; id: number; text: string }
+  | { type: 'done'; finishReason: 'stop' | 'length'; promptTokens: number; completionTokens: number; prefillMs: number; decodeMs: number };
+
+export interface ModelBackend {
+  readonly kind: 'cpu' | 'cuda';
+  readonly device: string;
+  readonly budgets: { host: number; gpu: number };
+  /** Opens and validates the model's files and registers its layout; returns its arena size (bytes). */
+  register(model: ModelEntry): Promise<{ bytes: number }>;
+  /** One tier move; onProgress gets bytes moved so far. */
+  move(kind: MoveKind, modelId: string, onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<MoveOutcome>;
+  residency(modelId: string): Residency;
+  usage(): { host: number; gpu: number };
+  /** Runs one generation on a GPU-resident model. Throws SwapserveError (context_length_exceeded, ...) on bad input. */
+  generate(modelId: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,44 @@
+// Per-model residency history on one worker and the one definition of a request's path (pure; time is an argument).
+import type { ColdReason, ServePath } from '../shared/vocab.ts';
+
+/** A finished tier move, in epoch ms. */
+export interface MoveSpan {
+  startMs: number;
+  endMs: number;
+}
+
+/** How and when a model last reached the GPU tier on this worker. */
+export interface GpuArrival {
+  atMs: number;
+  /** 'disk_load' when the arrival included a disk read, 'swap' when it was host -> GPU only. */
+  via: 'disk_load' | 'swap';
+  /** The disk read (if any) and the host -> GPU copy of that arrival. */
+  load: MoveSpan | null;
+  swap: MoveSpan | null;
+}
+
+export interface PathDecision {
+  path: ServePath;
+  coldReason?: ColdReason;
+  /** The part of [arrival, ready] spent on each move; queue is the rest (ms). */
+  loadMs: number;
+  swapMs: number;
+  queueMs: number;
+}
+
+const overlap = (a0: number, a1: number, s: MoveSpan | null): number => (s ? Math.max(0, Math.min(a1, s.endMs) - Math.max(a0, s.startMs)) : 0);
+
+/**
+ * What the request waited for. The model was on the GPU before the request arrived: warm. It got there after:
+ * the worker started after the arrival -> cold (worker_start); a disk read -> cold (disk_load); else swap.
+ * @param readyMs when the model was usable for this request (ms since epoch)
+ */
+export function classifyPath(arrivalMs: number, readyMs: number, arrival: GpuArrival, workerStartedMs: number): PathDecision {
+  const loadMs = overlap(arrivalMs, readyMs, arrival.load);
+  const swapMs = overlap(arrivalMs, readyMs, arrival.swap);
+  const queueMs = Math.max(0, readyMs - arrivalMs - loadMs - swapMs);
+  if (arrival.atMs <= arrivalMs) return { path: 'warm', loadMs: 0, swapMs: 0, queueMs: Math.max(0, readyMs - arrivalMs) };
+  if (arrivalMs < workerStartedMs) return { path: 'cold', coldReason: 'worker_start', loadMs, swapMs, queueMs };
+  if (arrival.via === 'disk_load') return { path: 'cold', coldReason: 'disk_load', loadMs, swapMs, queueMs };
+  return { path: 'swap', loadMs, swapMs, queueMs };
+}

@@ -1,0 +1,156 @@
+// The worker process's core: tier state through the native backend, one BullMQ consumer per served model,
+// state heartbeats and scheduler commands, cancellation by pub/sub. See design.md in this folder.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker as BullWorker } from 'bullmq';
+import type { Config } from '../shared/config.ts';
+import type { ModelOnWorker, WorkerCommand, WorkerState } from '../shared/cluster.ts';
+import { connect, keys, queueName, type RedisClient } from '../shared/queues.ts';
+import type { ModelBackend } from './backend.ts';
+import { Control } from './control.ts';
+import { runJob, type RunnerContext } from './job-runner.ts';
+import { TierManager } from './tiers.ts';
+
+export interface SwapWorkerOptions {
+  config: Config;
+  backend: ModelBackend;
+  /** @defaultValue `<host>-<pid>-<random>` */
+  workerId?: string;
+  /**
+   * Consume every configured model's queue from the start and make models resident on demand (no scheduler
+   * needed). @defaultValue config.worker.selfLoad
+   */
+  consumeAll?: boolean;
+}
+
+export class SwapWorker {
+  readonly workerId: string;
+  readonly startedMs = Date.now();
+  private readonly cfg: Config;
+  private readonly backend: ModelBackend;
+  private readonly tiers: TierManager;
+  private readonly redis: RedisClient;
+  private readonly sub: RedisClient;
+  private readonly control: Control;
+  private readonly consumers = new Map<string, BullWorker>();
+  private readonly active = new Map<string, AbortController>();
+  private readonly ctx: RunnerContext;
+  private readonly consumeAll: boolean;
+  private draining = false;
+  private healthy = true;
+  private closing: Promise<void> | null = null;
+  /** Resolves when a drain/shutdown command asks the process to exit (with its exit code). */
+  readonly exitRequested: Promise<number>;
+  private requestExit!: (code: number) => void;
+
+  constructor(opts: SwapWorkerOptions) {
+    this.cfg = opts.config;
+    this.backend = opts.backend;
+    this.workerId = opts.workerId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.consumeAll = opts.consumeAll ?? this.cfg.worker.selfLoad;
+    const url = this.cfg.redisUrl ?? 'redis://127.0.0.1:6379';
+    this.redis = connect(url, { name: `swapserve-worker-${this.workerId}` });
+    this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
+    this.tiers = new TierManager(this.backend, () => this.control?.changed());
+    this.control = new Control(
+      { workerId: this.workerId, state: () => this.state(), execute: (c) => this.execute(c) },
+      this.redis, connect(url, { blocking: true, name: 'swapserve-worker-cmd' }), this.cfg.prefix, this.cfg.worker.heartbeatMs,
+    );
+    this.ctx = {
+      workerId: this.workerId, startedMs: this.startedMs, backend: this.backend, tiers: this.tiers, redis: this.redis,
+      prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active,
+    };
+    this.exitRequested = new Promise((r) => { this.requestExit = r; });
+  }
+
+  async start(): Promise<void> {
+    for (const m of this.cfg.models) this.tiers.add(m);
+    const channel = keys(this.cfg.prefix).cancelChannel;
+    this.sub.on('message', (_ch: string, requestId: string) => this.active.get(requestId)?.abort());
+    await this.sub.subscribe(channel);
+    await this.control.start();
+    if (this.consumeAll) for (const m of this.cfg.models) this.consume(m.id, this.cfg.worker.concurrency);
+  }
+
+  /** Starts taking jobs from a model's queue. */
+  consume(modelId: string, concurrency: number): void {
+    if (this.draining || this.consumers.has(modelId)) return;
+    const w = new BullWorker(queueName(modelId), (job, _token, signal) => runJob(this.ctx, job, signal), {
+      connection: this.redis,
+      prefix: this.cfg.prefix,
+      concurrency,
+      lockDuration: this.cfg.worker.lockDurationMs,
+      stalledInterval: this.cfg.worker.stalledIntervalMs,
+      maxStalledCount: this.cfg.worker.maxStalledCount,
+      removeOnComplete: { count: 0 },
+      removeOnFail: { age: 3600, count: 1000 },
+    });
+    w.on('error', () => {}); // connection errors are retried by ioredis; a job's outcome is on its stream
+    this.consumers.set(modelId, w);
+    this.control.changed();
+  }
+
+  async stopConsuming(modelId: string): Promise<void> {
+    const w = this.consumers.get(modelId);
+    if (!w) return;
+    this.consumers.delete(modelId);
+    this.control.changed();
+    await w.close();
+  }
+
+  private async execute(cmd: WorkerCommand): Promise<void> {
+    switch (cmd.kind) {
+      case 'consume':
+        if (this.draining) throw Object.assign(new Error('worker is draining'), { code: 'draining' });
+        if (!this.tiers.has(cmd.model)) throw Object.assign(new Error(`model ${cmd.model} is not configured here`), { code: 'not_found' });
+        this.consume(cmd.model, cmd.concurrency);
+        return;
+      case 'stop_consume':
+        await this.stopConsuming(cmd.model);
+        return;
+      case 'drain':
+        this.draining = true;
+        void this.close().then(() => this.requestExit(0));
+        return;
+      case 'shutdown':
+        this.requestExit(0);
+        return;
+      default:
+        await this.tiers.command(cmd.kind, cmd.model);
+    }
+  }
+
+  state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'> {
+    const models: Record<string, ModelOnWorker> = {};
+    let host = 0;
+    let gpu = 0;
+    try {
+      ({ host, gpu } = this.backend.usage());
+    } catch {
+      // closed backend: report zero usage
+    }
+    for (const id of this.tiers.ids()) {
+      const i = this.tiers.info(id);
+      models[id] = { residency: this.tiers.residency(id), bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id) };
+    }
+    return {
+      workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,
+      startedAt: this.startedMs, budgets: this.backend.budgets, usage: { host, gpu }, maxJobs: this.cfg.worker.concurrency,
+      models, draining: this.draining, healthy: this.healthy,
+    };
+  }
+
+  /** Stops taking jobs, lets active ones finish, releases memory, then Redis (idempotent). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.draining = true;
+      await Promise.allSettled([...this.consumers.values()].map((w) => w.close()));
+      this.consumers.clear();
+      await Promise.allSettled([this.control.stop()]);
+      await Promise.allSettled([this.backend.close()]);
+      this.sub.disconnect();
+      await this.redis.quit().catch(() => this.redis.disconnect());
+    })();
+    return this.closing;
+  }
+}
