@@ -86,6 +86,8 @@ class Backend {
   virtual void forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next);
   // Frees a sequence's KV cache.
   virtual void releaseSeq(int32_t seq) = 0;
+  // V: the row length of `logits` (the default forwardSample sizes its buffer with it).
+  virtual int vocabSize() const = 0;
 };
 
 // CPU sampler shared by every backend: greedy, or temperature + top-k + top-p with the sequence's PRNG.

@@ -1,6 +1,11 @@
-// Placeholder until the engine lands (owned by the engine's author; replace whole).
+// Registers the engine's native surface: the Engine class and the per-op test hooks.
 #include "core/register.h"
 
+#include "engine/bindings.h"
+
 namespace swapserve {
-void RegisterEngine(Napi::Env, Napi::Object) {}
+void RegisterEngine(Napi::Env env, Napi::Object exports) {
+  engine::RegisterEngineClass(env, exports);
+  engine::RegisterEngineOps(env, exports);
+}
 }  // namespace swapserve

@@ -1,0 +1,386 @@
+// The native Engine class: constructed on the JS thread (acquires the weights lease and the scratch pool, picks
+// the backend); step() and logits() run one forward pass on a libuv worker thread and resolve a Promise.
+//
+// Arguments are validated by native/ts/engine.ts; this layer re-checks only what would corrupt memory (types,
+// lengths, tensor offsets inside the arena). One step at a time per engine: a second concurrent call rejects.
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/weights.h"
+#include "engine/backend.h"
+#include "engine/bindings.h"
+#include "engine/host_arena.h"
+
+namespace swapserve::engine {
+
+Napi::Error MakeError(Napi::Env env, ErrorCode code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, ErrorCodeName(code)));
+  return e;
+}
+
+namespace {
+
+// Everything a forward pass touches; shared by the wrap and any in-flight worker, so close() while a step runs
+// frees the backend only when that step is done (the worker is destroyed on the JS thread).
+struct Core {
+  std::unique_ptr<Backend> backend;
+  std::shared_ptr<WeightsLease> lease;
+  std::shared_ptr<ScratchPool> scratch;
+  std::string backendName;
+  int vocab = 0;
+  std::mutex mu;  // held for a whole forward pass, and to free a sequence
+  std::mutex deferredMu;
+  std::vector<int32_t> deferred;  // releases asked for while a pass ran; applied before the next one
+
+  void ApplyDeferred() {
+    std::vector<int32_t> seqs;
+    {
+      std::lock_guard<std::mutex> lock(deferredMu);
+      seqs.swap(deferred);
+    }
+    for (int32_t s : seqs) backend->releaseSeq(s);
+  }
+};
+
+[[noreturn]] void ThrowArg(Napi::Env env, const std::string& msg) {
+  throw MakeError(env, ErrorCode::kInvalidArgument, msg);
+}
+
+double NumberField(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowArg(o.Env(), std::string("Expected a number for desc.") + key);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int IntField(Napi::Object o, const char* key, int min) {
+  double d = NumberField(o, key);
+  if (d != static_cast<int>(d) || d < min) ThrowArg(o.Env(), std::string("Expected an integer >= ") + std::to_string(min) + " for " + key);
+  return static_cast<int>(d);
+}
+
+TensorRef ParseTensor(Napi::Env env, Napi::Value v, const std::string& name, bool required, size_t arenaBytes) {
+  TensorRef t;
+  if (v.IsNull() || v.IsUndefined()) {
+    if (required) ThrowArg(env, "Expected a tensor for " + name);
+    return t;
+  }
+  if (!v.IsObject()) ThrowArg(env, "Expected {offset, dtype} for " + name);
+  Napi::Object o = v.As<Napi::Object>();
+  double off = NumberField(o, "offset");
+  double dt = NumberField(o, "dtype");
+  if (off < 0 || off != static_cast<double>(static_cast<size_t>(off)) || static_cast<size_t>(off) >= arenaBytes)
+    ThrowArg(env, "Tensor " + name + " offset " + std::to_string(off) + " is outside the arena");
+  if (dt != 0 && dt != 1 && dt != 2) ThrowArg(env, "Expected dtype 0 (f32), 1 (f16) or 2 (bf16) for " + name);
+  t.offset = static_cast<size_t>(off);
+  t.dtype = static_cast<DType>(static_cast<int>(dt));
+  t.present = true;
+  return t;
+}
+
+ModelDesc ParseDesc(Napi::Env env, Napi::Value v, size_t arenaBytes) {
+  if (!v.IsObject()) ThrowArg(env, "Expected an object for desc");
+  Napi::Object o = v.As<Napi::Object>();
+  ModelDesc d;
+  d.hidden = IntField(o, "hidden", 1);
+  d.intermediate = IntField(o, "intermediate", 1);
+  d.layers = IntField(o, "layers", 1);
+  d.heads = IntField(o, "heads", 1);
+  d.kvHeads = IntField(o, "kvHeads", 1);
+  d.headDim = IntField(o, "headDim", 2);
+  d.vocab = IntField(o, "vocab", 1);
+  d.maxPositions = IntField(o, "maxPositions", 1);
+  if (d.heads % d.kvHeads != 0) ThrowArg(env, "heads must be a multiple of kvHeads");
+  if (d.headDim % 2 != 0) ThrowArg(env, "headDim must be even");
+  d.rmsEps = static_cast<float>(NumberField(o, "rmsEps"));
+  d.ropeTheta = static_cast<float>(NumberField(o, "ropeTheta"));
+  d.ropeInterleaved = o.Get("ropeInterleaved").ToBoolean().Value();
+  int scaling = IntField(o, "ropeScaling", 0);
+  if (scaling > 2) ThrowArg(env, "ropeScaling must be 0, 1 or 2");
+  d.ropeScaling = static_cast<RopeScaling>(scaling);
+  d.ropeFactor = static_cast<float>(NumberField(o, "ropeFactor"));
+  d.ropeLowFreqFactor = static_cast<float>(NumberField(o, "ropeLowFreqFactor"));
+  d.ropeHighFreqFactor = static_cast<float>(NumberField(o, "ropeHighFreqFactor"));
+  d.ropeOriginalMaxPositions = IntField(o, "ropeOriginalMaxPositions", 1);
+  d.tokEmbeddings = ParseTensor(env, o.Get("tokEmbeddings"), "tokEmbeddings", true, arenaBytes);
+  d.norm = ParseTensor(env, o.Get("norm"), "norm", true, arenaBytes);
+  d.output = ParseTensor(env, o.Get("output"), "output", true, arenaBytes);
+  Napi::Value lv = o.Get("layer");
+  if (!lv.IsArray() || lv.As<Napi::Array>().Length() != static_cast<uint32_t>(d.layers))
+    ThrowArg(env, "Expected desc.layer to be an array of `layers` entries");
+  Napi::Array la = lv.As<Napi::Array>();
+  for (uint32_t i = 0; i < la.Length(); ++i) {
+    Napi::Value e = la.Get(i);
+    if (!e.IsObject()) ThrowArg(env, "Expected an object for desc.layer[" + std::to_string(i) + "]");
+    Napi::Object lo = e.As<Napi::Object>();
+    const std::string p = "layer[" + std::to_string(i) + "].";
+    LayerWeights w;
+    w.attnNorm = ParseTensor(env, lo.Get("attnNorm"), p + "attnNorm", true, arenaBytes);
+    w.wq = ParseTensor(env, lo.Get("wq"), p + "wq", true, arenaBytes);
+    w.wk = ParseTensor(env, lo.Get("wk"), p + "wk", true, arenaBytes);
+    w.wv = ParseTensor(env, lo.Get("wv"), p + "wv", true, arenaBytes);
+    w.bq = ParseTensor(env, lo.Get("bq"), p + "bq", false, arenaBytes);
+    w.bk = ParseTensor(env, lo.Get("bk"), p + "bk", false, arenaBytes);
+    w.bv = ParseTensor(env, lo.Get("bv"), p + "bv", false, arenaBytes);
+    w.wo = ParseTensor(env, lo.Get("wo"), p + "wo", true, arenaBytes);
+    w.ffnNorm = ParseTensor(env, lo.Get("ffnNorm"), p + "ffnNorm", true, arenaBytes);
+    w.w1 = ParseTensor(env, lo.Get("w1"), p + "w1", true, arenaBytes);
+    w.w2 = ParseTensor(env, lo.Get("w2"), p + "w2", true, arenaBytes);
+    w.w3 = ParseTensor(env, lo.Get("w3"), p + "w3", true, arenaBytes);
+    d.layer.push_back(w);
+  }
+  return d;
+}
+
+template <typename T>
+std::vector<T> CopyTyped(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    ThrowArg(env, std::string("Expected a typed array of the right type for batch.") + name);
+  Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// One forward pass on a worker thread: samples (step) or returns logits (logits).
+class PassWorker final : public Napi::AsyncWorker {
+ public:
+  PassWorker(Napi::Env env, std::shared_ptr<Core> core, Napi::Object wrap, bool wantLogits)
+      : Napi::AsyncWorker(env), core_(std::move(core)), deferred_(Napi::Promise::Deferred::New(env)),
+        wantLogits_(wantLogits) {
+    wrap_ = Napi::Persistent(wrap);
+  }
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  std::vector<int32_t> seqs, counts, positions, tokens, topK;
+  std::vector<float> temperature, topP;
+  std::vector<uint64_t> rng;
+  Napi::ObjectReference rngRef;  // written back with the advanced PRNG states
+
+  void Execute() override {
+    try {
+      std::lock_guard<std::mutex> lock(core_->mu);
+      core_->ApplyDeferred();
+      std::vector<SeqInput> batch(seqs.size());
+      size_t off = 0;
+      for (size_t b = 0; b < seqs.size(); ++b) {
+        batch[b] = SeqInput{seqs[b], tokens.data() + off, counts[b], positions[b]};
+        off += counts[b];
+      }
+      if (wantLogits_) {
+        logits_.resize(seqs.size() * static_cast<size_t>(core_->vocab));
+        core_->backend->forward(batch, logits_.data());
+      } else {
+        std::vector<Sampling> s(seqs.size());
+        for (size_t b = 0; b < seqs.size(); ++b) s[b] = Sampling{temperature[b], topP[b], topK[b], rng[b]};
+        next_.resize(seqs.size());
+        core_->backend->forwardSample(batch, s.data(), next_.data());
+        for (size_t b = 0; b < seqs.size(); ++b) rng[b] = s[b].rngState;
+      }
+    } catch (const NativeError& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = ErrorCode::kOom;
+      SetError("engine: host allocation failed");
+    } catch (const std::exception& e) {
+      SetError(std::string("engine: ") + e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Done();
+    if (wantLogits_) {
+      Napi::Float32Array out = Napi::Float32Array::New(env, logits_.size());
+      std::memcpy(out.Data(), logits_.data(), logits_.size() * sizeof(float));
+      deferred_.Resolve(out);
+      return;
+    }
+    if (!rngRef.IsEmpty()) {
+      Napi::BigUint64Array r = rngRef.Value().As<Napi::BigUint64Array>();
+      for (size_t b = 0; b < rng.size() && b < r.ElementLength(); ++b) r[b] = rng[b];
+    }
+    Napi::Int32Array out = Napi::Int32Array::New(env, next_.size());
+    std::memcpy(out.Data(), next_.data(), next_.size() * sizeof(int32_t));
+    deferred_.Resolve(out);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    Done();
+    if (code_) e.Set("code", Napi::String::New(Env(), ErrorCodeName(*code_)));
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  void Done();
+  std::shared_ptr<Core> core_;
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference wrap_;
+  bool wantLogits_;
+  std::vector<float> logits_;
+  std::vector<int32_t> next_;
+  std::optional<ErrorCode> code_;
+};
+
+class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine", {
+      InstanceMethod<&EngineWrap::Step>("step"),
+      InstanceMethod<&EngineWrap::Logits>("logits"),
+      InstanceMethod<&EngineWrap::Release>("release"),
+      InstanceMethod<&EngineWrap::Close>("close"),
+      InstanceAccessor<&EngineWrap::Backend>("backend"),
+      InstanceAccessor<&EngineWrap::Busy>("busy"),
+      InstanceAccessor<&EngineWrap::ScratchUsed>("scratchUsedBytes"),
+    });
+  }
+
+  // new Engine(runtimeNativeOrArena, modelId, desc, options)
+  //   runtimeNativeOrArena: Runtime.native, or a Uint8Array holding a whole arena (host lease, CPU backend)
+  //   options: { maxBatch, maxContext, threads, scratchBudgetBytes (arena mode only), numGroups (arena mode) }
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[1].IsString() || !info[3].IsObject())
+      ThrowArg(env, "Expected (runtime | arena, modelId: string, desc, options)");
+    const std::string modelId = info[1].As<Napi::String>();
+    Napi::Object opt = info[3].As<Napi::Object>();
+    BackendOptions bo;
+    bo.maxBatch = IntField(opt, "maxBatch", 1);
+    bo.maxContext = IntField(opt, "maxContext", 1);
+    bo.threads = IntField(opt, "threads", 0);
+    auto core = std::make_shared<Core>();
+    try {
+      if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+        Napi::Uint8Array a = info[0].As<Napi::Uint8Array>();
+        core->lease = std::make_shared<HostArenaLease>(a.Data(), a.ByteLength(), IntField(opt, "numGroups", 1));
+        scratch_ = std::make_shared<HostScratchPool>(static_cast<size_t>(NumberField(opt, "scratchBudgetBytes")));
+        core->scratch = scratch_;
+      } else if (info[0].IsObject()) {
+        core->lease = AcquireWeights(info[0].As<Napi::Object>(), modelId);
+        core->scratch = GetScratchPool(info[0].As<Napi::Object>());
+      } else {
+        ThrowArg(env, "Expected Runtime.native or a Uint8Array arena as the first argument");
+      }
+      ModelDesc desc = ParseDesc(env, info[2], core->lease->bytes());
+      core->vocab = desc.vocab;
+      if (core->lease->cuda()) {
+#ifdef SWAPSERVE_CUDA
+        core->backend = MakeCudaBackend(desc, core->lease, core->scratch, bo);
+        core->backendName = "cuda";
+#else
+        throw NativeError(ErrorCode::kState, "the model's arena is on a CUDA device but this addon has no CUDA engine");
+#endif
+      } else {
+        core->backend = MakeCpuBackend(desc, core->lease, core->scratch, bo);
+        core->backendName = "cpu";
+      }
+    } catch (const NativeError& e) {
+      throw MakeError(env, e.code(), e.what());
+    }
+    core_ = std::move(core);
+  }
+
+ private:
+  std::shared_ptr<Core> Live(Napi::Env env) {
+    if (!core_) throw MakeError(env, ErrorCode::kState, "engine is closed");
+    return core_;
+  }
+
+  Napi::Value Pass(const Napi::CallbackInfo& info, bool wantLogits) {
+    Napi::Env env = info.Env();
+    auto core = Live(env);
+    if (inFlight_) throw MakeError(env, ErrorCode::kState, "a step is already running on this engine");
+    if (info.Length() < 1 || !info[0].IsObject()) ThrowArg(env, "Expected a batch object");
+    Napi::Object b = info[0].As<Napi::Object>();
+    auto* w = new PassWorker(env, core, info.This().As<Napi::Object>(), wantLogits);
+    try {
+      w->seqs = CopyTyped<int32_t>(env, b.Get("seqs"), napi_int32_array, "seqs");
+      w->counts = CopyTyped<int32_t>(env, b.Get("counts"), napi_int32_array, "counts");
+      w->positions = CopyTyped<int32_t>(env, b.Get("positions"), napi_int32_array, "positions");
+      w->tokens = CopyTyped<int32_t>(env, b.Get("tokens"), napi_int32_array, "tokens");
+      const size_t n = w->seqs.size();
+      if (n == 0) ThrowArg(env, "Expected at least one sequence in the batch");
+      if (w->counts.size() != n || w->positions.size() != n) ThrowArg(env, "batch arrays differ in length");
+      size_t total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (w->counts[i] < 1 || w->positions[i] < 0) ThrowArg(env, "Expected counts >= 1 and positions >= 0");
+        for (size_t j = 0; j < i; ++j)
+          if (w->seqs[j] == w->seqs[i]) ThrowArg(env, "sequence " + std::to_string(w->seqs[i]) + " appears twice in the batch");
+        total += w->counts[i];
+      }
+      if (w->tokens.size() != total) ThrowArg(env, "batch.tokens length must equal the sum of counts");
+      if (!wantLogits) {
+        w->temperature = CopyTyped<float>(env, b.Get("temperature"), napi_float32_array, "temperature");
+        w->topP = CopyTyped<float>(env, b.Get("topP"), napi_float32_array, "topP");
+        w->topK = CopyTyped<int32_t>(env, b.Get("topK"), napi_int32_array, "topK");
+        w->rng = CopyTyped<uint64_t>(env, b.Get("rng"), napi_biguint64_array, "rng");
+        if (w->temperature.size() != n || w->topP.size() != n || w->topK.size() != n || w->rng.size() != n)
+          ThrowArg(env, "batch sampling arrays differ in length");
+        w->rngRef = Napi::Persistent(b.Get("rng").As<Napi::Object>());
+      }
+    } catch (...) {
+      delete w;
+      throw;
+    }
+    inFlight_ = true;
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value Step(const Napi::CallbackInfo& info) { return Pass(info, false); }
+  Napi::Value Logits(const Napi::CallbackInfo& info) { return Pass(info, true); }
+
+  // release(seq): frees the sequence's KV now, or before the next pass if one is running.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsNumber()) ThrowArg(env, "Expected a sequence id");
+    const int32_t seq = info[0].As<Napi::Number>().Int32Value();
+    std::unique_lock<std::mutex> lock(core_->mu, std::try_to_lock);
+    if (lock.owns_lock()) {
+      core_->backend->releaseSeq(seq);
+    } else {
+      std::lock_guard<std::mutex> dl(core_->deferredMu);
+      core_->deferred.push_back(seq);
+    }
+    return env.Undefined();
+  }
+
+  // close(): drops the backend, KV caches and lease (after the running pass, if any); idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    core_.reset();
+    scratch_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    return core_ ? Napi::String::New(info.Env(), core_->backendName) : info.Env().Null();
+  }
+  Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), inFlight_); }
+  Napi::Value ScratchUsed(const Napi::CallbackInfo& info) {
+    return scratch_ ? Napi::Number::New(info.Env(), static_cast<double>(scratch_->usedBytes())) : info.Env().Null();
+  }
+
+  friend class PassWorker;
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<HostScratchPool> scratch_;  // arena mode only (its usage is visible to tests)
+  bool inFlight_ = false;
+};
+
+void PassWorker::Done() {
+  if (wrap_.IsEmpty()) return;
+  EngineWrap* w = Napi::ObjectWrap<EngineWrap>::Unwrap(wrap_.Value());
+  if (w) w->inFlight_ = false;
+}
+
+}  // namespace
+
+void RegisterEngineClass(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Define(env)); }
+
+}  // namespace swapserve::engine

@@ -1,0 +1,85 @@
+// The CPU sampler shared by every backend, and Backend::forwardSample's default (forward, then sample on the
+// CPU). Greedy breaks ties by the lowest id; the random path is a pure function of (logits, params, rngState),
+// so a seeded request gives the same tokens on every run and every backend whose logits agree.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace swapserve::engine {
+
+namespace {
+
+// splitmix64: one 64-bit state word, advanced once per draw.
+uint64_t NextU64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) with 53 bits.
+double NextUnit(uint64_t& state) { return static_cast<double>(NextU64(state) >> 11) * (1.0 / 9007199254740992.0); }
+
+int32_t Argmax(const float* logits, int vocab) {
+  int32_t best = 0;
+  for (int i = 1; i < vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+}  // namespace
+
+int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
+  if (!(s.temperature > 0.f) || s.topK == 1) return Argmax(logits, vocab);
+  // Candidates in descending logit order (ties: lower id first); only the top k are ordered when k is set.
+  std::vector<int32_t> ids(vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto before = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  int n = vocab;
+  if (s.topK > 0 && s.topK < vocab) {
+    n = s.topK;
+    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), before);
+  } else {
+    std::sort(ids.begin(), ids.end(), before);
+  }
+  // Softmax at temperature over the candidates (in double: the sums below must not lose small tails).
+  std::vector<double> p(n);
+  const double mx = logits[ids[0]];
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) {
+    p[i] = std::exp((static_cast<double>(logits[ids[i]]) - mx) / s.temperature);
+    sum += p[i];
+  }
+  // Top-p: the smallest prefix whose probability reaches topP (at least one token).
+  if (s.topP > 0.f && s.topP < 1.f) {
+    double cum = 0.0;
+    int keep = 0;
+    while (keep < n) {
+      cum += p[keep] / sum;
+      ++keep;
+      if (cum >= s.topP) break;
+    }
+    n = keep;
+    sum = 0.0;
+    for (int i = 0; i < n; ++i) sum += p[i];
+  }
+  double r = NextUnit(s.rngState) * sum;
+  for (int i = 0; i < n; ++i) {
+    r -= p[i];
+    if (r < 0.0) return ids[i];
+  }
+  return ids[n - 1];
+}
+
+void Backend::forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next) {
+  if (batch.empty()) return;
+  const int vocab = vocabSize();
+  std::vector<float> logits(batch.size() * static_cast<size_t>(vocab));
+  forward(batch, logits.data());
+  for (size_t b = 0; b < batch.size(); ++b) next[b] = SampleLogits(logits.data() + b * vocab, vocab, sampling[b]);
+}
+
+}  // namespace swapserve::engine
