@@ -113,12 +113,15 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
   });
 }
 
-/** A tensor to write: name, dtype, shape and its raw little-endian bytes (length must match). */
+/**
+ * A tensor to write: name, dtype, shape and its raw little-endian bytes (length must match), or a function that
+ * produces them when the writer reaches the tensor (so multi-GB files are written without holding them whole).
+ */
 export interface TensorData {
   name: string;
   dtype: DType;
   shape: number[];
-  data: Uint8Array;
+  data: Uint8Array | (() => Uint8Array);
 }
 
 /** Write a .safetensors file (tensors in the given order, header padded with spaces to 8 bytes). */
@@ -128,9 +131,7 @@ export async function writeSafetensors(file: string, tensors: TensorData[], meta
   let off = 0;
   for (const t of tensors) {
     const bytes = checkedBytes(t.shape, t.dtype === 'f32' ? 4 : 2);
-    if (bytes !== t.data.byteLength) {
-      throw new RangeError(`Expected ${bytes} bytes for tensor "${t.name}" [${t.shape.join(', ')}] ${t.dtype} but received ${t.data.byteLength}`);
-    }
+    if (bytes === null) throw new RangeError(`Expected a valid shape for tensor "${t.name}" but received [${t.shape.join(', ')}]`);
     header[t.name] = { dtype: DTYPE_TO_ST[t.dtype], shape: t.shape, data_offsets: [off, off + bytes] };
     off += bytes;
   }
@@ -143,7 +144,14 @@ export async function writeSafetensors(file: string, tensors: TensorData[], meta
   try {
     await fh.write(len);
     await fh.write(json);
-    for (const t of tensors) await fh.write(t.data);
+    for (const t of tensors) {
+      const data = typeof t.data === 'function' ? t.data() : t.data;
+      const want = checkedBytes(t.shape, t.dtype === 'f32' ? 4 : 2);
+      if (data.byteLength !== want) {
+        throw new RangeError(`Expected ${want} bytes for tensor "${t.name}" [${t.shape.join(', ')}] ${t.dtype} but received ${data.byteLength}`);
+      }
+      await fh.write(data);
+    }
   } finally {
     await fh.close();
   }

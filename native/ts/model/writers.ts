@@ -1,0 +1,199 @@
+// Writers for synthetic models (tests, benchmarks, demo models): HF folders and GGUF files with seeded weights.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { DTYPE_BYTES, type DType, type ModelConfig } from '../types.ts';
+import { encodeValues, prng, randomValues } from './fill.ts';
+import { DTYPE_GGML } from './gguf.ts';
+import { writeGguf, type GgufKv, type GgufTensorSpec } from './gguf-writer.ts';
+import { writeSafetensors, type TensorData } from './safetensors.ts';
+import { canonicalToGguf, canonicalToHf, expectedTensors } from './tensors.ts';
+import type { GgufVocab } from './tiny-vocab.ts';
+
+/** Standard deviation of random matrices: small enough that activations stay O(1) through the layers. */
+const WEIGHT_STD = 0.02;
+
+/**
+ * Every tensor the config needs, in arena order, with a generator of its seeded f32 values (HF conventions:
+ * rotate_half Q/K). The generators share one PRNG stream: call them once each, in order.
+ */
+function syntheticTensors(cfg: ModelConfig, seed: number): { name: string; shape: number[]; values: () => Float32Array }[] {
+  const next = prng(seed);
+  return expectedTensors(cfg).map((t) => {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    const isNorm = t.name === 'norm' || t.name.endsWith('_norm');
+    return { name: t.name, shape: t.shape, values: () => randomValues(count, isNorm ? 0 : WEIGHT_STD, 1, next) };
+  });
+}
+
+/**
+ * llama.cpp's Q/K row permutation (convert_hf_to_gguf.py `permute`): HF rotate_half pairs (i, i + D/2) become
+ * interleaved pairs (2i, 2i + 1) within each head, so an HF model and its GGUF conversion compute the same thing.
+ */
+function permuteRows(values: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const D = rows / heads;
+  const out = new Float32Array(values.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < D / 2; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = (h * D + j * (D / 2) + i) * cols;
+        const dst = (h * D + 2 * i + j) * cols;
+        out.set(values.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+/** ModelConfig → Hugging Face config.json. */
+export function toHfConfigJson(cfg: ModelConfig, dtype: DType): Record<string, unknown> {
+  const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[cfg.arch];
+  const rs = cfg.ropeScaling;
+  return {
+    architectures: [arch],
+    model_type: cfg.arch,
+    hidden_size: cfg.hiddenSize,
+    intermediate_size: cfg.intermediateSize,
+    num_hidden_layers: cfg.numLayers,
+    num_attention_heads: cfg.numHeads,
+    num_key_value_heads: cfg.numKvHeads,
+    head_dim: cfg.headDim,
+    vocab_size: cfg.vocabSize,
+    max_position_embeddings: cfg.maxPositions,
+    rms_norm_eps: cfg.rmsNormEps,
+    rope_theta: cfg.ropeTheta,
+    rope_scaling: rs === null ? null : rs.kind === 'linear' ? { rope_type: 'linear', factor: rs.factor }
+      : { rope_type: 'llama3', factor: rs.factor, low_freq_factor: rs.lowFreqFactor, high_freq_factor: rs.highFreqFactor,
+        original_max_position_embeddings: rs.originalMaxPositions },
+    tie_word_embeddings: cfg.tieWordEmbeddings,
+    ...(cfg.arch === 'qwen2' ? {} : { attention_bias: cfg.attentionBias }),
+    bos_token_id: cfg.bosTokenId,
+    eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds,
+    hidden_act: 'silu',
+    torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[dtype],
+  };
+}
+
+/** tokenizer.json (+ tokenizer_config.json) contents for an HF folder. */
+export interface HfTokenizerFiles {
+  tokenizerJson: object;
+  tokenizerConfig?: object;
+}
+
+export interface WriteHfOptions {
+  dtype: DType;
+  seed: number;
+  /** Number of safetensors shards (> 1 writes model-0000i-of-0000n.safetensors + index). @defaultValue 1 */
+  shards?: number;
+  tokenizer?: HfTokenizerFiles;
+}
+
+/** Write a Hugging Face model folder: config.json, safetensors (sharded with an index if asked), tokenizer files. */
+export async function writeHfModel(dir: string, cfg: ModelConfig, opts: WriteHfOptions): Promise<void> {
+  const shards = opts.shards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`Expected a positive integer for shards but received ${shards}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), JSON.stringify(toHfConfigJson(cfg, opts.dtype), null, 2));
+  const all: TensorData[] = [];
+  for (const t of syntheticTensors(cfg, opts.seed)) {
+    all.push({ name: canonicalToHf(t.name), dtype: opts.dtype, shape: t.shape, data: () => encodeValues(t.values(), opts.dtype) });
+  }
+  if (shards === 1) {
+    await writeSafetensors(join(dir, 'model.safetensors'), all, { format: 'pt' });
+  } else {
+    const size = (t: TensorData) => t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    const total = all.reduce((n, t) => n + size(t), 0);
+    const per = Math.ceil(total / shards);
+    const groups: TensorData[][] = Array.from({ length: shards }, () => []);
+    let acc = 0;
+    for (const t of all) {
+      groups[Math.min(shards - 1, Math.floor(acc / per))].push(t);
+      acc += size(t);
+    }
+    const weightMap: Record<string, string> = {};
+    const pad = (n: number) => String(n).padStart(5, '0');
+    for (let i = 0; i < shards; i++) {
+      const name = `model-${pad(i + 1)}-of-${pad(shards)}.safetensors`;
+      for (const t of groups[i]) weightMap[t.name] = name;
+      await writeSafetensors(join(dir, name), groups[i], { format: 'pt' });
+    }
+    await writeFile(join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  }
+  if (opts.tokenizer) {
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(opts.tokenizer.tokenizerJson));
+    if (opts.tokenizer.tokenizerConfig) {
+      await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(opts.tokenizer.tokenizerConfig, null, 2));
+    }
+  }
+}
+
+export interface WriteGgufOptions {
+  dtype: DType;
+  seed: number;
+  vocab: GgufVocab;
+  /** @defaultValue 3 */
+  version?: 2 | 3;
+  /** @defaultValue 32 */
+  alignment?: number;
+}
+
+/** GGUF metadata for a config and vocab (llama.cpp key names). */
+export function ggufMetadata(cfg: ModelConfig, vocab: GgufVocab, name = 'swapserve-synthetic'): GgufKv[] {
+  const a = cfg.arch;
+  const md: GgufKv[] = [
+    { key: 'general.architecture', type: 'string', value: a },
+    { key: 'general.name', type: 'string', value: name },
+    { key: `${a}.context_length`, type: 'u32', value: cfg.maxPositions },
+    { key: `${a}.embedding_length`, type: 'u32', value: cfg.hiddenSize },
+    { key: `${a}.block_count`, type: 'u32', value: cfg.numLayers },
+    { key: `${a}.feed_forward_length`, type: 'u32', value: cfg.intermediateSize },
+    { key: `${a}.attention.head_count`, type: 'u32', value: cfg.numHeads },
+    { key: `${a}.attention.head_count_kv`, type: 'u32', value: cfg.numKvHeads },
+    { key: `${a}.attention.key_length`, type: 'u32', value: cfg.headDim },
+    { key: `${a}.attention.value_length`, type: 'u32', value: cfg.headDim },
+    { key: `${a}.rope.dimension_count`, type: 'u32', value: cfg.headDim },
+    { key: `${a}.attention.layer_norm_rms_epsilon`, type: 'f32', value: cfg.rmsNormEps },
+    { key: `${a}.rope.freq_base`, type: 'f32', value: cfg.ropeTheta },
+    { key: `${a}.vocab_size`, type: 'u32', value: cfg.vocabSize },
+  ];
+  if (cfg.ropeScaling?.kind === 'linear') {
+    md.push({ key: `${a}.rope.scaling.type`, type: 'string', value: 'linear' },
+      { key: `${a}.rope.scaling.factor`, type: 'f32', value: cfg.ropeScaling.factor });
+  } else if (cfg.ropeScaling) {
+    throw new RangeError('llama3 RoPE scaling cannot be written to GGUF yet (llama.cpp stores it as rope_freqs.weight)');
+  }
+  md.push({ key: 'tokenizer.ggml.model', type: 'string', value: vocab.model },
+    { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: vocab.tokens },
+    { key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: vocab.tokenTypes });
+  if (vocab.scores) md.push({ key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: vocab.scores });
+  if (vocab.merges) md.push({ key: 'tokenizer.ggml.merges', type: 'array', itemType: 'string', value: vocab.merges });
+  if (vocab.pre) md.push({ key: 'tokenizer.ggml.pre', type: 'string', value: vocab.pre });
+  if (vocab.bosId !== null) md.push({ key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: vocab.bosId });
+  md.push({ key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: vocab.eosId });
+  if (vocab.eotId !== undefined) md.push({ key: 'tokenizer.ggml.eot_token_id', type: 'u32', value: vocab.eotId });
+  if (vocab.addBos !== undefined) md.push({ key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: vocab.addBos });
+  if (vocab.chatTemplate) md.push({ key: 'tokenizer.chat_template', type: 'string', value: vocab.chatTemplate });
+  return md;
+}
+
+/**
+ * Write a GGUF model with seeded weights (the same values writeHfModel writes for the same seed; llama-family
+ * Q/K rows permuted as llama.cpp's converter does). Norms and biases are stored F32, as llama.cpp does.
+ */
+export async function writeGgufModel(file: string, cfg: ModelConfig, opts: WriteGgufOptions): Promise<void> {
+  if (opts.vocab.tokens.length !== cfg.vocabSize) {
+    throw new RangeError(`Expected a vocab of ${cfg.vocabSize} tokens (config.vocabSize) but received ${opts.vocab.tokens.length}`);
+  }
+  const tensors: GgufTensorSpec[] = [];
+  for (const t of syntheticTensors(cfg, opts.seed)) {
+    const oneD = t.shape.length === 1;
+    const dtype: DType = oneD ? 'f32' : opts.dtype;
+    const permute = cfg.arch !== 'qwen2' && /\.w[qk]$/.test(t.name);
+    const heads = t.name.endsWith('wq') ? cfg.numHeads : cfg.numKvHeads;
+    const values = () => (permute ? permuteRows(t.values(), t.shape[0], t.shape[1], heads) : t.values());
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    tensors.push({ name: canonicalToGguf(t.name), shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes, data: () => encodeValues(values(), dtype) });
+  }
+  await writeGguf(file, { version: opts.version, alignment: opts.alignment, metadata: ggufMetadata(cfg, opts.vocab), tensors });
+}
