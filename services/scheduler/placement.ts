@@ -1,0 +1,177 @@
+// Pure helpers of the policy: effective residency, tier accounting, expected cost, victim and worker choice.
+import type { ModelOnWorker } from '../shared/cluster.ts';
+import type { Residency } from '../shared/vocab.ts';
+import { ON_GPU, ON_HOST, pairKey, type ModelSettings, type PolicyState, type WorkerView } from './state.ts';
+
+/** A model's residency on a worker once the move in flight there lands (commands run in order on a worker). */
+export function residencyOf(w: WorkerView, model: string): Residency {
+  const move = w.moves.get(model);
+  if (move) {
+    switch (move.kind) {
+      case 'load': return 'loading';
+      case 'swap_in':
+      case 'load_to_gpu': return 'swapping-in';
+      case 'evict': return 'host';
+      case 'drop': return 'disk';
+    }
+  }
+  return w.state.models[model]?.residency ?? 'disk';
+}
+
+/** A GPU replica (or one on its way): the model can serve jobs there. */
+export const isReplica = (r: Residency): boolean => r === 'gpu' || r === 'swapping-in';
+
+export function isConsuming(w: WorkerView, model: string): boolean {
+  return w.consume.get(model)?.want ?? w.state.models[model]?.consuming ?? false;
+}
+
+export function reported(w: WorkerView, model: string): ModelOnWorker | undefined {
+  return w.state.models[model];
+}
+
+export function modelBytes(state: PolicyState, w: WorkerView | null, model: string): number {
+  const b = w?.state.models[model]?.bytes;
+  return b && b > 0 ? b : (state.models.get(model)?.bytes ?? 0);
+}
+
+/** Every model a worker holds or is being asked to hold. */
+export function modelsOn(w: WorkerView): string[] {
+  const ids = Object.keys(w.state.models);
+  for (const m of w.moves.keys()) if (!(m in w.state.models)) ids.push(m);
+  return ids;
+}
+
+/** GPU and host bytes in use on a worker once the moves in flight land, plus what the worker reports besides models. */
+export function usageOf(state: PolicyState, w: WorkerView): { gpu: number; host: number } {
+  let gpu = 0, host = 0, repGpu = 0, repHost = 0;
+  for (const m of modelsOn(w)) {
+    const b = modelBytes(state, w, m);
+    const r = residencyOf(w, m);
+    if (ON_GPU.has(r)) gpu += b;
+    if (ON_HOST.has(r)) host += b;
+    const rep = w.state.models[m];
+    if (rep) {
+      if (ON_GPU.has(rep.residency)) repGpu += rep.bytes;
+      if (ON_HOST.has(rep.residency)) repHost += rep.bytes;
+    }
+  }
+  return {
+    gpu: gpu + Math.max(0, w.state.usage.gpu - repGpu),
+    host: host + Math.max(0, w.state.usage.host - repHost),
+  };
+}
+
+/** Chance (0..1) that a model gets a request within the horizon: 1 while jobs wait, else from its arrival rate. */
+export function chanceSoon(state: PolicyState, model: string): number {
+  const q = state.queues.get(model);
+  if (!q) return 0;
+  if (q.waiting > 0) return 1;
+  return 1 - Math.exp(-q.rate * state.config.horizonMs);
+}
+
+/** Expected cost of taking a model out of a tier: its bytes x chance of a request soon x priority weight. */
+export function expectedCost(state: PolicyState, model: string, bytes: number): number {
+  const s = state.models.get(model);
+  const weight = Math.pow(2, Math.max(-8, Math.min(8, s?.priority ?? 0)));
+  return bytes * chanceSoon(state, model) * weight;
+}
+
+/** When a model was last used on a worker (or arrived there), for idle clocks and recency tie-breaks (ms). */
+export function lastUsed(w: WorkerView, model: string): number {
+  const rep = w.state.models[model];
+  return Math.max(rep?.lastUsedAt ?? 0, w.touchedAt.get(model) ?? 0, rep ? 0 : w.state.startedAt);
+}
+
+/** GPU replicas of a model across live workers (those in flight count). */
+export function replicasOf(state: PolicyState, model: string): WorkerView[] {
+  const out: WorkerView[] = [];
+  for (const w of state.workers.values()) if (!w.draining && isReplica(residencyOf(w, model))) out.push(w);
+  return out;
+}
+
+export interface Victim {
+  model: string;
+  bytes: number;
+  cost: number;
+  /** Still taking jobs: send stop_consume before the move. */
+  consuming: boolean;
+}
+
+/**
+ * Chooses models to take out of a tier on a worker to free `need` bytes, cheapest expected cost per byte first.
+ * Never a model with active jobs or a move in flight, never one whose jobs wait (unless reclaimed for `forModel`),
+ * never one that would fall below its keep-warm replicas. Returns null when `need` cannot be freed.
+ */
+export function chooseVictims(
+  state: PolicyState, w: WorkerView, tier: 'gpu' | 'host', need: number, forModel: string, replicaCount: (m: string) => number,
+): Victim[] | null {
+  if (need <= 0) return [];
+  const candidates: (Victim & { density: number; used: number })[] = [];
+  for (const m of modelsOn(w)) {
+    if (m === forModel || w.moves.has(m)) continue;
+    const rep = w.state.models[m];
+    if (!rep || rep.activeJobs > 0) continue;
+    const r = residencyOf(w, m);
+    if (tier === 'gpu' ? r !== 'gpu' : r !== 'host') continue;
+    const q = state.queues.get(m);
+    const reclaimed = state.reclaims.get(pairKey(w.state.workerId, m))?.forModel === forModel;
+    if (q && q.waiting > 0 && !reclaimed) continue; // its waiting jobs are served first (thrash control)
+    if (tier === 'gpu' && replicaCount(m) <= (state.models.get(m)?.keepWarm ?? 0)) continue;
+    const bytes = modelBytes(state, w, m);
+    const cost = expectedCost(state, m, bytes);
+    candidates.push({ model: m, bytes, cost, consuming: isConsuming(w, m), density: bytes > 0 ? cost / bytes : 0, used: lastUsed(w, m) });
+  }
+  candidates.sort((a, b) => a.density - b.density || b.bytes - a.bytes || a.used - b.used || (a.model < b.model ? -1 : 1));
+  const out: Victim[] = [];
+  let freed = 0;
+  for (const c of candidates) {
+    if (freed >= need) break;
+    out.push({ model: c.model, bytes: c.bytes, cost: c.cost, consuming: c.consuming });
+    freed += c.bytes;
+  }
+  return freed >= need ? out : null;
+}
+
+export interface Placement {
+  worker: WorkerView;
+  move: 'swap_in' | 'load_to_gpu';
+  gpuVictims: Victim[];
+  hostVictims: Victim[];
+  cost: number;
+}
+
+/**
+ * The cheapest worker to bring `model` onto the GPU: swap in where it is parked in host RAM, else load it from
+ * disk; cost = victims' expected cost + the move itself (disk bytes weigh `diskCostFactor` times host bytes).
+ */
+export function choosePlacement(state: PolicyState, model: string, now: number, exclude: ReadonlySet<WorkerView>): Placement | null {
+  const counts = new Map<string, number>();
+  const replicaCount = (m: string): number => {
+    let n = counts.get(m);
+    if (n === undefined) counts.set(m, (n = replicasOf(state, m).length));
+    return n;
+  };
+  let best: Placement | null = null;
+  for (const w of state.workers.values()) {
+    if (w.draining || !w.state.healthy || exclude.has(w)) continue;
+    const until = state.backoff.get(pairKey(w.state.workerId, model));
+    if (until !== undefined && until > now) continue;
+    const r = residencyOf(w, model);
+    if (r !== 'disk' && r !== 'host') continue; // a replica already, or a move in flight
+    const bytes = modelBytes(state, w, model);
+    if (bytes > w.state.budgets.gpu || bytes > w.state.budgets.host) continue;
+    const use = usageOf(state, w);
+    const gpuVictims = chooseVictims(state, w, 'gpu', use.gpu + bytes - w.state.budgets.gpu, model, replicaCount);
+    if (!gpuVictims) continue;
+    const move = r === 'host' ? 'swap_in' : 'load_to_gpu';
+    const hostVictims = move === 'swap_in' ? [] : chooseVictims(state, w, 'host', use.host + bytes - w.state.budgets.host, model, replicaCount);
+    if (!hostVictims) continue;
+    let cost = bytes * (move === 'swap_in' ? 1 : state.config.diskCostFactor);
+    for (const v of gpuVictims) cost += v.cost;
+    for (const v of hostVictims) cost += v.cost * state.config.diskCostFactor;
+    if (!best || cost < best.cost || (cost === best.cost && w.state.workerId < best.worker.state.workerId)) {
+      best = { worker: w, move, gpuVictims, hostVictims, cost };
+    }
+  }
+  return best;
+}

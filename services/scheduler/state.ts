@@ -1,0 +1,140 @@
+// The scheduler policy's types: per-model settings, the state it keeps, the events it takes and the actions it emits.
+import type { CommandBody, CommandResult, WorkerCommandKind, WorkerState } from '../shared/cluster.ts';
+import type { Residency } from '../shared/vocab.ts';
+
+/** Per-model settings the policy reads (built from services/shared/config.ts `ModelEntry` by `modelSettings`). */
+export interface ModelSettings {
+  id: string;
+  /** Arena bytes when no worker has reported the model yet (estimated from its files); a worker's report wins. */
+  bytes: number;
+  /** Queue-wait SLO (ms): a model whose oldest waiting job is older gets another replica. */
+  sloMs: number;
+  /** GPU replicas kept even when idle (0 = may scale to zero). */
+  keepWarm: number;
+  /** Most GPU replicas of this model. */
+  maxReplicas: number;
+  /** Jobs one replica takes at once (the `consume` command's concurrency). */
+  concurrency: number;
+  /** Idle time (ms) after which a GPU replica is evicted to host. */
+  gpuIdleMs: number;
+  /** Idle time (ms) after which a host copy is dropped to disk. */
+  hostIdleMs: number;
+  /** Weight of this model's expected cost when choosing victims (>= 0; higher = kept longer). */
+  priority: number;
+}
+
+/** Cluster-wide policy settings. */
+export interface PolicyConfig {
+  /** Most workers the provider may run. @defaultValue 1 */
+  maxWorkers: number;
+  /** Workers kept even when idle. @defaultValue 0 (scale to zero) */
+  minWorkers: number;
+  /** A worker with nothing active for this long is drained (ms). @defaultValue 600000 */
+  workerIdleMs: number;
+  /** A started worker that has not reported by then is given up (ms). @defaultValue 120000 */
+  workerStartTimeoutMs: number;
+  /** A command with no result by then is forgotten (ms). @defaultValue 120000 */
+  commandTimeoutMs: number;
+  /** A model that waits this long for GPU room may reclaim a busy model's GPU (ms). @defaultValue 10000 */
+  starvationMs: number;
+  /** "Soon" in expected cost: the chance a model gets a request within this many ms. @defaultValue 60000 */
+  horizonMs: number;
+  /** Half-life of each model's arrival-rate estimate (ms). @defaultValue 60000 */
+  rateHalfLifeMs: number;
+  /** After a failed move, that worker is not asked to place that model again for this long (ms). @defaultValue 5000 */
+  failureBackoffMs: number;
+  /** Relative cost of reading a byte from disk versus copying it host -> GPU. @defaultValue 8 */
+  diskCostFactor: number;
+}
+
+export const POLICY_DEFAULTS: PolicyConfig = {
+  maxWorkers: 1,
+  minWorkers: 0,
+  workerIdleMs: 600_000,
+  workerStartTimeoutMs: 120_000,
+  commandTimeoutMs: 120_000,
+  starvationMs: 10_000,
+  horizonMs: 60_000,
+  rateHalfLifeMs: 60_000,
+  failureBackoffMs: 5_000,
+  diskCostFactor: 8,
+};
+
+/** What the policy knows of one model's queue. */
+export interface QueueView {
+  waiting: number;
+  active: number;
+  /** Enqueue time (ms) of the oldest waiting job, null when none waits. */
+  oldestWaitingAt: number | null;
+  /** Jobs ever added (BullMQ's id counter): its growth gives the arrival rate. */
+  added: number;
+  /** Arrival-rate estimate (jobs per ms, exponentially decayed). */
+  rate: number;
+  /** Time of the last snapshot (ms). */
+  seenAt: number;
+}
+
+/** A command sent and not yet answered. */
+export interface Pending {
+  id: string;
+  workerId: string;
+  kind: WorkerCommandKind;
+  model: string | null;
+  issuedAt: number;
+}
+
+/** One worker as the policy sees it: its last report plus the commands it has not answered yet. */
+export interface WorkerView {
+  state: WorkerState;
+  /** The move in flight per model (at most one). */
+  moves: Map<string, Pending>;
+  /** The consume/stop_consume in flight per model: what the worker will be doing once it is applied. */
+  consume: Map<string, { id: string; want: boolean }>;
+  /** When each model last changed residency here (ms): an idle clock for models never used. */
+  touchedAt: Map<string, number>;
+  /** A drain was sent (or the worker reports draining). */
+  draining: boolean;
+}
+
+export interface PolicyState {
+  config: PolicyConfig;
+  models: Map<string, ModelSettings>;
+  /** Prefix of command and worker ids (the leader's epoch), so ids never repeat across leaders. */
+  idPrefix: string;
+  nextId: number;
+  workers: Map<string, WorkerView>;
+  queues: Map<string, QueueView>;
+  /** Commands in flight by id. */
+  pending: Map<string, Pending>;
+  /** Workers asked of the provider and not reported yet: id -> (requested at ms, model that wanted it). */
+  starting: Map<string, { requestedAt: number; model: string | null }>;
+  /** Busy replicas told to stop consuming so a starving model gets their GPU: `${worker}\n${model}` -> for whom. */
+  reclaims: Map<string, { forModel: string; since: number }>;
+  /** `${worker}\n${model}` -> time (ms) until which that placement is not retried after a failure. */
+  backoff: Map<string, number>;
+}
+
+export type PolicyEvent =
+  | { type: 'worker-state'; state: WorkerState }
+  | { type: 'worker-gone'; workerId: string }
+  | { type: 'queue'; model: string; waiting: number; active: number; added: number; oldestWaitingAt: number | null }
+  | { type: 'result'; result: CommandResult }
+  | { type: 'worker-start-failed'; workerId: string; message: string }
+  | { type: 'tick' };
+
+/** What the policy asks the world to do, in order. */
+export type Action =
+  | { type: 'send'; workerId: string; id: string; command: CommandBody }
+  | { type: 'start-worker'; workerId: string; model: string | null }
+  | { type: 'stop-worker'; workerId: string; reason: string };
+
+export interface Decision {
+  state: PolicyState;
+  actions: Action[];
+}
+
+/** Residencies that hold (or are about to hold) GPU memory / host memory, under inclusive tiers. */
+export const ON_GPU: ReadonlySet<Residency> = new Set(['swapping-in', 'gpu', 'evicting']);
+export const ON_HOST: ReadonlySet<Residency> = new Set(['loading', 'host', 'swapping-in', 'gpu', 'evicting']);
+
+export const pairKey = (workerId: string, model: string): string => `${workerId}\n${model}`;
