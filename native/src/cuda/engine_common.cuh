@@ -1,0 +1,70 @@
+// Device helpers shared by the engine's kernels: element types, conversions, warp reductions, dispatch.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/engine_kernels.h"
+
+namespace swapserve::cuda {
+
+template <typename T> __device__ __forceinline__ float ToF(T v);
+template <> __device__ __forceinline__ float ToF<float>(float v) { return v; }
+template <> __device__ __forceinline__ float ToF<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float ToF<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T FromF(float v);
+template <> __device__ __forceinline__ float FromF<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half FromF<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// Element i of a weight vector whose dtype is only known at run time (norms, biases, embeddings).
+__device__ __forceinline__ float LoadEt(const void* p, ET t, size_t i) {
+  switch (t) {
+    case ET::kF32: return static_cast<const float*>(p)[i];
+    case ET::kF16: return __half2float(static_cast<const __half*>(p)[i]);
+    default: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  }
+}
+
+// 8 consecutive elements (16-byte aligned for 2-byte types, 32-byte for fp32) as floats.
+template <typename T> __device__ __forceinline__ void Load8(const T* p, float* f);
+template <> __device__ __forceinline__ void Load8<float>(const float* p, float* f) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+template <> __device__ __forceinline__ void Load8<__half>(const __half* p, float* f) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+template <> __device__ __forceinline__ void Load8<__nv_bfloat16>(const __nv_bfloat16* p, float* f) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float WarpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+}  // namespace swapserve::cuda
+
+// Runs the statement with `T` bound to the C++ type of an ET value.
+#define SS_DISPATCH_ET(et, T, ...)                                   \
+  switch (et) {                                                      \
+    case ::swapserve::cuda::ET::kF32: { using T = float; __VA_ARGS__; break; }         \
+    case ::swapserve::cuda::ET::kF16: { using T = __half; __VA_ARGS__; break; }        \
+    case ::swapserve::cuda::ET::kBF16: { using T = __nv_bfloat16; __VA_ARGS__; break; } \
+  }

@@ -1,0 +1,368 @@
+// The CUDA engine's element-wise and attention kernels, then their launchers (see engine_kernels.h).
+#include <cfloat>
+
+#include "cuda/engine_check.h"
+#include "cuda/engine_common.cuh"
+
+namespace swapserve::cuda {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------- kernels
+
+__global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT, int C, float* x) {
+  const int t = blockIdx.x;
+  const size_t row = static_cast<size_t>(tokens[t]) * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) x[static_cast<size_t>(t) * C + c] = LoadEt(emb, embT, row + c);
+}
+
+// One block per row: fp32 sum of squares, then one rounding to the output type (HF rounds twice; see design).
+template <typename TO>
+__global__ void RmsNormKernel(const float* x, const int32_t* rows, int C, const void* w, ET wT, float eps, TO* out) {
+  const int r = blockIdx.x;
+  const float* xr = x + static_cast<size_t>(rows ? rows[r] : r) * C;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) ss += xr[c] * xr[c];
+  __shared__ float red[32];
+  ss = WarpSum(ss);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
+    v = WarpSum(v);
+    if (threadIdx.x == 0) red[0] = v;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(red[0] / C + eps);
+  for (int c = threadIdx.x; c < C; c += blockDim.x)
+    out[static_cast<size_t>(r) * C + c] = FromF<TO>(LoadEt(w, wT, c) * (xr[c] * inv));
+}
+
+template <typename T>
+__global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
+                              const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
+                              bool interleaved) {
+  const int t = blockIdx.x;
+  const int stride = (H + 2 * KVH) * D;
+  T* row = qkv + static_cast<size_t>(t) * stride;
+  const int p = pos[t];
+  T* cache = reinterpret_cast<T*>(kvBase[t]);
+  const size_t plane = static_cast<size_t>(cap) * KVH * D;  // one (cap, KVH, D) slice
+  T* kc = cache + (2 * static_cast<size_t>(layer)) * plane + static_cast<size_t>(p) * KVH * D;
+  T* vc = kc + plane;
+  const int half = D / 2;
+  // RoPE pairs of every q and k head.
+  for (int idx = threadIdx.x; idx < (H + KVH) * half; idx += blockDim.x) {
+    const int hh = idx / half, i = idx % half;
+    const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+    const bool isQ = hh < H;
+    const int col = hh * D;  // q heads then k heads are adjacent in the row
+    float xa = ToF(row[col + a]), xb = ToF(row[col + b]);
+    if (isQ && bq) { xa += LoadEt(bq, biasT, col + a); xb += LoadEt(bq, biasT, col + b); }
+    if (!isQ && bk) { xa += LoadEt(bk, biasT, col - H * D + a); xb += LoadEt(bk, biasT, col - H * D + b); }
+    float sn, cs;
+    sincosf(static_cast<float>(p) * invFreq[i], &sn, &cs);
+    const float ya = xa * cs - xb * sn, yb = xb * cs + xa * sn;
+    if (isQ) {
+      row[col + a] = FromF<T>(ya);
+      row[col + b] = FromF<T>(yb);
+    } else {
+      T* k = kc + (hh - H) * D;
+      k[a] = FromF<T>(ya);
+      k[b] = FromF<T>(yb);
+    }
+  }
+  const T* v = row + (H + KVH) * D;
+  for (int idx = threadIdx.x; idx < KVH * D; idx += blockDim.x) {
+    float x = ToF(v[idx]);
+    if (bv) x += LoadEt(bv, biasT, idx);
+    vc[idx] = FromF<T>(x);
+  }
+}
+
+template <typename T>
+__global__ void SwiGluKernel(const T* gu, int F, size_t total, T* out) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t t = i / F, f = i % F;
+    const float g = ToF(gu[t * 2 * F + f]), u = ToF(gu[t * 2 * F + F + f]);
+    out[i] = FromF<T>(g / (1.f + __expf(-g)) * u);
+  }
+}
+
+// Attention of single query rows (decode; prefill fallback). Block = (split, kv head x head chunk, entry); its 4
+// warps take 32 positions at a time: one lane scores one position for the (up to 8) query heads of the group,
+// then the warp folds the 32 values into its running (max, sum, output) and the warps merge at the end.
+constexpr int kDecWarps = 4;
+constexpr int kMaxG = 8;
+constexpr int kMaxD = 256;
+
+template <typename T, int DPL>
+__global__ void __launch_bounds__(kDecWarps * 32)
+DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D, int layer, int cap, float scale,
+                 int splits, int chunk, float* partial, T* out) {
+  __shared__ float sq[kMaxG][kMaxD];
+  __shared__ float sm[kDecWarps][kMaxG], sl[kDecWarps][kMaxG];
+  __shared__ float so[kDecWarps][kMaxG][kMaxD];
+  const int ent = blockIdx.z, split = blockIdx.x;
+  const int G = H / KVH, gChunks = (G + kMaxG - 1) / kMaxG;
+  const int kvh = blockIdx.y / gChunks, g0 = (blockIdx.y % gChunks) * kMaxG;
+  const int gn = min(kMaxG, G - g0);
+  const int h0 = kvh * G + g0;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int qRow = e.qRow[ent], ctx = e.ctx[ent];
+  const int s0 = split * chunk, s1 = min(ctx, s0 + chunk);
+  for (int i = threadIdx.x; i < gn * D; i += blockDim.x) {
+    const int g = i / D, d = i % D;
+    sq[g][d] = ToF(qkv[static_cast<size_t>(qRow) * qStride + (h0 + g) * D + d]) * scale;
+  }
+  __syncthreads();
+  const size_t plane = static_cast<size_t>(cap) * KVH * D;
+  const T* kc = reinterpret_cast<const T*>(e.kvBase[ent]) + 2 * static_cast<size_t>(layer) * plane + kvh * D;
+  const T* vc = kc + plane;
+  const size_t rowStride = static_cast<size_t>(KVH) * D;
+
+  float m[kMaxG], l[kMaxG], o[kMaxG][DPL];
+#pragma unroll
+  for (int g = 0; g < kMaxG; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) o[g][i] = 0.f;
+  }
+  for (int c0 = s0 + warp * 32; c0 < s1; c0 += kDecWarps * 32) {
+    const int p = c0 + lane;
+    const bool valid = p < s1;
+    float s[kMaxG];
+#pragma unroll
+    for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
+    if (valid) {
+      const T* kr = kc + static_cast<size_t>(p) * rowStride;
+      for (int d = 0; d < D; d += 8) {
+        float kf[8];
+        Load8<T>(kr + d, kf);
+#pragma unroll
+        for (int g = 0; g < kMaxG; ++g)
+          if (g < gn) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) s[g] += sq[g][d + j] * kf[j];
+          }
+      }
+    }
+    float pr[kMaxG];
+#pragma unroll
+    for (int g = 0; g < kMaxG; ++g) {
+      const float sv = valid ? s[g] : -INFINITY;
+      const float mnew = fmaxf(m[g], WarpMax(sv));  // finite: position c0 is valid
+      const float alpha = __expf(m[g] - mnew);
+      pr[g] = valid ? __expf(sv - mnew) : 0.f;
+      l[g] = l[g] * alpha + WarpSum(pr[g]);
+      m[g] = mnew;
+#pragma unroll
+      for (int i = 0; i < DPL; ++i) o[g][i] *= alpha;
+    }
+    const int jn = min(32, s1 - c0);
+    for (int j = 0; j < jn; ++j) {
+      const T* vr = vc + static_cast<size_t>(c0 + j) * rowStride;
+      float vv[DPL];
+#pragma unroll
+      for (int i = 0; i < DPL; ++i) vv[i] = (lane + 32 * i < D) ? ToF(vr[lane + 32 * i]) : 0.f;
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g) {
+        const float pj = __shfl_sync(0xffffffffu, pr[g], j);
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) o[g][i] += pj * vv[i];
+      }
+    }
+  }
+  // Merge the warps.
+  if (lane == 0) {
+#pragma unroll
+    for (int g = 0; g < kMaxG; ++g) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
+  }
+#pragma unroll
+  for (int g = 0; g < kMaxG; ++g)
+#pragma unroll
+    for (int i = 0; i < DPL; ++i)
+      if (lane + 32 * i < D) so[warp][g][lane + 32 * i] = o[g][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < gn * D; idx += blockDim.x) {
+    const int g = idx / D, d = idx % D;
+    float M = -INFINITY;
+    for (int w = 0; w < kDecWarps; ++w) M = fmaxf(M, sm[w][g]);
+    float L = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+      for (int w = 0; w < kDecWarps; ++w) {
+        if (sm[w][g] == -INFINITY) continue;
+        const float f = __expf(sm[w][g] - M);
+        L += sl[w][g] * f;
+        O += so[w][g][d] * f;
+      }
+    }
+    const int h = h0 + g;
+    if (splits == 1) {
+      out[static_cast<size_t>(qRow) * H * D + h * D + d] = FromF<T>(O / L);
+    } else {
+      float* pp = partial + ((static_cast<size_t>(ent) * H + h) * splits + split) * (D + 2);
+      if (d == 0) { pp[0] = M; pp[1] = L; }
+      pp[2 + d] = O;
+    }
+  }
+}
+
+template <typename T>
+__global__ void DecodeCombineKernel(AttnEntries e, int H, int D, int splits, const float* partial, T* out) {
+  const int ent = blockIdx.x, h = blockIdx.y;
+  const float* base = partial + (static_cast<size_t>(ent) * H + h) * splits * (D + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, base[s * (D + 2)]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float L = 0.f, O = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float ms = base[s * (D + 2)];
+      if (ms == -INFINITY) continue;
+      const float f = __expf(ms - M);
+      L += base[s * (D + 2) + 1] * f;
+      O += base[s * (D + 2) + 2 + d] * f;
+    }
+    out[static_cast<size_t>(e.qRow[ent]) * H * D + h * D + d] = FromF<T>(O / L);
+  }
+}
+
+__global__ void ArgmaxKernel(const float* logits, int V, int32_t* next) {
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
+  float best = -INFINITY;
+  int bi = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = row[i];
+    if (v > best || (v == best && i < bi)) { best = v; bi = i; }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+  }
+  __shared__ float sv[32];
+  __shared__ int si[32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) { sv[warp] = best; si[warp] = bi; }
+  __syncthreads();
+  if (warp == 0) {
+    const int nw = blockDim.x >> 5;
+    best = lane < nw ? sv[lane] : -INFINITY;
+    bi = lane < nw ? si[lane] : 0x7fffffff;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+    }
+    if (lane == 0) next[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;  // all-NaN row: 0
+  }
+}
+
+__device__ __forceinline__ uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <typename T>
+__global__ void FillUniformKernel(T* p, size_t n, uint64_t seed, float lo, float hi) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const float u = static_cast<float>(Mix64(seed * 0x9e3779b97f4a7c15ull + i) >> 40) * (1.f / 16777216.f);
+    p[i] = FromF<T>(lo + (hi - lo) * u);
+  }
+}
+
+int GridFor(size_t n, int threads) {
+  const size_t b = (n + threads - 1) / threads;
+  return static_cast<int>(b < 65536 ? (b ? b : 1) : 65536);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- launchers
+
+void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, float* x, cudaStream_t s) {
+  SS_REQUIRE(T > 0 && C > 0, "embedding: empty shape");
+  EmbeddingKernel<<<T, 256, 0, s>>>(tokens, emb, embT, C, x);
+  SS_CUDA_CHECK_LAUNCH("embedding");
+}
+
+void LaunchRmsNorm(const float* x, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
+                   ET outT, cudaStream_t s) {
+  SS_REQUIRE(R > 0 && C > 0, "rmsnorm: empty shape");
+  const int threads = C >= 4096 ? 1024 : C >= 1024 ? 512 : 128;
+  SS_DISPATCH_ET(outT, TO, RmsNormKernel<TO><<<R, threads, 0, s>>>(x, rows, C, w, wT, eps, static_cast<TO*>(out)));
+  SS_CUDA_CHECK_LAUNCH("rmsnorm");
+}
+
+void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
+                   ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
+                   cudaStream_t s) {
+  SS_REQUIRE(T > 0 && H > 0 && KVH > 0 && H % KVH == 0 && D % 2 == 0, "qkv post: bad shape");
+  SS_REQUIRE(rope.invFreq != nullptr, "qkv post: no RoPE frequencies");
+  SS_DISPATCH_ET(t, TT, QkvPostKernel<TT><<<T, 256, 0, s>>>(static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT, pos,
+                                                             kvBase, layer, cap, rope.invFreq, rope.interleaved));
+  SS_CUDA_CHECK_LAUNCH("qkv post");
+}
+
+void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, cudaStream_t s) {
+  SS_REQUIRE(T > 0 && F > 0, "swiglu: empty shape");
+  const size_t total = static_cast<size_t>(T) * F;
+  SS_DISPATCH_ET(t, TT, SwiGluKernel<TT><<<GridFor(total, 256), 256, 0, s>>>(static_cast<const TT*>(gu), F, total,
+                                                                              static_cast<TT*>(out)));
+  SS_CUDA_CHECK_LAUNCH("swiglu");
+}
+
+int DecodeSplits(int entries, int kvHeads, int maxCtx) {
+  // Enough blocks to fill the chip (~2 waves of 132 SMs) when few sequences decode; one split when many do.
+  const int blocks = entries * kvHeads;
+  if (blocks >= 256 || maxCtx <= 256) return 1;
+  const int byLen = (maxCtx + 255) / 256;
+  const int want = (264 + blocks - 1) / blocks;
+  return byLen < want ? byLen : want;
+}
+
+void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
+                           int cap, float scale, int splits, float* partial, void* out, cudaStream_t s) {
+  SS_REQUIRE(e.count > 0 && e.count < 65536, "attention: entry count out of range");
+  SS_REQUIRE(H % KVH == 0 && D % 8 == 0 && D <= kMaxD, "attention: head_dim must be a multiple of 8 up to 256");
+  SS_REQUIRE(splits >= 1 && (splits == 1 || partial != nullptr), "attention: splits need a partial buffer");
+  const int G = H / KVH, gChunks = (G + kMaxG - 1) / kMaxG;
+  int chunk = (e.maxCtx + splits - 1) / splits;
+  chunk = (chunk + 31) / 32 * 32;
+  const dim3 grid(splits, KVH * gChunks, e.count);
+  const int dpl = (D + 31) / 32;
+  SS_DISPATCH_ET(t, TT, {
+    const TT* q = static_cast<const TT*>(qkv);
+    TT* o = static_cast<TT*>(out);
+    switch (dpl) {
+      case 1: DecodeAttnKernel<TT, 1><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 2: DecodeAttnKernel<TT, 2><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 3: DecodeAttnKernel<TT, 3><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 4: DecodeAttnKernel<TT, 4><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      default: DecodeAttnKernel<TT, 8><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+    }
+    SS_CUDA_CHECK_LAUNCH("decode attention");
+    if (splits > 1) {
+      DecodeCombineKernel<TT><<<dim3(e.count, H), 128, 0, s>>>(e, H, D, splits, partial, o);
+      SS_CUDA_CHECK_LAUNCH("decode combine");
+    }
+  });
+}
+
+void LaunchArgmax(const float* logits, int B, int V, int32_t* next, cudaStream_t s) {
+  SS_REQUIRE(B > 0 && V > 0, "argmax: empty shape");
+  ArgmaxKernel<<<B, 1024, 0, s>>>(logits, V, next);
+  SS_CUDA_CHECK_LAUNCH("argmax");
+}
+
+void LaunchFillUniform(void* p, ET t, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
+  if (n == 0) return;
+  SS_DISPATCH_ET(t, TT, FillUniformKernel<TT><<<GridFor(n, 256), 256, 0, s>>>(static_cast<TT*>(p), n, seed, lo, hi));
+  SS_CUDA_CHECK_LAUNCH("fill uniform");
+}
+
+}  // namespace swapserve::cuda

@@ -1,0 +1,67 @@
+// Launchers of the CUDA engine's kernels (engine_kernels.cu, engine_flash.cu). Each takes a stream, asserts its
+// shape assumptions (NativeError SWAPSERVE_INVALID_ARGUMENT) and checks its launch. No N-API, no cuBLAS here, so
+// nvcc compiles these sources on machines without either.
+//
+// Element types: `ET` is the activation / KV-cache type of a model (its weight matrices' dtype); values match
+// engine::DType. Weight vectors (norms, biases, embeddings) carry their own dtype.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace swapserve::cuda {
+
+enum class ET : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+inline size_t EtBytes(ET t) { return t == ET::kF32 ? 4 : 2; }
+
+// x[t] (fp32, (T, C)) = emb[tokens[t]] for t < T. emb: (V, C) of dtype embT.
+void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, float* x, cudaStream_t s);
+
+// out[r] = ET(w * x[rows ? rows[r] : r] / rms) for r < R. x: fp32 rows of C; out: (R, C) of outT.
+void LaunchRmsNorm(const float* x, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
+                   ET outT, cudaStream_t s);
+
+// Per token t: q/k/v rows of `qkv` ((T, (H+2*KVH)*D), type ET: q | k | v) get their bias (when given), q and k get
+// RoPE at position pos[t] (in place for q), and k, v are written into the sequence's KV cache at that position.
+// KV cache of a sequence (type ET): (L, 2, cap, KVH, D) at kvBase[t]; `layer` selects its slice.
+struct RopeParams {
+  const float* invFreq = nullptr;  // (D/2) device, scaling already applied (computed once on the host)
+  bool interleaved = false;        // (2i, 2i+1) pairs; else (i, i+D/2)
+};
+void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
+                   ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
+                   cudaStream_t s);
+
+// out = ET(silu(gu[:, :F]) * gu[:, F:]): gu (T, 2F) of type t, out (T, F).
+void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, cudaStream_t s);
+
+// Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
+// apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at
+// positions 0..ctx[e]-1 of the cache at kvBase[e]; output row qRow[e] of `out` ((T, H*D), type t).
+// `partial` (float, E*H*splits*(D+2)) is needed when splits > 1 (flash-decoding: split the context, merge).
+struct AttnEntries {
+  const int32_t* qRow = nullptr;
+  const int32_t* ctx = nullptr;
+  const uint64_t* kvBase = nullptr;
+  int count = 0;
+  int maxCtx = 0;
+};
+int DecodeSplits(int entries, int kvHeads, int maxCtx);
+void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
+                           int cap, float scale, int splits, float* partial, void* out, cudaStream_t s);
+
+// Flash-style causal prefill of one sequence's chunk: n query rows starting at row `row0` of qkv, positions
+// pos0..pos0+n-1, keys 0..pos0+n-1 in the cache at kvBase (device pointer). Tensor cores (mma.sync), online
+// softmax, no score matrix in memory. Supported: t in {F16, BF16}, D in {64, 128}.
+bool FlashSupported(ET t, int D);
+void LaunchFlashPrefill(const void* qkv, int qStride, ET t, int row0, int n, int pos0, const void* kvBase, int H,
+                        int KVH, int D, int layer, int cap, float scale, void* out, int outStride, cudaStream_t s);
+
+// next[b] = argmax(logits[b]) (ties: lowest id). logits (B, V) fp32.
+void LaunchArgmax(const float* logits, int B, int V, int32_t* next, cudaStream_t s);
+
+// Fills n elements of type t with a deterministic pseudo-random uniform in [lo, hi) (benches and checks).
+void LaunchFillUniform(void* p, ET t, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s);
+
+}  // namespace swapserve::cuda
