@@ -1,0 +1,70 @@
+// The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Config } from '../shared/config.ts';
+import { SwapserveError } from '../shared/errors.ts';
+import type { Producer } from '../shared/producer.ts';
+import type { RedisClient } from '../shared/queues.ts';
+import type { BlockingPool } from '../shared/stream.ts';
+import { generateRoutes } from './routes/generate.ts';
+import { healthRoutes } from './routes/health.ts';
+import { modelRoutes } from './routes/models.ts';
+
+export interface GatewayContext {
+  config: Config;
+  redis: RedisClient;
+  producer: Producer;
+  pool: BlockingPool;
+  draining(): boolean;
+  /** Epoch ms at which the request was received (TTFT starts here). */
+  arrival(req: FastifyRequest): number;
+}
+
+const arrivals = new WeakMap<FastifyRequest, number>();
+
+/** Maps any error to an OpenAI error object with a stable code; 5xx bodies never carry internals. */
+export function toSwapserveError(err: unknown): SwapserveError {
+  if (err instanceof SwapserveError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new SwapserveError('body_too_large', { detail: 'the configured limit' });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new SwapserveError('unsupported_media_type', { detail: 'another content type' });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
+  }
+  if (e instanceof SyntaxError || e?.statusCode === 400) return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
+  return new SwapserveError('internal_error', { cause: err });
+}
+
+export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, disableRequestLogging: true });
+  const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? Date.now() };
+  app.addHook('onRequest', (req, _reply, done) => {
+    arrivals.set(req, Date.now());
+    done();
+  });
+  app.setErrorHandler((err, req, reply) => {
+    const e = toSwapserveError(err);
+    if (e.code === 'body_too_large') (e as { message: string }).message = `Request body is larger than ${gw.config.gateway.bodyLimitBytes} bytes`;
+    if (e.status >= 500 && e.code === 'internal_error') req.log.error({ err }, 'internal error');
+    if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
+    if (reply.raw.headersSent) {
+      reply.raw.end();
+      return;
+    }
+    reply.code(e.status).send(e.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new SwapserveError('not_found', { detail: `${req.method} ${req.url.split('?')[0]}` });
+    reply.code(e.status).send(e.toBody());
+  });
+  app.register(async (scope) => {
+    await healthRoutes(scope, ctx);
+    await modelRoutes(scope, ctx);
+    await generateRoutes(scope, ctx);
+  });
+  return app;
+}

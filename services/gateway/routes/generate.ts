@@ -1,0 +1,150 @@
+// POST /v1/chat/completions and POST /v1/completions: validate, enqueue, follow the request's stream to one outcome.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { findModel } from '../../shared/config.ts';
+import { follow, serverTiming, type Delivered } from '../../shared/delivery.ts';
+import { SwapserveError } from '../../shared/errors.ts';
+import {
+  chatRequestSchema, completionRequestSchema, newRequestId, samplingFrom, type DoneEvent, type JobData, type TokenEvent,
+} from '../../shared/job.ts';
+import { keys } from '../../shared/queues.ts';
+import type { GatewayContext } from '../app.ts';
+import { chunk, fullBody, usageChunk, type Kind } from '../openai-format.ts';
+
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+export function zodToError(error: z.ZodError): SwapserveError {
+  const issue = error.issues[0];
+  const param = issue.path.join('.') || undefined;
+  return new SwapserveError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
+}
+
+export async function generateRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
+  app.post('/v1/chat/completions', (req, reply) => handle(gw, 'chat', req, reply));
+  app.post('/v1/completions', (req, reply) => handle(gw, 'completion', req, reply));
+}
+
+async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const arrivalMs = gw.arrival(req);
+  if (gw.draining()) throw new SwapserveError('draining', { retryAfterS: 5 });
+  const parsed = (kind === 'chat' ? chatRequestSchema : completionRequestSchema).safeParse(req.body ?? undefined);
+  if (!parsed.success) throw zodToError(parsed.error);
+  const body = parsed.data;
+  const model = findModel(gw.config, body.model);
+  if (!model) throw new SwapserveError('model_not_found', { detail: body.model, param: 'model' });
+  const idem = req.headers['idempotency-key'];
+  if (idem !== undefined && (typeof idem !== 'string' || !IDEMPOTENCY_KEY_RE.test(idem))) {
+    throw new SwapserveError('invalid_request', { detail: 'Idempotency-Key must be 1..255 printable ASCII characters', param: 'Idempotency-Key' });
+  }
+  const data: JobData = {
+    v: 1,
+    requestId: newRequestId(),
+    model: model.id,
+    kind,
+    input: 'messages' in body
+      ? { type: 'chat', messages: body.messages.map((m) => ({ role: m.role, content: m.content })) }
+      : { type: 'text', prompt: (body as z.output<typeof completionRequestSchema>).prompt },
+    sampling: samplingFrom(body, kind, model.maxTokens),
+    arrivalMs,
+    source: 'gateway',
+  };
+  const { requestId } = await gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem, idempotencyTtlS: gw.config.gateway.idempotencyTtlS });
+  reply.header('x-request-id', requestId);
+
+  // A client that goes away cancels its job (removed if waiting, generation stopped if active).
+  const ac = new AbortController();
+  let finished = false;
+  reply.raw.on('close', () => {
+    if (finished) return;
+    ac.abort();
+    gw.producer.cancel(model.id, requestId, gw.config.streams.ttlS).catch(() => {});
+  });
+  const events = follow(gw.pool, keys(gw.config.prefix).stream(requestId), {
+    blockMs: gw.config.gateway.keepAliveMs,
+    firstTokenTimeoutMs: gw.config.gateway.requestTimeoutMs,
+    signal: ac.signal,
+  });
+  const created = Math.floor(arrivalMs / 1000);
+  try {
+    if (body.stream) {
+      await streamResponse(kind, requestId, model.id, created, !!body.stream_options?.include_usage, events, reply);
+      return reply;
+    }
+    let text = '';
+    for await (const ev of events) {
+      if (ev.type === 'token') text += ev.text;
+      else if (ev.type === 'error') throw ev.error;
+      else if (ev.type === 'done') {
+        setPathHeaders(reply, ev);
+        return fullBody(kind, requestId, model.id, created, text, ev);
+      }
+    }
+    throw new SwapserveError('cancelled');
+  } finally {
+    finished = true;
+  }
+}
+
+function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {
+  reply.header('x-swapserve-path', ev.path);
+  if (ev.coldReason) reply.header('x-swapserve-cold-reason', ev.coldReason);
+  if ('timings' in ev && ev.timings) reply.header('server-timing', serverTiming(ev.timings));
+}
+
+/**
+ * SSE: headers wait for the first token (then they carry the path and Server-Timing) unless the request has to
+ * wait longer than one keep-alive period; then they go out early and comment lines report progress.
+ * An error before the headers is a plain HTTP error; after, an OpenAI error event.
+ */
+async function streamResponse(kind: Kind, requestId: string, model: string, created: number, includeUsage: boolean, events: AsyncGenerator<Delivered>, reply: FastifyReply): Promise<void> {
+  let open = false;
+  const raw = reply.raw;
+  const write = (s: string) => {
+    if (!raw.writableEnded && !raw.destroyed) raw.write(s);
+  };
+  const openStream = (first?: TokenEvent) => {
+    if (open) return;
+    open = true;
+    if (first) setPathHeaders(reply, first);
+    reply.hijack();
+    raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    if (kind === 'chat') write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { role: true, includeUsage }))}\n\n`);
+  };
+  for await (const ev of events) {
+    switch (ev.type) {
+      case 'idle':
+        openStream();
+        write(': waiting\n\n');
+        break;
+      case 'progress':
+        openStream();
+        write(`: ${ev.stage}${ev.totalBytes ? ` ${ev.doneBytes ?? 0}/${ev.totalBytes} bytes` : ''}\n\n`);
+        break;
+      case 'token':
+        openStream(ev);
+        write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { text: ev.text, includeUsage }))}\n\n`);
+        break;
+      case 'done':
+        openStream();
+        write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { done: ev, includeUsage }))}\n\n`);
+        if (includeUsage) write(`data: ${JSON.stringify(usageChunk(kind, requestId, model, created, ev))}\n\n`);
+        write('data: [DONE]\n\n');
+        raw.end();
+        return;
+      case 'error':
+        if (!open) throw ev.error;
+        write(`data: ${JSON.stringify(ev.error.toBody())}\n\n`);
+        raw.end();
+        return;
+    }
+  }
+  // Aborted by the client: nothing more to send.
+  if (open) raw.end();
+  else throw new SwapserveError('cancelled');
+}

@@ -1,0 +1,17 @@
+// GET /healthz (the process is alive) and GET /readyz (Redis answers and the gateway is not draining).
+import type { FastifyInstance } from 'fastify';
+import { SwapserveError } from '../../shared/errors.ts';
+import type { GatewayContext } from '../app.ts';
+
+export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async () => {
+    if (gw.draining()) throw new SwapserveError('draining', { retryAfterS: 5 });
+    try {
+      await gw.redis.ping();
+    } catch {
+      throw new SwapserveError('not_ready', { detail: 'Redis does not answer', retryAfterS: 1 });
+    }
+    return { status: 'ready' };
+  });
+}

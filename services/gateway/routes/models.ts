@@ -1,0 +1,17 @@
+// GET /v1/models and GET /v1/models/:id: the configured models, in OpenAI's list format.
+import type { FastifyInstance } from 'fastify';
+import { findModel } from '../../shared/config.ts';
+import { SwapserveError } from '../../shared/errors.ts';
+import type { GatewayContext } from '../app.ts';
+
+const created = Math.floor(Date.now() / 1000);
+const card = (id: string) => ({ id, object: 'model', created, owned_by: 'swapserve' });
+
+export async function modelRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
+  app.get('/v1/models', async () => ({ object: 'list', data: gw.config.models.map((m) => card(m.id)) }));
+  app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
+    const id = req.params['*'];
+    if (!findModel(gw.config, id)) throw new SwapserveError('model_not_found', { detail: id, param: 'model' });
+    return card(id);
+  });
+}

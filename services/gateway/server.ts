@@ -1,0 +1,46 @@
+// The gateway process side: connections, listen, drain on close (stop accepting -> finish streams -> Redis).
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../shared/config.ts';
+import { Producer } from '../shared/producer.ts';
+import { connect, type RedisClient } from '../shared/queues.ts';
+import { BlockingPool } from '../shared/stream.ts';
+import { buildApp } from './app.ts';
+
+export interface Gateway {
+  app: FastifyInstance;
+  /** The address it listens on, e.g. http://127.0.0.1:8080. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config, opts: { logger?: boolean } = {}): Promise<Gateway> {
+  const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
+  const redis: RedisClient = connect(url, { name: 'swapserve-gateway' });
+  const producer = new Producer(redis, config.prefix);
+  const pool = new BlockingPool(url);
+  let draining = false;
+  const app = buildApp({ config, redis, producer, pool, draining: () => draining }, opts);
+  try {
+    await app.listen({ host: config.gateway.host, port: config.gateway.port });
+  } catch (e) {
+    await Promise.allSettled([pool.close(), producer.close()]);
+    redis.disconnect();
+    throw e;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.gateway.port;
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    url: `http://${config.gateway.host}:${port}`,
+    close: () => {
+      closing ??= (async () => {
+        draining = true;
+        await Promise.allSettled([app.close()]);
+        await Promise.allSettled([pool.close(), producer.close()]);
+        await redis.quit().catch(() => redis.disconnect());
+      })();
+      return closing;
+    },
+  };
+}
