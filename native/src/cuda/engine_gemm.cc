@@ -1,0 +1,137 @@
+// cuBLASLt behind the engine's Gemm: one descriptor set and heuristic pick per distinct shape, cached.
+#include "cuda/engine_gemm.h"
+
+#include <cublasLt.h>
+
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "cuda/engine_check.h"
+
+#define SS_CUBLAS_CHECK(stmt)                                                                          \
+  do {                                                                                                 \
+    cublasStatus_t ss_st_ = (stmt);                                                                    \
+    if (ss_st_ != CUBLAS_STATUS_SUCCESS)                                                               \
+      throw ::swapserve::NativeError(ss_st_ == CUBLAS_STATUS_ALLOC_FAILED ? ::swapserve::ErrorCode::kOom \
+                                                                          : ::swapserve::ErrorCode::kCuda, \
+                                     std::string(#stmt) + " failed at " + __FILE__ + ":" +             \
+                                         std::to_string(__LINE__) + ": " + cublasLtGetStatusString(ss_st_)); \
+  } while (0)
+
+namespace swapserve::cuda {
+
+namespace {
+
+cudaDataType_t CudaType(ET t) {
+  switch (t) {
+    case ET::kF32: return CUDA_R_32F;
+    case ET::kF16: return CUDA_R_16F;
+    default: return CUDA_R_16BF;
+  }
+}
+
+// Largest power of two (up to 256) dividing the address: cuBLASLt's fast kernels need aligned operands, and its
+// heuristic assumes 256 bytes unless told otherwise.
+uint32_t Alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && (a % al) != 0) al >>= 1;
+  return al;
+}
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+};
+
+}  // namespace
+
+struct Gemm::Impl {
+  cublasLtHandle_t handle = nullptr;
+  void* ws = nullptr;
+  size_t wsBytes = 0;
+  // (N, K, T, ldx, ldy, types, beta != 0, alignments)
+  using Key = std::tuple<int, int, int, int, int, int, int, uint32_t>;
+  std::map<Key, Plan> plans;
+
+  ~Impl() {
+    for (auto& [k, p] : plans) {
+      cublasLtMatrixLayoutDestroy(p.a);
+      cublasLtMatrixLayoutDestroy(p.b);
+      cublasLtMatrixLayoutDestroy(p.c);
+      cublasLtMatmulDescDestroy(p.desc);
+    }
+    if (handle) cublasLtDestroy(handle);
+  }
+
+  Plan& plan(const void* W, ET wT, int N, int K, const void* X, ET xT, int ldx, int T, void* Y, ET yT, int ldy,
+             bool accumulate) {
+    const uint32_t alA = Alignment(W), alB = Alignment(X), alC = Alignment(Y);
+    const int types = static_cast<int>(wT) * 9 + static_cast<int>(xT) * 3 + static_cast<int>(yT);
+    const Key key{N, K, T, ldx, ldy, types, accumulate ? 1 : 0, (alA << 16) | (alB << 8) | (alC & 0xff)};
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    Plan p;
+    // Column-major view: W row-major (N, K) is a (K, N) matrix, used transposed; X is (K, T); Y is (N, T).
+    SS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    SS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof(opT)));
+    SS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof(opN)));
+    SS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CudaType(wT), K, N, K));
+    SS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CudaType(xT), K, T, ldx));
+    SS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CudaType(yT), N, T, ldy));
+    cublasLtMatmulPreference_t pref = nullptr;
+    SS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const uint32_t alD = alC;
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsBytes,
+                                                             sizeof(wsBytes));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alA, sizeof(alA));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alB, sizeof(alB));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alC, sizeof(alC));
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alD, sizeof(alD));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      cublasLtMatrixLayoutDestroy(p.a);
+      cublasLtMatrixLayoutDestroy(p.b);
+      cublasLtMatrixLayoutDestroy(p.c);
+      cublasLtMatmulDescDestroy(p.desc);
+      throw NativeError(ErrorCode::kCuda, "cuBLASLt has no algorithm for a (" + std::to_string(T) + " x " +
+                                              std::to_string(K) + ") x (" + std::to_string(K) + " x " +
+                                              std::to_string(N) + ") product: " + cublasLtGetStatusString(st));
+    }
+    p.algo = res.algo;
+    p.workspace = res.workspaceSize;
+    return plans.emplace(key, p).first->second;
+  }
+};
+
+Gemm::Gemm(void* workspace, size_t workspaceBytes) : impl_(std::make_unique<Impl>()) {
+  impl_->ws = workspace;
+  impl_->wsBytes = workspaceBytes;
+  SS_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
+}
+
+Gemm::~Gemm() = default;
+
+void Gemm::run(const void* W, ET wT, int N, int K, const void* X, ET xT, int ldx, int T, void* Y, ET yT, int ldy,
+               float beta, cudaStream_t s) {
+  SS_REQUIRE(N > 0 && K > 0 && T > 0 && ldx >= K && ldy >= N, "gemm: bad shape");
+  SS_REQUIRE(wT == xT, "gemm: weights and activations must share a dtype");
+  Plan& p = impl_->plan(W, wT, N, K, X, xT, ldx, T, Y, yT, ldy, beta != 0.f);
+  const float alpha = 1.f;
+  SS_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo,
+                                 impl_->ws, impl_->wsBytes, s));
+}
+
+}  // namespace swapserve::cuda
