@@ -1,0 +1,79 @@
+// tokenizer.json (Hugging Face) through @huggingface/tokenizers, behind swapserve's Tokenizer interface.
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
+
+import type { ModelConfig } from '../types.ts';
+import { chooseFamily, familyStopTokens, renderChat, type ChatFamily } from './chat.ts';
+import { PrefixDiffDecoder } from './decode-stream.ts';
+import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
+
+const tokenText = (t: unknown): string | null =>
+  typeof t === 'string' ? t : t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string' ? (t as { content: string }).content : null;
+
+export class HfTokenizer implements Tokenizer {
+  readonly bosId: number | null;
+  readonly eosIds: number[];
+  readonly vocabSize: number;
+  readonly family: ChatFamily;
+  private readonly bosText: string;
+  private readonly eosText: string;
+
+  constructor(private readonly impl: HfTokenizerImpl, tokConfig: Record<string, unknown>, cfg: ModelConfig, chatTemplate: string | null) {
+    const id = (t: string | null) => (t === null ? undefined : impl.token_to_id(t));
+    this.vocabSize = impl.get_vocab(true).size;
+    const bosText = tokenText(tokConfig.bos_token);
+    this.bosId = id(bosText) ?? cfg.bosTokenId;
+    this.family = chooseFamily(chatTemplate, cfg.arch, (t) => impl.token_to_id(t) !== undefined);
+    const eos = [id(tokenText(tokConfig.eos_token)), ...cfg.eosTokenIds, ...familyStopTokens(this.family).map((t) => id(t))];
+    this.eosIds = [...new Set(eos.filter((x): x is number => x !== undefined))];
+    this.bosText = this.bosId === null ? '' : impl.id_to_token(this.bosId) ?? '';
+    this.eosText = this.eosIds.length ? impl.id_to_token(this.eosIds[0]) ?? '' : '';
+  }
+
+  encode(text: string, opts: { addBos?: boolean } = {}): number[] {
+    if (typeof text !== 'string') throw new TypeError(`Expected a string for text but received ${typeof text}`);
+    const ids = this.impl.encode(text, { add_special_tokens: false }).ids;
+    return opts.addBos && this.bosId !== null ? [this.bosId, ...ids] : ids;
+  }
+
+  decode(ids: number[]): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TokenizerError('BAD_TOKEN_ID', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
+      }
+    }
+    return this.impl.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  }
+
+  decodeStream(): TokenDecoder {
+    return new PrefixDiffDecoder((ids) => this.decode(ids));
+  }
+
+  applyChatTemplate(messages: ChatMessage[]): string {
+    return renderChat(this.family, messages, this.bosText, this.eosText);
+  }
+}
+
+export async function loadHfTokenizer(tokenizerJson: string, cfg: ModelConfig, chatTemplate: string | null): Promise<HfTokenizer> {
+  let json: unknown;
+  let config: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(await readFile(tokenizerJson, 'utf8'));
+  } catch (e) {
+    throw new TokenizerError('BAD_VOCAB', `${tokenizerJson}: cannot read tokenizer.json: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    config = JSON.parse(await readFile(join(dirname(tokenizerJson), 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    config = {};
+  }
+  let impl: HfTokenizerImpl;
+  try {
+    impl = new HfTokenizerImpl(json as object, config);
+  } catch (e) {
+    throw new TokenizerError('UNSUPPORTED', `${tokenizerJson}: ${(e as Error).message}`, { cause: e });
+  }
+  return new HfTokenizer(impl, config, cfg, chatTemplate);
+}

@@ -1,0 +1,42 @@
+// The tokenizer interface every model's tokenizer implements, and its typed error.
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** Incremental detokenizer: push(id) returns the text that is now complete (split UTF-8 characters are held). */
+export interface TokenDecoder {
+  push(id: number): string;
+  /** Whatever is still held (an incomplete character decodes to U+FFFD). */
+  flush(): string;
+}
+
+export interface Tokenizer {
+  /** Special tokens spelled in `text` (e.g. "<|im_start|>") are parsed as those tokens. addBos defaults to false. */
+  encode(text: string, opts?: { addBos?: boolean }): number[];
+  decodeStream(): TokenDecoder;
+  /** Control tokens (BOS, EOS, ...) decode to nothing. */
+  decode(ids: number[]): string;
+  bosId: number | null;
+  eosIds: number[];
+  vocabSize: number;
+  /** The prompt text for `messages`, with the generation prompt; encode it with addBos false (BOS is in it). */
+  applyChatTemplate(messages: ChatMessage[]): string;
+}
+
+export const TOKENIZER_ERROR_CODES = {
+  NO_TOKENIZER: 'the model carries no tokenizer',
+  BAD_VOCAB: 'the vocabulary is missing pieces or inconsistent',
+  UNSUPPORTED: 'this tokenizer type is not supported',
+  BAD_TOKEN_ID: 'a token id is outside the vocabulary',
+  BAD_MESSAGES: 'chat messages are malformed (unknown role, empty list)',
+} as const;
+export type TokenizerErrorCode = keyof typeof TOKENIZER_ERROR_CODES;
+
+export class TokenizerError extends Error {
+  override readonly name = 'TokenizerError';
+  constructor(readonly code: TokenizerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
