@@ -8,8 +8,12 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import {
+  AlwaysOnSampler,
   BatchSpanProcessor,
+  ParentBasedSampler,
+  SamplingDecision,
   SimpleSpanProcessor,
+  type Sampler,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
@@ -121,7 +125,11 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   if (cfg.otlpTraces) inner.push(new BatchSpanProcessor(new OTLPTraceExporter()));
   if (inner.length > 0) {
     requestAttributes = new RequestAttributeProcessor(inner.length === 1 ? inner[0] : fanOut(inner));
-    tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [requestAttributes] });
+    tracerProvider = new NodeTracerProvider({
+      resource,
+      spanProcessors: [requestAttributes],
+      sampler: new ParentBasedSampler({ root: new HousekeepingFilter() }),
+    });
     // Registers the AsyncLocalStorage context manager and the W3C trace-context propagator that bullmq-otel
     // uses to carry the trace from the producer to the consumer through the job's metadata.
     tracerProvider.register();
@@ -164,6 +172,21 @@ export async function shutdownTelemetry(): Promise<void> {
   const results = await Promise.allSettled(steps);
   for (const r of results) if (r.status === 'rejected') diag.warn(`swapserve telemetry: shutdown: ${String(r.reason)}`);
   if (h.tracerProvider) trace.disable();
+}
+
+/**
+ * BullMQ traces its own polling (`getNextJob`, every few seconds per worker) and housekeeping as root spans; they
+ * would bury the request traces in Tempo. Root spans with those names are dropped; children follow their parent.
+ */
+const HOUSEKEEPING = /^(getNextJob|rateLimit|pause|resume|close|trimEvents|removeDebounceKey) /;
+class HousekeepingFilter implements Sampler {
+  private readonly on = new AlwaysOnSampler();
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
+    return HOUSEKEEPING.test(args[2]) ? { decision: SamplingDecision.NOT_RECORD } : this.on.shouldSample();
+  }
+  toString(): string {
+    return 'SwapserveHousekeepingFilter';
+  }
 }
 
 function fanOut(processors: SpanProcessor[]): SpanProcessor {
