@@ -8,10 +8,10 @@ import { randomBytes } from 'node:crypto';
 import type { ModelSource } from './types.ts';
 import { EngineError, fromNative } from './engine-errors.ts';
 import { buildModelDesc, loadEngineAddon, type EngineAddon, type NativeEngine } from './engine-native.ts';
-import { IncrementalDecoder, StopMatcher, type TokenDecoder } from './generation-text.ts';
+import { StopMatcher } from './stop-strings.ts';
+import { SpmTokenizer, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
 
 export { EngineError, isEngineError, ENGINE_ERROR_CODES, type EngineErrorCode } from './engine-errors.ts';
-export type { TokenDecoder } from './generation-text.ts';
 
 export interface GenerateRequest {
   prompt: number[];
@@ -95,7 +95,9 @@ interface Seq {
   /** The token to feed next once the prompt is in (the last sampled one). */
   last: number;
   completion: number;
-  text: IncrementalDecoder;
+  text: TokenDecoder;
+  /** SentencePiece: drop the dummy-prefix space of the first text after a BOS-only/BOS-final prompt. */
+  stripSpace: boolean;
   stop: StopMatcher;
   out: Channel<GenerateEvent>;
   cancelled: boolean;
@@ -114,7 +116,7 @@ export class Engine {
   private constructor(
     private readonly native: NativeEngine,
     readonly source: ModelSource,
-    private readonly tokenizer: TokenDecoder,
+    private readonly tokenizer: Tokenizer,
     readonly options: Resolved,
   ) {
     this.eos = new Set(source.config.eosTokenIds);
@@ -125,7 +127,7 @@ export class Engine {
    * EngineError('native', nativeCode SWAPSERVE_NOT_RESIDENT) when the model is neither on the compute tier
    * nor moving there.
    */
-  static async create(runtime: EngineRuntime, modelId: string, source: ModelSource, tokenizer: TokenDecoder, opts?: EngineOptions): Promise<Engine> {
+  static async create(runtime: EngineRuntime, modelId: string, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions): Promise<Engine> {
     const addon = isEngineAddon(runtime.addon) ? runtime.addon : loadEngineAddon();
     return Engine.make(addon, runtime.native, modelId, source, tokenizer, opts, {});
   }
@@ -134,7 +136,7 @@ export class Engine {
    * An engine over a host copy of the model's arena, without the weights runtime (CPU backend only): for tests,
    * benchmarks and `swapserve generate`. scratchBudgetBytes bounds its KV caches.
    */
-  static async createOnHostArena(arena: Uint8Array, source: ModelSource, tokenizer: TokenDecoder, opts?: EngineOptions & { scratchBudgetBytes?: number }): Promise<Engine> {
+  static async createOnHostArena(arena: Uint8Array, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions & { scratchBudgetBytes?: number }): Promise<Engine> {
     if (arena.byteLength !== source.layout.totalBytes) {
       throw new EngineError('invalid_request', `Expected an arena of ${source.layout.totalBytes} bytes but received ${arena.byteLength}`);
     }
@@ -144,7 +146,7 @@ export class Engine {
     });
   }
 
-  private static make(addon: EngineAddon, target: object, modelId: string, source: ModelSource, tokenizer: TokenDecoder,
+  private static make(addon: EngineAddon, target: object, modelId: string, source: ModelSource, tokenizer: Tokenizer,
     opts: EngineOptions | undefined, extra: { scratchBudgetBytes?: number; numGroups?: number }): Engine {
     const o: Resolved = {
       ...DEFAULTS,
@@ -191,7 +193,8 @@ export class Engine {
       pos: 0,
       last: -1,
       completion: 0,
-      text: new IncrementalDecoder(this.tokenizer),
+      text: this.tokenizer.decodeStream(),
+      stripSpace: this.tokenizer instanceof SpmTokenizer && req.prompt[req.prompt.length - 1] === this.tokenizer.bosId,
       stop: new StopMatcher(req.stop ?? []),
       out: new Channel<GenerateEvent>(),
       cancelled: false,
@@ -333,25 +336,31 @@ export class Engine {
     s.completion++;
     s.last = id;
     if (this.eos.has(id)) {
-      const rest = s.stop.push(s.text.flush()).text + s.stop.flush();
+      const rest = s.stop.push(this.textOf(s, s.text.flush())).text + s.stop.flush();
       if (rest) s.out.push({ type: 'token', id, text: rest });
       this.retire(s, 'stop');
       return;
     }
-    const piece = s.stop.push(s.text.push(id));
+    const piece = s.stop.push(this.textOf(s, s.text.push(id)));
     if (piece.stopped) {
       s.out.push({ type: 'token', id, text: piece.text });
       this.retire(s, 'stop');
       return;
     }
     if (s.completion >= s.maxTokens) {
-      const tail = s.stop.push(s.text.flush());
+      const tail = s.stop.push(this.textOf(s, s.text.flush()));
       const text = piece.text + tail.text + (tail.stopped ? '' : s.stop.flush());
       s.out.push({ type: 'token', id, text });
       this.retire(s, tail.stopped ? 'stop' : 'length');
       return;
     }
     s.out.push({ type: 'token', id, text: piece.text });
+  }
+
+  private textOf(s: Seq, raw: string): string {
+    if (!s.stripSpace || raw === '') return raw;
+    s.stripSpace = false;
+    return raw.startsWith(' ') ? raw.slice(1) : raw;
   }
 
   /** Removes an active sequence, frees its KV cache, and ends its stream with `done` or an error. */

@@ -6,7 +6,7 @@ import { Engine, EngineError, type GenerateEvent, type GenerateRequest } from '.
 import { readArena } from '../../native/ts/arena.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
-import { spmDecoderFromGguf } from './spm-decoder.ts';
+import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 
 const MODEL = new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
 // shared/data/README.md: greedy from BOS at position 0.
@@ -31,13 +31,13 @@ async function collect(it: AsyncIterable<GenerateEvent>) {
 describe('engine on stories260K (CPU)', () => {
   let source: ModelSource;
   let arena: Uint8Array;
-  let decoder: Awaited<ReturnType<typeof spmDecoderFromGguf>>;
+  let decoder: Tokenizer;
   let engine: Engine;
 
   before(async () => {
     source = await openModel(MODEL);
     arena = await readArena(source);
-    decoder = await spmDecoderFromGguf(MODEL);
+    decoder = await loadTokenizer(source);
     engine = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 512 });
   });
   after(async () => { await engine?.close(); });
