@@ -1,0 +1,112 @@
+// `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config, type ModelEntry } from '../shared/config.ts';
+import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
+import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
+import type { ModelSettings } from '../scheduler/state.ts';
+
+const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDIS_URL, SWAPSERVE_CONFIG)
+
+  --id ID                 this scheduler's lease holder id (default: random)
+  --lease-ms MS           leader lease; a standby takes over within it (default 5000)
+  --tick-ms MS            policy tick: idle demotion, scale-in, retries (default 1000)
+  --poll-ms MS            queue counts re-read at least this often (default 500)
+  --max-workers N         most workers the local provider starts (default ${POLICY_DEFAULTS.maxWorkers})
+  --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers})
+  --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
+  --starvation-ms MS      a model waiting this long may reclaim a busy GPU (default ${POLICY_DEFAULTS.starvationMs})
+  --max-replicas N        GPU replicas per model (default 64)
+  --provider local|none   start workers as local processes, or never start any (default local)
+  --worker-arg ARG        extra argument for started workers (repeatable)
+`;
+
+/** Bytes of a model's weight files (its arena size, near enough before a worker reports the real one). */
+export function weightsBytes(path: string): number {
+  try {
+    const st = statSync(path);
+    if (st.isFile()) return st.size;
+    let total = 0;
+    for (const e of readdirSync(path, { withFileTypes: true })) {
+      if (e.isFile() && /\.(safetensors|gguf|bin)$/.test(e.name)) total += statSync(join(path, e.name)).size;
+    }
+    return total;
+  } catch {
+    return 0;
+  }
+}
+
+export function settingsFromConfig(cfg: Config, maxReplicas: number): ModelSettings[] {
+  return cfg.models.map((m: ModelEntry) => modelSettings(m, { bytes: weightsBytes(m.path), maxReplicas, concurrency: cfg.worker.concurrency }));
+}
+
+function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`Expected an integer >= ${min} for --${name} but received "${v}"`);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
+        'poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
+        'worker-idle-ms': { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
+        provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`swapserve scheduler: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let scheduler: Scheduler;
+  try {
+    const config = loadConfig(values.config);
+    if (!config.redisUrl) {
+      process.stderr.write('swapserve scheduler: no Redis configured; set REDIS_URL or redisUrl in the config\n');
+      return 2;
+    }
+    const provider = values.provider ?? 'local';
+    if (provider !== 'local' && provider !== 'none') throw new ConfigError(`Expected local or none for --provider but received "${provider}"`);
+    const policy: Partial<PolicyConfig> = {
+      maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : POLICY_DEFAULTS.maxWorkers, 0),
+      minWorkers: positiveInt('min-workers', values['min-workers'], POLICY_DEFAULTS.minWorkers, 0),
+      workerIdleMs: positiveInt('worker-idle-ms', values['worker-idle-ms'], POLICY_DEFAULTS.workerIdleMs),
+      starvationMs: positiveInt('starvation-ms', values['starvation-ms'], POLICY_DEFAULTS.starvationMs),
+    };
+    if (provider === 'none') policy.maxWorkers = 0;
+    const configArgs = values.config ? ['--config', values.config] : [];
+    const workers: WorkerProvider = new LocalProcessProvider({ extraArgs: [...configArgs, ...(values['worker-arg'] ?? [])] });
+    scheduler = new Scheduler({
+      redisUrl: config.redisUrl, prefix: config.prefix, models: settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
+      policy, provider: workers, ...(values.id ? { id: values.id } : {}),
+      leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
+      tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),
+      pollMs: positiveInt('poll-ms', values['poll-ms'], 500, 10),
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`swapserve scheduler: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  await scheduler.start();
+  process.stdout.write(`scheduler ${scheduler.id} started (standby until it holds the lease)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await scheduler.close();
+  return 0;
+}
