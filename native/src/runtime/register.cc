@@ -1,14 +1,448 @@
-// Placeholder until the weights runtime lands (owned by the runtime's author; replace whole).
+// N-API surface of the weights runtime: the NativeRuntime class (wrapped by native/ts/runtime.ts, which validates
+// every argument first), AcquireWeights / GetScratchPool for the engine, and test helpers. Long work runs on its
+// own thread and settles a Promise through a thread-safe function; nothing here blocks the JS thread.
+#include <napi.h>
+
+#include <thread>
+
+#include "core/errors.h"
 #include "core/register.h"
 #include "core/weights.h"
-#include "core/errors.h"
+#include "runtime/core.h"
+#include "runtime/hash.h"
 
 namespace swapserve {
-void RegisterRuntime(Napi::Env, Napi::Object) {}
-std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object, const std::string&) {
-  throw NativeError(ErrorCode::kNotResident, "runtime not built yet");
+namespace runtime {
+namespace {
+
+// Tags NativeRuntime objects so AcquireWeights can check what it was handed (napi_type_tag, N-API 8).
+const napi_type_tag kRuntimeTag = {0x5f1c2a7e93b14d60ull, 0xa8d3e1f4c2b70915ull};
+
+Napi::Error MakeError(Napi::Env env, ErrorCode code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Value().Set("code", Napi::String::New(env, ErrorCodeName(code)));
+  return e;
 }
-std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object) {
-  throw NativeError(ErrorCode::kNotResident, "runtime not built yet");
+
+// Runs `body` and converts a NativeError into a JS error with its stable code.
+template <class F>
+Napi::Value Guard(Napi::Env env, F&& body) {
+  try {
+    return body();
+  } catch (const NativeError& e) {
+    throw MakeError(env, e.code(), e.what());
+  }
 }
+
+// ------------------------------------------------------------------------------------------- async plumbing
+
+struct Msg {
+  enum Type { kProgress, kGroup, kDone } type;
+  uint64_t done = 0, total = 0;
+  int group = 0;
+  bool ok = true;
+  ErrorCode code = ErrorCode::kIo;
+  std::string error;
+  std::function<Napi::Value(Napi::Env)> value;  // builds the resolution value on the JS thread
+};
+
+struct Ctx {
+  explicit Ctx(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  Napi::FunctionReference onProgress, onGroup;
+};
+
+void CallJs(Napi::Env env, Napi::Function, Ctx* ctx, Msg* msg) {
+  std::unique_ptr<Msg> m(msg);
+  if (env == nullptr || m == nullptr) return;  // tearing down
+  Napi::HandleScope scope(env);
+  try {
+    switch (m->type) {
+      case Msg::kProgress:
+        if (!ctx->onProgress.IsEmpty()) {
+          ctx->onProgress.Call({Napi::Number::New(env, static_cast<double>(m->done)),
+                                Napi::Number::New(env, static_cast<double>(m->total))});
+        }
+        break;
+      case Msg::kGroup:
+        if (!ctx->onGroup.IsEmpty()) ctx->onGroup.Call({Napi::Number::New(env, m->group)});
+        break;
+      case Msg::kDone:
+        if (m->ok) ctx->deferred.Resolve(m->value ? m->value(env) : env.Undefined());
+        else ctx->deferred.Reject(MakeError(env, m->code, m->error).Value());
+        break;
+    }
+  } catch (const Napi::Error&) {
+    // A throwing progress/group callback must not break the move (the JS wrapper already guards them).
+  }
+}
+
+using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Msg, CallJs>;
+
+// Runs work(callbacks) on a new thread; the Promise settles with toJs(result) or the NativeError it threw.
+template <class R>
+Napi::Promise RunAsync(Napi::Env env, std::function<R(const MoveCallbacks&)> work,
+                       std::function<Napi::Value(Napi::Env, const R&)> toJs, Napi::Value onProgress = Napi::Value(),
+                       Napi::Value onGroup = Napi::Value()) {
+  Ctx* ctx = new Ctx(env);
+  if (!onProgress.IsEmpty() && onProgress.IsFunction()) ctx->onProgress = Napi::Persistent(onProgress.As<Napi::Function>());
+  if (!onGroup.IsEmpty() && onGroup.IsFunction()) ctx->onGroup = Napi::Persistent(onGroup.As<Napi::Function>());
+  Napi::Promise promise = ctx->deferred.Promise();
+  Tsfn tsfn = Tsfn::New(env, "swapserve.runtime", 0, 1, ctx, [](Napi::Env, void*, Ctx* c) { delete c; });
+  bool wantProgress = !ctx->onProgress.IsEmpty(), wantGroup = !ctx->onGroup.IsEmpty();
+  std::thread([tsfn, work = std::move(work), toJs = std::move(toJs), wantProgress, wantGroup]() mutable {
+    MoveCallbacks cb;
+    if (wantProgress) {
+      cb.progress = [tsfn](uint64_t done, uint64_t total) mutable {
+        Msg* m = new Msg{Msg::kProgress};
+        m->done = done;
+        m->total = total;
+        if (tsfn.NonBlockingCall(m) != napi_ok) delete m;
+      };
+    }
+    if (wantGroup) {
+      cb.group = [tsfn](int g) mutable {
+        Msg* m = new Msg{Msg::kGroup};
+        m->group = g;
+        if (tsfn.NonBlockingCall(m) != napi_ok) delete m;
+      };
+    }
+    Msg* done = new Msg{Msg::kDone};
+    try {
+      auto r = std::make_shared<R>(work(cb));
+      done->value = [r, toJs](Napi::Env env) { return toJs(env, *r); };
+    } catch (const NativeError& e) {
+      done->ok = false;
+      done->code = e.code();
+      done->error = e.what();
+    } catch (const std::exception& e) {
+      done->ok = false;
+      done->code = ErrorCode::kIo;
+      done->error = e.what();
+    }
+    if (tsfn.BlockingCall(done) != napi_ok) delete done;
+    tsfn.Release();
+  }).detach();
+  return promise;
+}
+
+struct Unit {};
+
+uint64_t U64(Napi::Value v) { return static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue()); }
+
+Napi::Object ResultToJs(Napi::Env env, const char* kind, const std::string& id, const MoveResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", kind);
+  o.Set("modelId", id);
+  o.Set("bytes", static_cast<double>(r.bytes));
+  o.Set("wallMs", r.wallMs);
+  o.Set("deviceMs", r.deviceMs);
+  return o;
+}
+
+Napi::Object PoolToJs(Napi::Env env, const PoolInfo& p, bool withReady) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("budgetBytes", static_cast<double>(p.budget));
+  o.Set("usedBytes", static_cast<double>(p.used));
+  if (withReady) o.Set("ready", p.ready);
+  return o;
+}
+
+// ------------------------------------------------------------------------------------------- test lease
+
+// A WeightsLease held from JS (tests only): the same path the engine takes, observable from a test.
+class TestLease : public Napi::ObjectWrap<TestLease> {
+ public:
+  static Napi::FunctionReference* ctor;
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "TestLease",
+                                   {InstanceMethod("release", &TestLease::Release),
+                                    InstanceMethod("checksum", &TestLease::Checksum),
+                                    InstanceAccessor("groups", &TestLease::Groups, nullptr)});
+    ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+  explicit TestLease(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TestLease>(info) {}
+  std::shared_ptr<WeightsLease> lease;
+  std::shared_ptr<RuntimeCore> core;
+  std::vector<Segment> segments;
+
+ private:
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    lease.reset();
+    return info.Env().Undefined();
+  }
+  Napi::Value Groups(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), lease ? lease->numGroups() : 0);
+  }
+  // Waits for every group as the engine would (waitGroup on a stream), then hashes the segments' bytes.
+  Napi::Value Checksum(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      if (!lease) throw NativeError(ErrorCode::kState, "the lease was released");
+      auto l = lease;
+      auto c = core;
+      auto segs = segments;
+      return RunAsync<std::string>(
+          info.Env(),
+          [l, c, segs](const MoveCallbacks&) {
+            c->device->bindThread();
+            auto stream = c->device->newStream();
+            for (int g = 0; g < l->numGroups(); ++g) l->waitGroup(g, stream->handle());
+            Hasher h;
+            std::vector<uint8_t> buf;
+            for (const Segment& s : segs) {
+              buf.resize(s.bytes);
+              stream->copyToHost(buf.data(), l->base() + s.arenaOffset, s.bytes);
+              stream->synchronize();
+              h.update(buf.data(), s.bytes);
+            }
+            return h.hex();
+          },
+          [](Napi::Env env, const std::string& s) { return Napi::String::New(env, s); });
+    });
+  }
+};
+Napi::FunctionReference* TestLease::ctor = nullptr;
+
+// ------------------------------------------------------------------------------------------- NativeRuntime
+
+class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeRuntime",
+                       {
+                           InstanceMethod("register", &NativeRuntime::Register),
+                           InstanceMethod("unregister", &NativeRuntime::Unregister),
+                           InstanceMethod("move", &NativeRuntime::Move),
+                           InstanceMethod("evict", &NativeRuntime::Evict),
+                           InstanceMethod("drop", &NativeRuntime::Drop),
+                           InstanceMethod("residency", &NativeRuntime::Residency),
+                           InstanceMethod("usage", &NativeRuntime::Usage),
+                           InstanceMethod("checksum", &NativeRuntime::Checksum),
+                           InstanceMethod("whenHostReady", &NativeRuntime::WhenHostReady),
+                           InstanceMethod("close", &NativeRuntime::Close),
+                           InstanceMethod("failNext", &NativeRuntime::FailNext),
+                           InstanceMethod("acquireForTest", &NativeRuntime::AcquireForTest),
+                           InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
+                           InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
+                           InstanceAccessor("deviceName", &NativeRuntime::DeviceName, nullptr),
+                       });
+  }
+
+  // new NativeRuntime({ backend, device, hostBudgetBytes, gpuBudgetBytes, scratchBudgetBytes, stagingBytes, readThreads })
+  explicit NativeRuntime(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeRuntime>(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    RuntimeOptions opts;
+    opts.cuda = o.Get("backend").As<Napi::String>().Utf8Value() == "cuda";
+    opts.device = o.Get("device").As<Napi::Number>().Int32Value();
+    opts.hostBudget = U64(o.Get("hostBudgetBytes"));
+    opts.gpuBudget = U64(o.Get("gpuBudgetBytes"));
+    opts.scratchBudget = U64(o.Get("scratchBudgetBytes"));
+    opts.stagingBytes = U64(o.Get("stagingBytes"));
+    opts.readThreads = o.Get("readThreads").As<Napi::Number>().Int32Value();
+    try {
+      core = RuntimeCore::Open(opts);
+    } catch (const NativeError& e) {
+      throw MakeError(env, e.code(), e.what());
+    }
+    napi_type_tag_object(env, info.This(), &kRuntimeTag);
+  }
+
+  std::shared_ptr<RuntimeCore> core;
+
+ private:
+  // register(id, { totalBytes, files: string[], segments: [file, fileOffset, bytes, arenaOffset][], groups: [start, end][] })
+  Napi::Value Register(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      Napi::Object l = info[1].As<Napi::Object>();
+      Layout layout;
+      layout.totalBytes = U64(l.Get("totalBytes"));
+      Napi::Array files = l.Get("files").As<Napi::Array>();
+      for (uint32_t i = 0; i < files.Length(); ++i) layout.files.push_back(files.Get(i).As<Napi::String>());
+      Napi::Array segs = l.Get("segments").As<Napi::Array>();
+      for (uint32_t i = 0; i < segs.Length(); ++i) {
+        Napi::Array s = segs.Get(i).As<Napi::Array>();
+        layout.segments.push_back({static_cast<uint32_t>(U64(s.Get(0u))), U64(s.Get(1u)), U64(s.Get(2u)), U64(s.Get(3u))});
+      }
+      Napi::Array groups = l.Get("groups").As<Napi::Array>();
+      for (uint32_t i = 0; i < groups.Length(); ++i) {
+        Napi::Array g = groups.Get(i).As<Napi::Array>();
+        layout.groups.emplace_back(U64(g.Get(0u)), U64(g.Get(1u)));
+      }
+      core->registerModel(id, std::move(layout));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Unregister(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core->unregisterModel(info[0].As<Napi::String>());
+      return info.Env().Undefined();
+    });
+  }
+
+  // move(kind: 'load' | 'swap_in' | 'load_to_gpu', id, onProgress?, onGroup?) -> Promise<result>
+  Napi::Value Move(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string kind = info[0].As<Napi::String>();
+      std::string id = info[1].As<Napi::String>();
+      MoveKind k = kind == "load" ? MoveKind::kLoad : kind == "swap_in" ? MoveKind::kSwapIn : MoveKind::kLoadToGpu;
+      auto c = core;
+      RuntimeCore::Prepared p = c->begin(k, id);  // state check and reservation, now (throws synchronously)
+      return RunAsync<MoveResult>(
+          info.Env(), [c, p](const MoveCallbacks& cb) { return c->run(p, cb); },
+          [k, id](Napi::Env env, const MoveResult& r) { return ResultToJs(env, MoveKindName(k), id, r); }, info[2],
+          info[3]);
+    });
+  }
+
+  Napi::Value Evict(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      return ResultToJs(info.Env(), "evict", id, core->evict(id));
+    });
+  }
+
+  Napi::Value Drop(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      return ResultToJs(info.Env(), "drop", id, core->drop(id));
+    });
+  }
+
+  Napi::Value Residency(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      ResidencyInfo r = core->residency(info[0].As<Napi::String>());
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("state", r.state);
+      o.Set("host", r.host);
+      o.Set("gpu", r.gpu);
+      o.Set("leases", r.leases);
+      return o;
+    });
+  }
+
+  Napi::Value Usage(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("host", PoolToJs(env, core->hostUsage(), true));
+    o.Set("gpu", PoolToJs(env, core->gpuUsage(), false));
+    o.Set("scratch", PoolToJs(env, core->scratchUsage(), false));
+    return o;
+  }
+
+  // checksum(id, 'host' | 'gpu') -> Promise<hex>: hash of the segments' bytes in arena order.
+  Napi::Value Checksum(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      bool gpu = info[1].As<Napi::String>().Utf8Value() == "gpu";
+      auto c = core;
+      auto [m, a] = c->arenaFor(info[0].As<Napi::String>(), gpu);
+      return RunAsync<std::string>(
+          info.Env(), [c, m = m, a = a, gpu](const MoveCallbacks&) { return c->checksum(m, a, gpu); },
+          [](Napi::Env env, const std::string& s) { return Napi::String::New(env, s); });
+    });
+  }
+
+  Napi::Value WhenHostReady(const Napi::CallbackInfo& info) {
+    auto c = core;
+    return RunAsync<Unit>(
+        info.Env(),
+        [c](const MoveCallbacks&) {
+          c->waitHostReady();
+          return Unit{};
+        },
+        [](Napi::Env env, const Unit&) { return env.Undefined(); });
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    auto c = core;
+    return RunAsync<Unit>(
+        info.Env(),
+        [c](const MoveCallbacks&) {
+          c->close();
+          return Unit{};
+        },
+        [](Napi::Env env, const Unit&) { return env.Undefined(); });
+  }
+
+  // failNext(code): the next move's device step throws NativeError(code). Test hook for error mapping.
+  Napi::Value FailNext(const Napi::CallbackInfo& info) {
+    std::string name = info[0].As<Napi::String>();
+    for (int c = 0; c <= static_cast<int>(ErrorCode::kUnusable); ++c) {
+      if (name == ErrorCodeName(static_cast<ErrorCode>(c))) core->failNext(static_cast<ErrorCode>(c));
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AcquireForTest(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      auto lease = AcquireWeights(info.This().As<Napi::Object>(), id);
+      Napi::Object obj = TestLease::ctor->New({});
+      TestLease* t = TestLease::Unwrap(obj);
+      t->lease = lease;
+      t->core = core;
+      Napi::Array segs = info[1].As<Napi::Array>();
+      for (uint32_t i = 0; i < segs.Length(); ++i) {
+        Napi::Array s = segs.Get(i).As<Napi::Array>();
+        t->segments.push_back({0, 0, U64(s.Get(1u)), U64(s.Get(0u))});  // [arenaOffset, bytes]
+      }
+      return obj;
+    });
+  }
+
+  Napi::Value Healthy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), core->healthy()); }
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), core->device->cuda() ? "cuda" : "cpu");
+  }
+  Napi::Value DeviceName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), core->device->name()); }
+};
+
+Napi::Value HashBytes(const Napi::CallbackInfo& info) {
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  Hasher h;
+  h.update(b.Data(), b.Length());
+  return Napi::String::New(info.Env(), h.hex());
+}
+
+Napi::Value DeviceCount(const Napi::CallbackInfo& info) {
+#ifdef SWAPSERVE_CUDA
+  return Napi::Number::New(info.Env(), CudaDeviceCount());
+#else
+  return Napi::Number::New(info.Env(), 0);
+#endif
+}
+
+}  // namespace
+
+std::shared_ptr<RuntimeCore> CoreFromObject(Napi::Object obj) {
+  bool ok = false;
+  napi_check_object_type_tag(obj.Env(), obj, &kRuntimeTag, &ok);
+  if (!ok) throw NativeError(ErrorCode::kInvalidArgument, "Expected a NativeRuntime (Runtime.native) but received another object");
+  auto core = NativeRuntime::Unwrap(obj)->core;
+  if (!core) throw NativeError(ErrorCode::kState, "the runtime is not open");
+  return core;
+}
+
+}  // namespace runtime
+
+void RegisterRuntime(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeRuntime", runtime::NativeRuntime::Init(env));
+  runtime::TestLease::Init(env);
+  exports.Set("hashBytes", Napi::Function::New(env, runtime::HashBytes));
+  exports.Set("deviceCount", Napi::Function::New(env, runtime::DeviceCount));
+}
+
+std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtimeObj, const std::string& modelId) {
+  return runtime::CoreFromObject(runtimeObj)->acquire(modelId);
+}
+
+std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object runtimeObj) {
+  auto core = runtime::CoreFromObject(runtimeObj);
+  if (core->closed()) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  return core->scratch();
+}
+
 }  // namespace swapserve

@@ -1,0 +1,696 @@
+// RuntimeCore: the residency state machine (JS thread, under mu_) and the tier moves (move threads).
+#include "runtime/core.h"
+#include "runtime/hash.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace swapserve::runtime {
+
+const char* MoveKindName(MoveKind k) {
+  switch (k) {
+    case MoveKind::kLoad: return "load";
+    case MoveKind::kSwapIn: return "swap_in";
+    case MoveKind::kLoadToGpu: return "load_to_gpu";
+    case MoveKind::kEvict: return "evict";
+    case MoveKind::kDrop: return "drop";
+  }
+  return "?";
+}
+
+static double NowMs() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+// ---------------------------------------------------------------------------------------------- Arena
+
+Arena::Arena(std::shared_ptr<Block> b, int groups)
+    : block(std::move(b)), events(groups), enqueued_(groups, 0), landed_(groups, 0) {}
+
+void Arena::markEnqueued(int g) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    enqueued_[g] = 1;
+  }
+  cv_.notify_all();
+}
+
+void Arena::markLanded(int g) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    enqueued_[g] = 1;
+    landed_[g] = 1;
+  }
+  cv_.notify_all();
+}
+
+void Arena::fail(const NativeError& e) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (failed_) return;
+    failed_ = true;
+    code_ = e.code();
+    msg_ = std::string("the transfer of this model's weights failed: ") + e.what();
+  }
+  cv_.notify_all();
+}
+
+void Arena::waitEnqueued(int g) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [&] { return enqueued_[g] || failed_; });
+  if (failed_) throw NativeError(code_, msg_);
+}
+
+void Arena::waitLanded(int g) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [&] { return landed_[g] || failed_; });
+  if (failed_) throw NativeError(code_, msg_);
+}
+
+// ---------------------------------------------------------------------------------------------- chunks
+
+namespace {
+
+struct Chunk {
+  uint32_t file;
+  uint64_t fileOffset, bytes, arenaOffset;
+  int group;
+};
+
+// Cuts the segments at group ends and at maxBytes, so each chunk belongs to one group.
+std::vector<Chunk> MakeChunks(const Layout& L, uint64_t maxBytes) {
+  std::vector<Chunk> out;
+  size_t g = 0;
+  for (const Segment& s : L.segments) {
+    uint64_t off = s.arenaOffset, fo = s.fileOffset, left = s.bytes;
+    while (left > 0) {
+      while (g + 1 < L.groups.size() && off >= L.groups[g].second) ++g;
+      uint64_t lim = std::min(left, maxBytes);
+      if (L.groups[g].second > off) lim = std::min(lim, L.groups[g].second - off);
+      out.push_back({s.file, fo, lim, off, static_cast<int>(g)});
+      off += lim;
+      fo += lim;
+      left -= lim;
+    }
+  }
+  return out;
+}
+
+// Reports groups in ascending order once every chunk of groups 0..g has landed.
+class GroupTracker {
+ public:
+  GroupTracker(const Layout& L, const std::vector<Chunk>& chunks) : remaining_(L.groups.size(), 0), bytes_(L.groups.size(), 0) {
+    for (const Chunk& c : chunks) remaining_[c.group] += c.bytes, bytes_[c.group] += c.bytes;
+  }
+  void landed(const Chunk& c) { remaining_[c.group] -= c.bytes; }
+  template <class F>
+  void advance(F&& f) {
+    while (next_ < remaining_.size() && remaining_[next_] == 0) f(static_cast<int>(next_++));
+  }
+  uint64_t groupBytes(int g) const { return bytes_[g]; }
+
+ private:
+  std::vector<uint64_t> remaining_, bytes_;
+  size_t next_ = 0;
+};
+
+class Files {
+ public:
+  explicit Files(const std::vector<std::string>& paths) {
+    for (const std::string& p : paths) {
+      int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throw NativeError(ErrorCode::kIo, "cannot open " + p + ": " + std::strerror(errno));
+      posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+      fds_.push_back(fd);
+    }
+  }
+  ~Files() {
+    for (int fd : fds_) ::close(fd);
+  }
+  int operator[](size_t i) const { return fds_[i]; }
+
+ private:
+  std::vector<int> fds_;
+};
+
+uint64_t SegmentBytes(const Layout& L) {
+  uint64_t n = 0;
+  for (const Segment& s : L.segments) n += s.bytes;
+  return n;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- leases
+
+class LeaseImpl : public WeightsLease {
+ public:
+  LeaseImpl(std::shared_ptr<RuntimeCore> core, std::shared_ptr<Model> m, std::shared_ptr<Arena> a)
+      : core_(std::move(core)), model_(std::move(m)), arena_(std::move(a)), base_(arena_->block->data()) {}
+  ~LeaseImpl() override {
+    std::lock_guard<std::mutex> l(core_->mu_);
+    --model_->leases;
+  }
+  const uint8_t* base() const override { return base_; }
+  size_t bytes() const override { return model_->layout.totalBytes; }
+  int numGroups() const override { return arena_->groups(); }
+  void waitGroup(int g, void* stream) override {
+    if (g < 0 || g >= arena_->groups()) {
+      throw NativeError(ErrorCode::kInvalidArgument, "Expected a group in [0, " + std::to_string(arena_->groups()) +
+                                                         ") for waitGroup but received " + std::to_string(g));
+    }
+    if (core_->device->cuda()) {
+      arena_->waitEnqueued(g);
+      core_->device->streamWaitEvent(stream, *arena_->events[g]);
+    } else {
+      arena_->waitLanded(g);
+    }
+  }
+  bool cuda() const override { return core_->device->cuda(); }
+  int deviceOrdinal() const override { return core_->device->ordinal(); }
+
+ private:
+  std::shared_ptr<RuntimeCore> core_;
+  std::shared_ptr<Model> model_;
+  std::shared_ptr<Arena> arena_;
+  const uint8_t* base_;
+};
+
+namespace {
+class DeviceBlockImpl : public DeviceBlock {
+ public:
+  explicit DeviceBlockImpl(std::shared_ptr<Block> b) : block_(std::move(b)), data_(block_->data()), bytes_(0) {}
+  DeviceBlockImpl(std::shared_ptr<Block> b, size_t bytes) : block_(std::move(b)), data_(block_->data()), bytes_(bytes) {}
+  uint8_t* data() const override { return data_; }
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  std::shared_ptr<Block> block_;
+  uint8_t* data_;
+  size_t bytes_;
+};
+
+class ScratchPoolImpl : public ScratchPool {
+ public:
+  explicit ScratchPoolImpl(std::shared_ptr<Pool> p) : pool_(std::move(p)) {}
+  std::shared_ptr<DeviceBlock> alloc(size_t bytes) override {
+    return std::make_shared<DeviceBlockImpl>(pool_->reserve(bytes), bytes);
+  }
+
+ private:
+  std::shared_ptr<Pool> pool_;
+};
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- open / close
+
+std::shared_ptr<RuntimeCore> RuntimeCore::Open(const RuntimeOptions& o) {
+  std::shared_ptr<RuntimeCore> c(new RuntimeCore());
+  c->opts_ = o;
+#ifdef SWAPSERVE_CUDA
+  c->device = o.cuda ? MakeCudaDevice(o.device) : MakeCpuDevice();
+#else
+  if (o.cuda) throw NativeError(ErrorCode::kInvalidArgument, "this addon was built without the CUDA backend");
+  c->device = MakeCpuDevice();
+#endif
+  std::shared_ptr<Device> dev = c->device;
+  dev->bindThread();
+  c->host_ = std::make_shared<Pool>("host", o.hostBudget, 4096);
+  c->staging_ = std::make_shared<Pool>("staging", o.stagingBytes, 4096);
+  c->gpu_ = std::make_shared<Pool>("gpu", o.gpuBudget, 256);
+  c->scratch_ = std::make_shared<Pool>("scratch", o.scratchBudget, 256);
+  // Device memory: one allocation per pool, now (cudaMalloc is fast; a failure is reported at open).
+  for (auto& [pool, bytes] : {std::pair{c->gpu_, o.gpuBudget}, std::pair{c->scratch_, o.scratchBudget}}) {
+    if (bytes == 0) {
+      pool->setMemory(nullptr, {});
+      continue;
+    }
+    uint8_t* p = static_cast<uint8_t*>(dev->allocDevice(bytes));
+    uint64_t n = bytes;
+    pool->setMemory(p, [dev, p, n] { dev->freeDevice(p, n); });
+  }
+  c->scratchIface_ = std::make_shared<ScratchPoolImpl>(c->scratch_);
+  c->readers_ = std::make_unique<ReadPool>(o.readThreads);
+  // Pinned host memory: slow (~0.35 s/GiB), so pinned once, in the background, and reused by every move.
+  std::thread([dev, host = c->host_, staging = c->staging_, hb = o.hostBudget, sb = o.stagingBytes] {
+    for (auto& [pool, bytes] : {std::pair{staging, sb}, std::pair{host, hb}}) {
+      try {
+        dev->bindThread();
+        if (bytes == 0) {
+          pool->setMemory(nullptr, {});
+          continue;
+        }
+        uint8_t* p = static_cast<uint8_t*>(dev->allocHost(bytes));
+        uint64_t n = bytes;
+        pool->setMemory(p, [dev, p, n] { dev->freeHost(p, n); });
+      } catch (const NativeError& e) {
+        pool->setFailed(e);
+      } catch (const std::exception& e) {
+        pool->setFailed(NativeError(ErrorCode::kOom, e.what()));
+      }
+    }
+  }).detach();
+  return c;
+}
+
+RuntimeCore::~RuntimeCore() = default;
+
+void RuntimeCore::waitHostReady() {
+  host_->waitBase();
+  staging_->waitBase();
+}
+
+void RuntimeCore::moveStarted() {
+  std::lock_guard<std::mutex> l(movesMu_);
+  ++moves_;
+}
+
+void RuntimeCore::moveEnded() {
+  {
+    std::lock_guard<std::mutex> l(movesMu_);
+    --moves_;
+  }
+  movesCv_.notify_all();
+}
+
+void RuntimeCore::close() {
+  closed_ = true;
+  abort_ = true;
+  {
+    std::unique_lock<std::mutex> l(movesMu_);
+    movesCv_.wait(l, [&] { return moves_ == 0; });
+  }
+  readers_.reset();
+  std::lock_guard<std::mutex> l(mu_);
+  // Arenas under a live lease stay allocated until the lease goes (the blocks hold their pools).
+  models_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------- JS thread
+
+std::shared_ptr<Model> RuntimeCore::find(const std::string& id) {
+  auto it = models_.find(id);
+  if (it == models_.end()) throw NativeError(ErrorCode::kInvalidArgument, "unknown model \"" + id + "\": register it first");
+  return it->second;
+}
+
+void RuntimeCore::checkUsable() {
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  if (unusable_) {
+    throw NativeError(ErrorCode::kUnusable,
+                      "the runtime is unusable after a sticky CUDA error: drain this worker and restart the process");
+  }
+}
+
+void RuntimeCore::registerModel(const std::string& id, Layout layout) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  if (models_.count(id)) throw NativeError(ErrorCode::kState, "model \"" + id + "\" is already registered");
+  auto m = std::make_shared<Model>();
+  m->id = id;
+  m->layout = std::move(layout);
+  models_[id] = std::move(m);
+}
+
+void RuntimeCore::unregisterModel(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto m = find(id);
+  if (m->busy || m->host || m->gpu || m->leases > 0) {
+    throw NativeError(ErrorCode::kState, "model \"" + id + "\" is " + residencyLocked(id).state +
+                                             ": evict and drop it (and wait for its moves) before unregistering");
+  }
+  models_.erase(id);
+}
+
+static const char* StateOf(const Model& m) {
+  if (m.busy) return m.busyKind == MoveKind::kLoad ? "loading" : "swapping-in";
+  if (m.gpu) return "gpu";
+  if (m.host) return "host";
+  return "disk";
+}
+
+ResidencyInfo RuntimeCore::residency(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return residencyLocked(id);
+}
+
+ResidencyInfo RuntimeCore::residencyLocked(const std::string& id) {
+  auto it = models_.find(id);
+  if (it == models_.end()) throw NativeError(ErrorCode::kInvalidArgument, "unknown model \"" + id + "\": register it first");
+  const Model& m = *it->second;
+  bool gpu = m.gpu && !(m.busy && m.busyKind != MoveKind::kLoad);
+  bool host = m.host && !(m.busy && m.busyKind == MoveKind::kLoad);
+  return {StateOf(m), host, gpu, m.leases};
+}
+
+PoolInfo RuntimeCore::hostUsage() { return {host_->budgetBytes(), host_->usedBytes(), host_->ready() && staging_->ready()}; }
+PoolInfo RuntimeCore::gpuUsage() { return {gpu_->budgetBytes(), gpu_->usedBytes(), true}; }
+PoolInfo RuntimeCore::scratchUsage() { return {scratch_->budgetBytes(), scratch_->usedBytes(), true}; }
+
+RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  checkUsable();
+  auto m = find(id);
+  const std::string name = "model \"" + id + "\"";
+  if (m->busy) throw NativeError(ErrorCode::kState, name + " is " + StateOf(*m) + ": wait for that move to finish");
+  int groups = static_cast<int>(m->layout.groups.size());
+  Prepared p{kind, m, nullptr, nullptr};
+  switch (kind) {
+    case MoveKind::kLoad:
+      if (m->host) throw NativeError(ErrorCode::kState, name + " is already on the host tier");
+      p.target = std::make_shared<Arena>(host_->reserve(m->layout.totalBytes), groups);
+      m->host = p.target;
+      break;
+    case MoveKind::kSwapIn:
+      if (m->gpu) throw NativeError(ErrorCode::kState, name + " is already on the gpu tier");
+      if (!m->host) throw NativeError(ErrorCode::kState, name + " is not on the host tier: load it first (or use loadToGpu)");
+      p.source = m->host;
+      p.target = std::make_shared<Arena>(gpu_->reserve(m->layout.totalBytes), groups);
+      m->gpu = p.target;
+      break;
+    case MoveKind::kLoadToGpu:
+      if (m->gpu) throw NativeError(ErrorCode::kState, name + " is already on the gpu tier");
+      p.target = std::make_shared<Arena>(gpu_->reserve(m->layout.totalBytes), groups);
+      m->gpu = p.target;
+      break;
+    default:
+      throw NativeError(ErrorCode::kInvalidArgument, "begin() takes load, swap_in or load_to_gpu");
+  }
+  m->busy = true;
+  m->busyKind = kind;
+  moveStarted();
+  return p;
+}
+
+MoveResult RuntimeCore::evict(const std::string& id) {
+  double t0 = NowMs();
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  auto m = find(id);
+  const std::string name = "model \"" + id + "\"";
+  if (m->busy && m->busyKind != MoveKind::kLoad) throw NativeError(ErrorCode::kState, name + " is swapping-in: wait for it");
+  if (!m->gpu) throw NativeError(ErrorCode::kState, name + " is not on the gpu tier");
+  if (m->leases > 0) {
+    throw NativeError(ErrorCode::kState, name + " has " + std::to_string(m->leases) +
+                                             " engine lease(s): it cannot be evicted while an engine computes with it");
+  }
+  MoveResult r;
+  r.bytes = m->gpu->block->bytes();
+  m->gpu.reset();  // the block returns to the pool: bookkeeping, no cudaFree (which would synchronise the device)
+  r.wallMs = NowMs() - t0;
+  return r;
+}
+
+MoveResult RuntimeCore::drop(const std::string& id) {
+  double t0 = NowMs();
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  auto m = find(id);
+  const std::string name = "model \"" + id + "\"";
+  if (m->busy && m->busyKind != MoveKind::kLoadToGpu) {
+    throw NativeError(ErrorCode::kState, name + " is " + StateOf(*m) + ": wait for that move to finish");
+  }
+  if (!m->host) throw NativeError(ErrorCode::kState, name + " is not on the host tier");
+  MoveResult r;
+  r.bytes = m->host->block->bytes();
+  m->host.reset();
+  r.wallMs = NowMs() - t0;
+  return r;
+}
+
+std::pair<std::shared_ptr<Model>, std::shared_ptr<Arena>> RuntimeCore::arenaFor(const std::string& id, bool gpu) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  auto m = find(id);
+  ResidencyInfo r = residencyLocked(id);
+  if (gpu ? !r.gpu : !r.host) {
+    throw NativeError(ErrorCode::kNotResident, "model \"" + id + "\" is not resident on the " + (gpu ? "gpu" : "host") +
+                                                   " tier (it is " + r.state + ")");
+  }
+  moveStarted();
+  return {m, gpu ? m->gpu : m->host};
+}
+
+std::shared_ptr<WeightsLease> RuntimeCore::acquire(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  checkUsable();
+  auto it = models_.find(id);
+  if (it == models_.end() || !it->second->gpu) {
+    throw NativeError(ErrorCode::kNotResident, "model \"" + id + "\" is neither on the gpu tier nor being moved there");
+  }
+  ++it->second->leases;
+  try {
+    return std::make_shared<LeaseImpl>(shared_from_this(), it->second, it->second->gpu);
+  } catch (...) {
+    --it->second->leases;
+    throw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- move threads
+
+void RuntimeCore::checkInjected() {
+  int c = injected_.exchange(-1);
+  if (c >= 0) throw NativeError(static_cast<ErrorCode>(c), "injected fault (test hook failNext)");
+  if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
+}
+
+MoveResult RuntimeCore::run(const Prepared& p, const MoveCallbacks& cb) {
+  MoveResult r;
+  double t0 = NowMs();
+  try {
+    device->bindThread();
+    switch (p.kind) {
+      case MoveKind::kLoad: doLoad(p, cb, r); break;
+      case MoveKind::kSwapIn: doSwapIn(p, cb, r); break;
+      case MoveKind::kLoadToGpu: doLoadToGpu(p, cb, r); break;
+      default: throw NativeError(ErrorCode::kInvalidArgument, "run() takes load, swap_in or load_to_gpu");
+    }
+  } catch (const NativeError& e) {
+    if (e.code() == ErrorCode::kSticky) unusable_ = true;
+    p.target->fail(e);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      p.model->busy = false;
+      if (p.model->host == p.target) p.model->host.reset();
+      if (p.model->gpu == p.target) p.model->gpu.reset();
+    }
+    moveEnded();
+    throw;
+  } catch (const std::exception& e) {
+    NativeError ne(ErrorCode::kIo, e.what());
+    p.target->fail(ne);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      p.model->busy = false;
+      if (p.model->host == p.target) p.model->host.reset();
+      if (p.model->gpu == p.target) p.model->gpu.reset();
+    }
+    moveEnded();
+    throw ne;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    p.model->busy = false;
+  }
+  r.wallMs = NowMs() - t0;
+  moveEnded();
+  return r;
+}
+
+void RuntimeCore::doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult& r) {
+  const Layout& L = p.model->layout;
+  uint8_t* base = p.target->block->data();  // waits for the host pool to be pinned
+  checkInjected();
+  Files files(L.files);
+  std::vector<Chunk> chunks = MakeChunks(L, kLoadChunkBytes);
+  GroupTracker tracker(L, chunks);
+  Completions comp(chunks.size());
+  const uint64_t total = SegmentBytes(L);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const Chunk& c = chunks[i];
+    comp.submitted();
+    readers_->submit({files[c.file], &L.files[c.file], c.fileOffset, c.bytes, base + c.arenaOffset, &abort_,
+                      [&comp, i](const NativeError* e) { comp.finish(i, e); }});
+  }
+  uint64_t done = 0;
+  auto land = [&](int g) {
+    p.target->markLanded(g);
+    if (cb.group) cb.group(g);
+  };
+  for (;;) {
+    std::vector<size_t> fresh = comp.drain();
+    if (fresh.empty()) break;
+    for (size_t i : fresh) {
+      tracker.landed(chunks[i]);
+      done += chunks[i].bytes;
+    }
+    tracker.advance(land);
+    if (cb.progress) cb.progress(done, total);
+  }
+  comp.rethrow();
+  tracker.advance(land);
+  r.bytes = total;
+}
+
+void RuntimeCore::doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResult& r) {
+  const Layout& L = p.model->layout;
+  const uint8_t* src = p.source->block->data();
+  uint8_t* dst = p.target->block->data();
+  checkInjected();
+  const int G = static_cast<int>(L.groups.size());
+  uint64_t total = 0;
+  for (auto& g : L.groups) total += g.second - g.first;
+  auto stream = device->newStream();
+  auto start = device->newEvent(true), end = device->newEvent(true);
+  uint64_t done = 0;
+  int landed = 0;
+  // Marks, in order, the groups whose copies have completed (non-blocking unless `wait`).
+  auto poll = [&](int upTo, bool wait) {
+    while (landed < upTo) {
+      Event& e = *p.target->events[landed];
+      if (wait) e.synchronize();
+      else if (!e.done()) break;
+      p.target->markLanded(landed);
+      done += L.groups[landed].second - L.groups[landed].first;
+      if (cb.group) cb.group(landed);
+      if (cb.progress) cb.progress(done, total);
+      ++landed;
+    }
+  };
+  try {
+    stream->record(*start);
+    for (int g = 0; g < G; ++g) {
+      if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
+      uint64_t a = L.groups[g].first, b = L.groups[g].second;
+      p.target->events[g] = device->newEvent(false);
+      if (b > a) stream->copyToDevice(dst + a, src + a, b - a);
+      stream->record(*p.target->events[g]);
+      p.target->markEnqueued(g);
+      poll(g + 1, false);
+    }
+    stream->record(*end);
+    poll(G, true);
+    end->synchronize();
+  } catch (...) {
+    try {
+      stream->synchronize();
+    } catch (...) {
+    }
+    throw;
+  }
+  r.deviceMs = device->elapsedMs(*start, *end);
+  r.bytes = total;
+}
+
+void RuntimeCore::doLoadToGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r) {
+  const Layout& L = p.model->layout;
+  std::lock_guard<std::mutex> stagingLock(stagingMu_);
+  uint8_t* staging = staging_->waitBase();
+  uint8_t* dst = p.target->block->data();
+  checkInjected();
+  const uint64_t slotBytes = std::max<uint64_t>(4096, opts_.stagingBytes / kStagingSlots / 4096 * 4096);
+  const size_t S = static_cast<size_t>(std::min<uint64_t>(kStagingSlots, opts_.stagingBytes / slotBytes));
+  Files files(L.files);
+  std::vector<Chunk> chunks = MakeChunks(L, slotBytes);
+  GroupTracker tracker(L, chunks);
+  const int G = static_cast<int>(L.groups.size());
+  const uint64_t total = SegmentBytes(L);
+  Completions comp(chunks.size());
+  auto stream = device->newStream();
+  auto start = device->newEvent(true), end = device->newEvent(true);
+  std::vector<std::unique_ptr<Event>> slotDone(S);
+  for (auto& e : slotDone) e = device->newEvent(false);
+  for (int g = 0; g < G; ++g) p.target->events[g] = device->newEvent(false);
+  size_t submitted = 0;
+  int enqueued = 0, landed = 0;
+  uint64_t done = 0;
+  auto submit = [&](size_t i) {
+    size_t slot = i % S;
+    if (i >= S) slotDone[slot]->synchronize();  // the copy out of this slot (chunk i - S) has finished
+    const Chunk& c = chunks[i];
+    comp.submitted();
+    readers_->submit({files[c.file], &L.files[c.file], c.fileOffset, c.bytes, staging + slot * slotBytes, &abort_,
+                      [&comp, i](const NativeError* e) { comp.finish(i, e); }});
+  };
+  // Records group events up to (not including) group `upTo`: all their chunks' copies are in the stream.
+  auto enqueueGroups = [&](int upTo) {
+    for (; enqueued < upTo; ++enqueued) {
+      stream->record(*p.target->events[enqueued]);
+      p.target->markEnqueued(enqueued);
+    }
+  };
+  auto poll = [&](bool wait) {
+    while (landed < enqueued) {
+      Event& e = *p.target->events[landed];
+      if (wait) e.synchronize();
+      else if (!e.done()) break;
+      p.target->markLanded(landed);
+      done += tracker.groupBytes(landed);
+      if (cb.group) cb.group(landed);
+      if (cb.progress) cb.progress(done, total);
+      ++landed;
+    }
+  };
+  try {
+    stream->record(*start);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      while (submitted < chunks.size() && submitted < i + S) submit(submitted++);
+      comp.waitFor(i);
+      comp.rethrow();
+      if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
+      const Chunk& c = chunks[i];
+      enqueueGroups(c.group);
+      stream->copyToDevice(dst + c.arenaOffset, staging + (i % S) * slotBytes, c.bytes);
+      stream->record(*slotDone[i % S]);
+      poll(false);
+    }
+    enqueueGroups(G);
+    stream->record(*end);
+    poll(true);
+    end->synchronize();
+  } catch (...) {
+    comp.waitAll();
+    try {
+      stream->synchronize();
+    } catch (...) {
+    }
+    throw;
+  }
+  r.deviceMs = device->elapsedMs(*start, *end);
+  r.bytes = total;
+}
+
+std::string RuntimeCore::checksum(const std::shared_ptr<Model>& m, const std::shared_ptr<Arena>& a, bool gpu) {
+  struct Done {
+    RuntimeCore* c;
+    ~Done() { c->moveEnded(); }
+  } done{this};
+  device->bindThread();
+  const uint8_t* base = a->block->data();
+  Hasher h;
+  if (!gpu) {
+    for (const Segment& s : m->layout.segments) h.update(base + s.arenaOffset, s.bytes);
+    return h.hex();
+  }
+  // Device memory: read back through a bounce buffer (pageable is fine for a test helper).
+  std::vector<uint8_t> bounce(std::min<uint64_t>(64ull << 20, std::max<uint64_t>(m->layout.totalBytes, 1)));
+  auto stream = device->newStream();
+  for (const Segment& s : m->layout.segments) {
+    for (uint64_t off = 0; off < s.bytes; off += bounce.size()) {
+      uint64_t n = std::min<uint64_t>(bounce.size(), s.bytes - off);
+      stream->copyToHost(bounce.data(), base + s.arenaOffset + off, n);
+      stream->synchronize();
+      h.update(bounce.data(), n);
+    }
+  }
+  return h.hex();
+}
+
+}  // namespace swapserve::runtime

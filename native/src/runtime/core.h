@@ -1,0 +1,169 @@
+// The weights runtime, backend-agnostic: model registry, residency state machine, pools, tier moves, leases.
+// Threads and ownership are described in native/src/runtime/design.md.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/weights.h"
+#include "runtime/device.h"
+#include "runtime/pool.h"
+#include "runtime/read_pool.h"
+
+namespace swapserve::runtime {
+
+// One contiguous read of the layout: `bytes` of files[file] at fileOffset land at arenaOffset.
+struct Segment {
+  uint32_t file = 0;
+  uint64_t fileOffset = 0, bytes = 0, arenaOffset = 0;
+};
+
+// A validated WeightLayout (validated in native/ts/runtime.ts; trusted here).
+struct Layout {
+  uint64_t totalBytes = 0;
+  std::vector<std::string> files;
+  std::vector<Segment> segments;                       // sorted by arenaOffset
+  std::vector<std::pair<uint64_t, uint64_t>> groups;  // [start, end), ascending, contiguous
+};
+
+enum class MoveKind { kLoad, kSwapIn, kLoadToGpu, kEvict, kDrop };
+const char* MoveKindName(MoveKind k);  // the names of MOVE_KINDS in services/shared/vocab.ts
+
+struct MoveResult {
+  uint64_t bytes = 0;
+  double wallMs = 0;    // start of the move thread -> done
+  double deviceMs = 0;  // CUDA events around the device copies (CPU backend: the copy's own time); 0 without any
+};
+
+struct MoveCallbacks {
+  std::function<void(uint64_t done, uint64_t total)> progress;  // bytes
+  std::function<void(int group)> group;                         // ascending: groups 0..g have all landed
+};
+
+// One tier copy of a model (host or gpu) and the readiness of each of its groups.
+class Arena {
+ public:
+  Arena(std::shared_ptr<Block> block, int groups);
+  std::shared_ptr<Block> block;
+  std::vector<std::unique_ptr<Event>> events;  // CUDA gpu arenas: recorded after group g's copies
+  void markEnqueued(int g);                    // g's copies are in a stream behind events[g]
+  void markLanded(int g);                      // g's bytes are in place
+  void fail(const NativeError& e);
+  void waitEnqueued(int g);  // throws the failure
+  void waitLanded(int g);    // throws the failure
+  int groups() const { return static_cast<int>(landed_.size()); }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> enqueued_, landed_;
+  bool failed_ = false;
+  ErrorCode code_ = ErrorCode::kAborted;
+  std::string msg_;
+};
+
+struct Model {
+  std::string id;
+  Layout layout;
+  std::shared_ptr<Arena> host, gpu;  // set from the start of the move that fills them
+  bool busy = false;                 // a load / swapIn / loadToGpu is in flight
+  MoveKind busyKind = MoveKind::kLoad;
+  int leases = 0;
+};
+
+struct ResidencyInfo {
+  const char* state;  // RESIDENCY in services/shared/vocab.ts
+  bool host, gpu;
+  int leases;
+};
+
+struct PoolInfo {
+  uint64_t budget, used;
+  bool ready;
+};
+
+struct RuntimeOptions {
+  bool cuda = false;
+  int device = 0;
+  uint64_t hostBudget = 0, gpuBudget = 0, scratchBudget = 0;
+  uint64_t stagingBytes = 0;  // pinned staging for loadToGpu, split into kStagingSlots slots
+  int readThreads = 2;
+};
+
+class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
+ public:
+  static constexpr int kStagingSlots = 16;
+  static constexpr uint64_t kLoadChunkBytes = 16ull << 20;
+
+  // JS thread. Sets up the device and the gpu/scratch pools; pins the host pool and staging in the background.
+  static std::shared_ptr<RuntimeCore> Open(const RuntimeOptions& o);
+  ~RuntimeCore();
+
+  // --- JS thread (bookkeeping only; never blocks on I/O or the device) ---
+  void registerModel(const std::string& id, Layout layout);
+  void unregisterModel(const std::string& id);
+  ResidencyInfo residency(const std::string& id);
+  PoolInfo hostUsage(), gpuUsage(), scratchUsage();
+  // Checks the state, reserves the target block (kBudget/kOom before any allocation) and marks the model busy.
+  struct Prepared {
+    MoveKind kind;
+    std::shared_ptr<Model> model;
+    std::shared_ptr<Arena> source, target;
+  };
+  Prepared begin(MoveKind kind, const std::string& id);
+  MoveResult evict(const std::string& id);  // bookkeeping: the block returns to the pool, no cudaFree
+  MoveResult drop(const std::string& id);
+  // For checksum: the model must be fully resident on that tier. Counts as a move until checksum() returns.
+  std::pair<std::shared_ptr<Model>, std::shared_ptr<Arena>> arenaFor(const std::string& id, bool gpu);
+  std::shared_ptr<WeightsLease> acquire(const std::string& id);
+  std::shared_ptr<ScratchPool> scratch() { return scratchIface_; }
+  bool healthy() const { return !unusable_.load(); }
+  bool closed() const { return closed_.load(); }
+  void failNext(ErrorCode code) { injected_.store(static_cast<int>(code)); }  // tests: next device step fails
+
+  // --- move threads (never the JS thread) ---
+  MoveResult run(const Prepared& p, const MoveCallbacks& cb);  // finishes the move's bookkeeping itself
+  std::string checksum(const std::shared_ptr<Model>& m, const std::shared_ptr<Arena>& a, bool gpu);
+  void waitHostReady();
+  void close();  // aborts moves in flight, waits for them, stops the readers; idempotent
+  void moveStarted();
+  void moveEnded();
+
+  std::shared_ptr<Device> device;
+
+ private:
+  RuntimeCore() = default;
+  std::shared_ptr<Model> find(const std::string& id);  // caller holds mu_; throws kInvalidArgument
+  ResidencyInfo residencyLocked(const std::string& id);
+  void checkUsable();                                  // caller holds mu_
+  void checkInjected();
+  void doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  void doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  void doLoadToGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+
+  RuntimeOptions opts_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Model>> models_;
+  std::shared_ptr<Pool> host_, gpu_, scratch_, staging_;
+  std::shared_ptr<ScratchPool> scratchIface_;
+  std::unique_ptr<ReadPool> readers_;
+  std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots
+  std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
+  std::atomic<int> injected_{-1};
+  std::mutex movesMu_;
+  std::condition_variable movesCv_;
+  int moves_ = 0;
+  friend class LeaseImpl;
+};
+
+// The NativeRuntime JS object's core (native/src/runtime/register.cc); used by AcquireWeights/GetScratchPool.
+std::shared_ptr<RuntimeCore> CoreFromObject(Napi::Object obj);
+
+}  // namespace swapserve::runtime

@@ -1,0 +1,124 @@
+// Loads the native addon for a backend (once per backend) and says which one loaded; a failed load gives one
+// actionable message. Everything that shares native objects (runtime leases, engine) must use this one module.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { SwapserveNativeError } from './errors.ts';
+
+export type Backend = 'cpu' | 'cuda';
+export type BackendChoice = Backend | 'auto';
+
+/** The runtime's part of the addon (native/src/runtime/register.cc); the engine adds its own exports. */
+export interface RuntimeAddon {
+  build: Backend;
+  NativeRuntime: new (opts: NativeRuntimeOptions) => NativeRuntimeObject;
+  hashBytes(b: Uint8Array): string;
+  deviceCount(): number;
+}
+
+export interface NativeRuntimeOptions {
+  backend: Backend;
+  device: number;
+  hostBudgetBytes: number;
+  gpuBudgetBytes: number;
+  scratchBudgetBytes: number;
+  stagingBytes: number;
+  readThreads: number;
+}
+
+export interface NativeMoveResult {
+  kind: string;
+  modelId: string;
+  bytes: number;
+  wallMs: number;
+  deviceMs: number;
+}
+
+export interface NativeLayout {
+  totalBytes: number;
+  files: string[];
+  /** [fileIndex, fileOffset, bytes, arenaOffset] */
+  segments: [number, number, number, number][];
+  /** [start, end) */
+  groups: [number, number][];
+}
+
+export interface NativeTestLease {
+  readonly groups: number;
+  release(): void;
+  checksum(): Promise<string>;
+}
+
+export interface NativeRuntimeObject {
+  readonly backend: Backend;
+  readonly deviceName: string;
+  readonly healthy: boolean;
+  register(id: string, layout: NativeLayout): void;
+  unregister(id: string): void;
+  move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, onProgress?: (done: number, total: number) => void, onGroup?: (g: number) => void): Promise<NativeMoveResult>;
+  evict(id: string): NativeMoveResult;
+  drop(id: string): NativeMoveResult;
+  residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number };
+  usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number } };
+  checksum(id: string, tier: 'host' | 'gpu'): Promise<string>;
+  whenHostReady(): Promise<void>;
+  close(): Promise<void>;
+  failNext(code: string): void;
+  /** [arenaOffset, bytes] of each segment to hash after waiting for every group through the lease. */
+  acquireForTest(id: string, segments: [number, number][]): NativeTestLease;
+}
+
+const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build');
+const cache = new Map<Backend, RuntimeAddon>();
+
+export function addonPath(backend: Backend): string {
+  return join(buildDir, `swapserve_${backend}.node`);
+}
+
+/** Whether the CUDA build exists (build-info.json says so and the file is there). */
+export function cudaBuilt(): boolean {
+  try {
+    const info = JSON.parse(readFileSync(join(buildDir, 'build-info.json'), 'utf8')) as { cuda?: unknown };
+    return info.cuda === true && existsSync(addonPath('cuda'));
+  } catch {
+    return false;
+  }
+}
+
+/** Loads (once) the addon of a backend; throws SWAPSERVE_ADDON with what to do when it cannot. */
+export function loadAddon(backend: Backend): RuntimeAddon {
+  const hit = cache.get(backend);
+  if (hit) return hit;
+  const file = addonPath(backend);
+  if (!existsSync(file)) {
+    const why = backend === 'cuda'
+      ? 'the CUDA backend is built only where nvcc and cuBLAS are found (see native/build/build-info.json); use SWAPSERVE_BACKEND=cpu or install the CUDA toolkit and run `npm run build:native`'
+      : 'run `npm run build:native` (needs g++ with C++17)';
+    throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon ${file} is not built: ${why}`);
+  }
+  let mod: RuntimeAddon;
+  try {
+    mod = createRequire(import.meta.url)(file) as RuntimeAddon;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new SwapserveNativeError('SWAPSERVE_ADDON', `loading ${file} failed (${msg}): rebuild it on this machine with \`npm run build:native\`${backend === 'cuda' ? ' (and check that the CUDA driver and libcudart are installed)' : ''}`);
+  }
+  cache.set(backend, mod);
+  return mod;
+}
+
+/**
+ * Picks the backend: 'cpu' or 'cuda' as asked; 'auto' (the default, or env SWAPSERVE_BACKEND) gives CUDA where
+ * it is built and a GPU is visible, else CPU.
+ */
+export function resolveBackend(choice: BackendChoice = (process.env.SWAPSERVE_BACKEND as BackendChoice | undefined) ?? 'auto'): Backend {
+  if (choice === 'cpu' || choice === 'cuda') return choice;
+  if (!cudaBuilt()) return 'cpu';
+  try {
+    return loadAddon('cuda').deviceCount() > 0 ? 'cuda' : 'cpu';
+  } catch {
+    return 'cpu';
+  }
+}

@@ -1,0 +1,93 @@
+// Typed errors of the native addon: one stable code per failure class, shared with native/src/core/errors.h.
+
+/** The addon's stable codes (keep in sync with ErrorCodeName in native/src/core/errors.cc). */
+export const NATIVE_ERROR_CODES = [
+  'SWAPSERVE_INVALID_ARGUMENT',
+  'SWAPSERVE_BUDGET',
+  'SWAPSERVE_OOM',
+  'SWAPSERVE_CUDA_STICKY',
+  'SWAPSERVE_CUDA',
+  'SWAPSERVE_IO',
+  'SWAPSERVE_NOT_RESIDENT',
+  'SWAPSERVE_STATE',
+  'SWAPSERVE_ABORTED',
+  'SWAPSERVE_UNUSABLE',
+  /** The addon could not be loaded (not built, or built for another platform). JS only. */
+  'SWAPSERVE_ADDON',
+] as const;
+export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+
+const CODES = new Set<string>(NATIVE_ERROR_CODES);
+
+/** What a caller should do about each code. */
+export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
+  SWAPSERVE_INVALID_ARGUMENT: 'fix the call',
+  SWAPSERVE_BUDGET: 'evict or drop a model (or raise the budget), then retry',
+  SWAPSERVE_OOM: 'recoverable: evict or drop a model, then retry',
+  SWAPSERVE_CUDA_STICKY: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
+  SWAPSERVE_CUDA: 'the CUDA call failed; see the message',
+  SWAPSERVE_IO: 'check the model files',
+  SWAPSERVE_NOT_RESIDENT: 'move the model to the GPU tier first',
+  SWAPSERVE_STATE: 'the move is not valid in the model\'s current residency; check residency() first',
+  SWAPSERVE_ABORTED: 'the runtime was closing',
+  SWAPSERVE_UNUSABLE: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
+  SWAPSERVE_ADDON: 'rebuild the addon: npm run build:native',
+};
+
+export class SwapserveNativeError extends Error {
+  override readonly name = 'SwapserveNativeError';
+  constructor(
+    readonly code: NativeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** Out of memory or over budget: evict/drop something and retry. */
+  get recoverable(): boolean {
+    return this.code === 'SWAPSERVE_OOM' || this.code === 'SWAPSERVE_BUDGET';
+  }
+
+  /** The runtime can no longer be used: the worker should drain and exit non-zero. */
+  get fatal(): boolean {
+    return this.code === 'SWAPSERVE_CUDA_STICKY' || this.code === 'SWAPSERVE_UNUSABLE';
+  }
+
+  static is(e: unknown, code?: NativeErrorCode): e is SwapserveNativeError {
+    return e instanceof SwapserveNativeError && (code === undefined || e.code === code);
+  }
+}
+
+/**
+ * A stack holder captured in JS before a native call: `throw fromNative(err, site)` gives the native message and
+ * code with the JS caller's stack (the native side has none worth showing).
+ */
+export function captureSite(): { stack?: string } {
+  const site: { stack?: string } = {};
+  Error.captureStackTrace(site, captureSite);
+  return site;
+}
+
+export function fromNative(err: unknown, site: { stack?: string }): SwapserveNativeError {
+  if (err instanceof SwapserveNativeError) return err;
+  const raw = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof raw?.code === 'string' && CODES.has(raw.code) ? (raw.code as NativeErrorCode) : 'SWAPSERVE_CUDA';
+  const message = typeof raw?.message === 'string' ? raw.message : String(err);
+  const e = new SwapserveNativeError(code, message);
+  const frames = site.stack?.split('\n').slice(1).join('\n');
+  if (frames) e.stack = `${e.name} [${code}]: ${message}\n${frames}`;
+  return e;
+}
+
+/** "Expected X for Y but received Z", as a SWAPSERVE_INVALID_ARGUMENT error. */
+export function invalidArgument(expected: string, what: string, received: unknown): SwapserveNativeError {
+  return new SwapserveNativeError('SWAPSERVE_INVALID_ARGUMENT', `Expected ${expected} for ${what} but received ${describe(received)}`);
+}
+
+export function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? v.slice(0, 77) + '...' : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === null || v === undefined) return String(v);
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (typeof v === 'function') return 'a function';
+  return `an object (${Object.prototype.toString.call(v).slice(8, -1)})`;
+}

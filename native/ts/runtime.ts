@@ -1,0 +1,319 @@
+// The weights runtime: models across disk / pinned host / GPU tiers, moved by native threads (never on the event
+// loop), with budgets, per-group readiness for the engine and typed errors. Threads and ownership:
+// native/src/runtime/design.md.
+import { statSync } from 'node:fs';
+
+import type { MoveKind, Residency } from '../../services/shared/vocab.ts';
+import { RESIDENCY } from '../../services/shared/vocab.ts';
+import { loadAddon, resolveBackend, type Backend, type NativeLayout, type NativeMoveResult, type NativeRuntimeObject, type NativeTestLease, type RuntimeAddon } from './addon.ts';
+import { captureSite, describe, fromNative, invalidArgument, SwapserveNativeError } from './errors.ts';
+import type { WeightLayout } from './types.ts';
+
+export interface RuntimeOptions {
+  /** Which backend to load. @defaultValue env SWAPSERVE_BACKEND, else 'auto' (CUDA where built and a GPU is visible, else CPU) */
+  backend?: 'auto' | 'cpu' | 'cuda';
+  /** CUDA device ordinal. @defaultValue 0 */
+  device?: number;
+  /** Pinned host pool, bytes; pinned once in the background at open and reused by every move. */
+  hostBudgetBytes: number;
+  /** GPU weights pool, bytes (one allocation; each resident model is one contiguous arena in it). */
+  gpuBudgetBytes: number;
+  /** KV cache + activations pool used by the engine (GetScratchPool), bytes. */
+  scratchBudgetBytes: number;
+  /** Pinned staging for loadToGpu (disk -> staging -> GPU), bytes, cut into 16 slots. @defaultValue 512 MiB (cuda), 32 MiB (cpu) */
+  stagingBytes?: number;
+  /** Disk reader threads shared by every move. @defaultValue 8 (cuda), 2 (cpu) */
+  readThreads?: number;
+}
+
+export interface MoveOptions {
+  /** Bytes landed so far and in all; called on the event loop as chunks (load) or groups (swapIn) land. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Group g and every group before it have landed (ascending, each once). */
+  onGroup?: (group: number) => void;
+}
+
+export interface MoveResult {
+  kind: MoveKind;
+  modelId: string;
+  /** Bytes moved (load/loadToGpu: the layout's segment bytes; swapIn: the groups' byte ranges; evict/drop: bytes freed). */
+  bytes: number;
+  /** What the caller waited for, from the move thread's start to done, ms. */
+  wallMs: number;
+  /** Between CUDA events around the device copies (CPU backend: the copies' own time), ms; 0 for load/evict/drop. */
+  deviceMs: number;
+  /** bytes / wallMs, GB/s (1e9 bytes); 0 for evict and drop (bookkeeping, nothing is copied). */
+  gbps: number;
+}
+
+export interface PoolUsage {
+  budgetBytes: number;
+  usedBytes: number;
+  /** Host pool only: whether it has been pinned yet. */
+  ready?: boolean;
+}
+
+const MiB = 1024 * 1024;
+const MAX_BYTES = Number.MAX_SAFE_INTEGER;
+
+function defaultsFor(backend: Backend): { device: number; stagingBytes: number; readThreads: number } {
+  return backend === 'cuda'
+    ? { device: 0, stagingBytes: 512 * MiB, readThreads: 8 }
+    : { device: 0, stagingBytes: 32 * MiB, readThreads: 2 };
+}
+
+function isBytes(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_BYTES;
+}
+
+function checkId(id: unknown, what = 'modelId'): string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 256) throw invalidArgument('a non-empty string (at most 256 characters)', what, id);
+  return id;
+}
+
+function checkMoveOptions(o: unknown): MoveOptions {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null) throw invalidArgument('an object or undefined', 'move options', o);
+  const m = o as MoveOptions;
+  if (m.onProgress !== undefined && typeof m.onProgress !== 'function') throw invalidArgument('a function', 'onProgress', m.onProgress);
+  if (m.onGroup !== undefined && typeof m.onGroup !== 'function') throw invalidArgument('a function', 'onGroup', m.onGroup);
+  return m;
+}
+
+/** Validates a WeightLayout against its files and converts it for the addon (which trusts its input). */
+export function toNativeLayout(layout: WeightLayout): NativeLayout {
+  if (typeof layout !== 'object' || layout === null) throw invalidArgument('a WeightLayout object', 'layout', layout);
+  const { totalBytes, segments, groups } = layout;
+  if (!isBytes(totalBytes) || totalBytes === 0) throw invalidArgument('a positive integer number of bytes', 'layout.totalBytes', totalBytes);
+  if (!Array.isArray(groups) || groups.length === 0) throw invalidArgument('a non-empty array', 'layout.groups', groups);
+  if (!Array.isArray(segments) || segments.length === 0) throw invalidArgument('a non-empty array', 'layout.segments', segments);
+  const outGroups: [number, number][] = [];
+  let prevEnd = 0;
+  groups.forEach((g, i) => {
+    const ok = typeof g === 'object' && g !== null && isBytes(g.start) && isBytes(g.end) && g.start <= g.end && g.end <= totalBytes && g.start >= prevEnd;
+    if (!ok) throw invalidArgument(`{ start, end } with ${prevEnd} <= start <= end <= totalBytes (${totalBytes})`, `layout.groups[${i}]`, g && typeof g === 'object' ? `{ start: ${describe(g.start)}, end: ${describe(g.end)} }` : g);
+    outGroups.push([g.start, g.end]);
+    prevEnd = g.end;
+  });
+  const files: string[] = [];
+  const fileIndex = new Map<string, number>();
+  const fileSize = new Map<string, number>();
+  const outSegs: [number, number, number, number][] = [];
+  let prevSegEnd = 0;
+  let gi = 0;
+  segments.forEach((s, i) => {
+    const what = `layout.segments[${i}]`;
+    if (typeof s !== 'object' || s === null) throw invalidArgument('a CopySegment object', what, s);
+    if (typeof s.file !== 'string' || s.file.length === 0) throw invalidArgument('a file path', `${what}.file`, s.file);
+    if (!isBytes(s.fileOffset)) throw invalidArgument('a non-negative integer', `${what}.fileOffset`, s.fileOffset);
+    if (!isBytes(s.bytes) || s.bytes === 0) throw invalidArgument('a positive integer', `${what}.bytes`, s.bytes);
+    if (!isBytes(s.arenaOffset) || s.arenaOffset < prevSegEnd || s.arenaOffset + s.bytes > totalBytes) {
+      throw invalidArgument(`an arenaOffset >= ${prevSegEnd} (segments sorted, not overlapping) with arenaOffset + bytes <= ${totalBytes}`, `${what}.arenaOffset`, s.arenaOffset);
+    }
+    // Every byte of the segment must lie inside the groups (which are ascending), so each lands in some group.
+    let at = s.arenaOffset;
+    const end = s.arenaOffset + s.bytes;
+    while (at < end) {
+      while (gi < outGroups.length && outGroups[gi][1] <= at) gi++;
+      if (gi >= outGroups.length || outGroups[gi][0] > at) throw invalidArgument('a segment whose bytes all lie inside layout.groups', what, `bytes at arena offset ${at} outside every group`);
+      at = Math.min(end, outGroups[gi][1]);
+    }
+    prevSegEnd = end;
+    let idx = fileIndex.get(s.file);
+    if (idx === undefined) {
+      let size: number;
+      try {
+        const st = statSync(s.file);
+        if (!st.isFile()) throw new Error('not a regular file');
+        size = st.size;
+      } catch (e) {
+        throw new SwapserveNativeError('SWAPSERVE_IO', `cannot use model file ${s.file}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      idx = files.length;
+      files.push(s.file);
+      fileIndex.set(s.file, idx);
+      fileSize.set(s.file, size);
+    }
+    const size = fileSize.get(s.file) ?? 0;
+    if (s.fileOffset + s.bytes > size) {
+      throw new SwapserveNativeError('SWAPSERVE_IO', `${s.file} has ${size} bytes but ${what} reads [${s.fileOffset}, ${s.fileOffset + s.bytes})`);
+    }
+    outSegs.push([idx, s.fileOffset, s.bytes, s.arenaOffset]);
+  });
+  return { totalBytes, files, segments: outSegs, groups: outGroups };
+}
+
+export class Runtime {
+  readonly backend: Backend;
+  readonly deviceName: string;
+  /** Resolves when the host pool and staging are pinned; rejects (typed) if pinning failed. */
+  readonly hostReady: Promise<void>;
+  /** The native object the engine passes to AcquireWeights / GetScratchPool. */
+  readonly native: NativeRuntimeObject;
+  /** The addon module this runtime loaded (the engine must use the same module). */
+  readonly addon: RuntimeAddon;
+  private readonly layouts = new Map<string, WeightLayout>();
+  private closing: Promise<void> | null = null;
+
+  private constructor(addon: RuntimeAddon, native: NativeRuntimeObject) {
+    this.addon = addon;
+    this.native = native;
+    this.backend = native.backend;
+    this.deviceName = native.deviceName;
+    const site = captureSite();
+    this.hostReady = native.whenHostReady().catch((e: unknown) => { throw fromNative(e, site); });
+    this.hostReady.catch(() => { /* observed through moves and usage(); avoid an unhandled rejection */ });
+  }
+
+  /** Opens a runtime; returns at once (device pools allocated now; the host pool is pinned in the background). */
+  static open(opts: RuntimeOptions): Runtime {
+    if (typeof opts !== 'object' || opts === null) throw invalidArgument('a RuntimeOptions object', 'opts', opts);
+    const choice = opts.backend ?? (process.env.SWAPSERVE_BACKEND as RuntimeOptions['backend']) ?? 'auto';
+    if (choice !== 'auto' && choice !== 'cpu' && choice !== 'cuda') throw invalidArgument("'auto', 'cpu' or 'cuda'", 'backend (or env SWAPSERVE_BACKEND)', choice);
+    for (const k of ['hostBudgetBytes', 'gpuBudgetBytes', 'scratchBudgetBytes'] as const) {
+      if (!isBytes(opts[k])) throw invalidArgument('a non-negative integer number of bytes', k, opts[k]);
+    }
+    const backend = resolveBackend(choice);
+    const o = { ...defaultsFor(backend), ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Required<RuntimeOptions>;
+    if (!Number.isInteger(o.device) || o.device < 0 || o.device > 255) throw invalidArgument('an integer in [0, 255]', 'device', o.device);
+    if (!isBytes(o.stagingBytes) || o.stagingBytes < MiB) throw invalidArgument('an integer number of bytes >= 1 MiB', 'stagingBytes', o.stagingBytes);
+    if (!Number.isInteger(o.readThreads) || o.readThreads < 1 || o.readThreads > 64) throw invalidArgument('an integer in [1, 64]', 'readThreads', o.readThreads);
+    const addon = loadAddon(backend);
+    const site = captureSite();
+    try {
+      const native = new addon.NativeRuntime({
+        backend, device: o.device, hostBudgetBytes: o.hostBudgetBytes, gpuBudgetBytes: o.gpuBudgetBytes,
+        scratchBudgetBytes: o.scratchBudgetBytes, stagingBytes: o.stagingBytes, readThreads: o.readThreads,
+      });
+      return new Runtime(addon, native);
+    } catch (e) {
+      throw fromNative(e, site);
+    }
+  }
+
+  get healthy(): boolean {
+    return this.native.healthy;
+  }
+
+  /** Makes a model known (its files on disk). Validates the layout and that every segment lies inside its file. */
+  register(modelId: string, layout: WeightLayout): void {
+    checkId(modelId);
+    const native = toNativeLayout(layout);
+    this.call(() => this.native.register(modelId, native));
+    this.layouts.set(modelId, layout);
+  }
+
+  /** Forgets a model; it must be on disk only (evicted, dropped, no move in flight). */
+  unregister(modelId: string): void {
+    checkId(modelId);
+    this.call(() => this.native.unregister(modelId));
+    this.layouts.delete(modelId);
+  }
+
+  /** disk -> pinned host. */
+  load(id: string, o?: MoveOptions): Promise<MoveResult> {
+    return this.move('load', id, o);
+  }
+
+  /** pinned host -> GPU, one copy per group (the host copy stays). */
+  swapIn(id: string, o?: MoveOptions): Promise<MoveResult> {
+    return this.move('swap_in', id, o);
+  }
+
+  /** disk -> pinned staging -> GPU, the read of chunk i+1 overlapping the copy of chunk i (no host copy kept). */
+  loadToGpu(id: string, o?: MoveOptions): Promise<MoveResult> {
+    return this.move('load_to_gpu', id, o);
+  }
+
+  /** GPU -> none: the arena returns to the pool (bookkeeping, no device sync). SWAPSERVE_STATE under a lease. */
+  evict(id: string): Promise<MoveResult> {
+    return this.now('evict', id, () => this.native.evict(id));
+  }
+
+  /** host -> none. */
+  drop(id: string): Promise<MoveResult> {
+    return this.now('drop', id, () => this.native.drop(id));
+  }
+
+  residency(id: string): { state: Residency; host: boolean; gpu: boolean; leases: number } {
+    checkId(id);
+    const r = this.call(() => this.native.residency(id));
+    if (!(RESIDENCY as readonly string[]).includes(r.state)) throw new SwapserveNativeError('SWAPSERVE_STATE', `unknown residency ${r.state}`);
+    return { state: r.state as Residency, host: r.host, gpu: r.gpu, leases: r.leases };
+  }
+
+  usage(): { host: PoolUsage; gpu: PoolUsage; scratch: PoolUsage } {
+    return this.native.usage();
+  }
+
+  /** Checksum of the model's bytes (its segments, in arena order) on a tier, computed off the event loop. */
+  async checksum(id: string, tier: 'host' | 'gpu'): Promise<string> {
+    checkId(id);
+    if (tier !== 'host' && tier !== 'gpu') throw invalidArgument("'host' or 'gpu'", 'tier', tier);
+    const site = captureSite();
+    try {
+      return await this.native.checksum(id, tier);
+    } catch (e) {
+      throw fromNative(e, site);
+    }
+  }
+
+  /**
+   * Tests only: holds an engine lease (AcquireWeights) from JS. Its checksum() waits for every group through the
+   * lease, as the engine does, then hashes the model's bytes.
+   */
+  acquireForTest(id: string): NativeTestLease {
+    checkId(id);
+    const layout = this.layouts.get(id);
+    const segs: [number, number][] = (layout?.segments ?? []).map((s) => [s.arenaOffset, s.bytes]);
+    return this.call(() => this.native.acquireForTest(id, segs));
+  }
+
+  /** Tests only: the next move's device step fails with this code (sticky codes make the runtime unusable). */
+  failNextForTest(code: string): void {
+    this.native.failNext(code);
+  }
+
+  /** Idempotent: aborts moves in flight, waits for them, frees the pools (arenas under a lease live until it ends). */
+  close(): Promise<void> {
+    if (!this.closing) {
+      const site = captureSite();
+      this.closing = this.native.close().catch((e: unknown) => { throw fromNative(e, site); });
+    }
+    return this.closing;
+  }
+
+  private call<T>(fn: () => T): T {
+    const site = captureSite();
+    try {
+      return fn();
+    } catch (e) {
+      throw fromNative(e, site);
+    }
+  }
+
+  private async move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, o?: MoveOptions): Promise<MoveResult> {
+    checkId(id);
+    const opts = checkMoveOptions(o);
+    const site = captureSite();
+    // User callbacks run on the event loop; one that throws must not break the move.
+    const onProgress = opts.onProgress && ((d: number, t: number) => { try { opts.onProgress?.(d, t); } catch { /* ignored */ } });
+    const onGroup = opts.onGroup && ((g: number) => { try { opts.onGroup?.(g); } catch { /* ignored */ } });
+    let r: NativeMoveResult;
+    try {
+      r = await this.native.move(kind, id, onProgress, onGroup);
+    } catch (e) {
+      throw fromNative(e, site);
+    }
+    return toResult(kind, r);
+  }
+
+  private async now(kind: 'evict' | 'drop', id: string, fn: () => NativeMoveResult): Promise<MoveResult> {
+    checkId(id);
+    return toResult(kind, this.call(fn));
+  }
+}
+
+function toResult(kind: MoveKind, r: NativeMoveResult): MoveResult {
+  return { kind, modelId: r.modelId, bytes: r.bytes, wallMs: r.wallMs, deviceMs: r.deviceMs, gbps: kind !== 'evict' && kind !== 'drop' && r.wallMs > 0 ? r.bytes / (r.wallMs * 1e6) : 0 };
+}
