@@ -4,14 +4,11 @@ import assert from 'node:assert/strict';
 import { open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { decodeValues, openModel, readSafetensors, writeSafetensors } from '../../native/ts/model/index.ts';
 import { LAYOUT_ALIGN, type ModelSource, type WeightLayout } from '../../native/ts/types.ts';
+import { STORIES260K_GGUF as STORIES } from '../helpers/data.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
-
-const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-export const STORIES = join(root, '..', 'shared', 'data', 'models', 'stories260K', 'stories260K.gguf');
 
 /** Every invariant of the WeightLayout contract in native/ts/types.ts. */
 function checkLayout(l: WeightLayout, numGroups: number): void {
