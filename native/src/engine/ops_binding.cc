@@ -34,6 +34,12 @@ int Int(Napi::Env env, Napi::Value v, const char* name) {
   return v.As<Napi::Number>().Int32Value();
 }
 
+DType Dt(Napi::Env env, Napi::Value v, const char* name) {
+  const int d = Int(env, v, name);
+  if (d < 0 || d > 2) Bad(env, std::string("Expected 0 (f32), 1 (f16) or 2 (bf16) for ") + name);
+  return static_cast<DType>(d);
+}
+
 Napi::Float32Array Out(Napi::Env env, const float* p, size_t n) {
   auto a = Napi::Float32Array::New(env, n);
   std::memcpy(a.Data(), p, n * sizeof(float));
@@ -45,11 +51,12 @@ ThreadPool& Pool() {
   return pool;
 }
 
-// matmul(x: F32 (T,I), w: U8 (O,I) of wdtype, bias: U8 (O) | null, bdtype, T, I, O, threads?) -> F32 (T,O)
+// matmul(x: F32 (T,I), w: U8 (O,I) of wdtype, wdtype, bias: U8 (O) | null, bdtype, T, I, O) -> F32 (T,O)
 Napi::Value MatMulOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int T = Int(env, info[4], "T"), I = Int(env, info[5], "I"), O = Int(env, info[6], "O");
-  const DType wdt = static_cast<DType>(Int(env, info[2], "wdtype"));
+  const int T = Int(env, info[5], "T"), I = Int(env, info[6], "I"), O = Int(env, info[7], "O");
+  if (T < 1 || I < 1 || O < 1) Bad(env, "Expected T, I, O >= 1");
+  const DType wdt = Dt(env, info[2], "wdtype");
   auto x = F32(env, info[0], static_cast<size_t>(T) * I, "x");
   auto w = Bytes(env, info[1], "w");
   if (w.size() < static_cast<size_t>(O) * I * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
@@ -57,7 +64,8 @@ Napi::Value MatMulOp(const Napi::CallbackInfo& info) {
   DType bdt = DType::kF32;
   if (!info[3].IsNull()) {
     b = Bytes(env, info[3], "bias");
-    bdt = static_cast<DType>(Int(env, info[7], "bdtype"));
+    bdt = Dt(env, info[4], "bdtype");
+    if (b.size() < static_cast<size_t>(O) * cpu::DTypeBytes(bdt)) Bad(env, "bias is too short");
   }
   std::vector<float> y(static_cast<size_t>(T) * O);
   cpu::MatMul(Pool(), y.data(), x.data(), w.data(), wdt, b.empty() ? nullptr : b.data(), bdt, T, I, O, false);
@@ -68,9 +76,10 @@ Napi::Value MatMulOp(const Napi::CallbackInfo& info) {
 Napi::Value RmsNormOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int T = Int(env, info[3], "T"), C = Int(env, info[4], "C");
+  if (T < 1 || C < 1) Bad(env, "Expected T, C >= 1");
   auto x = F32(env, info[0], static_cast<size_t>(T) * C, "x");
   auto w = Bytes(env, info[1], "w");
-  const DType wdt = static_cast<DType>(Int(env, info[2], "wdtype"));
+  const DType wdt = Dt(env, info[2], "wdtype");
   if (w.size() < static_cast<size_t>(C) * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
   std::vector<float> y(x.size());
   cpu::RmsNorm(y.data(), x.data(), w.data(), wdt, T, C, static_cast<float>(info[5].As<Napi::Number>().DoubleValue()));
@@ -99,6 +108,7 @@ Napi::Value RopeInvFreqOp(const Napi::CallbackInfo& info) {
 Napi::Value RopeOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int heads = Int(env, info[2], "heads"), D = Int(env, info[3], "D");
+  if (heads < 1 || D < 2 || D % 2) Bad(env, "Expected heads >= 1 and an even D");
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     Bad(env, "Expected an Int32Array for pos");
   auto pa = info[1].As<Napi::Int32Array>();
@@ -137,7 +147,7 @@ Napi::Value SwiGLUOp(const Napi::CallbackInfo& info) {
 Napi::Value ToF32Op(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto b = Bytes(env, info[0], "bytes");
-  const DType dt = static_cast<DType>(Int(env, info[1], "dtype"));
+  const DType dt = Dt(env, info[1], "dtype");
   const size_t n = b.size() / cpu::DTypeBytes(dt);
   std::vector<float> out(n);
   cpu::ToF32(b.data(), dt, out.data(), n);
