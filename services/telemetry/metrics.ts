@@ -250,7 +250,10 @@ export async function startMetricsServer(opts: { port: number; host?: string }):
     }
     metricsText().then(
       (body) => res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(body),
-      (err) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
+      (err) => {
+        process.stderr.write(`swapserve telemetry: /metrics: ${String(err)}\n`);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+      },
     );
   });
   await new Promise<void>((resolve, reject) => {

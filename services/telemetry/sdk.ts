@@ -18,6 +18,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type { Server } from 'node:http';
 import { z } from 'zod';
 import { RequestAttributeProcessor } from './request-attributes.ts';
 import { ATTR_SERVICE_NAME } from './semconv.ts';
@@ -34,6 +35,11 @@ export interface TelemetryOptions {
   metricReader?: IMetricReader;
   /** Environment to read OTEL_* from. @defaultValue process.env */
   env?: Record<string, string | undefined>;
+  /**
+   * Serve GET /metrics on this port with a bare HTTP server (processes without Fastify: workers, scheduler).
+   * @defaultValue env SWAPSERVE_METRICS_PORT, else none
+   */
+  metricsPort?: number;
 }
 
 export interface TelemetryHandle {
@@ -47,6 +53,8 @@ export interface TelemetryHandle {
   /** Null when tracing is off. */
   requestAttributes: RequestAttributeProcessor | null;
   tracerProvider: NodeTracerProvider | null;
+  /** The bare /metrics server when `metricsPort` was given; its listening promise. */
+  metricsServer: Promise<Server> | null;
 }
 
 /** The OTEL_* variables read, validated once at start-up. Bad values turn telemetry off, never fail start-up. */
@@ -148,7 +156,19 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   if (options.metricReader) readers.push(options.metricReader);
   const meterProvider = new MeterProvider({ resource, readers });
 
+  const portRaw = options.metricsPort ?? env.SWAPSERVE_METRICS_PORT;
+  const port = portRaw === undefined || portRaw === '' ? null : Number(portRaw);
+  let metricsServer: Promise<Server> | null = null;
+  if (port !== null && Number.isInteger(port) && port >= 0 && port < 65536) {
+    // Imported lazily: metrics.ts imports this module.
+    metricsServer = import('./metrics.ts').then((m) => m.startMetricsServer({ port }));
+    metricsServer.catch((err) => diag.error(`swapserve telemetry: /metrics server on port ${port}: ${String(err)}`));
+  } else if (port !== null) {
+    diag.warn(`swapserve telemetry: ignoring invalid SWAPSERVE_METRICS_PORT ${String(portRaw)}`);
+  }
+
   handle = {
+    metricsServer,
     serviceName,
     tracing: tracerProvider !== null,
     otlpMetrics: cfg.otlpMetrics,
@@ -168,6 +188,9 @@ export async function shutdownTelemetry(): Promise<void> {
   if (!h) return;
   handle = null;
   const steps: Promise<unknown>[] = [h.meterProvider.shutdown()];
+  if (h.metricsServer) {
+    steps.push(h.metricsServer.then((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  }
   if (h.tracerProvider) steps.push(h.tracerProvider.shutdown());
   const results = await Promise.allSettled(steps);
   for (const r of results) if (r.status === 'rejected') diag.warn(`swapserve telemetry: shutdown: ${String(r.reason)}`);
