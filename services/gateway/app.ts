@@ -1,5 +1,6 @@
 // The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { nowMs } from '../shared/clock.ts';
 import type { Config } from '../shared/config.ts';
 import { SwapserveError } from '../shared/errors.ts';
 import type { Producer } from '../shared/producer.ts';
@@ -41,9 +42,9 @@ export function toSwapserveError(err: unknown): SwapserveError {
 
 export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, disableRequestLogging: true });
-  const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? Date.now() };
+  const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? nowMs() };
   app.addHook('onRequest', (req, _reply, done) => {
-    arrivals.set(req, Date.now());
+    arrivals.set(req, nowMs());
     done();
   });
   app.setErrorHandler((err, req, reply) => {

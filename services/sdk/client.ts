@@ -1,5 +1,6 @@
 // SDK client: validates with the gateway's schemas, enqueues with the same job schema, follows the request's stream.
 import type { z } from 'zod';
+import { nowMs } from '../shared/clock.ts';
 import { SwapserveError } from '../shared/errors.ts';
 import { follow } from '../shared/delivery.ts';
 import {
@@ -84,7 +85,7 @@ export class Client {
     const req = this.validate(request);
     const model = this.opts.models?.find((m) => m.id === req.body.model);
     if (this.opts.models && !model) throw new SwapserveError('model_not_found', { detail: req.body.model, param: 'model' });
-    const arrivalMs = Date.now();
+    const arrivalMs = nowMs();
     const data: JobData = {
       v: 1,
       requestId: newRequestId(),

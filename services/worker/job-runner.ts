@@ -2,6 +2,7 @@
 // Every processed job writes exactly one terminal event (done or error) for its attempt; it never throws back to
 // BullMQ (no automatic retry could avoid duplicate tokens) except for data that cannot name its stream.
 import { randomBytes } from 'node:crypto';
+import { nowMs } from '../shared/clock.ts';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { SwapserveError, isErrorCode } from '../shared/errors.ts';
 import { jobDataSchema, type StreamEvent, type Timings } from '../shared/job.ts';
@@ -60,26 +61,26 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
       return { completionTokens: 0 };
     }
     if (!ctx.tiers.has(data.model)) throw new SwapserveError('model_not_found', { detail: data.model });
-    ctx.tiers.use(data.model, 1, Date.now());
+    ctx.tiers.use(data.model, 1, nowMs());
     used = true;
     let lastProgress = 0;
     const every = ctx.progressEveryMs ?? 250;
     const { readyMs, arrival } = await ctx.tiers.ensureOnGpu(data.model, (stage, doneBytes, totalBytes) => {
-      const now = Date.now();
+      const now = nowMs();
       if (now - lastProgress < every) return;
       lastProgress = now;
       emit({ type: 'progress', attempt, stage, doneBytes, totalBytes, workerId: ctx.workerId }).catch(() => {});
     });
     const path = classifyPath(data.arrivalMs, readyMs, arrival, ctx.startedMs);
     const pathInfo = { path: path.path, ...(path.coldReason ? { coldReason: path.coldReason } : {}) };
-    const genStart = Date.now();
+    const genStart = nowMs();
     let index = 0;
     let firstAt = 0;
     let timings: Timings = { queueMs: path.queueMs, loadMs: path.loadMs, swapMs: path.swapMs, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 };
     for await (const ev of ctx.backend.generate(data.model, data, ac.signal)) {
       if (ev.type === 'token') {
         if (index === 0) {
-          firstAt = Date.now();
+          firstAt = nowMs();
           timings = { ...timings, prefillMs: firstAt - genStart, ttftMs: Math.max(0, firstAt - data.arrivalMs) };
           await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo, timings });
         } else {
@@ -87,7 +88,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
         }
         index++;
       } else {
-        const end = Date.now();
+        const end = nowMs();
         timings = { ...timings, decodeMs: firstAt ? end - firstAt : 0, totalMs: end - data.arrivalMs };
         await emit({
           type: 'done', attempt, finishReason: ac.signal.aborted ? 'cancelled' : ev.finishReason,
@@ -106,6 +107,6 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
   } finally {
     signal?.removeEventListener('abort', onAbort);
     ctx.active.delete(data.requestId);
-    if (used) ctx.tiers.use(data.model, -1, Date.now());
+    if (used) ctx.tiers.use(data.model, -1, nowMs());
   }
 }

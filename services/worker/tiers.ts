@@ -1,4 +1,5 @@
 // The worker's tier state: one move at a time through the native runtime, LRU room-making, GPU arrival history.
+import { nowMs } from '../shared/clock.ts';
 import type { ModelEntry } from '../shared/config.ts';
 import type { MoveKind, Residency } from '../shared/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
@@ -81,9 +82,9 @@ export class TierManager {
   async ensureOnGpu(id: string, progress?: Progress): Promise<{ readyMs: number; arrival: GpuArrival }> {
     const s = this.slot(id);
     await s.registered;
-    if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: Date.now(), arrival: s.arrival };
+    if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
     return this.serial(async () => {
-      if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: Date.now(), arrival: s.arrival };
+      if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
       let load: MoveSpan | null = null;
       if (this.backend.residency(id) === 'disk') {
         await this.makeRoom('host', s);
@@ -104,12 +105,12 @@ export class TierManager {
     return this.serial(async () => {
       if ((kind === 'evict' || kind === 'drop') && s.activeJobs > 0) throw new TierError('in_use', `model ${id} has ${s.activeJobs} active jobs`);
       const stage: Residency = kind === 'load' ? 'loading' : kind === 'evict' || kind === 'drop' ? 'evicting' : 'swapping-in';
-      const t0 = Date.now();
+      const t0 = nowMs();
       s.moving = stage;
       this.onChange();
       try {
         const r = await this.backend.move(kind, id);
-        const span = { startMs: t0, endMs: Date.now() };
+        const span = { startMs: t0, endMs: nowMs() };
         if (kind === 'swap_in') s.arrival = { atMs: span.endMs, via: 'swap', load: null, swap: span };
         if (kind === 'load_to_gpu') s.arrival = { atMs: span.endMs, via: 'disk_load', load: span, swap: null };
         if (kind === 'evict' || kind === 'drop') s.arrival = null;
@@ -122,7 +123,7 @@ export class TierManager {
   }
 
   private async timed(s: Slot, kind: 'load' | 'swap_in', moving: Residency, progress?: Progress): Promise<MoveSpan> {
-    const startMs = Date.now();
+    const startMs = nowMs();
     s.moving = moving;
     this.onChange();
     try {
@@ -131,7 +132,7 @@ export class TierManager {
     } finally {
       s.moving = null;
     }
-    return { startMs, endMs: Date.now() };
+    return { startMs, endMs: nowMs() };
   }
 
   /** Frees room for `s` in a tier: evicts (GPU) or drops (host) idle models, least recently used first. */

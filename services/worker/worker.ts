@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker as BullWorker } from 'bullmq';
+import { nowMs } from '../shared/clock.ts';
 import type { Config } from '../shared/config.ts';
 import type { ModelOnWorker, WorkerCommand, WorkerState } from '../shared/cluster.ts';
 import { connect, keys, queueName, type RedisClient } from '../shared/queues.ts';
@@ -25,12 +26,14 @@ export interface SwapWorkerOptions {
 
 export class SwapWorker {
   readonly workerId: string;
-  readonly startedMs = Date.now();
+  readonly startedMs = nowMs();
   private readonly cfg: Config;
   private readonly backend: ModelBackend;
   private readonly tiers: TierManager;
   private readonly redis: RedisClient;
   private readonly sub: RedisClient;
+  /** Shared by the BullMQ consumers (each duplicates it for its blocking fetch). */
+  private readonly bull: RedisClient;
   private readonly control: Control;
   private readonly consumers = new Map<string, BullWorker>();
   private readonly active = new Map<string, AbortController>();
@@ -51,6 +54,7 @@ export class SwapWorker {
     const url = this.cfg.redisUrl ?? 'redis://127.0.0.1:6379';
     this.redis = connect(url, { name: `swapserve-worker-${this.workerId}` });
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
+    this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
     this.tiers = new TierManager(this.backend, () => this.control?.changed());
     this.control = new Control(
       { workerId: this.workerId, state: () => this.state(), execute: (c) => this.execute(c) },
@@ -76,7 +80,7 @@ export class SwapWorker {
   consume(modelId: string, concurrency: number): void {
     if (this.draining || this.consumers.has(modelId)) return;
     const w = new BullWorker(queueName(modelId), (job, _token, signal) => runJob(this.ctx, job, signal), {
-      connection: this.redis,
+      connection: this.bull,
       prefix: this.cfg.prefix,
       concurrency,
       lockDuration: this.cfg.worker.lockDurationMs,
@@ -149,6 +153,7 @@ export class SwapWorker {
       await Promise.allSettled([this.control.stop()]);
       await Promise.allSettled([this.backend.close()]);
       this.sub.disconnect();
+      this.bull.disconnect();
       await this.redis.quit().catch(() => this.redis.disconnect());
     })();
     return this.closing;
