@@ -44,6 +44,7 @@ export class HfTokenizer implements Tokenizer {
         throw new TokenizerError('BAD_TOKEN_ID', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
       }
     }
+    if (ids.length === 0) return '';
     return this.impl.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
   }
 
