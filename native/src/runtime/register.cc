@@ -109,7 +109,11 @@ Napi::Promise RunAsync(Napi::Env env, std::function<R(const MoveCallbacks&)> wor
     }
     Msg* done = new Msg{Msg::kDone};
     try {
-      auto r = std::make_shared<R>(work(cb));
+      // The work (and what it captured: arenas, blocks) is destroyed before the Promise settles, so a caller that
+      // continues at once sees the pools as the work left them.
+      auto w = std::move(work);
+      auto r = std::make_shared<R>(w(cb));
+      w = nullptr;
       done->value = [r, toJs](Napi::Env env) { return toJs(env, *r); };
     } catch (const NativeError& e) {
       done->ok = false;

@@ -1,0 +1,297 @@
+// Weights runtime (CPU backend): byte-exact round trips of every tier move, progress and group order, budgets,
+// state rules, leases and per-group readiness, typed errors.
+import assert from 'node:assert/strict';
+import { truncateSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+
+import { SwapserveNativeError } from '../../native/ts/errors.ts';
+import { Runtime, type RuntimeOptions } from '../../native/ts/runtime.ts';
+import { makeRandomModel, type RandomModel } from './fixture.ts';
+
+const MiB = 1024 * 1024;
+const BASE: RuntimeOptions = { backend: 'cpu', hostBudgetBytes: 16 * MiB, gpuBudgetBytes: 16 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB, readThreads: 3 };
+
+async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, re?: RegExp): Promise<SwapserveNativeError> {
+  let err: unknown;
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof SwapserveNativeError, `expected a SwapserveNativeError ${code}, got ${String(err)}`);
+  assert.equal(err.code, code, err.message);
+  if (re) assert.match(err.message, re);
+  return err;
+}
+
+describe('runtime moves (cpu backend)', () => {
+  let rt: Runtime;
+  let m: RandomModel;
+  let expected: string;
+
+  before(async () => {
+    m = makeRandomModel({ groups: 6, tensorsPerGroup: 4, tensorBytes: 60_000 });
+    rt = Runtime.open(BASE);
+    await rt.hostReady;
+    expected = rt.addon.hashBytes(m.expected);
+  });
+  after(async () => {
+    await rt.close();
+    m.cleanup();
+  });
+
+  it('reports the backend and device', () => {
+    assert.equal(rt.backend, 'cpu');
+    assert.match(rt.deviceName, /^cpu/);
+    assert.equal(rt.healthy, true);
+    assert.equal(rt.usage().host.ready, true);
+  });
+
+  it('the checksum sees every byte (one flipped byte changes it)', () => {
+    const copy = Buffer.from(m.expected);
+    copy[copy.length >> 1] ^= 1;
+    assert.notEqual(rt.addon.hashBytes(copy), expected);
+    assert.notEqual(rt.addon.hashBytes(m.expected.subarray(1)), expected);
+  });
+
+  it('load -> swapIn -> evict -> drop round-trips byte for byte', async () => {
+    rt.register('a', m.layout);
+    assert.deepEqual(rt.residency('a'), { state: 'disk', host: false, gpu: false, leases: 0 });
+    const progress: number[] = [];
+    const groups: number[] = [];
+    const loading = rt.load('a', { onProgress: (d, t) => { progress.push(d); assert.equal(t, m.expected.length); }, onGroup: (g) => groups.push(g) });
+    assert.equal(rt.residency('a').state, 'loading');
+    const r = await loading;
+    assert.equal(r.kind, 'load');
+    assert.equal(r.bytes, m.expected.length);
+    assert.deepEqual(groups, [0, 1, 2, 3, 4, 5]);
+    assert.ok(progress.every((p, i) => i === 0 || p >= progress[i - 1]), 'progress is monotonic');
+    assert.equal(progress.at(-1), m.expected.length);
+    assert.deepEqual(rt.residency('a'), { state: 'host', host: true, gpu: false, leases: 0 });
+    assert.equal(await rt.checksum('a', 'host'), expected);
+
+    const sgroups: number[] = [];
+    const s = await rt.swapIn('a', { onGroup: (g) => sgroups.push(g) });
+    assert.equal(s.kind, 'swap_in');
+    assert.equal(s.bytes, m.layout.totalBytes);
+    assert.ok(s.deviceMs >= 0 && s.wallMs >= s.deviceMs * 0.5);
+    assert.deepEqual(sgroups, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(rt.residency('a'), { state: 'gpu', host: true, gpu: true, leases: 0 });
+    assert.equal(await rt.checksum('a', 'gpu'), expected);
+    assert.ok(rt.usage().gpu.usedBytes >= m.layout.totalBytes);
+
+    const e = await rt.evict('a');
+    assert.equal(e.kind, 'evict');
+    assert.equal(rt.usage().gpu.usedBytes, 0);
+    assert.equal(rt.residency('a').state, 'host');
+    await rt.drop('a');
+    assert.equal(rt.usage().host.usedBytes, 0);
+    assert.equal(rt.residency('a').state, 'disk');
+    rt.unregister('a');
+  });
+
+  it('loadToGpu (through 64 KiB staging slots, many cycles of the ring) lands the same bytes', async () => {
+    rt.register('b', m.layout);
+    const groups: number[] = [];
+    const r = await rt.loadToGpu('b', { onGroup: (g) => groups.push(g) });
+    assert.equal(r.kind, 'load_to_gpu');
+    assert.equal(r.bytes, m.expected.length);
+    assert.deepEqual(groups, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(rt.residency('b'), { state: 'gpu', host: false, gpu: true, leases: 0 });
+    assert.equal(await rt.checksum('b', 'gpu'), expected);
+    await rejectsWith(rt.checksum('b', 'host'), 'SWAPSERVE_NOT_RESIDENT');
+    await rt.evict('b');
+    rt.unregister('b');
+  });
+
+  it('moves of different models run at once and each lands its own bytes', async () => {
+    const other = makeRandomModel({ groups: 3, tensorBytes: 90_000, seed: 99 });
+    try {
+      rt.register('c1', m.layout);
+      rt.register('c2', other.layout);
+      await Promise.all([rt.load('c1'), rt.loadToGpu('c2')]);
+      await rt.swapIn('c1');
+      assert.equal(await rt.checksum('c1', 'gpu'), expected);
+      assert.equal(await rt.checksum('c2', 'gpu'), rt.addon.hashBytes(other.expected));
+      await rt.evict('c1');
+      await rt.evict('c2');
+      await rt.drop('c1');
+      rt.unregister('c1');
+      rt.unregister('c2');
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  it('rejects moves that are not valid in the current residency', async () => {
+    rt.register('s', m.layout);
+    await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /not on the host tier/);
+    await rejectsWith(rt.evict('s'), 'SWAPSERVE_STATE', /not on the gpu tier/);
+    await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /not on the host tier/);
+    const loading = rt.load('s');
+    await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /loading/);
+    await rejectsWith(() => rt.unregister('s'), 'SWAPSERVE_STATE');
+    await loading;
+    await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /already on the host/);
+    await rejectsWith(() => rt.register('s', m.layout), 'SWAPSERVE_STATE', /already registered/);
+    await rejectsWith(rt.load('nope'), 'SWAPSERVE_INVALID_ARGUMENT', /unknown model "nope"/);
+    await rt.drop('s');
+    rt.unregister('s');
+  });
+});
+
+describe('runtime budgets (cpu backend)', () => {
+  it('a move over budget fails with SWAPSERVE_BUDGET before allocating, and succeeds after an evict', async () => {
+    const m = makeRandomModel({ groups: 4, tensorBytes: 100_000 });
+    const total = m.layout.totalBytes;
+    // Room for one model on the gpu tier, not two; the host tier takes two.
+    const rt = Runtime.open({ ...BASE, hostBudgetBytes: 2 * total + 2 * 4096, gpuBudgetBytes: Math.floor(total * 1.5) });
+    try {
+      rt.register('x', m.layout);
+      rt.register('y', m.layout);
+      await rt.load('x');
+      await rt.load('y');
+      rt.register('z', m.layout);
+      await rejectsWith(rt.load('z'), 'SWAPSERVE_BUDGET', /host pool's budget would be exceeded/);
+      assert.equal(rt.residency('z').state, 'disk');
+      await rt.swapIn('x');
+      const before = rt.usage().gpu.usedBytes;
+      await rejectsWith(rt.swapIn('y'), 'SWAPSERVE_BUDGET', /gpu pool's budget would be exceeded/);
+      await rejectsWith(rt.loadToGpu('z'), 'SWAPSERVE_BUDGET');
+      assert.equal(rt.usage().gpu.usedBytes, before, 'a refused move reserves nothing');
+      assert.deepEqual(rt.residency('y'), { state: 'host', host: true, gpu: false, leases: 0 });
+      await rt.evict('x');
+      await rt.swapIn('y');
+      assert.equal(await rt.checksum('y', 'gpu'), rt.addon.hashBytes(m.expected));
+    } finally {
+      await rt.close();
+      m.cleanup();
+    }
+  });
+
+  it('the scratch pool has its own budget', async () => {
+    const rt = Runtime.open({ ...BASE, scratchBudgetBytes: 0 });
+    try {
+      assert.deepEqual(rt.usage().scratch, { budgetBytes: 0, usedBytes: 0 });
+    } finally {
+      await rt.close();
+    }
+  });
+});
+
+describe('runtime leases (cpu backend)', () => {
+  it('a lease taken while a swapIn is in flight waits per group and reads the right bytes; evict waits for its release', async () => {
+    const m = makeRandomModel({ groups: 8, tensorsPerGroup: 2, tensorBytes: 300_000, seed: 3 });
+    const rt = Runtime.open({ ...BASE, hostBudgetBytes: 32 * MiB, gpuBudgetBytes: 32 * MiB });
+    try {
+      rt.register('l', m.layout);
+      await assert.rejects(async () => rt.acquireForTest('l'), (e: unknown) => SwapserveNativeError.is(e, 'SWAPSERVE_NOT_RESIDENT'));
+      await rt.load('l');
+      const swapping = rt.swapIn('l');
+      const lease = rt.acquireForTest('l');
+      assert.equal(lease.groups, 8);
+      assert.equal(rt.residency('l').leases, 1);
+      const [sum] = await Promise.all([lease.checksum(), swapping]);
+      assert.equal(sum, rt.addon.hashBytes(m.expected));
+      await rejectsWith(rt.evict('l'), 'SWAPSERVE_STATE', /1 engine lease/);
+      assert.equal(rt.residency('l').state, 'gpu');
+      lease.release();
+      assert.equal(rt.residency('l').leases, 0);
+      await rt.evict('l');
+      assert.equal(rt.residency('l').state, 'host');
+    } finally {
+      await rt.close();
+      m.cleanup();
+    }
+  });
+});
+
+describe('runtime errors (cpu backend)', () => {
+  it('validates arguments with "Expected X for Y but received Z"', async () => {
+    await rejectsWith(() => Runtime.open({ ...BASE, hostBudgetBytes: -1 }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected a non-negative integer number of bytes for hostBudgetBytes but received -1/);
+    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'tpu' as 'cpu' }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected 'auto', 'cpu' or 'cuda' for backend/);
+    await rejectsWith(() => Runtime.open({ ...BASE, readThreads: 0 }), 'SWAPSERVE_INVALID_ARGUMENT', /for readThreads but received 0/);
+    const rt = Runtime.open(BASE);
+    const m = makeRandomModel({ groups: 2 });
+    try {
+      await rejectsWith(() => rt.register('', m.layout), 'SWAPSERVE_INVALID_ARGUMENT', /for modelId but received ""/);
+      const bad = structuredClone(m.layout);
+      bad.segments[1].arenaOffset = 0;
+      await rejectsWith(() => rt.register('bad', bad), 'SWAPSERVE_INVALID_ARGUMENT', /layout\.segments\[1\]\.arenaOffset/);
+      const outside = structuredClone(m.layout);
+      outside.groups[1].end -= 512;
+      outside.totalBytes = m.layout.totalBytes;
+      await rejectsWith(() => rt.register('bad', outside), 'SWAPSERVE_INVALID_ARGUMENT', /inside layout\.groups/);
+      const missing = structuredClone(m.layout);
+      missing.segments[0].file = '/nonexistent/model.bin';
+      await rejectsWith(() => rt.register('bad', missing), 'SWAPSERVE_IO', /nonexistent/);
+      const short = structuredClone(m.layout);
+      short.segments[0].fileOffset = 1e9;
+      await rejectsWith(() => rt.register('bad', short), 'SWAPSERVE_IO', /has \d+ bytes but/);
+      rt.register('ok', m.layout);
+      await rejectsWith(rt.load('ok', { onProgress: 3 as unknown as () => void }), 'SWAPSERVE_INVALID_ARGUMENT', /for onProgress but received 3/);
+      await rejectsWith(rt.checksum('ok', 'disk' as 'host'), 'SWAPSERVE_INVALID_ARGUMENT', /for tier but received "disk"/);
+    } finally {
+      await rt.close();
+      m.cleanup();
+    }
+  });
+
+  it('a file that shrank after register fails the load with SWAPSERVE_IO and leaves the model on disk', async () => {
+    const m = makeRandomModel({ groups: 3 });
+    const rt = Runtime.open(BASE);
+    try {
+      rt.register('t', m.layout);
+      truncateSync(m.layout.segments.at(-1)!.file, 100);
+      const e = await rejectsWith(rt.load('t'), 'SWAPSERVE_IO', /unexpected end of file|failed/);
+      assert.match(e.stack ?? '', /moves\.test\.ts/, 'the error carries the JS caller\'s stack');
+      assert.equal(rt.residency('t').state, 'disk');
+      assert.equal(rt.usage().host.usedBytes, 0);
+      assert.equal(rt.healthy, true);
+    } finally {
+      await rt.close();
+      m.cleanup();
+    }
+  });
+
+  it('out of memory is recoverable; a sticky error makes the runtime unusable', async () => {
+    const m = makeRandomModel({ groups: 3 });
+    const rt = Runtime.open(BASE);
+    try {
+      rt.register('f', m.layout);
+      await rt.load('f');
+      rt.failNextForTest('SWAPSERVE_OOM');
+      const oom = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_OOM');
+      assert.equal(oom.recoverable, true);
+      assert.equal(oom.fatal, false);
+      assert.equal(rt.healthy, true);
+      assert.deepEqual(rt.residency('f'), { state: 'host', host: true, gpu: false, leases: 0 });
+      assert.equal(rt.usage().gpu.usedBytes, 0);
+      await rt.swapIn('f');
+      await rt.evict('f');
+
+      rt.failNextForTest('SWAPSERVE_CUDA_STICKY');
+      const sticky = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_CUDA_STICKY');
+      assert.equal(sticky.fatal, true);
+      assert.equal(rt.healthy, false);
+      await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_UNUSABLE', /drain this worker/);
+    } finally {
+      await rt.close();
+      m.cleanup();
+    }
+  });
+
+  it('close is idempotent and later calls fail clearly', async () => {
+    const m = makeRandomModel({ groups: 2 });
+    const rt = Runtime.open(BASE);
+    rt.register('c', m.layout);
+    const loading = rt.load('c').then(() => null, (e: unknown) => e);
+    const a = rt.close();
+    assert.equal(rt.close(), a);
+    await a;
+    const outcome = await loading;
+    assert.ok(outcome === null || SwapserveNativeError.is(outcome, 'SWAPSERVE_ABORTED'), String(outcome));
+    await rejectsWith(rt.load('c'), 'SWAPSERVE_STATE', /closed/);
+    m.cleanup();
+  });
+});
