@@ -1,11 +1,7 @@
 // The engine's part of the native addon: its TypeScript shape, the ModelDesc built from a ModelSource, and the
 // loader. The JS layer validates; the native layer re-checks only what would corrupt memory.
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 import type { DType, ModelSource, TensorPlacement } from './types.ts';
+import { loadAddon, type Backend } from './addon.ts';
 import { EngineError } from './engine-errors.ts';
 
 /** DType codes of native/src/engine/backend.h. */
@@ -71,24 +67,19 @@ export interface EngineAddon {
   engineOps: EngineOps;
 }
 
-const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build');
-let cached: EngineAddon | null = null;
-
 /**
- * The addon, picked as the runtime picks it: SWAPSERVE_BACKEND=cpu|cuda|auto (auto: the CUDA build where it
- * exists, else CPU). Callers that hold a Runtime pass its addon instead, so lease and engine share one module.
+ * The addon of a backend, loaded once through addon.ts (the module the runtime uses, so leases and engines share
+ * native objects). Engine.create takes the runtime's own addon; the host-arena mode uses the CPU addon.
  */
-export function loadEngineAddon(): EngineAddon {
-  if (cached) return cached;
-  const want = process.env.SWAPSERVE_BACKEND ?? 'auto';
-  const cuda = join(buildDir, 'swapserve_cuda.node');
-  const cpu = join(buildDir, 'swapserve_cpu.node');
-  let info: { cuda?: boolean } = {};
-  try { info = JSON.parse(readFileSync(join(buildDir, 'build-info.json'), 'utf8')) as { cuda?: boolean }; } catch { /* no build info */ }
-  const file = want === 'cpu' ? cpu : want === 'cuda' ? cuda : (info.cuda && existsSync(cuda) ? cuda : cpu);
-  if (!existsSync(file)) throw new EngineError('native', `native addon ${file} is not built; run: npm run build:native`);
-  cached = createRequire(import.meta.url)(file) as EngineAddon;
-  return cached;
+export function loadEngineAddon(backend: Backend = 'cpu'): EngineAddon {
+  const mod = loadAddon(backend) as unknown;
+  if (!isEngineAddon(mod)) throw new EngineError('native', `the ${backend} addon has no Engine class: rebuild it with \`npm run build:native\``);
+  return mod;
+}
+
+export function isEngineAddon(v: unknown): v is EngineAddon {
+  return typeof v === 'object' && v !== null && typeof (v as { Engine?: unknown }).Engine === 'function'
+    && typeof (v as { engineOps?: unknown }).engineOps === 'object';
 }
 
 function ref(t: TensorPlacement): NativeTensorRef {

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { ModelSource } from './types.ts';
 import { EngineError, fromNative } from './engine-errors.ts';
-import { buildModelDesc, loadEngineAddon, type EngineAddon, type NativeEngine } from './engine-native.ts';
+import { buildModelDesc, isEngineAddon, loadEngineAddon, type EngineAddon, type NativeEngine } from './engine-native.ts';
+import type { Runtime } from './runtime.ts';
 import { StopMatcher } from './stop-strings.ts';
 import { SpmTokenizer, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
 
@@ -44,14 +45,6 @@ export interface EngineOptions {
   prefillChunk?: number;
   /** CPU backend compute threads, 0 = all cores. @defaultValue 0 */
   threads?: number;
-}
-
-/** What Engine.create needs of the weights runtime (native/ts/runtime.ts's Runtime). */
-export interface EngineRuntime {
-  /** The runtime's native object (passed to AcquireWeights / GetScratchPool). */
-  readonly native: object;
-  /** The addon module the runtime loaded, so the lease and the engine share one module. */
-  readonly addon?: unknown;
 }
 
 const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0 };
@@ -127,8 +120,9 @@ export class Engine {
    * EngineError('native', nativeCode SWAPSERVE_NOT_RESIDENT) when the model is neither on the compute tier
    * nor moving there.
    */
-  static async create(runtime: EngineRuntime, modelId: string, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions): Promise<Engine> {
-    const addon = isEngineAddon(runtime.addon) ? runtime.addon : loadEngineAddon();
+  static async create(runtime: Runtime, modelId: string, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions): Promise<Engine> {
+    const addon: unknown = runtime.addon;
+    if (!isEngineAddon(addon)) throw new EngineError('native', "the runtime's addon has no Engine class: rebuild it with `npm run build:native`");
     return Engine.make(addon, runtime.native, modelId, source, tokenizer, opts, {});
   }
 
@@ -385,8 +379,4 @@ export class Engine {
     });
     s.out.end();
   }
-}
-
-function isEngineAddon(v: unknown): v is EngineAddon {
-  return typeof v === 'object' && v !== null && typeof (v as { Engine?: unknown }).Engine === 'function';
 }

@@ -5,10 +5,11 @@ import { after, before, describe, it } from 'node:test';
 import { Engine, EngineError, type GenerateEvent, type GenerateRequest } from '../../native/ts/engine.ts';
 import { readArena } from '../../native/ts/arena.ts';
 import { openModel } from '../../native/ts/model/index.ts';
+import { STORIES260K_GGUF } from '../helpers/data.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 
-const MODEL = new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
+const MODEL = STORIES260K_GGUF;
 // shared/data/README.md: greedy from BOS at position 0.
 const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
   .split(' ').map(Number);

@@ -1,0 +1,75 @@
+// The engine over the weights runtime (CPU backend): leases from AcquireWeights, KV from the runtime's scratch
+// pool, an engine created while its model is still being swapped in, and eviction refused under a live lease.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { Engine, EngineError, type GenerateEvent } from '../../native/ts/engine.ts';
+import { openModel } from '../../native/ts/model/index.ts';
+import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { Runtime } from '../../native/ts/runtime.ts';
+import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
+import type { ModelSource } from '../../native/ts/types.ts';
+
+const MODEL = STORIES260K_GGUF;
+const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
+  .split(' ').map(Number);
+const MiB = 1 << 20;
+
+async function ids(it: AsyncIterable<GenerateEvent>): Promise<number[]> {
+  const out: number[] = [];
+  for await (const e of it) if (e.type === 'token') out.push(e.id);
+  return out;
+}
+
+describe('engine over the weights runtime (CPU)', () => {
+  let source: ModelSource;
+  let tokenizer: Tokenizer;
+  let rt: Runtime;
+
+  before(async () => {
+    source = await openModel(MODEL);
+    tokenizer = await loadTokenizer(source);
+    rt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: 64 * MiB });
+    rt.register('stories', source.layout);
+    await rt.load('stories');
+  });
+  after(async () => { await rt?.close(); });
+
+  it('refuses a model that is not on (or moving to) the compute tier', async () => {
+    await assert.rejects(Engine.create(rt, 'stories', source, tokenizer),
+      (e: unknown) => e instanceof EngineError && e.code === 'native' && e.nativeCode === 'SWAPSERVE_NOT_RESIDENT');
+  });
+
+  it('runs on an engine created while the swap-in is in flight, KV from the scratch pool', async () => {
+    const swap = rt.swapIn('stories');
+    const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256 });
+    try {
+      assert.equal(engine.backend, 'cpu');
+      const gen = ids(engine.generate({ prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 }));
+      await swap;
+      assert.deepEqual(await gen, REF_IDS);
+      assert.equal(rt.usage().scratch.usedBytes, 0, 'the finished sequence returned its KV cache');
+      // A live lease: the runtime refuses to evict the arena under it.
+      await assert.rejects(rt.evict('stories'), (e: unknown) => (e as { code?: string }).code === 'SWAPSERVE_STATE');
+    } finally {
+      await engine.close();
+    }
+    await rt.evict('stories');
+    assert.equal(rt.residency('stories').state, 'host');
+  });
+
+  it('holds KV in the scratch pool while sequences run', async () => {
+    await rt.swapIn('stories');
+    const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256 });
+    try {
+      let seen = 0;
+      for await (const e of engine.generate({ prompt: [1], maxTokens: 8, temperature: 0, topP: 1, topK: 0 })) {
+        if (e.type === 'token') seen = Math.max(seen, rt.usage().scratch.usedBytes);
+      }
+      // 5 layers x 256 positions (the first grant) x 32 floats x K and V.
+      assert.equal(seen, 5 * 256 * 32 * 4 * 2);
+    } finally {
+      await engine.close();
+    }
+  });
+});
