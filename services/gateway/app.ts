@@ -41,7 +41,7 @@ export function toSwapserveError(err: unknown): SwapserveError {
 }
 
 export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, disableRequestLogging: true });
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes });
   const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? nowMs() };
   app.addHook('onRequest', (req, _reply, done) => {
     arrivals.set(req, nowMs());

@@ -1,0 +1,64 @@
+// `swapserve worker [--config FILE] [--id ID] [--device N]`: one GPU (or CPU) worker process.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../shared/config.ts';
+import { NativeBackend } from '../worker/native-backend.ts';
+import { SwapWorker } from '../worker/worker.ts';
+
+const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
+  --config FILE      config file (YAML or JSON)
+  --id ID            worker id (default: <host>-<pid>-<random>)
+  --backend B        auto | cpu | cuda (default: env SWAPSERVE_BACKEND, else auto)
+  --device N         CUDA device ordinal (default 0)
+  --threads N        CPU compute threads, 0 = all cores (default 0)
+  --no-self-load     consume only the queues the scheduler assigns
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' }, id: { type: 'string' }, backend: { type: 'string' }, device: { type: 'string' },
+        threads: { type: 'string' }, 'no-self-load': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`swapserve worker: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const config = loadConfig(values.config);
+  if (!config.redisUrl) {
+    process.stderr.write('swapserve worker: no Redis configured; set REDIS_URL or redisUrl in the config\n');
+    return 2;
+  }
+  const backend = values.backend as 'auto' | 'cpu' | 'cuda' | undefined;
+  if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
+    process.stderr.write(`swapserve worker: --backend must be auto, cpu or cuda, received "${backend}"\n`);
+    return 2;
+  }
+  const device = values.device === undefined ? 0 : Number(values.device);
+  const threads = values.threads === undefined ? 0 : Number(values.threads);
+  if (!Number.isInteger(device) || device < 0 || !Number.isInteger(threads) || threads < 0) {
+    process.stderr.write('swapserve worker: --device and --threads take integers >= 0\n');
+    return 2;
+  }
+  const worker = new SwapWorker({
+    config, backend: new NativeBackend(config, { backend, device, threads }),
+    ...(values.id ? { workerId: values.id } : {}),
+    ...(values['no-self-load'] ? { consumeAll: false } : {}),
+  });
+  await worker.start();
+  process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models)\n`);
+  const code = await new Promise<number>((resolve) => {
+    process.once('SIGINT', () => resolve(0));
+    process.once('SIGTERM', () => resolve(0));
+    void worker.exitRequested.then(resolve);
+  });
+  await worker.close();
+  return code;
+}
