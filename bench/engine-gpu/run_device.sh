@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One device call: build the engine's dev harness, check every op, compare with transformers, time the engine and
+# transformers on the Llama-3.1-8B shape. Results under $OUT (log + JSON). Run from the repo root, after
+# `source scripts/uncarry.sh` (node_modules for the N-API headers; it also builds the addon).
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/engine-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
+bash native/dev/build.sh 2>&1 | grep -v "^$" | tail -30 || exit 1
+BIN=${ENGINE_DEV_BUILD:-/tmp/swapserve-engine-dev}/engine_dev
+STEPS=${STEPS:-ops hf bench hfbench}
+for step in $STEPS; do
+  echo "=== $step"
+  case $step in
+    ops) timeout 180 "$BIN" ops ;;
+    hf) (cd bench/engine-gpu && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
+    bench) timeout 300 "$BIN" bench ewl ;;
+    hfbench) (cd bench/engine-gpu && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
+  esac
+  echo "=== $step rc=$?"
+done

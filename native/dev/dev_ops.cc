@@ -1,0 +1,378 @@
+// Every GPU op of the CUDA engine against a CPU reference (double precision) with a per-op tolerance, on fresh
+// pseudo-random inputs; outputs are poisoned first so an unwritten element fails. Also times the flash prefill.
+#include <cstring>
+#include <string>
+
+#include "cuda/engine_gemm.h"
+#include "cuda/engine_kernels.h"
+#include "dev_common.h"
+
+namespace swapserve::dev {
+
+using cuda::ET;
+
+namespace {
+
+int g_failures = 0;
+
+float HostF(const void* p, ET t, size_t i) {
+  switch (t) {
+    case ET::kF32: return static_cast<const float*>(p)[i];
+    case ET::kF16: return __half2float(static_cast<const __half*>(p)[i]);
+    default: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  }
+}
+const char* EtName(ET t) { return t == ET::kF32 ? "f32" : t == ET::kF16 ? "f16" : "bf16"; }
+
+struct Buf {
+  void* d = nullptr;
+  size_t bytes = 0;
+  explicit Buf(size_t b) : bytes(b) { SS_CUDA_CHECK(cudaMalloc(&d, b)); }
+  ~Buf() { cudaFree(d); }
+  std::vector<uint8_t> host() const {
+    std::vector<uint8_t> h(bytes);
+    SS_CUDA_CHECK(cudaMemcpy(h.data(), d, bytes, cudaMemcpyDeviceToHost));
+    return h;
+  }
+  void poison() { SS_CUDA_CHECK(cudaMemset(d, 0xff, bytes)); }  // NaN in every float type
+};
+
+// ||a - r|| / ||r||; NaN anywhere fails.
+void Report(const std::string& name, const std::vector<double>& got, const std::vector<double>& ref, double tol) {
+  double num = 0, den = 0;
+  bool nan = false;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) nan = true;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  const double rel = nan ? INFINITY : std::sqrt(num / (den > 0 ? den : 1));
+  const bool ok = rel <= tol;
+  if (!ok) ++g_failures;
+  std::printf("CHECK %-44s n=%-8zu relerr=%.3e tol=%.0e %s\n", name.c_str(), got.size(), rel, tol, ok ? "PASS" : "FAIL");
+}
+
+// Reference attention for query rows (positions given) over a cache slice.
+void CpuAttention(const std::vector<uint8_t>& qkv, int qStride, ET t, const std::vector<int>& rows,
+                  const std::vector<int>& ctx, const std::vector<uint8_t>& cache, int layer, int cap, int H, int KVH,
+                  int D, std::vector<double>& out) {
+  const int G = H / KVH;
+  const size_t plane = static_cast<size_t>(cap) * KVH * D;
+  out.clear();
+  for (size_t e = 0; e < rows.size(); ++e) {
+    for (int h = 0; h < H; ++h) {
+      const int kvh = h / G;
+      std::vector<double> s(ctx[e]);
+      double mx = -1e300;
+      for (int p = 0; p < ctx[e]; ++p) {
+        double dot = 0;
+        for (int d = 0; d < D; ++d)
+          dot += double(HostF(qkv.data(), t, static_cast<size_t>(rows[e]) * qStride + h * D + d)) *
+                 HostF(cache.data(), t, 2 * layer * plane + static_cast<size_t>(p) * KVH * D + kvh * D + d);
+        s[p] = dot / std::sqrt(double(D));
+        mx = std::max(mx, s[p]);
+      }
+      double sum = 0;
+      for (double& v : s) sum += (v = std::exp(v - mx));
+      for (int d = 0; d < D; ++d) {
+        double o = 0;
+        for (int p = 0; p < ctx[e]; ++p)
+          o += s[p] * HostF(cache.data(), t, (2 * layer + 1) * plane + static_cast<size_t>(p) * KVH * D + kvh * D + d);
+        out.push_back(o / sum);
+      }
+    }
+  }
+}
+
+std::vector<double> Gather(const std::vector<uint8_t>& buf, ET t, const std::vector<int>& rows, int stride, int width) {
+  std::vector<double> v;
+  for (int r : rows)
+    for (int i = 0; i < width; ++i) v.push_back(HostF(buf.data(), t, static_cast<size_t>(r) * stride + i));
+  return v;
+}
+
+void CheckFlash(ET t, int D, int n, int pos0, int row0, cudaStream_t s) {
+  const int H = 8, KVH = 2, L = 2, layer = 1, cap = 512, QS = (H + 2 * KVH) * D, T = row0 + n;
+  const size_t eb = cuda::EtBytes(t);
+  Buf qkv(static_cast<size_t>(T) * QS * eb), cache(static_cast<size_t>(L) * 2 * cap * KVH * D * eb),
+      out(static_cast<size_t>(T) * H * D * eb);
+  cuda::LaunchFillUniform(qkv.d, t, qkv.bytes / eb, 11 + D + n, -2.f, 2.f, s);
+  cuda::LaunchFillUniform(cache.d, t, cache.bytes / eb, 12 + D + pos0, -1.f, 1.f, s);
+  out.poison();
+  cuda::LaunchFlashPrefill(qkv.d, QS, t, row0, n, pos0, cache.d, H, KVH, D, layer, cap, 1.f / std::sqrt(float(D)), out.d,
+                           H * D, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::vector<int> rows, ctx;
+  for (int i = 0; i < n; ++i) { rows.push_back(row0 + i); ctx.push_back(pos0 + i + 1); }
+  std::vector<double> ref;
+  CpuAttention(qkv.host(), QS, t, rows, ctx, cache.host(), layer, cap, H, KVH, D, ref);
+  Report(std::string("flash prefill ") + EtName(t) + " D=" + std::to_string(D) + " n=" + std::to_string(n) +
+             " pos0=" + std::to_string(pos0),
+         Gather(out.host(), t, rows, H * D, H * D), ref, 1e-2);
+}
+
+void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s) {
+  const int H = 8, KVH = 2, L = 2, layer = 1, cap = 1024, QS = (H + 2 * KVH) * D;
+  const std::vector<int> ctx = {1, 300, 1000, 77};
+  const int E = static_cast<int>(ctx.size());
+  const size_t eb = cuda::EtBytes(t);
+  Buf qkv(static_cast<size_t>(E) * QS * eb), out(static_cast<size_t>(E) * H * D * eb), meta(4096);
+  std::vector<std::unique_ptr<Buf>> caches;
+  std::vector<uint64_t> bases;
+  for (int e = 0; e < E; ++e) {
+    caches.push_back(std::make_unique<Buf>(static_cast<size_t>(L) * 2 * cap * KVH * D * eb));
+    cuda::LaunchFillUniform(caches.back()->d, t, caches.back()->bytes / eb, 100 + e, -1.f, 1.f, s);
+    bases.push_back(reinterpret_cast<uint64_t>(caches.back()->d));
+  }
+  cuda::LaunchFillUniform(qkv.d, t, qkv.bytes / eb, 7, -2.f, 2.f, s);
+  out.poison();
+  std::vector<int32_t> rows = {2, 0, 3, 1};  // entries need not be in row order
+  uint8_t* m = static_cast<uint8_t*>(meta.d);
+  SS_CUDA_CHECK(cudaMemcpy(m, rows.data(), 16, cudaMemcpyHostToDevice));
+  SS_CUDA_CHECK(cudaMemcpy(m + 256, ctx.data(), 16, cudaMemcpyHostToDevice));
+  SS_CUDA_CHECK(cudaMemcpy(m + 512, bases.data(), 32, cudaMemcpyHostToDevice));
+  cuda::AttnEntries en{reinterpret_cast<int32_t*>(m), reinterpret_cast<int32_t*>(m + 256),
+                       reinterpret_cast<uint64_t*>(m + 512), E, 1000};
+  const int splits = forceOneSplit ? 1 : cuda::DecodeSplits(E, KVH, 1000);
+  Buf partial(static_cast<size_t>(E) * H * splits * (D + 2) * 4);
+  cuda::LaunchDecodeAttention(qkv.d, QS, t, en, H, KVH, D, layer, cap, 1.f / std::sqrt(float(D)), splits,
+                              static_cast<float*>(partial.d), out.d, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto qh = qkv.host(), oh = out.host();
+  std::vector<double> ref, got;
+  for (int e = 0; e < E; ++e) {
+    std::vector<double> r1;
+    CpuAttention(qh, QS, t, {rows[e]}, {ctx[e]}, caches[e]->host(), layer, cap, H, KVH, D, r1);
+    ref.insert(ref.end(), r1.begin(), r1.end());
+    const auto g1 = Gather(oh, t, {rows[e]}, H * D, H * D);
+    got.insert(got.end(), g1.begin(), g1.end());
+  }
+  Report(std::string("decode attention ") + EtName(t) + " D=" + std::to_string(D) + " splits=" + std::to_string(splits),
+         got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
+}
+
+void CheckQkvPost(ET t, bool interleaved, bool bias, cudaStream_t s) {
+  const int H = 8, KVH = 2, D = 64, L = 2, layer = 1, cap = 4096, QS = (H + 2 * KVH) * D, half = D / 2;
+  const std::vector<int32_t> pos = {0, 1, 7, 100, 3000};
+  const int T = static_cast<int>(pos.size());
+  const size_t eb = cuda::EtBytes(t);
+  Buf qkv(static_cast<size_t>(T) * QS * eb), cache(static_cast<size_t>(L) * 2 * cap * KVH * D * eb),
+      b(static_cast<size_t>(QS) * eb), meta(4096), inv(half * 4);
+  cuda::LaunchFillUniform(qkv.d, t, qkv.bytes / eb, 21, -2.f, 2.f, s);
+  cuda::LaunchFillUniform(b.d, t, QS, 22, -0.5f, 0.5f, s);
+  cache.poison();
+  std::vector<float> invF(half);
+  for (int i = 0; i < half; ++i) invF[i] = 1.f / std::pow(500000.f, 2.f * i / D) * (i > half / 2 ? 0.125f : 1.f);
+  SS_CUDA_CHECK(cudaMemcpy(inv.d, invF.data(), half * 4, cudaMemcpyHostToDevice));
+  std::vector<uint64_t> bases(T, reinterpret_cast<uint64_t>(cache.d));
+  uint8_t* m = static_cast<uint8_t*>(meta.d);
+  SS_CUDA_CHECK(cudaMemcpy(m, pos.data(), 4 * T, cudaMemcpyHostToDevice));
+  SS_CUDA_CHECK(cudaMemcpy(m + 256, bases.data(), 8 * T, cudaMemcpyHostToDevice));
+  const auto before = qkv.host(), bh = b.host();
+  const uint8_t* bp = static_cast<const uint8_t*>(b.d);
+  cuda::LaunchQkvPost(qkv.d, t, T, H, KVH, D, bias ? bp : nullptr, bias ? bp + H * D * eb : nullptr,
+                      bias ? bp + (H + KVH) * D * eb : nullptr, t, reinterpret_cast<int32_t*>(m),
+                      reinterpret_cast<uint64_t*>(m + 256), layer, cap, {static_cast<float*>(inv.d), interleaved}, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto after = qkv.host(), ch = cache.host();
+  const size_t plane = static_cast<size_t>(cap) * KVH * D;
+  std::vector<double> got, ref;
+  for (int tk = 0; tk < T; ++tk) {
+    for (int hh = 0; hh < H + 2 * KVH; ++hh) {
+      std::vector<double> x(D), y(D);
+      for (int d = 0; d < D; ++d)
+        x[d] = HostF(before.data(), t, static_cast<size_t>(tk) * QS + hh * D + d) + (bias ? HostF(bh.data(), t, hh * D + d) : 0);
+      if (hh < H + KVH) {
+        for (int i = 0; i < half; ++i) {
+          const int a = interleaved ? 2 * i : i, bb = interleaved ? 2 * i + 1 : i + half;
+          const double th = double(float(pos[tk]) * invF[i]);
+          y[a] = x[a] * std::cos(th) - x[bb] * std::sin(th);
+          y[bb] = x[bb] * std::cos(th) + x[a] * std::sin(th);
+        }
+      } else {
+        y = x;
+      }
+      for (int d = 0; d < D; ++d) {
+        ref.push_back(y[d]);
+        if (hh < H) {
+          got.push_back(HostF(after.data(), t, static_cast<size_t>(tk) * QS + hh * D + d));
+        } else {
+          const int kvh = hh < H + KVH ? hh - H : hh - H - KVH;
+          const size_t sl = hh < H + KVH ? 2 * layer : 2 * layer + 1;
+          got.push_back(HostF(ch.data(), t, sl * plane + static_cast<size_t>(pos[tk]) * KVH * D + kvh * D + d));
+        }
+      }
+    }
+  }
+  Report(std::string("qkv bias+rope+kv write ") + EtName(t) + (interleaved ? " interleaved" : " half") +
+             (bias ? " bias" : ""),
+         got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
+}
+
+void CheckSmallOps(ET t, cudaStream_t s) {
+  const int R = 7, C = 4096, V = 3000;
+  const size_t eb = cuda::EtBytes(t);
+  Buf x(R * C * 4), w(C * eb), out(R * C * eb), rows(64), emb(static_cast<size_t>(V) * C * eb), tok(64), logits(3 * V * 4),
+      next(16);
+  cuda::LaunchFillUniform(x.d, ET::kF32, R * C, 31, -3.f, 3.f, s);
+  cuda::LaunchFillUniform(w.d, t, C, 32, 0.5f, 1.5f, s);
+  const std::vector<int32_t> rv = {6, 0, 3};
+  SS_CUDA_CHECK(cudaMemcpy(rows.d, rv.data(), 12, cudaMemcpyHostToDevice));
+  out.poison();
+  cuda::LaunchRmsNorm(static_cast<float*>(x.d), static_cast<int32_t*>(rows.d), 3, C, w.d, t, 1e-5f, out.d, t, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  {
+    const auto xh = x.host(), wh = w.host(), oh = out.host();
+    std::vector<double> got, ref;
+    for (int r = 0; r < 3; ++r) {
+      double ss = 0;
+      for (int c = 0; c < C; ++c) ss += double(HostF(xh.data(), ET::kF32, rv[r] * C + c)) * HostF(xh.data(), ET::kF32, rv[r] * C + c);
+      const double inv = 1 / std::sqrt(ss / C + 1e-5);
+      for (int c = 0; c < C; ++c) {
+        ref.push_back(HostF(wh.data(), t, c) * HostF(xh.data(), ET::kF32, rv[r] * C + c) * inv);
+        got.push_back(HostF(oh.data(), t, r * C + c));
+      }
+    }
+    Report(std::string("rmsnorm (gathered rows) ") + EtName(t), got, ref, t == ET::kF32 ? 1e-6 : 1e-2);
+  }
+  // SwiGLU: gu (R, 2F) with F = C / 2.
+  {
+    const int F = C / 2;
+    Buf gu(R * 2 * F * eb), h(R * F * eb);
+    cuda::LaunchFillUniform(gu.d, t, R * 2 * F, 33, -6.f, 6.f, s);
+    h.poison();
+    cuda::LaunchSwiGlu(gu.d, R, F, h.d, t, s);
+    SS_CUDA_CHECK(cudaStreamSynchronize(s));
+    const auto gh = gu.host(), hh = h.host();
+    std::vector<double> got, ref;
+    for (int r = 0; r < R; ++r)
+      for (int f = 0; f < F; ++f) {
+        const double g = HostF(gh.data(), t, r * 2 * F + f), u = HostF(gh.data(), t, r * 2 * F + F + f);
+        ref.push_back(g / (1 + std::exp(-g)) * u);
+        got.push_back(HostF(hh.data(), t, r * F + f));
+      }
+    Report(std::string("swiglu ") + EtName(t), got, ref, t == ET::kF32 ? 1e-6 : 1e-2);
+  }
+  // Embedding gather.
+  {
+    const std::vector<int32_t> tv = {5, 2999, 0, 5};
+    SS_CUDA_CHECK(cudaMemcpy(tok.d, tv.data(), 16, cudaMemcpyHostToDevice));
+    cuda::LaunchFillUniform(emb.d, t, static_cast<size_t>(V) * C, 34, -1.f, 1.f, s);
+    x.poison();
+    cuda::LaunchEmbedding(static_cast<int32_t*>(tok.d), 4, emb.d, t, C, static_cast<float*>(x.d), s);
+    SS_CUDA_CHECK(cudaStreamSynchronize(s));
+    const auto eh = emb.host(), xh = x.host();
+    std::vector<double> got, ref;
+    for (int i = 0; i < 4; ++i)
+      for (int c = 0; c < C; ++c) {
+        ref.push_back(HostF(eh.data(), t, static_cast<size_t>(tv[i]) * C + c));
+        got.push_back(HostF(xh.data(), ET::kF32, i * C + c));
+      }
+    Report(std::string("embedding ") + EtName(t), got, ref, 0);
+  }
+  // Argmax with a tie: the lowest id wins, as on the CPU.
+  {
+    std::vector<float> lg(3 * V);
+    for (int i = 0; i < 3 * V; ++i) lg[i] = std::sin(i * 0.37f);
+    lg[V + 17] = lg[V + 2500] = 5.f;
+    lg[2 * V + V - 1] = 9.f;
+    SS_CUDA_CHECK(cudaMemcpy(logits.d, lg.data(), lg.size() * 4, cudaMemcpyHostToDevice));
+    cuda::LaunchArgmax(static_cast<float*>(logits.d), 3, V, static_cast<int32_t*>(next.d), s);
+    SS_CUDA_CHECK(cudaStreamSynchronize(s));
+    int32_t nx[3];
+    SS_CUDA_CHECK(cudaMemcpy(nx, next.d, 12, cudaMemcpyDeviceToHost));
+    std::vector<double> got = {double(nx[0]), double(nx[1]), double(nx[2])}, ref(3);
+    for (int b = 0; b < 3; ++b) ref[b] = std::max_element(lg.begin() + b * V, lg.begin() + (b + 1) * V) - (lg.begin() + b * V);
+    Report("argmax (ties -> lowest id)", got, ref, 0);
+  }
+}
+
+void CheckGemm(ET t, float beta, cudaStream_t s) {
+  const int N = 384, K = 512, T = 33, ldy = 400;
+  const size_t eb = cuda::EtBytes(t);
+  Buf w(static_cast<size_t>(N) * K * eb), x(static_cast<size_t>(T) * K * eb), y(static_cast<size_t>(T) * ldy * 4), ws(32 << 20);
+  cuda::LaunchFillUniform(w.d, t, static_cast<size_t>(N) * K, 41, -1.f, 1.f, s);
+  cuda::LaunchFillUniform(x.d, t, static_cast<size_t>(T) * K, 42, -1.f, 1.f, s);
+  cuda::LaunchFillUniform(y.d, ET::kF32, static_cast<size_t>(T) * ldy, 43, -1.f, 1.f, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto y0 = y.host();
+  cuda::Gemm g(ws.d, ws.bytes);
+  g.run(w.d, t, N, K, x.d, t, K, T, y.d, ET::kF32, ldy, beta, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto wh = w.host(), xh = x.host(), yh = y.host();
+  std::vector<double> got, ref;
+  for (int r = 0; r < T; ++r)
+    for (int c = 0; c < ldy; ++c) {
+      double v = HostF(y0.data(), ET::kF32, r * ldy + c);
+      if (c < N) {
+        v *= beta;
+        for (int k = 0; k < K; ++k) v += double(HostF(wh.data(), t, static_cast<size_t>(c) * K + k)) * HostF(xh.data(), t, r * K + k);
+      }
+      ref.push_back(v);
+      got.push_back(HostF(yh.data(), ET::kF32, r * ldy + c));
+    }
+  // fp32 must be true fp32 (TF32 would land near 1e-3).
+  Report(std::string("gemm ") + EtName(t) + " -> f32, beta=" + std::to_string(int(beta)) + " (padding kept)", got, ref,
+         t == ET::kF32 ? 1e-6 : 1e-5);
+}
+
+void TimeFlash(cudaStream_t s) {
+  const int H = 32, KVH = 8, D = 128, T = 2048, cap = 4096, QS = (H + 2 * KVH) * D;
+  Buf qkv(static_cast<size_t>(T) * QS * 2), cache(static_cast<size_t>(2) * cap * KVH * D * 2), out(static_cast<size_t>(T) * H * D * 2);
+  cuda::LaunchFillUniform(qkv.d, ET::kBF16, qkv.bytes / 2, 1, -2.f, 2.f, s);
+  cuda::LaunchFillUniform(cache.d, ET::kBF16, cache.bytes / 2, 2, -1.f, 1.f, s);
+  cudaEvent_t a, b;
+  SS_CUDA_CHECK(cudaEventCreate(&a));
+  SS_CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<double> ms;
+  for (int i = 0; i < 25; ++i) {
+    SS_CUDA_CHECK(cudaEventRecord(a, s));
+    cuda::LaunchFlashPrefill(qkv.d, QS, ET::kBF16, 0, T, 0, cache.d, H, KVH, D, 0, cap, 0.088f, out.d, H * D, s);
+    SS_CUDA_CHECK(cudaEventRecord(b, s));
+    SS_CUDA_CHECK(cudaEventSynchronize(b));
+    float m = 0;
+    SS_CUDA_CHECK(cudaEventElapsedTime(&m, a, b));
+    if (i >= 5) ms.push_back(m);
+  }
+  const double t = Median(ms), flops = 4.0 * D * H * (double(T) * (T + 1) / 2);
+  std::printf("TIME flash prefill bf16 T=%d H=%d KVH=%d D=%d: %.3f ms/layer, %.1f TFLOP/s (causal FLOPs)\n", T, H, KVH,
+              D, t, flops / t / 1e9);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+}
+
+}  // namespace
+
+int RunOps() {
+  cudaStream_t s;
+  SS_CUDA_CHECK(cudaStreamCreate(&s));
+  for (ET t : {ET::kBF16, ET::kF16}) {
+    for (int D : {64, 128}) {
+      CheckFlash(t, D, 100, 0, 0, s);
+      CheckFlash(t, D, 77, 150, 5, s);
+    }
+  }
+  CheckFlash(ET::kBF16, 128, 1, 300, 0, s);
+  for (ET t : {ET::kF32, ET::kBF16}) {
+    for (int D : {64, 128}) {
+      CheckDecode(t, D, false, s);
+      CheckDecode(t, D, true, s);
+    }
+  }
+  CheckDecode(ET::kF32, 8, false, s);
+  for (ET t : {ET::kF32, ET::kBF16}) {
+    CheckQkvPost(t, false, false, s);
+    CheckQkvPost(t, true, true, s);
+    CheckSmallOps(t, s);
+  }
+  CheckGemm(ET::kF32, 0.f, s);
+  CheckGemm(ET::kF32, 1.f, s);
+  CheckGemm(ET::kBF16, 1.f, s);
+  CheckGemm(ET::kF16, 0.f, s);
+  TimeFlash(s);
+  SS_CUDA_CHECK(cudaStreamDestroy(s));
+  std::printf("OPS %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);
+  return g_failures ? 1 : 0;
+}
+
+}  // namespace swapserve::dev
