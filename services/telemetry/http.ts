@@ -30,7 +30,7 @@ export function requestContext(req: FastifyRequest): Context {
 
 async function httpTelemetry(app: FastifyInstance, opts: HttpTelemetryOptions): Promise<void> {
   const o = { ...DEFAULTS, ...opts };
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const path = req.url.split('?')[0] ?? req.url;
     if (o.ignorePrefixes.some((p) => path === p || path.startsWith(p)) || path === '/') {
       done();
@@ -54,31 +54,21 @@ async function httpTelemetry(app: FastifyInstance, opts: HttpTelemetryOptions): 
     );
     const ctx = trace.setSpan(parent, span);
     byRequest.set(req, { span, ctx });
+    // End on the raw response's close: it fires for replies, hijacked SSE streams and aborted clients alike
+    // (Fastify's onResponse does not run for hijacked replies).
+    const res = reply.raw;
+    res.once('close', () => {
+      span.setAttribute(S.ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
+      if (!res.writableFinished) span.setAttribute(S.ATTR_ERROR_TYPE, 'client_abort');
+      else if (res.statusCode >= 500) {
+        span.setAttribute(S.ATTR_ERROR_TYPE, String(res.statusCode));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+      byRequest.delete(req);
+    });
     // Run the rest of the request's lifecycle (handlers included) inside the span's context.
     context.with(ctx, done);
-  });
-  app.addHook('onResponse', (req, reply, done) => {
-    const t = byRequest.get(req);
-    if (t) {
-      t.span.setAttribute(S.ATTR_HTTP_RESPONSE_STATUS_CODE, reply.statusCode);
-      if (reply.statusCode >= 500) {
-        t.span.setAttribute(S.ATTR_ERROR_TYPE, String(reply.statusCode));
-        t.span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      t.span.end();
-      byRequest.delete(req);
-    }
-    done();
-  });
-  // A client that goes away mid-stream: end the span anyway.
-  app.addHook('onRequestAbort', (req, done) => {
-    const t = byRequest.get(req);
-    if (t) {
-      t.span.setAttribute(S.ATTR_ERROR_TYPE, 'client_abort');
-      t.span.end();
-      byRequest.delete(req);
-    }
-    done();
   });
   if (o.metricsRoute) app.get('/metrics', metricsHandler());
 }

@@ -21,8 +21,9 @@ export {
   RequestSpan,
   jobTrace,
   JobTrace,
+  tracedMove,
 } from './traces.ts';
-export type { RequestSpanInit, RequestEnd, JobTraceInit } from './traces.ts';
+export type { RequestSpanInit, RequestEnd, JobTraceInit, DeliveredLike } from './traces.ts';
 export {
   recordRequest,
   recordTtft,
@@ -33,12 +34,13 @@ export {
   setLinkPeak,
   registerQueueSource,
   registerWorkerSource,
+  registerResidencySource,
   metricsText,
   metricsHandler,
   startMetricsServer,
   PROMETHEUS_CONTENT_TYPE,
 } from './metrics.ts';
-export type { QueueSample, WorkerSample, QueueSource, WorkerSource, RequestMetrics } from './metrics.ts';
+export type { QueueSample, WorkerSample, ResidencySample, QueueSource, WorkerSource, ResidencySource, RequestMetrics } from './metrics.ts';
 export { bullmqTelemetry } from './bullmq.ts';
 export { httpTelemetry, requestContext } from './http.ts';
 export type { HttpTelemetryOptions } from './http.ts';

@@ -22,6 +22,13 @@ export interface WorkerSample {
   state: string;
   count: number;
 }
+export interface ResidencySample {
+  worker: string;
+  model: string;
+  tier: Tier;
+  bytes: number;
+}
+export type ResidencySource = () => Promise<ResidencySample[]> | ResidencySample[];
 export type QueueSource = () => Promise<QueueSample[]> | QueueSample[];
 export type WorkerSource = () => Promise<WorkerSample[]> | WorkerSample[];
 
@@ -37,6 +44,7 @@ interface Instruments {
 let inst: Instruments | null = null;
 const queueSources = new Set<QueueSource>();
 const workerSources = new Set<WorkerSource>();
+const residencySources = new Set<ResidencySource>();
 /** Last residency set per worker/model/tier: `${worker}\0${model}\0${tier}` -> bytes. */
 const residency = new Map<string, { worker: string; model: string; tier: Tier; bytes: number }>();
 const linkPeak = new Map<string, number>();
@@ -93,8 +101,9 @@ onTelemetryInit((h) => {
     });
   meter
     .createObservableGauge(S.METRIC_RESIDENCY_BYTES, { unit: 'By', description: 'Bytes of a model held in a tier' })
-    .addCallback((r: ObservableResult) => {
-      for (const e of residency.values()) {
+    .addCallback(async (r: ObservableResult) => {
+      for (const e of [...residency.values(), ...(await pull(residencySources))]) {
+        if (e.bytes <= 0) continue;
         r.observe(e.bytes, {
           [S.ATTR_WORKER]: e.worker,
           [S.ATTR_GEN_AI_REQUEST_MODEL]: e.model,
@@ -199,6 +208,12 @@ export function clearResidency(worker: string): void {
 /** Set a worker's host->GPU link peak in GB/s (configured or measured), drawn against swap bandwidth. */
 export function setLinkPeak(worker: string, gbps: number): void {
   if (finite(gbps)) linkPeak.set(worker, gbps);
+}
+
+/** Pull residency per worker, model and tier at each collection (a worker's tier manager). */
+export function registerResidencySource(src: ResidencySource): () => void {
+  residencySources.add(src);
+  return () => void residencySources.delete(src);
 }
 
 /** Pull queue depth / oldest wait per model at each collection. Returns an unregister function. */

@@ -12,7 +12,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { ColdReason, MoveKind, Outcome, ServePath } from '../shared/vocab.ts';
-import { recordMove, recordRequest } from './metrics.ts';
+import { recordEviction, recordMove, recordRequest } from './metrics.ts';
 import { telemetryHandle } from './sdk.ts';
 import * as S from './semconv.ts';
 
@@ -121,6 +121,50 @@ export class RequestSpan {
     setRequestPath(path, coldReason, this.context);
   }
 
+  /**
+   * Enqueue inside this span (BullMQ's producer span becomes its child and carries the trace to the worker).
+   * A rejection (queue full, Redis down) ends the span as failed and is re-thrown.
+   */
+  async enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await context.with(this.context, fn);
+    } catch (err) {
+      this.end({ outcome: 'failed', errorType: errorCode(err) });
+      throw err;
+    }
+  }
+
+  /**
+   * Pass a request's delivered events through unchanged while recording them: the path and the first chunk at
+   * the first token, usage at done, the error code at error; an iteration that stops without either (client
+   * gone) ends the span as cancelled.
+   */
+  async *follow<E extends DeliveredLike>(events: AsyncIterable<E>): AsyncGenerator<E> {
+    try {
+      for await (const ev of events) {
+        if (ev.type === 'token' && ev.path) {
+          this.setPath(ev.path, ev.coldReason);
+          this.firstChunk();
+        } else if (ev.type === 'done') {
+          if (ev.path) this.setPath(ev.path, ev.coldReason);
+          const cancelled = ev.finishReason === 'cancelled';
+          this.end({
+            outcome: cancelled ? 'cancelled' : 'completed',
+            inputTokens: ev.promptTokens,
+            outputTokens: ev.completionTokens,
+            finishReasons: ev.finishReason ? [ev.finishReason] : undefined,
+          });
+        } else if (ev.type === 'error') {
+          const code = errorCode(ev.error);
+          this.end({ outcome: code === 'cancelled' ? 'cancelled' : 'failed', errorType: code });
+        }
+        yield ev;
+      }
+    } finally {
+      this.end({ outcome: 'cancelled', errorType: 'cancelled' });
+    }
+  }
+
   /** The first chunk reached the client: `gen_ai.first_token` event and `time_to_first_chunk` (s). */
   firstChunk(atMs: number = Date.now()): void {
     if (this.firstChunkMs !== null || this.ended) return;
@@ -147,9 +191,50 @@ export class RequestSpan {
   }
 }
 
+/** The shape of the gateway's delivered events that the request span reads (services/shared/delivery.ts). */
+export interface DeliveredLike {
+  type: string;
+  path?: ServePath;
+  coldReason?: ColdReason;
+  finishReason?: string;
+  promptTokens?: number;
+  completionTokens?: number;
+  error?: unknown;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.name : 'error';
+}
+
 /** Start the gateway's inference span as a child of `parent` (pass `requestContext(req)` from ./http.ts). */
 export function requestSpan(init: RequestSpanInit, parent: Context = context.active()): RequestSpan {
   return new RequestSpan(init, parent);
+}
+
+const SPAN_PREFILL = S.SPAN.prefill;
+
+/**
+ * One tier move as a span of the active trace (`swapserve.load`, `swapserve.swap_in`, or, for the evictions a
+ * request waits for, `swapserve.evict_wait`) with bytes and GB/s, plus the move metrics. `fn` resolves with the
+ * bytes moved. Outside any trace (a scheduler command) only the metrics are recorded.
+ */
+export async function tracedMove<T extends { bytes: number }>(kind: MoveKind, model: string, fn: () => Promise<T>): Promise<T> {
+  const name = kind === 'load' || kind === 'load_to_gpu' ? S.SPAN.load : kind === 'swap_in' ? S.SPAN.swapIn : S.SPAN.evictWait;
+  const attrs: Attributes = { [S.ATTR_MOVE_KIND]: kind };
+  if (name === S.SPAN.evictWait) attrs[S.ATTR_EVICTED_MODEL] = model;
+  else attrs[S.ATTR_GEN_AI_REQUEST_MODEL] = model;
+  const t0 = performance.now();
+  const measure = (span: Span | null, r: T): T => {
+    const seconds = (performance.now() - t0) / 1000;
+    span?.setAttribute(S.ATTR_MOVE_BYTES, r.bytes);
+    if (seconds > 0 && r.bytes > 0) span?.setAttribute(S.ATTR_MOVE_GBPS, r.bytes / seconds / 1e9);
+    recordMove(kind, r.bytes, seconds, model);
+    if (kind === 'evict' || kind === 'drop') recordEviction(model, kind === 'evict' ? 'gpu' : 'host');
+    return r;
+  };
+  if (!trace.getActiveSpan()) return measure(null, await fn());
+  return withSpan(name, attrs, async (span) => measure(span, await fn()));
 }
 
 // ---- Worker side --------------------------------------------------------------------------------------------
@@ -220,6 +305,23 @@ export class JobTrace {
       recordMove(kind, bytes, seconds, model);
       return bytes;
     });
+  }
+
+  /**
+   * Record prefill after the fact, from generation start to the first token (epoch ms), with the
+   * `gen_ai.first_token` event on it and on the consumer span.
+   */
+  prefillDone(startMs: number, firstTokenMs: number): void {
+    const span = tracer().startSpan(SPAN_PREFILL, { startTime: startMs }, this.context);
+    span.addEvent(S.EVENT.firstToken, firstTokenMs);
+    span.end(Math.max(startMs, firstTokenMs));
+    this.firstTokenMs ??= firstTokenMs;
+    trace.getSpan(this.context)?.addEvent(S.EVENT.firstToken, firstTokenMs);
+  }
+
+  /** Record decode after the fact, from the first token to the last (epoch ms). */
+  decodeDone(firstTokenMs: number, endMs: number, outputTokens: number): void {
+    recordSpan(S.SPAN.decode, firstTokenMs, endMs, { [S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: outputTokens }, this.context);
   }
 
   /** The first token was sampled: `gen_ai.first_token` on the active span (prefill) and the consumer span. */
