@@ -68,7 +68,7 @@ describe('openModel: stories260K.gguf (real model)', () => {
       ['llama', 64, 172, 5, 8, 4, 8, 512]);
     assert.equal(c.ropeStyle, 'interleaved');
     assert.equal(c.tieWordEmbeddings, true, 'output.weight equals token_embd.weight, so the model is tied');
-    assert.ok(Math.abs(c.rmsNormEps - 1e-5) < 1e-10);
+    assert.equal(c.rmsNormEps, 1e-5, 'the f32 epsilon is read back as its shortest decimal');
     assert.equal(c.ropeTheta, 10000);
     assert.equal(c.bosTokenId, 1);
     assert.deepEqual(c.eosTokenIds, [2]);

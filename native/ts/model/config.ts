@@ -99,6 +99,15 @@ export function checkConfig(file: string, c: ModelConfig): void {
   if (!(c.rmsNormEps > 0 && c.rmsNormEps < 1)) bad(`rms_norm_eps ${c.rmsNormEps} must be in (0, 1)`);
 }
 
+/** The shortest decimal that is the same float32 (GGUF stores 1e-5 as 9.99999974e-6). */
+function f32Decimal(v: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const d = Number(v.toPrecision(p));
+    if (Math.fround(d) === Math.fround(v)) return d;
+  }
+  return v;
+}
+
 /**
  * GGUF metadata → ModelConfig. `vocabSize` and tying come from the tensors (token_embd's rows; output present).
  * llama → interleaved RoPE (llama.cpp permutes Q/K rows at conversion); qwen2 → rotate_half ("neox").
@@ -130,7 +139,7 @@ export function parseGgufConfig(g: GgufFile, vocabRows: number, hasOutput: boole
   if (scalingType === 'linear') {
     const factor = metaNumber(g, `${archName}.rope.scaling.factor`);
     if (!factor || factor <= 0) throw new ModelFileError('BAD_METADATA', file, 'rope.scaling.type linear without a positive factor');
-    ropeScaling = { kind: 'linear', factor };
+    ropeScaling = { kind: 'linear', factor: f32Decimal(factor) };
   } else if (scalingType !== undefined && scalingType !== 'none') {
     throw new ModelFileError('BAD_CONFIG', file, `rope scaling "${scalingType}" is not supported (linear only in GGUF)`);
   }
@@ -148,8 +157,8 @@ export function parseGgufConfig(g: GgufFile, vocabRows: number, hasOutput: boole
     headDim,
     vocabSize: vocabRows,
     maxPositions: req('context_length'),
-    rmsNormEps: metaNumber(g, `${archName}.attention.layer_norm_rms_epsilon`) ?? 1e-5,
-    ropeTheta: metaNumber(g, `${archName}.rope.freq_base`) ?? 10000,
+    rmsNormEps: f32Decimal(metaNumber(g, `${archName}.attention.layer_norm_rms_epsilon`) ?? 1e-5),
+    ropeTheta: f32Decimal(metaNumber(g, `${archName}.rope.freq_base`) ?? 10000),
     ropeScaling,
     ropeStyle: arch === 'qwen2' ? 'half' : 'interleaved',
     tieWordEmbeddings: !hasOutput,

@@ -121,11 +121,12 @@ export async function readGguf(file: string): Promise<GgufFile> {
     if (magic !== GGUF_MAGIC) {
       throw new ModelFileError('BAD_MAGIC', file, `not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${GGUF_MAGIC.toString(16)} "GGUF")`);
     }
-    await c.need(4 + 16, 'the GGUF header');
+    await c.need(4, 'the GGUF version');
     const version = c.u32();
     if (version !== 2 && version !== 3) {
       throw new ModelFileError('BAD_VERSION', file, `GGUF version ${version} is not supported (only 2 and 3)`);
     }
+    await c.need(16, 'the GGUF tensor and metadata counts');
     const tensorCount = bigToNumber(c, c.u64(), 'the tensor count');
     const kvCount = bigToNumber(c, c.u64(), 'the metadata count');
     // Each tensor info needs >= 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset) bytes; each kv >= 8 + 4 + 1.
