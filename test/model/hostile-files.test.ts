@@ -312,6 +312,14 @@ const CASES: Case[] = [
     code: 'UNSUPPORTED_ARCH', message: /architecture "falcon" is not supported/,
   },
   {
+    name: 'GGUF rope_freqs that are not Llama 3 scaling',
+    make: () => gguf((s) => {
+      const f = new Float32Array([1, 1, 2, 3, 5, 8, 13, 21]);
+      s.tensors.unshift({ name: 'rope_freqs.weight', shape: [8], ggmlType: 0, bytes: 32, data: () => new Uint8Array(f.buffer) });
+    }),
+    code: 'BAD_CONFIG', message: /rope_freqs\.weight \(max factor 21\) does not match Llama 3 RoPE scaling/,
+  },
+  {
     name: 'path does not exist',
     make: async () => join(await makeTempDir('none'), 'nope.gguf'),
     code: 'NOT_FOUND', message: /no such file or folder/,

@@ -109,7 +109,7 @@ describe('openModel: synthetic models of each family', () => {
         if (format === 'gguf') assert.equal(m.layout.tensors.find((t) => t.name === 'norm')?.dtype, 'f32', 'GGUF norms stay f32');
         assert.ok(m.tokenizer, 'a tiny model carries a tokenizer');
         checkLayout(m.layout, m.config.numLayers + 2);
-        if (family === 'llama3' && format === 'hf') {
+        if (family === 'llama3') { // HF: rope_scaling in config.json; GGUF: recovered from rope_freqs.weight
           assert.deepEqual(m.config.ropeScaling, { kind: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
         }
       });

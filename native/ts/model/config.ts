@@ -169,3 +169,36 @@ export function parseGgufConfig(g: GgufFile, vocabRows: number, hasOutput: boole
   checkConfig(file, cfg);
   return cfg;
 }
+
+/**
+ * llama.cpp's `rope_freqs.weight` for Llama 3.x RoPE scaling (convert_hf_to_gguf.py): per frequency pair, the
+ * divisor of the base frequency: 1 for short wavelengths, `factor` for long ones, smoothly in between. (D/2)
+ */
+export function llama3RopeFactors(theta: number, headDim: number, s: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+  for (let i = 0; i < headDim / 2; i++) {
+    const freq = 1 / Math.fround(theta ** ((2 * i) / headDim));
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = s.factor;
+    else {
+      const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
+}
+
+/** Recover Llama 3 scaling parameters from a GGUF's rope_freqs values (Meta's published low/high/original). */
+export function inferLlama3Scaling(file: string, theta: number, headDim: number, values: Float32Array): RopeScaling {
+  let factor = 1;
+  for (const v of values) factor = Math.max(factor, v);
+  for (const [low, high, orig] of [[1, 4, 8192], [1, 4, 4096], [1, 4, 2048]]) {
+    const s = { kind: 'llama3' as const, factor: f32Decimal(factor), lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: orig };
+    const want = llama3RopeFactors(theta, headDim, s);
+    if (want.every((w, i) => Math.abs(w - values[i]) <= 1e-3 * Math.max(1, Math.abs(w)))) return s;
+  }
+  throw new ModelFileError('BAD_CONFIG', file, `rope_freqs.weight (max factor ${factor}) does not match Llama 3 RoPE scaling with low 1 / high 4`);
+}

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 
 import { DTYPE_BYTES, type DType, type ModelConfig, type ModelSource, type TokenizerSource } from '../types.ts';
-import { parseGgufConfig, parseHfConfig } from './config.ts';
+import { inferLlama3Scaling, parseGgufConfig, parseHfConfig } from './config.ts';
 import { ModelFileError } from './errors.ts';
 import { withCursor } from './file-reader.ts';
 import { GGML_DTYPE, metaString, readGguf, type GgufFile } from './gguf.ts';
@@ -173,12 +173,11 @@ async function sameBytes(file: string, a: number, b: number, bytes: number): Pro
 async function openGguf(file: string): Promise<ModelSource> {
   const g: GgufFile = await readGguf(file);
   const found = new Map<string, Found>();
+  let ropeFreqs: (typeof g.tensors)[number] | null = null;
   for (const t of g.tensors) {
     const canon = ggufToCanonical(t.name);
     if (canon === undefined) {
-      if (t.name === 'rope_freqs.weight') {
-        throw new ModelFileError('BAD_CONFIG', file, 'rope_freqs.weight (llama3 RoPE scaling in GGUF) is not supported yet');
-      }
+      if (t.name === 'rope_freqs.weight') { ropeFreqs = t; continue; }
       throw new ModelFileError('UNEXPECTED_TENSOR', file, `tensor "${t.name}" is not a tensor swapserve knows`);
     }
     found.set(canon, { name: canon, fileName: t.name, dtype: GGML_DTYPE[t.ggmlType], shape: t.shape, file, fileOffset: t.fileOffset, bytes: t.bytes });
@@ -194,6 +193,16 @@ async function openGguf(file: string): Promise<ModelSource> {
     found.delete('output');
   }
   const cfg = parseGgufConfig(g, emb.shape[0], found.has('output'));
+  if (ropeFreqs) {
+    // Llama 3.x scaling is stored as per-pair factors; the engine takes the parameters, so recover them.
+    if (ropeFreqs.ggmlType !== 0 || ropeFreqs.shape.length !== 1 || ropeFreqs.shape[0] !== cfg.headDim / 2) {
+      throw new ModelFileError('SHAPE_MISMATCH', file, `rope_freqs.weight must be F32 [${cfg.headDim / 2}], got [${ropeFreqs.shape.join(', ')}]`);
+    }
+    if (cfg.ropeScaling) throw new ModelFileError('BAD_CONFIG', file, 'both rope.scaling metadata and rope_freqs.weight are present');
+    const raw = await withCursor(file, (c) => c.readAt(ropeFreqs.fileOffset, ropeFreqs.bytes, 'rope_freqs.weight'));
+    const values = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    cfg.ropeScaling = inferLlama3Scaling(file, cfg.ropeTheta, cfg.headDim, values);
+  }
   const tokModel = metaString(g, 'tokenizer.ggml.model');
   const tokenizer: TokenizerSource | null = tokModel === undefined ? null
     : { kind: 'gguf', path: file, chatTemplate: metaString(g, 'tokenizer.chat_template') ?? null };

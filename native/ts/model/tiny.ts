@@ -34,6 +34,9 @@ const TEMPLATE: Record<TinyFamily, string> = {
   llama: REFERENCE_TEMPLATES.llama2, mistral: REFERENCE_TEMPLATES.mistral, llama3: REFERENCE_TEMPLATES.llama3, qwen2: REFERENCE_TEMPLATES.chatml,
 };
 
+/** Llama 3.1's rope_scaling: tiny llama3 models use it so readers and engines exercise the scaling path. */
+const LLAMA31_SCALING = { kind: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } as const;
+
 /** The tiny config of a family: C=64, 2 layers, 4 heads (2 KV heads) of 16, FFN 172. */
 export function tinyConfig(family: TinyFamily, vocabSize: number, bos: number | null, eos: number[]): ModelConfig {
   return {
@@ -107,6 +110,7 @@ export async function writeTinyModel(dest: string, opts: TinyModelOptions): Prom
     const vocab = tinyGgufVocab(opts.family);
     const eos = [vocab.eosId, ...(vocab.eotId !== undefined ? [vocab.eotId] : [])];
     const cfg = { ...tinyConfig(opts.family, vocab.tokens.length, vocab.bosId, eos), ...opts.config };
+    if (opts.family === 'llama3' && opts.config?.ropeScaling === undefined) cfg.ropeScaling = LLAMA31_SCALING;
     const file = dest.endsWith('.gguf') ? dest : join(dest, `tiny-${opts.family}-${dtype}.gguf`);
     if (file !== dest) await import('node:fs/promises').then((fs) => fs.mkdir(dest, { recursive: true }));
     await writeGgufModel(file, cfg, { dtype, seed, vocab });
@@ -115,8 +119,7 @@ export async function writeTinyModel(dest: string, opts: TinyModelOptions): Prom
   const tok = tinyHfTokenizer(opts.family);
   const cfg: ModelConfig = { ...tinyConfig(opts.family, tok.vocabSize, tok.bos, tok.eos), ...opts.config };
   if (opts.family === 'llama3' && opts.config?.ropeScaling === undefined) {
-    // Llama 3.1's rope_scaling, so the HF reader and the engine see the llama3 scaling path.
-    cfg.ropeScaling = { kind: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
+    cfg.ropeScaling = LLAMA31_SCALING;
   }
   await writeHfModel(dest, cfg, { dtype, seed, shards: opts.shards, tokenizer: tok.files });
   return dest;

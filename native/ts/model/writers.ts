@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { DTYPE_BYTES, type DType, type ModelConfig } from '../types.ts';
+import { llama3RopeFactors } from './config.ts';
 import { encodeValues, prng, randomValues } from './fill.ts';
 import { DTYPE_GGML } from './gguf.ts';
 import { writeGguf, type GgufKv, type GgufTensorSpec } from './gguf-writer.ts';
@@ -160,8 +161,6 @@ export function ggufMetadata(cfg: ModelConfig, vocab: GgufVocab, name = 'swapser
   if (cfg.ropeScaling?.kind === 'linear') {
     md.push({ key: `${a}.rope.scaling.type`, type: 'string', value: 'linear' },
       { key: `${a}.rope.scaling.factor`, type: 'f32', value: cfg.ropeScaling.factor });
-  } else if (cfg.ropeScaling) {
-    throw new RangeError('llama3 RoPE scaling cannot be written to GGUF yet (llama.cpp stores it as rope_freqs.weight)');
   }
   md.push({ key: 'tokenizer.ggml.model', type: 'string', value: vocab.model },
     { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: vocab.tokens },
@@ -186,6 +185,11 @@ export async function writeGgufModel(file: string, cfg: ModelConfig, opts: Write
     throw new RangeError(`Expected a vocab of ${cfg.vocabSize} tokens (config.vocabSize) but received ${opts.vocab.tokens.length}`);
   }
   const tensors: GgufTensorSpec[] = [];
+  const rs = cfg.ropeScaling;
+  if (rs?.kind === 'llama3') { // llama.cpp stores Llama 3 scaling as per-pair factors, first in the file
+    const f = llama3RopeFactors(cfg.ropeTheta, cfg.headDim, rs);
+    tensors.push({ name: 'rope_freqs.weight', shape: [f.length], ggmlType: 0, bytes: f.byteLength, data: () => new Uint8Array(f.buffer) });
+  }
   for (const t of syntheticTensors(cfg, opts.seed)) {
     const oneD = t.shape.length === 1;
     const dtype: DType = oneD ? 'f32' : opts.dtype;
