@@ -126,6 +126,8 @@ export class Client {
         }
         throw new SwapserveError('cancelled');
       } catch (e) {
+        // The client retries a lost stream itself: stop the re-run attempt instead of computing it for no one.
+        if (e instanceof SwapserveError && e.code === 'worker_lost') self.producer.cancel(model, requestId).catch(() => {});
         reject(e);
         throw e;
       } finally {

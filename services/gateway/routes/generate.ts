@@ -8,6 +8,8 @@ import {
   chatRequestSchema, completionRequestSchema, newRequestId, samplingFrom, type DoneEvent, type JobData, type TokenEvent,
 } from '../../shared/job.ts';
 import { keys } from '../../shared/queues.ts';
+import { requestContext } from '../../telemetry/http.ts';
+import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../app.ts';
 import { chunk, fullBody, usageChunk, type Kind } from '../openai-format.ts';
 
@@ -48,7 +50,9 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
     arrivalMs,
     source: 'gateway',
   };
-  const { requestId } = await gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem, idempotencyTtlS: gw.config.gateway.idempotencyTtlS });
+  // The request's inference span: the enqueue runs inside it, so BullMQ carries the trace to the worker.
+  const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, startMs: arrivalMs }, requestContext(req));
+  const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));
   reply.header('x-request-id', requestId);
 
   // A client that goes away cancels its job (removed if waiting, generation stopped if active).
@@ -59,21 +63,28 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
     ac.abort();
     gw.producer.cancel(model.id, requestId, gw.config.streams.ttlS).catch(() => {});
   });
-  const events = follow(gw.pool, keys(gw.config.prefix).stream(requestId), {
+  const events = span.follow(follow(gw.pool, keys(gw.config.prefix).stream(requestId), {
     blockMs: gw.config.gateway.keepAliveMs,
     firstTokenTimeoutMs: gw.config.gateway.requestTimeoutMs,
     signal: ac.signal,
-  });
+  }));
   const created = Math.floor(arrivalMs / 1000);
+  // On worker_lost the client retries itself: the re-run attempt is cancelled rather than computed for no one.
+  const onError = (e: SwapserveError) => {
+    if (e.code === 'worker_lost') gw.producer.cancel(model.id, requestId, gw.config.streams.ttlS).catch(() => {});
+  };
   try {
     if (body.stream) {
-      await streamResponse(kind, requestId, model.id, created, !!body.stream_options?.include_usage, events, reply);
+      await streamResponse(kind, requestId, model.id, created, !!body.stream_options?.include_usage, events, reply, onError);
       return reply;
     }
     let text = '';
     for await (const ev of events) {
       if (ev.type === 'token') text += ev.text;
-      else if (ev.type === 'error') throw ev.error;
+      else if (ev.type === 'error') {
+        onError(ev.error);
+        throw ev.error;
+      }
       else if (ev.type === 'done') {
         setPathHeaders(reply, ev);
         return fullBody(kind, requestId, model.id, created, text, ev);
@@ -96,7 +107,10 @@ function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {
  * wait longer than one keep-alive period; then they go out early and comment lines report progress.
  * An error before the headers is a plain HTTP error; after, an OpenAI error event.
  */
-async function streamResponse(kind: Kind, requestId: string, model: string, created: number, includeUsage: boolean, events: AsyncGenerator<Delivered>, reply: FastifyReply): Promise<void> {
+async function streamResponse(
+  kind: Kind, requestId: string, model: string, created: number, includeUsage: boolean, events: AsyncGenerator<Delivered>, reply: FastifyReply,
+  onError: (e: SwapserveError) => void,
+): Promise<void> {
   let open = false;
   const raw = reply.raw;
   const write = (s: string) => {
@@ -138,6 +152,7 @@ async function streamResponse(kind: Kind, requestId: string, model: string, crea
         raw.end();
         return;
       case 'error':
+        onError(ev.error);
         if (!open) throw ev.error;
         write(`data: ${JSON.stringify(ev.error.toBody())}\n\n`);
         raw.end();
