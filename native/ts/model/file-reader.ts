@@ -44,6 +44,12 @@ export class FileCursor {
     return this.size - this.pos;
   }
 
+  /** Whether n bytes from pos are already buffered (then no await is needed before reading them). */
+  has(n: number): boolean {
+    const off = this.pos - this.bufStart;
+    return off >= 0 && off + n <= this.buf.length;
+  }
+
   /** Ensure n bytes from pos are buffered; `what` names the structure for the error message. */
   async need(n: number, what: string): Promise<void> {
     if (!Number.isSafeInteger(n) || n < 0 || this.pos + n > this.size) {

@@ -59,25 +59,27 @@ function bigToNumber(c: FileCursor, v: bigint, what: string): number {
   return Number(v);
 }
 
+/*
+ * Decoding is synchronous while the bytes are buffered and awaits only to refill the 1 MiB buffer: a 128k-token
+ * vocab is ~400k values, and an await per value would hold the event loop in one long microtask chain.
+ */
+
 async function readString(c: FileCursor, what: string): Promise<string> {
-  await c.need(8, `the length of ${what}`);
+  if (!c.has(8)) await c.need(8, `the length of ${what}`);
   const at = c.pos;
   const n = bigToNumber(c, c.u64(), `the length of ${what}`);
   if (n > MAX_STRING) throw new ModelFileError('HEADER_TOO_LARGE', c.file, `${what} at offset ${at} claims ${n} bytes (limit ${MAX_STRING})`);
   if (n > c.remaining) {
     throw new ModelFileError('TRUNCATED', c.file, `${what} at offset ${at} claims ${n} bytes but only ${c.remaining} remain in the file`);
   }
-  await c.need(n, what);
+  if (!c.has(n)) await c.need(n, what);
   return c.bytes(n).toString('utf8');
 }
 
 const SCALAR_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-async function readScalar(c: FileCursor, type: number, what: string): Promise<GgufScalar> {
-  if (type === GGUF_TYPE.STRING) return readString(c, what);
-  const n = SCALAR_BYTES[type];
-  if (n === undefined) throw new ModelFileError('BAD_METADATA', c.file, `${what} has unknown value type ${type}`);
-  await c.need(n, what);
+/** Decode a buffered fixed-size scalar. */
+function scalarSync(c: FileCursor, type: number, what: string): GgufScalar {
   switch (type) {
     case GGUF_TYPE.UINT8: return c.u8();
     case GGUF_TYPE.INT8: return c.i8();
@@ -97,9 +99,27 @@ async function readScalar(c: FileCursor, type: number, what: string): Promise<Gg
   }
 }
 
+async function readScalar(c: FileCursor, type: number, what: string): Promise<GgufScalar> {
+  if (type === GGUF_TYPE.STRING) return readString(c, what);
+  const n = SCALAR_BYTES[type];
+  if (n === undefined) throw new ModelFileError('BAD_METADATA', c.file, `${what} has unknown value type ${type}`);
+  if (!c.has(n)) await c.need(n, what);
+  return scalarSync(c, type, what);
+}
+
+/** Read a string without awaiting when it is buffered; null when a refill is needed first. */
+function stringSync(c: FileCursor): string | null {
+  if (!c.has(8)) return null;
+  const save = c.pos;
+  const n64 = c.u64();
+  if (n64 <= BigInt(MAX_STRING) && c.has(Number(n64))) return c.bytes(Number(n64)).toString('utf8');
+  c.pos = save;
+  return null;
+}
+
 async function readValue(c: FileCursor, type: number, what: string): Promise<GgufValue> {
   if (type !== GGUF_TYPE.ARRAY) return readScalar(c, type, what);
-  await c.need(12, what);
+  if (!c.has(12)) await c.need(12, what);
   const itemType = c.u32();
   const count = bigToNumber(c, c.u64(), `the element count of ${what}`);
   if (itemType === GGUF_TYPE.ARRAY) throw new ModelFileError('BAD_METADATA', c.file, `${what} is a nested array (not supported)`);
@@ -109,7 +129,14 @@ async function readValue(c: FileCursor, type: number, what: string): Promise<Ggu
     throw new ModelFileError('TRUNCATED', c.file, `${what} claims ${count} elements, more than the ${c.remaining} remaining bytes can hold`);
   }
   const out: GgufScalar[] = new Array(count);
-  for (let i = 0; i < count; i++) out[i] = await readScalar(c, itemType, `${what}[${i}]`);
+  if (itemType === GGUF_TYPE.STRING) {
+    for (let i = 0; i < count; i++) out[i] = stringSync(c) ?? await readString(c, `${what}[${i}]`);
+  } else {
+    for (let i = 0; i < count; i++) {
+      if (!c.has(minItem)) await c.need(minItem, `${what}[${i}]`);
+      out[i] = scalarSync(c, itemType, `${what}[${i}]`);
+    }
+  }
   return out;
 }
 
