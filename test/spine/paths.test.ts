@@ -50,7 +50,7 @@ describe('warm / swap / cold through the gateway', () => {
     assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
     checkTimingHeader(response.headers);
     let text = '';
-    let last: { choices: { finish_reason: string | null }[]; swapserve?: Figures } | null = null;
+    let last = null as { choices: { finish_reason: string | null }[]; swapserve?: Figures } | null;
     let usage: { completion_tokens: number } | null = null;
     for await (const c of stream) {
       if (c.choices.length) text += c.choices[0].text;
