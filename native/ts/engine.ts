@@ -262,7 +262,8 @@ export class Engine {
 
   private kick(): void {
     if (this.loopRunning || (this.active.length === 0 && this.waiting.length === 0)) return;
-    this.loopRunning = this.loop().finally(() => {
+    // Start on a microtask: requests made in the same tick (a burst) join the first step together.
+    this.loopRunning = Promise.resolve().then(() => this.loop()).finally(() => {
       this.loopRunning = null;
       this.kick(); // a request may have arrived as the loop ended
     });

@@ -27,29 +27,29 @@ inline float Sum8(v8sf v) {
   return s;
 }
 
-// Four dot products of rows w0..w3 (n) with one x (n): x is loaded once for the four rows.
-inline void Dot4(const float* w0, const float* w1, const float* w2, const float* w3, const float* x, int n,
-                 float* out) {
-  v8sf a0 = {}, a1 = {}, a2 = {}, a3 = {};
+// The matmul micro-kernel: 4 weight rows x NT token rows of x, all of length n, in 4*NT vector accumulators.
+// Each loaded weight vector is used NT times and each x vector 4 times, so it runs on FMAs, not on loads.
+template <int NT>
+inline void DotTile(const float* const* w, const float* const* x, int n, float (*out)[4]) {
+  v8sf acc[NT][4] = {};
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    v8sf xv = Load8(x + i);
-    a0 += Load8(w0 + i) * xv;
-    a1 += Load8(w1 + i) * xv;
-    a2 += Load8(w2 + i) * xv;
-    a3 += Load8(w3 + i) * xv;
+    const v8sf w0 = Load8(w[0] + i), w1 = Load8(w[1] + i), w2 = Load8(w[2] + i), w3 = Load8(w[3] + i);
+    for (int t = 0; t < NT; ++t) {
+      const v8sf xv = Load8(x[t] + i);
+      acc[t][0] += w0 * xv;
+      acc[t][1] += w1 * xv;
+      acc[t][2] += w2 * xv;
+      acc[t][3] += w3 * xv;
+    }
   }
-  float s0 = Sum8(a0), s1 = Sum8(a1), s2 = Sum8(a2), s3 = Sum8(a3);
-  for (; i < n; ++i) {
-    s0 += w0[i] * x[i];
-    s1 += w1[i] * x[i];
-    s2 += w2[i] * x[i];
-    s3 += w3[i] * x[i];
+  for (int t = 0; t < NT; ++t) {
+    for (int j = 0; j < 4; ++j) {
+      float s = Sum8(acc[t][j]);
+      for (int k = i; k < n; ++k) s += w[j][k] * x[t][k];
+      out[t][j] = s;
+    }
   }
-  out[0] = s0;
-  out[1] = s1;
-  out[2] = s2;
-  out[3] = s3;
 }
 
 inline float Dot(const float* a, const float* b, int n) {
@@ -159,11 +159,21 @@ void MatMul(ThreadPool& pool, float* y, const float* x, const uint8_t* w, DType 
       }
       float b[4] = {0.f, 0.f, 0.f, 0.f};
       if (bias) ToF32(bias + static_cast<size_t>(o0) * DTypeBytes(bdt), bdt, b, nr);
-      for (int t = 0; t < T; ++t) {
-        float s[4];
-        Dot4(r[0], r[1], r[2], r[3], x + static_cast<size_t>(t) * I, I, s);
-        float* yr = y + static_cast<size_t>(t) * O + o0;
-        for (int j = 0; j < nr; ++j) yr[j] = (accumulate ? yr[j] : 0.f) + s[j] + b[j];
+      for (int t0 = 0; t0 < T; t0 += 4) {
+        const int nt = std::min(4, T - t0);
+        const float* xs[4];
+        for (int t = 0; t < 4; ++t) xs[t] = x + static_cast<size_t>(t0 + std::min(t, nt - 1)) * I;
+        float s[4][4];
+        switch (nt) {
+          case 4: DotTile<4>(r, xs, I, s); break;
+          case 3: DotTile<3>(r, xs, I, s); break;
+          case 2: DotTile<2>(r, xs, I, s); break;
+          default: DotTile<1>(r, xs, I, s); break;
+        }
+        for (int t = 0; t < nt; ++t) {
+          float* yr = y + static_cast<size_t>(t0 + t) * O + o0;
+          for (int j = 0; j < nr; ++j) yr[j] = (accumulate ? yr[j] : 0.f) + s[t][j] + b[j];
+        }
       }
     }
   });

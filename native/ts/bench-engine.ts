@@ -1,0 +1,112 @@
+// `swapserve bench engine`: CPU engine prefill and decode speed, end to end through Engine.generate (the JS
+// batching loop included), against the memory floor measured in the same run.
+//
+// Models: the real stories260K (1 MB f32: compute- and overhead-bound, it fits in cache) and a synthetic
+// Llama-shaped model (~90M parameters, bf16, 180 MB: decode is bound by reading the weights once per step, so
+// its floor is weight bytes / this machine's copy bandwidth). Decode at batch B reads the weights once per step
+// for all B sequences: aggregate tokens/s should grow with B while ms/step stays near the floor.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { readArena } from './arena.ts';
+import { Engine, type GenerateEvent } from './engine.ts';
+import { openModel, writeTinyModel } from './model/index.ts';
+import { loadTokenizer, type Tokenizer } from './tokenizer/index.ts';
+import type { ModelSource } from './types.ts';
+
+const STORIES = new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
+
+interface Row { model: string; case: string; tokens: number; ms: number; tokPerS: number; floorMs: number | null }
+
+type Done = Extract<GenerateEvent, { type: 'done' }>;
+
+async function run1(engine: Engine, prompt: number[], maxTokens: number): Promise<Done> {
+  let done: Done | null = null;
+  for await (const e of engine.generate({ prompt, maxTokens, temperature: 0, topP: 1, topK: 0 })) if (e.type === 'done') done = e;
+  if (!done) throw new Error('no done event');
+  return done;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Host memory bandwidth, bytes/ms: bytes moved (read + written) by the best of 5 copies of a buffer far larger
+ * than the caches. A decode step must at least read every weight once: floor = weight bytes / this.
+ */
+function copyBandwidth(): number {
+  const n = 256 << 20;
+  const a = Buffer.alloc(n, 1), b = Buffer.alloc(n);
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    a.copy(b);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * n) / best;
+}
+
+async function benchModel(name: string, source: ModelSource, tokenizer: Tokenizer, prefills: number[], batches: number[], decodeTokens: number, floorPerStepMs: number | null, reps: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const arena = await readArena(source);
+  const maxContext = Math.max(...prefills) + decodeTokens + 8;
+  const engine = await Engine.createOnHostArena(arena, source, tokenizer, { maxContext, maxBatch: Math.max(...batches), prefillChunk: 4096, scratchBudgetBytes: 4 * 2 ** 30 });
+  try {
+    const V = source.config.vocabSize;
+    const promptOf = (n: number, salt: number) => Array.from({ length: n }, (_, i) => (i === 0 ? (tokenizer.bosId ?? 0) : (i * 7 + salt * 13) % V));
+    await run1(engine, promptOf(8, 0), 4); // warm-up
+    for (const p of prefills) {
+      const ms = median(await Promise.all([...Array(reps)].map(async (_, r) => (await run1(engine, promptOf(p, r), 1)).prefillMs)).then((x) => x));
+      rows.push({ model: name, case: `prefill ${p}`, tokens: p, ms, tokPerS: (p * 1000) / ms, floorMs: null });
+    }
+    for (const B of batches) {
+      const walls: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        const dones = await Promise.all([...Array(B)].map((_, i) => run1(engine, promptOf(16, i + r), decodeTokens + 1)));
+        walls.push(Math.max(...dones.map((d) => d.decodeMs)));
+      }
+      const wall = median(walls);
+      const steps = decodeTokens;
+      rows.push({ model: name, case: `decode batch ${B}`, tokens: B * steps, ms: wall / steps, tokPerS: (B * steps * 1000) / wall, floorMs: floorPerStepMs });
+    }
+  } finally {
+    await engine.close();
+  }
+  return rows;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false } } });
+  const bw = copyBandwidth();
+  const rows: Row[] = [];
+  const stories = await openModel(STORIES);
+  rows.push(...await benchModel('stories260K f32', stories, await loadTokenizer(stories), [16, 128, 480], [1, 4, 8], 64, null, values.quick ? 1 : 5));
+  const dir = await mkdtemp(join(tmpdir(), 'swapserve-bench-engine-'));
+  try {
+    const path = await writeTinyModel(join(dir, 'm.gguf'), {
+      family: 'llama', format: 'gguf', dtype: 'bf16', seed: 3,
+      config: { hiddenSize: 1024, intermediateSize: 2816, numLayers: 8, numHeads: 16, numKvHeads: 4, headDim: 64 },
+    });
+    const src = await openModel(path);
+    const floor = src.layout.totalBytes / bw; // read every weight once per decode step
+    rows.push(...await benchModel(`llama-90M bf16 (${(src.layout.totalBytes / 1e6).toFixed(0)} MB)`, src, await loadTokenizer(src), [16, 128], [1, 4, 8], values.quick ? 8 : 24, floor, values.quick ? 1 : 3));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const meta = { device: `${cpus()[0]?.model ?? 'cpu'} x${cpus().length}`, date: new Date().toISOString(), copyGBps: bw / 1e6, command: `swapserve bench engine ${argv.join(' ')}`.trim() };
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ ...meta, rows }, null, 2) + '\n');
+    return 0;
+  }
+  const out = [
+    `engine bench (CPU backend) — ${meta.device}, ${meta.date}`,
+    `host memory bandwidth ${meta.copyGBps.toFixed(1)} GB/s (read + write of a 256 MiB copy; decode floor = weight bytes / this, per step)`,
+    '',
+    '| model | case | tokens | ms (per step for decode) | tokens/s | floor ms/step | step / floor |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.model} | ${r.case} | ${r.tokens} | ${r.ms.toFixed(2)} | ${r.tokPerS.toFixed(0)} | ${r.floorMs === null ? '-' : r.floorMs.toFixed(2)} | ${r.floorMs === null ? '-' : (r.ms / r.floorMs).toFixed(2) + 'x'} |`),
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+  return 0;
+}
