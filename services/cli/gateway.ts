@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../shared/config.ts';
 import { startGateway } from '../gateway/server.ts';
+import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
@@ -14,6 +15,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('swapserve gateway: no Redis configured; set REDIS_URL or redisUrl in the config (or use `swapserve up`)\n');
     return 2;
   }
+  initTelemetry({ serviceName: 'swapserve-gateway' });
   const gw = await startGateway(config);
   process.stdout.write(`gateway listening on ${gw.url}\n`);
   await new Promise<void>((resolve) => {
@@ -22,5 +24,6 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await gw.close();
+  await shutdownTelemetry();
   return 0;
 }

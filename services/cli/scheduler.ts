@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config, type ModelEntry } from '../shared
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
 
 const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDIS_URL, SWAPSERVE_CONFIG)
@@ -101,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw e;
   }
+  initTelemetry({ serviceName: 'swapserve-scheduler' });
   await scheduler.start();
   process.stdout.write(`scheduler ${scheduler.id} started (standby until it holds the lease)\n`);
   await new Promise<void>((resolve) => {
@@ -108,5 +110,6 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   await scheduler.close();
+  await shutdownTelemetry();
   return 0;
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../shared/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
+import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
 const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
   --config FILE      config file (YAML or JSON)
@@ -47,6 +48,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('swapserve worker: --device and --threads take integers >= 0\n');
     return 2;
   }
+  // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
+  initTelemetry({ serviceName: 'swapserve-worker' });
   const worker = new SwapWorker({
     config, backend: new NativeBackend(config, { backend, device, threads }),
     ...(values.id ? { workerId: values.id } : {}),
@@ -60,5 +63,6 @@ export async function run(argv: string[]): Promise<number> {
     void worker.exitRequested.then(resolve);
   });
   await worker.close();
+  await shutdownTelemetry();
   return code;
 }

@@ -9,6 +9,7 @@ import type { BlockingPool } from '../shared/stream.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
+import { httpTelemetry } from '../telemetry/http.ts';
 
 export interface GatewayContext {
   config: Config;
@@ -62,6 +63,8 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: b
     const e = new SwapserveError('not_found', { detail: `${req.method} ${req.url.split('?')[0]}` });
     reply.code(e.status).send(e.toBody());
   });
+  // HTTP server spans for every route and GET /metrics (services/telemetry).
+  app.register(httpTelemetry);
   app.register(async (scope) => {
     await healthRoutes(scope, ctx);
     await modelRoutes(scope, ctx);

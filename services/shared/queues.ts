@@ -1,6 +1,7 @@
 // Queue naming, Redis key names and connection options: one BullMQ queue per model under a {hash-tagged} prefix.
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { QueueOptions } from 'bullmq';
+import { bullmqTelemetry } from '../telemetry/bullmq.ts';
 
 /** Default prefix; the {hash tag} keeps each queue's keys on one Redis Cluster slot, as BullMQ requires there. */
 export const DEFAULT_PREFIX = '{swapserve}';
@@ -61,6 +62,8 @@ export function queueOptions(connection: RedisClient, prefix: string = DEFAULT_P
   return {
     connection,
     prefix,
+    // Producer spans that carry the request's trace to the worker (undefined while tracing is off).
+    telemetry: bullmqTelemetry(),
     defaultJobOptions: {
       // Finished jobs are not kept: the outcome travels on the request's stream.
       removeOnComplete: true,

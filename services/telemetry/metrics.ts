@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Attributes, Counter, Histogram, ObservableResult } from '@opentelemetry/api';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { ColdReason, MoveKind, ServePath, Tier } from '../shared/vocab.ts';
+import type { ColdReason, MoveKind, Residency, ServePath, Tier } from '../shared/vocab.ts';
 import { onTelemetryInit, telemetryHandle } from './sdk.ts';
 import * as S from './semconv.ts';
 
@@ -214,6 +214,35 @@ export function setLinkPeak(worker: string, gbps: number): void {
 export function registerResidencySource(src: ResidencySource): () => void {
   residencySources.add(src);
   return () => void residencySources.delete(src);
+}
+
+/**
+ * Residency samples from a worker's per-model states (services/shared/cluster.ts `ModelOnWorker`): a model on
+ * the GPU (or leaving it) holds its bytes there and keeps its host copy; one on its way in holds the host copy.
+ */
+export function residencySamples(
+  worker: string,
+  models: Record<string, { residency: Residency; bytes: number }>,
+): ResidencySample[] {
+  const out: ResidencySample[] = [];
+  for (const [model, m] of Object.entries(models)) {
+    if (m.residency === 'gpu' || m.residency === 'evicting') out.push({ worker, model, tier: 'gpu', bytes: m.bytes });
+    if (m.residency !== 'disk' && m.residency !== 'loading') out.push({ worker, model, tier: 'host', bytes: m.bytes });
+  }
+  return out;
+}
+
+/**
+ * The host->GPU link peak drawn on the swap-bandwidth panel, GB/s: env SWAPSERVE_LINK_PEAK_GBPS, else for the
+ * CUDA backend PCIe Gen5 x16's ~55 GB/s achievable; none for the CPU backend (its "GPU" tier is host memory).
+ */
+export function linkPeakFromEnv(backend: 'cpu' | 'cuda', env: Record<string, string | undefined> = process.env): number | null {
+  const v = env.SWAPSERVE_LINK_PEAK_GBPS;
+  if (v !== undefined && v !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) && n > 0 ? n : null;
+  }
+  return backend === 'cuda' ? 55 : null;
 }
 
 /** Pull queue depth / oldest wait per model at each collection. Returns an unregister function. */

@@ -8,6 +8,7 @@ import { SwapserveError, isErrorCode } from '../shared/errors.ts';
 import { jobDataSchema, type StreamEvent, type Timings } from '../shared/job.ts';
 import { keys, type RedisClient } from '../shared/queues.ts';
 import { appendEvent } from '../shared/stream.ts';
+import { jobTrace } from '../telemetry/traces.ts';
 import type { ModelBackend } from './backend.ts';
 import { classifyPath } from './residency.ts';
 import { TierError, type TierManager } from './tiers.ts';
@@ -48,6 +49,8 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     throw new UnrecoverableError('job data failed validation and names no request');
   }
   const data = parsed.data;
+  // Spans under BullMQ's consumer span (queue wait now; moves, prefill, decode as they happen) and the TTFT metrics.
+  const jt = jobTrace({ operation: data.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, jobId: job.id, worker: ctx.workerId, enqueuedMs: data.arrivalMs });
   const key = k.stream(data.requestId);
   const emit = (ev: StreamEvent) => appendEvent(ctx.redis, key, ev, ctx.streamTtlS);
   const ac = new AbortController();
@@ -73,6 +76,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     });
     const path = classifyPath(data.arrivalMs, readyMs, arrival, ctx.startedMs);
     const pathInfo = { path: path.path, ...(path.coldReason ? { coldReason: path.coldReason } : {}) };
+    jt.setPath(path.path, path.coldReason);
     const genStart = nowMs();
     let index = 0;
     let firstAt = 0;
@@ -81,6 +85,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
       if (ev.type === 'token') {
         if (index === 0) {
           firstAt = nowMs();
+          jt.prefillDone(genStart, firstAt);
           timings = { ...timings, prefillMs: firstAt - genStart, ttftMs: Math.max(0, firstAt - data.arrivalMs) };
           await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo, timings });
         } else {
@@ -89,6 +94,8 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
         index++;
       } else {
         const end = nowMs();
+        if (firstAt) jt.decodeDone(firstAt, end, ev.completionTokens);
+        jt.end({ outcome: ac.signal.aborted ? 'cancelled' : 'completed', inputTokens: ev.promptTokens, outputTokens: ev.completionTokens }, end);
         timings = { ...timings, decodeMs: firstAt ? end - firstAt : 0, totalMs: end - data.arrivalMs };
         await emit({
           type: 'done', attempt, finishReason: ac.signal.aborted ? 'cancelled' : ev.finishReason,
@@ -98,10 +105,12 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
       }
     }
     // The engine stopped without a done event: only cancellation does that.
+    jt.end({ outcome: 'cancelled', outputTokens: index });
     await emit({ type: 'error', attempt, code: 'cancelled', message: 'The request was cancelled', retryable: false });
     return { completionTokens: index };
   } catch (e) {
     const err = ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e);
+    jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
     await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
     return { completionTokens: 0 };
   } finally {

@@ -4,6 +4,7 @@ import type { ModelEntry } from '../shared/config.ts';
 import type { MoveKind, Residency } from '../shared/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
 import type { GpuArrival, MoveSpan } from './residency.ts';
+import { tracedMove } from '../telemetry/traces.ts';
 
 export class TierError extends Error {
   override name = 'TierError';
@@ -109,7 +110,7 @@ export class TierManager {
       s.moving = stage;
       this.onChange();
       try {
-        const r = await this.backend.move(kind, id);
+        const r = await tracedMove(kind, id, () => this.backend.move(kind, id));
         const span = { startMs: t0, endMs: nowMs() };
         if (kind === 'swap_in') s.arrival = { atMs: span.endMs, via: 'swap', load: null, swap: span };
         if (kind === 'load_to_gpu') s.arrival = { atMs: span.endMs, via: 'disk_load', load: span, swap: null };
@@ -128,7 +129,8 @@ export class TierManager {
     this.onChange();
     try {
       const stage = kind === 'load' ? 'loading' : 'swapping';
-      await this.backend.move(kind, s.entry.id, progress ? (d, t) => progress(stage, d, t) : undefined);
+      // A span of the job's trace (bytes, GB/s) and the move metrics.
+      await tracedMove(kind, s.entry.id, () => this.backend.move(kind, s.entry.id, progress ? (d, t) => progress(stage, d, t) : undefined));
     } finally {
       s.moving = null;
     }
@@ -152,7 +154,8 @@ export class TierManager {
       v.moving = 'evicting';
       this.onChange();
       try {
-        await this.backend.move(tier === 'gpu' ? 'evict' : 'drop', v.entry.id);
+        // The requesting job's trace shows this wait as swapserve.evict_wait; counted in swapserve.evictions.
+        await tracedMove(tier === 'gpu' ? 'evict' : 'drop', v.entry.id, () => this.backend.move(tier === 'gpu' ? 'evict' : 'drop', v.entry.id));
       } finally {
         v.moving = null;
         v.arrival = null;

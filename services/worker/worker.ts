@@ -11,6 +11,8 @@ import type { ModelBackend } from './backend.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';
 import { TierManager } from './tiers.ts';
+import { bullmqTelemetry } from '../telemetry/bullmq.ts';
+import { linkPeakFromEnv, registerResidencySource, residencySamples, setLinkPeak } from '../telemetry/metrics.ts';
 
 export interface SwapWorkerOptions {
   config: Config;
@@ -42,6 +44,7 @@ export class SwapWorker {
   private draining = false;
   private healthy = true;
   private closing: Promise<void> | null = null;
+  private unregisterMetrics: (() => void) | null = null;
   /** Resolves when a drain/shutdown command asks the process to exit (with its exit code). */
   readonly exitRequested: Promise<number>;
   private requestExit!: (code: number) => void;
@@ -69,6 +72,10 @@ export class SwapWorker {
 
   async start(): Promise<void> {
     for (const m of this.cfg.models) this.tiers.add(m);
+    // Residency per model and tier, read at each /metrics collection; the link peak for the bandwidth panel.
+    this.unregisterMetrics = registerResidencySource(() => residencySamples(this.workerId, this.state().models));
+    const peak = linkPeakFromEnv(this.backend.kind);
+    if (peak !== null) setLinkPeak(this.workerId, peak);
     const channel = keys(this.cfg.prefix).cancelChannel;
     this.sub.on('message', (_ch: string, requestId: string) => this.active.get(requestId)?.abort());
     await this.sub.subscribe(channel);
@@ -88,6 +95,8 @@ export class SwapWorker {
       maxStalledCount: this.cfg.worker.maxStalledCount,
       removeOnComplete: { count: 0 },
       removeOnFail: { age: 3600, count: 1000 },
+      // Consumer spans continuing the gateway's trace (undefined while tracing is off).
+      telemetry: bullmqTelemetry(),
     });
     w.on('error', () => {}); // connection errors are retried by ioredis; a job's outcome is on its stream
     this.consumers.set(modelId, w);
@@ -148,6 +157,7 @@ export class SwapWorker {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.draining = true;
+      this.unregisterMetrics?.();
       await Promise.allSettled([...this.consumers.values()].map((w) => w.close()));
       this.consumers.clear();
       await Promise.allSettled([this.control.stop()]);
