@@ -16,6 +16,10 @@ export interface RuntimeAddon {
   NativeRuntime: new (opts: NativeRuntimeOptions) => NativeRuntimeObject;
   hashBytes(b: Uint8Array): string;
   deviceCount(): number;
+  /** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; benches). */
+  dropPageCache(path: string): void;
+  /** Fraction of a file's pages in the page cache, 0..1 (mincore; benches). */
+  cachedFraction(path: string): number;
 }
 
 export interface NativeRuntimeOptions {
@@ -68,6 +72,8 @@ export interface NativeRuntimeObject {
   failNext(code: string): void;
   /** [arenaOffset, bytes] of each segment to hash after waiting for every group through the lease. */
   acquireForTest(id: string, segments: [number, number][]): NativeTestLease;
+  /** Bench floor: ms of each of `reps` plain cudaMemcpyAsync of the model's host arena to a separate device buffer. */
+  benchFloor(id: string, reps: number): Promise<number[]>;
 }
 
 const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build');

@@ -11,13 +11,15 @@ import { Runtime } from '../../native/ts/runtime.ts';
 import { makeRandomModel } from './fixture.ts';
 
 const MiB = 1024 * 1024;
+/** SWAPSERVE_TEST_BACKEND=cuda runs these tests against the CUDA backend (on the GPU machine). */
+const BACKEND = (process.env.SWAPSERVE_TEST_BACKEND ?? 'cpu') as 'cpu' | 'cuda';
 const here = dirname(fileURLToPath(import.meta.url));
 const STORIES = join(here, '..', '..', '..', 'shared', 'data', 'models', 'stories260K', 'stories260K.gguf');
 
-describe('runtime endurance (cpu backend)', () => {
+describe(`runtime endurance (${BACKEND} backend)`, () => {
   it('1,000 load/swapIn/evict/drop cycles: RSS stays flat and the bytes stay exact', async () => {
     const m = makeRandomModel({ groups: 4, tensorsPerGroup: 2, tensorBytes: 128 * 1024, seed: 11 });
-    const rt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB, readThreads: 2 });
+    const rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB, readThreads: 2 });
     try {
       await rt.hostReady;
       rt.register('m', m.layout);
@@ -47,10 +49,10 @@ describe('runtime endurance (cpu backend)', () => {
   });
 });
 
-describe('runtime with a real model file (cpu backend)', () => {
+describe(`runtime with a real model file (${BACKEND} backend)`, () => {
   it('stories260K.gguf, planned by openModel, round-trips through load, swapIn and loadToGpu', { skip: !existsSync(STORIES) && 'shared data missing' }, async () => {
     const src = await openModel(STORIES);
-    const rt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB });
+    const rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB });
     try {
       rt.register('stories', src.layout);
       // The expected bytes, read with plain fs from the file at each segment's offset.

@@ -9,7 +9,9 @@ import { Runtime, type RuntimeOptions } from '../../native/ts/runtime.ts';
 import { makeRandomModel, type RandomModel } from './fixture.ts';
 
 const MiB = 1024 * 1024;
-const BASE: RuntimeOptions = { backend: 'cpu', hostBudgetBytes: 16 * MiB, gpuBudgetBytes: 16 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB, readThreads: 3 };
+/** SWAPSERVE_TEST_BACKEND=cuda runs these tests against the CUDA backend (on the GPU machine). */
+const BACKEND = (process.env.SWAPSERVE_TEST_BACKEND ?? 'cpu') as 'cpu' | 'cuda';
+const BASE: RuntimeOptions = { backend: BACKEND, hostBudgetBytes: 16 * MiB, gpuBudgetBytes: 16 * MiB, scratchBudgetBytes: MiB, stagingBytes: MiB, readThreads: 3 };
 
 async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, re?: RegExp): Promise<SwapserveNativeError> {
   let err: unknown;
@@ -24,7 +26,7 @@ async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, 
   return err;
 }
 
-describe('runtime moves (cpu backend)', () => {
+describe(`runtime moves (${BACKEND} backend)`, () => {
   let rt: Runtime;
   let m: RandomModel;
   let expected: string;
@@ -41,8 +43,8 @@ describe('runtime moves (cpu backend)', () => {
   });
 
   it('reports the backend and device', () => {
-    assert.equal(rt.backend, 'cpu');
-    assert.match(rt.deviceName, /^cpu/);
+    assert.equal(rt.backend, BACKEND);
+    assert.match(rt.deviceName, BACKEND === 'cpu' ? /^cpu/ : /\w/);
     assert.equal(rt.healthy, true);
     assert.equal(rt.usage().host.ready, true);
   });
@@ -140,7 +142,7 @@ describe('runtime moves (cpu backend)', () => {
   });
 });
 
-describe('runtime budgets (cpu backend)', () => {
+describe(`runtime budgets (${BACKEND} backend)`, () => {
   it('a move over budget fails with SWAPSERVE_BUDGET before allocating, and succeeds after an evict', async () => {
     const m = makeRandomModel({ groups: 4, tensorBytes: 100_000 });
     const total = m.layout.totalBytes;
@@ -179,7 +181,7 @@ describe('runtime budgets (cpu backend)', () => {
   });
 });
 
-describe('runtime leases (cpu backend)', () => {
+describe(`runtime leases (${BACKEND} backend)`, () => {
   it('a lease taken while a swapIn is in flight waits per group and reads the right bytes; evict waits for its release', async () => {
     const m = makeRandomModel({ groups: 8, tensorsPerGroup: 2, tensorBytes: 300_000, seed: 3 });
     const rt = Runtime.open({ ...BASE, hostBudgetBytes: 32 * MiB, gpuBudgetBytes: 32 * MiB });
@@ -206,7 +208,7 @@ describe('runtime leases (cpu backend)', () => {
   });
 });
 
-describe('runtime errors (cpu backend)', () => {
+describe(`runtime errors (${BACKEND} backend)`, () => {
   it('validates arguments with "Expected X for Y but received Z"', async () => {
     await rejectsWith(() => Runtime.open({ ...BASE, hostBudgetBytes: -1 }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected a non-negative integer number of bytes for hostBudgetBytes but received -1/);
     await rejectsWith(() => Runtime.open({ ...BASE, backend: 'tpu' as 'cpu' }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected 'auto', 'cpu' or 'cuda' for backend/);
@@ -279,6 +281,11 @@ describe('runtime errors (cpu backend)', () => {
       await rt.close();
       m.cleanup();
     }
+  });
+
+  it('a GPU pool larger than the card fails open() with a recoverable SWAPSERVE_OOM', { skip: BACKEND !== 'cuda' && 'cuda only' }, async () => {
+    const e = await rejectsWith(() => Runtime.open({ ...BASE, gpuBudgetBytes: 4 * 1024 ** 4 }), 'SWAPSERVE_OOM', /cudaMalloc/);
+    assert.equal(e.recoverable, true);
   });
 
   it('close is idempotent and later calls fail clearly', async () => {

@@ -667,6 +667,35 @@ void RuntimeCore::doLoadToGpu(const Prepared& p, const MoveCallbacks& cb, MoveRe
   r.bytes = total;
 }
 
+std::vector<double> RuntimeCore::floorCopy(const std::shared_ptr<Arena>& host, uint64_t bytes, int reps) {
+  struct Done {
+    RuntimeCore* c;
+    ~Done() { c->moveEnded(); }
+  } done{this};
+  device->bindThread();
+  const uint8_t* src = host->block->data();
+  uint8_t* dst = static_cast<uint8_t*>(device->allocDevice(bytes));
+  std::vector<double> ms;
+  try {
+    auto stream = device->newStream();
+    auto a = device->newEvent(true), b = device->newEvent(true);
+    stream->copyToDevice(dst, src, bytes);  // warm-up
+    stream->synchronize();
+    for (int i = 0; i < reps; ++i) {
+      stream->record(*a);
+      stream->copyToDevice(dst, src, bytes);
+      stream->record(*b);
+      b->synchronize();
+      ms.push_back(device->elapsedMs(*a, *b));
+    }
+  } catch (...) {
+    device->freeDevice(dst, bytes);
+    throw;
+  }
+  device->freeDevice(dst, bytes);
+  return ms;
+}
+
 std::string RuntimeCore::checksum(const std::shared_ptr<Model>& m, const std::shared_ptr<Arena>& a, bool gpu) {
   struct Done {
     RuntimeCore* c;

@@ -132,6 +132,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   MoveResult run(const Prepared& p, const MoveCallbacks& cb);  // finishes the move's bookkeeping itself
   std::string checksum(const std::shared_ptr<Model>& m, const std::shared_ptr<Arena>& a, bool gpu);
   void waitHostReady();
+  // Bench floor: `reps` plain cudaMemcpyAsync of the model's host arena into a separate device buffer (allocated
+  // here, outside the pools, freed after), ms each by CUDA events. The model must be on the host tier.
+  std::vector<double> floorCopy(const std::shared_ptr<Arena>& host, uint64_t bytes, int reps);
   void close();  // aborts moves in flight, waits for them, stops the readers; idempotent
   void moveStarted();
   void moveEnded();

@@ -10,6 +10,7 @@
 #include "core/weights.h"
 #include "runtime/core.h"
 #include "runtime/hash.h"
+#include "runtime/page_cache.h"
 
 namespace swapserve {
 namespace runtime {
@@ -227,6 +228,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("close", &NativeRuntime::Close),
                            InstanceMethod("failNext", &NativeRuntime::FailNext),
                            InstanceMethod("acquireForTest", &NativeRuntime::AcquireForTest),
+                           InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
                            InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
                            InstanceAccessor("deviceName", &NativeRuntime::DeviceName, nullptr),
@@ -349,6 +351,23 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     });
   }
 
+  // benchFloor(id, reps) -> Promise<number[]>: ms of plain host-arena -> device copies of the model's bytes.
+  Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      auto c = core;
+      auto [m, a] = c->arenaFor(info[0].As<Napi::String>(), false);
+      int reps = info[1].As<Napi::Number>().Int32Value();
+      uint64_t bytes = m->layout.totalBytes;
+      return RunAsync<std::vector<double>>(
+          info.Env(), [c, a = a, bytes, reps](const MoveCallbacks&) { return c->floorCopy(a, bytes, reps); },
+          [](Napi::Env env, const std::vector<double>& v) {
+            Napi::Array arr = Napi::Array::New(env, v.size());
+            for (size_t i = 0; i < v.size(); ++i) arr.Set(static_cast<uint32_t>(i), v[i]);
+            return arr;
+          });
+    });
+  }
+
   Napi::Value WhenHostReady(const Napi::CallbackInfo& info) {
     auto c = core;
     return RunAsync<Unit>(
@@ -411,6 +430,17 @@ Napi::Value HashBytes(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), h.hex());
 }
 
+Napi::Value DropCache(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    DropPageCache(info[0].As<Napi::String>());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Cached(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), CachedFraction(info[0].As<Napi::String>())); });
+}
+
 Napi::Value DeviceCount(const Napi::CallbackInfo& info) {
 #ifdef SWAPSERVE_CUDA
   return Napi::Number::New(info.Env(), CudaDeviceCount());
@@ -437,6 +467,8 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   runtime::TestLease::Init(env);
   exports.Set("hashBytes", Napi::Function::New(env, runtime::HashBytes));
   exports.Set("deviceCount", Napi::Function::New(env, runtime::DeviceCount));
+  exports.Set("dropPageCache", Napi::Function::New(env, runtime::DropCache));
+  exports.Set("cachedFraction", Napi::Function::New(env, runtime::Cached));
 }
 
 std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtimeObj, const std::string& modelId) {
