@@ -16,7 +16,7 @@ import { openModel, writeTinyModel } from './model/index.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer/index.ts';
 import type { ModelSource } from './types.ts';
 
-const STORIES = new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
+const STORIES = process.env.SWAPSERVE_STORIES260K ?? new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
 
 interface Row { model: string; case: string; tokens: number; ms: number; tokPerS: number; floorMs: number | null }
 
