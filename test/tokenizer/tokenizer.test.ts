@@ -3,17 +3,28 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { openModel } from '../../native/ts/model/index.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { openModel, readGguf, tinyHfSpmTokenizer, type GgufVocab } from '../../native/ts/model/index.ts';
 import {
   chooseFamily, loadTokenizer, REFERENCE_TEMPLATES, renderChat, templateFamily, TokenizerError, type Tokenizer,
 } from '../../native/ts/tokenizer/index.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
-import { makeTinyModel, type TinyFamily } from '../helpers/make-model.ts';
+import { makeTempDir, makeTinyModel, type TinyFamily } from '../helpers/make-model.ts';
 
 // ../shared/data/README.md: greedy ids from BOS and the text they decode to.
 const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
   .split(' ').map(Number);
 const REF_TEXT = ' Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One';
+
+const TEXTS = [
+  'Hello, who are you?',
+  "I'm here  with   spaces\n\nand new lines\n",
+  'numbers 12345 and 3.14, ünïcödé 🙂 日本語',
+  "don't DON'T we'll they've",
+  '  leading and trailing  ',
+];
 
 const stories = async () => loadTokenizer(await openModel(STORIES260K_GGUF));
 const tiny = async (family: TinyFamily, format: 'hf' | 'gguf') => loadTokenizer(await openModel(await makeTinyModel({ family, format })));
@@ -77,13 +88,39 @@ describe('stories260K vocab (GGUF, SentencePiece-style)', () => {
   });
 });
 
-const TEXTS = [
-  'Hello, who are you?',
-  "I'm here  with   spaces\n\nand new lines\n",
-  'numbers 12345 and 3.14, ünïcödé 🙂 日本語',
-  "don't DON'T we'll they've",
-  '  leading and trailing  ',
-];
+
+describe('SentencePiece (GGUF llama vocab) against @huggingface/tokenizers', () => {
+  for (const family of ['llama', 'mistral'] as const) {
+    it(`${family}: our SPM merges and the converted tokenizer.json (BPE + byte fallback) give the same ids`, async () => {
+      const ours = await tiny(family, 'gguf');
+      const hf = await tiny(family, 'hf');
+      for (const text of [...TEXTS, '<s>[INST] Hi there [/INST]']) {
+        const a = ours.encode(text);
+        assert.deepEqual(a, hf.encode(text), JSON.stringify(text));
+        assert.equal(ours.decode(a), ' ' + text.replace('<s>', ''), 'SPM decode keeps the dummy-prefix space');
+        assert.equal(hf.decode(a), text.replace('<s>', ''), 'the HF decoder strips it');
+        assert.equal(streamAll(hf, a).text, text.replace('<s>', ''));
+      }
+    });
+  }
+
+  it('stories260K\'s real vocab: same ids from our SPM and from a tokenizer.json converted from it', async () => {
+    const src = await openModel(STORIES260K_GGUF);
+    const g = await readGguf(STORIES260K_GGUF);
+    const vocab: GgufVocab = {
+      model: 'llama', tokens: g.metadata.get('tokenizer.ggml.tokens') as string[], scores: g.metadata.get('tokenizer.ggml.scores') as number[],
+      tokenTypes: g.metadata.get('tokenizer.ggml.token_type') as number[], bosId: 1, eosId: 2,
+    };
+    const dir = await makeTempDir('stories-hf');
+    const files = tinyHfSpmTokenizer(vocab, 'llama');
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(files.tokenizerJson));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(files.tokenizerConfig));
+    const hf = await loadTokenizer({ ...src, tokenizer: { kind: 'hf', path: join(dir, 'tokenizer.json'), chatTemplate: null } });
+    const ours = await stories();
+    const corpus = [REF_TEXT.slice(1), ...TEXTS, 'Lily and Ben went to the park. They saw a big dog! "Hello," said the dog.\nThe end.'];
+    for (const text of corpus) assert.deepEqual(ours.encode(text), hf.encode(text), JSON.stringify(text));
+  });
+});
 
 describe('byte-level BPE (GGUF gpt2 vocab) against @huggingface/tokenizers', () => {
   for (const family of ['llama3', 'qwen2'] as const) {

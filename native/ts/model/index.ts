@@ -7,6 +7,6 @@ export { planLayout, type SourceTensor } from './layout.ts';
 export { expectedTensors } from './tensors.ts';
 export { writeHfModel, writeGgufModel, toHfConfigJson, ggufMetadata, type WriteHfOptions, type WriteGgufOptions, type HfTokenizerFiles } from './writers.ts';
 export { writeGguf, type GgufSpec, type GgufKv, type GgufTensorSpec } from './gguf-writer.ts';
-export { writeTinyModel, tinyConfig, tinyGgufVocab, tinyHfTokenizer, type TinyFamily, type TinyModelOptions } from './tiny.ts';
+export { writeTinyModel, tinyConfig, tinyGgufVocab, tinyHfTokenizer, tinyHfSpmTokenizer, type TinyFamily, type TinyModelOptions } from './tiny.ts';
 export { tinySpmVocab, tinyBpeVocab, TOKEN_TYPE, type GgufVocab } from './tiny-vocab.ts';
 export { f32ToBf16, f32ToF16, bf16ToF32, f16ToF32, encodeValues, decodeValues, prng } from './fill.ts';

@@ -100,6 +100,52 @@ export function tinyHfTokenizer(family: TinyFamily): { files: HfTokenizerFiles; 
 }
 
 /**
+ * tokenizer.json of a SentencePiece vocab in the layout Hugging Face's converter gives Llama 2 / Mistral: BPE with
+ * byte fallback over the same pieces, merges = every split of a piece into two pieces, ranked by the piece's score
+ * (so BPE-by-rank makes the merges SPM-by-score makes), "▁" prepended and spaces replaced by the normalizer.
+ */
+export function tinyHfSpmTokenizer(vocab: GgufVocab, family: TinyFamily): HfTokenizerFiles {
+  const scores = vocab.scores ?? vocab.tokens.map(() => 0);
+  const ids = new Map(vocab.tokens.map((t, i) => [t, i]));
+  const normal = vocab.tokens.map((t, i) => ({ t, i })).filter(({ i }) => vocab.tokenTypes[i] === TOKEN_TYPE.NORMAL);
+  const merges: { m: string; score: number; id: number }[] = [];
+  for (const { t, i } of normal) {
+    const cps = [...t];
+    for (let k = 1; k < cps.length; k++) {
+      const a = cps.slice(0, k).join(''), b = cps.slice(k).join('');
+      const ia = ids.get(a), ib = ids.get(b);
+      if (ia !== undefined && ib !== undefined && vocab.tokenTypes[ia] === TOKEN_TYPE.NORMAL && vocab.tokenTypes[ib] === TOKEN_TYPE.NORMAL) {
+        merges.push({ m: `${a} ${b}`, score: scores[i], id: i });
+      }
+    }
+  }
+  merges.sort((x, y) => y.score - x.score || x.id - y.id);
+  const specials = vocab.tokens.map((content, id) => ({ content, id }))
+    .filter(({ id }) => vocab.tokenTypes[id] === TOKEN_TYPE.CONTROL || vocab.tokenTypes[id] === TOKEN_TYPE.UNKNOWN);
+  const tokenizerJson = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: specials.map(({ content, id }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: { type: 'Sequence', decoders: [
+      { type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
+      { type: 'Strip', content: ' ', start: 1, stop: 0 },
+    ] },
+    model: {
+      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: true, byte_fallback: true, ignore_merges: false,
+      vocab: Object.fromEntries(vocab.tokens.map((t, i) => [t, i])), merges: merges.map((x) => x.m),
+    },
+  };
+  const tokenizerConfig = {
+    bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false, legacy: true,
+    chat_template: TEMPLATE[family], model_max_length: 2048, tokenizer_class: 'LlamaTokenizerFast',
+  };
+  return { tokenizerJson, tokenizerConfig };
+}
+
+/**
  * Write a tiny model of `family` at `dest` (a folder for 'hf', a .gguf file for 'gguf'; the folder is created)
  * and return its path. The weights are seeded; the same seed gives the same model in both formats.
  */
@@ -116,7 +162,13 @@ export async function writeTinyModel(dest: string, opts: TinyModelOptions): Prom
     await writeGgufModel(file, cfg, { dtype, seed, vocab });
     return file;
   }
-  const tok = tinyHfTokenizer(opts.family);
+  // Llama 2 / Mistral ship a SentencePiece-converted tokenizer.json; Llama 3 / Qwen2 a byte-level BPE one. Either
+  // way the HF copy has the same vocabulary as the family's GGUF copy, so one seed is one model in both formats.
+  const spm = opts.family === 'llama' || opts.family === 'mistral';
+  const sv = spm ? tinyGgufVocab(opts.family) : null;
+  const tok = sv
+    ? { files: tinyHfSpmTokenizer(sv, opts.family), vocabSize: sv.tokens.length, bos: sv.bosId, eos: [sv.eosId] }
+    : tinyHfTokenizer(opts.family);
   const cfg: ModelConfig = { ...tinyConfig(opts.family, tok.vocabSize, tok.bos, tok.eos), ...opts.config };
   if (opts.family === 'llama3' && opts.config?.ropeScaling === undefined) {
     cfg.ropeScaling = LLAMA31_SCALING;
