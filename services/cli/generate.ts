@@ -1,9 +1,14 @@
 // `swapserve generate <model> --prompt "…"`: streams a completion to stdout, prefill/decode timings to stderr.
 //
-// Runs the engine on a host copy of the model's arena (CPU backend), without Redis or the weights runtime.
+// CPU: the engine runs on a host copy of the model's arena (no Redis, no weights runtime). CUDA (where built and
+// a GPU is visible, or --backend cuda): the weights runtime loads the model to the GPU and the engine leases it.
 import { parseArgs } from 'node:util';
 
+import { resolveBackend, type Backend } from '../../native/ts/addon.ts';
 import { readArena } from '../../native/ts/arena.ts';
+import { SwapserveNativeError } from '../../native/ts/errors.ts';
+import { Runtime } from '../../native/ts/runtime.ts';
+import type { ModelSource } from '../../native/ts/types.ts';
 import { Engine, isEngineError } from '../../native/ts/engine.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer, TokenizerError } from '../../native/ts/tokenizer/index.ts';
@@ -20,6 +25,7 @@ const USAGE = `usage: swapserve generate <model.gguf | hf-folder> [options]
   --chat               wrap the prompt in the model's chat template as one user message
   --max-context N      context window, tokens (default: min(model, 4096))
   --threads N          CPU threads, 0 = all (default 0)
+  --backend B          cpu | cuda | auto (default: env SWAPSERVE_BACKEND, else auto)
 `;
 
 class UsageError extends Error {}
@@ -48,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
         chat: { type: 'boolean', default: false },
         'max-context': { type: 'string' },
         threads: { type: 'string' },
+        backend: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -65,7 +72,10 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   let engine: Engine | null = null;
+  let runtime: Runtime | null = null;
   try {
+    const choice = o.backend ?? process.env.SWAPSERVE_BACKEND ?? 'auto';
+    if (choice !== 'cpu' && choice !== 'cuda' && choice !== 'auto') throw new UsageError(`Expected cpu, cuda or auto for --backend but received "${choice}"`);
     const maxTokens = num(o['max-tokens'], 'max-tokens', 128, (n) => Number.isInteger(n) && n >= 1);
     const temperature = num(o.temperature, 'temperature', 0.8, (n) => n >= 0);
     const topP = num(o['top-p'], 'top-p', 0.95, (n) => n > 0 && n <= 1);
@@ -80,7 +90,18 @@ export async function run(argv: string[]): Promise<number> {
       ? tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: o.prompt }]), { addBos: false })
       : tokenizer.encode(o.prompt, { addBos: true });
     if (prompt.length === 0) throw new UsageError('the prompt is empty and the model has no BOS token: pass --prompt');
-    engine = await Engine.createOnHostArena(await readArena(source), source, tokenizer, { maxContext, threads });
+    const backend: Backend = resolveBackend(choice);
+    if (backend === 'cuda') {
+      const ctx = maxContext ?? Math.min(source.config.maxPositions, 4096);
+      runtime = Runtime.open({ backend, hostBudgetBytes: 0, gpuBudgetBytes: source.layout.totalBytes + (64 << 20), scratchBudgetBytes: kvBytes(source, ctx) * 2 + (512 << 20) });
+      runtime.register('model', source.layout);
+      const t0 = performance.now();
+      await runtime.loadToGpu('model');
+      process.stderr.write(`load: ${(source.layout.totalBytes / 1e6).toFixed(1)} MB to ${runtime.deviceName} in ${(performance.now() - t0).toFixed(1)} ms\n`);
+      engine = await Engine.create(runtime, 'model', source, tokenizer, { maxContext: ctx, threads });
+    } else {
+      engine = await Engine.createOnHostArena(await readArena(source), source, tokenizer, { maxContext, threads });
+    }
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     process.once('SIGINT', onSigint);
@@ -107,12 +128,19 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`swapserve generate: ${e.message}\n`);
       return 2;
     }
-    if (isModelFileError(e) || isEngineError(e) || e instanceof TokenizerError) {
+    if (isModelFileError(e) || isEngineError(e) || e instanceof TokenizerError || e instanceof SwapserveNativeError) {
       process.stderr.write(`swapserve generate: ${e.code}: ${e.message}\n`);
       return 1;
     }
     throw e;
   } finally {
     await engine?.close();
+    await runtime?.close();
   }
+}
+
+/** One sequence's KV cache at `ctx` positions in fp32 (an upper bound for every backend), bytes. */
+function kvBytes(source: ModelSource, ctx: number): number {
+  const c = source.config;
+  return 2 * c.numLayers * ctx * c.numKvHeads * c.headDim * 4;
 }
