@@ -89,13 +89,16 @@ describe('model families on the CPU engine', () => {
     }
   }
 
-  it('qwen2: the GGUF and the Hugging Face copy of one model give the same tokens', async () => {
-    // Only qwen2's tiny GGUF and HF copies share a vocabulary (the SPM families' differ), so only it compares.
-    const hf = await model('qwen2', 'hf', 'f32');
-    const gg = await model('qwen2', 'gguf', 'f32');
-    const text = 'the little girl saw a big red ball';
-    assert.deepEqual(gg.tokenizer.encode(text), hf.tokenizer.encode(text));
-    const prompt = hf.tokenizer.encode(text);
-    assert.deepEqual(await greedy(gg.source, gg.arena, gg.tokenizer, prompt, 24), await greedy(hf.source, hf.arena, hf.tokenizer, prompt, 24));
-  });
+  for (const family of ['llama', 'mistral', 'qwen2'] as TinyFamily[]) {
+    // One seeded model written both ways (llama3 is left out: GGUF cannot carry its rope scaling yet). The GGUF
+    // copy has Q/K permuted for interleaved RoPE, the HF copy not: the engine must give the same tokens.
+    it(`${family}: the GGUF and the Hugging Face copy of one model give the same tokens`, async () => {
+      const hf = await model(family, 'hf', 'f32');
+      const gg = await model(family, 'gguf', 'f32');
+      const text = 'the little girl saw a big red ball';
+      assert.deepEqual(gg.tokenizer.encode(text), hf.tokenizer.encode(text));
+      const prompt = [hf.tokenizer.bosId ?? 0, ...hf.tokenizer.encode(text)];
+      assert.deepEqual(await greedy(gg.source, gg.arena, gg.tokenizer, prompt, 24), await greedy(hf.source, hf.arena, hf.tokenizer, prompt, 24));
+    });
+  }
 });
