@@ -52,9 +52,18 @@ export function connect(url: string, opts: { blocking?: boolean; name?: string }
       const [host, port] = hp.split(':');
       return { host, port: Number(port || 6379) };
     });
-    return new Cluster(nodes, { redisOptions: base, enableReadyCheck: true });
+    return quiet(new Cluster(nodes, { redisOptions: base, enableReadyCheck: true }));
   }
-  return new Redis(url, base);
+  return quiet(new Redis(url, base));
+}
+
+/**
+ * ioredis reconnects by itself and fails the commands issued meanwhile (their callers handle that); without an
+ * 'error' listener it would also print every failed reconnect attempt as an "Unhandled error event".
+ */
+function quiet<T extends RedisClient>(c: T): T {
+  c.on('error', () => {});
+  return c;
 }
 
 /** BullMQ options for a model queue's producer side. */

@@ -1,0 +1,160 @@
+// `swapserve up` (= `npm start`): the whole stack on this machine — Redis (REDIS_URL, else a private
+// redis-server), the gateway on 127.0.0.1:8080, the scheduler, and one worker per GPU (or one CPU worker).
+// Without a config it serves demo models with random weights, made on first start.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, parseConfig, type Config } from '../shared/config.ts';
+import { ensureDemoModels } from '../shared/demo-models.ts';
+import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../shared/local-redis.ts';
+import { startGateway, type Gateway } from '../gateway/server.ts';
+
+const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
+const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
+  --config FILE      config file (YAML or JSON); none: demo models with random weights
+  --data-dir DIR     where demo models and run files go (default ~/.swapserve)
+  --workers N        worker processes (default: one per GPU, else one CPU worker)
+  --no-scheduler     run without the scheduler (workers load models on demand themselves)
+`;
+
+/** GPUs visible to nvidia-smi (0 when there is none or no driver). */
+function gpuCount(): number {
+  if (process.env.SWAPSERVE_BACKEND === 'cpu') return 0;
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
+}
+
+interface Child {
+  name: string;
+  args: string[];
+  proc: ChildProcess | null;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, workers: { type: 'string' }, 'no-scheduler': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    process.stderr.write(`swapserve up: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = (s: string) => process.stdout.write(`[up] ${s}\n`);
+  let config: Config;
+  try {
+    config = loadConfig(values.config);
+    if (values['data-dir']) config.dataDir = values['data-dir'];
+  } catch (e) {
+    process.stderr.write(`swapserve up: ${(e as Error).message}\n`);
+    return 2;
+  }
+
+  let demo = false;
+  if (config.models.length === 0) {
+    const d = await ensureDemoModels(config.dataDir);
+    demo = true;
+    config = parseConfig({
+      ...config, modelRoots: [...config.modelRoots, d.root], models: d.models,
+      budgets: { ...config.budgets, ...d.budgets },
+    }, { ...process.env, PORT: process.env.PORT ?? String(config.gateway.port) });
+    log(`no models configured: serving ${d.models.length} DEMO models with RANDOM weights (they write gibberish)${d.created ? ', written to ' + d.root : ''}`);
+    log(`budgets: GPU tier ${(d.budgets.gpuBytes / 2 ** 20).toFixed(1)} MiB (one demo model fits), host tier ${(d.budgets.hostBytes / 2 ** 20).toFixed(1)} MiB (all fit)`);
+  }
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  };
+  let redis: LocalRedis | null = null;
+  let gateway: Gateway | null = null;
+  const children: Child[] = [];
+  let stopping = false;
+  try {
+    if (!config.redisUrl) {
+      try {
+        redis = await startLocalRedis(join(config.dataDir, 'redis'));
+      } catch (e) {
+        if (e instanceof RedisNotFoundError) {
+          process.stderr.write(`swapserve up: ${e.message}\n`);
+          return 2;
+        }
+        throw e;
+      }
+      config.redisUrl = redis.url;
+      cleanups.push(() => redis!.stop());
+      log(`started a private redis-server at ${redis.url} (no persistence)`);
+    } else {
+      log(`using Redis at ${config.redisUrl}`);
+    }
+
+    // Children read the effective config from one file.
+    const runDir = join(config.dataDir, 'run');
+    mkdirSync(runDir, { recursive: true });
+    const cfgFile = join(runDir, `config-${process.pid}.json`);
+    writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+
+    const gpus = gpuCount();
+    const n = values.workers ? Number(values.workers) : Math.max(1, gpus);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be an integer >= 1, received "${values.workers}"`);
+    for (let i = 0; i < n; i++) {
+      const device = gpus > 0 ? ['--device', String(i % gpus)] : ['--backend', 'cpu'];
+      children.push({ name: `worker-${i}`, args: ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device], proc: null });
+    }
+    if (!values['no-scheduler']) {
+      children.push({ name: 'scheduler', args: ['scheduler', '--config', cfgFile, '--provider', 'none', '--max-workers', String(n)], proc: null });
+    }
+    const spawnChild = (c: Child) => {
+      const p = spawn(process.execPath, [BIN, ...c.args], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, REDIS_URL: config.redisUrl } });
+      c.proc = p;
+      p.once('exit', (code, signal) => {
+        c.proc = null;
+        if (stopping) return;
+        log(`${c.name} exited (${signal ?? code}); restarting it`);
+        setTimeout(() => { if (!stopping) spawnChild(c); }, 1000).unref();
+      });
+    };
+    children.forEach(spawnChild);
+    cleanups.push(async () => {
+      await Promise.all(children.map(async (c) => {
+        const p = c.proc;
+        if (!p || p.exitCode !== null) return;
+        const exited = once(p, 'exit');
+        p.kill('SIGTERM');
+        const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(t);
+      }));
+    });
+    log(`${n} ${gpus > 0 ? 'GPU' : 'CPU'} worker${n > 1 ? 's' : ''}${values['no-scheduler'] ? '' : ' and the scheduler'} starting`);
+
+    gateway = await startGateway(config);
+    cleanups.push(() => gateway!.close());
+    const model = config.models[0]?.id ?? 'your-model';
+    log(`gateway on ${gateway.url}  (models: ${config.models.map((m) => m.id).join(', ')})`);
+    log(`try:  curl -s ${gateway.url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"${model}","messages":[{"role":"user","content":"hi"}],"max_tokens":8}' -D - | grep -i x-swapserve-path`);
+    if (demo) log('the first request to a model is cold, the next warm; ask another model, then the first again: swap');
+
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    stopping = true;
+    log('shutting down: gateway, workers, scheduler, Redis');
+    // Shutdown order: stop accepting HTTP -> drain workers -> Redis (cleanups run in reverse).
+    await cleanup();
+    return 0;
+  } catch (e) {
+    stopping = true;
+    process.stderr.write(`swapserve up: ${(e as Error).message}\n`);
+    await cleanup();
+    return 1;
+  }
+}
