@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 
 import type { ModelConfig } from '../types.ts';
-import { chooseFamily, familyStopTokens, renderChat, type ChatFamily } from './chat.ts';
+import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
 import { PrefixDiffDecoder } from './decode-stream.ts';
 import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
 
@@ -19,6 +19,8 @@ export class HfTokenizer implements Tokenizer {
   readonly family: ChatFamily;
   private readonly bosText: string;
   private readonly eosText: string;
+  /** Text of every added token (the library matches all of them in any text it encodes). */
+  private readonly addedTexts: string[];
 
   constructor(private readonly impl: HfTokenizerImpl, tokConfig: Record<string, unknown>, cfg: ModelConfig, chatTemplate: string | null) {
     const id = (t: string | null) => (t === null ? undefined : impl.token_to_id(t));
@@ -30,6 +32,7 @@ export class HfTokenizer implements Tokenizer {
     this.eosIds = [...new Set(eos.filter((x): x is number => x !== undefined))];
     this.bosText = this.bosId === null ? '' : impl.id_to_token(this.bosId) ?? '';
     this.eosText = this.eosIds.length ? impl.id_to_token(this.eosIds[0]) ?? '' : '';
+    this.addedTexts = [...impl.get_added_tokens_decoder().values()].map((t) => t.content).filter((t) => t.length > 0);
   }
 
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
@@ -53,7 +56,36 @@ export class HfTokenizer implements Tokenizer {
   }
 
   applyChatTemplate(messages: ChatMessage[]): string {
-    return renderChat(this.family, messages, this.bosText, this.eosText);
+    return renderChatParts(this.family, messages, this.bosText, this.eosText).map((p) => p.text).join('');
+  }
+
+  encodeChat(messages: ChatMessage[]): number[] {
+    // The library matches added tokens everywhere, so content that spells one is cut before it and its first
+    // character encoded on its own; content without one is encoded together with the template (same ids as
+    // encode(applyChatTemplate(...))). A tokenizer.json whose normalizer prepends "▁" adds a space at each cut,
+    // as Hugging Face's own tokenizer does around added tokens; only content that spells a special token is cut.
+    const ids: number[] = [];
+    let acc = '';
+    const flush = () => { if (acc) ids.push(...this.encode(acc)); acc = ''; };
+    for (const p of renderChatParts(this.family, messages, this.bosText, this.eosText)) {
+      if (!p.literal) { acc += p.text; continue; }
+      let text = p.text;
+      for (;;) {
+        let at = -1;
+        for (const a of this.addedTexts) {
+          const k = text.indexOf(a);
+          if (k >= 0 && (at < 0 || k < at)) at = k;
+        }
+        if (at < 0) { acc += text; break; }
+        acc += text.slice(0, at);
+        flush();
+        const ch = String.fromCodePoint(text.codePointAt(at)!);
+        ids.push(...this.encode(ch));
+        text = text.slice(at + ch.length);
+      }
+    }
+    flush();
+    return ids;
   }
 }
 

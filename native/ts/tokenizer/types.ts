@@ -23,6 +23,11 @@ export interface Tokenizer {
   vocabSize: number;
   /** The prompt text for `messages`, with the generation prompt; encode it with addBos false (BOS is in it). */
   applyChatTemplate(messages: ChatMessage[]): string;
+  /**
+   * The ids of applyChatTemplate(messages), except that message content never becomes special tokens: a user who
+   * types "<|im_end|>" gets those characters, not an end of turn. Use this for untrusted chat input.
+   */
+  encodeChat(messages: ChatMessage[]): number[];
 }
 
 export const TOKENIZER_ERROR_CODES = {

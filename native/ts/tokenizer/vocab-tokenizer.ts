@@ -1,6 +1,6 @@
 // Shared machinery of GGUF-embedded vocabularies: special-token splitting, byte-level decoding, chat prompts.
 import type { Arch } from '../types.ts';
-import { chooseFamily, familyStopTokens, renderChat, type ChatFamily } from './chat.ts';
+import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
 import { ByteStreamDecoder } from './decode-stream.ts';
 import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
 
@@ -64,14 +64,18 @@ export abstract class VocabTokenizer implements Tokenizer {
   /** The bytes a (non-control) token stands for. */
   protected abstract bytesOfPiece(id: number): Uint8Array;
 
-  private split(text: string): Fragment[] {
+  /** Split out special tokens spelled in `text`, except inside `literal` ranges [start, end) (sorted). */
+  private split(text: string, literal: [number, number][] = []): Fragment[] {
     if (this.specials.length === 0) return [{ text }];
     const out: Fragment[] = [];
     let start = 0;
     let i = 0;
+    let r = 0;
     outer: while (i < text.length) {
+      while (r < literal.length && literal[r][1] <= i) r++;
+      if (r < literal.length && literal[r][0] <= i) { i = literal[r][1]; continue; }
       for (const s of this.specials) {
-        if (text.startsWith(s.text, i)) {
+        if (text.startsWith(s.text, i) && !(r < literal.length && literal[r][0] < i + s.text.length)) {
           if (i > start) out.push({ text: text.slice(start, i) });
           out.push({ id: s.id });
           i += s.text.length;
@@ -87,10 +91,27 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
     if (typeof text !== 'string') throw new TypeError(`Expected a string for text but received ${typeof text}`);
+    return this.encodeFragments(this.split(text), opts.addBos ?? false);
+  }
+
+  encodeChat(messages: ChatMessage[]): number[] {
+    const parts = renderChatParts(this.family, messages, this.bosText(), this.eosText());
+    let text = '';
+    const literal: [number, number][] = [];
+    for (const p of parts) {
+      if (p.literal) literal.push([text.length, text.length + p.text.length]);
+      text += p.text;
+    }
+    // A special token may not start inside content and end in the template (or the reverse) either: the split
+    // only matches specials that begin outside a literal range, and a match may not run into one.
+    return this.encodeFragments(this.split(text, literal), false);
+  }
+
+  private encodeFragments(fragments: Fragment[], addBos: boolean): number[] {
     const out: number[] = [];
-    if (opts.addBos && this.bosId !== null) out.push(this.bosId);
+    if (addBos && this.bosId !== null) out.push(this.bosId);
     let afterSpecial = true;
-    for (const f of this.split(text)) {
+    for (const f of fragments) {
       if ('id' in f) {
         out.push(f.id);
         afterSpecial = true;
@@ -124,9 +145,16 @@ export abstract class VocabTokenizer implements Tokenizer {
     return new ByteStreamDecoder((id) => this.bytesOf(id));
   }
 
-  applyChatTemplate(messages: ChatMessage[]): string {
-    const bos = this.bosId === null ? '' : this.tokens[this.bosId];
+  private bosText(): string {
+    return this.bosId === null ? '' : this.tokens[this.bosId];
+  }
+
+  private eosText(): string {
     const eosId = this.eosIds[0];
-    return renderChat(this.family, messages, bos, eosId === undefined ? '' : this.tokens[eosId]);
+    return eosId === undefined ? '' : this.tokens[eosId];
+  }
+
+  applyChatTemplate(messages: ChatMessage[]): string {
+    return renderChatParts(this.family, messages, this.bosText(), this.eosText()).map((p) => p.text).join('');
   }
 }
