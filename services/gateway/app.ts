@@ -10,6 +10,7 @@ import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { httpTelemetry } from '../telemetry/http.ts';
+import { statusPlugin } from '../status/plugin.ts';
 
 export interface GatewayContext {
   config: Config;
@@ -65,6 +66,8 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: b
   });
   // HTTP server spans for every route and GET /metrics (services/telemetry).
   app.register(httpTelemetry);
+  // Status page at /, its data at /status/api/state, BullMQ queues at /queues (services/status).
+  app.register(statusPlugin, { keyPrefix: gw.config.prefix, models: gw.config.models.map((m) => m.id), redis: gw.redis, queue: (m) => gw.producer.queue(m) });
   app.register(async (scope) => {
     await healthRoutes(scope, ctx);
     await modelRoutes(scope, ctx);

@@ -13,6 +13,7 @@ import {
 } from '@opentelemetry/api';
 import type { ColdReason, MoveKind, Outcome, ServePath } from '../shared/vocab.ts';
 import { recordEviction, recordMove, recordRequest } from './metrics.ts';
+import { recordRecent } from './recent.ts';
 import { telemetryHandle } from './sdk.ts';
 import * as S from './semconv.ts';
 
@@ -90,11 +91,13 @@ export class RequestSpan {
   readonly span: Span;
   readonly context: Context;
   private readonly startMs: number;
+  private readonly model: string;
   private firstChunkMs: number | null = null;
   private ended = false;
 
   constructor(init: RequestSpanInit, parent: Context = context.active()) {
     this.startMs = init.startMs ?? Date.now();
+    this.model = init.model;
     const attrs: Attributes = {
       [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
       [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER,
@@ -144,7 +147,16 @@ export class RequestSpan {
       for await (const ev of events) {
         if (ev.type === 'token' && ev.path) {
           this.setPath(ev.path, ev.coldReason);
-          this.firstChunk();
+          if (this.firstChunkMs === null) {
+            this.firstChunk();
+            recordRecent({
+              model: this.model,
+              path: ev.path,
+              coldReason: ev.coldReason ?? null,
+              ttftMs: ev.timings?.ttftMs ?? (this.firstChunkMs ?? Date.now()) - this.startMs,
+              atMs: Date.now(),
+            });
+          }
         } else if (ev.type === 'done') {
           if (ev.path) this.setPath(ev.path, ev.coldReason);
           const cancelled = ev.finishReason === 'cancelled';
@@ -197,6 +209,8 @@ export interface DeliveredLike {
   path?: ServePath;
   coldReason?: ColdReason;
   finishReason?: string;
+  /** The first token's stage timings (ms), as the worker measured them. */
+  timings?: { ttftMs: number };
   promptTokens?: number;
   completionTokens?: number;
   error?: unknown;
