@@ -85,7 +85,7 @@ function render(s) {
 
   document.getElementById('queues').innerHTML = th('model', 'waiting', 'active', 'delayed', 'failed', 'oldest wait') + s.queues.map((q) => row([
     '<td>' + esc(q.model) + '</td>', '<td class="num" data-queue-waiting="' + esc(q.model) + '">' + q.waiting + '</td>', '<td class="num">' + q.active + '</td>',
-    '<td class="num">' + q.delayed + '</td>', '<td class="num">' + q.failed + '</td>', '<td class="num">' + ms(q.oldestWaitMs) + '</td>',
+    '<td class="num">' + q.delayed + '</td>', '<td class="num">' + q.failed + '</td>', '<td class="num">' + (q.waiting ? ms(q.oldestWaitMs) : '–') + '</td>',
   ])).join('');
 
   document.getElementById('ttft').innerHTML = th('path', 'requests', 'p50', 'p95', 'last') + s.ttft.map((p) => row([

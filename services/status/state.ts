@@ -98,7 +98,7 @@ export async function readQueues(deps: StatusDeps, nowMs: number): Promise<Queue
 
 function quantile(sorted: number[], q: number): number | null {
   if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]; // nearest rank
 }
 
 /** TTFT per path over the recent requests this gateway served. */
