@@ -320,6 +320,11 @@ const CASES: Case[] = [
     code: 'BAD_CONFIG', message: /rope_freqs\.weight \(max factor 21\) does not match Llama 3 RoPE scaling/,
   },
   {
+    name: 'not a regular file (/dev/zero would never end)',
+    make: async () => '/dev/zero',
+    code: 'NOT_FOUND', message: /not a regular file/,
+  },
+  {
     name: 'path does not exist',
     make: async () => join(await makeTempDir('none'), 'nope.gguf'),
     code: 'NOT_FOUND', message: /no such file or folder/,

@@ -32,8 +32,15 @@ export class FileCursor {
       const code = (e as NodeJS.ErrnoException).code;
       throw new ModelFileError(code === 'ENOENT' ? 'NOT_FOUND' : 'IO', file, `cannot open: ${(e as Error).message}`, { cause: e });
     }
-    const st = await fh.stat();
-    return new FileCursor(file, fh, st.size);
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ModelFileError('NOT_FOUND', file, 'not a regular file');
+      return new FileCursor(file, fh, st.size);
+    } catch (e) {
+      await fh.close().catch(() => {});
+      if (e instanceof ModelFileError) throw e;
+      throw new ModelFileError('IO', file, `cannot stat: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   async close(): Promise<void> {
@@ -62,13 +69,21 @@ export class FileCursor {
     const buf = Buffer.allocUnsafe(want);
     let got = 0;
     while (got < want) {
-      const { bytesRead } = await this.fh.read(buf, got, want - got, this.pos + got);
+      const { bytesRead } = await this.read(buf, got, want - got, this.pos + got, what);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
     if (got < n) throw new ModelFileError('TRUNCATED', this.file, `short read of ${what} at offset ${this.pos}`);
     this.buf = buf.subarray(0, got);
     this.bufStart = this.pos;
+  }
+
+  private async read(buf: Buffer, off: number, n: number, pos: number, what: string): Promise<{ bytesRead: number }> {
+    try {
+      return await this.fh.read(buf, off, n, pos);
+    } catch (e) {
+      throw new ModelFileError('IO', this.file, `reading ${what} at offset ${pos} failed: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   private at(n: number): number {
@@ -98,7 +113,7 @@ export class FileCursor {
     const buf = Buffer.allocUnsafe(bytes);
     let got = 0;
     while (got < bytes) {
-      const { bytesRead } = await this.fh.read(buf, got, bytes - got, offset + got);
+      const { bytesRead } = await this.read(buf, got, bytes - got, offset + got, what);
       if (bytesRead === 0) throw new ModelFileError('TRUNCATED', this.file, `short read of ${what}`);
       got += bytesRead;
     }

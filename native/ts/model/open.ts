@@ -33,7 +33,12 @@ async function readJson(file: string): Promise<unknown> {
     throw new ModelFileError('NOT_FOUND', file, 'file not found', { cause: e });
   }
   if (st.size > MAX_JSON) throw new ModelFileError('HEADER_TOO_LARGE', file, `JSON file of ${st.size} bytes exceeds ${MAX_JSON}`);
-  const text = await readFile(file, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ModelFileError('IO', file, `cannot read: ${(e as Error).message}`, { cause: e });
+  }
   try {
     return JSON.parse(text);
   } catch (e) {

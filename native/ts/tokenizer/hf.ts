@@ -1,5 +1,5 @@
 // tokenizer.json (Hugging Face) through @huggingface/tokenizers, behind swapserve's Tokenizer interface.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
@@ -8,6 +8,9 @@ import type { ModelConfig } from '../types.ts';
 import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
 import { PrefixDiffDecoder } from './decode-stream.ts';
 import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
+
+/** Largest tokenizer.json read (bytes); real ones are a few MB to ~20 MB. */
+const MAX_TOKENIZER_JSON = 256 << 20;
 
 const tokenText = (t: unknown): string | null =>
   typeof t === 'string' ? t : t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string' ? (t as { content: string }).content : null;
@@ -93,6 +96,8 @@ export async function loadHfTokenizer(tokenizerJson: string, cfg: ModelConfig, c
   let json: unknown;
   let config: Record<string, unknown> = {};
   try {
+    const { size } = await stat(tokenizerJson);
+    if (size > MAX_TOKENIZER_JSON) throw new Error(`${size} bytes is over the ${MAX_TOKENIZER_JSON}-byte limit`);
     json = JSON.parse(await readFile(tokenizerJson, 'utf8'));
   } catch (e) {
     throw new TokenizerError('BAD_VOCAB', `${tokenizerJson}: cannot read tokenizer.json: ${(e as Error).message}`, { cause: e });
