@@ -1,6 +1,7 @@
 // Speed of the CUDA engine on the Llama-3.1-8B shape (random bf16 weights), each number beside its floor measured
 // in the same run: memory bandwidth (device copy), cuBLASLt GEMMs of the prefill's own shapes, and a plain pinned
 // host -> device copy of the weights for execute-while-loading.
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -175,6 +176,43 @@ int RunBench(bool withEwl) {
     cudaFree(a8); cudaFree(b8); cudaFree(c8); cudaFree(ws); cudaFree(x); cudaFree(y); cudaFree(yf);
   }
 
+  // Decode-shape products (T = 1 and 8): the engine's GEMV against cuBLASLt, as weight bytes per second.
+  {
+    void *ws, *x, *y;
+    SS_CUDA_CHECK(cudaMalloc(&ws, 32 << 20));
+    SS_CUDA_CHECK(cudaMalloc(&x, size_t(8) * sh.F * 2));
+    SS_CUDA_CHECK(cudaMalloc(&y, size_t(8) * sh.V * 4));
+    cuda::LaunchFillUniform(x, ET::kBF16, size_t(8) * sh.F, 19, -1.f, 1.f, s);
+    cuda::LaunchFillUniform(y, ET::kF32, size_t(8) * sh.V, 20, -1.f, 1.f, s);
+    cuda::Gemm g(ws, 32 << 20);
+    const auto& w = L.desc.layer[5];
+    const uint8_t* b = lease->base();
+    struct G { const char* name; size_t off; int N, K; ET yT; float beta; int per; };
+    const G gs[] = {{"qkv", w.wq.offset, int(QS), sh.C, ET::kBF16, 0.f, sh.L},
+                    {"o (+residual)", w.wo.offset, sh.C, int(QD), ET::kBF16, 1.f, sh.L},
+                    {"gate|up", w.w1.offset, 2 * sh.F, sh.C, ET::kBF16, 0.f, sh.L},
+                    {"down (+residual)", w.w2.offset, sh.C, sh.F, ET::kBF16, 1.f, sh.L},
+                    {"head", L.desc.output.offset, sh.V, sh.C, ET::kF32, 0.f, 1}};
+    for (int T : {1, 8}) {
+      double stepG = 0, stepB = 0;
+      for (const G& gg : gs) {
+        double ms[2];
+        for (int v = 0; v < 2; ++v) {
+          g.useGemv(v == 0);
+          ms[v] = EventMs(s, [&] { g.run(b + gg.off, ET::kBF16, gg.N, gg.K, x, ET::kBF16, gg.K, T, y, gg.yT, gg.N, gg.beta, s); }, 3, 20);
+        }
+        const double bytes = 2.0 * gg.N * gg.K;
+        std::printf("BENCH decode gemm %-17s T=%d: gemv %.1f us (%.0f GB/s), cuBLASLt %.1f us (%.0f GB/s)\n", gg.name, T,
+                    ms[0] * 1e3, bytes / ms[0] / 1e6, ms[1] * 1e3, bytes / ms[1] / 1e6);
+        stepG += ms[0] * gg.per;
+        stepB += ms[1] * gg.per;
+      }
+      std::printf("BENCH decode step, products only, T=%d: gemv %.3f ms, cuBLASLt %.3f ms (floor %.3f ms)\n", T, stepG,
+                  stepB, floorMs);
+    }
+    cudaFree(ws); cudaFree(x); cudaFree(y);
+  }
+
   auto pool = std::make_shared<DevPool>();
   engine::BackendOptions opts;
   opts.maxBatch = 8;
@@ -228,6 +266,31 @@ int RunBench(bool withEwl) {
     std::printf("BENCH decode batch %d (ctx 128..200): %.3f ms/step, %.1f tokens/s; floor %.3f ms (%.2f GB / %.0f GB/s): "
                 "%.2fx the floor%s\n", B, m, tps, floorMs, stepBytes / 1e9, bw, m / floorMs,
                 B == 1 ? "" : (", " + std::to_string(tps / tokps1).substr(0, 4) + "x batch-1 tokens/s").c_str());
+  }
+
+  // Where the time goes: the backend's own per-op events (SWAPSERVE_CUDA_PROFILE=1 prints one line per pass).
+  {
+    setenv("SWAPSERVE_CUDA_PROFILE", "1", 1);
+    auto pb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
+    unsetenv("SWAPSERVE_CUDA_PROFILE");
+    for (int n : {2048, 128}) {
+      const auto toks = RandomTokens(n, sh.V, 99);
+      for (int i = 0; i < 2; ++i) {
+        pb->forward({{400 + i, toks.data(), n, 0}}, logits.data());
+        pb->releaseSeq(400 + i);
+      }
+    }
+    for (int B : {1, 8}) {
+      std::vector<int32_t> in(B, 5), nx(B);
+      std::vector<engine::Sampling> sm(B);
+      std::vector<engine::SeqInput> batch;
+      for (int b = 0; b < B; ++b) batch.push_back({500 + b, &in[b], 1, 0});
+      for (int step = 0; step < 3; ++step) {
+        for (auto& e : batch) e.pos = step;
+        pb->forwardSample(batch, sm.data(), nx.data());
+      }
+      for (int b = 0; b < B; ++b) pb->releaseSeq(500 + b);
+    }
   }
 
   if (withEwl) {

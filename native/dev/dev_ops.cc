@@ -22,6 +22,14 @@ float HostF(const void* p, ET t, size_t i) {
     default: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
   }
 }
+// v rounded to t's precision (what hfRound does on the device).
+double HostRnd(double v, ET t) {
+  switch (t) {
+    case ET::kF32: return float(v);
+    case ET::kF16: return __half2float(__float2half_rn(float(v)));
+    default: return __bfloat162float(__float2bfloat16_rn(float(v)));
+  }
+}
 const char* EtName(ET t) { return t == ET::kF32 ? "f32" : t == ET::kF16 ? "f16" : "bf16"; }
 
 struct Buf {
@@ -151,7 +159,7 @@ void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s) {
          got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
 }
 
-void CheckQkvPost(ET t, bool interleaved, bool bias, cudaStream_t s) {
+void CheckQkvPost(ET t, bool interleaved, bool bias, bool hfRound, cudaStream_t s) {
   const int H = 8, KVH = 2, D = 64, L = 2, layer = 1, cap = 4096, QS = (H + 2 * KVH) * D, half = D / 2;
   const std::vector<int32_t> pos = {0, 1, 7, 100, 3000};
   const int T = static_cast<int>(pos.size());
@@ -172,7 +180,7 @@ void CheckQkvPost(ET t, bool interleaved, bool bias, cudaStream_t s) {
   const uint8_t* bp = static_cast<const uint8_t*>(b.d);
   cuda::LaunchQkvPost(qkv.d, t, T, H, KVH, D, bias ? bp : nullptr, bias ? bp + H * D * eb : nullptr,
                       bias ? bp + (H + KVH) * D * eb : nullptr, t, reinterpret_cast<int32_t*>(m),
-                      reinterpret_cast<uint64_t*>(m + 256), layer, cap, {static_cast<float*>(inv.d), interleaved}, s);
+                      reinterpret_cast<uint64_t*>(m + 256), layer, cap, {static_cast<float*>(inv.d), interleaved, hfRound}, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto after = qkv.host(), ch = cache.host();
   const size_t plane = static_cast<size_t>(cap) * KVH * D;
@@ -180,14 +188,24 @@ void CheckQkvPost(ET t, bool interleaved, bool bias, cudaStream_t s) {
   for (int tk = 0; tk < T; ++tk) {
     for (int hh = 0; hh < H + 2 * KVH; ++hh) {
       std::vector<double> x(D), y(D);
-      for (int d = 0; d < D; ++d)
+      for (int d = 0; d < D; ++d) {
         x[d] = HostF(before.data(), t, static_cast<size_t>(tk) * QS + hh * D + d) + (bias ? HostF(bh.data(), t, hh * D + d) : 0);
+        if (bias && hfRound) x[d] = HostRnd(x[d], t);
+      }
       if (hh < H + KVH) {
         for (int i = 0; i < half; ++i) {
           const int a = interleaved ? 2 * i : i, bb = interleaved ? 2 * i + 1 : i + half;
           const double th = double(float(pos[tk]) * invF[i]);
-          y[a] = x[a] * std::cos(th) - x[bb] * std::sin(th);
-          y[bb] = x[bb] * std::cos(th) + x[a] * std::sin(th);
+          double c = std::cos(th), sn = std::sin(th);
+          if (hfRound) {
+            c = HostRnd(c, t);
+            sn = HostRnd(sn, t);
+            y[a] = HostRnd(x[a] * c, t) + HostRnd(-x[bb] * sn, t);
+            y[bb] = HostRnd(x[bb] * c, t) + HostRnd(x[a] * sn, t);
+          } else {
+            y[a] = x[a] * c - x[bb] * sn;
+            y[bb] = x[bb] * c + x[a] * sn;
+          }
         }
       } else {
         y = x;
@@ -205,11 +223,11 @@ void CheckQkvPost(ET t, bool interleaved, bool bias, cudaStream_t s) {
     }
   }
   Report(std::string("qkv bias+rope+kv write ") + EtName(t) + (interleaved ? " interleaved" : " half") +
-             (bias ? " bias" : ""),
-         got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
+             (bias ? " bias" : "") + (hfRound ? " hf-rounding" : ""),
+         got, ref, t == ET::kF32 ? 1e-5 : hfRound ? 2e-3 : 1e-2);
 }
 
-void CheckSmallOps(ET t, cudaStream_t s) {
+void CheckSmallOps(ET t, bool hfRound, cudaStream_t s) {
   const int R = 7, C = 4096, V = 3000;
   const size_t eb = cuda::EtBytes(t);
   Buf x(R * C * 4), w(C * eb), out(R * C * eb), rows(64), emb(static_cast<size_t>(V) * C * eb), tok(64), logits(3 * V * 4),
@@ -219,7 +237,7 @@ void CheckSmallOps(ET t, cudaStream_t s) {
   const std::vector<int32_t> rv = {6, 0, 3};
   SS_CUDA_CHECK(cudaMemcpy(rows.d, rv.data(), 12, cudaMemcpyHostToDevice));
   out.poison();
-  cuda::LaunchRmsNorm(static_cast<float*>(x.d), static_cast<int32_t*>(rows.d), 3, C, w.d, t, 1e-5f, out.d, t, s);
+  cuda::LaunchRmsNorm(x.d, ET::kF32, static_cast<int32_t*>(rows.d), 3, C, w.d, t, 1e-5f, out.d, t, hfRound, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   {
     const auto xh = x.host(), wh = w.host(), oh = out.host();
@@ -229,11 +247,13 @@ void CheckSmallOps(ET t, cudaStream_t s) {
       for (int c = 0; c < C; ++c) ss += double(HostF(xh.data(), ET::kF32, rv[r] * C + c)) * HostF(xh.data(), ET::kF32, rv[r] * C + c);
       const double inv = 1 / std::sqrt(ss / C + 1e-5);
       for (int c = 0; c < C; ++c) {
-        ref.push_back(HostF(wh.data(), t, c) * HostF(xh.data(), ET::kF32, rv[r] * C + c) * inv);
+        const double nv = HostF(xh.data(), ET::kF32, rv[r] * C + c) * inv;
+        ref.push_back(HostF(wh.data(), t, c) * (hfRound ? HostRnd(nv, t) : nv));
         got.push_back(HostF(oh.data(), t, r * C + c));
       }
     }
-    Report(std::string("rmsnorm (gathered rows) ") + EtName(t), got, ref, t == ET::kF32 ? 1e-6 : 1e-2);
+    Report(std::string("rmsnorm (gathered rows) ") + EtName(t) + (hfRound ? " hf-rounding" : ""), got, ref,
+           t == ET::kF32 ? 1e-6 : 1e-2);
   }
   // SwiGLU: gu (R, 2F) with F = C / 2.
   {
@@ -241,17 +261,18 @@ void CheckSmallOps(ET t, cudaStream_t s) {
     Buf gu(R * 2 * F * eb), h(R * F * eb);
     cuda::LaunchFillUniform(gu.d, t, R * 2 * F, 33, -6.f, 6.f, s);
     h.poison();
-    cuda::LaunchSwiGlu(gu.d, R, F, h.d, t, s);
+    cuda::LaunchSwiGlu(gu.d, R, F, h.d, t, hfRound, s);
     SS_CUDA_CHECK(cudaStreamSynchronize(s));
     const auto gh = gu.host(), hh = h.host();
     std::vector<double> got, ref;
     for (int r = 0; r < R; ++r)
       for (int f = 0; f < F; ++f) {
         const double g = HostF(gh.data(), t, r * 2 * F + f), u = HostF(gh.data(), t, r * 2 * F + F + f);
-        ref.push_back(g / (1 + std::exp(-g)) * u);
+        const double a = g / (1 + std::exp(-g));
+        ref.push_back((hfRound ? HostRnd(a, t) : a) * u);
         got.push_back(HostF(hh.data(), t, r * F + f));
       }
-    Report(std::string("swiglu ") + EtName(t), got, ref, t == ET::kF32 ? 1e-6 : 1e-2);
+    Report(std::string("swiglu ") + EtName(t) + (hfRound ? " hf-rounding" : ""), got, ref, t == ET::kF32 ? 1e-6 : 1e-2);
   }
   // Embedding gather.
   {
@@ -259,7 +280,7 @@ void CheckSmallOps(ET t, cudaStream_t s) {
     SS_CUDA_CHECK(cudaMemcpy(tok.d, tv.data(), 16, cudaMemcpyHostToDevice));
     cuda::LaunchFillUniform(emb.d, t, static_cast<size_t>(V) * C, 34, -1.f, 1.f, s);
     x.poison();
-    cuda::LaunchEmbedding(static_cast<int32_t*>(tok.d), 4, emb.d, t, C, static_cast<float*>(x.d), s);
+    cuda::LaunchEmbedding(static_cast<int32_t*>(tok.d), 4, emb.d, t, C, x.d, ET::kF32, s);
     SS_CUDA_CHECK(cudaStreamSynchronize(s));
     const auto eh = emb.host(), xh = x.host();
     std::vector<double> got, ref;
@@ -287,33 +308,36 @@ void CheckSmallOps(ET t, cudaStream_t s) {
   }
 }
 
-void CheckGemm(ET t, float beta, cudaStream_t s) {
-  const int N = 384, K = 512, T = 33, ldy = 400;
+void CheckGemm(ET t, float beta, cudaStream_t s, int T = 33, ET yT = ET::kF32, bool gemv = true) {
+  const int N = 384, K = 512, ldy = 400;
   const size_t eb = cuda::EtBytes(t);
-  Buf w(static_cast<size_t>(N) * K * eb), x(static_cast<size_t>(T) * K * eb), y(static_cast<size_t>(T) * ldy * 4), ws(32 << 20);
+  Buf w(static_cast<size_t>(N) * K * eb), x(static_cast<size_t>(T) * K * eb), y(static_cast<size_t>(T) * ldy * cuda::EtBytes(yT)),
+      ws(32 << 20);
   cuda::LaunchFillUniform(w.d, t, static_cast<size_t>(N) * K, 41, -1.f, 1.f, s);
   cuda::LaunchFillUniform(x.d, t, static_cast<size_t>(T) * K, 42, -1.f, 1.f, s);
-  cuda::LaunchFillUniform(y.d, ET::kF32, static_cast<size_t>(T) * ldy, 43, -1.f, 1.f, s);
+  cuda::LaunchFillUniform(y.d, yT, static_cast<size_t>(T) * ldy, 43, -1.f, 1.f, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto y0 = y.host();
   cuda::Gemm g(ws.d, ws.bytes);
-  g.run(w.d, t, N, K, x.d, t, K, T, y.d, ET::kF32, ldy, beta, s);
+  g.useGemv(gemv);
+  g.run(w.d, t, N, K, x.d, t, K, T, y.d, yT, ldy, beta, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto wh = w.host(), xh = x.host(), yh = y.host();
   std::vector<double> got, ref;
   for (int r = 0; r < T; ++r)
     for (int c = 0; c < ldy; ++c) {
-      double v = HostF(y0.data(), ET::kF32, r * ldy + c);
+      double v = HostF(y0.data(), yT, r * ldy + c);
       if (c < N) {
         v *= beta;
         for (int k = 0; k < K; ++k) v += double(HostF(wh.data(), t, static_cast<size_t>(c) * K + k)) * HostF(xh.data(), t, r * K + k);
       }
       ref.push_back(v);
-      got.push_back(HostF(yh.data(), ET::kF32, r * ldy + c));
+      got.push_back(HostF(yh.data(), yT, r * ldy + c));
     }
   // fp32 must be true fp32 (TF32 would land near 1e-3).
-  Report(std::string("gemm ") + EtName(t) + " -> f32, beta=" + std::to_string(int(beta)) + " (padding kept)", got, ref,
-         t == ET::kF32 ? 1e-6 : 1e-5);
+  Report(std::string(gemv && T <= 8 && t != ET::kF32 ? "gemv " : "gemm ") + EtName(t) + " -> " + EtName(yT) +
+             ", T=" + std::to_string(T) + ", beta=" + std::to_string(int(beta)) + " (padding kept)",
+         got, ref, yT != ET::kF32 ? 1e-2 : t == ET::kF32 ? 1e-6 : 1e-5);
 }
 
 void TimeFlash(cudaStream_t s) {
@@ -361,14 +385,24 @@ int RunOps() {
   }
   CheckDecode(ET::kF32, 8, false, s);
   for (ET t : {ET::kF32, ET::kBF16}) {
-    CheckQkvPost(t, false, false, s);
-    CheckQkvPost(t, true, true, s);
-    CheckSmallOps(t, s);
+    for (bool hf : {false, true}) {
+      if (t == ET::kF32 && hf) continue;
+      CheckQkvPost(t, false, false, hf, s);
+      CheckQkvPost(t, true, true, hf, s);
+      CheckSmallOps(t, hf, s);
+    }
   }
+  CheckQkvPost(ET::kF16, false, true, true, s);
   CheckGemm(ET::kF32, 0.f, s);
   CheckGemm(ET::kF32, 1.f, s);
   CheckGemm(ET::kBF16, 1.f, s);
   CheckGemm(ET::kF16, 0.f, s);
+  for (int T : {1, 3, 8}) {
+    CheckGemm(ET::kBF16, 0.f, s, T, ET::kF32);
+    CheckGemm(ET::kBF16, 1.f, s, T, ET::kBF16);
+    CheckGemm(ET::kF16, 1.f, s, T, ET::kF32);
+  }
+  CheckGemm(ET::kBF16, 1.f, s, 8, ET::kBF16, false);
   TimeFlash(s);
   SS_CUDA_CHECK(cudaStreamDestroy(s));
   std::printf("OPS %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -68,6 +70,41 @@ std::vector<float> RopeInvFreq(const ModelDesc& d) {
   return inv;
 }
 
+// SWAPSERVE_CUDA_PROFILE=1: events between the ops of each forward pass, one summary line per pass on stderr.
+class Profiler {
+ public:
+  bool on = false;
+  void mark(const char* name, cudaStream_t s) {
+    if (!on) return;
+    cudaEvent_t e;
+    SS_CUDA_CHECK(cudaEventCreate(&e));
+    SS_CUDA_CHECK(cudaEventRecord(e, s));
+    marks_.push_back({name, e});
+  }
+  // After the stream has finished: the time of each op (from the previous mark to its own), summed by name.
+  void report(int T, int B) {
+    if (!on || marks_.empty()) return;
+    std::vector<std::pair<std::string, double>> totals;
+    double all = 0;
+    for (size_t i = 1; i < marks_.size(); ++i) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, marks_[i - 1].second, marks_[i].second);
+      all += ms;
+      auto it = std::find_if(totals.begin(), totals.end(), [&](auto& p) { return p.first == marks_[i].first; });
+      if (it == totals.end()) totals.push_back({marks_[i].first, ms});
+      else it->second += ms;
+    }
+    std::string line = "PROFILE T=" + std::to_string(T) + " B=" + std::to_string(B) + " total " + std::to_string(all) + " ms:";
+    for (auto& [n, ms] : totals) line += " " + n + " " + std::to_string(ms).substr(0, 6);
+    std::fprintf(stderr, "%s\n", line.c_str());
+    for (auto& m : marks_) cudaEventDestroy(m.second);
+    marks_.clear();
+  }
+
+ private:
+  std::vector<std::pair<std::string, cudaEvent_t>> marks_;
+};
+
 struct SeqState {
   std::shared_ptr<DeviceBlock> kv;  // (L, 2, cap, KVH, D) of the activation type
 };
@@ -78,6 +115,13 @@ class CudaBackend final : public Backend {
               const BackendOptions& opts)
       : d_(desc), lease_(std::move(weights)), pool_(std::move(scratch)), opts_(opts) {
     validate();
+    // Numerics: round where transformers rounds and keep the residual stream in the activation type (as
+    // transformers and vLLM do), unless SWAPSERVE_CUDA_EXACT=1 (fp32 residual, one rounding per op).
+    const char* exact = std::getenv("SWAPSERVE_CUDA_EXACT");
+    hfRound_ = !(exact && std::strcmp(exact, "1") == 0);
+    resT_ = hfRound_ ? et_ : ET::kF32;
+    const char* prof = std::getenv("SWAPSERVE_CUDA_PROFILE");
+    prof_.on = prof && std::strcmp(prof, "1") == 0;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -106,6 +150,7 @@ class CudaBackend final : public Backend {
     ensureHostStage(bytes);
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, logits_, bytes, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    prof_.report(lastT_, static_cast<int>(batch.size()));
     std::memcpy(logits, hostStage_, bytes);
   }
 
@@ -127,6 +172,7 @@ class CudaBackend final : public Backend {
     ensureHostStage(sizeof(int32_t) * B);
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, nextDev_, sizeof(int32_t) * B, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    prof_.report(lastT_, B);
     std::memcpy(next, hostStage_, sizeof(int32_t) * B);
   }
 
@@ -208,13 +254,14 @@ class CudaBackend final : public Backend {
     const size_t C = d_.hidden, F = d_.intermediate, QS = qkvStride(), QD = static_cast<size_t>(d_.heads) * d_.headDim;
     size_t off = 0;
     auto take = [&](size_t bytes) { const size_t o = off; off += AlignUp(bytes); return o; };
+    // The residual stream is sized for fp32 (its type is fp32 or the activation type).
     const size_t oX = take(nT * C * 4), oXn = take(nT * C * eb), oQkv = take(nT * QS * eb), oAttn = take(nT * QD * eb),
                  oGu = take(nT * 2 * F * eb), oH = take(nT * F * eb), oLast = take(nB * C * eb),
                  oLogits = take(nB * static_cast<size_t>(d_.vocab) * 4), oNext = take(nB * 4);
     act_.reset();
     act_ = pool_->alloc(off);
     uint8_t* p = act_->data();
-    x_ = reinterpret_cast<float*>(p + oX);
+    x_ = p + oX;
     xn_ = p + oXn;
     qkv_ = p + oQkv;
     attn_ = p + oAttn;
@@ -339,14 +386,21 @@ class CudaBackend final : public Backend {
     const int QS = static_cast<int>(qkvStride()), QD = H * D, KD = KVH * D;
     const size_t eb = cuda::EtBytes(et_);
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
-    const cuda::RopeParams rope{invFreq_, d_.ropeInterleaved};
+    const cuda::RopeParams rope{invFreq_, d_.ropeInterleaved, hfRound_};
+    lastT_ = T;
+    auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
+    mark("start");
     lease_->waitGroup(0, stream_);
-    cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, stream_);
+    cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
+    mark("embed");
     for (int l = 0; l < d_.layers; ++l) {
       const LayerWeights& w = d_.layer[l];
       lease_->waitGroup(l + 1, stream_);
-      cuda::LaunchRmsNorm(x_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_, stream_);
+      mark("wait");
+      cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
+                          hfRound_, stream_);
+      mark("norm");
       if (fusedQkv_[l]) {
         gemm_->run(W(w.wq), et_, QS, C, xn_, et_, C, T, qkv_, et_, QS, 0.f, stream_);
       } else {
@@ -354,9 +408,11 @@ class CudaBackend final : public Backend {
         gemm_->run(W(w.wk), et_, KD, C, xn_, et_, C, T, qkv_ + QD * eb, et_, QS, 0.f, stream_);
         gemm_->run(W(w.wv), et_, KD, C, xn_, et_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f, stream_);
       }
+      mark("gemm.qkv");
       const bool bias = w.bq.present;
       cuda::LaunchQkvPost(qkv_, et_, T, H, KVH, D, bias ? W(w.bq) : nullptr, bias ? W(w.bk) : nullptr,
                           bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_);
+      mark("rope+kv");
       for (const Prefill& p : prefills)
         cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(p.kv), H, KVH, D,
                                  l, cap, scale, attn_, QD, stream_);
@@ -364,21 +420,30 @@ class CudaBackend final : public Backend {
         cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, cap, scale, splits,
                                     splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
                                     attn_, stream_);
-      gemm_->run(W(w.wo), et_, C, QD, attn_, et_, QD, T, x_, ET::kF32, C, 1.f, stream_);
-      cuda::LaunchRmsNorm(x_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_, stream_);
+      mark("attention");
+      gemm_->run(W(w.wo), et_, C, QD, attn_, et_, QD, T, x_, resT_, C, 1.f, stream_);
+      mark("gemm.o");
+      cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
+                          hfRound_, stream_);
+      mark("norm");
       if (fusedGu_[l]) {
         gemm_->run(W(w.w1), et_, 2 * F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
       } else {
         gemm_->run(W(w.w1), et_, F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
         gemm_->run(W(w.w3), et_, F, C, xn_, et_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f, stream_);
       }
-      cuda::LaunchSwiGlu(gu_, T, F, h_, et_, stream_);
-      gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, ET::kF32, C, 1.f, stream_);
+      mark("gemm.gate_up");
+      cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
+      mark("swiglu");
+      gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
+      mark("gemm.down");
     }
     lease_->waitGroup(d_.layers + 1, stream_);
-    cuda::LaunchRmsNorm(x_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, stream_);
+    cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
+                        stream_);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
     gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+    mark("head");
   }
 
   ModelDesc d_;
@@ -393,7 +458,11 @@ class CudaBackend final : public Backend {
   float* invFreq_ = nullptr;
   int capT_ = 0, capB_ = 0;
   size_t metaBytes_ = 0, partialFloats_ = 0;
-  float* x_ = nullptr;  // (T, C) fp32 residual stream
+  uint8_t* x_ = nullptr;  // (T, C) residual stream, of resT_
+  ET resT_ = ET::kF32;
+  bool hfRound_ = true;
+  Profiler prof_;
+  int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;
   float* logits_ = nullptr;  // (B, V)
   int32_t* nextDev_ = nullptr;

@@ -10,19 +10,26 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------- kernels
 
-__global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT, int C, float* x) {
+// Rounds v to T's precision and back (identity for fp32).
+template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
+
+template <typename TX>
+__global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT, int C, TX* x) {
   const int t = blockIdx.x;
   const size_t row = static_cast<size_t>(tokens[t]) * C;
-  for (int c = threadIdx.x; c < C; c += blockDim.x) x[static_cast<size_t>(t) * C + c] = LoadEt(emb, embT, row + c);
+  for (int c = threadIdx.x; c < C; c += blockDim.x)
+    x[static_cast<size_t>(t) * C + c] = FromF<TX>(LoadEt(emb, embT, row + c));
 }
 
-// One block per row: fp32 sum of squares, then one rounding to the output type (HF rounds twice; see design).
-template <typename TO>
-__global__ void RmsNormKernel(const float* x, const int32_t* rows, int C, const void* w, ET wT, float eps, TO* out) {
+// One block per row: fp32 sum of squares; the normalised row is rounded before the weight multiplies it when
+// hfRound (as transformers' LlamaRMSNorm does), else once at the end.
+template <typename TX, typename TO>
+__global__ void RmsNormKernel(const TX* x, const int32_t* rows, int C, const void* w, ET wT, float eps, TO* out,
+                              bool hfRound) {
   const int r = blockIdx.x;
-  const float* xr = x + static_cast<size_t>(rows ? rows[r] : r) * C;
+  const TX* xr = x + static_cast<size_t>(rows ? rows[r] : r) * C;
   float ss = 0.f;
-  for (int c = threadIdx.x; c < C; c += blockDim.x) ss += xr[c] * xr[c];
+  for (int c = threadIdx.x; c < C; c += blockDim.x) { const float v = ToF(xr[c]); ss += v * v; }
   __shared__ float red[32];
   ss = WarpSum(ss);
   if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
@@ -34,59 +41,70 @@ __global__ void RmsNormKernel(const float* x, const int32_t* rows, int C, const 
   }
   __syncthreads();
   const float inv = rsqrtf(red[0] / C + eps);
-  for (int c = threadIdx.x; c < C; c += blockDim.x)
-    out[static_cast<size_t>(r) * C + c] = FromF<TO>(LoadEt(w, wT, c) * (xr[c] * inv));
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    const float n = ToF(xr[c]) * inv;
+    out[static_cast<size_t>(r) * C + c] = FromF<TO>(LoadEt(w, wT, c) * (hfRound ? Rnd<TO>(n) : n));
+  }
 }
 
+// Block (token t, head hh) over q heads, then k heads, then v heads of the row.
 template <typename T>
 __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
                               const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
-                              bool interleaved) {
-  const int t = blockIdx.x;
+                              bool interleaved, bool hfRound) {
+  const int t = blockIdx.x, hh = blockIdx.y;
   const int stride = (H + 2 * KVH) * D;
-  T* row = qkv + static_cast<size_t>(t) * stride;
+  T* head = qkv + static_cast<size_t>(t) * stride + static_cast<size_t>(hh) * D;
   const int p = pos[t];
   T* cache = reinterpret_cast<T*>(kvBase[t]);
   const size_t plane = static_cast<size_t>(cap) * KVH * D;  // one (cap, KVH, D) slice
   T* kc = cache + (2 * static_cast<size_t>(layer)) * plane + static_cast<size_t>(p) * KVH * D;
-  T* vc = kc + plane;
   const int half = D / 2;
-  // RoPE pairs of every q and k head.
-  for (int idx = threadIdx.x; idx < (H + KVH) * half; idx += blockDim.x) {
-    const int hh = idx / half, i = idx % half;
+  const void* bias = hh < H ? bq : hh < H + KVH ? bk : bv;
+  const int bcol = (hh < H ? hh : hh < H + KVH ? hh - H : hh - H - KVH) * D;
+  if (hh >= H + KVH) {  // v: bias, then into the cache
+    T* vc = kc + plane + (hh - H - KVH) * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+      float x = ToF(head[d]);
+      if (bias) x = Rnd<T>(x + LoadEt(bias, biasT, bcol + d));
+      vc[d] = FromF<T>(x);
+    }
+    return;
+  }
+  T* dst = hh < H ? head : kc + (hh - H) * D;  // q in place, k into the cache
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
     const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-    const bool isQ = hh < H;
-    const int col = hh * D;  // q heads then k heads are adjacent in the row
-    float xa = ToF(row[col + a]), xb = ToF(row[col + b]);
-    if (isQ && bq) { xa += LoadEt(bq, biasT, col + a); xb += LoadEt(bq, biasT, col + b); }
-    if (!isQ && bk) { xa += LoadEt(bk, biasT, col - H * D + a); xb += LoadEt(bk, biasT, col - H * D + b); }
+    float xa = ToF(head[a]), xb = ToF(head[b]);
+    if (bias) {
+      xa = Rnd<T>(xa + LoadEt(bias, biasT, bcol + a));
+      xb = Rnd<T>(xb + LoadEt(bias, biasT, bcol + b));
+    }
     float sn, cs;
     sincosf(static_cast<float>(p) * invFreq[i], &sn, &cs);
-    const float ya = xa * cs - xb * sn, yb = xb * cs + xa * sn;
-    if (isQ) {
-      row[col + a] = FromF<T>(ya);
-      row[col + b] = FromF<T>(yb);
+    float ya, yb;
+    if (hfRound) {  // q * cos.to(dtype) + rotate_half(q) * sin.to(dtype), each product rounded
+      cs = Rnd<T>(cs);
+      sn = Rnd<T>(sn);
+      ya = Rnd<T>(xa * cs) + Rnd<T>(-xb * sn);
+      yb = Rnd<T>(xb * cs) + Rnd<T>(xa * sn);
     } else {
-      T* k = kc + (hh - H) * D;
-      k[a] = FromF<T>(ya);
-      k[b] = FromF<T>(yb);
+      ya = xa * cs - xb * sn;
+      yb = xb * cs + xa * sn;
     }
-  }
-  const T* v = row + (H + KVH) * D;
-  for (int idx = threadIdx.x; idx < KVH * D; idx += blockDim.x) {
-    float x = ToF(v[idx]);
-    if (bv) x += LoadEt(bv, biasT, idx);
-    vc[idx] = FromF<T>(x);
+    dst[a] = FromF<T>(ya);
+    dst[b] = FromF<T>(yb);
   }
 }
 
+// Block row t, threads over f: act(gate) * up, silu rounded first when hfRound (as transformers' LlamaMLP).
 template <typename T>
-__global__ void SwiGluKernel(const T* gu, int F, size_t total, T* out) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t t = i / F, f = i % F;
-    const float g = ToF(gu[t * 2 * F + f]), u = ToF(gu[t * 2 * F + F + f]);
-    out[i] = FromF<T>(g / (1.f + __expf(-g)) * u);
+__global__ void SwiGluKernel(const T* gu, int F, T* out, bool hfRound) {
+  const size_t t = blockIdx.y;
+  const T* g = gu + t * 2 * F;
+  for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < F; f += gridDim.x * blockDim.x) {
+    const float gv = ToF(g[f]);
+    const float a = gv / (1.f + __expf(-gv));
+    out[t * F + f] = FromF<T>((hfRound ? Rnd<T>(a) : a) * ToF(g[F + f]));
   }
 }
 
@@ -284,17 +302,19 @@ int GridFor(size_t n, int threads) {
 
 // ---------------------------------------------------------------------------------------------- launchers
 
-void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, float* x, cudaStream_t s) {
+void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, void* x, ET xT, cudaStream_t s) {
   SS_REQUIRE(T > 0 && C > 0, "embedding: empty shape");
-  EmbeddingKernel<<<T, 256, 0, s>>>(tokens, emb, embT, C, x);
+  SS_DISPATCH_ET(xT, TX, EmbeddingKernel<TX><<<T, 256, 0, s>>>(tokens, emb, embT, C, static_cast<TX*>(x)));
   SS_CUDA_CHECK_LAUNCH("embedding");
 }
 
-void LaunchRmsNorm(const float* x, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
-                   ET outT, cudaStream_t s) {
+void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
+                   ET outT, bool hfRound, cudaStream_t s) {
   SS_REQUIRE(R > 0 && C > 0, "rmsnorm: empty shape");
-  const int threads = C >= 4096 ? 1024 : C >= 1024 ? 512 : 128;
-  SS_DISPATCH_ET(outT, TO, RmsNormKernel<TO><<<R, threads, 0, s>>>(x, rows, C, w, wT, eps, static_cast<TO*>(out)));
+  const int threads = C >= 4096 ? 512 : C >= 1024 ? 256 : 128;
+  SS_DISPATCH_ET(xT, TX, SS_DISPATCH_ET(outT, TO, RmsNormKernel<TX, TO><<<R, threads, 0, s>>>(
+                                                      static_cast<const TX*>(x), rows, C, w, wT, eps,
+                                                      static_cast<TO*>(out), hfRound)));
   SS_CUDA_CHECK_LAUNCH("rmsnorm");
 }
 
@@ -303,24 +323,28 @@ void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq
                    cudaStream_t s) {
   SS_REQUIRE(T > 0 && H > 0 && KVH > 0 && H % KVH == 0 && D % 2 == 0, "qkv post: bad shape");
   SS_REQUIRE(rope.invFreq != nullptr, "qkv post: no RoPE frequencies");
-  SS_DISPATCH_ET(t, TT, QkvPostKernel<TT><<<T, 256, 0, s>>>(static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT, pos,
-                                                             kvBase, layer, cap, rope.invFreq, rope.interleaved));
+  SS_REQUIRE((bq == nullptr) == (bk == nullptr) && (bq == nullptr) == (bv == nullptr), "qkv post: all or no biases");
+  const dim3 grid(T, H + 2 * KVH);
+  const int threads = D / 2 >= 64 ? 64 : 32;
+  SS_DISPATCH_ET(t, TT, QkvPostKernel<TT><<<grid, threads, 0, s>>>(static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
+                                                                    pos, kvBase, layer, cap, rope.invFreq,
+                                                                    rope.interleaved, rope.hfRound));
   SS_CUDA_CHECK_LAUNCH("qkv post");
 }
 
-void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, cudaStream_t s) {
-  SS_REQUIRE(T > 0 && F > 0, "swiglu: empty shape");
-  const size_t total = static_cast<size_t>(T) * F;
-  SS_DISPATCH_ET(t, TT, SwiGluKernel<TT><<<GridFor(total, 256), 256, 0, s>>>(static_cast<const TT*>(gu), F, total,
-                                                                              static_cast<TT*>(out)));
+void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, cudaStream_t s) {
+  SS_REQUIRE(T > 0 && T < 65536 && F > 0, "swiglu: bad shape");
+  const dim3 grid((F + 255) / 256, T);
+  SS_DISPATCH_ET(t, TT, SwiGluKernel<TT><<<grid, 256, 0, s>>>(static_cast<const TT*>(gu), F, static_cast<TT*>(out),
+                                                               hfRound));
   SS_CUDA_CHECK_LAUNCH("swiglu");
 }
 
 int DecodeSplits(int entries, int kvHeads, int maxCtx) {
   // Enough blocks to fill the chip (~2 waves of 132 SMs) when few sequences decode; one split when many do.
   const int blocks = entries * kvHeads;
-  if (blocks >= 256 || maxCtx <= 256) return 1;
-  const int byLen = (maxCtx + 255) / 256;
+  if (blocks >= 256 || maxCtx <= 64) return 1;
+  const int byLen = (maxCtx + 63) / 64;
   const int want = (264 + blocks - 1) / blocks;
   return byLen < want ? byLen : want;
 }

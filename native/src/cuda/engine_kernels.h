@@ -15,12 +15,15 @@ namespace swapserve::cuda {
 enum class ET : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
 inline size_t EtBytes(ET t) { return t == ET::kF32 ? 4 : 2; }
 
-// x[t] (fp32, (T, C)) = emb[tokens[t]] for t < T. emb: (V, C) of dtype embT.
-void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, float* x, cudaStream_t s);
+// Rounding policy of the 2-byte activation types. hfRound = true rounds where Hugging Face transformers rounds
+// (normalised x before the norm weight, silu(gate) before the product, cos/sin and each RoPE product), so that a
+// bf16 model agrees with its transformers reference; false rounds once per op (more exact). fp32 is unaffected.
+// x[t] ((T, C) of xT, the residual stream) = emb[tokens[t]] for t < T. emb: (V, C) of dtype embT.
+void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, void* x, ET xT, cudaStream_t s);
 
-// out[r] = ET(w * x[rows ? rows[r] : r] / rms) for r < R. x: fp32 rows of C; out: (R, C) of outT.
-void LaunchRmsNorm(const float* x, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
-                   ET outT, cudaStream_t s);
+// out[r] = ET(w * x[rows ? rows[r] : r] / rms) for r < R. x: rows of C of xT; out: (R, C) of outT.
+void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
+                   ET outT, bool hfRound, cudaStream_t s);
 
 // Per token t: q/k/v rows of `qkv` ((T, (H+2*KVH)*D), type ET: q | k | v) get their bias (when given), q and k get
 // RoPE at position pos[t] (in place for q), and k, v are written into the sequence's KV cache at that position.
@@ -28,13 +31,20 @@ void LaunchRmsNorm(const float* x, const int32_t* rows, int R, int C, const void
 struct RopeParams {
   const float* invFreq = nullptr;  // (D/2) device, scaling already applied (computed once on the host)
   bool interleaved = false;        // (2i, 2i+1) pairs; else (i, i+D/2)
+  bool hfRound = false;
 };
 void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
                    ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
                    cudaStream_t s);
 
 // out = ET(silu(gu[:, :F]) * gu[:, F:]): gu (T, 2F) of type t, out (T, F).
-void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, cudaStream_t s);
+void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, cudaStream_t s);
+
+// Y (T, N; row stride ldy; yT) = beta*Y + X (T, K; ldx) W^T (W (N, K) row-major) for small T (decode): each weight
+// byte is read once for all T rows, 16-byte loads, fp32 accumulation. Returns false (nothing launched) where it does
+// not apply (T > 8, fp32 weights, K or ldx not a multiple of 8, misaligned operands): use cuBLASLt then.
+bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy, float beta,
+                cudaStream_t s);
 
 // Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
 // apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at
