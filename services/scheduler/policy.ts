@@ -6,7 +6,8 @@
 import type { CommandBody, WorkerState } from '../shared/cluster.ts';
 import type { ModelEntry } from '../shared/config.ts';
 import {
-  choosePlacement, chooseVictims, expectedCost, isConsuming, isReplica, lastUsed, modelBytes, modelsOn, replicasOf, residencyOf,
+  choosePlacement, chooseVictims, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, modelBytes, modelsOn,
+  refreshDemand, replicasOf, residencyOf, unindexWorker,
 } from './placement.ts';
 import {
   POLICY_DEFAULTS, pairKey, type Action, type Decision, type ModelSettings, type PolicyConfig, type PolicyEvent, type PolicyState,
@@ -23,7 +24,10 @@ export function initialState(models: ModelSettings[], config: Partial<PolicyConf
     idPrefix,
     nextId: 0,
     workers: new Map(),
+    replicas: new Map(),
     queues: new Map(),
+    waiting: new Set(),
+    unserved: new Set(),
     pending: new Map(),
     starting: new Map(),
     reclaims: new Map(),
@@ -54,9 +58,10 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
   const out: Action[] = [];
   switch (event.type) {
     case 'worker-state': {
-      onWorkerState(state, event.state, now, out);
-      for (const m of Object.keys(event.state.models)) if (state.models.has(m)) serve(state, m, now, out);
-      serveWaiting(state, now, out); // new room or a new worker may unblock any waiting model
+      const w = onWorkerState(state, event.state, now);
+      if (!w) break;
+      for (const m of Object.keys(event.state.models)) if (state.models.has(m)) serve(state, m, now, out, w);
+      serveWaiting(state, now, out, w); // room freed (or a new worker) here may unblock waiting models
       break;
     }
     case 'worker-gone': {
@@ -77,6 +82,7 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
         if (w && p.model !== null) {
           if (w.moves.get(p.model)?.id === p.id) w.moves.delete(p.model);
           if (w.consume.get(p.model)?.id === p.id) w.consume.delete(p.model);
+          indexModel(state, w, p.model);
         }
         if (!event.result.ok && p.model !== null) state.backoff.set(pairKey(p.workerId, p.model), now + state.config.failureBackoffMs);
         if (p.model !== null && state.models.has(p.model)) serve(state, p.model, now, out);
@@ -90,7 +96,7 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
     case 'tick': {
       expire(state, now, out);
       serveWaiting(state, now, out);
-      for (const s of state.models.values()) if (s.keepWarm > 0) serve(state, s.id, now, out);
+      for (const s of state.models.values()) if (s.keepWarm > 0 && replicasOf(state, s.id).size < s.keepWarm) serve(state, s.id, now, out);
       demoteIdle(state, now, out);
       stopIdleWorkers(state, now, out);
       break;
@@ -99,11 +105,12 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
   return { state, actions: out };
 }
 
-function onWorkerState(state: PolicyState, s: WorkerState, now: number, out: Action[]): void {
+function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerView | null {
   let w = state.workers.get(s.workerId);
-  if (w && s.seq < w.state.seq && s.startedAt === w.state.startedAt) return; // an older report arriving late
+  if (w && s.seq < w.state.seq && s.startedAt === w.state.startedAt) return null; // an older report arriving late
   if (!w) {
-    w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining };
+    w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining, indexed: new Set(),
+      version: 0, cache: { version: -1, models: [], gpu: -1, host: -1 } };
     state.workers.set(s.workerId, w);
     state.starting.delete(s.workerId);
     for (const m of Object.keys(s.models)) w.touchedAt.set(m, now);
@@ -112,13 +119,16 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number, out: Act
     w.state = s;
     w.draining = w.draining || s.draining;
   }
+  indexWorker(state, w);
   if (s.draining || !s.healthy) {
     for (const key of state.reclaims.keys()) if (key.startsWith(`${s.workerId}\n`)) state.reclaims.delete(key);
   }
-  void out;
+  return w;
 }
 
 function forgetWorker(state: PolicyState, workerId: string): void {
+  const w = state.workers.get(workerId);
+  if (w) unindexWorker(state, w);
   state.workers.delete(workerId);
   for (const [id, p] of state.pending) if (p.workerId === workerId) state.pending.delete(id);
   for (const key of state.reclaims.keys()) if (key.startsWith(`${workerId}\n`)) state.reclaims.delete(key);
@@ -128,6 +138,7 @@ function onQueue(state: PolicyState, e: Extract<PolicyEvent, { type: 'queue' }>,
   const q: QueueView | undefined = state.queues.get(e.model);
   if (!q) {
     state.queues.set(e.model, { waiting: e.waiting, active: e.active, oldestWaitingAt: e.oldestWaitingAt, added: e.added, rate: 0, seenAt: now });
+    refreshDemand(state, e.model);
     return;
   }
   // Exponentially decayed arrival rate (jobs/ms): new arrivals over the interval, blended by the half-life.
@@ -140,6 +151,7 @@ function onQueue(state: PolicyState, e: Extract<PolicyEvent, { type: 'queue' }>,
   q.oldestWaitingAt = e.oldestWaitingAt;
   q.added = Math.max(q.added, e.added);
   q.seenAt = now;
+  refreshDemand(state, e.model);
 }
 
 function send(state: PolicyState, w: WorkerView, command: CommandBody, now: number, out: Action[]): void {
@@ -149,18 +161,52 @@ function send(state: PolicyState, w: WorkerView, command: CommandBody, now: numb
   state.pending.set(id, p);
   if (model !== null) {
     if (command.kind === 'consume' || command.kind === 'stop_consume') w.consume.set(model, { id, want: command.kind === 'consume' });
-    else w.moves.set(model, p);
+    else {
+      w.moves.set(model, p);
+      indexModel(state, w, model);
+    }
   }
-  if (command.kind === 'drain' || command.kind === 'shutdown') w.draining = true;
+  if (command.kind === 'drain' || command.kind === 'shutdown') {
+    w.draining = true;
+    indexWorker(state, w);
+  }
   out.push({ type: 'send', workerId: w.state.workerId, id, command });
 }
 
-function serveWaiting(state: PolicyState, now: number, out: Action[]): void {
-  for (const [m, q] of state.queues) if (q.waiting > 0 && state.models.has(m)) serve(state, m, now, out);
+/** Most placements tried per event beyond the event's own model, so one event's decision time stays bounded. */
+export const MAX_PLACEMENTS_PER_EVENT = 16;
+
+/** Whether a model wants another GPU replica: jobs wait and none serves, below keep-warm, or past its SLO. */
+function wantsReplica(state: PolicyState, s: ModelSettings, q: QueueView | undefined, now: number): boolean {
+  const replicas = replicasOf(state, s.id);
+  const waiting = q?.waiting ?? 0;
+  if (replicas.size === 0) return waiting > 0 || s.keepWarm > 0;
+  if (replicas.size < s.keepWarm) return true;
+  if (waiting === 0 || q?.oldestWaitingAt == null || now - q.oldestWaitingAt <= s.sloMs || replicas.size >= s.maxReplicas) return false;
+  for (const w of replicas) if (residencyOf(w, s.id) === 'swapping-in') return false; // one scale-out at a time
+  return true;
 }
 
-/** Makes sure a model's waiting jobs have somewhere to run, and enough replicas for its SLO. */
-function serve(state: PolicyState, model: string, now: number, out: Action[]): void {
+/**
+ * Tries to place the models that want a replica, oldest waiting first, at most MAX_PLACEMENTS_PER_EVENT of them
+ * (the rest wait for the next event or tick). With `only`, only that worker is considered (its report changed).
+ */
+function serveWaiting(state: PolicyState, now: number, out: Action[], only?: WorkerView): void {
+  const wanting: { model: string; since: number }[] = [];
+  for (const m of only ? state.unserved : state.waiting) {
+    const s = state.models.get(m);
+    const q = state.queues.get(m);
+    if (s && q && wantsReplica(state, s, q, now)) wanting.push({ model: m, since: q.oldestWaitingAt ?? now });
+  }
+  wanting.sort((a, b) => a.since - b.since || (a.model < b.model ? -1 : 1));
+  for (const { model } of wanting.slice(0, MAX_PLACEMENTS_PER_EVENT)) serve(state, model, now, out, only);
+}
+
+/**
+ * Makes sure a model's waiting jobs have somewhere to run, and enough replicas for its SLO. With `only`, places
+ * on that worker or not at all (no worker start, no reclaim: those wait for the model's own events and ticks).
+ */
+function serve(state: PolicyState, model: string, now: number, out: Action[], only?: WorkerView): void {
   const s = state.models.get(model);
   if (!s) return;
   const q = state.queues.get(model);
@@ -171,14 +217,8 @@ function serve(state: PolicyState, model: string, now: number, out: Action[]): v
       send(state, w, { kind: 'consume', model, concurrency: s.concurrency }, now, out);
     }
   }
-  const inFlight = replicas.some((w) => residencyOf(w, model) === 'swapping-in');
-  const overSlo = waiting > 0 && q?.oldestWaitingAt != null && now - q.oldestWaitingAt > s.sloMs;
-  const want =
-    (replicas.length === 0 && waiting > 0) ||
-    replicas.length < s.keepWarm ||
-    (overSlo && !inFlight && replicas.length < s.maxReplicas);
-  if (!want) return;
-  const placement = choosePlacement(state, model, now, new Set(replicas));
+  if (!wantsReplica(state, s, q, now)) return;
+  const placement = choosePlacement(state, model, now, replicas, only);
   if (placement) {
     const w = placement.worker;
     for (const v of placement.gpuVictims) {
@@ -191,16 +231,16 @@ function serve(state: PolicyState, model: string, now: number, out: Action[]): v
     send(state, w, { kind: 'consume', model, concurrency: s.concurrency }, now, out);
     return;
   }
-  if (waiting === 0) return;
+  if (waiting === 0 || only) return;
   // No worker has room: start one if allowed (scale from zero, or out), else reclaim a busy GPU past the bound.
-  const forThis = [...state.starting.values()].some((st) => st.model === model);
-  if (!forThis && state.workers.size + state.starting.size < state.config.maxWorkers) {
+  for (const st of state.starting.values()) if (st.model === model) return;
+  if (state.workers.size + state.starting.size < state.config.maxWorkers) {
     const workerId = `w-${state.idPrefix}-${++state.nextId}`;
     state.starting.set(workerId, { requestedAt: now, model });
     out.push({ type: 'start-worker', workerId, model });
     return;
   }
-  if (replicas.length === 0 && q?.oldestWaitingAt != null && now - q.oldestWaitingAt >= state.config.starvationMs) {
+  if (replicas.size === 0 && q?.oldestWaitingAt != null && now - q.oldestWaitingAt >= state.config.starvationMs) {
     reclaimFor(state, model, now, out);
   }
 }
@@ -221,9 +261,9 @@ function reclaimFor(state: PolicyState, model: string, now: number, out: Action[
       if (m === model || w.moves.has(m) || residencyOf(w, m) !== 'gpu' || !isConsuming(w, m)) continue;
       const bytes = modelBytes(state, w, m);
       const keep = state.models.get(m)?.keepWarm ?? 0;
-      if (replicasOf(state, m).length <= keep) continue;
+      if (replicasOf(state, m).size <= keep) continue;
       // Only worth it if freeing this model (plus idle ones) makes room.
-      const others = chooseVictims(state, w, 'gpu', need - bytes - freeGpu(state, w), model, (x) => replicasOf(state, x).length);
+      const others = chooseVictims(state, w, 'gpu', need - bytes - freeGpu(state, w), model);
       if (!others) continue;
       const cost = expectedCost(state, m, bytes);
       if (!best || cost < best.cost) best = { w, victim: m, cost };
@@ -249,6 +289,7 @@ function expire(state: PolicyState, now: number, out: Action[]): void {
     if (w && p.model !== null) {
       if (w.moves.get(p.model)?.id === id) w.moves.delete(p.model);
       if (w.consume.get(p.model)?.id === id) w.consume.delete(p.model);
+      indexModel(state, w, p.model);
       state.backoff.set(pairKey(p.workerId, p.model), now + state.config.failureBackoffMs);
     }
   }
@@ -277,7 +318,7 @@ function demoteIdle(state: PolicyState, now: number, out: Action[]): void {
       if ((state.queues.get(m)?.waiting ?? 0) > 0) continue;
       const idle = now - lastUsed(w, m);
       const r = residencyOf(w, m);
-      if (r === 'gpu' && idle >= s.gpuIdleMs && replicasOf(state, m).length > s.keepWarm) {
+      if (r === 'gpu' && idle >= s.gpuIdleMs && replicasOf(state, m).size > s.keepWarm) {
         if (isConsuming(w, m)) send(state, w, { kind: 'stop_consume', model: m }, now, out);
         send(state, w, { kind: 'evict', model: m }, now, out);
       } else if (r === 'host' && idle >= s.hostIdleMs) {
@@ -301,7 +342,7 @@ function stopIdleWorkers(state: PolicyState, now: number, out: Action[]): void {
       const s = state.models.get(m);
       if (rep && rep.activeJobs > 0) busy = true;
       if ((state.queues.get(m)?.waiting ?? 0) > 0 && isReplica(residencyOf(w, m))) busy = true;
-      if (s && s.keepWarm > 0 && isReplica(residencyOf(w, m)) && replicasOf(state, m).length <= s.keepWarm) busy = true;
+      if (s && s.keepWarm > 0 && isReplica(residencyOf(w, m)) && replicasOf(state, m).size <= s.keepWarm) busy = true;
       idleSince = Math.max(idleSince, lastUsed(w, m));
     }
     if (busy || now - idleSince < state.config.workerIdleMs) continue;

@@ -72,6 +72,8 @@ export interface QueueView {
   rate: number;
   /** Time of the last snapshot (ms). */
   seenAt: number;
+  /** Chance of a request within the horizon x priority weight (set by `refreshDemand`; 1 while jobs wait). */
+  soon?: number;
 }
 
 /** A command sent and not yet answered. */
@@ -94,6 +96,12 @@ export interface WorkerView {
   touchedAt: Map<string, number>;
   /** A drain was sent (or the worker reports draining). */
   draining: boolean;
+  /** Models this worker is indexed as a replica of (mirror of `PolicyState.replicas`). */
+  indexed: Set<string>;
+  /** Bumped on every change to the report, the moves in flight or draining; keys `cache`. */
+  version: number;
+  /** Model list and tier usage, computed once per version (placement reads them for every candidate worker). */
+  cache: { version: number; models: string[]; gpu: number; host: number };
 }
 
 export interface PolicyState {
@@ -103,7 +111,13 @@ export interface PolicyState {
   idPrefix: string;
   nextId: number;
   workers: Map<string, WorkerView>;
+  /** Index: model -> live (not draining) workers where it is a GPU replica once moves in flight land. */
+  replicas: Map<string, Set<WorkerView>>;
   queues: Map<string, QueueView>;
+  /** Configured models with waiting jobs. */
+  waiting: Set<string>;
+  /** Configured models with waiting jobs and no GPU replica (what a worker's new room may unblock). */
+  unserved: Set<string>;
   /** Commands in flight by id. */
   pending: Map<string, Pending>;
   /** Workers asked of the provider and not reported yet: id -> (requested at ms, model that wanted it). */

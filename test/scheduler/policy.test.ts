@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, initialState, type PolicyConfig, type PolicyEvent, type PolicyState, type QueueView } from '../../services/scheduler/policy.ts';
+import { indexWorker, refreshDemand } from '../../services/scheduler/placement.ts';
 import type { ModelSettings } from '../../services/scheduler/state.ts';
 import type { WorkerState } from '../../services/shared/cluster.ts';
 import { GB, model, record, workerState } from '../helpers/scheduler-fixtures.ts';
@@ -23,10 +24,12 @@ function setup(s: Setup): PolicyState {
   for (const w of state.workers.values()) {
     w.moves.clear();
     w.consume.clear();
+    indexWorker(state, w);
   }
   for (const [m, [waiting, oldest, rate = 0]] of Object.entries(s.queues ?? {})) {
     const q: QueueView = { waiting, active: 0, oldestWaitingAt: oldest, added: waiting, rate, seenAt: 0 };
     state.queues.set(m, q);
+    refreshDemand(state, m);
   }
   return state;
 }
