@@ -1,0 +1,195 @@
+// The observability deployment files: Grafana provisioning parses and is consistent (datasource uids, linked
+// both ways; dashboard queries name real metrics), the compose file is valid for docker-compose, the Prometheus
+// config for promtool, the Redis config gives BullMQ what it needs — and every PromQL expression of the dashboards
+// returns series from a real Prometheus scraping the real stack's /metrics after warm, swap and cold requests.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import OpenAI from 'openai';
+import { parse as parseYaml } from 'yaml';
+import { initTelemetry, shutdownTelemetry } from '../../services/telemetry/index.ts';
+import * as S from '../../services/telemetry/semconv.ts';
+import { startPrometheus, type TestPrometheus } from '../helpers/prometheus.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startStack, twoModelConfig, type Stack } from '../spine/stack.ts';
+
+const INFRA = new URL('../../infra/', import.meta.url).pathname;
+const read = (p: string) => readFileSync(join(INFRA, p), 'utf8');
+
+interface Target { datasource?: { uid?: string; type?: string }; expr?: string; query?: string; queryType?: string }
+interface Panel { type: string; title: string; datasource?: { uid: string; type: string }; targets?: Target[]; panels?: Panel[] }
+const dashboard = JSON.parse(read('grafana/dashboards/swapserve.json')) as { uid: string; panels: Panel[]; templating: { list: { name: string; datasource: { uid: string } }[] } };
+const datasources = (parseYaml(read('grafana/provisioning/datasources/datasources.yaml')) as {
+  datasources: { uid: string; type: string; url: string; jsonData: Record<string, any> }[];
+}).datasources;
+const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row');
+const promExprs = panels.flatMap((p) => (p.targets ?? []).filter((t) => t.expr).map((t) => ({ panel: p.title, expr: t.expr! })));
+const traceQueries = panels.flatMap((p) => (p.targets ?? []).filter((t) => t.queryType === 'traceql').map((t) => t.query!));
+/** Grafana's variables, as the dashboard would expand them with "All" selected. */
+const expand = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$model', '.*');
+
+/** Every metric name swapserve exposes, in its Prometheus forms. */
+const KNOWN = new Set<string>();
+for (const [name, kind] of [
+  [S.METRIC_TTFT, 'histogram'], [S.METRIC_TPOT, 'histogram'], [S.METRIC_REQUEST_DURATION, 'histogram'],
+  [S.METRIC_MOVE_DURATION, 'histogram'], [S.METRIC_MOVE_BANDWIDTH, 'histogram'], [S.METRIC_MOVE_BYTES, 'counter'],
+  [S.METRIC_EVICTIONS, 'counter'], [S.METRIC_QUEUE_DEPTH, 'gauge'], [S.METRIC_QUEUE_OLDEST_WAIT, 'gauge'],
+  [S.METRIC_RESIDENCY_BYTES, 'gauge'], [S.METRIC_LINK_PEAK, 'gauge'], [S.METRIC_WORKERS, 'gauge'],
+] as const) {
+  const base = S.prometheusName(name, kind);
+  if (kind === 'histogram') for (const suf of ['_bucket', '_count', '_sum']) KNOWN.add(base + suf);
+  else KNOWN.add(base);
+}
+
+describe('Grafana provisioning', () => {
+  it('has the Prometheus and Tempo datasources, linked both ways', () => {
+    const prom = datasources.find((d) => d.type === 'prometheus');
+    const tempo = datasources.find((d) => d.type === 'tempo');
+    assert.ok(prom && tempo);
+    assert.equal(prom.uid, 'prometheus');
+    assert.equal(tempo.uid, 'tempo');
+    assert.deepEqual(prom.jsonData.exemplarTraceIdDestinations.map((d: { datasourceUid: string }) => d.datasourceUid), [tempo.uid]);
+    assert.equal(tempo.jsonData.tracesToMetrics.datasourceUid, prom.uid);
+    assert.equal(tempo.jsonData.serviceMap.datasourceUid, prom.uid);
+    // Hosts are compose service names.
+    const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, unknown> };
+    for (const d of [prom, tempo]) assert.ok(new URL(d.url).hostname in compose.services, `${d.url} is a compose service`);
+  });
+
+  it('every panel queries a provisioned datasource, and every PromQL names a swapserve metric', () => {
+    const uids = new Set(datasources.map((d) => d.uid));
+    assert.ok(panels.length >= 15);
+    for (const p of panels) {
+      assert.ok(p.datasource && uids.has(p.datasource.uid), `${p.title}: datasource ${p.datasource?.uid}`);
+      assert.ok((p.targets ?? []).length > 0, `${p.title}: has queries`);
+      for (const t of p.targets ?? []) assert.equal(t.datasource?.uid, p.datasource.uid, `${p.title}: target datasource`);
+    }
+    for (const v of dashboard.templating.list) assert.ok(uids.has(v.datasource.uid));
+    for (const { panel, expr } of promExprs) {
+      const names = expr.match(/\b(gen_ai_[a-z_]+|swapserve_[a-z_]+)\b(?=\{|\[|\)|\s|$)/g) ?? [];
+      const metrics = names.filter((n) => !/^(gen_ai_request_model|gen_ai_operation_name|swapserve_(path|tier|move_kind|queue_state|worker_state|worker|cold_reason))$/.test(n));
+      assert.ok(metrics.length > 0, `${panel}: names a metric`);
+      for (const m of metrics) assert.ok(KNOWN.has(m), `${panel}: ${m} is exported by swapserve`);
+    }
+    // Trace tables use TraceQL on attributes from semconv.ts.
+    assert.ok(traceQueries.some((q) => q.includes(`span.${S.ATTR_PATH} = "cold"`)));
+    for (const q of traceQueries) for (const attr of q.match(/span\.([a-z_.]+)/g) ?? []) {
+      assert.ok(Object.values(S).includes(attr.slice('span.'.length) as never), `${attr} is a swapserve attribute`);
+    }
+    // The dashboards' provider mounts the folder compose mounts.
+    const provider = (parseYaml(read('grafana/provisioning/dashboards/dashboards.yaml')) as { providers: { options: { path: string } }[] }).providers[0];
+    assert.match(read('docker-compose.yml'), new RegExp(`\\./grafana/dashboards:${provider.options.path}:ro`));
+  });
+});
+
+describe('deployment files', () => {
+  it('docker-compose parses the compose file, with the GPU reserved for workers only', () => {
+    const r = spawnSync('docker-compose', ['-f', join(INFRA, 'docker-compose.yml'), 'config'], { encoding: 'utf8' });
+    assert.equal(r.error, undefined, 'docker-compose is installed (infra/ci-deps.sh)');
+    assert.equal(r.status, 0, r.stderr);
+    const cfg = parseYaml(r.stdout) as { services: Record<string, { deploy?: { resources?: { reservations?: { devices?: { capabilities: string[] }[] } } } }> };
+    for (const s of ['redis', 'otel-collector', 'tempo', 'prometheus', 'grafana', 'gateway', 'scheduler', 'worker']) assert.ok(cfg.services[s], s);
+    const gpu = Object.entries(cfg.services).filter(([, s]) => s.deploy?.resources?.reservations?.devices?.some((d) => d.capabilities.includes('gpu')));
+    assert.deepEqual(gpu.map(([n]) => n), ['worker']);
+  });
+
+  it('promtool accepts the Prometheus config', () => {
+    const r = spawnSync('promtool', ['check', 'config', '--syntax-only', join(INFRA, 'prometheus/prometheus.yml')], { encoding: 'utf8' });
+    assert.equal(r.error, undefined, 'promtool is installed (infra/ci-deps.sh)');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  it('the Redis config runs and gives BullMQ noeviction and an append-only file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swapserve-redisconf-'));
+    const srv = createServer().listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const port = (srv.address() as { port: number }).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    const child = spawn('redis-server', [join(INFRA, 'redis/redis.conf'), '--port', String(port), '--bind', '127.0.0.1', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const ready = await new Promise<boolean>((resolve) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('Ready to accept connections')) resolve(true);
+        });
+        child.once('exit', () => resolve(false));
+      });
+      assert.ok(ready, out);
+      const c = new Redis(port, '127.0.0.1');
+      try {
+        assert.deepEqual(await c.config('GET', 'maxmemory-policy'), ['maxmemory-policy', 'noeviction']);
+        assert.deepEqual(await c.config('GET', 'appendonly'), ['appendonly', 'yes']);
+        assert.deepEqual(await c.config('GET', 'appendfsync'), ['appendfsync', 'everysec']);
+      } finally {
+        c.disconnect();
+      }
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('dashboard queries against a real Prometheus', () => {
+  let redis: TestRedis;
+  let stack: Stack;
+  let prom: TestPrometheus;
+  let client: OpenAI;
+  before(async () => {
+    initTelemetry({ serviceName: 'swapserve-dashboards' });
+    process.env.SWAPSERVE_LINK_PEAK_GBPS = '55';
+    redis = await startRedis();
+    stack = await startStack(twoModelConfig(redis));
+    client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    prom = await startPrometheus([new URL(stack.gateway.url).host]);
+  });
+  after(async () => {
+    await prom?.stop();
+    await stack?.close();
+    await redis?.stop();
+    await shutdownTelemetry();
+  });
+
+  const complete = (model: string) => client.completions.create({ model, prompt: 'Once', max_tokens: 4 });
+
+  it('every PromQL expression returns series after warm, swap and cold requests', async () => {
+    await prom.nextScrape();
+    // Round 1: cold a, warm a, cold b (evicts a), swap a. Round 2 after a scrape, so rates see increases.
+    for (const m of ['story-a', 'story-a', 'story-b', 'story-a']) await complete(m);
+    await prom.nextScrape();
+    for (const m of ['story-a', 'story-b', 'story-a', 'story-a']) await complete(m);
+    await prom.nextScrape();
+
+    const empty: string[] = [];
+    for (const { panel, expr } of promExprs) {
+      const series = await prom.query(expand(expr));
+      if (series.length === 0) empty.push(`${panel}: ${expr}`);
+    }
+    assert.deepEqual(empty, [], 'queries without series');
+    // The same for the Tempo datasource's span -> metrics links, with a span's tags substituted.
+    const tempo = datasources.find((d) => d.type === 'tempo')!;
+    for (const q of tempo.jsonData.tracesToMetrics.queries as { query: string }[]) {
+      const series = await prom.query(q.query.replace('$__tags', 'gen_ai_request_model="story-a",swapserve_path="warm"'));
+      assert.ok(series.length > 0, q.query);
+    }
+
+    // The headline panel has a real TTFT for every path, ordered as the paths promise.
+    const p50 = await prom.query(expand(promExprs.find((e) => e.expr.startsWith('histogram_quantile(0.5') && e.expr.includes('time_to_first_token'))!.expr));
+    const byPath = Object.fromEntries(p50.map((s) => [s.metric.swapserve_path, Number(s.value[1])]));
+    for (const path of ['warm', 'swap', 'cold']) assert.ok(path in byPath, `TTFT p50 has a ${path} series`);
+    for (const path of ['warm', 'swap']) assert.ok(Number.isFinite(byPath[path]) && byPath[path] > 0, `${path} p50 = ${byPath[path]}`);
+    const variable = await prom.query('count by (gen_ai_request_model) (gen_ai_server_request_duration_count)');
+    assert.deepEqual(variable.map((s) => s.metric.gen_ai_request_model).sort(), ['story-a', 'story-b'], 'the $model variable finds both models');
+  });
+});
