@@ -21,7 +21,7 @@ const REF_TEXT = ' Once upon a time, there was a little girl named Lily. She lov
 const TEXTS = [
   'Hello, who are you?',
   "I'm here  with   spaces\n\nand new lines\n",
-  'numbers 12345 and 3.14, ünïcödé 🙂 日本語',
+  'numbers 12345 and 3.14, ünïcödé 🙂 日本語 swapserve',
   "don't DON'T we'll they've",
   '  leading and trailing  ',
 ];
@@ -137,6 +137,13 @@ describe('byte-level BPE (GGUF gpt2 vocab) against @huggingface/tokenizers', () 
       }
     });
   }
+
+  it('Llama 3 looks a whole pre-token up before merging (ignore_merges); Qwen2 does not', async () => {
+    for (const format of ['gguf', 'hf'] as const) {
+      assert.equal((await tiny('llama3', format)).encode(' swapserve').length, 1, format);
+      assert.ok((await tiny('qwen2', format)).encode(' swapserve').length > 1, format);
+    }
+  });
 
   it('a 4-byte character split over byte tokens streams out once whole (tokenizer.json decoder)', async () => {
     const hf = await tiny('llama3', 'hf');

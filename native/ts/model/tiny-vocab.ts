@@ -102,6 +102,9 @@ export function tinyBpeVocab(specials: string[]): { tokens: string[]; merges: st
       }
     }
   }
+  // A whole-word token no merge sequence reaches: only tokenizers that look words up first (Llama 3's
+  // "ignore_merges") emit it, which lets tests tell the two behaviours apart.
+  tokens.push(enc(' swapserve'));
   const ids: Record<string, number> = {};
   for (const s of specials) { ids[s] = tokens.length; tokens.push(s); }
   return { tokens, merges, specials: ids };

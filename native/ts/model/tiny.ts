@@ -88,7 +88,7 @@ export function tinyHfTokenizer(family: TinyFamily): { files: HfTokenizerFiles; 
     normalizer: null, pre_tokenizer: byteLevel, post_processor: { ...byteLevel, trim_offsets: false }, decoder: byteLevel,
     model: {
       type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: bpe.merges,
+      fuse_unk: false, byte_fallback: false, ignore_merges: family === 'llama3', vocab, merges: bpe.merges,
     },
   };
   const eos = [bpe.specials[sp.eos], ...(sp.eot ? [bpe.specials[sp.eot]] : [])];

@@ -25,6 +25,8 @@ export class BpeTokenizer extends VocabTokenizer {
   private readonly b2u = bytesToUnicode();
   private readonly u2b = new Map<string, number>();
   private readonly cache = new Map<string, number[]>();
+  /** Llama 3's tokenizer emits a pre-token that is itself in the vocab without merging (HF "ignore_merges"). */
+  private readonly ignoreMerges: boolean;
 
   constructor(v: BpeVocabInfo) {
     super(v);
@@ -33,6 +35,7 @@ export class BpeTokenizer extends VocabTokenizer {
       if (sp <= 0) throw new TokenizerError('BAD_VOCAB', `merge #${i} "${m}" is not "left right"`);
       if (!this.ranks.has(m)) this.ranks.set(m, i);
     });
+    this.ignoreMerges = v.pre === 'llama-bpe';
     this.re = new RegExp(PRE_TOKENIZERS[v.pre ?? 'gpt2'] ?? PRE_TOKENIZERS.gpt2, 'gu');
     this.b2u.forEach((u, b) => this.u2b.set(u, b));
   }
@@ -40,6 +43,10 @@ export class BpeTokenizer extends VocabTokenizer {
   private bpe(word: string): number[] {
     const hit = this.cache.get(word);
     if (hit) return hit;
+    if (this.ignoreMerges) {
+      const whole = this.ids.get(word);
+      if (whole !== undefined && this.types[whole] === TT.NORMAL) return [whole];
+    }
     let parts = [...word];
     while (parts.length > 1) {
       let best = -1;
