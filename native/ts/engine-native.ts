@@ -59,6 +59,8 @@ export interface EngineOps {
   swiglu(g: Float32Array, u: Float32Array): Float32Array;
   toF32(bytes: Uint8Array, dtype: number): Float32Array;
   sample(logits: Float32Array, temperature: number, topP: number, topK: number, rng: bigint): { token: number; rng: bigint };
+  /** Best of `reps` parallel reads of `bytes` (all cores): the memory floor of a decode step. */
+  readBandwidth(bytes: Uint8Array, reps: number): { bytesPerMs: number; checksum: number; threads: number };
 }
 
 export interface EngineAddon {

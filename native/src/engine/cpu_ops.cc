@@ -29,14 +29,29 @@ inline float Sum8(v8sf v) {
 
 // The matmul micro-kernel: 4 weight rows x NT token rows of x, all of length n, in 4*NT vector accumulators.
 // Each loaded weight vector is used NT times and each x vector 4 times, so it runs on FMAs, not on loads.
+// The micro-kernel's vector: 16 floats where AVX-512 gives 32 registers (16 accumulators + 5 operands fit),
+// else 8 (AVX2's 16 registers).
+#if defined(__AVX512F__)
+constexpr int kVW = 16;
+#else
+constexpr int kVW = 8;
+#endif
+typedef float vtile __attribute__((vector_size(kVW * 4)));
+
+inline vtile LoadV(const float* p) {
+  vtile v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 template <int NT>
 inline void DotTile(const float* const* w, const float* const* x, int n, float (*out)[4]) {
-  v8sf acc[NT][4] = {};
+  vtile acc[NT][4] = {};
   int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const v8sf w0 = Load8(w[0] + i), w1 = Load8(w[1] + i), w2 = Load8(w[2] + i), w3 = Load8(w[3] + i);
+  for (; i + kVW <= n; i += kVW) {
+    const vtile w0 = LoadV(w[0] + i), w1 = LoadV(w[1] + i), w2 = LoadV(w[2] + i), w3 = LoadV(w[3] + i);
     for (int t = 0; t < NT; ++t) {
-      const v8sf xv = Load8(x[t] + i);
+      const vtile xv = LoadV(x[t] + i);
       acc[t][0] += w0 * xv;
       acc[t][1] += w1 * xv;
       acc[t][2] += w2 * xv;
@@ -45,7 +60,8 @@ inline void DotTile(const float* const* w, const float* const* x, int n, float (
   }
   for (int t = 0; t < NT; ++t) {
     for (int j = 0; j < 4; ++j) {
-      float s = Sum8(acc[t][j]);
+      float s = 0.f;
+      for (int k = 0; k < kVW; ++k) s += acc[t][j][k];
       for (int k = i; k < n; ++k) s += w[j][k] * x[t][k];
       out[t][j] = s;
     }

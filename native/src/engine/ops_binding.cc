@@ -1,5 +1,7 @@
 // exports.engineOps: each CPU op callable from JS, synchronously, so tests can compare it with a scalar
 // reference. Test hooks only (small inputs): the engine itself never calls these.
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -11,6 +13,8 @@
 namespace swapserve::engine {
 
 namespace {
+
+typedef float v8sfOps __attribute__((vector_size(32)));
 
 [[noreturn]] void Bad(Napi::Env env, const std::string& msg) { throw MakeError(env, ErrorCode::kInvalidArgument, msg); }
 
@@ -170,6 +174,42 @@ Napi::Value SampleOp(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// readBandwidth(bytes: Uint8Array (a multiple of 32 bytes), reps) -> best bytes/ms of reading it once with the
+// ops pool (as many threads as the CPU backend's default). The decode floor: a step reads every weight once.
+Napi::Value ReadBandwidthOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    Bad(env, "Expected a Uint8Array");
+  auto a = info[0].As<Napi::Uint8Array>();
+  const int reps = Int(env, info[1], "reps");
+  const float* p = reinterpret_cast<const float*>(a.Data());
+  const int64_t blocks = static_cast<int64_t>(a.ByteLength() / 256);  // 64 floats each
+  if (blocks < 1 || reps < 1) Bad(env, "Expected at least 256 bytes and reps >= 1");
+  ThreadPool& pool = Pool();
+  std::vector<float> sums(pool.size() * 16, 0.f);
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool.ParallelFor(blocks, 4096, [&](int64_t b, int64_t e, int tid) {
+      v8sfOps acc = {};
+      for (int64_t i = b * 64; i < e * 64; i += 8) {
+        v8sfOps v;
+        std::memcpy(&v, p + i, 32);
+        acc += v;
+      }
+      for (int j = 0; j < 8; ++j) sums[tid * 16] += acc[j];
+    });
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  float keep = 0.f;  // use the sums so the reads are not optimised away
+  for (float s : sums) keep += s;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytesPerMs", Napi::Number::New(env, static_cast<double>(blocks) * 256 / best));
+  o.Set("checksum", Napi::Number::New(env, keep));
+  o.Set("threads", Napi::Number::New(env, pool.size()));
+  return o;
+}
+
 }  // namespace
 
 void RegisterEngineOps(Napi::Env env, Napi::Object exports) {
@@ -182,6 +222,7 @@ void RegisterEngineOps(Napi::Env env, Napi::Object exports) {
   ops.Set("swiglu", Napi::Function::New(env, SwiGLUOp));
   ops.Set("toF32", Napi::Function::New(env, ToF32Op));
   ops.Set("sample", Napi::Function::New(env, SampleOp));
+  ops.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthOp));
   exports.Set("engineOps", ops);
 }
 
