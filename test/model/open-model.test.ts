@@ -123,12 +123,12 @@ describe('openModel: synthetic models of each family', () => {
     checkLayout(m.layout, 4);
   });
 
-  it('the same seed writes the same model as HF and GGUF (Q/K rows permuted for interleaved RoPE)', async () => {
-    const hf = await openModel(await makeTinyModel({ family: 'llama3', format: 'hf', dtype: 'f32', seed: 11 }));
-    const gg = await openModel(await makeTinyModel({ family: 'llama3', format: 'gguf', dtype: 'f32', seed: 11 }));
+  for (const dtype of ['f32', 'bf16'] as const) it(`the same seed writes the same ${dtype} model as HF and GGUF (Q/K rows permuted for interleaved RoPE)`, async () => {
+    const hf = await openModel(await makeTinyModel({ family: 'llama3', format: 'hf', dtype, seed: 11 }));
+    const gg = await openModel(await makeTinyModel({ family: 'llama3', format: 'gguf', dtype, seed: 11 }));
     assert.ok((await arenaTensor(hf, 'layers.1.w2')).equals(await arenaTensor(gg, 'layers.1.w2')));
-    const a = decodeValues(await arenaTensor(hf, 'layers.0.wk'), 'f32');
-    const b = decodeValues(await arenaTensor(gg, 'layers.0.wk'), 'f32');
+    const a = decodeValues(await arenaTensor(hf, 'layers.0.wk'), dtype);
+    const b = decodeValues(await arenaTensor(gg, 'layers.0.wk'), dtype);
     const D = 16, C = 64;
     // GGUF row h*D + 2i + j is HF row h*D + j*D/2 + i.
     for (const [h, i, j] of [[0, 0, 1], [1, 3, 0], [1, 7, 1]]) {

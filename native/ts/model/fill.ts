@@ -119,3 +119,30 @@ export function randomValues(count: number, std: number, constant: number, next:
   if (i < count) out[i] = GAUSS[next() & 0xffff] * std;
   return out;
 }
+
+const encodedTables = new Map<string, Uint16Array>();
+
+/**
+ * Like encodeValues(randomValues(...)), but for f16/bf16 straight from a table of pre-encoded samples (one
+ * lookup per value, no per-value conversion): the writers' fast path for multi-GB bench models.
+ */
+export function randomEncoded(count: number, std: number, constant: number, dtype: DType, next: () => number): Uint8Array {
+  if (dtype === 'f32' || std === 0) return encodeValues(randomValues(count, std, constant, next), dtype);
+  const key = `${dtype}:${std}`;
+  let table = encodedTables.get(key);
+  if (!table) {
+    const conv = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
+    table = new Uint16Array(GAUSS.length);
+    for (let i = 0; i < GAUSS.length; i++) table[i] = conv(Math.fround(GAUSS[i] * std));
+    encodedTables.set(key, table);
+  }
+  const out = new Uint16Array(count);
+  let i = 0;
+  for (; i + 1 < count; i += 2) {
+    const w = next();
+    out[i] = table[w & 0xffff];
+    out[i + 1] = table[w >>> 16];
+  }
+  if (i < count) out[i] = table[next() & 0xffff];
+  return new Uint8Array(out.buffer);
+}

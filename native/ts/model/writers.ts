@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { DTYPE_BYTES, type DType, type ModelConfig } from '../types.ts';
 import { llama3RopeFactors } from './config.ts';
-import { encodeValues, prng, randomValues } from './fill.ts';
+import { encodeValues, prng, randomEncoded, randomValues } from './fill.ts';
 import { DTYPE_GGML } from './gguf.ts';
 import { writeGguf, type GgufKv, type GgufTensorSpec } from './gguf-writer.ts';
 import { writeSafetensors, type TensorData } from './safetensors.ts';
@@ -18,12 +18,15 @@ const WEIGHT_STD = 0.02;
  * Every tensor the config needs, in arena order, with a generator of its seeded f32 values (HF conventions:
  * rotate_half Q/K). The generators share one PRNG stream: call them once each, in order.
  */
-function syntheticTensors(cfg: ModelConfig, seed: number): { name: string; shape: number[]; values: () => Float32Array }[] {
+function syntheticTensors(cfg: ModelConfig, seed: number): {
+  name: string; shape: number[]; values: () => Float32Array; encoded: (dtype: DType) => Uint8Array;
+}[] {
   const next = prng(seed);
   return expectedTensors(cfg).map((t) => {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    const isNorm = t.name === 'norm' || t.name.endsWith('_norm');
-    return { name: t.name, shape: t.shape, values: () => randomValues(count, isNorm ? 0 : WEIGHT_STD, 1, next) };
+    const std = t.name === 'norm' || t.name.endsWith('_norm') ? 0 : WEIGHT_STD;
+    // `encoded` draws the same PRNG words as `values` and yields the same values rounded to dtype.
+    return { name: t.name, shape: t.shape, values: () => randomValues(count, std, 1, next), encoded: (dtype: DType) => randomEncoded(count, std, 1, dtype, next) };
   });
 }
 
@@ -97,7 +100,7 @@ export async function writeHfModel(dir: string, cfg: ModelConfig, opts: WriteHfO
   await writeFile(join(dir, 'config.json'), JSON.stringify(toHfConfigJson(cfg, opts.dtype), null, 2));
   const all: TensorData[] = [];
   for (const t of syntheticTensors(cfg, opts.seed)) {
-    all.push({ name: canonicalToHf(t.name), dtype: opts.dtype, shape: t.shape, data: () => encodeValues(t.values(), opts.dtype) });
+    all.push({ name: canonicalToHf(t.name), dtype: opts.dtype, shape: t.shape, data: () => t.encoded(opts.dtype) });
   }
   if (shards === 1) {
     await writeSafetensors(join(dir, 'model.safetensors'), all, { format: 'pt' });
@@ -195,9 +198,9 @@ export async function writeGgufModel(file: string, cfg: ModelConfig, opts: Write
     const dtype: DType = oneD ? 'f32' : opts.dtype;
     const permute = cfg.arch !== 'qwen2' && /\.w[qk]$/.test(t.name);
     const heads = t.name.endsWith('wq') ? cfg.numHeads : cfg.numKvHeads;
-    const values = () => (permute ? permuteRows(t.values(), t.shape[0], t.shape[1], heads) : t.values());
     const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    tensors.push({ name: canonicalToGguf(t.name), shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes, data: () => encodeValues(values(), dtype) });
+    const data = () => (permute ? encodeValues(permuteRows(t.values(), t.shape[0], t.shape[1], heads), dtype) : t.encoded(dtype));
+    tensors.push({ name: canonicalToGguf(t.name), shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes, data });
   }
   await writeGguf(file, { version: opts.version, alignment: opts.alignment, metadata: ggufMetadata(cfg, opts.vocab), tensors });
 }
