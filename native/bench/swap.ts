@@ -5,6 +5,7 @@
 // user gets. Progress goes to stderr; the table (or JSON) to stdout.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
+import { progress } from '../../services/shared/progress.ts';
 import { performance } from 'node:perf_hooks';
 
 import { Runtime, type MoveResult } from '../ts/runtime.ts';
@@ -155,13 +156,17 @@ export async function run(argv: string[]): Promise<number> {
     const swaps: MoveResult[] = [];
     const swapFirst: number[] = [];
     let sumSwap = '';
+    // Progress over the repetitions only (nothing runs inside the timed moves).
+    const swapBar = progress({ label: '[bench swap] swapIn', total: args.reps });
     for (let i = 0; i < args.reps; i++) {
       const { r, firstLayerMs } = await firstLayer((o) => rt.swapIn('A', o));
       swaps.push(r);
       swapFirst.push(firstLayerMs);
       if (i === 0) sumSwap = await rt.checksum('A', 'gpu');
       await rt.evict('A');
+      swapBar.tick();
     }
+    swapBar.finish();
     const floor = await rt.native.benchFloor('A', args.reps);
     const floorMs = median(floor);
     const swapMs = median(swaps.map((r) => r.wallMs));
