@@ -213,7 +213,7 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
   const waiting = q?.waiting ?? 0;
   const replicas = replicasOf(state, model);
   for (const w of replicas) {
-    if (!isConsuming(w, model) && !state.reclaims.has(pairKey(w.state.workerId, model))) {
+    if (!isConsuming(w, model) && !reclaimed(state, w, model)) {
       send(state, w, { kind: 'consume', model, concurrency: s.concurrency }, now, out);
     }
   }
@@ -233,16 +233,28 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
   }
   if (waiting === 0 || only) return;
   // No worker has room: start one if allowed (scale from zero, or out), else reclaim a busy GPU past the bound.
-  for (const st of state.starting.values()) if (st.model === model) return;
-  if (state.workers.size + state.starting.size < state.config.maxWorkers) {
+  let startingForThis = false;
+  for (const st of state.starting.values()) if (st.model === model) startingForThis = true;
+  if (!startingForThis && state.workers.size + state.starting.size < state.config.maxWorkers) {
     const workerId = `w-${state.idPrefix}-${++state.nextId}`;
     state.starting.set(workerId, { requestedAt: now, model });
     out.push({ type: 'start-worker', workerId, model });
     return;
   }
+  // Past the bound, a starting worker (which may take long, or fail) does not stop the reclaim.
   if (replicas.size === 0 && q?.oldestWaitingAt != null && now - q.oldestWaitingAt >= state.config.starvationMs) {
     reclaimFor(state, model, now, out);
   }
+}
+
+/** Whether a replica was told to stop consuming for a model that still has no replica (else the reclaim is over). */
+function reclaimed(state: PolicyState, w: WorkerView, model: string): boolean {
+  const key = pairKey(w.state.workerId, model);
+  const r = state.reclaims.get(key);
+  if (!r) return false;
+  if (state.unserved.has(r.forModel)) return true;
+  state.reclaims.delete(key);
+  return false;
 }
 
 /**
@@ -303,7 +315,7 @@ function expire(state: PolicyState, now: number, out: Action[]): void {
     const q = state.queues.get(r.forModel);
     const [workerId, victim] = key.split('\n');
     const w = state.workers.get(workerId);
-    if (!q || q.waiting === 0 || !w || residencyOf(w, victim) !== 'gpu') state.reclaims.delete(key);
+    if (!q || q.waiting === 0 || !w || residencyOf(w, victim) !== 'gpu' || !state.unserved.has(r.forModel)) state.reclaims.delete(key);
   }
 }
 

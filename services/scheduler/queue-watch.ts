@@ -8,7 +8,7 @@ export interface QueueSnapshot {
   /** Jobs waiting (wait + prioritized + paused lists). */
   waiting: number;
   active: number;
-  /** BullMQ's job id counter: jobs ever added. */
+  /** Jobs ever added: BullMQ's id counter (incremented for every job, custom ids included). */
   added: number;
   /** Enqueue time (ms since epoch) of the oldest waiting job, null when none waits. */
   oldestWaitingAt: number | null;
@@ -68,7 +68,8 @@ export async function readQueues(redis: RedisClient, models: readonly string[], 
 
 /**
  * Blocks until any of the models' BullMQ events streams gets an entry (or `blockMs` passes) and returns the
- * models that had one. `cursor` holds the last id read per stream (start with '$'); it is updated in place.
+ * models that had one. `cursor` holds the last id read per stream (a `<ms>-0` id to start from a moment); it is
+ * updated in place.
  */
 export async function waitForQueueEvents(
   redis: RedisClient, models: readonly string[], cursor: Map<string, string>, blockMs: number, prefix: string = DEFAULT_PREFIX,
@@ -76,7 +77,7 @@ export async function waitForQueueEvents(
   if (models.length === 0) return [];
   const streams = models.map((m) => bullKey(prefix, m, 'events'));
   const ids = models.map((m) => cursor.get(m) ?? '$');
-  const res = (await redis.xread('COUNT', 100, 'BLOCK', blockMs, 'STREAMS', ...streams, ...ids)) as [string, [string, string[]][]][] | null;
+  const res = (await redis.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', ...streams, ...ids)) as [string, [string, string[]][]][] | null;
   if (!res) return [];
   const byStream = new Map(streams.map((s, k) => [s, models[k]]));
   const touched: string[] = [];

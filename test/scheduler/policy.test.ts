@@ -292,6 +292,23 @@ describe('policy: sequences', () => {
     assert.deepEqual(record(idle.actions).calls, ['w1 evict B', 'w1 swap_in A', 'w1 consume A x4']);
   });
 
+  it('a reclaim ends once the starving model is served elsewhere: the busy model consumes again', () => {
+    const state = setup({
+      models: [model('A'), model('B')], config: { maxWorkers: 2, starvationMs: 1000 },
+      workers: [workerState('w1', { gpu: 20 * GB, models: { A: ['host', 10 * GB], B: ['gpu', 15 * GB, 2, 50] } })],
+      queues: { B: [5, 0] },
+    });
+    // A cannot be placed and a worker start is in flight; past the bound, B is asked to stop consuming.
+    assert.deepEqual(record(decide(state, queued('A', 1, 0), 10).actions).calls, ['start w-e1-1 for A']);
+    assert.deepEqual(record(decide(state, queued('A', 1, 0), 1000).actions).calls, ['w1 stop_consume B']);
+    // The new worker reports: A goes there, and then B (its jobs still waiting) is told to consume again.
+    const fresh = decide(state, { type: 'worker-state', state: workerState('w-e1-1') }, 1100);
+    assert.deepEqual(record(fresh.actions).calls, ['w-e1-1 load_to_gpu A', 'w-e1-1 consume A x4']);
+    const again = decide(state, { type: 'worker-state', state: workerState('w1', { seq: 2, gpu: 20 * GB, models: { A: ['host', 10 * GB], B: ['gpu', 15 * GB, 1, 1100, false] } }) }, 1200);
+    assert.deepEqual(record(again.actions).calls, ['w1 consume B x4']);
+    assert.equal(state.reclaims.size, 0);
+  });
+
   it('a late (older) worker report does not undo a newer one', () => {
     const state = setup({ models: [model('A')], workers: [workerState('w1', { seq: 5, models: { A: ['gpu', 10 * GB] } })] });
     decide(state, { type: 'worker-state', state: workerState('w1', { seq: 4, models: { A: ['host', 10 * GB] } }) }, 10);
