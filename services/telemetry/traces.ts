@@ -92,12 +92,14 @@ export class RequestSpan {
   readonly context: Context;
   private readonly startMs: number;
   private readonly model: string;
+  private readonly operation: S.GenAiOperation;
   private firstChunkMs: number | null = null;
   private ended = false;
 
   constructor(init: RequestSpanInit, parent: Context = context.active()) {
     this.startMs = init.startMs ?? Date.now();
     this.model = init.model;
+    this.operation = init.operation;
     const attrs: Attributes = {
       [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
       [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER,
@@ -160,6 +162,19 @@ export class RequestSpan {
         } else if (ev.type === 'done') {
           if (ev.path) this.setPath(ev.path, ev.coldReason);
           const cancelled = ev.finishReason === 'cancelled';
+          // The GenAI histograms of a gateway request are recorded here, once, with the worker's timings (measured
+          // from this gateway's arrival time); the worker records them only for SDK jobs. So the gateway's own
+          // /metrics carries them whatever process the worker runs in.
+          if (ev.path && ev.timings && !cancelled) {
+            recordRequest({
+              model: this.model,
+              path: ev.path,
+              operation: this.operation,
+              ttftSeconds: ev.timings.ttftMs / 1000,
+              durationSeconds: ev.timings.totalMs != null ? ev.timings.totalMs / 1000 : null,
+              outputTokens: ev.completionTokens ?? null,
+            });
+          }
           this.end({
             outcome: cancelled ? 'cancelled' : 'completed',
             inputTokens: ev.promptTokens,
@@ -209,8 +224,8 @@ export interface DeliveredLike {
   path?: ServePath;
   coldReason?: ColdReason;
   finishReason?: string;
-  /** The first token's stage timings (ms), as the worker measured them. */
-  timings?: { ttftMs: number };
+  /** Stage timings (ms) as the worker measured them: on the first token and on done. */
+  timings?: { ttftMs: number; totalMs?: number };
   promptTokens?: number;
   completionTokens?: number;
   error?: unknown;
@@ -263,6 +278,11 @@ export interface JobTraceInit {
   enqueuedMs: number;
   /** When this worker picked the job up. @defaultValue Date.now() */
   pickedUpMs?: number;
+  /**
+   * Record the GenAI histograms at end(). The gateway records them for its own requests (RequestSpan.follow),
+   * so pass `data.source !== 'gateway'` to count every request once. @defaultValue true
+   */
+  recordMetrics?: boolean;
 }
 
 /**
@@ -359,6 +379,7 @@ export class JobTrace {
     if (e.outcome !== 'completed') attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
     span?.setAttributes(attrs);
     if (!this.path) return; // never decided (failed before placement): no path to label metrics with
+    if (this.init.recordMetrics === false) return;
     recordRequest({
       model: this.init.model,
       path: this.path,

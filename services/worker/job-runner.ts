@@ -50,7 +50,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
   }
   const data = parsed.data;
   // Spans under BullMQ's consumer span (queue wait now; moves, prefill, decode as they happen) and the TTFT metrics.
-  const jt = jobTrace({ operation: data.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, jobId: job.id, worker: ctx.workerId, enqueuedMs: data.arrivalMs });
+  const jt = jobTrace({ operation: data.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, jobId: job.id, worker: ctx.workerId, enqueuedMs: data.arrivalMs, recordMetrics: data.source !== 'gateway' });
   const key = k.stream(data.requestId);
   const emit = (ev: StreamEvent) => appendEvent(ctx.redis, key, ev, ctx.streamTtlS);
   const ac = new AbortController();
