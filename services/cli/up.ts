@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, parseConfig, type Config } from '../shared/con
 import { ensureDemoModels } from '../shared/demo-models.ts';
 import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../shared/local-redis.ts';
 import { startGateway, type Gateway } from '../gateway/server.ts';
+import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
@@ -135,10 +136,14 @@ export async function run(argv: string[]): Promise<number> {
     });
     log(`${n} ${gpus > 0 ? 'GPU' : 'CPU'} worker${n > 1 ? 's' : ''}${values['no-scheduler'] ? '' : ' and the scheduler'} starting`);
 
+    // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; /metrics always. Flushed last (cleanups run in reverse).
+    initTelemetry({ serviceName: 'swapserve-gateway' });
+    cleanups.unshift(() => shutdownTelemetry());
     gateway = await startGateway(config);
     cleanups.push(() => gateway!.close());
     const model = config.models[0]?.id ?? 'your-model';
     log(`gateway on ${gateway.url}  (models: ${config.models.map((m) => m.id).join(', ')})`);
+    log(`status page ${gateway.url}/  ·  queues ${gateway.url}/queues  ·  metrics ${gateway.url}/metrics`);
     log(`try:  curl -s ${gateway.url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"${model}","messages":[{"role":"user","content":"hi"}],"max_tokens":8}' -D - | grep -i x-swapserve-path`);
     if (demo) log('the first request to a model is cold, the next warm; ask another model, then the first again: swap');
 
