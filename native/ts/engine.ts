@@ -233,6 +233,7 @@ export class Engine {
   private validate(req: GenerateRequest): void {
     const bad = (msg: string): never => { throw new EngineError('invalid_request', msg); };
     const V = this.source.config.vocabSize;
+    if (typeof req !== 'object' || req === null) bad(`Expected a GenerateRequest object but received ${req === null ? 'null' : typeof req}`);
     if (!Array.isArray(req.prompt) || req.prompt.length === 0) bad('Expected a non-empty array of token ids for prompt');
     for (const t of req.prompt) if (!Number.isInteger(t) || t < 0 || t >= V) bad(`Expected token ids in [0, ${V}) for prompt but received ${t}`);
     if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) bad(`Expected an integer >= 1 for maxTokens but received ${req.maxTokens}`);
