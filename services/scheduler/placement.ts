@@ -1,7 +1,7 @@
 // Pure helpers of the policy: effective residency, tier accounting, expected cost, victim and worker choice.
 import type { ModelOnWorker } from '../shared/cluster.ts';
 import type { Residency } from '../shared/vocab.ts';
-import { ON_GPU, ON_HOST, pairKey, type ModelSettings, type PolicyState, type WorkerView } from './state.ts';
+import { ON_GPU, ON_HOST, pairKey, type PolicyState, type WorkerCache, type WorkerView } from './state.ts';
 
 /** A model's residency on a worker once the move in flight there lands (commands run in order on a worker). */
 export function residencyOf(w: WorkerView, model: string): Residency {
@@ -39,13 +39,28 @@ export function modelsOn(w: WorkerView): readonly string[] {
   return cacheOf(w).models;
 }
 
-function cacheOf(w: WorkerView): WorkerView['cache'] {
+function cacheOf(w: WorkerView): WorkerCache {
   if (w.cache.version !== w.version) {
     const models = Object.keys(w.state.models);
     for (const m of w.moves.keys()) if (!(m in w.state.models)) models.push(m);
-    w.cache = { version: w.version, models, gpu: -1, host: -1 };
+    w.cache = { version: w.version, models, gpu: -1, host: -1, onGpu: null, hostOnly: null };
   }
   return w.cache;
+}
+
+/** Models whose effective residency on the worker is exactly `tier` (victim candidates for that tier). */
+function settledIn(w: WorkerView, tier: 'gpu' | 'host'): readonly string[] {
+  const c = cacheOf(w);
+  if (c.onGpu === null || c.hostOnly === null) {
+    c.onGpu = [];
+    c.hostOnly = [];
+    for (const m of c.models) {
+      const r = residencyOf(w, m);
+      if (r === 'gpu') c.onGpu.push(m);
+      else if (r === 'host') c.hostOnly.push(m);
+    }
+  }
+  return tier === 'gpu' ? c.onGpu : c.hostOnly;
 }
 
 /** GPU and host bytes in use on a worker once the moves in flight land, plus what the worker reports besides models. */
@@ -171,12 +186,10 @@ export function chooseVictims(
 ): Victim[] | null {
   if (need <= 0) return [];
   const candidates: (Victim & { density: number; used: number })[] = [];
-  for (const m of modelsOn(w)) {
+  for (const m of settledIn(w, tier)) {
     if (m === forModel || w.moves.has(m)) continue;
     const rep = w.state.models[m];
     if (!rep || rep.activeJobs > 0) continue;
-    const r = residencyOf(w, m);
-    if (tier === 'gpu' ? r !== 'gpu' : r !== 'host') continue;
     const q = state.queues.get(m);
     const reclaimed = state.reclaims.get(pairKey(w.state.workerId, m))?.forModel === forModel;
     if (q && q.waiting > 0 && !reclaimed) continue; // its waiting jobs are served first (thrash control)

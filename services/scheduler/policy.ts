@@ -110,7 +110,7 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerV
   if (w && s.seq < w.state.seq && s.startedAt === w.state.startedAt) return null; // an older report arriving late
   if (!w) {
     w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining, indexed: new Set(),
-      version: 0, cache: { version: -1, models: [], gpu: -1, host: -1 } };
+      version: 0, cache: { version: -1, models: [], gpu: -1, host: -1, onGpu: null, hostOnly: null } };
     state.workers.set(s.workerId, w);
     state.starting.delete(s.workerId);
     for (const m of Object.keys(s.models)) w.touchedAt.set(m, now);

@@ -101,7 +101,19 @@ export interface WorkerView {
   /** Bumped on every change to the report, the moves in flight or draining; keys `cache`. */
   version: number;
   /** Model list and tier usage, computed once per version (placement reads them for every candidate worker). */
-  cache: { version: number; models: string[]; gpu: number; host: number };
+  cache: WorkerCache;
+}
+
+/** Derived from a worker's report and moves in flight; recomputed when `WorkerView.version` moves. */
+export interface WorkerCache {
+  version: number;
+  models: string[];
+  /** Bytes in use once moves land (-1: not computed yet). */
+  gpu: number;
+  host: number;
+  /** Models whose effective residency is exactly 'gpu' / 'host' (the only possible victims), or null. */
+  onGpu: string[] | null;
+  hostOnly: string[] | null;
 }
 
 export interface PolicyState {
