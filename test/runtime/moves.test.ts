@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { truncateSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 
+import { cudaBuilt } from '../../native/ts/addon.ts';
 import { SwapserveNativeError } from '../../native/ts/errors.ts';
 import { Runtime, type RuntimeOptions } from '../../native/ts/runtime.ts';
 import { makeRandomModel, type RandomModel } from './fixture.ts';
@@ -104,6 +105,26 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     await rejectsWith(rt.checksum('b', 'host'), 'SWAPSERVE_NOT_RESIDENT');
     await rt.evict('b');
     rt.unregister('b');
+  });
+
+  it('a move returns at once and reports on later ticks (the work runs off the event loop)', async () => {
+    const big = makeRandomModel({ groups: 4, tensorsPerGroup: 4, tensorBytes: 400_000, seed: 5 });
+    try {
+      rt.register('ev', big.layout);
+      const seen: number[] = [];
+      const p = rt.loadToGpu('ev', { onProgress: (d) => seen.push(d) });
+      // Synchronously after the call: the arena is reserved and the state is transitional, nothing reported yet.
+      assert.equal(rt.residency('ev').state, 'swapping-in');
+      assert.ok(rt.usage().gpu.usedBytes >= big.layout.totalBytes);
+      assert.equal(seen.length, 0);
+      await p;
+      assert.equal(seen.length, 4, 'one progress report per landed group');
+      assert.equal(seen.at(-1), big.expected.length);
+      await rt.evict('ev');
+      rt.unregister('ev');
+    } finally {
+      big.cleanup();
+    }
   });
 
   it('moves of different models run at once and each lands its own bytes', async () => {
@@ -286,6 +307,10 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
   it('a GPU pool larger than the card fails open() with a recoverable SWAPSERVE_OOM', { skip: BACKEND !== 'cuda' && 'cuda only' }, async () => {
     const e = await rejectsWith(() => Runtime.open({ ...BASE, gpuBudgetBytes: 4 * 1024 ** 4 }), 'SWAPSERVE_OOM', /cudaMalloc/);
     assert.equal(e.recoverable, true);
+  });
+
+  it('a backend that is not built fails with one actionable SWAPSERVE_ADDON message', { skip: cudaBuilt() && 'the CUDA backend is built here' }, async () => {
+    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'cuda' }), 'SWAPSERVE_ADDON', /not built.*(SWAPSERVE_BACKEND=cpu|npm run build:native)/);
   });
 
   it('close is idempotent and later calls fail clearly', async () => {
