@@ -36,6 +36,7 @@ export {
   registerWorkerSource,
   registerResidencySource,
   metricsText,
+  metricsExposition,
   metricsHandler,
   startMetricsServer,
   PROMETHEUS_CONTENT_TYPE,

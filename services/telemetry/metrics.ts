@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { Attributes, Counter, Histogram, ObservableResult } from '@opentelemetry/api';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ColdReason, MoveKind, Residency, ServePath, Tier } from '../shared/vocab.ts';
+import { ExemplarStore, OPENMETRICS_CONTENT_TYPE, toOpenMetrics, wantsOpenMetrics } from './openmetrics.ts';
 import { onTelemetryInit, telemetryHandle } from './sdk.ts';
 import * as S from './semconv.ts';
 
@@ -48,6 +49,8 @@ const residencySources = new Set<ResidencySource>();
 /** Last residency set per worker/model/tier: `${worker}\0${model}\0${tier}` -> bytes. */
 const residency = new Map<string, { worker: string; model: string; tier: Tier; bytes: number }>();
 const linkPeak = new Map<string, number>();
+/** Trace ids of recent requests per TTFT / duration bucket, served as OpenMetrics exemplars. */
+const exemplars = new ExemplarStore();
 
 onTelemetryInit((h) => {
   const meter = h.meterProvider.getMeter('swapserve');
@@ -148,6 +151,8 @@ export interface RequestMetrics {
   outputTokens?: number | null;
   /** Set when the request failed: the error code/type. */
   errorType?: string | null;
+  /** The request's trace, attached to its histogram buckets as an exemplar. */
+  trace?: { traceId: string; spanId: string } | null;
 }
 
 function requestAttrs(m: { model: string; path: ServePath; operation?: S.GenAiOperation; errorType?: string | null }) {
@@ -161,8 +166,18 @@ function requestAttrs(m: { model: string; path: ServePath; operation?: S.GenAiOp
 export function recordRequest(m: RequestMetrics): void {
   if (!inst) return;
   const a = requestAttrs(m);
-  if (m.ttftSeconds != null && finite(m.ttftSeconds)) inst.ttft.record(m.ttftSeconds, a);
-  if (m.durationSeconds != null && finite(m.durationSeconds)) inst.duration.record(m.durationSeconds, a);
+  const atMs = Date.now();
+  const ex = (value: number) => (m.trace ? { value, traceId: m.trace.traceId, spanId: m.trace.spanId, atMs } : null);
+  if (m.ttftSeconds != null && finite(m.ttftSeconds)) {
+    inst.ttft.record(m.ttftSeconds, a);
+    const e = ex(m.ttftSeconds);
+    if (e) exemplars.offer(S.METRIC_TTFT, a, S.TTFT_BUCKETS_S, e);
+  }
+  if (m.durationSeconds != null && finite(m.durationSeconds)) {
+    inst.duration.record(m.durationSeconds, a);
+    const e = ex(m.durationSeconds);
+    if (e) exemplars.offer(S.METRIC_REQUEST_DURATION, a, S.REQUEST_DURATION_BUCKETS_S, e);
+  }
   if (
     m.ttftSeconds != null &&
     m.durationSeconds != null &&
@@ -259,25 +274,37 @@ export function registerWorkerSource(src: WorkerSource): () => void {
 
 const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
 
-/** The Prometheus text exposition of this process's metrics ('' before initTelemetry). */
-export async function metricsText(): Promise<string> {
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * This process's metrics as the scraper asks: OpenMetrics (with exemplars) when `accept` names it, else the
+ * Prometheus 0.0.4 text format. Empty before initTelemetry.
+ */
+export async function metricsExposition(accept?: string): Promise<{ body: string; contentType: string }> {
   const h = telemetryHandle();
-  if (!h) return '';
+  const om = wantsOpenMetrics(accept);
+  if (!h) return { body: om ? '# EOF\n' : '', contentType: om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE };
   const { resourceMetrics, errors } = await h.prometheus.collect();
   for (const e of errors) process.stderr.write(`swapserve telemetry: metric collection: ${String(e)}\n`);
-  return serializer.serialize(resourceMetrics);
+  return om
+    ? { body: toOpenMetrics(resourceMetrics, exemplars), contentType: OPENMETRICS_CONTENT_TYPE }
+    : { body: serializer.serialize(resourceMetrics), contentType: PROMETHEUS_CONTENT_TYPE };
 }
 
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** The Prometheus 0.0.4 text of this process's metrics ('' before initTelemetry). */
+export async function metricsText(): Promise<string> {
+  return (await metricsExposition()).body;
+}
 
 /** A Fastify route handler for GET /metrics: `app.get('/metrics', metricsHandler())`. */
 export function metricsHandler() {
   return async (
-    _req: unknown,
+    req: { headers: Record<string, string | string[] | undefined> },
     reply: { type(t: string): unknown; send(b: string): unknown },
   ): Promise<void> => {
-    const body = await metricsText();
-    reply.type(PROMETHEUS_CONTENT_TYPE);
+    const accept = req.headers.accept;
+    const { body, contentType } = await metricsExposition(Array.isArray(accept) ? accept.join(',') : accept);
+    reply.type(contentType);
     reply.send(body);
   };
 }
@@ -292,8 +319,8 @@ export async function startMetricsServer(opts: { port: number; host?: string }):
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    metricsText().then(
-      (body) => res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE }).end(body),
+    metricsExposition(req.headers.accept).then(
+      ({ body, contentType }) => res.writeHead(200, { 'content-type': contentType }).end(body),
       (err) => {
         process.stderr.write(`swapserve telemetry: /metrics: ${String(err)}\n`);
         res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');

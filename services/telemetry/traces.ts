@@ -173,6 +173,7 @@ export class RequestSpan {
               ttftSeconds: ev.timings.ttftMs / 1000,
               durationSeconds: ev.timings.totalMs != null ? ev.timings.totalMs / 1000 : null,
               outputTokens: ev.completionTokens ?? null,
+              trace: this.span.isRecording() ? this.span.spanContext() : null,
             });
           }
           this.end({
@@ -389,6 +390,7 @@ export class JobTrace {
       durationSeconds: (atMs - this.init.enqueuedMs) / 1000,
       outputTokens: e.outputTokens ?? null,
       errorType: e.outcome === 'completed' ? null : (e.errorType ?? e.outcome),
+      trace: span?.isRecording() ? span.spanContext() : null,
     });
   }
 }

@@ -16,6 +16,8 @@ export interface TestPrometheus {
   url: string;
   /** Instant query at the current time (or `time`, seconds since the epoch). */
   query(expr: string, time?: number): Promise<PromSeries[]>;
+  /** Exemplars of the series `expr` selects over the last `seconds`. */
+  exemplars(expr: string, seconds?: number): Promise<{ seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string>; value: string }[] }[]>;
   /** Resolves after Prometheus has completed a scrape of every target that started after this call. */
   nextScrape(): Promise<void>;
   stop(): Promise<void>;
@@ -50,6 +52,7 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
       `--storage.tsdb.path=${join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=info',
+      '--enable-feature=exemplar-storage',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -85,6 +88,10 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
         `/api/v1/query?query=${encodeURIComponent(expr)}&time=${t}`,
       );
       return data.resultType === 'vector' ? data.result : [];
+    },
+    async exemplars(expr, seconds = 600) {
+      const end = Date.now() / 1000;
+      return api(`/api/v1/query_exemplars?query=${encodeURIComponent(expr)}&start=${end - seconds}&end=${end}`);
     },
     async nextScrape() {
       // Prometheus reports each target's last scrape time; wait until every one is past `since`.

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { parse as parseYaml } from 'yaml';
@@ -146,8 +147,9 @@ describe('dashboard queries against a real Prometheus', () => {
   let stack: Stack;
   let prom: TestPrometheus;
   let client: OpenAI;
+  const spans = new InMemorySpanExporter();
   before(async () => {
-    initTelemetry({ serviceName: 'swapserve-dashboards' });
+    initTelemetry({ serviceName: 'swapserve-dashboards', spanExporter: spans });
     process.env.SWAPSERVE_LINK_PEAK_GBPS = '55';
     redis = await startRedis();
     stack = await startStack(twoModelConfig(redis));
@@ -189,6 +191,12 @@ describe('dashboard queries against a real Prometheus', () => {
     const byPath = Object.fromEntries(p50.map((s) => [s.metric.swapserve_path, Number(s.value[1])]));
     for (const path of ['warm', 'swap', 'cold']) assert.ok(path in byPath, `TTFT p50 has a ${path} series`);
     for (const path of ['warm', 'swap']) assert.ok(Number.isFinite(byPath[path]) && byPath[path] > 0, `${path} p50 = ${byPath[path]}`);
+    // Prometheus scraped OpenMetrics with exemplars: TTFT buckets link to the requests' traces.
+    const ex = await prom.exemplars('gen_ai_server_time_to_first_token_bucket');
+    const traceIds = new Set(spans.getFinishedSpans().map((s) => s.spanContext().traceId));
+    const linked = ex.flatMap((e) => e.exemplars.map((x) => x.labels.trace_id));
+    assert.ok(linked.length >= 3, `exemplars: ${JSON.stringify(ex).slice(0, 300)}`);
+    for (const id of linked) assert.ok(traceIds.has(id), `exemplar trace ${id} is a request's trace`);
     const variable = await prom.query('count by (gen_ai_request_model) (gen_ai_server_request_duration_count)');
     assert.deepEqual(variable.map((s) => s.metric.gen_ai_request_model).sort(), ['story-a', 'story-b'], 'the $model variable finds both models');
   });
