@@ -30,6 +30,8 @@ export interface LocalProcessProviderOptions {
   stopOnClose?: boolean;
   /** Where worker stdout/stderr go. @defaultValue "inherit" */
   stdio?: 'inherit' | 'ignore';
+  /** Called when a started worker exits (code, or the signal that ended it). @defaultValue none */
+  onExit?: (workerId: string, code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
 const BIN = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), 'bin', 'swapserve.js');
@@ -37,7 +39,7 @@ const BIN = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), 'bin
 /** Spawns `node bin/swapserve.js worker --id <id> ...` on this machine. */
 export class LocalProcessProvider implements WorkerProvider {
   private readonly children = new Map<string, ChildProcess>();
-  private readonly opts: Required<LocalProcessProviderOptions>;
+  private readonly opts: Required<Omit<LocalProcessProviderOptions, 'onExit'>> & Pick<LocalProcessProviderOptions, 'onExit'>;
   private closed = false;
 
   constructor(options: LocalProcessProviderOptions = {}) {
@@ -55,7 +57,10 @@ export class LocalProcessProvider implements WorkerProvider {
       env: this.opts.env, stdio: ['ignore', this.opts.stdio, this.opts.stdio],
     });
     this.children.set(workerId, child);
-    child.once('exit', () => this.children.delete(workerId));
+    child.once('exit', (code, signal) => {
+      this.children.delete(workerId);
+      this.opts.onExit?.(workerId, code, signal);
+    });
     return new Promise((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', (e) => {

@@ -58,6 +58,7 @@ export class SimWorker extends EventEmitter {
       }
     }
     this.emit('command', c);
+    if (c.kind === 'drain' || c.kind === 'shutdown') setImmediate(() => this.emit('exit-requested', c.kind));
   }
 
   async stop(): Promise<void> {
