@@ -70,6 +70,9 @@ export interface NativeRuntimeObject {
   whenHostReady(): Promise<void>;
   close(): Promise<void>;
   failNext(code: string): void;
+  /** Tests: the next move waits at its start until releaseHold() (or close). */
+  holdNext(): void;
+  releaseHold(): void;
   /** [arenaOffset, bytes] of each segment to hash after waiting for every group through the lease. */
   acquireForTest(id: string, segments: [number, number][]): NativeTestLease;
   /** Bench floor: ms of each of `reps` plain cudaMemcpyAsync of the model's host arena to a separate device buffer. */

@@ -274,6 +274,15 @@ export class Runtime {
     this.native.failNext(code);
   }
 
+  /**
+   * Tests only: the next move started waits at its start until the returned function is called (or close()), so a
+   * test can act while a move is deterministically in flight.
+   */
+  holdNextForTest(): () => void {
+    this.native.holdNext();
+    return () => this.native.releaseHold();
+  }
+
   /** Idempotent: aborts moves in flight, waits for them, frees the pools (arenas under a lease live until it ends). */
   close(): Promise<void> {
     if (!this.closing) {

@@ -62,8 +62,10 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     assert.deepEqual(rt.residency('a'), { state: 'disk', host: false, gpu: false, leases: 0 });
     const progress: number[] = [];
     const groups: number[] = [];
+    const release = rt.holdNextForTest();
     const loading = rt.load('a', { onProgress: (d, t) => { progress.push(d); assert.equal(t, m.expected.length); }, onGroup: (g) => groups.push(g) });
-    assert.equal(rt.residency('a').state, 'loading');
+    assert.deepEqual(rt.residency('a'), { state: 'loading', host: false, gpu: false, leases: 0 });
+    release();
     const r = await loading;
     assert.equal(r.kind, 'load');
     assert.equal(r.bytes, m.expected.length);
@@ -113,8 +115,7 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
       rt.register('ev', big.layout);
       const seen: number[] = [];
       const p = rt.loadToGpu('ev', { onProgress: (d) => seen.push(d) });
-      // Synchronously after the call: the arena is reserved and the state is transitional, nothing reported yet.
-      assert.equal(rt.residency('ev').state, 'swapping-in');
+      // Synchronously after the call: the arena is reserved, nothing is reported yet (reports come on later ticks).
       assert.ok(rt.usage().gpu.usedBytes >= big.layout.totalBytes);
       assert.equal(seen.length, 0);
       await p;
@@ -151,9 +152,13 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /not on the host tier/);
     await rejectsWith(rt.evict('s'), 'SWAPSERVE_STATE', /not on the gpu tier/);
     await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /not on the host tier/);
+    const release = rt.holdNextForTest();
     const loading = rt.load('s');
     await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /loading/);
+    await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /loading/);
+    await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /loading/);
     await rejectsWith(() => rt.unregister('s'), 'SWAPSERVE_STATE');
+    release();
     await loading;
     await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /already on the host/);
     await rejectsWith(() => rt.register('s', m.layout), 'SWAPSERVE_STATE', /already registered/);
@@ -210,11 +215,16 @@ describe(`runtime leases (${BACKEND} backend)`, () => {
       rt.register('l', m.layout);
       await assert.rejects(async () => rt.acquireForTest('l'), (e: unknown) => SwapserveNativeError.is(e, 'SWAPSERVE_NOT_RESIDENT'));
       await rt.load('l');
+      const release = rt.holdNextForTest();
       const swapping = rt.swapIn('l');
       const lease = rt.acquireForTest('l');
       assert.equal(lease.groups, 8);
       assert.equal(rt.residency('l').leases, 1);
-      const [sum] = await Promise.all([lease.checksum(), swapping]);
+      assert.equal(rt.residency('l').state, 'swapping-in');
+      // The lease's reader waits in waitGroup(0) while no byte has moved; it must read the right bytes once they land.
+      const reading = lease.checksum();
+      release();
+      const [sum] = await Promise.all([reading, swapping]);
       assert.equal(sum, rt.addon.hashBytes(m.expected));
       await rejectsWith(rt.evict('l'), 'SWAPSERVE_STATE', /1 engine lease/);
       assert.equal(rt.residency('l').state, 'gpu');

@@ -282,6 +282,7 @@ void RuntimeCore::moveEnded() {
 void RuntimeCore::close() {
   closed_ = true;
   abort_ = true;
+  releaseHold();
   {
     std::unique_lock<std::mutex> l(movesMu_);
     movesCv_.wait(l, [&] { return moves_ == 0; });
@@ -461,8 +462,29 @@ void RuntimeCore::checkInjected() {
   if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
 }
 
+void RuntimeCore::holdNext() {
+  std::lock_guard<std::mutex> l(gateMu_);
+  holdArmed_ = true;
+  gateOpen_ = false;
+}
+
+void RuntimeCore::releaseHold() {
+  {
+    std::lock_guard<std::mutex> l(gateMu_);
+    gateOpen_ = true;
+  }
+  gateCv_.notify_all();
+}
+
 MoveResult RuntimeCore::run(const Prepared& p, const MoveCallbacks& cb) {
   MoveResult r;
+  {
+    std::unique_lock<std::mutex> l(gateMu_);
+    if (holdArmed_) {
+      holdArmed_ = false;
+      gateCv_.wait(l, [&] { return gateOpen_ || abort_.load(); });
+    }
+  }
   double t0 = NowMs();
   try {
     device->bindThread();

@@ -127,6 +127,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   bool healthy() const { return !unusable_.load(); }
   bool closed() const { return closed_.load(); }
   void failNext(ErrorCode code) { injected_.store(static_cast<int>(code)); }  // tests: next device step fails
+  // Tests: the next move started waits at its start until releaseHold() (or close), so "in flight" is deterministic.
+  void holdNext();
+  void releaseHold();
 
   // --- move threads (never the JS thread) ---
   MoveResult run(const Prepared& p, const MoveCallbacks& cb);  // finishes the move's bookkeeping itself
@@ -160,6 +163,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots
   std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
   std::atomic<int> injected_{-1};
+  std::mutex gateMu_;
+  std::condition_variable gateCv_;
+  bool holdArmed_ = false, gateOpen_ = true;
   std::mutex movesMu_;
   std::condition_variable movesCv_;
   int moves_ = 0;

@@ -227,6 +227,8 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("whenHostReady", &NativeRuntime::WhenHostReady),
                            InstanceMethod("close", &NativeRuntime::Close),
                            InstanceMethod("failNext", &NativeRuntime::FailNext),
+                           InstanceMethod("holdNext", &NativeRuntime::HoldNext),
+                           InstanceMethod("releaseHold", &NativeRuntime::ReleaseHold),
                            InstanceMethod("acquireForTest", &NativeRuntime::AcquireForTest),
                            InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
@@ -396,6 +398,16 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     for (int c = 0; c <= static_cast<int>(ErrorCode::kUnusable); ++c) {
       if (name == ErrorCodeName(static_cast<ErrorCode>(c))) core->failNext(static_cast<ErrorCode>(c));
     }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value HoldNext(const Napi::CallbackInfo& info) {
+    core->holdNext();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ReleaseHold(const Napi::CallbackInfo& info) {
+    core->releaseHold();
     return info.Env().Undefined();
   }
 
