@@ -5,7 +5,7 @@ import { diag, DiagLogLevel, trace, type DiagLogger } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import {
   AlwaysOnSampler,
@@ -124,7 +124,10 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   installDiagLogger(env.OTEL_LOG_LEVEL);
   for (const p of cfg.problems) diag.warn(`swapserve telemetry: ignoring invalid OTEL setting ${p}`);
   const serviceName = options.serviceName ?? cfg.serviceName ?? 'swapserve';
-  const resource: Resource = defaultResource().merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }));
+  // OTEL_RESOURCE_ATTRIBUTES (envDetector), then the service name, which wins.
+  const resource: Resource = defaultResource()
+    .merge(detectResources({ detectors: [envDetector] }))
+    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }));
 
   let tracerProvider: NodeTracerProvider | null = null;
   let requestAttributes: RequestAttributeProcessor | null = null;
