@@ -137,6 +137,12 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
       await rt.swapIn('c1');
       assert.equal(await rt.checksum('c1', 'gpu'), expected);
       assert.equal(await rt.checksum('c2', 'gpu'), rt.addon.hashBytes(other.expected));
+      // Two loadToGpu at once share the staging ring one after the other; both land their own bytes.
+      await rt.evict('c1');
+      await rt.evict('c2');
+      await Promise.all([rt.loadToGpu('c1'), rt.loadToGpu('c2')]);
+      assert.equal(await rt.checksum('c1', 'gpu'), expected);
+      assert.equal(await rt.checksum('c2', 'gpu'), rt.addon.hashBytes(other.expected));
       await rt.evict('c1');
       await rt.evict('c2');
       await rt.drop('c1');
