@@ -16,11 +16,13 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --tick-ms MS            policy tick: idle demotion, scale-in, retries (default 1000)
   --poll-ms MS            queue counts re-read at least this often (default 500)
   --max-workers N         most workers the local provider starts (default ${POLICY_DEFAULTS.maxWorkers})
-  --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers})
+  --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers}; with --provider none: all,
+                          since workers it drains could not be started again)
   --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
   --starvation-ms MS      a model waiting this long may reclaim a busy GPU (default ${POLICY_DEFAULTS.starvationMs})
   --max-replicas N        GPU replicas per model (default 64)
-  --provider local|none   start workers as local processes, or never start any (default local)
+  --provider local|none   start workers as local processes (\`swapserve worker --id <id> --config FILE
+                          --no-self-load\`), or never start any (default local)
   --worker-arg ARG        extra argument for started workers (repeatable)
 `;
 
@@ -85,9 +87,13 @@ export async function run(argv: string[]): Promise<number> {
       workerIdleMs: positiveInt('worker-idle-ms', values['worker-idle-ms'], POLICY_DEFAULTS.workerIdleMs),
       starvationMs: positiveInt('starvation-ms', values['starvation-ms'], POLICY_DEFAULTS.starvationMs),
     };
-    if (provider === 'none') policy.maxWorkers = 0;
+    if (provider === 'none') {
+      policy.maxWorkers = 0;
+      if (values['min-workers'] === undefined) policy.minWorkers = Number.MAX_SAFE_INTEGER;
+    }
+    // Workers started here are the scheduler's: they consume only the queues it assigns.
     const configArgs = values.config ? ['--config', values.config] : [];
-    const workers: WorkerProvider = new LocalProcessProvider({ extraArgs: [...configArgs, ...(values['worker-arg'] ?? [])] });
+    const workers: WorkerProvider = new LocalProcessProvider({ extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),

@@ -108,6 +108,11 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
 function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerView | null {
   let w = state.workers.get(s.workerId);
   if (w && s.seq < w.state.seq && s.startedAt === w.state.startedAt) return null; // an older report arriving late
+  if (w && s.startedAt !== w.state.startedAt) {
+    // The same id, restarted: it never saw the commands sent to its previous process.
+    forgetWorker(state, s.workerId);
+    w = undefined;
+  }
   if (!w) {
     w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining, indexed: new Set(),
       version: 0, cache: { version: -1, models: [], gpu: -1, host: -1, onGpu: null, hostOnly: null } };

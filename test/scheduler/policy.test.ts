@@ -309,6 +309,13 @@ describe('policy: sequences', () => {
     assert.equal(state.reclaims.size, 0);
   });
 
+  it('a worker restarted under the same id loses the commands sent to its previous process', () => {
+    const state = setup({ models: [model('A')], config: { maxWorkers: 1 }, workers: [workerState('w1', { startedAt: 0 })] });
+    assert.deepEqual(record(decide(state, queued('A', 1), 10).actions).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+    const r = decide(state, { type: 'worker-state', state: workerState('w1', { startedAt: 500, seq: 0 }) }, 600);
+    assert.deepEqual(record(r.actions).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+  });
+
   it('a late (older) worker report does not undo a newer one', () => {
     const state = setup({ models: [model('A')], workers: [workerState('w1', { seq: 5, models: { A: ['gpu', 10 * GB] } })] });
     decide(state, { type: 'worker-state', state: workerState('w1', { seq: 4, models: { A: ['host', 10 * GB] } }) }, 10);
