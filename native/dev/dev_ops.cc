@@ -180,7 +180,7 @@ void CheckQkvPost(ET t, bool interleaved, bool bias, bool hfRound, cudaStream_t 
   const uint8_t* bp = static_cast<const uint8_t*>(b.d);
   cuda::LaunchQkvPost(qkv.d, t, T, H, KVH, D, bias ? bp : nullptr, bias ? bp + H * D * eb : nullptr,
                       bias ? bp + (H + KVH) * D * eb : nullptr, t, reinterpret_cast<int32_t*>(m),
-                      reinterpret_cast<uint64_t*>(m + 256), layer, cap, {static_cast<float*>(inv.d), interleaved, hfRound}, s);
+                      reinterpret_cast<uint64_t*>(m + 256), layer, cap, {static_cast<float*>(inv.d), nullptr, interleaved, hfRound}, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto after = qkv.host(), ch = cache.host();
   const size_t plane = static_cast<size_t>(cap) * KVH * D;
@@ -319,8 +319,10 @@ void CheckGemm(ET t, float beta, cudaStream_t s, int T = 33, ET yT = ET::kF32, b
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto y0 = y.host();
   cuda::Gemm g(ws.d, ws.bytes);
-  g.useGemv(gemv);
-  g.run(w.d, t, N, K, x.d, t, K, T, y.d, yT, ldy, beta, s);
+  g.useGemv(false);
+  const bool useGemv = gemv && T <= 8 && t != ET::kF32;
+  if (useGemv) SS_REQUIRE(cuda::LaunchGemv(w.d, t, N, K, x.d, K, T, y.d, yT, ldy, beta, s), "gemv refused");
+  else g.run(w.d, t, N, K, x.d, t, K, T, y.d, yT, ldy, beta, s);
   SS_CUDA_CHECK(cudaStreamSynchronize(s));
   const auto wh = w.host(), xh = x.host(), yh = y.host();
   std::vector<double> got, ref;
@@ -335,7 +337,7 @@ void CheckGemm(ET t, float beta, cudaStream_t s, int T = 33, ET yT = ET::kF32, b
       got.push_back(HostF(yh.data(), yT, r * ldy + c));
     }
   // fp32 must be true fp32 (TF32 would land near 1e-3).
-  Report(std::string(gemv && T <= 8 && t != ET::kF32 ? "gemv " : "gemm ") + EtName(t) + " -> " + EtName(yT) +
+  Report(std::string(useGemv ? "gemv " : "gemm ") + EtName(t) + " -> " + EtName(yT) +
              ", T=" + std::to_string(T) + ", beta=" + std::to_string(int(beta)) + " (padding kept)",
          got, ref, yT != ET::kF32 ? 1e-2 : t == ET::kF32 ? 1e-6 : 1e-5);
 }

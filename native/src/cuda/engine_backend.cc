@@ -257,7 +257,8 @@ class CudaBackend final : public Backend {
     // The residual stream is sized for fp32 (its type is fp32 or the activation type).
     const size_t oX = take(nT * C * 4), oXn = take(nT * C * eb), oQkv = take(nT * QS * eb), oAttn = take(nT * QD * eb),
                  oGu = take(nT * 2 * F * eb), oH = take(nT * F * eb), oLast = take(nB * C * eb),
-                 oLogits = take(nB * static_cast<size_t>(d_.vocab) * 4), oNext = take(nB * 4);
+                 oLogits = take(nB * static_cast<size_t>(d_.vocab) * 4), oNext = take(nB * 4),
+                 oRope = take(nT * static_cast<size_t>(d_.headDim / 2) * 8);
     act_.reset();
     act_ = pool_->alloc(off);
     uint8_t* p = act_->data();
@@ -270,6 +271,7 @@ class CudaBackend final : public Backend {
     last_ = p + oLast;
     logits_ = reinterpret_cast<float*>(p + oLogits);
     nextDev_ = reinterpret_cast<int32_t*>(p + oNext);
+    cosSin_ = reinterpret_cast<float*>(p + oRope);
     capT_ = nT;
     capB_ = nB;
   }
@@ -386,13 +388,14 @@ class CudaBackend final : public Backend {
     const int QS = static_cast<int>(qkvStride()), QD = H * D, KD = KVH * D;
     const size_t eb = cuda::EtBytes(et_);
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
-    const cuda::RopeParams rope{invFreq_, d_.ropeInterleaved, hfRound_};
+    const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     mark("start");
     lease_->waitGroup(0, stream_);
     cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
+    cuda::LaunchRopeTable(dPos, T, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < d_.layers; ++l) {
       const LayerWeights& w = d_.layer[l];
@@ -466,6 +469,7 @@ class CudaBackend final : public Backend {
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;
   float* logits_ = nullptr;  // (B, V)
   int32_t* nextDev_ = nullptr;
+  float* cosSin_ = nullptr;  // (T, D/2, 2) RoPE cos/sin of this pass's positions
   void* hostStage_ = nullptr;
   size_t hostStageBytes_ = 0;
   std::unordered_map<int32_t, SeqState> seqs_;

@@ -128,7 +128,8 @@ void Gemm::run(const void* W, ET wT, int N, int K, const void* X, ET xT, int ldx
                float beta, cudaStream_t s) {
   SS_REQUIRE(N > 0 && K > 0 && T > 0 && ldx >= K && ldy >= N, "gemm: bad shape");
   SS_REQUIRE(wT == xT, "gemm: weights and activations must share a dtype");
-  if (gemv_ && T <= 8 && LaunchGemv(W, wT, N, K, X, ldx, T, Y, yT, ldy, beta, s)) return;
+  // Measured on an H200 (bench/results/engine-*.md): the GEMV beats cuBLASLt at T = 1 only.
+  if (gemv_ && T == 1 && LaunchGemv(W, wT, N, K, X, ldx, T, Y, yT, ldy, beta, s)) return;
   Plan& p = impl_->plan(W, wT, N, K, X, xT, ldx, T, Y, yT, ldy, beta != 0.f);
   const float alpha = 1.f;
   SS_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo,

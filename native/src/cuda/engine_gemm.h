@@ -23,7 +23,7 @@ class Gemm {
 
   void run(const void* W, ET wT, int N, int K, const void* X, ET xT, int ldx, int T, void* Y, ET yT, int ldy,
            float beta, cudaStream_t s);
-  // Small-T products go to the engine's own GEMV (LaunchGemv) unless turned off (benches compare the two).
+  // T = 1 products go to the engine's own GEMV (LaunchGemv) unless turned off (benches compare the two).
   void useGemv(bool on) { gemv_ = on; }
 
  private:

@@ -47,11 +47,47 @@ __global__ void RmsNormKernel(const TX* x, const int32_t* rows, int C, const voi
   }
 }
 
+// The same for a 2-byte residual stream with C a multiple of 8 and C / 8 <= 1024: one 16-byte load per thread,
+// kept in registers between the reduction and the output.
+template <typename T>
+__global__ void RmsNormVecKernel(const T* x, const int32_t* rows, int C, const void* w, ET wT, float eps, T* out,
+                                 bool hfRound) {
+  const int r = blockIdx.x;
+  const int c0 = threadIdx.x * 8;
+  const bool active = c0 < C;
+  uint4 xv = make_uint4(0, 0, 0, 0);
+  if (active) xv = *reinterpret_cast<const uint4*>(x + static_cast<size_t>(rows ? rows[r] : r) * C + c0);
+  const T* xe = reinterpret_cast<const T*>(&xv);
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) { const float v = ToF(xe[i]); ss += v * v; }
+  __shared__ float red[32];
+  ss = WarpSum(ss);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
+    v = WarpSum(v);
+    if (threadIdx.x == 0) red[0] = v;
+  }
+  __syncthreads();
+  if (!active) return;
+  const float inv = rsqrtf(red[0] / C + eps);
+  uint4 ov;
+  T* oe = reinterpret_cast<T*>(&ov);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float n = ToF(xe[i]) * inv;
+    oe[i] = FromF<T>(LoadEt(w, wT, c0 + i) * (hfRound ? Rnd<T>(n) : n));
+  }
+  *reinterpret_cast<uint4*>(out + static_cast<size_t>(r) * C + c0) = ov;
+}
+
 // Block (token t, head hh) over q heads, then k heads, then v heads of the row.
 template <typename T>
 __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
                               const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
-                              bool interleaved, bool hfRound) {
+                              const float* cosSin, bool interleaved, bool hfRound) {
   const int t = blockIdx.x, hh = blockIdx.y;
   const int stride = (H + 2 * KVH) * D;
   T* head = qkv + static_cast<size_t>(t) * stride + static_cast<size_t>(hh) * D;
@@ -80,7 +116,13 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
       xb = Rnd<T>(xb + LoadEt(bias, biasT, bcol + b));
     }
     float sn, cs;
-    sincosf(static_cast<float>(p) * invFreq[i], &sn, &cs);
+    if (cosSin) {
+      const float2 v = reinterpret_cast<const float2*>(cosSin)[static_cast<size_t>(t) * half + i];
+      cs = v.x;
+      sn = v.y;
+    } else {
+      sincosf(static_cast<float>(p) * invFreq[i], &sn, &cs);
+    }
     float ya, yb;
     if (hfRound) {  // q * cos.to(dtype) + rotate_half(q) * sin.to(dtype), each product rounded
       cs = Rnd<T>(cs);
@@ -97,14 +139,40 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
 }
 
 // Block row t, threads over f: act(gate) * up, silu rounded first when hfRound (as transformers' LlamaMLP).
+// VEC: 8 elements per thread with 16-byte loads and stores (F a multiple of 8, 2-byte types).
+__global__ void RopeTableKernel(const int32_t* pos, int T, const float* invFreq, int half, float2* cosSin) {
+  const size_t n = static_cast<size_t>(T) * half;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    float sn, cs;
+    sincosf(static_cast<float>(pos[i / half]) * invFreq[i % half], &sn, &cs);  // as HF: fp32 angle, fp32 cos/sin
+    cosSin[i] = make_float2(cs, sn);
+  }
+}
+
 template <typename T>
+__device__ __forceinline__ float SwiGlu1(float gv, float uv, bool hfRound) {
+  const float a = gv / (1.f + __expf(-gv));
+  return (hfRound ? Rnd<T>(a) : a) * uv;
+}
+template <typename T, bool VEC>
 __global__ void SwiGluKernel(const T* gu, int F, T* out, bool hfRound) {
   const size_t t = blockIdx.y;
   const T* g = gu + t * 2 * F;
-  for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < F; f += gridDim.x * blockDim.x) {
-    const float gv = ToF(g[f]);
-    const float a = gv / (1.f + __expf(-gv));
-    out[t * F + f] = FromF<T>((hfRound ? Rnd<T>(a) : a) * ToF(g[F + f]));
+  if constexpr (VEC) {
+    const int f = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (f >= F) return;
+    const uint4 gw = *reinterpret_cast<const uint4*>(g + f), uw = *reinterpret_cast<const uint4*>(g + F + f);
+    const T* ge = reinterpret_cast<const T*>(&gw);
+    const T* ue = reinterpret_cast<const T*>(&uw);
+    uint4 ow;
+    T* oe = reinterpret_cast<T*>(&ow);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) oe[i] = FromF<T>(SwiGlu1<T>(ToF(ge[i]), ToF(ue[i]), hfRound));
+    *reinterpret_cast<uint4*>(out + t * F + f) = ow;
+  } else {
+    for (int f = blockIdx.x * blockDim.x + threadIdx.x; f < F; f += gridDim.x * blockDim.x)
+      out[t * F + f] = FromF<T>(SwiGlu1<T>(ToF(g[f]), ToF(g[F + f]), hfRound));
   }
 }
 
@@ -156,15 +224,23 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
     for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
     if (valid) {
       const T* kr = kc + static_cast<size_t>(p) * rowStride;
-      for (int d = 0; d < D; d += 8) {
-        float kf[8];
-        Load8<T>(kr + d, kf);
+      // Up to 4 16-byte loads in flight before the arithmetic (a loop of dependent load+use would wait on
+      // memory once per 8 elements).
+      for (int d0 = 0; d0 < D; d0 += 32) {
+        float kf[4][8];
 #pragma unroll
-        for (int g = 0; g < kMaxG; ++g)
-          if (g < gn) {
+        for (int u = 0; u < 4; ++u)
+          if (d0 + 8 * u < D) Load8<T>(kr + d0 + 8 * u, kf[u]);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) s[g] += sq[g][d + j] * kf[j];
-          }
+        for (int u = 0; u < 4; ++u) {
+          if (d0 + 8 * u >= D) break;
+#pragma unroll
+          for (int g = 0; g < kMaxG; ++g)
+            if (g < gn) {
+#pragma unroll
+              for (int j = 0; j < 8; ++j) s[g] += sq[g][d0 + 8 * u + j] * kf[u][j];
+            }
+        }
       }
     }
     float pr[kMaxG];
@@ -180,16 +256,23 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
       for (int i = 0; i < DPL; ++i) o[g][i] *= alpha;
     }
     const int jn = min(32, s1 - c0);
-    for (int j = 0; j < jn; ++j) {
-      const T* vr = vc + static_cast<size_t>(c0 + j) * rowStride;
-      float vv[DPL];
+    for (int j0 = 0; j0 < jn; j0 += 8) {
+      // V rows of 8 positions loaded before use (positions past jn read as 0 and have p = 0).
+      float vv[8][DPL];
 #pragma unroll
-      for (int i = 0; i < DPL; ++i) vv[i] = (lane + 32 * i < D) ? ToF(vr[lane + 32 * i]) : 0.f;
+      for (int u = 0; u < 8; ++u) {
+        const T* vr = vc + static_cast<size_t>(c0 + min(j0 + u, jn - 1)) * rowStride;
 #pragma unroll
-      for (int g = 0; g < kMaxG; ++g) {
-        const float pj = __shfl_sync(0xffffffffu, pr[g], j);
+        for (int i = 0; i < DPL; ++i) vv[u][i] = (j0 + u < jn && lane + 32 * i < D) ? ToF(vr[lane + 32 * i]) : 0.f;
+      }
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) o[g][i] += pj * vv[i];
+      for (int u = 0; u < 8; ++u) {
+#pragma unroll
+        for (int g = 0; g < kMaxG; ++g) {
+          const float pj = __shfl_sync(0xffffffffu, pr[g], (j0 + u) & 31);
+#pragma unroll
+          for (int i = 0; i < DPL; ++i) o[g][i] += pj * vv[u][i];
+        }
       }
     }
   }
@@ -311,6 +394,17 @@ void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int
 void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, const void* w, ET wT, float eps, void* out,
                    ET outT, bool hfRound, cudaStream_t s) {
   SS_REQUIRE(R > 0 && C > 0, "rmsnorm: empty shape");
+  if (xT == outT && xT != ET::kF32 && C % 8 == 0 && C / 8 <= 1024) {
+    const int threads = (C / 8 + 31) / 32 * 32;
+    if (xT == ET::kBF16)
+      RmsNormVecKernel<__nv_bfloat16><<<R, threads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), rows, C, w, wT, eps,
+                                                            static_cast<__nv_bfloat16*>(out), hfRound);
+    else
+      RmsNormVecKernel<__half><<<R, threads, 0, s>>>(static_cast<const __half*>(x), rows, C, w, wT, eps,
+                                                     static_cast<__half*>(out), hfRound);
+    SS_CUDA_CHECK_LAUNCH("rmsnorm");
+    return;
+  }
   const int threads = C >= 4096 ? 512 : C >= 1024 ? 256 : 128;
   SS_DISPATCH_ET(xT, TX, SS_DISPATCH_ET(outT, TO, RmsNormKernel<TX, TO><<<R, threads, 0, s>>>(
                                                       static_cast<const TX*>(x), rows, C, w, wT, eps,
@@ -328,16 +422,33 @@ void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq
   const int threads = D / 2 >= 64 ? 64 : 32;
   SS_DISPATCH_ET(t, TT, QkvPostKernel<TT><<<grid, threads, 0, s>>>(static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
                                                                     pos, kvBase, layer, cap, rope.invFreq,
-                                                                    rope.interleaved, rope.hfRound));
+                                                                    rope.cosSin, rope.interleaved, rope.hfRound));
   SS_CUDA_CHECK_LAUNCH("qkv post");
 }
 
 void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, cudaStream_t s) {
   SS_REQUIRE(T > 0 && T < 65536 && F > 0, "swiglu: bad shape");
-  const dim3 grid((F + 255) / 256, T);
-  SS_DISPATCH_ET(t, TT, SwiGluKernel<TT><<<grid, 256, 0, s>>>(static_cast<const TT*>(gu), F, static_cast<TT*>(out),
-                                                               hfRound));
+  if (t != ET::kF32 && F % 8 == 0) {
+    const dim3 grid((F / 8 + 127) / 128, T);
+    if (t == ET::kBF16)
+      SwiGluKernel<__nv_bfloat16, true><<<grid, 128, 0, s>>>(static_cast<const __nv_bfloat16*>(gu), F,
+                                                             static_cast<__nv_bfloat16*>(out), hfRound);
+    else
+      SwiGluKernel<__half, true><<<grid, 128, 0, s>>>(static_cast<const __half*>(gu), F, static_cast<__half*>(out),
+                                                      hfRound);
+  } else {
+    const dim3 grid((F + 255) / 256, T);
+    SS_DISPATCH_ET(t, TT, SwiGluKernel<TT, false><<<grid, 256, 0, s>>>(static_cast<const TT*>(gu), F,
+                                                                        static_cast<TT*>(out), hfRound));
+  }
   SS_CUDA_CHECK_LAUNCH("swiglu");
+}
+
+void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, float* cosSin, cudaStream_t s) {
+  SS_REQUIRE(T > 0 && half > 0, "rope table: empty shape");
+  RopeTableKernel<<<GridFor(static_cast<size_t>(T) * half, 256), 256, 0, s>>>(pos, T, invFreq, half,
+                                                                            reinterpret_cast<float2*>(cosSin));
+  SS_CUDA_CHECK_LAUNCH("rope table");
 }
 
 int DecodeSplits(int entries, int kvHeads, int maxCtx) {

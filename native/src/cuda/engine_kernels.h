@@ -30,12 +30,16 @@ void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, cons
 // KV cache of a sequence (type ET): (L, 2, cap, KVH, D) at kvBase[t]; `layer` selects its slice.
 struct RopeParams {
   const float* invFreq = nullptr;  // (D/2) device, scaling already applied (computed once on the host)
+  const float* cosSin = nullptr;   // optional (T, D/2, 2) table from LaunchRopeTable: one sincos per (token, pair)
   bool interleaved = false;        // (2i, 2i+1) pairs; else (i, i+D/2)
   bool hfRound = false;
 };
 void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
                    ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
                    cudaStream_t s);
+
+// cosSin[t][i] = (cos, sin)(pos[t] * invFreq[i]) for t < T, i < half: shared by every head and layer of a pass.
+void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, float* cosSin, cudaStream_t s);
 
 // out = ET(silu(gu[:, :F]) * gu[:, F:]): gu (T, 2F) of type t, out (T, F).
 void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, cudaStream_t s);
