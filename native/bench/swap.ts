@@ -12,7 +12,7 @@ import { Runtime, type MoveResult } from '../ts/runtime.ts';
 import type { WeightLayout } from '../ts/types.ts';
 import { planModel, randomModel } from './plan.ts';
 
-interface Args { model?: string; size: number; reps: number; baseline?: string; json: boolean; out?: string; backend: 'auto' | 'cpu' | 'cuda' }
+interface Args { model?: string; size: number; reps: number; baseline?: string; json: boolean; out?: string; backend: 'auto' | 'cpu' | 'cuda'; readThreads?: number; stagingBytes?: number }
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(s);
@@ -36,7 +36,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--json') a.json = true;
     else if (k === '--out') a.out = v();
     else if (k === '--backend') a.backend = v() as Args['backend'];
-    else throw new Error(`unknown option ${k} (options: --model DIR, --size 1g, --reps 3, --baseline hf.json, --json, --out FILE, --backend auto|cpu|cuda)`);
+    else if (k === '--read-threads') a.readThreads = Number(v());
+    else if (k === '--staging') a.stagingBytes = parseSize(v());
+    else throw new Error(`unknown option ${k} (options: --model DIR, --size 1g, --reps 3, --baseline hf.json, --json, --out FILE, --backend auto|cpu|cuda, --read-threads N, --staging 512m)`);
   }
   return a;
 }
@@ -78,9 +80,12 @@ export async function run(argv: string[]): Promise<number> {
   log(`${(total / 1e9).toFixed(2)} GB arena, ${layout.groups.length} groups, ${layout.segments.length} segments in ${files.length} file(s) (${planner})`);
 
   const t0 = performance.now();
-  const rt = Runtime.open({ backend: args.backend, hostBudgetBytes: total + (1 << 20), gpuBudgetBytes: 2 * total + (1 << 20), scratchBudgetBytes: 0 });
+  const rt = Runtime.open({
+    backend: args.backend, hostBudgetBytes: total + (1 << 20), gpuBudgetBytes: 2 * total + (1 << 20), scratchBudgetBytes: 0,
+    ...(args.readThreads ? { readThreads: args.readThreads } : {}), ...(args.stagingBytes ? { stagingBytes: args.stagingBytes } : {}),
+  });
   const addon = rt.addon;
-  const results: Record<string, unknown> = { device: rt.deviceName, backend: rt.backend, date: new Date().toISOString(), bytes: total, segmentBytes: segBytes, groups: layout.groups.length, files: files.length, planner, reps: args.reps };
+  const results: Record<string, unknown> = { device: rt.deviceName, backend: rt.backend, date: new Date().toISOString(), readThreads: args.readThreads ?? 'default', stagingBytes: args.stagingBytes ?? 'default', bytes: total, segmentBytes: segBytes, groups: layout.groups.length, files: files.length, planner, reps: args.reps };
   try {
     await rt.hostReady;
     results.pinMs = performance.now() - t0;
@@ -217,7 +222,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(results, null, 2) + '\n');
     } else {
       const lines = [
-        `device: ${rt.deviceName} (${rt.backend} backend); ${(total / 1e9).toFixed(2)} GB in ${layout.groups.length} groups (${planner}); median of ${args.reps}`,
+        `device: ${rt.deviceName} (${rt.backend} backend); ${(total / 1e9).toFixed(2)} GB in ${layout.groups.length} groups (${planner}); median of ${args.reps}; read threads ${args.readThreads ?? 'default'}, staging ${args.stagingBytes ?? 'default'}`,
         '',
         '| move | swapserve | reference (same run) | ratio | target | met |',
         '| --- | --- | --- | --- | --- | --- |',
