@@ -310,9 +310,12 @@ export class Engine {
           rng,
         });
       } catch (e) {
-        // The pass failed before or while computing: every sequence in it ends with the error.
         const err = fromNative(e);
-        for (const b of batch) this.retire(b.seq, err);
+        // No room for new sequences' KV caches: those fail, the running ones go on (the pass computed nothing,
+        // so the next step feeds them the same tokens again).
+        const fresh = batch.filter((b) => b.seq.pos === 0);
+        const failed = err.nativeCode === 'SWAPSERVE_BUDGET' && fresh.length > 0 && fresh.length < batch.length ? fresh : batch;
+        for (const b of failed) this.retire(b.seq, err);
         continue;
       }
       for (let b = 0; b < B; b++) {

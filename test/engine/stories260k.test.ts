@@ -145,6 +145,24 @@ describe('engine on stories260K (CPU)', () => {
     }
   });
 
+  it('a new request that finds no room for its KV cache fails alone; running ones go on', async () => {
+    // Room for one sequence's first KV grant (5 layers x 256 positions x 32 floats x K,V = 327,680 bytes).
+    const one = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 256, scratchBudgetBytes: 400_000 });
+    try {
+      const a = one.generate(greedy([1], 40))[Symbol.asyncIterator]();
+      const first = await a.next();
+      assert.equal(!first.done && first.value.type === 'token' && first.value.id, REF_IDS[0]);
+      await assert.rejects(collect(one.generate(greedy([1, 403], 8))),
+        (e: unknown) => e instanceof EngineError && e.nativeCode === 'SWAPSERVE_BUDGET');
+      const rest = await collect({ [Symbol.asyncIterator]: () => a });
+      assert.deepEqual([REF_IDS[0], ...rest.ids].slice(0, 32), REF_IDS); // undisturbed by the failed neighbour
+      assert.equal(rest.done.finishReason, 'length');
+      assert.equal(rest.done.completionTokens, 40);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('close is idempotent, ends running requests and refuses new ones', async () => {
     const e2 = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 512 });
     const running = collect(e2.generate(greedy([1], 300)));
