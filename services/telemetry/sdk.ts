@@ -78,6 +78,9 @@ export function readTelemetryEnv(env: Record<string, string | undefined>): {
   otlpTraces: boolean;
   otlpMetrics: boolean;
   metricIntervalMs: number | undefined;
+  /** Where traces / metrics go (the signal endpoint as given, else the base endpoint + /v1/traces|metrics). */
+  tracesUrl: string | undefined;
+  metricsUrl: string | undefined;
   problems: string[];
 } {
   const blankless = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('OTEL_') && v !== ''));
@@ -98,8 +101,15 @@ export function readTelemetryEnv(env: Record<string, string | undefined>): {
       metricExporters.includes('otlp') &&
       !!(e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT),
     metricIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
+    tracesUrl: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? signalUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, 'traces'),
+    metricsUrl: e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? signalUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, 'metrics'),
     problems,
   };
+}
+
+/** The spec's rule: a base endpoint gets `/v1/<signal>` appended. */
+function signalUrl(base: string | undefined, signal: 'traces' | 'metrics'): string | undefined {
+  return base === undefined ? undefined : `${base.replace(/\/+$/, '')}/v1/${signal}`;
 }
 
 let handle: TelemetryHandle | null = null;
@@ -133,7 +143,7 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   let requestAttributes: RequestAttributeProcessor | null = null;
   const inner: SpanProcessor[] = [];
   if (options.spanExporter) inner.push(new SimpleSpanProcessor(options.spanExporter));
-  if (cfg.otlpTraces) inner.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  if (cfg.otlpTraces) inner.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: cfg.tracesUrl })));
   if (inner.length > 0) {
     requestAttributes = new RequestAttributeProcessor(inner.length === 1 ? inner[0] : fanOut(inner));
     tracerProvider = new NodeTracerProvider({
@@ -149,10 +159,12 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   const readers: IMetricReader[] = [prometheus];
   if (cfg.otlpMetrics) {
+    const interval = cfg.metricIntervalMs ?? 15_000;
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter(),
-        exportIntervalMillis: cfg.metricIntervalMs ?? 15_000,
+        exporter: new OTLPMetricExporter({ url: cfg.metricsUrl }),
+        exportIntervalMillis: interval,
+        exportTimeoutMillis: Math.min(30_000, interval),
       }),
     );
   }
