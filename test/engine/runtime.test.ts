@@ -41,11 +41,25 @@ describe('engine over the weights runtime (CPU)', () => {
   });
 
   it('runs on an engine created while the swap-in is in flight, KV from the scratch pool', async () => {
+    // The swap-in is held at its start: no byte has moved when the engine is created and its first pass starts.
+    const release = rt.holdNextForTest();
     const swap = rt.swapIn('stories');
     const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256 });
     try {
       assert.equal(engine.backend, 'cpu');
-      const gen = ids(engine.generate({ prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 }));
+      assert.equal(rt.residency('stories').state, 'swapping-in');
+      const gen = (async () => {
+        const out: number[] = [];
+        for await (const e of engine.generate({ prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 })) {
+          if (e.type !== 'token') continue;
+          out.push(e.id);
+        }
+        return out;
+      })();
+      // The pass waits in waitGroup(0) on the worker thread; the event loop stays free meanwhile.
+      await new Promise((r) => setImmediate(r));
+      assert.equal(engine.activeSequences, 1);
+      release();
       await swap;
       assert.deepEqual(await gen, REF_IDS);
       assert.equal(rt.usage().scratch.usedBytes, 0, 'the finished sequence returned its KV cache');
