@@ -292,6 +292,25 @@ int RunBench(bool withEwl) {
     }
   }
 
+  // The same batch-1 decode without programmatic dependent launch, for comparison.
+  {
+    setenv("SWAPSERVE_CUDA_PDL", "0", 1);
+    auto nb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
+    unsetenv("SWAPSERVE_CUDA_PDL");
+    const auto prompt = RandomTokens(128, sh.V, 7);
+    engine::Sampling sm;
+    int32_t next = 0, last = 0;
+    nb->forwardSample({{600, prompt.data(), 128, 0}}, &sm, &next);
+    std::vector<double> ms;
+    for (int step = 0; step < 72; ++step) {
+      last = next;
+      const double t0 = NowMs();
+      nb->forwardSample({{600, &last, 1, 128 + step}}, &sm, &next);
+      if (step >= 8) ms.push_back(NowMs() - t0);
+    }
+    std::printf("BENCH decode batch 1 without programmatic dependent launch: %.3f ms/step\n", Median(ms));
+  }
+
   if (withEwl) {
     // Execute-while-loading: the weights in pinned host memory, a second device arena, a 128-token prompt
     // enqueued the moment the group-by-group swap-in starts.

@@ -122,6 +122,9 @@ class CudaBackend final : public Backend {
     resT_ = hfRound_ ? et_ : ET::kF32;
     const char* prof = std::getenv("SWAPSERVE_CUDA_PROFILE");
     prof_.on = prof && std::strcmp(prof, "1") == 0;
+    // Programmatic dependent launch for decode passes (SWAPSERVE_CUDA_PDL=0 turns it off; profiling does too).
+    const char* pdl = std::getenv("SWAPSERVE_CUDA_PDL");
+    pdl_ = !(pdl && std::strcmp(pdl, "0") == 0) && !prof_.on;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -392,6 +395,11 @@ class CudaBackend final : public Backend {
     lastT_ = T;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
+    // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
+    struct PdlScope {
+      explicit PdlScope(bool on) { cuda::SetPdl(on); }
+      ~PdlScope() { cuda::SetPdl(false); }
+    } pdlScope(pdl_ && T <= 8 && prefills.empty());
     mark("start");
     lease_->waitGroup(0, stream_);
     cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
@@ -464,6 +472,7 @@ class CudaBackend final : public Backend {
   uint8_t* x_ = nullptr;  // (T, C) residual stream, of resT_
   ET resT_ = ET::kF32;
   bool hfRound_ = true;
+  bool pdl_ = true;
   Profiler prof_;
   int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;

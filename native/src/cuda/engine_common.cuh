@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "cuda/engine_check.h"
 #include "cuda/engine_kernels.h"
 
 namespace swapserve::cuda {
@@ -57,6 +58,41 @@ __device__ __forceinline__ float WarpMax(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+// Programmatic dependent launch (Hopper): a kernel launched with it may start while the previous kernel of the
+// stream drains. Every kernel launched through LaunchK calls PdlWait() in all its threads before it reads anything
+// an earlier kernel wrote (and before exiting), and PdlTrigger() early so that its own successor can start; a
+// grid thus completes only after its predecessor did, and visibility stays transitive. Without the launch
+// attribute both instructions are no-ops.
+__device__ __forceinline__ void PdlTrigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+#endif
+}
+__device__ __forceinline__ void PdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Whether LaunchK asks for programmatic dependent launch on this thread (the backend sets it per pass).
+bool& PdlFlag();
+
+template <typename... KArgs, typename... Args>
+void LaunchK(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = PdlFlag() ? 1 : 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+  if (e != cudaSuccess) ThrowCuda(e, "cudaLaunchKernelEx", __FILE__, __LINE__);
 }
 
 }  // namespace swapserve::cuda

@@ -24,12 +24,29 @@ template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, floa
   for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
 }
 
+template <typename TW, int NT>
+__device__ __forceinline__ void Fma8(const uint4 (&wv)[kRows], const TW* __restrict__ X, int ldx, int c,
+                                     float (&acc)[kRows][NT]) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    float xf[8];
+    Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx) + c), xf);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float wf[8];
+      Unpack8<TW>(wv[r], wf);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[r][t] = fmaf(wf[j], xf[j], acc[r][t]);
+    }
+  }
+}
+
 template <typename TW, typename TY, int NT>
 __global__ void __launch_bounds__(kWarps * 32)
 GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int ldx, TY* Y, int ldy, float beta) {
+  PdlTrigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * kWarps + warp) * kRows;
-  if (n0 >= N) return;
   const int K8 = K >> 3;
   const uint4* w[kRows];
 #pragma unroll
@@ -39,46 +56,41 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
+  // Weights do not depend on the previous kernel: the first 4 chunks per row are requested before waiting for it
+  // (PdlWait), then each batch of 4 is in flight while the previous one is multiplied.
+  constexpr int kU = 4;
+  uint4 nxt[kU][kRows];
   int c = lane;
-  // Main loop: 4 chunks per row per lane in flight before any arithmetic.
-  for (; c + 96 < K8; c += 128) {
-    uint4 wv[kRows][4];
+  const bool any = c + 32 * (kU - 1) < K8;
+  if (any) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r)
+    for (int u = 0; u < kU; ++u)
 #pragma unroll
-      for (int u = 0; u < 4; ++u) wv[r][u] = __ldcs(w[r] + c + 32 * u);
+      for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + c + 32 * u);
+  }
+  PdlWait();
+  if (n0 >= N) return;
+  for (; c + 32 * (kU - 1) < K8; c += 32 * kU) {
+    uint4 cur[kU][kRows];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < kU; ++u)
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        float xf[8];
-        Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx) + c + 32 * u), xf);
+      for (int r = 0; r < kRows; ++r) cur[u][r] = nxt[u][r];
+    const int cn = c + 32 * kU;
+    if (cn + 32 * (kU - 1) < K8) {
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float wf[8];
-          Unpack8<TW>(wv[r][u], wf);
+      for (int u = 0; u < kU; ++u)
 #pragma unroll
-          for (int j = 0; j < 8; ++j) acc[r][t] = fmaf(wf[j], xf[j], acc[r][t]);
-        }
-      }
+        for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
     }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) Fma8<TW, NT>(cur[u], X, ldx, c + 32 * u, acc);
   }
   for (; c < K8; c += 32) {
     uint4 wv[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) wv[r] = __ldcs(w[r] + c);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      float xf[8];
-      Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx) + c), xf);
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        float wf[8];
-        Unpack8<TW>(wv[r], wf);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[r][t] = fmaf(wf[j], xf[j], acc[r][t]);
-      }
-    }
+    Fma8<TW, NT>(wv, X, ldx, c, acc);
   }
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
@@ -105,7 +117,7 @@ void Dispatch(const void* W, int N, int K, const void* X, int ldx, int T, void* 
   TY* y = static_cast<TY*>(Y);
   switch (T) {
 #define SS_GEMV_CASE(n) \
-  case n: GemvKernel<TW, TY, n><<<blocks, kWarps * 32, 0, s>>>(w, N, K, x, ldx, y, ldy, beta); break;
+  case n: LaunchK(GemvKernel<TW, TY, n>, blocks, kWarps * 32, 0, s, w, N, K, x, ldx, y, ldy, beta); break;
     SS_GEMV_CASE(1) SS_GEMV_CASE(2) SS_GEMV_CASE(3) SS_GEMV_CASE(4)
     SS_GEMV_CASE(5) SS_GEMV_CASE(6) SS_GEMV_CASE(7) SS_GEMV_CASE(8)
 #undef SS_GEMV_CASE

@@ -15,6 +15,8 @@ template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF
 
 template <typename TX>
 __global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT, int C, TX* x) {
+  PdlTrigger();
+  PdlWait();
   const int t = blockIdx.x;
   const size_t row = static_cast<size_t>(tokens[t]) * C;
   for (int c = threadIdx.x; c < C; c += blockDim.x)
@@ -26,6 +28,8 @@ __global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT,
 template <typename TX, typename TO>
 __global__ void RmsNormKernel(const TX* x, const int32_t* rows, int C, const void* w, ET wT, float eps, TO* out,
                               bool hfRound) {
+  PdlTrigger();
+  PdlWait();
   const int r = blockIdx.x;
   const TX* xr = x + static_cast<size_t>(rows ? rows[r] : r) * C;
   float ss = 0.f;
@@ -52,6 +56,8 @@ __global__ void RmsNormKernel(const TX* x, const int32_t* rows, int C, const voi
 template <typename T>
 __global__ void RmsNormVecKernel(const T* x, const int32_t* rows, int C, const void* w, ET wT, float eps, T* out,
                                  bool hfRound) {
+  PdlTrigger();
+  PdlWait();
   const int r = blockIdx.x;
   const int c0 = threadIdx.x * 8;
   const bool active = c0 < C;
@@ -88,6 +94,8 @@ template <typename T>
 __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
                               const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
                               const float* cosSin, bool interleaved, bool hfRound) {
+  PdlTrigger();
+  PdlWait();
   const int t = blockIdx.x, hh = blockIdx.y;
   const int stride = (H + 2 * KVH) * D;
   T* head = qkv + static_cast<size_t>(t) * stride + static_cast<size_t>(hh) * D;
@@ -141,6 +149,8 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
 // Block row t, threads over f: act(gate) * up, silu rounded first when hfRound (as transformers' LlamaMLP).
 // VEC: 8 elements per thread with 16-byte loads and stores (F a multiple of 8, 2-byte types).
 __global__ void RopeTableKernel(const int32_t* pos, int T, const float* invFreq, int half, float2* cosSin) {
+  PdlTrigger();
+  PdlWait();
   const size_t n = static_cast<size_t>(T) * half;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -157,6 +167,8 @@ __device__ __forceinline__ float SwiGlu1(float gv, float uv, bool hfRound) {
 }
 template <typename T, bool VEC>
 __global__ void SwiGluKernel(const T* gu, int F, T* out, bool hfRound) {
+  PdlTrigger();
+  PdlWait();
   const size_t t = blockIdx.y;
   const T* g = gu + t * 2 * F;
   if constexpr (VEC) {
@@ -187,6 +199,8 @@ template <typename T, int DPL>
 __global__ void __launch_bounds__(kDecWarps * 32)
 DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D, int layer, int cap, float scale,
                  int splits, int chunk, float* partial, T* out) {
+  PdlTrigger();
+  PdlWait();
   __shared__ float sq[kMaxG][kMaxD];
   __shared__ float sm[kDecWarps][kMaxG], sl[kDecWarps][kMaxG];
   __shared__ float so[kDecWarps][kMaxG][kMaxD];
@@ -313,6 +327,8 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
 
 template <typename T>
 __global__ void DecodeCombineKernel(AttnEntries e, int H, int D, int splits, const float* partial, T* out) {
+  PdlTrigger();
+  PdlWait();
   const int ent = blockIdx.x, h = blockIdx.y;
   const float* base = partial + (static_cast<size_t>(ent) * H + h) * splits * (D + 2);
   float M = -INFINITY;
@@ -331,6 +347,8 @@ __global__ void DecodeCombineKernel(AttnEntries e, int H, int D, int splits, con
 }
 
 __global__ void ArgmaxKernel(const float* logits, int V, int32_t* next) {
+  PdlTrigger();
+  PdlWait();
   const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
   float best = -INFINITY;
   int bi = 0x7fffffff;
@@ -369,6 +387,8 @@ __device__ __forceinline__ uint64_t Mix64(uint64_t z) {
 
 template <typename T>
 __global__ void FillUniformKernel(T* p, size_t n, uint64_t seed, float lo, float hi) {
+  PdlTrigger();
+  PdlWait();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float u = static_cast<float>(Mix64(seed * 0x9e3779b97f4a7c15ull + i) >> 40) * (1.f / 16777216.f);
@@ -385,9 +405,15 @@ int GridFor(size_t n, int threads) {
 
 // ---------------------------------------------------------------------------------------------- launchers
 
+bool& PdlFlag() {
+  thread_local bool on = false;
+  return on;
+}
+void SetPdl(bool on) { PdlFlag() = on; }
+
 void LaunchEmbedding(const int32_t* tokens, int T, const void* emb, ET embT, int C, void* x, ET xT, cudaStream_t s) {
   SS_REQUIRE(T > 0 && C > 0, "embedding: empty shape");
-  SS_DISPATCH_ET(xT, TX, EmbeddingKernel<TX><<<T, 256, 0, s>>>(tokens, emb, embT, C, static_cast<TX*>(x)));
+  SS_DISPATCH_ET(xT, TX, LaunchK(EmbeddingKernel<TX>, T, 256, 0, s, tokens, emb, embT, C, static_cast<TX*>(x)));
   SS_CUDA_CHECK_LAUNCH("embedding");
 }
 
@@ -397,16 +423,16 @@ void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, cons
   if (xT == outT && xT != ET::kF32 && C % 8 == 0 && C / 8 <= 1024) {
     const int threads = (C / 8 + 31) / 32 * 32;
     if (xT == ET::kBF16)
-      RmsNormVecKernel<__nv_bfloat16><<<R, threads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), rows, C, w, wT, eps,
+      LaunchK(RmsNormVecKernel<__nv_bfloat16>, R, threads, 0, s, static_cast<const __nv_bfloat16*>(x), rows, C, w, wT, eps,
                                                             static_cast<__nv_bfloat16*>(out), hfRound);
     else
-      RmsNormVecKernel<__half><<<R, threads, 0, s>>>(static_cast<const __half*>(x), rows, C, w, wT, eps,
+      LaunchK(RmsNormVecKernel<__half>, R, threads, 0, s, static_cast<const __half*>(x), rows, C, w, wT, eps,
                                                      static_cast<__half*>(out), hfRound);
     SS_CUDA_CHECK_LAUNCH("rmsnorm");
     return;
   }
   const int threads = C >= 4096 ? 512 : C >= 1024 ? 256 : 128;
-  SS_DISPATCH_ET(xT, TX, SS_DISPATCH_ET(outT, TO, RmsNormKernel<TX, TO><<<R, threads, 0, s>>>(
+  SS_DISPATCH_ET(xT, TX, SS_DISPATCH_ET(outT, TO, LaunchK(RmsNormKernel<TX, TO>, R, threads, 0, s, 
                                                       static_cast<const TX*>(x), rows, C, w, wT, eps,
                                                       static_cast<TO*>(out), hfRound)));
   SS_CUDA_CHECK_LAUNCH("rmsnorm");
@@ -420,7 +446,7 @@ void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq
   SS_REQUIRE((bq == nullptr) == (bk == nullptr) && (bq == nullptr) == (bv == nullptr), "qkv post: all or no biases");
   const dim3 grid(T, H + 2 * KVH);
   const int threads = D / 2 >= 64 ? 64 : 32;
-  SS_DISPATCH_ET(t, TT, QkvPostKernel<TT><<<grid, threads, 0, s>>>(static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
+  SS_DISPATCH_ET(t, TT, LaunchK(QkvPostKernel<TT>, grid, threads, 0, s, static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
                                                                     pos, kvBase, layer, cap, rope.invFreq,
                                                                     rope.cosSin, rope.interleaved, rope.hfRound));
   SS_CUDA_CHECK_LAUNCH("qkv post");
@@ -431,14 +457,14 @@ void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, c
   if (t != ET::kF32 && F % 8 == 0) {
     const dim3 grid((F / 8 + 127) / 128, T);
     if (t == ET::kBF16)
-      SwiGluKernel<__nv_bfloat16, true><<<grid, 128, 0, s>>>(static_cast<const __nv_bfloat16*>(gu), F,
+      LaunchK(SwiGluKernel<__nv_bfloat16, true>, grid, 128, 0, s, static_cast<const __nv_bfloat16*>(gu), F,
                                                              static_cast<__nv_bfloat16*>(out), hfRound);
     else
-      SwiGluKernel<__half, true><<<grid, 128, 0, s>>>(static_cast<const __half*>(gu), F, static_cast<__half*>(out),
+      LaunchK(SwiGluKernel<__half, true>, grid, 128, 0, s, static_cast<const __half*>(gu), F, static_cast<__half*>(out),
                                                       hfRound);
   } else {
     const dim3 grid((F + 255) / 256, T);
-    SS_DISPATCH_ET(t, TT, SwiGluKernel<TT, false><<<grid, 256, 0, s>>>(static_cast<const TT*>(gu), F,
+    SS_DISPATCH_ET(t, TT, LaunchK(SwiGluKernel<TT, false>, grid, 256, 0, s, static_cast<const TT*>(gu), F,
                                                                         static_cast<TT*>(out), hfRound));
   }
   SS_CUDA_CHECK_LAUNCH("swiglu");
@@ -474,15 +500,15 @@ void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, in
     const TT* q = static_cast<const TT*>(qkv);
     TT* o = static_cast<TT*>(out);
     switch (dpl) {
-      case 1: DecodeAttnKernel<TT, 1><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
-      case 2: DecodeAttnKernel<TT, 2><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
-      case 3: DecodeAttnKernel<TT, 3><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
-      case 4: DecodeAttnKernel<TT, 4><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
-      default: DecodeAttnKernel<TT, 8><<<grid, kDecWarps * 32, 0, s>>>(q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 1: LaunchK(DecodeAttnKernel<TT, 1>, grid, kDecWarps * 32, 0, s, q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 2: LaunchK(DecodeAttnKernel<TT, 2>, grid, kDecWarps * 32, 0, s, q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 3: LaunchK(DecodeAttnKernel<TT, 3>, grid, kDecWarps * 32, 0, s, q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      case 4: LaunchK(DecodeAttnKernel<TT, 4>, grid, kDecWarps * 32, 0, s, q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
+      default: LaunchK(DecodeAttnKernel<TT, 8>, grid, kDecWarps * 32, 0, s, q, qStride, e, H, KVH, D, layer, cap, scale, splits, chunk, partial, o); break;
     }
     SS_CUDA_CHECK_LAUNCH("decode attention");
     if (splits > 1) {
-      DecodeCombineKernel<TT><<<dim3(e.count, H), 128, 0, s>>>(e, H, D, splits, partial, o);
+      LaunchK(DecodeCombineKernel<TT>, dim3(e.count, H), 128, 0, s, e, H, D, splits, partial, o);
       SS_CUDA_CHECK_LAUNCH("decode combine");
     }
   });
@@ -490,13 +516,13 @@ void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, in
 
 void LaunchArgmax(const float* logits, int B, int V, int32_t* next, cudaStream_t s) {
   SS_REQUIRE(B > 0 && V > 0, "argmax: empty shape");
-  ArgmaxKernel<<<B, 1024, 0, s>>>(logits, V, next);
+  LaunchK(ArgmaxKernel, B, 1024, 0, s, logits, V, next);
   SS_CUDA_CHECK_LAUNCH("argmax");
 }
 
 void LaunchFillUniform(void* p, ET t, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
   if (n == 0) return;
-  SS_DISPATCH_ET(t, TT, FillUniformKernel<TT><<<GridFor(n, 256), 256, 0, s>>>(static_cast<TT*>(p), n, seed, lo, hi));
+  SS_DISPATCH_ET(t, TT, LaunchK(FillUniformKernel<TT>, GridFor(n, 256), 256, 0, s, static_cast<TT*>(p), n, seed, lo, hi));
   SS_CUDA_CHECK_LAUNCH("fill uniform");
 }
 

@@ -13,6 +13,10 @@
 namespace swapserve::cuda {
 
 enum class ET : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+// Programmatic dependent launch for the element-wise, attention and GEMV kernels enqueued by this thread from now
+// on (off by default). The backend turns it on for decode passes, whose kernels are short.
+void SetPdl(bool on);
 inline size_t EtBytes(ET t) { return t == ET::kF32 ? 4 : 2; }
 
 // Rounding policy of the 2-byte activation types. hfRound = true rounds where Hugging Face transformers rounds
