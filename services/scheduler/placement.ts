@@ -1,7 +1,7 @@
 // Pure helpers of the policy: effective residency, tier accounting, expected cost, victim and worker choice.
 import type { ModelOnWorker } from '../shared/cluster.ts';
 import type { Residency } from '../shared/vocab.ts';
-import { ON_GPU, ON_HOST, pairKey, type PolicyState, type WorkerCache, type WorkerView } from './state.ts';
+import { HOST_ONLY, ON_GPU, pairKey, type PolicyState, type WorkerCache, type WorkerView } from './state.ts';
 
 /** A model's residency on a worker once the move in flight there lands (commands run in order on a worker). */
 export function residencyOf(w: WorkerView, model: string): Residency {
@@ -11,11 +11,26 @@ export function residencyOf(w: WorkerView, model: string): Residency {
       case 'load': return 'loading';
       case 'swap_in':
       case 'load_to_gpu': return 'swapping-in';
-      case 'evict': return 'host';
+      case 'evict': return hasHostCopy(w, model) ? 'host' : 'disk';
       case 'drop': return 'disk';
     }
   }
   return w.state.models[model]?.residency ?? 'disk';
+}
+
+/**
+ * Whether the model has (or will have, once moves land) a host copy on the worker: what makes `evict` a park in
+ * host RAM rather than a trip back to disk.
+ */
+export function hasHostCopy(w: WorkerView, model: string): boolean {
+  const rep = w.state.models[model];
+  const move = w.moves.get(model);
+  if (move?.kind === 'load_to_gpu') return false;
+  if (move?.kind === 'load' || move?.kind === 'swap_in') return true;
+  if (move?.kind === 'drop') return false;
+  if (!rep || rep.residency === 'disk') return false;
+  if (HOST_ONLY.has(rep.residency)) return true;
+  return rep.hostCopy ?? w.hostCopy.get(model) ?? true;
 }
 
 /** A GPU replica (or one on its way): the model can serve jobs there. */
@@ -72,11 +87,11 @@ export function usageOf(state: PolicyState, w: WorkerView): { gpu: number; host:
       const b = modelBytes(state, w, m);
       const r = residencyOf(w, m);
       if (ON_GPU.has(r)) gpu += b;
-      if (ON_HOST.has(r)) host += b;
+      if (HOST_ONLY.has(r) || (ON_GPU.has(r) && hasHostCopy(w, m))) host += b;
       const rep = w.state.models[m];
       if (rep) {
         if (ON_GPU.has(rep.residency)) repGpu += rep.bytes;
-        if (ON_HOST.has(rep.residency)) repHost += rep.bytes;
+        if (HOST_ONLY.has(rep.residency) || (ON_GPU.has(rep.residency) && (rep.hostCopy ?? w.hostCopy.get(m) ?? true))) repHost += rep.bytes;
       }
     }
     c.gpu = gpu + Math.max(0, w.state.usage.gpu - repGpu);
@@ -195,7 +210,8 @@ export function chooseVictims(
     if (q && q.waiting > 0 && !reclaimed) continue; // its waiting jobs are served first (thrash control)
     if (tier === 'gpu' && replicasOf(state, m).size <= (state.models.get(m)?.keepWarm ?? 0)) continue;
     const bytes = modelBytes(state, w, m);
-    const cost = expectedCost(state, m, bytes);
+    // Evicting a model with no host copy sends it back to disk: its next use is a disk load, not a swap.
+    const cost = expectedCost(state, m, bytes) * (tier === 'gpu' && !hasHostCopy(w, m) ? state.config.diskCostFactor : 1);
     candidates.push({ model: m, bytes, cost, consuming: isConsuming(w, m), density: bytes > 0 ? cost / bytes : 0, used: lastUsed(w, m) });
   }
   candidates.sort((a, b) => a.density - b.density || b.bytes - a.bytes || a.used - b.used || (a.model < b.model ? -1 : 1));
@@ -217,9 +233,13 @@ export const PLACEMENT_SLACK = 0.02;
 
 export interface Placement {
   worker: WorkerView;
-  move: 'swap_in' | 'load_to_gpu';
+  /**
+   * How the model reaches the GPU: `swap_in` from its host copy; `load_swap_in` = `load` then `swap_in` (a disk
+   * load that parks a host copy, so a later eviction keeps it one swap away); `load_to_gpu` when host RAM has no
+   * room (no host copy: evicting it later sends it back to disk).
+   */
+  move: 'swap_in' | 'load_swap_in' | 'load_to_gpu';
   gpuVictims: Victim[];
-  hostVictims: Victim[];
   cost: number;
 }
 
@@ -239,10 +259,10 @@ export function choosePlacement(
     const r = residencyOf(w, model);
     if (r !== 'disk' && r !== 'host') continue; // a replica already, or a move in flight
     const bytes = modelBytes(state, w, model);
-    if (bytes > w.state.budgets.gpu || bytes > w.state.budgets.host) continue;
+    if (bytes > w.state.budgets.gpu) continue;
     const use = usageOf(state, w);
     // Bytes that victims would have to free (0: the move alone, the exact cost).
-    const short = Math.max(0, use.gpu + bytes - w.state.budgets.gpu) + (r === 'host' ? 0 : Math.max(0, use.host + bytes - w.state.budgets.host));
+    const short = Math.max(0, use.gpu + bytes - w.state.budgets.gpu);
     cands.push({ w, r, bytes, short, lb: bytes * (r === 'host' ? 1 : state.config.diskCostFactor) });
   }
   cands.sort((a, b) => a.lb - b.lb || a.short - b.short || (a.w.state.workerId < b.w.state.workerId ? -1 : 1));
@@ -253,13 +273,10 @@ export function choosePlacement(
     const use = usageOf(state, w);
     const gpuVictims = chooseVictims(state, w, 'gpu', use.gpu + bytes - w.state.budgets.gpu, model);
     if (!gpuVictims) continue;
-    const move = r === 'host' ? 'swap_in' : 'load_to_gpu';
-    const hostVictims = move === 'swap_in' ? [] : chooseVictims(state, w, 'host', use.host + bytes - w.state.budgets.host, model);
-    if (!hostVictims) continue;
+    const move = r === 'host' ? 'swap_in' : use.host + bytes <= w.state.budgets.host ? 'load_swap_in' : 'load_to_gpu';
     let cost = lb;
     for (const v of gpuVictims) cost += v.cost;
-    for (const v of hostVictims) cost += v.cost * state.config.diskCostFactor;
-    if (!best || cost < best.cost) best = { worker: w, move, gpuVictims, hostVictims, cost };
+    if (!best || cost < best.cost) best = { worker: w, move, gpuVictims, cost };
   }
   return best;
 }

@@ -80,8 +80,17 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
         state.pending.delete(p.id);
         const w = state.workers.get(p.workerId);
         if (w && p.model !== null) {
-          if (w.moves.get(p.model)?.id === p.id) w.moves.delete(p.model);
-          if (w.consume.get(p.model)?.id === p.id) w.consume.delete(p.model);
+          const move = w.moves.get(p.model);
+          const consume = w.consume.get(p.model);
+          if (event.result.ok) {
+            if (move?.id === p.id) move.doneAt = event.result.finishedAt;
+            if (consume?.id === p.id) consume.doneAt = event.result.finishedAt;
+            settle(w, p.model, w.state.models[p.model], w.state.heartbeatAt);
+          } else {
+            // A failed load also dooms the swap_in queued behind it: forget that overlay now.
+            if (move?.id === p.id || (p.kind === 'load' && move?.kind === 'swap_in')) w.moves.delete(p.model);
+            if (consume?.id === p.id) w.consume.delete(p.model);
+          }
           indexModel(state, w, p.model);
         }
         if (!event.result.ok && p.model !== null) state.backoff.set(pairKey(p.workerId, p.model), now + state.config.failureBackoffMs);
@@ -114,7 +123,7 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerV
     w = undefined;
   }
   if (!w) {
-    w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining, indexed: new Set(),
+    w = { state: s, moves: new Map(), consume: new Map(), touchedAt: new Map(), draining: s.draining, indexed: new Set(), hostCopy: new Map(),
       version: 0, cache: { version: -1, models: [], gpu: -1, host: -1, onGpu: null, hostOnly: null } };
     state.workers.set(s.workerId, w);
     state.starting.delete(s.workerId);
@@ -123,12 +132,33 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerV
     for (const [m, rep] of Object.entries(s.models)) if (w.state.models[m]?.residency !== rep.residency) w.touchedAt.set(m, now);
     w.state = s;
     w.draining = w.draining || s.draining;
+    for (const m of [...w.moves.keys(), ...w.consume.keys()]) settle(w, m, s.models[m], s.heartbeatAt);
+  }
+  for (const [m, rep] of Object.entries(s.models)) {
+    if (rep.residency === 'host' || rep.residency === 'loading') w.hostCopy.set(m, true);
+    else if (rep.residency === 'disk') w.hostCopy.delete(m);
   }
   indexWorker(state, w);
   if (s.draining || !s.healthy) {
     for (const key of state.reclaims.keys()) if (key.startsWith(`${s.workerId}\n`)) state.reclaims.delete(key);
   }
   return w;
+}
+
+const MOVE_TARGET = { load: 'host', swap_in: 'gpu', load_to_gpu: 'gpu', evict: 'host', drop: 'disk' } as const;
+
+/**
+ * Drops the overlay of answered commands once the worker's report shows their effect, or was written after
+ * they finished (then the report is the truth, whatever it says).
+ */
+function settle(w: WorkerView, model: string, rep: WorkerState['models'][string] | undefined, reportAt: number): void {
+  const move = w.moves.get(model);
+  if (move?.doneAt !== undefined && move.kind in MOVE_TARGET) {
+    const target = MOVE_TARGET[move.kind as keyof typeof MOVE_TARGET];
+    if ((rep?.residency ?? 'disk') === target || reportAt > move.doneAt) w.moves.delete(model);
+  }
+  const consume = w.consume.get(model);
+  if (consume?.doneAt !== undefined && ((rep?.consuming ?? false) === consume.want || reportAt > consume.doneAt)) w.consume.delete(model);
 }
 
 function forgetWorker(state: PolicyState, workerId: string): void {
@@ -159,14 +189,16 @@ function onQueue(state: PolicyState, e: Extract<PolicyEvent, { type: 'queue' }>,
   refreshDemand(state, e.model);
 }
 
-function send(state: PolicyState, w: WorkerView, command: CommandBody, now: number, out: Action[]): void {
+function send(state: PolicyState, w: WorkerView, command: CommandBody, now: number, out: Action[], overlay = true): void {
   const id = `${state.idPrefix}-${++state.nextId}`;
   const model = 'model' in command ? command.model : null;
   const p = { id, workerId: w.state.workerId, kind: command.kind, model, issuedAt: now };
   state.pending.set(id, p);
   if (model !== null) {
     if (command.kind === 'consume' || command.kind === 'stop_consume') w.consume.set(model, { id, want: command.kind === 'consume' });
-    else {
+    else if (overlay) {
+      if (command.kind === 'load_to_gpu') w.hostCopy.set(model, false);
+      else if (command.kind === 'swap_in' || command.kind === 'load') w.hostCopy.set(model, true);
       w.moves.set(model, p);
       indexModel(state, w, model);
     }
@@ -231,8 +263,13 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
       send(state, w, { kind: 'evict', model: v.model }, now, out);
       state.reclaims.delete(pairKey(w.state.workerId, v.model));
     }
-    for (const v of placement.hostVictims) send(state, w, { kind: 'drop', model: v.model }, now, out);
-    send(state, w, { kind: placement.move, model }, now, out);
+    if (placement.move === 'load_swap_in') {
+      // Two moves, one overlay: the model counts as swapping-in from the first (the worker runs them in order).
+      send(state, w, { kind: 'load', model }, now, out, false);
+      send(state, w, { kind: 'swap_in', model }, now, out);
+    } else {
+      send(state, w, { kind: placement.move, model }, now, out);
+    }
     send(state, w, { kind: 'consume', model, concurrency: s.concurrency }, now, out);
     return;
   }

@@ -83,15 +83,22 @@ export interface Pending {
   kind: WorkerCommandKind;
   model: string | null;
   issuedAt: number;
+  /**
+   * Set (worker clock, ms) when the worker answered ok. The overlay stays until a report shows the result, or a
+   * report written after it: the result can reach the events stream before the state that reflects it.
+   */
+  doneAt?: number;
 }
 
 /** One worker as the policy sees it: its last report plus the commands it has not answered yet. */
 export interface WorkerView {
   state: WorkerState;
-  /** The move in flight per model (at most one). */
+  /** The move in flight per model (at most one), until a report confirms it. */
   moves: Map<string, Pending>;
   /** The consume/stop_consume in flight per model: what the worker will be doing once it is applied. */
-  consume: Map<string, { id: string; want: boolean }>;
+  consume: Map<string, { id: string; want: boolean; doneAt?: number }>;
+  /** Whether a GPU model also has a host copy, as inferred from the moves sent (a report's `hostCopy` wins). */
+  hostCopy: Map<string, boolean>;
   /** When each model last changed residency here (ms): an idle clock for models never used. */
   touchedAt: Map<string, number>;
   /** A drain was sent (or the worker reports draining). */
@@ -159,8 +166,9 @@ export interface Decision {
   actions: Action[];
 }
 
-/** Residencies that hold (or are about to hold) GPU memory / host memory, under inclusive tiers. */
+/** Residencies that hold (or are about to hold) GPU memory; host memory is held by these when `hostCopy`. */
 export const ON_GPU: ReadonlySet<Residency> = new Set(['swapping-in', 'gpu', 'evicting']);
-export const ON_HOST: ReadonlySet<Residency> = new Set(['loading', 'host', 'swapping-in', 'gpu', 'evicting']);
+/** Residencies that hold host memory whatever the GPU holds. */
+export const HOST_ONLY: ReadonlySet<Residency> = new Set(['loading', 'host']);
 
 export const pairKey = (workerId: string, model: string): string => `${workerId}\n${model}`;

@@ -58,6 +58,12 @@ export const ModelOnWorker = z.object({
   lastUsedAt: ms.nullable(),
   /** Whether the worker is taking jobs from this model's queue. */
   consuming: z.boolean(),
+  /**
+   * Whether a host (pinned) copy exists besides the GPU one. `load_to_gpu` keeps none (disk -> staging -> GPU), so
+   * evicting such a model sends it back to disk; `load` then `swap_in` keeps one. Optional: when absent the
+   * scheduler infers it from the moves it issued.
+   */
+  hostCopy: z.boolean().optional(),
 });
 export type ModelOnWorker = z.infer<typeof ModelOnWorker>;
 

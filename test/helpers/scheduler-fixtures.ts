@@ -6,21 +6,21 @@ import type { Action, ModelSettings } from '../../services/scheduler/state.ts';
 
 export const GB = 1e9;
 
-/** [residency, bytes, activeJobs, lastUsedAt, consuming] */
-export type M = [Residency, number, number?, (number | null)?, boolean?];
+/** [residency, bytes, activeJobs, lastUsedAt, consuming, hostCopy] */
+export type M = [Residency, number, number?, (number | null)?, boolean?, boolean?];
 
 export function workerState(
   workerId: string,
   o: { gpu?: number; host?: number; models?: Record<string, M>; seq?: number; startedAt?: number; draining?: boolean; healthy?: boolean } = {},
 ): WorkerState {
   const models: Record<string, ModelOnWorker> = {};
-  for (const [id, [residency, bytes, activeJobs = 0, lastUsedAt = null, consuming]] of Object.entries(o.models ?? {})) {
-    models[id] = { residency, bytes, activeJobs, lastUsedAt, consuming: consuming ?? (residency === 'gpu') };
+  for (const [id, [residency, bytes, activeJobs = 0, lastUsedAt = null, consuming, hostCopy]] of Object.entries(o.models ?? {})) {
+    models[id] = { residency, bytes, activeJobs, lastUsedAt, consuming: consuming ?? (residency === 'gpu'), ...(hostCopy === undefined ? {} : { hostCopy }) };
   }
   let gpu = 0, host = 0;
   for (const m of Object.values(models)) {
     if (['swapping-in', 'gpu', 'evicting'].includes(m.residency)) gpu += m.bytes;
-    if (m.residency !== 'disk') host += m.bytes;
+    if (m.residency !== 'disk' && m.hostCopy !== false) host += m.bytes;
   }
   return {
     workerId, pid: 1000, host: 'test', backend: 'cpu', device: 'cpu', startedAt: o.startedAt ?? 0, heartbeatAt: 0,

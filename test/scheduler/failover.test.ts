@@ -108,8 +108,8 @@ describe('scheduler failover', () => {
       const keys = clusterKeys(prefix);
       assert.equal(await conn.get(keys.leader()), first === 0 ? 's1' : 's2');
 
-      // The leader places A: it is nowhere, so a disk load to the GPU, then consume.
-      const loadA = worker.next((c) => c.kind === 'load_to_gpu');
+      // The leader places A: it is nowhere, so a disk load (parking a host copy), a swap-in, then consume.
+      const loadA = worker.next((c) => c.kind === 'swap_in');
       await qa.add('job', { n: 1 });
       const a = await loadA;
       assert.equal('model' in a && a.model, 'A');
@@ -127,7 +127,7 @@ describe('scheduler failover', () => {
 
       // The new leader keeps deciding: B gets placed, with the new epoch; A (already on the GPU) is left alone.
       const before = worker.commands.length;
-      const loadB = worker.next((c) => c.kind === 'load_to_gpu');
+      const loadB = worker.next((c) => c.kind === 'swap_in');
       await qb.add('job', { n: 1 });
       const b = await loadB;
       assert.equal('model' in b && b.model, 'B');

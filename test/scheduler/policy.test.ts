@@ -65,9 +65,9 @@ const cases: Case[] = [
     event: queued('A', 1), now: 100, want: ['w1 swap_in A', 'w1 consume A x4'],
   },
   {
-    name: 'cold: nowhere resident -> load_to_gpu on a worker with room',
+    name: 'cold: nowhere resident -> load (parks a host copy) then swap_in, on a worker with room',
     given: { models: [model('A')], workers: [workerState('w1')] },
-    event: queued('A', 1), now: 100, want: ['w1 load_to_gpu A', 'w1 consume A x4'],
+    event: queued('A', 1), now: 100, want: ['w1 load A', 'w1 swap_in A', 'w1 consume A x4'],
   },
   {
     name: 'victim: an idle GPU model is stopped, evicted, then the waiting model swaps in',
@@ -122,7 +122,7 @@ const cases: Case[] = [
       models: [model('A', { sloMs: 500 })],
       workers: [workerState('w1', { models: { A: ['gpu', 10 * GB, 4, 90] } }), workerState('w2')],
     },
-    event: queued('A', 9, 0), now: 1000, want: ['w2 load_to_gpu A', 'w2 consume A x4'],
+    event: queued('A', 9, 0), now: 1000, want: ['w2 load A', 'w2 swap_in A', 'w2 consume A x4'],
   },
   {
     name: 'no scale out within the SLO',
@@ -214,12 +214,21 @@ const cases: Case[] = [
     event: queued('A', 1), now: 100, want: [],
   },
   {
-    name: 'disk load needing host room drops an idle host-only model',
+    name: 'cold without host room: load_to_gpu (no host copy), and nothing is dropped for it',
     given: {
       models: [model('A'), model('B')],
       workers: [workerState('w1', { host: 20 * GB, models: { B: ['host', 15 * GB, 0, 10] } })],
     },
-    event: queued('A', 1), now: 100, want: ['w1 drop B', 'w1 load_to_gpu A', 'w1 consume A x4'],
+    event: queued('A', 1), now: 100, want: ['w1 load_to_gpu A', 'w1 consume A x4'],
+  },
+  {
+    name: 'a victim with no host copy costs a disk reload: the one parked in host RAM goes instead',
+    given: {
+      models: [model('A'), model('B'), model('C')],
+      workers: [workerState('w1', { gpu: 25 * GB, models: { A: ['host', 10 * GB], B: ['gpu', 10 * GB, 0, 10, true, true], C: ['gpu', 10 * GB, 0, 10, true, false] } })],
+      queues: { B: [0, null, 2e-6], C: [0, null, 1e-6] },
+    },
+    event: queued('A', 1), now: 100, want: ['w1 stop_consume B', 'w1 evict B', 'w1 swap_in A', 'w1 consume A x4'],
   },
 ];
 
@@ -252,14 +261,14 @@ describe('policy: sequences', () => {
   it('a failed move backs off that worker and places the model elsewhere', () => {
     const state = setup({ models: [model('A')], workers: [workerState('w1'), workerState('w2')] });
     const first = decide(state, queued('A', 1), 10).actions;
-    assert.deepEqual(record(first).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+    assert.deepEqual(record(first).calls, ['w1 load A', 'w1 swap_in A', 'w1 consume A x4']);
     const load = first[0];
     assert.ok(load.type === 'send');
     const r = decide(state, {
       type: 'result',
-      result: { commandId: load.id, workerId: 'w1', kind: 'load_to_gpu', model: 'A', ok: false, error: { code: 'out_of_memory', message: 'x' }, durationMs: 5, finishedAt: 20 },
+      result: { commandId: load.id, workerId: 'w1', kind: 'load', model: 'A', ok: false, error: { code: 'io', message: 'x' }, durationMs: 5, finishedAt: 20 },
     }, 20);
-    assert.deepEqual(record(r.actions).calls, ['w2 load_to_gpu A', 'w2 consume A x4']);
+    assert.deepEqual(record(r.actions).calls, ['w2 load A', 'w2 swap_in A', 'w2 consume A x4']);
   });
 
   it('scale from zero starts one worker, not one per event, and gives up on one that never reports', () => {
@@ -274,7 +283,7 @@ describe('policy: sequences', () => {
     const [start] = decide(state, queued('A', 1), 0).actions;
     assert.ok(start.type === 'start-worker');
     const r = decide(state, { type: 'worker-state', state: workerState(start.workerId) }, 500);
-    assert.deepEqual(record(r.actions).calls, [`${start.workerId} load_to_gpu A`, `${start.workerId} consume A x4`]);
+    assert.deepEqual(record(r.actions).calls, [`${start.workerId} load A`, `${start.workerId} swap_in A`, `${start.workerId} consume A x4`]);
     assert.equal(state.starting.size, 0);
   });
 
@@ -303,7 +312,7 @@ describe('policy: sequences', () => {
     assert.deepEqual(record(decide(state, queued('A', 1, 0), 1000).actions).calls, ['w1 stop_consume B']);
     // The new worker reports: A goes there, and then B (its jobs still waiting) is told to consume again.
     const fresh = decide(state, { type: 'worker-state', state: workerState('w-e1-1') }, 1100);
-    assert.deepEqual(record(fresh.actions).calls, ['w-e1-1 load_to_gpu A', 'w-e1-1 consume A x4']);
+    assert.deepEqual(record(fresh.actions).calls, ['w-e1-1 load A', 'w-e1-1 swap_in A', 'w-e1-1 consume A x4']);
     const again = decide(state, { type: 'worker-state', state: workerState('w1', { seq: 2, gpu: 20 * GB, models: { A: ['host', 10 * GB], B: ['gpu', 15 * GB, 1, 1100, false] } }) }, 1200);
     assert.deepEqual(record(again.actions).calls, ['w1 consume B x4']);
     assert.equal(state.reclaims.size, 0);
@@ -311,9 +320,9 @@ describe('policy: sequences', () => {
 
   it('a worker restarted under the same id loses the commands sent to its previous process', () => {
     const state = setup({ models: [model('A')], config: { maxWorkers: 1 }, workers: [workerState('w1', { startedAt: 0 })] });
-    assert.deepEqual(record(decide(state, queued('A', 1), 10).actions).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+    assert.deepEqual(record(decide(state, queued('A', 1), 10).actions).calls, ['w1 load A', 'w1 swap_in A', 'w1 consume A x4']);
     const r = decide(state, { type: 'worker-state', state: workerState('w1', { startedAt: 500, seq: 0 }) }, 600);
-    assert.deepEqual(record(r.actions).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+    assert.deepEqual(record(r.actions).calls, ['w1 load A', 'w1 swap_in A', 'w1 consume A x4']);
   });
 
   it('a late (older) worker report does not undo a newer one', () => {
@@ -324,15 +333,15 @@ describe('policy: sequences', () => {
 
   it('a gone worker is forgotten with its commands in flight; the model is placed again', () => {
     const state = setup({ models: [model('A')], workers: [workerState('w1'), workerState('w2')] });
-    assert.deepEqual(record(decide(state, queued('A', 1), 0).actions).calls, ['w1 load_to_gpu A', 'w1 consume A x4']);
+    assert.deepEqual(record(decide(state, queued('A', 1), 0).actions).calls, ['w1 load A', 'w1 swap_in A', 'w1 consume A x4']);
     const r = decide(state, { type: 'worker-gone', workerId: 'w1' }, 100);
-    assert.deepEqual(record(r.actions).calls, ['w2 load_to_gpu A', 'w2 consume A x4']);
+    assert.deepEqual(record(r.actions).calls, ['w2 load A', 'w2 swap_in A', 'w2 consume A x4']);
     assert.ok([...state.pending.values()].every((p) => p.workerId === 'w2'));
   });
 
   it('commands carry the epoch, id and time of the leader that applied them', () => {
     const state = setup({ models: [model('A')], workers: [workerState('w1')] });
     const fx = record(decide(state, queued('A', 1), 0).actions, 7, 1234);
-    assert.deepEqual(fx.commands[0].command, { kind: 'load_to_gpu', model: 'A', id: 'e1-1', epoch: 7, issuedAt: 1234 });
+    assert.deepEqual(fx.commands[0].command, { kind: 'load', model: 'A', id: 'e1-1', epoch: 7, issuedAt: 1234 });
   });
 });
