@@ -21,10 +21,16 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::Drain(int tid) {
-  for (;;) {
-    int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    (*fn_)(begin, std::min(n_, begin + chunk_), tid);
+  try {
+    for (;;) {
+      int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
+      if (begin >= n_) return;
+      (*fn_)(begin, std::min(n_, begin + chunk_), tid);
+    }
+  } catch (...) {
+    next_.store(n_, std::memory_order_relaxed);  // the others stop at their next chunk
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::current_exception();
   }
 }
 
@@ -61,6 +67,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(
     n_ = n;
     chunk_ = chunk;
     next_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
     pending_ = static_cast<int>(helpers_.size());
     ++generation_;
   }
@@ -69,6 +76,11 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return pending_ == 0; });
   fn_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
 }
 
 }  // namespace swapserve::engine

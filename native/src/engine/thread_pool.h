@@ -5,6 +5,7 @@
 // depend on the number of threads or on scheduling (the ops keep every reduction inside one index).
 #pragma once
 #include <atomic>
+#include <exception>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -25,7 +26,8 @@ class ThreadPool {
   int size() const { return static_cast<int>(helpers_.size()) + 1; }
 
   // Calls fn(begin, end, tid) over [0, n) in chunks of at least `grain` indices; tid in [0, size()).
-  // Runs inline when n <= grain or the pool has one thread. Not re-entrant; one caller at a time.
+  // Runs inline when n <= grain or the pool has one thread. Not re-entrant; one caller at a time. An exception
+  // thrown by fn (e.g. bad_alloc) on any thread is rethrown to the caller once every thread has stopped.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
@@ -42,6 +44,7 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
   std::atomic<int64_t> next_{0};
+  std::exception_ptr error_;  // the first exception of the current job (guarded by mu_)
 };
 
 }  // namespace swapserve::engine
