@@ -150,6 +150,9 @@ export class Engine {
     for (const k of ['maxBatch', 'maxContext', 'prefillChunk'] as const) {
       if (!Number.isInteger(o[k]) || o[k] < 1) throw new EngineError('invalid_request', `Expected a positive integer for ${k} but received ${o[k]}`);
     }
+    if (o.maxContext > source.config.maxPositions) {
+      throw new EngineError('invalid_request', `Expected maxContext <= the model's ${source.config.maxPositions} positions but received ${o.maxContext}`);
+    }
     if (!Number.isInteger(o.threads) || o.threads < 0) throw new EngineError('invalid_request', `Expected an integer >= 0 for threads but received ${o.threads}`);
     const desc = buildModelDesc(source);
     const stack = new Error().stack;

@@ -119,6 +119,12 @@ describe('engine on stories260K (CPU)', () => {
     assert.equal(engine.activeSequences, 0);
   });
 
+  it('rejects engine options the model cannot honour', async () => {
+    await assert.rejects(Engine.createOnHostArena(arena, source, decoder, { maxContext: 4096 }), /maxContext <= the model's 2048 positions/);
+    await assert.rejects(Engine.createOnHostArena(arena, source, decoder, { maxBatch: 0 }), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request');
+    await assert.rejects(Engine.createOnHostArena(arena.subarray(1), source, decoder), /Expected an arena of 1040128 bytes/);
+  });
+
   it('an aborted request ends cancelled; breaking out of the loop frees the sequence', async () => {
     const ac = new AbortController();
     let n = 0;
