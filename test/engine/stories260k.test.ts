@@ -61,6 +61,31 @@ describe('engine on stories260K (CPU)', () => {
     assert.deepEqual(together.map((r) => r.ids), alone);
   });
 
+  it('more requests than maxBatch wait their turn; each gets its own tokens, cancelled ones end cancelled', async () => {
+    const small = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 128, maxBatch: 3, prefillChunk: 4 });
+    try {
+      const prompts = Array.from({ length: 12 }, (_, i) => [1, ...REF_IDS.slice(0, i)]);
+      const controllers = prompts.map(() => new AbortController());
+      const runs = prompts.map((p, i) => collect(small.generate(greedy(p, 10), controllers[i].signal)));
+      assert.equal(small.activeSequences, 12);
+      controllers[5].abort(); // still waiting: ends at once
+      controllers[0].abort(); // admitted: ends at the next step
+      const results = await Promise.all(runs);
+      for (const [i, r] of results.entries()) {
+        if (i === 0 || i === 5) {
+          assert.equal(r.done.finishReason, 'cancelled');
+          continue;
+        }
+        assert.equal(r.done.finishReason, 'length');
+        assert.deepEqual(r.ids, REF_IDS.slice(i, i + 10), `request ${i}`);
+      }
+      assert.equal(results[5].done.completionTokens, 0);
+      assert.equal(small.activeSequences, 0);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('prefill in small chunks gives the same tokens as in one pass', async () => {
     const prompt = [1, ...REF_IDS.slice(0, 20)];
     const whole = await collect(engine.generate(greedy(prompt, 12)));
