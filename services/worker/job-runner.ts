@@ -37,6 +37,7 @@ function toSwapserveError(e: unknown): SwapserveError {
 }
 
 export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal): Promise<{ completionTokens: number }> {
+  const pickedMs = nowMs();
   const parsed = jobDataSchema.safeParse(job.data);
   const k = keys(ctx.prefix);
   const attempt = `${ctx.workerId}.${job.attemptsStarted}.${randomBytes(3).toString('hex')}`;
@@ -80,7 +81,9 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     const genStart = nowMs();
     let index = 0;
     let firstAt = 0;
-    let timings: Timings = { queueMs: path.queueMs, loadMs: path.loadMs, swapMs: path.swapMs, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 };
+    // Warm: the whole wait was the queue, from arrival to this worker picking the job up.
+    const queueMs = path.path === 'warm' ? Math.max(0, pickedMs - data.arrivalMs) : path.queueMs;
+    let timings: Timings = { queueMs, loadMs: path.loadMs, swapMs: path.swapMs, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 };
     for await (const ev of ctx.backend.generate(data.model, data, ac.signal)) {
       if (ev.type === 'token') {
         if (index === 0) {
