@@ -168,7 +168,7 @@ export async function run(argv: string[]): Promise<number> {
   const times = new Map<string, number[]>();
   /** CPU time of the process during each decision (ms): what the decision cost when other processes preempt it. */
   const cpuTimes = new Map<string, number[]>();
-  const counts = { actions: 0, evict: 0, swap_in: 0, load_to_gpu: 0, drop: 0 };
+  const counts = { actions: 0, load: 0, swap_in: 0, load_to_gpu: 0, evict: 0, drop: 0 };
   let nextTick = now + 1000;
   const warmup = Math.min(5000, Math.floor(a.events / 5));
   let measured = 0, seen = 0;
@@ -236,7 +236,7 @@ export async function run(argv: string[]): Promise<number> {
     ...rows.map((r) => `| ${r.event} | ${r.n} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${f(r.max)} | ${f(r.cpuP50)} | ${f(r.cpuP99)} |`),
     '',
     `target p99 <= ${TARGET_P99_MS} ms (wall): ${pass ? 'met' : 'MISSED'} (all events p99 ${f(total.p99)} ms wall, ${f(total.cpuP99)} ms cpu)`,
-    `commands issued: ${counts.actions} (swap_in ${counts.swap_in}, load_to_gpu ${counts.load_to_gpu}, evict ${counts.evict}, drop ${counts.drop})`,
+    `commands issued: ${counts.actions} (load ${counts.load}, swap_in ${counts.swap_in}, load_to_gpu ${counts.load_to_gpu}, evict ${counts.evict}, drop ${counts.drop})`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return pass ? 0 : 1;

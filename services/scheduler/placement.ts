@@ -206,9 +206,10 @@ export function chooseVictims(
     const rep = w.state.models[m];
     if (!rep || rep.activeJobs > 0) continue;
     const q = state.queues.get(m);
-    const reclaimed = state.reclaims.get(pairKey(w.state.workerId, m))?.forModel === forModel;
-    if (q && q.waiting > 0 && !reclaimed) continue; // its waiting jobs are served first (thrash control)
-    if (tier === 'gpu' && replicasOf(state, m).size <= (state.models.get(m)?.keepWarm ?? 0)) continue;
+    // Its waiting jobs are served first (thrash control), unless it was reclaimed for this model.
+    if (q && q.waiting > 0 && state.reclaims.get(pairKey(w.state.workerId, m))?.forModel !== forModel) continue;
+    const keep = state.models.get(m)?.keepWarm ?? 0;
+    if (tier === 'gpu' && keep > 0 && replicasOf(state, m).size <= keep) continue;
     const bytes = modelBytes(state, w, m);
     // Evicting a model with no host copy sends it back to disk: its next use is a disk load, not a swap.
     const cost = expectedCost(state, m, bytes) * (tier === 'gpu' && !hasHostCopy(w, m) ? state.config.diskCostFactor : 1);

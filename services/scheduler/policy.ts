@@ -58,10 +58,11 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
   const out: Action[] = [];
   switch (event.type) {
     case 'worker-state': {
-      const w = onWorkerState(state, event.state, now);
-      if (!w) break;
-      for (const m of Object.keys(event.state.models)) if (state.models.has(m)) serve(state, m, now, out, w);
-      serveWaiting(state, now, out, w); // room freed (or a new worker) here may unblock waiting models
+      const changed = onWorkerState(state, event.state, now);
+      if (!changed) break;
+      // Only what this report changed: the models whose entry changed here, then the room it may have freed.
+      for (const m of changed.models) if (state.models.has(m)) serve(state, m, now, out, changed.w);
+      serveWaiting(state, now, out, changed.w);
       break;
     }
     case 'worker-gone': {
@@ -114,8 +115,10 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
   return { state, actions: out };
 }
 
-function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerView | null {
+/** Takes a worker's report; returns its view and the models whose entry changed (null for a stale report). */
+function onWorkerState(state: PolicyState, s: WorkerState, now: number): { w: WorkerView; models: string[] } | null {
   let w = state.workers.get(s.workerId);
+  const changed: string[] = [];
   if (w && s.seq < w.state.seq && s.startedAt === w.state.startedAt) return null; // an older report arriving late
   if (w && s.startedAt !== w.state.startedAt) {
     // The same id, restarted: it never saw the commands sent to its previous process.
@@ -127,9 +130,18 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerV
       version: 0, cache: { version: -1, models: [], gpu: -1, host: -1, onGpu: null, hostOnly: null } };
     state.workers.set(s.workerId, w);
     state.starting.delete(s.workerId);
-    for (const m of Object.keys(s.models)) w.touchedAt.set(m, now);
+    for (const m of Object.keys(s.models)) {
+      w.touchedAt.set(m, now);
+      changed.push(m);
+    }
   } else {
-    for (const [m, rep] of Object.entries(s.models)) if (w.state.models[m]?.residency !== rep.residency) w.touchedAt.set(m, now);
+    const before = w.state.models;
+    for (const [m, rep] of Object.entries(s.models)) {
+      const old = before[m];
+      if (old?.residency !== rep.residency) w.touchedAt.set(m, now);
+      if (!old || old.residency !== rep.residency || old.consuming !== rep.consuming || old.activeJobs !== rep.activeJobs) changed.push(m);
+    }
+    for (const m of Object.keys(before)) if (!(m in s.models)) changed.push(m);
     w.state = s;
     w.draining = w.draining || s.draining;
     for (const m of [...w.moves.keys(), ...w.consume.keys()]) settle(w, m, s.models[m], s.heartbeatAt);
@@ -142,7 +154,7 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): WorkerV
   if (s.draining || !s.healthy) {
     for (const key of state.reclaims.keys()) if (key.startsWith(`${s.workerId}\n`)) state.reclaims.delete(key);
   }
-  return w;
+  return { w, models: changed };
 }
 
 const MOVE_TARGET = { load: 'host', swap_in: 'gpu', load_to_gpu: 'gpu', evict: 'host', drop: 'disk' } as const;
