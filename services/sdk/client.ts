@@ -108,6 +108,7 @@ export class Client {
     result.catch(() => {}); // the caller may only iterate; the iterator rethrows
     const self = this;
     let text = '';
+    let cancelled = false;
     async function* iterate(): AsyncGenerator<TokenChunk> {
       try {
         for await (const ev of follow(self.pool, self.k.stream(requestId), { blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal })) {
@@ -124,7 +125,10 @@ export class Client {
             throw ev.error;
           }
         }
-        throw new SwapserveError('cancelled');
+        // The stream ended without an outcome: only cancel() does that; the iterator ends quietly then.
+        const err = new SwapserveError('cancelled');
+        reject(err);
+        if (!cancelled) throw err;
       } catch (e) {
         // The client retries a lost stream itself: stop the re-run attempt instead of computing it for no one.
         if (e instanceof SwapserveError && e.code === 'worker_lost') self.producer.cancel(model, requestId).catch(() => {});
@@ -140,6 +144,7 @@ export class Client {
       result,
       [Symbol.asyncIterator]: () => gen,
       cancel: async () => {
+        cancelled = true;
         ac.abort();
         await this.producer.cancel(model, requestId);
         reject(new SwapserveError('cancelled'));
