@@ -108,8 +108,8 @@ async function overlapBench(name: string, source: ModelSource, tokenizer: Tokeni
         swaps.push(a.swap);
         ovl.push((await ttft(n, true)).ttft);
       }
-      rows.push({ model: name, case: `TTFT swapIn then prefill ${n}`, tokens: n, ms: median(seq), tokPerS: (n * 1000) / median(seq), floorMs: null });
-      rows.push({ model: name, case: `TTFT prefill ${n} while swapping in`, tokens: n, ms: median(ovl), tokPerS: (n * 1000) / median(ovl), floorMs: null });
+      rows.push({ model: name, case: `TTFT swapIn then prefill ${n}`, tokens: n, ms: median(seq), tokPerS: 0, floorMs: null });
+      rows.push({ model: name, case: `TTFT prefill ${n} while swapping in`, tokens: n, ms: median(ovl), tokPerS: 0, floorMs: null });
       rows.push({ model: name, case: 'swapIn alone (host -> compute arena)', tokens: 0, ms: median(swaps), tokPerS: 0, floorMs: null });
     }
   } finally {
