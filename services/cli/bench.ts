@@ -6,6 +6,7 @@ const BENCHES: Record<string, Bench> = {
   engine: { summary: 'prefill and decode speed against the floor', load: () => import('../../native/ts/bench-engine.ts') },
   spine: { summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../bench/spine.ts') },
   scheduler: { summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../scheduler/bench.ts') },
+  telemetry: { summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../telemetry/bench.ts') },
 };
 
 export async function run(argv: string[]): Promise<number> {
