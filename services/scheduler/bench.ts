@@ -147,32 +147,30 @@ class Sim {
   }
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+interface SimResult {
+  times: Map<string, number[]>;
+  /** CPU time of the process during each decision (ms): what the decision cost when other processes preempt it. */
+  cpuTimes: Map<string, number[]>;
+  counts: { actions: number; load: number; swap_in: number; load_to_gpu: number; evict: number; drop: number; diskGB: number; pcieGB: number };
+  measured: number;
+  steps: number;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let a: Args;
-  try {
-    a = parse(argv);
-  } catch (e) {
-    process.stderr.write(`swapserve bench scheduler: ${(e as Error).message}\nusage: swapserve bench scheduler [--models N] [--workers N] [--events N] [--seed N] [--json]\n`);
-    return 2;
-  }
+/** Runs the simulated cluster until `a.events` events were measured (or for `maxSteps` steps). */
+function simulate(a: Args, victimOrder: 'expected-cost' | 'lru', maxSteps = Infinity): SimResult {
   const sim = new Sim(a);
-  const state: PolicyState = initialState(sim.models, { maxWorkers: a.workers }, 'e1');
+  const state: PolicyState = initialState(sim.models, { maxWorkers: a.workers, victimOrder }, 'e1');
   let now = 1_000_000;
   for (const w of sim.workers) sim.take(decide(state, sim.report(w, now), now).actions, now);
-
   const times = new Map<string, number[]>();
-  /** CPU time of the process during each decision (ms): what the decision cost when other processes preempt it. */
   const cpuTimes = new Map<string, number[]>();
-  const counts = { actions: 0, load: 0, swap_in: 0, load_to_gpu: 0, evict: 0, drop: 0 };
+  const counts = { actions: 0, load: 0, swap_in: 0, load_to_gpu: 0, evict: 0, drop: 0, diskGB: 0, pcieGB: 0 };
+  const size = new Map(sim.models.map((m) => [m.id, m.bytes / GB]));
   let nextTick = now + 1000;
   const warmup = Math.min(5000, Math.floor(a.events / 5));
-  let measured = 0, seen = 0;
-  while (measured < a.events) {
+  let measured = 0, seen = 0, steps = 0;
+  while (maxSteps === Infinity ? measured < a.events : steps < maxSteps) {
+    steps++;
     now += 1 + Math.floor(sim.rand() * 4);
     const tickDue = now >= nextTick;
     if (tickDue) nextTick += 1000;
@@ -192,9 +190,36 @@ export async function run(argv: string[]): Promise<number> {
       if (!cl) cpuTimes.set(ev.type, (cl = []));
       cl.push((c1.user + c1.system) / 1000);
       counts.actions += actions.length;
-      for (const x of actions) if (x.type === 'send' && x.command.kind in counts) counts[x.command.kind as 'evict']++;
+      for (const x of actions) {
+        if (x.type !== 'send') continue;
+        const k = x.command.kind;
+        if (k in counts) counts[k as 'evict']++;
+        const gb = 'model' in x.command ? (size.get(x.command.model) ?? 0) : 0;
+        if (k === 'load' || k === 'load_to_gpu') counts.diskGB += gb;
+        if (k === 'swap_in' || k === 'load_to_gpu') counts.pcieGB += gb;
+      }
     }
   }
+  return { times, cpuTimes, counts, measured, steps };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let a: Args;
+  try {
+    a = parse(argv);
+  } catch (e) {
+    process.stderr.write(`swapserve bench scheduler: ${(e as Error).message}\nusage: swapserve bench scheduler [--models N] [--workers N] [--events N] [--seed N] [--json]\n`);
+    return 2;
+  }
+  const main = simulate(a, 'expected-cost');
+  // The same demand (same seed, same number of simulated steps) under least-recently-used victims, for the moves.
+  const lru = simulate(a, 'lru', main.steps);
+  const { times, cpuTimes, counts, measured } = main;
 
   type Row = { event: string; n: number; p50: number; p99: number; p999: number; max: number; cpuP50: number; cpuP99: number };
   const rows: Row[] = [];
@@ -220,7 +245,7 @@ export async function run(argv: string[]): Promise<number> {
   const meta = {
     models: a.models, workers: a.workers, events: measured, seed: a.seed, node: process.version, cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length, loadAvg1m: load,
-    date: new Date().toISOString(), targetP99Ms: TARGET_P99_MS, pass, commands: counts,
+    date: new Date().toISOString(), targetP99Ms: TARGET_P99_MS, pass, commands: counts, lruCommands: lru.counts,
   };
   if (a.json) {
     process.stdout.write(`${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
@@ -236,7 +261,13 @@ export async function run(argv: string[]): Promise<number> {
     ...rows.map((r) => `| ${r.event} | ${r.n} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${f(r.max)} | ${f(r.cpuP50)} | ${f(r.cpuP99)} |`),
     '',
     `target p99 <= ${TARGET_P99_MS} ms (wall): ${pass ? 'met' : 'MISSED'} (all events p99 ${f(total.p99)} ms wall, ${f(total.cpuP99)} ms cpu)`,
-    `commands issued: ${counts.actions} (load ${counts.load}, swap_in ${counts.swap_in}, load_to_gpu ${counts.load_to_gpu}, evict ${counts.evict}, drop ${counts.drop})`,
+    '',
+    `moves over the same demand (${main.steps} simulated steps), against least-recently-used victims:`,
+    '',
+    '| victims | disk loads | GB read from disk | swap-ins | GB host -> GPU | evictions |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...([['expected cost (ours)', counts], ['least recently used', lru.counts]] as const).map(([name, c]) =>
+      `| ${name} | ${c.load + c.load_to_gpu} | ${c.diskGB.toFixed(0)} | ${c.swap_in} | ${c.pcieGB.toFixed(0)} | ${c.evict} |`),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return pass ? 0 : 1;

@@ -215,7 +215,8 @@ export function chooseVictims(
     const cost = expectedCost(state, m, bytes) * (tier === 'gpu' && !hasHostCopy(w, m) ? state.config.diskCostFactor : 1);
     candidates.push({ model: m, bytes, cost, consuming: isConsuming(w, m), density: bytes > 0 ? cost / bytes : 0, used: lastUsed(w, m) });
   }
-  candidates.sort((a, b) => a.density - b.density || b.bytes - a.bytes || a.used - b.used || (a.model < b.model ? -1 : 1));
+  if (state.config.victimOrder === 'lru') candidates.sort((a, b) => a.used - b.used || (a.model < b.model ? -1 : 1));
+  else candidates.sort((a, b) => a.density - b.density || b.bytes - a.bytes || a.used - b.used || (a.model < b.model ? -1 : 1));
   const out: Victim[] = [];
   let freed = 0;
   for (const c of candidates) {

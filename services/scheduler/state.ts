@@ -45,6 +45,11 @@ export interface PolicyConfig {
   failureBackoffMs: number;
   /** Relative cost of reading a byte from disk versus copying it host -> GPU. @defaultValue 8 */
   diskCostFactor: number;
+  /**
+   * Victim order: 'expected-cost' (bytes x chance of a request soon, per byte) or 'lru' (least recently used
+   * first), the latter only as the baseline the benchmark compares against. @defaultValue "expected-cost"
+   */
+  victimOrder: 'expected-cost' | 'lru';
 }
 
 export const POLICY_DEFAULTS: PolicyConfig = {
@@ -58,6 +63,7 @@ export const POLICY_DEFAULTS: PolicyConfig = {
   rateHalfLifeMs: 60_000,
   failureBackoffMs: 5_000,
   diskCostFactor: 8,
+  victimOrder: 'expected-cost',
 };
 
 /** What the policy knows of one model's queue. */
