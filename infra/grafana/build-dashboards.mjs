@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Writes infra/grafana/dashboards/swapserve.json from the panel list below (run after editing; the JSON is
-// committed so Grafana provisioning needs no build). Metric names are the Prometheus forms of
+// committed so Grafana provisioning needs no build). Queue and worker gauges are cluster-wide values that every
+// gateway reports, so they are combined with max, never sum. Metric names are the Prometheus forms of
 // services/telemetry/semconv.ts; test/telemetry/dashboards.test.ts evaluates every query against a real Prometheus.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -91,13 +92,13 @@ const panels = [
   ]),
   row('Queues and workers'),
   timeseries('Queue depth (waiting) by model', 'short', [
-    [`sum by (gen_ai_request_model) (swapserve_queue_depth{${M}, swapserve_queue_state="waiting"})`, '{{gen_ai_request_model}}'],
+    [`max by (gen_ai_request_model) (swapserve_queue_depth{${M}, swapserve_queue_state="waiting"})`, '{{gen_ai_request_model}}'],
   ]),
   timeseries('Oldest waiting request by model', 's', [
     [`max by (gen_ai_request_model) (swapserve_queue_oldest_wait{${M}})`, '{{gen_ai_request_model}}'],
   ]),
   timeseries('Jobs being served by model', 'short', [
-    [`sum by (gen_ai_request_model) (swapserve_queue_depth{${M}, swapserve_queue_state="active"})`, '{{gen_ai_request_model}}'],
+    [`max by (gen_ai_request_model) (swapserve_queue_depth{${M}, swapserve_queue_state="active"})`, '{{gen_ai_request_model}}'],
   ]),
   timeseries('Workers by state', 'short', [
     ['max by (swapserve_worker_state) (swapserve_workers)', '{{swapserve_worker_state}}'],
@@ -131,6 +132,6 @@ const dashboard = {
   panels,
 };
 
-const out = join(dirname(fileURLToPath(import.meta.url)), 'dashboards', 'swapserve.json');
+const out = process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), 'dashboards', 'swapserve.json');
 writeFileSync(out, JSON.stringify(dashboard, null, 2) + '\n');
 console.log(`wrote ${out} (${panels.length} panels)`);

@@ -90,6 +90,17 @@ describe('Grafana provisioning', () => {
 });
 
 describe('deployment files', () => {
+  it('the committed dashboard is what infra/grafana/build-dashboards.mjs writes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swapserve-dash-'));
+    try {
+      const r = spawnSync(process.execPath, [join(INFRA, 'grafana/build-dashboards.mjs'), join(dir, 'd.json')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(readFileSync(join(dir, 'd.json'), 'utf8'), read('grafana/dashboards/swapserve.json'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('docker-compose parses the compose file, with the GPU reserved for workers only', () => {
     const r = spawnSync('docker-compose', ['-f', join(INFRA, 'docker-compose.yml'), 'config'], { encoding: 'utf8' });
     assert.equal(r.error, undefined, 'docker-compose is installed (infra/ci-deps.sh)');
