@@ -52,7 +52,9 @@ async function benchModel(name: string, source: ModelSource, tokenizer: Tokenize
     const promptOf = (n: number, salt: number) => Array.from({ length: n }, (_, i) => (i === 0 ? (tokenizer.bosId ?? 0) : (i * 7 + salt * 13) % V));
     await run1(engine, promptOf(8, 0), 4); // warm-up
     for (const p of prefills) {
-      const ms = median(await Promise.all([...Array(reps)].map(async (_, r) => (await run1(engine, promptOf(p, r), 1)).prefillMs)).then((x) => x));
+      const times: number[] = [];
+      for (let r = 0; r < reps; r++) times.push((await run1(engine, promptOf(p, r), 1)).prefillMs); // one at a time
+      const ms = median(times);
       rows.push({ model: name, case: `prefill ${p}`, tokens: p, ms, tokPerS: (p * 1000) / ms, floorMs: null });
     }
     for (const B of batches) {
