@@ -342,6 +342,32 @@ void CheckGemm(ET t, float beta, cudaStream_t s, int T = 33, ET yT = ET::kF32, b
          got, ref, yT != ET::kF32 ? 1e-2 : t == ET::kF32 ? 1e-6 : 1e-5);
 }
 
+void CheckNormGemv(ET t, ET yT, cudaStream_t s) {
+  const int N = 300, K = 1024;
+  const size_t eb = cuda::EtBytes(t);
+  Buf w(static_cast<size_t>(N) * K * eb), x(K * eb), nw(K * eb), y(N * cuda::EtBytes(yT));
+  cuda::LaunchFillUniform(w.d, t, static_cast<size_t>(N) * K, 51, -1.f, 1.f, s);
+  cuda::LaunchFillUniform(x.d, t, K, 52, -3.f, 3.f, s);
+  cuda::LaunchFillUniform(nw.d, t, K, 53, 0.5f, 1.5f, s);
+  y.poison();
+  SS_REQUIRE(cuda::LaunchNormGemv(w.d, t, N, K, x.d, nw.d, t, 1e-5f, true, y.d, yT, 0.f, s), "norm gemv refused");
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto wh = w.host(), xh = x.host(), nh = nw.host(), yh = y.host();
+  double ss = 0;
+  for (int k = 0; k < K; ++k) ss += double(HostF(xh.data(), t, k)) * HostF(xh.data(), t, k);
+  const double inv = 1 / std::sqrt(ss / K + 1e-5);
+  std::vector<double> xn(K), got, ref;
+  for (int k = 0; k < K; ++k) xn[k] = HostRnd(HostF(nh.data(), t, k) * HostRnd(HostF(xh.data(), t, k) * inv, t), t);
+  for (int n = 0; n < N; ++n) {
+    double v = 0;
+    for (int k = 0; k < K; ++k) v += HostF(wh.data(), t, static_cast<size_t>(n) * K + k) * xn[k];
+    ref.push_back(v);
+    got.push_back(HostF(yh.data(), yT, n));
+  }
+  Report(std::string("rmsnorm folded into gemv ") + EtName(t) + " -> " + EtName(yT), got, ref,
+         yT == ET::kF32 ? 5e-3 : 1e-2);
+}
+
 void TimeFlash(cudaStream_t s) {
   const int H = 32, KVH = 8, D = 128, T = 2048, cap = 4096, QS = (H + 2 * KVH) * D;
   Buf qkv(static_cast<size_t>(T) * QS * 2), cache(static_cast<size_t>(2) * cap * KVH * D * 2), out(static_cast<size_t>(T) * H * D * 2);
@@ -405,6 +431,9 @@ int RunOps() {
     CheckGemm(ET::kF16, 1.f, s, T, ET::kF32);
   }
   CheckGemm(ET::kBF16, 1.f, s, 8, ET::kBF16, false);
+  CheckNormGemv(ET::kBF16, ET::kBF16, s);
+  CheckNormGemv(ET::kBF16, ET::kF32, s);
+  CheckNormGemv(ET::kF16, ET::kF32, s);
   TimeFlash(s);
   SS_CUDA_CHECK(cudaStreamDestroy(s));
   std::printf("OPS %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);

@@ -393,6 +393,8 @@ class CudaBackend final : public Backend {
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
     const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
+    // A single decode row (T = 1) with a 2-byte residual stream: RMSNorm is folded into the following products.
+    const bool fuseNorm = T == 1 && resT_ == et_ && et_ != ET::kF32;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
@@ -409,12 +411,19 @@ class CudaBackend final : public Backend {
       const LayerWeights& w = d_.layer[l];
       lease_->waitGroup(l + 1, stream_);
       mark("wait");
-      cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
-                          hfRound_, stream_);
-      mark("norm");
-      if (fusedQkv_[l]) {
+      if (fuseNorm && fusedQkv_[l] &&
+          cuda::LaunchNormGemv(W(w.wq), et_, QS, C, x_, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, hfRound_,
+                               qkv_, et_, 0.f, stream_)) {
+        // one decode row: RMSNorm folded into the q|k|v product
+      } else if (fusedQkv_[l]) {
+        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
+                            hfRound_, stream_);
+        mark("norm");
         gemm_->run(W(w.wq), et_, QS, C, xn_, et_, C, T, qkv_, et_, QS, 0.f, stream_);
       } else {
+        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
+                            hfRound_, stream_);
+        mark("norm");
         gemm_->run(W(w.wq), et_, QD, C, xn_, et_, C, T, qkv_, et_, QS, 0.f, stream_);
         gemm_->run(W(w.wk), et_, KD, C, xn_, et_, C, T, qkv_ + QD * eb, et_, QS, 0.f, stream_);
         gemm_->run(W(w.wv), et_, KD, C, xn_, et_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f, stream_);
@@ -434,12 +443,19 @@ class CudaBackend final : public Backend {
       mark("attention");
       gemm_->run(W(w.wo), et_, C, QD, attn_, et_, QD, T, x_, resT_, C, 1.f, stream_);
       mark("gemm.o");
-      cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
-                          hfRound_, stream_);
-      mark("norm");
-      if (fusedGu_[l]) {
+      if (fuseNorm && fusedGu_[l] &&
+          cuda::LaunchNormGemv(W(w.w1), et_, 2 * F, C, x_, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, hfRound_,
+                               gu_, et_, 0.f, stream_)) {
+        // one decode row: RMSNorm folded into the gate|up product
+      } else if (fusedGu_[l]) {
+        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
+                            hfRound_, stream_);
+        mark("norm");
         gemm_->run(W(w.w1), et_, 2 * F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
       } else {
+        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
+                            hfRound_, stream_);
+        mark("norm");
         gemm_->run(W(w.w1), et_, F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
         gemm_->run(W(w.w3), et_, F, C, xn_, et_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f, stream_);
       }
@@ -450,10 +466,13 @@ class CudaBackend final : public Backend {
       mark("gemm.down");
     }
     lease_->waitGroup(d_.layers + 1, stream_);
-    cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
-                        stream_);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
-    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+    if (!(fuseNorm && cuda::LaunchNormGemv(W(out), et_, d_.vocab, C, x_, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps,
+                                           hfRound_, logits_, ET::kF32, 0.f, stream_))) {
+      cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
+                          stream_);
+      gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+    }
     mark("head");
   }
 

@@ -24,13 +24,15 @@ template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, floa
   for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
 }
 
-template <typename TW, int NT>
+// X rows from global memory (read-only path) or, when SMEM, from the block's shared copy.
+template <typename TW, int NT, bool SMEM>
 __device__ __forceinline__ void Fma8(const uint4 (&wv)[kRows], const TW* __restrict__ X, int ldx, int c,
                                      float (&acc)[kRows][NT]) {
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     float xf[8];
-    Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx) + c), xf);
+    const uint4* xp = reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx) + c;
+    Unpack8<TW>(SMEM ? *xp : __ldg(xp), xf);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       float wf[8];
@@ -41,9 +43,20 @@ __device__ __forceinline__ void Fma8(const uint4 (&wv)[kRows], const TW* __restr
   }
 }
 
-template <typename TW, typename TY, int NT>
+// NORM (T = 1 only): X is RMSNorm(x) of one row, computed by every block into shared memory after the weight
+// prefetch, with the rounding of the separate norm kernel (so a step needs no norm launch of its own).
+struct NormArgs {
+  const void* w = nullptr;  // (K) norm weight
+  ET wT = ET::kF32;
+  float eps = 0.f;
+  bool hfRound = false;
+};
+
+template <typename TW, typename TY, int NT, bool NORM>
 __global__ void __launch_bounds__(kWarps * 32)
-GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int ldx, TY* Y, int ldy, float beta) {
+GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int ldx, TY* Y, int ldy, float beta,
+           NormArgs na) {
+  extern __shared__ __align__(16) unsigned char gemvSmem[];
   PdlTrigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int n0 = (blockIdx.x * kWarps + warp) * kRows;
@@ -69,6 +82,39 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
       for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + c + 32 * u);
   }
   PdlWait();
+  if constexpr (NORM) {
+    TW* xs = reinterpret_cast<TW*>(gemvSmem);
+    __shared__ float red[kWarps];
+    float ss = 0.f;
+    for (int k = threadIdx.x; k < K8; k += blockDim.x) {
+      float f[8];
+      Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X) + k), f);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += f[j] * f[j];
+    }
+    ss = WarpSum(ss);
+    if (lane == 0) red[warp] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) tot += red[i];
+    const float inv = rsqrtf(tot / K + na.eps);
+    for (int k = threadIdx.x; k < K8; k += blockDim.x) {
+      float f[8];
+      Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X) + k), f);
+      uint4 o;
+      TW* oe = reinterpret_cast<TW*>(&o);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float n = f[j] * inv;
+        oe[j] = FromF<TW>(LoadEt(na.w, na.wT, 8 * k + j) * (na.hfRound ? ToF(FromF<TW>(n)) : n));
+      }
+      reinterpret_cast<uint4*>(xs)[k] = o;
+    }
+    __syncthreads();
+    X = xs;
+    ldx = 0;
+  }
   if (n0 >= N) return;
   for (; c + 32 * (kU - 1) < K8; c += 32 * kU) {
     uint4 cur[kU][kRows];
@@ -84,13 +130,13 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
         for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
     }
 #pragma unroll
-    for (int u = 0; u < kU; ++u) Fma8<TW, NT>(cur[u], X, ldx, c + 32 * u, acc);
+    for (int u = 0; u < kU; ++u) Fma8<TW, NT, NORM>(cur[u], X, ldx, c + 32 * u, acc);
   }
   for (; c < K8; c += 32) {
     uint4 wv[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) wv[r] = __ldcs(w[r] + c);
-    Fma8<TW, NT>(wv, X, ldx, c, acc);
+    Fma8<TW, NT, NORM>(wv, X, ldx, c, acc);
   }
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
@@ -117,11 +163,18 @@ void Dispatch(const void* W, int N, int K, const void* X, int ldx, int T, void* 
   TY* y = static_cast<TY*>(Y);
   switch (T) {
 #define SS_GEMV_CASE(n) \
-  case n: LaunchK(GemvKernel<TW, TY, n>, blocks, kWarps * 32, 0, s, w, N, K, x, ldx, y, ldy, beta); break;
+  case n: LaunchK(GemvKernel<TW, TY, n, false>, blocks, kWarps * 32, 0, s, w, N, K, x, ldx, y, ldy, beta, NormArgs{}); break;
     SS_GEMV_CASE(1) SS_GEMV_CASE(2) SS_GEMV_CASE(3) SS_GEMV_CASE(4)
     SS_GEMV_CASE(5) SS_GEMV_CASE(6) SS_GEMV_CASE(7) SS_GEMV_CASE(8)
 #undef SS_GEMV_CASE
   }
+}
+
+template <typename TW, typename TY>
+void DispatchNorm(const void* W, int N, int K, const void* x, NormArgs na, void* Y, float beta, cudaStream_t s) {
+  const int blocks = (N + kWarps * kRows - 1) / (kWarps * kRows);
+  LaunchK(GemvKernel<TW, TY, 1, true>, blocks, kWarps * 32, static_cast<size_t>(K) * sizeof(TW), s,
+          static_cast<const TW*>(W), N, K, static_cast<const TW*>(x), 0, static_cast<TY*>(Y), N, beta, na);
 }
 
 bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -138,6 +191,20 @@ bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int 
     SS_DISPATCH_ET(yT, TY, Dispatch<__half, TY>(W, N, K, X, ldx, T, Y, ldy, beta, s));
   }
   SS_CUDA_CHECK_LAUNCH("gemv");
+  return true;
+}
+
+bool LaunchNormGemv(const void* W, ET wT, int N, int K, const void* x, const void* normW, ET normT, float eps,
+                    bool hfRound, void* Y, ET yT, float beta, cudaStream_t s) {
+  if (wT == ET::kF32 || K % 8 != 0 || K > 16384 || !Aligned16(W) || !Aligned16(x)) return false;
+  SS_REQUIRE(N > 0 && normW != nullptr, "norm gemv: bad shape");
+  const NormArgs na{normW, normT, eps, hfRound};
+  if (wT == ET::kBF16) {
+    SS_DISPATCH_ET(yT, TY, DispatchNorm<__nv_bfloat16, TY>(W, N, K, x, na, Y, beta, s));
+  } else {
+    SS_DISPATCH_ET(yT, TY, DispatchNorm<__half, TY>(W, N, K, x, na, Y, beta, s));
+  }
+  SS_CUDA_CHECK_LAUNCH("norm gemv");
   return true;
 }
 

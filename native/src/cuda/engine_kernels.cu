@@ -89,14 +89,16 @@ __global__ void RmsNormVecKernel(const T* x, const int32_t* rows, int C, const v
   *reinterpret_cast<uint4*>(out + static_cast<size_t>(r) * C + c0) = ov;
 }
 
-// Block (token t, head hh) over q heads, then k heads, then v heads of the row.
+// Block (token t, 8 heads): one warp per head, q heads, then k heads, then v heads of the row.
+constexpr int kQkvHeadsPerBlock = 8;
 template <typename T>
 __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
                               const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
                               const float* cosSin, bool interleaved, bool hfRound) {
   PdlTrigger();
   PdlWait();
-  const int t = blockIdx.x, hh = blockIdx.y;
+  const int t = blockIdx.x, hh = blockIdx.y * kQkvHeadsPerBlock + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (hh >= H + 2 * KVH) return;
   const int stride = (H + 2 * KVH) * D;
   T* head = qkv + static_cast<size_t>(t) * stride + static_cast<size_t>(hh) * D;
   const int p = pos[t];
@@ -108,7 +110,7 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
   const int bcol = (hh < H ? hh : hh < H + KVH ? hh - H : hh - H - KVH) * D;
   if (hh >= H + KVH) {  // v: bias, then into the cache
     T* vc = kc + plane + (hh - H - KVH) * D;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    for (int d = lane; d < D; d += 32) {
       float x = ToF(head[d]);
       if (bias) x = Rnd<T>(x + LoadEt(bias, biasT, bcol + d));
       vc[d] = FromF<T>(x);
@@ -116,7 +118,7 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
     return;
   }
   T* dst = hh < H ? head : kc + (hh - H) * D;  // q in place, k into the cache
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+  for (int i = lane; i < half; i += 32) {
     const int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
     float xa = ToF(head[a]), xb = ToF(head[b]);
     if (bias) {
@@ -444,8 +446,8 @@ void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq
   SS_REQUIRE(T > 0 && H > 0 && KVH > 0 && H % KVH == 0 && D % 2 == 0, "qkv post: bad shape");
   SS_REQUIRE(rope.invFreq != nullptr, "qkv post: no RoPE frequencies");
   SS_REQUIRE((bq == nullptr) == (bk == nullptr) && (bq == nullptr) == (bv == nullptr), "qkv post: all or no biases");
-  const dim3 grid(T, H + 2 * KVH);
-  const int threads = D / 2 >= 64 ? 64 : 32;
+  const dim3 grid(T, (H + 2 * KVH + kQkvHeadsPerBlock - 1) / kQkvHeadsPerBlock);
+  const int threads = 32 * kQkvHeadsPerBlock;
   SS_DISPATCH_ET(t, TT, LaunchK(QkvPostKernel<TT>, grid, threads, 0, s, static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
                                                                     pos, kvBase, layer, cap, rope.invFreq,
                                                                     rope.cosSin, rope.interleaved, rope.hfRound));

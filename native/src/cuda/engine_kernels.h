@@ -54,6 +54,12 @@ void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, c
 bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy, float beta,
                 cudaStream_t s);
 
+// Y (1, N) = beta*Y + RMSNorm(x) W^T for one row x (K elements of wT, the residual stream): the norm is computed by
+// every block (rounded as LaunchRmsNorm rounds it), so a decode step needs no separate norm kernel. Returns false
+// where it does not apply (fp32, K not a multiple of 8 or over 16384, misaligned).
+bool LaunchNormGemv(const void* W, ET wT, int N, int K, const void* x, const void* normW, ET normT, float eps,
+                    bool hfRound, void* Y, ET yT, float beta, cudaStream_t s);
+
 // Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
 // apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at
 // positions 0..ctx[e]-1 of the cache at kvBase[e]; output row qRow[e] of `out` ((T, H*D), type t).
