@@ -82,6 +82,8 @@ export const ATTR_MOVE_KIND = 'swapserve.move.kind';
 export const ATTR_MOVE_BYTES = 'swapserve.move.bytes';
 /** Achieved bandwidth of one move in GB/s (1e9 bytes per second). */
 export const ATTR_MOVE_GBPS = 'swapserve.move.gbps';
+/** On a load / swap-in span: the move ran outside this request (scheduler command, another job); the request waited for it. */
+export const ATTR_MOVE_BY_OTHER = 'swapserve.move.by_other';
 /** Model evicted while this request waited. */
 export const ATTR_EVICTED_MODEL = 'swapserve.evict.model';
 export const ATTR_QUEUE_STATE = 'swapserve.queue.state';

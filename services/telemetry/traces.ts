@@ -244,6 +244,9 @@ export function requestSpan(init: RequestSpanInit, parent: Context = context.act
 
 const SPAN_PREFILL = S.SPAN.prefill;
 
+/** Open job traces by trace id, so moves made inside a job's trace are known to it (see waitedFor). */
+const openJobs = new Map<string, JobTrace>();
+
 /**
  * One tier move as a span of the active trace (`swapserve.load`, `swapserve.swap_in`, or, for the evictions a
  * request waits for, `swapserve.evict_wait`) with bytes and GB/s, plus the move metrics. `fn` resolves with the
@@ -263,7 +266,9 @@ export async function tracedMove<T extends { bytes: number }>(kind: MoveKind, mo
     if (kind === 'evict' || kind === 'drop') recordEviction(model, kind === 'evict' ? 'gpu' : 'host');
     return r;
   };
-  if (!trace.getActiveSpan()) return measure(null, await fn());
+  const active = trace.getActiveSpan();
+  if (!active) return measure(null, await fn());
+  if (kind === 'load' || kind === 'swap_in' || kind === 'load_to_gpu') openJobs.get(active.spanContext().traceId)?.movesTraced.add(kind === 'swap_in' ? 'swap_in' : 'load');
   return withSpan(name, attrs, async (span) => measure(span, await fn()));
 }
 
@@ -297,11 +302,18 @@ export class JobTrace {
   private coldReason: ColdReason | null = null;
   private firstTokenMs: number | null = null;
   private ended = false;
+  /** Moves that ran inside this trace (as spans through tracedMove). */
+  readonly movesTraced = new Set<'load' | 'swap_in'>();
 
   constructor(init: JobTraceInit, ctx: Context = context.active()) {
     this.init = init;
     this.context = ctx;
     const span = trace.getSpan(ctx);
+    if (span?.isRecording()) {
+      openJobs.set(span.spanContext().traceId, this);
+      // A job that never reaches end() (cancelled before placement) must not grow the map without bound.
+      if (openJobs.size > 10_000) openJobs.delete(openJobs.keys().next().value as string);
+    }
     const attrs: Attributes = {
       [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
       [S.ATTR_GEN_AI_REQUEST_MODEL]: init.model,
@@ -343,6 +355,26 @@ export class JobTrace {
   }
 
   /**
+   * The moves that brought the model to the GPU while this request waited, but ran outside its trace (a
+   * scheduler command, or another job of the same model): recorded after the fact as this trace's load / swap-in
+   * spans, marked `swapserve.move.by_other`. Moves before the request arrived are not its wait and are skipped.
+   */
+  waitedFor(moves: { load: { startMs: number; endMs: number } | null; swap: { startMs: number; endMs: number } | null }, bytes?: number): void {
+    const add = (kind: 'load' | 'swap_in', m: { startMs: number; endMs: number } | null) => {
+      if (!m || this.movesTraced.has(kind) || m.endMs <= this.init.enqueuedMs) return;
+      const attrs: Attributes = { [S.ATTR_MOVE_KIND]: kind, [S.ATTR_GEN_AI_REQUEST_MODEL]: this.init.model, [S.ATTR_MOVE_BY_OTHER]: true };
+      if (bytes && bytes > 0) {
+        attrs[S.ATTR_MOVE_BYTES] = bytes;
+        if (m.endMs > m.startMs) attrs[S.ATTR_MOVE_GBPS] = bytes / ((m.endMs - m.startMs) / 1000) / 1e9;
+      }
+      recordSpan(kind === 'load' ? S.SPAN.load : S.SPAN.swapIn, m.startMs, m.endMs, attrs, this.context);
+      this.movesTraced.add(kind);
+    };
+    add('load', moves.load);
+    add('swap_in', moves.swap);
+  }
+
+  /**
    * Record prefill after the fact, from generation start to the first token (epoch ms), with the
    * `gen_ai.first_token` event on it and on the consumer span.
    */
@@ -374,6 +406,7 @@ export class JobTrace {
     if (this.ended) return;
     this.ended = true;
     const span = trace.getSpan(this.context);
+    if (span) openJobs.delete(span.spanContext().traceId);
     const attrs: Attributes = { [S.ATTR_OUTCOME]: e.outcome };
     if (e.inputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = e.inputTokens;
     if (e.outputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = e.outputTokens;

@@ -76,6 +76,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
       emit({ type: 'progress', attempt, stage, doneBytes, totalBytes, workerId: ctx.workerId }).catch(() => {});
     });
     const path = classifyPath(data.arrivalMs, readyMs, arrival, ctx.startedMs);
+    jt.waitedFor(arrival, ctx.tiers.info(data.model).bytes); // moves this request waited for that ran outside its trace
     const pathInfo = { path: path.path, ...(path.coldReason ? { coldReason: path.coldReason } : {}) };
     jt.setPath(path.path, path.coldReason);
     const genStart = nowMs();

@@ -59,7 +59,7 @@ describe('one trace per request through HTTP, BullMQ and the worker', () => {
   const app = Fastify();
   const queueName = 'm.stories260K';
   /** What the fake placement decides per request (the real one is the scheduler's). */
-  const plan = new Map<string, { path: ServePath; coldReason?: ColdReason }>();
+  const plan = new Map<string, { path: ServePath; coldReason?: ColdReason; byScheduler?: boolean }>();
   const done = new Map<string, (r: { path: ServePath; coldReason?: ColdReason; tokens: number }) => void>();
 
   before(async () => {
@@ -76,8 +76,11 @@ describe('one trace per request through HTTP, BullMQ and the worker', () => {
         const jt = jobTrace({ operation: 'chat', model: 'stories260K', enqueuedMs: job.timestamp, jobId: job.id, worker: 'w0', gpu: 0 });
         const p = plan.get(job.data.id)!;
         jt.setPath(p.path, p.coldReason);
-        if (p.path === 'cold') await jt.move('load', 'stories260K', async () => 1_056_540);
-        if (p.path !== 'warm') {
+        if (p.byScheduler) {
+          // The scheduler swapped the model in while the job waited: recorded after the fact.
+          jt.waitedFor({ load: null, swap: { startMs: job.timestamp + 1, endMs: job.timestamp + 3 } }, 2_000_000);
+        } else if (p.path === 'cold') await jt.move('load', 'stories260K', async () => 1_056_540);
+        if (p.path !== 'warm' && !p.byScheduler) {
           await jt.phase(SPAN.evictWait, { [S.ATTR_EVICTED_MODEL]: 'other' }, async () => undefined);
           await jt.move('swap_in', 'stories260K', async () => 1_056_540);
         }
@@ -112,7 +115,7 @@ describe('one trace per request through HTTP, BullMQ and the worker', () => {
     await shutdownTelemetry();
   });
 
-  const cases: { id: string; path: ServePath; coldReason?: ColdReason; phases: string[] }[] = [
+  const cases: { id: string; path: ServePath; coldReason?: ColdReason; byScheduler?: boolean; phases: string[] }[] = [
     { id: 'warm-1', path: 'warm', phases: [SPAN.queueWait, SPAN.prefill, SPAN.decode] },
     { id: 'swap-1', path: 'swap', phases: [SPAN.queueWait, SPAN.evictWait, SPAN.swapIn, SPAN.prefill, SPAN.decode] },
     {
@@ -121,10 +124,11 @@ describe('one trace per request through HTTP, BullMQ and the worker', () => {
       coldReason: 'disk_load',
       phases: [SPAN.queueWait, SPAN.load, SPAN.evictWait, SPAN.swapIn, SPAN.prefill, SPAN.decode],
     },
+    { id: 'swap-2', path: 'swap', byScheduler: true, phases: [SPAN.queueWait, SPAN.swapIn, SPAN.prefill, SPAN.decode] },
   ];
   for (const c of cases) {
     it(`${c.path}: one connected trace, path on every span`, async () => {
-      plan.set(c.id, { path: c.path, coldReason: c.coldReason });
+      plan.set(c.id, { path: c.path, coldReason: c.coldReason, byScheduler: c.byScheduler });
       exporter.reset();
       const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { id: c.id } });
       assert.equal(res.statusCode, 200);
@@ -158,16 +162,18 @@ describe('one trace per request through HTTP, BullMQ and the worker', () => {
       assert.equal(consumer.parentSpanContext?.spanId, producer.spanContext().spanId, 'consumer under the producer');
       if (c.path !== 'warm') {
         const swap = trace.find((s) => s.name === SPAN.swapIn)!;
-        assert.equal(swap.attributes[S.ATTR_MOVE_BYTES], 1_056_540);
+        assert.equal(swap.attributes[S.ATTR_MOVE_BYTES], c.byScheduler ? 2_000_000 : 1_056_540);
         assert.ok((swap.attributes[S.ATTR_MOVE_GBPS] as number) > 0);
+        assert.equal(swap.attributes[S.ATTR_MOVE_BY_OTHER], c.byScheduler ? true : undefined);
+        if (c.byScheduler) assert.equal(swap.attributes[S.ATTR_MOVE_GBPS], 1, '2 MB in 2 ms');
       }
     });
   }
 
   it('records the GenAI histograms per path with the cold-start buckets', async () => {
     const text = await metricsText();
-    for (const path of ['warm', 'swap', 'cold']) {
-      assert.match(text, new RegExp(`gen_ai_server_time_to_first_token_count\\{[^}]*swapserve_path="${path}"[^}]*\\} 1`));
+    for (const [path, n] of [['warm', 1], ['swap', 2], ['cold', 1]]) {
+      assert.match(text, new RegExp(`gen_ai_server_time_to_first_token_count\\{[^}]*swapserve_path="${path}"[^}]*\\} ${n}`));
       assert.match(text, new RegExp(`gen_ai_server_request_duration_count\\{[^}]*swapserve_path="${path}"`));
       assert.match(text, new RegExp(`gen_ai_server_time_per_output_token_count\\{[^}]*swapserve_path="${path}"`));
     }
