@@ -143,7 +143,14 @@ export class Scheduler {
     const state = this.state;
     if (!state || this.roleValue !== 'leader' || !this.lease?.isLeader(performance.now())) return;
     const t0 = performance.now();
-    const { actions } = decide(state, event, this.o.clock());
+    let actions: Action[];
+    try {
+      ({ actions } = decide(state, event, this.o.clock()));
+    } catch (e) {
+      // A policy bug must not take the leader down: log it with the event, skip the event, keep deciding.
+      this.o.log(`scheduler ${this.id}: policy failed on ${event.type} event: ${(e as Error).stack ?? String(e)}`);
+      return;
+    }
     const dt = performance.now() - t0;
     this.decisions.count++;
     this.decisions.totalMs += dt;
