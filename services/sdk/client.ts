@@ -11,6 +11,7 @@ import { Producer } from '../shared/producer.ts';
 import { connect, DEFAULT_PREFIX, keys, type RedisClient } from '../shared/queues.ts';
 import { BlockingPool } from '../shared/stream.ts';
 import type { ColdReason, ServePath } from '../shared/vocab.ts';
+import { requestSpan, type RequestSpan } from '../telemetry/traces.ts';
 
 export interface ClientOptions {
   /** @defaultValue env REDIS_URL, else redis://127.0.0.1:6379 */
@@ -96,11 +97,13 @@ export class Client {
       arrivalMs,
       source: 'sdk',
     };
-    const { requestId } = await this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 });
-    return this.follow(data.model, requestId);
+    // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
+    const span = requestSpan({ operation: req.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, maxTokens: data.sampling.maxTokens, startMs: arrivalMs, recordMetrics: false });
+    const { requestId } = await span.enqueue(() => this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 }));
+    return this.follow(data.model, requestId, span);
   }
 
-  private follow(model: string, requestId: string): CompletionStream {
+  private follow(model: string, requestId: string, span: RequestSpan): CompletionStream {
     const ac = new AbortController();
     let resolve!: (c: Completion) => void;
     let reject!: (e: unknown) => void;
@@ -111,7 +114,7 @@ export class Client {
     let cancelled = false;
     async function* iterate(): AsyncGenerator<TokenChunk> {
       try {
-        for await (const ev of follow(self.pool, self.k.stream(requestId), { blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal })) {
+        for await (const ev of span.follow(follow(self.pool, self.k.stream(requestId), { blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal }))) {
           if (ev.type === 'token') {
             text += ev.text;
             yield { index: ev.index, id: ev.id, text: ev.text, path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}) };

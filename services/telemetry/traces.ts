@@ -71,6 +71,11 @@ export interface RequestSpanInit {
   topP?: number | null;
   /** Request start in ms since the epoch. @defaultValue Date.now() */
   startMs?: number;
+  /**
+   * Record the GenAI histograms when the request is done. The gateway does; the SDK does not (its jobs are
+   * counted by the worker, since an SDK process usually serves no /metrics). @defaultValue true
+   */
+  recordMetrics?: boolean;
 }
 
 export interface RequestEnd {
@@ -93,6 +98,7 @@ export class RequestSpan {
   private readonly startMs: number;
   private readonly model: string;
   private readonly operation: S.GenAiOperation;
+  private readonly recordMetrics: boolean;
   private firstChunkMs: number | null = null;
   private ended = false;
 
@@ -100,6 +106,7 @@ export class RequestSpan {
     this.startMs = init.startMs ?? Date.now();
     this.model = init.model;
     this.operation = init.operation;
+    this.recordMetrics = init.recordMetrics ?? true;
     const attrs: Attributes = {
       [S.ATTR_GEN_AI_OPERATION_NAME]: init.operation,
       [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER,
@@ -165,7 +172,7 @@ export class RequestSpan {
           // The GenAI histograms of a gateway request are recorded here, once, with the worker's timings (measured
           // from this gateway's arrival time); the worker records them only for SDK jobs. So the gateway's own
           // /metrics carries them whatever process the worker runs in.
-          if (ev.path && ev.timings && !cancelled) {
+          if (ev.path && ev.timings && !cancelled && this.recordMetrics) {
             recordRequest({
               model: this.model,
               path: ev.path,

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import OpenAI from 'openai';
-import { initTelemetry, shutdownTelemetry } from '../../services/telemetry/index.ts';
+import { Client } from '../../services/sdk/index.ts';
+import { initTelemetry, metricsText, shutdownTelemetry } from '../../services/telemetry/index.ts';
 import * as S from '../../services/telemetry/semconv.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { WaitingSpanExporter } from '../helpers/span-exporter.ts';
@@ -106,6 +107,27 @@ describe('one connected trace per request through the real stack', () => {
     assert.ok(!swap.some((s) => s.name === S.SPAN.load), 'a swap reads nothing from disk');
   });
 
+  it('an SDK request (Redis, no HTTP) is one trace too, rooted at its inference span, counted once', async () => {
+    const sdk = new Client({ redisUrl: redis.url, prefix: stack.config.prefix });
+    try {
+      const before = exporter.getFinishedSpans().length;
+      const done = await sdk.complete({ model: 'story-a', prompt: 'Once', max_tokens: 3 });
+      assert.equal(done.path, 'warm');
+      const consumer = await exporter.waitFor((s, i = exporter.getFinishedSpans().indexOf(s)) => i >= before && s.kind === SpanKind.CONSUMER);
+      const traceId = consumer.spanContext().traceId;
+      const trace = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      const roots = trace.filter((s) => !s.parentSpanContext);
+      assert.deepEqual(roots.map((s) => s.name), ['text_completion story-a']);
+      for (const s of trace) assert.equal(s.attributes[S.ATTR_PATH], 'warm', `${s.name}: swapserve.path`);
+      // The worker counted it (source sdk): warm text_completion requests = the gateway's streamed one + this one.
+      const text = await metricsText();
+      const warm = /gen_ai_server_time_to_first_token_count\{gen_ai_request_model="story-a",swapserve_path="warm",gen_ai_operation_name="text_completion"\} (\d+)/.exec(text);
+      assert.equal(warm?.[1], '2');
+    } finally {
+      await sdk.close();
+    }
+  });
+
   it('exports the GenAI histograms per path on the gateway /metrics', async () => {
     const res = await fetch(`${stack.gateway.url}/metrics`);
     assert.equal(res.status, 200);
@@ -113,7 +135,7 @@ describe('one connected trace per request through the real stack', () => {
     const text = await res.text();
     const count = (path: string) => Number(new RegExp(`gen_ai_server_time_to_first_token_count\\{gen_ai_request_model="story-a",swapserve_path="${path}"[^}]*\\} (\\d+)`).exec(text)?.[1]);
     assert.equal(count('cold'), 1);
-    assert.equal(count('warm'), 1);
+    assert.equal(count('warm'), 2); // the gateway's streamed completion and the SDK's
     assert.equal(count('swap'), 1);
     assert.match(text, /swapserve_move_bytes_total\{swapserve_move_kind="evict"\} \d+/);
     assert.match(text, /swapserve_evictions_total\{gen_ai_request_model="story-a",swapserve_tier="gpu"\} 1/);
