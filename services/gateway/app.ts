@@ -43,7 +43,8 @@ export function toSwapserveError(err: unknown): SwapserveError {
 }
 
 export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes });
+  // 'idle': close() ends idle keep-alive sockets at once and lets in-flight requests (streams) finish.
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle' });
   const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? nowMs() };
   app.addHook('onRequest', (req, _reply, done) => {
     arrivals.set(req, nowMs());

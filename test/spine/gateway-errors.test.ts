@@ -152,6 +152,30 @@ describe('gateway errors and metadata', () => {
     });
   });
 
+  it('keeps a waiting stream alive with SSE comment lines', async () => {
+    await withGateway(config(), async (gw) => {
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          assert.equal(res.statusCode, 200);
+          assert.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+          let got = '';
+          res.on('data', (d: Buffer) => {
+            got += d.toString();
+            if ((got.match(/^: waiting$/gm) ?? []).length >= 2) {
+              res.destroy();
+              resolve(got);
+            }
+          });
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'wait' }], stream: true }));
+      });
+      // The role chunk opens the stream; no content arrives while nothing serves the model.
+      assert.match(text, /"role":"assistant"/);
+      assert.doesNotMatch(text, /"content":"[^"]/);
+    });
+  });
+
   it('dedupes an Idempotency-Key retry onto the first request', async () => {
     const cfg = config();
     await withGateway(cfg, async (gw) => {
