@@ -240,15 +240,16 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
     for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
     if (valid) {
       const T* kr = kc + static_cast<size_t>(p) * rowStride;
-      // Up to 4 16-byte loads in flight before the arithmetic (a loop of dependent load+use would wait on
-      // memory once per 8 elements).
-      for (int d0 = 0; d0 < D; d0 += 32) {
-        float kf[4][8];
+      // Up to 8 16-byte loads in flight before the arithmetic (a dependent load+use per 8 elements would wait on
+      // memory 16 times for D = 128); more would spill registers.
+      constexpr int kKB = 8;
+      for (int d0 = 0; d0 < D; d0 += 8 * kKB) {
+        float kf[kKB][8];
 #pragma unroll
-        for (int u = 0; u < 4; ++u)
+        for (int u = 0; u < kKB; ++u)
           if (d0 + 8 * u < D) Load8<T>(kr + d0 + 8 * u, kf[u]);
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
+        for (int u = 0; u < kKB; ++u) {
           if (d0 + 8 * u >= D) break;
 #pragma unroll
           for (int g = 0; g < kMaxG; ++g)
@@ -272,17 +273,18 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
       for (int i = 0; i < DPL; ++i) o[g][i] *= alpha;
     }
     const int jn = min(32, s1 - c0);
-    for (int j0 = 0; j0 < jn; j0 += 8) {
-      // V rows of 8 positions loaded before use (positions past jn read as 0 and have p = 0).
-      float vv[8][DPL];
+    constexpr int kVB = DPL <= 2 ? 16 : 8;  // V rows in flight per batch (more would spill registers)
+    for (int j0 = 0; j0 < jn; j0 += kVB) {
+      // V rows of kVB positions loaded before use (positions past jn read as 0 and have p = 0).
+      float vv[kVB][DPL];
 #pragma unroll
-      for (int u = 0; u < 8; ++u) {
+      for (int u = 0; u < kVB; ++u) {
         const T* vr = vc + static_cast<size_t>(c0 + min(j0 + u, jn - 1)) * rowStride;
 #pragma unroll
         for (int i = 0; i < DPL; ++i) vv[u][i] = (j0 + u < jn && lane + 32 * i < D) ? ToF(vr[lane + 32 * i]) : 0.f;
       }
 #pragma unroll
-      for (int u = 0; u < 8; ++u) {
+      for (int u = 0; u < kVB; ++u) {
 #pragma unroll
         for (int g = 0; g < kMaxG; ++g) {
           const float pj = __shfl_sync(0xffffffffu, pr[g], (j0 + u) & 31);
@@ -482,8 +484,8 @@ void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, 
 int DecodeSplits(int entries, int kvHeads, int maxCtx) {
   // Enough blocks to fill the chip (~2 waves of 132 SMs) when few sequences decode; one split when many do.
   const int blocks = entries * kvHeads;
-  if (blocks >= 256 || maxCtx <= 64) return 1;
-  const int byLen = (maxCtx + 63) / 64;
+  if (blocks >= 256 || maxCtx <= 128) return 1;
+  const int byLen = (maxCtx + 127) / 128;  // a split = 128 positions = one 32-position chunk per warp
   const int want = (264 + blocks - 1) / blocks;
   return byLen < want ? byLen : want;
 }
