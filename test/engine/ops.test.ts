@@ -185,5 +185,27 @@ describe('CPU ops against scalar references', () => {
       const cold = draws(0.01, 1, 0); // id 4 (2.9) is 10 T below the maxima: p ~ 5e-5
       assert.ok(cold[1] + cold[2] > 0.99);
     });
+    it('top-p over a large flat vocabulary keeps exactly the nucleus (far more than the first 64 candidates)', () => {
+      const V = 5000;
+      const flat = new Float32Array(V).fill(2);
+      let rng = 9n;
+      const seen = new Set<number>();
+      for (let i = 0; i < 4000; i++) {
+        const r = ops.sample(flat, 1, 0.5, 0, rng);
+        rng = r.rng;
+        seen.add(r.token);
+        // Equal logits order by id, so the nucleus of mass 0.5 is ids 0 .. 2499.
+        assert.ok(r.token < 2500, `token ${r.token} is outside the nucleus`);
+      }
+      assert.ok(seen.size > 1500 && Math.max(...seen) >= 2400, `${seen.size} distinct tokens up to ${Math.max(...seen)}: the nucleus was cut short`);
+      // Without truncation every id can come out.
+      const all = new Set<number>();
+      for (let i = 0; i < 4000; i++) {
+        const r = ops.sample(flat, 1, 1, 0, rng);
+        rng = r.rng;
+        all.add(r.token);
+      }
+      assert.ok([...all].some((t) => t >= 2500) && all.size > 2500);
+    });
   });
 });

@@ -34,41 +34,56 @@ int32_t Argmax(const float* logits, int vocab) {
 
 int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
   if (!(s.temperature > 0.f) || s.topK == 1) return Argmax(logits, vocab);
-  // Candidates in descending logit order (ties: lower id first); only the top k are ordered when k is set.
+  // Unnormalised probabilities exp((l - max) / T) of the whole vocabulary: one pass, no sort.
+  float mx = logits[0];
+  for (int i = 1; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  const float invT = 1.f / s.temperature;
+  std::vector<float> p(vocab);
+  double total = 0.0;
+  for (int i = 0; i < vocab; ++i) {
+    p[i] = std::exp((logits[i] - mx) * invT);
+    total += p[i];
+  }
+  const bool topK = s.topK > 0 && s.topK < vocab;
+  const bool topP = s.topP > 0.f && s.topP < 1.f;
+  if (!topK && !topP) {  // the full distribution, in id order
+    double r = NextUnit(s.rngState) * total;
+    for (int i = 0; i < vocab; ++i) {
+      r -= p[i];
+      if (r < 0.0) return i;
+    }
+    return Argmax(logits, vocab);  // rounding left r >= 0: the likeliest token
+  }
+  // Candidates in descending logit order (ties: lower id first). Only a prefix is ordered: the top k, or for
+  // top-p a prefix grown 4x at a time until it holds topP of the mass (a few hundred ids, not the vocabulary).
   std::vector<int32_t> ids(vocab);
   std::iota(ids.begin(), ids.end(), 0);
   auto before = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  int n = vocab;
-  if (s.topK > 0 && s.topK < vocab) {
-    n = s.topK;
+  int n = topK ? s.topK : std::min(vocab, 64);
+  double mass = 0.0;  // of the ordered prefix
+  for (;;) {
     std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), before);
-  } else {
-    std::sort(ids.begin(), ids.end(), before);
+    mass = 0.0;
+    for (int i = 0; i < n; ++i) mass += p[ids[i]];
+    if (topK || n == vocab || mass >= s.topP * total) break;
+    n = std::min(vocab, n * 4);
   }
-  // Softmax at temperature over the candidates (in double: the sums below must not lose small tails).
-  std::vector<double> p(n);
-  const double mx = logits[ids[0]];
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) {
-    p[i] = std::exp((static_cast<double>(logits[ids[i]]) - mx) / s.temperature);
-    sum += p[i];
-  }
-  // Top-p: the smallest prefix whose probability reaches topP (at least one token).
-  if (s.topP > 0.f && s.topP < 1.f) {
+  // Top-p over the candidates' renormalised probabilities: the smallest prefix reaching topP (at least one).
+  if (topP) {
+    const double norm = topK ? mass : total;  // top-k first renormalises over its k; else the whole vocabulary
     double cum = 0.0;
     int keep = 0;
     while (keep < n) {
-      cum += p[keep] / sum;
+      cum += p[ids[keep]];
       ++keep;
-      if (cum >= s.topP) break;
+      if (cum >= s.topP * norm) break;
     }
     n = keep;
-    sum = 0.0;
-    for (int i = 0; i < n; ++i) sum += p[i];
+    mass = cum;
   }
-  double r = NextUnit(s.rngState) * sum;
+  double r = NextUnit(s.rngState) * mass;
   for (int i = 0; i < n; ++i) {
-    r -= p[i];
+    r -= p[ids[i]];
     if (r < 0.0) return ids[i];
   }
   return ids[n - 1];
