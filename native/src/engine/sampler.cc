@@ -55,19 +55,23 @@ int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
     return Argmax(logits, vocab);  // rounding left r >= 0: the likeliest token
   }
   // Candidates in descending logit order (ties: lower id first). Only a prefix is ordered: the top k, or for
-  // top-p a prefix grown 4x at a time until it holds topP of the mass (a few hundred ids, not the vocabulary).
+  // top-p a prefix grown 4x at a time until it holds topP of the mass (usually a few hundred ids).
   std::vector<int32_t> ids(vocab);
   std::iota(ids.begin(), ids.end(), 0);
   auto before = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  // nth_element selects the top n unordered in O(V); a larger n re-selects only among the rest. Only the final
+  // prefix is sorted.
   int n = topK ? s.topK : std::min(vocab, 64);
-  double mass = 0.0;  // of the ordered prefix
+  int done = 0;       // ids[0, done) are already the top `done`
+  double mass = 0.0;  // of ids[0, n)
   for (;;) {
-    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), before);
-    mass = 0.0;
-    for (int i = 0; i < n; ++i) mass += p[ids[i]];
+    if (n < vocab) std::nth_element(ids.begin() + done, ids.begin() + n, ids.end(), before);
+    for (int i = done; i < n; ++i) mass += p[ids[i]];
+    done = n;
     if (topK || n == vocab || mass >= s.topP * total) break;
     n = std::min(vocab, n * 4);
   }
+  std::sort(ids.begin(), ids.begin() + n, before);
   // Top-p over the candidates' renormalised probabilities: the smallest prefix reaching topP (at least one).
   if (topP) {
     const double norm = topK ? mass : total;  // top-k first renormalises over its k; else the whole vocabulary
