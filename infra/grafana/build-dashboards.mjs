@@ -66,6 +66,9 @@ const panels = [
   timeseries('Request duration p95 by path', 's', [
     [`histogram_quantile(0.95, sum by (le, swapserve_path) (rate(gen_ai_server_request_duration_bucket{${M}}[${R}])))`, 'p95 {{swapserve_path}}'],
   ]),
+  timeseries('Failed requests per second by error', 'reqps', [
+    [`sum by (error_type) (rate(swapserve_request_errors_total{${M}}[${R}]))`, '{{error_type}}'],
+  ]),
   timeseries('Share of requests by path', 'percentunit', [
     [`sum by (swapserve_path) (rate(gen_ai_server_request_duration_count{${M}}[${R}])) / scalar(sum(rate(gen_ai_server_request_duration_count{${M}}[${R}])))`, '{{swapserve_path}}'],
   ], { stack: true, fill: 50 }),

@@ -26,6 +26,7 @@ export {
 export type { RequestSpanInit, RequestEnd, JobTraceInit, DeliveredLike } from './traces.ts';
 export {
   recordRequest,
+  recordRequestError,
   recordTtft,
   recordMove,
   recordEviction,

@@ -41,6 +41,7 @@ interface Instruments {
   moveDuration: Histogram;
   moveBandwidth: Histogram;
   evictions: Counter;
+  errors: Counter;
 }
 let inst: Instruments | null = null;
 const queueSources = new Set<QueueSource>();
@@ -82,6 +83,7 @@ onTelemetryInit((h) => {
       advice: { explicitBucketBoundaries: S.MOVE_BANDWIDTH_BUCKETS_GBPS },
     }),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
+    errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
   };
 
   meter
@@ -187,6 +189,11 @@ export function recordRequest(m: RequestMetrics): void {
   ) {
     inst.tpot.record((m.durationSeconds - m.ttftSeconds) / (m.outputTokens - 1), a);
   }
+}
+
+/** Count a request that ended without a completion (error code from services/shared/errors.ts, or 'cancelled'). */
+export function recordRequestError(model: string, errorType: string): void {
+  inst?.errors.add(1, { [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_ERROR_TYPE]: errorType });
 }
 
 /** Record a time to first token alone. */

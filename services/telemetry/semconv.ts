@@ -96,6 +96,8 @@ export const METRIC_TTFT = 'gen_ai.server.time_to_first_token';
 export const METRIC_TPOT = 'gen_ai.server.time_per_output_token';
 export const METRIC_REQUEST_DURATION = 'gen_ai.server.request.duration';
 
+/** Requests that ended without a completion; attributes gen_ai.request.model, error.type (the error code). */
+export const METRIC_REQUEST_ERRORS = 'swapserve.request.errors';
 /** Requests waiting / active in a model's queue; attributes gen_ai.request.model, swapserve.queue.state. */
 export const METRIC_QUEUE_DEPTH = 'swapserve.queue.depth';
 /** Age in seconds of the oldest waiting job per model. */

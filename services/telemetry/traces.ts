@@ -12,7 +12,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { ColdReason, MoveKind, Outcome, ServePath } from '../shared/vocab.ts';
-import { recordEviction, recordMove, recordRequest } from './metrics.ts';
+import { recordEviction, recordMove, recordRequest, recordRequestError } from './metrics.ts';
 import { recordRecent } from './recent.ts';
 import { telemetryHandle } from './sdk.ts';
 import * as S from './semconv.ts';
@@ -220,6 +220,7 @@ export class RequestSpan {
     if (e.outcome !== 'completed') {
       attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: e.errorType ?? e.outcome });
+      if (this.recordMetrics) recordRequestError(this.model, e.errorType ?? e.outcome);
     }
     this.span.setAttributes(attrs);
     this.span.end();
@@ -419,8 +420,9 @@ export class JobTrace {
     if (e.outputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = e.outputTokens;
     if (e.outcome !== 'completed') attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
     span?.setAttributes(attrs);
-    if (!this.path) return; // never decided (failed before placement): no path to label metrics with
     if (this.init.recordMetrics === false) return;
+    if (e.outcome !== 'completed') recordRequestError(this.init.model, e.errorType ?? e.outcome);
+    if (!this.path) return; // never decided (failed before placement): no path to label metrics with
     recordRequest({
       model: this.init.model,
       path: this.path,

@@ -40,7 +40,7 @@ const KNOWN = new Set<string>();
 for (const [name, kind] of [
   [S.METRIC_TTFT, 'histogram'], [S.METRIC_TPOT, 'histogram'], [S.METRIC_REQUEST_DURATION, 'histogram'],
   [S.METRIC_MOVE_DURATION, 'histogram'], [S.METRIC_MOVE_BANDWIDTH, 'histogram'], [S.METRIC_MOVE_BYTES, 'counter'],
-  [S.METRIC_EVICTIONS, 'counter'], [S.METRIC_QUEUE_DEPTH, 'gauge'], [S.METRIC_QUEUE_OLDEST_WAIT, 'gauge'],
+  [S.METRIC_EVICTIONS, 'counter'], [S.METRIC_REQUEST_ERRORS, 'counter'], [S.METRIC_QUEUE_DEPTH, 'gauge'], [S.METRIC_QUEUE_OLDEST_WAIT, 'gauge'],
   [S.METRIC_RESIDENCY_BYTES, 'gauge'], [S.METRIC_LINK_PEAK, 'gauge'], [S.METRIC_WORKERS, 'gauge'],
 ] as const) {
   const base = S.prometheusName(name, kind);
@@ -74,7 +74,7 @@ describe('Grafana provisioning', () => {
     for (const v of dashboard.templating.list) assert.ok(uids.has(v.datasource.uid));
     for (const { panel, expr } of promExprs) {
       const names = expr.match(/\b(gen_ai_[a-z_]+|swapserve_[a-z_]+)\b(?=\{|\[|\)|\s|$)/g) ?? [];
-      const metrics = names.filter((n) => !/^(gen_ai_request_model|gen_ai_operation_name|swapserve_(path|tier|move_kind|queue_state|worker_state|worker|cold_reason))$/.test(n));
+      const metrics = names.filter((n) => !/^(gen_ai_request_model|gen_ai_operation_name|error_type|swapserve_(path|tier|move_kind|queue_state|worker_state|worker|cold_reason))$/.test(n));
       assert.ok(metrics.length > 0, `${panel}: names a metric`);
       for (const m of metrics) assert.ok(KNOWN.has(m), `${panel}: ${m} is exported by swapserve`);
     }
@@ -178,10 +178,13 @@ describe('dashboard queries against a real Prometheus', () => {
 
   it('every PromQL expression returns series after warm, swap and cold requests', async () => {
     await prom.nextScrape();
-    // Round 1: cold a, warm a, cold b (evicts a), swap a. Round 2 after a scrape, so rates see increases.
+    // Round 1: cold a, warm a, cold b (evicts a), swap a, a failure. Round 2 after a scrape, so rates see increases.
+    const tooLong = () => assert.rejects(client.completions.create({ model: 'story-a', prompt: 'Once upon a time '.repeat(600), max_tokens: 4 }), (e: { status?: number }) => e.status === 400);
     for (const m of ['story-a', 'story-a', 'story-b', 'story-a']) await complete(m);
+    await tooLong(); // one that fails: a prompt longer than the model's context (a typed 400 from the worker)
     await prom.nextScrape();
     for (const m of ['story-a', 'story-b', 'story-a', 'story-a']) await complete(m);
+    await tooLong();
     await prom.nextScrape();
 
     const empty: string[] = [];
@@ -208,6 +211,8 @@ describe('dashboard queries against a real Prometheus', () => {
     const linked = ex.flatMap((e) => e.exemplars.map((x) => x.labels.trace_id));
     assert.ok(linked.length >= 3, `exemplars: ${JSON.stringify(ex).slice(0, 300)}`);
     for (const id of linked) assert.ok(traceIds.has(id), `exemplar trace ${id} is a request's trace`);
+    const errors = await prom.query('swapserve_request_errors_total');
+    assert.deepEqual(errors.map((e) => [e.metric.gen_ai_request_model, e.metric.error_type, e.value[1]]), [['story-a', 'context_length_exceeded', '2']]);
     const variable = await prom.query('count by (gen_ai_request_model) (gen_ai_server_request_duration_count)');
     assert.deepEqual(variable.map((s) => s.metric.gen_ai_request_model).sort(), ['story-a', 'story-b'], 'the $model variable finds both models');
   });
