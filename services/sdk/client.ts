@@ -114,7 +114,9 @@ export class Client {
     let cancelled = false;
     async function* iterate(): AsyncGenerator<TokenChunk> {
       try {
-        for await (const ev of span.follow(follow(self.pool, self.k.stream(requestId), { blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal }))) {
+        for await (const ev of span.follow(follow(self.pool, self.k.stream(requestId), {
+          blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal, jobAlive: () => self.producer.jobAlive(model, requestId),
+        }))) {
           if (ev.type === 'token') {
             text += ev.text;
             yield { index: ev.index, id: ev.id, text: ev.text, path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}) };

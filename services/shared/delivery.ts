@@ -18,6 +18,15 @@ export interface FollowOptions {
   /** No event at all for this long after the first token: ends with a `timeout` error (ms). @defaultValue firstTokenTimeoutMs */
   idleTimeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Asks whether the job still exists and is not failed; called while the stream is quiet, at most every
+   * `jobCheckMs`. A job that BullMQ itself failed (a worker died more than maxStalledCount times) writes no
+   * stream event, so this is how its client hears of it: one quiet period after a bad answer, the delivery ends
+   * with a retryable worker_lost error (the period lets an outcome written just before the job left arrive).
+   */
+  jobAlive?: () => Promise<boolean>;
+  /** @defaultValue 2000 */
+  jobCheckMs?: number;
 }
 
 /** Yields the request's deliverable events; always ends with exactly one done or error (unless aborted). */
@@ -26,8 +35,20 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
   const start = Date.now();
   let lastEventAt = start;
   let sawToken = false;
+  let lastCheck = start;
+  let suspect = false;
   for await (const r of readStream(pool, streamKey, { blockMs: opts.blockMs, signal: opts.signal })) {
     const now = Date.now();
+    if (r.kind === 'idle' && opts.jobAlive) {
+      if (suspect) {
+        yield { type: 'error', error: new SwapserveError('worker_lost', { message: 'The job failed after its worker was lost repeatedly; retry the request' }) };
+        return;
+      }
+      if (now - lastCheck >= (opts.jobCheckMs ?? 2000)) {
+        lastCheck = now;
+        suspect = !(await opts.jobAlive().catch(() => true));
+      }
+    }
     if (r.kind === 'idle') {
       const limit = sawToken ? (opts.idleTimeoutMs ?? opts.firstTokenTimeoutMs) : opts.firstTokenTimeoutMs;
       const since = sawToken ? lastEventAt : start;
@@ -39,6 +60,7 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
       continue;
     }
     lastEventAt = now;
+    suspect = false;
     const ev = filter.accept(r.event);
     if (!ev) continue;
     if (ev.type === 'error') {

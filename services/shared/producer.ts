@@ -71,6 +71,13 @@ export class Producer {
     await this.redis.publish(this.k.cancelChannel, requestId);
   }
 
+  /** False once the request's job is gone or failed (BullMQ's own failure leaves no stream event). */
+  async jobAlive(model: string, requestId: string): Promise<boolean> {
+    const job = await this.queue(model).getJob(requestId);
+    if (!job) return false;
+    return !(await job.isFailed());
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();

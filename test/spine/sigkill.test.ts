@@ -29,12 +29,12 @@ after(async () => {
   await redis?.stop();
 });
 
-async function writeConfig(prefix: string): Promise<string> {
+async function writeConfig(prefix: string, maxStalledCount = 2): Promise<string> {
   const file = join(dirname(modelPath), `config-${prefix.replace(/\W/g, '')}.json`);
   await writeFile(file, JSON.stringify({
     redisUrl: redis.url, prefix, modelRoots: [dirname(modelPath)],
     budgets: { hostBytes: '256MiB', gpuBytes: '256MiB', scratchBytes: '256MiB' },
-    worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 300, maxStalledCount: 2 },
+    worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 300, maxStalledCount },
     models: [{ id: 'big', path: modelPath }],
   }));
   return file;
@@ -113,6 +113,34 @@ describe('worker killed with SIGKILL', () => {
       assert.equal(r.workerId, 'w2');
       assert.equal(r.usage.completionTokens, 2);
     } finally {
+      await client.close();
+      if (w2) await stop(w2);
+      await stop(w1);
+    }
+  });
+
+  it('past maxStalledCount: BullMQ fails the job and the client gets one retryable worker_lost error', async () => {
+    const prefix = redis.prefix();
+    const config = await writeConfig(prefix, 0);
+    const w1 = await startWorkerProcess(config, 'w1');
+    const client = new Client({ redisUrl: redis.url, prefix, timeoutMs: 60_000 });
+    const conn = connect(redis.url);
+    const queue = new Queue(queueName('big'), { connection: conn, prefix });
+    let w2: ChildProcess | null = null;
+    try {
+      const s = await client.stream({ model: 'big', prompt: 'the quick brown fox jumps over the lazy dog '.repeat(60), max_tokens: 3, temperature: 0 });
+      const deadline = Date.now() + 20_000;
+      while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      w1.kill('SIGKILL');
+      w2 = await startWorkerProcess(config, 'w2');
+      const t0 = Date.now();
+      await assert.rejects((async () => { for await (const _ of s) { /* none expected */ } })(), (e: SwapserveError) => e.code === 'worker_lost' && e.retryable);
+      await assert.rejects(s.result, (e: SwapserveError) => e.code === 'worker_lost');
+      assert.ok(Date.now() - t0 < 30_000, 'answered long before the request timeout');
+      assert.equal(await (await queue.getJob(s.requestId))?.isFailed(), true);
+    } finally {
+      await queue.close();
+      conn.disconnect();
       await client.close();
       if (w2) await stop(w2);
       await stop(w1);

@@ -67,6 +67,7 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
     blockMs: gw.config.gateway.keepAliveMs,
     firstTokenTimeoutMs: gw.config.gateway.requestTimeoutMs,
     signal: ac.signal,
+    jobAlive: () => gw.producer.jobAlive(model.id, requestId),
   }));
   const created = Math.floor(arrivalMs / 1000);
   // On worker_lost the client retries itself: the re-run attempt is cancelled rather than computed for no one.
