@@ -21,6 +21,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+// KEYS[1] lease, KEYS[2] epoch; ARGV[1] holder, ARGV[2] wanted epoch. Raises the epoch to at least ARGV[2] if the
+// lease is still ours; returns the epoch (or 0 if the lease is not ours).
+const RAISE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+local want = tonumber(ARGV[2])
+if cur < want then
+  redis.call('SET', KEYS[2], want)
+  cur = want
+end
+return cur`;
+
 export interface LeaseOptions {
   /** Key prefix. @defaultValue "{swapserve}" */
   prefix?: string;
@@ -76,6 +90,17 @@ export class LeaderLease {
     if (ok) this.validUntil = start + this.leaseMs - this.driftMs;
     else this.validUntil = 0;
     return ok;
+  }
+
+  /**
+   * Raises our epoch to at least `atLeast` while we hold the lease. Needed when workers have accepted a higher
+   * epoch than Redis now holds (Redis restarted without its data): they would refuse every command as stale.
+   * Returns the epoch in force (unchanged if the lease is no longer ours).
+   */
+  async raiseEpoch(atLeast: number): Promise<number> {
+    const epoch = Number(await this.redis.eval(RAISE, 2, this.keys.leader(), this.keys.epoch(), this.holder, String(atLeast)));
+    if (epoch > this.epochValue) this.epochValue = epoch;
+    return this.epochValue;
   }
 
   /** Gives the lease up (only if ours), so a standby takes over at once. */

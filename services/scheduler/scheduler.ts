@@ -52,6 +52,7 @@ export class Scheduler {
   private readonly timers = new Set<NodeJS.Timeout>();
   private loop: Promise<void> | null = null;
   private readonly wakers = new Set<() => void>();
+  private raising: Promise<void> | null = null;
   /** Decision times (ms), for the status line and the benchmark's cross-check. */
   readonly decisions = { count: 0, totalMs: 0, maxMs: 0 };
 
@@ -142,6 +143,15 @@ export class Scheduler {
   private handle(event: PolicyEvent): void {
     const state = this.state;
     if (!state || this.roleValue !== 'leader' || !this.lease?.isLeader(performance.now())) return;
+    if (event.type === 'worker-state' && event.state.epoch > this.lease.epoch && !this.raising) {
+      // A worker has seen a higher epoch than ours: Redis lost its data. Move past it, or every command is stale.
+      const lease = this.lease;
+      const want = event.state.epoch + 1;
+      this.raising = lease.raiseEpoch(want)
+        .then((e) => this.o.log(`scheduler ${this.id}: worker ${event.state.workerId} had epoch ${event.state.epoch}; now epoch ${e}`))
+        .catch((e: unknown) => this.o.log(`scheduler ${this.id}: raising the epoch failed: ${(e as Error).message}`))
+        .finally(() => (this.raising = null));
+    }
     const t0 = performance.now();
     let actions: Action[];
     try {

@@ -22,12 +22,13 @@ after(async () => {
   await redis?.stop();
 });
 
-function scheduler(prefix: string, id: string, logs: string[], onLead: () => void): Scheduler {
+function scheduler(prefix: string, id: string, logs: string[], onLead: () => void, onLog: (m: string) => void = () => undefined): Scheduler {
   return new Scheduler({
-    redisUrl: redis.url, prefix, id, models: [model('A', { bytes: 1000 })], provider: new LocalProcessProvider(),
+    redisUrl: redis.url, prefix, id, models: [model('A', { bytes: 1000 }), model('B', { bytes: 1000 })], provider: new LocalProcessProvider(),
     policy: { maxWorkers: 0, minWorkers: 10 }, leaseMs: 1000, tickMs: 100, pollMs: 100,
     log: (m) => {
       logs.push(m);
+      onLog(m);
       if (m.includes('leader, epoch')) onLead();
     },
   });
@@ -60,6 +61,43 @@ describe('scheduler process', () => {
       assert.match(skipped[0], /Invalid worker state read from Redis/);
     } finally {
       await q.close();
+      await worker.stop();
+      await s.close();
+    }
+  });
+
+  it('after Redis loses its data (epoch reset), the leader moves past the epoch the workers have seen', { timeout: 30_000 }, async () => {
+    const prefix = redis.prefix();
+    const keys = clusterKeys(prefix);
+    await conn.set(keys.epoch(), '4'); // the next term is epoch 5
+    const logs: string[] = [];
+    let lead: () => void = () => undefined;
+    let raised: () => void = () => undefined;
+    const raisedTo6 = new Promise<void>((r) => (raised = r));
+    const s = scheduler(prefix, 'only', logs, () => lead(), (m) => {
+      if (m.includes('had epoch 5; now epoch 6')) raised();
+    });
+    const worker = new SimWorker('sim', redis.url, prefix, { A: 1000 });
+    try {
+      const leading = new Promise<void>((r) => (lead = r));
+      await s.start();
+      await leading;
+      assert.equal(s.epoch, 5);
+      await worker.start();
+      const first = worker.next((c) => c.kind === 'consume');
+      await conn.lpush(`${prefix}:${queueName('A')}:wait`, 'fake-job'); // demand, as BullMQ lists it
+      assert.equal((await first).epoch, 5);
+      // Redis loses everything: the lease and the epoch counter with it. The scheduler re-acquires (epoch 1),
+      // hears the worker's epoch 5 (its next heartbeat) and moves to 6.
+      await conn.flushall();
+      await raisedTo6;
+      // New demand is served with the new epoch, which the worker accepts.
+      const again = worker.next((c) => 'model' in c && c.model === 'B');
+      await conn.lpush(`${prefix}:${queueName('B')}:wait`, 'fake-job');
+      assert.equal((await again).epoch, 6);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${logs.join('\n')}\ncommands: ${JSON.stringify(worker.commands)}`);
+    } finally {
       await worker.stop();
       await s.close();
     }
