@@ -8,8 +8,10 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
 import {
+  AlwaysOffSampler,
   AlwaysOnSampler,
   BatchSpanProcessor,
+  TraceIdRatioBasedSampler,
   ParentBasedSampler,
   SamplingDecision,
   SimpleSpanProcessor,
@@ -70,6 +72,10 @@ const EnvSchema = z.object({
   OTEL_METRICS_EXPORTER: z.string().optional(),
   OTEL_METRIC_EXPORT_INTERVAL: z.coerce.number().int().positive().optional(),
   OTEL_LOG_LEVEL: z.string().optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
 });
 export type TelemetryEnv = z.infer<typeof EnvSchema>;
 
@@ -80,16 +86,25 @@ export function readTelemetryEnv(env: Record<string, string | undefined>): {
   otlpTraces: boolean;
   otlpMetrics: boolean;
   metricIntervalMs: number | undefined;
+  /** OTEL_TRACES_SAMPLER / _ARG. @defaultValue parentbased_always_on */
+  sampler: { parentBased: boolean; root: 'always_on' | 'always_off' | 'traceidratio'; ratio: number };
   /** Where traces / metrics go (the signal endpoint as given, else the base endpoint + /v1/traces|metrics). */
   tracesUrl: string | undefined;
   metricsUrl: string | undefined;
   problems: string[];
 } {
-  const blankless = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('OTEL_') && v !== ''));
-  const parsed = EnvSchema.safeParse(blankless);
-  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  const e: TelemetryEnv = parsed.success ? parsed.data : {};
-  const disabled = (e.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true' || !parsed.success;
+  // Each variable on its own: an invalid one is reported and ignored, the others still apply.
+  const problems: string[] = [];
+  const valid: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(EnvSchema.shape)) {
+    const raw = env[key];
+    if (raw === undefined || raw === '') continue;
+    const r = (schema as z.ZodType).safeParse(raw);
+    if (r.success) valid[key] = r.data;
+    else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  const e = valid as TelemetryEnv;
+  const disabled = (e.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true';
   const list = (v: string | undefined, dflt: string) => (v ?? dflt).split(',').map((s) => s.trim().toLowerCase());
   const traceExporters = list(e.OTEL_TRACES_EXPORTER, 'otlp');
   const metricExporters = list(e.OTEL_METRICS_EXPORTER, 'otlp');
@@ -103,6 +118,11 @@ export function readTelemetryEnv(env: Record<string, string | undefined>): {
       metricExporters.includes('otlp') &&
       !!(e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT),
     metricIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
+    sampler: {
+      parentBased: (e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').startsWith('parentbased_'),
+      root: (e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').replace('parentbased_', '') as 'always_on' | 'always_off' | 'traceidratio',
+      ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+    },
     tracesUrl: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? signalUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, 'traces'),
     metricsUrl: e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? signalUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, 'metrics'),
     problems,
@@ -153,7 +173,7 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
     tracerProvider = new NodeTracerProvider({
       resource,
       spanProcessors: [requestAttributes],
-      sampler: new ParentBasedSampler({ root: new HousekeepingFilter() }),
+      sampler: buildSampler(cfg.sampler),
     });
     // Registers the AsyncLocalStorage context manager and the W3C trace-context propagator that bullmq-otel
     // uses to carry the trace from the producer to the consumer through the job's metadata.
@@ -222,13 +242,20 @@ export async function shutdownTelemetry(): Promise<void> {
  */
 const HOUSEKEEPING = /^(getNextJob|rateLimit|pause|resume|close|trimEvents|removeDebounceKey) /;
 class HousekeepingFilter implements Sampler {
-  private readonly on = new AlwaysOnSampler();
+  constructor(private readonly inner: Sampler = new AlwaysOnSampler()) {}
   shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
-    return HOUSEKEEPING.test(args[2]) ? { decision: SamplingDecision.NOT_RECORD } : this.on.shouldSample();
+    return HOUSEKEEPING.test(args[2]) ? { decision: SamplingDecision.NOT_RECORD } : this.inner.shouldSample(...args);
   }
   toString(): string {
     return 'SwapserveHousekeepingFilter';
   }
+}
+
+/** The standard samplers, with BullMQ's housekeeping root spans dropped in front of the root decision. */
+function buildSampler(c: ReturnType<typeof readTelemetryEnv>['sampler']): Sampler {
+  const inner = c.root === 'always_off' ? new AlwaysOffSampler() : c.root === 'traceidratio' ? new TraceIdRatioBasedSampler(c.ratio) : new AlwaysOnSampler();
+  const root = new HousekeepingFilter(inner);
+  return c.parentBased ? new ParentBasedSampler({ root }) : root;
 }
 
 function fanOut(processors: SpanProcessor[]): SpanProcessor {

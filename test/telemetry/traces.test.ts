@@ -42,10 +42,20 @@ describe('readTelemetryEnv', () => {
     const none = readTelemetryEnv({ ...ep, OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'prometheus' });
     assert.deepEqual([none.otlpTraces, none.otlpMetrics], [false, false]);
   });
+  it('reads the standard sampler settings', () => {
+    assert.deepEqual(readTelemetryEnv({}).sampler, { parentBased: true, root: 'always_on', ratio: 1 });
+    assert.deepEqual(readTelemetryEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }).sampler, { parentBased: true, root: 'traceidratio', ratio: 0.1 });
+    assert.deepEqual(readTelemetryEnv({ OTEL_TRACES_SAMPLER: 'always_off' }).sampler, { parentBased: false, root: 'always_off', ratio: 1 });
+    assert.match(readTelemetryEnv({ OTEL_TRACES_SAMPLER: 'sometimes' }).problems.join(), /OTEL_TRACES_SAMPLER/);
+  });
   it('reports an invalid endpoint instead of throwing, and stays off', () => {
     const bad = readTelemetryEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' });
     assert.equal(bad.otlpTraces, false);
     assert.match(bad.problems.join(), /OTEL_EXPORTER_OTLP_ENDPOINT/);
+    // One bad variable does not take the others down.
+    const mixed = readTelemetryEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_METRIC_EXPORT_INTERVAL: 'soon' });
+    assert.deepEqual([mixed.otlpTraces, mixed.otlpMetrics, mixed.metricIntervalMs], [true, true, undefined]);
+    assert.match(mixed.problems.join(), /OTEL_METRIC_EXPORT_INTERVAL/);
   });
 });
 
