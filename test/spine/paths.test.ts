@@ -87,6 +87,15 @@ describe('warm / swap / cold through the gateway', () => {
     assert.equal(f.timings.load_ms, 0);
   });
 
+  it('answers an Idempotency-Key retry with the first request\'s completion (one job, same tokens)', async () => {
+    const ask = () => client.completions.create({ model: 'story-a', prompt: 'Once upon', max_tokens: 6, temperature: 1 }, { headers: { 'Idempotency-Key': 'client-retry-7' } });
+    const a = await ask();
+    const b = await ask();
+    assert.equal(a.id, b.id);
+    assert.equal(a.choices[0].text, b.choices[0].text);
+    assert.equal(b.usage?.completion_tokens, 6);
+  });
+
   it('rejects a prompt longer than the context with a typed 400 error', async () => {
     await assert.rejects(client.completions.create({ model: 'story-a', prompt: 'Once upon a time '.repeat(600), max_tokens: 4 }),
       (e: any) => e.status === 400 && e.code === 'context_length_exceeded');
