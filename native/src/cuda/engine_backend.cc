@@ -125,6 +125,9 @@ class CudaBackend final : public Backend {
     // Programmatic dependent launch for decode passes (SWAPSERVE_CUDA_PDL=0 turns it off; profiling does too).
     const char* pdl = std::getenv("SWAPSERVE_CUDA_PDL");
     pdl_ = !(pdl && std::strcmp(pdl, "0") == 0) && !prof_.on;
+    // RMSNorm folded into the T = 1 decode GEMVs (SWAPSERVE_CUDA_FUSE_NORM=0: separate norm kernels).
+    const char* fuse = std::getenv("SWAPSERVE_CUDA_FUSE_NORM");
+    fuseNorm_ = !(fuse && std::strcmp(fuse, "0") == 0);
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -394,7 +397,7 @@ class CudaBackend final : public Backend {
     const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
     // A single decode row (T = 1) with a 2-byte residual stream: RMSNorm is folded into the following products.
-    const bool fuseNorm = T == 1 && resT_ == et_ && et_ != ET::kF32;
+    const bool fuseNorm = fuseNorm_ && T == 1 && resT_ == et_ && et_ != ET::kF32;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
@@ -492,6 +495,7 @@ class CudaBackend final : public Backend {
   ET resT_ = ET::kF32;
   bool hfRound_ = true;
   bool pdl_ = true;
+  bool fuseNorm_ = true;
   Profiler prof_;
   int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;

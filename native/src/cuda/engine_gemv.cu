@@ -2,6 +2,8 @@
 // each warp streams R weight rows with 16-byte loads (evict-first, several in flight per lane), multiplies them
 // with all T activation rows (small, cached) in fp32, and reduces across the warp. One pass over the weights
 // serves every sequence of the batch.
+#include <algorithm>
+
 #include "cuda/engine_check.h"
 #include "cuda/engine_common.cuh"
 
@@ -59,28 +61,29 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
   extern __shared__ __align__(16) unsigned char gemvSmem[];
   PdlTrigger();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int n0 = (blockIdx.x * kWarps + warp) * kRows;
   const int K8 = K >> 3;
-  const uint4* w[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) w[r] = reinterpret_cast<const uint4*>(W + static_cast<size_t>(min(n0 + r, N - 1)) * K);
-  float acc[kRows][NT];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
-  // Weights do not depend on the previous kernel: the first 4 chunks per row are requested before waiting for it
-  // (PdlWait), then each batch of 4 is in flight while the previous one is multiplied.
+  const int nBlocks = (N + kWarps * kRows - 1) / (kWarps * kRows);
   constexpr int kU = 4;
+  // NORM launches a persistent grid (the norm prologue is paid once per block, not once per row group): block b
+  // takes row groups b, b + gridDim.x, ... Otherwise the grid has one block per row group.
+  int blk = blockIdx.x;
+  int n0 = 0;
+  const uint4* w[kRows];
   uint4 nxt[kU][kRows];
-  int c = lane;
-  const bool any = c + 32 * (kU - 1) < K8;
-  if (any) {
+  auto start = [&]() {  // row pointers of this group, and its first 4 chunks per row requested
+    n0 = (blk * kWarps + warp) * kRows;
 #pragma unroll
-    for (int u = 0; u < kU; ++u)
+    for (int r = 0; r < kRows; ++r)
+      w[r] = reinterpret_cast<const uint4*>(W + static_cast<size_t>(min(n0 + r, N - 1)) * K);
+    if (lane + 32 * (kU - 1) < K8) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + c + 32 * u);
-  }
+      for (int u = 0; u < kU; ++u)
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + lane + 32 * u);
+    }
+  };
+  // Weights do not depend on the previous kernel: requested before waiting for it (PdlWait).
+  start();
   PdlWait();
   if constexpr (NORM) {
     TW* xs = reinterpret_cast<TW*>(gemvSmem);
@@ -115,43 +118,56 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
     X = xs;
     ldx = 0;
   }
-  if (n0 >= N) return;
-  for (; c + 32 * (kU - 1) < K8; c += 32 * kU) {
-    uint4 cur[kU][kRows];
+  while (true) {
+    if (n0 < N) {
+      float acc[kRows][NT];
 #pragma unroll
-    for (int u = 0; u < kU; ++u)
+      for (int r = 0; r < kRows; ++r)
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) cur[u][r] = nxt[u][r];
-    const int cn = c + 32 * kU;
-    if (cn + 32 * (kU - 1) < K8) {
+        for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
+      int c = lane;
+      // Each batch of 4 chunks per row is in flight while the previous one is multiplied.
+      for (; c + 32 * (kU - 1) < K8; c += 32 * kU) {
+        uint4 cur[kU][kRows];
 #pragma unroll
-      for (int u = 0; u < kU; ++u)
+        for (int u = 0; u < kU; ++u)
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
-    }
+          for (int r = 0; r < kRows; ++r) cur[u][r] = nxt[u][r];
+        const int cn = c + 32 * kU;
+        if (cn + 32 * (kU - 1) < K8) {
 #pragma unroll
-    for (int u = 0; u < kU; ++u) Fma8<TW, NT, NORM>(cur[u], X, ldx, c + 32 * u, acc);
-  }
-  for (; c < K8; c += 32) {
-    uint4 wv[kRows];
+          for (int u = 0; u < kU; ++u)
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wv[r] = __ldcs(w[r] + c);
-    Fma8<TW, NT, NORM>(wv, X, ldx, c, acc);
-  }
+            for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
+        }
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
+        for (int u = 0; u < kU; ++u) Fma8<TW, NT, NORM>(cur[u], X, ldx, c + 32 * u, acc);
+      }
+      for (; c < K8; c += 32) {
+        uint4 wv[kRows];
 #pragma unroll
-    for (int t = 0; t < NT; ++t) acc[r][t] = WarpSum(acc[r][t]);
-  if (lane == 0) {
+        for (int r = 0; r < kRows; ++r) wv[r] = __ldcs(w[r] + c);
+        Fma8<TW, NT, NORM>(wv, X, ldx, c, acc);
+      }
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      if (n0 + r >= N) break;
+      for (int r = 0; r < kRows; ++r)
 #pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        TY* y = Y + static_cast<size_t>(t) * ldy + n0 + r;
-        *y = FromF<TY>(beta != 0.f ? acc[r][t] + beta * ToF(*y) : acc[r][t]);
+        for (int t = 0; t < NT; ++t) acc[r][t] = WarpSum(acc[r][t]);
+      if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (n0 + r >= N) break;
+#pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            TY* y = Y + static_cast<size_t>(t) * ldy + n0 + r;
+            *y = FromF<TY>(beta != 0.f ? acc[r][t] + beta * ToF(*y) : acc[r][t]);
+          }
+        }
       }
     }
+    blk += gridDim.x;
+    if (!NORM || blk >= nBlocks) break;
+    start();
   }
 }
 
@@ -172,8 +188,19 @@ void Dispatch(const void* W, int N, int K, const void* X, int ldx, int T, void* 
 
 template <typename TW, typename TY>
 void DispatchNorm(const void* W, int N, int K, const void* x, NormArgs na, void* Y, float beta, cudaStream_t s) {
-  const int blocks = (N + kWarps * kRows - 1) / (kWarps * kRows);
-  LaunchK(GemvKernel<TW, TY, 1, true>, blocks, kWarps * 32, static_cast<size_t>(K) * sizeof(TW), s,
+  const size_t smem = static_cast<size_t>(K) * sizeof(TW);
+  static int resident = 0;  // blocks per multiprocessor at this shared-memory size (K <= 16384: at most 32 KiB)
+  static int sms = 0;
+  if (!resident) {
+    int dev = 0;
+    SS_CUDA_CHECK(cudaGetDevice(&dev));
+    SS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, GemvKernel<TW, TY, 1, true>, kWarps * 32,
+                                                                static_cast<size_t>(16384) * sizeof(TW)));
+    if (resident < 1) resident = 1;
+  }
+  const int blocks = std::min((N + kWarps * kRows - 1) / (kWarps * kRows), resident * sms);
+  LaunchK(GemvKernel<TW, TY, 1, true>, blocks, kWarps * 32, smem, s,
           static_cast<const TW*>(W), N, K, static_cast<const TW*>(x), 0, static_cast<TY*>(Y), N, beta, na);
 }
 
