@@ -293,7 +293,7 @@ int RunBench(bool withEwl) {
   }
 
   // The same batch-1 decode with one engine option turned off at a time, for comparison.
-  for (const char* var : {"SWAPSERVE_CUDA_PDL", "SWAPSERVE_CUDA_FUSE_NORM"}) {
+  for (const char* var : {"SWAPSERVE_CUDA_PDL", "SWAPSERVE_CUDA_FUSE_NORM", "SWAPSERVE_CUDA_FUSE_SWIGLU"}) {
     setenv(var, "0", 1);
     auto nb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
     unsetenv(var);

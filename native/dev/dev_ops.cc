@@ -368,6 +368,32 @@ void CheckNormGemv(ET t, ET yT, cudaStream_t s, int N = 300) {
          yT == ET::kF32 ? 5e-3 : 1e-2);
 }
 
+void CheckSwiGluGemv(ET t, cudaStream_t s, int N) {
+  const int K = 2048;
+  const size_t eb = cuda::EtBytes(t);
+  Buf w(static_cast<size_t>(N) * K * eb), gu(2 * K * eb), y(N * 4);
+  cuda::LaunchFillUniform(w.d, t, static_cast<size_t>(N) * K, 61, -1.f, 1.f, s);
+  cuda::LaunchFillUniform(gu.d, t, 2 * K, 62, -5.f, 5.f, s);
+  cuda::LaunchFillUniform(y.d, ET::kF32, N, 63, -1.f, 1.f, s);
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto y0 = y.host();
+  SS_REQUIRE(cuda::LaunchSwiGluGemv(w.d, t, N, K, gu.d, true, y.d, ET::kF32, 1.f, s), "swiglu gemv refused");
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const auto wh = w.host(), gh = gu.host(), yh = y.host();
+  std::vector<double> h(K), got, ref;
+  for (int k = 0; k < K; ++k) {
+    const double g = HostF(gh.data(), t, k), u = HostF(gh.data(), t, K + k);
+    h[k] = HostRnd(HostRnd(g / (1 + std::exp(-g)), t) * u, t);
+  }
+  for (int n = 0; n < N; ++n) {
+    double v = HostF(y0.data(), ET::kF32, n);
+    for (int k = 0; k < K; ++k) v += HostF(wh.data(), t, static_cast<size_t>(n) * K + k) * h[k];
+    ref.push_back(v);
+    got.push_back(HostF(yh.data(), ET::kF32, n));
+  }
+  Report(std::string("swiglu folded into gemv (+residual) ") + EtName(t) + " N=" + std::to_string(N), got, ref, 5e-3);
+}
+
 void TimeFlash(cudaStream_t s) {
   const int H = 32, KVH = 8, D = 128, T = 2048, cap = 4096, QS = (H + 2 * KVH) * D;
   Buf qkv(static_cast<size_t>(T) * QS * 2), cache(static_cast<size_t>(2) * cap * KVH * D * 2), out(static_cast<size_t>(T) * H * D * 2);
@@ -435,6 +461,8 @@ int RunOps() {
   CheckNormGemv(ET::kBF16, ET::kF32, s);
   CheckNormGemv(ET::kF16, ET::kF32, s);
   CheckNormGemv(ET::kBF16, ET::kF32, s, 40000);  // more row groups than resident blocks: the persistent loop
+  CheckSwiGluGemv(ET::kBF16, s, 300);
+  CheckSwiGluGemv(ET::kF16, s, 20000);
   TimeFlash(s);
   SS_CUDA_CHECK(cudaStreamDestroy(s));
   std::printf("OPS %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);

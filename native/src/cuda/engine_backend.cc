@@ -128,6 +128,9 @@ class CudaBackend final : public Backend {
     // RMSNorm folded into the T = 1 decode GEMVs (SWAPSERVE_CUDA_FUSE_NORM=0: separate norm kernels).
     const char* fuse = std::getenv("SWAPSERVE_CUDA_FUSE_NORM");
     fuseNorm_ = !(fuse && std::strcmp(fuse, "0") == 0);
+    // SwiGLU folded into the T = 1 down GEMV (SWAPSERVE_CUDA_FUSE_SWIGLU=0: a separate kernel).
+    const char* fuseAct = std::getenv("SWAPSERVE_CUDA_FUSE_SWIGLU");
+    fuseSwiGlu_ = !(fuseAct && std::strcmp(fuseAct, "0") == 0);
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -398,6 +401,7 @@ class CudaBackend final : public Backend {
     lastT_ = T;
     // A single decode row (T = 1) with a 2-byte residual stream: RMSNorm is folded into the following products.
     const bool fuseNorm = fuseNorm_ && T == 1 && resT_ == et_ && et_ != ET::kF32;
+    const bool fuseSwiGlu = fuseSwiGlu_ && T == 1 && resT_ == et_ && et_ != ET::kF32;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
@@ -463,9 +467,11 @@ class CudaBackend final : public Backend {
         gemm_->run(W(w.w3), et_, F, C, xn_, et_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f, stream_);
       }
       mark("gemm.gate_up");
-      cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
-      mark("swiglu");
-      gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
+      if (!(fuseSwiGlu && cuda::LaunchSwiGluGemv(W(w.w2), et_, C, F, gu_, hfRound_, x_, resT_, 1.f, stream_))) {
+        cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
+        mark("swiglu");
+        gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
+      }
       mark("gemm.down");
     }
     lease_->waitGroup(d_.layers + 1, stream_);
@@ -495,7 +501,7 @@ class CudaBackend final : public Backend {
   ET resT_ = ET::kF32;
   bool hfRound_ = true;
   bool pdl_ = true;
-  bool fuseNorm_ = true;
+  bool fuseNorm_ = true, fuseSwiGlu_ = true;
   Profiler prof_;
   int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;

@@ -54,7 +54,11 @@ struct NormArgs {
   bool hfRound = false;
 };
 
-template <typename TW, typename TY, int NT, bool NORM>
+enum : int { kPlain = 0, kNorm = 1, kSwiGlu = 2 };
+
+// MODE kSwiGlu (T = 1 only): X is silu(gate) * up of one row gu = (gate | up), each K long, rounded as the SwiGLU
+// kernel rounds it.
+template <typename TW, typename TY, int NT, int MODE>
 __global__ void __launch_bounds__(kWarps * 32)
 GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int ldx, TY* Y, int ldy, float beta,
            NormArgs na) {
@@ -64,7 +68,8 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
   const int K8 = K >> 3;
   const int nBlocks = (N + kWarps * kRows - 1) / (kWarps * kRows);
   constexpr int kU = 4;
-  // NORM launches a persistent grid (the norm prologue is paid once per block, not once per row group): block b
+  constexpr bool NORM = MODE != kPlain;  // a prologue computes X into shared memory
+  // These launch a persistent grid (the prologue is paid once per block, not once per row group): block b
   // takes row groups b, b + gridDim.x, ... Otherwise the grid has one block per row group.
   int blk = blockIdx.x;
   int n0 = 0;
@@ -85,7 +90,26 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
   // Weights do not depend on the previous kernel: requested before waiting for it (PdlWait).
   start();
   PdlWait();
-  if constexpr (NORM) {
+  if constexpr (MODE == kSwiGlu) {
+    TW* xs = reinterpret_cast<TW*>(gemvSmem);
+    for (int k = threadIdx.x; k < K8; k += blockDim.x) {
+      float g[8], u[8];
+      Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X) + k), g);
+      Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(X + K) + k), u);
+      uint4 o;
+      TW* oe = reinterpret_cast<TW*>(&o);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float a = g[j] / (1.f + __expf(-g[j]));
+        oe[j] = FromF<TW>((na.hfRound ? ToF(FromF<TW>(a)) : a) * u[j]);
+      }
+      reinterpret_cast<uint4*>(xs)[k] = o;
+    }
+    __syncthreads();
+    X = xs;
+    ldx = 0;
+  }
+  if constexpr (MODE == kNorm) {
     TW* xs = reinterpret_cast<TW*>(gemvSmem);
     __shared__ float red[kWarps];
     float ss = 0.f;
@@ -179,15 +203,15 @@ void Dispatch(const void* W, int N, int K, const void* X, int ldx, int T, void* 
   TY* y = static_cast<TY*>(Y);
   switch (T) {
 #define SS_GEMV_CASE(n) \
-  case n: LaunchK(GemvKernel<TW, TY, n, false>, blocks, kWarps * 32, 0, s, w, N, K, x, ldx, y, ldy, beta, NormArgs{}); break;
+  case n: LaunchK(GemvKernel<TW, TY, n, kPlain>, blocks, kWarps * 32, 0, s, w, N, K, x, ldx, y, ldy, beta, NormArgs{}); break;
     SS_GEMV_CASE(1) SS_GEMV_CASE(2) SS_GEMV_CASE(3) SS_GEMV_CASE(4)
     SS_GEMV_CASE(5) SS_GEMV_CASE(6) SS_GEMV_CASE(7) SS_GEMV_CASE(8)
 #undef SS_GEMV_CASE
   }
 }
 
-template <typename TW, typename TY>
-void DispatchNorm(const void* W, int N, int K, const void* x, NormArgs na, void* Y, float beta, cudaStream_t s) {
+template <typename TW, typename TY, int MODE>
+void DispatchPrologue(const void* W, int N, int K, const void* x, NormArgs na, void* Y, float beta, cudaStream_t s) {
   const size_t smem = static_cast<size_t>(K) * sizeof(TW);
   static int resident = 0;  // blocks per multiprocessor at this shared-memory size (K <= 16384: at most 32 KiB)
   static int sms = 0;
@@ -195,12 +219,12 @@ void DispatchNorm(const void* W, int N, int K, const void* x, NormArgs na, void*
     int dev = 0;
     SS_CUDA_CHECK(cudaGetDevice(&dev));
     SS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, GemvKernel<TW, TY, 1, true>, kWarps * 32,
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, GemvKernel<TW, TY, 1, MODE>, kWarps * 32,
                                                                 static_cast<size_t>(16384) * sizeof(TW)));
     if (resident < 1) resident = 1;
   }
   const int blocks = std::min((N + kWarps * kRows - 1) / (kWarps * kRows), resident * sms);
-  LaunchK(GemvKernel<TW, TY, 1, true>, blocks, kWarps * 32, smem, s,
+  LaunchK(GemvKernel<TW, TY, 1, MODE>, blocks, kWarps * 32, smem, s,
           static_cast<const TW*>(W), N, K, static_cast<const TW*>(x), 0, static_cast<TY*>(Y), N, beta, na);
 }
 
@@ -227,11 +251,25 @@ bool LaunchNormGemv(const void* W, ET wT, int N, int K, const void* x, const voi
   SS_REQUIRE(N > 0 && normW != nullptr, "norm gemv: bad shape");
   const NormArgs na{normW, normT, eps, hfRound};
   if (wT == ET::kBF16) {
-    SS_DISPATCH_ET(yT, TY, DispatchNorm<__nv_bfloat16, TY>(W, N, K, x, na, Y, beta, s));
+    SS_DISPATCH_ET(yT, TY, DispatchPrologue<__nv_bfloat16, TY, kNorm>(W, N, K, x, na, Y, beta, s));
   } else {
-    SS_DISPATCH_ET(yT, TY, DispatchNorm<__half, TY>(W, N, K, x, na, Y, beta, s));
+    SS_DISPATCH_ET(yT, TY, DispatchPrologue<__half, TY, kNorm>(W, N, K, x, na, Y, beta, s));
   }
   SS_CUDA_CHECK_LAUNCH("norm gemv");
+  return true;
+}
+
+bool LaunchSwiGluGemv(const void* W, ET wT, int N, int K, const void* gu, bool hfRound, void* Y, ET yT, float beta,
+                      cudaStream_t s) {
+  if (wT == ET::kF32 || K % 8 != 0 || K > 16384 || !Aligned16(W) || !Aligned16(gu)) return false;
+  SS_REQUIRE(N > 0, "swiglu gemv: bad shape");
+  const NormArgs na{nullptr, ET::kF32, 0.f, hfRound};
+  if (wT == ET::kBF16) {
+    SS_DISPATCH_ET(yT, TY, DispatchPrologue<__nv_bfloat16, TY, kSwiGlu>(W, N, K, gu, na, Y, beta, s));
+  } else {
+    SS_DISPATCH_ET(yT, TY, DispatchPrologue<__half, TY, kSwiGlu>(W, N, K, gu, na, Y, beta, s));
+  }
+  SS_CUDA_CHECK_LAUNCH("swiglu gemv");
   return true;
 }
 

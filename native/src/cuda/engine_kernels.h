@@ -60,6 +60,11 @@ bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int 
 bool LaunchNormGemv(const void* W, ET wT, int N, int K, const void* x, const void* normW, ET normT, float eps,
                     bool hfRound, void* Y, ET yT, float beta, cudaStream_t s);
 
+// Y (1, N) = beta*Y + SwiGLU(gu) W^T for one row gu = (gate | up) of 2K elements: the down product of a decode
+// step with the activation folded in (rounded as LaunchSwiGlu rounds it). Same conditions as LaunchNormGemv.
+bool LaunchSwiGluGemv(const void* W, ET wT, int N, int K, const void* gu, bool hfRound, void* Y, ET yT, float beta,
+                      cudaStream_t s);
+
 // Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
 // apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at
 // positions 0..ctx[e]-1 of the cache at kvBase[e]; output row qRow[e] of `out` ((T, H*D), type t).
