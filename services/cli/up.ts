@@ -107,7 +107,9 @@ export async function run(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be an integer >= 1, received "${values.workers}"`);
     for (let i = 0; i < n; i++) {
       const device = gpus > 0 ? ['--device', String(i % gpus)] : ['--backend', 'cpu'];
-      children.push({ name: `worker-${i}`, args: ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device], proc: null });
+      // With the scheduler, it alone decides which queues a worker consumes; without it, workers load on demand.
+      const selfLoad = values['no-scheduler'] ? [] : ['--no-self-load'];
+      children.push({ name: `worker-${i}`, args: ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad], proc: null });
     }
     if (!values['no-scheduler']) {
       children.push({ name: 'scheduler', args: ['scheduler', '--config', cfgFile, '--provider', 'none', '--max-workers', String(n)], proc: null });

@@ -10,10 +10,9 @@ export interface MoveSpan {
 /** How and when a model last reached the GPU tier on this worker. */
 export interface GpuArrival {
   atMs: number;
-  /** 'disk_load' when the arrival included a disk read, 'swap' when it was host -> GPU only. */
-  via: 'disk_load' | 'swap';
-  /** The disk read (if any) and the host -> GPU copy of that arrival. */
+  /** The latest disk read of the model's weights (into host, or straight to the GPU), if any. */
   load: MoveSpan | null;
+  /** The host -> GPU copy of this arrival (null for a load_to_gpu, whose span is `load`). */
   swap: MoveSpan | null;
 }
 
@@ -30,7 +29,8 @@ const overlap = (a0: number, a1: number, s: MoveSpan | null): number => (s ? Mat
 
 /**
  * What the request waited for. The model was on the GPU before the request arrived: warm. It got there after:
- * the worker started after the arrival -> cold (worker_start); a disk read -> cold (disk_load); else swap.
+ * the worker started after the arrival -> cold (worker_start); a disk read that ended after the arrival -> cold
+ * (disk_load); else (a host -> GPU copy only) swap.
  * @param readyMs when the model was usable for this request (ms since epoch)
  */
 export function classifyPath(arrivalMs: number, readyMs: number, arrival: GpuArrival, workerStartedMs: number): PathDecision {
@@ -39,6 +39,6 @@ export function classifyPath(arrivalMs: number, readyMs: number, arrival: GpuArr
   const queueMs = Math.max(0, readyMs - arrivalMs - loadMs - swapMs);
   if (arrival.atMs <= arrivalMs) return { path: 'warm', loadMs: 0, swapMs: 0, queueMs: Math.max(0, readyMs - arrivalMs) };
   if (arrivalMs < workerStartedMs) return { path: 'cold', coldReason: 'worker_start', loadMs, swapMs, queueMs };
-  if (arrival.via === 'disk_load') return { path: 'cold', coldReason: 'disk_load', loadMs, swapMs, queueMs };
+  if (arrival.load && arrival.load.endMs > arrivalMs) return { path: 'cold', coldReason: 'disk_load', loadMs, swapMs, queueMs };
   return { path: 'swap', loadMs, swapMs, queueMs };
 }

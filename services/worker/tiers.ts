@@ -23,6 +23,8 @@ interface Slot {
   arrival: GpuArrival | null;
   /** The move under way, as a transitional residency. */
   moving: Residency | null;
+  /** The latest disk read of the weights (load or load_to_gpu); requests that arrived before its end waited for it. */
+  lastLoad: MoveSpan | null;
 }
 
 export type Progress = (stage: 'loading' | 'swapping', doneBytes: number, totalBytes: number) => void;
@@ -36,7 +38,7 @@ export class TierManager {
 
   add(entry: ModelEntry): void {
     if (this.slots.has(entry.id)) return;
-    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null };
+    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null };
     slot.registered = this.backend.register(entry).then((r) => {
       slot.bytes = r.bytes;
     });
@@ -86,14 +88,13 @@ export class TierManager {
     if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
     return this.serial(async () => {
       if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
-      let load: MoveSpan | null = null;
       if (this.backend.residency(id) === 'disk') {
         await this.makeRoom('host', s);
-        load = await this.timed(s, 'load', 'loading', progress);
+        s.lastLoad = await this.timed(s, 'load', 'loading', progress);
       }
       await this.makeRoom('gpu', s);
       const swap = await this.timed(s, 'swap_in', 'swapping-in', progress);
-      s.arrival = { atMs: swap.endMs, via: load ? 'disk_load' : 'swap', load, swap };
+      s.arrival = { atMs: swap.endMs, load: s.lastLoad, swap };
       this.onChange();
       return { readyMs: swap.endMs, arrival: s.arrival };
     });
@@ -104,6 +105,14 @@ export class TierManager {
     const s = this.slot(id);
     await s.registered;
     return this.serial(async () => {
+      // Idempotent: a move whose target state already holds (e.g. the worker made the model resident itself for
+      // a job meanwhile) succeeds without moving anything, so the scheduler does not back off for nothing.
+      const r0 = this.backend.residency(id);
+      const done = kind === 'load' ? r0 === 'host' || r0 === 'gpu'
+        : kind === 'swap_in' || kind === 'load_to_gpu' ? r0 === 'gpu'
+          : kind === 'evict' ? r0 !== 'gpu'
+            : r0 === 'disk';
+      if (done) return { bytes: 0, wallMs: 0 };
       if ((kind === 'evict' || kind === 'drop') && s.activeJobs > 0) throw new TierError('in_use', `model ${id} has ${s.activeJobs} active jobs`);
       const stage: Residency = kind === 'load' ? 'loading' : kind === 'evict' || kind === 'drop' ? 'evicting' : 'swapping-in';
       const t0 = nowMs();
@@ -112,9 +121,14 @@ export class TierManager {
       try {
         const r = await tracedMove(kind, id, () => this.backend.move(kind, id));
         const span = { startMs: t0, endMs: nowMs() };
-        if (kind === 'swap_in') s.arrival = { atMs: span.endMs, via: 'swap', load: null, swap: span };
-        if (kind === 'load_to_gpu') s.arrival = { atMs: span.endMs, via: 'disk_load', load: span, swap: null };
+        if (kind === 'load') s.lastLoad = span;
+        if (kind === 'swap_in') s.arrival = { atMs: span.endMs, load: s.lastLoad, swap: span };
+        if (kind === 'load_to_gpu') {
+          s.lastLoad = span;
+          s.arrival = { atMs: span.endMs, load: span, swap: null };
+        }
         if (kind === 'evict' || kind === 'drop') s.arrival = null;
+        if (kind === 'drop') s.lastLoad = null;
         return r;
       } finally {
         s.moving = null;
@@ -159,6 +173,7 @@ export class TierManager {
       } finally {
         v.moving = null;
         v.arrival = null;
+        if (tier === 'host') v.lastLoad = null;
         this.onChange();
       }
     }

@@ -8,12 +8,14 @@ import type { StreamEvent } from '../../services/shared/job.ts';
 import { SwapserveError } from '../../services/shared/errors.ts';
 
 describe('classifyPath', () => {
-  const swap: GpuArrival = { atMs: 1000, via: 'swap', load: null, swap: { startMs: 900, endMs: 1000 } };
-  const disk: GpuArrival = { atMs: 1000, via: 'disk_load', load: { startMs: 700, endMs: 900 }, swap: { startMs: 900, endMs: 1000 } };
+  const swap: GpuArrival = { atMs: 1000, load: { startMs: 100, endMs: 300 }, swap: { startMs: 900, endMs: 1000 } };
+  const disk: GpuArrival = { atMs: 1000, load: { startMs: 700, endMs: 900 }, swap: { startMs: 900, endMs: 1000 } };
   const cases: [string, number, number, GpuArrival, number, Partial<ReturnType<typeof classifyPath>>][] = [
     ['resident before arrival -> warm', 1200, 1201, swap, 0, { path: 'warm', loadMs: 0, swapMs: 0, queueMs: 1 }],
     ['waited for a host->GPU copy -> swap', 950, 1000, swap, 0, { path: 'swap', swapMs: 50, loadMs: 0, queueMs: 0 }],
     ['waited for a disk read -> cold disk_load', 600, 1000, disk, 0, { path: 'cold', coldReason: 'disk_load', loadMs: 200, swapMs: 100, queueMs: 100 }],
+    ['arrived during the disk read -> cold disk_load', 800, 1000, disk, 0, { path: 'cold', coldReason: 'disk_load', loadMs: 100, swapMs: 100, queueMs: 0 }],
+    ['arrived after the disk read, before the copy -> swap', 950, 1000, disk, 0, { path: 'swap', loadMs: 0, swapMs: 50 }],
     ['arrived before the worker started -> cold worker_start', 500, 1000, disk, 550, { path: 'cold', coldReason: 'worker_start' }],
   ];
   for (const [name, arrival, ready, gpu, started, want] of cases) {
