@@ -23,7 +23,7 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --max-replicas N        GPU replicas per model (default 64)
   --provider local|none   start workers as local processes (\`swapserve worker --id <id> --config FILE
                           --no-self-load\`), or never start any (default local)
-  --worker-arg ARG        extra argument for started workers (repeatable)
+  --worker-arg=ARG        extra argument for started workers (repeatable; e.g. --worker-arg=--threads --worker-arg=2)
 `;
 
 /** Bytes of a model's weight files (its arena size, near enough before a worker reports the real one). */
