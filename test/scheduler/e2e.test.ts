@@ -89,11 +89,9 @@ describe('scheduler + real worker + gateway', () => {
     }
   });
 
-  // The worker classifies a job by how its model last reached the GPU; for a scheduler's `load` then `swap_in`
-  // it records only the swap, so a request that waited for the disk read is reported as swap.
-  it('a request that waited for a scheduler-issued load + swap_in is reported cold', {
-    todo: 'spine: services/worker/tiers.ts command() should carry a preceding load span into the swap_in arrival',
-  }, () => {
+  // The worker classifies a job by how its model last reached the GPU: a scheduler's `load` then `swap_in` after
+  // the request arrived means the request waited for a disk read.
+  it('a request that waited for a scheduler-issued load + swap_in is reported cold', () => {
     assert.deepEqual(firstPaths, ['cold', 'cold']);
   });
 });
