@@ -31,6 +31,7 @@ export function initialState(models: ModelSettings[], config: Partial<PolicyConf
     pending: new Map(),
     starting: new Map(),
     reclaims: new Map(),
+    startBackoffUntil: 0,
     backoff: new Map(),
   };
 }
@@ -101,6 +102,7 @@ export function decide(state: PolicyState, event: PolicyEvent, now: number): Dec
     }
     case 'worker-start-failed': {
       state.starting.delete(event.workerId);
+      state.startBackoffUntil = now + state.config.failureBackoffMs;
       break;
     }
     case 'tick': {
@@ -289,7 +291,7 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
   // No worker has room: start one if allowed (scale from zero, or out), else reclaim a busy GPU past the bound.
   let startingForThis = false;
   for (const st of state.starting.values()) if (st.model === model) startingForThis = true;
-  if (!startingForThis && state.workers.size + state.starting.size < state.config.maxWorkers) {
+  if (!startingForThis && now >= state.startBackoffUntil && state.workers.size + state.starting.size < state.config.maxWorkers) {
     const workerId = `w-${state.idPrefix}-${++state.nextId}`;
     state.starting.set(workerId, { requestedAt: now, model });
     out.push({ type: 'start-worker', workerId, model });
@@ -362,6 +364,7 @@ function expire(state: PolicyState, now: number, out: Action[]): void {
   for (const [id, st] of state.starting) {
     if (now - st.requestedAt < state.config.workerStartTimeoutMs) continue;
     state.starting.delete(id);
+    state.startBackoffUntil = now + state.config.failureBackoffMs;
     out.push({ type: 'stop-worker', workerId: id, reason: 'did not report within workerStartTimeoutMs' });
   }
   for (const [key, until] of state.backoff) if (until <= now) state.backoff.delete(key);

@@ -149,6 +149,8 @@ export interface PolicyState {
   starting: Map<string, { requestedAt: number; model: string | null }>;
   /** Busy replicas told to stop consuming so a starving model gets their GPU: `${worker}\n${model}` -> for whom. */
   reclaims: Map<string, { forModel: string; since: number }>;
+  /** No worker is started before this time (ms): set after a start failed or timed out. */
+  startBackoffUntil: number;
   /** `${worker}\n${model}` -> time (ms) until which that placement is not retried after a failure. */
   backoff: Map<string, number>;
 }

@@ -275,7 +275,19 @@ describe('policy: sequences', () => {
     const state = setup({ models: [model('A')], config: { workerStartTimeoutMs: 5000 } });
     assert.deepEqual(record(decide(state, queued('A', 1), 0).actions).calls, ['start w-e1-1 for A']);
     assert.deepEqual(decide(state, queued('A', 2), 10).actions, []);
-    assert.deepEqual(record(decide(state, tick, 5000).actions).calls, ['stop w-e1-1', 'start w-e1-2 for A']);
+    // Given up: stopped; the next start waits out failureBackoffMs (5 s) rather than spawning every tick.
+    assert.deepEqual(record(decide(state, tick, 5000).actions).calls, ['stop w-e1-1']);
+    assert.deepEqual(record(decide(state, tick, 9999).actions).calls, []);
+    assert.deepEqual(record(decide(state, tick, 10_000).actions).calls, ['start w-e1-2 for A']);
+  });
+
+  it('a worker start that fails is retried after failureBackoffMs, not at once', () => {
+    const state = setup({ models: [model('A')] });
+    const [start] = decide(state, queued('A', 1), 0).actions;
+    assert.ok(start.type === 'start-worker');
+    assert.deepEqual(decide(state, { type: 'worker-start-failed', workerId: start.workerId, message: 'ENOENT' }, 10).actions, []);
+    assert.deepEqual(decide(state, tick, 1000).actions, []);
+    assert.deepEqual(record(decide(state, tick, 5010).actions).calls, ['start w-e1-2 for A']);
   });
 
   it('a started worker that reports gets the waiting model', () => {
