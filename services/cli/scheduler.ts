@@ -14,7 +14,8 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --id ID                 this scheduler's lease holder id (default: random)
   --lease-ms MS           leader lease; a standby takes over within it (default 5000)
   --tick-ms MS            policy tick: idle demotion, scale-in, retries (default 1000)
-  --poll-ms MS            queue counts re-read at least this often (default 500)
+  --poll-ms MS            longest wait for a queue event before looking again (default 500)
+  --full-poll-ms MS       every model's queue counts re-read this often, events or not (default 2000)
   --max-workers N         most workers the local provider starts (default ${POLICY_DEFAULTS.maxWorkers})
   --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers}; with --provider none: all,
                           since workers it drains could not be started again)
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       args: argv,
       options: {
         config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
-        'poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
+        'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
         'worker-idle-ms': { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
         provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
       },
@@ -100,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
       tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),
       pollMs: positiveInt('poll-ms', values['poll-ms'], 500, 10),
+      fullPollMs: positiveInt('full-poll-ms', values['full-poll-ms'], 2000, 10),
     });
   } catch (e) {
     if (e instanceof ConfigError) {

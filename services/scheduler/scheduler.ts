@@ -26,8 +26,13 @@ export interface SchedulerOptions {
   leaseMs?: number;
   /** Policy tick period (ms): idle demotion, scale-in, timeouts, retries. @defaultValue 1000 */
   tickMs?: number;
-  /** Queue counts are re-read this often even without queue events (ms). @defaultValue 500 */
+  /** Longest wait for a BullMQ queue event before looking again (ms). @defaultValue 500 */
   pollMs?: number;
+  /**
+   * Every model's counts are re-read this often even without queue events (ms): a backstop, since every job
+   * state change is also a BullMQ event that wakes the scheduler for its model. @defaultValue 2000
+   */
+  fullPollMs?: number;
   /** Replaces the Redis effects (tests). */
   effects?: Effects;
   /** Log sink. @defaultValue writes to stderr */
@@ -58,7 +63,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.o = {
-      prefix: DEFAULT_PREFIX, id: `sched-${randomUUID()}`, leaseMs: 5000, tickMs: 1000, pollMs: 500,
+      prefix: DEFAULT_PREFIX, id: `sched-${randomUUID()}`, leaseMs: 5000, tickMs: 1000, pollMs: 500, fullPollMs: 2000,
       log: (m) => process.stderr.write(`${m}\n`), clock: Date.now, ...options,
     };
     this.id = this.o.id;
@@ -236,10 +241,16 @@ export class Scheduler {
       const conn = connect(this.o.redisUrl, { blocking: true, name: `${this.id}:queues` });
       this.blocking.add(conn);
       try {
+        let lastFull = performance.now();
         while (active()) {
           const touched = await waitForQueueEvents(conn, models, queueCursor, this.o.pollMs, this.o.prefix);
           if (!active()) break;
-          await this.pollQueues(touched.length > 0 ? touched : models);
+          if (performance.now() - lastFull >= this.o.fullPollMs) {
+            lastFull = performance.now();
+            await this.pollQueues(models);
+          } else if (touched.length > 0) {
+            await this.pollQueues(touched);
+          }
         }
       } finally {
         this.blocking.delete(conn);
