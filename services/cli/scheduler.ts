@@ -1,4 +1,5 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,9 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --tick-ms MS            policy tick: idle demotion, scale-in, retries (default 1000)
   --poll-ms MS            longest wait for a queue event before looking again (default 500)
   --full-poll-ms MS       every model's queue counts re-read this often, events or not (default 2000)
-  --max-workers N         most workers the local provider starts (default ${POLICY_DEFAULTS.maxWorkers})
+  --max-workers N         most workers the local provider starts (default: one per GPU, else 1)
+  --gpus N                GPUs the local provider hands out, one per worker as --device (default: nvidia-smi -L
+                          count; 0 under SWAPSERVE_BACKEND=cpu)
   --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers}; with --provider none: all,
                           since workers it drains could not be started again)
   --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
@@ -26,6 +29,13 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
                           --no-self-load\`), or never start any (default local)
   --worker-arg=ARG        extra argument for started workers (repeatable; e.g. --worker-arg=--threads --worker-arg=2)
 `;
+
+/** GPUs visible on this machine (nvidia-smi -L), 0 without one or under SWAPSERVE_BACKEND=cpu. */
+function gpuCount(): number {
+  if (process.env.SWAPSERVE_BACKEND === 'cpu') return 0;
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
+}
 
 /** Bytes of a model's weight files (its arena size, near enough before a worker reports the real one). */
 export function weightsBytes(path: string): number {
@@ -61,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
         'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
-        'worker-idle-ms': { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
+        'worker-idle-ms': { type: 'string' }, gpus: { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
         provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -82,8 +92,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     const provider = values.provider ?? 'local';
     if (provider !== 'local' && provider !== 'none') throw new ConfigError(`Expected local or none for --provider but received "${provider}"`);
+    const gpus = positiveInt('gpus', values.gpus, gpuCount(), 0);
     const policy: Partial<PolicyConfig> = {
-      maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : POLICY_DEFAULTS.maxWorkers, 0),
+      maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, gpus), 0),
       minWorkers: positiveInt('min-workers', values['min-workers'], POLICY_DEFAULTS.minWorkers, 0),
       workerIdleMs: positiveInt('worker-idle-ms', values['worker-idle-ms'], POLICY_DEFAULTS.workerIdleMs),
       starvationMs: positiveInt('starvation-ms', values['starvation-ms'], POLICY_DEFAULTS.starvationMs),
@@ -94,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     // Workers started here are the scheduler's: they consume only the queues it assigns.
     const configArgs = values.config ? ['--config', values.config] : [];
-    const workers: WorkerProvider = new LocalProcessProvider({ extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
+    const workers: WorkerProvider = new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),

@@ -30,6 +30,11 @@ export interface LocalProcessProviderOptions {
   stopOnClose?: boolean;
   /** Where worker stdout/stderr go. @defaultValue "inherit" */
   stdio?: 'inherit' | 'ignore';
+  /**
+   * GPUs on this machine: each started worker gets `--device <i>`, the lowest index no running worker of this
+   * provider holds (a start with every GPU taken is refused). 0: no `--device` (CPU workers). @defaultValue 0
+   */
+  gpus?: number;
   /** Called when a started worker exits (code, or the signal that ended it). @defaultValue none */
   onExit?: (workerId: string, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -39,13 +44,15 @@ const BIN = join(dirname(dirname(dirname(fileURLToPath(import.meta.url)))), 'bin
 /** Spawns `node bin/swapserve.js worker --id <id> ...` on this machine. */
 export class LocalProcessProvider implements WorkerProvider {
   private readonly children = new Map<string, ChildProcess>();
+  /** GPU index per running worker (when `gpus` > 0). */
+  private readonly devices = new Map<string, number>();
   private readonly opts: Required<Omit<LocalProcessProviderOptions, 'onExit'>> & Pick<LocalProcessProviderOptions, 'onExit'>;
   private closed = false;
 
   constructor(options: LocalProcessProviderOptions = {}) {
     this.opts = {
       command: process.execPath, baseArgs: [BIN, 'worker'], extraArgs: [], env: process.env, killAfterMs: 10_000,
-      stopOnClose: false, stdio: 'inherit', ...options,
+      stopOnClose: false, stdio: 'inherit', gpus: 0, ...options,
     };
   }
 
@@ -53,18 +60,29 @@ export class LocalProcessProvider implements WorkerProvider {
     void hint;
     if (this.closed) return Promise.reject(new Error('LocalProcessProvider is closed'));
     if (this.children.has(workerId)) return Promise.reject(new Error(`worker ${workerId} is already running`));
-    const child = spawn(this.opts.command, [...this.opts.baseArgs, '--id', workerId, ...this.opts.extraArgs], {
+    const device: string[] = [];
+    if (this.opts.gpus > 0) {
+      const taken = new Set(this.devices.values());
+      let d = 0;
+      while (d < this.opts.gpus && taken.has(d)) d++;
+      if (d === this.opts.gpus) return Promise.reject(new Error(`all ${this.opts.gpus} GPUs have a worker`));
+      this.devices.set(workerId, d);
+      device.push('--device', String(d));
+    }
+    const child = spawn(this.opts.command, [...this.opts.baseArgs, '--id', workerId, ...device, ...this.opts.extraArgs], {
       env: this.opts.env, stdio: ['ignore', this.opts.stdio, this.opts.stdio],
     });
     this.children.set(workerId, child);
     child.once('exit', (code, signal) => {
       this.children.delete(workerId);
+      this.devices.delete(workerId);
       this.opts.onExit?.(workerId, code, signal);
     });
     return new Promise((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', (e) => {
         this.children.delete(workerId);
+        this.devices.delete(workerId);
         reject(e);
       });
     });
