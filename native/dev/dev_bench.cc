@@ -292,9 +292,11 @@ int RunBench(bool withEwl) {
     }
   }
 
-  // The same batch-1 decode with one engine option turned off at a time, for comparison.
-  for (const char* var : {"SWAPSERVE_CUDA_PDL", "SWAPSERVE_CUDA_FUSE_NORM", "SWAPSERVE_CUDA_FUSE_SWIGLU"}) {
-    setenv(var, "0", 1);
+  // The same batch-1 decode with one engine option flipped at a time, for comparison.
+  const std::pair<const char*, const char*> flips[] = {
+      {"SWAPSERVE_CUDA_PDL", "0"}, {"SWAPSERVE_CUDA_FUSE_NORM", "1"}, {"SWAPSERVE_CUDA_FUSE_SWIGLU", "1"}};
+  for (const auto& [var, val] : flips) {
+    setenv(var, val, 1);
     auto nb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
     unsetenv(var);
     const auto prompt = RandomTokens(128, sh.V, 7);
@@ -308,8 +310,8 @@ int RunBench(bool withEwl) {
       nb->forwardSample({{600, &last, 1, 128 + step}}, &sm, &next);
       if (step >= 8) ms.push_back(NowMs() - t0);
     }
-    std::printf("BENCH decode batch 1 (ctx 128..200) with %s=0: %.3f ms/step, %.2fx the floor\n", var, Median(ms),
-                Median(ms) / floorMs);
+    std::printf("BENCH decode batch 1 (ctx 128..200) with %s=%s: %.3f ms/step, %.2fx the floor\n", var, val,
+                Median(ms), Median(ms) / floorMs);
   }
 
   if (withEwl) {

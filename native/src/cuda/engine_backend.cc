@@ -125,12 +125,13 @@ class CudaBackend final : public Backend {
     // Programmatic dependent launch for decode passes (SWAPSERVE_CUDA_PDL=0 turns it off; profiling does too).
     const char* pdl = std::getenv("SWAPSERVE_CUDA_PDL");
     pdl_ = !(pdl && std::strcmp(pdl, "0") == 0) && !prof_.on;
-    // RMSNorm folded into the T = 1 decode GEMVs (SWAPSERVE_CUDA_FUSE_NORM=0: separate norm kernels).
+    // RMSNorm / SwiGLU folded into the T = 1 decode GEMVs: off unless SWAPSERVE_CUDA_FUSE_NORM=1 /
+    // SWAPSERVE_CUDA_FUSE_SWIGLU=1. Measured slower on an H200 (bench/results/engine-h200.md): the per-block
+    // prologue costs more than the launch it saves.
     const char* fuse = std::getenv("SWAPSERVE_CUDA_FUSE_NORM");
-    fuseNorm_ = !(fuse && std::strcmp(fuse, "0") == 0);
-    // SwiGLU folded into the T = 1 down GEMV (SWAPSERVE_CUDA_FUSE_SWIGLU=0: a separate kernel).
+    fuseNorm_ = fuse && std::strcmp(fuse, "1") == 0;
     const char* fuseAct = std::getenv("SWAPSERVE_CUDA_FUSE_SWIGLU");
-    fuseSwiGlu_ = !(fuseAct && std::strcmp(fuseAct, "0") == 0);
+    fuseSwiGlu_ = fuseAct && std::strcmp(fuseAct, "1") == 0;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -501,7 +502,7 @@ class CudaBackend final : public Backend {
   ET resT_ = ET::kF32;
   bool hfRound_ = true;
   bool pdl_ = true;
-  bool fuseNorm_ = true, fuseSwiGlu_ = true;
+  bool fuseNorm_ = false, fuseSwiGlu_ = false;
   Profiler prof_;
   int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;
