@@ -21,7 +21,7 @@ function rng(seed: number): () => number {
   };
 }
 
-interface Args { models: number; workers: number; events: number; seed: number; json: boolean }
+export interface Args { models: number; workers: number; events: number; seed: number; json: boolean }
 
 function parse(argv: string[]): Args {
   const a: Args = { models: 1000, workers: 64, events: 50_000, seed: 1, json: false };
@@ -39,7 +39,7 @@ function parse(argv: string[]): Args {
 }
 
 /** A simulated cluster: applies sent commands after a delay and reports like a worker would. */
-class Sim {
+export class Sim {
   readonly rand: () => number;
   readonly workers: WorkerState[] = [];
   readonly cdf: number[] = [];
