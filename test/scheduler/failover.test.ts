@@ -143,4 +143,53 @@ describe('scheduler failover', () => {
       await conn.quit();
     }
   });
+
+  it('a paused leader (SIGSTOP past its lease) sends nothing when it resumes; the new leader does', { timeout: 60_000 }, async () => {
+    const prefix = redis.prefix();
+    const config = join(dir, 'config-pause.json');
+    writeFileSync(config, JSON.stringify({
+      redisUrl: redis.url, prefix, modelRoots: [dir],
+      models: [{ id: 'A', path: 'a.gguf' }, { id: 'B', path: 'b.gguf' }, { id: 'C', path: 'c.gguf' }],
+    }));
+    const worker = new SimWorker('sim2', redis.url, prefix, { A: 30_000, B: 30_000, C: 30_000 });
+    const conn = connect(redis.url);
+    const keys = clusterKeys(prefix);
+    const procs = [new SchedulerProc('p1', config), new SchedulerProc('p2', config)];
+    try {
+      await worker.start();
+      const [first] = await Promise.race(procs.map((p, i) => p.line(/leader, epoch (\d+)/).then((m) => [i, m] as const)));
+      const old = procs[first];
+      const standby = procs[1 - first];
+      const placedA = worker.next((c) => c.kind === 'consume' && c.model === 'A');
+      await conn.lpush(`${prefix}:${queueName('A')}:wait`, 'job-a');
+      const epochOld = (await placedA).epoch;
+
+      // Freeze the leader (a long GC pause, a stopped VM): the standby takes over when the lease lapses.
+      old.child.kill('SIGSTOP');
+      const m = await standby.line(/leader, epoch (\d+)/);
+      const epochNew = Number(m[1]);
+      assert.ok(epochNew > epochOld);
+      const tail = ((await conn.xrevrange(keys.commands('sim2'), '+', '-', 'COUNT', 1)) as [string, string[]][])[0][0];
+
+      // Demand arrives while the old leader is frozen; then it resumes with that demand (and B's) in view.
+      await conn.lpush(`${prefix}:${queueName('B')}:wait`, 'job-b');
+      await worker.next((c) => c.kind === 'consume' && c.model === 'B');
+      old.child.kill('SIGCONT');
+      await old.line(/standby/);
+      const placedC = worker.next((c) => c.kind === 'consume' && c.model === 'C');
+      await conn.lpush(`${prefix}:${queueName('C')}:wait`, 'job-c');
+      await placedC;
+
+      // Every command written since the takeover carries the new epoch: the resumed leader sent none.
+      const since = (await conn.xrange(keys.commands('sim2'), `(${tail}`, '+')) as [string, string[]][];
+      const epochs = since.map(([, f]) => (JSON.parse(f[1]) as { epoch: number }).epoch);
+      assert.ok(epochs.length >= 6, `commands since the takeover: ${epochs.length}`);
+      assert.deepEqual([...new Set(epochs)], [epochNew]);
+    } finally {
+      for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGCONT');
+      await Promise.allSettled(procs.map((p) => p.kill('SIGTERM')));
+      await worker.stop();
+      await conn.quit();
+    }
+  });
 });
