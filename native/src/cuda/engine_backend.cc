@@ -144,6 +144,7 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    cudaSetDevice(lease_->deviceOrdinal());  // the engine thread may have another device current
     if (stream_) cudaStreamSynchronize(stream_);
     gemm_.reset();
     seqs_.clear();

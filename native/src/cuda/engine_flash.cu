@@ -228,11 +228,12 @@ template <typename T, int D>
 void Launch(const void* qkv, int qStride, int row0, int n, int pos0, const void* kvBase, int H, int KVH, int layer,
             int cap, float scale, void* out, int outStride, cudaStream_t s) {
   constexpr int smem = SmemBytes<D>();
-  static bool configured = false;  // per instantiation; idempotent, so a race here is harmless
-  if (!configured) {
+  // Once per instantiation (thread-safe static initialisation; a throw leaves it to be retried).
+  static const bool configured = [] {
     SS_CUDA_CHECK(cudaFuncSetAttribute(FlashPrefillKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured = true;
-  }
+    return true;
+  }();
+  (void)configured;
   const size_t plane = static_cast<size_t>(cap) * KVH * D;
   const T* kc = static_cast<const T*>(kvBase) + 2 * static_cast<size_t>(layer) * plane;
   const dim3 grid((n + kBM - 1) / kBM, H);

@@ -213,17 +213,17 @@ void Dispatch(const void* W, int N, int K, const void* X, int ldx, int T, void* 
 template <typename TW, typename TY, int MODE>
 void DispatchPrologue(const void* W, int N, int K, const void* x, NormArgs na, void* Y, float beta, cudaStream_t s) {
   const size_t smem = static_cast<size_t>(K) * sizeof(TW);
-  static int resident = 0;  // blocks per multiprocessor at this shared-memory size (K <= 16384: at most 32 KiB)
-  static int sms = 0;
-  if (!resident) {
-    int dev = 0;
+  // Blocks the whole device holds at once at the largest shared-memory size (K <= 16384): once per
+  // instantiation, thread-safe static initialisation.
+  static const int resident = [] {
+    int dev = 0, sms = 0, perSm = 0;
     SS_CUDA_CHECK(cudaGetDevice(&dev));
     SS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, GemvKernel<TW, TY, 1, MODE>, kWarps * 32,
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, GemvKernel<TW, TY, 1, MODE>, kWarps * 32,
                                                                 static_cast<size_t>(16384) * sizeof(TW)));
-    if (resident < 1) resident = 1;
-  }
-  const int blocks = std::min((N + kWarps * kRows - 1) / (kWarps * kRows), resident * sms);
+    return std::max(perSm, 1) * sms;
+  }();
+  const int blocks = std::min((N + kWarps * kRows - 1) / (kWarps * kRows), resident);
   LaunchK(GemvKernel<TW, TY, 1, MODE>, blocks, kWarps * 32, smem, s,
           static_cast<const TW*>(W), N, K, static_cast<const TW*>(x), 0, static_cast<TY*>(Y), N, beta, na);
 }
