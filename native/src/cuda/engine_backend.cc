@@ -107,6 +107,7 @@ class Profiler {
 
 struct SeqState {
   std::shared_ptr<DeviceBlock> kv;  // (L, 2, cap, KVH, D) of the activation type
+  int len = 0;                      // positions filled (0 .. len-1 are valid), as the CPU backend counts them
 };
 
 class CudaBackend final : public Backend {
@@ -325,16 +326,23 @@ class CudaBackend final : public Backend {
         if (s.tokens[i] < 0 || s.tokens[i] >= d_.vocab)
           Invalid("forward: token id " + std::to_string(s.tokens[i]) + " is outside the vocabulary of " +
                   std::to_string(d_.vocab));
+      const auto it = seqs_.find(s.seq);
+      const int len = it == seqs_.end() ? 0 : it->second.len;
+      if (s.pos > len)  // the same rule and message as the CPU backend
+        Invalid("sequence " + std::to_string(s.seq) + " starts at position " + std::to_string(s.pos) + " but holds " +
+                std::to_string(len) + " positions");
       totalT += s.n;
     }
     if (totalT > static_cast<size_t>(1) << 20) Invalid("forward: too many tokens in one pass");
     const int T = static_cast<int>(totalT);
     // KV caches of new sequences (before any work is enqueued, so a budget error leaves nothing half done).
     std::vector<uint64_t> seqKv(B);
+    std::vector<SeqState*> seqState(B);
     for (int b = 0; b < B; ++b) {
       auto it = seqs_.find(batch[b].seq);
-      if (it == seqs_.end()) it = seqs_.emplace(batch[b].seq, SeqState{pool_->alloc(kvBytesPerSeq())}).first;
+      if (it == seqs_.end()) it = seqs_.emplace(batch[b].seq, SeqState{pool_->alloc(kvBytesPerSeq()), 0}).first;
       seqKv[b] = reinterpret_cast<uint64_t>(it->second.kv->data());
+      seqState[b] = &it->second;
     }
     ensureActivations(T, B);
 
@@ -485,6 +493,7 @@ class CudaBackend final : public Backend {
       gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
     }
     mark("head");
+    for (int b = 0; b < B; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
   }
 
   ModelDesc d_;
