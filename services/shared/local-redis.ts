@@ -23,9 +23,11 @@ export interface LocalRedis {
   stop(): Promise<void>;
 }
 
+/** The redis-server to run: SWAPSERVE_REDIS_SERVER (a path, e.g. a carried binary) if set, else the one on the PATH. */
 export function findRedisServer(): string | null {
-  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? 'redis-server' : null;
+  const bin = process.env.SWAPSERVE_REDIS_SERVER || 'redis-server';
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? bin : null;
 }
 
 async function freePort(): Promise<number> {
@@ -38,11 +40,12 @@ async function freePort(): Promise<number> {
 
 /** Starts redis-server in `dir` (no persistence: queues and streams are transient). */
 export async function startLocalRedis(dir: string): Promise<LocalRedis> {
-  if (!findRedisServer()) throw new RedisNotFoundError();
+  const bin = findRedisServer();
+  if (!bin) throw new RedisNotFoundError();
   mkdirSync(dir, { recursive: true });
   for (let tries = 0; ; tries++) {
     const port = await freePort();
-    const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    const child: ChildProcess = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
