@@ -71,6 +71,20 @@ def write(path, cfg):
     with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
     cfg.save_pretrained(path)
+    # transformers 5 may write RoPE settings as rope_parameters / a "default" rope_scaling: keep the plain keys
+    # every reader knows (rope_theta; rope_scaling only for llama3 / linear scaling).
+    cfile = os.path.join(path, "config.json")
+    with open(cfile) as f:
+        j = json.load(f)
+    rs = j.get("rope_scaling")
+    if isinstance(rs, dict) and rs.get("rope_type", rs.get("type")) not in ("llama3", "linear"):
+        j.pop("rope_scaling")
+    theta = (j.get("rope_parameters") or {}).get("rope_theta") or getattr(cfg, "rope_theta", None)
+    if theta and "rope_theta" not in j:
+        j["rope_theta"] = theta
+    j.setdefault("architectures", ["LlamaForCausalLM"])
+    with open(cfile, "w") as f:
+        json.dump(j, f, indent=2)
     log(f"{path}: {total / 1e9:.2f} GB in {len(shards)} shards, {time.perf_counter() - t:.1f} s")
 
 

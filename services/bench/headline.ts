@@ -640,6 +640,11 @@ export async function run(argv: string[]): Promise<number> {
   lines.push(`- **Command**: \`node bin/swapserve.js bench headline ${argv.join(' ')}\``);
   lines.push(`- Budgets: GPU weights tier ${(gpuBytes / 1e9).toFixed(2)} GB (one model at a time), pinned host tier ${(hostBytes / 1e9).toFixed(2)} GB (all three, ${(total / 1e9).toFixed(2)} GB). Prompts: ${prompts.map((p) => `${p.tokens} tokens`).join(', ')}; max_tokens 2, streamed.`);
   lines.push(`- Every TTFT below is the gateway span's \`gen_ai.response.time_to_first_chunk\` (request arrival at the gateway to the first SSE chunk), and every breakdown column the worker's spans of the same trace, as received over OTLP/HTTP by the bench. Cells are medians (n = samples).`);
+  const coldDisk = samples.filter((s) => s.intended.endsWith('@disk') && s.cachedBefore !== null).map((s) => s.cachedBefore!);
+  const coldCache = samples.filter((s) => s.intended.endsWith('@cache') && s.cachedBefore !== null).map((s) => s.cachedBefore!);
+  if (coldDisk.length || coldCache.length) {
+    lines.push(`- Page cache (mincore, before each cold sample): ${coldDisk.length ? `at most ${(Math.max(...coldDisk) * 100).toFixed(1)}% of the files cached before the "disk" samples (dropped with fdatasync + posix_fadvise DONTNEED)` : ''}${coldDisk.length && coldCache.length ? '; ' : ''}${coldCache.length ? `at least ${(Math.min(...coldCache) * 100).toFixed(1)}% before the "page cache" samples` : ''}.`);
+  }
   lines.push('');
   lines.push('### TTFT per path (median, from the traces)');
   lines.push('');
