@@ -5,6 +5,7 @@ export const ENGINE_ERROR_CODES = {
   invalid_request: 'a generate request or engine option is malformed',
   context_length_exceeded: 'prompt + maxTokens is longer than the engine context (maxContext)',
   closed: 'the engine was closed',
+  decode_failed: 'a sampled token id could not be turned into text (e.g. a model vocab larger than its tokenizer\'s)',
   native: 'the native engine failed (see nativeCode: SWAPSERVE_BUDGET, SWAPSERVE_OOM, SWAPSERVE_CUDA_STICKY, ...)',
 } as const;
 

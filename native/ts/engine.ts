@@ -326,7 +326,12 @@ export class Engine {
         s.pos += batch[b].tokens.length;
         s.rng = rng[b];
         if (s.pos < s.prompt.length) continue; // more prompt to feed; this sample is discarded
-        this.onToken(s, next[b]);
+        try {
+          this.onToken(s, next[b]);
+        } catch (e) {
+          // A throw here would escape the engine's loop and end the process: fail this sequence alone, typed.
+          this.retire(s, new EngineError('decode_failed', `token ${next[b]}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        }
       }
     }
   }
