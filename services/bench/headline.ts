@@ -111,14 +111,24 @@ function weightFiles(dir: string): string[] {
 async function writeTinyModels(root: string): Promise<void> {
   const layers = [4, 3, 6];
   for (const [i, s] of SHAPES.entries()) {
-    await writeTinyModel(join(root, s.dir), { family: 'llama3', format: 'hf', dtype: 'bf16', seed: i + 1, shards: 2, config: { hiddenSize: 256, intermediateSize: 768, numLayers: layers[i], numHeads: 8, numKvHeads: 4, headDim: 32, maxPositions: 4096 } });
+    const dir = join(root, s.dir);
+    await writeTinyModel(dir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: i + 1, shards: 2, config: { hiddenSize: 256, intermediateSize: 768, numLayers: layers[i], numHeads: 8, numKvHeads: 4, headDim: 32, maxPositions: 4096, vocabSize: 4096 } });
+    // Like the GPU run's random-weight models: no tokenizer of their own, a vocab larger than the tiny tokenizer's.
+    rmSync(join(dir, 'tokenizer.json'));
+    rmSync(join(dir, 'tokenizer_config.json'), { force: true });
   }
 }
 
-/** Random-weight models carry no tokenizer: give them the tiny byte-level BPE one (prompt token counts are exact). */
+/**
+ * Random-weight models carry no tokenizer: give them the tiny byte-level BPE one (prompt token counts are exact),
+ * its vocab padded with `<|pad_N|>` entries up to the model's vocab_size so that every id the model samples decodes.
+ */
 function ensureTokenizer(dir: string): void {
   if (existsSync(join(dir, 'tokenizer.json'))) return;
   const t = tinyHfTokenizer('llama3');
+  const vocabSize = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+  const vocab = (t.files.tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
+  for (let id = Object.keys(vocab).length; id < vocabSize; id++) vocab[`<|pad_${id}|>`] = id;
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t.files.tokenizerJson));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(t.files.tokenizerConfig));
 }
@@ -413,12 +423,15 @@ async function child(args: string[], ready: string, env: NodeJS.ProcessEnv, onOu
       out += d.toString();
       process.stderr.write(d);
       onOut?.(out);
-      if (out.includes(ready)) resolve();
+      if (out.includes(ready)) {
+        p.stdout!.off('data', onData);
+        p.stdout!.on('data', (x: Buffer) => process.stderr.write(x));
+        resolve();
+      }
     };
     p.stdout!.on('data', onData);
     p.once('exit', (c) => reject(new Error(`${args[0]} exited (${c}): ${out.slice(-2000)}`)));
   });
-  p.stdout!.on('data', (d: Buffer) => process.stderr.write(d));
   return p;
 }
 
@@ -507,7 +520,7 @@ export async function run(argv: string[]): Promise<number> {
   const redis = await startLocalRedis(join(work, 'redis'));
   const cfgFile = join(work, 'config.json');
   writeFileSync(cfgFile, JSON.stringify({
-    redisUrl: redis.url, prefix: PREFIX, modelRoots: [root], dataDir: work, gateway: { port: 0 },
+    redisUrl: redis.url, prefix: PREFIX, modelRoots: [root], dataDir: work, gateway: { port: 0, requestTimeoutMs: 90_000 },
     worker: { concurrency: 1 },
     budgets: { hostBytes, gpuBytes, scratchBytes: args.tiny ? '256MiB' : '6GiB' },
     models: models.map((m) => ({ id: m.id, path: m.dir, contextLength: 4096, maxTokens: 64, sloTtftMs: 60_000 })),
