@@ -7,6 +7,9 @@
 //   cold, cache   the model is in no tier (dropped from host), its files are in the page cache
 //   cold, disk    the same with the page cache dropped (posix_fadvise DONTNEED, verified with mincore)
 //   cold, start   no worker runs (drained): the scheduler starts one, which loads from disk
+// The bench only arranges state, the system decides: cold samples first take the model out of the host tier with a
+// `drop` command (fenced with the leader's current epoch, as the scheduler sends commands), worker starts follow a
+// `drain` (the scheduler's own scale-to-zero command) and the worker's exit.
 // Each sample is binned by the path the system itself reports (swapserve.path / swapserve.cold_reason on the
 // gateway's span), and a sample whose reported path differs from the one set up is counted as a mismatch.
 // Floors and alternatives come from bench/headline/baselines.py (a separate process, run before the stack holds
