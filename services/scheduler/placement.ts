@@ -105,11 +105,37 @@ export function priorityWeight(state: PolicyState, model: string): number {
   return Math.pow(2, Math.max(-8, Math.min(8, state.models.get(model)?.priority ?? 0)));
 }
 
+/**
+ * Jobs BullMQ holds as `active` that no live worker runs: their worker died (SIGKILL, a lost machine). Their locks
+ * expire, but only a running BullMQ Worker's stalled check puts them back in `wait` (or fails them past
+ * maxStalledCount), so they are demand for a consumer exactly like waiting jobs. Counted as BullMQ's active count
+ * beyond the jobs live workers report, and only while no live worker consumes the model or holds it on its GPU:
+ * a consumer runs the stalled check itself; a GPU holder is told to consume (rule 1) or, draining, is about to
+ * exit; and a worker that has just finished a job reports it before BullMQ's counts show it, which must not read
+ * as an orphan.
+ */
+export function orphanedJobs(state: PolicyState, model: string): number {
+  const q = state.queues.get(model);
+  if (!q || q.active === 0) return 0;
+  let running = 0;
+  for (const w of state.workers.values()) {
+    const rep = w.state.models[model];
+    if (isConsuming(w, model) || ON_GPU.has(residencyOf(w, model)) || (rep !== undefined && ON_GPU.has(rep.residency))) return 0;
+    running += rep?.activeJobs ?? 0;
+  }
+  return Math.max(0, q.active - running);
+}
+
+/** A model's jobs that need a consumer: waiting ones plus orphaned active ones (see `orphanedJobs`). */
+export function demandOf(state: PolicyState, model: string): number {
+  return (state.queues.get(model)?.waiting ?? 0) + orphanedJobs(state, model);
+}
+
 /** Chance (0..1) that a model gets a request within the horizon: 1 while jobs wait, else from its arrival rate. */
 export function chanceSoon(state: PolicyState, model: string): number {
   const q = state.queues.get(model);
   if (!q) return 0;
-  if (q.waiting > 0) return 1;
+  if (q.waiting > 0 || orphanedJobs(state, model) > 0) return 1;
   return 1 - Math.exp(-q.rate * state.config.horizonMs);
 }
 
@@ -134,11 +160,11 @@ export function replicasOf(state: PolicyState, model: string): ReadonlySet<Worke
   return state.replicas.get(model) ?? NONE;
 }
 
-/** Keeps `waiting` and `unserved` in step with a model's queue and replicas. */
+/** Keeps `waiting` and `unserved` (models with jobs that need a consumer: `demandOf`) in step with a model's queue, replicas and workers. */
 export function refreshDemand(state: PolicyState, model: string): void {
   const q = state.queues.get(model);
   if (q) q.soon = chanceSoon(state, model) * priorityWeight(state, model);
-  const waits = q !== undefined && q.waiting > 0 && state.models.has(model);
+  const waits = q !== undefined && demandOf(state, model) > 0 && state.models.has(model);
   if (waits) state.waiting.add(model);
   else state.waiting.delete(model);
   if (waits && replicasOf(state, model).size === 0) state.unserved.add(model);
@@ -238,7 +264,7 @@ export interface Placement {
   /**
    * How the model reaches the GPU: `swap_in` from its host copy; `load_swap_in` = `load` then `swap_in` (a disk
    * load that parks a host copy, so a later eviction keeps it one swap away); `load_to_gpu` when host RAM has no
-   * room (no host copy: evicting it later sends it back to disk).
+   * room or the worker's pinned host pool is not ready yet (no host copy: evicting it later sends it back to disk).
    */
   move: 'swap_in' | 'load_swap_in' | 'load_to_gpu';
   gpuVictims: Victim[];
@@ -275,7 +301,10 @@ export function choosePlacement(
     const use = usageOf(state, w);
     const gpuVictims = chooseVictims(state, w, 'gpu', use.gpu + bytes - w.state.budgets.gpu, model);
     if (!gpuVictims) continue;
-    const move = r === 'host' ? 'swap_in' : use.host + bytes <= w.state.budgets.host ? 'load_swap_in' : 'load_to_gpu';
+    // A worker whose pinned host pool is not there yet (a fresh process pins it in the background) would make a
+    // `load` wait for the pinning: stream disk -> staging -> GPU instead.
+    const parkable = w.state.hostReady !== false && use.host + bytes <= w.state.budgets.host;
+    const move = r === 'host' ? 'swap_in' : parkable ? 'load_swap_in' : 'load_to_gpu';
     let cost = lb;
     for (const v of gpuVictims) cost += v.cost;
     if (!best || cost < best.cost) best = { worker: w, move, gpuVictims, cost };

@@ -6,7 +6,7 @@
 import type { CommandBody, WorkerState } from '../shared/cluster.ts';
 import type { ModelEntry } from '../shared/config.ts';
 import {
-  choosePlacement, chooseVictims, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, modelBytes, modelsOn,
+  choosePlacement, chooseVictims, demandOf, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, modelBytes, modelsOn,
   refreshDemand, replicasOf, residencyOf, unindexWorker,
 } from './placement.ts';
 import {
@@ -153,6 +153,8 @@ function onWorkerState(state: PolicyState, s: WorkerState, now: number): { w: Wo
     else if (rep.residency === 'disk') w.hostCopy.delete(m);
   }
   indexWorker(state, w);
+  // A model's orphaned active jobs depend on what workers consume, hold and run (placement.ts `orphanedJobs`).
+  for (const m of changed) refreshDemand(state, m);
   if (s.draining || !s.healthy) {
     for (const key of state.reclaims.keys()) if (key.startsWith(`${s.workerId}\n`)) state.reclaims.delete(key);
   }
@@ -179,6 +181,8 @@ function forgetWorker(state: PolicyState, workerId: string): void {
   const w = state.workers.get(workerId);
   if (w) unindexWorker(state, w);
   state.workers.delete(workerId);
+  // Jobs it was running are orphaned now (BullMQ still holds them as active): demand for a new consumer.
+  if (w) for (const m of modelsOn(w)) refreshDemand(state, m);
   for (const [id, p] of state.pending) if (p.workerId === workerId) state.pending.delete(id);
   for (const key of state.reclaims.keys()) if (key.startsWith(`${workerId}\n`)) state.reclaims.delete(key);
 }
@@ -230,7 +234,7 @@ export const MAX_PLACEMENTS_PER_EVENT = 16;
 /** Whether a model wants another GPU replica: jobs wait and none serves, below keep-warm, or past its SLO. */
 function wantsReplica(state: PolicyState, s: ModelSettings, q: QueueView | undefined, now: number): boolean {
   const replicas = replicasOf(state, s.id);
-  const waiting = q?.waiting ?? 0;
+  const waiting = q === undefined ? 0 : demandOf(state, s.id); // waiting + orphaned active jobs
   if (replicas.size === 0) return waiting > 0 || s.keepWarm > 0;
   if (replicas.size < s.keepWarm) return true;
   if (waiting === 0 || q?.oldestWaitingAt == null || now - q.oldestWaitingAt <= s.sloMs || replicas.size >= s.maxReplicas) return false;
@@ -261,7 +265,7 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
   const s = state.models.get(model);
   if (!s) return;
   const q = state.queues.get(model);
-  const waiting = q?.waiting ?? 0;
+  const waiting = demandOf(state, model); // waiting + orphaned active jobs (their worker died)
   const replicas = replicasOf(state, model);
   for (const w of replicas) {
     if (!isConsuming(w, model) && !reclaimed(state, w, model)) {
