@@ -96,6 +96,12 @@ export const WorkerState = z.object({
   healthy: z.boolean(),
   /** Highest scheduler epoch the worker has accepted a command from. */
   epoch: z.number().int().nonnegative(),
+  /**
+   * Whether the pinned host tier exists yet. A fresh worker pins its host pool on a background thread (≈ 2 s for
+   * 54 GB); a `load` into it waits for that, so the scheduler brings a model in with `load_to_gpu` (small pinned
+   * staging ring, pinned first) while this is false. Optional: absent means ready.
+   */
+  hostReady: z.boolean().optional(),
 });
 export type WorkerState = z.infer<typeof WorkerState>;
 

@@ -230,6 +230,16 @@ const cases: Case[] = [
     },
     event: queued('A', 1), now: 100, want: ['w1 stop_consume B', 'w1 evict B', 'w1 swap_in A', 'w1 consume A x4'],
   },
+  {
+    name: 'a fresh worker whose pinned host pool is not ready yet: load_to_gpu (a load would wait for the pinning)',
+    given: { models: [model('A')], workers: [{ ...workerState('w1'), hostReady: false }] },
+    event: queued('A', 1), now: 100, want: ['w1 load_to_gpu A', 'w1 consume A x4'],
+  },
+  {
+    name: 'a worker reporting its host pool ready parks a host copy as before: load + swap_in',
+    given: { models: [model('A')], workers: [{ ...workerState('w1'), hostReady: true }] },
+    event: queued('A', 1), now: 100, want: ['w1 load A', 'w1 swap_in A', 'w1 consume A x4'],
+  },
 ];
 
 describe('policy: one event -> recorded effects', () => {
