@@ -117,6 +117,7 @@ export function priorityWeight(state: PolicyState, model: string): number {
 export function orphanedJobs(state: PolicyState, model: string): number {
   const q = state.queues.get(model);
   if (!q || q.active === 0) return 0;
+  if ((state.replicas.get(model)?.size ?? 0) > 0) return 0; // a live GPU holder: the fast common case
   let running = 0;
   for (const w of state.workers.values()) {
     const rep = w.state.models[model];
