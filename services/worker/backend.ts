@@ -24,6 +24,10 @@ export interface ModelBackend {
   move(kind: MoveKind, modelId: string, onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<MoveOutcome>;
   residency(modelId: string): Residency;
   usage(): { host: number; gpu: number };
+  /** Whether the pinned host tier exists yet (a fresh process pins it in the background). Absent: always ready. */
+  hostReady?(): boolean;
+  /** Resolves once the pinned host tier exists (so the worker can report the change). */
+  whenHostReady?(): Promise<void>;
   /** Runs one generation on a GPU-resident model. Throws SwapserveError (context_length_exceeded, ...) on bad input. */
   generate(modelId: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent>;
   close(): Promise<void>;

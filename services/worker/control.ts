@@ -8,11 +8,20 @@ import type { RedisClient } from '../shared/queues.ts';
 export interface ControlHost {
   workerId: string;
   state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'>;
-  /** Executes one command; throws { code: CommandErrorCode } errors. */
-  execute(cmd: WorkerCommand): Promise<void>;
+  /**
+   * Executes one command; throws { code: CommandErrorCode } errors. A tier move calls `started` once it is under way:
+   * the next command is taken from then on (see Control).
+   */
+  execute(cmd: WorkerCommand, started: () => void): Promise<void>;
 }
 
-/** Publishes state on every change (coalesced) and every heartbeat; runs commands in order. */
+/**
+ * Publishes state on every change (coalesced) and every heartbeat; runs commands in order. Commands start in the
+ * order they were sent, but the loop does not wait for a tier move to *finish* before taking the next command, only
+ * for it to be under way: `swap_in` then `consume` starts taking the model's jobs while its weights are still landing
+ * (execute-while-loading; moves themselves still run one at a time, in order, in the tier manager). `drain` waits
+ * for every command before it. Each command's result is published when it ends.
+ */
 export class Control {
   private readonly k: ReturnType<typeof clusterKeys>;
   private seq = 0;
@@ -22,6 +31,8 @@ export class Control {
   private publishing: Promise<void> | null = null;
   private stopped = false;
   private loop: Promise<void> | null = null;
+  /** Commands started and not yet answered. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly host: ControlHost,
@@ -82,12 +93,18 @@ export class Control {
       if (!res) continue;
       for (const [id, fields] of res[0][1]) {
         last = id;
-        await this.handle(fields);
+        let started!: () => void;
+        const underWay = new Promise<void>((r) => { started = r; });
+        if (fieldsKind(fields) === 'drain') await Promise.allSettled([...this.inFlight]);
+        const done = this.handle(fields, started);
+        this.inFlight.add(done);
+        void done.finally(() => this.inFlight.delete(done));
+        await Promise.race([done, underWay]);
       }
     }
   }
 
-  private async handle(fields: string[]): Promise<void> {
+  private async handle(fields: string[], started: () => void): Promise<void> {
     const t0 = Date.now();
     let cmd: WorkerCommand;
     try {
@@ -101,7 +118,7 @@ export class Control {
     } else {
       this.epoch = cmd.epoch;
       try {
-        await this.host.execute(cmd);
+        await this.host.execute(cmd, started);
       } catch (e) {
         const code = (e as { code?: string }).code;
         const known: CommandErrorCode[] = ['in_use', 'out_of_memory', 'not_found', 'invalid', 'io', 'device', 'draining'];
@@ -128,6 +145,19 @@ export class Control {
     this.blocking.disconnect();
     await this.loop?.catch(() => {});
   }
+}
+
+/** The `kind` of a command entry, read without validating it (handle() validates). */
+function fieldsKind(fields: string[]): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] !== 'data') continue;
+    try {
+      return (JSON.parse(fields[i + 1]) as { kind?: string } | null)?.kind;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 export type { ModelOnWorker };

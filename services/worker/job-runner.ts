@@ -10,8 +10,9 @@ import { keys, type RedisClient } from '../shared/queues.ts';
 import { appendEvent } from '../shared/stream.ts';
 import { jobTrace } from '../telemetry/traces.ts';
 import type { ModelBackend } from './backend.ts';
-import { classifyPath } from './residency.ts';
-import { TierError, type TierManager } from './tiers.ts';
+import { classifyPath, type PathDecision } from './residency.ts';
+import type { ColdReason } from '../shared/vocab.ts';
+import { TierError, type GpuReady, type TierManager } from './tiers.ts';
 
 export interface RunnerContext {
   workerId: string;
@@ -34,6 +35,13 @@ function toSwapserveError(e: unknown): SwapserveError {
   const code = (e as { code?: unknown })?.code;
   if (isErrorCode(code)) return new SwapserveError(code, { message: (e as Error).message });
   return new SwapserveError('generation_failed');
+}
+
+/** The move a job waited for failed: the model could not be brought in (unless it was already a typed error). */
+function moveError(model: string, e: unknown): SwapserveError {
+  if (e instanceof SwapserveError) return e;
+  if (e instanceof TierError && e.code !== 'out_of_memory' && e.code !== 'io') return toSwapserveError(e);
+  return new SwapserveError('model_load_failed', { detail: model });
 }
 
 export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal): Promise<{ completionTokens: number }> {
@@ -59,6 +67,9 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
   signal?.addEventListener('abort', onAbort, { once: true });
   ctx.active.set(data.requestId, ac);
   let used = false;
+  /** Set when the move this job started under failed (the generation is aborted; this is its error). */
+  let moveFailed: { e: unknown } | null = null;
+  let ready: Promise<GpuReady> | null = null;
   try {
     if (await ctx.redis.exists(k.cancelled(data.requestId))) {
       await emit({ type: 'error', attempt, code: 'cancelled', message: 'The request was cancelled', retryable: false });
@@ -69,28 +80,46 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     used = true;
     let lastProgress = 0;
     const every = ctx.progressEveryMs ?? 250;
-    const { readyMs, arrival } = await ctx.tiers.ensureOnGpu(data.model, (stage, doneBytes, totalBytes) => {
+    // Execute-while-loading: generation starts once the model is on the GPU or a move there is under way (the
+    // engine's prefill waits per layer); the path is classified once the move has ended, before the first token.
+    ({ ready } = await ctx.tiers.startOnGpu(data.model, (stage, doneBytes, totalBytes) => {
       const now = nowMs();
       if (now - lastProgress < every) return;
       lastProgress = now;
       emit({ type: 'progress', attempt, stage, doneBytes, totalBytes, workerId: ctx.workerId }).catch(() => {});
-    });
-    const path = classifyPath(data.arrivalMs, readyMs, arrival, ctx.startedMs);
-    jt.waitedFor(arrival, ctx.tiers.info(data.model).bytes); // moves this request waited for that ran outside its trace
-    const pathInfo = { path: path.path, ...(path.coldReason ? { coldReason: path.coldReason } : {}) };
-    jt.setPath(path.path, path.coldReason);
+    }));
+    ready.catch((e: unknown) => { moveFailed = { e }; ac.abort(); });
     const genStart = nowMs();
+    let decided: { pathInfo: { path: PathDecision['path']; coldReason?: ColdReason }; timings: Timings; readyMs: number } | null = null;
+    const decide = async () => {
+      if (decided) return decided;
+      const { readyMs, arrival } = await (ready as Promise<GpuReady>);
+      const path = classifyPath(data.arrivalMs, readyMs, arrival, ctx.startedMs);
+      jt.waitedFor(arrival, ctx.tiers.info(data.model).bytes); // moves this request waited for that ran outside its trace
+      jt.setPath(path.path, path.coldReason);
+      // Warm: the whole wait was the queue, from arrival to this worker picking the job up.
+      const queueMs = path.path === 'warm' ? Math.max(0, pickedMs - data.arrivalMs) : path.queueMs;
+      decided = {
+        pathInfo: { path: path.path, ...(path.coldReason ? { coldReason: path.coldReason } : {}) },
+        timings: { queueMs, loadMs: path.loadMs, swapMs: path.swapMs, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 },
+        readyMs,
+      };
+      return decided;
+    };
     let index = 0;
     let firstAt = 0;
-    // Warm: the whole wait was the queue, from arrival to this worker picking the job up.
-    const queueMs = path.path === 'warm' ? Math.max(0, pickedMs - data.arrivalMs) : path.queueMs;
-    let timings: Timings = { queueMs, loadMs: path.loadMs, swapMs: path.swapMs, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 };
+    let timings: Timings | null = null;
     for await (const ev of ctx.backend.generate(data.model, data, ac.signal)) {
+      const { pathInfo, timings: base, readyMs } = await decide();
+      timings ??= base;
       if (ev.type === 'token') {
         if (index === 0) {
           firstAt = nowMs();
-          jt.prefillDone(genStart, firstAt);
-          timings = { ...timings, prefillMs: firstAt - genStart, ttftMs: Math.max(0, firstAt - data.arrivalMs) };
+          // Prefill counts from when the weights had all landed (or generation started, if later): the part of it
+          // that ran under the move is hidden in the move's time, so queue + load + swap + prefill never exceed TTFT.
+          const prefillFrom = Math.min(firstAt, Math.max(genStart, readyMs));
+          jt.prefillDone(prefillFrom, firstAt);
+          timings = { ...timings, prefillMs: firstAt - prefillFrom, ttftMs: Math.max(0, firstAt - data.arrivalMs) };
           await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo, timings });
         } else {
           await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo });
@@ -108,12 +137,19 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
         return { completionTokens: ev.completionTokens };
       }
     }
+    if (moveFailed) throw (moveFailed as { e: unknown }).e;
     // The engine stopped without a done event: only cancellation does that.
     jt.end({ outcome: 'cancelled', outputTokens: index });
     await emit({ type: 'error', attempt, code: 'cancelled', message: 'The request was cancelled', retryable: false });
     return { completionTokens: index };
   } catch (e) {
-    const err = ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e);
+    // A generation that failed under a move may have failed because of it (the weights never landed): wait for the
+    // move's outcome so that the error names the cause.
+    if (ready && !moveFailed && (!(e instanceof SwapserveError) || e.code === 'generation_failed')) {
+      await ready.then(() => {}, (me: unknown) => { moveFailed ??= { e: me }; });
+    }
+    const failed = moveFailed as { e: unknown } | null;
+    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e);
     jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
     await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
     return { completionTokens: 0 };

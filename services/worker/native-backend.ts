@@ -63,11 +63,19 @@ export class NativeBackend implements ModelBackend {
     const o = onProgress ? { onProgress } : undefined;
     // Off the GPU tier: the engine's weights lease must go first (the runtime never frees a leased arena).
     if (kind === 'evict' || kind === 'drop') await this.closeEngine(h);
-    const r = kind === 'load' ? await this.runtime.load(id, o)
-      : kind === 'swap_in' ? await this.runtime.swapIn(id, o)
-        : kind === 'load_to_gpu' ? await this.runtime.loadToGpu(id, o)
-          : kind === 'evict' ? await this.runtime.evict(id)
-            : await this.runtime.drop(id);
+    let r;
+    try {
+      r = kind === 'load' ? await this.runtime.load(id, o)
+        : kind === 'swap_in' ? await this.runtime.swapIn(id, o)
+          : kind === 'load_to_gpu' ? await this.runtime.loadToGpu(id, o)
+            : kind === 'evict' ? await this.runtime.evict(id)
+              : await this.runtime.drop(id);
+    } catch (e) {
+      // An engine created while the weights were landing (execute-while-loading) leases the failed move's arena:
+      // release it, so the arena goes back to the pool and the next move has its room.
+      if (kind === 'swap_in' || kind === 'load_to_gpu') await this.closeEngine(h);
+      throw e;
+    }
     return { bytes: r.bytes, wallMs: r.wallMs };
   }
 
@@ -79,6 +87,23 @@ export class NativeBackend implements ModelBackend {
   usage(): { host: number; gpu: number } {
     const u = this.runtime.usage();
     return { host: u.host.usedBytes, gpu: u.gpu.usedBytes };
+  }
+
+  /** The native runtime (tests hold a move with `holdNextForTest`; benches read it). */
+  get runtimeForTest(): Runtime {
+    return this.runtime;
+  }
+
+  hostReady(): boolean {
+    try {
+      return this.runtime.usage().host.ready === true;
+    } catch {
+      return false; // closed
+    }
+  }
+
+  whenHostReady(): Promise<void> {
+    return this.runtime.hostReady;
   }
 
   async *generate(id: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent> {

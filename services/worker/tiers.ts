@@ -25,6 +25,14 @@ interface Slot {
   moving: Residency | null;
   /** The latest disk read of the weights (load or load_to_gpu); requests that arrived before its end waited for it. */
   lastLoad: MoveSpan | null;
+  /** A move towards the GPU (swap_in, load_to_gpu) under way: resolves when its weights have all landed. */
+  toGpu: Promise<GpuReady> | null;
+}
+
+/** A model usable on the GPU: since when, and how it got there. */
+export interface GpuReady {
+  readyMs: number;
+  arrival: GpuArrival;
 }
 
 export type Progress = (stage: 'loading' | 'swapping', doneBytes: number, totalBytes: number) => void;
@@ -38,7 +46,7 @@ export class TierManager {
 
   add(entry: ModelEntry): void {
     if (this.slots.has(entry.id)) return;
-    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null };
+    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null, toGpu: null };
     slot.registered = this.backend.register(entry).then((r) => {
       slot.bytes = r.bytes;
     });
@@ -82,26 +90,80 @@ export class TierManager {
    * Makes the model GPU-resident (disk -> host -> GPU as needed), making room by evicting idle models LRU-first.
    * Resolves with when it was ready; callers classify their path from the arrival history.
    */
-  async ensureOnGpu(id: string, progress?: Progress): Promise<{ readyMs: number; arrival: GpuArrival }> {
+  async ensureOnGpu(id: string, progress?: Progress): Promise<GpuReady> {
+    return (await this.startOnGpu(id, progress)).ready;
+  }
+
+  /**
+   * Execute-while-loading: resolves as soon as the model is on the GPU **or a move to the GPU is under way** (its
+   * arena exists, so an engine can be created and prefill waits per layer); `ready` resolves when every group has
+   * landed (reject: the move failed). Makes the model resident (disk -> host -> GPU as needed, evicting idle models
+   * LRU-first) when nothing is moving it there.
+   */
+  async startOnGpu(id: string, progress?: Progress): Promise<{ ready: Promise<GpuReady> }> {
     const s = this.slot(id);
     await s.registered;
-    if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
-    return this.serial(async () => {
+    if (s.toGpu) return { ready: s.toGpu };
+    if (s.arrival && this.backend.residency(id) === 'gpu') return { ready: Promise.resolve({ readyMs: nowMs(), arrival: s.arrival }) };
+    let started!: (r: { ready: Promise<GpuReady> }) => void;
+    const startedP = new Promise<{ ready: Promise<GpuReady> }>((r) => { started = r; });
+    const all = this.serial(async () => {
       if (s.arrival && this.backend.residency(id) === 'gpu') return { readyMs: nowMs(), arrival: s.arrival };
+      if (s.toGpu) return s.toGpu; // cannot happen inside the chain (moves are serial); kept for safety
       if (this.backend.residency(id) === 'disk') {
         await this.makeRoom('host', s);
         s.lastLoad = await this.timed(s, 'load', 'loading', progress);
       }
       await this.makeRoom('gpu', s);
-      const swap = await this.timed(s, 'swap_in', 'swapping-in', progress);
-      s.arrival = { atMs: swap.endMs, load: s.lastLoad, swap };
-      this.onChange();
-      return { readyMs: swap.endMs, arrival: s.arrival };
+      const ready = this.towardsGpu(s, 'swap_in', progress);
+      started({ ready });
+      return ready;
     });
+    all.catch(() => {});
+    // Settled without starting a move (already there, or failed before): the outcome is the whole answer.
+    all.then((r) => started({ ready: Promise.resolve(r) }), (e: unknown) => {
+      const ready = Promise.reject(e);
+      ready.catch(() => {});
+      started({ ready });
+    });
+    return startedP;
   }
 
-  /** Executes a scheduler command's move. */
-  async command(kind: MoveKind, id: string): Promise<MoveOutcome> {
+  /**
+   * Issues a move towards the GPU and records it as under way (`toGpu`) until it ends; the returned promise resolves
+   * once the weights have all landed, with the arrival recorded.
+   */
+  private towardsGpu(s: Slot, kind: 'swap_in' | 'load_to_gpu', progress?: Progress): Promise<GpuReady> {
+    const startMs = nowMs();
+    s.moving = 'swapping-in';
+    this.onChange();
+    const stage = kind === 'swap_in' ? 'swapping' : 'loading';
+    // The backend issues the move synchronously (residency is swapping-in from here): an engine may lease it now.
+    const move = tracedMove(kind, s.entry.id, () => this.backend.move(kind, s.entry.id, progress ? (d, t) => progress(stage, d, t) : undefined));
+    const ready = move.then(() => {
+      const span = { startMs, endMs: nowMs() };
+      if (kind === 'swap_in') {
+        s.arrival = { atMs: span.endMs, load: s.lastLoad, swap: span };
+      } else {
+        s.lastLoad = span;
+        s.arrival = { atMs: span.endMs, load: span, swap: null };
+      }
+      return { readyMs: span.endMs, arrival: s.arrival };
+    }).finally(() => {
+      s.moving = null;
+      s.toGpu = null;
+      this.onChange();
+    });
+    ready.catch(() => {});
+    s.toGpu = ready;
+    return ready;
+  }
+
+  /**
+   * Executes a scheduler command's move. `onStarted` is called once the move has been issued (or has ended without
+   * one): a move towards the GPU is then under way, and a job of the model may start (execute-while-loading).
+   */
+  async command(kind: MoveKind, id: string, onStarted?: () => void): Promise<MoveOutcome> {
     const s = this.slot(id);
     await s.registered;
     return this.serial(async () => {
@@ -114,7 +176,14 @@ export class TierManager {
             : r0 === 'disk';
       if (done) return { bytes: 0, wallMs: 0 };
       if ((kind === 'evict' || kind === 'drop') && s.activeJobs > 0) throw new TierError('in_use', `model ${id} has ${s.activeJobs} active jobs`);
-      const stage: Residency = kind === 'load' ? 'loading' : kind === 'evict' || kind === 'drop' ? 'evicting' : 'swapping-in';
+      if (kind === 'swap_in' || kind === 'load_to_gpu') {
+        const t0 = nowMs();
+        const ready = this.towardsGpu(s, kind);
+        onStarted?.();
+        await ready;
+        return { bytes: s.bytes, wallMs: nowMs() - t0 };
+      }
+      const stage: Residency = kind === 'load' ? 'loading' : 'evicting';
       const t0 = nowMs();
       s.moving = stage;
       this.onChange();
@@ -122,11 +191,6 @@ export class TierManager {
         const r = await tracedMove(kind, id, () => this.backend.move(kind, id));
         const span = { startMs: t0, endMs: nowMs() };
         if (kind === 'load') s.lastLoad = span;
-        if (kind === 'swap_in') s.arrival = { atMs: span.endMs, load: s.lastLoad, swap: span };
-        if (kind === 'load_to_gpu') {
-          s.lastLoad = span;
-          s.arrival = { atMs: span.endMs, load: span, swap: null };
-        }
         if (kind === 'evict' || kind === 'drop') s.arrival = null;
         if (kind === 'drop') s.lastLoad = null;
         return r;

@@ -60,7 +60,7 @@ export class SwapWorker {
     this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
     this.tiers = new TierManager(this.backend, () => this.control?.changed());
     this.control = new Control(
-      { workerId: this.workerId, state: () => this.state(), execute: (c) => this.execute(c) },
+      { workerId: this.workerId, state: () => this.state(), execute: (c, started) => this.execute(c, started) },
       this.redis, connect(url, { blocking: true, name: 'swapserve-worker-cmd' }), this.cfg.prefix, this.cfg.worker.heartbeatMs,
     );
     this.ctx = {
@@ -79,6 +79,8 @@ export class SwapWorker {
     const channel = keys(this.cfg.prefix).cancelChannel;
     this.sub.on('message', (_ch: string, requestId: string) => this.active.get(requestId)?.abort());
     await this.sub.subscribe(channel);
+    // A fresh process pins its host pool in the background: report when it exists (the scheduler places by it).
+    this.backend.whenHostReady?.().then(() => this.control.changed(), () => {});
     await this.control.start();
     if (this.consumeAll) for (const m of this.cfg.models) this.consume(m.id, this.cfg.worker.concurrency);
   }
@@ -111,7 +113,7 @@ export class SwapWorker {
     await w.close();
   }
 
-  private async execute(cmd: WorkerCommand): Promise<void> {
+  private async execute(cmd: WorkerCommand, started: () => void = () => {}): Promise<void> {
     switch (cmd.kind) {
       case 'consume':
         if (this.draining) throw Object.assign(new Error('worker is draining'), { code: 'draining' });
@@ -129,7 +131,7 @@ export class SwapWorker {
         this.requestExit(0);
         return;
       default:
-        await this.tiers.command(cmd.kind, cmd.model);
+        await this.tiers.command(cmd.kind, cmd.model, started);
     }
   }
 
@@ -150,6 +152,7 @@ export class SwapWorker {
       workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,
       startedAt: this.startedMs, budgets: this.backend.budgets, usage: { host, gpu }, maxJobs: this.cfg.worker.concurrency,
       models, draining: this.draining, healthy: this.healthy,
+      ...(this.backend.hostReady ? { hostReady: this.backend.hostReady() } : {}),
     };
   }
 
