@@ -593,8 +593,10 @@ export async function run(argv: string[]): Promise<number> {
       if (!device) device = (await stack.workers())[0]?.device ?? '';
     }
     // 2. Warm and swap, every model, both prompts. One request to each first (not recorded) parks all three in the
-    // host tier; then a ring 8B -> 7B -> 11B -> 8B ... makes each request a swap, each followed by a warm one.
-    for (const m of [m7, m11]) {
+    // host tier; then a ring 8B -> 7B -> 11B -> 8B ... makes each request a swap, each followed by a warm one. The 8B
+    // model is brought in again between the others: a fresh worker loads it with load_to_gpu (no host copy yet, as
+    // its host pool was still being pinned), so the 7B one displaces it to disk and it must be loaded once more.
+    for (const m of [m7, m8, m11]) {
       await send(m, prompts[0], 'prep', null);
       samples.pop();
     }
