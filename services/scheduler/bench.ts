@@ -133,7 +133,13 @@ export class Sim {
       const added = (this.added.get(m.id) ?? 0) + 1;
       this.added.set(m.id, added);
       const waiting = this.rand() < 0.5 ? 0 : 1 + Math.floor(this.rand() * 6);
-      yield { type: 'queue', model: m.id, waiting, active: Math.floor(this.rand() * 4), added, oldestWaitingAt: waiting > 0 ? now - Math.floor(this.rand() * 3000) : null };
+      // BullMQ's active count is what the workers run (no worker dies here, so no job is orphaned: a random count
+      // would read as active jobs of dead workers, which the policy places as demand). The draw stays, so a seed
+      // gives the same workload as before.
+      this.rand();
+      let active = 0;
+      for (const w of this.workers) active += w.models[m.id]?.activeJobs ?? 0;
+      yield { type: 'queue', model: m.id, waiting, active, added, oldestWaitingAt: waiting > 0 ? now - Math.floor(this.rand() * 3000) : null };
     } else {
       const w = this.workers[Math.floor(this.rand() * this.workers.length)];
       for (const m of Object.values(w.models)) {

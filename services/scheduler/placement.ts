@@ -109,34 +109,46 @@ export function priorityWeight(state: PolicyState, model: string): number {
  * Jobs BullMQ holds as `active` that no live worker runs: their worker died (SIGKILL, a lost machine). Their locks
  * expire, but only a running BullMQ Worker's stalled check puts them back in `wait` (or fails them past
  * maxStalledCount), so they are demand for a consumer exactly like waiting jobs. Counted as BullMQ's active count
- * beyond the jobs live workers report, and only while no live worker consumes the model or holds it on its GPU:
- * a consumer runs the stalled check itself; a GPU holder is told to consume (rule 1) or, draining, is about to
- * exit; and a worker that has just finished a job reports it before BullMQ's counts show it, which must not read
- * as an orphan.
+ * beyond what live workers account for (`coverOf`), and only from a queue snapshot read after that last shrank
+ * (`stale`: a worker that finished jobs, or left, may be reported before BullMQ's count drops, which must not read
+ * as orphans).
  */
 export function orphanedJobs(state: PolicyState, model: string): number {
   const q = state.queues.get(model);
-  if (!q || q.active === 0) return 0;
-  if ((state.replicas.get(model)?.size ?? 0) > 0) return 0; // a live GPU holder: the fast common case
+  if (!q || q.active === 0 || q.stale) return 0;
+  return Math.max(0, q.active - coverOf(state, model));
+}
+
+/**
+ * Active jobs of a model that live workers account for: all of them (Infinity) while one consumes the model or
+ * holds it on its GPU (a consumer runs the stalled check itself; a GPU holder is told to consume by rule 1 or,
+ * draining, is about to exit), else the jobs they report running.
+ */
+export function coverOf(state: PolicyState, model: string): number {
+  if ((state.replicas.get(model)?.size ?? 0) > 0) return Infinity; // the common case, without a scan
   let running = 0;
   for (const w of state.workers.values()) {
     const rep = w.state.models[model];
-    if (isConsuming(w, model) || ON_GPU.has(residencyOf(w, model)) || (rep !== undefined && ON_GPU.has(rep.residency))) return 0;
+    if (isConsuming(w, model) || ON_GPU.has(residencyOf(w, model)) || (rep !== undefined && ON_GPU.has(rep.residency))) return Infinity;
     running += rep?.activeJobs ?? 0;
   }
-  return Math.max(0, q.active - running);
+  return running;
 }
 
-/** A model's jobs that need a consumer: waiting ones plus orphaned active ones (see `orphanedJobs`). */
+/**
+ * A model's jobs that need a consumer: waiting ones plus orphaned active ones, as `refreshDemand` last counted
+ * them (it runs on every change of the queue's counts, of a worker's entry for the model or of its replicas).
+ */
 export function demandOf(state: PolicyState, model: string): number {
-  return (state.queues.get(model)?.waiting ?? 0) + orphanedJobs(state, model);
+  const q = state.queues.get(model);
+  return q === undefined ? 0 : q.waiting + (q.orphaned ?? 0);
 }
 
 /** Chance (0..1) that a model gets a request within the horizon: 1 while jobs wait, else from its arrival rate. */
 export function chanceSoon(state: PolicyState, model: string): number {
   const q = state.queues.get(model);
   if (!q) return 0;
-  if (q.waiting > 0 || orphanedJobs(state, model) > 0) return 1;
+  if (q.waiting > 0 || (q.orphaned ?? 0) > 0) return 1;
   return 1 - Math.exp(-q.rate * state.config.horizonMs);
 }
 
@@ -164,7 +176,14 @@ export function replicasOf(state: PolicyState, model: string): ReadonlySet<Worke
 /** Keeps `waiting` and `unserved` (models with jobs that need a consumer: `demandOf`) in step with a model's queue, replicas and workers. */
 export function refreshDemand(state: PolicyState, model: string): void {
   const q = state.queues.get(model);
-  if (q) q.soon = chanceSoon(state, model) * priorityWeight(state, model);
+  if (q) {
+    // What live workers account for shrank: the snapshot read before may count jobs that finished since.
+    const cover = coverOf(state, model);
+    if (cover < (q.cover ?? 0)) q.stale = true;
+    q.cover = cover;
+    q.orphaned = orphanedJobs(state, model);
+    q.soon = chanceSoon(state, model) * priorityWeight(state, model);
+  }
   const waits = q !== undefined && demandOf(state, model) > 0 && state.models.has(model);
   if (waits) state.waiting.add(model);
   else state.waiting.delete(model);

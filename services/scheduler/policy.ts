@@ -204,6 +204,7 @@ function onQueue(state: PolicyState, e: Extract<PolicyEvent, { type: 'queue' }>,
   q.oldestWaitingAt = e.oldestWaitingAt;
   q.added = Math.max(q.added, e.added);
   q.seenAt = now;
+  q.stale = false; // read after anything the policy has seen
   refreshDemand(state, e.model);
 }
 

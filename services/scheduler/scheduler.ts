@@ -305,19 +305,26 @@ export class Scheduler {
     const p = redis.pipeline();
     for (const id of ids) p.exists(this.keys.workerState(id));
     const res = (await p.exec()) ?? [];
+    let gone = false;
     for (let k = 0; k < ids.length; k++) {
       const [err, n] = res[k] ?? [null, 1];
       if (err || Number(n) > 0) continue;
       await redis.zrem(this.keys.workers(), ids[k]);
-      if (state.workers.has(ids[k])) this.handle({ type: 'worker-gone', workerId: ids[k] });
+      if (state.workers.has(ids[k])) {
+        this.handle({ type: 'worker-gone', workerId: ids[k] });
+        gone = true;
+      }
     }
+    // Its jobs stay active in BullMQ: re-read the queues it held now, so the policy sees them as orphaned at once.
+    if (gone && this.state) await this.pollQueues([...this.state.queues].filter(([, q]) => q.stale).map(([m]) => m));
   }
 
   private async pollQueues(models: readonly string[]): Promise<void> {
     const snaps = await readQueues(this.redis!, models, this.o.prefix);
     for (const s of snaps) {
       const q = this.state?.queues.get(s.model);
-      if (q && q.waiting === s.waiting && q.active === s.active && q.added === s.added && q.oldestWaitingAt === s.oldestWaitingAt) continue;
+      // Unchanged counts are skipped, except where the policy waits for a snapshot read after a worker let go (`stale`).
+      if (q && !q.stale && q.waiting === s.waiting && q.active === s.active && q.added === s.added && q.oldestWaitingAt === s.oldestWaitingAt) continue;
       this.handle({ type: 'queue', ...s });
     }
   }

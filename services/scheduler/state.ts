@@ -80,6 +80,16 @@ export interface QueueView {
   seenAt: number;
   /** Chance of a request within the horizon x priority weight (set by `refreshDemand`; 1 while jobs wait). */
   soon?: number;
+  /** Active jobs no live worker runs (their worker died), set by `refreshDemand` (placement.ts `orphanedJobs`). */
+  orphaned?: number;
+  /** Active jobs live workers accounted for at the last `refreshDemand` (placement.ts `coverOf`; Infinity: all). */
+  cover?: number;
+  /**
+   * That cover shrank after this snapshot was read (a worker finished jobs, let go of the model, or left): `active`
+   * may count jobs that finished since, so none counts as orphaned until the next snapshot (the scheduler re-reads
+   * stale queues at once after a worker is gone, and on every full poll).
+   */
+  stale?: boolean;
 }
 
 /** A command sent and not yet answered. */
