@@ -694,7 +694,7 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   lines.push('');
-  lines.push('"queue wait" is enqueue to the worker taking the job (it covers the scheduler\'s moves, which run before the worker consumes the queue); "rest" = TTFT − load − swap-in − prefill: HTTP, enqueue, scheduling, commands, consumer start, stream.');
+  lines.push('"queue wait" is enqueue to the worker taking the job (the worker starts consuming once the scheduler\'s move to the GPU is under way, so it covers a disk load that comes before a swap-in, not the swap-in); "prefill" runs from when the last layer landed to the first token; "rest" = TTFT − load − swap-in − prefill: HTTP, enqueue, scheduling, commands, consumer start, stream.');
   // Floors and alternatives.
   const bm = (m: BenchModel) => baseline.models?.[m.key];
   if (baseline.models) {
