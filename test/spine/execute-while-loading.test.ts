@@ -79,6 +79,9 @@ describe('execute-while-loading (worker)', () => {
   it('answers consume while swap_in is under way, starts the job during the swap, and reports it as a swap', async () => {
     const t = await setUp('ok');
     try {
+      // The worker reports its pinned host pool once it exists (the scheduler places cold models by it).
+      await t.backend.runtimeForTest.hostReady;
+      await t.cmd.next('a state with hostReady', (e) => e.type === 'state' && e.state.hostReady === true);
       const load = await t.cmd.send({ kind: 'load', model: 'story-a' });
       assert.equal((await t.cmd.result(load)).ok, true);
       const release = t.backend.runtimeForTest.holdNextForTest();
