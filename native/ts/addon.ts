@@ -30,6 +30,7 @@ export interface NativeRuntimeOptions {
   scratchBudgetBytes: number;
   stagingBytes: number;
   readThreads: number;
+  deferHostPin: boolean;
 }
 
 export interface NativeMoveResult {
@@ -68,6 +69,7 @@ export interface NativeRuntimeObject {
   usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number } };
   checksum(id: string, tier: 'host' | 'gpu'): Promise<string>;
   whenHostReady(): Promise<void>;
+  pinHostPool(): void;
   close(): Promise<void>;
   failNext(code: string): void;
   /** Tests: the next move waits at its start until releaseHold() (or close). */

@@ -24,6 +24,12 @@ export interface RuntimeOptions {
   stagingBytes?: number;
   /** Disk reader threads shared by every move. @defaultValue 8 (cuda), 2 (cpu) */
   readThreads?: number;
+  /**
+   * Pin the host pool only when a move first needs it, or at pinHostPool(), instead of at open. A fresh worker
+   * sets it so that pinning tens of GB does not compete with its first loadToGpu (which needs only the staging
+   * ring). `hostReady` resolves once the pool is pinned, whenever that starts. @defaultValue false
+   */
+  deferHostPin?: boolean;
 }
 
 export interface MoveOptions {
@@ -178,17 +184,24 @@ export class Runtime {
     if (!Number.isInteger(o.device) || o.device < 0 || o.device > 255) throw invalidArgument('an integer in [0, 255]', 'device', o.device);
     if (!isBytes(o.stagingBytes) || o.stagingBytes < MiB) throw invalidArgument('an integer number of bytes >= 1 MiB', 'stagingBytes', o.stagingBytes);
     if (!Number.isInteger(o.readThreads) || o.readThreads < 1 || o.readThreads > 64) throw invalidArgument('an integer in [1, 64]', 'readThreads', o.readThreads);
+    if (opts.deferHostPin !== undefined && typeof opts.deferHostPin !== 'boolean') throw invalidArgument('a boolean', 'deferHostPin', opts.deferHostPin);
     const addon = loadAddon(backend);
     const site = captureSite();
     try {
       const native = new addon.NativeRuntime({
         backend, device: o.device, hostBudgetBytes: o.hostBudgetBytes, gpuBudgetBytes: o.gpuBudgetBytes,
         scratchBudgetBytes: o.scratchBudgetBytes, stagingBytes: o.stagingBytes, readThreads: o.readThreads,
+        deferHostPin: o.deferHostPin === true,
       });
       return new Runtime(addon, native);
     } catch (e) {
       throw fromNative(e, site);
     }
+  }
+
+  /** Starts pinning a host pool opened with `deferHostPin` (no-op once started, or without the option). */
+  pinHostPool(): void {
+    this.native.pinHostPool();
   }
 
   get healthy(): boolean {

@@ -238,9 +238,15 @@ std::shared_ptr<RuntimeCore> RuntimeCore::Open(const RuntimeOptions& o) {
   c->scratchIface_ = std::make_shared<ScratchPoolImpl>(c->scratch_);
   c->readers_ = std::make_unique<ReadPool>(o.readThreads);
   // Pinned host memory: slow (~0.35 s/GiB), so pinned once, in the background, and reused by every move.
-  std::thread([dev, host = c->host_, staging = c->staging_, hb = o.hostBudget, sb = o.stagingBytes] {
+  if (!o.deferHostPin) c->pinGate_->release(false);
+  c->host_->setOnDemand([gate = c->pinGate_] { gate->release(false); });
+  std::thread([dev, host = c->host_, staging = c->staging_, hb = o.hostBudget, sb = o.stagingBytes, gate = c->pinGate_] {
     for (auto& [pool, bytes] : {std::pair{staging, sb}, std::pair{host, hb}}) {
       try {
+        if (pool == host && !gate->wait()) {
+          pool->setFailed(NativeError(ErrorCode::kState, "the runtime is closed"));
+          continue;
+        }
         dev->bindThread();
         if (bytes == 0) {
           pool->setMemory(nullptr, {});
@@ -262,8 +268,8 @@ std::shared_ptr<RuntimeCore> RuntimeCore::Open(const RuntimeOptions& o) {
 RuntimeCore::~RuntimeCore() = default;
 
 void RuntimeCore::waitHostReady() {
-  host_->waitBase();
-  staging_->waitBase();
+  staging_->waitBase(false);
+  host_->waitBase(false);  // a readiness probe: does not start a deferred pin
 }
 
 void RuntimeCore::moveStarted() {
@@ -280,6 +286,7 @@ void RuntimeCore::moveEnded() {
 }
 
 void RuntimeCore::close() {
+  pinGate_->release(true);  // a deferred host pin that never started never will
   closed_ = true;
   abort_ = true;
   releaseHold();

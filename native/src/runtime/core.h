@@ -95,6 +95,30 @@ struct RuntimeOptions {
   uint64_t hostBudget = 0, gpuBudget = 0, scratchBudget = 0;
   uint64_t stagingBytes = 0;  // pinned staging for loadToGpu, split into kStagingSlots slots
   int readThreads = 2;
+  // Pin the host pool only when first needed (a move into the host tier waits for it) or when pinHostPool() is
+  // called, instead of at once. A fresh worker uses this so that pinning tens of GB (page faults from every core,
+  // then cudaHostRegister) does not compete with its first disk -> GPU load, which needs only the staging ring.
+  bool deferHostPin = false;
+};
+
+// Holds the background pinning of the host pool until released (deferHostPin) or cancelled (close).
+struct PinGate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false, cancelled = false;
+  void release(bool cancel) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      released = true;
+      cancelled = cancelled || cancel;
+    }
+    cv.notify_all();
+  }
+  bool wait() {  // false: cancelled
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return released; });
+    return !cancelled;
+  }
 };
 
 class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
@@ -125,6 +149,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::shared_ptr<WeightsLease> acquire(const std::string& id);
   std::shared_ptr<ScratchPool> scratch() { return scratchIface_; }
   bool healthy() const { return !unusable_.load(); }
+  void pinHostPool() { pinGate_->release(false); }  // starts a deferred host pin (no-op once started)
   bool closed() const { return closed_.load(); }
   void failNext(ErrorCode code) { injected_.store(static_cast<int>(code)); }  // tests: next device step fails
   // Tests: the next move started waits at its start until releaseHold() (or close), so "in flight" is deterministic.
@@ -158,6 +183,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Model>> models_;
   std::shared_ptr<Pool> host_, gpu_, scratch_, staging_;
+  std::shared_ptr<PinGate> pinGate_ = std::make_shared<PinGate>();
   std::shared_ptr<ScratchPool> scratchIface_;
   std::unique_ptr<ReadPool> readers_;
   std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots

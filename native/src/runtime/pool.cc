@@ -72,7 +72,18 @@ void Pool::setFailed(const NativeError& e) {
   cv_.notify_all();
 }
 
-uint8_t* Pool::waitBase() {
+void Pool::setOnDemand(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  onDemand_ = std::move(hook);
+}
+
+uint8_t* Pool::waitBase(bool demand) {
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (demand && !ready_ && !failed_) hook = onDemand_;
+  }
+  if (hook) hook();  // outside the lock: the hook may wake the thread that will call setMemory
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return ready_ || failed_; });
   if (failed_) throw NativeError(failCode_, failMsg_);

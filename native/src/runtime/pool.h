@@ -45,7 +45,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Called once by whoever allocates the memory (possibly another thread). `release` frees it at destruction.
   void setMemory(uint8_t* base, std::function<void()> release);
   void setFailed(const NativeError& e);
-  uint8_t* waitBase();  // blocks until setMemory/setFailed; throws the failure
+  // Blocks until setMemory/setFailed; throws the failure. A `demand` wait first runs the on-demand hook (a pool
+  // whose allocation is deferred starts it then); readiness probes pass demand = false.
+  uint8_t* waitBase(bool demand = true);
+  void setOnDemand(std::function<void()> hook);
   bool ready();
   size_t usedBytes();
   size_t budgetBytes() const { return budget_; }
@@ -67,6 +70,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   ErrorCode failCode_ = ErrorCode::kOom;
   std::string failMsg_;
   std::function<void()> releaseMemory_;
+  std::function<void()> onDemand_;
 };
 
 }  // namespace swapserve::runtime

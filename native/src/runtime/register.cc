@@ -225,6 +225,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("usage", &NativeRuntime::Usage),
                            InstanceMethod("checksum", &NativeRuntime::Checksum),
                            InstanceMethod("whenHostReady", &NativeRuntime::WhenHostReady),
+                           InstanceMethod("pinHostPool", &NativeRuntime::PinHostPool),
                            InstanceMethod("close", &NativeRuntime::Close),
                            InstanceMethod("failNext", &NativeRuntime::FailNext),
                            InstanceMethod("holdNext", &NativeRuntime::HoldNext),
@@ -249,6 +250,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     opts.scratchBudget = U64(o.Get("scratchBudgetBytes"));
     opts.stagingBytes = U64(o.Get("stagingBytes"));
     opts.readThreads = o.Get("readThreads").As<Napi::Number>().Int32Value();
+    opts.deferHostPin = o.Get("deferHostPin").ToBoolean().Value();
     try {
       core = RuntimeCore::Open(opts);
     } catch (const NativeError& e) {
@@ -368,6 +370,11 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
             return arr;
           });
     });
+  }
+
+  Napi::Value PinHostPool(const Napi::CallbackInfo& info) {
+    core->pinHostPool();
+    return info.Env().Undefined();
   }
 
   Napi::Value WhenHostReady(const Napi::CallbackInfo& info) {
