@@ -29,6 +29,11 @@ export interface NativeBackendOptions {
   threads?: number;
 }
 
+/** Idle time after start before a worker pins a large host pool (ms); see the constructor. */
+const PIN_IDLE_MS = 300;
+/** Host pools from this size are pinned late (pinning runs at roughly 25 GB/s: 4 GiB is ~0.2 s). */
+const DEFER_PIN_MIN_BYTES = 4 * 1024 ** 3;
+
 export class NativeBackend implements ModelBackend {
   readonly kind: 'cpu' | 'cuda';
   readonly device: string;
@@ -37,12 +42,27 @@ export class NativeBackend implements ModelBackend {
   private readonly held = new Map<string, Held>();
   private readonly maxBatch: number;
   private readonly threads: number;
+  private movesInFlight = 0;
+  private pinWhenIdle = false;
+  private readonly pinTimer: NodeJS.Timeout;
 
   constructor(config: Config, opts: NativeBackendOptions = {}) {
     this.runtime = Runtime.open({
       backend: opts.backend, device: opts.device,
       hostBudgetBytes: config.budgets.hostBytes, gpuBudgetBytes: config.budgets.gpuBytes, scratchBudgetBytes: config.budgets.scratchBytes,
+      // A fresh CUDA worker's first request is usually a cold one, placed with load_to_gpu while its host pool is
+      // not ready (scheduler/placement.ts); pinning tens of GB at the same time (page faults on every core, then
+      // cudaHostRegister) slows that disk read. So a large pool is pinned once the worker has been idle for
+      // PIN_IDLE_MS (after the moves in flight then), or at once when a move into the host tier needs it. Small
+      // pools and the CPU backend (nothing to register) are pinned at once, as without the option.
+      deferHostPin: true,
     });
+    this.pinTimer = setTimeout(() => {
+      this.pinWhenIdle = true;
+      this.maybePin();
+    }, PIN_IDLE_MS);
+    this.pinTimer.unref();
+    if (this.runtime.backend !== 'cuda' || config.budgets.hostBytes < DEFER_PIN_MIN_BYTES) this.runtime.pinHostPool();
     this.kind = this.runtime.backend;
     this.device = this.runtime.deviceName || this.kind;
     this.budgets = { host: config.budgets.hostBytes, gpu: config.budgets.gpuBytes };
@@ -64,6 +84,7 @@ export class NativeBackend implements ModelBackend {
     // Off the GPU tier: the engine's weights lease must go first (the runtime never frees a leased arena).
     if (kind === 'evict' || kind === 'drop') await this.closeEngine(h);
     let r;
+    this.movesInFlight++;
     try {
       r = kind === 'load' ? await this.runtime.load(id, o)
         : kind === 'swap_in' ? await this.runtime.swapIn(id, o)
@@ -75,6 +96,9 @@ export class NativeBackend implements ModelBackend {
       // release it, so the arena goes back to the pool and the next move has its room.
       if (kind === 'swap_in' || kind === 'load_to_gpu') await this.closeEngine(h);
       throw e;
+    } finally {
+      this.movesInFlight--;
+      this.maybePin();
     }
     return { bytes: r.bytes, wallMs: r.wallMs };
   }
@@ -92,6 +116,16 @@ export class NativeBackend implements ModelBackend {
   /** The native runtime (tests hold a move with `holdNextForTest`; benches read it). */
   get runtimeForTest(): Runtime {
     return this.runtime;
+  }
+
+  private maybePin(): void {
+    if (!this.pinWhenIdle || this.movesInFlight > 0) return;
+    this.pinWhenIdle = false;
+    try {
+      this.runtime.pinHostPool();
+    } catch {
+      // closed: nothing to pin
+    }
   }
 
   hostReady(): boolean {
@@ -115,7 +149,7 @@ export class NativeBackend implements ModelBackend {
     h.engine.catch(() => { h.engine = null; });
     const engine = await h.engine;
     const prompt = job.input.type === 'chat'
-      ? h.tokenizer.encode(h.tokenizer.applyChatTemplate(job.input.messages), { addBos: false })
+      ? h.tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
       : h.tokenizer.encode(job.input.prompt, { addBos: true });
     const ctx = engine.options.maxContext;
     if (prompt.length >= ctx) throw new SwapserveError('context_length_exceeded', { detail: prompt.length });
@@ -155,6 +189,7 @@ export class NativeBackend implements ModelBackend {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.pinTimer);
     await Promise.allSettled([...this.held.values()].map((h) => this.closeEngine(h)));
     await this.runtime.close();
   }
