@@ -106,11 +106,14 @@ struct PinGate {
   std::mutex mu;
   std::condition_variable cv;
   bool released = false, cancelled = false;
+  // The first call decides: a pin already released is never cancelled (close must not fail a pin under way or
+  // about to start; only one that was deferred and never asked for).
   void release(bool cancel) {
     {
       std::lock_guard<std::mutex> l(mu);
+      if (released) return;
       released = true;
-      cancelled = cancelled || cancel;
+      cancelled = cancel;
     }
     cv.notify_all();
   }
