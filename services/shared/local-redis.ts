@@ -2,7 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.ts';
 
 export const REDIS_INSTALL_HINT = [
   'redis-server was not found on the PATH. Install Redis 7+ or point swapserve at one with REDIS_URL:',
@@ -30,13 +30,6 @@ export function findRedisServer(): string | null {
   return r.status === 0 ? bin : null;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 /** Starts redis-server in `dir` (no persistence: queues and streams are transient). */
 export async function startLocalRedis(dir: string): Promise<LocalRedis> {

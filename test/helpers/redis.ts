@@ -1,7 +1,7 @@
 // Test Redis: a real redis-server on a free port (no persistence), a unique BullMQ prefix per test, stopped after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { freePort } from '../../services/shared/free-port.ts';
 import { once } from 'node:events';
 
 export interface TestRedis {
@@ -12,14 +12,6 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 /** Starts redis-server on a free port; resolves once it accepts connections ("Ready to accept" on stdout). */
 export async function startRedis(): Promise<TestRedis> {
