@@ -15,6 +15,8 @@ const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CO
 `;
 
 export async function run(argv: string[]): Promise<number> {
+  // Start-up phases (ms since the process started), printed in the ready line: a scale-from-zero start waits on all.
+  const t = { imported: performance.now(), backend: 0, opened: 0 };
   let values;
   try {
     ({ values } = parseArgs({
@@ -50,13 +52,20 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
   initTelemetry({ serviceName: 'swapserve-worker' });
+  t.backend = performance.now();
+  const native = new NativeBackend(config, { backend, device, threads });
+  t.opened = performance.now();
   const worker = new SwapWorker({
-    config, backend: new NativeBackend(config, { backend, device, threads }),
+    config, backend: native,
     ...(values.id ? { workerId: values.id } : {}),
     ...(values['no-self-load'] ? { consumeAll: false } : {}),
   });
   await worker.start();
-  process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models)\n`);
+  const ready = performance.now();
+  const ms = (a: number, b: number): string => (b - a).toFixed(0);
+  process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models) ${ms(0, ready)} ms after process start: ` +
+    `node + imports ${ms(0, t.imported)}, config + telemetry ${ms(t.imported, t.backend)}, ${native.kind} runtime ${ms(t.backend, t.opened)}, ` +
+    `redis + registration ${ms(t.opened, ready)}\n`);
   const code = await new Promise<number>((resolve) => {
     process.once('SIGINT', () => resolve(0));
     process.once('SIGTERM', () => resolve(0));
