@@ -1,7 +1,30 @@
 #!/usr/bin/env node
 // The `swapserve` command: runs the TypeScript CLI through tsx (no build step between edit and run). `worker`, the
-// command a scale-from-zero start waits on, runs from the prebuilt bundle (scripts/bundle.mjs) while that is fresh.
+// command a scale-from-zero start waits on, runs from the prebuilt bundle (scripts/bundle.mjs) while that is fresh,
+// and creates its CUDA context on a native thread while its JavaScript loads.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Starts CUDA context creation for `swapserve worker [--backend B] [--device N]`; any failure is left to the runtime. */
+function prewarmGpu(args) {
+  const flag = (name) => {
+    const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
+    return i < 0 ? undefined : args[i].includes('=') ? args[i].slice(name.length + 1) : args[i + 1];
+  };
+  if ((flag('--backend') ?? process.env.SWAPSERVE_BACKEND ?? 'auto') === 'cpu') return;
+  const device = Number(flag('--device') ?? 0);
+  const addon = fileURLToPath(new URL('../native/build/swapserve_cuda.node', import.meta.url));
+  if (!Number.isInteger(device) || device < 0 || !existsSync(addon)) return;
+  try {
+    createRequire(import.meta.url)(addon).prewarm(device);
+  } catch {
+    // no driver or no device: the runtime's open says so clearly
+  }
+}
+
 const argv = process.argv.slice(2);
+if (argv[0] === 'worker' && !process.env.SWAPSERVE_NO_PREWARM) prewarmGpu(argv.slice(1));
 const bundle = argv[0] === 'worker' && !process.env.SWAPSERVE_NO_BUNDLE
   ? (await import('../scripts/bundle.mjs')).freshBundle()
   : null;

@@ -16,6 +16,8 @@ export interface RuntimeAddon {
   NativeRuntime: new (opts: NativeRuntimeOptions) => NativeRuntimeObject;
   hashBytes(b: Uint8Array): string;
   deviceCount(): number;
+  /** Creates the device's CUDA context on a background thread (no-op in the CPU build); bin/swapserve.js, at a worker's start. */
+  prewarm(device: number): void;
   /** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; benches). */
   dropPageCache(path: string): void;
   /** Fraction of a file's pages in the page cache, 0..1 (mincore; benches). */

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import { loadAddon } from '../../native/ts/addon.ts';
 import { Runtime, type RuntimeOptions } from '../../native/ts/runtime.ts';
 import { makeRandomModel, type RandomModel } from './fixture.ts';
 
@@ -61,5 +62,13 @@ describe(`runtime with a deferred host pin (${BACKEND} backend)`, () => {
 
   it('rejects a non-boolean deferHostPin', () => {
     assert.throws(() => Runtime.open({ ...OPTS, deferHostPin: 'yes' as unknown as boolean }), /Expected a boolean for deferHostPin/);
+  });
+
+  it('prewarm (a worker start creates its CUDA context early) returns at once; a runtime opens after it', async () => {
+    const addon = loadAddon(BACKEND);
+    assert.equal(addon.prewarm(0), undefined);
+    assert.throws(() => addon.prewarm('0' as unknown as number), /prewarm: Expected a device ordinal/);
+    const rt = Runtime.open(OPTS);
+    await rt.close();
   });
 });

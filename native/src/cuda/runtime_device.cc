@@ -185,6 +185,13 @@ class CudaDevice : public Device {
 
 std::shared_ptr<Device> MakeCudaDevice(int ordinal) { return std::make_shared<CudaDevice>(ordinal); }
 
+void CudaPrewarm(int ordinal) {
+  // Detached: the process may exit before it ends; errors are left for the runtime's open to report.
+  std::thread([ordinal] {
+    if (cudaSetDevice(ordinal) != cudaSuccess || cudaFree(nullptr) != cudaSuccess) cudaGetLastError();
+  }).detach();
+}
+
 int CudaDeviceCount() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -54,6 +54,9 @@ std::shared_ptr<Device> MakeCpuDevice();
 #ifdef SWAPSERVE_CUDA
 std::shared_ptr<Device> MakeCudaDevice(int ordinal);
 int CudaDeviceCount();  // 0 when no driver or no device
+// Creates the device's primary context on a background thread (a worker's start overlaps it with loading its
+// JavaScript); a later open on the same device finds it made.
+void CudaPrewarm(int ordinal);
 #endif
 
 }  // namespace swapserve::runtime

@@ -468,6 +468,17 @@ Napi::Value DeviceCount(const Napi::CallbackInfo& info) {
 #endif
 }
 
+Napi::Value Prewarm(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw NativeError(ErrorCode::kInvalidArgument, "prewarm: Expected a device ordinal");
+#ifdef SWAPSERVE_CUDA
+    const double d = info[0].As<Napi::Number>().DoubleValue();
+    if (d >= 0 && d <= 255 && d == static_cast<int>(d)) CudaPrewarm(static_cast<int>(d));
+#endif
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 std::shared_ptr<RuntimeCore> CoreFromObject(Napi::Object obj) {
@@ -486,6 +497,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   runtime::TestLease::Init(env);
   exports.Set("hashBytes", Napi::Function::New(env, runtime::HashBytes));
   exports.Set("deviceCount", Napi::Function::New(env, runtime::DeviceCount));
+  exports.Set("prewarm", Napi::Function::New(env, runtime::Prewarm));
   exports.Set("dropPageCache", Napi::Function::New(env, runtime::DropCache));
   exports.Set("cachedFraction", Napi::Function::New(env, runtime::Cached));
 }
