@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device call: build the engine's dev harness, check every op, compare with transformers, time the engine and
 # transformers on the Llama-3.1-8B shape. Results under $OUT (log + JSON). Run from the repo root, after
-# `source scripts/uncarry.sh` (node_modules for the N-API headers; it also builds the addon).
+# `source scripts/uncarry.sh` (node_modules for the N-API headers; it also builds the addon), or with just
+# node_modules/node-api-headers and node_modules/node-addon-api carried. STEPS picks steps (default: all but
+# decode); decode = the decode-only bench.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/engine-out}
@@ -17,6 +19,7 @@ for step in $STEPS; do
     hf) (cd bench/engine-gpu && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
     hfexact) (cd bench/engine-gpu && SWAPSERVE_CUDA_EXACT=1 timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check_exact.json" | tail -16) ;;
     bench) timeout 300 "$BIN" bench ewl ;;
+    decode) timeout 240 "$BIN" bench decode ;;  # decode steps only (BENCH_FLIPS: engine options to compare)
     hfbench) (cd bench/engine-gpu && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
   esac
   echo "=== $step rc=$?"

@@ -102,7 +102,8 @@ std::vector<int32_t> RandomTokens(int n, int V, uint32_t seed) {
 
 }  // namespace
 
-int RunBench(bool withEwl) {
+int RunBench(const std::string& what) {
+  const bool withEwl = what == "ewl", decodeOnly = what == "decode";
   const Shape sh;
   const Layout L = Plan(sh);
   cudaDeviceProp prop{};
@@ -136,7 +137,7 @@ int RunBench(bool withEwl) {
   const int T = 2048;
   const double C = sh.C, F = sh.F, QS = (sh.H + 2 * sh.KVH) * sh.D, QD = sh.H * sh.D;
   double gemmLayerMs = 0, gemmRate = 0;
-  {
+  if (!decodeOnly) {
     void *ws, *x, *y, *yf;
     SS_CUDA_CHECK(cudaMalloc(&ws, 32 << 20));
     SS_CUDA_CHECK(cudaMalloc(&x, size_t(T) * sh.F * 2));
@@ -223,6 +224,7 @@ int RunBench(bool withEwl) {
   const double linPerTok = 2.0 * sh.L * (C * QS + C * QD + 2 * C * F + C * F);
   double prefill2048 = 0, prefill128 = 0;
   for (int n : {128, 2048}) {
+    if (decodeOnly) break;
     const auto toks = RandomTokens(n, sh.V, n);
     std::vector<double> ms;
     for (int i = 0; i < 8; ++i) {
@@ -273,6 +275,7 @@ int RunBench(bool withEwl) {
     auto pb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
     unsetenv("SWAPSERVE_CUDA_PROFILE");
     for (int n : {2048, 128}) {
+      if (decodeOnly) break;
       const auto toks = RandomTokens(n, sh.V, 99);
       for (int i = 0; i < 2; ++i) {
         pb->forward({{400 + i, toks.data(), n, 0}}, logits.data());
@@ -292,13 +295,34 @@ int RunBench(bool withEwl) {
     }
   }
 
-  // The same batch-1 decode with one engine option flipped at a time, for comparison.
-  const std::pair<const char*, const char*> flips[] = {
-      {"SWAPSERVE_CUDA_PDL", "0"}, {"SWAPSERVE_CUDA_FUSE_NORM", "1"}, {"SWAPSERVE_CUDA_FUSE_SWIGLU", "1"}};
-  for (const auto& [var, val] : flips) {
-    setenv(var, val, 1);
+  // The same batch-1 decode with engine options changed, for comparison: BENCH_FLIPS="A=1,B=2;C=3" runs one backend
+  // with A=1 and B=2, one with C=3 (default: the unfolded decode path, and no programmatic dependent launch).
+  const char* flipEnv = std::getenv("BENCH_FLIPS");
+  const std::string flipSpec = flipEnv ? flipEnv : "SWAPSERVE_CUDA_FUSED_DECODE=0;SWAPSERVE_CUDA_PDL=0";
+  std::vector<std::vector<std::pair<std::string, std::string>>> flips;
+  for (size_t i = 0; i < flipSpec.size();) {
+    size_t j = flipSpec.find(';', i);
+    if (j == std::string::npos) j = flipSpec.size();
+    std::vector<std::pair<std::string, std::string>> set;
+    for (size_t a = i; a < j;) {
+      size_t b = flipSpec.find(',', a);
+      if (b == std::string::npos || b > j) b = j;
+      const std::string kv = flipSpec.substr(a, b - a);
+      const size_t eq = kv.find('=');
+      if (eq != std::string::npos) set.push_back({kv.substr(0, eq), kv.substr(eq + 1)});
+      a = b + 1;
+    }
+    if (!set.empty()) flips.push_back(set);
+    i = j + 1;
+  }
+  for (const auto& set : flips) {
+    std::string label;
+    for (const auto& [var, val] : set) {
+      setenv(var.c_str(), val.c_str(), 1);
+      label += (label.empty() ? "" : ",") + var + "=" + val;
+    }
     auto nb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
-    unsetenv(var);
+    for (const auto& kv : set) unsetenv(kv.first.c_str());
     const auto prompt = RandomTokens(128, sh.V, 7);
     engine::Sampling sm;
     int32_t next = 0, last = 0;
@@ -310,7 +334,7 @@ int RunBench(bool withEwl) {
       nb->forwardSample({{600, &last, 1, 128 + step}}, &sm, &next);
       if (step >= 8) ms.push_back(NowMs() - t0);
     }
-    std::printf("BENCH decode batch 1 (ctx 128..200) with %s=%s: %.3f ms/step, %.2fx the floor\n", var, val,
+    std::printf("BENCH decode batch 1 (ctx 128..200) with %s: %.3f ms/step, %.2fx the floor\n", label.c_str(),
                 Median(ms), Median(ms) / floorMs);
   }
 

@@ -1,7 +1,8 @@
 // Dev harness of the CUDA engine (run on the GPU machine; built by native/dev/build.sh):
 //   engine_dev ops          every kernel and the GEMM wrapper against CPU references; flash timing
 //   engine_dev hf DIR       a model written by bench/engine-gpu/hf_check.py through the backend
-//   engine_dev bench [ewl]  Llama-3.1-8B-shape speed against floors measured in the same run
+//   engine_dev bench [ewl|decode]  Llama-3.1-8B-shape speed against floors measured in the same run (ewl: with
+//                           execute-while-loading; decode: decode steps only)
 #include <cstdio>
 #include <string>
 
@@ -10,7 +11,7 @@
 namespace swapserve::dev {
 int RunOps();
 int RunHf(const std::string& dir);
-int RunBench(bool withEwl);
+int RunBench(const std::string& what);
 }  // namespace swapserve::dev
 
 int main(int argc, char** argv) {
@@ -18,11 +19,11 @@ int main(int argc, char** argv) {
   try {
     if (mode == "ops") return swapserve::dev::RunOps();
     if (mode == "hf" && argc > 2) return swapserve::dev::RunHf(argv[2]);
-    if (mode == "bench") return swapserve::dev::RunBench(argc > 2 && std::string(argv[2]) == "ewl");
+    if (mode == "bench") return swapserve::dev::RunBench(argc > 2 ? argv[2] : "");
   } catch (const swapserve::NativeError& e) {
     std::fprintf(stderr, "engine_dev: %s: %s\n", swapserve::ErrorCodeName(e.code()), e.what());
     return 2;
   }
-  std::fprintf(stderr, "usage: engine_dev ops | hf DIR | bench [ewl]\n");
+  std::fprintf(stderr, "usage: engine_dev ops | hf DIR | bench [ewl|decode]\n");
   return 64;
 }

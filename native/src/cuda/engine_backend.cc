@@ -126,13 +126,29 @@ class CudaBackend final : public Backend {
     // Programmatic dependent launch for decode passes (SWAPSERVE_CUDA_PDL=0 turns it off; profiling does too).
     const char* pdl = std::getenv("SWAPSERVE_CUDA_PDL");
     pdl_ = !(pdl && std::strcmp(pdl, "0") == 0) && !prof_.on;
-    // RMSNorm / SwiGLU folded into the T = 1 decode GEMVs: off unless SWAPSERVE_CUDA_FUSE_NORM=1 /
-    // SWAPSERVE_CUDA_FUSE_SWIGLU=1. Measured slower on an H200 (bench/results/engine-h200.md): the per-block
-    // prologue costs more than the launch it saves.
-    const char* fuse = std::getenv("SWAPSERVE_CUDA_FUSE_NORM");
-    fuseNorm_ = fuse && std::strcmp(fuse, "1") == 0;
-    const char* fuseAct = std::getenv("SWAPSERVE_CUDA_FUSE_SWIGLU");
-    fuseSwiGlu_ = fuseAct && std::strcmp(fuseAct, "1") == 0;
+    // One-token decode steps with RMSNorm, RoPE + KV write and SwiGLU folded into the products (engine_decode.cu):
+    // on unless SWAPSERVE_CUDA_FUSED_DECODE=0. SWAPSERVE_CUDA_DECODE_GEMV=RxU and SWAPSERVE_CUDA_L2PF
+    // (bytes per row) override the launch shape measured best (bench/results/engine-h200.md);
+    // SWAPSERVE_CUDA_ATTN_SPLITS (1..64) fixes the decode attention's context splits (default: DecodeSplits).
+    const char* fused = std::getenv("SWAPSERVE_CUDA_FUSED_DECODE");
+    fusedDecode_ = !(fused && std::strcmp(fused, "0") == 0);
+    if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) {
+      int r = 0, u = 0;
+      if (std::sscanf(g, "%dx%d", &r, &u) != 2 || (r != 2 && r != 4) || (u != 2 && u != 4) || (r == 2 && u == 2))
+        Invalid("SWAPSERVE_CUDA_DECODE_GEMV must be 2x4, 4x2 or 4x4 (rows per warp x chunks in flight)");
+      tune_.rows = r;
+      tune_.unroll = u;
+    }
+    if (const char* pf = std::getenv("SWAPSERVE_CUDA_L2PF")) {
+      char* end = nullptr;
+      const long v = std::strtol(pf, &end, 10);
+      if (end == pf || *end != '\0' || v < 0 || v > (1 << 20)) Invalid("SWAPSERVE_CUDA_L2PF must be bytes in 0..1048576");
+      tune_.l2PrefetchBytes = static_cast<unsigned>(v);
+    }
+    if (const char* sp = std::getenv("SWAPSERVE_CUDA_ATTN_SPLITS")) {
+      attnSplits_ = std::atoi(sp);
+      if (attnSplits_ < 1 || attnSplits_ > 64) Invalid("SWAPSERVE_CUDA_ATTN_SPLITS must be 1..64");
+    }
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -270,7 +286,8 @@ class CudaBackend final : public Backend {
     const size_t oX = take(nT * C * 4), oXn = take(nT * C * eb), oQkv = take(nT * QS * eb), oAttn = take(nT * QD * eb),
                  oGu = take(nT * 2 * F * eb), oH = take(nT * F * eb), oLast = take(nB * C * eb),
                  oLogits = take(nB * static_cast<size_t>(d_.vocab) * 4), oNext = take(nB * 4),
-                 oRope = take(nT * static_cast<size_t>(d_.headDim / 2) * 8);
+                 oRope = take(nT * static_cast<size_t>(d_.headDim / 2) * 8),
+                 oSs = take((2 * static_cast<size_t>(d_.layers) + 1) * 4);
     act_.reset();
     act_ = pool_->alloc(off);
     uint8_t* p = act_->data();
@@ -284,6 +301,7 @@ class CudaBackend final : public Backend {
     logits_ = reinterpret_cast<float*>(p + oLogits);
     nextDev_ = reinterpret_cast<int32_t*>(p + oNext);
     cosSin_ = reinterpret_cast<float*>(p + oRope);
+    ss_ = reinterpret_cast<float*>(p + oSs);
     capT_ = nT;
     capB_ = nB;
   }
@@ -400,7 +418,7 @@ class CudaBackend final : public Backend {
     entries.kvBase = reinterpret_cast<const uint64_t*>(md + oEKv);
     entries.count = E;
     entries.maxCtx = maxCtx;
-    const int splits = E ? cuda::DecodeSplits(E, d_.kvHeads, maxCtx) : 1;
+    const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32) : cuda::DecodeSplits(E, d_.kvHeads, maxCtx);
     if (E && splits > 1) ensurePartial(static_cast<size_t>(E) * d_.heads * splits * (d_.headDim + 2));
 
     const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim;
@@ -409,9 +427,10 @@ class CudaBackend final : public Backend {
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
     const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
-    // A single decode row (T = 1) with a 2-byte residual stream: RMSNorm is folded into the following products.
-    const bool fuseNorm = fuseNorm_ && T == 1 && resT_ == et_ && et_ != ET::kF32;
-    const bool fuseSwiGlu = fuseSwiGlu_ && T == 1 && resT_ == et_ && et_ != ET::kF32;
+    // A single decode row (T = 1) with a 2-byte residual stream: the folded decode kernels (engine_decode.cu).
+    const bool fused = fusedDecode_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_ &&
+                       cuda::DecodeGemvSupported(et_, C) && cuda::DecodeGemvSupported(et_, QD) &&
+                       cuda::DecodeGemvSupported(et_, F);
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
@@ -420,6 +439,11 @@ class CudaBackend final : public Backend {
       ~PdlScope() { cuda::SetPdl(false); }
     } pdlScope(pdl_ && T <= 8 && prefills.empty());
     mark("start");
+    if (fused) {
+      runDecodeStep(dTok, dPos, dKv, entries, splits);
+      seqState[0]->len = batch[0].pos + 1;
+      return;
+    }
     lease_->waitGroup(0, stream_);
     cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
     cuda::LaunchRopeTable(dPos, T, invFreq_, D / 2, cosSin_, stream_);
@@ -428,11 +452,7 @@ class CudaBackend final : public Backend {
       const LayerWeights& w = d_.layer[l];
       lease_->waitGroup(l + 1, stream_);
       mark("wait");
-      if (fuseNorm && fusedQkv_[l] &&
-          cuda::LaunchNormGemv(W(w.wq), et_, QS, C, x_, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, hfRound_,
-                               qkv_, et_, 0.f, stream_)) {
-        // one decode row: RMSNorm folded into the q|k|v product
-      } else if (fusedQkv_[l]) {
+      if (fusedQkv_[l]) {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
@@ -460,11 +480,7 @@ class CudaBackend final : public Backend {
       mark("attention");
       gemm_->run(W(w.wo), et_, C, QD, attn_, et_, QD, T, x_, resT_, C, 1.f, stream_);
       mark("gemm.o");
-      if (fuseNorm && fusedGu_[l] &&
-          cuda::LaunchNormGemv(W(w.w1), et_, 2 * F, C, x_, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, hfRound_,
-                               gu_, et_, 0.f, stream_)) {
-        // one decode row: RMSNorm folded into the gate|up product
-      } else if (fusedGu_[l]) {
+      if (fusedGu_[l]) {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
@@ -477,23 +493,109 @@ class CudaBackend final : public Backend {
         gemm_->run(W(w.w3), et_, F, C, xn_, et_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f, stream_);
       }
       mark("gemm.gate_up");
-      if (!(fuseSwiGlu && cuda::LaunchSwiGluGemv(W(w.w2), et_, C, F, gu_, hfRound_, x_, resT_, 1.f, stream_))) {
-        cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
-        mark("swiglu");
-        gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
-      }
+      cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
+      mark("swiglu");
+      gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
       mark("gemm.down");
     }
     lease_->waitGroup(d_.layers + 1, stream_);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
-    if (!(fuseNorm && cuda::LaunchNormGemv(W(out), et_, d_.vocab, C, x_, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps,
-                                           hfRound_, logits_, ET::kF32, 0.f, stream_))) {
-      cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
-                          stream_);
-      gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
-    }
+    cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
+                        stream_);
+    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
     mark("head");
     for (int b = 0; b < B; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+  }
+
+  // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (engine_decode.cu). Slot 2l of ss_
+  // receives the sum of squares of the residual stream entering layer l's attention norm, slot 2l+1 the one entering
+  // its MLP norm, slot 2L the final norm's; the embedding kernel writes slot 0 and zeroes the rest.
+  void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const cuda::AttnEntries& entries,
+                     int splits) {
+    const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, L = d_.layers;
+    const int QD = H * D, KD = KVH * D, QS = QD + 2 * KD;
+    const float scale = 1.f / std::sqrt(static_cast<float>(D));
+    auto mark = [&](const char* n) { prof_.mark(n, stream_); };
+    auto matrix = [&](const TensorRef& t, int N, int K, const void* x) {
+      cuda::DecodeGemvArgs a;
+      a.w0 = W(t);
+      a.seg1 = a.seg2 = a.N = N;
+      a.K = K;
+      a.wT = et_;
+      a.x = x;
+      a.eps = d_.rmsEps;
+      a.hfRound = hfRound_;
+      a.yT = et_;
+      return a;
+    };
+    lease_->waitGroup(0, stream_);
+    cuda::LaunchDecodeEmbed(dTok, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, ss_, 2 * L + 1,
+                            dPos, invFreq_, D / 2, cosSin_, stream_);
+    mark("embed");
+    for (int l = 0; l < L; ++l) {
+      const LayerWeights& w = d_.layer[l];
+      lease_->waitGroup(l + 1, stream_);
+      mark("wait");
+      cuda::DecodeGemvArgs qkv = matrix(w.wq, QS, C, x_);
+      qkv.w1 = W(w.wk);
+      qkv.w2 = W(w.wv);
+      qkv.seg1 = QD;
+      qkv.seg2 = QD + KD;
+      qkv.ssIn = ss_ + 2 * l;
+      qkv.normW = W(w.attnNorm);
+      qkv.normT = ToEt(w.attnNorm.dtype);
+      qkv.y = qkv_;
+      qkv.H = H;
+      qkv.KVH = KVH;
+      qkv.D = D;
+      qkv.interleaved = d_.ropeInterleaved;
+      if (w.bq.present) {
+        qkv.bq = W(w.bq);
+        qkv.bk = W(w.bk);
+        qkv.bv = W(w.bv);
+        qkv.biasT = ToEt(w.bq.dtype);
+      }
+      qkv.cosSin = cosSin_;
+      qkv.pos = dPos;
+      qkv.kvBase = dKv;
+      qkv.layer = l;
+      qkv.cap = opts_.maxContext;
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tune_, stream_);
+      mark("qkv+rope+kv");
+      cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, opts_.maxContext, scale, splits,
+                                  splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
+                                  attn_, stream_);
+      mark("attention");
+      cuda::DecodeGemvArgs o = matrix(w.wo, C, QD, attn_);
+      o.y = x_;
+      o.ssOut = ss_ + 2 * l + 1;
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, o, tune_, stream_);
+      mark("o+residual");
+      cuda::DecodeGemvArgs gu = matrix(w.w1, 2 * F, C, x_);
+      gu.w1 = W(w.w3);
+      gu.seg1 = F;
+      gu.seg2 = 2 * F;
+      gu.ssIn = ss_ + 2 * l + 1;
+      gu.normW = W(w.ffnNorm);
+      gu.normT = ToEt(w.ffnNorm.dtype);
+      gu.y = h_;
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kSwiGlu, gu, tune_, stream_);
+      mark("gate_up+swiglu");
+      cuda::DecodeGemvArgs down = matrix(w.w2, C, F, h_);
+      down.y = x_;
+      down.ssOut = ss_ + 2 * l + 2;
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, down, tune_, stream_);
+      mark("down+residual");
+    }
+    lease_->waitGroup(L + 1, stream_);
+    cuda::DecodeGemvArgs head = matrix(d_.output.present ? d_.output : d_.tokEmbeddings, d_.vocab, C, x_);
+    head.ssIn = ss_ + 2 * L;
+    head.normW = W(d_.norm);
+    head.normT = ToEt(d_.norm.dtype);
+    head.y = logits_;
+    head.yT = ET::kF32;
+    cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kStore, head, tune_, stream_);
+    mark("head");
   }
 
   ModelDesc d_;
@@ -512,7 +614,10 @@ class CudaBackend final : public Backend {
   ET resT_ = ET::kF32;
   bool hfRound_ = true;
   bool pdl_ = true;
-  bool fuseNorm_ = false, fuseSwiGlu_ = false;
+  bool fusedDecode_ = true;
+  int attnSplits_ = 0;  // 0: DecodeSplits decides
+  cuda::DecodeTuning tune_;
+  float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;
   int lastT_ = 0;
   uint8_t *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *gu_ = nullptr, *h_ = nullptr, *last_ = nullptr;

@@ -54,16 +54,59 @@ void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, c
 bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy, float beta,
                 cudaStream_t s);
 
-// Y (1, N) = beta*Y + RMSNorm(x) W^T for one row x (K elements of wT, the residual stream): the norm is computed by
-// every block (rounded as LaunchRmsNorm rounds it), so a decode step needs no separate norm kernel. Returns false
-// where it does not apply (fp32, K not a multiple of 8 or over 16384, misaligned).
-bool LaunchNormGemv(const void* W, ET wT, int N, int K, const void* x, const void* normW, ET normT, float eps,
-                    bool hfRound, void* Y, ET yT, float beta, cudaStream_t s);
+// One-token decode products with the step's small ops folded in (engine_decode.cu): y = f(W g(x)) for one row x.
+// Input g: kPlain (x itself) or kNorm (RMSNorm of x, computed on the fly from ssIn[0], the sum of squares of x that
+// the kernel which wrote x accumulated; rounded as LaunchRmsNorm rounds it). Output f:
+//   kStore     y (N) of yT = product (yT fp32 only: the output head's logits)
+//   kResidual  y (N) of wT += product (the residual stream, in place); *ssOut += sum of squares of the new y
+//   kSwiGlu    rows are gate (N/2) | up (N/2); y (N/2) of wT = silu(gate) * up, rounded as LaunchSwiGlu rounds
+//   kQkvRope   rows are q | k | v; bias, RoPE and the KV-cache write of LaunchQkvPost; q into y (H*D) of wT
+enum class DecodeIn : int { kPlain = 0, kNorm = 1 };
+enum class DecodeOut : int { kStore = 0, kResidual = 1, kSwiGlu = 2, kQkvRope = 3 };
+struct DecodeGemvArgs {
+  // Weights: N rows of K (row-major, wT) in up to three segments: rows [0, seg1) of w0, [seg1, seg2) of w1, the rest
+  // of w2 (q|k|v and gate|up need not be adjacent in the arena). One matrix: seg1 = seg2 = N.
+  const void* w0 = nullptr;
+  const void* w1 = nullptr;
+  const void* w2 = nullptr;
+  int seg1 = 0, seg2 = 0, N = 0, K = 0;
+  ET wT = ET::kBF16;
+  const void* x = nullptr;  // (K) of wT
+  const float* ssIn = nullptr;  // kNorm: sum of squares of x (device, written by an earlier kernel)
+  const void* normW = nullptr;  // kNorm: (K) norm weight of normT
+  ET normT = ET::kF32;
+  float eps = 0.f;
+  bool hfRound = true;  // rounding policy, as the separate kernels' hfRound
+  void* y = nullptr;
+  ET yT = ET::kBF16;
+  float* ssOut = nullptr;  // kResidual
+  // kQkvRope: heads, RoPE table of the step (LaunchRopeTable / LaunchDecodeEmbed), the token's position and KV
+  // cache ((L, 2, cap, KVH, D) of wT) as device pointers, biases (all or none).
+  int H = 0, KVH = 0, D = 0;
+  bool interleaved = false;
+  const void* bq = nullptr;
+  const void* bk = nullptr;
+  const void* bv = nullptr;
+  ET biasT = ET::kF32;
+  const float* cosSin = nullptr;
+  const int32_t* pos = nullptr;
+  const uint64_t* kvBase = nullptr;
+  int layer = 0, cap = 0;
+};
+// Launch shape of the decode products: rows per warp (2 or 4), 16-byte chunks per row in flight (2 or 4; 2 rows run
+// with 4), bytes of each row prefetched into L2 before the kernel waits for its predecessor (0: none).
+struct DecodeTuning {
+  int rows = 2;
+  int unroll = 4;
+  unsigned l2PrefetchBytes = 0;
+};
+bool DecodeGemvSupported(ET wT, int K);
+void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s);
 
-// Y (1, N) = beta*Y + SwiGLU(gu) W^T for one row gu = (gate | up) of 2K elements: the down product of a decode
-// step with the activation folded in (rounded as LaunchSwiGlu rounds it). Same conditions as LaunchNormGemv.
-bool LaunchSwiGluGemv(const void* W, ET wT, int N, int K, const void* gu, bool hfRound, void* Y, ET yT, float beta,
-                      cudaStream_t s);
+// T = 1: x (C) of xT = emb[tokens[0]], ss[0] = sum of squares of x as stored, ss[1 .. nSs-1] = 0, and cosSin (half,
+// 2) = RoPE cos/sin of pos[0] (as LaunchEmbedding + LaunchRopeTable).
+void LaunchDecodeEmbed(const int32_t* tokens, const void* emb, ET embT, int C, void* x, ET xT, float* ss, int nSs,
+                       const int32_t* pos, const float* invFreq, int half, float* cosSin, cudaStream_t s);
 
 // Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
 // apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at

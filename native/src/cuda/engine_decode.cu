@@ -1,0 +1,364 @@
+// One-token decode steps (T = 1) with the step's small ops folded into its matrix-vector products, so that a layer
+// is five kernels instead of nine: q|k|v (+RMSNorm, +bias, +RoPE, +KV-cache write), attention, o (+residual, +sum
+// of squares for the next norm), gate|up (+RMSNorm, +SwiGLU), down (+residual, +sum of squares). Every kernel
+// boundary of a decode step is a dependency wait during which memory idles, so fewer boundaries is the lever.
+//
+// How the folds work without extra passes over x:
+//   - RMSNorm needs the sum of squares of the whole row: the kernel that writes the residual stream (embedding,
+//     o and down products) also adds the squares of what it wrote into a per-step slot; the next product reads
+//     the slot after its dependency wait and normalises each x chunk in registers as it multiplies.
+//   - RoPE pairs (i, i + D/2) (or (2i, 2i+1)) and SwiGLU pairs (gate f, up f) are mapped onto the two rows one
+//     warp computes, so the epilogue has both values at hand.
+// Values are rounded exactly where the separate kernels round them (LaunchRmsNorm, LaunchQkvPost, LaunchSwiGlu):
+// only the order of the fp32 sum of squares differs.
+#include "cuda/engine_check.h"
+#include "cuda/engine_common.cuh"
+
+namespace swapserve::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;  // per block
+
+template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
+
+template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
+template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+
+// Elements 8c .. 8c+7 of a weight vector of run-time dtype (16-byte aligned: checked by the backend).
+__device__ __forceinline__ void LoadVec8(const void* p, ET t, int c, float* f) {
+  if (t == ET::kF32) {
+    const float4* q = reinterpret_cast<const float4*>(p) + 2 * c;
+    const float4 a = __ldg(q), b = __ldg(q + 1);
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+  } else if (t == ET::kF16) {
+    Unpack8<__half>(__ldg(reinterpret_cast<const uint4*>(p) + c), f);
+  } else {
+    Unpack8<__nv_bfloat16>(__ldg(reinterpret_cast<const uint4*>(p) + c), f);
+  }
+}
+
+// Hopper bulk prefetch of `bytes` (a multiple of 16, 16-byte aligned) into L2: no registers, no completion to wait
+// for. Issued before the dependency wait so that memory works while the previous kernels finish.
+__device__ __forceinline__ void PrefetchL2(const void* p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(__cvta_generic_to_global(p)), "r"(bytes)
+               : "memory");
+#endif
+}
+
+// The two rows of pair q, by output mode; false when q is past the last pair.
+template <int OUT>
+__device__ __forceinline__ bool PairRows(const DecodeGemvArgs& a, int q, int& ra, int& rb) {
+  if constexpr (OUT == static_cast<int>(DecodeOut::kSwiGlu)) {  // gate row f, up row F + f
+    const int F = a.N / 2;
+    ra = q;
+    rb = F + q;
+    return q < F;
+  } else if constexpr (OUT == static_cast<int>(DecodeOut::kQkvRope)) {  // the RoPE pair of a head
+    const int half = a.D / 2, hh = q / half, i = q % half, base = hh * a.D;
+    ra = a.interleaved ? base + 2 * i : base + i;
+    rb = a.interleaved ? base + 2 * i + 1 : base + i + half;
+    return q < a.N / 2;
+  } else {  // consecutive rows
+    ra = 2 * q;
+    rb = 2 * q + 1;
+    return ra < a.N;
+  }
+}
+
+template <typename TW>
+__device__ __forceinline__ const uint4* RowPtr(const DecodeGemvArgs& a, int r) {
+  const void* base = a.w0;
+  if (r >= a.seg2) { base = a.w2; r -= a.seg2; }
+  else if (r >= a.seg1) { base = a.w1; r -= a.seg1; }
+  return reinterpret_cast<const uint4*>(static_cast<const TW*>(base) + static_cast<size_t>(r) * a.K);
+}
+
+// One warp: R rows (R/2 pairs), each lane streams 16-byte chunks lane, lane + 32, ... of every row with U chunks
+// per row in flight while the previous U are multiplied. x chunks come from L1/L2 (8 KB to 28 KB per step, shared).
+template <typename TW, typename TY, int IN, int OUT, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32)
+DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
+  PdlTrigger();
+  constexpr int P = R / 2;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int K8 = a.K >> 3;
+  const int gw = blockIdx.x * kWarps + warp;
+  int rows[R];
+  bool valid[P];
+  const uint4* w[R];
+#pragma unroll
+  for (int j = 0; j < P; ++j) {
+    valid[j] = PairRows<OUT>(a, gw * P + j, rows[2 * j], rows[2 * j + 1]);
+#pragma unroll
+    for (int k = 0; k < 2; ++k) w[2 * j + k] = RowPtr<TW>(a, valid[j] ? min(rows[2 * j + k], a.N - 1) : a.N - 1);
+  }
+  // Weights do not depend on earlier kernels: requested before the dependency wait.
+  uint4 nxt[U][R];
+  if (lane + 32 * (U - 1) < K8) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + lane + 32 * u);
+  }
+  if (pfBytes) {
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (lane == r) PrefetchL2(w[r], pfBytes);
+  }
+  PdlWait();
+  float inv = 0.f;
+  if constexpr (IN == static_cast<int>(DecodeIn::kNorm)) inv = rsqrtf(*a.ssIn / a.K + a.eps);
+  const TW* x = static_cast<const TW*>(a.x);
+  // x chunk c as floats: the row itself, or its RMSNorm rounded as LaunchRmsNorm rounds it.
+  auto xchunk = [&](int c, float (&xf)[8]) {
+    Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(x) + c), xf);
+    if constexpr (IN == static_cast<int>(DecodeIn::kNorm)) {
+      float nw[8];
+      LoadVec8(a.normW, a.normT, c, nw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float n = xf[j] * inv;
+        xf[j] = Rnd<TW>(nw[j] * (a.hfRound ? Rnd<TW>(n) : n));
+      }
+    }
+  };
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+  int c = lane;
+  for (; c + 32 * (U - 1) < K8; c += 32 * U) {
+    uint4 cur[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) cur[u][r] = nxt[u][r];
+    const int cn = c + 32 * U;
+    if (cn + 32 * (U - 1) < K8) {
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float xf[8];
+      xchunk(c + 32 * u, xf);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float wf[8];
+        Unpack8<TW>(cur[u][r], wf);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+      }
+    }
+  }
+  for (; c < K8; c += 32) {
+    float xf[8];
+    xchunk(c, xf);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float wf[8];
+      Unpack8<TW>(__ldcs(w[r] + c), wf);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
+
+  float ss = 0.f;  // kResidual: squares of what this warp wrote
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      if (!valid[j]) continue;
+      const int ra = rows[2 * j], rb = rows[2 * j + 1];
+      const float va = acc[2 * j], vb = acc[2 * j + 1];
+      TY* y = static_cast<TY*>(a.y);
+      if constexpr (OUT == static_cast<int>(DecodeOut::kStore)) {
+        y[ra] = FromF<TY>(va);
+        if (rb < a.N) y[rb] = FromF<TY>(vb);
+      } else if constexpr (OUT == static_cast<int>(DecodeOut::kResidual)) {
+        const TY na = FromF<TY>(va + ToF(y[ra]));
+        y[ra] = na;
+        ss += ToF(na) * ToF(na);
+        if (rb < a.N) {
+          const TY nb = FromF<TY>(vb + ToF(y[rb]));
+          y[rb] = nb;
+          ss += ToF(nb) * ToF(nb);
+        }
+      } else if constexpr (OUT == static_cast<int>(DecodeOut::kSwiGlu)) {
+        // gate and up as the (T, 2F) buffer would hold them, then LaunchSwiGlu's formula.
+        const float g = Rnd<TW>(va), u = Rnd<TW>(vb);
+        const float act = g / (1.f + __expf(-g));
+        y[ra] = FromF<TY>((a.hfRound ? Rnd<TW>(act) : act) * u);
+      } else {  // kQkvRope: as LaunchQkvPost on the row the product would have written
+        const int QD = a.H * a.D, KD = a.KVH * a.D;
+        const int seg = ra < QD ? 0 : ra < QD + KD ? 1 : 2;
+        const int off = seg == 0 ? 0 : seg == 1 ? QD : QD + KD;
+        float xa = Rnd<TW>(va), xb = Rnd<TW>(vb);
+        const void* bias = seg == 0 ? a.bq : seg == 1 ? a.bk : a.bv;
+        if (bias) {
+          xa = Rnd<TW>(xa + LoadEt(bias, a.biasT, ra - off));
+          xb = Rnd<TW>(xb + LoadEt(bias, a.biasT, rb - off));
+        }
+        const size_t plane = static_cast<size_t>(a.cap) * KD;  // one (cap, KVH, D) slice
+        TW* kc = reinterpret_cast<TW*>(a.kvBase[0]) + 2 * static_cast<size_t>(a.layer) * plane +
+                 static_cast<size_t>(a.pos[0]) * KD;
+        if (seg == 2) {
+          kc[plane + ra - off] = FromF<TW>(xa);
+          kc[plane + rb - off] = FromF<TW>(xb);
+        } else {
+          const int i = (gw * P + j) % (a.D / 2);
+          const float2 csn = reinterpret_cast<const float2*>(a.cosSin)[i];
+          float cs = csn.x, sn = csn.y, ya, yb;
+          if (a.hfRound) {  // q * cos.to(dtype) + rotate_half(q) * sin.to(dtype), each product rounded
+            cs = Rnd<TW>(cs);
+            sn = Rnd<TW>(sn);
+            ya = Rnd<TW>(xa * cs) + Rnd<TW>(-xb * sn);
+            yb = Rnd<TW>(xb * cs) + Rnd<TW>(xa * sn);
+          } else {
+            ya = xa * cs - xb * sn;
+            yb = xb * cs + xa * sn;
+          }
+          if (seg == 0) {  // q into the q|k|v row (the attention reads it there)
+            static_cast<TW*>(a.y)[ra] = FromF<TW>(ya);
+            static_cast<TW*>(a.y)[rb] = FromF<TW>(yb);
+          } else {  // k into the cache
+            kc[ra - off] = FromF<TW>(ya);
+            kc[rb - off] = FromF<TW>(yb);
+          }
+        }
+      }
+    }
+  }
+  if constexpr (OUT == static_cast<int>(DecodeOut::kResidual)) {
+    __shared__ float red[kWarps];
+    if (lane == 0) red[warp] = ss;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float tot = 0.f;
+#pragma unroll
+      for (int i = 0; i < kWarps; ++i) tot += red[i];
+      atomicAdd(a.ssOut, tot);
+    }
+  }
+}
+
+// Embedding of the step's token into the residual stream, its sum of squares (slot 0), the other slots zeroed, and
+// the step's RoPE cos/sin (as LaunchEmbedding + LaunchRopeTable do for T = 1).
+template <typename TX>
+__global__ void DecodeEmbedKernel(const int32_t* tokens, const void* emb, ET embT, int C, TX* x, float* ss, int nSs,
+                                  const int32_t* pos, const float* invFreq, int half, float2* cosSin) {
+  PdlTrigger();
+  PdlWait();
+  const size_t row = static_cast<size_t>(tokens[0]) * C;
+  float acc = 0.f;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    const TX v = FromF<TX>(LoadEt(emb, embT, row + c));
+    x[c] = v;
+    acc += ToF(v) * ToF(v);
+  }
+  __shared__ float red[32];
+  acc = WarpSum(acc);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = acc;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
+    v = WarpSum(v);
+    if (threadIdx.x == 0) ss[0] = v;
+  }
+  for (int i = threadIdx.x + 1; i < nSs; i += blockDim.x) ss[i] = 0.f;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float sn, cs;
+    sincosf(static_cast<float>(pos[0]) * invFreq[i], &sn, &cs);  // as HF: fp32 angle, fp32 cos/sin
+    cosSin[i] = make_float2(cs, sn);
+  }
+}
+
+template <typename TW, typename TY, int IN, int OUT>
+void LaunchConfig(const DecodeGemvArgs& a, const DecodeTuning& tune, int pairs, cudaStream_t s) {
+  const unsigned rowBytes = static_cast<unsigned>(a.K) * 2;
+  const unsigned pf = (tune.l2PrefetchBytes < rowBytes ? tune.l2PrefetchBytes : rowBytes) / 16 * 16;
+  auto blocks = [&](int rowsPerWarp) { return (pairs + kWarps * (rowsPerWarp / 2) - 1) / (kWarps * (rowsPerWarp / 2)); };
+  if (tune.rows == 4 && tune.unroll == 4)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 4>, blocks(4), kWarps * 32, 0, s, a, pf);
+  else if (tune.rows == 4)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2>, blocks(4), kWarps * 32, 0, s, a, pf);
+  else
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4>, blocks(2), kWarps * 32, 0, s, a, pf);
+}
+
+template <typename TW>
+void DispatchDecode(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, int pairs,
+                    cudaStream_t s) {
+  constexpr int kPlainIn = static_cast<int>(DecodeIn::kPlain), kNormIn = static_cast<int>(DecodeIn::kNorm);
+  if (in == DecodeIn::kNorm && out == DecodeOut::kQkvRope) {
+    LaunchConfig<TW, TW, kNormIn, static_cast<int>(DecodeOut::kQkvRope)>(a, tune, pairs, s);
+  } else if (in == DecodeIn::kPlain && out == DecodeOut::kResidual) {
+    LaunchConfig<TW, TW, kPlainIn, static_cast<int>(DecodeOut::kResidual)>(a, tune, pairs, s);
+  } else if (in == DecodeIn::kNorm && out == DecodeOut::kSwiGlu) {
+    LaunchConfig<TW, TW, kNormIn, static_cast<int>(DecodeOut::kSwiGlu)>(a, tune, pairs, s);
+  } else if (in == DecodeIn::kNorm && out == DecodeOut::kStore && a.yT == ET::kF32) {
+    LaunchConfig<TW, float, kNormIn, static_cast<int>(DecodeOut::kStore)>(a, tune, pairs, s);
+  } else {
+    ThrowInvalid("decode gemv: unsupported input/output combination");
+  }
+}
+
+bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+}  // namespace
+
+bool DecodeGemvSupported(ET wT, int K) { return wT != ET::kF32 && K > 0 && K % 8 == 0; }
+
+void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s) {
+  SS_REQUIRE(DecodeGemvSupported(a.wT, a.K), "decode gemv: needs 2-byte weights and K a multiple of 8");
+  SS_REQUIRE(a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N && a.w0 && a.x && a.y, "decode gemv: bad shape");
+  SS_REQUIRE((a.seg1 == a.N || a.w1) && (a.seg2 == a.N || a.w2), "decode gemv: missing weight segment");
+  SS_REQUIRE(Aligned16(a.w0) && Aligned16(a.x) && (!a.w1 || Aligned16(a.w1)) && (!a.w2 || Aligned16(a.w2)),
+             "decode gemv: operands must be 16-byte aligned");
+  SS_REQUIRE(tune.rows == 2 || tune.rows == 4, "decode gemv: rows per warp must be 2 or 4");
+  SS_REQUIRE(tune.unroll == 2 || tune.unroll == 4, "decode gemv: unroll must be 2 or 4");
+  SS_REQUIRE(tune.rows == 4 || tune.unroll == 4, "decode gemv: 2 rows per warp runs with unroll 4");
+  if (in == DecodeIn::kNorm) SS_REQUIRE(a.ssIn && a.normW && Aligned16(a.normW), "decode gemv: norm needs ssIn, normW");
+  if (out != DecodeOut::kStore) SS_REQUIRE(a.yT == a.wT, "decode gemv: output type must be the weights' type");
+  int pairs = (a.N + 1) / 2;
+  if (out == DecodeOut::kResidual) SS_REQUIRE(a.ssOut != nullptr, "decode gemv: residual needs ssOut");
+  if (out == DecodeOut::kSwiGlu) {
+    SS_REQUIRE(a.N % 2 == 0, "decode gemv: gate|up needs an even row count");
+    pairs = a.N / 2;
+  }
+  if (out == DecodeOut::kQkvRope) {
+    SS_REQUIRE(a.H > 0 && a.KVH > 0 && a.D > 0 && a.D % 2 == 0 && a.N == (a.H + 2 * a.KVH) * a.D &&
+                   a.seg1 == a.H * a.D && a.seg2 == (a.H + a.KVH) * a.D,
+               "decode gemv: q|k|v shape");
+    SS_REQUIRE(a.cosSin && a.pos && a.kvBase && a.cap > 0 && a.layer >= 0, "decode gemv: RoPE / KV arguments");
+    SS_REQUIRE((a.bq == nullptr) == (a.bk == nullptr) && (a.bq == nullptr) == (a.bv == nullptr),
+               "decode gemv: all or no biases");
+    pairs = a.N / 2;
+  }
+  if (a.wT == ET::kBF16) DispatchDecode<__nv_bfloat16>(in, out, a, tune, pairs, s);
+  else DispatchDecode<__half>(in, out, a, tune, pairs, s);
+  SS_CUDA_CHECK_LAUNCH("decode gemv");
+}
+
+void LaunchDecodeEmbed(const int32_t* tokens, const void* emb, ET embT, int C, void* x, ET xT, float* ss, int nSs,
+                       const int32_t* pos, const float* invFreq, int half, float* cosSin, cudaStream_t s) {
+  SS_REQUIRE(C > 0 && nSs >= 1 && half > 0 && ss && invFreq && cosSin, "decode embed: bad shape");
+  SS_DISPATCH_ET(xT, TX, LaunchK(DecodeEmbedKernel<TX>, 1, 512, 0, s, tokens, emb, embT, C, static_cast<TX*>(x), ss,
+                                 nSs, pos, invFreq, half, reinterpret_cast<float2*>(cosSin)));
+  SS_CUDA_CHECK_LAUNCH("decode embed");
+}
+
+}  // namespace swapserve::cuda
