@@ -46,6 +46,7 @@ interface Args {
   md: string | null;
   reps: number;
   coldReps: number;
+  startReps: number;
   deadlineS: number;
   prompts: number[];
 }
@@ -56,6 +57,7 @@ const USAGE = `usage: swapserve bench headline [--tiny | --models-dir DIR] [opti
   --baseline FILE     floors and transformers figures from bench/headline/baselines.py (JSON)
   --reps N            samples per warm / swap cell (default 5)
   --cold-reps N       samples per cold cell (default 1; the 8B model gets one more where time allows)
+  --start-reps N      samples per worker-start cell, taken first (default 1; one more 8B/128 at the end if time allows)
   --deadline-s S      stop starting new cells after S seconds (default 420)
   --prompts A,B       prompt lengths in tokens (default 128,2048)
   --out FILE          raw samples and medians (JSON)
@@ -67,7 +69,7 @@ function parse(argv: string[]): Args {
     args: argv,
     options: {
       tiny: { type: 'boolean' }, 'models-dir': { type: 'string' }, baseline: { type: 'string' }, out: { type: 'string' }, md: { type: 'string' },
-      reps: { type: 'string' }, 'cold-reps': { type: 'string' }, 'deadline-s': { type: 'string' }, prompts: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      reps: { type: 'string' }, 'cold-reps': { type: 'string' }, 'start-reps': { type: 'string' }, 'deadline-s': { type: 'string' }, prompts: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) throw new UsageError('');
@@ -81,7 +83,8 @@ function parse(argv: string[]): Args {
   const prompts = (values.prompts ?? '128,2048').split(',').map((p) => int('prompts', p.trim(), 0));
   return {
     tiny: !!values.tiny, modelsDir: values['models-dir'] ?? null, baseline: values.baseline ?? null, out: values.out ?? null, md: values.md ?? null,
-    reps: int('reps', values.reps, 5), coldReps: int('cold-reps', values['cold-reps'], 1), deadlineS: int('deadline-s', values['deadline-s'], 420), prompts,
+    reps: int('reps', values.reps, 5), coldReps: int('cold-reps', values['cold-reps'], 1),
+    startReps: int('start-reps', values['start-reps'], 1), deadlineS: int('deadline-s', values['deadline-s'], 420), prompts,
   };
 }
 
@@ -586,11 +589,13 @@ export async function run(argv: string[]): Promise<number> {
     const [m8, m7, m11] = models;
 
     // 1. Cold with a worker start, from disk: the first request of the run (no worker exists).
-    for (const [i, p] of prompts.entries()) {
-      if (i > 0) await stack.drainWorkers();
-      const left = dropCache(m8);
-      await send(m8, p, 'cold:worker_start@disk', left);
-      if (!device) device = (await stack.workers())[0]?.device ?? '';
+    for (let rep = 0; rep < args.startReps; rep++) {
+      for (const [i, p] of prompts.entries()) {
+        if (rep > 0 || i > 0) await stack.drainWorkers();
+        const left = dropCache(m8);
+        await send(m8, p, 'cold:worker_start@disk', left);
+        if (!device) device = (await stack.workers())[0]?.device ?? '';
+      }
     }
     // 2. Warm and swap, every model, both prompts. One request to each first (not recorded) parks all three in the
     // host tier; then a ring 8B -> 7B -> 11B -> 8B ... makes each request a swap, each followed by a warm one. The 8B
