@@ -119,8 +119,8 @@ void CheckFlash(ET t, int D, int n, int pos0, int row0, cudaStream_t s) {
          Gather(out.host(), t, rows, H * D, H * D), ref, 1e-2);
 }
 
-void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s) {
-  const int H = 8, KVH = 2, L = 2, layer = 1, cap = 1024, QS = (H + 2 * KVH) * D;
+void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s, int H = 8, int KVH = 2) {
+  const int L = 2, layer = 1, cap = 1024, QS = (H + 2 * KVH) * D;
   const std::vector<int> ctx = {1, 300, 1000, 77};
   const int E = static_cast<int>(ctx.size());
   const size_t eb = cuda::EtBytes(t);
@@ -141,7 +141,7 @@ void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s) {
   SS_CUDA_CHECK(cudaMemcpy(m + 512, bases.data(), 32, cudaMemcpyHostToDevice));
   cuda::AttnEntries en{reinterpret_cast<int32_t*>(m), reinterpret_cast<int32_t*>(m + 256),
                        reinterpret_cast<uint64_t*>(m + 512), E, 1000};
-  const int splits = forceOneSplit ? 1 : cuda::DecodeSplits(E, KVH, 1000);
+  const int splits = forceOneSplit ? 1 : cuda::DecodeSplits(t, H, KVH, D, E, 1000);
   Buf partial(static_cast<size_t>(E) * H * splits * (D + 2) * 4);
   cuda::LaunchDecodeAttention(qkv.d, QS, t, en, H, KVH, D, layer, cap, 1.f / std::sqrt(float(D)), splits,
                               static_cast<float*>(partial.d), out.d, s);
@@ -155,7 +155,8 @@ void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s) {
     const auto g1 = Gather(oh, t, {rows[e]}, H * D, H * D);
     got.insert(got.end(), g1.begin(), g1.end());
   }
-  Report(std::string("decode attention ") + EtName(t) + " D=" + std::to_string(D) + " splits=" + std::to_string(splits),
+  Report(std::string("decode attention ") + EtName(t) + " D=" + std::to_string(D) + " G=" + std::to_string(H / KVH) +
+             " splits=" + std::to_string(splits) + (cuda::FastDecodeAttention(t, H, KVH, D) ? " (fast)" : ""),
          got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
 }
 
@@ -660,6 +661,12 @@ int RunOps() {
     }
   }
   CheckDecode(ET::kF32, 8, false, s);
+  for (bool one : {false, true}) {
+    CheckDecode(ET::kF16, 128, one, s, 4, 4);    // MHA
+    CheckDecode(ET::kBF16, 128, one, s, 16, 2);  // 8 query heads per KV head
+    CheckDecode(ET::kBF16, 64, one, s, 24, 3);
+    CheckDecode(ET::kBF16, 128, one, s, 20, 2);  // 10 per KV head: the general kernel
+  }
   for (ET t : {ET::kF32, ET::kBF16}) {
     for (bool hf : {false, true}) {
       if (t == ET::kF32 && hf) continue;

@@ -418,7 +418,7 @@ class CudaBackend final : public Backend {
     entries.kvBase = reinterpret_cast<const uint64_t*>(md + oEKv);
     entries.count = E;
     entries.maxCtx = maxCtx;
-    const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32) : cuda::DecodeSplits(E, d_.kvHeads, maxCtx);
+    const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32) : cuda::DecodeSplits(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx);
     if (E && splits > 1) ensurePartial(static_cast<size_t>(E) * d_.heads * splits * (d_.headDim + 2));
 
     const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim;

@@ -11,6 +11,8 @@
 //     warp computes, so the epilogue has both values at hand.
 // Values are rounded exactly where the separate kernels round them (LaunchRmsNorm, LaunchQkvPost, LaunchSwiGlu):
 // only the order of the fp32 sum of squares differs.
+#include <type_traits>
+
 #include "cuda/engine_check.h"
 #include "cuda/engine_common.cuh"
 
@@ -33,6 +35,17 @@ template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, floa
 #pragma unroll
   for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
 }
+
+// Two floats rounded into one packed pair of T (one conversion instruction).
+template <typename T> struct Pack2;
+template <> struct Pack2<__nv_bfloat16> {
+  using T = __nv_bfloat162;
+  static __device__ __forceinline__ T From(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+template <> struct Pack2<__half> {
+  using T = __half2;
+  static __device__ __forceinline__ T From(float a, float b) { return __floats2half2_rn(a, b); }
+};
 
 // Elements 8c .. 8c+7 of a weight vector of run-time dtype (16-byte aligned: checked by the backend).
 __device__ __forceinline__ void LoadVec8(const void* p, ET t, int c, float* f) {
@@ -121,15 +134,30 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   if constexpr (IN == static_cast<int>(DecodeIn::kNorm)) inv = rsqrtf(*a.ssIn / a.K + a.eps);
   const TW* x = static_cast<const TW*>(a.x);
   // x chunk c as floats: the row itself, or its RMSNorm rounded as LaunchRmsNorm rounds it.
+  // Every warp normalises x again, so this must be cheap: with a norm weight of the weights' type and HF rounding,
+  // round(w * round(n)) is one packed conversion and one packed multiply per two elements (the product of two
+  // 2-byte values is exact in fp32, so the 2-byte multiply rounds exactly as FromF(w * n) does).
+  const bool packedNorm = a.hfRound && a.normT == (std::is_same_v<TW, __half> ? ET::kF16 : ET::kBF16);
   auto xchunk = [&](int c, float (&xf)[8]) {
-    Unpack8<TW>(__ldg(reinterpret_cast<const uint4*>(x) + c), xf);
+    const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x) + c);
+    Unpack8<TW>(xv, xf);
     if constexpr (IN == static_cast<int>(DecodeIn::kNorm)) {
-      float nw[8];
-      LoadVec8(a.normW, a.normT, c, nw);
+      if (packedNorm) {
+        const uint4 wv = __ldg(reinterpret_cast<const uint4*>(a.normW) + c);
+        uint4 ov;
+        const auto* w2 = reinterpret_cast<const typename Pack2<TW>::T*>(&wv);
+        auto* o2 = reinterpret_cast<typename Pack2<TW>::T*>(&ov);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const float n = xf[j] * inv;
-        xf[j] = Rnd<TW>(nw[j] * (a.hfRound ? Rnd<TW>(n) : n));
+        for (int i = 0; i < 4; ++i) o2[i] = __hmul2(w2[i], Pack2<TW>::From(xf[2 * i] * inv, xf[2 * i + 1] * inv));
+        Unpack8<TW>(ov, xf);
+      } else {
+        float nw[8];
+        LoadVec8(a.normW, a.normT, c, nw);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float n = xf[j] * inv;
+          xf[j] = Rnd<TW>(nw[j] * (a.hfRound ? Rnd<TW>(n) : n));
+        }
       }
     }
   };

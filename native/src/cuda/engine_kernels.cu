@@ -1,5 +1,6 @@
 // The CUDA engine's element-wise and attention kernels, then their launchers (see engine_kernels.h).
 #include <cfloat>
+#include <type_traits>
 
 #include "cuda/engine_check.h"
 #include "cuda/engine_common.cuh"
@@ -329,6 +330,163 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
   }
 }
 
+// The same for 2-byte caches with D in {64, 128} and up to GM query heads per KV head (every Llama-family shape
+// served here), built for short contexts, where the old kernel's chain of dependent loads (q, then K in two
+// batches, then V in four) made a layer's attention latency-bound at ~13 us. Block = (split, kv head, entry) with 8
+// warps; a warp takes 32 positions at a time and issues all of their K and V loads at once: each lane holds its
+// position's K row, and D/32 dimensions of all 32 V rows; the probabilities go through shared memory for P.V.
+constexpr int kFastWarps = 8;
+template <int DL> struct VecOf;  // DL 2-byte values
+template <> struct VecOf<2> { using T = uint32_t; };
+template <> struct VecOf<4> { using T = uint2; };
+
+template <typename T, int D, int GM>
+__global__ void __launch_bounds__(kFastWarps * 32)
+DecodeAttnFastKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int layer, int cap, float scale,
+                     int splits, int chunk, float* partial, T* out) {
+  PdlTrigger();
+  PdlWait();
+  constexpr int DL = D / 32;  // V dimensions per lane
+  constexpr int K16 = D / 8;  // 16-byte pieces of a K row
+  using VT = typename VecOf<DL>::T;
+  __shared__ __align__(16) float sq[GM][D];
+  __shared__ __align__(16) float sp[kFastWarps][32][GM];
+  __shared__ float sm[kFastWarps][GM], sl[kFastWarps][GM];
+  __shared__ __align__(16) float so[kFastWarps][GM][D];
+  const int ent = blockIdx.z, split = blockIdx.x, kvh = blockIdx.y;
+  const int G = H / KVH, h0 = kvh * G;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int qRow = e.qRow[ent], ctx = e.ctx[ent];
+  const int s0 = split * chunk, s1 = min(ctx, s0 + chunk);
+  const size_t plane = static_cast<size_t>(cap) * KVH * D, rowStride = static_cast<size_t>(KVH) * D;
+  const T* kc = reinterpret_cast<const T*>(e.kvBase[ent]) + 2 * static_cast<size_t>(layer) * plane + kvh * D;
+  const T* vc = kc + plane;
+
+  uint4 kr[K16];
+  VT vr[32];
+  int jn = 0;
+  bool valid = false;
+  auto load = [&](int c0) {  // K row of position c0 + lane; V dims of positions c0 .. c0 + 31 (zeros past s1)
+    valid = c0 + lane < s1;
+    jn = min(32, s1 - c0);
+    const uint4* kp = reinterpret_cast<const uint4*>(kc + static_cast<size_t>(valid ? c0 + lane : c0) * rowStride);
+#pragma unroll
+    for (int i = 0; i < K16; ++i) kr[i] = valid ? kp[i] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const VT* vp = reinterpret_cast<const VT*>(vc + static_cast<size_t>(c0 + min(j, jn - 1)) * rowStride) + lane;
+      vr[j] = *vp;
+    }
+  };
+  int c0 = s0 + warp * 32;
+  if (c0 < s1) load(c0);  // in flight while q goes to shared memory
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+    sq[i / D][i % D] = ToF(qkv[static_cast<size_t>(qRow) * qStride + h0 * D + i]) * scale;
+  __syncthreads();
+
+  float m[GM], l[GM], o[GM][DL];
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < DL; ++i) o[g][i] = 0.f;
+  }
+  for (bool first = true; c0 < s1; c0 += kFastWarps * 32, first = false) {
+    if (!first) load(c0);
+    float s[GM];
+#pragma unroll
+    for (int g = 0; g < GM; ++g) s[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < K16; ++i) {
+      float kf[8];
+      const __nv_bfloat162* kb = reinterpret_cast<const __nv_bfloat162*>(&kr[i]);
+      const __half2* kh = reinterpret_cast<const __half2*>(&kr[i]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 v = std::is_same_v<T, __half> ? __half22float2(kh[j]) : __bfloat1622float2(kb[j]);
+        kf[2 * j] = v.x;
+        kf[2 * j + 1] = v.y;
+      }
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        if (g >= G) break;
+        const float4 qa = *reinterpret_cast<const float4*>(&sq[g][8 * i]);
+        const float4 qb = *reinterpret_cast<const float4*>(&sq[g][8 * i + 4]);
+        s[g] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] + qb.y * kf[5] +
+                qb.z * kf[6] + qb.w * kf[7];
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GM; ++g) {
+      if (g >= G) break;
+      const float sv = valid ? s[g] : -INFINITY;
+      const float mnew = fmaxf(m[g], WarpMax(sv));  // finite: position c0 is valid
+      const float alpha = __expf(m[g] - mnew);
+      const float p = valid ? __expf(sv - mnew) : 0.f;
+      l[g] = l[g] * alpha + WarpSum(p);
+      m[g] = mnew;
+#pragma unroll
+      for (int i = 0; i < DL; ++i) o[g][i] *= alpha;
+      sp[warp][lane][g] = p;
+    }
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      if (j >= jn) break;
+      float vf[DL];
+      const __nv_bfloat162* vb = reinterpret_cast<const __nv_bfloat162*>(&vr[j]);
+      const __half2* vh = reinterpret_cast<const __half2*>(&vr[j]);
+#pragma unroll
+      for (int i = 0; i < DL / 2; ++i) {
+        const float2 v = std::is_same_v<T, __half> ? __half22float2(vh[i]) : __bfloat1622float2(vb[i]);
+        vf[2 * i] = v.x;
+        vf[2 * i + 1] = v.y;
+      }
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        if (g >= G) break;
+        const float pj = sp[warp][j][g];
+#pragma unroll
+        for (int i = 0; i < DL; ++i) o[g][i] = fmaf(pj, vf[i], o[g][i]);
+      }
+    }
+    __syncwarp();
+  }
+  // Merge the warps.
+  if (lane == 0) {
+#pragma unroll
+    for (int g = 0; g < GM; ++g) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
+  }
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int i = 0; i < DL; ++i) so[warp][g][lane * DL + i] = o[g][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
+    const int g = idx / D, d = idx % D;
+    float M = -INFINITY;
+    for (int w = 0; w < kFastWarps; ++w) M = fmaxf(M, sm[w][g]);
+    float L = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+      for (int w = 0; w < kFastWarps; ++w) {
+        if (sm[w][g] == -INFINITY) continue;
+        const float f = __expf(sm[w][g] - M);
+        L += sl[w][g] * f;
+        O += so[w][g][d] * f;
+      }
+    }
+    const int h = h0 + g;
+    if (splits == 1) {
+      out[static_cast<size_t>(qRow) * H * D + h * D + d] = FromF<T>(O / L);
+    } else {
+      float* pp = partial + ((static_cast<size_t>(ent) * H + h) * splits + split) * (D + 2);
+      if (d == 0) { pp[0] = M; pp[1] = L; }
+      pp[2 + d] = O;
+    }
+  }
+}
+
 template <typename T>
 __global__ void DecodeCombineKernel(AttnEntries e, int H, int D, int splits, const float* partial, T* out) {
   PdlTrigger();
@@ -481,11 +639,17 @@ void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, 
   SS_CUDA_CHECK_LAUNCH("rope table");
 }
 
-int DecodeSplits(int entries, int kvHeads, int maxCtx) {
-  // Enough blocks to fill the chip (~2 waves of 132 SMs) when few sequences decode; one split when many do.
-  const int blocks = entries * kvHeads;
-  if (blocks >= 256 || maxCtx <= 128) return 1;
-  const int byLen = (maxCtx + 127) / 128;  // a split = 128 positions = one 32-position chunk per warp
+bool FastDecodeAttention(ET t, int H, int KVH, int D) {
+  return t != ET::kF32 && (D == 64 || D == 128) && KVH > 0 && H % KVH == 0 && H / KVH <= 8;
+}
+
+int DecodeSplits(ET t, int H, int KVH, int D, int entries, int maxCtx) {
+  // Enough blocks to fill the chip (~2 waves of 132 SMs) when few sequences decode; one split when many do, or
+  // when one block's warps cover the whole context (256 positions for the fast kernel, 128 for the other).
+  const int perBlock = FastDecodeAttention(t, H, KVH, D) ? kFastWarps * 32 : kDecWarps * 32;
+  const int blocks = entries * KVH;
+  if (blocks >= 256 || maxCtx <= perBlock) return 1;
+  const int byLen = (maxCtx + perBlock - 1) / perBlock;
   const int want = (264 + blocks - 1) / blocks;
   return byLen < want ? byLen : want;
 }
@@ -500,6 +664,26 @@ void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, in
   chunk = (chunk + 31) / 32 * 32;
   const dim3 grid(splits, KVH * gChunks, e.count);
   const int dpl = (D + 31) / 32;
+  if (FastDecodeAttention(t, H, KVH, D)) {
+    const dim3 fgrid(splits, KVH, e.count);
+    auto fast = [&](auto* tag) {
+      using TT = std::remove_pointer_t<decltype(tag)>;
+      const TT* q = static_cast<const TT*>(qkv);
+      TT* o = static_cast<TT*>(out);
+      if (D == 128 && G <= 4) LaunchK(DecodeAttnFastKernel<TT, 128, 4>, fgrid, kFastWarps * 32, 0, s, q, qStride, e, H, KVH, layer, cap, scale, splits, chunk, partial, o);
+      else if (D == 128) LaunchK(DecodeAttnFastKernel<TT, 128, 8>, fgrid, kFastWarps * 32, 0, s, q, qStride, e, H, KVH, layer, cap, scale, splits, chunk, partial, o);
+      else if (G <= 4) LaunchK(DecodeAttnFastKernel<TT, 64, 4>, fgrid, kFastWarps * 32, 0, s, q, qStride, e, H, KVH, layer, cap, scale, splits, chunk, partial, o);
+      else LaunchK(DecodeAttnFastKernel<TT, 64, 8>, fgrid, kFastWarps * 32, 0, s, q, qStride, e, H, KVH, layer, cap, scale, splits, chunk, partial, o);
+      SS_CUDA_CHECK_LAUNCH("decode attention");
+      if (splits > 1) {
+        LaunchK(DecodeCombineKernel<TT>, dim3(e.count, H), 128, 0, s, e, H, D, splits, partial, o);
+        SS_CUDA_CHECK_LAUNCH("decode combine");
+      }
+    };
+    if (t == ET::kBF16) fast(static_cast<__nv_bfloat16*>(nullptr));
+    else fast(static_cast<__half*>(nullptr));
+    return;
+  }
   SS_DISPATCH_ET(t, TT, {
     const TT* q = static_cast<const TT*>(qkv);
     TT* o = static_cast<TT*>(out);

@@ -119,7 +119,10 @@ struct AttnEntries {
   int count = 0;
   int maxCtx = 0;
 };
-int DecodeSplits(int entries, int kvHeads, int maxCtx);
+// Context splits for `entries` decode rows of up to maxCtx positions (the launcher picks its kernel by t, H, KVH, D:
+// FastDecodeAttention says which).
+bool FastDecodeAttention(ET t, int H, int KVH, int D);
+int DecodeSplits(ET t, int H, int KVH, int D, int entries, int maxCtx);
 void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
                            int cap, float scale, int splits, float* partial, void* out, cudaStream_t s);
 
