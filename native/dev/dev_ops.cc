@@ -362,7 +362,8 @@ double HostSumSq(const std::vector<uint8_t>& x, ET t, int K) {
   return ss;
 }
 std::string TuneName(const cuda::DecodeTuning& tu) {
-  return " [" + std::to_string(tu.rows) + "x" + std::to_string(tu.unroll) + " pf " + std::to_string(tu.l2PrefetchBytes) + "]";
+  return " [" + std::to_string(tu.rows) + "x" + std::to_string(tu.unroll) + (tu.kSplit ? "k" : "") + " pf " +
+         std::to_string(tu.l2PrefetchBytes) + "]";
 }
 // The sum of squares of x as a device float (what the kernel that wrote x accumulates in a decode step).
 void UploadSs(Buf& ss, double v) {
@@ -601,7 +602,7 @@ void CheckDecodeRefusals(cudaStream_t s) {
   cases.push_back({"norm without ssIn", a, cuda::DecodeIn::kNorm, cuda::DecodeOut::kSwiGlu, {}});
   cases.push_back({"segments out of order", a, cuda::DecodeIn::kPlain, cuda::DecodeOut::kStore, {}});
   cases.back().a.seg1 = 6; cases.back().a.seg2 = 4; cases.back().a.w1 = w.d; cases.back().a.w2 = w.d;
-  cases.push_back({"rows per warp 3", a, cuda::DecodeIn::kPlain, cuda::DecodeOut::kStore, {3, 4, 0}});
+  cases.push_back({"rows per warp 3", a, cuda::DecodeIn::kPlain, cuda::DecodeOut::kStore, {3, 4, 0, false}});
   cases.push_back({"q|k|v without RoPE arguments", a, cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, {}});
   int refused = 0;
   for (const Case& c : cases) {
@@ -687,7 +688,7 @@ int RunOps() {
   }
   CheckGemm(ET::kBF16, 1.f, s, 8, ET::kBF16, false);
   // The folded decode kernels, at every launch shape the backend can pick.
-  const cuda::DecodeTuning tunes[] = {{2, 4, 0}, {4, 2, 4096}, {4, 4, 1024}};
+  const cuda::DecodeTuning tunes[] = {{2, 4, 0, false}, {4, 2, 4096, false}, {2, 4, 0, true}, {4, 4, 1024, true}};
   for (const cuda::DecodeTuning& tu : tunes) {
     for (ET t : {ET::kBF16, ET::kF16}) {
       CheckDecodeQkv(t, 64, false, false, tu, s);

@@ -133,11 +133,18 @@ class CudaBackend final : public Backend {
     const char* fused = std::getenv("SWAPSERVE_CUDA_FUSED_DECODE");
     fusedDecode_ = !(fused && std::strcmp(fused, "0") == 0);
     if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) {
-      int r = 0, u = 0;
-      if (std::sscanf(g, "%dx%d", &r, &u) != 2 || (r != 2 && r != 4) || (u != 2 && u != 4) || (r == 2 && u == 2))
-        Invalid("SWAPSERVE_CUDA_DECODE_GEMV must be 2x4, 4x2 or 4x4 (rows per warp x chunks in flight)");
-      tune_.rows = r;
-      tune_.unroll = u;
+      int r = 0, u = 0, n = 0;
+      cuda::DecodeTuning t = tune_;
+      if (std::sscanf(g, "%dx%d%n", &r, &u, &n) == 2) {
+        t.rows = r;
+        t.unroll = u;
+        t.kSplit = std::strcmp(g + n, "k") == 0;
+        if (g[n] != '\0' && !t.kSplit) r = 0;
+      }
+      if (!cuda::DecodeTuningValid(t) || r == 0)
+        Invalid("SWAPSERVE_CUDA_DECODE_GEMV must be 2x4, 4x2, 2x4k or 4x4k (rows per warp x chunks in flight, k: "
+                "a block's warps split K)");
+      tune_ = t;
     }
     if (const char* pf = std::getenv("SWAPSERVE_CUDA_L2PF")) {
       char* end = nullptr;

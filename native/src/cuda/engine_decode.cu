@@ -99,14 +99,19 @@ __device__ __forceinline__ const uint4* RowPtr(const DecodeGemvArgs& a, int r) {
 
 // One warp: R rows (R/2 pairs), each lane streams 16-byte chunks lane, lane + 32, ... of every row with U chunks
 // per row in flight while the previous U are multiplied. x chunks come from L1/L2 (8 KB to 28 KB per step, shared).
-template <typename TW, typename TY, int IN, int OUT, int R, int U>
+// KS = 1: each warp of a block has its own rows and the whole of K. KS = kWarps: the block's warps share R rows and
+// take a quarter of K each (4x less normalisation work per warp, 4x more blocks), summed in shared memory.
+template <typename TW, typename TY, int IN, int OUT, int R, int U, int KS>
 __global__ void __launch_bounds__(kWarps * 32)
 DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
+  static_assert(KS == 1 || KS == kWarps, "K split: none or across the block's warps");
   PdlTrigger();
   constexpr int P = R / 2;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int K8 = a.K >> 3;
-  const int gw = blockIdx.x * kWarps + warp;
+  const int kSlice = (a.K >> 3) / KS;  // 16-byte chunks of K this warp multiplies
+  const int kBeg = KS == 1 ? 0 : warp * kSlice;
+  const int K8 = kBeg + kSlice;  // end of this warp's chunks
+  const int gw = KS == 1 ? blockIdx.x * kWarps + warp : blockIdx.x;
   int rows[R];
   bool valid[P];
   const uint4* w[R];
@@ -118,11 +123,11 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   }
   // Weights do not depend on earlier kernels: requested before the dependency wait.
   uint4 nxt[U][R];
-  if (lane + 32 * (U - 1) < K8) {
+  if (kBeg + lane + 32 * (U - 1) < K8) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
-      for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + lane + 32 * u);
+      for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + kBeg + lane + 32 * u);
   }
   if (pfBytes) {
 #pragma unroll
@@ -164,7 +169,7 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  int c = lane;
+  int c = kBeg + lane;
   for (; c + 32 * (U - 1) < K8; c += 32 * U) {
     uint4 cur[U][R];
 #pragma unroll
@@ -204,9 +209,23 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
+  if constexpr (KS > 1) {  // warp 0 sums the quarters, in a fixed order
+    __shared__ float part[KS][R];
+    if (lane == 0) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) part[warp][r] = acc[r];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      acc[r] = part[0][r];
+#pragma unroll
+      for (int k = 1; k < KS; ++k) acc[r] += part[k][r];
+    }
+  }
 
   float ss = 0.f;  // kResidual: squares of what this warp wrote
-  if (lane == 0) {
+  if (lane == 0 && (KS == 1 || warp == 0)) {
 #pragma unroll
     for (int j = 0; j < P; ++j) {
       if (!valid[j]) continue;
@@ -318,13 +337,20 @@ template <typename TW, typename TY, int IN, int OUT>
 void LaunchConfig(const DecodeGemvArgs& a, const DecodeTuning& tune, int pairs, cudaStream_t s) {
   const unsigned rowBytes = static_cast<unsigned>(a.K) * 2;
   const unsigned pf = (tune.l2PrefetchBytes < rowBytes ? tune.l2PrefetchBytes : rowBytes) / 16 * 16;
-  auto blocks = [&](int rowsPerWarp) { return (pairs + kWarps * (rowsPerWarp / 2) - 1) / (kWarps * (rowsPerWarp / 2)); };
-  if (tune.rows == 4 && tune.unroll == 4)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 4>, blocks(4), kWarps * 32, 0, s, a, pf);
+  // Pairs per block: R/2 per warp, and the block's warps have rows of their own unless they split K.
+  auto blocks = [&](int rowsPerWarp, int ks) {
+    const int per = (rowsPerWarp / 2) * (ks == 1 ? kWarps : 1);
+    return (pairs + per - 1) / per;
+  };
+  const bool split = tune.kSplit && (a.K / 8) % kWarps == 0;
+  if (split && tune.rows == 4)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 4, kWarps>, blocks(4, kWarps), kWarps * 32, 0, s, a, pf);
+  else if (split)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, kWarps>, blocks(2, kWarps), kWarps * 32, 0, s, a, pf);
   else if (tune.rows == 4)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2>, blocks(4), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2, 1>, blocks(4, 1), kWarps * 32, 0, s, a, pf);
   else
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4>, blocks(2), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, 1>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
 }
 
 template <typename TW>
@@ -350,15 +376,18 @@ bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 bool DecodeGemvSupported(ET wT, int K) { return wT != ET::kF32 && K > 0 && K % 8 == 0; }
 
+bool DecodeTuningValid(const DecodeTuning& t) {
+  return t.kSplit ? (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 4)
+                  : (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 2);
+}
+
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s) {
   SS_REQUIRE(DecodeGemvSupported(a.wT, a.K), "decode gemv: needs 2-byte weights and K a multiple of 8");
   SS_REQUIRE(a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N && a.w0 && a.x && a.y, "decode gemv: bad shape");
   SS_REQUIRE((a.seg1 == a.N || a.w1) && (a.seg2 == a.N || a.w2), "decode gemv: missing weight segment");
   SS_REQUIRE(Aligned16(a.w0) && Aligned16(a.x) && (!a.w1 || Aligned16(a.w1)) && (!a.w2 || Aligned16(a.w2)),
              "decode gemv: operands must be 16-byte aligned");
-  SS_REQUIRE(tune.rows == 2 || tune.rows == 4, "decode gemv: rows per warp must be 2 or 4");
-  SS_REQUIRE(tune.unroll == 2 || tune.unroll == 4, "decode gemv: unroll must be 2 or 4");
-  SS_REQUIRE(tune.rows == 4 || tune.unroll == 4, "decode gemv: 2 rows per warp runs with unroll 4");
+  SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 4x2, 2x4 with K split or 4x4 with K split");
   if (in == DecodeIn::kNorm) SS_REQUIRE(a.ssIn && a.normW && Aligned16(a.normW), "decode gemv: norm needs ssIn, normW");
   if (out != DecodeOut::kStore) SS_REQUIRE(a.yT == a.wT, "decode gemv: output type must be the weights' type");
   int pairs = (a.N + 1) / 2;

@@ -93,13 +93,16 @@ struct DecodeGemvArgs {
   const uint64_t* kvBase = nullptr;
   int layer = 0, cap = 0;
 };
-// Launch shape of the decode products: rows per warp (2 or 4), 16-byte chunks per row in flight (2 or 4; 2 rows run
-// with 4), bytes of each row prefetched into L2 before the kernel waits for its predecessor (0: none).
+// Launch shape of the decode products: rows per warp, 16-byte chunks per row in flight, whether a block's 4 warps
+// split K (sharing their rows) instead of each having rows of its own (2x4, 4x2; with the split 2x4, 4x4), and bytes
+// of each row prefetched into L2 before the kernel waits for its predecessor (0: none).
 struct DecodeTuning {
   int rows = 2;
   int unroll = 4;
   unsigned l2PrefetchBytes = 0;
+  bool kSplit = false;
 };
+bool DecodeTuningValid(const DecodeTuning& t);
 bool DecodeGemvSupported(ET wT, int K);
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s);
 
