@@ -1,20 +1,15 @@
 // `swapserve gateway [--config FILE]`: the HTTP gateway alone (Redis from config or REDIS_URL).
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../shared/config.ts';
+import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { startGateway } from '../gateway/server.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
+const USAGE = 'usage: swapserve gateway [--config FILE]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG)\n';
+
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) {
-    process.stdout.write('usage: swapserve gateway [--config FILE]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG)\n');
-    return 0;
-  }
-  const config = loadConfig(values.config);
-  if (!config.redisUrl) {
-    process.stderr.write('swapserve gateway: no Redis configured; set REDIS_URL or redisUrl in the config (or use `swapserve up`)\n');
-    return 2;
-  }
+  const parsed = parseCommand('gateway', USAGE, { args: argv, options: { config: { type: 'string', short: 'c' }, ...HELP } });
+  if (typeof parsed === 'number') return parsed;
+  const config = loadCommandConfig('gateway', parsed.values.config, { needsRedis: true });
+  if (typeof config === 'number') return config;
   initTelemetry({ serviceName: 'swapserve-gateway' });
   const gw = await startGateway(config);
   process.stdout.write(`gateway listening on ${gw.url}\n`);

@@ -2,7 +2,7 @@
 //
 // CPU: the engine runs on a host copy of the model's arena (no Redis, no weights runtime). CUDA (where built and
 // a GPU is visible, or --backend cuda): the weights runtime loads the model to the GPU and the engine leases it.
-import { parseArgs } from 'node:util';
+import { HELP, parseCommand } from './args.ts';
 
 import { resolveBackend, type Backend } from '../../native/ts/addon.ts';
 import { readArena } from '../../native/ts/arena.ts';
@@ -39,35 +39,26 @@ function num(v: string | undefined, name: string, def: number, check: (n: number
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        prompt: { type: 'string', default: '' },
-        'max-tokens': { type: 'string' },
-        temperature: { type: 'string' },
-        'top-p': { type: 'string' },
-        'top-k': { type: 'string' },
-        seed: { type: 'string' },
-        stop: { type: 'string', multiple: true },
-        chat: { type: 'boolean', default: false },
-        'max-context': { type: 'string' },
-        threads: { type: 'string' },
-        backend: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`swapserve generate: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand('generate', USAGE, {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      prompt: { type: 'string', default: '' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      stop: { type: 'string', multiple: true },
+      chat: { type: 'boolean', default: false },
+      'max-context': { type: 'string' },
+      threads: { type: 'string' },
+      backend: { type: 'string' },
+      ...HELP,
+    },
+  });
+  if (typeof parsed === 'number') return parsed;
   const { values: o, positionals } = parsed;
-  if (o.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
   if (positionals.length !== 1) {
     process.stderr.write(`swapserve generate: expected one model path\n\n${USAGE}`);
     return 2;

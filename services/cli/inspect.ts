@@ -1,5 +1,5 @@
 // `swapserve inspect <model folder | .gguf> [--json]`: validate a model and print its architecture and layout.
-import { parseArgs } from 'node:util';
+import { HELP, parseCommand } from './args.ts';
 import { stat } from 'node:fs/promises';
 
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
@@ -63,15 +63,9 @@ function text(r: Report['model']): string {
 }
 
 export async function run(argv: string[], io: InspectIo = STDIO): Promise<number> {
-  let values: { json?: boolean; help?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
-  } catch (e) {
-    io.err(`swapserve inspect: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) { io.out(USAGE); return 0; }
+  const parsed = parseCommand('inspect', USAGE, { args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, ...HELP } }, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) { io.err(USAGE); return 2; }
   const fail = (code: string, file: string | null, message: string): number => {
     if (values.json) io.out(JSON.stringify({ ok: false, error: { code, file, message } }) + '\n');

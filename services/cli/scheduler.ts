@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { HELP, parseCommand } from './args.ts';
 import { ConfigError, loadConfig, type Config, type ModelEntry } from '../shared/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
@@ -64,25 +64,17 @@ function positiveInt(name: string, v: string | undefined, fallback: number, min 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
-        'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
-        'worker-idle-ms': { type: 'string' }, gpus: { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
-        provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`swapserve scheduler: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand('scheduler', USAGE, {
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
+      'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
+      'worker-idle-ms': { type: 'string' }, gpus: { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
+      provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, ...HELP,
+    },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   let scheduler: Scheduler;
   try {
     const config = loadConfig(values.config);

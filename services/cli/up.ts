@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { HELP, parseCommand } from './args.ts';
 import { ConfigError, loadConfig, parseConfig, type Config } from '../shared/config.ts';
 import { ensureDemoModels } from '../shared/demo-models.ts';
 import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../shared/local-redis.ts';
@@ -34,20 +34,12 @@ interface Child {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, workers: { type: 'string' }, 'no-scheduler': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    process.stderr.write(`swapserve up: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand('up', USAGE, {
+    args: argv,
+    options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, workers: { type: 'string' }, 'no-scheduler': { type: 'boolean' }, ...HELP },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const log = (s: string) => process.stdout.write(`[up] ${s}\n`);
   let config: Config;
   try {

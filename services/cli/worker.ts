@@ -1,6 +1,5 @@
 // `swapserve worker [--config FILE] [--id ID] [--device N]`: one GPU (or CPU) worker process.
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../shared/config.ts';
+import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
@@ -17,28 +16,17 @@ const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CO
 export async function run(argv: string[]): Promise<number> {
   // Start-up phases (ms since the process started), printed in the ready line: a scale-from-zero start waits on all.
   const t = { imported: performance.now(), backend: 0, opened: 0 };
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' }, id: { type: 'string' }, backend: { type: 'string' }, device: { type: 'string' },
-        threads: { type: 'string' }, 'no-self-load': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`swapserve worker: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const config = loadConfig(values.config);
-  if (!config.redisUrl) {
-    process.stderr.write('swapserve worker: no Redis configured; set REDIS_URL or redisUrl in the config\n');
-    return 2;
-  }
+  const parsed = parseCommand('worker', USAGE, {
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' }, id: { type: 'string' }, backend: { type: 'string' }, device: { type: 'string' },
+      threads: { type: 'string' }, 'no-self-load': { type: 'boolean' }, ...HELP,
+    },
+  });
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const config = loadCommandConfig('worker', values.config, { needsRedis: true });
+  if (typeof config === 'number') return config;
   const backend = values.backend as 'auto' | 'cpu' | 'cuda' | undefined;
   if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
     process.stderr.write(`swapserve worker: --backend must be auto, cpu or cuda, received "${backend}"\n`);
