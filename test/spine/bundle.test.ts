@@ -3,7 +3,7 @@
 // bundle built from other sources than the checkout holds is never run.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,10 +11,10 @@ import { dirname, join } from 'node:path';
 import { Client } from '../../services/sdk/index.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { BIN, startWorkerProcess } from '../helpers/worker-process.ts';
 // @ts-expect-error -- plain ES module script, no declarations
 import { buildBundle, freshBundle } from '../../scripts/bundle.mjs';
 
-const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 let redis: TestRedis;
 let modelPath: string;
 let out: string;
@@ -31,22 +31,6 @@ after(async () => {
   await redis?.stop();
   if (out) rmSync(out, { recursive: true, force: true });
 });
-
-/** Starts a CPU worker (argv after `node`), resolves with its ready line. */
-function startWorker(args: string[], id: string, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; ready: string }> {
-  const child = spawn(process.execPath, [...args, '--id', id, '--threads', '1', '--backend', 'cpu'], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let text = '';
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const line = text.split('\n').find((l) => l.startsWith(`worker ${id} ready`));
-      if (line) resolve({ child, ready: line });
-    });
-    child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before ready: ${text}`)));
-  });
-}
 
 async function configFor(prefix: string): Promise<string> {
   const file = join(dirname(modelPath), `config-bundle-${prefix.replace(/\W/g, '')}.json`);
@@ -74,13 +58,13 @@ describe('prebuilt worker bundle', () => {
     const runner = `const { run } = await import(${JSON.stringify(url)}); process.exitCode = await run(process.argv.slice(1));`;
 
     const p1 = redis.prefix();
-    const bundled = await startWorker(['--input-type=module', '-e', runner, '--', '--config', await configFor(p1)], 'wb');
+    const bundled = await startWorkerProcess(['--input-type=module', '-e', runner, '--', '--config', await configFor(p1)], 'wb', children);
     assert.match(bundled.ready, /ready \(1 models\) \d+ ms after process start: node \+ imports \d+, config \+ telemetry \d+, cpu runtime \d+, redis \+ registration \d+/);
     const textBundled = await greedy(p1);
     bundled.child.kill('SIGTERM');
 
     const p2 = redis.prefix();
-    const viaTsx = await startWorker([BIN, 'worker', '--config', await configFor(p2)], 'wt', { ...process.env, SWAPSERVE_NO_BUNDLE: '1' });
+    const viaTsx = await startWorkerProcess([BIN, 'worker', '--config', await configFor(p2)], 'wt', children, { ...process.env, SWAPSERVE_NO_BUNDLE: '1' });
     const textTsx = await greedy(p2);
     viaTsx.child.kill('SIGTERM');
 

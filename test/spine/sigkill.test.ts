@@ -3,7 +3,7 @@
 // had been sent yet, else one retryable worker_lost error.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -13,8 +13,8 @@ import { connect, keys, queueName } from '../../services/shared/queues.ts';
 import { streamEventSchema, type StreamEvent } from '../../services/shared/job.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { BIN, startWorkerProcess } from '../helpers/worker-process.ts';
 
-const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 let redis: TestRedis;
 let modelPath: string;
 const children = new Set<ChildProcess>();
@@ -40,20 +40,8 @@ async function writeConfig(prefix: string, maxStalledCount = 2): Promise<string>
   return file;
 }
 
-async function startWorkerProcess(config: string, id: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'worker', '--config', config, '--id', id, '--threads', '1', '--backend', 'cpu'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(`worker ${id} ready`)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before ready: ${out}`)));
-  });
-  child.stdout!.resume();
-  return child;
+async function startWorker(config: string, id: string): Promise<ChildProcess> {
+  return (await startWorkerProcess([BIN, 'worker', '--config', config], id, children)).child;
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -81,7 +69,7 @@ describe('worker killed with SIGKILL', () => {
   it('mid-stream: the client sees each token once, then one retryable worker_lost error', async () => {
     const prefix = redis.prefix();
     const config = await writeConfig(prefix);
-    const w1 = await startWorkerProcess(config, 'w1');
+    const w1 = await startWorker(config, 'w1');
     const client = new Client({ redisUrl: redis.url, prefix, timeoutMs: 30_000 });
     let w2: ChildProcess | null = null;
     try {
@@ -93,7 +81,7 @@ describe('worker killed with SIGKILL', () => {
           indexes.push(t.index);
           if (indexes.length === 1) {
             w1.kill('SIGKILL');
-            w2 = await startWorkerProcess(config, 'w2');
+            w2 = await startWorker(config, 'w2');
           }
         }
       } catch (e) {
@@ -122,7 +110,7 @@ describe('worker killed with SIGKILL', () => {
   it('past maxStalledCount: BullMQ fails the job and the client gets one retryable worker_lost error', async () => {
     const prefix = redis.prefix();
     const config = await writeConfig(prefix, 0);
-    const w1 = await startWorkerProcess(config, 'w1');
+    const w1 = await startWorker(config, 'w1');
     const client = new Client({ redisUrl: redis.url, prefix, timeoutMs: 60_000 });
     const conn = connect(redis.url);
     const queue = new Queue(queueName('big'), { connection: conn, prefix });
@@ -132,7 +120,7 @@ describe('worker killed with SIGKILL', () => {
       const deadline = Date.now() + 20_000;
       while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
       w1.kill('SIGKILL');
-      w2 = await startWorkerProcess(config, 'w2');
+      w2 = await startWorker(config, 'w2');
       const t0 = Date.now();
       await assert.rejects((async () => { for await (const _ of s) { /* none expected */ } })(), (e: SwapserveError) => e.code === 'worker_lost' && e.retryable);
       await assert.rejects(s.result, (e: SwapserveError) => e.code === 'worker_lost');
@@ -150,7 +138,7 @@ describe('worker killed with SIGKILL', () => {
   it('before the first token: the retry is transparent and the request completes once', async () => {
     const prefix = redis.prefix();
     const config = await writeConfig(prefix);
-    const w1 = await startWorkerProcess(config, 'w1');
+    const w1 = await startWorker(config, 'w1');
     const client = new Client({ redisUrl: redis.url, prefix, timeoutMs: 60_000 });
     const conn = connect(redis.url);
     const queue = new Queue(queueName('big'), { connection: conn, prefix });
@@ -161,7 +149,7 @@ describe('worker killed with SIGKILL', () => {
       const deadline = Date.now() + 20_000;
       while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
       w1.kill('SIGKILL');
-      w2 = await startWorkerProcess(config, 'w2');
+      w2 = await startWorker(config, 'w2');
       const indexes: number[] = [];
       for await (const t of s) indexes.push(t.index);
       const r = await s.result;
