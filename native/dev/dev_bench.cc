@@ -213,6 +213,74 @@ int RunBench(const std::string& what) {
     cudaFree(ws); cudaFree(x); cudaFree(y);
   }
 
+  // The folded decode products (engine_decode.cu) alone, at each launch shape: weight bytes per second. Kernels
+  // launched back to back without programmatic dependent launch, so each time includes a launch gap.
+  {
+    const int cap = 256, D = sh.D, KVH = sh.KVH, H = sh.H;
+    const int QDi = H * D, KD = KVH * D;
+    void *x, *y, *ss, *kv, *meta, *cs;
+    SS_CUDA_CHECK(cudaMalloc(&x, size_t(sh.F) * 2));
+    SS_CUDA_CHECK(cudaMalloc(&y, size_t(sh.V) * 4));
+    SS_CUDA_CHECK(cudaMalloc(&ss, 64));
+    SS_CUDA_CHECK(cudaMalloc(&kv, size_t(2) * cap * KD * 2));
+    SS_CUDA_CHECK(cudaMalloc(&meta, 256));
+    SS_CUDA_CHECK(cudaMalloc(&cs, size_t(D) * 4));
+    cuda::LaunchFillUniform(x, ET::kBF16, sh.F, 29, -1.f, 1.f, s);
+    cuda::LaunchFillUniform(y, ET::kBF16, size_t(sh.V) * 2, 30, -1.f, 1.f, s);
+    cuda::LaunchFillUniform(cs, ET::kF32, D, 31, -1.f, 1.f, s);
+    const float ssv[2] = {sh.C / 3.f, 0.f};  // a uniform(-1, 1) row's sum of squares
+    const int32_t pos = 100;
+    const uint64_t kvb = reinterpret_cast<uint64_t>(kv);
+    SS_CUDA_CHECK(cudaMemcpy(ss, ssv, 8, cudaMemcpyHostToDevice));
+    SS_CUDA_CHECK(cudaMemcpy(meta, &pos, 4, cudaMemcpyHostToDevice));
+    SS_CUDA_CHECK(cudaMemcpy(static_cast<uint8_t*>(meta) + 64, &kvb, 8, cudaMemcpyHostToDevice));
+    const auto& w = L.desc.layer[5];
+    const uint8_t* b = lease->base();
+    auto args = [&](size_t off, int N, int K) {
+      cuda::DecodeGemvArgs a;
+      a.w0 = b + off; a.seg1 = a.seg2 = a.N = N; a.K = K; a.wT = ET::kBF16; a.x = x; a.eps = 1e-5f; a.y = y;
+      a.yT = ET::kBF16; a.ssIn = static_cast<float*>(ss); a.ssOut = static_cast<float*>(ss) + 1;
+      return a;
+    };
+    cuda::DecodeGemvArgs qkv = args(w.wq.offset, int(QS), sh.C);
+    qkv.w1 = b + w.wk.offset; qkv.w2 = b + w.wv.offset; qkv.seg1 = QDi; qkv.seg2 = QDi + KD;
+    qkv.normW = b + w.attnNorm.offset; qkv.normT = ET::kBF16; qkv.H = H; qkv.KVH = KVH; qkv.D = D;
+    qkv.cosSin = static_cast<float*>(cs); qkv.pos = static_cast<int32_t*>(meta);
+    qkv.kvBase = reinterpret_cast<uint64_t*>(static_cast<uint8_t*>(meta) + 64); qkv.cap = cap;
+    cuda::DecodeGemvArgs o = args(w.wo.offset, sh.C, QDi);
+    cuda::DecodeGemvArgs gu = args(w.w1.offset, 2 * sh.F, sh.C);
+    gu.w1 = b + w.w3.offset; gu.seg1 = sh.F; gu.normW = b + w.ffnNorm.offset; gu.normT = ET::kBF16;
+    cuda::DecodeGemvArgs down = args(w.w2.offset, sh.C, sh.F);
+    cuda::DecodeGemvArgs head = args(L.desc.output.offset, sh.V, sh.C);
+    head.normW = b + L.desc.norm.offset; head.normT = ET::kBF16; head.yT = ET::kF32;
+    struct Op { const char* name; cuda::DecodeGemvArgs* a; cuda::DecodeIn in; cuda::DecodeOut out; int per; };
+    const Op ops[] = {{"qkv+norm+rope", &qkv, cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, sh.L},
+                      {"o+residual", &o, cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, sh.L},
+                      {"gate|up+norm+swiglu", &gu, cuda::DecodeIn::kNorm, cuda::DecodeOut::kSwiGlu, sh.L},
+                      {"down+residual", &down, cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, sh.L},
+                      {"head+norm", &head, cuda::DecodeIn::kNorm, cuda::DecodeOut::kStore, 1}};
+    std::vector<double> best(5, 1e30);
+    for (const char* spec : {"2x4", "4x2", "2x4k", "4x4k"}) {
+      cuda::DecodeTuning tu;
+      SS_REQUIRE(cuda::ParseDecodeTuning(spec, &tu), "bench: bad tuning");
+      double step = 0;
+      for (int i = 0; i < 5; ++i) {
+        const Op& op = ops[i];
+        const double ms = EventMs(s, [&] { cuda::LaunchDecodeGemv(op.in, op.out, *op.a, tu, s); }, 3, 20);
+        const double bytes = 2.0 * op.a->N * op.a->K;
+        std::printf("BENCH decode fused %-20s %-4s: %.1f us (%.0f GB/s)\n", op.name, spec, ms * 1e3, bytes / ms / 1e6);
+        step += ms * op.per;
+        best[i] = std::min(best[i], ms);
+      }
+      std::printf("BENCH decode fused products per step, %s everywhere: %.3f ms\n", spec, step);
+    }
+    double bestStep = 0;
+    for (int i = 0; i < 5; ++i) bestStep += best[i] * ops[i].per;
+    std::printf("BENCH decode fused products per step, best shape per product: %.3f ms (floor %.3f ms)\n", bestStep,
+                floorMs);
+    cudaFree(x); cudaFree(y); cudaFree(ss); cudaFree(kv); cudaFree(meta); cudaFree(cs);
+  }
+
   auto pool = std::make_shared<DevPool>();
   engine::BackendOptions opts;
   opts.maxBatch = 8;

@@ -132,25 +132,12 @@ class CudaBackend final : public Backend {
     // SWAPSERVE_CUDA_ATTN_SPLITS (1..64) fixes the decode attention's context splits (default: DecodeSplits).
     const char* fused = std::getenv("SWAPSERVE_CUDA_FUSED_DECODE");
     fusedDecode_ = !(fused && std::strcmp(fused, "0") == 0);
-    if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) {
-      int r = 0, u = 0, n = 0;
-      cuda::DecodeTuning t = tune_;
-      if (std::sscanf(g, "%dx%d%n", &r, &u, &n) == 2) {
-        t.rows = r;
-        t.unroll = u;
-        t.kSplit = std::strcmp(g + n, "k") == 0;
-        if (g[n] != '\0' && !t.kSplit) r = 0;
-      }
-      if (!cuda::DecodeTuningValid(t) || r == 0)
-        Invalid("SWAPSERVE_CUDA_DECODE_GEMV must be 2x4, 4x2, 2x4k or 4x4k (rows per warp x chunks in flight, k: "
-                "a block's warps split K)");
-      tune_ = t;
-    }
+    if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) parseTunings(g);
     if (const char* pf = std::getenv("SWAPSERVE_CUDA_L2PF")) {
       char* end = nullptr;
       const long v = std::strtol(pf, &end, 10);
       if (end == pf || *end != '\0' || v < 0 || v > (1 << 20)) Invalid("SWAPSERVE_CUDA_L2PF must be bytes in 0..1048576");
-      tune_.l2PrefetchBytes = static_cast<unsigned>(v);
+      for (auto& t : tunes_) t.l2PrefetchBytes = static_cast<unsigned>(v);
     }
     if (const char* sp = std::getenv("SWAPSERVE_CUDA_ATTN_SPLITS")) {
       attnSplits_ = std::atoi(sp);
@@ -268,6 +255,32 @@ class CudaBackend final : public Backend {
       const size_t eb = cuda::EtBytes(et_);
       fusedQkv_[l] = w.wk.offset == w.wq.offset + QD * C * eb && w.wv.offset == w.wk.offset + KD * C * eb;
       fusedGu_[l] = w.w3.offset == w.w1.offset + F * C * eb;
+    }
+  }
+
+  // SWAPSERVE_CUDA_DECODE_GEMV: one launch shape for every decode product ("4x4k"), or per product
+  // ("qkv:4x4k/o:2x4/gu:4x4k/down:2x4/head:4x4k", any subset).
+  void parseTunings(const char* spec) {
+    static const char* const names[kDecodeOps] = {"qkv", "o", "gu", "down", "head"};
+    const std::string all(spec);
+    const std::string err = "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 4x2, 2x4k or 4x4k: rows per warp x "
+                            "chunks in flight, k: a block's warps split K) or op:shape items joined by / (ops qkv, o, "
+                            "gu, down, head); got \"" + all + "\"";
+    if (all.find(':') == std::string::npos) {
+      for (auto& t : tunes_)
+        if (!cuda::ParseDecodeTuning(spec, &t)) Invalid(err);
+      return;
+    }
+    for (size_t i = 0; i <= all.size();) {
+      size_t j = all.find('/', i);
+      if (j == std::string::npos) j = all.size();
+      const std::string item = all.substr(i, j - i);
+      const size_t colon = item.find(':');
+      int op = -1;
+      for (int k = 0; k < kDecodeOps && colon != std::string::npos; ++k)
+        if (item.compare(0, colon, names[k]) == 0 && std::strlen(names[k]) == colon) op = k;
+      if (op < 0 || !cuda::ParseDecodeTuning(item.c_str() + colon + 1, &tunes_[op])) Invalid(err);
+      i = j + 1;
     }
   }
 
@@ -567,7 +580,7 @@ class CudaBackend final : public Backend {
       qkv.kvBase = dKv;
       qkv.layer = l;
       qkv.cap = opts_.maxContext;
-      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tune_, stream_);
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tunes_[kQkvOp], stream_);
       mark("qkv+rope+kv");
       cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, opts_.maxContext, scale, splits,
                                   splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
@@ -576,7 +589,7 @@ class CudaBackend final : public Backend {
       cuda::DecodeGemvArgs o = matrix(w.wo, C, QD, attn_);
       o.y = x_;
       o.ssOut = ss_ + 2 * l + 1;
-      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, o, tune_, stream_);
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, o, tunes_[kOOp], stream_);
       mark("o+residual");
       cuda::DecodeGemvArgs gu = matrix(w.w1, 2 * F, C, x_);
       gu.w1 = W(w.w3);
@@ -586,12 +599,12 @@ class CudaBackend final : public Backend {
       gu.normW = W(w.ffnNorm);
       gu.normT = ToEt(w.ffnNorm.dtype);
       gu.y = h_;
-      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kSwiGlu, gu, tune_, stream_);
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kSwiGlu, gu, tunes_[kGuOp], stream_);
       mark("gate_up+swiglu");
       cuda::DecodeGemvArgs down = matrix(w.w2, C, F, h_);
       down.y = x_;
       down.ssOut = ss_ + 2 * l + 2;
-      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, down, tune_, stream_);
+      cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, down, tunes_[kDownOp], stream_);
       mark("down+residual");
     }
     lease_->waitGroup(L + 1, stream_);
@@ -601,7 +614,7 @@ class CudaBackend final : public Backend {
     head.normT = ToEt(d_.norm.dtype);
     head.y = logits_;
     head.yT = ET::kF32;
-    cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kStore, head, tune_, stream_);
+    cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kStore, head, tunes_[kHeadOp], stream_);
     mark("head");
   }
 
@@ -623,7 +636,11 @@ class CudaBackend final : public Backend {
   bool pdl_ = true;
   bool fusedDecode_ = true;
   int attnSplits_ = 0;  // 0: DecodeSplits decides
-  cuda::DecodeTuning tune_;
+  // Launch shape of each decode product. Measured on an H200 (bench/results/engine-h200.md): products that normalise
+  // x on the fly run best with the block's warps splitting K (4x less normalisation per warp), the others without.
+  enum { kQkvOp, kOOp, kGuOp, kDownOp, kHeadOp, kDecodeOps };
+  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 4, 0, true}, {2, 4, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
+                                           {4, 4, 0, true}};
   float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;
   int lastT_ = 0;

@@ -11,6 +11,7 @@
 //     warp computes, so the epilogue has both values at hand.
 // Values are rounded exactly where the separate kernels round them (LaunchRmsNorm, LaunchQkvPost, LaunchSwiGlu):
 // only the order of the fp32 sum of squares differs.
+#include <cstdio>
 #include <type_traits>
 
 #include "cuda/engine_check.h"
@@ -375,6 +376,18 @@ bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 }  // namespace
 
 bool DecodeGemvSupported(ET wT, int K) { return wT != ET::kF32 && K > 0 && K % 8 == 0; }
+
+bool ParseDecodeTuning(const char* spec, DecodeTuning* out) {
+  int r = 0, u = 0, n = 0;
+  if (!spec || std::sscanf(spec, "%dx%d%n", &r, &u, &n) != 2) return false;
+  DecodeTuning t = *out;
+  t.rows = r;
+  t.unroll = u;
+  t.kSplit = spec[n] == 'k';
+  if (spec[n + (t.kSplit ? 1 : 0)] != '\0' || !DecodeTuningValid(t)) return false;
+  *out = t;
+  return true;
+}
 
 bool DecodeTuningValid(const DecodeTuning& t) {
   return t.kSplit ? (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 4)

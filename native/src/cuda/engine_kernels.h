@@ -103,6 +103,8 @@ struct DecodeTuning {
   bool kSplit = false;
 };
 bool DecodeTuningValid(const DecodeTuning& t);
+// "RxU" or "RxUk" (e.g. "2x4", "4x4k") into out's rows, unroll and kSplit; false (out untouched) if malformed/invalid.
+bool ParseDecodeTuning(const char* spec, DecodeTuning* out);
 bool DecodeGemvSupported(ET wT, int K);
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s);
 
