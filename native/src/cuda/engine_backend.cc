@@ -636,10 +636,11 @@ class CudaBackend final : public Backend {
   bool pdl_ = true;
   bool fusedDecode_ = true;
   int attnSplits_ = 0;  // 0: DecodeSplits decides
-  // Launch shape of each decode product. Measured on an H200 (bench/results/engine-h200.md): products that normalise
-  // x on the fly run best with the block's warps splitting K (4x less normalisation per warp), the others without.
+  // Launch shape of each decode product, the fastest of each measured alone on an H200 (bench/results/engine-h200.md,
+  // "decode fused ... at each shape"): 4 rows per warp for the small q|k|v and o products (one wave of blocks), the
+  // K split for gate|up and the head (4x less normalisation per warp), 2 rows per warp for the long rows of down.
   enum { kQkvOp, kOOp, kGuOp, kDownOp, kHeadOp, kDecodeOps };
-  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 4, 0, true}, {2, 4, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
+  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 2, 0, false}, {4, 2, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
                                            {4, 4, 0, true}};
   float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;
