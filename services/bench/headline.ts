@@ -238,6 +238,19 @@ class SpanSink {
     }
   }
 
+  /** The swapserve.worker_start span of `worker` (a trace of its own), once exported; null after the timeout. */
+  async workerStart(worker: string, timeoutMs = 10_000): Promise<RSpan | null> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      for (const spans of this.traces.values()) {
+        const s = spans.find((x) => x.name === S.SPAN.workerStart && x.attrs[S.ATTR_WORKER] === worker);
+        if (s) return s;
+      }
+      if (Date.now() > end) return null;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
@@ -264,6 +277,12 @@ interface Sample {
   /** Client-side stopwatch, for a sanity check only (not reported as a result). */
   clientTtftMs: number;
   cachedBefore: number | null;
+  /**
+   * A scale from zero (cold:worker_start), from the worker's swapserve.worker_start span and the request's trace (ms):
+   * request arrival -> worker process start (scheduling, spawn), process start -> ready (imports, runtime, registration),
+   * ready -> the load's start (placement command, model files opened).
+   */
+  workerStart?: { spawnMs: number; readyMs: number; toLoadMs: number } | null;
 }
 
 function postStream(url: string, body: object, traceId: string): Promise<{ status: number; headers: IncomingMessage['headers']; firstChunkMs: number; text: string }> {
@@ -287,6 +306,20 @@ function postStream(url: string, body: object, traceId: string): Promise<{ statu
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/** The worker that served the request (its job spans name it). */
+function servedBy(spans: RSpan[]): string | null {
+  const w = spans.find((s) => typeof s.attrs[S.ATTR_WORKER] === 'string')?.attrs[S.ATTR_WORKER];
+  return typeof w === 'string' ? w : null;
+}
+
+/** Splits a scale from zero's wait before the load with the worker's start span (null without one). */
+function workerStartFrom(spans: RSpan[], ws: RSpan | null): Sample['workerStart'] {
+  const gw = spans.find((s) => s.attrs[S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] !== undefined);
+  const load = spans.filter((s) => s.name === S.SPAN.load).sort((a, b) => a.startMs - b.startMs)[0];
+  if (!ws || !gw || !load) return null;
+  return { spawnMs: ws.startMs - gw.startMs, readyMs: ws.endMs - ws.startMs, toLoadMs: load.startMs - ws.endMs };
 }
 
 function sampleFrom(spans: RSpan[], base: Omit<Sample, 'path' | 'ttftMs' | 'queueMs' | 'loadMs' | 'swapMs' | 'evictMs' | 'prefillMs' | 'loadGBps' | 'swapGBps'>): Sample {
@@ -558,10 +591,13 @@ export async function run(argv: string[]): Promise<number> {
     if (r.status !== 200 || !r.text.includes('[DONE]')) throw new Error(`request to ${m.id} failed: ${r.status} ${r.text.slice(0, 500)}`);
     const spans = await sink.complete(traceId);
     const s = sampleFrom(spans, { model: m.id, prompt: p.n, promptTokens: p.tokens, intended, clientTtftMs: r.firstChunkMs, cachedBefore });
+    const worker = servedBy(spans);
+    if (s.path === 'cold:worker_start' && worker) s.workerStart = workerStartFrom(spans, await sink.workerStart(worker));
     const key = s.path === 'warm' || s.path === 'swap' ? s.path : `${s.path}@${intended.split('@')[1] ?? ''}`;
     if (key !== intended && intended !== 'prep') mismatches.push({ intended, got: s.path, model: m.id, prompt: p.n });
     samples.push(s);
-    log(`${m.id} ${p.n} tok, ${intended}: path ${s.path}, TTFT ${fmtS(s.ttftMs)} (client ${fmtS(s.clientTtftMs)}; queue ${fmtS(s.queueMs)}, load ${fmtS(s.loadMs)}, swap ${fmtS(s.swapMs)}, prefill ${fmtS(s.prefillMs)})`);
+    const ws = s.workerStart ? `; worker: spawn ${fmtS(s.workerStart.spawnMs)}, ready ${fmtS(s.workerStart.readyMs)}, to load ${fmtS(s.workerStart.toLoadMs)}` : '';
+    log(`${m.id} ${p.n} tok, ${intended}: path ${s.path}, TTFT ${fmtS(s.ttftMs)} (client ${fmtS(s.clientTtftMs)}; queue ${fmtS(s.queueMs)}, load ${fmtS(s.loadMs)}, swap ${fmtS(s.swapMs)}, prefill ${fmtS(s.prefillMs)}${ws})`);
     return s;
   };
   /** The worker that runs (waits for one), and where `model` is on it. */
@@ -700,6 +736,24 @@ export async function run(argv: string[]): Promise<number> {
   }
   lines.push('');
   lines.push('"queue wait" is enqueue to the worker taking the job (the worker starts consuming once the scheduler\'s move to the GPU is under way, so it covers a disk load that comes before a swap-in, not the swap-in); "prefill" runs from when the last layer landed to the first token; "rest" = TTFT − load − swap-in − prefill: HTTP, enqueue, scheduling, commands, consumer start, stream.');
+  const starts = samples.filter((s) => s.path === 'cold:worker_start' && s.workerStart);
+  if (starts.length) {
+    lines.push('');
+    lines.push('### Worker start, from the traces (median ms)');
+    lines.push('');
+    lines.push('The wait before a scale from zero\'s load, split with the worker\'s `swapserve.worker_start` span: request arrival → worker process start (scheduling, spawn), process start → ready (imports, runtime open, registration), ready → the load\'s start (placement command, model files opened).');
+    lines.push('');
+    lines.push('| model | prompt | n | TTFT | arrival → process start | process start → ready | ready → load start | load |');
+    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const m of models) {
+      for (const p of prompts) {
+        const xs = starts.filter((s) => s.model === m.id && s.prompt === p.n);
+        if (!xs.length) continue;
+        const w = (f: (x: NonNullable<Sample['workerStart']>) => number) => fmtS(stat(xs, (s) => f(s.workerStart!)));
+        lines.push(`| ${m.id} | ${p.tokens} | ${xs.length} | ${fmtS(stat(xs, (s) => s.ttftMs))} | ${w((x) => x.spawnMs)} | ${w((x) => x.readyMs)} | ${w((x) => x.toLoadMs)} | ${fmtS(stat(xs, (s) => s.loadMs))} |`);
+      }
+    }
+  }
   // Floors and alternatives.
   const bm = (m: BenchModel) => baseline.models?.[m.key];
   if (baseline.models) {

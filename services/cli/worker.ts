@@ -3,6 +3,7 @@ import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
+import { recordWorkerStart } from '../telemetry/worker-start.ts';
 
 const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
   --config FILE      config file (YAML or JSON)
@@ -50,6 +51,10 @@ export async function run(argv: string[]): Promise<number> {
   });
   await worker.start();
   const ready = performance.now();
+  recordWorkerStart({
+    worker: worker.workerId, backend: native.kind, gpu: native.kind === 'cuda' ? device : null,
+    importedMs: t.imported, runtimeOpenMs: t.opened, readyMs: ready,
+  });
   const ms = (a: number, b: number): string => (b - a).toFixed(0);
   process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models) ${ms(0, ready)} ms after process start: ` +
     `node + imports ${ms(0, t.imported)}, config + telemetry ${ms(t.imported, t.backend)}, ${native.kind} runtime ${ms(t.backend, t.opened)}, ` +

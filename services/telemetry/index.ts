@@ -22,8 +22,9 @@ export {
   jobTrace,
   JobTrace,
   tracedMove,
+  recordWorkerStart,
 } from './traces.ts';
-export type { RequestSpanInit, RequestEnd, JobTraceInit, DeliveredLike } from './traces.ts';
+export type { RequestSpanInit, RequestEnd, JobTraceInit, DeliveredLike, WorkerStartPhases } from './traces.ts';
 export {
   recordRequest,
   recordRequestError,

@@ -42,6 +42,7 @@ interface Instruments {
   moveBandwidth: Histogram;
   evictions: Counter;
   errors: Counter;
+  workerStart: Histogram;
 }
 let inst: Instruments | null = null;
 const queueSources = new Set<QueueSource>();
@@ -84,6 +85,11 @@ onTelemetryInit((h) => {
     }),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
     errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
+    workerStart: meter.createHistogram(S.METRIC_WORKER_START, {
+      unit: 's',
+      description: 'Time from a worker process start to ready',
+      advice: { explicitBucketBoundaries: S.WORKER_START_BUCKETS_S },
+    }),
   };
 
   meter
@@ -208,6 +214,11 @@ export function recordMove(kind: MoveKind, bytes: number, seconds: number, model
   inst.moveBytes.add(bytes, a);
   inst.moveDuration.record(seconds, model ? { ...a, [S.ATTR_GEN_AI_REQUEST_MODEL]: model } : a);
   if (seconds > 0 && bytes > 0) inst.moveBandwidth.record(bytes / seconds / 1e9, a);
+}
+
+/** Record one worker start (process start to ready). */
+export function recordWorkerStartDuration(seconds: number, backend: string): void {
+  if (inst && finite(seconds)) inst.workerStart.record(seconds, { [S.ATTR_BACKEND]: backend });
 }
 
 /** Count an eviction of `model` from `tier`. */

@@ -24,6 +24,11 @@ export const SPAN = {
   prefill: 'swapserve.prefill',
   /** Token-by-token decode after the first token. */
   decode: 'swapserve.decode',
+  /**
+   * A worker process's start: from the process start to ready (runtime open, registered with the scheduler). A trace
+   * of its own (a worker serves many requests); the requests a scale from zero waited for name the same worker.
+   */
+  workerStart: 'swapserve.worker_start',
 } as const;
 export type SwapserveSpanName = (typeof SPAN)[keyof typeof SPAN];
 
@@ -31,6 +36,10 @@ export type SwapserveSpanName = (typeof SPAN)[keyof typeof SPAN];
 export const EVENT = {
   /** The first output token was produced (worker) or streamed to the client (gateway). */
   firstToken: 'gen_ai.first_token',
+  /** On swapserve.worker_start: the worker's code is loaded (Node started, modules imported). */
+  workerImported: 'swapserve.worker.imported',
+  /** On swapserve.worker_start: the native runtime is open (device context, pools). */
+  workerRuntimeOpen: 'swapserve.worker.runtime_open',
 } as const;
 
 // ---- Attributes ----------------------------------------------------------------------------------------------
@@ -116,6 +125,8 @@ export const METRIC_LINK_PEAK = 'swapserve.link.peak_bandwidth';
 export const METRIC_EVICTIONS = 'swapserve.evictions';
 /** Workers known to the cluster; attribute swapserve.worker.state. */
 export const METRIC_WORKERS = 'swapserve.workers';
+/** Seconds from a worker process's start to ready (swapserve.worker_start); attribute swapserve.backend. */
+export const METRIC_WORKER_START = 'swapserve.worker.start.duration';
 
 /** Histogram buckets, seconds. TTFT extends past 10 s to cover cold starts, as vLLM does. */
 export const TTFT_BUCKETS_S = [
@@ -130,6 +141,7 @@ export const REQUEST_DURATION_BUCKETS_S = [
 export const MOVE_DURATION_BUCKETS_S = [
   0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ];
+export const WORKER_START_BUCKETS_S = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60];
 /** GB/s buckets up to beyond PCIe Gen5 x16 and NVLink-class links. */
 export const MOVE_BANDWIDTH_BUCKETS_GBPS = [0.1, 0.25, 0.5, 1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 80, 120, 200];
 

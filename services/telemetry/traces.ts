@@ -4,4 +4,6 @@ export { tracer, setRequestPath, withSpan, recordSpan } from './span-utils.ts';
 export { RequestSpan, requestSpan } from './request-span.ts';
 export type { RequestSpanInit, RequestEnd, DeliveredLike } from './request-span.ts';
 export { JobTrace, jobTrace, tracedMove } from './job-trace.ts';
+export { recordWorkerStart } from './worker-start.ts';
+export type { WorkerStartPhases } from './worker-start.ts';
 export type { JobTraceInit } from './job-trace.ts';

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 
 import { run } from '../../services/bench/headline.ts';
 
-interface Sample { model: string; prompt: number; promptTokens: number; intended: string; path: string; ttftMs: number; queueMs: number; loadMs: number; swapMs: number; prefillMs: number; clientTtftMs: number; cachedBefore: number | null }
+interface Sample { model: string; prompt: number; promptTokens: number; intended: string; path: string; ttftMs: number; queueMs: number; loadMs: number; swapMs: number; prefillMs: number; clientTtftMs: number; cachedBefore: number | null; workerStart?: { spawnMs: number; readyMs: number; toLoadMs: number } | null }
 
 describe('bench headline --tiny', () => {
   const dir = mkdtempSync(join(tmpdir(), 'swapserve-headline-test-'));
@@ -41,9 +41,16 @@ describe('bench headline --tiny', () => {
         if (intended.startsWith('cold')) assert.ok(s.loadMs > 0 && s.swapMs > 0);
         if (intended.endsWith('@disk')) assert.ok(s.cachedBefore !== null && s.cachedBefore < 0.05, `page cache dropped before ${intended}`);
         if (intended.endsWith('@cache')) assert.ok(s.cachedBefore !== null && s.cachedBefore > 0.99, `page cache full before ${intended}`);
+        if (intended.includes('worker_start')) {
+          // Split by the worker's own swapserve.worker_start span: each part positive and inside the TTFT.
+          const w = s.workerStart;
+          assert.ok(w, `${intended}: the worker's start span was found`);
+          assert.ok(w.spawnMs >= 0 && w.readyMs > 0 && w.toLoadMs >= 0, `${intended}: ${JSON.stringify(w)}`);
+          assert.ok(w.spawnMs + w.readyMs + w.toLoadMs + s.loadMs <= s.ttftMs + 1, `${intended}: parts within the TTFT ${JSON.stringify(s)}`);
+        }
       }
     }
     const text = readFileSync(md, 'utf8');
-    for (const h of ['### TTFT per path', '### Breakdown from the traces', '### Bars', '### Published figures']) assert.ok(text.includes(h), h);
+    for (const h of ['### TTFT per path', '### Breakdown from the traces', '### Worker start, from the traces', '### Bars', '### Published figures']) assert.ok(text.includes(h), h);
   });
 });
