@@ -260,7 +260,7 @@ int RunBench(const std::string& what) {
                       {"down+residual", &down, cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, sh.L},
                       {"head+norm", &head, cuda::DecodeIn::kNorm, cuda::DecodeOut::kStore, 1}};
     std::vector<double> best(5, 1e30);
-    for (const char* spec : {"2x4", "4x2", "2x4k", "4x4k"}) {
+    for (const char* spec : {"2x4", "2x8", "4x2", "2x4k", "4x4k"}) {
       cuda::DecodeTuning tu;
       SS_REQUIRE(cuda::ParseDecodeTuning(spec, &tu), "bench: bad tuning");
       double step = 0;

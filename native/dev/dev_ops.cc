@@ -688,7 +688,8 @@ int RunOps() {
   }
   CheckGemm(ET::kBF16, 1.f, s, 8, ET::kBF16, false);
   // The folded decode kernels, at every launch shape the backend can pick.
-  const cuda::DecodeTuning tunes[] = {{2, 4, 0, false}, {4, 2, 4096, false}, {2, 4, 0, true}, {4, 4, 1024, true}};
+  const cuda::DecodeTuning tunes[] = {{2, 4, 0, false}, {2, 8, 0, false}, {4, 2, 4096, false}, {2, 4, 0, true},
+                                      {4, 4, 1024, true}};
   for (const cuda::DecodeTuning& tu : tunes) {
     for (ET t : {ET::kBF16, ET::kF16}) {
       CheckDecodeQkv(t, 64, false, false, tu, s);

@@ -263,7 +263,7 @@ class CudaBackend final : public Backend {
   void parseTunings(const char* spec) {
     static const char* const names[kDecodeOps] = {"qkv", "o", "gu", "down", "head"};
     const std::string all(spec);
-    const std::string err = "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 4x2, 2x4k or 4x4k: rows per warp x "
+    const std::string err = "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 2x8, 4x2, 2x4k or 4x4k: rows per warp x "
                             "chunks in flight, k: a block's warps split K) or op:shape items joined by / (ops qkv, o, "
                             "gu, down, head); got \"" + all + "\"";
     if (all.find(':') == std::string::npos) {
@@ -636,11 +636,11 @@ class CudaBackend final : public Backend {
   bool pdl_ = true;
   bool fusedDecode_ = true;
   int attnSplits_ = 0;  // 0: DecodeSplits decides
-  // Launch shape of each decode product, the fastest of each measured alone on an H200 (bench/results/engine-h200.md,
-  // "decode fused ... at each shape"): 4 rows per warp for the small q|k|v and o products (one wave of blocks), the
-  // K split for gate|up and the head (4x less normalisation per warp), 2 rows per warp for the long rows of down.
+  // Launch shape of each decode product, measured in whole decode steps on an H200 (bench/results/engine-h200.md):
+  // the products that normalise x split K across a block's warps (4x less normalisation per warp, and a block's
+  // whole slice of weights requested before it waits for its predecessor); o and down do not.
   enum { kQkvOp, kOOp, kGuOp, kDownOp, kHeadOp, kDecodeOps };
-  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 2, 0, false}, {4, 2, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
+  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 4, 0, true}, {2, 4, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
                                            {4, 4, 0, true}};
   float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;

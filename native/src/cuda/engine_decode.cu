@@ -350,6 +350,8 @@ void LaunchConfig(const DecodeGemvArgs& a, const DecodeTuning& tune, int pairs, 
     LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, kWarps>, blocks(2, kWarps), kWarps * 32, 0, s, a, pf);
   else if (tune.rows == 4)
     LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2, 1>, blocks(4, 1), kWarps * 32, 0, s, a, pf);
+  else if (tune.unroll == 8)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 8, 1>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
   else
     LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, 1>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
 }
@@ -391,7 +393,7 @@ bool ParseDecodeTuning(const char* spec, DecodeTuning* out) {
 
 bool DecodeTuningValid(const DecodeTuning& t) {
   return t.kSplit ? (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 4)
-                  : (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 2);
+                  : (t.rows == 2 && (t.unroll == 4 || t.unroll == 8)) || (t.rows == 4 && t.unroll == 2);
 }
 
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s) {
@@ -400,7 +402,7 @@ void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const
   SS_REQUIRE((a.seg1 == a.N || a.w1) && (a.seg2 == a.N || a.w2), "decode gemv: missing weight segment");
   SS_REQUIRE(Aligned16(a.w0) && Aligned16(a.x) && (!a.w1 || Aligned16(a.w1)) && (!a.w2 || Aligned16(a.w2)),
              "decode gemv: operands must be 16-byte aligned");
-  SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 4x2, 2x4 with K split or 4x4 with K split");
+  SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 2x8, 4x2, 2x4 with K split or 4x4 with K split");
   if (in == DecodeIn::kNorm) SS_REQUIRE(a.ssIn && a.normW && Aligned16(a.normW), "decode gemv: norm needs ssIn, normW");
   if (out != DecodeOut::kStore) SS_REQUIRE(a.yT == a.wT, "decode gemv: output type must be the weights' type");
   int pairs = (a.N + 1) / 2;

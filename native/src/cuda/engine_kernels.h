@@ -94,7 +94,7 @@ struct DecodeGemvArgs {
   int layer = 0, cap = 0;
 };
 // Launch shape of the decode products: rows per warp, 16-byte chunks per row in flight, whether a block's 4 warps
-// split K (sharing their rows) instead of each having rows of its own (2x4, 4x2; with the split 2x4, 4x4), and bytes
+// split K (sharing their rows) instead of each having rows of its own (2x4, 2x8, 4x2; with the split 2x4, 4x4), and bytes
 // of each row prefetched into L2 before the kernel waits for its predecessor (0: none).
 struct DecodeTuning {
   int rows = 2;
