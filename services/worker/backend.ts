@@ -18,7 +18,7 @@ export interface ModelBackend {
   readonly kind: 'cpu' | 'cuda';
   readonly device: string;
   readonly budgets: { host: number; gpu: number };
-  /** Opens and validates the model's files and registers its layout; returns its arena size (bytes). */
+  /** Opens and validates the model's weight files and registers its layout; returns its arena size (bytes). */
   register(model: ModelEntry): Promise<{ bytes: number }>;
   /** One tier move; onProgress gets bytes moved so far. */
   move(kind: MoveKind, modelId: string, onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<MoveOutcome>;

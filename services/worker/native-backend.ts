@@ -14,7 +14,8 @@ import type { GenEvent, ModelBackend, MoveOutcome } from './backend.ts';
 interface Held {
   entry: ModelEntry;
   source: ModelSource;
-  tokenizer: Tokenizer;
+  /** Loaded on first need (tokenizerOf), not at registration: a move needs only the layout. */
+  tokenizer: Promise<Tokenizer> | null;
   engine: Promise<Engine> | null;
 }
 
@@ -31,6 +32,12 @@ export interface NativeBackendOptions {
 
 /** Idle time after start before a worker pins a large host pool (ms); see the constructor. */
 const PIN_IDLE_MS = 300;
+/**
+ * Delay after a model's registration before its tokenizer is built in the background (ms). Building one is
+ * synchronous work on the event loop (a 128K vocabulary: ~0.3 s); a fresh worker's first command, which comes just
+ * after it registers, must not queue behind it. A move towards the GPU or a job builds it at once.
+ */
+const TOKENIZER_IDLE_MS = 300;
 /** Host pools from this size are pinned late (pinning runs at roughly 25 GB/s: 4 GiB is ~0.2 s). */
 const DEFER_PIN_MIN_BYTES = 4 * 1024 ** 3;
 
@@ -72,10 +79,23 @@ export class NativeBackend implements ModelBackend {
 
   async register(entry: ModelEntry): Promise<{ bytes: number }> {
     const source = await openModel(entry.path);
-    const tokenizer = await loadTokenizer(source);
     this.runtime.register(entry.id, source.layout);
-    this.held.set(entry.id, { entry, source, tokenizer, engine: null });
+    const h: Held = { entry, source, tokenizer: null, engine: null };
+    this.held.set(entry.id, h);
+    setTimeout(() => void this.tokenizerOf(h).catch(() => {}), TOKENIZER_IDLE_MS).unref();
     return { bytes: source.layout.totalBytes };
+  }
+
+  /** The model's tokenizer, loaded once; a failed load is retried by the next caller. */
+  private tokenizerOf(h: Held): Promise<Tokenizer> {
+    if (!h.tokenizer) {
+      const p = loadTokenizer(h.source);
+      h.tokenizer = p;
+      p.catch(() => {
+        if (h.tokenizer === p) h.tokenizer = null;
+      });
+    }
+    return h.tokenizer;
   }
 
   async move(kind: MoveKind, id: string, onProgress?: (d: number, t: number) => void): Promise<MoveOutcome> {
@@ -86,11 +106,14 @@ export class NativeBackend implements ModelBackend {
     let r;
     this.movesInFlight++;
     try {
-      r = kind === 'load' ? await this.runtime.load(id, o)
-        : kind === 'swap_in' ? await this.runtime.swapIn(id, o)
-          : kind === 'load_to_gpu' ? await this.runtime.loadToGpu(id, o)
-            : kind === 'evict' ? await this.runtime.evict(id)
-              : await this.runtime.drop(id);
+      const moving = kind === 'load' ? this.runtime.load(id, o)
+        : kind === 'swap_in' ? this.runtime.swapIn(id, o)
+          : kind === 'load_to_gpu' ? this.runtime.loadToGpu(id, o)
+            : kind === 'evict' ? this.runtime.evict(id)
+              : this.runtime.drop(id);
+      // The model is about to serve: its tokenizer is built while the weights move (native threads).
+      if (kind === 'load' || kind === 'swap_in' || kind === 'load_to_gpu') void this.tokenizerOf(h).catch(() => {});
+      r = await moving;
     } catch (e) {
       // An engine created while the weights were landing (execute-while-loading) leases the failed move's arena:
       // release it, so the arena goes back to the pool and the next move has its room.
@@ -142,15 +165,16 @@ export class NativeBackend implements ModelBackend {
 
   async *generate(id: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent> {
     const h = this.get(id);
-    h.engine ??= Engine.create(this.runtime, id, h.source, h.tokenizer, {
+    const tokenizer = await this.tokenizerOf(h);
+    h.engine ??= Engine.create(this.runtime, id, h.source, tokenizer, {
       maxBatch: this.maxBatch, threads: this.threads,
       ...(h.entry.contextLength ? { maxContext: Math.min(h.entry.contextLength, h.source.config.maxPositions) } : {}),
     });
     h.engine.catch(() => { h.engine = null; });
     const engine = await h.engine;
     const prompt = job.input.type === 'chat'
-      ? h.tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
-      : h.tokenizer.encode(job.input.prompt, { addBos: true });
+      ? tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
+      : tokenizer.encode(job.input.prompt, { addBos: true });
     const ctx = engine.options.maxContext;
     if (prompt.length >= ctx) throw new SwapserveError('context_length_exceeded', { detail: prompt.length });
     const s = job.sampling;
