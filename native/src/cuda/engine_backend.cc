@@ -263,10 +263,9 @@ class CudaBackend final : public Backend {
   void parseTunings(const char* spec) {
     static const char* const names[kDecodeOps] = {"qkv", "o", "gu", "down", "head"};
     const std::string all(spec);
-    const std::string err =
-        "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 2x8, 4x2, 2x4k, 4x4k, 2x8p, 2x16p or 4x8p: rows per "
-        "warp x chunks in flight, k: a block's warps split K, p: through shared memory) or op:shape items joined by / "
-        "(ops qkv, o, gu, down, head); got \"" + all + "\"";
+    const std::string err = "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 2x8, 4x2, 2x4k or 4x4k: rows per warp x "
+                            "chunks in flight, k: a block's warps split K) or op:shape items joined by / (ops qkv, o, "
+                            "gu, down, head); got \"" + all + "\"";
     if (all.find(':') == std::string::npos) {
       for (auto& t : tunes_)
         if (!cuda::ParseDecodeTuning(spec, &t)) Invalid(err);

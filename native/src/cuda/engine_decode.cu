@@ -70,17 +70,6 @@ __device__ __forceinline__ void PrefetchL2(const void* p, unsigned bytes) {
 #endif
 }
 
-// 16 bytes global -> shared without registers (L2 only), and its group bookkeeping.
-__device__ __forceinline__ void CpAsync16(uint4* dst, const uint4* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(__cvta_generic_to_global(src))
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 // The two rows of pair q, by output mode; false when q is past the last pair.
 template <int OUT>
 __device__ __forceinline__ bool PairRows(const DecodeGemvArgs& a, int q, int& ra, int& rb) {
@@ -113,9 +102,7 @@ __device__ __forceinline__ const uint4* RowPtr(const DecodeGemvArgs& a, int r) {
 // per row in flight while the previous U are multiplied. x chunks come from L1/L2 (8 KB to 28 KB per step, shared).
 // KS = 1: each warp of a block has its own rows and the whole of K. KS = kWarps: the block's warps share R rows and
 // take a quarter of K each (4x less normalisation work per warp, 4x more blocks), summed in shared memory.
-// S > 0 (U unused): the chunks travel by cp.async into S stages of shared memory per lane instead of registers, so
-// S rounds of R chunks are in flight per lane without holding registers (deeper than registers allow).
-template <typename TW, typename TY, int IN, int OUT, int R, int U, int KS, int S>
+template <typename TW, typename TY, int IN, int OUT, int R, int U, int KS>
 __global__ void __launch_bounds__(kWarps * 32)
 DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   static_assert(KS == 1 || KS == kWarps, "K split: none or across the block's warps");
@@ -136,24 +123,8 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
     for (int k = 0; k < 2; ++k) w[2 * j + k] = RowPtr<TW>(a, valid[j] ? min(rows[2 * j + k], a.N - 1) : a.N - 1);
   }
   // Weights do not depend on earlier kernels: requested before the dependency wait.
-  constexpr int UR = S > 0 ? 1 : U, SR = S > 0 ? S : 1;
-  uint4 nxt[UR][R];
-  extern __shared__ __align__(16) uint4 ring[];  // S > 0: (kWarps, S, R, 32) chunks
-  uint4* mine = ring + static_cast<size_t>(warp) * S * R * 32 + lane;
-  const int rounds = (kSlice + 31) / 32;  // S > 0: rounds of 32 chunks of this warp (lanes past K8 idle)
-  auto issue = [&](int i) {  // round i into stage i % S
-    const int ci = kBeg + lane + 32 * i;
-    if (ci < K8) {
-#pragma unroll
-      for (int r = 0; r < R; ++r) CpAsync16(mine + ((i % SR) * R + r) * 32, w[r] + ci);
-    }
-  };
-  if constexpr (S > 0) {
-    for (int i = 0; i < S; ++i) {
-      if (i < rounds) issue(i);
-      CpAsyncCommit();  // one group per round, empty ones too, so that waits count rounds
-    }
-  } else if (kBeg + lane + 32 * (U - 1) < K8) {
+  uint4 nxt[U][R];
+  if (kBeg + lane + 32 * (U - 1) < K8) {
 #pragma unroll
     for (int u = 0; u < U; ++u)
 #pragma unroll
@@ -199,42 +170,22 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  if constexpr (S > 0) {
-    for (int i = 0; i < rounds; ++i) {
-      CpAsyncWait<SR - 1>();  // round i has landed (this lane's own copies: no barrier needed)
-      const int ci = kBeg + lane + 32 * i;
-      if (ci < K8) {
-        float xf[8];
-        xchunk(ci, xf);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          float wf[8];
-          Unpack8<TW>(mine[((i % SR) * R + r) * 32], wf);
-#pragma unroll
-          for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-        }
-      }
-      // The stage just read is refilled only after its values were used (no write-after-read race).
-      if (i + S < rounds) issue(i + S);
-      CpAsyncCommit();
-    }
-  }
-  int c = S > 0 ? K8 : kBeg + lane;
+  int c = kBeg + lane;
   for (; c + 32 * (U - 1) < K8; c += 32 * U) {
-    uint4 cur[UR][R];
+    uint4 cur[U][R];
 #pragma unroll
-    for (int u = 0; u < UR; ++u)
+    for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int r = 0; r < R; ++r) cur[u][r] = nxt[u][r];
     const int cn = c + 32 * U;
     if (cn + 32 * (U - 1) < K8) {
 #pragma unroll
-      for (int u = 0; u < UR; ++u)
+      for (int u = 0; u < U; ++u)
 #pragma unroll
         for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
     }
 #pragma unroll
-    for (int u = 0; u < UR; ++u) {
+    for (int u = 0; u < U; ++u) {
       float xf[8];
       xchunk(c + 32 * u, xf);
 #pragma unroll
@@ -393,30 +344,16 @@ void LaunchConfig(const DecodeGemvArgs& a, const DecodeTuning& tune, int pairs, 
     return (pairs + per - 1) / per;
   };
   const bool split = tune.kSplit && (a.K / 8) % kWarps == 0;
-  if (tune.pipelined) {  // S stages of R chunks per lane in shared memory
-    const int rows = tune.rows, S = tune.unroll;
-    const size_t smem = static_cast<size_t>(kWarps) * S * rows * 32 * 16;
-    auto go = [&](auto kernel) {
-      static const bool attr = [&] {  // once per instantiation: allow more than 48 KB of dynamic shared memory
-        SS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024));
-        return true;
-      }();
-      (void)attr;
-      LaunchK(kernel, blocks(rows, 1), kWarps * 32, smem, s, a, pf);
-    };
-    if (rows == 4) go(DecodeGemvKernel<TW, TY, IN, OUT, 4, 1, 1, 8>);
-    else if (S == 16) go(DecodeGemvKernel<TW, TY, IN, OUT, 2, 1, 1, 16>);
-    else go(DecodeGemvKernel<TW, TY, IN, OUT, 2, 1, 1, 8>);
-  } else if (split && tune.rows == 4)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 4, kWarps, 0>, blocks(4, kWarps), kWarps * 32, 0, s, a, pf);
+  if (split && tune.rows == 4)
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 4, kWarps>, blocks(4, kWarps), kWarps * 32, 0, s, a, pf);
   else if (split)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, kWarps, 0>, blocks(2, kWarps), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, kWarps>, blocks(2, kWarps), kWarps * 32, 0, s, a, pf);
   else if (tune.rows == 4)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2, 1, 0>, blocks(4, 1), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 4, 2, 1>, blocks(4, 1), kWarps * 32, 0, s, a, pf);
   else if (tune.unroll == 8)
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 8, 1, 0>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 8, 1>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
   else
-    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, 1, 0>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
+    LaunchK(DecodeGemvKernel<TW, TY, IN, OUT, 2, 4, 1>, blocks(2, 1), kWarps * 32, 0, s, a, pf);
 }
 
 template <typename TW>
@@ -449,14 +386,12 @@ bool ParseDecodeTuning(const char* spec, DecodeTuning* out) {
   t.rows = r;
   t.unroll = u;
   t.kSplit = spec[n] == 'k';
-  t.pipelined = spec[n] == 'p';
-  if (spec[n + (t.kSplit || t.pipelined ? 1 : 0)] != '\0' || !DecodeTuningValid(t)) return false;
+  if (spec[n + (t.kSplit ? 1 : 0)] != '\0' || !DecodeTuningValid(t)) return false;
   *out = t;
   return true;
 }
 
 bool DecodeTuningValid(const DecodeTuning& t) {
-  if (t.pipelined) return !t.kSplit && ((t.rows == 2 && (t.unroll == 8 || t.unroll == 16)) || (t.rows == 4 && t.unroll == 8));
   return t.kSplit ? (t.rows == 2 && t.unroll == 4) || (t.rows == 4 && t.unroll == 4)
                   : (t.rows == 2 && (t.unroll == 4 || t.unroll == 8)) || (t.rows == 4 && t.unroll == 2);
 }
@@ -467,7 +402,7 @@ void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const
   SS_REQUIRE((a.seg1 == a.N || a.w1) && (a.seg2 == a.N || a.w2), "decode gemv: missing weight segment");
   SS_REQUIRE(Aligned16(a.w0) && Aligned16(a.x) && (!a.w1 || Aligned16(a.w1)) && (!a.w2 || Aligned16(a.w2)),
              "decode gemv: operands must be 16-byte aligned");
-  SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 2x8, 4x2, 2x4k, 4x4k, 2x8p, 2x16p or 4x8p");
+  SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 2x8, 4x2, 2x4 with K split or 4x4 with K split");
   if (in == DecodeIn::kNorm) SS_REQUIRE(a.ssIn && a.normW && Aligned16(a.normW), "decode gemv: norm needs ssIn, normW");
   if (out != DecodeOut::kStore) SS_REQUIRE(a.yT == a.wT, "decode gemv: output type must be the weights' type");
   int pairs = (a.N + 1) / 2;

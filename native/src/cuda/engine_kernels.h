@@ -96,16 +96,14 @@ struct DecodeGemvArgs {
 // Launch shape of the decode products: rows per warp, 16-byte chunks per row in flight, whether a block's 4 warps
 // split K (sharing their rows) instead of each having rows of its own (2x4, 2x8, 4x2; with the split 2x4, 4x4), and bytes
 // of each row prefetched into L2 before the kernel waits for its predecessor (0: none).
-// pipelined: the chunks go through `unroll` stages of shared memory by cp.async (2x8p, 2x16p, 4x8p).
 struct DecodeTuning {
   int rows = 2;
   int unroll = 4;
   unsigned l2PrefetchBytes = 0;
   bool kSplit = false;
-  bool pipelined = false;
 };
 bool DecodeTuningValid(const DecodeTuning& t);
-// "RxU", "RxUk" or "RxUp" (e.g. "2x4", "4x4k", "2x8p") into out; false (out untouched) if malformed or invalid.
+// "RxU" or "RxUk" (e.g. "2x4", "4x4k") into out's rows, unroll and kSplit; false (out untouched) if malformed/invalid.
 bool ParseDecodeTuning(const char* spec, DecodeTuning* out);
 bool DecodeGemvSupported(ET wT, int K);
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s);
