@@ -340,6 +340,14 @@ function sampleFrom(spans: RSpan[], base: Omit<Sample, 'path' | 'ttftMs' | 'queu
   };
 }
 
+/** Appends a markdown section: `### title`, an optional paragraph, the table (numbers right-aligned, except `left` columns). */
+function pushTable(lines: string[], title: string, intro: string | null, headers: string[], left: number[], rows: string[][]): void {
+  lines.push('', `### ${title}`, '');
+  if (intro) lines.push(intro, '');
+  lines.push(`| ${headers.join(' | ')} |`, `| ${headers.map((_, i) => (i === 0 || left.includes(i) ? '---' : '---:')).join(' | ')} |`);
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+}
+
 // ---- the stack -------------------------------------------------------------------------------------------------------
 
 class Stack {
@@ -715,11 +723,7 @@ export async function run(argv: string[]): Promise<number> {
     }));
     lines.push(`| ${row.label} | ${cells.join(' | ')} |`);
   }
-  lines.push('');
-  lines.push('### Breakdown from the traces (median ms: queue wait / disk load / swap-in / prefill / rest)');
-  lines.push('');
-  lines.push('| model | prompt | path | TTFT | queue wait | load | swap-in | prefill | rest | load GB/s | swap GB/s |');
-  lines.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const breakdown: string[][] = [];
   for (const m of models) {
     for (const p of prompts) {
       for (const row of PATH_ROWS) {
@@ -730,29 +734,28 @@ export async function run(argv: string[]): Promise<number> {
           const v = xs.map(f).filter((x): x is number => x !== null);
           return v.length ? median(v).toFixed(1) : '–';
         };
-        lines.push(`| ${m.id} | ${p.tokens} | ${row.key} | ${fmtS(stat(xs, (s) => s.ttftMs))} | ${fmtS(stat(xs, (s) => s.queueMs))} | ${fmtS(stat(xs, (s) => s.loadMs))} | ${fmtS(stat(xs, (s) => s.swapMs))} | ${fmtS(stat(xs, (s) => s.prefillMs))} | ${fmtS(rest)} | ${g((s) => s.loadGBps)} | ${g((s) => s.swapGBps)} |`);
+        breakdown.push([m.id, String(p.tokens), row.key, ...[(s: Sample) => s.ttftMs, (s: Sample) => s.queueMs, (s: Sample) => s.loadMs, (s: Sample) => s.swapMs, (s: Sample) => s.prefillMs].map((f) => fmtS(stat(xs, f))), fmtS(rest), g((s) => s.loadGBps), g((s) => s.swapGBps)]);
       }
     }
   }
+  pushTable(lines, 'Breakdown from the traces (median ms: queue wait / disk load / swap-in / prefill / rest)', null,
+    ['model', 'prompt', 'path', 'TTFT', 'queue wait', 'load', 'swap-in', 'prefill', 'rest', 'load GB/s', 'swap GB/s'], [2], breakdown);
   lines.push('');
   lines.push('"queue wait" is enqueue to the worker taking the job (the worker starts consuming once the scheduler\'s move to the GPU is under way, so it covers a disk load that comes before a swap-in, not the swap-in); "prefill" runs from when the last layer landed to the first token; "rest" = TTFT − load − swap-in − prefill: HTTP, enqueue, scheduling, commands, consumer start, stream.');
   const starts = samples.filter((s) => s.path === 'cold:worker_start' && s.workerStart);
   if (starts.length) {
-    lines.push('');
-    lines.push('### Worker start, from the traces (median ms)');
-    lines.push('');
-    lines.push('The wait before a scale from zero\'s load, split with the worker\'s `swapserve.worker_start` span: request arrival → worker process start (scheduling, spawn), process start → ready (imports, runtime open, registration), ready → the load\'s start (placement command, model files opened).');
-    lines.push('');
-    lines.push('| model | prompt | n | TTFT | arrival → process start | process start → ready | ready → load start | load |');
-    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    const rows: string[][] = [];
     for (const m of models) {
       for (const p of prompts) {
         const xs = starts.filter((s) => s.model === m.id && s.prompt === p.n);
         if (!xs.length) continue;
         const w = (f: (x: NonNullable<Sample['workerStart']>) => number) => fmtS(stat(xs, (s) => f(s.workerStart!)));
-        lines.push(`| ${m.id} | ${p.tokens} | ${xs.length} | ${fmtS(stat(xs, (s) => s.ttftMs))} | ${w((x) => x.spawnMs)} | ${w((x) => x.readyMs)} | ${w((x) => x.toLoadMs)} | ${fmtS(stat(xs, (s) => s.loadMs))} |`);
+        rows.push([m.id, String(p.tokens), String(xs.length), fmtS(stat(xs, (s) => s.ttftMs)), w((x) => x.spawnMs), w((x) => x.readyMs), w((x) => x.toLoadMs), fmtS(stat(xs, (s) => s.loadMs))]);
       }
     }
+    pushTable(lines, 'Worker start, from the traces (median ms)',
+      'The wait before a scale from zero\'s load, split with the worker\'s `swapserve.worker_start` span: request arrival → worker process start (scheduling, spawn), process start → ready (imports, runtime open, registration), ready → the load\'s start (placement command, model files opened).',
+      ['model', 'prompt', 'n', 'TTFT', 'arrival → process start', 'process start → ready', 'ready → load start', 'load'], [], rows);
   }
   // Floors and alternatives.
   const bm = (m: BenchModel) => baseline.models?.[m.key];
