@@ -238,6 +238,17 @@ class SpanSink {
     }
   }
 
+  /** The worker that served a trace (its job spans name it; they end after the prefill span), or null after the timeout. */
+  async servedBy(traceId: string, timeoutMs = 10_000): Promise<string | null> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const w = (this.traces.get(traceId) ?? []).find((s) => typeof s.attrs[S.ATTR_WORKER] === 'string')?.attrs[S.ATTR_WORKER];
+      if (typeof w === 'string') return w;
+      if (Date.now() > end) return null;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** The swapserve.worker_start span of `worker` (a trace of its own), once exported; null after the timeout. */
   async workerStart(worker: string, timeoutMs = 10_000): Promise<RSpan | null> {
     const end = Date.now() + timeoutMs;
@@ -306,12 +317,6 @@ function postStream(url: string, body: object, traceId: string): Promise<{ statu
     req.on('error', reject);
     req.end(data);
   });
-}
-
-/** The worker that served the request (its job spans name it). */
-function servedBy(spans: RSpan[]): string | null {
-  const w = spans.find((s) => typeof s.attrs[S.ATTR_WORKER] === 'string')?.attrs[S.ATTR_WORKER];
-  return typeof w === 'string' ? w : null;
 }
 
 /** Splits a scale from zero's wait before the load with the worker's start span (null without one). */
@@ -599,8 +604,10 @@ export async function run(argv: string[]): Promise<number> {
     if (r.status !== 200 || !r.text.includes('[DONE]')) throw new Error(`request to ${m.id} failed: ${r.status} ${r.text.slice(0, 500)}`);
     const spans = await sink.complete(traceId);
     const s = sampleFrom(spans, { model: m.id, prompt: p.n, promptTokens: p.tokens, intended, clientTtftMs: r.firstChunkMs, cachedBefore });
-    const worker = servedBy(spans);
-    if (s.path === 'cold:worker_start' && worker) s.workerStart = workerStartFrom(spans, await sink.workerStart(worker));
+    if (s.path === 'cold:worker_start') {
+      const worker = await sink.servedBy(traceId);
+      s.workerStart = worker ? workerStartFrom(sink.traces.get(traceId) ?? spans, await sink.workerStart(worker)) : null;
+    }
     const key = s.path === 'warm' || s.path === 'swap' ? s.path : `${s.path}@${intended.split('@')[1] ?? ''}`;
     if (key !== intended && intended !== 'prep') mismatches.push({ intended, got: s.path, model: m.id, prompt: p.n });
     samples.push(s);
