@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { clusterKeys, ClusterDataError, parseClusterEvent, parseWorkerState, type ClusterKeys } from '../shared/cluster.ts';
 import { connect, DEFAULT_PREFIX, type RedisClient } from '../shared/queues.ts';
+import { recordSchedulerActionFailure, recordSchedulerDecision } from '../telemetry/metrics.ts';
 import { applyActions, RedisEffects, type Effects } from './effects.ts';
 import { LeaderLease } from './lease.ts';
 import { decide, initialState, type PolicyConfig, type PolicyEvent, type PolicyState } from './policy.ts';
@@ -167,6 +168,7 @@ export class Scheduler {
       return;
     }
     const dt = performance.now() - t0;
+    recordSchedulerDecision(event.type, dt / 1000, actions.map(actionLabel));
     this.decisions.count++;
     this.decisions.totalMs += dt;
     if (dt > this.decisions.maxMs) this.decisions.maxMs = dt;
@@ -176,6 +178,7 @@ export class Scheduler {
   private apply(actions: Action[]): void {
     void applyActions(actions, this.effects!, this.lease!.epoch, this.o.clock(), (a, e) => {
       this.o.log(`scheduler ${this.id}: ${a.type} ${a.workerId} failed: ${(e as Error).message}`);
+      recordSchedulerActionFailure(actionLabel(a));
       if (a.type === 'start-worker') this.handle({ type: 'worker-start-failed', workerId: a.workerId, message: (e as Error).message });
     });
   }
@@ -328,4 +331,9 @@ export class Scheduler {
       this.handle({ type: 'queue', ...s });
     }
   }
+}
+
+/** How the scheduler metrics label an action. */
+function actionLabel(a: Action): { type: string; kind?: string } {
+  return a.type === 'send' ? { type: a.type, kind: a.command.kind } : { type: a.type };
 }

@@ -43,6 +43,9 @@ interface Instruments {
   evictions: Counter;
   errors: Counter;
   workerStart: Histogram;
+  decision: Histogram;
+  actions: Counter;
+  actionFailures: Counter;
 }
 let inst: Instruments | null = null;
 const queueSources = new Set<QueueSource>();
@@ -85,6 +88,13 @@ onTelemetryInit((h) => {
     }),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
     errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
+    decision: meter.createHistogram(S.METRIC_SCHEDULER_DECISION, {
+      unit: 's',
+      description: 'Time the scheduler policy took to decide one event',
+      advice: { explicitBucketBoundaries: S.DECISION_BUCKETS_S },
+    }),
+    actions: meter.createCounter(S.METRIC_SCHEDULER_ACTIONS, { description: 'Actions the scheduler applied, by type and command' }),
+    actionFailures: meter.createCounter(S.METRIC_SCHEDULER_ACTION_FAILURES, { description: 'Scheduler actions that failed when applied' }),
     workerStart: meter.createHistogram(S.METRIC_WORKER_START, {
       unit: 's',
       description: 'Time from a worker process start to ready',
@@ -219,6 +229,27 @@ export function recordMove(kind: MoveKind, bytes: number, seconds: number, model
 /** Record one worker start (process start to ready). */
 export function recordWorkerStartDuration(seconds: number, backend: string): void {
   if (inst && finite(seconds)) inst.workerStart.record(seconds, { [S.ATTR_BACKEND]: backend });
+}
+
+/** An action as the scheduler metrics label it. */
+export interface SchedulerActionLabel {
+  type: string;
+  /** The command's kind, for a `send`. */
+  kind?: string;
+}
+const actionAttrs = (a: SchedulerActionLabel): Attributes =>
+  a.kind ? { [S.ATTR_SCHEDULER_ACTION]: a.type, [S.ATTR_COMMAND_KIND]: a.kind } : { [S.ATTR_SCHEDULER_ACTION]: a.type };
+
+/** Record one policy decision (its latency and the actions it asked for). */
+export function recordSchedulerDecision(event: string, seconds: number, actions: SchedulerActionLabel[]): void {
+  if (!inst) return;
+  if (finite(seconds)) inst.decision.record(seconds, { [S.ATTR_SCHEDULER_EVENT]: event });
+  for (const a of actions) inst.actions.add(1, actionAttrs(a));
+}
+
+/** Count an action that failed when applied. */
+export function recordSchedulerActionFailure(a: SchedulerActionLabel): void {
+  inst?.actionFailures.add(1, actionAttrs(a));
 }
 
 /** Count an eviction of `model` from `tier`. */

@@ -97,6 +97,12 @@ export const ATTR_MOVE_BY_OTHER = 'swapserve.move.by_other';
 export const ATTR_EVICTED_MODEL = 'swapserve.evict.model';
 export const ATTR_QUEUE_STATE = 'swapserve.queue.state';
 export const ATTR_WORKER_STATE = 'swapserve.worker.state';
+/** The policy event a scheduler decision handled: worker-state | worker-gone | queue | result | worker-start-failed | tick. */
+export const ATTR_SCHEDULER_EVENT = 'swapserve.scheduler.event';
+/** What a scheduler action does: send (a worker command) | start-worker | stop-worker. */
+export const ATTR_SCHEDULER_ACTION = 'swapserve.scheduler.action';
+/** The worker command a `send` action carries (load, swap_in, load_to_gpu, evict, drop, consume, stop_consume, drain). */
+export const ATTR_COMMAND_KIND = 'swapserve.command.kind';
 
 // ---- Metrics -------------------------------------------------------------------------------------------------
 
@@ -125,6 +131,12 @@ export const METRIC_LINK_PEAK = 'swapserve.link.peak_bandwidth';
 export const METRIC_EVICTIONS = 'swapserve.evictions';
 /** Workers known to the cluster; attribute swapserve.worker.state. */
 export const METRIC_WORKERS = 'swapserve.workers';
+/** Seconds the scheduler's pure policy took per event (the leader's decision latency); attribute swapserve.scheduler.event. */
+export const METRIC_SCHEDULER_DECISION = 'swapserve.scheduler.decision.duration';
+/** Actions the leader applied; attributes swapserve.scheduler.action, swapserve.command.kind (sends). */
+export const METRIC_SCHEDULER_ACTIONS = 'swapserve.scheduler.actions';
+/** Actions that failed when applied (a command not written, a worker that could not start); same attributes. */
+export const METRIC_SCHEDULER_ACTION_FAILURES = 'swapserve.scheduler.action.failures';
 /** Seconds from a worker process's start to ready (swapserve.worker_start); attribute swapserve.backend. */
 export const METRIC_WORKER_START = 'swapserve.worker.start.duration';
 
@@ -141,6 +153,8 @@ export const REQUEST_DURATION_BUCKETS_S = [
 export const MOVE_DURATION_BUCKETS_S = [
   0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 ];
+/** Policy decisions: the scheduler bench's p99 is well under a millisecond for 1,000 models x 64 workers. */
+export const DECISION_BUCKETS_S = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
 export const WORKER_START_BUCKETS_S = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60];
 /** GB/s buckets up to beyond PCIe Gen5 x16 and NVLink-class links. */
 export const MOVE_BANDWIDTH_BUCKETS_GBPS = [0.1, 0.25, 0.5, 1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 80, 120, 200];
