@@ -59,47 +59,22 @@ const exemplars = new ExemplarStore();
 
 onTelemetryInit((h) => {
   const meter = h.meterProvider.getMeter('swapserve');
+  /** A histogram with explicit buckets (seconds unless `unit` says otherwise). */
+  const histogram = (name: string, description: string, buckets: number[], unit = 's'): Histogram =>
+    meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: buckets } });
   inst = {
-    ttft: meter.createHistogram(S.METRIC_TTFT, {
-      unit: 's',
-      description: 'Time from enqueue to the first output token',
-      advice: { explicitBucketBoundaries: S.TTFT_BUCKETS_S },
-    }),
-    tpot: meter.createHistogram(S.METRIC_TPOT, {
-      unit: 's',
-      description: 'Time per output token after the first',
-      advice: { explicitBucketBoundaries: S.TPOT_BUCKETS_S },
-    }),
-    duration: meter.createHistogram(S.METRIC_REQUEST_DURATION, {
-      unit: 's',
-      description: 'Time from enqueue to the last output token',
-      advice: { explicitBucketBoundaries: S.REQUEST_DURATION_BUCKETS_S },
-    }),
+    ttft: histogram(S.METRIC_TTFT, 'Time from enqueue to the first output token', S.TTFT_BUCKETS_S),
+    tpot: histogram(S.METRIC_TPOT, 'Time per output token after the first', S.TPOT_BUCKETS_S),
+    duration: histogram(S.METRIC_REQUEST_DURATION, 'Time from enqueue to the last output token', S.REQUEST_DURATION_BUCKETS_S),
     moveBytes: meter.createCounter(S.METRIC_MOVE_BYTES, { unit: 'By', description: 'Bytes moved between tiers' }),
-    moveDuration: meter.createHistogram(S.METRIC_MOVE_DURATION, {
-      unit: 's',
-      description: 'Duration of one tier move',
-      advice: { explicitBucketBoundaries: S.MOVE_DURATION_BUCKETS_S },
-    }),
-    moveBandwidth: meter.createHistogram(S.METRIC_MOVE_BANDWIDTH, {
-      unit: 'GBy/s',
-      description: 'Achieved bandwidth of one tier move (1e9 bytes per second)',
-      advice: { explicitBucketBoundaries: S.MOVE_BANDWIDTH_BUCKETS_GBPS },
-    }),
+    moveDuration: histogram(S.METRIC_MOVE_DURATION, 'Duration of one tier move', S.MOVE_DURATION_BUCKETS_S),
+    moveBandwidth: histogram(S.METRIC_MOVE_BANDWIDTH, 'Achieved bandwidth of one tier move (1e9 bytes per second)', S.MOVE_BANDWIDTH_BUCKETS_GBPS, 'GBy/s'),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
     errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
-    decision: meter.createHistogram(S.METRIC_SCHEDULER_DECISION, {
-      unit: 's',
-      description: 'Time the scheduler policy took to decide one event',
-      advice: { explicitBucketBoundaries: S.DECISION_BUCKETS_S },
-    }),
+    decision: histogram(S.METRIC_SCHEDULER_DECISION, 'Time the scheduler policy took to decide one event', S.DECISION_BUCKETS_S),
     actions: meter.createCounter(S.METRIC_SCHEDULER_ACTIONS, { description: 'Actions the scheduler applied, by type and command' }),
     actionFailures: meter.createCounter(S.METRIC_SCHEDULER_ACTION_FAILURES, { description: 'Scheduler actions that failed when applied' }),
-    workerStart: meter.createHistogram(S.METRIC_WORKER_START, {
-      unit: 's',
-      description: 'Time from a worker process start to ready',
-      advice: { explicitBucketBoundaries: S.WORKER_START_BUCKETS_S },
-    }),
+    workerStart: histogram(S.METRIC_WORKER_START, 'Time from a worker process start to ready', S.WORKER_START_BUCKETS_S),
   };
 
   meter
