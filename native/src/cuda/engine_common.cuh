@@ -76,6 +76,40 @@ __device__ __forceinline__ void PdlWait() {
 #endif
 }
 
+// Weight streaming for the decode products: a warp reads R rows of 16-byte chunks, lane l taking chunks c0 + l,
+// c0 + l + 32, ... < K8, with U chunks per row in flight while the previous U are consumed (evict-first loads: the
+// weights are read once per step). RequestRows loads the first U into `nxt` (before a kernel's dependency wait:
+// weights never depend on earlier kernels); StreamRows then calls use(chunks, c) for every chunk c, in order.
+template <int U, int R>
+__device__ __forceinline__ void RequestRows(const uint4* const (&w)[R], int c0, int K8, uint4 (&nxt)[U][R]) {
+  if (c0 + 32 * (U - 1) < K8) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + c0 + 32 * u);
+  }
+}
+template <int U, int R, typename Use>
+__device__ __forceinline__ void StreamRows(const uint4* const (&w)[R], int c0, int K8, uint4 (&nxt)[U][R], Use&& use) {
+  int c = c0;
+  for (; c + 32 * (U - 1) < K8; c += 32 * U) {
+    uint4 cur[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) cur[u][r] = nxt[u][r];
+    RequestRows<U, R>(w, c + 32 * U, K8, nxt);
+#pragma unroll
+    for (int u = 0; u < U; ++u) use(cur[u], c + 32 * u);
+  }
+  for (; c < K8; c += 32) {
+    uint4 wv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[r] = __ldcs(w[r] + c);
+    use(wv, c);
+  }
+}
+
 // Whether LaunchK asks for programmatic dependent launch on this thread (the backend sets it per pass).
 bool& PdlFlag();
 

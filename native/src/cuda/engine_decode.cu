@@ -124,12 +124,7 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   }
   // Weights do not depend on earlier kernels: requested before the dependency wait.
   uint4 nxt[U][R];
-  if (kBeg + lane + 32 * (U - 1) < K8) {
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + kBeg + lane + 32 * u);
-  }
+  RequestRows<U, R>(w, kBeg + lane, K8, nxt);
   if (pfBytes) {
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -170,44 +165,17 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  int c = kBeg + lane;
-  for (; c + 32 * (U - 1) < K8; c += 32 * U) {
-    uint4 cur[U][R];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int r = 0; r < R; ++r) cur[u][r] = nxt[u][r];
-    const int cn = c + 32 * U;
-    if (cn + 32 * (U - 1) < K8) {
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int r = 0; r < R; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      float xf[8];
-      xchunk(c + 32 * u, xf);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float wf[8];
-        Unpack8<TW>(cur[u][r], wf);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-      }
-    }
-  }
-  for (; c < K8; c += 32) {
+  StreamRows<U, R>(w, kBeg + lane, K8, nxt, [&](const uint4 (&wv)[R], int c) {
     float xf[8];
     xchunk(c, xf);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float wf[8];
-      Unpack8<TW>(__ldcs(w[r] + c), wf);
+      Unpack8<TW>(wv[r], wf);
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
     }
-  }
+  });
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = WarpSum(acc[r]);
   if constexpr (KS > 1) {  // warp 0 sums the quarters, in a fixed order

@@ -56,12 +56,7 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
 #pragma unroll
   for (int r = 0; r < kRows; ++r) w[r] = reinterpret_cast<const uint4*>(W + static_cast<size_t>(min(n0 + r, N - 1)) * K);
   // Weights do not depend on the previous kernel: the first 4 chunks per row are requested before waiting for it.
-  if (lane + 32 * (kU - 1) < K8) {
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + lane + 32 * u);
-  }
+  RequestRows<kU, kRows>(w, lane, K8, nxt);
   PdlWait();
   if (n0 < N) {
     float acc[kRows][NT];
@@ -69,30 +64,8 @@ GemvKernel(const TW* __restrict__ W, int N, int K, const TW* __restrict__ X, int
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
-    int c = lane;
     // Each batch of 4 chunks per row is in flight while the previous one is multiplied.
-    for (; c + 32 * (kU - 1) < K8; c += 32 * kU) {
-      uint4 cur[kU][kRows];
-#pragma unroll
-      for (int u = 0; u < kU; ++u)
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) cur[u][r] = nxt[u][r];
-      const int cn = c + 32 * kU;
-      if (cn + 32 * (kU - 1) < K8) {
-#pragma unroll
-        for (int u = 0; u < kU; ++u)
-#pragma unroll
-          for (int r = 0; r < kRows; ++r) nxt[u][r] = __ldcs(w[r] + cn + 32 * u);
-      }
-#pragma unroll
-      for (int u = 0; u < kU; ++u) Fma8<TW, NT>(cur[u], X, ldx, c + 32 * u, acc);
-    }
-    for (; c < K8; c += 32) {
-      uint4 wv[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) wv[r] = __ldcs(w[r] + c);
-      Fma8<TW, NT>(wv, X, ldx, c, acc);
-    }
+    StreamRows<kU, kRows>(w, lane, K8, nxt, [&](const uint4 (&wv)[kRows], int c) { Fma8<TW, NT>(wv, X, ldx, c, acc); });
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
 #pragma unroll
