@@ -76,6 +76,19 @@ __device__ __forceinline__ void PdlWait() {
 #endif
 }
 
+// Eight 2-byte values (one 16-byte load) as floats.
+template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
+template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
+}
+
 // Weight streaming for the decode products: a warp reads R rows of 16-byte chunks, lane l taking chunks c0 + l,
 // c0 + l + 32, ... < K8, with U chunks per row in flight while the previous U are consumed (evict-first loads: the
 // weights are read once per step). RequestRows loads the first U into `nxt` (before a kernel's dependency wait:

@@ -25,18 +25,6 @@ constexpr int kWarps = 4;  // per block
 
 template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
 
-template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
-template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
-}
-template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, float* f) {
-  const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
-}
-
 // Two floats rounded into one packed pair of T (one conversion instruction).
 template <typename T> struct Pack2;
 template <> struct Pack2<__nv_bfloat16> {

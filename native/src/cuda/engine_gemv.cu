@@ -12,18 +12,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kRows = 2;  // weight rows per warp
 
-template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
-template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
-}
-template <> __device__ __forceinline__ void Unpack8<__half>(const uint4& u, float* f) {
-  const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) { const float2 v = __half22float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
-}
-
 // X rows from global memory (read-only path: small, shared by every warp).
 template <typename TW, int NT>
 __device__ __forceinline__ void Fma8(const uint4 (&wv)[kRows], const TW* __restrict__ X, int ldx, int c,
