@@ -25,9 +25,14 @@ function prewarmGpu(args) {
 
 const argv = process.argv.slice(2);
 if (argv[0] === 'worker' && !process.env.SWAPSERVE_NO_PREWARM) prewarmGpu(argv.slice(1));
-const bundle = argv[0] === 'worker' && !process.env.SWAPSERVE_NO_BUNDLE
-  ? (await import('../scripts/bundle.mjs')).freshBundle()
-  : null;
+let bundle = null;
+if (argv[0] === 'worker' && !process.env.SWAPSERVE_NO_BUNDLE) {
+  const { freshBundle, DEFAULT_OUT } = await import('../scripts/bundle.mjs');
+  bundle = freshBundle();
+  if (!bundle && existsSync(`${DEFAULT_OUT}/worker.json`)) {
+    process.stderr.write('swapserve worker: sources changed since the worker bundle was built; starting through tsx (slower). `npm run build:bundle` rebuilds it.\n');
+  }
+}
 if (bundle) {
   const { run } = await import(bundle);
   process.exitCode = await run(argv.slice(1));
