@@ -181,6 +181,8 @@ const hexId = (id: string) => (/^[0-9a-f]{32}$/i.test(id) ? id.toLowerCase() : B
 
 class SpanSink {
   readonly traces = new Map<string, RSpan[]>();
+  /** Re-checked after every export received (see until). */
+  private readonly waiters = new Set<() => void>();
   private server!: Server;
   url = '';
   bad = 0;
@@ -190,7 +192,10 @@ class SpanSink {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (req.url === '/v1/traces') this.ingest(Buffer.concat(chunks));
+        if (req.url === '/v1/traces') {
+          this.ingest(Buffer.concat(chunks));
+          for (const w of [...this.waiters]) w();
+        }
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
@@ -226,40 +231,56 @@ class SpanSink {
     }
   }
 
+  /** What `find` returns once it returns something, checked now and after each export received; undefined after the timeout. */
+  private until<T>(find: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+    const now = find();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const done = (v: T | undefined): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(v);
+      };
+      const check = (): void => {
+        const v = find();
+        if (v !== undefined) done(v);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+
   /** Waits until the trace holds the gateway's inference span and the worker's prefill span. */
   async complete(traceId: string, timeoutMs = 20_000): Promise<RSpan[]> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const spans = this.traces.get(traceId) ?? [];
-      const gw = spans.find((s) => s.attrs[S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] !== undefined);
-      if (gw && spans.some((s) => s.name === S.SPAN.prefill)) return spans;
-      if (Date.now() > end) throw new Error(`trace ${traceId} incomplete after ${timeoutMs} ms (${spans.map((s) => s.name).join(', ')})`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const spansOf = () => this.traces.get(traceId) ?? [];
+    const done = await this.until(() => {
+      const spans = spansOf();
+      const gw = spans.some((s) => s.attrs[S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] !== undefined);
+      return gw && spans.some((s) => s.name === S.SPAN.prefill) ? spans : undefined;
+    }, timeoutMs);
+    if (!done) throw new Error(`trace ${traceId} incomplete after ${timeoutMs} ms (${spansOf().map((s) => s.name).join(', ')})`);
+    return done;
   }
 
   /** The worker that served a trace (its job spans name it; they end after the prefill span), or null after the timeout. */
   async servedBy(traceId: string, timeoutMs = 10_000): Promise<string | null> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const w = (this.traces.get(traceId) ?? []).find((s) => typeof s.attrs[S.ATTR_WORKER] === 'string')?.attrs[S.ATTR_WORKER];
-      if (typeof w === 'string') return w;
-      if (Date.now() > end) return null;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const w = await this.until(() => {
+      const v = (this.traces.get(traceId) ?? []).find((s) => typeof s.attrs[S.ATTR_WORKER] === 'string')?.attrs[S.ATTR_WORKER];
+      return typeof v === 'string' ? v : undefined;
+    }, timeoutMs);
+    return w ?? null;
   }
 
   /** The swapserve.worker_start span of `worker` (a trace of its own), once exported; null after the timeout. */
   async workerStart(worker: string, timeoutMs = 10_000): Promise<RSpan | null> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
+    const s = await this.until(() => {
       for (const spans of this.traces.values()) {
-        const s = spans.find((x) => x.name === S.SPAN.workerStart && x.attrs[S.ATTR_WORKER] === worker);
-        if (s) return s;
+        const x = spans.find((y) => y.name === S.SPAN.workerStart && y.attrs[S.ATTR_WORKER] === worker);
+        if (x) return x;
       }
-      if (Date.now() > end) return null;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return undefined;
+    }, timeoutMs);
+    return s ?? null;
   }
 
   async close(): Promise<void> {
