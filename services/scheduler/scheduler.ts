@@ -168,7 +168,7 @@ export class Scheduler {
       return;
     }
     const dt = performance.now() - t0;
-    recordSchedulerDecision(event.type, dt / 1000, actions.map(actionLabel));
+    recordSchedulerDecision(event.type, dt / 1000, actions);
     this.decisions.count++;
     this.decisions.totalMs += dt;
     if (dt > this.decisions.maxMs) this.decisions.maxMs = dt;
@@ -178,7 +178,7 @@ export class Scheduler {
   private apply(actions: Action[]): void {
     void applyActions(actions, this.effects!, this.lease!.epoch, this.o.clock(), (a, e) => {
       this.o.log(`scheduler ${this.id}: ${a.type} ${a.workerId} failed: ${(e as Error).message}`);
-      recordSchedulerActionFailure(actionLabel(a));
+      recordSchedulerActionFailure(a);
       if (a.type === 'start-worker') this.handle({ type: 'worker-start-failed', workerId: a.workerId, message: (e as Error).message });
     });
   }
@@ -331,9 +331,4 @@ export class Scheduler {
       this.handle({ type: 'queue', ...s });
     }
   }
-}
-
-/** How the scheduler metrics label an action. */
-function actionLabel(a: Action): { type: string; kind?: string } {
-  return a.type === 'send' ? { type: a.type, kind: a.command.kind } : { type: a.type };
 }

@@ -206,24 +206,23 @@ export function recordWorkerStartDuration(seconds: number, backend: string): voi
   if (inst && finite(seconds)) inst.workerStart.record(seconds, { [S.ATTR_BACKEND]: backend });
 }
 
-/** An action as the scheduler metrics label it. */
-export interface SchedulerActionLabel {
+/** A scheduler action, as its metrics label it: its type, and the command's kind for a `send`. */
+export interface SchedulerActionLike {
   type: string;
-  /** The command's kind, for a `send`. */
-  kind?: string;
+  command?: { kind: string };
 }
-const actionAttrs = (a: SchedulerActionLabel): Attributes =>
-  a.kind ? { [S.ATTR_SCHEDULER_ACTION]: a.type, [S.ATTR_COMMAND_KIND]: a.kind } : { [S.ATTR_SCHEDULER_ACTION]: a.type };
+const actionAttrs = (a: SchedulerActionLike): Attributes =>
+  a.command ? { [S.ATTR_SCHEDULER_ACTION]: a.type, [S.ATTR_COMMAND_KIND]: a.command.kind } : { [S.ATTR_SCHEDULER_ACTION]: a.type };
 
 /** Record one policy decision (its latency and the actions it asked for). */
-export function recordSchedulerDecision(event: string, seconds: number, actions: SchedulerActionLabel[]): void {
+export function recordSchedulerDecision(event: string, seconds: number, actions: readonly SchedulerActionLike[]): void {
   if (!inst) return;
   if (finite(seconds)) inst.decision.record(seconds, { [S.ATTR_SCHEDULER_EVENT]: event });
   for (const a of actions) inst.actions.add(1, actionAttrs(a));
 }
 
 /** Count an action that failed when applied. */
-export function recordSchedulerActionFailure(a: SchedulerActionLabel): void {
+export function recordSchedulerActionFailure(a: SchedulerActionLike): void {
   inst?.actionFailures.add(1, actionAttrs(a));
 }
 
