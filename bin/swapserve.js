@@ -5,15 +5,14 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 /** Starts CUDA context creation for `swapserve worker [--backend B] [--device N]`; any failure is left to the runtime. */
 function prewarmGpu(args) {
-  const flag = (name) => {
-    const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
-    return i < 0 ? undefined : args[i].includes('=') ? args[i].slice(name.length + 1) : args[i + 1];
-  };
-  if ((flag('--backend') ?? process.env.SWAPSERVE_BACKEND ?? 'auto') === 'cpu') return;
-  const device = Number(flag('--device') ?? 0);
+  // Only the two flags that matter here; the worker validates all of them.
+  const { values } = parseArgs({ args, options: { backend: { type: 'string' }, device: { type: 'string' } }, strict: false, allowPositionals: true });
+  if ((values.backend ?? process.env.SWAPSERVE_BACKEND ?? 'auto') === 'cpu') return;
+  const device = Number(values.device ?? 0);
   const addon = fileURLToPath(new URL('../native/build/swapserve_cuda.node', import.meta.url));
   if (!Number.isInteger(device) || device < 0 || !existsSync(addon)) return;
   try {
