@@ -44,6 +44,17 @@ async function startWorker(config: string, id: string): Promise<ChildProcess> {
   return (await startWorkerProcess([BIN, 'worker', '--config', config], id, children)).child;
 }
 
+/** A prompt whose prefill takes w1 long enough to be killed in it. */
+const LONG_PROMPT = 'the quick brown fox jumps over the lazy dog '.repeat(60);
+
+/** SIGKILLs `w1` as soon as a job of the queue is active (w1 holds it), then starts w2 on the same config. */
+async function killOnceActive(queue: Queue, w1: ChildProcess, config: string): Promise<ChildProcess> {
+  const deadline = Date.now() + 20_000;
+  while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  w1.kill('SIGKILL');
+  return startWorker(config, 'w2');
+}
+
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
@@ -116,11 +127,8 @@ describe('worker killed with SIGKILL', () => {
     const queue = new Queue(queueName('big'), { connection: conn, prefix });
     let w2: ChildProcess | null = null;
     try {
-      const s = await client.stream({ model: 'big', prompt: 'the quick brown fox jumps over the lazy dog '.repeat(60), max_tokens: 3, temperature: 0 });
-      const deadline = Date.now() + 20_000;
-      while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-      w1.kill('SIGKILL');
-      w2 = await startWorker(config, 'w2');
+      const s = await client.stream({ model: 'big', prompt: LONG_PROMPT, max_tokens: 3, temperature: 0 });
+      w2 = await killOnceActive(queue, w1, config);
       const t0 = Date.now();
       await assert.rejects((async () => { for await (const _ of s) { /* none expected */ } })(), (e: SwapserveError) => e.code === 'worker_lost' && e.retryable);
       await assert.rejects(s.result, (e: SwapserveError) => e.code === 'worker_lost');
@@ -145,11 +153,8 @@ describe('worker killed with SIGKILL', () => {
     let w2: ChildProcess | null = null;
     try {
       // A long prompt: w1 spends a long prefill before its first token; it is killed as soon as it holds the job.
-      const s = await client.stream({ model: 'big', prompt: 'the quick brown fox jumps over the lazy dog '.repeat(60), max_tokens: 3, temperature: 0 });
-      const deadline = Date.now() + 20_000;
-      while ((await queue.getActiveCount()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-      w1.kill('SIGKILL');
-      w2 = await startWorker(config, 'w2');
+      const s = await client.stream({ model: 'big', prompt: LONG_PROMPT, max_tokens: 3, temperature: 0 });
+      w2 = await killOnceActive(queue, w1, config);
       const indexes: number[] = [];
       for await (const t of s) indexes.push(t.index);
       const r = await s.result;
