@@ -396,38 +396,35 @@ RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
   return p;
 }
 
-MoveResult RuntimeCore::evict(const std::string& id) {
-  double t0 = NowMs();
-  std::lock_guard<std::mutex> l(mu_);
-  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
-  auto m = find(id);
-  const std::string name = "model \"" + id + "\"";
-  if (m->busy && m->busyKind != MoveKind::kLoad) throw NativeError(ErrorCode::kState, name + " is swapping-in: wait for it");
-  if (!m->gpu) throw NativeError(ErrorCode::kState, name + " is not on the gpu tier");
-  if (m->leases > 0) {
-    throw NativeError(ErrorCode::kState, name + " has " + std::to_string(m->leases) +
-                                             " engine lease(s): it cannot be evicted while an engine computes with it");
-  }
-  MoveResult r;
-  r.bytes = m->gpu->block->bytes();
-  m->gpu.reset();  // the block returns to the pool: bookkeeping, no cudaFree (which would synchronise the device)
-  r.wallMs = NowMs() - t0;
-  return r;
-}
+MoveResult RuntimeCore::evict(const std::string& id) { return release(id, true); }
 
-MoveResult RuntimeCore::drop(const std::string& id) {
-  double t0 = NowMs();
+MoveResult RuntimeCore::drop(const std::string& id) { return release(id, false); }
+
+// Takes a model off the gpu tier (evict) or the host tier (drop): bookkeeping only, the block returns to its pool
+// (no cudaFree, which would synchronise the device).
+MoveResult RuntimeCore::release(const std::string& id, bool gpu) {
+  const double t0 = NowMs();
   std::lock_guard<std::mutex> l(mu_);
   if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
   auto m = find(id);
   const std::string name = "model \"" + id + "\"";
-  if (m->busy && m->busyKind != MoveKind::kLoadToGpu) {
-    throw NativeError(ErrorCode::kState, name + " is " + StateOf(*m) + ": wait for that move to finish");
+  if (gpu) {
+    if (m->busy && m->busyKind != MoveKind::kLoad) throw NativeError(ErrorCode::kState, name + " is swapping-in: wait for it");
+    if (!m->gpu) throw NativeError(ErrorCode::kState, name + " is not on the gpu tier");
+    if (m->leases > 0) {
+      throw NativeError(ErrorCode::kState, name + " has " + std::to_string(m->leases) +
+                                               " engine lease(s): it cannot be evicted while an engine computes with it");
+    }
+  } else {
+    if (m->busy && m->busyKind != MoveKind::kLoadToGpu) {
+      throw NativeError(ErrorCode::kState, name + " is " + StateOf(*m) + ": wait for that move to finish");
+    }
+    if (!m->host) throw NativeError(ErrorCode::kState, name + " is not on the host tier");
   }
-  if (!m->host) throw NativeError(ErrorCode::kState, name + " is not on the host tier");
+  std::shared_ptr<Arena>& arena = gpu ? m->gpu : m->host;
   MoveResult r;
-  r.bytes = m->host->block->bytes();
-  m->host.reset();
+  r.bytes = arena->block->bytes();
+  arena.reset();
   r.wallMs = NowMs() - t0;
   return r;
 }

@@ -175,6 +175,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
  private:
   RuntimeCore() = default;
   std::shared_ptr<Model> find(const std::string& id);  // caller holds mu_; throws kInvalidArgument
+  MoveResult release(const std::string& id, bool gpu);  // evict (gpu) / drop (host); takes mu_
   ResidencyInfo residencyLocked(const std::string& id);
   void checkUsable();                                  // caller holds mu_
   void checkInjected();
