@@ -60,6 +60,24 @@ __device__ __forceinline__ float WarpMax(float v) {
   return v;
 }
 
+// Sum of v over the block (blockDim.x a multiple of 32, at most 1024), with `red` the block's 32-float shared
+// scratch. BlockSumWarp0: the total in every lane of warp 0 (other threads get 0). BlockSum: the total in every
+// thread (one more barrier).
+__device__ __forceinline__ float BlockSumWarp0(float v, float* red) {
+  v = WarpSum(v);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float t = 0.f;
+  if (threadIdx.x < 32) t = WarpSum(threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f);
+  return t;
+}
+__device__ __forceinline__ float BlockSum(float v, float* red) {
+  const float t = BlockSumWarp0(v, red);  // warp 0 has read red[] before its shuffles end: red[0] is free
+  if (threadIdx.x == 0) red[0] = t;
+  __syncthreads();
+  return red[0];
+}
+
 // Programmatic dependent launch (Hopper): a kernel launched with it may start while the previous kernel of the
 // stream drains. Every kernel launched through LaunchK calls PdlWait() in all its threads before it reads anything
 // an earlier kernel wrote (and before exiting), and PdlTrigger() early so that its own successor can start; a

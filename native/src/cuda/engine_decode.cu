@@ -274,14 +274,8 @@ __global__ void DecodeEmbedKernel(const int32_t* tokens, const void* emb, ET emb
     acc += ToF(v) * ToF(v);
   }
   __shared__ float red[32];
-  acc = WarpSum(acc);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = acc;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
-    v = WarpSum(v);
-    if (threadIdx.x == 0) ss[0] = v;
-  }
+  const float total = BlockSumWarp0(acc, red);
+  if (threadIdx.x == 0) ss[0] = total;
   for (int i = threadIdx.x + 1; i < nSs; i += blockDim.x) ss[i] = 0.f;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float sn, cs;

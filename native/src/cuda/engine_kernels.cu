@@ -36,16 +36,8 @@ __global__ void RmsNormKernel(const TX* x, const int32_t* rows, int C, const voi
   float ss = 0.f;
   for (int c = threadIdx.x; c < C; c += blockDim.x) { const float v = ToF(xr[c]); ss += v * v; }
   __shared__ float red[32];
-  ss = WarpSum(ss);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
-    v = WarpSum(v);
-    if (threadIdx.x == 0) red[0] = v;
-  }
-  __syncthreads();
-  const float inv = rsqrtf(red[0] / C + eps);
+  ss = BlockSum(ss, red);
+  const float inv = rsqrtf(ss / C + eps);
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
     const float n = ToF(xr[c]) * inv;
     out[static_cast<size_t>(r) * C + c] = FromF<TO>(LoadEt(w, wT, c) * (hfRound ? Rnd<TO>(n) : n));
@@ -69,17 +61,9 @@ __global__ void RmsNormVecKernel(const T* x, const int32_t* rows, int C, const v
 #pragma unroll
   for (int i = 0; i < 8; ++i) { const float v = ToF(xe[i]); ss += v * v; }
   __shared__ float red[32];
-  ss = WarpSum(ss);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.f;
-    v = WarpSum(v);
-    if (threadIdx.x == 0) red[0] = v;
-  }
-  __syncthreads();
+  ss = BlockSum(ss, red);
   if (!active) return;
-  const float inv = rsqrtf(red[0] / C + eps);
+  const float inv = rsqrtf(ss / C + eps);
   uint4 ov;
   T* oe = reinterpret_cast<T*>(&ov);
 #pragma unroll
