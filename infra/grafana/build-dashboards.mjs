@@ -2,7 +2,7 @@
 // Writes infra/grafana/dashboards/swapserve.json from the panel list below (run after editing; the JSON is
 // committed so Grafana provisioning needs no build). Queue and worker gauges are cluster-wide values that every
 // gateway reports, so they are combined with max, never sum. Metric names are the Prometheus forms of
-// services/telemetry/semconv.ts; test/telemetry/dashboards.test.ts evaluates every query against a real Prometheus.
+// contracts/semconv.ts; test/telemetry/dashboards.test.ts evaluates every query against a real Prometheus.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -5,7 +5,7 @@
 // user gets. Progress goes to stderr; the table (or JSON) to stdout.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { progress } from '../../services/shared/progress.ts';
+import { progress } from '../../services/dev/progress.ts';
 import { performance } from 'node:perf_hooks';
 
 import { Runtime, type MoveResult } from '../ts/runtime.ts';

@@ -1,4 +1,4 @@
-// Typed errors of the engine: stable codes (named as in services/shared/errors.ts where one exists there, so
+// Typed errors of the engine: stable codes (named as in contracts/errors.ts where one exists there, so
 // the worker maps them one to one) and the native error's code when the failure came from the addon.
 
 export const ENGINE_ERROR_CODES = {

@@ -3,8 +3,8 @@
 // native/src/runtime/design.md.
 import { statSync } from 'node:fs';
 
-import type { MoveKind, Residency } from '../../services/shared/vocab.ts';
-import { RESIDENCY } from '../../services/shared/vocab.ts';
+import type { MoveKind, Residency } from '../../contracts/vocab.ts';
+import { RESIDENCY } from '../../contracts/vocab.ts';
 import { loadAddon, resolveBackend, type Backend, type NativeLayout, type NativeMoveResult, type NativeRuntimeObject, type NativeTestLease, type RuntimeAddon } from './addon.ts';
 import { captureSite, describe, fromNative, invalidArgument, SwapserveNativeError } from './errors.ts';
 import type { WeightLayout } from './types.ts';

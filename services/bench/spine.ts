@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Client } from '../sdk/index.ts';
-import { nowMs } from '../shared/clock.ts';
-import { connect } from '../shared/queues.ts';
-import { startLocalRedis } from '../shared/local-redis.ts';
+import { nowMs } from '../../contracts/clock.ts';
+import { connect } from '../client/queues.ts';
+import { startLocalRedis } from '../dev/local-redis.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const MODELS = new URL('../../../shared/data/models/', import.meta.url).pathname;

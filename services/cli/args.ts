@@ -1,7 +1,7 @@
 // What every sub-command does with its arguments and its config before its own work: a usage error or a bad config
 // is one clear line and exit code 2 (never a stack trace), `--help` prints the usage and exits 0.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, type Config } from '../shared/config.ts';
+import { ConfigError, loadConfig, type Config } from '../config/config.ts';
 
 export interface CommandIo {
   out(text: string): void;

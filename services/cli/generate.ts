@@ -12,7 +12,7 @@ import type { ModelSource } from '../../native/ts/types.ts';
 import { Engine, isEngineError } from '../../native/ts/engine.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer, TokenizerError } from '../../native/ts/tokenizer/index.ts';
-import { progress } from '../shared/progress.ts';
+import { progress } from '../dev/progress.ts';
 
 const USAGE = `usage: swapserve generate <model.gguf | hf-folder> [options]
 
@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
       runtime = Runtime.open({ backend, hostBudgetBytes: 0, gpuBudgetBytes: source.layout.totalBytes + (64 << 20), scratchBudgetBytes: kvBytes(source, ctx) * 2 + (512 << 20) });
       runtime.register('model', source.layout);
       const t0 = performance.now();
-      // A bar on a terminal, plain lines in logs (services/shared/progress.ts).
+      // A bar on a terminal, plain lines in logs (services/dev/progress.ts).
       const bar = progress({ label: 'load', total: source.layout.totalBytes, unit: 'bytes', mode: source.layout.totalBytes < 64e6 ? 'off' : undefined });
       await runtime.loadToGpu('model', { onProgress: (d, t) => bar.update(d, t) });
       bar.finish(`on ${runtime.deviceName}`);

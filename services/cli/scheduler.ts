@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELP, parseCommand } from './args.ts';
-import { ConfigError, loadConfig, type Config, type ModelEntry } from '../shared/config.ts';
+import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';

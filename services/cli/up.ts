@@ -6,9 +6,9 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELP, parseCommand } from './args.ts';
-import { ConfigError, loadConfig, parseConfig, type Config } from '../shared/config.ts';
-import { ensureDemoModels } from '../shared/demo-models.ts';
-import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../shared/local-redis.ts';
+import { ConfigError, loadConfig, parseConfig, type Config } from '../config/config.ts';
+import { ensureDemoModels } from '../dev/demo-models.ts';
+import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../dev/local-redis.ts';
 import { startGateway, type Gateway } from '../gateway/server.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 

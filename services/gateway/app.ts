@@ -1,11 +1,11 @@
 // The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { nowMs } from '../shared/clock.ts';
-import type { Config } from '../shared/config.ts';
-import { SwapserveError } from '../shared/errors.ts';
-import type { Producer } from '../shared/producer.ts';
-import type { RedisClient } from '../shared/queues.ts';
-import type { BlockingPool } from '../shared/stream.ts';
+import { nowMs } from '../../contracts/clock.ts';
+import type { Config } from '../config/config.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
+import type { Producer } from '../client/producer.ts';
+import type { RedisClient } from '../client/queues.ts';
+import type { BlockingPool } from '../client/stream.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';

@@ -1,6 +1,6 @@
 // OpenAI response shapes (chat/completions, streamed chunks, usage), plus the swapserve figures on final ones.
-import type { DoneEvent, Timings } from '../shared/job.ts';
-import type { ColdReason, ServePath } from '../shared/vocab.ts';
+import type { DoneEvent, Timings } from '../../contracts/stream.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 
 export type Kind = 'chat' | 'completion';
 

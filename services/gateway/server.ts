@@ -1,9 +1,9 @@
 // The gateway process side: connections, listen, drain on close (stop accepting -> finish streams -> Redis).
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../shared/config.ts';
-import { Producer } from '../shared/producer.ts';
-import { connect, type RedisClient } from '../shared/queues.ts';
-import { BlockingPool } from '../shared/stream.ts';
+import type { Config } from '../config/config.ts';
+import { Producer } from '../client/producer.ts';
+import { connect, type RedisClient } from '../client/queues.ts';
+import { BlockingPool } from '../client/stream.ts';
 import { buildApp } from './app.ts';
 
 export interface Gateway {

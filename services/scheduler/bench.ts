@@ -2,7 +2,7 @@
 // cluster (Zipf demand, commands that land after a delay, heartbeats, ticks). Target: p99 <= 1 ms per event.
 import { performance } from 'node:perf_hooks';
 import { cpus, loadavg } from 'node:os';
-import type { ModelOnWorker, WorkerState } from '../shared/cluster.ts';
+import type { ModelOnWorker, WorkerState } from '../../contracts/cluster.ts';
 import { decide, initialState, type PolicyEvent, type PolicyState } from './policy.ts';
 import type { Action, ModelSettings } from './state.ts';
 

@@ -1,6 +1,6 @@
 // The scheduler's effects: the small interface through which policy actions reach the world, and its Redis form.
-import { clusterKeys, commandFields, CLUSTER_DEFAULTS, type ClusterKeys, type WorkerCommand } from '../shared/cluster.ts';
-import type { RedisClient } from '../shared/queues.ts';
+import { clusterKeys, commandFields, CLUSTER_DEFAULTS, type ClusterKeys, type WorkerCommand } from '../../contracts/cluster.ts';
+import type { RedisClient } from '../client/queues.ts';
 import type { WorkerProvider } from './provider.ts';
 import type { Action } from './state.ts';
 

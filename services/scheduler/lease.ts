@@ -1,7 +1,7 @@
 // The scheduler leader lease: SET NX PX (with the fencing epoch INCR in the same Lua call), renewed and released
 // by Lua compare-and-set, so only the holder can extend or drop it.
-import type { RedisClient } from '../shared/queues.ts';
-import { clusterKeys, type ClusterKeys } from '../shared/cluster.ts';
+import type { RedisClient } from '../client/queues.ts';
+import { clusterKeys, type ClusterKeys } from '../../contracts/cluster.ts';
 
 // KEYS[1] lease, KEYS[2] epoch; ARGV[1] holder, ARGV[2] lease ms. Returns the new epoch, or 0 if held by another.
 const ACQUIRE = `

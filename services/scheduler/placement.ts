@@ -1,6 +1,6 @@
 // Pure helpers of the policy: effective residency, tier accounting, expected cost, victim and worker choice.
-import type { ModelOnWorker } from '../shared/cluster.ts';
-import type { Residency } from '../shared/vocab.ts';
+import type { ModelOnWorker } from '../../contracts/cluster.ts';
+import type { Residency } from '../../contracts/vocab.ts';
 import { HOST_ONLY, ON_GPU, pairKey, type PolicyState, type WorkerCache, type WorkerView } from './state.ts';
 
 /** A model's residency on a worker once the move in flight there lands (commands run in order on a worker). */

@@ -3,8 +3,8 @@
 // `decide` updates the state it is given in place and returns it (copying 64 worker views per event would cost
 // more than the decision); it touches nothing else, so the same inputs always give the same actions.
 // The rules are written out in services/scheduler/design.md.
-import type { CommandBody, WorkerState } from '../shared/cluster.ts';
-import type { ModelEntry } from '../shared/config.ts';
+import type { CommandBody, WorkerState } from '../../contracts/cluster.ts';
+import type { ModelEntry } from '../config/config.ts';
 import {
   choosePlacement, chooseVictims, demandOf, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, modelBytes, modelsOn,
   refreshDemand, replicasOf, residencyOf, unindexWorker,
@@ -36,7 +36,7 @@ export function initialState(models: ModelSettings[], config: Partial<PolicyConf
   };
 }
 
-/** Policy settings for a configured model (services/shared/config.ts), with the cluster defaults it lacks. */
+/** Policy settings for a configured model (services/config/config.ts), with the cluster defaults it lacks. */
 export function modelSettings(
   m: Pick<ModelEntry, 'id' | 'sloTtftMs' | 'keepWarm' | 'gpuIdleMs' | 'hostIdleMs' | 'priority'>,
   extra: { bytes?: number; maxReplicas?: number; concurrency?: number } = {},

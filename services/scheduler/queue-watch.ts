@@ -1,6 +1,7 @@
 // Demand from the model queues: counts read from BullMQ's keys in two pipelined round trips, and a wake-up on
 // BullMQ's per-queue events streams (one XREAD BLOCK over all of them: they share the {hash tag} slot).
-import { DEFAULT_PREFIX, queueName, type RedisClient } from '../shared/queues.ts';
+import { DEFAULT_PREFIX, queueName } from '../../contracts/queues.ts';
+import type { RedisClient } from '../client/queues.ts';
 
 /** One model's queue at one moment (the policy's `queue` event). */
 export interface QueueSnapshot {

@@ -2,8 +2,9 @@
 // ticks into the pure policy one at a time and applies its actions. A standby waits for the lease.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { clusterKeys, ClusterDataError, parseClusterEvent, parseWorkerState, type ClusterKeys } from '../shared/cluster.ts';
-import { connect, DEFAULT_PREFIX, type RedisClient } from '../shared/queues.ts';
+import { clusterKeys, ClusterDataError, parseClusterEvent, parseWorkerState, type ClusterKeys } from '../../contracts/cluster.ts';
+import { connect, type RedisClient } from '../client/queues.ts';
+import { DEFAULT_PREFIX } from '../../contracts/queues.ts';
 import { recordSchedulerActionFailure, recordSchedulerDecision } from '../telemetry/metrics.ts';
 import { applyActions, RedisEffects, type Effects } from './effects.ts';
 import { LeaderLease } from './lease.ts';

@@ -1,8 +1,8 @@
 // The scheduler policy's types: per-model settings, the state it keeps, the events it takes and the actions it emits.
-import type { CommandBody, CommandResult, WorkerCommandKind, WorkerState } from '../shared/cluster.ts';
-import type { Residency } from '../shared/vocab.ts';
+import type { CommandBody, CommandResult, WorkerCommandKind, WorkerState } from '../../contracts/cluster.ts';
+import type { Residency } from '../../contracts/vocab.ts';
 
-/** Per-model settings the policy reads (built from services/shared/config.ts `ModelEntry` by `modelSettings`). */
+/** Per-model settings the policy reads (built from services/config/config.ts `ModelEntry` by `modelSettings`). */
 export interface ModelSettings {
   id: string;
   /** Arena bytes when no worker has reported the model yet (estimated from its files); a worker's report wins. */

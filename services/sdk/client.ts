@@ -1,16 +1,17 @@
 // SDK client: validates with the gateway's schemas, enqueues with the same job schema, follows the request's stream.
-import type { z } from 'zod';
-import { nowMs } from '../shared/clock.ts';
-import { SwapserveError } from '../shared/errors.ts';
-import { follow } from '../shared/delivery.ts';
+import { nowMs } from '../../contracts/clock.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
+import { follow } from '../client/delivery.ts';
 import {
-  chatRequestSchema, completionRequestSchema, newRequestId, samplingFrom,
-  type ChatRequest, type CompletionRequest, type JobData, type Timings,
-} from '../shared/job.ts';
-import { Producer } from '../shared/producer.ts';
-import { connect, DEFAULT_PREFIX, keys, type RedisClient } from '../shared/queues.ts';
-import { BlockingPool } from '../shared/stream.ts';
-import type { ColdReason, ServePath } from '../shared/vocab.ts';
+  buildJob, chatRequestSchema, completionRequestSchema,
+  type ChatBody, type ChatRequest, type CompletionBody, type CompletionRequest, type RequestBody,
+} from '../../contracts/job.ts';
+import type { Timings } from '../../contracts/stream.ts';
+import { Producer } from '../client/producer.ts';
+import { connect, type RedisClient } from '../client/queues.ts';
+import { DEFAULT_PREFIX, keys } from '../../contracts/queues.ts';
+import { BlockingPool } from '../client/stream.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 import { requestSpan, type RequestSpan } from '../telemetry/traces.ts';
 
 export interface ClientOptions {
@@ -53,8 +54,6 @@ export interface CompletionStream extends AsyncIterable<TokenChunk> {
   cancel(): Promise<void>;
 }
 
-type Req = { kind: 'chat'; body: z.output<typeof chatRequestSchema> } | { kind: 'completion'; body: z.output<typeof completionRequestSchema> };
-
 export class Client {
   private readonly opts: Required<Omit<ClientOptions, 'models'>> & Pick<ClientOptions, 'models'>;
   private readonly redis: RedisClient;
@@ -87,16 +86,7 @@ export class Client {
     const model = this.opts.models?.find((m) => m.id === req.body.model);
     if (this.opts.models && !model) throw new SwapserveError('model_not_found', { detail: req.body.model, param: 'model' });
     const arrivalMs = nowMs();
-    const data: JobData = {
-      v: 1,
-      requestId: newRequestId(),
-      model: req.body.model,
-      kind: req.kind,
-      input: req.kind === 'chat' ? { type: 'chat', messages: req.body.messages.map((m) => ({ role: m.role, content: m.content })) } : { type: 'text', prompt: req.body.prompt },
-      sampling: samplingFrom(req.body, req.kind, model?.maxTokens ?? 2048),
-      arrivalMs,
-      source: 'sdk',
-    };
+    const data = buildJob(req, { model: req.body.model, maxTokensCap: model?.maxTokens ?? 2048, arrivalMs, source: 'sdk' });
     // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
     const span = requestSpan({ operation: req.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, maxTokens: data.sampling.maxTokens, startMs: arrivalMs, recordMetrics: false });
     const { requestId } = await span.enqueue(() => this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 }));
@@ -157,14 +147,14 @@ export class Client {
     };
   }
 
-  private validate(request: ChatRequest | CompletionRequest): Req {
+  private validate(request: ChatRequest | CompletionRequest): RequestBody {
     const isChat = typeof request === 'object' && request !== null && 'messages' in request;
     const r = isChat ? chatRequestSchema.safeParse(request) : completionRequestSchema.safeParse(request);
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new SwapserveError('invalid_request', { detail: `${issue.path.join('.') || 'body'}: ${issue.message}`, param: issue.path.join('.') || undefined });
     }
-    return isChat ? { kind: 'chat', body: r.data as z.output<typeof chatRequestSchema> } : { kind: 'completion', body: r.data as z.output<typeof completionRequestSchema> };
+    return isChat ? { kind: 'chat', body: r.data as ChatBody } : { kind: 'completion', body: r.data as CompletionBody };
   }
 
   /** Idempotent: closes queues and connections. */

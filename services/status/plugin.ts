@@ -5,7 +5,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { RedisClient } from '../shared/queues.ts';
+import type { RedisClient } from '../client/queues.ts';
 import { registerQueueSource, registerWorkerSource } from '../telemetry/metrics.ts';
 import { statusPage } from './page.ts';
 import { collectStatus, queueSamples, workerSamples, type StatusDeps } from './state.ts';

@@ -1,9 +1,9 @@
 // What the status page shows, collected on demand: workers and their per-model tiers (from the cluster keys the
 // workers heartbeat into Redis), queue counts per model (BullMQ), and recent time to first token by path.
 import type { Queue } from 'bullmq';
-import { clusterKeys, parseWorkerState, type WorkerState } from '../shared/cluster.ts';
-import type { RedisClient } from '../shared/queues.ts';
-import { PATHS, type ColdReason, type Residency, type ServePath } from '../shared/vocab.ts';
+import { clusterKeys, parseWorkerState, type WorkerState } from '../../contracts/cluster.ts';
+import type { RedisClient } from '../client/queues.ts';
+import { PATHS, type ColdReason, type Residency, type ServePath } from '../../contracts/vocab.ts';
 import type { QueueSample, WorkerSample } from '../telemetry/metrics.ts';
 import { recentRequests } from '../telemetry/recent.ts';
 

@@ -4,7 +4,7 @@ import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, ty
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { metricsHandler } from './metrics.ts';
 import { tracer } from './traces.ts';
-import * as S from './semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 
 export interface HttpTelemetryOptions {
   /** Serve GET /metrics (Prometheus text) from this app. @defaultValue true */

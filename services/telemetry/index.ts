@@ -47,4 +47,4 @@ export type { QueueSample, WorkerSample, ResidencySample, QueueSource, WorkerSou
 export { bullmqTelemetry } from './bullmq.ts';
 export { httpTelemetry, requestContext } from './http.ts';
 export type { HttpTelemetryOptions } from './http.ts';
-export { SPAN, EVENT } from './semconv.ts';
+export { SPAN, EVENT } from '../../contracts/semconv.ts';

@@ -1,10 +1,10 @@
 // The worker's side of a request's trace, inside BullMQ's consumer span: queue wait, tier moves (traced as they
 // run, or recorded after the fact when they ran outside the trace), prefill, decode, and the histograms at the end.
 import { context, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { ColdReason, MoveKind, ServePath } from '../shared/vocab.ts';
+import type { ColdReason, MoveKind, ServePath } from '../../contracts/vocab.ts';
 import { recordEviction, recordMove, recordRequest, recordRequestError } from './metrics.ts';
 import type { RequestEnd } from './request-span.ts';
-import * as S from './semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 import { recordSpan, setRequestPath, tracer, withSpan } from './span-utils.ts';
 
 const SPAN_PREFILL = S.SPAN.prefill;

@@ -4,10 +4,11 @@
 import { createServer, type Server } from 'node:http';
 import type { Attributes, Counter, Histogram, ObservableResult } from '@opentelemetry/api';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { ColdReason, MoveKind, Residency, ServePath, Tier } from '../shared/vocab.ts';
+import type { ColdReason, MoveKind, Residency, ServePath, Tier } from '../../contracts/vocab.ts';
 import { ExemplarStore, OPENMETRICS_CONTENT_TYPE, toOpenMetrics, wantsOpenMetrics } from './openmetrics.ts';
 import { onTelemetryInit, telemetryHandle } from './sdk.ts';
-import * as S from './semconv.ts';
+import * as B from './buckets.ts';
+import * as S from '../../contracts/semconv.ts';
 
 export interface QueueSample {
   model: string;
@@ -63,18 +64,18 @@ onTelemetryInit((h) => {
   const histogram = (name: string, description: string, buckets: number[], unit = 's'): Histogram =>
     meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: buckets } });
   inst = {
-    ttft: histogram(S.METRIC_TTFT, 'Time from enqueue to the first output token', S.TTFT_BUCKETS_S),
-    tpot: histogram(S.METRIC_TPOT, 'Time per output token after the first', S.TPOT_BUCKETS_S),
-    duration: histogram(S.METRIC_REQUEST_DURATION, 'Time from enqueue to the last output token', S.REQUEST_DURATION_BUCKETS_S),
+    ttft: histogram(S.METRIC_TTFT, 'Time from enqueue to the first output token', B.TTFT_BUCKETS_S),
+    tpot: histogram(S.METRIC_TPOT, 'Time per output token after the first', B.TPOT_BUCKETS_S),
+    duration: histogram(S.METRIC_REQUEST_DURATION, 'Time from enqueue to the last output token', B.REQUEST_DURATION_BUCKETS_S),
     moveBytes: meter.createCounter(S.METRIC_MOVE_BYTES, { unit: 'By', description: 'Bytes moved between tiers' }),
-    moveDuration: histogram(S.METRIC_MOVE_DURATION, 'Duration of one tier move', S.MOVE_DURATION_BUCKETS_S),
-    moveBandwidth: histogram(S.METRIC_MOVE_BANDWIDTH, 'Achieved bandwidth of one tier move (1e9 bytes per second)', S.MOVE_BANDWIDTH_BUCKETS_GBPS, 'GBy/s'),
+    moveDuration: histogram(S.METRIC_MOVE_DURATION, 'Duration of one tier move', B.MOVE_DURATION_BUCKETS_S),
+    moveBandwidth: histogram(S.METRIC_MOVE_BANDWIDTH, 'Achieved bandwidth of one tier move (1e9 bytes per second)', B.MOVE_BANDWIDTH_BUCKETS_GBPS, 'GBy/s'),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
     errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
-    decision: histogram(S.METRIC_SCHEDULER_DECISION, 'Time the scheduler policy took to decide one event', S.DECISION_BUCKETS_S),
+    decision: histogram(S.METRIC_SCHEDULER_DECISION, 'Time the scheduler policy took to decide one event', B.DECISION_BUCKETS_S),
     actions: meter.createCounter(S.METRIC_SCHEDULER_ACTIONS, { description: 'Actions the scheduler applied, by type and command' }),
     actionFailures: meter.createCounter(S.METRIC_SCHEDULER_ACTION_FAILURES, { description: 'Scheduler actions that failed when applied' }),
-    workerStart: histogram(S.METRIC_WORKER_START, 'Time from a worker process start to ready', S.WORKER_START_BUCKETS_S),
+    workerStart: histogram(S.METRIC_WORKER_START, 'Time from a worker process start to ready', B.WORKER_START_BUCKETS_S),
   };
 
   meter
@@ -164,12 +165,12 @@ export function recordRequest(m: RequestMetrics): void {
   if (m.ttftSeconds != null && finite(m.ttftSeconds)) {
     inst.ttft.record(m.ttftSeconds, a);
     const e = ex(m.ttftSeconds);
-    if (e) exemplars.offer(S.METRIC_TTFT, a, S.TTFT_BUCKETS_S, e);
+    if (e) exemplars.offer(S.METRIC_TTFT, a, B.TTFT_BUCKETS_S, e);
   }
   if (m.durationSeconds != null && finite(m.durationSeconds)) {
     inst.duration.record(m.durationSeconds, a);
     const e = ex(m.durationSeconds);
-    if (e) exemplars.offer(S.METRIC_REQUEST_DURATION, a, S.REQUEST_DURATION_BUCKETS_S, e);
+    if (e) exemplars.offer(S.METRIC_REQUEST_DURATION, a, B.REQUEST_DURATION_BUCKETS_S, e);
   }
   if (
     m.ttftSeconds != null &&
@@ -182,7 +183,7 @@ export function recordRequest(m: RequestMetrics): void {
   }
 }
 
-/** Count a request that ended without a completion (error code from services/shared/errors.ts, or 'cancelled'). */
+/** Count a request that ended without a completion (error code from contracts/errors.ts, or 'cancelled'). */
 export function recordRequestError(model: string, errorType: string): void {
   inst?.errors.add(1, { [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_ERROR_TYPE]: errorType });
 }
@@ -255,7 +256,7 @@ export function registerResidencySource(src: ResidencySource): () => void {
 }
 
 /**
- * Residency samples from a worker's per-model states (services/shared/cluster.ts `ModelOnWorker`): a model on
+ * Residency samples from a worker's per-model states (contracts/cluster.ts `ModelOnWorker`): a model on
  * the GPU (or leaving it) holds its bytes there and keeps its host copy; one on its way in holds the host copy.
  */
 export function residencySamples(

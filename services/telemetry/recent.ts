@@ -1,6 +1,6 @@
 // The last requests this process served (model, path, time to first token), for the status page. Fed by the
 // gateway's request spans; bounded, so memory stays flat however long the process runs.
-import type { ColdReason, ServePath } from '../shared/vocab.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 
 export interface RecentRequest {
   model: string;

@@ -1,10 +1,10 @@
 // The gateway's (and the SDK's) span of one request: `chat {model}` / `text_completion {model}` with the GenAI
 // attributes, the enqueue inside it, the path and first chunk as events arrive, usage and outcome at the end.
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { ColdReason, Outcome, ServePath } from '../shared/vocab.ts';
+import type { ColdReason, Outcome, ServePath } from '../../contracts/vocab.ts';
 import { recordRequest, recordRequestError } from './metrics.ts';
 import { recordRecent } from './recent.ts';
-import * as S from './semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 import { setRequestPath, tracer } from './span-utils.ts';
 
 export interface RequestSpanInit {
@@ -28,7 +28,7 @@ export interface RequestEnd {
   outputTokens?: number | null;
   finishReasons?: string[];
   responseId?: string;
-  /** Error code (services/shared/errors.ts) when the outcome is not 'completed'. */
+  /** Error code (contracts/errors.ts) when the outcome is not 'completed'. */
   errorType?: string | null;
 }
 
@@ -171,7 +171,7 @@ export class RequestSpan {
   }
 }
 
-/** The shape of the gateway's delivered events that the request span reads (services/shared/delivery.ts). */
+/** The shape of the gateway's delivered events that the request span reads (services/client/delivery.ts). */
 export interface DeliveredLike {
   type: string;
   path?: ServePath;

@@ -23,7 +23,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { Server } from 'node:http';
 import { z } from 'zod';
 import { RequestAttributeProcessor } from './request-attributes.ts';
-import { ATTR_SERVICE_NAME } from './semconv.ts';
+import { ATTR_SERVICE_NAME } from '../../contracts/semconv.ts';
 
 export interface TelemetryOptions {
   /** `service.name` resource attribute. @defaultValue OTEL_SERVICE_NAME, else 'swapserve' */

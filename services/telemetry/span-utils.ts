@@ -1,9 +1,9 @@
 // Span helpers shared by the request and job traces: the tracer, child spans around work, spans recorded after
 // the fact, and the path stamp that reaches every span of a trace. All are no-ops without initTelemetry.
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import type { ColdReason, ServePath } from '../shared/vocab.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 import { telemetryHandle } from './sdk.ts';
-import * as S from './semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 
 export function tracer(): Tracer {
   return trace.getTracer('swapserve');

@@ -2,7 +2,7 @@
 // scale from zero waits for the process before the scheduler can place a model on it.
 import type { Attributes } from '@opentelemetry/api';
 import { recordWorkerStartDuration } from './metrics.ts';
-import * as S from './semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 import { tracer } from './span-utils.ts';
 
 export interface WorkerStartPhases {

@@ -1,9 +1,9 @@
 // What the worker needs from the native side (weights runtime + engine), as one small interface.
 // native-backend.ts implements it over native/ts/runtime.ts and native/ts/engine.ts; all of its work runs on
 // native threads and resolves Promises, so the worker's event loop (BullMQ lock renewal) never blocks.
-import type { ModelEntry } from '../shared/config.ts';
-import type { JobData } from '../shared/job.ts';
-import type { MoveKind, Residency } from '../shared/vocab.ts';
+import type { ModelEntry } from '../config/config.ts';
+import type { JobData } from '../../contracts/job.ts';
+import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 
 export interface MoveOutcome {
   bytes: number;

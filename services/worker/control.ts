@@ -1,9 +1,9 @@
-// Worker <-> scheduler: state heartbeats (services/shared/cluster.ts) and the command loop (XREAD BLOCK).
+// Worker <-> scheduler: state heartbeats (contracts/cluster.ts) and the command loop (XREAD BLOCK).
 import {
   CLUSTER_DEFAULTS, clusterKeys, parseCommandEntry, resultEventFields, stateEventFields,
   type CommandErrorCode, type CommandResult, type ModelOnWorker, type WorkerCommand, type WorkerState,
-} from '../shared/cluster.ts';
-import type { RedisClient } from '../shared/queues.ts';
+} from '../../contracts/cluster.ts';
+import type { RedisClient } from '../client/queues.ts';
 
 export interface ControlHost {
   workerId: string;

@@ -2,16 +2,18 @@
 // Every processed job writes exactly one terminal event (done or error) for its attempt; it never throws back to
 // BullMQ (no automatic retry could avoid duplicate tokens) except for data that cannot name its stream.
 import { randomBytes } from 'node:crypto';
-import { nowMs } from '../shared/clock.ts';
+import { nowMs } from '../../contracts/clock.ts';
 import { UnrecoverableError, type Job } from 'bullmq';
-import { SwapserveError, isErrorCode } from '../shared/errors.ts';
-import { jobDataSchema, type StreamEvent, type Timings } from '../shared/job.ts';
-import { keys, type RedisClient } from '../shared/queues.ts';
-import { appendEvent } from '../shared/stream.ts';
+import { SwapserveError, isErrorCode } from '../../contracts/errors.ts';
+import { jobDataSchema } from '../../contracts/job.ts';
+import type { StreamEvent, Timings } from '../../contracts/stream.ts';
+import { keys } from '../../contracts/queues.ts';
+import type { RedisClient } from '../client/queues.ts';
+import { appendEvent } from '../client/stream.ts';
 import { jobTrace } from '../telemetry/traces.ts';
 import type { ModelBackend } from './backend.ts';
 import { classifyPath, type PathDecision } from './residency.ts';
-import type { ColdReason } from '../shared/vocab.ts';
+import type { ColdReason } from '../../contracts/vocab.ts';
 import { TierError, type GpuReady, type TierManager } from './tiers.ts';
 
 export interface RunnerContext {

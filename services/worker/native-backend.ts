@@ -5,10 +5,10 @@ import { openModel } from '../../native/ts/model/index.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
-import type { Config, ModelEntry } from '../shared/config.ts';
-import { SwapserveError } from '../shared/errors.ts';
-import type { JobData } from '../shared/job.ts';
-import type { MoveKind, Residency } from '../shared/vocab.ts';
+import type { Config, ModelEntry } from '../config/config.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
+import type { JobData } from '../../contracts/job.ts';
+import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome } from './backend.ts';
 
 interface Held {

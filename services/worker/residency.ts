@@ -1,5 +1,5 @@
 // Per-model residency history on one worker and the one definition of a request's path (pure; time is an argument).
-import type { ColdReason, ServePath } from '../shared/vocab.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 
 /** A finished tier move, in epoch ms. */
 export interface MoveSpan {

@@ -1,7 +1,7 @@
 // The worker's tier state: one move at a time through the native runtime, LRU room-making, GPU arrival history.
-import { nowMs } from '../shared/clock.ts';
-import type { ModelEntry } from '../shared/config.ts';
-import type { MoveKind, Residency } from '../shared/vocab.ts';
+import { nowMs } from '../../contracts/clock.ts';
+import type { ModelEntry } from '../config/config.ts';
+import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
 import type { GpuArrival, MoveSpan } from './residency.ts';
 import { tracedMove } from '../telemetry/traces.ts';

@@ -3,10 +3,11 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker as BullWorker } from 'bullmq';
-import { nowMs } from '../shared/clock.ts';
-import type { Config } from '../shared/config.ts';
-import type { ModelOnWorker, WorkerCommand, WorkerState } from '../shared/cluster.ts';
-import { connect, keys, queueName, type RedisClient } from '../shared/queues.ts';
+import { nowMs } from '../../contracts/clock.ts';
+import type { Config } from '../config/config.ts';
+import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../contracts/cluster.ts';
+import { connect, type RedisClient } from '../client/queues.ts';
+import { keys, queueName } from '../../contracts/queues.ts';
 import type { ModelBackend } from './backend.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';

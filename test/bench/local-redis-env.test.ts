@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 
-import { findRedisServer, RedisNotFoundError, startLocalRedis } from '../../services/shared/local-redis.ts';
-import { connect } from '../../services/shared/queues.ts';
+import { findRedisServer, RedisNotFoundError, startLocalRedis } from '../../services/dev/local-redis.ts';
+import { connect } from '../../services/client/queues.ts';
 
 describe('local redis-server from SWAPSERVE_REDIS_SERVER', () => {
   const saved = process.env.SWAPSERVE_REDIS_SERVER;

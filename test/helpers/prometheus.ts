@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { freePort } from '../../services/shared/free-port.ts';
+import { freePort } from '../../services/dev/free-port.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 

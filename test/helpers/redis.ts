@@ -1,7 +1,7 @@
 // Test Redis: a real redis-server on a free port (no persistence), a unique BullMQ prefix per test, stopped after.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { freePort } from '../../services/shared/free-port.ts';
+import { freePort } from '../../services/dev/free-port.ts';
 import { once } from 'node:events';
 
 export interface TestRedis {

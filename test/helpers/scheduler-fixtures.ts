@@ -1,6 +1,6 @@
 // Fixtures for scheduler tests: worker states, model settings, and a recording fake of the scheduler's effects.
-import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../services/shared/cluster.ts';
-import type { Residency } from '../../services/shared/vocab.ts';
+import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../contracts/cluster.ts';
+import type { Residency } from '../../contracts/vocab.ts';
 import { applyActions, type Effects } from '../../services/scheduler/effects.ts';
 import type { Action, ModelSettings } from '../../services/scheduler/state.ts';
 

@@ -10,8 +10,8 @@ import { SwapWorker } from '../../services/worker/worker.ts';
 import { settingsFromConfig } from '../../services/cli/scheduler.ts';
 import { LocalProcessProvider } from '../../services/scheduler/provider.ts';
 import { Scheduler } from '../../services/scheduler/scheduler.ts';
-import type { WorkerCommand } from '../../services/shared/cluster.ts';
-import type { Config } from '../../services/shared/config.ts';
+import type { WorkerCommand } from '../../contracts/cluster.ts';
+import type { Config } from '../../services/config/config.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { twoModelConfig } from '../spine/stack.ts';
 

@@ -3,7 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { connect, queueName, queueOptions, type RedisClient } from '../../services/shared/queues.ts';
+import { connect, queueOptions, type RedisClient } from '../../services/client/queues.ts';
+import { queueName } from '../../contracts/queues.ts';
 import type { WorkerProvider } from '../../services/scheduler/provider.ts';
 import { Scheduler } from '../../services/scheduler/scheduler.ts';
 import { initTelemetry, metricsText, shutdownTelemetry } from '../../services/telemetry/index.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { decide, initialState, type PolicyConfig, type PolicyEvent, type PolicyState } from '../../services/scheduler/policy.ts';
 import { demandOf, indexWorker, orphanedJobs } from '../../services/scheduler/placement.ts';
 import type { ModelSettings } from '../../services/scheduler/state.ts';
-import type { WorkerState } from '../../services/shared/cluster.ts';
+import type { WorkerState } from '../../contracts/cluster.ts';
 import { GB, model, record, workerState } from '../helpers/scheduler-fixtures.ts';
 
 interface Setup {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { decide, initialState, type PolicyConfig, type PolicyEvent, type PolicyState, type QueueView } from '../../services/scheduler/policy.ts';
 import { indexWorker, refreshDemand } from '../../services/scheduler/placement.ts';
 import type { ModelSettings } from '../../services/scheduler/state.ts';
-import type { WorkerState } from '../../services/shared/cluster.ts';
+import type { WorkerState } from '../../contracts/cluster.ts';
 import { GB, model, record, workerState } from '../helpers/scheduler-fixtures.ts';
 
 interface Setup {

@@ -2,7 +2,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { connect, queueName, queueOptions, type RedisClient } from '../../services/shared/queues.ts';
+import { connect, queueOptions, type RedisClient } from '../../services/client/queues.ts';
+import { queueName } from '../../contracts/queues.ts';
 import { readQueues, waitForQueueEvents } from '../../services/scheduler/queue-watch.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 

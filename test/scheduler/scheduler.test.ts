@@ -3,8 +3,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { clusterKeys } from '../../services/shared/cluster.ts';
-import { connect, queueName, queueOptions, type RedisClient } from '../../services/shared/queues.ts';
+import { clusterKeys } from '../../contracts/cluster.ts';
+import { connect, queueOptions, type RedisClient } from '../../services/client/queues.ts';
+import { queueName } from '../../contracts/queues.ts';
 import { LocalProcessProvider } from '../../services/scheduler/provider.ts';
 import { Scheduler } from '../../services/scheduler/scheduler.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';

@@ -1,8 +1,8 @@
 // A simulated worker for scheduler tests: the spine's real Control (heartbeats, command stream, results) over an
 // in-memory tier table instead of the native runtime. Each command it runs is recorded and announced.
 import { EventEmitter, once } from 'node:events';
-import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../services/shared/cluster.ts';
-import { connect, type RedisClient } from '../../services/shared/queues.ts';
+import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../contracts/cluster.ts';
+import { connect, type RedisClient } from '../../services/client/queues.ts';
 import { Control } from '../../services/worker/control.ts';
 
 export class SimWorker extends EventEmitter {

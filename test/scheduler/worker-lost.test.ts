@@ -13,10 +13,11 @@ import { settingsFromConfig } from '../../services/cli/scheduler.ts';
 import { LocalProcessProvider } from '../../services/scheduler/provider.ts';
 import { Scheduler } from '../../services/scheduler/scheduler.ts';
 import { Client, SwapserveError } from '../../services/sdk/index.ts';
-import { clusterKeys, parseWorkerState } from '../../services/shared/cluster.ts';
-import { parseConfig } from '../../services/shared/config.ts';
-import { streamEventSchema, type StreamEvent } from '../../services/shared/job.ts';
-import { connect, keys, queueName, type RedisClient } from '../../services/shared/queues.ts';
+import { clusterKeys, parseWorkerState } from '../../contracts/cluster.ts';
+import { parseConfig } from '../../services/config/config.ts';
+import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
+import { connect, type RedisClient } from '../../services/client/queues.ts';
+import { keys, queueName } from '../../contracts/queues.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../services/sdk/index.ts';
-import { parseConfig } from '../../services/shared/config.ts';
+import { parseConfig } from '../../services/config/config.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.ts';

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { Client } from '../../services/sdk/index.ts';
 import {
   clusterKeys, commandFields, parseClusterEvent, type ClusterEvent, type CommandBody, type WorkerCommand,
-} from '../../services/shared/cluster.ts';
-import { connect, type RedisClient } from '../../services/shared/queues.ts';
+} from '../../contracts/cluster.ts';
+import { connect, type RedisClient } from '../../services/client/queues.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';

@@ -4,10 +4,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import OpenAI from 'openai';
-import { parseConfig, type Config } from '../../services/shared/config.ts';
+import { parseConfig, type Config } from '../../services/config/config.ts';
 import { startGateway, type Gateway } from '../../services/gateway/server.ts';
-import { Producer } from '../../services/shared/producer.ts';
-import { connect, queueName } from '../../services/shared/queues.ts';
+import { Producer } from '../../services/client/producer.ts';
+import { connect } from '../../services/client/queues.ts';
+import { queueName } from '../../contracts/queues.ts';
 import { Queue } from 'bullmq';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 

@@ -5,8 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseConfig } from '../../services/shared/config.ts';
-import type { JobData } from '../../services/shared/job.ts';
+import { parseConfig } from '../../services/config/config.ts';
+import type { JobData } from '../../contracts/job.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 

@@ -6,9 +6,10 @@ import { Client, SwapserveError } from '../../services/sdk/index.ts';
 import type { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startWorker, twoModelConfig } from './stack.ts';
-import type { Config } from '../../services/shared/config.ts';
-import { connect, keys } from '../../services/shared/queues.ts';
-import { streamEventSchema, type StreamEvent } from '../../services/shared/job.ts';
+import type { Config } from '../../services/config/config.ts';
+import { connect } from '../../services/client/queues.ts';
+import { keys } from '../../contracts/queues.ts';
+import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
 
 let redis: TestRedis;
 let config: Config;

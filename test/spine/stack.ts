@@ -1,5 +1,5 @@
 // Spine test fixture: a real Redis, an in-process CPU worker over the native runtime, and the gateway.
-import { parseConfig, type Config } from '../../services/shared/config.ts';
+import { parseConfig, type Config } from '../../services/config/config.ts';
 import { startGateway, type Gateway } from '../../services/gateway/server.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';

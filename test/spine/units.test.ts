@@ -2,10 +2,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { classifyPath, type GpuArrival } from '../../services/worker/residency.ts';
-import { AttemptFilter } from '../../services/shared/stream.ts';
-import { ConfigError, parseConfig } from '../../services/shared/config.ts';
-import type { StreamEvent } from '../../services/shared/job.ts';
-import { SwapserveError } from '../../services/shared/errors.ts';
+import { AttemptFilter } from '../../services/client/stream.ts';
+import { ConfigError, parseConfig } from '../../services/config/config.ts';
+import type { StreamEvent } from '../../contracts/stream.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
 
 describe('classifyPath', () => {
   const swap: GpuArrival = { atMs: 1000, load: { startMs: 100, endMs: 300 }, swap: { startMs: 900, endMs: 1000 } };

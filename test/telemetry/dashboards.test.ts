@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { parse as parseYaml } from 'yaml';
 import { initTelemetry, shutdownTelemetry } from '../../services/telemetry/index.ts';
-import * as S from '../../services/telemetry/semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 import { startPrometheus, type TestPrometheus } from '../helpers/prometheus.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startStack, twoModelConfig, type Stack } from '../spine/stack.ts';

@@ -10,7 +10,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import OpenAI from 'openai';
 import { Client } from '../../services/sdk/index.ts';
 import { initTelemetry, metricsText, shutdownTelemetry } from '../../services/telemetry/index.ts';
-import * as S from '../../services/telemetry/semconv.ts';
+import * as S from '../../contracts/semconv.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { WaitingSpanExporter } from '../helpers/span-exporter.ts';
 import { startStack, twoModelConfig, type Stack } from '../spine/stack.ts';

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { formatAmount, formatDuration, progress } from '../../services/shared/progress.ts';
+import { formatAmount, formatDuration, progress } from '../../services/dev/progress.ts';
 
 function sink(isTTY: boolean) {
   const chunks: string[] = [];

@@ -21,8 +21,8 @@ import {
   SPAN,
   EVENT,
 } from '../../services/telemetry/index.ts';
-import * as S from '../../services/telemetry/semconv.ts';
-import type { ColdReason, ServePath } from '../../services/shared/vocab.ts';
+import * as S from '../../contracts/semconv.ts';
+import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { WaitingSpanExporter } from '../helpers/span-exporter.ts';
 

@@ -1,13 +1,12 @@
 // POST /v1/chat/completions and POST /v1/completions: validate, enqueue, follow the request's stream to one outcome.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { findModel } from '../../shared/config.ts';
-import { follow, serverTiming, type Delivered } from '../../shared/delivery.ts';
-import { SwapserveError } from '../../shared/errors.ts';
-import {
-  chatRequestSchema, completionRequestSchema, newRequestId, samplingFrom, type DoneEvent, type JobData, type TokenEvent,
-} from '../../shared/job.ts';
-import { keys } from '../../shared/queues.ts';
+import { findModel } from '../../config/config.ts';
+import { follow, serverTiming, type Delivered } from '../../client/delivery.ts';
+import { SwapserveError } from '../../../contracts/errors.ts';
+import { buildJob, chatRequestSchema, completionRequestSchema, type RequestBody } from '../../../contracts/job.ts';
+import type { DoneEvent, TokenEvent } from '../../../contracts/stream.ts';
+import { keys } from '../../../contracts/queues.ts';
 import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../app.ts';
@@ -38,18 +37,8 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   if (idem !== undefined && (typeof idem !== 'string' || !IDEMPOTENCY_KEY_RE.test(idem))) {
     throw new SwapserveError('invalid_request', { detail: 'Idempotency-Key must be 1..255 printable ASCII characters', param: 'Idempotency-Key' });
   }
-  const data: JobData = {
-    v: 1,
-    requestId: newRequestId(),
-    model: model.id,
-    kind,
-    input: 'messages' in body
-      ? { type: 'chat', messages: body.messages.map((m) => ({ role: m.role, content: m.content })) }
-      : { type: 'text', prompt: (body as z.output<typeof completionRequestSchema>).prompt },
-    sampling: samplingFrom(body, kind, model.maxTokens),
-    arrivalMs,
-    source: 'gateway',
-  };
+  // The schema was picked by `kind`, so the body is of that kind.
+  const data = buildJob({ kind, body } as RequestBody, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway' });
   // The request's inference span: the enqueue runs inside it, so BullMQ carries the trace to the worker.
   const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, startMs: arrivalMs }, requestContext(req));
   const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));

@@ -1,6 +1,6 @@
 // GET /healthz (the process is alive) and GET /readyz (Redis answers and the gateway is not draining).
 import type { FastifyInstance } from 'fastify';
-import { SwapserveError } from '../../shared/errors.ts';
+import { SwapserveError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../app.ts';
 
 export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {

@@ -1,7 +1,7 @@
 // GET /v1/models and GET /v1/models/:id: the configured models, in OpenAI's list format.
 import type { FastifyInstance } from 'fastify';
-import { findModel } from '../../shared/config.ts';
-import { SwapserveError } from '../../shared/errors.ts';
+import { findModel } from '../../config/config.ts';
+import { SwapserveError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../app.ts';
 
 const created = Math.floor(Date.now() / 1000);

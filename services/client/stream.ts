@@ -1,12 +1,12 @@
 // Per-request token streams: the worker appends events (XADD + EXPIRE), gateway/SDK read them (XREAD BLOCK)
 // and deliver exactly one attempt's tokens to the client (see services/worker/design.md, exactly-one-outcome).
-import { streamEventSchema, type StreamEvent } from './job.ts';
-import { SwapserveError } from './errors.ts';
+import { STREAM_EVENT_FIELD, streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
 import { connect, type RedisClient } from './queues.ts';
 
 /** Appends one event; the stream's TTL restarts with each write so an abandoned stream expires. */
 export async function appendEvent(redis: RedisClient, key: string, ev: StreamEvent, ttlS: number): Promise<void> {
-  await redis.multi().xadd(key, '*', 'e', JSON.stringify(ev)).expire(key, ttlS).exec();
+  await redis.multi().xadd(key, '*', STREAM_EVENT_FIELD, JSON.stringify(ev)).expire(key, ttlS).exec();
 }
 
 /** A pool of connections for blocking reads (one XREAD BLOCK per waiting request, reused across requests). */

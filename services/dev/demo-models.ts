@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTinyModel, type TinyFamily } from '../../native/ts/model/tiny.ts';
-import type { ModelEntry } from './config.ts';
+import type { ModelEntry } from '../config/config.ts';
 
 const DEMOS: { id: string; family: TinyFamily; seed: number }[] = [
   { id: 'demo-llama', family: 'llama', seed: 1 },

@@ -11,7 +11,7 @@
 //                   commands whose epoch is below the highest it has seen (a deposed leader cannot act).
 // Every read from Redis goes through one of the parse* functions below.
 import { z } from 'zod';
-import { MODEL_ID_RE } from './config.ts';
+import { modelIdSchema as ModelId, WorkerId } from './model-id.ts';
 import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
 
 /**
@@ -40,9 +40,6 @@ export type ClusterKeys = ReturnType<typeof clusterKeys>;
 /** The keys under the default prefix. */
 export const keys: ClusterKeys = clusterKeys();
 
-/** Worker ids appear inside key names: keep them to a safe alphabet. Model ids follow config.ts. */
-export const WorkerId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'worker id: letters, digits, . _ - (at most 100)');
-export const ModelId = z.string().regex(MODEL_ID_RE, 'model id: letters, digits and . _ : / - (at most 128)');
 
 const bytes = z.number().int().nonnegative();
 const ms = z.number().nonnegative();

@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { modelIdSchema } from '../../contracts/model-id.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -21,9 +22,6 @@ const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v
   return Math.round(Number(m[1]) * mult[unit]);
 });
 
-/** Model ids appear in queue names, Redis keys and URLs: keep them to a safe alphabet. */
-export const MODEL_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
-export const modelIdSchema = z.string().regex(MODEL_ID_RE, 'model id: letters, digits and . _ : / - (at most 128)');
 
 export const modelConfigSchema = z.object({
   /** The name clients use (`model` in requests). */

@@ -1,8 +1,9 @@
 // Enqueueing requests (shared by gateway and SDK): idempotency, queue-full check, one BullMQ job per request.
 import { Queue } from 'bullmq';
-import { jobDataSchema, type JobData } from './job.ts';
-import { SwapserveError } from './errors.ts';
-import { keys, queueName, queueOptions, type RedisClient } from './queues.ts';
+import { jobDataSchema, type JobData } from '../../contracts/job.ts';
+import { SwapserveError } from '../../contracts/errors.ts';
+import { keys, queueName } from '../../contracts/queues.ts';
+import { queueOptions, type RedisClient } from './queues.ts';
 
 export interface SubmitOptions {
   /** Client-supplied key: a repeat within `idempotencyTtlS` attaches to the first request instead of enqueueing. */

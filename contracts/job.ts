@@ -1,8 +1,7 @@
-// The one job schema (gateway, SDK and worker) and the per-request stream events, validated with zod on both sides.
+// The one job schema (gateway, SDK and worker): OpenAI request bodies and the BullMQ job data, validated with zod on both sides.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { COLD_REASONS, PATHS } from './vocab.ts';
-import { MODEL_ID_RE } from './config.ts';
+import { MODEL_ID_RE } from './model-id.ts';
 
 // ---- OpenAI-compatible request bodies (the subset we serve; unknown keys are ignored as OpenAI clients send many) ----
 
@@ -82,7 +81,7 @@ export function newRequestId(): string {
 }
 
 /** Normalises a validated OpenAI body into job sampling parameters (clamped to the model's max_tokens). */
-export function samplingFrom(body: z.output<typeof chatRequestSchema> | z.output<typeof completionRequestSchema>, kind: 'chat' | 'completion', maxTokensCap: number): Sampling {
+export function samplingFrom(body: ChatBody | CompletionBody, kind: 'chat' | 'completion', maxTokensCap: number): Sampling {
   const asked = ('max_completion_tokens' in body ? body.max_completion_tokens : undefined) ?? body.max_tokens ?? (kind === 'completion' ? 16 : maxTokensCap);
   const stopList = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   return {
@@ -94,33 +93,26 @@ export function samplingFrom(body: z.output<typeof chatRequestSchema> | z.output
   };
 }
 
-// ---- Stream events (worker -> gateway/SDK, one Redis stream per request) ----
+export type ChatBody = z.output<typeof chatRequestSchema>;
+export type CompletionBody = z.output<typeof completionRequestSchema>;
+/** A validated request body with its kind (the discriminant the job's `input` is built from). */
+export type RequestBody = { kind: 'chat'; body: ChatBody } | { kind: 'completion'; body: CompletionBody };
 
-/** Milliseconds of each stage; absent stages are 0. ttftMs runs from arrivalMs to the first token's write. */
-export const timingsSchema = z.object({
-  queueMs: z.number().nonnegative(),
-  loadMs: z.number().nonnegative(),
-  swapMs: z.number().nonnegative(),
-  prefillMs: z.number().nonnegative(),
-  ttftMs: z.number().nonnegative(),
-  decodeMs: z.number().nonnegative(),
-  totalMs: z.number().nonnegative(),
-});
-export type Timings = z.infer<typeof timingsSchema>;
-export const ZERO_TIMINGS: Timings = { queueMs: 0, loadMs: 0, swapMs: 0, prefillMs: 0, ttftMs: 0, decodeMs: 0, totalMs: 0 };
-
-const pathInfo = {
-  path: z.enum(PATHS),
-  coldReason: z.enum(COLD_REASONS).optional(),
-};
-
-/** `attempt` names one processing of the job; a stalled job re-run by another worker writes a new attempt. */
-export const streamEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('progress'), attempt: z.string(), stage: z.enum(['queued', 'loading', 'swapping', 'prefill']), doneBytes: z.number().optional(), totalBytes: z.number().optional(), workerId: z.string().optional() }),
-  z.object({ type: z.literal('token'), attempt: z.string(), index: z.number().int().nonnegative(), id: z.number().int(), text: z.string(), ...pathInfo, timings: timingsSchema.optional() }),
-  z.object({ type: z.literal('done'), attempt: z.string(), finishReason: z.enum(['stop', 'length', 'cancelled']), promptTokens: z.number().int().nonnegative(), completionTokens: z.number().int().nonnegative(), ...pathInfo, timings: timingsSchema, workerId: z.string() }),
-  z.object({ type: z.literal('error'), attempt: z.string(), code: z.string(), message: z.string(), retryable: z.boolean() }),
-]);
-export type StreamEvent = z.infer<typeof streamEventSchema>;
-export type TokenEvent = Extract<StreamEvent, { type: 'token' }>;
-export type DoneEvent = Extract<StreamEvent, { type: 'done' }>;
+/**
+ * The one place a job object is made (gateway and SDK): schema version, a fresh request id, the input and the
+ * sampling parameters (max_tokens clamped to `maxTokensCap`). `model` is the registered id the request resolved to.
+ */
+export function buildJob(req: RequestBody, opts: { model: string; maxTokensCap: number; arrivalMs: number; source: JobData['source'] }): JobData {
+  return {
+    v: JOB_SCHEMA_VERSION,
+    requestId: newRequestId(),
+    model: opts.model,
+    kind: req.kind,
+    input: req.kind === 'chat'
+      ? { type: 'chat', messages: req.body.messages.map((m) => ({ role: m.role, content: m.content })) }
+      : { type: 'text', prompt: req.body.prompt },
+    sampling: samplingFrom(req.body, req.kind, opts.maxTokensCap),
+    arrivalMs: opts.arrivalMs,
+    source: opts.source,
+  };
+}

@@ -1,6 +1,6 @@
 // Following a request to its one outcome: reads its stream, filters attempts, enforces the first-token deadline.
-import { SwapserveError, isErrorCode } from './errors.ts';
-import type { DoneEvent, StreamEvent, TokenEvent } from './job.ts';
+import { SwapserveError, isErrorCode } from '../../contracts/errors.ts';
+import type { DoneEvent, StreamEvent, TokenEvent } from '../../contracts/stream.ts';
 import { AttemptFilter, readStream, type BlockingPool } from './stream.ts';
 
 export type Delivered =
