@@ -123,8 +123,12 @@ async function main() {
   const napiInclude = require('node-api-headers').include_dir;
   const addonInclude = require('node-addon-api').include_dir.replace(/^"|"$/g, '');
   const all = walk(srcDir);
-  const ccCommon = all.filter((f) => f.endsWith('.cc') && !f.includes(`${join('src', 'cuda')}`));
-  const ccCuda = all.filter((f) => f.endsWith('.cc') && f.includes(`${join('src', 'cuda')}`));
+  // Sources sit by concern (common/, runtime/, engine/) with each backend's code in a cuda/ or cpu/ folder
+  // inside its concern: a .cc under a cuda/ folder is built only into the CUDA addon, one under cpu/ (or none)
+  // into both (the CUDA addon keeps the CPU engine for tests and references).
+  const inCuda = (f) => relative(srcDir, f).split(/[\\/]/).includes('cuda');
+  const ccCommon = all.filter((f) => f.endsWith('.cc') && !inCuda(f));
+  const ccCuda = all.filter((f) => f.endsWith('.cc') && inCuda(f));
   const cuFiles = all.filter((f) => f.endsWith('.cu'));
   const headerTime = Math.max(newestHeader(), statSync(fileURLToPath(import.meta.url)).mtimeMs);
   const opt = debug ? ['-O0', '-g'] : ['-O3', '-g1'];

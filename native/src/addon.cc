@@ -1,7 +1,7 @@
 // The addon's entry: registers each concern's functions, nothing else.
 #include <napi.h>
 
-#include "core/register.h"
+#include "common/register.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef SWAPSERVE_CUDA

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/weights.h"
+#include "common/weights.h"
 
 namespace swapserve::engine {
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <napi.h>
 
-#include "core/errors.h"
+#include "common/errors.h"
 #include "engine/backend.h"
 
 namespace swapserve::engine {

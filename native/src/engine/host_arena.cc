@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve::engine {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-#include "core/weights.h"
+#include "common/weights.h"
 
 namespace swapserve::engine {
 

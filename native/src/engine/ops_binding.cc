@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "engine/bindings.h"
-#include "engine/cpu_ops.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/ops.h"
+#include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine {
 

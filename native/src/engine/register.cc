@@ -1,5 +1,5 @@
 // Registers the engine's native surface: the Engine class and the per-op test hooks.
-#include "core/register.h"
+#include "common/register.h"
 
 #include "engine/bindings.h"
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "core/errors.h"
-#include "core/weights.h"
+#include "common/errors.h"
+#include "common/weights.h"
 #include "runtime/device.h"
 #include "runtime/pool.h"
 #include "runtime/read_pool.h"

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve::runtime {
 

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve::runtime {
 

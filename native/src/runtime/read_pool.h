@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve::runtime {
 

@@ -5,9 +5,9 @@
 
 #include <thread>
 
-#include "core/errors.h"
-#include "core/register.h"
-#include "core/weights.h"
+#include "common/errors.h"
+#include "common/register.h"
+#include "common/weights.h"
 #include "runtime/core.h"
 #include "runtime/hash.h"
 #include "runtime/page_cache.h"

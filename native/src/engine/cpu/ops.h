@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine::cpu {
 

@@ -2,8 +2,8 @@
 #include <cfloat>
 #include <type_traits>
 
-#include "cuda/engine_check.h"
-#include "cuda/engine_common.cuh"
+#include "common/cuda_check.h"
+#include "engine/cuda/common.cuh"
 
 namespace swapserve::cuda {
 

@@ -5,10 +5,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "core/errors.h"
+#include "common/errors.h"
 #include "engine/backend.h"
-#include "engine/cpu_ops.h"
-#include "engine/thread_pool.h"
+#include "engine/cpu/ops.h"
+#include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine {
 

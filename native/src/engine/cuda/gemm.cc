@@ -1,5 +1,5 @@
 // cuBLASLt behind the engine's Gemm: one descriptor set and heuristic pick per distinct shape, cached.
-#include "cuda/engine_gemm.h"
+#include "engine/cuda/gemm.h"
 
 #include <cublasLt.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <tuple>
 
-#include "cuda/engine_check.h"
+#include "common/cuda_check.h"
 
 #define SS_CUBLAS_CHECK(stmt)                                                                          \
   do {                                                                                                 \

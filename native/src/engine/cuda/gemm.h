@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "cuda/engine_kernels.h"
+#include "engine/cuda/kernels.h"
 
 namespace swapserve::cuda {
 

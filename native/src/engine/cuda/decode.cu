@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <type_traits>
 
-#include "cuda/engine_check.h"
-#include "cuda/engine_common.cuh"
+#include "common/cuda_check.h"
+#include "engine/cuda/common.cuh"
 
 namespace swapserve::cuda {
 

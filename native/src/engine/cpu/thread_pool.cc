@@ -1,6 +1,6 @@
 // ThreadPool: helpers sleep on a condition variable between jobs (the CPU backend runs a few hundred jobs per
 // forward pass, so a wake-up costs microseconds against milliseconds of work; tiny ops run inline instead).
-#include "engine/thread_pool.h"
+#include "engine/cpu/thread_pool.h"
 
 #include <algorithm>
 

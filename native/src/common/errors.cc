@@ -1,5 +1,5 @@
 // Names of the native error codes (the strings are the JS-visible stable codes).
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve {
 

@@ -1,5 +1,5 @@
 // CPU ops: plain loops written so g++ -O3 vectorises them (GCC vector extensions for the dot products).
-#include "engine/cpu_ops.h"
+#include "engine/cpu/ops.h"
 
 #include <algorithm>
 #include <cmath>

@@ -5,8 +5,8 @@
 // head h reads KV head h / (H / KVH).
 #include <cfloat>
 
-#include "cuda/engine_check.h"
-#include "cuda/engine_common.cuh"
+#include "common/cuda_check.h"
+#include "engine/cuda/common.cuh"
 
 namespace swapserve::cuda {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/errors.h"
-#include "core/weights.h"
+#include "common/errors.h"
+#include "common/weights.h"
 #include "engine/backend.h"
 #include "engine/bindings.h"
 #include "engine/host_arena.h"

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "core/errors.h"
+#include "common/errors.h"
 #include "runtime/device.h"
 
 namespace swapserve::runtime {

@@ -1,6 +1,6 @@
 // The CUDA backend's device: pinned host pools (mmap + parallel page faulting + cudaHostRegister, much faster
 // than cudaHostAlloc's ~0.35 s/GiB), one cudaMalloc per pool, non-blocking streams, CUDA events. Every CUDA
-// call goes through SWAPSERVE_CUDA_CHECK, which throws a typed NativeError (never aborts the process).
+// call goes through the addon's one CUDA check (common/cuda_check.h), which throws a typed NativeError.
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 
@@ -11,45 +11,15 @@
 #include <thread>
 #include <vector>
 
-#include "core/errors.h"
+#include "common/cuda_check.h"
+#include "common/errors.h"
 #include "runtime/device.h"
 
 namespace swapserve::runtime {
 namespace {
 
-ErrorCode Classify(cudaError_t e) {
-  switch (e) {
-    case cudaErrorMemoryAllocation:
-      return ErrorCode::kOom;
-    // Sticky: the context is corrupted; every later call fails. The process must exit and be restarted.
-    case cudaErrorIllegalAddress:
-    case cudaErrorLaunchFailure:
-    case cudaErrorHardwareStackError:
-    case cudaErrorIllegalInstruction:
-    case cudaErrorMisalignedAddress:
-    case cudaErrorInvalidAddressSpace:
-    case cudaErrorInvalidPc:
-    case cudaErrorLaunchTimeout:
-    case cudaErrorECCUncorrectable:
-    case cudaErrorAssert:
-    case cudaErrorContextIsDestroyed:
-      return ErrorCode::kSticky;
-    default:
-      return ErrorCode::kCuda;
-  }
-}
-
-[[noreturn]] void Throw(cudaError_t e, const char* stmt, const char* file, int line, int device) {
-  if (Classify(e) != ErrorCode::kSticky) cudaGetLastError();  // clear a non-sticky error
-  throw NativeError(Classify(e), std::string(stmt) + " failed at " + file + ":" + std::to_string(line) + " on device " +
-                                     std::to_string(device) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-}
-
-#define SWAPSERVE_CUDA_CHECK(stmt)                                             \
-  do {                                                                         \
-    cudaError_t swapserve_err_ = (stmt);                                       \
-    if (swapserve_err_ != cudaSuccess) Throw(swapserve_err_, #stmt, __FILE__, __LINE__, device_); \
-  } while (0)
+// Every call on this device's objects names the device in its error (device_ of the enclosing object).
+#define SWAPSERVE_CUDA_CHECK(stmt) SS_CUDA_CHECK_ON(stmt, device_)
 
 class CudaEvent : public Event {
  public:

@@ -22,9 +22,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "cuda/engine_check.h"
-#include "cuda/engine_gemm.h"
-#include "cuda/engine_kernels.h"
+#include "common/cuda_check.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kernels.h"
 #include "engine/backend.h"
 
 namespace swapserve::engine {

@@ -2,8 +2,8 @@
 // each warp streams R weight rows with 16-byte loads (evict-first, several in flight per lane), multiplies them
 // with all T activation rows (small, cached) in fp32, and reduces across the warp. One pass over the weights
 // serves every sequence of the batch.
-#include "cuda/engine_check.h"
-#include "cuda/engine_common.cuh"
+#include "common/cuda_check.h"
+#include "engine/cuda/common.cuh"
 
 namespace swapserve::cuda {
 

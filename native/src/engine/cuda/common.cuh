@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
-#include "cuda/engine_check.h"
-#include "cuda/engine_kernels.h"
+#include "common/cuda_check.h"
+#include "engine/cuda/kernels.h"
 
 namespace swapserve::cuda {
 
