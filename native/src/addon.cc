@@ -11,6 +11,11 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   swapserve::RegisterRuntime(env, exports);
   swapserve::RegisterEngine(env, exports);
+  // Test hooks live apart from the production surface: only native/ts/testing.ts reads `testing`.
+  Napi::Object testing = Napi::Object::New(env);
+  swapserve::RegisterRuntimeTesting(env, testing);
+  swapserve::RegisterEngineTesting(env, testing);
+  exports.Set("testing", testing);
   return exports;
 }
 

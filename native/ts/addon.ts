@@ -10,7 +10,10 @@ import { SwapserveNativeError } from './errors.ts';
 export type Backend = 'cpu' | 'cuda';
 export type BackendChoice = Backend | 'auto';
 
-/** The runtime's part of the addon (native/src/runtime/register.cc); the engine adds its own exports. */
+/**
+ * The runtime's part of the addon (native/src/runtime/register.cc); the engine adds its own exports. The addon's
+ * `testing` object (test hooks) is deliberately not typed here: only native/ts/testing.ts reads it.
+ */
 export interface RuntimeAddon {
   build: Backend;
   NativeRuntime: new (opts: NativeRuntimeOptions) => NativeRuntimeObject;
@@ -52,12 +55,6 @@ export interface NativeLayout {
   groups: [number, number][];
 }
 
-export interface NativeTestLease {
-  readonly groups: number;
-  release(): void;
-  checksum(): Promise<string>;
-}
-
 export interface NativeRuntimeObject {
   readonly backend: Backend;
   readonly deviceName: string;
@@ -73,12 +70,6 @@ export interface NativeRuntimeObject {
   whenHostReady(): Promise<void>;
   pinHostPool(): void;
   close(): Promise<void>;
-  failNext(code: string): void;
-  /** Tests: the next move waits at its start until releaseHold() (or close). */
-  holdNext(): void;
-  releaseHold(): void;
-  /** [arenaOffset, bytes] of each segment to hash after waiting for every group through the lease. */
-  acquireForTest(id: string, segments: [number, number][]): NativeTestLease;
   /** Bench floor: ms of each of `reps` plain cudaMemcpyAsync of the model's host arena to a separate device buffer. */
   benchFloor(id: string, reps: number): Promise<number[]>;
 }

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 
 import { readArena } from './arena.ts';
 import { Engine, type GenerateEvent } from './engine.ts';
-import { loadEngineAddon } from './engine-native.ts';
+import { engineOps } from './testing.ts';
 import { Runtime } from './runtime.ts';
 import { openModel, writeTinyModel } from './model/index.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer/index.ts';
@@ -39,7 +39,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  */
 function readBandwidth(): { bytesPerMs: number; threads: number } {
   const buf = new Uint8Array(512 << 20).fill(1);
-  return loadEngineAddon('cpu').engineOps.readBandwidth(buf, 5);
+  return engineOps('cpu').readBandwidth(buf, 5);
 }
 
 async function benchModel(name: string, source: ModelSource, tokenizer: Tokenizer, prefills: number[], batches: number[], decodeTokens: number, floorPerStepMs: number | null, reps: number): Promise<Row[]> {

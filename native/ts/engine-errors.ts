@@ -14,7 +14,7 @@ export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
 export class EngineError extends Error {
   override readonly name = 'EngineError';
   readonly code: EngineErrorCode;
-  /** The addon's stable code (native/src/core/errors.h) when code is 'native'. */
+  /** The addon's stable code (native/src/common/errors.h) when code is 'native'. */
   readonly nativeCode: string | null;
 
   constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown; nativeCode?: string | null }) {

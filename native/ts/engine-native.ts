@@ -66,7 +66,6 @@ export interface EngineOps {
 export interface EngineAddon {
   build: 'cpu' | 'cuda';
   Engine: new (runtimeOrArena: object | Uint8Array, modelId: string, desc: NativeModelDesc, opts: NativeEngineOptions) => NativeEngine;
-  engineOps: EngineOps;
 }
 
 /**
@@ -80,8 +79,7 @@ export function loadEngineAddon(backend: Backend = 'cpu'): EngineAddon {
 }
 
 export function isEngineAddon(v: unknown): v is EngineAddon {
-  return typeof v === 'object' && v !== null && typeof (v as { Engine?: unknown }).Engine === 'function'
-    && typeof (v as { engineOps?: unknown }).engineOps === 'object';
+  return typeof v === 'object' && v !== null && typeof (v as { Engine?: unknown }).Engine === 'function';
 }
 
 function ref(t: TensorPlacement): NativeTensorRef {

@@ -1,6 +1,6 @@
-// Typed errors of the native addon: one stable code per failure class, shared with native/src/core/errors.h.
+// Typed errors of the native addon: one stable code per failure class, shared with native/src/common/errors.h.
 
-/** The addon's stable codes (keep in sync with ErrorCodeName in native/src/core/errors.cc). */
+/** The addon's stable codes (keep in sync with ErrorCodeName in native/src/common/errors.cc). */
 export const NATIVE_ERROR_CODES = [
   'SWAPSERVE_INVALID_ARGUMENT',
   'SWAPSERVE_BUDGET',

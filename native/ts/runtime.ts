@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import { RESIDENCY } from '../../contracts/vocab.ts';
-import { loadAddon, resolveBackend, type Backend, type NativeLayout, type NativeMoveResult, type NativeRuntimeObject, type NativeTestLease, type RuntimeAddon } from './addon.ts';
+import { loadAddon, resolveBackend, type Backend, type NativeLayout, type NativeMoveResult, type NativeRuntimeObject, type RuntimeAddon } from './addon.ts';
 import { captureSite, describe, fromNative, invalidArgument, SwapserveNativeError } from './errors.ts';
 import type { WeightLayout } from './types.ts';
 
@@ -271,29 +271,9 @@ export class Runtime {
     }
   }
 
-  /**
-   * Tests only: holds an engine lease (AcquireWeights) from JS. Its checksum() waits for every group through the
-   * lease, as the engine does, then hashes the model's bytes.
-   */
-  acquireForTest(id: string): NativeTestLease {
-    checkId(id);
-    const layout = this.layouts.get(id);
-    const segs: [number, number][] = (layout?.segments ?? []).map((s) => [s.arenaOffset, s.bytes]);
-    return this.call(() => this.native.acquireForTest(id, segs));
-  }
-
-  /** Tests only: the next move's device step fails with this code (sticky codes make the runtime unusable). */
-  failNextForTest(code: string): void {
-    this.native.failNext(code);
-  }
-
-  /**
-   * Tests only: the next move started waits at its start until the returned function is called (or close()), so a
-   * test can act while a move is deterministically in flight.
-   */
-  holdNextForTest(): () => void {
-    this.native.holdNext();
-    return () => this.native.releaseHold();
+  /** The layout a model was registered with (undefined when not registered). */
+  layoutOf(id: string): WeightLayout | undefined {
+    return this.layouts.get(id);
   }
 
   /** Idempotent: aborts moves in flight, waits for them, frees the pools (arenas under a lease live until it ends). */

@@ -136,7 +136,7 @@ export class NativeBackend implements ModelBackend {
     return { host: u.host.usedBytes, gpu: u.gpu.usedBytes };
   }
 
-  /** The native runtime (tests hold a move with `holdNextForTest`; benches read it). */
+  /** The native runtime (tests hold a move through native/ts/testing.ts; benches read it). */
   get runtimeForTest(): Runtime {
     return this.runtime;
   }

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { loadEngineAddon } from '../../native/ts/engine-native.ts';
 import { encodeValues, decodeValues, prng } from '../../native/ts/model/fill.ts';
 import type { DType } from '../../native/ts/types.ts';
+import { engineOps } from '../../native/ts/testing.ts';
 
-const ops = loadEngineAddon().engineOps;
+const ops = engineOps();
 const CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
 
 function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -9,6 +9,7 @@ import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
+import { holdNextMove } from '../../native/ts/testing.ts';
 
 const MODEL = STORIES260K_GGUF;
 const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
@@ -42,7 +43,7 @@ describe('engine over the weights runtime (CPU)', () => {
 
   it('runs on an engine created while the swap-in is in flight, KV from the scratch pool', async () => {
     // The swap-in is held at its start: no byte has moved when the engine is created and its first pass starts.
-    const release = rt.holdNextForTest();
+    const release = holdNextMove(rt);
     const swap = rt.swapIn('stories');
     const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256 });
     try {

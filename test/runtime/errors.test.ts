@@ -1,4 +1,4 @@
-// Native error codes: the TS list (native/ts/errors.ts) and the C++ names (native/src/core/errors.cc) stay in sync,
+// Native error codes: the TS list (native/ts/errors.ts) and the C++ names (native/src/common/errors.cc) stay in sync,
 // and fromNative keeps the code, the native message and the JS caller's stack.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

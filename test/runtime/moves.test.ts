@@ -8,6 +8,7 @@ import { cudaBuilt } from '../../native/ts/addon.ts';
 import { SwapserveNativeError } from '../../native/ts/errors.ts';
 import { Runtime, type RuntimeOptions } from '../../native/ts/runtime.ts';
 import { makeRandomModel, type RandomModel } from './fixture.ts';
+import { acquireLease, failNextMove, holdNextMove } from '../../native/ts/testing.ts';
 
 const MiB = 1024 * 1024;
 /** SWAPSERVE_TEST_BACKEND=cuda runs these tests against the CUDA backend (on the GPU machine). */
@@ -62,7 +63,7 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     assert.deepEqual(rt.residency('a'), { state: 'disk', host: false, gpu: false, leases: 0 });
     const progress: number[] = [];
     const groups: number[] = [];
-    const release = rt.holdNextForTest();
+    const release = holdNextMove(rt);
     const loading = rt.load('a', { onProgress: (d, t) => { progress.push(d); assert.equal(t, m.expected.length); }, onGroup: (g) => groups.push(g) });
     assert.deepEqual(rt.residency('a'), { state: 'loading', host: false, gpu: false, leases: 0 });
     release();
@@ -158,7 +159,7 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /not on the host tier/);
     await rejectsWith(rt.evict('s'), 'SWAPSERVE_STATE', /not on the gpu tier/);
     await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /not on the host tier/);
-    const release = rt.holdNextForTest();
+    const release = holdNextMove(rt);
     const loading = rt.load('s');
     await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /loading/);
     await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /loading/);
@@ -219,11 +220,11 @@ describe(`runtime leases (${BACKEND} backend)`, () => {
     const rt = Runtime.open({ ...BASE, hostBudgetBytes: 32 * MiB, gpuBudgetBytes: 32 * MiB });
     try {
       rt.register('l', m.layout);
-      await assert.rejects(async () => rt.acquireForTest('l'), (e: unknown) => SwapserveNativeError.is(e, 'SWAPSERVE_NOT_RESIDENT'));
+      await assert.rejects(async () => acquireLease(rt, 'l'), (e: unknown) => SwapserveNativeError.is(e, 'SWAPSERVE_NOT_RESIDENT'));
       await rt.load('l');
-      const release = rt.holdNextForTest();
+      const release = holdNextMove(rt);
       const swapping = rt.swapIn('l');
-      const lease = rt.acquireForTest('l');
+      const lease = acquireLease(rt, 'l');
       assert.equal(lease.groups, 8);
       assert.equal(rt.residency('l').leases, 1);
       assert.equal(rt.residency('l').state, 'swapping-in');
@@ -299,7 +300,7 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
     try {
       rt.register('f', m.layout);
       await rt.load('f');
-      rt.failNextForTest('SWAPSERVE_OOM');
+      failNextMove(rt, 'SWAPSERVE_OOM');
       const oom = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_OOM');
       assert.equal(oom.recoverable, true);
       assert.equal(oom.fatal, false);
@@ -309,7 +310,7 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
       await rt.swapIn('f');
       await rt.evict('f');
 
-      rt.failNextForTest('SWAPSERVE_CUDA_STICKY');
+      failNextMove(rt, 'SWAPSERVE_CUDA_STICKY');
       const sticky = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_CUDA_STICKY');
       assert.equal(sticky.fatal, true);
       assert.equal(rt.healthy, false);

@@ -13,6 +13,7 @@ import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { twoModelConfig } from './stack.ts';
+import { failNextMove, holdNextMove } from '../../native/ts/testing.ts';
 
 let redis: TestRedis;
 before(async () => { redis = await startRedis(); });
@@ -84,7 +85,7 @@ describe('execute-while-loading (worker)', () => {
       await t.cmd.next('a state with hostReady', (e) => e.type === 'state' && e.state.hostReady === true);
       const load = await t.cmd.send({ kind: 'load', model: 'story-a' });
       assert.equal((await t.cmd.result(load)).ok, true);
-      const release = t.backend.runtimeForTest.holdNextForTest();
+      const release = holdNextMove(t.backend.runtimeForTest);
       let released = false;
       try {
         const swap = await t.cmd.send({ kind: 'swap_in', model: 'story-a' });
@@ -122,10 +123,10 @@ describe('execute-while-loading (worker)', () => {
     const t = await setUp('fail');
     try {
       assert.equal((await t.cmd.result(await t.cmd.send({ kind: 'load', model: 'story-a' }))).ok, true);
-      const release = t.backend.runtimeForTest.holdNextForTest();
+      const release = holdNextMove(t.backend.runtimeForTest);
       let released = false;
       try {
-        t.backend.runtimeForTest.failNextForTest('SWAPSERVE_IO');
+        failNextMove(t.backend.runtimeForTest, 'SWAPSERVE_IO');
         const swap = await t.cmd.send({ kind: 'swap_in', model: 'story-a' });
         assert.equal((await t.cmd.result(await t.cmd.send({ kind: 'consume', model: 'story-a', concurrency: 2 }))).ok, true);
         const s = await t.client.stream({ model: 'story-a', prompt: '', max_tokens: 4, temperature: 0 });

@@ -3,16 +3,15 @@
 #include <napi.h>
 
 #include "common/errors.h"
+#include "common/napi_error.h"
 #include "engine/backend.h"
 
 namespace swapserve::engine {
 
-// exports.Engine: the native engine class (engine_wrap.cc).
+// exports.Engine: the native engine class (wrap.cc).
 void RegisterEngineClass(Napi::Env env, Napi::Object exports);
-// exports.engineOps: the CPU ops one by one, synchronous, for tests against scalar references (ops_binding.cc).
-void RegisterEngineOps(Napi::Env env, Napi::Object exports);
-
-// A JS Error carrying the native error's stable code in `.code`.
-Napi::Error MakeError(Napi::Env env, ErrorCode code, const std::string& msg);
+// testing.engineOps: the CPU ops one by one, synchronous, for tests against scalar references (ops_binding.cc);
+// registered on the addon's `testing` object, not on its production exports.
+void RegisterEngineOps(Napi::Env env, Napi::Object testing);
 
 }  // namespace swapserve::engine

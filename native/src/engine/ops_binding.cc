@@ -212,7 +212,7 @@ Napi::Value ReadBandwidthOp(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void RegisterEngineOps(Napi::Env env, Napi::Object exports) {
+void RegisterEngineOps(Napi::Env env, Napi::Object testing) {
   Napi::Object ops = Napi::Object::New(env);
   ops.Set("matmul", Napi::Function::New(env, MatMulOp));
   ops.Set("rmsnorm", Napi::Function::New(env, RmsNormOp));
@@ -223,7 +223,7 @@ void RegisterEngineOps(Napi::Env env, Napi::Object exports) {
   ops.Set("toF32", Napi::Function::New(env, ToF32Op));
   ops.Set("sample", Napi::Function::New(env, SampleOp));
   ops.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthOp));
-  exports.Set("engineOps", ops);
+  testing.Set("engineOps", ops);
 }
 
 }  // namespace swapserve::engine

@@ -1,4 +1,4 @@
-// Registers the engine's native surface: the Engine class and the per-op test hooks.
+// Registers the engine's native surface: the Engine class; the per-op test hooks go on `testing`.
 #include "common/register.h"
 
 #include "engine/bindings.h"
@@ -6,6 +6,6 @@
 namespace swapserve {
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   engine::RegisterEngineClass(env, exports);
-  engine::RegisterEngineOps(env, exports);
 }
+void RegisterEngineTesting(Napi::Env env, Napi::Object testing) { engine::RegisterEngineOps(env, testing); }
 }  // namespace swapserve

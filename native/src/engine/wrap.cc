@@ -17,12 +17,6 @@
 
 namespace swapserve::engine {
 
-Napi::Error MakeError(Napi::Env env, ErrorCode code, const std::string& msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, ErrorCodeName(code)));
-  return e;
-}
-
 namespace {
 
 // Everything a forward pass touches; shared by the wrap and any in-flight worker, so close() while a step runs

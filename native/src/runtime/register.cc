@@ -1,15 +1,17 @@
 // N-API surface of the weights runtime: the NativeRuntime class (wrapped by native/ts/runtime.ts, which validates
-// every argument first), AcquireWeights / GetScratchPool for the engine, and test helpers. Long work runs on its
+// every argument first), AcquireWeights / GetScratchPool for the engine (test hooks: testing.cc). Long work runs on its
 // own thread and settles a Promise through a thread-safe function; nothing here blocks the JS thread.
 #include <napi.h>
 
 #include <thread>
 
 #include "common/errors.h"
+#include "common/napi_error.h"
 #include "common/register.h"
 #include "common/weights.h"
 #include "runtime/core.h"
 #include "runtime/hash.h"
+#include "runtime/napi_async.h"
 #include "runtime/page_cache.h"
 
 namespace swapserve {
@@ -18,122 +20,6 @@ namespace {
 
 // Tags NativeRuntime objects so AcquireWeights can check what it was handed (napi_type_tag, N-API 8).
 const napi_type_tag kRuntimeTag = {0x5f1c2a7e93b14d60ull, 0xa8d3e1f4c2b70915ull};
-
-Napi::Error MakeError(Napi::Env env, ErrorCode code, const std::string& msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Value().Set("code", Napi::String::New(env, ErrorCodeName(code)));
-  return e;
-}
-
-// Runs `body` and converts a NativeError into a JS error with its stable code.
-template <class F>
-Napi::Value Guard(Napi::Env env, F&& body) {
-  try {
-    return body();
-  } catch (const NativeError& e) {
-    throw MakeError(env, e.code(), e.what());
-  }
-}
-
-// ------------------------------------------------------------------------------------------- async plumbing
-
-struct Msg {
-  enum Type { kProgress, kGroup, kDone } type;
-  uint64_t done = 0, total = 0;
-  int group = 0;
-  bool ok = true;
-  ErrorCode code = ErrorCode::kIo;
-  std::string error;
-  std::function<Napi::Value(Napi::Env)> value;  // builds the resolution value on the JS thread
-};
-
-struct Ctx {
-  explicit Ctx(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise::Deferred deferred;
-  Napi::FunctionReference onProgress, onGroup;
-};
-
-void CallJs(Napi::Env env, Napi::Function, Ctx* ctx, Msg* msg) {
-  std::unique_ptr<Msg> m(msg);
-  if (env == nullptr || m == nullptr) return;  // tearing down
-  Napi::HandleScope scope(env);
-  try {
-    switch (m->type) {
-      case Msg::kProgress:
-        if (!ctx->onProgress.IsEmpty()) {
-          ctx->onProgress.Call({Napi::Number::New(env, static_cast<double>(m->done)),
-                                Napi::Number::New(env, static_cast<double>(m->total))});
-        }
-        break;
-      case Msg::kGroup:
-        if (!ctx->onGroup.IsEmpty()) ctx->onGroup.Call({Napi::Number::New(env, m->group)});
-        break;
-      case Msg::kDone:
-        if (m->ok) ctx->deferred.Resolve(m->value ? m->value(env) : env.Undefined());
-        else ctx->deferred.Reject(MakeError(env, m->code, m->error).Value());
-        break;
-    }
-  } catch (const Napi::Error&) {
-    // A throwing progress/group callback must not break the move (the JS wrapper already guards them).
-  }
-}
-
-using Tsfn = Napi::TypedThreadSafeFunction<Ctx, Msg, CallJs>;
-
-// Runs work(callbacks) on a new thread; the Promise settles with toJs(result) or the NativeError it threw.
-template <class R>
-Napi::Promise RunAsync(Napi::Env env, std::function<R(const MoveCallbacks&)> work,
-                       std::function<Napi::Value(Napi::Env, const R&)> toJs, Napi::Value onProgress = Napi::Value(),
-                       Napi::Value onGroup = Napi::Value()) {
-  Ctx* ctx = new Ctx(env);
-  if (!onProgress.IsEmpty() && onProgress.IsFunction()) ctx->onProgress = Napi::Persistent(onProgress.As<Napi::Function>());
-  if (!onGroup.IsEmpty() && onGroup.IsFunction()) ctx->onGroup = Napi::Persistent(onGroup.As<Napi::Function>());
-  Napi::Promise promise = ctx->deferred.Promise();
-  Tsfn tsfn = Tsfn::New(env, "swapserve.runtime", 0, 1, ctx, [](Napi::Env, void*, Ctx* c) { delete c; });
-  bool wantProgress = !ctx->onProgress.IsEmpty(), wantGroup = !ctx->onGroup.IsEmpty();
-  std::thread([tsfn, work = std::move(work), toJs = std::move(toJs), wantProgress, wantGroup]() mutable {
-    MoveCallbacks cb;
-    if (wantProgress) {
-      cb.progress = [tsfn](uint64_t done, uint64_t total) mutable {
-        Msg* m = new Msg{Msg::kProgress};
-        m->done = done;
-        m->total = total;
-        if (tsfn.NonBlockingCall(m) != napi_ok) delete m;
-      };
-    }
-    if (wantGroup) {
-      cb.group = [tsfn](int g) mutable {
-        Msg* m = new Msg{Msg::kGroup};
-        m->group = g;
-        if (tsfn.NonBlockingCall(m) != napi_ok) delete m;
-      };
-    }
-    Msg* done = new Msg{Msg::kDone};
-    try {
-      // The work (and what it captured: arenas, blocks) is destroyed before the Promise settles, so a caller that
-      // continues at once sees the pools as the work left them.
-      auto w = std::move(work);
-      auto r = std::make_shared<R>(w(cb));
-      w = nullptr;
-      done->value = [r, toJs](Napi::Env env) { return toJs(env, *r); };
-    } catch (const NativeError& e) {
-      done->ok = false;
-      done->code = e.code();
-      done->error = e.what();
-    } catch (const std::exception& e) {
-      done->ok = false;
-      done->code = ErrorCode::kIo;
-      done->error = e.what();
-    }
-    if (tsfn.BlockingCall(done) != napi_ok) delete done;
-    tsfn.Release();
-  }).detach();
-  return promise;
-}
-
-struct Unit {};
-
-uint64_t U64(Napi::Value v) { return static_cast<uint64_t>(v.As<Napi::Number>().DoubleValue()); }
 
 Napi::Object ResultToJs(Napi::Env env, const char* kind, const std::string& id, const MoveResult& r) {
   Napi::Object o = Napi::Object::New(env);
@@ -153,62 +39,6 @@ Napi::Object PoolToJs(Napi::Env env, const PoolInfo& p, bool withReady) {
   return o;
 }
 
-// ------------------------------------------------------------------------------------------- test lease
-
-// A WeightsLease held from JS (tests only): the same path the engine takes, observable from a test.
-class TestLease : public Napi::ObjectWrap<TestLease> {
- public:
-  static Napi::FunctionReference* ctor;
-  static Napi::Function Init(Napi::Env env) {
-    Napi::Function f = DefineClass(env, "TestLease",
-                                   {InstanceMethod("release", &TestLease::Release),
-                                    InstanceMethod("checksum", &TestLease::Checksum),
-                                    InstanceAccessor("groups", &TestLease::Groups, nullptr)});
-    ctor = new Napi::FunctionReference(Napi::Persistent(f));
-    return f;
-  }
-  explicit TestLease(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TestLease>(info) {}
-  std::shared_ptr<WeightsLease> lease;
-  std::shared_ptr<RuntimeCore> core;
-  std::vector<Segment> segments;
-
- private:
-  Napi::Value Release(const Napi::CallbackInfo& info) {
-    lease.reset();
-    return info.Env().Undefined();
-  }
-  Napi::Value Groups(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), lease ? lease->numGroups() : 0);
-  }
-  // Waits for every group as the engine would (waitGroup on a stream), then hashes the segments' bytes.
-  Napi::Value Checksum(const Napi::CallbackInfo& info) {
-    return Guard(info.Env(), [&]() -> Napi::Value {
-      if (!lease) throw NativeError(ErrorCode::kState, "the lease was released");
-      auto l = lease;
-      auto c = core;
-      auto segs = segments;
-      return RunAsync<std::string>(
-          info.Env(),
-          [l, c, segs](const MoveCallbacks&) {
-            c->device->bindThread();
-            auto stream = c->device->newStream();
-            for (int g = 0; g < l->numGroups(); ++g) l->waitGroup(g, stream->handle());
-            Hasher h;
-            std::vector<uint8_t> buf;
-            for (const Segment& s : segs) {
-              buf.resize(s.bytes);
-              stream->copyToHost(buf.data(), l->base() + s.arenaOffset, s.bytes);
-              stream->synchronize();
-              h.update(buf.data(), s.bytes);
-            }
-            return h.hex();
-          },
-          [](Napi::Env env, const std::string& s) { return Napi::String::New(env, s); });
-    });
-  }
-};
-Napi::FunctionReference* TestLease::ctor = nullptr;
-
 // ------------------------------------------------------------------------------------------- NativeRuntime
 
 class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
@@ -227,10 +57,6 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("whenHostReady", &NativeRuntime::WhenHostReady),
                            InstanceMethod("pinHostPool", &NativeRuntime::PinHostPool),
                            InstanceMethod("close", &NativeRuntime::Close),
-                           InstanceMethod("failNext", &NativeRuntime::FailNext),
-                           InstanceMethod("holdNext", &NativeRuntime::HoldNext),
-                           InstanceMethod("releaseHold", &NativeRuntime::ReleaseHold),
-                           InstanceMethod("acquireForTest", &NativeRuntime::AcquireForTest),
                            InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
                            InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
@@ -399,42 +225,6 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
         [](Napi::Env env, const Unit&) { return env.Undefined(); });
   }
 
-  // failNext(code): the next move's device step throws NativeError(code). Test hook for error mapping.
-  Napi::Value FailNext(const Napi::CallbackInfo& info) {
-    std::string name = info[0].As<Napi::String>();
-    for (int c = 0; c <= static_cast<int>(ErrorCode::kUnusable); ++c) {
-      if (name == ErrorCodeName(static_cast<ErrorCode>(c))) core->failNext(static_cast<ErrorCode>(c));
-    }
-    return info.Env().Undefined();
-  }
-
-  Napi::Value HoldNext(const Napi::CallbackInfo& info) {
-    core->holdNext();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value ReleaseHold(const Napi::CallbackInfo& info) {
-    core->releaseHold();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value AcquireForTest(const Napi::CallbackInfo& info) {
-    return Guard(info.Env(), [&]() -> Napi::Value {
-      std::string id = info[0].As<Napi::String>();
-      auto lease = AcquireWeights(info.This().As<Napi::Object>(), id);
-      Napi::Object obj = TestLease::ctor->New({});
-      TestLease* t = TestLease::Unwrap(obj);
-      t->lease = lease;
-      t->core = core;
-      Napi::Array segs = info[1].As<Napi::Array>();
-      for (uint32_t i = 0; i < segs.Length(); ++i) {
-        Napi::Array s = segs.Get(i).As<Napi::Array>();
-        t->segments.push_back({0, 0, U64(s.Get(1u)), U64(s.Get(0u))});  // [arenaOffset, bytes]
-      }
-      return obj;
-    });
-  }
-
   Napi::Value Healthy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), core->healthy()); }
   Napi::Value Backend(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), core->device->cuda() ? "cuda" : "cpu");
@@ -494,7 +284,6 @@ std::shared_ptr<RuntimeCore> CoreFromObject(Napi::Object obj) {
 
 void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeRuntime", runtime::NativeRuntime::Init(env));
-  runtime::TestLease::Init(env);
   exports.Set("hashBytes", Napi::Function::New(env, runtime::HashBytes));
   exports.Set("deviceCount", Napi::Function::New(env, runtime::DeviceCount));
   exports.Set("prewarm", Napi::Function::New(env, runtime::Prewarm));

@@ -1,0 +1,67 @@
+// Test hooks of the native addon (its `testing` object: native/src/runtime/testing.cc, engine/ops_binding.cc):
+// fail or hold the next move, hold an engine lease from JS, the CPU ops one by one. For tests and dev benches
+// only; production modules never import this file.
+import { loadAddon, type Backend } from './addon.ts';
+import type { EngineOps } from './engine-native.ts';
+import { captureSite, fromNative, SwapserveNativeError } from './errors.ts';
+import type { Runtime } from './runtime.ts';
+
+/** A WeightsLease held from JS: the same path the engine takes, observable from a test. */
+export interface TestLease {
+  readonly groups: number;
+  release(): void;
+  /** Waits for every group through the lease, as the engine does, then hashes the model's bytes. */
+  checksum(): Promise<string>;
+}
+
+interface TestingAddon {
+  failNextMove(runtime: object, code: string): void;
+  holdNextMove(runtime: object): void;
+  releaseHold(runtime: object): void;
+  /** [arenaOffset, bytes] of each segment to hash. */
+  acquireLease(runtime: object, id: string, segments: [number, number][]): TestLease;
+  engineOps: EngineOps;
+}
+
+function testingOf(backend: Backend): TestingAddon {
+  const t = (loadAddon(backend) as unknown as { testing?: TestingAddon }).testing;
+  if (typeof t !== 'object' || t === null) {
+    throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
+  }
+  return t;
+}
+
+function call<T>(fn: () => T): T {
+  const site = captureSite();
+  try {
+    return fn();
+  } catch (e) {
+    throw fromNative(e, site);
+  }
+}
+
+/** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
+export function failNextMove(rt: Runtime, code: string): void {
+  call(() => testingOf(rt.backend).failNextMove(rt.native, code));
+}
+
+/**
+ * The next move started waits at its start until the returned function is called (or close()), so a test can act
+ * while a move is deterministically in flight.
+ */
+export function holdNextMove(rt: Runtime): () => void {
+  const t = testingOf(rt.backend);
+  call(() => t.holdNextMove(rt.native));
+  return () => call(() => t.releaseHold(rt.native));
+}
+
+/** Holds an engine lease (AcquireWeights) on a registered model from JS. */
+export function acquireLease(rt: Runtime, id: string): TestLease {
+  const segs: [number, number][] = (rt.layoutOf(id)?.segments ?? []).map((s) => [s.arenaOffset, s.bytes]);
+  return call(() => testingOf(rt.backend).acquireLease(rt.native, id, segs));
+}
+
+/** The CPU engine's ops one by one, synchronous, for checks against scalar references. */
+export function engineOps(backend: Backend = 'cpu'): EngineOps {
+  return testingOf(backend).engineOps;
+}
