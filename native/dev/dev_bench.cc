@@ -6,8 +6,8 @@
 #include <functional>
 #include <string>
 
-#include "cuda/engine_gemm.h"
-#include "cuda/engine_kernels.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kernels.h"
 #include "dev_common.h"
 #include "engine/backend.h"
 

@@ -13,8 +13,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/weights.h"
-#include "cuda/engine_check.h"
+#include "common/weights.h"
+#include "common/cuda_check.h"
 
 namespace swapserve::dev {
 

@@ -3,8 +3,8 @@
 #include <cstring>
 #include <string>
 
-#include "cuda/engine_gemm.h"
-#include "cuda/engine_kernels.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/kernels.h"
 #include "dev_common.h"
 
 namespace swapserve::dev {

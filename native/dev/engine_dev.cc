@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 namespace swapserve::dev {
 int RunOps();

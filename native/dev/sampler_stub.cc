@@ -1,5 +1,5 @@
 // Used by the dev harness only where the CPU engine's sampler (native/src/engine/sampler.cc) is absent: greedy.
-#include "core/errors.h"
+#include "common/errors.h"
 #include "engine/backend.h"
 
 namespace swapserve::engine {

@@ -12,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 describe('native error codes', () => {
   it('every C++ code has the same name in TypeScript, and only SWAPSERVE_ADDON is JS-only', () => {
-    const cc = readFileSync(join(here, '..', '..', 'native', 'src', 'core', 'errors.cc'), 'utf8');
+    const cc = readFileSync(join(here, '..', '..', 'native', 'src', 'common', 'errors.cc'), 'utf8');
     const native = [...cc.matchAll(/return "(SWAPSERVE_[A-Z_]+)"/g)].map((m) => m[1]).filter((c) => c !== 'SWAPSERVE_UNKNOWN');
     assert.ok(native.length >= 10);
     assert.deepEqual([...native].sort(), NATIVE_ERROR_CODES.filter((c) => c !== 'SWAPSERVE_ADDON').sort());
