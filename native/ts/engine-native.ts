@@ -3,6 +3,7 @@
 import type { DType, ModelSource, TensorPlacement } from './types.ts';
 import { loadAddon, type Backend } from './addon.ts';
 import { EngineError } from './engine-errors.ts';
+import type { EngineTuning } from './tuning.ts';
 
 /** DType codes of native/src/engine/backend.h. */
 export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
@@ -46,6 +47,8 @@ export interface NativeEngine {
 
 export interface NativeEngineOptions {
   maxBatch: number; maxContext: number; threads: number;
+  /** CUDA backend tuning (BackendOptions::cuda); absent: the C++ defaults, the same as tuning.ts. */
+  tuning?: EngineTuning;
   /** Arena mode only. */
   scratchBudgetBytes?: number; numGroups?: number;
 }

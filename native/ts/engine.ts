@@ -11,6 +11,7 @@ import { buildModelDesc, isEngineAddon, loadEngineAddon, type EngineAddon, type 
 import type { Runtime } from './runtime.ts';
 import { StopMatcher } from './stop-strings.ts';
 import { SpmTokenizer, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
+import { engineTuningSchema, type EngineTuning } from './tuning.ts';
 
 export { EngineError, isEngineError, ENGINE_ERROR_CODES, type EngineErrorCode } from './engine-errors.ts';
 
@@ -45,13 +46,15 @@ export interface EngineOptions {
   prefillChunk?: number;
   /** CPU backend compute threads, 0 = all cores. @defaultValue 0 */
   threads?: number;
+  /** CUDA backend tuning (native/ts/tuning.ts documents each knob and its default; the CPU backend ignores it). @defaultValue {} */
+  tuning?: Partial<EngineTuning>;
 }
 
-const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0 };
+const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {} };
 const MAX_STOPS = 16;
 const MAX_STOP_CHARS = 256;
 
-type Resolved = Required<EngineOptions>;
+type Resolved = Required<Omit<EngineOptions, 'tuning'>> & { tuning: EngineTuning };
 
 /** A queue of events for one consumer; the engine loop pushes, the generate() iterator pulls. */
 class Channel<T> {
@@ -154,11 +157,14 @@ export class Engine {
       throw new EngineError('invalid_request', `Expected maxContext <= the model's ${source.config.maxPositions} positions but received ${o.maxContext}`);
     }
     if (!Number.isInteger(o.threads) || o.threads < 0) throw new EngineError('invalid_request', `Expected an integer >= 0 for threads but received ${o.threads}`);
+    const tuning = engineTuningSchema.safeParse(o.tuning);
+    if (!tuning.success) throw new EngineError('invalid_request', `Invalid engine tuning: ${tuning.error.issues.map((i) => `${i.path.join('.') || 'tuning'}: ${i.message}`).join('; ')}`);
+    o.tuning = tuning.data;
     const desc = buildModelDesc(source);
     const stack = new Error().stack;
     let native: NativeEngine;
     try {
-      native = new addon.Engine(target, modelId, desc, { maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads, ...extra });
+      native = new addon.Engine(target, modelId, desc, { maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads, tuning: o.tuning, ...extra });
     } catch (e) {
       throw fromNative(e, stack);
     }

@@ -5,6 +5,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { modelIdSchema } from '../../contracts/model-id.ts';
+import { engineTuningSchema } from '../../native/ts/tuning.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -94,6 +95,11 @@ export const configSchema = z.object({
     /** KV cache and activations per worker. @defaultValue 1GiB */
     scratchBytes: bytes.default(GiB),
   }).prefault({}),
+  /**
+   * The engine's backend tuning (CUDA backend; the CPU backend ignores it): each knob, its default and its env
+   * override are documented in native/ts/tuning.ts. @defaultValue {} (every knob at its default)
+   */
+  engine: engineTuningSchema.prefault({}),
   streams: z.object({
     /** Per-request token stream lifetime after its last write (s). @defaultValue 300 */
     ttlS: z.number().int().positive().default(300),

@@ -5,6 +5,7 @@ import { openModel } from '../../native/ts/model/index.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
+import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
 import type { JobData } from '../../contracts/job.ts';
@@ -49,6 +50,7 @@ export class NativeBackend implements ModelBackend {
   private readonly held = new Map<string, Held>();
   private readonly maxBatch: number;
   private readonly threads: number;
+  private readonly tuning: EngineTuning;
   private movesInFlight = 0;
   private pinWhenIdle = false;
   private readonly pinTimer: NodeJS.Timeout;
@@ -75,6 +77,7 @@ export class NativeBackend implements ModelBackend {
     this.budgets = { host: config.budgets.hostBytes, gpu: config.budgets.gpuBytes };
     this.maxBatch = opts.maxBatch ?? config.worker.concurrency;
     this.threads = opts.threads ?? 0;
+    this.tuning = config.engine;
   }
 
   async register(entry: ModelEntry): Promise<{ bytes: number }> {
@@ -167,7 +170,7 @@ export class NativeBackend implements ModelBackend {
     const h = this.get(id);
     const tokenizer = await this.tokenizerOf(h);
     h.engine ??= Engine.create(this.runtime, id, h.source, tokenizer, {
-      maxBatch: this.maxBatch, threads: this.threads,
+      maxBatch: this.maxBatch, threads: this.threads, tuning: this.tuning,
       ...(h.entry.contextLength ? { maxContext: Math.min(h.entry.contextLength, h.source.config.maxPositions) } : {}),
     });
     h.engine.catch(() => { h.engine = null; });

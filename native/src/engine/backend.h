@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/weights.h"
@@ -70,10 +71,22 @@ struct Sampling {
   uint64_t rngState = 0;    // per-sequence PRNG state, advanced by the sampler
 };
 
+// CUDA backend tuning; the defaults match native/ts/tuning.ts (the config's `engine` section documents each).
+struct CudaTuning {
+  bool exact = false;         // fp32 residual stream, one rounding per op (else round where transformers rounds)
+  bool profile = false;       // per-op events, one line per forward pass on stderr (turns pdl off)
+  bool pdl = true;            // programmatic dependent launch in decode passes
+  bool fusedDecode = true;    // one-token steps with norm, RoPE + KV write and SwiGLU folded into the products
+  std::string decodeGemv;     // decode launch shapes ("4x4k" or "qkv:4x4k/o:2x4/..."); "" = measured defaults
+  int l2PrefetchBytes = -1;   // bytes per row prefetched into L2 by decode products; -1 = per-product default
+  int attnSplits = 0;         // decode attention context splits, 1..64; 0 = chosen from the shape
+};
+
 struct BackendOptions {
   int maxBatch = 8;
   int maxContext = 4096;
   int threads = 0;  // CPU backend: 0 = hardware concurrency
+  CudaTuning cuda;  // ignored by the CPU backend
 };
 
 class Backend {

@@ -57,6 +57,32 @@ int IntField(Napi::Object o, const char* key, int min) {
   return static_cast<int>(d);
 }
 
+// options.tuning (optional; native/ts/tuning.ts validated it): the CUDA backend's tuning, defaults for missing keys.
+CudaTuning ParseTuning(Napi::Env env, Napi::Value v) {
+  CudaTuning t;
+  if (v.IsUndefined() || v.IsNull()) return t;
+  if (!v.IsObject()) ThrowArg(env, "Expected an object for options.tuning");
+  Napi::Object o = v.As<Napi::Object>();
+  auto flag = [&](const char* key, bool& out) {
+    Napi::Value f = o.Get(key);
+    if (f.IsUndefined()) return;
+    if (!f.IsBoolean()) ThrowArg(env, std::string("Expected a boolean for options.tuning.") + key);
+    out = f.As<Napi::Boolean>().Value();
+  };
+  flag("exact", t.exact);
+  flag("profile", t.profile);
+  flag("pdl", t.pdl);
+  flag("fusedDecode", t.fusedDecode);
+  Napi::Value g = o.Get("decodeGemv");
+  if (!g.IsUndefined()) {
+    if (!g.IsString()) ThrowArg(env, "Expected a string for options.tuning.decodeGemv");
+    t.decodeGemv = g.As<Napi::String>().Utf8Value();
+  }
+  if (!o.Get("l2PrefetchBytes").IsUndefined()) t.l2PrefetchBytes = IntField(o, "l2PrefetchBytes", -1);
+  if (!o.Get("attnSplits").IsUndefined()) t.attnSplits = IntField(o, "attnSplits", 0);
+  return t;
+}
+
 TensorRef ParseTensor(Napi::Env env, Napi::Value v, const std::string& name, bool required, size_t arenaBytes) {
   TensorRef t;
   if (v.IsNull() || v.IsUndefined()) {
@@ -236,7 +262,8 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
 
   // new Engine(runtimeNativeOrArena, modelId, desc, options)
   //   runtimeNativeOrArena: Runtime.native, or a Uint8Array holding a whole arena (host lease, CPU backend)
-  //   options: { maxBatch, maxContext, threads, scratchBudgetBytes (arena mode only), numGroups (arena mode) }
+  //   options: { maxBatch, maxContext, threads, tuning? (CUDA backend), scratchBudgetBytes (arena mode only),
+  //              numGroups (arena mode) }
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 4 || !info[1].IsString() || !info[3].IsObject())
@@ -247,6 +274,7 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
     bo.maxBatch = IntField(opt, "maxBatch", 1);
     bo.maxContext = IntField(opt, "maxContext", 1);
     bo.threads = IntField(opt, "threads", 0);
+    bo.cuda = ParseTuning(env, opt.Get("tuning"));
     auto core = std::make_shared<Core>();
     try {
       if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {

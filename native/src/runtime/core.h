@@ -36,6 +36,9 @@ struct Layout {
 enum class MoveKind { kLoad, kSwapIn, kLoadToGpu, kEvict, kDrop };
 const char* MoveKindName(MoveKind k);  // the names of MOVE_KINDS in services/shared/vocab.ts
 
+// Steady-clock milliseconds (move timings; core.cc).
+double NowMs();
+
 struct MoveResult {
   uint64_t bytes = 0;
   double wallMs = 0;    // start of the move thread -> done

@@ -25,6 +25,8 @@
 #include "common/cuda_check.h"
 #include "engine/cuda/gemm.h"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/profiler.h"
+#include "engine/cuda/tuning.h"
 #include "engine/backend.h"
 
 namespace swapserve::engine {
@@ -70,41 +72,6 @@ std::vector<float> RopeInvFreq(const ModelDesc& d) {
   return inv;
 }
 
-// SWAPSERVE_CUDA_PROFILE=1: events between the ops of each forward pass, one summary line per pass on stderr.
-class Profiler {
- public:
-  bool on = false;
-  void mark(const char* name, cudaStream_t s) {
-    if (!on) return;
-    cudaEvent_t e;
-    SS_CUDA_CHECK(cudaEventCreate(&e));
-    SS_CUDA_CHECK(cudaEventRecord(e, s));
-    marks_.push_back({name, e});
-  }
-  // After the stream has finished: the time of each op (from the previous mark to its own), summed by name.
-  void report(int T, int B) {
-    if (!on || marks_.empty()) return;
-    std::vector<std::pair<std::string, double>> totals;
-    double all = 0;
-    for (size_t i = 1; i < marks_.size(); ++i) {
-      float ms = 0;
-      cudaEventElapsedTime(&ms, marks_[i - 1].second, marks_[i].second);
-      all += ms;
-      auto it = std::find_if(totals.begin(), totals.end(), [&](auto& p) { return p.first == marks_[i].first; });
-      if (it == totals.end()) totals.push_back({marks_[i].first, ms});
-      else it->second += ms;
-    }
-    std::string line = "PROFILE T=" + std::to_string(T) + " B=" + std::to_string(B) + " total " + std::to_string(all) + " ms:";
-    for (auto& [n, ms] : totals) line += " " + n + " " + std::to_string(ms).substr(0, 6);
-    std::fprintf(stderr, "%s\n", line.c_str());
-    for (auto& m : marks_) cudaEventDestroy(m.second);
-    marks_.clear();
-  }
-
- private:
-  std::vector<std::pair<std::string, cudaEvent_t>> marks_;
-};
-
 struct SeqState {
   std::shared_ptr<DeviceBlock> kv;  // (L, 2, cap, KVH, D) of the activation type
   int len = 0;                      // positions filled (0 .. len-1 are valid), as the CPU backend counts them
@@ -116,33 +83,19 @@ class CudaBackend final : public Backend {
               const BackendOptions& opts)
       : d_(desc), lease_(std::move(weights)), pool_(std::move(scratch)), opts_(opts) {
     validate();
+    // Tuning: the engine options (config `engine`), with the documented env overrides on top (tuning.cc).
+    const CudaTuning t = WithEnvOverrides(opts.cuda);
     // Numerics: round where transformers rounds and keep the residual stream in the activation type (as
-    // transformers and vLLM do), unless SWAPSERVE_CUDA_EXACT=1 (fp32 residual, one rounding per op).
-    const char* exact = std::getenv("SWAPSERVE_CUDA_EXACT");
-    hfRound_ = !(exact && std::strcmp(exact, "1") == 0);
+    // transformers and vLLM do), unless `exact` (fp32 residual, one rounding per op).
+    hfRound_ = !t.exact;
     resT_ = hfRound_ ? et_ : ET::kF32;
-    const char* prof = std::getenv("SWAPSERVE_CUDA_PROFILE");
-    prof_.on = prof && std::strcmp(prof, "1") == 0;
-    // Programmatic dependent launch for decode passes (SWAPSERVE_CUDA_PDL=0 turns it off; profiling does too).
-    const char* pdl = std::getenv("SWAPSERVE_CUDA_PDL");
-    pdl_ = !(pdl && std::strcmp(pdl, "0") == 0) && !prof_.on;
-    // One-token decode steps with RMSNorm, RoPE + KV write and SwiGLU folded into the products (engine_decode.cu):
-    // on unless SWAPSERVE_CUDA_FUSED_DECODE=0. SWAPSERVE_CUDA_DECODE_GEMV=RxU and SWAPSERVE_CUDA_L2PF
-    // (bytes per row) override the launch shape measured best (bench/results/engine-h200.md);
-    // SWAPSERVE_CUDA_ATTN_SPLITS (1..64) fixes the decode attention's context splits (default: DecodeSplits).
-    const char* fused = std::getenv("SWAPSERVE_CUDA_FUSED_DECODE");
-    fusedDecode_ = !(fused && std::strcmp(fused, "0") == 0);
-    if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) parseTunings(g);
-    if (const char* pf = std::getenv("SWAPSERVE_CUDA_L2PF")) {
-      char* end = nullptr;
-      const long v = std::strtol(pf, &end, 10);
-      if (end == pf || *end != '\0' || v < 0 || v > (1 << 20)) Invalid("SWAPSERVE_CUDA_L2PF must be bytes in 0..1048576");
-      for (auto& t : tunes_) t.l2PrefetchBytes = static_cast<unsigned>(v);
-    }
-    if (const char* sp = std::getenv("SWAPSERVE_CUDA_ATTN_SPLITS")) {
-      attnSplits_ = std::atoi(sp);
-      if (attnSplits_ < 1 || attnSplits_ > 64) Invalid("SWAPSERVE_CUDA_ATTN_SPLITS must be 1..64");
-    }
+    prof_.on = t.profile;
+    // Programmatic dependent launch for decode passes (profiling turns it off: its events would serialise).
+    pdl_ = t.pdl && !prof_.on;
+    // One-token decode steps with RMSNorm, RoPE + KV write and SwiGLU folded into the products (decode.cu).
+    fusedDecode_ = t.fusedDecode;
+    ResolveDecodeTunings(t, tunes_);
+    attnSplits_ = t.attnSplits;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -255,32 +208,6 @@ class CudaBackend final : public Backend {
       const size_t eb = cuda::EtBytes(et_);
       fusedQkv_[l] = w.wk.offset == w.wq.offset + QD * C * eb && w.wv.offset == w.wk.offset + KD * C * eb;
       fusedGu_[l] = w.w3.offset == w.w1.offset + F * C * eb;
-    }
-  }
-
-  // SWAPSERVE_CUDA_DECODE_GEMV: one launch shape for every decode product ("4x4k"), or per product
-  // ("qkv:4x4k/o:2x4/gu:4x4k/down:2x4/head:4x4k", any subset).
-  void parseTunings(const char* spec) {
-    static const char* const names[kDecodeOps] = {"qkv", "o", "gu", "down", "head"};
-    const std::string all(spec);
-    const std::string err = "SWAPSERVE_CUDA_DECODE_GEMV must be a launch shape (2x4, 2x8, 4x2, 2x4k or 4x4k: rows per warp x "
-                            "chunks in flight, k: a block's warps split K) or op:shape items joined by / (ops qkv, o, "
-                            "gu, down, head); got \"" + all + "\"";
-    if (all.find(':') == std::string::npos) {
-      for (auto& t : tunes_)
-        if (!cuda::ParseDecodeTuning(spec, &t)) Invalid(err);
-      return;
-    }
-    for (size_t i = 0; i <= all.size();) {
-      size_t j = all.find('/', i);
-      if (j == std::string::npos) j = all.size();
-      const std::string item = all.substr(i, j - i);
-      const size_t colon = item.find(':');
-      int op = -1;
-      for (int k = 0; k < kDecodeOps && colon != std::string::npos; ++k)
-        if (item.compare(0, colon, names[k]) == 0 && std::strlen(names[k]) == colon) op = k;
-      if (op < 0 || !cuda::ParseDecodeTuning(item.c_str() + colon + 1, &tunes_[op])) Invalid(err);
-      i = j + 1;
     }
   }
 
@@ -636,12 +563,7 @@ class CudaBackend final : public Backend {
   bool pdl_ = true;
   bool fusedDecode_ = true;
   int attnSplits_ = 0;  // 0: DecodeSplits decides
-  // Launch shape of each decode product, measured in whole decode steps on an H200 (bench/results/engine-h200.md):
-  // the products that normalise x split K across a block's warps (4x less normalisation per warp, and a block's
-  // whole slice of weights requested before it waits for its predecessor); o and down do not.
-  enum { kQkvOp, kOOp, kGuOp, kDownOp, kHeadOp, kDecodeOps };
-  cuda::DecodeTuning tunes_[kDecodeOps] = {{4, 4, 0, true}, {2, 4, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},
-                                           {4, 4, 0, true}};
+  cuda::DecodeTuning tunes_[kDecodeOps];  // tuning.h: the measured defaults unless tuned
   float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;
   int lastT_ = 0;
