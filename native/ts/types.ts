@@ -1,4 +1,4 @@
-// Types shared by the model readers, the weights runtime and the engine (the TS side of native/src/core/).
+// Types shared by the model readers, the weights runtime and the engine (the TS side of native/src/common/).
 
 export type DType = 'f32' | 'f16' | 'bf16';
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };

@@ -2,8 +2,8 @@
 type Bench = { summary: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> };
 
 const BENCHES: Record<string, Bench> = {
-  swap: { summary: 'tier moves (load, swapIn, loadToGpu, evict) against a plain copy of the same bytes', load: () => import('../../native/bench/swap.ts') },
-  engine: { summary: 'prefill and decode speed against the floor', load: () => import('../../native/ts/bench-engine.ts') },
+  swap: { summary: 'tier moves (load, swapIn, loadToGpu, evict) against a plain copy of the same bytes', load: () => import('../../bench/swap/swap.ts') },
+  engine: { summary: 'prefill and decode speed against the floor', load: () => import('../../bench/engine/cpu.ts') },
   headline: { summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../bench/headline.ts') },
   spine: { summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../bench/spine.ts') },
   scheduler: { summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../scheduler/bench.ts') },

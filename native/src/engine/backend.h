@@ -1,4 +1,4 @@
-// The engine's compute backends (CPU in native/src/engine/, CUDA in native/src/cuda/) behind one interface.
+// The engine's compute backends (CPU in native/src/engine/, CUDA in native/src/engine/cuda/) behind one interface.
 //
 // Threading: a Backend is driven by one engine thread at a time (never the JS thread). Weights are read in
 // place from the runtime's arena through a WeightsLease; before touching group g the backend calls

@@ -1,8 +1,8 @@
 // The memory and copy primitives a runtime backend provides: pinned host memory, device memory, streams, events.
 //
-// CPU backend (native/src/cpu/runtime_device.cc): "device" memory is a separate anonymous mapping, copies are
+// CPU backend (native/src/runtime/cpu/device.cc): "device" memory is a separate anonymous mapping, copies are
 // synchronous memcpy on the calling thread and events are timestamps. CUDA backend
-// (native/src/cuda/runtime_device.cc): cudaHostAlloc / cudaMalloc, cudaMemcpyAsync on non-blocking streams,
+// (native/src/runtime/cuda/device.cc): cudaHostAlloc / cudaMalloc, cudaMemcpyAsync on non-blocking streams,
 // CUDA events. Every method may throw swapserve::NativeError (kOom, kSticky, kCuda).
 #pragma once
 #include <cstddef>

@@ -374,13 +374,13 @@ class CudaBackend final : public Backend {
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
     const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
-    // A single decode row (T = 1) with a 2-byte residual stream: the folded decode kernels (engine_decode.cu).
+    // A single decode row (T = 1) with a 2-byte residual stream: the folded decode kernels (decode.cu).
     const bool fused = fusedDecode_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_ &&
                        cuda::DecodeGemvSupported(et_, C) && cuda::DecodeGemvSupported(et_, QD) &&
                        cuda::DecodeGemvSupported(et_, F);
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
-    // Short kernels (decode: a few rows) may start while their predecessor drains; see engine_common.cuh.
+    // Short kernels (decode: a few rows) may start while their predecessor drains; see common.cuh.
     struct PdlScope {
       explicit PdlScope(bool on) { cuda::SetPdl(on); }
       ~PdlScope() { cuda::SetPdl(false); }
@@ -454,7 +454,7 @@ class CudaBackend final : public Backend {
     for (int b = 0; b < B; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
   }
 
-  // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (engine_decode.cu). Slot 2l of ss_
+  // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (decode.cu). Slot 2l of ss_
   // receives the sum of squares of the residual stream entering layer l's attention norm, slot 2l+1 the one entering
   // its MLP norm, slot 2L the final norm's; the embedding kernel writes slot 0 and zeroes the rest.
   void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const cuda::AttnEntries& entries,

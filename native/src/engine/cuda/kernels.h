@@ -1,4 +1,4 @@
-// Launchers of the CUDA engine's kernels (engine_kernels.cu, engine_flash.cu). Each takes a stream, asserts its
+// Launchers of the CUDA engine's kernels (kernels.cu, decode_attention.cu, flash.cu). Each takes a stream, asserts its
 // shape assumptions (NativeError SWAPSERVE_INVALID_ARGUMENT) and checks its launch. No N-API, no cuBLAS here, so
 // nvcc compiles these sources on machines without either.
 //
@@ -54,7 +54,7 @@ void LaunchSwiGlu(const void* gu, int T, int F, void* out, ET t, bool hfRound, c
 bool LaunchGemv(const void* W, ET wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy, float beta,
                 cudaStream_t s);
 
-// One-token decode products with the step's small ops folded in (engine_decode.cu): y = f(W g(x)) for one row x.
+// One-token decode products with the step's small ops folded in (decode.cu): y = f(W g(x)) for one row x.
 // Input g: kPlain (x itself) or kNorm (RMSNorm of x, computed on the fly from ssIn[0], the sum of squares of x that
 // the kernel which wrote x accumulated; rounded as LaunchRmsNorm rounds it). Output f:
 //   kStore     y (N) of yT = product (yT fp32 only: the output head's logits)

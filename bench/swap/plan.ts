@@ -5,8 +5,8 @@ import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { openModel } from '../ts/model/index.ts';
-import { LAYOUT_ALIGN, type CopySegment, type WeightLayout } from '../ts/types.ts';
+import { openModel } from '../../native/ts/model/index.ts';
+import { LAYOUT_ALIGN, type CopySegment, type WeightLayout } from '../../native/ts/types.ts';
 
 const align = (n: number) => Math.ceil(n / LAYOUT_ALIGN) * LAYOUT_ALIGN;
 

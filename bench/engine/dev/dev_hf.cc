@@ -1,4 +1,4 @@
-// Runs a model written by bench/engine-gpu/hf_check.py (arena.bin + desc.txt + prompts.txt) through the CUDA
+// Runs a model written by bench/engine/hf_check.py (arena.bin + desc.txt + prompts.txt) through the CUDA
 // backend and writes what the script compares with Hugging Face transformers: the prompt's last-position logits,
 // 32 greedy tokens; and checks batching (staggered sequences batched vs alone) and chunked prefill itself.
 #include <fstream>

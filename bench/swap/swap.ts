@@ -1,15 +1,15 @@
 // `swapserve bench swap [--model DIR] [--size 1g] [--reps 3] [--baseline hf.json] [--json] [--out FILE]`:
 // times every tier move on this machine and compares each, in the same run, with its floor (a plain pinned
 // cudaMemcpyAsync of the same bytes, `cat` of the same files, page cache verified cold/warm with mincore) and,
-// given --baseline (native/bench/hf_baseline.py's output from the same machine), with what a transformers
+// given --baseline (bench/swap/hf_baseline.py's output from the same machine), with what a transformers
 // user gets. Progress goes to stderr; the table (or JSON) to stdout.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { progress } from '../../services/dev/progress.ts';
 import { performance } from 'node:perf_hooks';
 
-import { Runtime, type MoveResult } from '../ts/runtime.ts';
-import type { WeightLayout } from '../ts/types.ts';
+import { Runtime, type MoveResult } from '../../native/ts/runtime.ts';
+import type { WeightLayout } from '../../native/ts/types.ts';
 import { planModel, randomModel } from './plan.ts';
 
 interface Args { model?: string; size: number; reps: number; baseline?: string; json: boolean; out?: string; backend: 'auto' | 'cpu' | 'cuda'; readThreads?: number; stagingBytes?: number }

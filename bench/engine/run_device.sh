@@ -9,18 +9,18 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/engine-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
-bash native/dev/build.sh 2>&1 | grep -v "^$" | tail -30 || exit 1
+bash bench/engine/dev/build.sh 2>&1 | grep -v "^$" | tail -30 || exit 1
 BIN=${ENGINE_DEV_BUILD:-/tmp/swapserve-engine-dev}/engine_dev
 STEPS=${STEPS:-ops hf hfexact bench hfbench}
 for step in $STEPS; do
   echo "=== $step"
   case $step in
     ops) timeout 180 "$BIN" ops ;;
-    hf) (cd bench/engine-gpu && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
-    hfexact) (cd bench/engine-gpu && SWAPSERVE_CUDA_EXACT=1 timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check_exact.json" | tail -16) ;;
+    hf) (cd bench/engine && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
+    hfexact) (cd bench/engine && SWAPSERVE_CUDA_EXACT=1 timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check_exact.json" | tail -16) ;;
     bench) timeout 300 "$BIN" bench ewl ;;
     decode) timeout 240 "$BIN" bench decode ;;  # decode steps only (BENCH_FLIPS: engine options to compare)
-    hfbench) (cd bench/engine-gpu && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
+    hfbench) (cd bench/engine && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
   esac
   echo "=== $step rc=$?"
 done

@@ -213,7 +213,7 @@ int RunBench(const std::string& what) {
     cudaFree(ws); cudaFree(x); cudaFree(y);
   }
 
-  // The folded decode products (engine_decode.cu) alone, at each launch shape: weight bytes per second. Kernels
+  // The folded decode products (decode.cu) alone, at each launch shape: weight bytes per second. Kernels
   // launched back to back without programmatic dependent launch, so each time includes a launch gap.
   {
     const int cap = 256, D = sh.D, KVH = sh.KVH, H = sh.H;

@@ -51,7 +51,7 @@ def make_config(cls, fields, theta, scaling):
 
 
 def expected_inv_freq(head_dim, theta, scaling):
-    """The engine's host computation (engine_backend.cc RopeInvFreq), to check HF took the config as meant."""
+    """The engine's host computation (engine/cuda/backend.cc RopeInvFreq), to check HF took the config as meant."""
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
     if scaling and scaling['rope_type'] == 'linear':
         inv = inv / scaling['factor']

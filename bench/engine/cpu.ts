@@ -10,13 +10,13 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { readArena } from './arena.ts';
-import { Engine, type GenerateEvent } from './engine.ts';
-import { engineOps } from './testing.ts';
-import { Runtime } from './runtime.ts';
-import { openModel, writeTinyModel } from './model/index.ts';
-import { loadTokenizer, type Tokenizer } from './tokenizer/index.ts';
-import type { ModelSource } from './types.ts';
+import { readArena } from '../../native/ts/arena.ts';
+import { Engine, type GenerateEvent } from '../../native/ts/engine.ts';
+import { engineOps } from '../../native/ts/testing.ts';
+import { Runtime } from '../../native/ts/runtime.ts';
+import { openModel, writeTinyModel } from '../../native/ts/model/index.ts';
+import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
+import type { ModelSource } from '../../native/ts/types.ts';
 
 const STORIES = process.env.SWAPSERVE_STORIES260K ?? new URL('../../../shared/data/models/stories260K/stories260K.gguf', import.meta.url).pathname;
 

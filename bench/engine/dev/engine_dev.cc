@@ -1,6 +1,6 @@
-// Dev harness of the CUDA engine (run on the GPU machine; built by native/dev/build.sh):
+// Dev harness of the CUDA engine (run on the GPU machine; built by bench/engine/dev/build.sh):
 //   engine_dev ops          every kernel and the GEMM wrapper against CPU references; flash timing
-//   engine_dev hf DIR       a model written by bench/engine-gpu/hf_check.py through the backend
+//   engine_dev hf DIR       a model written by bench/engine/hf_check.py through the backend
 //   engine_dev bench [ewl|decode]  Llama-3.1-8B-shape speed against floors measured in the same run (ewl: with
 //                           execute-while-loading; decode: decode steps only)
 #include <cstdio>

@@ -2,9 +2,9 @@
 """Correctness of the CUDA engine against Hugging Face transformers on the GPU machine.
 
 For each family (random weights): last-position logits of a 100-token prompt, relative error ||ours - hf|| / ||hf||
-(bar: 1e-2 in bf16), and 32 greedy tokens (bar: identical in fp32). The harness (native/dev: engine_dev hf DIR)
+(bar: 1e-2 in bf16), and 32 greedy tokens (bar: identical in fp32). The harness (bench/engine/dev: engine_dev hf DIR)
 also reports chunked prefill vs one prefill, staggered batching vs alone, and a rejected bad token id.
-Usage: python3 bench/engine-gpu/hf_check.py ENGINE_DEV [WORK_DIR] [JSON_OUT]
+Usage: python3 bench/engine/hf_check.py ENGINE_DEV [WORK_DIR] [JSON_OUT]
 """
 import json
 import os

@@ -2,7 +2,7 @@
 """The alternative, timed on the same machine as the engine bench: transformers (torch, sdpa) on the
 Llama-3.1-8B shape with random bf16 weights. Prefill of 128 and 2,048 tokens (only the last position's logits, as
 the engine computes), and greedy decode steps with the KV cache at batch 1 and 8 after a 128-token prompt.
-Usage: python3 bench/engine-gpu/hf_bench.py [JSON_OUT]
+Usage: python3 bench/engine/hf_bench.py [JSON_OUT]
 """
 import json
 import statistics

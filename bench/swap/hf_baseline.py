@@ -1,6 +1,6 @@
 # What a transformers user gets, measured on the GPU machine, for `swapserve bench swap --baseline`.
-#   python3 native/bench/hf_baseline.py make DIR             an 8B-shaped Llama (Llama-3.1-8B sizes), random bf16, save_pretrained
-#   python3 native/bench/hf_baseline.py measure DIR OUT.json from_pretrained(device_map='cuda') cold and warm,
+#   python3 bench/swap/hf_baseline.py make DIR             an 8B-shaped Llama (Llama-3.1-8B sizes), random bf16, save_pretrained
+#   python3 bench/swap/hf_baseline.py measure DIR OUT.json from_pretrained(device_map='cuda') cold and warm,
 #                                                             model.to('cuda', non_blocking=True) from pinned tensors
 # Cold means the files' pages were dropped with posix_fadvise(DONTNEED) after os.sync() (checked with fincore-like
 # mincore through mmap is left to the Node bench; here we report what fadvise was asked).
