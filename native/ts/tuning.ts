@@ -1,5 +1,5 @@
 // The engine's backend tuning: one schema with documented defaults, used by the config's `engine` section
-// (services/shared/config.ts) and by Engine.create (native/ts/engine.ts), passed to the CUDA backend as
+// (services/config/config.ts) and by Engine.create (native/ts/engine.ts), passed to the CUDA backend as
 // BackendOptions::cuda (native/src/engine/backend.h; the C++ defaults are the same). The CPU backend ignores it.
 // Env vars SWAPSERVE_CUDA_* still override each knob where set (native/src/engine/cuda/tuning.h): the GPU dev
 // benches flip them per run.

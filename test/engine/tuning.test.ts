@@ -11,7 +11,7 @@ import { Engine, isEngineError } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { engineTuningSchema } from '../../native/ts/tuning.ts';
-import { configSchema } from '../../services/shared/config.ts';
+import { configSchema } from '../../services/config/config.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 
 const made: string[] = [];

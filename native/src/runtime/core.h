@@ -34,7 +34,7 @@ struct Layout {
 };
 
 enum class MoveKind { kLoad, kSwapIn, kLoadToGpu, kEvict, kDrop };
-const char* MoveKindName(MoveKind k);  // the names of MOVE_KINDS in services/shared/vocab.ts
+const char* MoveKindName(MoveKind k);  // the names of MOVE_KINDS in contracts/vocab.ts
 
 // Steady-clock milliseconds (move timings; core.cc).
 double NowMs();
@@ -82,7 +82,7 @@ struct Model {
 };
 
 struct ResidencyInfo {
-  const char* state;  // RESIDENCY in services/shared/vocab.ts
+  const char* state;  // RESIDENCY in contracts/vocab.ts
   bool host, gpu;
   int leases;
 };
