@@ -286,12 +286,7 @@ export class Runtime {
   }
 
   private call<T>(fn: () => T): T {
-    const site = captureSite();
-    try {
-      return fn();
-    } catch (e) {
-      throw fromNative(e, site);
-    }
+    return callNative(fn);
   }
 
   private async move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, o?: MoveOptions): Promise<MoveResult> {
@@ -318,4 +313,14 @@ export class Runtime {
 
 function toResult(kind: MoveKind, r: NativeMoveResult): MoveResult {
   return { kind, modelId: r.modelId, bytes: r.bytes, wallMs: r.wallMs, deviceMs: r.deviceMs, gbps: kind !== 'evict' && kind !== 'drop' && r.wallMs > 0 ? r.bytes / (r.wallMs * 1e6) : 0 };
+}
+
+/** Runs a synchronous native call; a native error becomes a SwapserveNativeError showing the JS caller. */
+export function callNative<T>(fn: () => T): T {
+  const site = captureSite();
+  try {
+    return fn();
+  } catch (e) {
+    throw fromNative(e, site);
+  }
 }

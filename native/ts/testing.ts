@@ -3,8 +3,8 @@
 // only; production modules never import this file.
 import { loadAddon, type Backend } from './addon.ts';
 import type { EngineOps } from './engine-native.ts';
-import { captureSite, fromNative, SwapserveNativeError } from './errors.ts';
-import type { Runtime } from './runtime.ts';
+import { SwapserveNativeError } from './errors.ts';
+import { callNative as call, type Runtime } from './runtime.ts';
 
 /** A WeightsLease held from JS: the same path the engine takes, observable from a test. */
 export interface TestLease {
@@ -29,15 +29,6 @@ function testingOf(backend: Backend): TestingAddon {
     throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
   }
   return t;
-}
-
-function call<T>(fn: () => T): T {
-  const site = captureSite();
-  try {
-    return fn();
-  } catch (e) {
-    throw fromNative(e, site);
-  }
 }
 
 /** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
