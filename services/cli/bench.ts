@@ -4,10 +4,10 @@ type Bench = { summary: string; load: () => Promise<{ run: (argv: string[]) => P
 const BENCHES: Record<string, Bench> = {
   swap: { summary: 'tier moves (load, swapIn, loadToGpu, evict) against a plain copy of the same bytes', load: () => import('../../native/bench/swap.ts') },
   engine: { summary: 'prefill and decode speed against the floor', load: () => import('../../native/ts/bench-engine.ts') },
-  headline: { summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../bench/headline.ts') },
-  spine: { summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../bench/spine.ts') },
+  headline: { summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
+  spine: { summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
   scheduler: { summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../scheduler/bench.ts') },
-  telemetry: { summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../telemetry/bench.ts') },
+  telemetry: { summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
 };
 
 export async function run(argv: string[]): Promise<number> {

@@ -29,8 +29,8 @@ import { tinyHfTokenizer, writeTinyModel } from '../../native/ts/model/tiny.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import { clusterKeys, commandFields, parseWorkerState, type CommandBody, type WorkerState } from '../../contracts/cluster.ts';
-import { startLocalRedis, type LocalRedis } from '../dev/local-redis.ts';
-import { connect, type RedisClient } from '../client/queues.ts';
+import { startLocalRedis, type LocalRedis } from '../../services/dev/local-redis.ts';
+import { connect, type RedisClient } from '../../services/client/queues.ts';
 import * as S from '../../contracts/semconv.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;

@@ -12,10 +12,10 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
-import { Client } from '../sdk/index.ts';
+import { Client } from '../../services/sdk/index.ts';
 import { nowMs } from '../../contracts/clock.ts';
-import { connect } from '../client/queues.ts';
-import { startLocalRedis } from '../dev/local-redis.ts';
+import { connect } from '../../services/client/queues.ts';
+import { startLocalRedis } from '../../services/dev/local-redis.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const MODELS = new URL('../../../shared/data/models/', import.meta.url).pathname;
