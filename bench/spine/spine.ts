@@ -19,6 +19,7 @@ import { freePort } from '../../services/dev/free-port.ts';
 import { startLocalRedis } from '../../services/dev/local-redis.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
+/** The model root holding stories260K/stories260K.gguf: the shared data's models folder unless --models-dir. */
 const MODELS = new URL('../../../shared/data/models/', import.meta.url).pathname;
 
 const pct = (xs: number[], p: number) => {
@@ -81,14 +82,17 @@ interface SpineArgs {
   seconds: number;
   /** Concurrent HTTP clients. */
   clients: number;
+  /** Folder holding stories260K/stories260K.gguf. */
+  modelsDir: string;
   out?: string;
   json: boolean;
 }
 
-const USAGE = `usage: swapserve bench spine [--requests N] [--seconds S] [--clients C] [--out FILE] [--json]
+const USAGE = `usage: swapserve bench spine [--requests N] [--seconds S] [--clients C] [--models-dir DIR] [--out FILE] [--json]
   --requests N   samples of enqueue -> worker start and of each floor (default 1000)
   --seconds S    gateway load duration in seconds (default 10)
   --clients C    concurrent HTTP clients (default 64)
+  --models-dir DIR  the folder holding stories260K/stories260K.gguf (default ../shared/data/models)
   --out FILE     the markdown table
   --json         also print the numbers as JSON
 `;
@@ -96,7 +100,7 @@ const USAGE = `usage: swapserve bench spine [--requests N] [--seconds S] [--clie
 /** The arguments, or the exit code after printing the usage (2 on a bad one, 0 for --help). */
 function parseSpine(argv: string[]): SpineArgs | number {
   try {
-    const { values } = parseArgs({ args: argv, options: { requests: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, clients: { type: 'string', default: '64' }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    const { values } = parseArgs({ args: argv, options: { requests: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, clients: { type: 'string', default: '64' }, 'models-dir': { type: 'string', default: MODELS }, out: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;
@@ -106,7 +110,7 @@ function parseSpine(argv: string[]): SpineArgs | number {
       if (!Number.isInteger(n) || n < 1) throw new Error(`Expected an integer >= 1 for --${name} but received "${values[name]}"`);
       return n;
     };
-    return { requests: int('requests'), seconds: int('seconds'), clients: int('clients'), out: values.out, json: !!values.json };
+    return { requests: int('requests'), seconds: int('seconds'), clients: int('clients'), modelsDir: values['models-dir'], out: values.out, json: !!values.json };
   } catch (e) {
     process.stderr.write(`swapserve bench spine: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
@@ -186,7 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     const prefix = '{bench}';
     const cfgFile = join(dir, 'config.json');
     writeFileSync(cfgFile, JSON.stringify({
-      redisUrl: redis.url, prefix, modelRoots: [MODELS], gateway: { port: 0 },
+      redisUrl: redis.url, prefix, modelRoots: [args.modelsDir], gateway: { port: 0 },
       budgets: { hostBytes: '16MiB', gpuBytes: '16MiB', scratchBytes: '256MiB' },
       worker: { concurrency: 64 },
       models: [{ id: 'stories260K', path: 'stories260K/stories260K.gguf', maxQueued: 100000 }],

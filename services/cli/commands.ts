@@ -17,7 +17,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'swap', synopsis: '[--model DIR | --size 1g] [--baseline FILE] [--json]', summary: 'tier moves (load, swapIn, loadToGpu, evict) against a plain copy of the same bytes', load: () => import('../../native/bench/swap.ts') },
   { name: 'engine', synopsis: '[--quick] [--json]', summary: 'prefill and decode speed against the floor', load: () => import('../../native/ts/bench-engine.ts') },
   { name: 'headline', synopsis: '--tiny | --models-dir DIR [--baseline FILE]', summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
-  { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
+  { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
   { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../scheduler/bench.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
 ];
