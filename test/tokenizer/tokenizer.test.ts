@@ -225,7 +225,7 @@ describe('chat templates', () => {
     }
   });
 
-  it('a model without a tokenizer is a typed error', async () => {
+  it('a model without a tokenizer is a typed error', { skip: needsData() }, async () => {
     const m = await openModel(STORIES260K_GGUF);
     await assert.rejects(loadTokenizer({ ...m, tokenizer: null }), (e: unknown) => e instanceof TokenizerError && e.code === 'NO_TOKENIZER');
   });
