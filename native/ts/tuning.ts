@@ -17,7 +17,7 @@ export const engineTuningSchema = z.object({
   /**
    * Decode products' launch shape: one for all ("4x4k") or per product ("qkv:4x4k/o:2x4/gu:4x4k/down:2x4/head:4x4k",
    * any subset); rows per warp x chunks in flight, k: a block's warps split K. '' = the shapes measured best on an
-   * H200 (bench/results/engine-h200.md) (env SWAPSERVE_CUDA_DECODE_GEMV). @defaultValue ''
+   * H200 (bench/results/engine/2026-11-21-h200-0c64c4f.md) (env SWAPSERVE_CUDA_DECODE_GEMV). @defaultValue ''
    */
   decodeGemv: z.string().regex(/^$|^(\d+x\d+k?|[a-z]+:\d+x\d+k?(\/[a-z]+:\d+x\d+k?)*)$/, 'decodeGemv: a launch shape like 4x4k, or op:shape items joined by /').default(''),
   /** Bytes per row the decode products prefetch into L2, 0..1048576; -1 = each product's default (env SWAPSERVE_CUDA_L2PF). @defaultValue -1 */

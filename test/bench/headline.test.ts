@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { run } from '../../services/bench/headline.ts';
+import { run } from '../../bench/headline/headline.ts';
 
 interface Sample { model: string; prompt: number; promptTokens: number; intended: string; path: string; ttftMs: number; queueMs: number; loadMs: number; swapMs: number; prefillMs: number; clientTtftMs: number; cachedBefore: number | null; workerStart?: { spawnMs: number; readyMs: number; toLoadMs: number } | null }
 

@@ -6,11 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'swapserve.js'), 'generate', ...args], { encoding: 'utf8', cwd: root });
 
-describe('swapserve generate', () => {
+describe('swapserve generate', { skip: needsData() }, () => {
   it('prints the reference story greedily from an empty prompt, timings on stderr', () => {
     const r = cli(STORIES260K_GGUF, '--prompt', '', '--max-tokens', '32', '--temperature', '0');
     assert.equal(r.status, 0, r.stderr);

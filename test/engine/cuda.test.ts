@@ -14,6 +14,7 @@ import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { makeTinyModel, type TinyFamily } from '../helpers/make-model.ts';
 
 const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
@@ -27,7 +28,7 @@ async function ids(it: AsyncIterable<GenerateEvent>): Promise<number[]> {
   return out;
 }
 
-describe('engine on the CUDA backend against the CPU backend', { skip: cuda ? false : 'no CUDA build or no GPU visible' }, () => {
+describe('engine on the CUDA backend against the CPU backend', { skip: cuda ? needsData() : 'no CUDA build or no GPU visible' }, () => {
   const made: string[] = [];
   let rt: Runtime;
   after(async () => {

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Engine, EngineError, type GenerateEvent } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
@@ -22,7 +23,7 @@ async function ids(it: AsyncIterable<GenerateEvent>): Promise<number[]> {
   return out;
 }
 
-describe('engine over the weights runtime (CPU)', () => {
+describe('engine over the weights runtime (CPU)', { skip: needsData() }, () => {
   let source: ModelSource;
   let tokenizer: Tokenizer;
   let rt: Runtime;

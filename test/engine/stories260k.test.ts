@@ -6,6 +6,7 @@ import { Engine, EngineError, type GenerateEvent, type GenerateRequest } from '.
 import { readArena } from '../../native/ts/arena.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 
@@ -29,7 +30,7 @@ async function collect(it: AsyncIterable<GenerateEvent>) {
   return { ids, text, done };
 }
 
-describe('engine on stories260K (CPU)', () => {
+describe('engine on stories260K (CPU)', { skip: needsData() }, () => {
   let source: ModelSource;
   let arena: Uint8Array;
   let decoder: Tokenizer;

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { ModelFileError, openModel, prng } from '../../native/ts/model/index.ts';
 import { loadTokenizer, TokenizerError } from '../../native/ts/tokenizer/index.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { makeTempDir, makeTinyModel } from '../helpers/make-model.ts';
 
 type Outcome = 'ok' | string;
@@ -42,13 +43,13 @@ async function mutateRuns(label: string, original: Buffer, file: string, open: s
 }
 
 describe('corrupted model files', () => {
-  it('stories260K.gguf with random bytes changed in its header: a model or a typed error, every time', async () => {
+  it('stories260K.gguf with random bytes changed in its header: a model or a typed error, every time', { skip: needsData() }, async () => {
     const file = join(await makeTempDir('fuzz'), 'm.gguf');
     const original = await readFile(STORIES260K_GGUF);
     await mutateRuns('gguf', original, file, file, 14_176, 250, 1);
   });
 
-  it('stories260K.gguf cut at 200 points: always TRUNCATED or OUT_OF_BOUNDS-style typed errors', async () => {
+  it('stories260K.gguf cut at 200 points: always TRUNCATED or OUT_OF_BOUNDS-style typed errors', { skip: needsData() }, async () => {
     const file = join(await makeTempDir('fuzz'), 'm.gguf');
     const original = await readFile(STORIES260K_GGUF);
     for (let i = 0; i < 200; i++) {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { run } from '../../services/cli/inspect.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { makeTempDir, makeTinyModel } from '../helpers/make-model.ts';
 
 async function inspect(argv: string[]): Promise<{ rc: number; out: string; err: string }> {
@@ -17,7 +18,7 @@ async function inspect(argv: string[]): Promise<{ rc: number; out: string; err: 
 }
 
 describe('swapserve inspect', () => {
-  it('prints architecture, parameters, dtype, bytes and shape of stories260K', async () => {
+  it('prints architecture, parameters, dtype, bytes and shape of stories260K', { skip: needsData() }, async () => {
     const r = await inspect([STORIES260K_GGUF]);
     assert.equal(r.rc, 0, r.err);
     assert.match(r.out, /^arch\s+llama$/m);
@@ -63,7 +64,7 @@ describe('swapserve inspect', () => {
     assert.equal((await inspect(['--bogus', 'x'])).rc, 2);
   });
 
-  it('runs as `swapserve inspect` from the command line', () => {
+  it('runs as `swapserve inspect` from the command line', { skip: needsData() }, () => {
     const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
     const r = spawnSync(process.execPath, [join(root, 'bin', 'swapserve.js'), 'inspect', STORIES260K_GGUF, '--json'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { decodeValues, openModel, readSafetensors, writeSafetensors } from '../../native/ts/model/index.ts';
 import { LAYOUT_ALIGN, type ModelSource, type WeightLayout } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF as STORIES } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 
 /** Every invariant of the WeightLayout contract in native/ts/types.ts. */
@@ -57,7 +58,7 @@ async function arenaTensor(m: ModelSource, name: string): Promise<Buffer> {
   return arena.subarray(t.offset, t.offset + t.bytes);
 }
 
-describe('openModel: stories260K.gguf (real model)', () => {
+describe('openModel: stories260K.gguf (real model)', { skip: needsData() }, () => {
   it('reads the llama config, interleaved RoPE and 260,032 parameters (the duplicate tied head counted once)', async () => {
     const m = await openModel(STORIES);
     assert.equal(m.format, 'gguf');

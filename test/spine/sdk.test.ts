@@ -10,12 +10,17 @@ import type { Config } from '../../services/config/config.ts';
 import { connect } from '../../services/client/queues.ts';
 import { keys } from '../../contracts/queues.ts';
 import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
+import { needsData } from '../helpers/requires.ts';
+
+/** Why this file's tests skip on a developer's machine (under CI a missing need fails). */
+const SKIP = needsData();
 
 let redis: TestRedis;
 let config: Config;
 let worker: SwapWorker;
 let client: Client;
 before(async () => {
+  if (SKIP) return;
   redis = await startRedis();
   config = twoModelConfig(redis);
   worker = await startWorker(config);
@@ -27,7 +32,7 @@ after(async () => {
   await redis?.stop();
 });
 
-describe('SDK', () => {
+describe('SDK', { skip: SKIP }, () => {
   it('completes a text prompt with the model reference output, path and timings', async () => {
     const r = await client.complete({ model: 'story-a', prompt: '', max_tokens: 10, temperature: 0 });
     assert.match(r.text, /^ ?Once upon a time, there was/);

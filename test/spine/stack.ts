@@ -3,9 +3,10 @@ import { parseConfig, type Config } from '../../services/config/config.ts';
 import { startGateway, type Gateway } from '../../services/gateway/server.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
+import { DATA_MODELS } from '../helpers/data.ts';
 import type { TestRedis } from '../helpers/redis.ts';
 
-export const DATA_MODELS = new URL('../../../shared/data/models/', import.meta.url).pathname;
+export { DATA_MODELS };
 export const STORIES = 'stories260K/stories260K.gguf';
 
 /** Two copies of stories260K under different ids; the GPU tier holds one (1.5 MiB), the host tier all. */

@@ -19,6 +19,7 @@ import * as S from '../../contracts/semconv.ts';
 import { startPrometheus, type TestPrometheus } from '../helpers/prometheus.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startStack, twoModelConfig, type Stack } from '../spine/stack.ts';
+import { needsData, needsTool } from '../helpers/requires.ts';
 
 const INFRA = new URL('../../infra/', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(INFRA, p), 'utf8');
@@ -101,7 +102,7 @@ describe('deployment files', () => {
     }
   });
 
-  it('docker-compose parses the compose file, with the GPU reserved for workers only', () => {
+  it('docker-compose parses the compose file, with the GPU reserved for workers only', { skip: needsTool('docker-compose') }, () => {
     const r = spawnSync('docker-compose', ['-f', join(INFRA, 'docker-compose.yml'), 'config'], { encoding: 'utf8' });
     assert.equal(r.error, undefined, 'docker-compose is installed (infra/ci-deps.sh)');
     assert.equal(r.status, 0, r.stderr);
@@ -111,7 +112,7 @@ describe('deployment files', () => {
     assert.deepEqual(gpu.map(([n]) => n), ['worker']);
   });
 
-  it('promtool accepts the Prometheus config', () => {
+  it('promtool accepts the Prometheus config', { skip: needsTool('promtool') }, () => {
     const r = spawnSync('promtool', ['check', 'config', '--syntax-only', join(INFRA, 'prometheus/prometheus.yml')], { encoding: 'utf8' });
     assert.equal(r.error, undefined, 'promtool is installed (infra/ci-deps.sh)');
     assert.equal(r.status, 0, r.stdout + r.stderr);
@@ -153,7 +154,7 @@ describe('deployment files', () => {
   });
 });
 
-describe('dashboard queries against a real Prometheus', () => {
+describe('dashboard queries against a real Prometheus', { skip: needsTool('prometheus') || needsData() }, () => {
   let redis: TestRedis;
   let stack: Stack;
   let prom: TestPrometheus;

@@ -11,6 +11,7 @@ import {
   chooseFamily, loadTokenizer, REFERENCE_TEMPLATES, renderChat, templateFamily, TokenizerError, type Tokenizer,
 } from '../../native/ts/tokenizer/index.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { needsData } from '../helpers/requires.ts';
 import { makeTempDir, makeTinyModel, type TinyFamily } from '../helpers/make-model.ts';
 
 // ../shared/data/README.md: greedy ids from BOS and the text they decode to.
@@ -36,7 +37,7 @@ function streamAll(t: Tokenizer, ids: number[]): { pieces: string[]; text: strin
   return { pieces, text: pieces.join('') + tail };
 }
 
-describe('stories260K vocab (GGUF, SentencePiece-style)', () => {
+describe('stories260K vocab (GGUF, SentencePiece-style)', { skip: needsData() }, () => {
   it('decodes the reference ids to the reference text', async () => {
     const t = await stories();
     assert.equal(t.decode(REF_IDS), REF_TEXT);
@@ -104,7 +105,7 @@ describe('SentencePiece (GGUF llama vocab) against @huggingface/tokenizers', () 
     });
   }
 
-  it('stories260K\'s real vocab: same ids from our SPM and from a tokenizer.json converted from it', async () => {
+  it('stories260K\'s real vocab: same ids from our SPM and from a tokenizer.json converted from it', { skip: needsData() }, async () => {
     const src = await openModel(STORIES260K_GGUF);
     const g = await readGguf(STORIES260K_GGUF);
     const vocab: GgufVocab = {
@@ -224,7 +225,7 @@ describe('chat templates', () => {
     }
   });
 
-  it('a model without a tokenizer is a typed error', async () => {
+  it('a model without a tokenizer is a typed error', { skip: needsData() }, async () => {
     const m = await openModel(STORIES260K_GGUF);
     await assert.rejects(loadTokenizer({ ...m, tokenizer: null }), (e: unknown) => e instanceof TokenizerError && e.code === 'NO_TOKENIZER');
   });

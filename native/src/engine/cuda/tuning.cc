@@ -43,7 +43,7 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
 }
 
 void ResolveDecodeTunings(const CudaTuning& t, cuda::DecodeTuning tunes[kDecodeOps]) {
-  // Launch shape of each decode product, measured in whole decode steps on an H200 (bench/results/engine-h200.md):
+  // Launch shape of each decode product, measured in whole decode steps on an H200 (bench/results/engine/2026-11-21-h200-0c64c4f.md):
   // the products that normalise x split K across a block's warps (4x less normalisation per warp, and a block's
   // whole slice of weights requested before it waits for its predecessor); o and down do not.
   const cuda::DecodeTuning measured[kDecodeOps] = {{4, 4, 0, true}, {2, 4, 0, false}, {4, 4, 0, true}, {2, 4, 0, false},

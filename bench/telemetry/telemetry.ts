@@ -30,7 +30,7 @@ class DropExporter implements SpanExporter {
 }
 
 async function child(mode: Mode, n: number, e2eN: number): Promise<ModeResult> {
-  const tel = await import('./index.ts');
+  const tel = await import('../../services/telemetry/index.ts');
   const drop = new DropExporter();
   if (mode === 'on') tel.initTelemetry({ serviceName: 'bench', spanExporter: drop, batchSpans: true });
   if (mode === 'metrics') tel.initTelemetry({ serviceName: 'bench', env: {} }); // no exporter: metrics only
