@@ -46,11 +46,18 @@ export default {
       to: { path: '^services/(gateway|sdk|worker|scheduler|status)/' },
     },
     {
-      name: 'client-config-telemetry-on-contracts',
-      comment: 'services/client, services/config and telemetry instrumentation import contracts/ only (client/queues.ts takes BullMQ telemetry from its caller)',
+      name: 'client-telemetry-on-contracts',
+      comment: 'services/client and telemetry instrumentation import contracts/ only (client/queues.ts takes BullMQ telemetry from its caller)',
       severity: 'error',
-      from: { path: '^services/(client|config|telemetry)/', pathNot: ENTRY },
-      to: { path: '^(services|native)/', pathNot: '^services/(client|config|telemetry)/' },
+      from: { path: '^services/(client|telemetry)/', pathNot: ENTRY },
+      to: { path: '^(services|native)/', pathNot: '^services/(client|telemetry)/' },
+    },
+    {
+      name: 'config-on-contracts-and-native',
+      comment: 'services/config reads the file and validates it against contracts/ and native/ts option schemas (engine tuning)',
+      severity: 'error',
+      from: { path: '^services/config/' },
+      to: { path: '^services/', pathNot: '^services/config/' },
     },
     {
       name: 'client-not-telemetry',
