@@ -11,6 +11,7 @@
 //                   commands whose epoch is below the highest it has seen (a deposed leader cannot act).
 // Every read from Redis goes through one of the parse* functions below.
 import { z } from 'zod';
+import { CLUSTER_DATA_ERROR_CODE, COMMAND_ERROR_CODES } from './errors.ts';
 import { modelIdSchema as ModelId, WorkerId } from './model-id.ts';
 import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
 
@@ -137,19 +138,6 @@ export type WorkerCommand = z.infer<typeof WorkerCommand>;
 /** A command before the effects layer stamps id, epoch and issuedAt on it. */
 export type CommandBody = WorkerCommand extends infer C ? (C extends WorkerCommand ? Omit<C, 'id' | 'epoch' | 'issuedAt'> : never) : never;
 
-/** Stable error codes in command results. */
-export const COMMAND_ERROR_CODES = [
-  'in_use', // evict/drop of a model with active jobs
-  'out_of_memory', // the tier's budget (or the device) has no room
-  'not_found', // model unknown to the worker, or not in the tier the move starts from
-  'stale_epoch', // issued by a deposed leader
-  'invalid', // failed validation
-  'io', // disk read failed
-  'device', // device error
-  'draining', // worker is draining
-  'internal',
-] as const;
-export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number];
 
 export const CommandResult = z.object({
   commandId: z.string().min(1).max(100),
@@ -169,7 +157,7 @@ export type ClusterEvent = { type: 'state'; state: WorkerState } | { type: 'resu
 
 /** Thrown when something read from Redis does not match its schema. */
 export class ClusterDataError extends Error {
-  readonly code = 'cluster_data_invalid';
+  readonly code = CLUSTER_DATA_ERROR_CODE;
   constructor(what: string, detail: string) {
     super(`Invalid ${what} read from Redis: ${detail}`);
     this.name = 'ClusterDataError';

@@ -1,4 +1,5 @@
-// One registry of the spine's stable error codes: HTTP status, OpenAI error type, message template.
+// One registry of stable error codes: the request errors clients see (HTTP status, OpenAI error type, message
+// template), then the codes of every layer below (worker commands, engine, model files, tokenizers, native addon).
 export const ERRORS = {
   invalid_request: { status: 400, type: 'invalid_request_error', retryable: false, message: 'Invalid request: %s' },
   model_not_found: { status: 404, type: 'invalid_request_error', retryable: false, message: 'The model `%s` does not exist' },
@@ -59,3 +60,117 @@ export class SwapserveError extends Error {
 export function isErrorCode(v: unknown): v is ErrorCode {
   return typeof v === 'string' && v in ERRORS;
 }
+
+
+// ---- Every other error code, by the layer that raises it ------------------------------------------------------
+// One registry: each error class carries a code from one table here (snake_case; the native codes keep the C++
+// enum's names, which the addon throws). A code that reaches an HTTP client is mapped to a code of ERRORS above.
+
+/** Worker command results (contracts/cluster.ts CommandResult) and the worker's tier errors. */
+export const COMMAND_ERROR_CODES = [
+  'in_use', // evict/drop of a model with active jobs
+  'out_of_memory', // the tier's budget (or the device) has no room
+  'not_found', // model unknown to the worker, or not in the tier the move starts from
+  'stale_epoch', // issued by a deposed leader
+  'invalid', // failed validation
+  'io', // disk read failed
+  'device', // device error
+  'draining', // worker is draining
+  'internal',
+] as const;
+export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number];
+
+/** Data read from Redis that does not match its schema (contracts/cluster.ts ClusterDataError). */
+export const CLUSTER_DATA_ERROR_CODE = 'cluster_data_invalid';
+
+/** The engine (native/ts/engine-errors.ts EngineError); named as in ERRORS where one exists there, so the worker maps them one to one. */
+export const ENGINE_ERROR_CODES = {
+  invalid_request: 'a generate request or engine option is malformed',
+  context_length_exceeded: 'prompt + maxTokens is longer than the engine context (maxContext)',
+  closed: 'the engine was closed',
+  decode_failed: 'a sampled token id could not be turned into text (e.g. a model vocab larger than its tokenizer\'s)',
+  native: 'the native engine failed (see nativeCode: SWAPSERVE_BUDGET, SWAPSERVE_OOM, SWAPSERVE_CUDA_STICKY, ...)',
+} as const;
+export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
+
+/** Model files (native/ts/model/errors.ts ModelFileError): one code per way a file can be wrong. */
+export const MODEL_FILE_ERROR_CODES = {
+  not_found: 'the path does not exist or is not a model folder / .gguf file',
+  io: 'reading the file failed',
+  truncated: 'the file ends before a structure it declares',
+  header_too_large: 'a declared header or string length is larger than allowed',
+  bad_json: 'a JSON file or header does not parse or has the wrong shape',
+  bad_header: 'a safetensors header entry is malformed',
+  unknown_dtype: 'a tensor has a dtype this format does not define',
+  unsupported_dtype: 'a tensor has a known dtype that swapserve cannot run yet (e.g. quantized GGUF)',
+  offset_gap: 'tensor data ranges leave a gap',
+  offset_overlap: 'tensor data ranges overlap',
+  size_mismatch: 'a tensor byte size does not match its shape and dtype, or the file size does not match the data',
+  out_of_bounds: 'a tensor lies (partly) outside the file',
+  bad_magic: 'the file is not a GGUF file',
+  bad_version: 'unsupported GGUF version',
+  bad_metadata: 'a GGUF metadata value has the wrong type or is invalid',
+  bad_alignment: 'general.alignment is not a power of two, or a tensor offset is not aligned',
+  duplicate_tensor: 'a tensor name occurs twice',
+  missing_tensor: 'a tensor the architecture needs is missing',
+  unexpected_tensor: 'a tensor the architecture does not use is present',
+  shape_mismatch: 'a tensor shape does not match the one the config implies',
+  bad_config: 'config.json / GGUF hyper-parameters are missing or inconsistent',
+  unsupported_arch: 'the architecture is not one swapserve runs',
+  bad_index: 'model.safetensors.index.json is malformed or disagrees with the shards',
+} as const;
+export type ModelFileErrorCode = keyof typeof MODEL_FILE_ERROR_CODES;
+
+/** Tokenizers (native/ts/tokenizer/types.ts TokenizerError). */
+export const TOKENIZER_ERROR_CODES = {
+  no_tokenizer: 'the model carries no tokenizer',
+  bad_vocab: 'the vocabulary is missing pieces or inconsistent',
+  unsupported: 'this tokenizer type is not supported',
+  bad_token_id: 'a token id is outside the vocabulary',
+  bad_messages: 'chat messages are malformed (unknown role, empty list)',
+} as const;
+export type TokenizerErrorCode = keyof typeof TOKENIZER_ERROR_CODES;
+
+/** The addon's stable codes (the C++ enum's names, ErrorCodeName in native/src/common/errors.cc; the addon throws them,
+ * so they keep the C++ spelling; test/runtime/errors.test.ts keeps the two in sync). */
+export const NATIVE_ERROR_CODES = [
+  'SWAPSERVE_INVALID_ARGUMENT',
+  'SWAPSERVE_BUDGET',
+  'SWAPSERVE_OOM',
+  'SWAPSERVE_CUDA_STICKY',
+  'SWAPSERVE_CUDA',
+  'SWAPSERVE_IO',
+  'SWAPSERVE_NOT_RESIDENT',
+  'SWAPSERVE_STATE',
+  'SWAPSERVE_ABORTED',
+  'SWAPSERVE_UNUSABLE',
+  /** The addon could not be loaded (not built, or built for another platform). JS only. */
+  'SWAPSERVE_ADDON',
+] as const;
+export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+
+/** What a caller should do about each code. */
+export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
+  SWAPSERVE_INVALID_ARGUMENT: 'fix the call',
+  SWAPSERVE_BUDGET: 'evict or drop a model (or raise the budget), then retry',
+  SWAPSERVE_OOM: 'recoverable: evict or drop a model, then retry',
+  SWAPSERVE_CUDA_STICKY: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
+  SWAPSERVE_CUDA: 'the CUDA call failed; see the message',
+  SWAPSERVE_IO: 'check the model files',
+  SWAPSERVE_NOT_RESIDENT: 'move the model to the GPU tier first',
+  SWAPSERVE_STATE: 'the move is not valid in the model\'s current residency; check residency() first',
+  SWAPSERVE_ABORTED: 'the runtime was closing',
+  SWAPSERVE_UNUSABLE: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
+  SWAPSERVE_ADDON: 'rebuild the addon: npm run build:native',
+};
+
+/** Every code by layer: what the registry test checks (one casing per table, no code with two meanings). */
+export const ERROR_REGISTRY = {
+  request: ERROR_CODES,
+  command: COMMAND_ERROR_CODES,
+  cluster: [CLUSTER_DATA_ERROR_CODE],
+  engine: Object.keys(ENGINE_ERROR_CODES) as EngineErrorCode[],
+  model_file: Object.keys(MODEL_FILE_ERROR_CODES) as ModelFileErrorCode[],
+  tokenizer: Object.keys(TOKENIZER_ERROR_CODES) as TokenizerErrorCode[],
+  native: NATIVE_ERROR_CODES,
+} as const;

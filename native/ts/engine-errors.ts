@@ -1,15 +1,6 @@
-// Typed errors of the engine: stable codes (named as in contracts/errors.ts where one exists there, so
-// the worker maps them one to one) and the native error's code when the failure came from the addon.
-
-export const ENGINE_ERROR_CODES = {
-  invalid_request: 'a generate request or engine option is malformed',
-  context_length_exceeded: 'prompt + maxTokens is longer than the engine context (maxContext)',
-  closed: 'the engine was closed',
-  decode_failed: 'a sampled token id could not be turned into text (e.g. a model vocab larger than its tokenizer\'s)',
-  native: 'the native engine failed (see nativeCode: SWAPSERVE_BUDGET, SWAPSERVE_OOM, SWAPSERVE_CUDA_STICKY, ...)',
-} as const;
-
-export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
+// Typed errors of the engine: a code from contracts/errors.ts ENGINE_ERROR_CODES, and the native error's code when
+// the failure came from the addon.
+import type { EngineErrorCode } from '../../contracts/errors.ts';
 
 export class EngineError extends Error {
   override readonly name = 'EngineError';

@@ -13,7 +13,8 @@ import { StopMatcher } from './stop-strings.ts';
 import { SpmTokenizer, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
 import { engineTuningSchema, type EngineTuning } from './tuning.ts';
 
-export { EngineError, isEngineError, ENGINE_ERROR_CODES, type EngineErrorCode } from './engine-errors.ts';
+export { EngineError, isEngineError } from './engine-errors.ts';
+export { ENGINE_ERROR_CODES, type EngineErrorCode } from '../../contracts/errors.ts';
 
 export interface GenerateRequest {
   prompt: number[];

@@ -1,38 +1,9 @@
-// Typed errors of the native addon: one stable code per failure class, shared with native/src/common/errors.h.
-
-/** The addon's stable codes (keep in sync with ErrorCodeName in native/src/common/errors.cc). */
-export const NATIVE_ERROR_CODES = [
-  'SWAPSERVE_INVALID_ARGUMENT',
-  'SWAPSERVE_BUDGET',
-  'SWAPSERVE_OOM',
-  'SWAPSERVE_CUDA_STICKY',
-  'SWAPSERVE_CUDA',
-  'SWAPSERVE_IO',
-  'SWAPSERVE_NOT_RESIDENT',
-  'SWAPSERVE_STATE',
-  'SWAPSERVE_ABORTED',
-  'SWAPSERVE_UNUSABLE',
-  /** The addon could not be loaded (not built, or built for another platform). JS only. */
-  'SWAPSERVE_ADDON',
-] as const;
-export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+// Typed errors of the native addon: one stable code per failure class (contracts/errors.ts NATIVE_ERROR_CODES, the
+// names of the C++ enum in native/src/common/errors.h).
+import { NATIVE_ERROR_CODES, type NativeErrorCode } from '../../contracts/errors.ts';
 
 const CODES = new Set<string>(NATIVE_ERROR_CODES);
 
-/** What a caller should do about each code. */
-export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
-  SWAPSERVE_INVALID_ARGUMENT: 'fix the call',
-  SWAPSERVE_BUDGET: 'evict or drop a model (or raise the budget), then retry',
-  SWAPSERVE_OOM: 'recoverable: evict or drop a model, then retry',
-  SWAPSERVE_CUDA_STICKY: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
-  SWAPSERVE_CUDA: 'the CUDA call failed; see the message',
-  SWAPSERVE_IO: 'check the model files',
-  SWAPSERVE_NOT_RESIDENT: 'move the model to the GPU tier first',
-  SWAPSERVE_STATE: 'the move is not valid in the model\'s current residency; check residency() first',
-  SWAPSERVE_ABORTED: 'the runtime was closing',
-  SWAPSERVE_UNUSABLE: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
-  SWAPSERVE_ADDON: 'rebuild the addon: npm run build:native',
-};
 
 export class SwapserveNativeError extends Error {
   override readonly name = 'SwapserveNativeError';

@@ -1,5 +1,5 @@
 // Enqueueing requests (shared by gateway and SDK): idempotency, queue-full check, one BullMQ job per request.
-import { Queue } from 'bullmq';
+import { Queue, type Telemetry } from 'bullmq';
 import { jobDataSchema, type JobData } from '../../contracts/job.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
@@ -24,14 +24,15 @@ export class Producer {
   private readonly queues = new Map<string, Queue>();
   private readonly k: ReturnType<typeof keys>;
 
-  constructor(private readonly redis: RedisClient, private readonly prefix: string) {
+  /** `telemetry`: BullMQ producer spans (telemetry/bullmq.ts `bullmqTelemetry()`), undefined for none. */
+  constructor(private readonly redis: RedisClient, private readonly prefix: string, private readonly telemetry?: Telemetry) {
     this.k = keys(prefix);
   }
 
   queue(model: string): Queue {
     let q = this.queues.get(model);
     if (!q) {
-      q = new Queue(queueName(model), queueOptions(this.redis, this.prefix));
+      q = new Queue(queueName(model), queueOptions(this.redis, this.prefix, this.telemetry));
       this.queues.set(model, q);
     }
     return q;

@@ -1,8 +1,7 @@
 // Redis connections and BullMQ queue options (the names of queues and keys are in contracts/queues.ts).
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import type { QueueOptions } from 'bullmq';
+import type { QueueOptions, Telemetry } from 'bullmq';
 import { DEFAULT_PREFIX } from '../../contracts/queues.ts';
-import { bullmqTelemetry } from '../telemetry/bullmq.ts';
 
 export type RedisClient = Redis | Cluster;
 
@@ -36,13 +35,15 @@ function quiet<T extends RedisClient>(c: T): T {
   return c;
 }
 
-/** BullMQ options for a model queue's producer side. */
-export function queueOptions(connection: RedisClient, prefix: string = DEFAULT_PREFIX): QueueOptions {
+/**
+ * BullMQ options for a model queue's producer side. `telemetry`: producer spans that carry the request's trace to
+ * the worker (the caller's telemetry/bullmq.ts `bullmqTelemetry()`; undefined while tracing is off).
+ */
+export function queueOptions(connection: RedisClient, prefix: string = DEFAULT_PREFIX, telemetry?: Telemetry): QueueOptions {
   return {
     connection,
     prefix,
-    // Producer spans that carry the request's trace to the worker (undefined while tracing is off).
-    telemetry: bullmqTelemetry(),
+    telemetry,
     defaultJobOptions: {
       // Finished jobs are not kept: the outcome travels on the request's stream.
       removeOnComplete: true,

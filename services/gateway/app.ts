@@ -1,26 +1,13 @@
 // The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { nowMs } from '../../contracts/clock.ts';
-import type { Config } from '../config/config.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
-import type { Producer } from '../client/producer.ts';
-import type { RedisClient } from '../client/queues.ts';
-import type { BlockingPool } from '../client/stream.ts';
+import type { GatewayContext } from './context.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { httpTelemetry } from '../telemetry/http.ts';
 import { statusPlugin } from '../status/plugin.ts';
-
-export interface GatewayContext {
-  config: Config;
-  redis: RedisClient;
-  producer: Producer;
-  pool: BlockingPool;
-  draining(): boolean;
-  /** Epoch ms at which the request was received (TTFT starts here). */
-  arrival(req: FastifyRequest): number;
-}
 
 const arrivals = new WeakMap<FastifyRequest, number>();
 

@@ -4,6 +4,7 @@ import type { Config } from '../config/config.ts';
 import { Producer } from '../client/producer.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { BlockingPool } from '../client/stream.ts';
+import { bullmqTelemetry } from '../telemetry/bullmq.ts';
 import { buildApp } from './app.ts';
 
 export interface Gateway {
@@ -16,7 +17,7 @@ export interface Gateway {
 export async function startGateway(config: Config, opts: { logger?: boolean } = {}): Promise<Gateway> {
   const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
   const redis: RedisClient = connect(url, { name: 'swapserve-gateway' });
-  const producer = new Producer(redis, config.prefix);
+  const producer = new Producer(redis, config.prefix, bullmqTelemetry());
   const pool = new BlockingPool(url);
   let draining = false;
   const app = buildApp({ config, redis, producer, pool, draining: () => draining }, opts);

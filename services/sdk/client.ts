@@ -12,7 +12,8 @@ import { connect, type RedisClient } from '../client/queues.ts';
 import { DEFAULT_PREFIX, keys } from '../../contracts/queues.ts';
 import { BlockingPool } from '../client/stream.ts';
 import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
-import { requestSpan, type RequestSpan } from '../telemetry/traces.ts';
+import { bullmqTelemetry } from '../telemetry/bullmq.ts';
+import { requestSpan, type RequestSpan } from '../telemetry/request-span.ts';
 
 export interface ClientOptions {
   /** @defaultValue env REDIS_URL, else redis://127.0.0.1:6379 */
@@ -65,7 +66,7 @@ export class Client {
   constructor(options: ClientOptions = {}) {
     this.opts = { ...DEFAULTS, redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', ...options };
     this.redis = connect(this.opts.redisUrl, { name: 'swapserve-sdk' });
-    this.producer = new Producer(this.redis, this.opts.prefix);
+    this.producer = new Producer(this.redis, this.opts.prefix, bullmqTelemetry());
     this.pool = new BlockingPool(this.opts.redisUrl);
     this.k = keys(this.opts.prefix);
   }

@@ -2,7 +2,7 @@
 // that carry the trace from the gateway's enqueue to the worker's processor through the job's metadata.
 import type { Telemetry } from 'bullmq';
 import { BullMQOtel } from 'bullmq-otel';
-import { telemetryHandle } from './sdk.ts';
+import { instrumentationHandle } from './handle.ts';
 
 let shared: BullMQOtel | null = null;
 
@@ -11,7 +11,7 @@ let shared: BullMQOtel | null = null;
  * endpoint, no test exporter), so BullMQ skips its span work entirely. Call initTelemetry() first.
  */
 export function bullmqTelemetry(): Telemetry | undefined {
-  if (!telemetryHandle()?.tracing) return undefined;
+  if (!instrumentationHandle()?.tracing) return undefined;
   shared ??= new BullMQOtel({ tracerName: 'bullmq' });
   return shared as unknown as Telemetry;
 }

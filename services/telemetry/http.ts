@@ -2,7 +2,7 @@
 // an optional GET /metrics route. Registered without encapsulation so its hooks see every route of the app.
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { metricsHandler } from './metrics.ts';
+import { metricsHandler } from './handle.ts';
 import { tracer } from './traces.ts';
 import * as S from '../../contracts/semconv.ts';
 

@@ -1,5 +1,7 @@
-// swapserve telemetry: the small API other services call. Start with initTelemetry({ serviceName }) once per
-// process (before creating BullMQ queues/workers); everything else is a no-op until then and never throws.
+// swapserve telemetry for entry points and tests: this barrel loads the OpenTelemetry SDK (sdk.ts); services import
+// the instrumentation modules directly (traces.ts, metrics.ts, bullmq.ts, http.ts, handle.ts: @opentelemetry/api
+// only). Start with initTelemetry({ serviceName }) once per process (before creating BullMQ queues/workers);
+// everything else is a no-op until then and never throws.
 //
 // Gateway:  app.register(httpTelemetry)  (HTTP server spans + GET /metrics);
 //           const rs = requestSpan({ operation: 'chat', model }); await rs.run(() => queue.add(...));
@@ -37,12 +39,9 @@ export {
   registerQueueSource,
   registerWorkerSource,
   registerResidencySource,
-  metricsText,
-  metricsExposition,
-  metricsHandler,
-  startMetricsServer,
-  PROMETHEUS_CONTENT_TYPE,
 } from './metrics.ts';
+export { metricsText, metricsExposition, metricsHandler, PROMETHEUS_CONTENT_TYPE } from './handle.ts';
+export { startMetricsServer } from './prometheus.ts';
 export type { QueueSample, WorkerSample, ResidencySample, QueueSource, WorkerSource, ResidencySource, RequestMetrics } from './metrics.ts';
 export { bullmqTelemetry } from './bullmq.ts';
 export { httpTelemetry, requestContext } from './http.ts';

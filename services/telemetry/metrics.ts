@@ -1,12 +1,11 @@
 // swapserve's metrics: GenAI latency histograms, queue depth, residency, tier moves, evictions, workers.
-// Record calls are no-ops until initTelemetry() runs; gauges read the latest value set or pull from sources
-// registered by the process that knows (the gateway's queues, the scheduler's cluster view).
-import { createServer, type Server } from 'node:http';
+// Instruments only (@opentelemetry/api; the /metrics page is prometheus.ts, SDK side). Record calls are no-ops
+// until initTelemetry() runs; gauges read the latest value set or pull from sources registered by the process
+// that knows (the gateway's queues, the scheduler's cluster view).
 import type { Attributes, Counter, Histogram, ObservableResult } from '@opentelemetry/api';
-import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { ColdReason, MoveKind, Residency, ServePath, Tier } from '../../contracts/vocab.ts';
-import { ExemplarStore, OPENMETRICS_CONTENT_TYPE, toOpenMetrics, wantsOpenMetrics } from './openmetrics.ts';
-import { onTelemetryInit, telemetryHandle } from './sdk.ts';
+import { ExemplarStore } from './exemplars.ts';
+import { onTelemetryInit } from './handle.ts';
 import * as B from './buckets.ts';
 import * as S from '../../contracts/semconv.ts';
 
@@ -56,7 +55,7 @@ const residencySources = new Set<ResidencySource>();
 const residency = new Map<string, { worker: string; model: string; tier: Tier; bytes: number }>();
 const linkPeak = new Map<string, number>();
 /** Trace ids of recent requests per TTFT / duration bucket, served as OpenMetrics exemplars. */
-const exemplars = new ExemplarStore();
+export const exemplars = new ExemplarStore();
 
 onTelemetryInit((h) => {
   const meter = h.meterProvider.getMeter('swapserve');
@@ -294,69 +293,4 @@ export function registerQueueSource(src: QueueSource): () => void {
 export function registerWorkerSource(src: WorkerSource): () => void {
   workerSources.add(src);
   return () => void workerSources.delete(src);
-}
-
-const serializer = new PrometheusSerializer(undefined, false, undefined, false, true);
-
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-/**
- * This process's metrics as the scraper asks: OpenMetrics (with exemplars) when `accept` names it, else the
- * Prometheus 0.0.4 text format. Empty before initTelemetry.
- */
-export async function metricsExposition(accept?: string): Promise<{ body: string; contentType: string }> {
-  const h = telemetryHandle();
-  const om = wantsOpenMetrics(accept);
-  if (!h) return { body: om ? '# EOF\n' : '', contentType: om ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE };
-  const { resourceMetrics, errors } = await h.prometheus.collect();
-  for (const e of errors) process.stderr.write(`swapserve telemetry: metric collection: ${String(e)}\n`);
-  return om
-    ? { body: toOpenMetrics(resourceMetrics, exemplars), contentType: OPENMETRICS_CONTENT_TYPE }
-    : { body: serializer.serialize(resourceMetrics), contentType: PROMETHEUS_CONTENT_TYPE };
-}
-
-/** The Prometheus 0.0.4 text of this process's metrics ('' before initTelemetry). */
-export async function metricsText(): Promise<string> {
-  return (await metricsExposition()).body;
-}
-
-/** A Fastify route handler for GET /metrics: `app.get('/metrics', metricsHandler())`. */
-export function metricsHandler() {
-  return async (
-    req: { headers: Record<string, string | string[] | undefined> },
-    reply: { type(t: string): unknown; send(b: string): unknown },
-  ): Promise<void> => {
-    const accept = req.headers.accept;
-    const { body, contentType } = await metricsExposition(Array.isArray(accept) ? accept.join(',') : accept);
-    reply.type(contentType);
-    reply.send(body);
-  };
-}
-
-/**
- * A bare HTTP server with only GET /metrics, for processes without Fastify (workers, scheduler).
- * Resolves once listening; `port: 0` picks a free port (read `address()`).
- */
-export async function startMetricsServer(opts: { port: number; host?: string }): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    metricsExposition(req.headers.accept).then(
-      ({ body, contentType }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-      (err) => {
-        process.stderr.write(`swapserve telemetry: /metrics: ${String(err)}\n`);
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
 }

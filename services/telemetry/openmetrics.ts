@@ -4,45 +4,7 @@
 // which has no exemplars; names and labels here match it, so dashboards work on either.
 import type { Attributes } from '@opentelemetry/api';
 import { DataPointType, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-
-export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
-
-export interface Exemplar {
-  /** The observed value (seconds for the latency histograms). */
-  value: number;
-  traceId: string;
-  spanId: string;
-  /** When it was observed, epoch ms. */
-  atMs: number;
-}
-
-/** Latest exemplar per histogram series and bucket. */
-export class ExemplarStore {
-  private readonly byKey = new Map<string, Exemplar>();
-  /** Series (metric + label set) kept at most; the oldest is dropped beyond (bounded memory). */
-  constructor(private readonly maxSeries = 4096) {}
-
-  /** Remember `ex` for the bucket of `metric{attrs}` its value falls in. */
-  offer(metric: string, attrs: Attributes, boundaries: readonly number[], ex: Exemplar): void {
-    let bucket = boundaries.findIndex((b) => ex.value <= b);
-    if (bucket < 0) bucket = boundaries.length;
-    const key = `${metric}\u0000${attrsKey(attrs)}\u0000${bucket}`;
-    this.byKey.delete(key);
-    this.byKey.set(key, ex);
-    if (this.byKey.size > this.maxSeries) this.byKey.delete(this.byKey.keys().next().value as string);
-  }
-
-  get(metric: string, attrs: Attributes, bucket: number): Exemplar | undefined {
-    return this.byKey.get(`${metric}\u0000${attrsKey(attrs)}\u0000${bucket}`);
-  }
-}
-
-function attrsKey(attrs: Attributes): string {
-  return Object.keys(attrs)
-    .sort()
-    .map((k) => `${k}=${String(attrs[k])}`)
-    .join('\u0001');
-}
+import type { ExemplarStore } from './exemplars.ts';
 
 const sanitize = (name: string) => name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/_{2,}/g, '_');
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -102,9 +64,4 @@ export function toOpenMetrics(rm: ResourceMetrics, exemplars: ExemplarStore): st
   }
   out.push('# EOF');
   return out.join('\n') + '\n';
-}
-
-/** Whether an Accept header asks for OpenMetrics (Prometheus sends it first when it scrapes). */
-export function wantsOpenMetrics(accept: string | undefined): boolean {
-  return !!accept && accept.includes('application/openmetrics-text');
 }

@@ -22,6 +22,8 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { Server } from 'node:http';
 import { z } from 'zod';
+import { setInstrumentationHandle } from './handle.ts';
+import { exposeMetrics, startMetricsServer } from './prometheus.ts';
 import { RequestAttributeProcessor } from './request-attributes.ts';
 import { ATTR_SERVICE_NAME } from '../../contracts/semconv.ts';
 
@@ -135,17 +137,10 @@ function signalUrl(base: string | undefined, signal: 'traces' | 'metrics'): stri
 }
 
 let handle: TelemetryHandle | null = null;
-const initListeners: ((h: TelemetryHandle) => void)[] = [];
 
-/** The handle if initTelemetry ran, else null (telemetry calls are then no-ops). */
+/** The whole handle if initTelemetry ran, else null (instrumentation sees the smaller handle.ts one). */
 export function telemetryHandle(): TelemetryHandle | null {
   return handle;
-}
-
-/** Run `fn` now if telemetry is up, else when it comes up (instruments are created this way). */
-export function onTelemetryInit(fn: (h: TelemetryHandle) => void): void {
-  if (handle) fn(handle);
-  else initListeners.push(fn);
 }
 
 /** Start telemetry for this process. Idempotent; never throws (a broken exporter must not fail requests). */
@@ -199,8 +194,7 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   const port = portRaw === undefined || portRaw === '' ? null : Number(portRaw);
   let metricsServer: Promise<Server> | null = null;
   if (port !== null && Number.isInteger(port) && port >= 0 && port < 65536) {
-    // Imported lazily: metrics.ts imports this module.
-    metricsServer = import('./metrics.ts').then((m) => m.startMetricsServer({ port }));
+    metricsServer = startMetricsServer({ port });
     metricsServer.catch((err) => diag.error(`swapserve telemetry: /metrics server on port ${port}: ${String(err)}`));
   } else if (port !== null) {
     diag.warn(`swapserve telemetry: ignoring invalid SWAPSERVE_METRICS_PORT ${String(portRaw)}`);
@@ -216,9 +210,14 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
     requestAttributes,
     tracerProvider,
   };
-  const h = handle;
-  for (const fn of initListeners.splice(0)) fn(h);
-  return h;
+  const attrs = requestAttributes;
+  setInstrumentationHandle({
+    tracing: handle.tracing,
+    meterProvider,
+    setTraceAttributes: attrs ? (traceId, a) => attrs.setTraceAttributes(traceId, a) : null,
+    exposition: (accept) => exposeMetrics(prometheus, accept),
+  });
+  return handle;
 }
 
 /** Flush and stop exporters. Idempotent; runs every step even when one fails. Last in the shutdown order. */
@@ -226,6 +225,7 @@ export async function shutdownTelemetry(): Promise<void> {
   const h = handle;
   if (!h) return;
   handle = null;
+  setInstrumentationHandle(null);
   const steps: Promise<unknown>[] = [h.meterProvider.shutdown()];
   if (h.metricsServer) {
     steps.push(h.metricsServer.then((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));

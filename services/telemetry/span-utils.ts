@@ -2,7 +2,7 @@
 // the fact, and the path stamp that reaches every span of a trace. All are no-ops without initTelemetry.
 import { context, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
-import { telemetryHandle } from './sdk.ts';
+import { instrumentationHandle } from './handle.ts';
 import * as S from '../../contracts/semconv.ts';
 
 export function tracer(): Tracer {
@@ -16,7 +16,7 @@ export function setRequestPath(path: ServePath, coldReason?: ColdReason | null, 
   const attrs: Attributes = { [S.ATTR_PATH]: path };
   if (path === 'cold' && coldReason) attrs[S.ATTR_COLD_REASON] = coldReason;
   span.setAttributes(attrs);
-  telemetryHandle()?.requestAttributes?.setTraceAttributes(span.spanContext().traceId, attrs);
+  instrumentationHandle()?.setTraceAttributes?.(span.spanContext().traceId, attrs);
 }
 
 /**

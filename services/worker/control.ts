@@ -1,8 +1,9 @@
 // Worker <-> scheduler: state heartbeats (contracts/cluster.ts) and the command loop (XREAD BLOCK).
 import {
   CLUSTER_DEFAULTS, clusterKeys, parseCommandEntry, resultEventFields, stateEventFields,
-  type CommandErrorCode, type CommandResult, type ModelOnWorker, type WorkerCommand, type WorkerState,
+  type CommandResult, type ModelOnWorker, type WorkerCommand, type WorkerState,
 } from '../../contracts/cluster.ts';
+import type { CommandErrorCode } from '../../contracts/errors.ts';
 import type { RedisClient } from '../client/queues.ts';
 
 export interface ControlHost {

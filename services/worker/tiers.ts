@@ -1,5 +1,6 @@
 // The worker's tier state: one move at a time through the native runtime, LRU room-making, GPU arrival history.
 import { nowMs } from '../../contracts/clock.ts';
+import type { CommandErrorCode } from '../../contracts/errors.ts';
 import type { ModelEntry } from '../config/config.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
@@ -8,7 +9,7 @@ import { tracedMove } from '../telemetry/traces.ts';
 
 export class TierError extends Error {
   override name = 'TierError';
-  constructor(readonly code: 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'internal', message: string) {
+  constructor(readonly code: Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'internal'>, message: string) {
     super(message);
   }
 }

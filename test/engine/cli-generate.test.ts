@@ -34,7 +34,7 @@ describe('swapserve generate', { skip: needsData() }, () => {
     assert.match(bad.stderr, /Expected a valid number for --top-p but received "2"/);
     const missing = cli('/nonexistent/model.gguf');
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /NOT_FOUND/);
+    assert.match(missing.stderr, /not_found/);
     const long = cli(STORIES260K_GGUF, '--max-tokens', '5000', '--max-context', '512');
     assert.equal(long.status, 1);
     assert.match(long.stderr, /context_length_exceeded/);

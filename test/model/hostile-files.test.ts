@@ -71,98 +71,98 @@ const CASES: Case[] = [
   {
     name: 'safetensors truncated (data cut short)',
     make: () => hfFolder(async (f) => { await writeSafetensors(f, hfTensors()); await truncate(f, (await readFile(f)).length - 100); }),
-    code: 'TRUNCATED', message: /tensors need \d+ data bytes but the file holds \d+/,
+    code: 'truncated', message: /tensors need \d+ data bytes but the file holds \d+/,
   },
   {
     name: 'safetensors header length huge (2^40)',
     make: () => hfFolder(rawSafetensors('{}', 0, 1n << 40n)),
-    code: 'HEADER_TOO_LARGE', message: /exceeds the safetensors limit of 100000000 bytes/,
+    code: 'header_too_large', message: /exceeds the safetensors limit of 100000000 bytes/,
   },
   {
     name: 'safetensors header length past EOF',
     make: () => hfFolder(rawSafetensors('{}', 0, 5000n)),
-    code: 'TRUNCATED', message: /header claims 5000 bytes but the file has only 2/,
+    code: 'truncated', message: /header claims 5000 bytes but the file has only 2/,
   },
   {
     name: 'safetensors header is not JSON',
     make: () => hfFolder(rawSafetensors('{"a": {"dtype": "F32",', 0)),
-    code: 'BAD_JSON', message: /header is not valid JSON/,
+    code: 'bad_json', message: /header is not valid JSON/,
   },
   {
     name: 'safetensors overlapping offsets',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, 24)),
-    code: 'OFFSET_OVERLAP', message: /tensor "b" overlaps "a"/,
+    code: 'offset_overlap', message: /tensor "b" overlaps "a"/,
   },
   {
     name: 'safetensors gap in offsets',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [20, 36] } }, 36)),
-    code: 'OFFSET_GAP', message: /gap of 4 bytes before tensor "b"/,
+    code: 'offset_gap', message: /gap of 4 bytes before tensor "b"/,
   },
   {
     name: 'safetensors offsets not starting at 0',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, 24)),
-    code: 'OFFSET_GAP', message: /gap of 8 bytes before tensor "a" \(after \(start\)\)/,
+    code: 'offset_gap', message: /gap of 8 bytes before tensor "a" \(after \(start\)\)/,
   },
   {
     name: 'safetensors shape/size mismatch',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'BF16', shape: [4, 4], data_offsets: [0, 16] } }, 16)),
-    code: 'SIZE_MISMATCH', message: /spans 16 bytes but shape \[4, 4\] of BF16 needs 32/,
+    code: 'size_mismatch', message: /spans 16 bytes but shape \[4, 4\] of BF16 needs 32/,
   },
   {
     name: 'safetensors shape whose size overflows',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 30], data_offsets: [0, 16] } }, 16)),
-    code: 'SIZE_MISMATCH', message: /overflows/,
+    code: 'size_mismatch', message: /overflows/,
   },
   {
     name: 'safetensors unknown dtype',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F7', shape: [4], data_offsets: [0, 16] } }, 16)),
-    code: 'UNKNOWN_DTYPE', message: /unknown dtype "F7"/,
+    code: 'unknown_dtype', message: /unknown dtype "F7"/,
   },
   {
     name: 'safetensors trailing bytes after the data',
     make: () => hfFolder(rawSafetensors({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 40)),
-    code: 'SIZE_MISMATCH', message: /tensors need 16 data bytes but the file holds 40/,
+    code: 'size_mismatch', message: /tensors need 16 data bytes but the file holds 40/,
   },
   {
     name: 'safetensors known but unrunnable dtype (I32 weights)',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()).then(() => rawSafetensors({ 'model.norm.weight': { dtype: 'I32', shape: [32], data_offsets: [0, 128] } }, 128)(f))),
-    code: 'UNSUPPORTED_DTYPE', message: /"model\.norm\.weight" is I32; only F32, F16 and BF16/,
+    code: 'unsupported_dtype', message: /"model\.norm\.weight" is I32; only F32, F16 and BF16/,
   },
   // ---- model-level checks (HF) ----
   {
     name: 'missing tensor',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors().filter((t) => !t.name.endsWith('layers.0.mlp.up_proj.weight')))),
-    code: 'MISSING_TENSOR', message: /tensor "layers\.0\.w3" \(shape \[48, 32\]\) is missing/,
+    code: 'missing_tensor', message: /tensor "layers\.0\.w3" \(shape \[48, 32\]\) is missing/,
   },
   {
     name: 'tensor shape disagrees with config.json',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()), toHfConfigJson({ ...CFG, intermediateSize: 40 }, 'f32')),
-    code: 'SHAPE_MISMATCH', message: /"model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[48, 32\] but the config implies \[40, 32\]/,
+    code: 'shape_mismatch', message: /"model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[48, 32\] but the config implies \[40, 32\]/,
   },
   {
     name: 'unknown extra tensor',
     make: () => hfFolder((f) => writeSafetensors(f, [...hfTensors(), { name: 'model.layers.0.secret.weight', dtype: 'f32', shape: [2], data: new Uint8Array(8) }])),
-    code: 'UNEXPECTED_TENSOR', message: /"model\.layers\.0\.secret\.weight" is not a llama tensor/,
+    code: 'unexpected_tensor', message: /"model\.layers\.0\.secret\.weight" is not a llama tensor/,
   },
   {
     name: 'config.json is not JSON',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()), '{"model_type": "llama",'),
-    code: 'BAD_JSON', message: /config\.json: not valid JSON/,
+    code: 'bad_json', message: /config\.json: not valid JSON/,
   },
   {
     name: 'config.json with a bad field',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()), { ...toHfConfigJson(CFG, 'f32'), num_hidden_layers: -1 }),
-    code: 'BAD_CONFIG', message: /num_hidden_layers/,
+    code: 'bad_config', message: /num_hidden_layers/,
   },
   {
     name: 'config.json heads not divisible by KV heads',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()), { ...toHfConfigJson(CFG, 'f32'), num_attention_heads: 4, head_dim: 16, num_key_value_heads: 3 }),
-    code: 'BAD_CONFIG', message: /must be a multiple of num_key_value_heads 3/,
+    code: 'bad_config', message: /must be a multiple of num_key_value_heads 3/,
   },
   {
     name: 'unsupported architecture',
     make: () => hfFolder((f) => writeSafetensors(f, hfTensors()), { ...toHfConfigJson(CFG, 'f32'), model_type: 'gpt_neox' }),
-    code: 'UNSUPPORTED_ARCH', message: /model_type "gpt_neox" is not supported/,
+    code: 'unsupported_arch', message: /model_type "gpt_neox" is not supported/,
   },
   {
     name: 'sharded index names a shard outside the folder',
@@ -173,7 +173,7 @@ const CASES: Case[] = [
       await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify(idx));
       return dir;
     },
-    code: 'BAD_INDEX', message: /shard "\.\.\/evil\.safetensors" must be a \.safetensors file name inside the folder/,
+    code: 'bad_index', message: /shard "\.\.\/evil\.safetensors" must be a \.safetensors file name inside the folder/,
   },
   {
     name: 'sharded index disagrees with the shards',
@@ -184,53 +184,53 @@ const CASES: Case[] = [
       await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify(idx));
       return dir;
     },
-    code: 'BAD_INDEX', message: /"model\.embed_tokens\.weight" is in model-00001-of-00002\.safetensors but the index says model-00002/,
+    code: 'bad_index', message: /"model\.embed_tokens\.weight" is in model-00001-of-00002\.safetensors but the index says model-00002/,
   },
   {
     name: 'folder without config.json',
     make: () => makeTempDir('empty'),
-    code: 'NOT_FOUND', message: /config\.json is missing/,
+    code: 'not_found', message: /config\.json is missing/,
   },
   // ---- GGUF ----
   {
     name: 'GGUF bad magic',
     make: () => gguf((s) => { s.magic = 0x46554746; }),
-    code: 'BAD_MAGIC', message: /not a GGUF file \(magic 0x46554746/,
+    code: 'bad_magic', message: /not a GGUF file \(magic 0x46554746/,
   },
   {
     name: 'GGUF version 1',
     make: () => gguf((s) => { s.version = 1; }),
-    code: 'BAD_VERSION', message: /GGUF version 1 is not supported \(only 2 and 3\)/,
+    code: 'bad_version', message: /GGUF version 1 is not supported \(only 2 and 3\)/,
   },
   {
     name: 'GGUF alignment not a power of two',
     make: () => gguf((s) => { s.metadata.push({ key: 'general.alignment', type: 'u32', value: 48 }); }),
-    code: 'BAD_ALIGNMENT', message: /general\.alignment must be a uint32 power of two, got 48/,
+    code: 'bad_alignment', message: /general\.alignment must be a uint32 power of two, got 48/,
   },
   {
     name: 'GGUF tensor offset not aligned',
     make: () => gguf((s) => { s.tensors[1].offset = 32 * 1000 + 4; }),
-    code: 'BAD_ALIGNMENT', message: /offset 32004 is not a multiple of the alignment 32/,
+    code: 'bad_alignment', message: /offset 32004 is not a multiple of the alignment 32/,
   },
   {
     name: 'GGUF tensor data out of bounds',
     make: () => gguf((s) => { s.tensors[2].offset = 1 << 30; }),
-    code: 'OUT_OF_BOUNDS', message: /"blk\.0\.attn_q\.weight" data \[\d+, \d+\) lies past the end of the file/,
+    code: 'out_of_bounds', message: /"blk\.0\.attn_q\.weight" data \[\d+, \d+\) lies past the end of the file/,
   },
   {
     name: 'GGUF overlapping tensors',
     make: () => gguf((s) => { s.tensors[3].offset = 0; }),
-    code: 'OFFSET_OVERLAP', message: /tensors "token_embd\.weight" and "blk\.0\.attn_k\.weight" overlap/,
+    code: 'offset_overlap', message: /tensors "token_embd\.weight" and "blk\.0\.attn_k\.weight" overlap/,
   },
   {
     name: 'GGUF quantized tensor (Q4_K)',
     make: () => gguf((s) => { s.tensors[2].ggmlType = 12; }),
-    code: 'UNSUPPORTED_DTYPE', message: /"blk\.0\.attn_q\.weight" is Q4_K: quantized .* not supported yet/,
+    code: 'unsupported_dtype', message: /"blk\.0\.attn_q\.weight" is Q4_K: quantized .* not supported yet/,
   },
   {
     name: 'GGUF unknown tensor type',
     make: () => gguf((s) => { s.tensors[0].ggmlType = 200; }),
-    code: 'UNKNOWN_DTYPE', message: /unknown ggml type 200/,
+    code: 'unknown_dtype', message: /unknown ggml type 200/,
   },
   {
     name: 'GGUF string length past EOF',
@@ -242,7 +242,7 @@ const CASES: Case[] = [
       await writeFile(file, b);
       return file;
     },
-    code: 'TRUNCATED', message: /metadata key #0 at offset 24 claims 1000000 bytes but only 16 remain/,
+    code: 'truncated', message: /metadata key #0 at offset 24 claims 1000000 bytes but only 16 remain/,
   },
   {
     name: 'GGUF string length absurd (2^62)',
@@ -253,12 +253,12 @@ const CASES: Case[] = [
       await writeFile(f, b);
       return f;
     }),
-    code: 'HEADER_TOO_LARGE', message: /is 4611686018427387904, larger than any file could hold/,
+    code: 'header_too_large', message: /is 4611686018427387904, larger than any file could hold/,
   },
   {
     name: 'GGUF tensor count larger than the file',
     make: () => gguf((s) => { s.tensorCount = 1_000_000_000; }),
-    code: 'TRUNCATED', message: /claims 1000000000 tensors/,
+    code: 'truncated', message: /claims 1000000000 tensors/,
   },
   {
     name: 'GGUF array count larger than the file',
@@ -270,47 +270,47 @@ const CASES: Case[] = [
       await writeFile(f, b);
       return f;
     }),
-    code: 'TRUNCATED', message: /"tokenizer\.ggml\.tokens" claims 1099511627776 elements/,
+    code: 'truncated', message: /"tokenizer\.ggml\.tokens" claims 1099511627776 elements/,
   },
   {
     name: 'GGUF truncated inside the header',
     make: () => gguf().then(async (f) => { await truncate(f, 200); return f; }),
-    code: 'TRUNCATED', message: /file ends before|claims .* remain|more than the/,
+    code: 'truncated', message: /file ends before|claims .* remain|more than the/,
   },
   {
     name: 'GGUF empty file',
     make: async () => { const f = join(await makeTempDir('hostile-gguf'), 'empty.gguf'); await writeFile(f, ''); return f; },
-    code: 'TRUNCATED', message: /file ends before the GGUF magic/,
+    code: 'truncated', message: /file ends before the GGUF magic/,
   },
   {
     name: 'GGUF missing hyper-parameter',
     make: () => gguf((s) => { s.metadata = s.metadata.filter((m: GgufKv) => m.key !== 'llama.block_count'); }),
-    code: 'BAD_METADATA', message: /llama\.block_count is missing/,
+    code: 'bad_metadata', message: /llama\.block_count is missing/,
   },
   {
     name: 'GGUF hyper-parameter of the wrong type',
     make: () => gguf((s) => { s.metadata = s.metadata.map((m: GgufKv): GgufKv => (m.key === 'llama.embedding_length' ? { key: m.key, type: 'string', value: '32' } : m)); }),
-    code: 'BAD_METADATA', message: /"llama\.embedding_length" must be a number/,
+    code: 'bad_metadata', message: /"llama\.embedding_length" must be a number/,
   },
   {
     name: 'GGUF missing tensor',
     make: () => gguf((s) => { s.tensors = s.tensors.filter((t) => t.name !== 'blk.0.ffn_down.weight'); }),
-    code: 'MISSING_TENSOR', message: /tensor "layers\.0\.w2" \(shape \[32, 48\]\) is missing/,
+    code: 'missing_tensor', message: /tensor "layers\.0\.w2" \(shape \[32, 48\]\) is missing/,
   },
   {
     name: 'GGUF tensor shape disagrees with metadata',
     make: () => gguf((s) => { s.tensors[2] = { ...s.tensors[2], shape: [16, 32], bytes: 16 * 32 * 4, data: () => new Uint8Array(16 * 32 * 4) }; }),
-    code: 'SHAPE_MISMATCH', message: /"blk\.0\.attn_q\.weight" has shape \[16, 32\] but the config implies \[32, 32\]/,
+    code: 'shape_mismatch', message: /"blk\.0\.attn_q\.weight" has shape \[16, 32\] but the config implies \[32, 32\]/,
   },
   {
     name: 'GGUF duplicate tensor name',
     make: () => gguf((s) => { s.tensors.push({ ...s.tensors[1] }); }),
-    code: 'DUPLICATE_TENSOR', message: /tensor "blk\.0\.attn_norm\.weight" occurs twice/,
+    code: 'duplicate_tensor', message: /tensor "blk\.0\.attn_norm\.weight" occurs twice/,
   },
   {
     name: 'GGUF unsupported architecture',
     make: () => gguf((s) => { s.metadata = s.metadata.map((m: GgufKv): GgufKv => (m.key === 'general.architecture' ? { key: m.key, type: 'string', value: 'falcon' } : m)); }),
-    code: 'UNSUPPORTED_ARCH', message: /architecture "falcon" is not supported/,
+    code: 'unsupported_arch', message: /architecture "falcon" is not supported/,
   },
   {
     name: 'GGUF rope_freqs that are not Llama 3 scaling',
@@ -318,17 +318,17 @@ const CASES: Case[] = [
       const f = new Float32Array([1, 1, 2, 3, 5, 8, 13, 21]);
       s.tensors.unshift({ name: 'rope_freqs.weight', shape: [8], ggmlType: 0, bytes: 32, data: () => new Uint8Array(f.buffer) });
     }),
-    code: 'BAD_CONFIG', message: /rope_freqs\.weight \(max factor 21\) does not match Llama 3 RoPE scaling/,
+    code: 'bad_config', message: /rope_freqs\.weight \(max factor 21\) does not match Llama 3 RoPE scaling/,
   },
   {
     name: 'not a regular file (/dev/zero would never end)',
     make: async () => '/dev/zero',
-    code: 'NOT_FOUND', message: /not a regular file/,
+    code: 'not_found', message: /not a regular file/,
   },
   {
     name: 'path does not exist',
     make: async () => join(await makeTempDir('none'), 'nope.gguf'),
-    code: 'NOT_FOUND', message: /no such file or folder/,
+    code: 'not_found', message: /no such file or folder/,
   },
 ];
 

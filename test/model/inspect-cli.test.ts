@@ -51,11 +51,11 @@ describe('swapserve inspect', () => {
     const t = await inspect([f]);
     assert.equal(t.rc, 1);
     assert.equal(t.out, '');
-    assert.match(t.err, /BAD_VERSION: .*bad\.gguf: GGUF version \d+ is not supported/);
+    assert.match(t.err, /bad_version: .*bad\.gguf: GGUF version \d+ is not supported/);
     const j = await inspect([f, '--json']);
     assert.equal(j.rc, 1);
     assert.deepEqual(Object.keys(JSON.parse(j.out).error), ['code', 'file', 'message']);
-    assert.equal(JSON.parse(j.out).error.code, 'BAD_VERSION');
+    assert.equal(JSON.parse(j.out).error.code, 'bad_version');
   });
 
   it('usage errors exit 2', async () => {

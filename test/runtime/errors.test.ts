@@ -1,4 +1,4 @@
-// Native error codes: the TS list (native/ts/errors.ts) and the C++ names (native/src/common/errors.cc) stay in sync,
+// Native error codes: the TS list (contracts/errors.ts NATIVE_ERROR_CODES) and the C++ names (native/src/common/errors.cc) stay in sync,
 // and fromNative keeps the code, the native message and the JS caller's stack.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
-import { captureSite, fromNative, NATIVE_ERROR_CODES, SwapserveNativeError } from '../../native/ts/errors.ts';
+import { NATIVE_ERROR_CODES } from '../../contracts/errors.ts';
+import { captureSite, fromNative, SwapserveNativeError } from '../../native/ts/errors.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -78,8 +78,8 @@ describe('stories260K vocab (GGUF, SentencePiece-style)', { skip: needsData() },
 
   it('rejects token ids outside the vocabulary with a typed error', async () => {
     const t = await stories();
-    assert.throws(() => t.decode([5, 512]), (e: unknown) => e instanceof TokenizerError && e.code === 'BAD_TOKEN_ID');
-    assert.throws(() => t.decodeStream().push(-1), (e: unknown) => e instanceof TokenizerError && e.code === 'BAD_TOKEN_ID');
+    assert.throws(() => t.decode([5, 512]), (e: unknown) => e instanceof TokenizerError && e.code === 'bad_token_id');
+    assert.throws(() => t.decodeStream().push(-1), (e: unknown) => e instanceof TokenizerError && e.code === 'bad_token_id');
   });
 
   it('has no template in its metadata, so a llama gets the Llama 2 prompt', async () => {
@@ -221,12 +221,12 @@ describe('chat templates', () => {
 
   it('rejects malformed messages with a typed error', () => {
     for (const bad of [[], [{ role: 'wizard', content: 'x' }], [{ role: 'user', content: 3 }]] as never[]) {
-      assert.throws(() => renderChat('chatml', bad, '', ''), (e: unknown) => e instanceof TokenizerError && e.code === 'BAD_MESSAGES');
+      assert.throws(() => renderChat('chatml', bad, '', ''), (e: unknown) => e instanceof TokenizerError && e.code === 'bad_messages');
     }
   });
 
   it('a model without a tokenizer is a typed error', { skip: needsData() }, async () => {
     const m = await openModel(STORIES260K_GGUF);
-    await assert.rejects(loadTokenizer({ ...m, tokenizer: null }), (e: unknown) => e instanceof TokenizerError && e.code === 'NO_TOKENIZER');
+    await assert.rejects(loadTokenizer({ ...m, tokenizer: null }), (e: unknown) => e instanceof TokenizerError && e.code === 'no_tokenizer');
   });
 });

@@ -54,12 +54,12 @@ function toRopeScaling(r: z.infer<typeof RopeScalingSchema> | null | undefined):
 export function parseHfConfig(file: string, json: unknown): ModelConfig {
   const arch = typeof json === 'object' && json !== null ? (json as { model_type?: unknown }).model_type : undefined;
   if (typeof arch === 'string' && !(arch in ARCHES)) {
-    throw new ModelFileError('UNSUPPORTED_ARCH', file, `model_type "${arch}" is not supported (llama, mistral, qwen2)`);
+    throw new ModelFileError('unsupported_arch', file, `model_type "${arch}" is not supported (llama, mistral, qwen2)`);
   }
   const r = HfConfigSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new ModelFileError('BAD_CONFIG', file, `invalid config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ModelFileError('bad_config', file, `invalid config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const c = r.data;
   const numHeads = c.num_attention_heads;
@@ -90,7 +90,7 @@ export function parseHfConfig(file: string, json: unknown): ModelConfig {
 
 /** Invariants every config must satisfy, whatever its source. */
 export function checkConfig(file: string, c: ModelConfig): void {
-  const bad = (m: string) => { throw new ModelFileError('BAD_CONFIG', file, m); };
+  const bad = (m: string) => { throw new ModelFileError('bad_config', file, m); };
   if (!Number.isInteger(c.headDim) || c.headDim <= 0) bad(`head_dim ${c.headDim} must be a positive integer (hidden_size / num_attention_heads)`);
   if (c.headDim % 2 !== 0) bad(`head_dim ${c.headDim} must be even for RoPE`);
   if (c.numHeads % c.numKvHeads !== 0) bad(`num_attention_heads ${c.numHeads} must be a multiple of num_key_value_heads ${c.numKvHeads}`);
@@ -115,33 +115,33 @@ function f32Decimal(v: number): number {
 export function parseGgufConfig(g: GgufFile, vocabRows: number, hasOutput: boolean): ModelConfig {
   const file = g.file;
   const archName = metaString(g, 'general.architecture');
-  if (archName === undefined) throw new ModelFileError('BAD_METADATA', file, 'general.architecture is missing');
-  if (!(archName in ARCHES)) throw new ModelFileError('UNSUPPORTED_ARCH', file, `architecture "${archName}" is not supported (llama, mistral, qwen2)`);
+  if (archName === undefined) throw new ModelFileError('bad_metadata', file, 'general.architecture is missing');
+  if (!(archName in ARCHES)) throw new ModelFileError('unsupported_arch', file, `architecture "${archName}" is not supported (llama, mistral, qwen2)`);
   const arch = ARCHES[archName];
   const req = (k: string): number => {
     const v = metaNumber(g, `${archName}.${k}`);
-    if (v === undefined) throw new ModelFileError('BAD_METADATA', file, `${archName}.${k} is missing`);
-    if (!(v > 0)) throw new ModelFileError('BAD_METADATA', file, `${archName}.${k} must be positive, got ${v}`);
+    if (v === undefined) throw new ModelFileError('bad_metadata', file, `${archName}.${k} is missing`);
+    if (!(v > 0)) throw new ModelFileError('bad_metadata', file, `${archName}.${k} must be positive, got ${v}`);
     return v;
   };
   const hiddenSize = req('embedding_length');
   const numHeads = req('attention.head_count');
   const kvRaw = g.metadata.get(`${archName}.attention.head_count_kv`);
-  if (Array.isArray(kvRaw)) throw new ModelFileError('UNSUPPORTED_ARCH', file, 'per-layer head_count_kv is not supported');
+  if (Array.isArray(kvRaw)) throw new ModelFileError('unsupported_arch', file, 'per-layer head_count_kv is not supported');
   const numKvHeads = metaNumber(g, `${archName}.attention.head_count_kv`) ?? numHeads;
   const headDim = metaNumber(g, `${archName}.attention.key_length`) ?? metaNumber(g, `${archName}.rope.dimension_count`) ?? hiddenSize / numHeads;
   const vocabMeta = metaNumber(g, `${archName}.vocab_size`);
   if (vocabMeta !== undefined && vocabMeta !== vocabRows) {
-    throw new ModelFileError('BAD_CONFIG', file, `${archName}.vocab_size ${vocabMeta} differs from token_embd rows ${vocabRows}`);
+    throw new ModelFileError('bad_config', file, `${archName}.vocab_size ${vocabMeta} differs from token_embd rows ${vocabRows}`);
   }
   let ropeScaling: RopeScaling | null = null;
   const scalingType = metaString(g, `${archName}.rope.scaling.type`);
   if (scalingType === 'linear') {
     const factor = metaNumber(g, `${archName}.rope.scaling.factor`);
-    if (!factor || factor <= 0) throw new ModelFileError('BAD_METADATA', file, 'rope.scaling.type linear without a positive factor');
+    if (!factor || factor <= 0) throw new ModelFileError('bad_metadata', file, 'rope.scaling.type linear without a positive factor');
     ropeScaling = { kind: 'linear', factor: f32Decimal(factor) };
   } else if (scalingType !== undefined && scalingType !== 'none') {
-    throw new ModelFileError('BAD_CONFIG', file, `rope scaling "${scalingType}" is not supported (linear only in GGUF)`);
+    throw new ModelFileError('bad_config', file, `rope scaling "${scalingType}" is not supported (linear only in GGUF)`);
   }
   const bos = metaNumber(g, 'tokenizer.ggml.bos_token_id');
   const eos = metaNumber(g, 'tokenizer.ggml.eos_token_id');
@@ -200,5 +200,5 @@ export function inferLlama3Scaling(file: string, theta: number, headDim: number,
     const want = llama3RopeFactors(theta, headDim, s);
     if (want.every((w, i) => Math.abs(w - values[i]) <= 1e-3 * Math.max(1, Math.abs(w)))) return s;
   }
-  throw new ModelFileError('BAD_CONFIG', file, `rope_freqs.weight (max factor ${factor}) does not match Llama 3 RoPE scaling with low 1 / high 4`);
+  throw new ModelFileError('bad_config', file, `rope_freqs.weight (max factor ${factor}) does not match Llama 3 RoPE scaling with low 1 / high 4`);
 }

@@ -9,7 +9,7 @@ const CHUNK = 1 << 20;
 /**
  * A forward cursor over a file. `need(n)` makes n bytes available (one bounded read when the buffer runs out);
  * the `u32`/`u64`/... getters then decode synchronously. Every read is checked against the file's size first,
- * so a length field pointing past EOF becomes a TRUNCATED error, never a huge allocation.
+ * so a length field pointing past EOF becomes a truncated error, never a huge allocation.
  */
 export class FileCursor {
   private buf = Buffer.alloc(0);
@@ -30,16 +30,16 @@ export class FileCursor {
       fh = await open(file, 'r');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new ModelFileError(code === 'ENOENT' ? 'NOT_FOUND' : 'IO', file, `cannot open: ${(e as Error).message}`, { cause: e });
+      throw new ModelFileError(code === 'ENOENT' ? 'not_found' : 'io', file, `cannot open: ${(e as Error).message}`, { cause: e });
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new ModelFileError('NOT_FOUND', file, 'not a regular file');
+      if (!st.isFile()) throw new ModelFileError('not_found', file, 'not a regular file');
       return new FileCursor(file, fh, st.size);
     } catch (e) {
       await fh.close().catch(() => {});
       if (e instanceof ModelFileError) throw e;
-      throw new ModelFileError('IO', file, `cannot stat: ${(e as Error).message}`, { cause: e });
+      throw new ModelFileError('io', file, `cannot stat: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -60,7 +60,7 @@ export class FileCursor {
   /** Ensure n bytes from pos are buffered; `what` names the structure for the error message. */
   async need(n: number, what: string): Promise<void> {
     if (!Number.isSafeInteger(n) || n < 0 || this.pos + n > this.size) {
-      throw new ModelFileError('TRUNCATED', this.file,
+      throw new ModelFileError('truncated', this.file,
         `file ends before ${what}: needs ${n} bytes at offset ${this.pos} but the file has ${this.size} bytes`);
     }
     const off = this.pos - this.bufStart;
@@ -73,7 +73,7 @@ export class FileCursor {
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    if (got < n) throw new ModelFileError('TRUNCATED', this.file, `short read of ${what} at offset ${this.pos}`);
+    if (got < n) throw new ModelFileError('truncated', this.file, `short read of ${what} at offset ${this.pos}`);
     this.buf = buf.subarray(0, got);
     this.bufStart = this.pos;
   }
@@ -82,7 +82,7 @@ export class FileCursor {
     try {
       return await this.fh.read(buf, off, n, pos);
     } catch (e) {
-      throw new ModelFileError('IO', this.file, `reading ${what} at offset ${pos} failed: ${(e as Error).message}`, { cause: e });
+      throw new ModelFileError('io', this.file, `reading ${what} at offset ${pos} failed: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -108,13 +108,13 @@ export class FileCursor {
   /** Read `bytes` bytes at an absolute offset (bounded; does not move the cursor). */
   async readAt(offset: number, bytes: number, what: string): Promise<Buffer> {
     if (offset < 0 || offset + bytes > this.size) {
-      throw new ModelFileError('OUT_OF_BOUNDS', this.file, `${what} [${offset}, ${offset + bytes}) lies outside the file (${this.size} bytes)`);
+      throw new ModelFileError('out_of_bounds', this.file, `${what} [${offset}, ${offset + bytes}) lies outside the file (${this.size} bytes)`);
     }
     const buf = Buffer.allocUnsafe(bytes);
     let got = 0;
     while (got < bytes) {
       const { bytesRead } = await this.read(buf, got, bytes - got, offset + got, what);
-      if (bytesRead === 0) throw new ModelFileError('TRUNCATED', this.file, `short read of ${what}`);
+      if (bytesRead === 0) throw new ModelFileError('truncated', this.file, `short read of ${what}`);
       got += bytesRead;
     }
     return buf;

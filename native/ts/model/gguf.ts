@@ -54,7 +54,7 @@ const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
 function bigToNumber(c: FileCursor, v: bigint, what: string): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new ModelFileError('HEADER_TOO_LARGE', c.file, `${what} is ${v}, larger than any file could hold`);
+    throw new ModelFileError('header_too_large', c.file, `${what} is ${v}, larger than any file could hold`);
   }
   return Number(v);
 }
@@ -68,9 +68,9 @@ async function readString(c: FileCursor, what: string): Promise<string> {
   if (!c.has(8)) await c.need(8, `the length of ${what}`);
   const at = c.pos;
   const n = bigToNumber(c, c.u64(), `the length of ${what}`);
-  if (n > MAX_STRING) throw new ModelFileError('HEADER_TOO_LARGE', c.file, `${what} at offset ${at} claims ${n} bytes (limit ${MAX_STRING})`);
+  if (n > MAX_STRING) throw new ModelFileError('header_too_large', c.file, `${what} at offset ${at} claims ${n} bytes (limit ${MAX_STRING})`);
   if (n > c.remaining) {
-    throw new ModelFileError('TRUNCATED', c.file, `${what} at offset ${at} claims ${n} bytes but only ${c.remaining} remain in the file`);
+    throw new ModelFileError('truncated', c.file, `${what} at offset ${at} claims ${n} bytes but only ${c.remaining} remain in the file`);
   }
   if (!c.has(n)) await c.need(n, what);
   return c.bytes(n).toString('utf8');
@@ -90,7 +90,7 @@ function scalarSync(c: FileCursor, type: number, what: string): GgufScalar {
     case GGUF_TYPE.FLOAT32: return c.f32();
     case GGUF_TYPE.BOOL: {
       const b = c.u8();
-      if (b > 1) throw new ModelFileError('BAD_METADATA', c.file, `${what} is a bool with value ${b}`);
+      if (b > 1) throw new ModelFileError('bad_metadata', c.file, `${what} is a bool with value ${b}`);
       return b === 1;
     }
     case GGUF_TYPE.UINT64: return c.u64();
@@ -102,7 +102,7 @@ function scalarSync(c: FileCursor, type: number, what: string): GgufScalar {
 async function readScalar(c: FileCursor, type: number, what: string): Promise<GgufScalar> {
   if (type === GGUF_TYPE.STRING) return readString(c, what);
   const n = SCALAR_BYTES[type];
-  if (n === undefined) throw new ModelFileError('BAD_METADATA', c.file, `${what} has unknown value type ${type}`);
+  if (n === undefined) throw new ModelFileError('bad_metadata', c.file, `${what} has unknown value type ${type}`);
   if (!c.has(n)) await c.need(n, what);
   return scalarSync(c, type, what);
 }
@@ -122,11 +122,11 @@ async function readValue(c: FileCursor, type: number, what: string): Promise<Ggu
   if (!c.has(12)) await c.need(12, what);
   const itemType = c.u32();
   const count = bigToNumber(c, c.u64(), `the element count of ${what}`);
-  if (itemType === GGUF_TYPE.ARRAY) throw new ModelFileError('BAD_METADATA', c.file, `${what} is a nested array (not supported)`);
+  if (itemType === GGUF_TYPE.ARRAY) throw new ModelFileError('bad_metadata', c.file, `${what} is a nested array (not supported)`);
   const minItem = itemType === GGUF_TYPE.STRING ? 8 : SCALAR_BYTES[itemType];
-  if (minItem === undefined) throw new ModelFileError('BAD_METADATA', c.file, `${what} has unknown element type ${itemType}`);
+  if (minItem === undefined) throw new ModelFileError('bad_metadata', c.file, `${what} has unknown element type ${itemType}`);
   if (count * minItem > c.remaining) {
-    throw new ModelFileError('TRUNCATED', c.file, `${what} claims ${count} elements, more than the ${c.remaining} remaining bytes can hold`);
+    throw new ModelFileError('truncated', c.file, `${what} claims ${count} elements, more than the ${c.remaining} remaining bytes can hold`);
   }
   const out: GgufScalar[] = new Array(count);
   if (itemType === GGUF_TYPE.STRING) {
@@ -146,25 +146,25 @@ export async function readGguf(file: string): Promise<GgufFile> {
     await c.need(4, 'the GGUF magic');
     const magic = c.u32();
     if (magic !== GGUF_MAGIC) {
-      throw new ModelFileError('BAD_MAGIC', file, `not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${GGUF_MAGIC.toString(16)} "GGUF")`);
+      throw new ModelFileError('bad_magic', file, `not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${GGUF_MAGIC.toString(16)} "GGUF")`);
     }
     await c.need(4, 'the GGUF version');
     const version = c.u32();
     if (version !== 2 && version !== 3) {
-      throw new ModelFileError('BAD_VERSION', file, `GGUF version ${version} is not supported (only 2 and 3)`);
+      throw new ModelFileError('bad_version', file, `GGUF version ${version} is not supported (only 2 and 3)`);
     }
     await c.need(16, 'the GGUF tensor and metadata counts');
     const tensorCount = bigToNumber(c, c.u64(), 'the tensor count');
     const kvCount = bigToNumber(c, c.u64(), 'the metadata count');
     // Each tensor info needs >= 8 (name len) + 4 (n_dims) + 4 (type) + 8 (offset) bytes; each kv >= 8 + 4 + 1.
     if (tensorCount * 24 + kvCount * 13 > c.remaining) {
-      throw new ModelFileError('TRUNCATED', file, `header claims ${tensorCount} tensors and ${kvCount} metadata entries, more than the file can hold`);
+      throw new ModelFileError('truncated', file, `header claims ${tensorCount} tensors and ${kvCount} metadata entries, more than the file can hold`);
     }
     const metadata = new Map<string, GgufValue>();
     for (let i = 0; i < kvCount; i++) {
       const key = await readString(c, `metadata key #${i}`);
-      if (key.length === 0 || key.length > MAX_KEY) throw new ModelFileError('BAD_METADATA', file, `metadata key #${i} is empty or too long`);
-      if (metadata.has(key)) throw new ModelFileError('BAD_METADATA', file, `metadata key "${key}" occurs twice`);
+      if (key.length === 0 || key.length > MAX_KEY) throw new ModelFileError('bad_metadata', file, `metadata key #${i} is empty or too long`);
+      if (metadata.has(key)) throw new ModelFileError('bad_metadata', file, `metadata key "${key}" occurs twice`);
       await c.need(4, `the type of metadata "${key}"`);
       const type = c.u32();
       metadata.set(key, await readValue(c, type, `metadata "${key}"`));
@@ -173,7 +173,7 @@ export async function readGguf(file: string): Promise<GgufFile> {
     if (metadata.has('general.alignment')) {
       const a = metadata.get('general.alignment');
       if (typeof a !== 'number' || !isPow2(a)) {
-        throw new ModelFileError('BAD_ALIGNMENT', file, `general.alignment must be a uint32 power of two, got ${String(a)}`);
+        throw new ModelFileError('bad_alignment', file, `general.alignment must be a uint32 power of two, got ${String(a)}`);
       }
       alignment = a;
     }
@@ -181,18 +181,18 @@ export async function readGguf(file: string): Promise<GgufFile> {
     const names = new Set<string>();
     for (let i = 0; i < tensorCount; i++) {
       const name = await readString(c, `the name of tensor #${i}`);
-      if (names.has(name)) throw new ModelFileError('DUPLICATE_TENSOR', file, `tensor "${name}" occurs twice`);
+      if (names.has(name)) throw new ModelFileError('duplicate_tensor', file, `tensor "${name}" occurs twice`);
       names.add(name);
       await c.need(4, `the dims of tensor "${name}"`);
       const nDims = c.u32();
-      if (nDims < 1 || nDims > MAX_DIMS) throw new ModelFileError('BAD_HEADER', file, `tensor "${name}" has ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
+      if (nDims < 1 || nDims > MAX_DIMS) throw new ModelFileError('bad_header', file, `tensor "${name}" has ${nDims} dimensions (1..${MAX_DIMS} allowed)`);
       await c.need(nDims * 8 + 12, `the info of tensor "${name}"`);
       const ne: number[] = [];
       for (let d = 0; d < nDims; d++) ne.push(bigToNumber(c, c.u64(), `dimension ${d} of tensor "${name}"`));
       const ggmlType = c.u32();
       const rel = bigToNumber(c, c.u64(), `the offset of tensor "${name}"`);
       if (rel % alignment !== 0) {
-        throw new ModelFileError('BAD_ALIGNMENT', file, `tensor "${name}" offset ${rel} is not a multiple of the alignment ${alignment}`);
+        throw new ModelFileError('bad_alignment', file, `tensor "${name}" offset ${rel} is not a multiple of the alignment ${alignment}`);
       }
       infos.push({ name, shape: ne.reverse(), ggmlType, rel });
     }
@@ -202,15 +202,15 @@ export async function readGguf(file: string): Promise<GgufFile> {
       const dtype = GGML_DTYPE[t.ggmlType];
       if (dtype === undefined) {
         const typeName = GGML_TYPE_NAMES[t.ggmlType];
-        if (typeName === undefined) throw new ModelFileError('UNKNOWN_DTYPE', file, `tensor "${t.name}" has unknown ggml type ${t.ggmlType}`);
-        throw new ModelFileError('UNSUPPORTED_DTYPE', file,
+        if (typeName === undefined) throw new ModelFileError('unknown_dtype', file, `tensor "${t.name}" has unknown ggml type ${t.ggmlType}`);
+        throw new ModelFileError('unsupported_dtype', file,
           `tensor "${t.name}" is ${typeName}: quantized and other non-float GGUF tensors are not supported yet (only F32, F16, BF16)`);
       }
       const bytes = checkedBytes(t.shape, dtype === 'f32' ? 4 : 2);
-      if (bytes === null) throw new ModelFileError('SIZE_MISMATCH', file, `tensor "${t.name}" shape [${t.shape.join(', ')}] overflows`);
+      if (bytes === null) throw new ModelFileError('size_mismatch', file, `tensor "${t.name}" shape [${t.shape.join(', ')}] overflows`);
       const fileOffset = dataStart + t.rel;
       if (fileOffset + bytes > c.size) {
-        throw new ModelFileError('OUT_OF_BOUNDS', file,
+        throw new ModelFileError('out_of_bounds', file,
           `tensor "${t.name}" data [${fileOffset}, ${fileOffset + bytes}) lies past the end of the file (${c.size} bytes)`);
       }
       tensors.push({ name: t.name, shape: t.shape, ggmlType: t.ggmlType, fileOffset, bytes });
@@ -220,7 +220,7 @@ export async function readGguf(file: string): Promise<GgufFile> {
     for (let i = 1; i < sorted.length; i++) {
       const p = sorted[i - 1];
       if (p.fileOffset + p.bytes > sorted[i].fileOffset) {
-        throw new ModelFileError('OFFSET_OVERLAP', file, `tensors "${p.name}" and "${sorted[i].name}" overlap in the file`);
+        throw new ModelFileError('offset_overlap', file, `tensors "${p.name}" and "${sorted[i].name}" overlap in the file`);
       }
     }
     return { file, version, alignment, metadata, tensors, dataStart, size: c.size };
@@ -234,19 +234,19 @@ export function metaNumber(g: GgufFile, key: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
-  throw new ModelFileError('BAD_METADATA', g.file, `metadata "${key}" must be a number, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+  throw new ModelFileError('bad_metadata', g.file, `metadata "${key}" must be a number, got ${Array.isArray(v) ? 'an array' : typeof v}`);
 }
 
 export function metaString(g: GgufFile, key: string): string | undefined {
   const v = g.metadata.get(key);
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new ModelFileError('BAD_METADATA', g.file, `metadata "${key}" must be a string`);
+  if (typeof v !== 'string') throw new ModelFileError('bad_metadata', g.file, `metadata "${key}" must be a string`);
   return v;
 }
 
 export function metaArray<T extends GgufScalar>(g: GgufFile, key: string, check: (x: GgufScalar) => x is T, what: string): T[] | undefined {
   const v = g.metadata.get(key);
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every(check)) throw new ModelFileError('BAD_METADATA', g.file, `metadata "${key}" must be an array of ${what}`);
+  if (!Array.isArray(v) || !v.every(check)) throw new ModelFileError('bad_metadata', g.file, `metadata "${key}" must be an array of ${what}`);
   return v as T[];
 }

@@ -30,19 +30,19 @@ async function readJson(file: string): Promise<unknown> {
   try {
     st = await stat(file);
   } catch (e) {
-    throw new ModelFileError('NOT_FOUND', file, 'file not found', { cause: e });
+    throw new ModelFileError('not_found', file, 'file not found', { cause: e });
   }
-  if (st.size > MAX_JSON) throw new ModelFileError('HEADER_TOO_LARGE', file, `JSON file of ${st.size} bytes exceeds ${MAX_JSON}`);
+  if (st.size > MAX_JSON) throw new ModelFileError('header_too_large', file, `JSON file of ${st.size} bytes exceeds ${MAX_JSON}`);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new ModelFileError('IO', file, `cannot read: ${(e as Error).message}`, { cause: e });
+    throw new ModelFileError('io', file, `cannot read: ${(e as Error).message}`, { cause: e });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelFileError('BAD_JSON', file, `not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new ModelFileError('bad_json', file, `not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -57,9 +57,9 @@ function assemble(
   const sources: SourceTensor[] = [];
   for (const e of expected) {
     const t = found.get(e.name);
-    if (!t) throw new ModelFileError('MISSING_TENSOR', files[0] ?? path, `tensor "${e.name}" (shape [${e.shape.join(', ')}]) is missing`);
+    if (!t) throw new ModelFileError('missing_tensor', files[0] ?? path, `tensor "${e.name}" (shape [${e.shape.join(', ')}]) is missing`);
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
-      throw new ModelFileError('SHAPE_MISMATCH', t.file,
+      throw new ModelFileError('shape_mismatch', t.file,
         `tensor "${t.fileName}" has shape [${t.shape.join(', ')}] but the config implies [${e.shape.join(', ')}]`);
     }
     sources.push({ name: e.name, dtype: t.dtype, shape: t.shape, group: e.group, file: t.file, fileOffset: t.fileOffset, bytes: t.bytes });
@@ -67,7 +67,7 @@ function assemble(
   const used = new Set(expected.map((e) => e.name));
   for (const t of found.values()) {
     if (!used.has(t.name)) {
-      throw new ModelFileError('UNEXPECTED_TENSOR', t.file, `tensor "${t.fileName}" is not used by a ${cfg.arch} model with this config`);
+      throw new ModelFileError('unexpected_tensor', t.file, `tensor "${t.fileName}" is not used by a ${cfg.arch} model with this config`);
     }
   }
   const layout = planLayout(sources, cfg.numLayers + 2);
@@ -80,7 +80,7 @@ function assemble(
 
 async function openHf(dir: string): Promise<ModelSource> {
   const cfgFile = join(dir, 'config.json');
-  if (!(await exists(cfgFile))) throw new ModelFileError('NOT_FOUND', dir, 'not a model folder: config.json is missing');
+  if (!(await exists(cfgFile))) throw new ModelFileError('not_found', dir, 'not a model folder: config.json is missing');
   const cfg = parseHfConfig(cfgFile, await readJson(cfgFile));
   const indexFile = join(dir, 'model.safetensors.index.json');
   let shardNames: string[];
@@ -89,30 +89,30 @@ async function openHf(dir: string): Promise<ModelSource> {
     const idx = await readJson(indexFile);
     const wm = (idx as { weight_map?: unknown } | null)?.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm) || !Object.values(wm).every((v) => typeof v === 'string')) {
-      throw new ModelFileError('BAD_INDEX', indexFile, 'weight_map must map tensor names to shard file names');
+      throw new ModelFileError('bad_index', indexFile, 'weight_map must map tensor names to shard file names');
     }
     weightMap = wm as Record<string, string>;
     shardNames = [...new Set(Object.values(weightMap))].sort();
     for (const s of shardNames) {
       if (s !== basename(s) || s === '.' || s === '..' || !s.endsWith('.safetensors')) {
-        throw new ModelFileError('BAD_INDEX', indexFile, `shard "${s}" must be a .safetensors file name inside the folder`);
+        throw new ModelFileError('bad_index', indexFile, `shard "${s}" must be a .safetensors file name inside the folder`);
       }
     }
   } else if (await exists(join(dir, 'model.safetensors'))) {
     shardNames = ['model.safetensors'];
   } else {
-    throw new ModelFileError('NOT_FOUND', dir, 'no model.safetensors or model.safetensors.index.json in the folder');
+    throw new ModelFileError('not_found', dir, 'no model.safetensors or model.safetensors.index.json in the folder');
   }
   const found = new Map<string, Found>();
   const files: string[] = [];
   for (const shard of shardNames) {
     const file = join(dir, shard);
-    if (!(await exists(file))) throw new ModelFileError('NOT_FOUND', file, 'shard named by the index is missing');
+    if (!(await exists(file))) throw new ModelFileError('not_found', file, 'shard named by the index is missing');
     const st = await readSafetensors(file);
     files.push(file);
     for (const t of st.tensors) {
       if (weightMap && weightMap[t.name] !== shard) {
-        throw new ModelFileError('BAD_INDEX', file,
+        throw new ModelFileError('bad_index', file,
           `tensor "${t.name}" is in ${shard} but the index says ${weightMap[t.name] === undefined ? 'nothing about it' : weightMap[t.name]}`);
       }
       addHfTensor(found, cfg, file, t);
@@ -122,7 +122,7 @@ async function openHf(dir: string): Promise<ModelSource> {
     for (const [name, shard] of Object.entries(weightMap)) {
       const canon = hfToCanonical(name);
       if (canon && !found.has(canon)) {
-        throw new ModelFileError('BAD_INDEX', indexFile, `index lists "${name}" in ${shard} but that shard does not hold it`);
+        throw new ModelFileError('bad_index', indexFile, `index lists "${name}" in ${shard} but that shard does not hold it`);
       }
     }
   }
@@ -135,11 +135,11 @@ function addHfTensor(found: Map<string, Found>, cfg: ModelConfig, file: string, 
   const canon = hfToCanonical(t.name);
   if (canon === null) return;
   if (canon === undefined) {
-    throw new ModelFileError('UNEXPECTED_TENSOR', file, `tensor "${t.name}" is not a ${cfg.arch} tensor swapserve knows`);
+    throw new ModelFileError('unexpected_tensor', file, `tensor "${t.name}" is not a ${cfg.arch} tensor swapserve knows`);
   }
   const dtype = ST_TO_DTYPE[t.stDtype];
-  if (!dtype) throw new ModelFileError('UNSUPPORTED_DTYPE', file, `tensor "${t.name}" is ${t.stDtype}; only F32, F16 and BF16 weights are supported`);
-  if (found.has(canon)) throw new ModelFileError('DUPLICATE_TENSOR', file, `tensor "${t.name}" occurs in more than one shard`);
+  if (!dtype) throw new ModelFileError('unsupported_dtype', file, `tensor "${t.name}" is ${t.stDtype}; only F32, F16 and BF16 weights are supported`);
+  if (found.has(canon)) throw new ModelFileError('duplicate_tensor', file, `tensor "${t.name}" occurs in more than one shard`);
   found.set(canon, { name: canon, fileName: t.name, dtype, shape: t.shape, file, fileOffset: t.fileOffset, bytes: t.bytes });
 }
 
@@ -183,13 +183,13 @@ async function openGguf(file: string): Promise<ModelSource> {
     const canon = ggufToCanonical(t.name);
     if (canon === undefined) {
       if (t.name === 'rope_freqs.weight') { ropeFreqs = t; continue; }
-      throw new ModelFileError('UNEXPECTED_TENSOR', file, `tensor "${t.name}" is not a tensor swapserve knows`);
+      throw new ModelFileError('unexpected_tensor', file, `tensor "${t.name}" is not a tensor swapserve knows`);
     }
     found.set(canon, { name: canon, fileName: t.name, dtype: GGML_DTYPE[t.ggmlType], shape: t.shape, file, fileOffset: t.fileOffset, bytes: t.bytes });
   }
   const emb = found.get('tok_embeddings');
-  if (!emb) throw new ModelFileError('MISSING_TENSOR', file, 'tensor "token_embd.weight" is missing');
-  if (emb.shape.length !== 2) throw new ModelFileError('SHAPE_MISMATCH', file, `token_embd.weight must be 2-D, got [${emb.shape.join(', ')}]`);
+  if (!emb) throw new ModelFileError('missing_tensor', file, 'tensor "token_embd.weight" is missing');
+  if (emb.shape.length !== 2) throw new ModelFileError('shape_mismatch', file, `token_embd.weight must be 2-D, got [${emb.shape.join(', ')}]`);
   // A separate output.weight that is byte-identical to token_embd (stories260K) is a tied head written twice:
   // treat the model as tied, do not load the copy, and count its parameters once.
   const out = found.get('output');
@@ -201,9 +201,9 @@ async function openGguf(file: string): Promise<ModelSource> {
   if (ropeFreqs) {
     // Llama 3.x scaling is stored as per-pair factors; the engine takes the parameters, so recover them.
     if (ropeFreqs.ggmlType !== 0 || ropeFreqs.shape.length !== 1 || ropeFreqs.shape[0] !== cfg.headDim / 2) {
-      throw new ModelFileError('SHAPE_MISMATCH', file, `rope_freqs.weight must be F32 [${cfg.headDim / 2}], got [${ropeFreqs.shape.join(', ')}]`);
+      throw new ModelFileError('shape_mismatch', file, `rope_freqs.weight must be F32 [${cfg.headDim / 2}], got [${ropeFreqs.shape.join(', ')}]`);
     }
-    if (cfg.ropeScaling) throw new ModelFileError('BAD_CONFIG', file, 'both rope.scaling metadata and rope_freqs.weight are present');
+    if (cfg.ropeScaling) throw new ModelFileError('bad_config', file, 'both rope.scaling metadata and rope_freqs.weight are present');
     const raw = await withCursor(file, (c) => c.readAt(ropeFreqs.fileOffset, ropeFreqs.bytes, 'rope_freqs.weight'));
     const values = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     cfg.ropeScaling = inferLlama3Scaling(file, cfg.ropeTheta, cfg.headDim, values);
@@ -221,11 +221,11 @@ export async function openModel(path: string): Promise<ModelSource> {
   try {
     st = await stat(p);
   } catch (e) {
-    throw new ModelFileError('NOT_FOUND', p, 'no such file or folder', { cause: e });
+    throw new ModelFileError('not_found', p, 'no such file or folder', { cause: e });
   }
   if (st.isDirectory()) return openHf(p);
   if (p.endsWith('.safetensors')) {
-    throw new ModelFileError('NOT_FOUND', p, 'open the model folder (with config.json), not a single .safetensors file');
+    throw new ModelFileError('not_found', p, 'open the model folder (with config.json), not a single .safetensors file');
   }
   return openGguf(p);
 }

@@ -44,12 +44,12 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
     await c.need(8, 'the safetensors header length');
     const n64 = c.u64();
     if (n64 > BigInt(SAFETENSORS_MAX_HEADER)) {
-      throw new ModelFileError('HEADER_TOO_LARGE', file, `header length ${n64} exceeds the safetensors limit of ${SAFETENSORS_MAX_HEADER} bytes`);
+      throw new ModelFileError('header_too_large', file, `header length ${n64} exceeds the safetensors limit of ${SAFETENSORS_MAX_HEADER} bytes`);
     }
     const n = Number(n64);
-    if (n < 2) throw new ModelFileError('BAD_JSON', file, `header length ${n} is too small for a JSON object`);
+    if (n < 2) throw new ModelFileError('bad_json', file, `header length ${n} is too small for a JSON object`);
     if (8 + n > c.size) {
-      throw new ModelFileError('TRUNCATED', file, `header claims ${n} bytes but the file has only ${c.size - 8} after the length`);
+      throw new ModelFileError('truncated', file, `header claims ${n} bytes but the file has only ${c.size - 8} after the length`);
     }
     await c.need(n, 'the safetensors JSON header');
     const text = c.bytes(n).toString('utf8');
@@ -57,9 +57,9 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new ModelFileError('BAD_JSON', file, `header is not valid JSON: ${(e as Error).message}`, { cause: e });
+      throw new ModelFileError('bad_json', file, `header is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
-    if (!isObject(json)) throw new ModelFileError('BAD_JSON', file, 'header must be a JSON object');
+    if (!isObject(json)) throw new ModelFileError('bad_json', file, 'header must be a JSON object');
     let metadata: Record<string, string> = {};
     const tensors: SafetensorsTensor[] = [];
     const ranges: { name: string; begin: number; end: number }[] = [];
@@ -67,26 +67,26 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
     for (const [name, entry] of Object.entries(json)) {
       if (name === '__metadata__') {
         if (!isObject(entry) || !Object.values(entry).every((v) => typeof v === 'string')) {
-          throw new ModelFileError('BAD_HEADER', file, '__metadata__ must map strings to strings');
+          throw new ModelFileError('bad_header', file, '__metadata__ must map strings to strings');
         }
         metadata = entry as Record<string, string>;
         continue;
       }
-      if (!isObject(entry)) throw new ModelFileError('BAD_HEADER', file, `entry "${name}" must be an object`);
+      if (!isObject(entry)) throw new ModelFileError('bad_header', file, `entry "${name}" must be an object`);
       const { dtype, shape, data_offsets: off } = entry;
-      if (typeof dtype !== 'string') throw new ModelFileError('BAD_HEADER', file, `tensor "${name}" has no dtype string`);
+      if (typeof dtype !== 'string') throw new ModelFileError('bad_header', file, `tensor "${name}" has no dtype string`);
       const elem = SAFETENSORS_DTYPES[dtype];
-      if (elem === undefined) throw new ModelFileError('UNKNOWN_DTYPE', file, `tensor "${name}" has unknown dtype "${dtype}"`);
+      if (elem === undefined) throw new ModelFileError('unknown_dtype', file, `tensor "${name}" has unknown dtype "${dtype}"`);
       if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new ModelFileError('BAD_HEADER', file, `tensor "${name}" shape must be an array of non-negative integers`);
+        throw new ModelFileError('bad_header', file, `tensor "${name}" shape must be an array of non-negative integers`);
       }
       if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-        throw new ModelFileError('BAD_HEADER', file, `tensor "${name}" data_offsets must be [begin, end] with 0 <= begin <= end`);
+        throw new ModelFileError('bad_header', file, `tensor "${name}" data_offsets must be [begin, end] with 0 <= begin <= end`);
       }
       const bytes = checkedBytes(shape as number[], elem);
-      if (bytes === null) throw new ModelFileError('SIZE_MISMATCH', file, `tensor "${name}" shape [${shape.join(', ')}] overflows`);
+      if (bytes === null) throw new ModelFileError('size_mismatch', file, `tensor "${name}" shape [${shape.join(', ')}] overflows`);
       if (off[1] - off[0] !== bytes) {
-        throw new ModelFileError('SIZE_MISMATCH', file,
+        throw new ModelFileError('size_mismatch', file,
           `tensor "${name}" spans ${off[1] - off[0]} bytes but shape [${shape.join(', ')}] of ${dtype} needs ${bytes}`);
       }
       ranges.push({ name, begin: off[0], end: off[1] });
@@ -98,15 +98,15 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
     let prev = '(start)';
     for (const r of ranges) {
       if (r.begin > cursor) {
-        throw new ModelFileError('OFFSET_GAP', file, `gap of ${r.begin - cursor} bytes before tensor "${r.name}" (after ${prev})`);
+        throw new ModelFileError('offset_gap', file, `gap of ${r.begin - cursor} bytes before tensor "${r.name}" (after ${prev})`);
       }
-      if (r.begin < cursor) throw new ModelFileError('OFFSET_OVERLAP', file, `tensor "${r.name}" overlaps ${prev}`);
+      if (r.begin < cursor) throw new ModelFileError('offset_overlap', file, `tensor "${r.name}" overlaps ${prev}`);
       cursor = r.end;
       prev = `"${r.name}"`;
     }
     const dataBytes = c.size - dataStart;
     if (cursor !== dataBytes) {
-      throw new ModelFileError(cursor > dataBytes ? 'TRUNCATED' : 'SIZE_MISMATCH', file,
+      throw new ModelFileError(cursor > dataBytes ? 'truncated' : 'size_mismatch', file,
         `tensors need ${cursor} data bytes but the file holds ${dataBytes} after the header`);
     }
     return { file, headerBytes: n, dataStart, tensors, metadata, size: c.size };

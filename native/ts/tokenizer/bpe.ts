@@ -32,7 +32,7 @@ export class BpeTokenizer extends VocabTokenizer {
     super(v);
     v.merges.forEach((m, i) => {
       const sp = m.indexOf(' ', 1);
-      if (sp <= 0) throw new TokenizerError('BAD_VOCAB', `merge #${i} "${m}" is not "left right"`);
+      if (sp <= 0) throw new TokenizerError('bad_vocab', `merge #${i} "${m}" is not "left right"`);
       if (!this.ranks.has(m)) this.ranks.set(m, i);
     });
     this.ignoreMerges = v.pre === 'llama-bpe';
@@ -72,7 +72,7 @@ export class BpeTokenizer extends VocabTokenizer {
         const cid = this.ids.get(ch);
         if (cid !== undefined) out.push(cid);
         else if (this.unkId !== null) out.push(this.unkId);
-        else throw new TokenizerError('BAD_VOCAB', `byte symbol "${ch}" is missing from the vocabulary`);
+        else throw new TokenizerError('bad_vocab', `byte symbol "${ch}" is missing from the vocabulary`);
       }
     }
     if (this.cache.size < 50_000) this.cache.set(word, out);

@@ -30,10 +30,10 @@ export function renderChat(family: ChatFamily, messages: ChatMessage[], bos: str
 
 /** renderChat, keeping apart the template's text and the messages' content. */
 export function renderChatParts(family: ChatFamily, messages: ChatMessage[], bos: string, eos: string): ChatPart[] {
-  if (!Array.isArray(messages) || messages.length === 0) throw new TokenizerError('BAD_MESSAGES', 'Expected at least one chat message but received none');
+  if (!Array.isArray(messages) || messages.length === 0) throw new TokenizerError('bad_messages', 'Expected at least one chat message but received none');
   for (const [i, m] of messages.entries()) {
     if (!m || typeof m.content !== 'string' || !ROLES.has(m.role)) {
-      throw new TokenizerError('BAD_MESSAGES', `Expected message ${i} to have role system|user|assistant and string content but received ${JSON.stringify(m)?.slice(0, 80)}`);
+      throw new TokenizerError('bad_messages', `Expected message ${i} to have role system|user|assistant and string content but received ${JSON.stringify(m)?.slice(0, 80)}`);
     }
   }
   const parts: ChatPart[] = [];

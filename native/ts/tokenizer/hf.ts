@@ -47,7 +47,7 @@ export class HfTokenizer implements Tokenizer {
   decode(ids: number[]): string {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError('BAD_TOKEN_ID', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
+        throw new TokenizerError('bad_token_id', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
       }
     }
     if (ids.length === 0) return '';
@@ -100,7 +100,7 @@ export async function loadHfTokenizer(tokenizerJson: string, cfg: ModelConfig, c
     if (size > MAX_TOKENIZER_JSON) throw new Error(`${size} bytes is over the ${MAX_TOKENIZER_JSON}-byte limit`);
     json = JSON.parse(await readFile(tokenizerJson, 'utf8'));
   } catch (e) {
-    throw new TokenizerError('BAD_VOCAB', `${tokenizerJson}: cannot read tokenizer.json: ${(e as Error).message}`, { cause: e });
+    throw new TokenizerError('bad_vocab', `${tokenizerJson}: cannot read tokenizer.json: ${(e as Error).message}`, { cause: e });
   }
   try {
     config = JSON.parse(await readFile(join(dirname(tokenizerJson), 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
@@ -111,7 +111,7 @@ export async function loadHfTokenizer(tokenizerJson: string, cfg: ModelConfig, c
   try {
     impl = new HfTokenizerImpl(json as object, config);
   } catch (e) {
-    throw new TokenizerError('UNSUPPORTED', `${tokenizerJson}: ${(e as Error).message}`, { cause: e });
+    throw new TokenizerError('unsupported', `${tokenizerJson}: ${(e as Error).message}`, { cause: e });
   }
   return new HfTokenizer(impl, config, cfg, chatTemplate);
 }

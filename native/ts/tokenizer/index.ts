@@ -6,7 +6,8 @@ import { loadHfTokenizer } from './hf.ts';
 import { SpmTokenizer } from './spm.ts';
 import { TokenizerError, type Tokenizer } from './types.ts';
 
-export { TokenizerError, TOKENIZER_ERROR_CODES, type Tokenizer, type TokenDecoder, type ChatMessage, type TokenizerErrorCode } from './types.ts';
+export { TokenizerError, type Tokenizer, type TokenDecoder, type ChatMessage } from './types.ts';
+export { TOKENIZER_ERROR_CODES, type TokenizerErrorCode } from '../../../contracts/errors.ts';
 export { renderChat, chooseFamily, type ChatFamily } from './chat.ts';
 export { templateFamily, REFERENCE_TEMPLATES } from './templates.ts';
 export { SpmTokenizer } from './spm.ts';
@@ -18,12 +19,12 @@ const isNum = (x: GgufScalar): x is number => typeof x === 'number';
 /** The model's own tokenizer (from its GGUF metadata or its tokenizer.json). */
 export async function loadTokenizer(source: ModelSource): Promise<Tokenizer> {
   const t = source.tokenizer;
-  if (!t) throw new TokenizerError('NO_TOKENIZER', `${source.path}: the model carries no tokenizer (no tokenizer.json / tokenizer.ggml.*)`);
+  if (!t) throw new TokenizerError('no_tokenizer', `${source.path}: the model carries no tokenizer (no tokenizer.json / tokenizer.ggml.*)`);
   if (t.kind === 'hf') return loadHfTokenizer(t.path, source.config, t.chatTemplate);
   const g = await readGguf(t.path);
   const model = metaString(g, 'tokenizer.ggml.model');
   const tokens = metaArray(g, 'tokenizer.ggml.tokens', isStr, 'strings');
-  if (!tokens) throw new TokenizerError('BAD_VOCAB', `${t.path}: tokenizer.ggml.tokens is missing`);
+  if (!tokens) throw new TokenizerError('bad_vocab', `${t.path}: tokenizer.ggml.tokens is missing`);
   const types = metaArray(g, 'tokenizer.ggml.token_type', isNum, 'integers') ?? tokens.map(() => 1);
   const id = (k: string) => {
     const v = metaNumber(g, k);
@@ -36,14 +37,14 @@ export async function loadTokenizer(source: ModelSource): Promise<Tokenizer> {
   };
   if (model === 'llama') {
     const scores = metaArray(g, 'tokenizer.ggml.scores', isNum, 'numbers');
-    if (!scores) throw new TokenizerError('BAD_VOCAB', `${t.path}: tokenizer.ggml.scores is missing (needed by the llama/SPM tokenizer)`);
+    if (!scores) throw new TokenizerError('bad_vocab', `${t.path}: tokenizer.ggml.scores is missing (needed by the llama/SPM tokenizer)`);
     const addSpace = g.metadata.get('tokenizer.ggml.add_space_prefix');
     return new SpmTokenizer({ ...base, scores, addSpacePrefix: typeof addSpace === 'boolean' ? addSpace : true });
   }
   if (model === 'gpt2') {
     const merges = metaArray(g, 'tokenizer.ggml.merges', isStr, 'strings');
-    if (!merges) throw new TokenizerError('BAD_VOCAB', `${t.path}: tokenizer.ggml.merges is missing (needed by the gpt2/BPE tokenizer)`);
+    if (!merges) throw new TokenizerError('bad_vocab', `${t.path}: tokenizer.ggml.merges is missing (needed by the gpt2/BPE tokenizer)`);
     return new BpeTokenizer({ ...base, merges, pre: metaString(g, 'tokenizer.ggml.pre') ?? null });
   }
-  throw new TokenizerError('UNSUPPORTED', `${t.path}: tokenizer.ggml.model "${model}" is not supported (llama, gpt2)`);
+  throw new TokenizerError('unsupported', `${t.path}: tokenizer.ggml.model "${model}" is not supported (llama, gpt2)`);
 }

@@ -55,7 +55,7 @@ export class SpmTokenizer extends VocabTokenizer {
 
   constructor(v: SpmVocabInfo) {
     super(v);
-    if (v.scores.length !== v.tokens.length) throw new TokenizerError('BAD_VOCAB', `scores has ${v.scores.length} entries for ${v.tokens.length} tokens`);
+    if (v.scores.length !== v.tokens.length) throw new TokenizerError('bad_vocab', `scores has ${v.scores.length} entries for ${v.tokens.length} tokens`);
     this.scores = v.scores;
     this.addSpacePrefix = v.addSpacePrefix ?? true;
     v.tokens.forEach((t, i) => {
@@ -103,7 +103,7 @@ export class SpmTokenizer extends VocabTokenizer {
         const bid = this.byteIds[byte];
         if (bid >= 0) out.push(bid);
         else if (this.unkId !== null) out.push(this.unkId);
-        else throw new TokenizerError('BAD_VOCAB', `no byte token <0x${byte.toString(16).padStart(2, '0').toUpperCase()}> and no <unk> to encode "${sym[i]}"`);
+        else throw new TokenizerError('bad_vocab', `no byte token <0x${byte.toString(16).padStart(2, '0').toUpperCase()}> and no <unk> to encode "${sym[i]}"`);
       }
     }
   }

@@ -1,4 +1,5 @@
 // The tokenizer interface every model's tokenizer implements, and its typed error.
+import type { TokenizerErrorCode } from '../../../contracts/errors.ts';
 
 export interface ChatMessage {
   role: string;
@@ -30,14 +31,6 @@ export interface Tokenizer {
   encodeChat(messages: ChatMessage[]): number[];
 }
 
-export const TOKENIZER_ERROR_CODES = {
-  NO_TOKENIZER: 'the model carries no tokenizer',
-  BAD_VOCAB: 'the vocabulary is missing pieces or inconsistent',
-  UNSUPPORTED: 'this tokenizer type is not supported',
-  BAD_TOKEN_ID: 'a token id is outside the vocabulary',
-  BAD_MESSAGES: 'chat messages are malformed (unknown role, empty list)',
-} as const;
-export type TokenizerErrorCode = keyof typeof TOKENIZER_ERROR_CODES;
 
 export class TokenizerError extends Error {
   override readonly name = 'TokenizerError';

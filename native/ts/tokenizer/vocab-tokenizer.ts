@@ -34,9 +34,9 @@ export abstract class VocabTokenizer implements Tokenizer {
   private readonly pieceBytes: (Uint8Array | undefined)[];
 
   constructor(v: VocabInfo) {
-    if (v.tokens.length === 0) throw new TokenizerError('BAD_VOCAB', 'the vocabulary is empty');
+    if (v.tokens.length === 0) throw new TokenizerError('bad_vocab', 'the vocabulary is empty');
     if (v.types.length !== v.tokens.length) {
-      throw new TokenizerError('BAD_VOCAB', `token_type has ${v.types.length} entries for ${v.tokens.length} tokens`);
+      throw new TokenizerError('bad_vocab', `token_type has ${v.types.length} entries for ${v.tokens.length} tokens`);
     }
     this.tokens = v.tokens;
     this.types = v.types;
@@ -44,7 +44,7 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.unkId = v.unkId;
     v.tokens.forEach((t, i) => { if (!this.ids.has(t)) this.ids.set(t, i); });
     const check = (id: number | null, what: string) => {
-      if (id !== null && (id < 0 || id >= this.vocabSize)) throw new TokenizerError('BAD_VOCAB', `${what} ${id} is outside the vocabulary (${this.vocabSize})`);
+      if (id !== null && (id < 0 || id >= this.vocabSize)) throw new TokenizerError('bad_vocab', `${what} ${id} is outside the vocabulary (${this.vocabSize})`);
     };
     check(v.bosId, 'bos id');
     for (const e of v.eosIds) check(e, 'eos id');
@@ -125,7 +125,7 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   protected bytesOf(id: number): Uint8Array {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new TokenizerError('BAD_TOKEN_ID', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
+      throw new TokenizerError('bad_token_id', `Expected a token id in [0, ${this.vocabSize}) but received ${id}`);
     }
     const t = this.types[id];
     if (t === TT.CONTROL || t === TT.UNUSED) return new Uint8Array(0);

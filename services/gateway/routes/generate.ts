@@ -9,7 +9,7 @@ import type { DoneEvent, TokenEvent } from '../../../contracts/stream.ts';
 import { keys } from '../../../contracts/queues.ts';
 import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 import { chunk, fullBody, usageChunk, type Kind } from '../openai-format.ts';
 
 const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;

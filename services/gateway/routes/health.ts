@@ -1,7 +1,7 @@
 // GET /healthz (the process is alive) and GET /readyz (Redis answers and the gateway is not draining).
 import type { FastifyInstance } from 'fastify';
 import { SwapserveError } from '../../../contracts/errors.ts';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 
 export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));

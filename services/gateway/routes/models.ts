@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { findModel } from '../../config/config.ts';
 import { SwapserveError } from '../../../contracts/errors.ts';
-import type { GatewayContext } from '../app.ts';
+import type { GatewayContext } from '../context.ts';
 
 const created = Math.floor(Date.now() / 1000);
 const card = (id: string) => ({ id, object: 'model', created, owned_by: 'swapserve' });
