@@ -1,8 +1,7 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { HELP, parseCommand } from './args.ts';
+import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
@@ -37,23 +36,24 @@ function gpuCount(): number {
   return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
 }
 
-/** Bytes of a model's weight files (its arena size, near enough before a worker reports the real one). */
-export function weightsBytes(path: string): number {
+/**
+ * A model's arena bytes from its validated files: the same `openModel` as `inspect` and the worker (bounded headers,
+ * non-blocking opens, deadlines), so a hostile or blocking file is reported here, at registration, and never
+ * stalls the scheduler. A rejected model is logged (one line) and registered with 0 bytes: its workers refuse it
+ * with the same error.
+ */
+export async function validatedBytes(m: ModelEntry, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<number> {
   try {
-    const st = statSync(path);
-    if (st.isFile()) return st.size;
-    let total = 0;
-    for (const e of readdirSync(path, { withFileTypes: true })) {
-      if (e.isFile() && /\.(safetensors|gguf|bin)$/.test(e.name)) total += statSync(join(path, e.name)).size;
-    }
-    return total;
-  } catch {
+    return (await openModel(m.path)).layout.totalBytes;
+  } catch (e) {
+    log(`swapserve scheduler: model "${m.id}" rejected: ${isModelFileError(e) ? `${e.code} ${e.message}` : (e as Error).message}`);
     return 0;
   }
 }
 
-export function settingsFromConfig(cfg: Config, maxReplicas: number): ModelSettings[] {
-  return cfg.models.map((m: ModelEntry) => modelSettings(m, { bytes: weightsBytes(m.path), maxReplicas, concurrency: cfg.worker.concurrency }));
+export async function settingsFromConfig(cfg: Config, maxReplicas: number): Promise<ModelSettings[]> {
+  const bytes = await Promise.all(cfg.models.map((m) => validatedBytes(m)));
+  return cfg.models.map((m: ModelEntry, i) => modelSettings(m, { bytes: bytes[i], maxReplicas, concurrency: cfg.worker.concurrency }));
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -99,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
     const configArgs = values.config ? ['--config', values.config] : [];
     const workers: WorkerProvider = new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
     scheduler = new Scheduler({
-      redisUrl: config.redisUrl, prefix: config.prefix, models: settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
+      redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
       tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),

@@ -37,7 +37,7 @@ before(async () => {
   let leading: () => void = () => undefined;
   const isLeader = new Promise<void>((r) => (leading = r));
   scheduler = new Scheduler({
-    redisUrl: config.redisUrl!, prefix: config.prefix, models: settingsFromConfig(config, 4),
+    redisUrl: config.redisUrl!, prefix: config.prefix, models: await settingsFromConfig(config, 4),
     provider: new LocalProcessProvider(), policy: { maxWorkers: 0, minWorkers: 1 }, leaseMs: 2000, tickMs: 200, pollMs: 200,
     log: (m) => {
       logs.push(m);

@@ -77,7 +77,7 @@ describe('the only worker killed with SIGKILL mid-job, under the scheduler', { s
     let leading: (() => void) | null = null;
     const isLeader = new Promise<void>((r) => (leading = r));
     const scheduler = new Scheduler({
-      redisUrl: redis.url, prefix, models: settingsFromConfig(config, 1), provider,
+      redisUrl: redis.url, prefix, models: await settingsFromConfig(config, 1), provider,
       policy: { maxWorkers: 1 }, leaseMs: 1000, tickMs: 200, pollMs: 200,
       log: (m) => {
         logs.push(m);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Arch, ModelConfig, RopeScaling } from '../types.ts';
 import { ModelFileError } from './errors.ts';
 import { metaNumber, metaString, type GgufFile } from './gguf.ts';
+import { checkArchLimits } from './limits.ts';
 
 const posInt = z.number().int().positive();
 
@@ -91,6 +92,8 @@ export function parseHfConfig(file: string, json: unknown): ModelConfig {
 /** Invariants every config must satisfy, whatever its source. */
 export function checkConfig(file: string, c: ModelConfig): void {
   const bad = (m: string) => { throw new ModelFileError('bad_config', file, m); };
+  // Finite, integral where counted, and within architectural maxima before anything below (or a caller) sizes by them.
+  checkArchLimits(file, c);
   if (!Number.isInteger(c.headDim) || c.headDim <= 0) bad(`head_dim ${c.headDim} must be a positive integer (hidden_size / num_attention_heads)`);
   if (c.headDim % 2 !== 0) bad(`head_dim ${c.headDim} must be even for RoPE`);
   if (c.numHeads % c.numKvHeads !== 0) bad(`num_attention_heads ${c.numHeads} must be a multiple of num_key_value_heads ${c.numKvHeads}`);

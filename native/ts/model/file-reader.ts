@@ -1,7 +1,8 @@
 // Bounded, buffered, little-endian reads of a file header: never reads more than it is asked for, never past EOF.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 
 import { ModelFileError } from './errors.ts';
+import { guarded, openRegularFile, type ModelIoOptions } from './safe-io.ts';
 
 /** Chunk size of header reads (bytes). Values inside a chunk are decoded synchronously. */
 const CHUNK = 1 << 20;
@@ -9,7 +10,7 @@ const CHUNK = 1 << 20;
 /**
  * A forward cursor over a file. `need(n)` makes n bytes available (one bounded read when the buffer runs out);
  * the `u32`/`u64`/... getters then decode synchronously. Every read is checked against the file's size first,
- * so a length field pointing past EOF becomes a truncated error, never a huge allocation.
+ * so a length field pointing past EOF becomes a TRUNCATED error, never a huge allocation.
  */
 export class FileCursor {
   private buf = Buffer.alloc(0);
@@ -22,25 +23,12 @@ export class FileCursor {
     readonly file: string,
     private readonly fh: FileHandle,
     readonly size: number,
+    private readonly io: ModelIoOptions,
   ) {}
 
-  static async open(file: string): Promise<FileCursor> {
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new ModelFileError(code === 'ENOENT' ? 'not_found' : 'io', file, `cannot open: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new ModelFileError('not_found', file, 'not a regular file');
-      return new FileCursor(file, fh, st.size);
-    } catch (e) {
-      await fh.close().catch(() => {});
-      if (e instanceof ModelFileError) throw e;
-      throw new ModelFileError('io', file, `cannot stat: ${(e as Error).message}`, { cause: e });
-    }
+  static async open(file: string, io: ModelIoOptions = {}): Promise<FileCursor> {
+    const { fh, size } = await openRegularFile(file, io);
+    return new FileCursor(file, fh, size, io);
   }
 
   async close(): Promise<void> {
@@ -80,8 +68,9 @@ export class FileCursor {
 
   private async read(buf: Buffer, off: number, n: number, pos: number, what: string): Promise<{ bytesRead: number }> {
     try {
-      return await this.fh.read(buf, off, n, pos);
+      return await guarded(this.file, `reading ${what}`, () => this.fh.read(buf, off, n, pos), this.io);
     } catch (e) {
+      if (e instanceof ModelFileError) throw e;
       throw new ModelFileError('io', this.file, `reading ${what} at offset ${pos} failed: ${(e as Error).message}`, { cause: e });
     }
   }
@@ -122,8 +111,8 @@ export class FileCursor {
 }
 
 /** Open, run, always close. */
-export async function withCursor<T>(file: string, fn: (c: FileCursor) => Promise<T>): Promise<T> {
-  const c = await FileCursor.open(file);
+export async function withCursor<T>(file: string, fn: (c: FileCursor) => Promise<T>, io?: ModelIoOptions): Promise<T> {
+  const c = await FileCursor.open(file, io);
   try {
     return await fn(c);
   } finally {

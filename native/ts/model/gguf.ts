@@ -2,6 +2,8 @@
 import type { DType } from '../types.ts';
 import { ModelFileError } from './errors.ts';
 import { checkedBytes, FileCursor, withCursor } from './file-reader.ts';
+import { GGUF_LIMITS } from './limits.ts';
+import type { ModelIoOptions } from './safe-io.ts';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -128,6 +130,9 @@ async function readValue(c: FileCursor, type: number, what: string): Promise<Ggu
   if (count * minItem > c.remaining) {
     throw new ModelFileError('truncated', c.file, `${what} claims ${count} elements, more than the ${c.remaining} remaining bytes can hold`);
   }
+  if (count > GGUF_LIMITS.arrayItems) {
+    throw new ModelFileError('header_too_large', c.file, `${what} claims ${count} elements (limit ${GGUF_LIMITS.arrayItems})`);
+  }
   const out: GgufScalar[] = new Array(count);
   if (itemType === GGUF_TYPE.STRING) {
     for (let i = 0; i < count; i++) out[i] = stringSync(c) ?? await readString(c, `${what}[${i}]`);
@@ -140,8 +145,15 @@ async function readValue(c: FileCursor, type: number, what: string): Promise<Ggu
   return out;
 }
 
+/** Metadata and tensor infos are bounded in bytes too (each value is already bounded by the bytes left). */
+function headerLimit(c: FileCursor): void {
+  if (c.pos > GGUF_LIMITS.headerBytes) {
+    throw new ModelFileError('header_too_large', c.file, `the GGUF header runs past ${GGUF_LIMITS.headerBytes} bytes`);
+  }
+}
+
 /** Parse and validate a GGUF header (metadata + tensor infos); reads only the header, never the data. */
-export async function readGguf(file: string): Promise<GgufFile> {
+export async function readGguf(file: string, io?: ModelIoOptions): Promise<GgufFile> {
   return withCursor(file, async (c) => {
     await c.need(4, 'the GGUF magic');
     const magic = c.u32();
@@ -160,6 +172,10 @@ export async function readGguf(file: string): Promise<GgufFile> {
     if (tensorCount * 24 + kvCount * 13 > c.remaining) {
       throw new ModelFileError('truncated', file, `header claims ${tensorCount} tensors and ${kvCount} metadata entries, more than the file can hold`);
     }
+    if (tensorCount > GGUF_LIMITS.tensors || kvCount > GGUF_LIMITS.kvs) {
+      throw new ModelFileError('header_too_large', file,
+        `header claims ${tensorCount} tensors and ${kvCount} metadata entries (limits ${GGUF_LIMITS.tensors} and ${GGUF_LIMITS.kvs})`);
+    }
     const metadata = new Map<string, GgufValue>();
     for (let i = 0; i < kvCount; i++) {
       const key = await readString(c, `metadata key #${i}`);
@@ -168,6 +184,7 @@ export async function readGguf(file: string): Promise<GgufFile> {
       await c.need(4, `the type of metadata "${key}"`);
       const type = c.u32();
       metadata.set(key, await readValue(c, type, `metadata "${key}"`));
+      headerLimit(c);
     }
     let alignment = GGUF_DEFAULT_ALIGNMENT;
     if (metadata.has('general.alignment')) {
@@ -195,6 +212,7 @@ export async function readGguf(file: string): Promise<GgufFile> {
         throw new ModelFileError('bad_alignment', file, `tensor "${name}" offset ${rel} is not a multiple of the alignment ${alignment}`);
       }
       infos.push({ name, shape: ne.reverse(), ggmlType, rel });
+      headerLimit(c);
     }
     const dataStart = Math.ceil(c.pos / alignment) * alignment;
     const tensors: GgufTensorInfo[] = [];
@@ -224,7 +242,7 @@ export async function readGguf(file: string): Promise<GgufFile> {
       }
     }
     return { file, version, alignment, metadata, tensors, dataStart, size: c.size };
-  });
+  }, io);
 }
 
 // ---- typed metadata accessors (errors name the key) ----

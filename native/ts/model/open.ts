@@ -1,5 +1,4 @@
 // openModel: a Hugging Face folder or a .gguf file → a validated ModelSource with its planned WeightLayout.
-import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 
 import { DTYPE_BYTES, type DType, type ModelConfig, type ModelSource, type TokenizerSource } from '../types.ts';
@@ -9,6 +8,8 @@ import { withCursor } from './file-reader.ts';
 import { GGML_DTYPE, metaString, readGguf, type GgufFile } from './gguf.ts';
 import { planLayout, type SourceTensor } from './layout.ts';
 import { readSafetensors, ST_TO_DTYPE, type SafetensorsTensor } from './safetensors.ts';
+import { checkAgainstFiles } from './limits.ts';
+import { MODEL_IO_DEFAULTS, pathExists, readSmallText, statModelPath, type ModelIoOptions } from './safe-io.ts';
 import { expectedTensors, ggufToCanonical, hfToCanonical } from './tensors.ts';
 
 /** Largest JSON side file read (config.json, index, tokenizer_config.json), bytes. */
@@ -25,20 +26,8 @@ interface Found {
   bytes: number;
 }
 
-async function readJson(file: string): Promise<unknown> {
-  let st;
-  try {
-    st = await stat(file);
-  } catch (e) {
-    throw new ModelFileError('not_found', file, 'file not found', { cause: e });
-  }
-  if (st.size > MAX_JSON) throw new ModelFileError('header_too_large', file, `JSON file of ${st.size} bytes exceeds ${MAX_JSON}`);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new ModelFileError('io', file, `cannot read: ${(e as Error).message}`, { cause: e });
-  }
+async function readJson(file: string, io: ModelIoOptions): Promise<unknown> {
+  const text = await readSmallText(file, MAX_JSON, io);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -46,13 +35,12 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
-
 /** Check names and shapes against the config, then plan the arena. */
 function assemble(
   path: string, format: ModelSource['format'], cfg: ModelConfig, found: Map<string, Found>, files: string[],
   tokenizer: TokenizerSource | null,
 ): ModelSource {
+  checkAgainstFiles(files[0] ?? path, cfg, [...found.values()].reduce((n, t) => n + t.bytes, 0));
   const expected = expectedTensors(cfg);
   const sources: SourceTensor[] = [];
   for (const e of expected) {
@@ -78,15 +66,15 @@ function assemble(
 
 // ---------------- Hugging Face folders ----------------
 
-async function openHf(dir: string): Promise<ModelSource> {
+async function openHf(dir: string, io: ModelIoOptions): Promise<ModelSource> {
   const cfgFile = join(dir, 'config.json');
-  if (!(await exists(cfgFile))) throw new ModelFileError('not_found', dir, 'not a model folder: config.json is missing');
-  const cfg = parseHfConfig(cfgFile, await readJson(cfgFile));
+  if (!(await pathExists(cfgFile, io))) throw new ModelFileError('not_found', dir, 'not a model folder: config.json is missing');
+  const cfg = parseHfConfig(cfgFile, await readJson(cfgFile, io));
   const indexFile = join(dir, 'model.safetensors.index.json');
   let shardNames: string[];
   let weightMap: Record<string, string> | null = null;
-  if (await exists(indexFile)) {
-    const idx = await readJson(indexFile);
+  if (await pathExists(indexFile, io)) {
+    const idx = await readJson(indexFile, io);
     const wm = (idx as { weight_map?: unknown } | null)?.weight_map;
     if (typeof wm !== 'object' || wm === null || Array.isArray(wm) || !Object.values(wm).every((v) => typeof v === 'string')) {
       throw new ModelFileError('bad_index', indexFile, 'weight_map must map tensor names to shard file names');
@@ -98,7 +86,7 @@ async function openHf(dir: string): Promise<ModelSource> {
         throw new ModelFileError('bad_index', indexFile, `shard "${s}" must be a .safetensors file name inside the folder`);
       }
     }
-  } else if (await exists(join(dir, 'model.safetensors'))) {
+  } else if (await pathExists(join(dir, 'model.safetensors'), io)) {
     shardNames = ['model.safetensors'];
   } else {
     throw new ModelFileError('not_found', dir, 'no model.safetensors or model.safetensors.index.json in the folder');
@@ -107,8 +95,8 @@ async function openHf(dir: string): Promise<ModelSource> {
   const files: string[] = [];
   for (const shard of shardNames) {
     const file = join(dir, shard);
-    if (!(await exists(file))) throw new ModelFileError('not_found', file, 'shard named by the index is missing');
-    const st = await readSafetensors(file);
+    if (!(await pathExists(file, io))) throw new ModelFileError('not_found', file, 'shard named by the index is missing');
+    const st = await readSafetensors(file, io);
     files.push(file);
     for (const t of st.tensors) {
       if (weightMap && weightMap[t.name] !== shard) {
@@ -128,7 +116,7 @@ async function openHf(dir: string): Promise<ModelSource> {
   }
   // A tied model may still ship lm_head (some exporters write the copy): the engine uses the embedding.
   if (cfg.tieWordEmbeddings) found.delete('output');
-  return assemble(dir, 'safetensors', cfg, found, files, await hfTokenizer(dir));
+  return assemble(dir, 'safetensors', cfg, found, files, await hfTokenizer(dir, io));
 }
 
 function addHfTensor(found: Map<string, Found>, cfg: ModelConfig, file: string, t: SafetensorsTensor): void {
@@ -143,13 +131,13 @@ function addHfTensor(found: Map<string, Found>, cfg: ModelConfig, file: string, 
   found.set(canon, { name: canon, fileName: t.name, dtype, shape: t.shape, file, fileOffset: t.fileOffset, bytes: t.bytes });
 }
 
-async function hfTokenizer(dir: string): Promise<TokenizerSource | null> {
+async function hfTokenizer(dir: string, io: ModelIoOptions): Promise<TokenizerSource | null> {
   const tj = join(dir, 'tokenizer.json');
-  if (!(await exists(tj))) return null;
+  if (!(await pathExists(tj, io))) return null;
   let chatTemplate: string | null = null;
   const tc = join(dir, 'tokenizer_config.json');
-  if (await exists(tc)) {
-    const j = await readJson(tc);
+  if (await pathExists(tc, io)) {
+    const j = await readJson(tc, io);
     const t = (j as { chat_template?: unknown } | null)?.chat_template;
     if (typeof t === 'string') chatTemplate = t;
     else if (Array.isArray(t)) {
@@ -163,7 +151,7 @@ async function hfTokenizer(dir: string): Promise<TokenizerSource | null> {
 // ---------------- GGUF ----------------
 
 /** Byte-compare two ranges of one file in bounded chunks (early exit on the first difference). */
-async function sameBytes(file: string, a: number, b: number, bytes: number): Promise<boolean> {
+async function sameBytes(file: string, a: number, b: number, bytes: number, io: ModelIoOptions): Promise<boolean> {
   const CHUNK = 1 << 20;
   return withCursor(file, async (c) => {
     for (let off = 0; off < bytes; off += CHUNK) {
@@ -172,11 +160,11 @@ async function sameBytes(file: string, a: number, b: number, bytes: number): Pro
       if (!x.equals(y)) return false;
     }
     return true;
-  });
+  }, io);
 }
 
-async function openGguf(file: string): Promise<ModelSource> {
-  const g: GgufFile = await readGguf(file);
+async function openGguf(file: string, io: ModelIoOptions): Promise<ModelSource> {
+  const g: GgufFile = await readGguf(file, io);
   const found = new Map<string, Found>();
   let ropeFreqs: (typeof g.tensors)[number] | null = null;
   for (const t of g.tensors) {
@@ -194,7 +182,7 @@ async function openGguf(file: string): Promise<ModelSource> {
   // treat the model as tied, do not load the copy, and count its parameters once.
   const out = found.get('output');
   if (out && out.dtype === emb.dtype && out.bytes === emb.bytes && out.shape.every((d, i) => d === emb.shape[i])
-      && await sameBytes(file, emb.fileOffset, out.fileOffset, emb.bytes)) {
+      && await sameBytes(file, emb.fileOffset, out.fileOffset, emb.bytes, io)) {
     found.delete('output');
   }
   const cfg = parseGgufConfig(g, emb.shape[0], found.has('output'));
@@ -204,7 +192,7 @@ async function openGguf(file: string): Promise<ModelSource> {
       throw new ModelFileError('shape_mismatch', file, `rope_freqs.weight must be F32 [${cfg.headDim / 2}], got [${ropeFreqs.shape.join(', ')}]`);
     }
     if (cfg.ropeScaling) throw new ModelFileError('bad_config', file, 'both rope.scaling metadata and rope_freqs.weight are present');
-    const raw = await withCursor(file, (c) => c.readAt(ropeFreqs.fileOffset, ropeFreqs.bytes, 'rope_freqs.weight'));
+    const raw = await withCursor(file, (c) => c.readAt(ropeFreqs.fileOffset, ropeFreqs.bytes, 'rope_freqs.weight'), io);
     const values = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     cfg.ropeScaling = inferLlama3Scaling(file, cfg.ropeTheta, cfg.headDim, values);
   }
@@ -214,18 +202,20 @@ async function openGguf(file: string): Promise<ModelSource> {
   return assemble(file, 'gguf', cfg, found, [file], tokenizer);
 }
 
-/** Open and validate a model: a Hugging Face folder (config.json + safetensors) or a .gguf file. */
-export async function openModel(path: string): Promise<ModelSource> {
+/** Options of openModel. */
+export type OpenModelOptions = ModelIoOptions;
+
+/**
+ * Open and validate a model: a Hugging Face folder (config.json + safetensors) or a .gguf file. Every file access
+ * runs under `timeoutMs` and never blocks on a FIFO (safe-io.ts), so a bad path fails this model only.
+ */
+export async function openModel(path: string, opts: OpenModelOptions = {}): Promise<ModelSource> {
+  const io: ModelIoOptions = { ...MODEL_IO_DEFAULTS, ...opts };
   const p = resolve(path);
-  let st;
-  try {
-    st = await stat(p);
-  } catch (e) {
-    throw new ModelFileError('not_found', p, 'no such file or folder', { cause: e });
-  }
-  if (st.isDirectory()) return openHf(p);
+  const st = await statModelPath(p, io);
+  if (st.isDirectory()) return openHf(p, io);
   if (p.endsWith('.safetensors')) {
     throw new ModelFileError('not_found', p, 'open the model folder (with config.json), not a single .safetensors file');
   }
-  return openGguf(p);
+  return openGguf(p, io);
 }

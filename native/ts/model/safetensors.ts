@@ -4,6 +4,9 @@ import { open } from 'node:fs/promises';
 import type { DType } from '../types.ts';
 import { ModelFileError } from './errors.ts';
 import { checkedBytes, withCursor } from './file-reader.ts';
+import { findDuplicateKey } from './json-keys.ts';
+import { MAX_TENSOR_DIMS } from './limits.ts';
+import type { ModelIoOptions } from './safe-io.ts';
 
 /** The format's own limit on the JSON header (bytes). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
@@ -39,7 +42,7 @@ export interface SafetensorsFile {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Parse and validate a .safetensors header; reads 8 + N bytes only. */
-export async function readSafetensors(file: string): Promise<SafetensorsFile> {
+export async function readSafetensors(file: string, io?: ModelIoOptions): Promise<SafetensorsFile> {
   return withCursor(file, async (c) => {
     await c.need(8, 'the safetensors header length');
     const n64 = c.u64();
@@ -60,6 +63,11 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
       throw new ModelFileError('bad_json', file, `header is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
     if (!isObject(json)) throw new ModelFileError('bad_json', file, 'header must be a JSON object');
+    const dup = findDuplicateKey(text);
+    if (dup) {
+      throw new ModelFileError('duplicate_key', file,
+        `header names "${dup.key}" twice${dup.path.length ? ` in "${dup.path.join('.')}"` : ''} (the safetensors format forbids duplicate keys)`);
+    }
     let metadata: Record<string, string> = {};
     const tensors: SafetensorsTensor[] = [];
     const ranges: { name: string; begin: number; end: number }[] = [];
@@ -77,8 +85,8 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
       if (typeof dtype !== 'string') throw new ModelFileError('bad_header', file, `tensor "${name}" has no dtype string`);
       const elem = SAFETENSORS_DTYPES[dtype];
       if (elem === undefined) throw new ModelFileError('unknown_dtype', file, `tensor "${name}" has unknown dtype "${dtype}"`);
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-        throw new ModelFileError('bad_header', file, `tensor "${name}" shape must be an array of non-negative integers`);
+      if (!Array.isArray(shape) || shape.length > MAX_TENSOR_DIMS || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new ModelFileError('bad_header', file, `tensor "${name}" shape must be an array of at most ${MAX_TENSOR_DIMS} non-negative integers`);
       }
       if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
         throw new ModelFileError('bad_header', file, `tensor "${name}" data_offsets must be [begin, end] with 0 <= begin <= end`);
@@ -110,7 +118,7 @@ export async function readSafetensors(file: string): Promise<SafetensorsFile> {
         `tensors need ${cursor} data bytes but the file holds ${dataBytes} after the header`);
     }
     return { file, headerBytes: n, dataStart, tensors, metadata, size: c.size };
-  });
+  }, io);
 }
 
 /**

@@ -1,9 +1,9 @@
 // tokenizer.json (Hugging Face) through @huggingface/tokenizers, behind swapserve's Tokenizer interface.
-import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 
+import { readSmallText } from '../model/safe-io.ts';
 import type { ModelConfig } from '../types.ts';
 import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
 import { PrefixDiffDecoder } from './decode-stream.ts';
@@ -96,14 +96,13 @@ export async function loadHfTokenizer(tokenizerJson: string, cfg: ModelConfig, c
   let json: unknown;
   let config: Record<string, unknown> = {};
   try {
-    const { size } = await stat(tokenizerJson);
-    if (size > MAX_TOKENIZER_JSON) throw new Error(`${size} bytes is over the ${MAX_TOKENIZER_JSON}-byte limit`);
-    json = JSON.parse(await readFile(tokenizerJson, 'utf8'));
+    // Non-blocking open and deadlines (model/safe-io.ts): a FIFO or a dead mount fails this model, not the process.
+    json = JSON.parse(await readSmallText(tokenizerJson, MAX_TOKENIZER_JSON));
   } catch (e) {
     throw new TokenizerError('bad_vocab', `${tokenizerJson}: cannot read tokenizer.json: ${(e as Error).message}`, { cause: e });
   }
   try {
-    config = JSON.parse(await readFile(join(dirname(tokenizerJson), 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    config = JSON.parse(await readSmallText(join(dirname(tokenizerJson), 'tokenizer_config.json'), MAX_TOKENIZER_JSON)) as Record<string, unknown>;
   } catch {
     config = {};
   }
