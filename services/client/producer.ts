@@ -1,4 +1,5 @@
 // Enqueueing requests (shared by gateway and SDK): idempotency, queue-full check, one BullMQ job per request.
+import { createHash } from 'node:crypto';
 import { Queue, type Telemetry } from 'bullmq';
 import { jobDataSchema, type JobData } from '../../contracts/job.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
@@ -12,12 +13,22 @@ export interface SubmitOptions {
   maxQueued: number;
   /** @defaultValue 600 */
   idempotencyTtlS?: number;
+  /**
+   * Whose key it is (gateway: the API key's id, else the Idempotency-Scope header): keys of different scopes never
+   * meet. @defaultValue "anonymous"
+   */
+  idempotencyScope?: string;
 }
 
 export interface Submitted {
   requestId: string;
   /** True when an Idempotency-Key matched an earlier request (nothing new was enqueued). */
   replay: boolean;
+}
+
+/** What makes two requests the same (the request as the job carries it, without its id and arrival time), hashed. */
+function requestHash(job: JobData): string {
+  return createHash('sha256').update(JSON.stringify([job.model, job.kind, job.input, job.sampling])).digest('hex').slice(0, 32);
 }
 
 export class Producer {
@@ -40,22 +51,34 @@ export class Producer {
 
   async submit(data: JobData, opts: SubmitOptions): Promise<Submitted> {
     const job = jobDataSchema.parse(data);
-    if (opts.idempotencyKey) {
-      const idemKey = this.k.idempotency(`${job.model}:${opts.idempotencyKey}`);
-      const ok = await this.redis.set(idemKey, job.requestId, 'EX', opts.idempotencyTtlS ?? 600, 'NX');
+    const idemKey = opts.idempotencyKey ? this.idempotencyKey(job, opts) : null;
+    if (idemKey) {
+      // The value is "<requestId> <hash of the request>": a repeat with another body is a conflict, never a replay.
+      const hash = requestHash(job);
+      const ok = await this.redis.set(idemKey, `${job.requestId} ${hash}`, 'EX', opts.idempotencyTtlS ?? 600, 'NX');
       if (ok === null) {
         const prior = await this.redis.get(idemKey);
-        if (prior) return { requestId: prior, replay: true };
+        if (prior) {
+          const [requestId, priorHash] = prior.split(' ');
+          if (priorHash !== hash) throw new SwapserveError('idempotency_conflict', { detail: opts.idempotencyKey, param: 'Idempotency-Key' });
+          return { requestId, replay: true };
+        }
       }
     }
     const q = this.queue(job.model);
     const waiting = await q.getWaitingCount();
     if (waiting >= opts.maxQueued) {
-      if (opts.idempotencyKey) await this.redis.del(this.k.idempotency(`${job.model}:${opts.idempotencyKey}`));
+      if (idemKey) await this.redis.del(idemKey);
       throw new SwapserveError('queue_full', { detail: job.model, retryAfterS: 1 });
     }
     await q.add('generate', job, { jobId: job.requestId });
     return { requestId: job.requestId, replay: false };
+  }
+
+  /** The Redis key of an Idempotency-Key: per scope and model, hashed (any bytes of the key stay out of Redis names). */
+  private idempotencyKey(job: JobData, opts: SubmitOptions): string {
+    const id = createHash('sha256').update(JSON.stringify([opts.idempotencyScope ?? 'anonymous', job.model, opts.idempotencyKey])).digest('hex');
+    return this.k.idempotency(id);
   }
 
   /**

@@ -72,6 +72,20 @@ export const configSchema = z.object({
     keepAliveMs: z.number().int().positive().default(1000),
     /** How long an Idempotency-Key maps to its first request (s). @defaultValue 600 */
     idempotencyTtlS: z.number().int().positive().default(600),
+    /** All request headers must arrive within this (ms), else 408 and the socket closes. @defaultValue 10000 */
+    headersTimeoutMs: z.number().int().positive().default(10_000),
+    /** The whole request, headers and body, must arrive within this (ms), else 408: a body trickled in is cut off. @defaultValue 30000 */
+    bodyTimeoutMs: z.number().int().positive().default(30_000),
+    /** An idle keep-alive socket is closed after this (ms). @defaultValue 5000 */
+    keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+    /** Open sockets at most; further connections are closed at once. @defaultValue 1024 */
+    maxConnections: z.number().int().positive().default(1024),
+    /**
+     * Host header names (without port) the gateway answers; others get 403 host_not_allowed. Unset: when bound to
+     * a loopback address, only localhost, 127.0.0.1, [::1] and the bind host (a DNS-rebinding guard); otherwise
+     * any. ["*"] allows any.
+     */
+    allowedHosts: z.array(z.string().min(1)).optional(),
   }).prefault({}),
   worker: z.object({
     /** Concurrent generations per worker (across its models). @defaultValue 4 */

@@ -3,6 +3,9 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { nowMs } from '../../contracts/clock.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
 import type { GatewayContext } from './context.ts';
+import { decorateCaller } from './caller.ts';
+import { edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
+import { hostGuard } from './host-guard.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -11,27 +14,15 @@ import { statusPlugin } from '../status/plugin.ts';
 
 const arrivals = new WeakMap<FastifyRequest, number>();
 
-/** Maps any error to an OpenAI error object with a stable code; 5xx bodies never carry internals. */
-export function toSwapserveError(err: unknown): SwapserveError {
-  if (err instanceof SwapserveError) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
-  switch (e?.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new SwapserveError('body_too_large', { detail: 'the configured limit' });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new SwapserveError('unsupported_media_type', { detail: 'another content type' });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
-  }
-  if (e instanceof SyntaxError || e?.statusCode === 400) return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
-  return new SwapserveError('internal_error', { cause: err });
-}
+export { toSwapserveError } from './edges.ts';
 
 export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
   // 'idle': close() ends idle keep-alive sockets at once and lets in-flight requests (streams) finish.
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle' });
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle', ...edgeOptions(gw.config.gateway) });
+  // Timeouts, connection cap, OpenAI bodies for Node's own answers (edges.ts); Host allow-list (host-guard.ts).
+  installServerEdges(app.server, gw.config.gateway);
+  hostGuard(app, gw.config.gateway);
+  if (!app.hasRequestDecorator('apiKeyId')) decorateCaller(app);
   const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? nowMs() };
   app.addHook('onRequest', (req, _reply, done) => {
     arrivals.set(req, nowMs());

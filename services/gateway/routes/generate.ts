@@ -11,8 +11,9 @@ import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../context.ts';
 import { chunk, fullBody, usageChunk, type Kind } from '../openai-format.ts';
+import { wantsClose } from '../edges.ts';
+import { idempotencyOf } from '../idempotency.ts';
 
-const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 export function zodToError(error: z.ZodError): SwapserveError {
   const issue = error.issues[0];
@@ -33,15 +34,12 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   const body = parsed.data;
   const model = findModel(gw.config, body.model);
   if (!model) throw new SwapserveError('model_not_found', { detail: body.model, param: 'model' });
-  const idem = req.headers['idempotency-key'];
-  if (idem !== undefined && (typeof idem !== 'string' || !IDEMPOTENCY_KEY_RE.test(idem))) {
-    throw new SwapserveError('invalid_request', { detail: 'Idempotency-Key must be 1..255 printable ASCII characters', param: 'Idempotency-Key' });
-  }
+  const idem = idempotencyOf(req);
   // The schema was picked by `kind`, so the body is of that kind.
   const data = buildJob({ kind, body } as RequestBody, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway' });
   // The request's inference span: the enqueue runs inside it, so BullMQ carries the trace to the worker.
   const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, startMs: arrivalMs }, requestContext(req));
-  const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));
+  const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem?.key, idempotencyScope: idem?.scope, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));
   reply.header('x-request-id', requestId);
 
   // A client that goes away cancels its job (removed if waiting, generation stopped if active).
@@ -115,7 +113,8 @@ async function streamResponse(
       ...(reply.getHeaders() as Record<string, string>),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
+      // A client's `Connection: close` holds for streams too (Node closes the socket after the last event).
+      connection: wantsClose(raw.req) ? 'close' : 'keep-alive',
       'x-accel-buffering': 'no',
     });
     if (kind === 'chat') write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { role: true, includeUsage }))}\n\n`);
