@@ -2,10 +2,10 @@
 // tier moves and engine passes for the times of a calibration, and the record of every request's path and TTFT.
 // Workers take jobs the way swapserve's do (a consuming replica with a free slot takes the oldest waiting job);
 // the path of a request is decided by the worker's own rule (services/worker/residency.ts `classifyPath`).
-import type { CommandBody, CommandResult, ModelOnWorker, WorkerState } from '../shared/cluster.ts';
-import type { Residency, ServePath } from '../shared/vocab.ts';
+import type { CommandBody, CommandResult, ModelOnWorker, WorkerState } from '../../contracts/cluster.ts';
+import type { Residency, ServePath } from '../../contracts/vocab.ts';
 import { classifyPath, type GpuArrival, type MoveSpan } from '../worker/residency.ts';
-import type { EngineModel, GpuCalibration, ModelShape } from '../fleet/calibration.ts';
+import type { Calibration, ModelShape } from '../fleet/calibration.ts';
 import type { EventQueue } from './events.ts';
 import type { SimRequest } from './trace.ts';
 
@@ -36,12 +36,14 @@ interface Job { req: SimRequest; shape: ModelShape; left: number; ctx: number }
 interface Exec { kind: 'prefill' | 'decode'; start: number; end: number; roundMs: number; rounds: number; version: number }
 
 export interface ClusterSettings {
-  cal: GpuCalibration & EngineModel;
+  cal: Calibration;
   shapes: Map<string, ModelShape>;
   /** Most jobs per replica, per model (continuous batching), before the KV cap. */
   concurrency: Map<string, number>;
-  /** GPU bytes per worker GPU the weights may use (the rest is KV cache and activations). */
+  /** GPU bytes per worker GPU for weights and KV cache (calibration: memory x memoryUtilization - activation reserve). */
   weightsBytesPerGpu: number;
+  /** Context (tokens) a sequence is assumed to hold when sizing a replica's batch from its free KV memory. */
+  batchContextTokens: number;
   /** Pinned host bytes per worker GPU. */
   hostBytesPerGpu: number;
   /** Files a node read stay in its page cache (in the host RAM its pinned copies leave free): re-reads go at page-cache speed. */
@@ -108,9 +110,11 @@ export class SimWorker {
     let s = this.slots.get(model);
     if (!s) {
       const shape = this.c.s.shapes.get(model)!;
-      const cap = this.c.s.cal.maxBatch(shape, 4096);
+      // KV room beside the weights on this worker's GPUs (several GPUs: a tensor-parallel group shares it).
+      const kvRoom = this.gpus * this.c.s.weightsBytesPerGpu - shape.weightBytes;
+      const cap = Math.min(this.c.s.cal.engine.maxBatchCap, Math.floor(kvRoom / (this.c.s.batchContextTokens * shape.kvBytesPerToken)));
       s = { residency: 'disk', bytes: shape.weightBytes, activeJobs: 0, lastUsedAt: null, consuming: false, hostCopy: false, arrival: null, load: null,
-        concurrency: Math.max(1, Math.min(this.c.s.concurrency.get(model) ?? 1, cap * this.gpus)) };
+        concurrency: Math.max(1, Math.min(this.c.s.concurrency.get(model) ?? 1, cap)) };
       this.slots.set(model, s);
     }
     return s;
@@ -194,7 +198,7 @@ export class SimWorker {
         });
       case 'swap_in':
         if (u.gpu + s.bytes > this.budgets.gpu) return done(false, 'out_of_memory');
-        return move(['host'], 'swapping-in', (s.bytes / cal.swapBytesPerS) * 1000, () => {
+        return move(['host'], 'swapping-in', (s.bytes / (cal.swapBytesPerS * this.gpus)) * 1000, () => { // a host link per GPU
           s.residency = 'gpu';
           s.arrival = { atMs: this.now, load: s.load, swap: { startMs: t0, endMs: this.now } };
         });
@@ -252,7 +256,7 @@ export class SimWorker {
     }
     const job = this.prefillQ[0];
     if (job) {
-      const ms = cal.prefillS(job.shape, job.req.promptTokens) * 1000;
+      const ms = (cal.prefillS(job.shape, job.req.promptTokens) * 1000) / this.gpus; // ideal tensor parallelism
       this.schedule({ kind: 'prefill', start: this.now, end: this.now + ms, roundMs: ms, rounds: 1, version: 0 });
       return;
     }
@@ -267,7 +271,7 @@ export class SimWorker {
       rounds = Math.min(rounds, j.left);
     }
     let roundMs = 0;
-    for (const [shape, b] of byModel) roundMs += cal.decodeStepS(shape, b.n, b.ctx / b.n) * 1000;
+    for (const [shape, b] of byModel) roundMs += (cal.decodeStepS(shape, b.n, b.ctx / b.n) * 1000) / this.gpus;
     this.schedule({ kind: 'decode', start: this.now, end: this.now + rounds * roundMs, roundMs, rounds, version: 0 });
   }
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { modelConfigSchema } from '../shared/config.ts';
+import { modelConfigSchema } from '../config/config.ts';
 import type { ModelShape } from '../fleet/calibration.ts';
 
 const count = z.number().int().positive();

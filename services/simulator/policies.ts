@@ -3,7 +3,7 @@
 // always-warm (each model on its own GPUs sized for its peak), scale-to-zero only (KEDA/Knative style: a cold
 // worker per replica from disk, released after an idle timeout) and LRU swap (llama-swap/Ollama style: a fixed
 // pool, one model per GPU, the GPU idle longest swapped to the model of the oldest request; no queue awareness).
-import type { CommandResult } from '../shared/cluster.ts';
+import type { CommandResult } from '../../contracts/cluster.ts';
 import { decide, initialState, modelSettings, type Action, type PolicyConfig, type PolicyState } from '../scheduler/policy.ts';
 import type { Controller, SimCluster, SimWorker } from './cluster.ts';
 import type { FleetModel } from './fleet-spec.ts';

@@ -1,8 +1,8 @@
 // One replay of a trace under one policy on the simulated cluster, and what it measured: GPU-hours, TTFT per path,
 // SLO attainment, moves per hour, host RAM, and the series the pictures draw.
 import type { PolicyConfig } from '../scheduler/policy.ts';
-import type { ServePath } from '../shared/vocab.ts';
-import type { EngineModel, GpuCalibration } from '../fleet/calibration.ts';
+import type { ServePath } from '../../contracts/vocab.ts';
+import type { Calibration } from '../fleet/calibration.ts';
 import { SimCluster, type ClusterSettings, type Controller } from './cluster.ts';
 import { EventQueue } from './events.ts';
 import { shapeOf, type Fleet } from './fleet-spec.ts';
@@ -20,8 +20,8 @@ export type RunSpec =
   | { policy: 'swapserve'; config: Partial<PolicyConfig> };
 
 export interface ClusterOptions {
-  /** Share of each GPU's memory the weights may use; the rest is KV cache and activations. @defaultValue 0.96 */
-  weightsShare: number;
+  /** Context (tokens) per sequence when a replica's batch is sized from its free KV memory. @defaultValue 2048 */
+  batchContextTokens: number;
   /** Pinned host RAM per GPU (bytes). @defaultValue 256e9 */
   hostBytesPerGpu: number;
   /** Re-reads of recently read files come from the page cache. @defaultValue true */
@@ -30,7 +30,7 @@ export interface ClusterOptions {
   tickMs: number;
 }
 
-export const CLUSTER_DEFAULTS: ClusterOptions = { weightsShare: 0.96, hostBytesPerGpu: 256e9, pageCache: true, tickMs: 1000 };
+export const CLUSTER_DEFAULTS: ClusterOptions = { batchContextTokens: 2048, hostBytesPerGpu: 256e9, pageCache: true, tickMs: 1000 };
 
 export const PATHS: ServePath[] = ['warm', 'swap', 'cold'];
 
@@ -74,12 +74,13 @@ export function describe(spec: RunSpec): string {
   }
 }
 
-export function runOnce(spec: RunSpec, fleet: Fleet, replay: Replay, cal: GpuCalibration & EngineModel, o: ClusterOptions): RunResult {
+export function runOnce(spec: RunSpec, fleet: Fleet, replay: Replay, cal: Calibration, o: ClusterOptions): RunResult {
   const t0 = performance.now();
   const q = new EventQueue();
   const settings: ClusterSettings = {
     cal, shapes: new Map(fleet.models.map((m) => [m.id, shapeOf(m)])), concurrency: new Map(fleet.models.map((m) => [m.id, m.concurrency])),
-    weightsBytesPerGpu: cal.gpuMemoryBytes * o.weightsShare, hostBytesPerGpu: o.hostBytesPerGpu, pageCache: o.pageCache,
+    weightsBytesPerGpu: cal.gpuMemoryBytes * cal.engine.memoryUtilization - cal.engine.activationReserveBytes,
+    batchContextTokens: o.batchContextTokens, hostBytesPerGpu: o.hostBytesPerGpu, pageCache: o.pageCache,
   };
   const c = new SimCluster(q, settings);
   let ctl: Controller;
