@@ -30,6 +30,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'gateway', synopsis: '[--config FILE]', summary: 'run the HTTP gateway alone', load: () => import('./gateway.ts') },
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
   { name: 'worker', synopsis: '[--config FILE]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
+  { name: 'simulate', synopsis: '[--fleet FILE] [--calibration FILE] [--out DIR]', summary: 'replay a multi-model trace through the scheduler policy and baselines; GPU-hours and TTFT per policy', load: () => import('./simulate.ts') },
 ];
 
 export const find = (list: readonly Entry[], name: string | undefined): Entry | undefined => list.find((e) => e.name === name);
