@@ -25,7 +25,8 @@ export const SIMULATE_DEFAULTS = {
   target: 0.99,
   stzIdleS: [30, 60, 120, 300, 600],
   lruWorkers: [2, 3, 4, 6, 8, 12],
-  maxWorkers: [2, 3, 4, 6, 8],
+  maxWorkers: [2, 3, 4, 6],
+  workerIdleS: [600, 900, 1800],
   hostGbPerGpu: CLUSTER_DEFAULTS.hostBytesPerGpu / 1e9,
   pageCache: CLUSTER_DEFAULTS.pageCache,
   batchContextTokens: CLUSTER_DEFAULTS.batchContextTokens,
@@ -47,6 +48,7 @@ under <out>/<date>-<calibration>-<commit>/.
   --seed N                seed of the token-count draw                         [${TRACE_DEFAULTS.seed}]
   --target P              SLO attainment the savings are read at (0..1)        [${SIMULATE_DEFAULTS.target}]
   --max-workers LIST      swapserve's maxWorkers sweep                         [${SIMULATE_DEFAULTS.maxWorkers}]
+  --worker-idle-s LIST    swapserve's workerIdleMs sweep (s), crossed with it  [${SIMULATE_DEFAULTS.workerIdleS}]
   --stz-idle-s LIST       scale-to-zero idle timeouts (s)                      [${SIMULATE_DEFAULTS.stzIdleS}]
   --lru-workers LIST      LRU swap pool sizes (workers)                        [${SIMULATE_DEFAULTS.lruWorkers}]
   --set KEY=VALUE         a scheduler policy setting (PolicyConfig), repeatable, e.g. workerIdleMs=600000
@@ -96,7 +98,7 @@ export async function run(argv: string[], io: CommandIo = STDIO): Promise<number
     args: argv, allowPositionals: false, options: {
       fleet: { type: 'string' }, calibration: { type: 'string', multiple: true }, arrivals: { type: 'string' }, tokens: { type: 'string' },
       compress: { type: 'string' }, mapping: { type: 'string' }, days: { type: 'string' }, seed: { type: 'string' }, target: { type: 'string' },
-      'max-workers': { type: 'string' }, 'stz-idle-s': { type: 'string' }, 'lru-workers': { type: 'string' }, set: { type: 'string', multiple: true },
+      'max-workers': { type: 'string' }, 'worker-idle-s': { type: 'string' }, 'stz-idle-s': { type: 'string' }, 'lru-workers': { type: 'string' }, set: { type: 'string', multiple: true },
       'host-gb-per-gpu': { type: 'string' }, 'no-page-cache': { type: 'boolean' }, 'batch-context': { type: 'string' }, out: { type: 'string' },
       json: { type: 'boolean' }, ...HELP,
     },
@@ -121,7 +123,9 @@ export async function run(argv: string[], io: CommandIo = STDIO): Promise<number
       { policy: 'always-warm' },
       ...list('stz-idle-s', v['stz-idle-s'], D.stzIdleS).map((s) => ({ policy: 'scale-to-zero' as const, idleMs: s * 1000 })),
       ...list('lru-workers', v['lru-workers'], D.lruWorkers).map((n) => ({ policy: 'lru-swap' as const, workers: Math.round(n) })),
-      ...list('max-workers', v['max-workers'], D.maxWorkers).map((n) => ({ policy: 'swapserve' as const, config: { ...config, maxWorkers: Math.round(n) } })),
+      ...list('worker-idle-s', v['worker-idle-s'], D.workerIdleS).flatMap((idle) => list('max-workers', v['max-workers'], D.maxWorkers).map((n) => ({
+        policy: 'swapserve' as const, config: { workerIdleMs: idle * 1000, ...config, maxWorkers: Math.round(n) },
+      }))),
     ];
     const fleetPath = resolve(v.fleet ?? D.fleet);
     const fleet = loadFleet(fleetPath);

@@ -78,6 +78,16 @@ export function renderMarkdown(meta: ReportMeta, runs: RunResult[], pictures: { 
       return x.run ? `${x.run.gpuHours.toFixed(1)} GPU-h (${x.run.knob})` : 'not reached';
     }).join(' | ')} | ${pctS(f.find((y) => y.policy === p)!.bestAttainment)} |`),
     '',
+    '## What limits it',
+    '',
+    ...POLICIES.map((p) => {
+      const r = representative(runs, p, meta.targetAttainment);
+      if (!r) return '';
+      const m = r.misses;
+      const total = m.warm + m.swap + m.cold + m.unserved;
+      return `- ${p} (${r.knob}): ${total} requests (${pctS(total / Math.max(1, r.requests))}) outside their SLO — cold ${m.cold}, swap ${m.swap}, warm (queued) ${m.warm}, unserved ${m.unserved}.`;
+    }).filter((l) => l !== ''),
+    '',
     '## Every run',
     '',
     '| policy | setting | GPU-h | peak GPUs | within SLO | TTFT p50 / p99 | warm n · p50 / p99 | swap n · p50 / p99 | cold n · p50 / p99 | swaps/h | disk loads/h | worker starts/h | host RAM peak |',

@@ -46,6 +46,8 @@ export interface RunResult {
   paths: Record<ServePath, { n: number; p50Ms: number; p99Ms: number }>;
   ttftP50Ms: number;
   ttftP99Ms: number;
+  /** Requests outside their SLO, by path (unserved ones under 'unserved'): what limits attainment. */
+  misses: Record<ServePath | 'unserved', number>;
   swapsPerHour: number;
   coldStartsPerHour: number;
   workerStartsPerHour: number;
@@ -130,8 +132,10 @@ export function runOnce(spec: RunSpec, fleet: Fleet, replay: Replay, cal: Calibr
   let within = 0;
   const byPath = new Map<ServePath, number[]>(PATHS.map((p) => [p, []]));
   const all: number[] = [];
+  const misses: RunResult['misses'] = { warm: 0, swap: 0, cold: 0, unserved: reqs.length - c.served.length };
   for (const s of c.served) {
     if (s.ttftMs <= slo.get(s.model)!) within++;
+    else misses[s.path]++;
     byPath.get(s.path)!.push(s.ttftMs);
     all.push(s.ttftMs);
   }
@@ -149,7 +153,7 @@ export function runOnce(spec: RunSpec, fleet: Fleet, replay: Replay, cal: Calibr
   return {
     label: `${spec.policy} (${describe(spec)})`, policy: spec.policy, knob: describe(spec), requests: reqs.length, served: c.served.length,
     gpuHours: gpuMs / 3.6e6, sloAttainment: reqs.length ? within / reqs.length : 1, paths,
-    ttftP50Ms: pct(sorted, 50), ttftP99Ms: pct(sorted, 99),
+    ttftP50Ms: pct(sorted, 50), ttftP99Ms: pct(sorted, 99), misses,
     swapsPerHour: c.moves.swap_in / hours, coldStartsPerHour: (c.moves.load + c.moves.load_to_gpu) / hours, workerStartsPerHour: c.moves.workerStarts / hours,
     peakHostBytes: c.peakHostBytes, peakGpus, gpuSeries, ttftCdf,
     decisions: ctl instanceof SwapserveController ? ctl.decisions : 0, wallMs: performance.now() - t0,
