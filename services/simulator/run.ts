@@ -72,7 +72,11 @@ export function describe(spec: RunSpec): string {
     case 'always-warm': return 'peak-sized';
     case 'scale-to-zero': return `idle ${spec.idleMs / 1000} s`;
     case 'lru-swap': return `${spec.workers} workers`;
-    case 'swapserve': return Object.entries(spec.config).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults';
+    case 'swapserve': {
+      const { maxWorkers, workerIdleMs, ...rest } = spec.config;
+      return [maxWorkers !== undefined ? `≤ ${maxWorkers} workers` : '', workerIdleMs !== undefined ? `idle ${workerIdleMs / 1000} s` : '',
+        ...Object.entries(rest).map(([k, v]) => `${k}=${v}`)].filter((x) => x !== '').join(', ') || 'defaults';
+    }
   }
 }
 

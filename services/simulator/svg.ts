@@ -10,7 +10,7 @@ export interface ChartOptions {
   width?: number; height?: number;
 }
 
-const COLORS = ['#1b6ca8', '#d1495b', '#edae49', '#00798c', '#6a4c93', '#3d405b'];
+const COLORS = ['#555555', '#d1495b', '#edae49', '#1a9850', '#6a4c93', '#1b6ca8'];
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const fmt = (v: number): string => (Math.abs(v) >= 1000 ? `${+(v / 1000).toPrecision(3)}k` : `${+v.toPrecision(3)}`);
 
@@ -29,7 +29,7 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
 }
 
 export function lineChart(series: Series[], o: ChartOptions): string {
-  const W = o.width ?? 760, H = o.height ?? 420, L = 64, R = 200, T = 36, B = 48;
+  const W = o.width ?? 820, H = o.height ?? 420, L = 64, R = 250, T = 36, B = 48;
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]).filter((x) => !o.logX || x > 0);
   let x0 = Math.min(...xs), x1 = Math.max(...xs);
@@ -64,7 +64,7 @@ export function lineChart(series: Series[], o: ChartOptions): string {
       pts.push(`${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`);
       prev = p;
     }
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.6" points="${pts.join(' ')}"/>`,
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="${i === series.length - 1 ? 2.4 : 1.6}" points="${pts.join(' ')}"/>`,
       `<line x1="${W - R + 12}" y1="${T + 10 + i * 20}" x2="${W - R + 32}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="3"/>`,
       `<text x="${W - R + 38}" y="${T + 14 + i * 20}">${esc(s.name)}</text>`);
   });
