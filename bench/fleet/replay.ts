@@ -6,7 +6,7 @@
 // usage: node --import tsx bench/fleet/replay.ts --out DIR [--n 200] [--duration-s 150] [--tiny] [--models-dir DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,13 @@ async function main(): Promise<number> {
     await makeModels(root);
   }
   const dirs = readdirSync(root).sort().map((d) => join(root, d));
+  // Models made by make_models.py carry no tokenizer: they get the tiny llama3 one, whose vocabulary they were made with.
+  const tok = tinyHfTokenizer('llama3');
+  for (const dir of dirs) {
+    if (existsSync(join(dir, 'tokenizer.json'))) continue;
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.files.tokenizerJson));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tok.files.tokenizerConfig));
+  }
   const shapes: (ModelShape & { dir: string; arena: number })[] = [];
   for (const [i, dir] of dirs.entries()) {
     const m = await openModel(dir);
@@ -152,6 +159,7 @@ async function main(): Promise<number> {
     up.once('exit', (c) => reject(new Error(`swapserve up exited (${c})`)));
   });
   const real: Real[] = [];
+  const device = process.env.FLEET_DEVICE ?? (v.tiny ? 'CPU backend' : 'unknown');
   const failures: string[] = [];
   try {
     // Wait for the worker to report (it is started with the stack; the first request of each model is then a disk load).
@@ -220,9 +228,12 @@ async function main(): Promise<number> {
   q.at(0, tick);
   q.run();
 
+  // What the simulator does not model: gateway, enqueue, the worker's pickup and the first chunk's way back. Measured
+  // on this run's warm requests (client TTFT - prefill) and added to every simulated TTFT.
+  const overheadMs = median(real.filter((r) => r.path === 'warm').map((r) => r.ttftMs - (r.timing.prefill_ms ?? 0)));
   const rows = (['warm', 'swap', 'cold'] as Path[]).map((p) => {
     const rr = real.filter((r) => r.path === p), ss = c.served.filter((s) => s.path === p);
-    const mr = median(rr.map((r) => r.ttftMs)), ms = median(ss.map((s) => s.ttftMs));
+    const mr = median(rr.map((r) => r.ttftMs)), ms = median(ss.map((s) => s.ttftMs + (Number.isFinite(overheadMs) ? overheadMs : 0)));
     const dMed = Math.abs(ms - mr) / mr, dN = Math.abs(ss.length - rr.length) / Math.max(1, rr.length);
     return { path: p, realN: rr.length, simN: ss.length, realMedianMs: mr, simMedianMs: ms, medianDiff: dMed, countDiff: dN, pass: dMed <= 0.15 && dN <= 0.10 };
   });
@@ -230,8 +241,10 @@ async function main(): Promise<number> {
   const md = [
     `# Simulator vs reality — ${cal.gpu}`, '',
     `- Date ${new Date().toISOString()}; ${real.length} requests answered (${failures.length} failed) over 3 models; GenTD26 top-3 arrivals compressed ×${compress.toFixed(0)} to ${DURATION_S} s; prompts ≤ ${MAX_PROMPT} tokens, outputs ≤ ${MAX_OUTPUT} tokens.`,
+    `- Command: \`${process.argv.slice(1).join(' ')}\`; device: ${device}.`,
     `- Budgets: GPU ${(gpuBytes / 1e9).toFixed(2)} GB (one model), host ${(hostBytes / 1e9).toFixed(2)} GB (all three); models ${shapes.map((s) => `${s.name} ${(s.arena / 1e9).toFixed(2)} GB`).join(', ')}.`,
     `- Calibration measured in this run: swap ${(swapBytesPerS / 1e9).toFixed(1)} GB/s, load ${(diskBytesPerS / 1e9).toFixed(1)} GB/s, ` +
+      `request overhead (warm client TTFT - prefill, added to simulated TTFTs) ${overheadMs.toFixed(1)} ms; ` +
       ids.map((m) => `${m}: prefill ${(prefill.get(m)![0] * 1000).toFixed(2)} ms + ${(prefill.get(m)![1] * 1e6).toFixed(1)} µs/token, decode step ${(step.get(m)! * 1000).toFixed(2)} ms`).join('; '),
     '', '| path | real n | sim n | count diff | real TTFT median | sim TTFT median | median diff | within bars (15% / 10%) |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows.map((r) => `| ${r.path} | ${r.realN} | ${r.simN} | ${(r.countDiff * 100).toFixed(1)}% | ${f(r.realMedianMs)} ms | ${f(r.simMedianMs)} ms | ${(r.medianDiff * 100).toFixed(1)}% | ${r.pass ? 'yes' : 'NO'} |`), '',

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One device call for simulator vs reality (run from the repo root on the GPU machine, .carry carried): make the three
+# models (bench/fleet/make_models.py) while the addon builds (scripts/uncarry.sh), then bench/fleet/replay.ts: the
+# GenTD26 replay over HTTP against `swapserve up`, the calibration measured in that run, the same arrivals simulated.
+# Writes under $OUT: env.log, build.log, make.log, replay.log, sim-vs-real.md, sim-vs-real.json.
+set -u
+OUT=${OUT:-/tmp/fleet-out}; mkdir -p "$OUT"
+START=$(date +%s)
+el() { echo "+$(( $(date +%s) - START ))s"; }
+M=${FLEET_MODELS:-/tmp/fleet-models}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.max,pcie.link.width.max --format=csv; nproc; free -g; df -h /tmp; } > "$OUT/env.log" 2>&1
+cat "$OUT/env.log"
+export FLEET_DEVICE="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+(python3 bench/fleet/make_models.py "$M" > "$OUT/make.log" 2>&1; echo "make rc=$?" >> "$OUT/make.log") &
+MAKE=$!
+source scripts/uncarry.sh > "$OUT/build.log" 2>&1 || echo "build failed"
+tail -3 "$OUT/build.log"; echo "build done $(el)"
+wait $MAKE; cat "$OUT/make.log"; echo "models done $(el)"
+timeout ${REPLAY_TIMEOUT_S:-300} node --import tsx bench/fleet/replay.ts --models-dir "$M" --out "$OUT" ${REPLAY_ARGS:-} > "$OUT/replay.log" 2>&1
+echo "replay rc=$? $(el)"
+grep -E "^\[fleet-replay|Error|error" "$OUT/replay.log" | cut -c1-300 | tail -20
+cat "$OUT/sim-vs-real.md" 2>/dev/null
