@@ -162,8 +162,11 @@ async function main(): Promise<number> {
   const device = process.env.FLEET_DEVICE ?? (v.tiny ? 'CPU backend' : 'unknown');
   const failures: string[] = [];
   try {
-    // Wait for the worker to report (it is started with the stack; the first request of each model is then a disk load).
-    await new Promise((r) => setTimeout(r, v.tiny ? 3000 : 8000));
+    // Wait for the worker to be ready (as the simulated one is at t = 0); each model's first request is then a disk load.
+    for (const end = Date.now() + 180_000; !/worker \S+ ready/.test(out); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new Error('the worker did not get ready within 180 s');
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // its first report reaches the scheduler
     const words = 'the cat sat on a mat and then it ran away from home'.split(' ');
     const t0 = performance.now();
     await Promise.all(reqs.map(async (r) => {
