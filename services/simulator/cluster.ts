@@ -11,6 +11,8 @@ import type { SimRequest } from './trace.ts';
 
 /** Latency of one hop through Redis (a command reaching a worker, a report or count reaching the scheduler), ms. */
 export const HOP_MS = 1;
+/** Prompt tokens one engine step feeds (native/ts/engine.ts `prefillChunk` default). */
+const PREFILL_CHUNK = 512;
 /** Time to free a model's GPU memory (evict/drop), ms. */
 const RELEASE_MS = 5;
 /** Rate a fresh worker pins its host pool at (bytes/s; ≈ 2 s for 54 GB, services/shared/cluster.ts `hostReady`). */
@@ -31,7 +33,8 @@ export interface Served {
 
 interface Slot extends ModelOnWorker { arrival: GpuArrival | null; load: MoveSpan | null; concurrency: number }
 
-interface Job { req: SimRequest; shape: ModelShape; left: number; ctx: number }
+/** A running request: prompt tokens still to prefill, output tokens still to decode, context so far. */
+interface Job { req: SimRequest; shape: ModelShape; prefillLeft: number; left: number; ctx: number }
 
 interface Exec { kind: 'prefill' | 'decode'; start: number; end: number; roundMs: number; rounds: number; version: number }
 
@@ -63,6 +66,8 @@ export class SimWorker {
   private decoding: Job[] = [];
   private exec: Exec | null = null;
   private version = 0;
+  /** The prompts (and tokens of each) fed by the step in flight. */
+  private chunk: [Job, number][] = [];
   /** Model files in this node's page cache, least recently read first (bytes count against the host budget). */
   readonly pageCache: string[] = [];
 
@@ -237,16 +242,33 @@ export class SimWorker {
     s.lastUsedAt = this.now;
     const p = classifyPath(req.at, this.now, s.arrival!, this.startedAt);
     this.c.paths.set(req.id, { path: p.path, ...(p.coldReason ? { coldReason: p.coldReason } : {}), workerId: this.id });
-    this.prefillQ.push({ req, shape: this.c.s.shapes.get(req.model)!, left: req.outputTokens - 1, ctx: req.promptTokens });
+    this.prefillQ.push({ req, shape: this.c.s.shapes.get(req.model)!, prefillLeft: Math.max(1, req.promptTokens), left: req.outputTokens - 1, ctx: req.promptTokens });
     this.c.changed(this);
     this.kick();
   }
 
-  /** Runs the engine: prefills first (one prompt at a time), else one decode chunk over every running sequence. */
+  /** Decode time (ms) of one step over the running sequences (every model's engine on this worker, one after another). */
+  private decodeMs(): number {
+    const byModel = new Map<ModelShape, { n: number; ctx: number }>();
+    for (const j of this.decoding) {
+      const b = byModel.get(j.shape) ?? { n: 0, ctx: 0 };
+      b.n++;
+      b.ctx += j.ctx;
+      byModel.set(j.shape, b);
+    }
+    let ms = 0;
+    for (const [shape, b] of byModel) ms += (this.c.s.cal.decodeStepS(shape, b.n, b.ctx / b.n) * 1000) / this.gpus; // ideal tensor parallelism
+    return ms;
+  }
+
+  /**
+   * Runs the engine as swapserve's does (native/ts/engine.ts): while prompts wait, each step advances every running
+   * sequence by one token and feeds waiting prompts up to PREFILL_CHUNK tokens (oldest first); with no prompt waiting,
+   * decode steps run back to back until the first sequence ends (one event for the whole run).
+   */
   private kick(): void {
-    const cal = this.c.s.cal;
     if (this.exec) {
-      // A decode chunk ends at its next step boundary so the new prompt is prefilled (continuous batching).
+      // A decode run ends at its next step boundary so a new prompt joins the next step (continuous batching).
       const e = this.exec;
       if (e.kind === 'decode' && this.prefillQ.length > 0) {
         const done = Math.min(e.rounds, Math.floor((this.now - e.start) / e.roundMs) + 1);
@@ -254,24 +276,26 @@ export class SimWorker {
       }
       return;
     }
-    const job = this.prefillQ[0];
-    if (job) {
-      const ms = (cal.prefillS(job.shape, job.req.promptTokens) * 1000) / this.gpus; // ideal tensor parallelism
+    if (this.prefillQ.length > 0) {
+      let budget = PREFILL_CHUNK;
+      const feed = new Map<ModelShape, number>();
+      this.chunk = [];
+      for (const j of this.prefillQ) {
+        const take = Math.min(j.prefillLeft, budget);
+        this.chunk.push([j, take]);
+        feed.set(j.shape, (feed.get(j.shape) ?? 0) + take);
+        budget -= take;
+        if (budget === 0) break;
+      }
+      let ms = this.decodeMs();
+      for (const [shape, tokens] of feed) ms += (this.c.s.cal.prefillS(shape, tokens) * 1000) / this.gpus;
       this.schedule({ kind: 'prefill', start: this.now, end: this.now + ms, roundMs: ms, rounds: 1, version: 0 });
       return;
     }
     if (this.decoding.length === 0) return;
-    const byModel = new Map<ModelShape, { n: number; ctx: number }>();
     let rounds = Infinity;
-    for (const j of this.decoding) {
-      const b = byModel.get(j.shape) ?? { n: 0, ctx: 0 };
-      b.n++;
-      b.ctx += j.ctx;
-      byModel.set(j.shape, b);
-      rounds = Math.min(rounds, j.left);
-    }
-    let roundMs = 0;
-    for (const [shape, b] of byModel) roundMs += (cal.decodeStepS(shape, b.n, b.ctx / b.n) * 1000) / this.gpus;
+    for (const j of this.decoding) rounds = Math.min(rounds, j.left);
+    const roundMs = this.decodeMs();
     this.schedule({ kind: 'decode', start: this.now, end: this.now + rounds * roundMs, roundMs, rounds, version: 0 });
   }
 
@@ -281,20 +305,25 @@ export class SimWorker {
     this.c.q.at(e.end, () => {
       if (this.version !== version) return;
       this.exec = null;
+      // Running sequences advance e.rounds tokens (a mixed step: one).
+      const still: Job[] = [];
+      for (const j of this.decoding) {
+        j.left -= e.rounds;
+        j.ctx += e.rounds;
+        if (j.left <= 0) this.finish(j);
+        else still.push(j);
+      }
+      this.decoding = still;
       if (e.kind === 'prefill') {
-        const job = this.prefillQ.shift()!;
-        this.c.firstToken(job.req, this.now);
-        if (job.left > 0) this.decoding.push(job);
-        else this.finish(job);
-      } else {
-        const still: Job[] = [];
-        for (const j of this.decoding) {
-          j.left -= e.rounds;
-          j.ctx += e.rounds;
-          if (j.left <= 0) this.finish(j);
-          else still.push(j);
+        for (const [j, take] of this.chunk) {
+          j.prefillLeft -= take;
+          if (j.prefillLeft > 0) continue;
+          this.prefillQ.splice(this.prefillQ.indexOf(j), 1);
+          this.c.firstToken(j.req, this.now);
+          if (j.left > 0) this.decoding.push(j);
+          else this.finish(j);
         }
-        this.decoding = still;
+        this.chunk = [];
       }
       this.kick();
     });
