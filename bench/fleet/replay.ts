@@ -32,7 +32,7 @@ interface Real {
 
 const { values: v } = parseArgs({ options: {
   out: { type: 'string' }, n: { type: 'string' }, 'duration-s': { type: 'string' }, tiny: { type: 'boolean' }, 'models-dir': { type: 'string' },
-  'max-prompt': { type: 'string' }, 'max-output': { type: 'string' },
+  'max-prompt': { type: 'string' }, 'max-output': { type: 'string' }, arrivals: { type: 'string' }, tokens: { type: 'string' },
 } });
 if (!v.out) throw new Error('--out DIR is required');
 const N = Number(v.n ?? 200), DURATION_S = Number(v['duration-s'] ?? 150);
@@ -137,7 +137,8 @@ async function main(): Promise<number> {
 
   // The replay: GenTD26 arrivals of its 3 most requested models ('top' mapping), the first N, compressed to DURATION_S.
   const fleet = { description: 'replay', models: shapes.map((s) => fleetModelSchema.parse({ id: s.name, params: Math.round(s.params), weightBytes: s.arena, layers: s.layers, kvBytesPerToken: s.kvBytesPerToken, contextTokens: 2048, sloTtftMs: SLO, concurrency: 4 })) };
-  const full = buildReplay(fleet, { ...TRACE_DEFAULTS, compress: 1, mapping: 'top', arrivals: join(DATA, 'alibaba-gentd26', 'lora_request_trace.csv'), tokens: join(DATA, 'azure-llm-2023', 'AzureLLMInferenceTrace_conv.csv') });
+  const full = buildReplay(fleet, { ...TRACE_DEFAULTS, compress: 1, mapping: 'top',
+    arrivals: v.arrivals ?? join(DATA, 'alibaba-gentd26', 'lora_request_trace.csv'), tokens: v.tokens ?? join(DATA, 'azure-llm-2023', 'AzureLLMInferenceTrace_conv.csv') });
   const first = full.requests.slice(0, N);
   const span = first[first.length - 1].at - first[0].at;
   const compress = span / (DURATION_S * 1000);

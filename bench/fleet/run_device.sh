@@ -16,7 +16,10 @@ MAKE=$!
 source scripts/uncarry.sh > "$OUT/build.log" 2>&1 || echo "build failed"
 tail -3 "$OUT/build.log"; echo "build done $(el)"
 wait $MAKE; cat "$OUT/make.log"; echo "models done $(el)"
-timeout ${REPLAY_TIMEOUT_S:-300} node --import tsx bench/fleet/replay.ts --models-dir "$M" --out "$OUT" ${REPLAY_ARGS:-} > "$OUT/replay.log" 2>&1
+# ../shared/data is not on the device machine: the two trace files travel in .carry/fleet-data/ when present.
+D=.carry/fleet-data; TR=""
+[ -f $D/lora_request_trace.csv ] && TR="--arrivals $D/lora_request_trace.csv --tokens $D/AzureLLMInferenceTrace_conv.csv"
+timeout ${REPLAY_TIMEOUT_S:-300} node --import tsx bench/fleet/replay.ts --models-dir "$M" --out "$OUT" $TR ${REPLAY_ARGS:-} > "$OUT/replay.log" 2>&1
 echo "replay rc=$? $(el)"
 grep -E "^\[fleet-replay|Error|error" "$OUT/replay.log" | cut -c1-300 | tail -20
 cat "$OUT/sim-vs-real.md" 2>/dev/null
