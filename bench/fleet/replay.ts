@@ -6,7 +6,7 @@
 // usage: node --import tsx bench/fleet/replay.ts --out DIR [--n 200] [--duration-s 150] [--tiny] [--models-dir DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +32,7 @@ interface Real {
 
 const { values: v } = parseArgs({ options: {
   out: { type: 'string' }, n: { type: 'string' }, 'duration-s': { type: 'string' }, tiny: { type: 'boolean' }, 'models-dir': { type: 'string' },
-  'max-prompt': { type: 'string' }, 'max-output': { type: 'string' }, arrivals: { type: 'string' }, tokens: { type: 'string' },
+  'max-prompt': { type: 'string' }, 'max-output': { type: 'string' }, arrivals: { type: 'string' }, tokens: { type: 'string' }, resimulate: { type: 'string' },
 } });
 if (!v.out) throw new Error('--out DIR is required');
 const N = Number(v.n ?? 200), DURATION_S = Number(v['duration-s'] ?? 150);
@@ -191,6 +191,24 @@ async function main(): Promise<number> {
   }
   log(`${real.length} answered, ${failures.length} failed${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
   if (real.length === 0) throw new Error('no request succeeded');
+  const run: Recorded = { device, compress, shapes, gpuBytes, hostBytes, ids, real, failures, sent: real.map((r) => reqs[r.id]) };
+  mkdirSync(v.out!, { recursive: true });
+  writeFileSync(join(v.out!, 'real.json'), JSON.stringify(run));
+  return compare(run);
+}
+
+/** What the real run recorded: enough to simulate it again (`--resimulate real.json`). */
+interface Recorded {
+  device: string; compress: number; shapes: (ModelShape & { dir: string; arena: number })[]; gpuBytes: number; hostBytes: number; ids: string[];
+  real: Real[]; failures: string[]; sent: SimRequest[];
+}
+
+/** Builds the calibration from the real run, simulates the same arrivals, and writes the comparison. */
+function compare(run: Recorded): number {
+  const { device, compress, shapes, gpuBytes, hostBytes, ids, real, failures } = run;
+  const SLO = 60_000;
+  const fleet = { models: shapes.map((s) => fleetModelSchema.parse({ id: s.name, params: Math.round(s.params), weightBytes: s.arena, layers: s.layers, kvBytesPerToken: s.kvBytesPerToken, contextTokens: 2048, sloTtftMs: SLO, concurrency: 4 })) };
+  const reqs = run.sent;
 
   // The calibration this run measured.
   const byName = new Map(shapes.map((s) => [s.name, s]));
@@ -201,11 +219,9 @@ async function main(): Promise<number> {
   const prefill = new Map<string, [number, number]>();
   const step = new Map<string, number>();
   for (const m of ids) {
-    const pts = real.filter((r) => r.model === m && r.timing.prefill_ms !== undefined).map((r) => [r.promptTokens, r.timing.prefill_ms / 1000] as const);
-    const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length, my = pts.reduce((a, p) => a + p[1], 0) / pts.length;
-    const sxx = pts.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
-    const b = sxx > 0 ? Math.max(0, pts.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / sxx) : 0;
-    prefill.set(m, [Math.max(0, my - b * mx), b]);
+    // Warm requests only (a model's first prefill also pays the engine's first-use set-up): the median rate per token.
+    const warm = real.filter((r) => r.model === m && r.path === 'warm' && r.timing.prefill_ms !== undefined && r.promptTokens > 0);
+    prefill.set(m, [0, median(warm.map((r) => r.timing.prefill_ms / 1000 / r.promptTokens))]);
     step.set(m, median(real.filter((r) => r.model === m && r.stepMs !== null).map((r) => r.stepMs! / 1000)));
   }
   const cal: Calibration = {
@@ -227,7 +243,8 @@ async function main(): Promise<number> {
   c.startWorker('local-0', 1, 0);
   // As sent and as the engine counted them: arrival, prompt and output tokens of each answered request.
   // The worker is up (and its host pool pinned) a while before the first request, as in the real run: arrivals + 2 s.
-  const sent = real.map((r) => ({ ...reqs[r.id], at: 2000 + r.at, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })).sort((a, b) => a.at - b.at);
+  const byId = new Map(reqs.map((r) => [r.id, r]));
+  const sent = real.map((r) => ({ ...byId.get(r.id)!, at: 2000 + r.at, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })).sort((a, b) => a.at - b.at);
   for (const r of sent) q.at(r.at, () => c.arrive(r));
   const tick = (): void => { ctl.onTick(); if (q.now < sent[sent.length - 1].at + 60_000) q.after(1000, tick); };
   q.at(0, tick);
@@ -246,7 +263,7 @@ async function main(): Promise<number> {
   const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
   const md = [
     `# Simulator vs reality — ${cal.gpu}`, '',
-    `- Date ${new Date().toISOString()}; ${real.length} requests answered (${failures.length} failed) over 3 models; GenTD26 top-3 arrivals compressed ×${compress.toFixed(0)} to ${DURATION_S} s; prompts ≤ ${MAX_PROMPT} tokens, outputs ≤ ${MAX_OUTPUT} tokens.`,
+    `- Date ${new Date().toISOString()}; ${real.length} requests answered (${failures.length} failed) over 3 models; GenTD26 top-3 arrivals compressed ×${compress.toFixed(0)}; prompts ≤ ${MAX_PROMPT} tokens, outputs ≤ ${MAX_OUTPUT} tokens.`,
     `- Command: \`${process.argv.slice(1).join(' ')}\`; device: ${device}.`,
     `- Budgets: GPU ${(gpuBytes / 1e9).toFixed(2)} GB (one model), host ${(hostBytes / 1e9).toFixed(2)} GB (all three); models ${shapes.map((s) => `${s.name} ${(s.arena / 1e9).toFixed(2)} GB`).join(', ')}.`,
     `- Calibration measured in this run: swap ${(swapBytesPerS / 1e9).toFixed(1)} GB/s, load ${(diskBytesPerS / 1e9).toFixed(1)} GB/s, ` +
@@ -262,4 +279,5 @@ async function main(): Promise<number> {
   return rows.every((r) => r.pass || (r.realN === 0 && r.simN === 0)) ? 0 : 1;
 }
 
-main().then((c) => process.exit(c), (e: Error) => { process.stderr.write(`fleet replay: ${e.stack}\n`); process.exit(2); });
+const entry = v.resimulate ? Promise.resolve(compare(JSON.parse(readFileSync(v.resimulate, 'utf8')) as Recorded)) : main();
+entry.then((c) => process.exit(c), (e: Error) => { process.stderr.write(`fleet replay: ${e.stack}\n`); process.exit(2); });

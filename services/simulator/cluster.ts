@@ -247,8 +247,12 @@ export class SimWorker {
     this.kick();
   }
 
-  /** Decode time (ms) of one step over the running sequences (every model's engine on this worker, one after another). */
-  private decodeMs(): number {
+  /**
+   * Time (ms) of one step: per model on this worker (its own engine, run one after another), one forward pass over
+   * its running sequences' next tokens plus the prompt tokens fed this step — a decode step when none is fed, else
+   * priced as a prefill of all those tokens (compute-bound).
+   */
+  private stepMs(feed: Map<ModelShape, number> = new Map()): number {
     const byModel = new Map<ModelShape, { n: number; ctx: number }>();
     for (const j of this.decoding) {
       const b = byModel.get(j.shape) ?? { n: 0, ctx: 0 };
@@ -256,8 +260,13 @@ export class SimWorker {
       b.ctx += j.ctx;
       byModel.set(j.shape, b);
     }
+    for (const shape of feed.keys()) if (!byModel.has(shape)) byModel.set(shape, { n: 0, ctx: 0 });
     let ms = 0;
-    for (const [shape, b] of byModel) ms += (this.c.s.cal.decodeStepS(shape, b.n, b.ctx / b.n) * 1000) / this.gpus; // ideal tensor parallelism
+    for (const [shape, b] of byModel) {
+      const fed = feed.get(shape) ?? 0;
+      const s = fed > 0 ? this.c.s.cal.prefillS(shape, fed + b.n) : this.c.s.cal.decodeStepS(shape, b.n, b.ctx / b.n);
+      ms += (s * 1000) / this.gpus; // ideal tensor parallelism
+    }
     return ms;
   }
 
@@ -287,15 +296,14 @@ export class SimWorker {
         budget -= take;
         if (budget === 0) break;
       }
-      let ms = this.decodeMs();
-      for (const [shape, tokens] of feed) ms += (this.c.s.cal.prefillS(shape, tokens) * 1000) / this.gpus;
+      const ms = this.stepMs(feed);
       this.schedule({ kind: 'prefill', start: this.now, end: this.now + ms, roundMs: ms, rounds: 1, version: 0 });
       return;
     }
     if (this.decoding.length === 0) return;
     let rounds = Infinity;
     for (const j of this.decoding) rounds = Math.min(rounds, j.left);
-    const roundMs = this.decodeMs();
+    const roundMs = this.stepMs();
     this.schedule({ kind: 'decode', start: this.now, end: this.now + rounds * roundMs, roundMs, rounds, version: 0 });
   }
 
@@ -380,6 +388,8 @@ export class SimCluster {
       w.readyAt = this.q.now;
       this.changed(w);
       w.next();
+      // A report once the host pool is pinned (a real worker's next heartbeat says hostReady: true).
+      this.q.after((w.budgets.host / HOST_PIN_BYTES_PER_S) * 1000, () => { if (!w.gone) this.changed(w); });
     });
     return w;
   }
