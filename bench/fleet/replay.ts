@@ -192,12 +192,10 @@ async function main(): Promise<number> {
   log(`${real.length} answered, ${failures.length} failed${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
   if (real.length === 0) throw new Error('no request succeeded');
   const run: Recorded = { device, compress, shapes, gpuBytes, hostBytes, ids, real, failures, sent: real.map((r) => reqs[r.id]) };
-  mkdirSync(v.out!, { recursive: true });
-  writeFileSync(join(v.out!, 'real.json'), JSON.stringify(run));
   return compare(run);
 }
 
-/** What the real run recorded: enough to simulate it again (`--resimulate real.json`). */
+/** What the real run recorded (field `run` of sim-vs-real.json): enough to simulate it again (`--resimulate FILE`). */
 interface Recorded {
   device: string; compress: number; shapes: (ModelShape & { dir: string; arena: number })[]; gpuBytes: number; hostBytes: number; ids: string[];
   real: Real[]; failures: string[]; sent: SimRequest[];
@@ -274,10 +272,14 @@ function compare(run: Recorded): number {
   ].join('\n');
   mkdirSync(v.out!, { recursive: true });
   writeFileSync(join(v.out!, 'sim-vs-real.md'), md);
-  writeFileSync(join(v.out!, 'sim-vs-real.json'), JSON.stringify({ rows, real, sim: c.served, failures, calibration: { swapBytesPerS, diskBytesPerS, prefill: Object.fromEntries(prefill), step: Object.fromEntries(step) } }, null, 1));
+  writeFileSync(join(v.out!, 'sim-vs-real.json'), JSON.stringify({ run, rows, real, sim: c.served, failures, calibration: { swapBytesPerS, diskBytesPerS, prefill: Object.fromEntries(prefill), step: Object.fromEntries(step) } }, null, 1));
   process.stdout.write(md);
   return rows.every((r) => r.pass || (r.realN === 0 && r.simN === 0)) ? 0 : 1;
 }
 
-const entry = v.resimulate ? Promise.resolve(compare(JSON.parse(readFileSync(v.resimulate, 'utf8')) as Recorded)) : main();
+const recorded = (file: string): Recorded => {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as Recorded | { run: Recorded };
+  return 'run' in j ? j.run : j;
+};
+const entry = v.resimulate ? Promise.resolve(compare(recorded(v.resimulate))) : main();
 entry.then((c) => process.exit(c), (e: Error) => { process.stderr.write(`fleet replay: ${e.stack}\n`); process.exit(2); });
