@@ -18,7 +18,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'engine', synopsis: '[--quick] [--json]', summary: 'prefill and decode speed against the floor', load: () => import('../../bench/engine/cpu.ts') },
   { name: 'headline', synopsis: '--tiny | --models-dir DIR [--baseline FILE]', summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
   { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
-  { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../scheduler/bench.ts') },
+  { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../../bench/scheduler/decision.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
 ];
 
@@ -30,6 +30,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'gateway', synopsis: '[--config FILE]', summary: 'run the HTTP gateway alone', load: () => import('./gateway.ts') },
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
   { name: 'worker', synopsis: '[--config FILE]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
+  { name: 'simulate', synopsis: '[--fleet FILE] [--calibration FILE] [--out DIR]', summary: 'replay a multi-model trace through the scheduler policy and baselines; GPU-hours and TTFT per policy', load: () => import('./simulate.ts') },
 ];
 
 export const find = (list: readonly Entry[], name: string | undefined): Entry | undefined => list.find((e) => e.name === name);

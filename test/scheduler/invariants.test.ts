@@ -3,14 +3,14 @@
 // a victim unless reclaimed; no move is sent for a model while one towards the GPU is in flight on that worker.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Sim } from '../../services/scheduler/bench.ts';
+import { RandomCluster } from '../../services/simulator/random-cluster.ts';
 import { decide, initialState } from '../../services/scheduler/policy.ts';
 import { pairKey } from '../../services/scheduler/state.ts';
 
 describe('policy invariants over a simulated cluster', () => {
   for (const seed of [1, 2, 3]) {
     it(`seed ${seed}: 200 models x 16 workers, 20,000 events`, () => {
-      const sim = new Sim({ models: 200, workers: 16, events: 20_000, seed, json: false });
+      const sim = new RandomCluster({ models: 200, workers: 16, events: 20_000, seed });
       const state = initialState(sim.models, { maxWorkers: 16, starvationMs: 2000 }, 'e1');
       let now = 1_000_000;
       for (const w of sim.workers) sim.take(decide(state, sim.report(w, now), now).actions, now);
