@@ -25,7 +25,7 @@ export const BENCHES: readonly Entry[] = [
 export const COMMANDS: readonly Entry[] = [
   { name: 'inspect', synopsis: '<folder or .gguf> [--json]', summary: 'validate a model folder or .gguf and print its architecture', load: () => import('./inspect.ts') },
   { name: 'generate', synopsis: '<model> --prompt "…" [--max-tokens N] [--temperature T] [--seed S]', summary: 'generate text from a model (streams tokens, prints timings)', load: () => import('./generate.ts') },
-  { name: 'bench', synopsis: '<name> [options]', summary: `benchmarks: ${BENCHES.map((b) => b.name).join(', ')}`, load: () => import('./bench.ts') },
+  { name: 'bench', synopsis: '<name> [options]', summary: `benchmarks: ${BENCHES.map((b) => b.name).join(', ')}`, load: async () => ({ run: runBench }) },
   { name: 'up', synopsis: '[--config FILE]', summary: 'run the whole stack on this machine (Redis, gateway, scheduler, workers)', load: () => import('./up.ts') },
   { name: 'gateway', synopsis: '[--config FILE]', summary: 'run the HTTP gateway alone', load: () => import('./gateway.ts') },
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
@@ -62,4 +62,20 @@ export function markdownHelp(): string {
     ...BENCHES.map((b) => row(`bench ${b.name}`, b)),
     '',
   ].join('\n');
+}
+
+/** `swapserve bench <name>`: dispatches to the benchmark named in BENCHES (here, not in a module of its own, so the
+ * list and its dispatcher don't import each other). */
+async function runBench(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h') {
+    process.stdout.write(benchUsage());
+    return 0;
+  }
+  const bench = find(BENCHES, name);
+  if (!bench) {
+    process.stderr.write(`${name ? `swapserve bench: unknown benchmark "${name}"\n\n` : ''}${benchUsage()}`);
+    return name ? 2 : 1;
+  }
+  return (await bench.load()).run(rest);
 }
