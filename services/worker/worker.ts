@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker as BullWorker } from 'bullmq';
 import { nowMs } from '../../contracts/clock.ts';
 import type { Config } from '../config/config.ts';
-import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../contracts/cluster.ts';
+import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import type { ModelBackend } from './backend.ts';
@@ -92,6 +92,8 @@ export class SwapWorker {
     const w = new BullWorker(queueName(modelId), (job, _token, signal) => runJob(this.ctx, job, signal), {
       connection: this.bull,
       prefix: this.cfg.prefix,
+      // Recorded on each job it takes (processedBy): a follower tells this process's jobs from a restarted one's.
+      name: workerInstance({ workerId: this.workerId, pid: process.pid, startedAt: this.startedMs }),
       concurrency,
       lockDuration: this.cfg.worker.lockDurationMs,
       stalledInterval: this.cfg.worker.stalledIntervalMs,
