@@ -31,9 +31,12 @@ export interface RunnerContext {
   progressEveryMs?: number;
 }
 
-function toSwapserveError(e: unknown): SwapserveError {
+/** Tier errors that mean the model could not be brought in (its file, its size, the disk): 503 model_load_failed. */
+const LOAD_FAILURES: ReadonlySet<TierError['code']> = new Set(['out_of_memory', 'io', 'invalid']);
+
+function toSwapserveError(e: unknown, model: string): SwapserveError {
   if (e instanceof SwapserveError) return e;
-  if (e instanceof TierError) return new SwapserveError(e.code === 'out_of_memory' || e.code === 'io' ? 'model_load_failed' : 'generation_failed', { message: e.message });
+  if (e instanceof TierError) return LOAD_FAILURES.has(e.code) ? new SwapserveError('model_load_failed', { detail: model, cause: e }) : new SwapserveError('generation_failed', { cause: e });
   const code = (e as { code?: unknown })?.code;
   if (isErrorCode(code)) return new SwapserveError(code, { message: (e as Error).message });
   return new SwapserveError('generation_failed');
@@ -42,8 +45,8 @@ function toSwapserveError(e: unknown): SwapserveError {
 /** The move a job waited for failed: the model could not be brought in (unless it was already a typed error). */
 function moveError(model: string, e: unknown): SwapserveError {
   if (e instanceof SwapserveError) return e;
-  if (e instanceof TierError && e.code !== 'out_of_memory' && e.code !== 'io') return toSwapserveError(e);
-  return new SwapserveError('model_load_failed', { detail: model });
+  if (e instanceof TierError && !LOAD_FAILURES.has(e.code)) return toSwapserveError(e, model);
+  return new SwapserveError('model_load_failed', { detail: model, cause: e });
 }
 
 export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal): Promise<{ completionTokens: number }> {
@@ -151,7 +154,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
       await ready.then(() => {}, (me: unknown) => { moveFailed ??= { e: me }; });
     }
     const failed = moveFailed as { e: unknown } | null;
-    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e);
+    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e, data.model);
     jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
     await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
     return { completionTokens: 0 };
