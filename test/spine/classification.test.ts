@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../../services/shared/config.ts';
+import { parseConfig } from '../../services/config/config.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { DATA_MODELS, STORIES, startStack } from './stack.ts';
 
