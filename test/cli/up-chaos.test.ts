@@ -26,11 +26,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'swapserve-up-chaos-'));
 });
 after(async () => {
-  if (up && up.exitCode === null && up.signalCode === null) {
-    const exited = once(up, 'exit');
-    up.kill('SIGTERM');
-    await exited;
-  }
+  await stopUp();
   await redis?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -64,32 +60,45 @@ async function complete(url: string, model: string): Promise<number> {
   return res.status;
 }
 
+/** Starts `swapserve up` on a fresh prefix with two stories260K models; resolves once /readyz is 200. */
+async function startUp(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; prefix: string; pid: number; stderr: () => string }> {
+  const prefix = redis.prefix();
+  const port = await freePort();
+  const file = join(dir, `config-${prefix.replace(/\W/g, '')}.json`);
+  await writeFile(file, JSON.stringify({
+    prefix, dataDir: dir, modelRoots: [join(STORIES260K_GGUF, '..')],
+    gateway: { port }, budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
+    models: [{ id: 'story-a', path: STORIES260K_GGUF }, { id: 'story-b', path: STORIES260K_GGUF }],
+  }));
+  let err = '';
+  up = spawn(process.execPath, [BIN, 'up', '--config', file, '--workers', '1'], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REDIS_URL: redis.url, SWAPSERVE_BACKEND: 'cpu', ...env },
+  });
+  up.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const url = `http://127.0.0.1:${port}`;
+  // Ready once a scheduler leads.
+  await until('readiness', 120_000, async () => (await fetch(`${url}/readyz`)).status === 200);
+  return { url, prefix, pid: up.pid!, stderr: () => err };
+}
+
+async function stopUp(): Promise<void> {
+  if (!up || up.exitCode !== null || up.signalCode !== null) return;
+  const exited = once(up, 'exit');
+  up.kill('SIGTERM');
+  await exited;
+}
+
 describe('swapserve up supervises its scheduler', () => {
   it('a scheduler SIGKILL is healed within the lease TTL: logged, counted, models placed again', { timeout: 240_000 }, async (t) => {
-    const prefix = redis.prefix();
-    const port = await freePort();
-    const file = join(dir, 'config.json');
-    await writeFile(file, JSON.stringify({
-      prefix, dataDir: dir, modelRoots: [join(STORIES260K_GGUF, '..')],
-      gateway: { port }, budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
-      models: [{ id: 'story-a', path: STORIES260K_GGUF }, { id: 'story-b', path: STORIES260K_GGUF }],
-    }));
-    let err = '';
-    up = spawn(process.execPath, [BIN, 'up', '--config', file, '--workers', '1'], {
-      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REDIS_URL: redis.url, SWAPSERVE_BACKEND: 'cpu' },
-    });
-    up.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    const url = `http://127.0.0.1:${port}`;
+    const { url, prefix, pid: upPid, stderr } = await startUp();
     const conn = connect(redis.url);
     const k = clusterKeys(prefix);
     try {
-      // Ready once the scheduler leads; a model is then placed and served.
-      await until('readiness', 120_000, async () => (await fetch(`${url}/readyz`)).status === 200);
       assert.equal(await complete(url, 'story-a'), 200);
       const epoch0 = Number(await conn.get(k.epoch()));
       const holder = await conn.get(k.leader());
-      assert.match(holder ?? '', new RegExp(`^up-${up.pid}-scheduler-[01]$`));
-      const name = holder!.slice(`up-${up.pid}-`.length);
+      assert.match(holder ?? '', new RegExp(`^up-${upPid}-scheduler-[01]$`));
+      const name = holder!.slice(`up-${upPid}-`.length);
 
       const pid = await until('the scheduler process', 10_000, () => pidOf(holder!));
       process.kill(pid, 'SIGKILL');
@@ -101,7 +110,7 @@ describe('swapserve up supervises its scheduler', () => {
       assert.ok(healedMs < 5000, `healed ${healedMs} ms after the kill (lease TTL 5000 ms)`);
       assert.notEqual(await conn.get(k.leader()), holder, 'the standby leads');
       // Visible: an error line and a counted restart; the dead one is restarted (as the new standby).
-      assert.match(err, new RegExp(`ERROR ${name} exited \\(SIGKILL\\)`));
+      assert.match(stderr(), new RegExp(`ERROR ${name} exited \\(SIGKILL\\)`));
       const again = await until('the restarted scheduler', 60_000, () => pidOf(holder!));
       assert.notEqual(again, pid);
       const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -112,6 +121,29 @@ describe('swapserve up supervises its scheduler', () => {
       assert.equal((await fetch(`${url}/readyz`)).status, 200);
     } finally {
       conn.disconnect();
+      await stopUp();
+    }
+  });
+
+  it('a sticky device error: the worker puts its job back, exits 1, is restarted, and the request completes', { timeout: 240_000 }, async () => {
+    const marker = join(dir, 'sticky-once');
+    await writeFile(marker, '');
+    const { url, stderr } = await startUp({ SWAPSERVE_TEST_STICKY_ONCE: marker });
+    try {
+      // The first move (this request's load) fails sticky on worker-0: it drains and exits 1; up restarts it; the
+      // job it put back is run by the restarted worker (the only one), so the client gets its answer.
+      const res = await fetch(`${url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'story-a', prompt: 'Once upon a time', max_tokens: 4 }),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      const body = await res.json() as { usage: { completion_tokens: number } };
+      assert.equal(body.usage.completion_tokens, 4);
+      assert.match(stderr(), /TEST HOOK armed/);
+      assert.match(stderr(), /a sticky device error made the cpu backend unusable; draining, then exiting 1/);
+      assert.match(stderr(), /ERROR worker-0 exited \(code 1\)/);
+    } finally {
+      await stopUp();
     }
   });
 });
