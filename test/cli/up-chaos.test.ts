@@ -77,7 +77,7 @@ async function startUp(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; pref
   up.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const url = `http://127.0.0.1:${port}`;
   // Ready once a scheduler leads.
-  await until('readiness', 120_000, async () => (await fetch(`${url}/readyz`)).status === 200);
+  await until('readiness', 300_000, async () => (await fetch(`${url}/readyz`)).status === 200);
   return { url, prefix, pid: up.pid!, stderr: () => err };
 }
 
@@ -89,7 +89,7 @@ async function stopUp(): Promise<void> {
 }
 
 describe('swapserve up supervises its scheduler', () => {
-  it('a scheduler SIGKILL is healed within the lease TTL: logged, counted, models placed again', { timeout: 240_000 }, async (t) => {
+  it('a scheduler SIGKILL is healed within the lease TTL: logged, counted, models placed again', { timeout: 420_000 }, async (t) => {
     const { url, prefix, pid: upPid, stderr } = await startUp();
     const conn = connect(redis.url);
     const k = clusterKeys(prefix);
@@ -125,7 +125,7 @@ describe('swapserve up supervises its scheduler', () => {
     }
   });
 
-  it('a sticky device error: the worker puts its job back, exits 1, is restarted, and the request completes', { timeout: 240_000 }, async () => {
+  it('a sticky device error: the worker puts its job back, exits 1, is restarted, and the request completes', { timeout: 420_000 }, async () => {
     const marker = join(dir, 'sticky-once');
     await writeFile(marker, '');
     const { url, stderr } = await startUp({ SWAPSERVE_TEST_STICKY_ONCE: marker });
