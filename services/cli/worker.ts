@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
   const native = new NativeBackend(config, { backend, device, threads });
-  injectStickyOnce(native);
+  await injectStickyOnce(native);
   t.opened = performance.now();
   const worker = new SwapWorker({
     config, backend: native,
@@ -76,7 +76,7 @@ export async function run(argv: string[]): Promise<number> {
  * that removes that file arms the runtime's test hook, so its next move fails with a sticky device error (CUDA and
  * CPU alike). Removing the file makes it once only: the process its supervisor restarts runs normally.
  */
-function injectStickyOnce(native: NativeBackend): void {
+async function injectStickyOnce(native: NativeBackend): Promise<void> {
   const file = process.env.SWAPSERVE_TEST_STICKY_ONCE;
   if (!file) return;
   try {
@@ -85,5 +85,7 @@ function injectStickyOnce(native: NativeBackend): void {
     return; // already used by an earlier process
   }
   process.stderr.write(`swapserve worker: TEST HOOK armed (${file}): the next move fails with SWAPSERVE_CUDA_STICKY\n`);
-  native.runtimeForTest.failNextForTest('SWAPSERVE_CUDA_STICKY');
+  // Loaded only here: production paths never load the addon's testing hooks.
+  const { failNextMove } = await import('../../native/ts/testing.ts');
+  failNextMove(native.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
 }

@@ -10,6 +10,7 @@ import { streamEventSchema } from '../../contracts/stream.ts';
 import { connect } from '../../services/client/queues.ts';
 import { parseConfig } from '../../services/config/config.ts';
 import { Client } from '../../services/sdk/index.ts';
+import { failNextMove } from '../../native/ts/testing.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -35,7 +36,7 @@ describe('sticky device error', () => {
     let w2: SwapWorker | null = null;
     try {
       // The next move's device step fails with a sticky error: the load this request needs.
-      b1.runtimeForTest.failNextForTest('SWAPSERVE_CUDA_STICKY');
+      failNextMove(b1.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
       const pending = client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 });
       pending.catch(() => {});
       assert.equal(await w1.exitRequested, 1, 'the unhealthy worker exits non-zero');
