@@ -214,6 +214,25 @@ export const CLUSTER_DEFAULTS = {
   heartbeatMs: 1000,
   /** TTL of a worker's state key (ms): a worker missing 3 heartbeats is gone. */
   stateTtlMs: 3000,
+  /**
+   * A worker whose state was last written longer ago than this (ms, read as stateTtlMs - PTTL, so on Redis's clock)
+   * is lost for the jobs it holds: two missed heartbeats. A follower checking every 500 ms then ends a lost stream
+   * within 2.5 s of the kill (issue 11: 3 s).
+   */
+  lostAfterMs: 2000,
   /** Approximate cap on the events stream and each command stream (entries). */
   streamMaxLen: 10_000,
 } as const;
+
+/**
+ * One worker *process*: `<workerId>@<pid>@<startedAt>`. BullMQ records it on each job it takes (its Worker `name`,
+ * the job's `processedBy`), so a reader can tell the process holding a job from a restarted one with the same id.
+ */
+export function workerInstance(s: Pick<WorkerState, 'workerId' | 'pid' | 'startedAt'>): string {
+  return `${s.workerId}@${s.pid}@${s.startedAt}`;
+}
+
+/** The worker id of an instance string (or the string itself when it is not one). */
+export function workerOfInstance(instance: string): string {
+  return instance.split('@')[0];
+}

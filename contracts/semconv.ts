@@ -139,6 +139,12 @@ export const METRIC_SCHEDULER_ACTIONS = 'swapserve.scheduler.actions';
 export const METRIC_SCHEDULER_ACTION_FAILURES = 'swapserve.scheduler.action.failures';
 /** Seconds from a worker process's start to ready (swapserve.worker_start); attribute swapserve.backend. */
 export const METRIC_WORKER_START = 'swapserve.worker.start.duration';
+/** Restarts of a process `swapserve up` supervises (it exited); attribute swapserve.process (worker-0, scheduler...). */
+export const METRIC_SUPERVISOR_RESTARTS = 'swapserve.supervisor.restarts';
+/** 1 while a scheduler holds the leader lease, else 0 (observed by `swapserve up` from Redis). */
+export const METRIC_SCHEDULER_LEADER = 'swapserve.scheduler.leader';
+/** The process a supervisor restarted. */
+export const ATTR_PROCESS = 'swapserve.process';
 
 /**
  * The name a metric gets on a Prometheus `/metrics` page (@opentelemetry/exporter-prometheus): dots and other

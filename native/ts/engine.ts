@@ -10,7 +10,7 @@ import { EngineError, fromNative } from './engine-errors.ts';
 import { buildModelDesc, isEngineAddon, loadEngineAddon, type EngineAddon, type NativeEngine } from './engine-native.ts';
 import type { Runtime } from './runtime.ts';
 import { StopMatcher } from './stop-strings.ts';
-import { SpmTokenizer, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
+import { SpmTokenizer, TokenizerError, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
 import { engineTuningSchema, type EngineTuning } from './tuning.ts';
 
 export { EngineError, isEngineError } from './engine-errors.ts';
@@ -49,9 +49,11 @@ export interface EngineOptions {
   threads?: number;
   /** CUDA backend tuning (native/ts/tuning.ts documents each knob and its default; the CPU backend ignores it). @defaultValue {} */
   tuning?: Partial<EngineTuning>;
+  /** Where the engine's one-line warnings go (an undecodable sampled id). @defaultValue a line on stderr */
+  warn?: (message: string) => void;
 }
 
-const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {} };
+const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {}, warn: (m: string) => { process.stderr.write(`swapserve engine: ${m}\n`); } };
 const MAX_STOPS = 16;
 const MAX_STOP_CHARS = 256;
 
@@ -109,6 +111,8 @@ export class Engine {
   private loopRunning: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private readonly eos: Set<number>;
+  /** Whether an undecodable sampled id was reported yet (once per engine: a padded vocabulary would flood the log). */
+  private warnedUndecodable = false;
 
   private constructor(
     private readonly native: NativeEngine,
@@ -355,7 +359,7 @@ export class Engine {
       this.retire(s, 'stop');
       return;
     }
-    const piece = s.stop.push(this.textOf(s, s.text.push(id)));
+    const piece = s.stop.push(this.textOf(s, this.pieceOf(s, id)));
     if (piece.stopped) {
       s.out.push({ type: 'token', id, text: piece.text });
       this.retire(s, 'stop');
@@ -369,6 +373,25 @@ export class Engine {
       return;
     }
     s.out.push({ type: 'token', id, text: piece.text });
+  }
+
+  /**
+   * The text a sampled id adds. An id the tokenizer cannot decode (past its vocabulary: a model whose embedding rows
+   * are padded beyond the tokenizer's) is empty text, reported once, instead of failing the request.
+   */
+  private pieceOf(s: Seq, id: number): string {
+    if (id >= 0 && id < this.tokenizer.vocabSize) {
+      try {
+        return s.text.push(id);
+      } catch (e) {
+        if (!(e instanceof TokenizerError)) throw e;
+      }
+    }
+    if (!this.warnedUndecodable) {
+      this.warnedUndecodable = true;
+      this.options.warn(`${this.source.path}: sampled token id ${id}, which the tokenizer (${this.tokenizer.vocabSize} ids) cannot decode; emitted as empty text (reported once per engine)`);
+    }
+    return '';
   }
 
   private textOf(s: Seq, raw: string): string {

@@ -1,8 +1,7 @@
 // `swapserve up` (= `npm start`): the whole stack on this machine — Redis (REDIS_URL, else a private
 // redis-server), the gateway on 127.0.0.1:8080, the scheduler, and one worker per GPU (or one CPU worker).
 // Without a config it serves demo models with random weights, made on first start.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELP, parseCommand } from './args.ts';
@@ -10,6 +9,11 @@ import { ConfigError, loadConfig, parseConfig, type Config } from '../config/con
 import { ensureDemoModels } from '../dev/demo-models.ts';
 import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../dev/local-redis.ts';
 import { startGateway, type Gateway } from '../gateway/server.ts';
+import { clusterKeys } from '../../contracts/cluster.ts';
+import { connect } from '../client/queues.ts';
+import { setLeaderSource } from '../telemetry/metrics.ts';
+import { Supervisor } from './supervise.ts';
+import { LeaderLease } from '../scheduler/lease.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
@@ -25,12 +29,6 @@ function gpuCount(): number {
   if (process.env.SWAPSERVE_BACKEND === 'cpu') return 0;
   const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
-}
-
-interface Child {
-  name: string;
-  args: string[];
-  proc: ChildProcess | null;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -68,8 +66,6 @@ export async function run(argv: string[]): Promise<number> {
   };
   let redis: LocalRedis | null = null;
   let gateway: Gateway | null = null;
-  const children: Child[] = [];
-  let stopping = false;
   try {
     if (!config.redisUrl) {
       try {
@@ -97,43 +93,39 @@ export async function run(argv: string[]): Promise<number> {
     const gpus = gpuCount();
     const n = values.workers ? Number(values.workers) : Math.max(1, gpus);
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be an integer >= 1, received "${values.workers}"`);
+    // Every process started here is supervised alike (issue 11: the scheduler was not restarted before). Two
+    // schedulers: a leader and a warm standby. When one exits, its lease is released at once (it is dead: nothing
+    // can act under it), so the standby leads within its next lease attempt (leaseMs / 5 = 1 s) instead of after the
+    // lease TTL plus a process start; the dead one is restarted as the new standby. While none leads, /readyz fails
+    // and the swapserve.scheduler.leader gauge reads 0.
+    const probe = connect(config.redisUrl, { name: 'swapserve-up' });
+    cleanups.push(async () => { setLeaderSource(null); probe.disconnect(); });
+    const schedulerId = (name: string) => `up-${process.pid}-${name}`;
+    const sup = new Supervisor([process.execPath, BIN], { ...process.env, REDIS_URL: config.redisUrl }, undefined, {
+      onExit: async (name) => {
+        if (name.startsWith('scheduler-')) await new LeaderLease(probe, schedulerId(name), { prefix: config.prefix }).release();
+      },
+    });
+    cleanups.push(() => sup.stop());
     for (let i = 0; i < n; i++) {
       const device = gpus > 0 ? ['--device', String(i % gpus)] : ['--backend', 'cpu'];
       // With the scheduler, it alone decides which queues a worker consumes; without it, workers load on demand.
       const selfLoad = values['no-scheduler'] ? [] : ['--no-self-load'];
-      children.push({ name: `worker-${i}`, args: ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad], proc: null });
+      sup.start(`worker-${i}`, ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad]);
     }
     if (!values['no-scheduler']) {
-      children.push({ name: 'scheduler', args: ['scheduler', '--config', cfgFile, '--provider', 'none', '--max-workers', String(n)], proc: null });
+      for (const name of ['scheduler-0', 'scheduler-1']) {
+        sup.start(name, ['scheduler', '--config', cfgFile, '--provider', 'none', '--max-workers', String(n), '--id', schedulerId(name)]);
+      }
+      const leaderKey = clusterKeys(config.prefix).leader();
+      setLeaderSource(async () => (await probe.exists(leaderKey)) === 1);
     }
-    const spawnChild = (c: Child) => {
-      const p = spawn(process.execPath, [BIN, ...c.args], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, REDIS_URL: config.redisUrl } });
-      c.proc = p;
-      p.once('exit', (code, signal) => {
-        c.proc = null;
-        if (stopping) return;
-        log(`${c.name} exited (${signal ?? code}); restarting it`);
-        setTimeout(() => { if (!stopping) spawnChild(c); }, 1000).unref();
-      });
-    };
-    children.forEach(spawnChild);
-    cleanups.push(async () => {
-      await Promise.all(children.map(async (c) => {
-        const p = c.proc;
-        if (!p || p.exitCode !== null) return;
-        const exited = once(p, 'exit');
-        p.kill('SIGTERM');
-        const t = setTimeout(() => p.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(t);
-      }));
-    });
-    log(`${n} ${gpus > 0 ? 'GPU' : 'CPU'} worker${n > 1 ? 's' : ''}${values['no-scheduler'] ? '' : ' and the scheduler'} starting`);
+    log(`${n} ${gpus > 0 ? 'GPU' : 'CPU'} worker${n > 1 ? 's' : ''}${values['no-scheduler'] ? '' : ' and the scheduler (a leader and a standby)'} starting`);
 
     // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; /metrics always. Flushed last (cleanups run in reverse).
     initTelemetry({ serviceName: 'swapserve-gateway' });
     cleanups.unshift(() => shutdownTelemetry());
-    gateway = await startGateway(config);
+    gateway = await startGateway(config, { requireScheduler: !values['no-scheduler'] });
     cleanups.push(() => gateway!.close());
     const model = config.models[0]?.id ?? 'your-model';
     log(`gateway on ${gateway.url}  (models: ${config.models.map((m) => m.id).join(', ')})`);
@@ -145,13 +137,11 @@ export async function run(argv: string[]): Promise<number> {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
-    stopping = true;
     log('shutting down: gateway, workers, scheduler, Redis');
     // Shutdown order: stop accepting HTTP -> drain workers -> Redis (cleanups run in reverse).
     await cleanup();
     return 0;
   } catch (e) {
-    stopping = true;
     process.stderr.write(`swapserve up: ${(e as Error).message}\n`);
     await cleanup();
     return 1;

@@ -1,4 +1,5 @@
 // `swapserve worker [--config FILE] [--id ID] [--device N]`: one GPU (or CPU) worker process.
+import { unlinkSync } from 'node:fs';
 import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
@@ -43,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
   const native = new NativeBackend(config, { backend, device, threads });
+  await injectStickyOnce(native);
   t.opened = performance.now();
   const worker = new SwapWorker({
     config, backend: native,
@@ -67,4 +69,23 @@ export async function run(argv: string[]): Promise<number> {
   await worker.close();
   await shutdownTelemetry();
   return code;
+}
+
+/**
+ * Chaos tests and the GPU proof only (issue 11): with SWAPSERVE_TEST_STICKY_ONCE=<file>, the first worker process
+ * that removes that file arms the runtime's test hook, so its next move fails with a sticky device error (CUDA and
+ * CPU alike). Removing the file makes it once only: the process its supervisor restarts runs normally.
+ */
+async function injectStickyOnce(native: NativeBackend): Promise<void> {
+  const file = process.env.SWAPSERVE_TEST_STICKY_ONCE;
+  if (!file) return;
+  try {
+    unlinkSync(file);
+  } catch {
+    return; // already used by an earlier process
+  }
+  process.stderr.write(`swapserve worker: TEST HOOK armed (${file}): the next move fails with SWAPSERVE_CUDA_STICKY\n`);
+  // Loaded only here: production paths never load the addon's testing hooks.
+  const { failNextMove } = await import('../../native/ts/testing.ts');
+  failNextMove(native.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
 }

@@ -10,6 +10,15 @@ export type Delivered =
   | DoneEvent
   | { type: 'error'; error: SwapserveError };
 
+/** What a check of a quiet request's job found (Producer.checkJob). */
+export type JobCheck =
+  /** Waiting, or held by a worker that still heartbeats. */
+  | { state: 'running' }
+  /** Removed, or failed by BullMQ itself (a worker died more than maxStalledCount times): no outcome will come. */
+  | { state: 'gone' }
+  /** Held by a worker process that stopped heartbeating; `requeued`: the job was put back for another worker. */
+  | { state: 'lost'; worker: string; requeued: boolean };
+
 export interface FollowOptions {
   /** Wake-up period without events (ms): yields 'idle' for keep-alives. */
   blockMs: number;
@@ -19,56 +28,86 @@ export interface FollowOptions {
   idleTimeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Asks whether the job still exists and is not failed; called while the stream is quiet, at most every
-   * `jobCheckMs`. A job that BullMQ itself failed (a worker died more than maxStalledCount times) writes no
-   * stream event, so this is how its client hears of it: one quiet period after a bad answer, the delivery ends
-   * with a retryable worker_lost error (the period lets an outcome written just before the job left arrive).
+   * Checks the request's job while its stream is quiet, at most every `checkEveryMs`; `requeue` is true while
+   * nothing has reached the client, so a job held by a lost worker may be put back (a transparent retry). A lost
+   * worker with tokens delivered (or past the requeue limit) ends the delivery with a retryable `worker_lost` error
+   * at once; a job `gone` with no outcome ends it one wake-up later (so an outcome written just before the job left
+   * still arrives).
    */
-  jobAlive?: () => Promise<boolean>;
-  /** @defaultValue 2000 */
-  jobCheckMs?: number;
+  checkJob?: (requeue: boolean) => Promise<JobCheck>;
+  /** @defaultValue 500 */
+  checkEveryMs?: number;
+  /**
+   * Hold tokens until the outcome and yield them with it (a non-streaming request): a retry after a worker loss
+   * then replaces what the lost attempt had produced, since none of it reached the client. @defaultValue false
+   */
+  buffered?: boolean;
 }
 
 /** Yields the request's deliverable events; always ends with exactly one done or error (unless aborted). */
 export async function* follow(pool: BlockingPool, streamKey: string, opts: FollowOptions): AsyncGenerator<Delivered> {
-  const filter = new AttemptFilter();
+  const buffered = opts.buffered ?? false;
+  const filter = new AttemptFilter(buffered);
+  const checkEvery = opts.checkEveryMs ?? 500;
   const start = Date.now();
   let lastEventAt = start;
+  let lastIdle = start;
   let sawToken = false;
   let lastCheck = start;
   let suspect = false;
-  for await (const r of readStream(pool, streamKey, { blockMs: opts.blockMs, signal: opts.signal })) {
+  /** Tokens of the current attempt held back (buffered mode). */
+  let held: TokenEvent[] = [];
+  // Wake at least every checkEvery (to check the job in time), but yield 'idle' only every blockMs.
+  for await (const r of readStream(pool, streamKey, { blockMs: Math.min(opts.blockMs, checkEvery), signal: opts.signal })) {
     const now = Date.now();
-    if (r.kind === 'idle' && opts.jobAlive) {
+    if (r.kind === 'idle') {
       if (suspect) {
         yield { type: 'error', error: new SwapserveError('worker_lost', { message: 'The job failed after its worker was lost repeatedly; retry the request' }) };
         return;
       }
-      if (now - lastCheck >= (opts.jobCheckMs ?? 2000)) {
+      if (opts.checkJob && now - lastEventAt >= checkEvery && now - lastCheck >= checkEvery) {
         lastCheck = now;
-        suspect = !(await opts.jobAlive().catch(() => true));
+        const c = await opts.checkJob(filter.tokensDelivered === 0 || buffered).catch((): JobCheck => ({ state: 'running' }));
+        if (c.state === 'gone') suspect = true;
+        else if (c.state === 'lost' && c.requeued) {
+          filter.abandon(c.worker);
+          held = [];
+        } else if (c.state === 'lost') {
+          yield { type: 'error', error: new SwapserveError('worker_lost', { detail: filter.tokensDelivered }) };
+          return;
+        }
       }
-    }
-    if (r.kind === 'idle') {
       const limit = sawToken ? (opts.idleTimeoutMs ?? opts.firstTokenTimeoutMs) : opts.firstTokenTimeoutMs;
       const since = sawToken ? lastEventAt : start;
       if (now - since >= limit) {
         yield { type: 'error', error: new SwapserveError('timeout', { detail: limit }) };
         return;
       }
-      yield { type: 'idle' };
+      if (now - lastIdle >= opts.blockMs) {
+        lastIdle = now;
+        yield { type: 'idle' };
+      }
       continue;
     }
     lastEventAt = now;
     suspect = false;
+    const before = filter.current;
     const ev = filter.accept(r.event);
+    if (before !== null && filter.current !== before) held = []; // a retry replaced the attempt (buffered)
     if (!ev) continue;
     if (ev.type === 'error') {
       const code = isErrorCode(ev.code) ? ev.code : 'generation_failed';
       yield { type: 'error', error: new SwapserveError(code, { message: ev.message }) };
       return;
     }
-    if (ev.type === 'token') sawToken = true;
+    if (ev.type === 'token') {
+      sawToken = true;
+      if (buffered) {
+        held.push(ev);
+        continue;
+      }
+    }
+    if (ev.type === 'done') yield* held;
     yield ev;
     if (ev.type === 'done') return;
   }

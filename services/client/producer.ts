@@ -5,6 +5,9 @@ import { jobDataSchema, type JobData } from '../../contracts/job.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import { queueOptions, type RedisClient } from './queues.ts';
+import { workerOfInstance } from '../../contracts/cluster.ts';
+import type { JobCheck } from './delivery.ts';
+import { workerAlive } from './liveness.ts';
 
 export interface SubmitOptions {
   /** Client-supplied key: a repeat within `idempotencyTtlS` attaches to the first request instead of enqueueing. */
@@ -96,11 +99,32 @@ export class Producer {
     await this.redis.publish(this.k.cancelChannel, requestId);
   }
 
-  /** False once the request's job is gone or failed (BullMQ's own failure leaves no stream event). */
-  async jobAlive(model: string, requestId: string): Promise<boolean> {
-    const job = await this.queue(model).getJob(requestId);
-    if (!job) return false;
-    return !(await job.isFailed());
+  /**
+   * What became of a quiet request's job (see FollowOptions.checkJob). A job held (locked) by a worker process that
+   * stopped heartbeating (cluster.ts `workerAlive`) is lost; with `requeue` and fewer than `maxRequeues` restarts
+   * behind it, it goes back to its queue at once with the lock's own token (BullMQ's `moveToWait`: a worker that
+   * took it in between holds another token, so nothing of its is touched), instead of waiting for the lock to
+   * expire (worker.lockDurationMs) and BullMQ's stalled check.
+   */
+  async checkJob(model: string, requestId: string, opts: { requeue: boolean; maxRequeues: number; lostAfterMs?: number }): Promise<JobCheck> {
+    const q = this.queue(model);
+    const jobKey = q.toKey(requestId);
+    const res = await this.redis.multi().hmget(jobKey, 'timestamp', 'finishedOn', 'failedReason', 'pb', 'ats').get(`${jobKey}:lock`).exec();
+    const [timestamp, finishedOn, failedReason, pb, ats] = (res?.[0]?.[1] ?? []) as (string | null)[];
+    const token = res?.[1]?.[1] as string | null | undefined;
+    if (!timestamp || finishedOn || failedReason) return { state: 'gone' };
+    if (!token || !pb) return { state: 'running' }; // waiting, or its lock expired (BullMQ's stalled check has it)
+    if (await workerAlive(this.redis, this.prefix, pb, opts.lostAfterMs)) return { state: 'running' };
+    const worker = workerOfInstance(pb);
+    if (!opts.requeue || Number(ats ?? 0) > opts.maxRequeues) return { state: 'lost', worker, requeued: false };
+    try {
+      const job = await q.getJob(requestId);
+      if (!job) return { state: 'gone' };
+      await job.moveToWait(token);
+    } catch {
+      return { state: 'running' }; // another worker took it meanwhile (its lock has another token)
+    }
+    return { state: 'lost', worker, requeued: true };
   }
 
   async close(): Promise<void> {

@@ -90,32 +90,58 @@ export async function* readStream(pool: BlockingPool, key: string, opts: { block
   }
 }
 
+/** The worker id of an attempt id (`<workerId>.<attemptsStarted>.<random hex>`; worker ids may hold dots). */
+export function workerOfAttempt(attempt: string): string {
+  return attempt.split('.').slice(0, -2).join('.');
+}
+
 /**
  * Follows one attempt of a request: the first attempt seen is delivered; a later attempt replaces it only if no
  * token was delivered yet (transparent retry), otherwise the delivery ends with a retryable `worker_lost` error
- * so the client never sees a token twice. Events of abandoned attempts are ignored.
+ * so the client never sees a token twice. Events of abandoned attempts are ignored. `buffered` (a non-streaming
+ * request: its tokens reach the client only with the outcome) lets a later attempt always replace the current one;
+ * the caller drops what it held of the old one (see `current`).
  */
 export class AttemptFilter {
-  private current: string | null = null;
+  private cur: string | null = null;
   private readonly abandoned = new Set<string>();
   tokensDelivered = 0;
+
+  constructor(private readonly buffered = false) {}
+
+  /** The attempt being followed (null before the first event, or after `abandon`). */
+  get current(): string | null {
+    return this.cur;
+  }
 
   /** Returns the event to deliver, a worker_lost error to end with, or null to skip. */
   accept(ev: StreamEvent): StreamEvent | null {
     if (this.abandoned.has(ev.attempt)) return null;
-    if (this.current === null) this.current = ev.attempt;
-    if (ev.attempt !== this.current) {
-      if (this.tokensDelivered > 0) {
+    if (this.cur === null) this.cur = ev.attempt;
+    if (ev.attempt !== this.cur) {
+      if (this.tokensDelivered > 0 && !this.buffered) {
         const err = new SwapserveError('worker_lost', { detail: this.tokensDelivered });
-        return { type: 'error', attempt: this.current, code: err.code, message: err.message, retryable: true };
+        return { type: 'error', attempt: this.cur, code: err.code, message: err.message, retryable: true };
       }
-      this.abandoned.add(this.current);
-      this.current = ev.attempt;
+      this.abandoned.add(this.cur);
+      this.cur = ev.attempt;
+      this.tokensDelivered = 0;
     }
     if (ev.type === 'token') {
       if (ev.index < this.tokensDelivered) return null;
       this.tokensDelivered = ev.index + 1;
     }
     return ev;
+  }
+
+  /**
+   * The worker running the current attempt was lost and its job requeued (only done while nothing reached the
+   * client): its later events, if it was not dead after all, are ignored, and the next attempt is followed.
+   */
+  abandon(workerId: string): void {
+    if (this.cur === null || workerOfAttempt(this.cur) !== workerId) return;
+    this.abandoned.add(this.cur);
+    this.cur = null;
+    this.tokensDelivered = 0;
   }
 }

@@ -11,6 +11,8 @@ export interface GatewayContext {
   producer: Producer;
   pool: BlockingPool;
   draining(): boolean;
+  /** Readiness needs a scheduler holding the leader lease. @defaultValue false */
+  requireScheduler?: boolean;
   /** Epoch ms at which the request was received (TTFT starts here). */
   arrival(req: FastifyRequest): number;
 }

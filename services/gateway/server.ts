@@ -14,13 +14,19 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(config: Config, opts: { logger?: boolean } = {}): Promise<Gateway> {
+export interface GatewayOptions {
+  logger?: boolean;
+  /** /readyz fails while no scheduler holds the leader lease (`swapserve up` runs one). @defaultValue false */
+  requireScheduler?: boolean;
+}
+
+export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
   const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
   const redis: RedisClient = connect(url, { name: 'swapserve-gateway' });
   const producer = new Producer(redis, config.prefix, bullmqTelemetry());
   const pool = new BlockingPool(url);
   let draining = false;
-  const app = buildApp({ config, redis, producer, pool, draining: () => draining }, opts);
+  const app = buildApp({ config, redis, producer, pool, draining: () => draining, requireScheduler: opts.requireScheduler ?? false }, opts);
   try {
     await app.listen({ host: config.gateway.host, port: config.gateway.port });
   } catch (e) {

@@ -24,9 +24,11 @@ export interface ClientOptions {
   models?: { id: string; maxTokens?: number; maxQueued?: number }[];
   /** No first token within this long: `timeout` error (ms). @defaultValue 300000 */
   timeoutMs?: number;
+  /** Times a request lost with its worker is put back in its queue before it fails with worker_lost (match the workers' maxStalledCount). @defaultValue 2 */
+  maxRequeues?: number;
 }
 
-const DEFAULTS = { prefix: DEFAULT_PREFIX, timeoutMs: 300_000 };
+const DEFAULTS = { prefix: DEFAULT_PREFIX, timeoutMs: 300_000, maxRequeues: 2 };
 
 export interface Completion {
   requestId: string;
@@ -73,7 +75,8 @@ export class Client {
 
   /** Chat or text completion, awaited whole. The request is a chat one if it has `messages`. */
   async complete(request: ChatRequest | CompletionRequest): Promise<Completion> {
-    const s = await this.stream(request);
+    // Nothing reaches the caller before the outcome: a retry after a worker loss may replace a lost attempt.
+    const s = await this.start(request, true);
     for await (const _ of s) {
       // drain: the result collects the text
     }
@@ -82,6 +85,10 @@ export class Client {
 
   /** Starts a request and returns its token iterator (with `result` and `cancel`). */
   async stream(request: ChatRequest | CompletionRequest): Promise<CompletionStream> {
+    return this.start(request, false);
+  }
+
+  private async start(request: ChatRequest | CompletionRequest, buffered: boolean): Promise<CompletionStream> {
     if (this.closed) throw new SwapserveError('draining');
     const req = this.validate(request);
     const model = this.opts.models?.find((m) => m.id === req.body.model);
@@ -91,10 +98,10 @@ export class Client {
     // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
     const span = requestSpan({ operation: req.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, maxTokens: data.sampling.maxTokens, startMs: arrivalMs, recordMetrics: false });
     const { requestId } = await span.enqueue(() => this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 }));
-    return this.follow(data.model, requestId, span);
+    return this.follow(data.model, requestId, span, buffered);
   }
 
-  private follow(model: string, requestId: string, span: RequestSpan): CompletionStream {
+  private follow(model: string, requestId: string, span: RequestSpan, buffered: boolean): CompletionStream {
     const ac = new AbortController();
     let resolve!: (c: Completion) => void;
     let reject!: (e: unknown) => void;
@@ -106,7 +113,8 @@ export class Client {
     async function* iterate(): AsyncGenerator<TokenChunk> {
       try {
         for await (const ev of span.follow(follow(self.pool, self.k.stream(requestId), {
-          blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal, jobAlive: () => self.producer.jobAlive(model, requestId),
+          blockMs: 1000, firstTokenTimeoutMs: self.opts.timeoutMs, signal: ac.signal, buffered,
+          checkJob: (requeue) => self.producer.checkJob(model, requestId, { requeue, maxRequeues: self.opts.maxRequeues }),
         }))) {
           if (ev.type === 'token') {
             text += ev.text;

@@ -33,6 +33,8 @@ export {
   recordTtft,
   recordMove,
   recordEviction,
+  recordRestart,
+  setLeaderSource,
   setResidency,
   clearResidency,
   setLinkPeak,

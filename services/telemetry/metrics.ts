@@ -46,11 +46,14 @@ interface Instruments {
   decision: Histogram;
   actions: Counter;
   actionFailures: Counter;
+  restarts: Counter;
 }
 let inst: Instruments | null = null;
 const queueSources = new Set<QueueSource>();
 const workerSources = new Set<WorkerSource>();
 const residencySources = new Set<ResidencySource>();
+/** Whether a scheduler holds the leader lease (one source: `swapserve up`'s). */
+let leaderSource: (() => Promise<boolean>) | null = null;
 /** Last residency set per worker/model/tier: `${worker}\0${model}\0${tier}` -> bytes. */
 const residency = new Map<string, { worker: string; model: string; tier: Tier; bytes: number }>();
 const linkPeak = new Map<string, number>();
@@ -75,7 +78,13 @@ onTelemetryInit((h) => {
     actions: meter.createCounter(S.METRIC_SCHEDULER_ACTIONS, { description: 'Actions the scheduler applied, by type and command' }),
     actionFailures: meter.createCounter(S.METRIC_SCHEDULER_ACTION_FAILURES, { description: 'Scheduler actions that failed when applied' }),
     workerStart: histogram(S.METRIC_WORKER_START, 'Time from a worker process start to ready', B.WORKER_START_BUCKETS_S),
+    restarts: meter.createCounter(S.METRIC_SUPERVISOR_RESTARTS, { description: 'Restarts of a supervised process after it exited' }),
   };
+  meter
+    .createObservableGauge(S.METRIC_SCHEDULER_LEADER, { description: '1 while a scheduler holds the leader lease' })
+    .addCallback(async (r) => {
+      if (leaderSource) r.observe((await leaderSource().catch(() => false)) ? 1 : 0);
+    });
 
   meter
     .createObservableGauge(S.METRIC_QUEUE_DEPTH, { description: 'Jobs per model queue and state' })
@@ -224,6 +233,16 @@ export function recordSchedulerDecision(event: string, seconds: number, actions:
 /** Count an action that failed when applied. */
 export function recordSchedulerActionFailure(a: SchedulerActionLike): void {
   inst?.actionFailures.add(1, actionAttrs(a));
+}
+
+/** Count a restart of a supervised process (`swapserve up`). */
+export function recordRestart(process: string): void {
+  inst?.restarts.add(1, { [S.ATTR_PROCESS]: process });
+}
+
+/** Sets where the scheduler-leader gauge reads from (null: no series). */
+export function setLeaderSource(src: (() => Promise<boolean>) | null): void {
+  leaderSource = src;
 }
 
 /** Count an eviction of `model` from `tier`. */

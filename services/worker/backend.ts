@@ -30,5 +30,10 @@ export interface ModelBackend {
   whenHostReady?(): Promise<void>;
   /** Runs one generation on a GPU-resident model. Throws SwapserveError (context_length_exceeded, ...) on bad input. */
   generate(modelId: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent>;
+  /**
+   * False once a sticky device error (the runtime's, on a move, or the engine's, in a pass) made this process's GPU
+   * unusable: the worker stops taking jobs, puts back the ones it holds, and exits non-zero for its supervisor.
+   */
+  healthy(): boolean;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@
 // BullMQ (no automatic retry could avoid duplicate tokens) except for data that cannot name its stream.
 import { randomBytes } from 'node:crypto';
 import { nowMs } from '../../contracts/clock.ts';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import { SwapserveError, isErrorCode } from '../../contracts/errors.ts';
 import { jobDataSchema } from '../../contracts/job.ts';
 import type { StreamEvent, Timings } from '../../contracts/stream.ts';
@@ -29,11 +29,27 @@ export interface RunnerContext {
   active: Map<string, AbortController>;
   /** Progress events at most this often (ms). @defaultValue 250 */
   progressEveryMs?: number;
+  /** Called when a job found the backend unhealthy (a sticky device error): the worker drains and exits non-zero. */
+  onUnhealthy?: () => void;
 }
 
-function toSwapserveError(e: unknown): SwapserveError {
+/**
+ * Puts a job this (unhealthy) worker accepted back in its queue for another worker, instead of failing it: its
+ * lock's token moves it to wait, and BullMQ's WaitingError tells the consumer the job was not finished here. A
+ * client that had tokens of this attempt gets a retryable worker_lost (the reader's rule); others a transparent retry.
+ */
+async function putBack(ctx: RunnerContext, job: Job, token: string | undefined): Promise<never> {
+  ctx.onUnhealthy?.();
+  if (token) await job.moveToWait(token);
+  throw new WaitingError();
+}
+
+/** Tier errors that mean the model could not be brought in (its file, its size, the disk): 503 model_load_failed. */
+const LOAD_FAILURES: ReadonlySet<TierError['code']> = new Set(['out_of_memory', 'io', 'invalid']);
+
+function toSwapserveError(e: unknown, model: string): SwapserveError {
   if (e instanceof SwapserveError) return e;
-  if (e instanceof TierError) return new SwapserveError(e.code === 'out_of_memory' || e.code === 'io' ? 'model_load_failed' : 'generation_failed', { message: e.message });
+  if (e instanceof TierError) return LOAD_FAILURES.has(e.code) ? new SwapserveError('model_load_failed', { detail: model, cause: e }) : new SwapserveError('generation_failed', { cause: e });
   const code = (e as { code?: unknown })?.code;
   if (isErrorCode(code)) return new SwapserveError(code, { message: (e as Error).message });
   return new SwapserveError('generation_failed');
@@ -42,11 +58,11 @@ function toSwapserveError(e: unknown): SwapserveError {
 /** The move a job waited for failed: the model could not be brought in (unless it was already a typed error). */
 function moveError(model: string, e: unknown): SwapserveError {
   if (e instanceof SwapserveError) return e;
-  if (e instanceof TierError && e.code !== 'out_of_memory' && e.code !== 'io') return toSwapserveError(e);
-  return new SwapserveError('model_load_failed', { detail: model });
+  if (e instanceof TierError && !LOAD_FAILURES.has(e.code)) return toSwapserveError(e, model);
+  return new SwapserveError('model_load_failed', { detail: model, cause: e });
 }
 
-export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal): Promise<{ completionTokens: number }> {
+export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal, token?: string): Promise<{ completionTokens: number }> {
   const pickedMs = nowMs();
   const parsed = jobDataSchema.safeParse(job.data);
   const k = keys(ctx.prefix);
@@ -60,6 +76,8 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     throw new UnrecoverableError('job data failed validation and names no request');
   }
   const data = parsed.data;
+  // A sticky device error came first: this worker is draining; the job is another worker's to run.
+  if (!ctx.backend.healthy()) return putBack(ctx, job, token);
   // Spans under BullMQ's consumer span (queue wait now; moves, prefill, decode as they happen) and the TTFT metrics.
   const jt = jobTrace({ operation: data.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, jobId: job.id, worker: ctx.workerId, enqueuedMs: data.arrivalMs, recordMetrics: data.source !== 'gateway' });
   const key = k.stream(data.requestId);
@@ -150,8 +168,12 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal)
     if (ready && !moveFailed && (!(e instanceof SwapserveError) || e.code === 'generation_failed')) {
       await ready.then(() => {}, (me: unknown) => { moveFailed ??= { e: me }; });
     }
+    if (!ctx.backend.healthy()) {
+      jt.end({ outcome: 'failed', errorType: 'worker_lost' });
+      return putBack(ctx, job, token);
+    }
     const failed = moveFailed as { e: unknown } | null;
-    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e);
+    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e, data.model);
     jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
     await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
     return { completionTokens: 0 };

@@ -52,6 +52,8 @@ export class NativeBackend implements ModelBackend {
   private readonly threads: number;
   private readonly tuning: EngineTuning;
   private movesInFlight = 0;
+  /** Set by an engine pass that failed with a sticky device error (the runtime tracks its own moves' ones). */
+  private engineSticky = false;
   private pinWhenIdle = false;
   private readonly pinTimer: NodeJS.Timeout;
 
@@ -154,6 +156,15 @@ export class NativeBackend implements ModelBackend {
     }
   }
 
+  healthy(): boolean {
+    if (this.engineSticky) return false;
+    try {
+      return this.runtime.healthy;
+    } catch {
+      return true; // closed: not a device fault
+    }
+  }
+
   hostReady(): boolean {
     try {
       return this.runtime.usage().host.ready === true;
@@ -196,6 +207,7 @@ export class NativeBackend implements ModelBackend {
       }
     } catch (e) {
       if (isEngineError(e)) {
+        if (e.nativeCode === 'SWAPSERVE_CUDA_STICKY' || e.nativeCode === 'SWAPSERVE_UNUSABLE') this.engineSticky = true;
         if (e.code === 'context_length_exceeded') throw new SwapserveError('context_length_exceeded', { detail: prompt.length, cause: e });
         if (e.code === 'invalid_request') throw new SwapserveError('invalid_request', { detail: e.message, cause: e });
       }

@@ -9,7 +9,8 @@ import { tracedMove } from '../telemetry/traces.ts';
 
 export class TierError extends Error {
   override name = 'TierError';
-  constructor(readonly code: Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'internal'>, message: string) {
+  /** `invalid`: the model's files were rejected at registration (every job and move of it fails with this). */
+  constructor(readonly code: Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'invalid' | 'internal'>, message: string) {
     super(message);
   }
 }
@@ -50,6 +51,11 @@ export class TierManager {
     const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null, toGpu: null };
     slot.registered = this.backend.register(entry).then((r) => {
       slot.bytes = r.bytes;
+    }, (e: unknown) => {
+      // A rejected file fails this model only (its jobs end with model_load_failed); said once, here.
+      const reason = e instanceof Error ? e.message : String(e);
+      process.stderr.write(`swapserve worker: model ${entry.id} rejected: ${reason.split('\n')[0]}\n`);
+      throw new TierError('invalid', `model ${entry.id} could not be opened: ${reason}`);
     });
     slot.registered.catch(() => {});
     this.slots.set(entry.id, slot);

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker as BullWorker } from 'bullmq';
 import { nowMs } from '../../contracts/clock.ts';
 import type { Config } from '../config/config.ts';
-import type { ModelOnWorker, WorkerCommand, WorkerState } from '../../contracts/cluster.ts';
+import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import type { ModelBackend } from './backend.ts';
@@ -67,6 +67,7 @@ export class SwapWorker {
     this.ctx = {
       workerId: this.workerId, startedMs: this.startedMs, backend: this.backend, tiers: this.tiers, redis: this.redis,
       prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active,
+      onUnhealthy: () => this.checkHealth(),
     };
     this.exitRequested = new Promise((r) => { this.requestExit = r; });
   }
@@ -89,9 +90,11 @@ export class SwapWorker {
   /** Starts taking jobs from a model's queue. */
   consume(modelId: string, concurrency: number): void {
     if (this.draining || this.consumers.has(modelId)) return;
-    const w = new BullWorker(queueName(modelId), (job, _token, signal) => runJob(this.ctx, job, signal), {
+    const w = new BullWorker(queueName(modelId), (job, token, signal) => runJob(this.ctx, job, signal, token), {
       connection: this.bull,
       prefix: this.cfg.prefix,
+      // Recorded on each job it takes (processedBy): a follower tells this process's jobs from a restarted one's.
+      name: workerInstance({ workerId: this.workerId, pid: process.pid, startedAt: this.startedMs }),
       concurrency,
       lockDuration: this.cfg.worker.lockDurationMs,
       stalledInterval: this.cfg.worker.stalledIntervalMs,
@@ -132,8 +135,26 @@ export class SwapWorker {
         this.requestExit(0);
         return;
       default:
-        await this.tiers.command(cmd.kind, cmd.model, started);
+        try {
+          await this.tiers.command(cmd.kind, cmd.model, started);
+        } finally {
+          this.checkHealth();
+        }
     }
+  }
+
+  /**
+   * After a failure: a sticky device error (backend.healthy() false) marks this worker unhealthy — published at
+   * once, so the scheduler stops placing work here — and drains it: no new jobs, the accepted ones put back in their
+   * queues (job-runner putBack) or finished, memory released, then the process exits 1 for its supervisor to restart.
+   */
+  checkHealth(): void {
+    if (!this.healthy || this.backend.healthy()) return;
+    this.healthy = false;
+    this.draining = true;
+    process.stderr.write(`swapserve worker ${this.workerId}: ERROR a sticky device error made the ${this.backend.kind} backend unusable; draining, then exiting 1\n`);
+    this.control.changed();
+    void this.close().then(() => this.requestExit(1), () => this.requestExit(1));
   }
 
   state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'> {

@@ -1,6 +1,6 @@
-// Durability: a worker process killed with SIGKILL mid-job. BullMQ's stalled check hands the job to another
-// worker; the client gets exactly one outcome and never a duplicate token: a transparent retry when no token
-// had been sent yet, else one retryable worker_lost error.
+// Durability: a worker process killed with SIGKILL mid-job. BullMQ's stalled check (or, through the gateway, the
+// follower's heartbeat check) hands the job to another worker; the client gets exactly one outcome and never a
+// duplicate token: a transparent retry when no token had been sent yet, else one retryable worker_lost error.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -12,6 +12,9 @@ import { Client, SwapserveError } from '../../services/sdk/index.ts';
 import { connect } from '../../services/client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
+import { workerOfInstance } from '../../contracts/cluster.ts';
+import { parseConfig } from '../../services/config/config.ts';
+import { startGateway, type Gateway } from '../../services/gateway/server.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { BIN, startWorkerProcess } from '../helpers/worker-process.ts';
@@ -30,15 +33,24 @@ after(async () => {
   await redis?.stop();
 });
 
-async function writeConfig(prefix: string, maxStalledCount = 2): Promise<string> {
-  const file = join(dirname(modelPath), `config-${prefix.replace(/\W/g, '')}.json`);
-  await writeFile(file, JSON.stringify({
+function rawConfig(prefix: string, worker: Record<string, number>): Record<string, unknown> {
+  return {
     redisUrl: redis.url, prefix, modelRoots: [dirname(modelPath)],
     budgets: { hostBytes: '256MiB', gpuBytes: '256MiB', scratchBytes: '256MiB' },
-    worker: { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 300, maxStalledCount },
+    gateway: { port: 0 },
+    worker: { concurrency: 1, ...worker },
     models: [{ id: 'big', path: modelPath }],
-  }));
+  };
+}
+
+async function writeRaw(prefix: string, raw: Record<string, unknown>): Promise<string> {
+  const file = join(dirname(modelPath), `config-${prefix.replace(/\W/g, '')}.json`);
+  await writeFile(file, JSON.stringify(raw));
   return file;
+}
+
+async function writeConfig(prefix: string, maxStalledCount = 2): Promise<string> {
+  return writeRaw(prefix, rawConfig(prefix, { lockDurationMs: 1000, stalledIntervalMs: 300, maxStalledCount }));
 }
 
 async function startWorker(config: string, id: string): Promise<ChildProcess> {
@@ -172,6 +184,135 @@ describe('worker killed with SIGKILL', () => {
       await client.close();
       if (w2) await stop(w2);
       await stop(w1);
+    }
+  });
+});
+
+/**
+ * Through the gateway, over a real socket, with the DEFAULT lock (10 s) and stalled check (5 s): the follower finds
+ * the lost worker by its heartbeat (issue 11: within 3 s), not by the lock's expiry (which took 12–18 s). Two
+ * workers run from the start; the one holding the job is killed.
+ */
+describe('worker killed with SIGKILL, through the gateway (default lock and stalled interval)', () => {
+  async function stack(prefix: string): Promise<{ gw: Gateway; workers: Map<string, ChildProcess>; queue: Queue; close: () => Promise<void> }> {
+    const raw = rawConfig(prefix, {});
+    const config = await writeRaw(prefix, raw);
+    const workers = new Map<string, ChildProcess>();
+    for (const id of ['g1', 'g2']) workers.set(id, await startWorker(config, id));
+    const gw = await startGateway(parseConfig(raw, {}));
+    const conn = connect(redis.url);
+    const queue = new Queue(queueName('big'), { connection: conn, prefix });
+    return {
+      gw, workers, queue,
+      close: async () => {
+        await gw.close();
+        await queue.close();
+        conn.disconnect();
+        for (const w of workers.values()) await stop(w);
+      },
+    };
+  }
+
+  /** Waits for the request's first token on its Redis stream; returns the id of the worker holding the job. */
+  async function holderOnceTokenWritten(prefix: string, queue: Queue, requestId: string): Promise<string> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if ((await eventsOnStream(prefix, requestId)).some((e) => e.type === 'token')) {
+        const job = await queue.getJob(requestId);
+        assert.ok(job?.processedBy, 'the job records the worker process holding it');
+        return workerOfInstance(job.processedBy);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error('no token within 30 s');
+  }
+
+  it('streaming: a stream that sent tokens ends with worker_lost within 3 s of the kill, no token twice', { timeout: 90_000 }, async (t) => {
+    const prefix = redis.prefix();
+    const s = await stack(prefix);
+    try {
+      const res = await fetch(`${s.gw.url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'big', prompt: 'hello world', max_tokens: 4000, temperature: 1, seed: 5, stream: true }),
+      });
+      assert.equal(res.status, 200);
+      const requestId = res.headers.get('x-request-id')!;
+      const texts: string[] = [];
+      let errorEvent: { error: { code: string } } | null = null;
+      let killedAt = 0;
+      let endedAt = 0;
+      let buf = '';
+      const decoder = new TextDecoder();
+      for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(bytes, { stream: true });
+        let nl: number;
+        while ((nl = buf.indexOf('\n\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 2);
+          if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+          const j = JSON.parse(line.slice(6));
+          if (j.error) {
+            errorEvent = j;
+            endedAt = Date.now();
+          } else texts.push(j.choices[0].text);
+        }
+        if (texts.length >= 1 && !killedAt) {
+          const holder = workerOfInstance((await s.queue.getJob(requestId))!.processedBy!);
+          s.workers.get(holder)!.kill('SIGKILL');
+          killedAt = Date.now();
+        }
+      }
+      assert.ok(killedAt > 0, 'the stream sent a token');
+      assert.equal(errorEvent?.error.code, 'worker_lost');
+      t.diagnostic(`worker_lost ${endedAt - killedAt} ms after the kill, ${texts.length} tokens delivered`);
+      assert.ok(endedAt - killedAt < 3000, `worker_lost ${endedAt - killedAt} ms after the kill`);
+      // Each token once: what the client got is a prefix of the lost attempt's tokens, in order.
+      const written = (await eventsOnStream(prefix, requestId)).filter((e) => e.type === 'token');
+      const lost = written[0].attempt;
+      const ofLost = written.filter((e) => e.attempt === lost).map((e) => (e as { text: string }).text);
+      assert.ok(texts.length <= ofLost.length && texts.length < 4000);
+      assert.deepEqual(texts, ofLost.slice(0, texts.length));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('non-streaming: a request whose worker died mid-generation completes on the other worker, whole and once', { timeout: 90_000 }, async (t) => {
+    const prefix = redis.prefix();
+    const s = await stack(prefix);
+    try {
+      const pending = fetch(`${s.gw.url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'big', prompt: 'once upon a time', max_tokens: 40, temperature: 0 }),
+      });
+      // The request id is only in the response: find the job in the queue.
+      let requestId = '';
+      while (!requestId) {
+        const jobs = await s.queue.getJobs(['active', 'waiting']);
+        requestId = jobs[0]?.id ?? '';
+        if (!requestId) await new Promise((r) => setTimeout(r, 5));
+      }
+      const holder = await holderOnceTokenWritten(prefix, s.queue, requestId);
+      s.workers.get(holder)!.kill('SIGKILL');
+      const killedAt = Date.now();
+      const res = await pending;
+      assert.equal(res.status, 200);
+      const body = await res.json() as { choices: { text: string }[]; usage: { completion_tokens: number } };
+      assert.equal(body.usage.completion_tokens, 40);
+      const events = await eventsOnStream(prefix, requestId);
+      const done = events.filter((e) => e.type === 'done');
+      assert.equal(done.length, 1);
+      const winner = done[0].attempt;
+      assert.ok(!winner.startsWith(`${holder}.`), `completed by the other worker (${winner})`);
+      // The text is the winning attempt's alone (the lost attempt's tokens were dropped, none twice).
+      const text = events.filter((e) => e.type === 'token' && e.attempt === winner).map((e) => (e as { text: string }).text).join('');
+      assert.equal(body.choices[0].text, text);
+      assert.ok(events.some((e) => e.type === 'token' && e.attempt.startsWith(`${holder}.`)), 'the lost attempt had produced tokens');
+      t.diagnostic(`answered 200 ${Date.now() - killedAt} ms after the kill`);
+      // Requeued by the heartbeat check, not by the lock's expiry (10 s) + stalled check (5 s).
+      assert.ok(Date.now() - killedAt < 10_000, `answered ${Date.now() - killedAt} ms after the kill`);
+    } finally {
+      await s.close();
     }
   });
 });

@@ -54,7 +54,10 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
     blockMs: gw.config.gateway.keepAliveMs,
     firstTokenTimeoutMs: gw.config.gateway.requestTimeoutMs,
     signal: ac.signal,
-    jobAlive: () => gw.producer.jobAlive(model.id, requestId),
+    // A worker lost with nothing delivered: the job goes back to its queue and another worker runs it.
+    checkJob: (requeue) => gw.producer.checkJob(model.id, requestId, { requeue, maxRequeues: gw.config.worker.maxStalledCount }),
+    // Non-streaming: nothing reaches the client before the outcome, so a retry may always replace a lost attempt.
+    buffered: !body.stream,
   }));
   const created = Math.floor(arrivalMs / 1000);
   // On worker_lost the client retries itself: the re-run attempt is cancelled rather than computed for no one.

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SwapserveError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../context.ts';
+import { clusterKeys } from '../../../contracts/cluster.ts';
 
 export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -11,6 +12,10 @@ export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Pr
       await gw.redis.ping();
     } catch {
       throw new SwapserveError('not_ready', { detail: 'Redis does not answer', retryAfterS: 1 });
+    }
+    // A lone scheduler that died (nothing places models) is a readiness failure, not a silent 300 s wait.
+    if (gw.requireScheduler && (await gw.redis.exists(clusterKeys(gw.config.prefix).leader()).catch(() => 0)) !== 1) {
+      throw new SwapserveError('not_ready', { detail: 'no scheduler holds the leader lease', retryAfterS: 1 });
     }
     return { status: 'ready' };
   });

@@ -1,0 +1,66 @@
+// The health wire (issue 11): a sticky device error (injected through the runtime's test hook into a move; the CPU
+// runtime keeps the same sticky state as the CUDA one) marks the worker unhealthy, published at once; the worker
+// puts the job it accepted back in its queue, drains and asks to exit 1; another worker completes the request.
+// Real Redis, real BullMQ, real native runtime (CPU), stories260K.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { clusterKeys, parseClusterEvent } from '../../contracts/cluster.ts';
+import { keys } from '../../contracts/queues.ts';
+import { streamEventSchema } from '../../contracts/stream.ts';
+import { connect } from '../../services/client/queues.ts';
+import { parseConfig } from '../../services/config/config.ts';
+import { Client } from '../../services/sdk/index.ts';
+import { failNextMove } from '../../native/ts/testing.ts';
+import { NativeBackend } from '../../services/worker/native-backend.ts';
+import { SwapWorker } from '../../services/worker/worker.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { DATA_MODELS, STORIES } from './stack.ts';
+
+let redis: TestRedis;
+before(async () => { redis = await startRedis(); });
+after(async () => { await redis?.stop(); });
+
+describe('sticky device error', () => {
+  it('unhealthy at once, the accepted job put back and completed by another worker, exit 1', { timeout: 60_000 }, async () => {
+    const config = parseConfig({
+      prefix: redis.prefix(), modelRoots: [DATA_MODELS],
+      budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
+      worker: { concurrency: 1 },
+      models: [{ id: 'story', path: STORIES }],
+    }, { REDIS_URL: redis.url });
+    const b1 = new NativeBackend(config, { backend: 'cpu', threads: 1 });
+    const w1 = new SwapWorker({ config, backend: b1, workerId: 'w1' });
+    await w1.start();
+    const client = new Client({ redisUrl: redis.url, prefix: config.prefix, timeoutMs: 30_000 });
+    const conn = connect(redis.url);
+    let w2: SwapWorker | null = null;
+    try {
+      // The next move's device step fails with a sticky error: the load this request needs.
+      failNextMove(b1.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
+      const pending = client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 });
+      pending.catch(() => {});
+      assert.equal(await w1.exitRequested, 1, 'the unhealthy worker exits non-zero');
+      assert.equal(b1.healthy(), false);
+      // Published unhealthy (and draining), so the scheduler placed nothing more there.
+      const entries = (await conn.xrange(clusterKeys(config.prefix).events(), '-', '+')) as [string, string[]][];
+      const states = entries.map(([, f]) => parseClusterEvent(f)).flatMap((e) => (e.type === 'state' && e.state.workerId === 'w1' ? [e.state] : []));
+      assert.ok(states.some((s) => !s.healthy && s.draining), 'a state with healthy: false was published');
+      // Another worker takes the job w1 put back; the client gets one whole completion.
+      w2 = new SwapWorker({ config, backend: new NativeBackend(config, { backend: 'cpu', threads: 1 }), workerId: 'w2' });
+      await w2.start();
+      const r = await pending;
+      assert.equal(r.workerId, 'w2');
+      assert.equal(r.usage.completionTokens, 4);
+      // w1 wrote no outcome for its attempt: the job was put back, not failed.
+      const events = ((await conn.xrange(keys(config.prefix).stream(r.requestId), '-', '+')) as [string, string[]][])
+        .map(([, f]) => streamEventSchema.parse(JSON.parse(f[1])));
+      assert.equal(events.filter((e) => e.attempt.startsWith('w1.') && (e.type === 'error' || e.type === 'done')).length, 0);
+      assert.equal(events.filter((e) => e.type === 'done').length, 1);
+    } finally {
+      conn.disconnect();
+      await client.close();
+      await w1.close();
+      await w2?.close();
+    }
+  });
+});
