@@ -42,7 +42,7 @@ function randomProblem(seed: number): PlanProblem {
   });
   while (slices.length > 7) slices.pop();
   const instanceGpus: number[][] = models.map(() => types.map(() => (r() < 0.15 ? 0 : r() < 0.2 ? 2 : 1)));
-  instanceGpus.forEach((row) => { if (row.every((k) => k === 0)) row[0] = 1; });
+  instanceGpus.forEach((row) => { if (!row.some((k) => k > 0)) row[0] = 1; });
   const poolOk = models.map((_, m) => types.map((_, t) => instanceGpus[m][t] === 1 && r() < 0.7));
   // Loads per slice: a bucket's slices are identical, as the planner makes them.
   const bucketLoad = new Map<string, number[]>();
