@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { modelIdSchema } from '../shared/config.ts';
+import { modelIdSchema } from '../../contracts/model-id.ts';
 import { FleetInputError } from './calibration.ts';
 
 const positive = z.number().positive();
