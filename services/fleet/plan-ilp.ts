@@ -1,4 +1,5 @@
 // The plan as an integer linear program (Mélange's bins and slices, plus swap groups), written in CPLEX LP form and solved with HiGHS.
+import { setFlagsFromString } from 'node:v8';
 import highsModule from 'highs';
 import { FleetInputError } from './calibration.ts';
 import type { PlanProblem } from './plan-capacity.ts';
@@ -96,6 +97,8 @@ export function writeLp(p: PlanProblem): { lp: string; variables: number; constr
     runs.forEach((r, b) => { if (r.model === m && Number.isFinite(p.dedicatedLoad[r.first][t])) terms.push(term(p.dedicatedLoad[r.first][t], `d_${b}_${t}`)); });
     terms.push(term(-p.headroom, `x_${m}_${t}`));
     row(`ded_${m}_${t}`, terms, '<=', 0);
+    // Implied by the rows above for integer x, but it tightens the LP relaxation: a slice served needs an instance.
+    runs.forEach((r, b) => { if (r.model === m && Number.isFinite(p.dedicatedLoad[r.first][t])) row(`dx_${b}_${t}`, [term(1, `d_${b}_${t}`), term(-r.count, `x_${m}_${t}`)], '<=', 0); });
   }
   // Swap groups.
   for (const t of poolUsed) {
@@ -110,6 +113,7 @@ export function writeLp(p: PlanProblem): { lp: string; variables: number; constr
       if (p.swapLoad[mi][t] > 0) load.push(term(p.swapLoad[mi][t], `u_${mi}_${t}`));
       host.push(term(m.weightBytes / 1e9, `u_${mi}_${t}`)); // GB, to keep coefficients near 1
       mem.push(term(p.residentBytes[mi][t] / 1e9, `u_${mi}_${t}`));
+      row(`uz_${mi}_${t}`, [term(1, `u_${mi}_${t}`), term(-1, `z_${t}`)], '<=', 0); // a member needs a GPU (tightens the LP)
     });
     runs.forEach((r, b) => {
       if (!canPool(r, t)) return;
@@ -156,7 +160,13 @@ let highsPromise: ReturnType<Loader> | null = null;
 /** Solves the problem with HiGHS; throws FleetInputError when no plan exists (e.g. the availability caps are too low). */
 export async function solveIlp(p: PlanProblem, opts: { timeLimitS?: number; mipGap?: number } = {}): Promise<IlpSolution> {
   const { lp, variables, constraints, runs } = writeLp(p);
-  highsPromise ??= loadHighs();
+  if (!highsPromise) {
+    // HiGHS is 3.5 MB of WebAssembly and `swapserve plan` a fresh process. Measured on the loaded 2-core dev machine
+    // (load average ~30, 20-model instance): V8's default tiering 26 s for the first solve (solves after it: 3-5 s),
+    // eager optimized compilation 36 s, baseline code only (--liftoff-only) 7.6 s. Set before the module compiles.
+    setFlagsFromString('--liftoff-only');
+    highsPromise = loadHighs();
+  }
   const highs = await highsPromise;
   const t0 = performance.now();
   const r = highs.solve(lp, { output_flag: false, time_limit: opts.timeLimitS ?? 60, mip_rel_gap: opts.mipGap ?? 1e-4 });
