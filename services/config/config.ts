@@ -11,7 +11,7 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /** Byte sizes may be written as numbers or as strings like "512MiB", "16GB", "1.5GiB". */
-const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+export const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$/i.exec(v);
   if (!m) {

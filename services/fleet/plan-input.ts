@@ -4,23 +4,12 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { modelIdSchema } from '../../contracts/model-id.ts';
+import { bytes } from '../config/config.ts';
 import { FleetInputError } from './calibration.ts';
 
 const positive = z.number().positive();
 const count = z.number().int().positive();
 const GiB = 1024 ** 3;
-
-/** Byte sizes as numbers or strings like "192GiB", "1.5TB". */
-const bytes = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$/i.exec(v);
-  if (!m) {
-    ctx.addIssue({ code: 'custom', message: `Expected a byte size like "192GiB" but received "${v}"` });
-    return z.NEVER;
-  }
-  const mult: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: GiB, tb: 1e12, tib: 1024 * GiB };
-  return Number(m[1]) * mult[(m[2] ?? 'B').toLowerCase()];
-});
 
 /** The price list: one hourly price per GPU type, with where it comes from and when. */
 export const priceListSchema = z.object({

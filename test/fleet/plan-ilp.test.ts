@@ -5,21 +5,10 @@ import { join } from 'node:path';
 import { loadCalibration } from '../../services/fleet/calibration.ts';
 import type { PlanGpuType, PlanProblem } from '../../services/fleet/plan-capacity.ts';
 import { planCost, solveIlp } from '../../services/fleet/plan-ilp.ts';
+import { rng } from '../../services/simulator/rng.ts'; // mulberry32: a failing seed replays
 
 const PROFILES = join(import.meta.dirname, '..', '..', 'bench', 'results', 'profiles');
 const someCalibration = loadCalibration(join(PROFILES, 'h200.json')); // the ILP reads none of it
-
-/** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random instance: 2-3 GPU types, 2-3 models of 1-2 buckets, 1-2 slices a bucket (at most 7 slices). */
 function randomProblem(seed: number): PlanProblem {
