@@ -12,7 +12,7 @@
 // Every read from Redis goes through one of the parse* functions below.
 import { z } from 'zod';
 import { CLUSTER_DATA_ERROR_CODE, COMMAND_ERROR_CODES } from './errors.ts';
-import { modelIdSchema as ModelId, WorkerId } from './model-id.ts';
+import { modelIdSchema as ModelId, WorkerGroup, WorkerId } from './model-id.ts';
 import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
 
 /**
@@ -100,6 +100,11 @@ export const WorkerState = z.object({
    * staging ring, pinned first) while this is false. Optional: absent means ready.
    */
   hostReady: z.boolean().optional(),
+  /**
+   * The worker group it belongs to (config `worker.group`, `--group`): a model the config's `placement` lists is
+   * only placed on workers of its groups. Optional: absent means no group.
+   */
+  group: WorkerGroup.optional(),
 });
 export type WorkerState = z.infer<typeof WorkerState>;
 

@@ -8,3 +8,6 @@ export const modelIdSchema = z.string().regex(MODEL_ID_RE, 'model id: letters, d
 /** Letters, digits and . _ - ; at most 100 characters (no ':' or '/': a worker id is one key segment). */
 export const WORKER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export const WorkerId = z.string().regex(WORKER_ID_RE, 'worker id: letters, digits, . _ - (at most 100)');
+
+/** Worker group names (config `placement.groups[].name`, `worker.group`): the worker id's alphabet. */
+export const WorkerGroup = z.string().regex(WORKER_ID_RE, 'worker group: letters, digits, . _ - (at most 100)');

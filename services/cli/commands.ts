@@ -29,8 +29,9 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'up', synopsis: '[--config FILE]', summary: 'run the whole stack on this machine (Redis, gateway, scheduler, workers)', load: () => import('./up.ts') },
   { name: 'gateway', synopsis: '[--config FILE]', summary: 'run the HTTP gateway alone', load: () => import('./gateway.ts') },
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
-  { name: 'worker', synopsis: '[--config FILE]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
+  { name: 'worker', synopsis: '[--config FILE] [--group NAME]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
   { name: 'simulate', synopsis: '[--fleet FILE] [--calibration FILE] [--out DIR]', summary: 'replay a multi-model trace through the scheduler policy and baselines; GPU-hours and TTFT per policy', load: () => import('./simulate.ts') },
+  { name: 'plan', synopsis: '<input.yaml> [--out FILE] [--report FILE] [--json FILE]', summary: 'the cheapest mix of GPU types and worker groups for a workload, as a placement config (docs/plan.md)', load: () => import('./plan.ts') },
 ];
 
 export const find = (list: readonly Entry[], name: string | undefined): Entry | undefined => list.find((e) => e.name === name);

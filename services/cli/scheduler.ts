@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { HELP, parseCommand } from './args.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
-import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
+import { ConfigError, groupWorkerCaps, loadConfig, placementGroupsOf, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
@@ -53,7 +53,10 @@ export async function validatedBytes(m: ModelEntry, log: (line: string) => void 
 
 export async function settingsFromConfig(cfg: Config, maxReplicas: number): Promise<ModelSettings[]> {
   const bytes = await Promise.all(cfg.models.map((m) => validatedBytes(m)));
-  return cfg.models.map((m: ModelEntry, i) => modelSettings(m, { bytes: bytes[i], maxReplicas, concurrency: cfg.worker.concurrency }));
+  return cfg.models.map((m: ModelEntry, i) => {
+    const groups = placementGroupsOf(cfg, m.id);
+    return modelSettings(m, { bytes: bytes[i], maxReplicas, concurrency: cfg.worker.concurrency, ...(groups ? { groups } : {}) });
+  });
 }
 
 function positiveInt(name: string, v: string | undefined, fallback: number, min = 1): number {
@@ -90,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
       minWorkers: positiveInt('min-workers', values['min-workers'], POLICY_DEFAULTS.minWorkers, 0),
       workerIdleMs: positiveInt('worker-idle-ms', values['worker-idle-ms'], POLICY_DEFAULTS.workerIdleMs),
       starvationMs: positiveInt('starvation-ms', values['starvation-ms'], POLICY_DEFAULTS.starvationMs),
+      groupMaxWorkers: groupWorkerCaps(config),
     };
     if (provider === 'none') {
       policy.maxWorkers = 0;

@@ -1,6 +1,7 @@
 // `swapserve worker [--config FILE] [--id ID] [--device N]`: one GPU (or CPU) worker process.
 import { unlinkSync } from 'node:fs';
 import { HELP, loadCommandConfig, parseCommand } from './args.ts';
+import { checkWorkerGroup, ConfigError } from '../config/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
@@ -13,6 +14,7 @@ const USAGE = `usage: swapserve worker [options]   (env: REDIS_URL, SWAPSERVE_CO
   --device N         CUDA device ordinal (default 0)
   --threads N        CPU compute threads, 0 = all cores (default 0)
   --no-self-load     consume only the queues the scheduler assigns
+  --group NAME       worker group (config placement.groups): serve only the models placed on it
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -22,13 +24,22 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       config: { type: 'string', short: 'c' }, id: { type: 'string' }, backend: { type: 'string' }, device: { type: 'string' },
-      threads: { type: 'string' }, 'no-self-load': { type: 'boolean' }, ...HELP,
+      threads: { type: 'string' }, 'no-self-load': { type: 'boolean' }, group: { type: 'string' }, ...HELP,
     },
   });
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
   const config = loadCommandConfig('worker', values.config, { needsRedis: true });
   if (typeof config === 'number') return config;
+  if (values.group !== undefined) {
+    try {
+      config.worker.group = checkWorkerGroup(config, values.group, '--group');
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      process.stderr.write(`swapserve worker: ${e.message}\n`);
+      return 2;
+    }
+  }
   const backend = values.backend as 'auto' | 'cpu' | 'cuda' | undefined;
   if (backend !== undefined && !['auto', 'cpu', 'cuda'].includes(backend)) {
     process.stderr.write(`swapserve worker: --backend must be auto, cpu or cuda, received "${backend}"\n`);

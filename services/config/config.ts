@@ -4,14 +4,14 @@ import { homedir } from 'node:os';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { modelIdSchema } from '../../contracts/model-id.ts';
+import { modelIdSchema, WorkerGroup } from '../../contracts/model-id.ts';
 import { engineTuningSchema } from '../../native/ts/tuning.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /** Byte sizes may be written as numbers or as strings like "512MiB", "16GB", "1.5GiB". */
-const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+export const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$/i.exec(v);
   if (!m) {
@@ -49,6 +49,22 @@ export const modelConfigSchema = z.object({
   tokenizer: z.string().optional(),
 });
 export type ModelEntry = z.infer<typeof modelConfigSchema>;
+
+/** One worker group of `placement`: its models, and (from a plan) its GPUs. */
+export const placementGroupSchema = z.object({
+  name: WorkerGroup,
+  /** Models its workers may serve. */
+  models: z.array(modelIdSchema).min(1),
+  /** GPU type, for deployment manifests. @defaultValue none */
+  gpu: z.string().min(1).optional(),
+  /** GPUs the group has: with gpusPerWorker, the most workers the scheduler starts in it. @defaultValue no limit of its own */
+  gpus: z.number().int().positive().optional(),
+  /** GPUs one worker of the group spans. @defaultValue 1 */
+  gpusPerWorker: z.number().int().positive().default(1),
+  /** How the plan meant it: dedicated (its models stay resident) or swap (models share GPUs by swapping). Informative. */
+  mode: z.enum(['dedicated', 'swap']).optional(),
+}).strict();
+export type PlacementGroup = z.infer<typeof placementGroupSchema>;
 
 export const configSchema = z.object({
   /** Redis URL; env REDIS_URL overrides. Unset under `swapserve up`: a private redis-server is started. */
@@ -100,6 +116,8 @@ export const configSchema = z.object({
     maxStalledCount: z.number().int().nonnegative().default(2),
     /** Let the worker make models resident itself when a job arrives for one that is not (no scheduler needed). @defaultValue true */
     selfLoad: z.boolean().default(true),
+    /** This worker's group (`placement.groups[].name`); env SWAPSERVE_WORKER_GROUP and --group override. @defaultValue none */
+    group: WorkerGroup.optional(),
   }).prefault({}),
   budgets: z.object({
     /** Pinned host tier per worker. @defaultValue 8GiB */
@@ -119,12 +137,29 @@ export const configSchema = z.object({
     ttlS: z.number().int().positive().default(300),
   }).prefault({}),
   models: z.array(modelConfigSchema).default([]),
+  /**
+   * Which models may run on which worker groups (what `swapserve plan` writes, docs/plan-format.md). A model listed
+   * in some group runs only on workers of the groups that list it; a model listed in none runs on any worker.
+   * @defaultValue no groups (every model on every worker)
+   */
+  placement: z.object({ groups: z.array(placementGroupSchema).default([]) }).strict().prefault({}),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.models.forEach((m, i) => {
     if (seen.has(m.id)) ctx.addIssue({ code: 'custom', path: ['models', i, 'id'], message: `duplicate model id "${m.id}"` });
     seen.add(m.id);
   });
+  const groups = new Set<string>();
+  c.placement.groups.forEach((g, i) => {
+    if (groups.has(g.name)) ctx.addIssue({ code: 'custom', path: ['placement', 'groups', i, 'name'], message: `duplicate worker group "${g.name}"` });
+    groups.add(g.name);
+    g.models.forEach((m, j) => {
+      if (!seen.has(m)) ctx.addIssue({ code: 'custom', path: ['placement', 'groups', i, 'models', j], message: `model "${m}" is not in models` });
+    });
+  });
+  if (c.worker.group !== undefined && !groups.has(c.worker.group)) {
+    ctx.addIssue({ code: 'custom', path: ['worker', 'group'], message: `worker group "${c.worker.group}" is not one of placement.groups (${[...groups].join(', ') || 'none'})` });
+  }
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -164,6 +199,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     cfg.gateway.port = port;
   }
   if (env.HOST) cfg.gateway.host = env.HOST;
+  if (env.SWAPSERVE_WORKER_GROUP) cfg.worker.group = checkWorkerGroup(cfg, env.SWAPSERVE_WORKER_GROUP, 'SWAPSERVE_WORKER_GROUP');
   for (const m of cfg.models) {
     m.path = resolveModelPath(cfg, m.path);
     if (m.tokenizer) m.tokenizer = resolveModelPath(cfg, m.tokenizer);
@@ -188,6 +224,32 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
     throw new ConfigError(`cannot parse config file ${file}: ${(e as Error).message}`);
   }
   return parseConfig(raw, env);
+}
+
+/** A worker group named outside the file (env, --group): one of placement.groups, or a ConfigError naming `where`. */
+export function checkWorkerGroup(cfg: Pick<Config, 'placement'>, group: string, where: string): string {
+  const names = cfg.placement.groups.map((g) => g.name);
+  if (!names.includes(group)) throw new ConfigError(`${where}: worker group "${group}" is not one of placement.groups (${names.join(', ') || 'none'})`);
+  return group;
+}
+
+/** The worker groups a model may run on, or undefined when `placement` lists it nowhere (any worker). */
+export function placementGroupsOf(cfg: Pick<Config, 'placement'>, model: string): string[] | undefined {
+  const groups = cfg.placement.groups.filter((g) => g.models.includes(model)).map((g) => g.name);
+  return groups.length > 0 ? groups : undefined;
+}
+
+/** Whether a worker of `group` (undefined: none) may serve `model` under the config's placement. */
+export function mayServe(cfg: Pick<Config, 'placement'>, model: string, group: string | undefined): boolean {
+  const groups = placementGroupsOf(cfg, model);
+  return groups === undefined || (group !== undefined && groups.includes(group));
+}
+
+/** Most workers per group the scheduler may run: gpus / gpusPerWorker, for groups that give gpus. */
+export function groupWorkerCaps(cfg: Pick<Config, 'placement'>): Record<string, number> {
+  const caps: Record<string, number> = {};
+  for (const g of cfg.placement.groups) if (g.gpus !== undefined) caps[g.name] = Math.max(1, Math.floor(g.gpus / g.gpusPerWorker));
+  return caps;
 }
 
 /** The model entry for an id, or undefined. */

@@ -63,7 +63,10 @@ export interface EngineFit {
   maxBatchCap: number;
 }
 
-export type Calibration = GpuCalibration & EngineModel & { engine: EngineFit; file: string };
+/** Measured gain of co-locating small models under MPS: their loads add up times this factor (< 1 pays). */
+export interface MpsCalibration { loadFactor: number; source: string }
+
+export type Calibration = GpuCalibration & EngineModel & { engine: EngineFit; file: string; mps?: MpsCalibration };
 
 /** Bad calibration or plan input: the message names the file and the field. */
 export class FleetInputError extends Error {
@@ -141,6 +144,8 @@ export const calibrationFileSchema = z.object({
   pricePerHourUsd: z.number().nonnegative().optional(),
   /** Where each top-level number comes from, by field name. */
   sources: z.record(z.string(), src),
+  /** Only where measured: swapserve has no MPS co-location yet, so no shipped profile has this section. */
+  mps: z.object({ loadFactor: z.number().gt(0).max(1), source: src }).strict().optional(),
   engine: z.discriminatedUnion('kind', [measuredEngineSchema, derivedEngineSchema]),
 }).strict();
 export type CalibrationFile = z.infer<typeof calibrationFileSchema>;
@@ -259,7 +264,7 @@ export function loadCalibration(path: string, seen: string[] = []): Calibration 
     diskBytesPerS: host.diskBytesPerS!, pageCacheBytesPerS: host.pageCacheBytesPerS!, workerStartS: host.workerStartS!,
     ...(c.pricePerHourUsd === undefined ? {} : { pricePerHourUsd: c.pricePerHourUsd }),
   };
-  return { ...base, ...engineModel(fit, c.gpuMemoryBytes), engine: fit, file };
+  return { ...base, ...engineModel(fit, c.gpuMemoryBytes), engine: fit, file, ...(c.mps ? { mps: c.mps } : {}) };
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

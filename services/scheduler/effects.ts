@@ -8,8 +8,8 @@ import type { Action } from './state.ts';
 export interface Effects {
   /** Appends a command to the worker's command stream. */
   send(workerId: string, command: WorkerCommand): Promise<void>;
-  /** Asks the provider for a new worker with this id. */
-  startWorker(workerId: string, model: string | null): Promise<void>;
+  /** Asks the provider for a new worker with this id (in this worker group, when given). */
+  startWorker(workerId: string, model: string | null, group?: string): Promise<void>;
   /** Tells the provider to stop a worker (one that never reported, or that must go). */
   stopWorker(workerId: string, reason: string): Promise<void>;
 }
@@ -23,7 +23,7 @@ export function applyActions(
   for (const a of actions) {
     let p: Promise<void>;
     if (a.type === 'send') p = effects.send(a.workerId, { ...a.command, id: a.id, epoch, issuedAt: now } as WorkerCommand);
-    else if (a.type === 'start-worker') p = effects.startWorker(a.workerId, a.model);
+    else if (a.type === 'start-worker') p = effects.startWorker(a.workerId, a.model, a.group);
     else p = effects.stopWorker(a.workerId, a.reason);
     done.push(p.catch((e: unknown) => onError(a, e)));
   }
@@ -51,8 +51,8 @@ export class RedisEffects implements Effects {
     await this.redis.xadd(this.keys.commands(workerId), 'MAXLEN', '~', String(this.maxLen), '*', ...commandFields(command));
   }
 
-  startWorker(workerId: string, model: string | null): Promise<void> {
-    return this.provider.start(workerId, { model });
+  startWorker(workerId: string, model: string | null, group?: string): Promise<void> {
+    return this.provider.start(workerId, group === undefined ? { model } : { model, group });
   }
 
   stopWorker(workerId: string, reason: string): Promise<void> {

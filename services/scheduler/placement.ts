@@ -33,6 +33,12 @@ export function hasHostCopy(w: WorkerView, model: string): boolean {
   return rep.hostCopy ?? w.hostCopy.get(model) ?? true;
 }
 
+/** Whether the config's placement lets `model` run on worker `w` (a model with no groups runs anywhere). */
+export function mayPlace(state: PolicyState, model: string, w: WorkerView): boolean {
+  const groups = state.models.get(model)?.groups;
+  return groups === undefined || (w.state.group !== undefined && groups.includes(w.state.group));
+}
+
 /** A GPU replica (or one on its way): the model can serve jobs there. */
 export const isReplica = (r: Residency): boolean => r === 'gpu' || r === 'swapping-in';
 
@@ -301,7 +307,7 @@ export function choosePlacement(
   // Candidates by their cheapest possible cost (the move alone); stop once that cannot beat the best found.
   const cands: { w: WorkerView; r: Residency; bytes: number; lb: number; short: number }[] = [];
   for (const w of only ? [only] : state.workers.values()) {
-    if (w.draining || !w.state.healthy || exclude.has(w)) continue;
+    if (w.draining || !w.state.healthy || exclude.has(w) || !mayPlace(state, model, w)) continue;
     const until = state.backoff.get(pairKey(w.state.workerId, model));
     if (until !== undefined && until > now) continue;
     const r = residencyOf(w, model);

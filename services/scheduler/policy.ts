@@ -6,7 +6,7 @@
 import type { CommandBody, WorkerState } from '../../contracts/cluster.ts';
 import type { ModelEntry } from '../config/config.ts';
 import {
-  choosePlacement, chooseVictims, demandOf, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, modelBytes, modelsOn,
+  choosePlacement, chooseVictims, demandOf, expectedCost, indexModel, indexWorker, isConsuming, isReplica, lastUsed, mayPlace, modelBytes, modelsOn,
   refreshDemand, replicasOf, residencyOf, unindexWorker,
 } from './placement.ts';
 import {
@@ -39,9 +39,10 @@ export function initialState(models: ModelSettings[], config: Partial<PolicyConf
 /** Policy settings for a configured model (services/config/config.ts), with the cluster defaults it lacks. */
 export function modelSettings(
   m: Pick<ModelEntry, 'id' | 'sloTtftMs' | 'keepWarm' | 'gpuIdleMs' | 'hostIdleMs' | 'priority'>,
-  extra: { bytes?: number; maxReplicas?: number; concurrency?: number } = {},
+  extra: { bytes?: number; maxReplicas?: number; concurrency?: number; groups?: readonly string[] } = {},
 ): ModelSettings {
   return {
+    ...(extra.groups !== undefined ? { groups: extra.groups } : {}),
     id: m.id,
     bytes: extra.bytes ?? 0,
     sloMs: m.sloTtftMs,
@@ -297,15 +298,35 @@ function serve(state: PolicyState, model: string, now: number, out: Action[], on
   let startingForThis = false;
   for (const st of state.starting.values()) if (st.model === model) startingForThis = true;
   if (!startingForThis && now >= state.startBackoffUntil && state.workers.size + state.starting.size < state.config.maxWorkers) {
-    const workerId = `w-${state.idPrefix}-${++state.nextId}`;
-    state.starting.set(workerId, { requestedAt: now, model });
-    out.push({ type: 'start-worker', workerId, model });
-    return;
+    const group = groupWithRoom(state, s);
+    if (group !== null) {
+      const workerId = `w-${state.idPrefix}-${++state.nextId}`;
+      state.starting.set(workerId, group === undefined ? { requestedAt: now, model } : { requestedAt: now, model, group });
+      out.push(group === undefined ? { type: 'start-worker', workerId, model } : { type: 'start-worker', workerId, model, group });
+      return;
+    }
   }
   // Past the bound, a starting worker (which may take long, or fail) does not stop the reclaim.
   if (replicas.size === 0 && q?.oldestWaitingAt != null && now - q.oldestWaitingAt >= state.config.starvationMs) {
     reclaimFor(state, model, now, out);
   }
+}
+
+/**
+ * The worker group a new worker for the model would join: undefined when the model has no groups (a worker of no
+ * group), else the first of its groups below its worker cap (live + starting), else null (no start).
+ */
+function groupWithRoom(state: PolicyState, s: ModelSettings): string | undefined | null {
+  if (s.groups === undefined) return undefined;
+  for (const g of s.groups) {
+    const cap = state.config.groupMaxWorkers[g];
+    if (cap === undefined) return g;
+    let n = 0;
+    for (const w of state.workers.values()) if (w.state.group === g) n++;
+    for (const st of state.starting.values()) if (st.group === g) n++;
+    if (n < cap) return g;
+  }
+  return null;
 }
 
 /** Whether a replica was told to stop consuming for a model that still has no replica (else the reclaim is over). */
@@ -327,7 +348,7 @@ function reclaimFor(state: PolicyState, model: string, now: number, out: Action[
   const need = modelBytes(state, null, model);
   let best: { w: WorkerView; victim: string; cost: number } | null = null;
   for (const w of state.workers.values()) {
-    if (w.draining || !w.state.healthy || need > w.state.budgets.gpu) continue;
+    if (w.draining || !w.state.healthy || need > w.state.budgets.gpu || !mayPlace(state, model, w)) continue;
     const r = residencyOf(w, model);
     if (r !== 'disk' && r !== 'host') continue;
     for (const m of modelsOn(w)) {

@@ -5,8 +5,11 @@ import { fileURLToPath } from 'node:url';
 
 /** Starts and stops workers. A started worker announces itself through its heartbeat (cluster.ts). */
 export interface WorkerProvider {
-  /** Starts a worker that will report as `workerId`; resolves once it is launched (not once it is ready). */
-  start(workerId: string, hint: { model: string | null }): Promise<void>;
+  /**
+   * Starts a worker that will report as `workerId`; resolves once it is launched (not once it is ready). `group`: the
+   * worker group (config placement) it must join, on that group's kind of GPU where the provider has several.
+   */
+  start(workerId: string, hint: { model: string | null; group?: string }): Promise<void>;
   /** Stops a worker this provider started (SIGTERM, then SIGKILL); a no-op for unknown ids. */
   stop(workerId: string): Promise<void>;
   /** Ids of the workers it started that are still running. */
@@ -56,8 +59,7 @@ export class LocalProcessProvider implements WorkerProvider {
     };
   }
 
-  start(workerId: string, hint: { model: string | null }): Promise<void> {
-    void hint;
+  start(workerId: string, hint: { model: string | null; group?: string }): Promise<void> {
     if (this.closed) return Promise.reject(new Error('LocalProcessProvider is closed'));
     if (this.children.has(workerId)) return Promise.reject(new Error(`worker ${workerId} is already running`));
     const device: string[] = [];
@@ -69,7 +71,9 @@ export class LocalProcessProvider implements WorkerProvider {
       this.devices.set(workerId, d);
       device.push('--device', String(d));
     }
-    const child = spawn(this.opts.command, [...this.opts.baseArgs, '--id', workerId, ...device, ...this.opts.extraArgs], {
+    // One machine, one kind of GPU: the group only tells the worker which models it may serve.
+    const group = hint.group === undefined ? [] : ['--group', hint.group];
+    const child = spawn(this.opts.command, [...this.opts.baseArgs, '--id', workerId, ...device, ...group, ...this.opts.extraArgs], {
       env: this.opts.env, stdio: ['ignore', this.opts.stdio, this.opts.stdio],
     });
     this.children.set(workerId, child);

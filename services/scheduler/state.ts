@@ -21,6 +21,8 @@ export interface ModelSettings {
   hostIdleMs: number;
   /** Weight of this model's expected cost when choosing victims (>= 0; higher = kept longer). */
   priority: number;
+  /** Worker groups it may be placed on (config `placement`); undefined: any worker. */
+  groups?: readonly string[];
 }
 
 /** Cluster-wide policy settings. */
@@ -50,6 +52,8 @@ export interface PolicyConfig {
    * first), the latter only as the baseline the benchmark compares against. @defaultValue "expected-cost"
    */
   victimOrder: 'expected-cost' | 'lru';
+  /** Most workers per worker group (config `placement.groups[].gpus / gpusPerWorker`). @defaultValue {} (only maxWorkers) */
+  groupMaxWorkers: Readonly<Record<string, number>>;
 }
 
 export const POLICY_DEFAULTS: PolicyConfig = {
@@ -64,6 +68,7 @@ export const POLICY_DEFAULTS: PolicyConfig = {
   failureBackoffMs: 5_000,
   diskCostFactor: 8,
   victimOrder: 'expected-cost',
+  groupMaxWorkers: {},
 };
 
 /** What the policy knows of one model's queue. */
@@ -156,7 +161,7 @@ export interface PolicyState {
   /** Commands in flight by id. */
   pending: Map<string, Pending>;
   /** Workers asked of the provider and not reported yet: id -> (requested at ms, model that wanted it). */
-  starting: Map<string, { requestedAt: number; model: string | null }>;
+  starting: Map<string, { requestedAt: number; model: string | null; group?: string }>;
   /** Busy replicas told to stop consuming so a starving model gets their GPU: `${worker}\n${model}` -> for whom. */
   reclaims: Map<string, { forModel: string; since: number }>;
   /** No worker is started before this time (ms): set after a start failed or timed out. */
@@ -176,7 +181,7 @@ export type PolicyEvent =
 /** What the policy asks the world to do, in order. */
 export type Action =
   | { type: 'send'; workerId: string; id: string; command: CommandBody }
-  | { type: 'start-worker'; workerId: string; model: string | null }
+  | { type: 'start-worker'; workerId: string; model: string | null; group?: string }
   | { type: 'stop-worker'; workerId: string; reason: string };
 
 export interface Decision {

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Worker as BullWorker } from 'bullmq';
 import { nowMs } from '../../contracts/clock.ts';
-import type { Config } from '../config/config.ts';
+import { mayServe, type Config } from '../config/config.ts';
 import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
@@ -84,7 +84,10 @@ export class SwapWorker {
     // A fresh process pins its host pool in the background: report when it exists (the scheduler places by it).
     this.backend.whenHostReady?.().then(() => this.control.changed(), () => {});
     await this.control.start();
-    if (this.consumeAll) for (const m of this.cfg.models) this.consume(m.id, this.cfg.worker.concurrency);
+    // Self-load takes only the models the config's placement lets this worker's group serve.
+    if (this.consumeAll) {
+      for (const m of this.cfg.models) if (mayServe(this.cfg, m.id, this.cfg.worker.group)) this.consume(m.id, this.cfg.worker.concurrency);
+    }
   }
 
   /** Starts taking jobs from a model's queue. */
@@ -175,6 +178,7 @@ export class SwapWorker {
       startedAt: this.startedMs, budgets: this.backend.budgets, usage: { host, gpu }, maxJobs: this.cfg.worker.concurrency,
       models, draining: this.draining, healthy: this.healthy,
       ...(this.backend.hostReady ? { hostReady: this.backend.hostReady() } : {}),
+      ...(this.cfg.worker.group !== undefined ? { group: this.cfg.worker.group } : {}),
     };
   }
 

@@ -46,8 +46,8 @@ export class RecordingEffects implements Effects {
     this.calls.push(`${workerId} ${command.kind}${'model' in command ? ` ${command.model}` : ''}${extra}`);
     return Promise.resolve();
   }
-  startWorker(workerId: string, model: string | null): Promise<void> {
-    this.calls.push(`start ${workerId} for ${model}`);
+  startWorker(workerId: string, model: string | null, group?: string): Promise<void> {
+    this.calls.push(`start ${workerId} for ${model}${group === undefined ? '' : ` in ${group}`}`);
     return Promise.resolve();
   }
   stopWorker(workerId: string): Promise<void> {

@@ -240,6 +240,63 @@ const cases: Case[] = [
     given: { models: [model('A')], workers: [{ ...workerState('w1'), hostReady: true }] },
     event: queued('A', 1), now: 100, want: ['w1 load A', 'w1 swap_in A', 'w1 consume A x4'],
   },
+  // Placement constraints (config `placement`, written by `swapserve plan`): a model with groups runs only on workers of them.
+  {
+    name: 'placement: a model of group g1 goes to the g1 worker, not to an emptier worker of g2',
+    given: {
+      models: [model('A', { groups: ['g1'] })],
+      workers: [{ ...workerState('w1'), group: 'g2' }, { ...workerState('w2', { gpu: 30 * GB, models: { B: ['gpu', 15 * GB, 1, 50] } }), group: 'g1' }],
+    },
+    event: queued('A', 1), now: 100, want: ['w2 load A', 'w2 swap_in A', 'w2 consume A x4'],
+  },
+  {
+    name: 'placement: a model parked in host RAM on a worker outside its groups is not swapped in there',
+    given: {
+      models: [model('A', { groups: ['g1'] })], config: { maxWorkers: 1 },
+      workers: [{ ...workerState('w1', { models: { A: ['host', 10 * GB] } }), group: 'g2' }],
+    },
+    event: queued('A', 1), now: 100, want: [],
+  },
+  {
+    name: 'placement: a worker of no group serves no model that has groups',
+    given: { models: [model('A', { groups: ['g1'] })], config: { maxWorkers: 1 }, workers: [workerState('w1')] },
+    event: queued('A', 1), now: 100, want: [],
+  },
+  {
+    name: 'placement: no worker of its group -> start one in that group',
+    given: { models: [model('A', { groups: ['g1'] })], config: { maxWorkers: 4 }, workers: [{ ...workerState('w1'), group: 'g2' }] },
+    event: queued('A', 1), now: 100, want: ['start w-e1-1 for A in g1'],
+  },
+  {
+    name: 'placement: the first group at its worker cap -> start in the next of the model\'s groups',
+    given: {
+      models: [model('A', { groups: ['g1', 'g2'] })], config: { maxWorkers: 4, groupMaxWorkers: { g1: 1 } },
+      workers: [{ ...workerState('w1', { gpu: 20 * GB, models: { B: ['gpu', 15 * GB, 1, 50] } }), group: 'g1' }],
+    },
+    event: queued('A', 1), now: 100, want: ['start w-e1-1 for A in g2'],
+  },
+  {
+    name: 'placement: every group of the model at its worker cap -> no start, though maxWorkers allows one',
+    given: {
+      models: [model('A', { groups: ['g1'] })], config: { maxWorkers: 4, groupMaxWorkers: { g1: 1 } },
+      workers: [{ ...workerState('w1', { gpu: 20 * GB, models: { B: ['gpu', 15 * GB, 1, 50] } }), group: 'g1' }],
+    },
+    event: queued('A', 1), now: 100, want: [],
+  },
+  {
+    name: 'placement: the starvation bound reclaims only a GPU of the starving model\'s groups',
+    given: {
+      models: [model('A', { groups: ['g1'] }), model('B')], config: { maxWorkers: 1, starvationMs: 1000 },
+      workers: [{ ...workerState('w1', { gpu: 20 * GB, models: { A: ['host', 10 * GB], B: ['gpu', 15 * GB, 2, 50] } }), group: 'g2' }],
+      queues: { B: [5, 0] },
+    },
+    event: queued('A', 1, 0), now: 1000, want: [],
+  },
+  {
+    name: 'placement: a model in no group still runs on a grouped worker',
+    given: { models: [model('A')], workers: [{ ...workerState('w1'), group: 'g1' }] },
+    event: queued('A', 1), now: 100, want: ['w1 load A', 'w1 swap_in A', 'w1 consume A x4'],
+  },
 ];
 
 describe('policy: one event -> recorded effects', () => {
