@@ -1,5 +1,6 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
 import { spawnSync } from 'node:child_process';
+import { createLogger } from '../config/log.ts';
 import { HELP, parseCommand } from './args.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
@@ -101,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
+      logger: createLogger({ service: 'scheduler', level: config.log.level }),
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
       tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),
       pollMs: positiveInt('poll-ms', values['poll-ms'], 500, 10),

@@ -8,6 +8,7 @@ import { edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
 import { hostGuard } from './host-guard.ts';
 import { createLogger, type Logger } from '../config/log.ts';
 import { auth, isAdmin } from './auth.ts';
+import { logging } from './logging.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -53,6 +54,8 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { log?: Logg
   });
   // API keys, model allowlists, rate limits, the admin boundary and CORS, before any route (auth.ts).
   app.register(auth, { config: gw.config, redis: gw.redis });
+  // One access-log line per request (logging.ts).
+  app.register(logging);
   // HTTP server spans for every route and GET /metrics (services/telemetry).
   app.register(httpTelemetry);
   // Status page at /, its data at /status/api/state, BullMQ queues at /queues (services/status).

@@ -83,7 +83,7 @@ export function openOnNetwork(config: Config): boolean {
 
 async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: RedisClient }): Promise<void> {
   const { auth } = opts.config;
-  decorateCaller(app);
+  if (!app.hasRequestDecorator('apiKeyId')) decorateCaller(app);
   if (auth.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: auth.corsOrigins.includes('*') ? '*' : auth.corsOrigins,

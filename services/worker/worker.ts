@@ -8,6 +8,7 @@ import type { Config } from '../config/config.ts';
 import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
+import { createLogger, type Logger } from '../config/log.ts';
 import type { ModelBackend } from './backend.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';
@@ -25,6 +26,8 @@ export interface SwapWorkerOptions {
    * needed). @defaultValue config.worker.selfLoad
    */
   consumeAll?: boolean;
+  /** The process logger (failed generations, loads and moves). @defaultValue pino for service "worker" at config `log.level` */
+  log?: Logger;
 }
 
 export class SwapWorker {
@@ -42,6 +45,7 @@ export class SwapWorker {
   private readonly active = new Map<string, AbortController>();
   private readonly ctx: RunnerContext;
   private readonly consumeAll: boolean;
+  private readonly log: Logger;
   private draining = false;
   private healthy = true;
   private closing: Promise<void> | null = null;
@@ -55,6 +59,7 @@ export class SwapWorker {
     this.backend = opts.backend;
     this.workerId = opts.workerId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`;
     this.consumeAll = opts.consumeAll ?? this.cfg.worker.selfLoad;
+    this.log = (opts.log ?? createLogger({ service: 'worker', level: this.cfg.log.level })).child({ workerId: this.workerId });
     const url = this.cfg.redisUrl ?? 'redis://127.0.0.1:6379';
     this.redis = connect(url, { name: `swapserve-worker-${this.workerId}` });
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
@@ -66,7 +71,7 @@ export class SwapWorker {
     );
     this.ctx = {
       workerId: this.workerId, startedMs: this.startedMs, backend: this.backend, tiers: this.tiers, redis: this.redis,
-      prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active,
+      prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active, log: this.log,
       onUnhealthy: () => this.checkHealth(),
     };
     this.exitRequested = new Promise((r) => { this.requestExit = r; });
@@ -117,7 +122,17 @@ export class SwapWorker {
     await w.close();
   }
 
+  /** Runs a scheduler command; a failed one (a load, a move) is logged here, once, with its cause. */
   private async execute(cmd: WorkerCommand, started: () => void = () => {}): Promise<void> {
+    try {
+      await this.run(cmd, started);
+    } catch (err) {
+      this.log.error({ command: cmd.kind, model: 'model' in cmd ? cmd.model : undefined, err }, `${cmd.kind} failed`);
+      throw err;
+    }
+  }
+
+  private async run(cmd: WorkerCommand, started: () => void): Promise<void> {
     switch (cmd.kind) {
       case 'consume':
         if (this.draining) throw Object.assign(new Error('worker is draining'), { code: 'draining' });
