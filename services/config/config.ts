@@ -1,8 +1,8 @@
 // The one configuration file (YAML or JSON), validated with zod once at start-up; env overrides the usual keys.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { modelIdSchema } from '../../contracts/model-id.ts';
@@ -161,6 +161,11 @@ export const configSchema = z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).prefault({}),
   models: z.array(modelConfigSchema).default([]),
+  /**
+   * With no `models` listed, serve every model found directly under the first model root: each `*.gguf` file and
+   * each folder holding a config.json, named after it (the container image's default). @defaultValue false
+   */
+  discoverModels: z.boolean().default(false),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.models.forEach((m, i) => {
@@ -212,6 +217,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     cfg.log.level = level.data;
   }
   cfg.auth.keys = resolveKeys(cfg.auth.keys, env);
+  if (cfg.discoverModels && cfg.models.length === 0) cfg.models = discoverModels(cfg.modelRoots[0]);
   for (const m of cfg.models) {
     m.path = resolveModelPath(cfg, m.path);
     if (m.tokenizer) m.tokenizer = resolveModelPath(cfg, m.tokenizer);
@@ -249,6 +255,23 @@ function resolveKeys(keys: ApiKeyConfig[], env: NodeJS.ProcessEnv): ApiKeyConfig
     ids.add(k.id);
   }
   return out;
+}
+
+/** The models directly under a folder: `name.gguf` files and `name/` folders with a config.json (see discoverModels). */
+export function discoverModels(root: string): ModelEntry[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch (e) {
+    throw new ConfigError(`discoverModels: cannot list ${root}: ${(e as Error).message}`);
+  }
+  const found = entries.flatMap((e) => {
+    if (e.isFile() && e.name.endsWith('.gguf')) return [{ id: e.name.slice(0, -'.gguf'.length), path: e.name }];
+    if (e.isDirectory() && existsSync(join(root, e.name, 'config.json'))) return [{ id: e.name, path: e.name }];
+    if (e.isDirectory()) return readdirSync(join(root, e.name)).filter((f) => f.endsWith('.gguf')).slice(0, 1).map((f) => ({ id: e.name, path: join(e.name, f) }));
+    return [];
+  }).filter((m) => modelIdSchema.safeParse(m.id).success).sort((a, b) => a.id.localeCompare(b.id));
+  return found.map((m) => modelConfigSchema.parse(m));
 }
 
 /** Reads a YAML or JSON config file (path, or env SWAPSERVE_CONFIG); no file gives the defaults. */
