@@ -1,6 +1,7 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
 import { spawnSync } from 'node:child_process';
-import { createLogger } from '../config/log.ts';
+import { createLogger, type Logger } from '../config/log.ts';
+import { runUntilStopped } from '../health/lifecycle.ts';
 import { HELP, parseCommand } from './args.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
@@ -77,8 +78,11 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
   let scheduler: Scheduler;
+  let config: Config;
+  let logger: Logger;
   try {
-    const config = loadConfig(values.config);
+    config = loadConfig(values.config);
+    logger = createLogger({ service: 'scheduler', level: config.log.level });
     if (!config.redisUrl) {
       process.stderr.write('swapserve scheduler: no Redis configured; set REDIS_URL or redisUrl in the config\n');
       return 2;
@@ -102,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
-      logger: createLogger({ service: 'scheduler', level: config.log.level }),
+      logger,
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
       tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),
       pollMs: positiveInt('poll-ms', values['poll-ms'], 500, 10),
@@ -118,11 +122,14 @@ export async function run(argv: string[]): Promise<number> {
   initTelemetry({ serviceName: 'swapserve-scheduler' });
   await scheduler.start();
   process.stdout.write(`scheduler ${scheduler.id} started (standby until it holds the lease)\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const s = scheduler;
+  const code = await runUntilStopped({
+    log: logger, beginDrain: () => s.beginDrain(), close: () => s.close(),
+    health: config.health.port === null ? null : { port: config.health.port, host: config.health.host, checks: { live: () => true, ready: () => s.ready() } },
+    onHealth: (h) => logger.info({ url: h.url }, 'health endpoints listening'),
+    graceMs: config.shutdown.graceMs, timeoutMs: config.shutdown.timeoutMs,
   });
-  await scheduler.close();
   await shutdownTelemetry();
-  return 0;
+  if (code !== 0) process.exit(code);
+  return code;
 }

@@ -156,6 +156,18 @@ export const configSchema = z.object({
     ttlS: z.number().int().positive().default(300),
   }).prefault({}),
   auth: authConfigSchema,
+  health: z.object({
+    /** Port of /livez and /readyz for workers and schedulers (env SWAPSERVE_HEALTH_PORT); null: not served. The gateway answers them on its own port. @defaultValue null */
+    port: z.number().int().min(0).max(65535).nullable().default(null),
+    /** Address the health port binds. @defaultValue "0.0.0.0" (probes come from outside the container) */
+    host: z.string().default('0.0.0.0'),
+  }).prefault({}),
+  shutdown: z.object({
+    /** After SIGTERM, readiness fails this long before the drain starts, so load balancers stop sending (ms). @defaultValue 0 */
+    graceMs: z.number().int().nonnegative().default(0),
+    /** Longest drain (ms): in-flight requests and jobs finish within it, or the process exits anyway with code 1. @defaultValue 30000 */
+    timeoutMs: z.number().int().positive().default(30_000),
+  }).prefault({}),
   log: z.object({
     /** pino level: fatal, error, warn, info, debug, trace or silent (env LOG_LEVEL). @defaultValue "info" */
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -217,6 +229,11 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     cfg.log.level = level.data;
   }
   cfg.auth.keys = resolveKeys(cfg.auth.keys, env);
+  if (env.SWAPSERVE_HEALTH_PORT) {
+    const port = Number(env.SWAPSERVE_HEALTH_PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SWAPSERVE_HEALTH_PORT must be 0..65535, received "${env.SWAPSERVE_HEALTH_PORT}"`);
+    cfg.health.port = port;
+  }
   if (cfg.discoverModels && cfg.models.length === 0) cfg.models = discoverModels(cfg.modelRoots[0]);
   for (const m of cfg.models) {
     m.path = resolveModelPath(cfg, m.path);

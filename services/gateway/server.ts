@@ -13,7 +13,12 @@ export interface Gateway {
   app: FastifyInstance;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** Readiness fails from now on (new generations get 503 draining); close() drains. */
+  beginDrain(): void;
+  /** Stops accepting, lets in-flight requests finish (or cuts them off: forceClose), then Redis. Idempotent. */
   close(): Promise<void>;
+  /** Ends every open connection now, in-flight streams included (a drain past its timeout). */
+  forceClose(): void;
 }
 
 export interface GatewayOptions {
@@ -47,6 +52,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   return {
     app,
     url: `http://${config.gateway.host}:${port}`,
+    beginDrain: () => { draining = true; },
+    forceClose: () => app.server.closeAllConnections(),
     close: () => {
       closing ??= (async () => {
         draining = true;

@@ -91,6 +91,25 @@ export class Scheduler {
     return this.lease?.epoch ?? 0;
   }
 
+  private drainingFlag = false;
+
+  /** Readiness fails from now on; close() then releases the lease. */
+  beginDrain(): void {
+    this.drainingFlag = true;
+  }
+
+  /** Readiness: null when started and Redis answers (leader and standby alike); else why not. */
+  async ready(): Promise<string | null> {
+    if (this.drainingFlag || this.roleValue === 'closed') return 'draining';
+    if (!this.redis) return 'not started';
+    try {
+      await this.redis.ping();
+    } catch {
+      return 'Redis does not answer';
+    }
+    return null;
+  }
+
   /** Starts competing for the lease; resolves once connected. */
   async start(): Promise<void> {
     if (this.loop) return;

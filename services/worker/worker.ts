@@ -172,6 +172,29 @@ export class SwapWorker {
     void this.close().then(() => this.requestExit(1), () => this.requestExit(1));
   }
 
+  /** Readiness fails from now on (new work is refused); close() drains. */
+  beginDrain(): void {
+    this.draining = true;
+    this.control.changed();
+  }
+
+  /** Liveness: false after an unrecoverable device error (the supervisor restarts the process). */
+  live(): boolean {
+    return this.healthy;
+  }
+
+  /** Readiness: null when this worker takes jobs; else why not. */
+  async ready(): Promise<string | null> {
+    if (this.draining) return 'draining';
+    if (!this.healthy) return 'unhealthy';
+    try {
+      await this.redis.ping();
+    } catch {
+      return 'Redis does not answer';
+    }
+    return null;
+  }
+
   state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'> {
     const models: Record<string, ModelOnWorker> = {};
     let host = 0;
