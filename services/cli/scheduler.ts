@@ -1,5 +1,8 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { createLogger, type Logger } from '../config/log.ts';
 import { runUntilStopped } from '../health/lifecycle.ts';
 import { HELP, parseCommand } from './args.ts';
@@ -7,6 +10,7 @@ import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { ConfigError, loadConfig, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
+import { KubernetesProvider } from '../scheduler/kubernetes-provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
@@ -26,8 +30,11 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
   --starvation-ms MS      a model waiting this long may reclaim a busy GPU (default ${POLICY_DEFAULTS.starvationMs})
   --max-replicas N        GPU replicas per model (default 64)
-  --provider local|none   start workers as local processes (\`swapserve worker --id <id> --config FILE
-                          --no-self-load\`), or never start any (default local)
+  --provider local|none|kubernetes
+                          start workers as local processes (\`swapserve worker --id <id> --config FILE
+                          --no-self-load\`), never start any, or create worker pods (default local)
+  --pod-template FILE     kubernetes: the worker pod (YAML or JSON; the Helm chart mounts one)
+  --namespace NS          kubernetes: where worker pods go (default: env POD_NAMESPACE, else "default")
   --worker-arg=ARG        extra argument for started workers (repeatable; e.g. --worker-arg=--threads --worker-arg=2)
 `;
 
@@ -53,6 +60,19 @@ export async function validatedBytes(m: ModelEntry, log: (line: string) => void 
   }
 }
 
+/** The worker pod template for --provider kubernetes (YAML or JSON), checked for a container. */
+function readPodTemplate(file: string | undefined): V1Pod {
+  if (!file) throw new ConfigError('--provider kubernetes needs --pod-template FILE');
+  let pod: V1Pod;
+  try {
+    pod = parseYaml(readFileSync(file, 'utf8')) as V1Pod;
+  } catch (e) {
+    throw new ConfigError(`cannot read the pod template ${file}: ${(e as Error).message}`);
+  }
+  if (!pod?.spec?.containers?.length) throw new ConfigError(`the pod template ${file} has no spec.containers`);
+  return pod;
+}
+
 export async function settingsFromConfig(cfg: Config, maxReplicas: number): Promise<ModelSettings[]> {
   const bytes = await Promise.all(cfg.models.map((m) => validatedBytes(m)));
   return cfg.models.map((m: ModelEntry, i) => modelSettings(m, { bytes: bytes[i], maxReplicas, concurrency: cfg.worker.concurrency }));
@@ -72,7 +92,7 @@ export async function run(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
       'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
       'worker-idle-ms': { type: 'string' }, gpus: { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
-      provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, ...HELP,
+      provider: { type: 'string' }, 'pod-template': { type: 'string' }, namespace: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, ...HELP,
     },
   });
   if (typeof parsed === 'number') return parsed;
@@ -88,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
     const provider = values.provider ?? 'local';
-    if (provider !== 'local' && provider !== 'none') throw new ConfigError(`Expected local or none for --provider but received "${provider}"`);
+    if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
     const gpus = positiveInt('gpus', values.gpus, gpuCount(), 0);
     const policy: Partial<PolicyConfig> = {
       maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, gpus), 0),
@@ -102,7 +122,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     // Workers started here are the scheduler's: they consume only the queues it assigns.
     const configArgs = values.config ? ['--config', values.config] : [];
-    const workers: WorkerProvider = new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
+    const workers: WorkerProvider = provider === 'kubernetes'
+      ? new KubernetesProvider({ namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default', template: readPodTemplate(values['pod-template']), log: logger })
+      : new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
