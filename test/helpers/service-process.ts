@@ -17,7 +17,7 @@ export interface ServiceProcess {
  * Spawns `node bin/swapserve.js <args>` and resolves once a stdout line matches `readyLine`; rejects with its output
  * if it exits first or takes longer than `timeoutMs` (ms).
  */
-export async function startService(args: string[], env: NodeJS.ProcessEnv, readyLine: RegExp, timeoutMs = 60_000): Promise<ServiceProcess> {
+export async function startService(args: string[], env: NodeJS.ProcessEnv, readyLine: RegExp, timeoutMs = 120_000): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines: string[] = [];
   let partial = '';
