@@ -16,6 +16,16 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/** Null when Redis answers a PING; else the readiness reason every service reports. */
+export async function redisReason(redis: { ping(): Promise<unknown> }): Promise<string | null> {
+  try {
+    await redis.ping();
+    return null;
+  } catch {
+    return 'Redis does not answer';
+  }
+}
+
 /** The 503 body of a probe: the OpenAI error shape of every other refusal. */
 export function notReadyBody(reason: string): string {
   return JSON.stringify(new SwapserveError(reason === 'draining' ? 'draining' : 'not_ready', { detail: reason }).toBody());

@@ -13,6 +13,7 @@ import type { WorkerProvider } from './provider.ts';
 import { readQueues, waitForQueueEvents } from './queue-watch.ts';
 import type { Action, ModelSettings } from './state.ts';
 import { createLogger, type Logger } from '../config/log.ts';
+import { redisReason } from '../health/server.ts';
 
 export interface SchedulerOptions {
   redisUrl: string;
@@ -102,12 +103,7 @@ export class Scheduler {
   async ready(): Promise<string | null> {
     if (this.drainingFlag || this.roleValue === 'closed') return 'draining';
     if (!this.redis) return 'not started';
-    try {
-      await this.redis.ping();
-    } catch {
-      return 'Redis does not answer';
-    }
-    return null;
+    return redisReason(this.redis);
   }
 
   /** Starts competing for the lease; resolves once connected. */

@@ -9,6 +9,7 @@ import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerStat
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import { createLogger, type Logger } from '../config/log.ts';
+import { redisReason } from '../health/server.ts';
 import type { ModelBackend } from './backend.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';
@@ -187,12 +188,7 @@ export class SwapWorker {
   async ready(): Promise<string | null> {
     if (this.draining) return 'draining';
     if (!this.healthy) return 'unhealthy';
-    try {
-      await this.redis.ping();
-    } catch {
-      return 'Redis does not answer';
-    }
-    return null;
+    return redisReason(this.redis);
   }
 
   state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'> {
