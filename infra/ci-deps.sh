@@ -3,11 +3,13 @@
 #   prometheus      — a real Prometheus scrapes /metrics and evaluates every dashboard query (test/telemetry)
 #   chromium        — headless browser for the status page test (test/status), driven by playwright-core
 #   docker-compose  — `docker-compose config` validates infra/docker-compose.yml without a Docker engine
+#   openssl         — test/ops/redis-secure.test.ts makes a CA and a server certificate for Redis over TLS
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -19,5 +19,9 @@ if (files.length === 0) {
 const concurrency = process.env.SWAPSERVE_TEST_CONCURRENCY ?? '2';
 const r = spawnSync(process.execPath, [
   '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files,
-], { stdio: 'inherit', cwd: root });
+], {
+  stdio: 'inherit', cwd: root,
+  // Services log JSON lines on stdout; tests that read them set their own LOG_LEVEL for the processes they start.
+  env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' },
+});
 process.exit(r.status ?? 1);

@@ -1,6 +1,8 @@
 // `swapserve gateway [--config FILE]`: the HTTP gateway alone (Redis from config or REDIS_URL).
 import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { startGateway } from '../gateway/server.ts';
+import { createLogger } from '../config/log.ts';
+import { runUntilStopped } from '../health/lifecycle.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 
 const USAGE = 'usage: swapserve gateway [--config FILE]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG)\n';
@@ -11,14 +13,14 @@ export async function run(argv: string[]): Promise<number> {
   const config = loadCommandConfig('gateway', parsed.values.config, { needsRedis: true });
   if (typeof config === 'number') return config;
   initTelemetry({ serviceName: 'swapserve-gateway' });
-  const gw = await startGateway(config);
+  const log = createLogger({ service: 'gateway', level: config.log.level });
+  const gw = await startGateway(config, { log });
   process.stdout.write(`gateway listening on ${gw.url}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  const code = await runUntilStopped({
+    log, health: null, beginDrain: () => gw.beginDrain(), close: () => gw.close(), onTimeout: () => gw.forceClose(),
+    graceMs: config.shutdown.graceMs, timeoutMs: config.shutdown.timeoutMs,
   });
-  await gw.close();
   await shutdownTelemetry();
-  return 0;
+  if (code !== 0) process.exit(code);
+  return code;
 }

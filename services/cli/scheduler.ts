@@ -1,10 +1,16 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { createLogger, type Logger } from '../config/log.ts';
+import { runUntilStopped } from '../health/lifecycle.ts';
 import { HELP, parseCommand } from './args.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
 import { ConfigError, groupWorkerCaps, loadConfig, placementGroupsOf, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
+import { KubernetesProvider } from '../scheduler/kubernetes-provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
@@ -24,8 +30,11 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
   --starvation-ms MS      a model waiting this long may reclaim a busy GPU (default ${POLICY_DEFAULTS.starvationMs})
   --max-replicas N        GPU replicas per model (default 64)
-  --provider local|none   start workers as local processes (\`swapserve worker --id <id> --config FILE
-                          --no-self-load\`), or never start any (default local)
+  --provider local|none|kubernetes
+                          start workers as local processes (\`swapserve worker --id <id> --config FILE
+                          --no-self-load\`), never start any, or create worker pods (default local)
+  --pod-template FILE     kubernetes: the worker pod (YAML or JSON; the Helm chart mounts one)
+  --namespace NS          kubernetes: where worker pods go (default: env POD_NAMESPACE, else "default")
   --worker-arg=ARG        extra argument for started workers (repeatable; e.g. --worker-arg=--threads --worker-arg=2)
 `;
 
@@ -51,6 +60,19 @@ export async function validatedBytes(m: ModelEntry, log: (line: string) => void 
   }
 }
 
+/** The worker pod template for --provider kubernetes (YAML or JSON), checked for a container. */
+function readPodTemplate(file: string | undefined): V1Pod {
+  if (!file) throw new ConfigError('--provider kubernetes needs --pod-template FILE');
+  let pod: V1Pod;
+  try {
+    pod = parseYaml(readFileSync(file, 'utf8')) as V1Pod;
+  } catch (e) {
+    throw new ConfigError(`cannot read the pod template ${file}: ${(e as Error).message}`);
+  }
+  if (!pod?.spec?.containers?.length) throw new ConfigError(`the pod template ${file} has no spec.containers`);
+  return pod;
+}
+
 export async function settingsFromConfig(cfg: Config, maxReplicas: number): Promise<ModelSettings[]> {
   const bytes = await Promise.all(cfg.models.map((m) => validatedBytes(m)));
   return cfg.models.map((m: ModelEntry, i) => {
@@ -73,20 +95,23 @@ export async function run(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' }, id: { type: 'string' }, 'lease-ms': { type: 'string' }, 'tick-ms': { type: 'string' },
       'poll-ms': { type: 'string' }, 'full-poll-ms': { type: 'string' }, 'max-workers': { type: 'string' }, 'min-workers': { type: 'string' },
       'worker-idle-ms': { type: 'string' }, gpus: { type: 'string' }, 'starvation-ms': { type: 'string' }, 'max-replicas': { type: 'string' },
-      provider: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, ...HELP,
+      provider: { type: 'string' }, 'pod-template': { type: 'string' }, namespace: { type: 'string' }, 'worker-arg': { type: 'string', multiple: true }, ...HELP,
     },
   });
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
   let scheduler: Scheduler;
+  let config: Config;
+  let logger: Logger;
   try {
-    const config = loadConfig(values.config);
+    config = loadConfig(values.config);
+    logger = createLogger({ service: 'scheduler', level: config.log.level });
     if (!config.redisUrl) {
       process.stderr.write('swapserve scheduler: no Redis configured; set REDIS_URL or redisUrl in the config\n');
       return 2;
     }
     const provider = values.provider ?? 'local';
-    if (provider !== 'local' && provider !== 'none') throw new ConfigError(`Expected local or none for --provider but received "${provider}"`);
+    if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
     const gpus = positiveInt('gpus', values.gpus, gpuCount(), 0);
     const policy: Partial<PolicyConfig> = {
       maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, gpus), 0),
@@ -101,10 +126,13 @@ export async function run(argv: string[]): Promise<number> {
     }
     // Workers started here are the scheduler's: they consume only the queues it assigns.
     const configArgs = values.config ? ['--config', values.config] : [];
-    const workers: WorkerProvider = new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
+    const workers: WorkerProvider = provider === 'kubernetes'
+      ? new KubernetesProvider({ namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default', template: readPodTemplate(values['pod-template']), log: logger })
+      : new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
+      logger,
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
       tickMs: positiveInt('tick-ms', values['tick-ms'], 1000, 10),
       pollMs: positiveInt('poll-ms', values['poll-ms'], 500, 10),
@@ -120,11 +148,14 @@ export async function run(argv: string[]): Promise<number> {
   initTelemetry({ serviceName: 'swapserve-scheduler' });
   await scheduler.start();
   process.stdout.write(`scheduler ${scheduler.id} started (standby until it holds the lease)\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const s = scheduler;
+  const code = await runUntilStopped({
+    log: logger, beginDrain: () => s.beginDrain(), close: () => s.close(),
+    health: config.health.port === null ? null : { port: config.health.port, host: config.health.host, checks: { live: () => true, ready: () => s.ready() } },
+    onHealth: (h) => logger.info({ url: h.url }, 'health endpoints listening'),
+    graceMs: config.shutdown.graceMs, timeoutMs: config.shutdown.timeoutMs,
   });
-  await scheduler.close();
   await shutdownTelemetry();
-  return 0;
+  if (code !== 0) process.exit(code);
+  return code;
 }

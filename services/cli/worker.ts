@@ -4,6 +4,8 @@ import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { checkWorkerGroup, ConfigError } from '../config/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { SwapWorker } from '../worker/worker.ts';
+import { createLogger } from '../config/log.ts';
+import { runUntilStopped } from '../health/lifecycle.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import { recordWorkerStart } from '../telemetry/worker-start.ts';
 
@@ -57,8 +59,9 @@ export async function run(argv: string[]): Promise<number> {
   const native = new NativeBackend(config, { backend, device, threads });
   await injectStickyOnce(native);
   t.opened = performance.now();
+  const log = createLogger({ service: 'worker', level: config.log.level });
   const worker = new SwapWorker({
-    config, backend: native,
+    config, backend: native, log,
     ...(values.id ? { workerId: values.id } : {}),
     ...(values['no-self-load'] ? { consumeAll: false } : {}),
   });
@@ -72,13 +75,14 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models) ${ms(0, ready)} ms after process start: ` +
     `node + imports ${ms(0, t.imported)}, config + telemetry ${ms(t.imported, t.backend)}, ${native.kind} runtime ${ms(t.backend, t.opened)}, ` +
     `redis + registration ${ms(t.opened, ready)}\n`);
-  const code = await new Promise<number>((resolve) => {
-    process.once('SIGINT', () => resolve(0));
-    process.once('SIGTERM', () => resolve(0));
-    void worker.exitRequested.then(resolve);
+  const code = await runUntilStopped({
+    log, beginDrain: () => worker.beginDrain(), close: () => worker.close(), exitRequested: worker.exitRequested,
+    health: config.health.port === null ? null : { port: config.health.port, host: config.health.host, checks: worker },
+    onHealth: (h) => log.info({ url: h.url }, 'health endpoints listening'),
+    graceMs: config.shutdown.graceMs, timeoutMs: config.shutdown.timeoutMs,
   });
-  await worker.close();
   await shutdownTelemetry();
+  if (code !== 0) process.exit(code);
   return code;
 }
 

@@ -2,26 +2,31 @@
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { QueueOptions, Telemetry } from 'bullmq';
 import { DEFAULT_PREFIX } from '../../contracts/queues.ts';
+import { redisSecurity } from './redis-security.ts';
 
 export type RedisClient = Redis | Cluster;
 
 /**
- * Opens a Redis connection. `redis://` and `rediss://` give a single node; `redis-cluster://h1:p1,h2:p2` a Cluster.
+ * Opens a Redis connection. `redis://` and `rediss://` (TLS) give a single node; `redis-cluster://h1:p1,h2:p2`
+ * (or `rediss-cluster://`) a Cluster. Password, ACL user and TLS files: the URL, else env (redis-security.ts).
  * @param blocking true for connections used by BullMQ workers or XREAD BLOCK (no retry limit per command).
  */
 export function connect(url: string, opts: { blocking?: boolean; name?: string } = {}): RedisClient {
+  const security = redisSecurity(url);
   const base: RedisOptions = {
     maxRetriesPerRequest: opts.blocking ? null : 3,
     enableReadyCheck: true,
     lazyConnect: false,
     ...(opts.name ? { connectionName: opts.name } : {}),
+    ...security,
   };
-  if (url.startsWith('redis-cluster://')) {
-    const nodes = url.slice('redis-cluster://'.length).split(',').map((hp) => {
+  const cluster = /^rediss?-cluster:\/\/(?:[^@/]*@)?(.*)$/i.exec(url);
+  if (cluster) {
+    const nodes = cluster[1].split(',').map((hp) => {
       const [host, port] = hp.split(':');
       return { host, port: Number(port || 6379) };
     });
-    return quiet(new Cluster(nodes, { redisOptions: base, enableReadyCheck: true }));
+    return quiet(new Cluster(nodes, { redisOptions: base, enableReadyCheck: true, ...(security.tls ? { dnsLookup: (a, cb) => cb(null, a) } : {}) }));
   }
   return quiet(new Redis(url, base));
 }

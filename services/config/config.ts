@@ -1,7 +1,8 @@
 // The one configuration file (YAML or JSON), validated with zod once at start-up; env overrides the usual keys.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { modelIdSchema, WorkerGroup } from '../../contracts/model-id.ts';
@@ -65,6 +66,41 @@ export const placementGroupSchema = z.object({
   mode: z.enum(['dedicated', 'swap']).optional(),
 }).strict();
 export type PlacementGroup = z.infer<typeof placementGroupSchema>;
+/** A rate limit: at most `max` requests per `windowMs`, counted in Redis so it holds across gateways. */
+const rateLimitSchema = z.object({
+  /** Requests allowed per window. */
+  max: z.number().int().positive(),
+  /** Window length (ms). @defaultValue 60000 */
+  windowMs: z.number().int().positive().default(60_000),
+});
+
+/** An API key. The secret itself is never in the config: its sha256 (hex), or the name of an env var holding it. */
+export const apiKeySchema = z.object({
+  /** Stable, non-secret name of the key: logs, metrics and idempotency are keyed by it. */
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'key id: letters, digits and . _ - (at most 64)'),
+  /** sha256 of the key, 64 hex digits (`printf %s "$KEY" | sha256sum`). */
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256: 64 hex digits').optional(),
+  /** Or: an environment variable holding the key (a Kubernetes Secret mounted as env); hashed at start-up. */
+  keyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  /** Models this key may use; ["*"] is every model. @defaultValue ["*"] */
+  models: z.array(z.string().min(1)).min(1).default(['*']),
+  /** This key's rate limit; unset takes auth.rateLimit. null means unlimited. */
+  rateLimit: rateLimitSchema.nullable().optional(),
+  /** Admin keys may change state through /queues (bull-board) and see versions, hosts and budgets. @defaultValue false */
+  admin: z.boolean().default(false),
+}).refine((k) => (k.sha256 === undefined) !== (k.keyEnv === undefined), { message: 'give exactly one of sha256 or keyEnv' });
+export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
+
+export const authConfigSchema = z.object({
+  /** API keys; none (and no SWAPSERVE_API_KEYS / SWAPSERVE_ADMIN_KEY) keeps the open local default. @defaultValue [] */
+  keys: z.array(apiKeySchema).default([]),
+  /** The limit of keys that set none; null is unlimited. @defaultValue { max: 600, windowMs: 60000 } */
+  rateLimit: rateLimitSchema.nullable().default({ max: 600, windowMs: 60_000 }),
+  /** Who may read GET /metrics once keys are configured: anyone, any key, or admin keys. @defaultValue "open" */
+  metrics: z.enum(['open', 'key', 'admin']).default('open'),
+  /** Browser origins allowed by CORS (exact origins, or "*"); empty turns CORS off. @defaultValue [] */
+  corsOrigins: z.array(z.string().min(1)).default([]),
+}).prefault({});
 
 export const configSchema = z.object({
   /** Redis URL; env REDIS_URL overrides. Unset under `swapserve up`: a private redis-server is started. */
@@ -136,6 +172,23 @@ export const configSchema = z.object({
     /** Per-request token stream lifetime after its last write (s). @defaultValue 300 */
     ttlS: z.number().int().positive().default(300),
   }).prefault({}),
+  auth: authConfigSchema,
+  health: z.object({
+    /** Port of /livez and /readyz for workers and schedulers (env SWAPSERVE_HEALTH_PORT); null: not served. The gateway answers them on its own port. @defaultValue null */
+    port: z.number().int().min(0).max(65535).nullable().default(null),
+    /** Address the health port binds. @defaultValue "0.0.0.0" (probes come from outside the container) */
+    host: z.string().default('0.0.0.0'),
+  }).prefault({}),
+  shutdown: z.object({
+    /** After SIGTERM, readiness fails this long before the drain starts, so load balancers stop sending (ms). @defaultValue 0 */
+    graceMs: z.number().int().nonnegative().default(0),
+    /** Longest drain (ms): in-flight requests and jobs finish within it, or the process exits anyway with code 1. @defaultValue 30000 */
+    timeoutMs: z.number().int().positive().default(30_000),
+  }).prefault({}),
+  log: z.object({
+    /** pino level: fatal, error, warn, info, debug, trace or silent (env LOG_LEVEL). @defaultValue "info" */
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
   models: z.array(modelConfigSchema).default([]),
   /**
    * Which models may run on which worker groups (what `swapserve plan` writes, docs/plan-format.md). A model listed
@@ -143,6 +196,11 @@ export const configSchema = z.object({
    * @defaultValue no groups (every model on every worker)
    */
   placement: z.object({ groups: z.array(placementGroupSchema).default([]) }).strict().prefault({}),
+  /**
+   * With no `models` listed, serve every model found directly under the first model root: each `*.gguf` file and
+   * each folder holding a config.json, named after it (the container image's default). @defaultValue false
+   */
+  discoverModels: z.boolean().default(false),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.models.forEach((m, i) => {
@@ -200,11 +258,72 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   }
   if (env.HOST) cfg.gateway.host = env.HOST;
   if (env.SWAPSERVE_WORKER_GROUP) cfg.worker.group = checkWorkerGroup(cfg, env.SWAPSERVE_WORKER_GROUP, 'SWAPSERVE_WORKER_GROUP');
+  if (env.LOG_LEVEL) {
+    const level = configSchema.shape.log.unwrap().shape.level.safeParse(env.LOG_LEVEL);
+    if (!level.success) throw new ConfigError(`LOG_LEVEL must be fatal, error, warn, info, debug, trace or silent, received "${env.LOG_LEVEL}"`);
+    cfg.log.level = level.data;
+  }
+  cfg.auth.keys = resolveKeys(cfg.auth.keys, env);
+  if (env.SWAPSERVE_HEALTH_PORT) {
+    const port = Number(env.SWAPSERVE_HEALTH_PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SWAPSERVE_HEALTH_PORT must be 0..65535, received "${env.SWAPSERVE_HEALTH_PORT}"`);
+    cfg.health.port = port;
+  }
+  if (cfg.discoverModels && cfg.models.length === 0) cfg.models = discoverModels(cfg.modelRoots[0]);
   for (const m of cfg.models) {
     m.path = resolveModelPath(cfg, m.path);
     if (m.tokenizer) m.tokenizer = resolveModelPath(cfg, m.tokenizer);
   }
   return cfg;
+}
+
+export const sha256Hex = (secret: string): string => createHash('sha256').update(secret, 'utf8').digest('hex');
+
+/**
+ * Every key with its sha256 known: `keyEnv` keys hashed from their variable, plus env SWAPSERVE_API_KEYS
+ * ("id:key,id2:key2", every model, the default limit) and SWAPSERVE_ADMIN_KEY (id "admin", unlimited).
+ * The secrets themselves are dropped here and kept nowhere.
+ */
+function resolveKeys(keys: ApiKeyConfig[], env: NodeJS.ProcessEnv): ApiKeyConfig[] {
+  const out = keys.map((k): ApiKeyConfig => {
+    if (k.sha256) return { ...k, sha256: k.sha256.toLowerCase() };
+    const secret = env[k.keyEnv!];
+    if (!secret) throw new ConfigError(`auth key "${k.id}": environment variable ${k.keyEnv} is not set`);
+    return { ...k, sha256: sha256Hex(secret), keyEnv: undefined };
+  });
+  // A config parsed twice (`up` re-parses with demo models) already holds the env keys.
+  const add = (k: ApiKeyConfig) => {
+    if (!out.some((o) => o.id === k.id && o.sha256 === k.sha256)) out.push(k);
+  };
+  for (const pair of (env.SWAPSERVE_API_KEYS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const at = pair.indexOf(':');
+    if (at <= 0 || at === pair.length - 1) throw new ConfigError('SWAPSERVE_API_KEYS must be "id:key" pairs separated by commas');
+    add(apiKeySchema.parse({ id: pair.slice(0, at), sha256: sha256Hex(pair.slice(at + 1)) }));
+  }
+  if (env.SWAPSERVE_ADMIN_KEY) add(apiKeySchema.parse({ id: 'admin', sha256: sha256Hex(env.SWAPSERVE_ADMIN_KEY), admin: true, rateLimit: null }));
+  const ids = new Set<string>();
+  for (const k of out) {
+    if (ids.has(k.id)) throw new ConfigError(`auth key id "${k.id}" is used twice`);
+    ids.add(k.id);
+  }
+  return out;
+}
+
+/** The models directly under a folder: `name.gguf` files and `name/` folders with a config.json (see discoverModels). */
+export function discoverModels(root: string): ModelEntry[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch (e) {
+    throw new ConfigError(`discoverModels: cannot list ${root}: ${(e as Error).message}`);
+  }
+  const found = entries.flatMap((e) => {
+    if (e.isFile() && e.name.endsWith('.gguf')) return [{ id: e.name.slice(0, -'.gguf'.length), path: e.name }];
+    if (e.isDirectory() && existsSync(join(root, e.name, 'config.json'))) return [{ id: e.name, path: e.name }];
+    if (e.isDirectory()) return readdirSync(join(root, e.name)).filter((f) => f.endsWith('.gguf')).slice(0, 1).map((f) => ({ id: e.name, path: join(e.name, f) }));
+    return [];
+  }).filter((m) => modelIdSchema.safeParse(m.id).success).sort((a, b) => a.id.localeCompare(b.id));
+  return found.map((m) => modelConfigSchema.parse(m));
 }
 
 /** Reads a YAML or JSON config file (path, or env SWAPSERVE_CONFIG); no file gives the defaults. */

@@ -1,11 +1,14 @@
 // The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { nowMs } from '../../contracts/clock.ts';
 import { SwapserveError } from '../../contracts/errors.ts';
 import type { GatewayContext } from './context.ts';
 import { decorateCaller } from './caller.ts';
 import { edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
 import { hostGuard } from './host-guard.ts';
+import { createLogger, type Logger } from '../config/log.ts';
+import { auth, isAdmin } from './auth.ts';
+import { logging } from './logging.ts';
 import { generateRoutes } from './routes/generate.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -16,9 +19,15 @@ const arrivals = new WeakMap<FastifyRequest, number>();
 
 export { toSwapserveError } from './edges.ts';
 
-export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: boolean } = {}): FastifyInstance {
+/** @param opts.log the process logger; none gives a silent app (tests that drive inject()). */
+export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { log?: Logger } = {}): FastifyInstance {
   // 'idle': close() ends idle keep-alive sockets at once and lets in-flight requests (streams) finish.
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle', ...edgeOptions(gw.config.gateway) });
+  const app = Fastify({
+    loggerInstance: (opts.log ?? createLogger({ service: 'gateway', level: 'silent' })) as FastifyBaseLogger,
+    // One access line per request from logging.ts instead of Fastify's two.
+    disableRequestLogging: true,
+    bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle', ...edgeOptions(gw.config.gateway),
+  });
   // Timeouts, connection cap, OpenAI bodies for Node's own answers (edges.ts); Host allow-list (host-guard.ts).
   installServerEdges(app.server, gw.config.gateway);
   hostGuard(app, gw.config.gateway);
@@ -43,10 +52,14 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { logger?: b
     const e = new SwapserveError('not_found', { detail: `${req.method} ${req.url.split('?')[0]}` });
     reply.code(e.status).send(e.toBody());
   });
+  // API keys, model allowlists, rate limits, the admin boundary and CORS, before any route (auth.ts).
+  app.register(auth, { config: gw.config, redis: gw.redis });
+  // One access-log line per request (logging.ts).
+  app.register(logging);
   // HTTP server spans for every route and GET /metrics (services/telemetry).
   app.register(httpTelemetry);
   // Status page at /, its data at /status/api/state, BullMQ queues at /queues (services/status).
-  app.register(statusPlugin, { keyPrefix: gw.config.prefix, models: gw.config.models.map((m) => m.id), redis: gw.redis, queue: (m) => gw.producer.queue(m) });
+  app.register(statusPlugin, { keyPrefix: gw.config.prefix, models: gw.config.models.map((m) => m.id), redis: gw.redis, queue: (m) => gw.producer.queue(m), isAdmin: (req) => isAdmin(req, gw.config) });
   app.register(async (scope) => {
     await healthRoutes(scope, ctx);
     await modelRoutes(scope, ctx);

@@ -5,28 +5,40 @@ import { Producer } from '../client/producer.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { BlockingPool } from '../client/stream.ts';
 import { bullmqTelemetry } from '../telemetry/bullmq.ts';
+import { createLogger, type Logger } from '../config/log.ts';
 import { buildApp } from './app.ts';
+import { openOnNetwork } from './auth.ts';
 
 export interface Gateway {
   app: FastifyInstance;
   /** The address it listens on, e.g. http://127.0.0.1:8080. */
   url: string;
+  /** Readiness fails from now on (new generations get 503 draining); close() drains. */
+  beginDrain(): void;
+  /** Stops accepting, lets in-flight requests finish (or cuts them off: forceClose), then Redis. Idempotent. */
   close(): Promise<void>;
+  /** Ends every open connection now, in-flight streams included (a drain past its timeout). */
+  forceClose(): void;
 }
 
 export interface GatewayOptions {
-  logger?: boolean;
+  /** The process logger. @defaultValue a pino logger for service "gateway" at config `log.level` */
+  log?: Logger;
   /** /readyz fails while no scheduler holds the leader lease (`swapserve up` runs one). @defaultValue false */
   requireScheduler?: boolean;
 }
 
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  const log = opts.log ?? createLogger({ service: 'gateway', level: config.log.level });
+  if (openOnNetwork(config)) {
+    log.warn({ host: config.gateway.host }, 'no API keys configured and the gateway binds a non-loopback address: anyone who can reach it can use it, and administer /queues');
+  }
   const url = config.redisUrl ?? 'redis://127.0.0.1:6379';
   const redis: RedisClient = connect(url, { name: 'swapserve-gateway' });
   const producer = new Producer(redis, config.prefix, bullmqTelemetry());
   const pool = new BlockingPool(url);
   let draining = false;
-  const app = buildApp({ config, redis, producer, pool, draining: () => draining, requireScheduler: opts.requireScheduler ?? false }, opts);
+  const app = buildApp({ config, redis, producer, pool, draining: () => draining, requireScheduler: opts.requireScheduler ?? false }, { log });
   try {
     await app.listen({ host: config.gateway.host, port: config.gateway.port });
   } catch (e) {
@@ -40,6 +52,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   return {
     app,
     url: `http://${config.gateway.host}:${port}`,
+    beginDrain: () => { draining = true; },
+    forceClose: () => app.server.closeAllConnections(),
     close: () => {
       closing ??= (async () => {
         draining = true;

@@ -12,6 +12,8 @@ import { decide, initialState, type PolicyConfig, type PolicyEvent, type PolicyS
 import type { WorkerProvider } from './provider.ts';
 import { readQueues, waitForQueueEvents } from './queue-watch.ts';
 import type { Action, ModelSettings } from './state.ts';
+import { createLogger, type Logger } from '../config/log.ts';
+import { redisReason } from '../health/server.ts';
 
 export interface SchedulerOptions {
   redisUrl: string;
@@ -37,8 +39,10 @@ export interface SchedulerOptions {
   fullPollMs?: number;
   /** Replaces the Redis effects (tests). */
   effects?: Effects;
-  /** Log sink. @defaultValue writes to stderr */
+  /** Log sink for lease changes and failures. @defaultValue `logger.info` */
   log?: (msg: string) => void;
+  /** Structured logger; decisions go to it at debug. @defaultValue pino for service "scheduler" (env LOG_LEVEL) */
+  logger?: Logger;
   /** Wall clock (ms since epoch) passed to the policy. @defaultValue Date.now */
   clock?: () => number;
 }
@@ -48,7 +52,8 @@ type Role = 'standby' | 'leader' | 'closed';
 /** One scheduler: a standby until it holds the lease, then the only one issuing commands. */
 export class Scheduler {
   readonly id: string;
-  private readonly o: Required<Omit<SchedulerOptions, 'effects' | 'policy'>> & Pick<SchedulerOptions, 'effects' | 'policy'>;
+  private readonly o: Required<Omit<SchedulerOptions, 'effects' | 'policy' | 'logger'>> & Pick<SchedulerOptions, 'effects' | 'policy'>;
+  private readonly logger: Logger;
   private readonly keys: ClusterKeys;
   private redis: RedisClient | null = null;
   private lease: LeaderLease | null = null;
@@ -64,9 +69,11 @@ export class Scheduler {
   readonly decisions = { count: 0, totalMs: 0, maxMs: 0 };
 
   constructor(options: SchedulerOptions) {
+    const logger = options.logger ?? createLogger({ service: 'scheduler' });
+    this.logger = logger;
     this.o = {
       prefix: DEFAULT_PREFIX, id: `sched-${randomUUID()}`, leaseMs: 5000, tickMs: 1000, pollMs: 500, fullPollMs: 2000,
-      log: (m) => process.stderr.write(`${m}\n`), clock: Date.now, ...options,
+      log: (m) => logger.info(m), clock: Date.now, ...options,
     };
     this.id = this.o.id;
     this.keys = clusterKeys(this.o.prefix);
@@ -83,6 +90,20 @@ export class Scheduler {
   /** The epoch of the current term (0 before the first). */
   get epoch(): number {
     return this.lease?.epoch ?? 0;
+  }
+
+  private drainingFlag = false;
+
+  /** Readiness fails from now on; close() then releases the lease. */
+  beginDrain(): void {
+    this.drainingFlag = true;
+  }
+
+  /** Readiness: null when started and Redis answers (leader and standby alike); else why not. */
+  async ready(): Promise<string | null> {
+    if (this.drainingFlag || this.roleValue === 'closed') return 'draining';
+    if (!this.redis) return 'not started';
+    return redisReason(this.redis);
   }
 
   /** Starts competing for the lease; resolves once connected. */
@@ -173,7 +194,10 @@ export class Scheduler {
     this.decisions.count++;
     this.decisions.totalMs += dt;
     if (dt > this.decisions.maxMs) this.decisions.maxMs = dt;
-    if (actions.length > 0) this.apply(actions);
+    if (actions.length > 0) {
+      if (this.logger.isLevelEnabled('debug')) this.logger.debug({ event: event.type, actions, decideMs: dt }, 'decision');
+      this.apply(actions);
+    }
   }
 
   private apply(actions: Action[]): void {

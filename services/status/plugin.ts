@@ -4,11 +4,11 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RedisClient } from '../client/queues.ts';
 import { registerQueueSource, registerWorkerSource } from '../telemetry/metrics.ts';
 import { statusPage } from './page.ts';
-import { collectStatus, queueSamples, workerSamples, type StatusDeps } from './state.ts';
+import { collectStatus, queueSamples, redactStatus, workerSamples, type StatusDeps } from './state.ts';
 
 export interface StatusOptions {
   /** Deployment key prefix (config `prefix`); not `prefix`, which Fastify takes as a route prefix. */
@@ -23,6 +23,8 @@ export interface StatusOptions {
   refreshMs?: number;
   /** Serve bull-board at this path; null turns it off. @defaultValue '/queues' */
   boardPath?: string | null;
+  /** Whether a caller sees hosts, devices, budgets and problems in the status data. @defaultValue every caller */
+  isAdmin?: (req: FastifyRequest) => boolean;
   /** Feed swapserve.queue.* and swapserve.workers from this process. @defaultValue true */
   metrics?: boolean;
 }
@@ -35,9 +37,10 @@ export async function statusPlugin(app: FastifyInstance, opts: StatusOptions): P
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
     return page;
   });
-  app.get('/status/api/state', async (_req, reply) => {
+  app.get('/status/api/state', async (req, reply) => {
     reply.header('cache-control', 'no-store');
-    return collectStatus(deps);
+    const snapshot = await collectStatus(deps);
+    return opts.isAdmin && !opts.isAdmin(req) ? redactStatus(snapshot) : snapshot;
   });
 
   if (opts.metrics ?? true) {

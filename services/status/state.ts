@@ -154,6 +154,18 @@ export async function collectStatus(deps: StatusDeps, nowMs: number = Date.now()
   };
 }
 
+/**
+ * The snapshot for a caller who is not an admin: no host names, devices, budgets or usage, and problems only
+ * counted (their text can carry Redis addresses and versions).
+ */
+export function redactStatus(s: StatusSnapshot): StatusSnapshot {
+  return {
+    ...s,
+    workers: s.workers.map((w) => ({ ...w, host: '', device: w.backend, budgets: { host: 0, gpu: 0 }, usage: { host: 0, gpu: 0 } })),
+    problems: s.problems.length ? [`${s.problems.length} problem(s); an admin key shows them`] : [],
+  };
+}
+
 /** Queue depth samples for the metrics (swapserve.queue.depth / oldest_wait). */
 export async function queueSamples(deps: StatusDeps): Promise<QueueSample[]> {
   const qs = await readQueues(deps, Date.now());

@@ -10,6 +10,7 @@ import type { StreamEvent, Timings } from '../../contracts/stream.ts';
 import { keys } from '../../contracts/queues.ts';
 import type { RedisClient } from '../client/queues.ts';
 import { appendEvent } from '../client/stream.ts';
+import type { Logger } from '../config/log.ts';
 import { jobTrace } from '../telemetry/traces.ts';
 import type { ModelBackend } from './backend.ts';
 import { classifyPath, type PathDecision } from './residency.ts';
@@ -31,6 +32,8 @@ export interface RunnerContext {
   progressEveryMs?: number;
   /** Called when a job found the backend unhealthy (a sticky device error): the worker drains and exits non-zero. */
   onUnhealthy?: () => void;
+  /** Where a failed generation is logged, once, with its cause. @defaultValue none */
+  log?: Logger;
 }
 
 /**
@@ -175,6 +178,10 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
     const failed = moveFailed as { e: unknown } | null;
     const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e, data.model);
     jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
+    // The one log line of this failure, with the cause the client's error body leaves out (5xx bodies carry none).
+    const fields = { requestId: data.requestId, model: data.model, workerId: ctx.workerId, code: err.code, err: failed ? failed.e : e };
+    if (err.code === 'cancelled') ctx.log?.info({ requestId: data.requestId, model: data.model }, 'generation cancelled');
+    else ctx.log?.error(fields, failed ? 'generation failed: the model could not be moved to the GPU' : 'generation failed');
     await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
     return { completionTokens: 0 };
   } finally {

@@ -8,6 +8,8 @@ import { mayServe, type Config } from '../config/config.ts';
 import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
+import { createLogger, type Logger } from '../config/log.ts';
+import { redisReason } from '../health/server.ts';
 import type { ModelBackend } from './backend.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';
@@ -25,6 +27,8 @@ export interface SwapWorkerOptions {
    * needed). @defaultValue config.worker.selfLoad
    */
   consumeAll?: boolean;
+  /** The process logger (failed generations, loads and moves). @defaultValue pino for service "worker" at config `log.level` */
+  log?: Logger;
 }
 
 export class SwapWorker {
@@ -42,6 +46,7 @@ export class SwapWorker {
   private readonly active = new Map<string, AbortController>();
   private readonly ctx: RunnerContext;
   private readonly consumeAll: boolean;
+  private readonly log: Logger;
   private draining = false;
   private healthy = true;
   private closing: Promise<void> | null = null;
@@ -55,6 +60,7 @@ export class SwapWorker {
     this.backend = opts.backend;
     this.workerId = opts.workerId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`;
     this.consumeAll = opts.consumeAll ?? this.cfg.worker.selfLoad;
+    this.log = (opts.log ?? createLogger({ service: 'worker', level: this.cfg.log.level })).child({ workerId: this.workerId });
     const url = this.cfg.redisUrl ?? 'redis://127.0.0.1:6379';
     this.redis = connect(url, { name: `swapserve-worker-${this.workerId}` });
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
@@ -66,7 +72,7 @@ export class SwapWorker {
     );
     this.ctx = {
       workerId: this.workerId, startedMs: this.startedMs, backend: this.backend, tiers: this.tiers, redis: this.redis,
-      prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active,
+      prefix: this.cfg.prefix, streamTtlS: this.cfg.streams.ttlS, active: this.active, log: this.log,
       onUnhealthy: () => this.checkHealth(),
     };
     this.exitRequested = new Promise((r) => { this.requestExit = r; });
@@ -120,7 +126,17 @@ export class SwapWorker {
     await w.close();
   }
 
+  /** Runs a scheduler command; a failed one (a load, a move) is logged here, once, with its cause. */
   private async execute(cmd: WorkerCommand, started: () => void = () => {}): Promise<void> {
+    try {
+      await this.run(cmd, started);
+    } catch (err) {
+      this.log.error({ command: cmd.kind, model: 'model' in cmd ? cmd.model : undefined, err }, `${cmd.kind} failed`);
+      throw err;
+    }
+  }
+
+  private async run(cmd: WorkerCommand, started: () => void): Promise<void> {
     switch (cmd.kind) {
       case 'consume':
         if (this.draining) throw Object.assign(new Error('worker is draining'), { code: 'draining' });
@@ -158,6 +174,24 @@ export class SwapWorker {
     process.stderr.write(`swapserve worker ${this.workerId}: ERROR a sticky device error made the ${this.backend.kind} backend unusable; draining, then exiting 1\n`);
     this.control.changed();
     void this.close().then(() => this.requestExit(1), () => this.requestExit(1));
+  }
+
+  /** Readiness fails from now on (new work is refused); close() drains. */
+  beginDrain(): void {
+    this.draining = true;
+    this.control.changed();
+  }
+
+  /** Liveness: false after an unrecoverable device error (the supervisor restarts the process). */
+  live(): boolean {
+    return this.healthy;
+  }
+
+  /** Readiness: null when this worker takes jobs; else why not. */
+  async ready(): Promise<string | null> {
+    if (this.draining) return 'draining';
+    if (!this.healthy) return 'unhealthy';
+    return redisReason(this.redis);
   }
 
   state(): Omit<WorkerState, 'heartbeatAt' | 'seq' | 'epoch'> {

@@ -13,11 +13,22 @@ export interface TestRedis {
 }
 
 
+export interface TestRedisOptions {
+  /** `requirepass`: clients must AUTH with it (the URL carries it). */
+  password?: string;
+  /** Serve TLS only (`--tls-port`), with these PEM files; the URL is rediss://. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+}
+
 /** Starts redis-server on a free port; resolves once it accepts connections ("Ready to accept" on stdout). */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(opts: TestRedisOptions = {}): Promise<TestRedis> {
   for (let tries = 0; ; tries++) {
     const port = await freePort();
-    const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
+    const listen = opts.tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', opts.tls.certFile, '--tls-key-file', opts.tls.keyFile, '--tls-ca-cert-file', opts.tls.caFile, '--tls-auth-clients', 'no']
+      : ['--port', String(port)];
+    const auth = opts.password ? ['--requirepass', opts.password] : [];
+    const child: ChildProcess = spawn('redis-server', [...listen, ...auth, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -39,7 +50,7 @@ export async function startRedis(): Promise<TestRedis> {
     let n = 0;
     const tag = randomBytes(4).toString('hex');
     return {
-      url: `redis://127.0.0.1:${port}`,
+      url: `${opts.tls ? 'rediss' : 'redis'}://${opts.password ? `:${encodeURIComponent(opts.password)}@` : ''}127.0.0.1:${port}`,
       port,
       prefix: () => `{t${tag}${n++}}`,
       stop: async () => {

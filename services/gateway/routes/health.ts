@@ -1,4 +1,4 @@
-// GET /healthz (the process is alive) and GET /readyz (Redis answers and the gateway is not draining).
+// GET /healthz and /livez (the process is alive) and GET /readyz (Redis answers and the gateway is not draining).
 import type { FastifyInstance } from 'fastify';
 import { SwapserveError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../context.ts';
@@ -6,6 +6,7 @@ import { clusterKeys } from '../../../contracts/cluster.ts';
 
 export async function healthRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/livez', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => {
     if (gw.draining()) throw new SwapserveError('draining', { retryAfterS: 5 });
     try {
