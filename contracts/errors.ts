@@ -68,8 +68,9 @@ export function isErrorCode(v: unknown): v is ErrorCode {
 
 
 // ---- Every other error code, by the layer that raises it ------------------------------------------------------
-// One registry: each error class carries a code from one table here (snake_case; the native codes keep the C++
-// enum's names, which the addon throws). A code that reaches an HTTP client is mapped to a code of ERRORS above.
+// One registry: each error class carries a code from one table here, every table snake_case, the native addon's
+// included (the C++ strings are spelled so: see NATIVE_ERROR_CODES). A code that reaches an HTTP client is mapped
+// to a code of ERRORS above.
 
 /** Worker command results (contracts/cluster.ts CommandResult) and the worker's tier errors. */
 export const COMMAND_ERROR_CODES = [
@@ -94,7 +95,7 @@ export const ENGINE_ERROR_CODES = {
   context_length_exceeded: 'prompt + maxTokens is longer than the engine context (maxContext)',
   closed: 'the engine was closed',
   decode_failed: 'a sampled token id could not be turned into text (e.g. a model vocab larger than its tokenizer\'s)',
-  native: 'the native engine failed (see nativeCode: SWAPSERVE_BUDGET, SWAPSERVE_OOM, SWAPSERVE_CUDA_STICKY, ...)',
+  native: 'the native engine failed (see nativeCode: budget, oom, cuda_sticky, ...)',
 } as const;
 export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
 
@@ -138,37 +139,40 @@ export const TOKENIZER_ERROR_CODES = {
 } as const;
 export type TokenizerErrorCode = keyof typeof TOKENIZER_ERROR_CODES;
 
-/** The addon's stable codes (the C++ enum's names, ErrorCodeName in native/src/common/errors.cc; the addon throws them,
- * so they keep the C++ spelling; test/runtime/errors.test.ts keeps the two in sync). */
+/** The addon's stable codes, thrown by the addon as ErrorCodeName (native/src/common/errors.cc) spells them; the
+ * test/runtime/errors.test.ts keeps the two in sync. The C++ strings are snake_case rather than mapped at the TS
+ * boundary: the addon is reached through two wrappers (native/ts/errors.ts fromNative for the runtime,
+ * native/ts/engine-errors.ts fromNative for the engine, which keeps it as nativeCode), so a map would be a second
+ * spelling to keep in step in two places, and `SWAPSERVE_CUDA` was also the name of a build macro. */
 export const NATIVE_ERROR_CODES = [
-  'SWAPSERVE_INVALID_ARGUMENT',
-  'SWAPSERVE_BUDGET',
-  'SWAPSERVE_OOM',
-  'SWAPSERVE_CUDA_STICKY',
-  'SWAPSERVE_CUDA',
-  'SWAPSERVE_IO',
-  'SWAPSERVE_NOT_RESIDENT',
-  'SWAPSERVE_STATE',
-  'SWAPSERVE_ABORTED',
-  'SWAPSERVE_UNUSABLE',
+  'invalid_argument',
+  'budget',
+  'oom',
+  'cuda_sticky',
+  'cuda',
+  'io',
+  'not_resident',
+  'state',
+  'aborted',
+  'unusable',
   /** The addon could not be loaded (not built, or built for another platform). JS only. */
-  'SWAPSERVE_ADDON',
+  'addon',
 ] as const;
 export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
 
 /** What a caller should do about each code. */
 export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
-  SWAPSERVE_INVALID_ARGUMENT: 'fix the call',
-  SWAPSERVE_BUDGET: 'evict or drop a model (or raise the budget), then retry',
-  SWAPSERVE_OOM: 'recoverable: evict or drop a model, then retry',
-  SWAPSERVE_CUDA_STICKY: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
-  SWAPSERVE_CUDA: 'the CUDA call failed; see the message',
-  SWAPSERVE_IO: 'check the model files',
-  SWAPSERVE_NOT_RESIDENT: 'move the model to the GPU tier first',
-  SWAPSERVE_STATE: 'the move is not valid in the model\'s current residency; check residency() first',
-  SWAPSERVE_ABORTED: 'the runtime was closing',
-  SWAPSERVE_UNUSABLE: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
-  SWAPSERVE_ADDON: 'rebuild the addon: npm run build:native',
+  invalid_argument: 'fix the call',
+  budget: 'evict or drop a model (or raise the budget), then retry',
+  oom: 'recoverable: evict or drop a model, then retry',
+  cuda_sticky: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
+  cuda: 'the CUDA call failed; see the message',
+  io: 'check the model files',
+  not_resident: 'move the model to the GPU tier first',
+  state: 'the move is not valid in the model\'s current residency; check residency() first',
+  aborted: 'the runtime was closing',
+  unusable: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
+  addon: 'rebuild the addon: npm run build:native',
 };
 
 /** Every code by layer: what the registry test checks (one casing per table, no code with two meanings). */

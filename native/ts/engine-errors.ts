@@ -23,7 +23,7 @@ export function isEngineError(e: unknown): e is EngineError {
 export function fromNative(e: unknown, stack?: string): EngineError {
   const code = typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : null;
   const message = e instanceof Error ? e.message : String(e);
-  const err = code === 'SWAPSERVE_INVALID_ARGUMENT'
+  const err = code === 'invalid_argument'
     ? new EngineError('invalid_request', message, { cause: e, nativeCode: code })
     : new EngineError('native', message, { cause: e, nativeCode: code });
   if (stack) err.stack = `${err.name}: ${message}\n${stack.split('\n').slice(1).join('\n')}`;

@@ -26,7 +26,7 @@ interface TestingAddon {
 function testingOf(backend: Backend): TestingAddon {
   const t = (loadAddon(backend) as unknown as { testing?: TestingAddon }).testing;
   if (typeof t !== 'object' || t === null) {
-    throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
+    throw new SwapserveNativeError('addon', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
   }
   return t;
 }
