@@ -32,10 +32,30 @@ export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: ErrorCode };
 }
 
-/** A typed error with a stable code; carries what an HTTP response or a stream error event needs. */
-export class SwapserveError extends Error {
+/**
+ * The base of every swapserve error: a stable code from this registry (any layer's table below). Subclasses exist
+ * only where callers branch on the class (RequestError for what reaches a client; EngineError, ModelFileError,
+ * TokenizerError, SwapserveNativeError, TierError, ClusterDataError, ConfigError, RedisNotFoundError); everything
+ * else throws a SwapserveError and callers branch on `isSwapserveError(e, code)`.
+ */
+export class SwapserveError<C extends SwapserveErrorCode = SwapserveErrorCode> extends Error {
   override name = 'SwapserveError';
-  readonly code: ErrorCode;
+  readonly code: C;
+
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/** Any swapserve error, or one with this code (of any layer). */
+export function isSwapserveError<C extends SwapserveErrorCode>(e: unknown, code?: C): e is SwapserveError<C> {
+  return e instanceof SwapserveError && (code === undefined || e.code === code);
+}
+
+/** A request error (a code of ERRORS): carries what an HTTP response or a stream error event needs. */
+export class RequestError extends SwapserveError<ErrorCode> {
+  override name = 'RequestError';
   readonly status: number;
   readonly type: string;
   readonly retryable: boolean;
@@ -46,8 +66,7 @@ export class SwapserveError extends Error {
   constructor(code: ErrorCode, args: { detail?: string | number; message?: string; param?: string; retryAfterS?: number; cause?: unknown } = {}) {
     const def = ERRORS[code];
     const message = args.message ?? def.message.replace('%s', String(args.detail ?? ''));
-    super(message, args.cause === undefined ? undefined : { cause: args.cause });
-    this.code = code;
+    super(code, message, { cause: args.cause });
     this.status = def.status;
     this.type = def.type;
     this.retryable = def.retryable;
@@ -175,6 +194,18 @@ export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
   addon: 'rebuild the addon: npm run build:native',
 };
 
+/** Command-line tools and local setup (services/cli, services/config, services/dev, the bench CLIs). */
+export const CLI_ERROR_CODES = {
+  config_invalid: 'a config file, environment variable or option is invalid (services/config/config.ts ConfigError)',
+  redis_not_found: 'no redis-server to start for local runs (services/dev/local-redis.ts RedisNotFoundError)',
+  usage: 'bad command-line arguments; an empty message asks for the usage text',
+} as const;
+export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
+
+/** Every code of every layer: what a SwapserveError may carry. */
+export type SwapserveErrorCode = ErrorCode | CommandErrorCode | typeof CLUSTER_DATA_ERROR_CODE | EngineErrorCode
+  | ModelFileErrorCode | TokenizerErrorCode | NativeErrorCode | CliErrorCode;
+
 /** Every code by layer: what the registry test checks (one casing per table, no code with two meanings). */
 export const ERROR_REGISTRY = {
   request: ERROR_CODES,
@@ -184,4 +215,5 @@ export const ERROR_REGISTRY = {
   model_file: Object.keys(MODEL_FILE_ERROR_CODES) as ModelFileErrorCode[],
   tokenizer: Object.keys(TOKENIZER_ERROR_CODES) as TokenizerErrorCode[],
   native: NATIVE_ERROR_CODES,
+  cli: Object.keys(CLI_ERROR_CODES) as CliErrorCode[],
 } as const;

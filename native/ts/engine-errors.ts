@@ -1,16 +1,14 @@
 // Typed errors of the engine: a code from contracts/errors.ts ENGINE_ERROR_CODES, and the native error's code when
 // the failure came from the addon.
-import type { EngineErrorCode } from '../../contracts/errors.ts';
+import { SwapserveError, type EngineErrorCode } from '../../contracts/errors.ts';
 
-export class EngineError extends Error {
+export class EngineError extends SwapserveError<EngineErrorCode> {
   override readonly name = 'EngineError';
-  readonly code: EngineErrorCode;
   /** The addon's stable code (native/src/common/errors.h) when code is 'native'. */
   readonly nativeCode: string | null;
 
   constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown; nativeCode?: string | null }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, { cause: options?.cause });
     this.nativeCode = options?.nativeCode ?? null;
   }
 }

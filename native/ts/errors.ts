@@ -1,18 +1,12 @@
 // Typed errors of the native addon: one stable code per failure class (contracts/errors.ts NATIVE_ERROR_CODES, the
 // names of the C++ enum in native/src/common/errors.h).
-import { NATIVE_ERROR_CODES, type NativeErrorCode } from '../../contracts/errors.ts';
+import { NATIVE_ERROR_CODES, SwapserveError, type NativeErrorCode } from '../../contracts/errors.ts';
 
 const CODES = new Set<string>(NATIVE_ERROR_CODES);
 
 
-export class SwapserveNativeError extends Error {
+export class SwapserveNativeError extends SwapserveError<NativeErrorCode> {
   override readonly name = 'SwapserveNativeError';
-  constructor(
-    readonly code: NativeErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 
   /** Out of memory or over budget: evict/drop something and retry. */
   get recoverable(): boolean {
