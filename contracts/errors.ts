@@ -202,9 +202,17 @@ export const CLI_ERROR_CODES = {
 } as const;
 export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
 
+/** The fleet simulator and planner's inputs (services/simulator, services/fleet). */
+export const FLEET_ERROR_CODES = {
+  fleet_invalid: 'a fleet file is unreadable or has a bad field (services/simulator/fleet-spec.ts FleetError)',
+  trace_invalid: 'a request trace is unreadable or has a bad row (services/simulator/trace.ts TraceError)',
+  calibration_invalid: 'a calibration or plan input is bad (services/fleet/calibration.ts FleetInputError)',
+} as const;
+export type FleetErrorCode = keyof typeof FLEET_ERROR_CODES;
+
 /** Every code of every layer: what a SwapserveError may carry. */
 export type SwapserveErrorCode = ErrorCode | CommandErrorCode | typeof CLUSTER_DATA_ERROR_CODE | EngineErrorCode
-  | ModelFileErrorCode | TokenizerErrorCode | NativeErrorCode | CliErrorCode;
+  | ModelFileErrorCode | TokenizerErrorCode | NativeErrorCode | CliErrorCode | FleetErrorCode;
 
 /** Every code by layer: what the registry test checks (one casing per table, no code with two meanings). */
 export const ERROR_REGISTRY = {
@@ -216,4 +224,5 @@ export const ERROR_REGISTRY = {
   tokenizer: Object.keys(TOKENIZER_ERROR_CODES) as TokenizerErrorCode[],
   native: NATIVE_ERROR_CODES,
   cli: Object.keys(CLI_ERROR_CODES) as CliErrorCode[],
+  fleet: Object.keys(FLEET_ERROR_CODES) as FleetErrorCode[],
 } as const;
