@@ -3,6 +3,7 @@
 // only; production modules never import this file.
 import { loadAddon, type Backend } from './addon.ts';
 import type { EngineOps } from './engine-native.ts';
+import type { NativeErrorCode } from '../../contracts/errors.ts';
 import { SwapserveNativeError } from './errors.ts';
 import { callNative as call, type Runtime } from './runtime.ts';
 
@@ -32,7 +33,7 @@ function testingOf(backend: Backend): TestingAddon {
 }
 
 /** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
-export function failNextMove(rt: Runtime, code: string): void {
+export function failNextMove(rt: Runtime, code: NativeErrorCode): void {
   call(() => testingOf(rt.backend).failNextMove(rt.native, code));
 }
 

@@ -207,7 +207,7 @@ export class NativeBackend implements ModelBackend {
       }
     } catch (e) {
       if (isEngineError(e)) {
-        if (e.nativeCode === 'SWAPSERVE_CUDA_STICKY' || e.nativeCode === 'SWAPSERVE_UNUSABLE') this.engineSticky = true;
+        if (e.nativeCode === 'cuda_sticky' || e.nativeCode === 'unusable') this.engineSticky = true;
         if (e.code === 'context_length_exceeded') throw new RequestError('context_length_exceeded', { detail: prompt.length, cause: e });
         if (e.code === 'invalid_request') throw new RequestError('invalid_request', { detail: e.message, cause: e });
       }
