@@ -1,7 +1,6 @@
 // The one list of `swapserve` commands and benchmarks. Every help text about them is generated from here: the
-// top-level usage (main.ts), `swapserve bench`'s usage and the markdown table in docs/cli.md
-// (`swapserve help --markdown`; test/cli/help.test.ts keeps the file in sync). `swapserve bench <name>` dispatches
-// here too (runBench), so the list and its dispatcher import nothing of each other (no import cycle).
+// top-level usage (main.ts), `swapserve bench`'s usage (bench.ts) and the markdown table in docs/cli.md
+// (`swapserve help --markdown`; test/cli/help.test.ts keeps the file in sync).
 
 /** What a command or benchmark module exports: run(argv) resolves to the process exit code. */
 export type CommandModule = { run: (argv: string[]) => Promise<number> };
@@ -47,21 +46,6 @@ export function mainUsage(): string {
 /** `swapserve bench` without a (known) name. */
 export function benchUsage(): string {
   return `usage: swapserve bench <name> [options]\n\n${listing(BENCHES)}\n\n\`swapserve bench <name> --help\` for a benchmark's options.\n`;
-}
-
-/** `swapserve bench <name>`: runs one benchmark module of BENCHES (each exports run(argv) -> exit code). */
-async function runBench(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === '--help' || name === '-h') {
-    process.stdout.write(benchUsage());
-    return 0;
-  }
-  const bench = find(BENCHES, name);
-  if (!bench) {
-    process.stderr.write(`${name ? `swapserve bench: unknown benchmark "${name}"\n\n` : ''}${benchUsage()}`);
-    return name ? 2 : 1;
-  }
-  return (await bench.load()).run(rest);
 }
 
 /** docs/cli.md: every command and benchmark as a markdown table. */
