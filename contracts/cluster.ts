@@ -11,7 +11,7 @@
 //                   commands whose epoch is below the highest it has seen (a deposed leader cannot act).
 // Every read from Redis goes through one of the parse* functions below.
 import { z } from 'zod';
-import { CLUSTER_DATA_ERROR_CODE, COMMAND_ERROR_CODES } from './errors.ts';
+import { CLUSTER_DATA_ERROR_CODE, COMMAND_ERROR_CODES, SwapserveError } from './errors.ts';
 import { modelIdSchema as ModelId, WorkerGroup, WorkerId } from './model-id.ts';
 import { MOVE_KINDS, RESIDENCY } from './vocab.ts';
 
@@ -161,11 +161,10 @@ export type CommandResult = z.infer<typeof CommandResult>;
 export type ClusterEvent = { type: 'state'; state: WorkerState } | { type: 'result'; result: CommandResult };
 
 /** Thrown when something read from Redis does not match its schema. */
-export class ClusterDataError extends Error {
-  readonly code = CLUSTER_DATA_ERROR_CODE;
+export class ClusterDataError extends SwapserveError<typeof CLUSTER_DATA_ERROR_CODE> {
+  override name = 'ClusterDataError';
   constructor(what: string, detail: string) {
-    super(`Invalid ${what} read from Redis: ${detail}`);
-    this.name = 'ClusterDataError';
+    super(CLUSTER_DATA_ERROR_CODE, `Invalid ${what} read from Redis: ${detail}`);
   }
 }
 

@@ -36,10 +36,30 @@ export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: ErrorCode };
 }
 
-/** A typed error with a stable code; carries what an HTTP response or a stream error event needs. */
-export class SwapserveError extends Error {
+/**
+ * The base of every swapserve error: a stable code from this registry (any layer's table below). Subclasses exist
+ * only where callers branch on the class (RequestError for what reaches a client; EngineError, ModelFileError,
+ * TokenizerError, SwapserveNativeError, TierError, ClusterDataError, ConfigError, RedisNotFoundError); everything
+ * else throws a SwapserveError and callers branch on `isSwapserveError(e, code)`.
+ */
+export class SwapserveError<C extends SwapserveErrorCode = SwapserveErrorCode> extends Error {
   override name = 'SwapserveError';
-  readonly code: ErrorCode;
+  readonly code: C;
+
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/** Any swapserve error, or one with this code (of any layer). */
+export function isSwapserveError<C extends SwapserveErrorCode>(e: unknown, code?: C): e is SwapserveError<C> {
+  return e instanceof SwapserveError && (code === undefined || e.code === code);
+}
+
+/** A request error (a code of ERRORS): carries what an HTTP response or a stream error event needs. */
+export class RequestError extends SwapserveError<ErrorCode> {
+  override name = 'RequestError';
   readonly status: number;
   readonly type: string;
   readonly retryable: boolean;
@@ -50,8 +70,7 @@ export class SwapserveError extends Error {
   constructor(code: ErrorCode, args: { detail?: string | number; message?: string; param?: string; retryAfterS?: number; cause?: unknown } = {}) {
     const def = ERRORS[code];
     const message = args.message ?? def.message.replace('%s', String(args.detail ?? ''));
-    super(message, args.cause === undefined ? undefined : { cause: args.cause });
-    this.code = code;
+    super(code, message, { cause: args.cause });
     this.status = def.status;
     this.type = def.type;
     this.retryable = def.retryable;
@@ -72,8 +91,9 @@ export function isErrorCode(v: unknown): v is ErrorCode {
 
 
 // ---- Every other error code, by the layer that raises it ------------------------------------------------------
-// One registry: each error class carries a code from one table here (snake_case; the native codes keep the C++
-// enum's names, which the addon throws). A code that reaches an HTTP client is mapped to a code of ERRORS above.
+// One registry: each error class carries a code from one table here, every table snake_case, the native addon's
+// included (the C++ strings are spelled so: see NATIVE_ERROR_CODES). A code that reaches an HTTP client is mapped
+// to a code of ERRORS above.
 
 /** Worker command results (contracts/cluster.ts CommandResult) and the worker's tier errors. */
 export const COMMAND_ERROR_CODES = [
@@ -98,7 +118,7 @@ export const ENGINE_ERROR_CODES = {
   context_length_exceeded: 'prompt + maxTokens is longer than the engine context (maxContext)',
   closed: 'the engine was closed',
   decode_failed: 'a sampled token id could not be turned into text (e.g. a model vocab larger than its tokenizer\'s)',
-  native: 'the native engine failed (see nativeCode: SWAPSERVE_BUDGET, SWAPSERVE_OOM, SWAPSERVE_CUDA_STICKY, ...)',
+  native: 'the native engine failed (see nativeCode: budget, oom, cuda_sticky, ...)',
 } as const;
 export type EngineErrorCode = keyof typeof ENGINE_ERROR_CODES;
 
@@ -142,38 +162,61 @@ export const TOKENIZER_ERROR_CODES = {
 } as const;
 export type TokenizerErrorCode = keyof typeof TOKENIZER_ERROR_CODES;
 
-/** The addon's stable codes (the C++ enum's names, ErrorCodeName in native/src/common/errors.cc; the addon throws them,
- * so they keep the C++ spelling; test/runtime/errors.test.ts keeps the two in sync). */
+/** The addon's stable codes, thrown by the addon as ErrorCodeName (native/src/common/errors.cc) spells them; the
+ * test/runtime/errors.test.ts keeps the two in sync. The C++ strings are snake_case rather than mapped at the TS
+ * boundary: the addon is reached through two wrappers (native/ts/errors.ts fromNative for the runtime,
+ * native/ts/engine-errors.ts fromNative for the engine, which keeps it as nativeCode), so a map would be a second
+ * spelling to keep in step in two places, and `SWAPSERVE_CUDA` was also the name of a build macro. */
 export const NATIVE_ERROR_CODES = [
-  'SWAPSERVE_INVALID_ARGUMENT',
-  'SWAPSERVE_BUDGET',
-  'SWAPSERVE_OOM',
-  'SWAPSERVE_CUDA_STICKY',
-  'SWAPSERVE_CUDA',
-  'SWAPSERVE_IO',
-  'SWAPSERVE_NOT_RESIDENT',
-  'SWAPSERVE_STATE',
-  'SWAPSERVE_ABORTED',
-  'SWAPSERVE_UNUSABLE',
+  'invalid_argument',
+  'budget',
+  'oom',
+  'cuda_sticky',
+  'cuda',
+  'io',
+  'not_resident',
+  'state',
+  'aborted',
+  'unusable',
   /** The addon could not be loaded (not built, or built for another platform). JS only. */
-  'SWAPSERVE_ADDON',
+  'addon',
 ] as const;
 export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
 
 /** What a caller should do about each code. */
 export const NATIVE_ERROR_HINTS: Record<NativeErrorCode, string> = {
-  SWAPSERVE_INVALID_ARGUMENT: 'fix the call',
-  SWAPSERVE_BUDGET: 'evict or drop a model (or raise the budget), then retry',
-  SWAPSERVE_OOM: 'recoverable: evict or drop a model, then retry',
-  SWAPSERVE_CUDA_STICKY: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
-  SWAPSERVE_CUDA: 'the CUDA call failed; see the message',
-  SWAPSERVE_IO: 'check the model files',
-  SWAPSERVE_NOT_RESIDENT: 'move the model to the GPU tier first',
-  SWAPSERVE_STATE: 'the move is not valid in the model\'s current residency; check residency() first',
-  SWAPSERVE_ABORTED: 'the runtime was closing',
-  SWAPSERVE_UNUSABLE: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
-  SWAPSERVE_ADDON: 'rebuild the addon: npm run build:native',
+  invalid_argument: 'fix the call',
+  budget: 'evict or drop a model (or raise the budget), then retry',
+  oom: 'recoverable: evict or drop a model, then retry',
+  cuda_sticky: 'fatal: the CUDA context is corrupted; drain the worker and exit non-zero',
+  cuda: 'the CUDA call failed; see the message',
+  io: 'check the model files',
+  not_resident: 'move the model to the GPU tier first',
+  state: 'the move is not valid in the model\'s current residency; check residency() first',
+  aborted: 'the runtime was closing',
+  unusable: 'fatal: an earlier sticky error made the runtime unusable; drain and exit non-zero',
+  addon: 'rebuild the addon: npm run build:native',
 };
+
+/** Command-line tools and local setup (services/cli, services/config, services/dev, the bench CLIs). */
+export const CLI_ERROR_CODES = {
+  config_invalid: 'a config file, environment variable or option is invalid (services/config/config.ts ConfigError)',
+  redis_not_found: 'no redis-server to start for local runs (services/dev/local-redis.ts RedisNotFoundError)',
+  usage: 'bad command-line arguments; an empty message asks for the usage text',
+} as const;
+export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
+
+/** The fleet simulator and planner's inputs (services/simulator, services/fleet). */
+export const FLEET_ERROR_CODES = {
+  fleet_invalid: 'a fleet file is unreadable or has a bad field (services/simulator/fleet-spec.ts FleetError)',
+  trace_invalid: 'a request trace is unreadable or has a bad row (services/simulator/trace.ts TraceError)',
+  calibration_invalid: 'a calibration or plan input is bad (services/fleet/calibration.ts FleetInputError)',
+} as const;
+export type FleetErrorCode = keyof typeof FLEET_ERROR_CODES;
+
+/** Every code of every layer: what a SwapserveError may carry. */
+export type SwapserveErrorCode = ErrorCode | CommandErrorCode | typeof CLUSTER_DATA_ERROR_CODE | EngineErrorCode
+  | ModelFileErrorCode | TokenizerErrorCode | NativeErrorCode | CliErrorCode | FleetErrorCode;
 
 /** Every code by layer: what the registry test checks (one casing per table, no code with two meanings). */
 export const ERROR_REGISTRY = {
@@ -184,4 +227,6 @@ export const ERROR_REGISTRY = {
   model_file: Object.keys(MODEL_FILE_ERROR_CODES) as ModelFileErrorCode[],
   tokenizer: Object.keys(TOKENIZER_ERROR_CODES) as TokenizerErrorCode[],
   native: NATIVE_ERROR_CODES,
+  cli: Object.keys(CLI_ERROR_CODES) as CliErrorCode[],
+  fleet: Object.keys(FLEET_ERROR_CODES) as FleetErrorCode[],
 } as const;

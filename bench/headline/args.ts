@@ -1,5 +1,6 @@
 // `swapserve bench headline`'s arguments: the usage text, parsing and checks (a usage error is exit code 2).
 import { parseArgs } from 'node:util';
+import { SwapserveError } from '../../contracts/errors.ts';
 
 export interface Args {
   tiny: boolean;
@@ -35,12 +36,12 @@ export function parse(argv: string[]): Args {
       reps: { type: 'string' }, 'cold-reps': { type: 'string' }, 'start-reps': { type: 'string' }, 'deadline-s': { type: 'string' }, prompts: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) throw new UsageError('');
-  if (!values.tiny && !values['models-dir']) throw new UsageError('give --tiny or --models-dir DIR');
+  if (values.help) throw new SwapserveError('usage', '');
+  if (!values.tiny && !values['models-dir']) throw new SwapserveError('usage', 'give --tiny or --models-dir DIR');
   const int = (name: string, v: string | undefined, d: number) => {
     if (v === undefined) return d;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`Expected an integer >= 1 for --${name} but received "${v}"`);
+    if (!Number.isInteger(n) || n < 1) throw new SwapserveError('usage', `Expected an integer >= 1 for --${name} but received "${v}"`);
     return n;
   };
   const prompts = (values.prompts ?? '128,2048').split(',').map((p) => int('prompts', p.trim(), 0));
@@ -50,5 +51,3 @@ export function parse(argv: string[]): Args {
     startReps: int('start-reps', values['start-reps'], 1), deadlineS: int('deadline-s', values['deadline-s'], 420), prompts,
   };
 }
-
-export class UsageError extends Error {}

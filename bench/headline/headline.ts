@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { loadAddon, resolveBackend } from '../../native/ts/addon.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { startLocalRedis, type LocalRedis } from '../../services/dev/local-redis.ts';
-import { parse, USAGE, UsageError, type Args } from './args.ts';
+import { isSwapserveError } from '../../contracts/errors.ts';
+import { parse, USAGE, type Args } from './args.ts';
 import { Measure } from './measure.ts';
 import { benchModels, benchPrompts, budgetsFor, writeTinyModels, type BenchModel, type Budgets } from './models.ts';
 import { renderReport, type Baseline } from './report.ts';
@@ -68,8 +69,8 @@ function parseOrUsage(argv: string[]): Args | number {
   try {
     return parse(argv);
   } catch (e) {
-    process.stderr.write(`${e instanceof UsageError && e.message ? `swapserve bench headline: ${e.message}\n\n` : ''}${USAGE}`);
-    return e instanceof UsageError && !e.message ? 0 : 2;
+    process.stderr.write(`${isSwapserveError(e, 'usage') && e.message ? `swapserve bench headline: ${e.message}\n\n` : ''}${USAGE}`);
+    return isSwapserveError(e, 'usage') && !e.message ? 0 : 2;
   }
 }
 

@@ -91,7 +91,7 @@ export function cudaBuilt(): boolean {
   }
 }
 
-/** Loads (once) the addon of a backend; throws SWAPSERVE_ADDON with what to do when it cannot. */
+/** Loads (once) the addon of a backend; throws addon with what to do when it cannot. */
 export function loadAddon(backend: Backend): RuntimeAddon {
   const hit = cache.get(backend);
   if (hit) return hit;
@@ -100,14 +100,14 @@ export function loadAddon(backend: Backend): RuntimeAddon {
     const why = backend === 'cuda'
       ? 'the CUDA backend is built only where nvcc and cuBLAS are found (see native/build/build-info.json); use SWAPSERVE_BACKEND=cpu or install the CUDA toolkit and run `npm run build:native`'
       : 'run `npm run build:native` (needs g++ with C++17)';
-    throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon ${file} is not built: ${why}`);
+    throw new SwapserveNativeError('addon', `the ${backend} addon ${file} is not built: ${why}`);
   }
   let mod: RuntimeAddon;
   try {
     mod = createRequire(import.meta.url)(file) as RuntimeAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new SwapserveNativeError('SWAPSERVE_ADDON', `loading ${file} failed (${msg}): rebuild it on this machine with \`npm run build:native\`${backend === 'cuda' ? ' (and check that the CUDA driver and libcudart are installed)' : ''}`);
+    throw new SwapserveNativeError('addon', `loading ${file} failed (${msg}): rebuild it on this machine with \`npm run build:native\`${backend === 'cuda' ? ' (and check that the CUDA driver and libcudart are installed)' : ''}`);
   }
   cache.set(backend, mod);
   return mod;

@@ -125,7 +125,7 @@ export class Engine {
 
   /**
    * An engine over a model the runtime holds (or is swapping in: the first prefill waits per layer). Throws
-   * EngineError('native', nativeCode SWAPSERVE_NOT_RESIDENT) when the model is neither on the compute tier
+   * EngineError('native', nativeCode not_resident) when the model is neither on the compute tier
    * nor moving there.
    */
   static async create(runtime: Runtime, modelId: string, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions): Promise<Engine> {
@@ -328,7 +328,7 @@ export class Engine {
         // No room for new sequences' KV caches: those fail, the running ones go on (the pass computed nothing,
         // so the next step feeds them the same tokens again).
         const fresh = batch.filter((b) => b.seq.pos === 0);
-        const failed = err.nativeCode === 'SWAPSERVE_BUDGET' && fresh.length > 0 && fresh.length < batch.length ? fresh : batch;
+        const failed = err.nativeCode === 'budget' && fresh.length > 0 && fresh.length < batch.length ? fresh : batch;
         for (const b of failed) this.retire(b.seq, err);
         continue;
       }

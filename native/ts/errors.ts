@@ -1,27 +1,21 @@
 // Typed errors of the native addon: one stable code per failure class (contracts/errors.ts NATIVE_ERROR_CODES, the
 // names of the C++ enum in native/src/common/errors.h).
-import { NATIVE_ERROR_CODES, type NativeErrorCode } from '../../contracts/errors.ts';
+import { NATIVE_ERROR_CODES, SwapserveError, type NativeErrorCode } from '../../contracts/errors.ts';
 
 const CODES = new Set<string>(NATIVE_ERROR_CODES);
 
 
-export class SwapserveNativeError extends Error {
+export class SwapserveNativeError extends SwapserveError<NativeErrorCode> {
   override readonly name = 'SwapserveNativeError';
-  constructor(
-    readonly code: NativeErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 
   /** Out of memory or over budget: evict/drop something and retry. */
   get recoverable(): boolean {
-    return this.code === 'SWAPSERVE_OOM' || this.code === 'SWAPSERVE_BUDGET';
+    return this.code === 'oom' || this.code === 'budget';
   }
 
   /** The runtime can no longer be used: the worker should drain and exit non-zero. */
   get fatal(): boolean {
-    return this.code === 'SWAPSERVE_CUDA_STICKY' || this.code === 'SWAPSERVE_UNUSABLE';
+    return this.code === 'cuda_sticky' || this.code === 'unusable';
   }
 
   static is(e: unknown, code?: NativeErrorCode): e is SwapserveNativeError {
@@ -42,7 +36,7 @@ export function captureSite(): { stack?: string } {
 export function fromNative(err: unknown, site: { stack?: string }): SwapserveNativeError {
   if (err instanceof SwapserveNativeError) return err;
   const raw = err as { code?: unknown; message?: unknown } | null;
-  const code = typeof raw?.code === 'string' && CODES.has(raw.code) ? (raw.code as NativeErrorCode) : 'SWAPSERVE_CUDA';
+  const code = typeof raw?.code === 'string' && CODES.has(raw.code) ? (raw.code as NativeErrorCode) : 'cuda';
   const message = typeof raw?.message === 'string' ? raw.message : String(err);
   const e = new SwapserveNativeError(code, message);
   const frames = site.stack?.split('\n').slice(1).join('\n');
@@ -50,9 +44,9 @@ export function fromNative(err: unknown, site: { stack?: string }): SwapserveNat
   return e;
 }
 
-/** "Expected X for Y but received Z", as a SWAPSERVE_INVALID_ARGUMENT error. */
+/** "Expected X for Y but received Z", as a invalid_argument error. */
 export function invalidArgument(expected: string, what: string, received: unknown): SwapserveNativeError {
-  return new SwapserveNativeError('SWAPSERVE_INVALID_ARGUMENT', `Expected ${expected} for ${what} but received ${describe(received)}`);
+  return new SwapserveNativeError('invalid_argument', `Expected ${expected} for ${what} but received ${describe(received)}`);
 }
 
 export function describe(v: unknown): string {

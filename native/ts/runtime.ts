@@ -133,7 +133,7 @@ export function toNativeLayout(layout: WeightLayout): NativeLayout {
         if (!st.isFile()) throw new Error('not a regular file');
         size = st.size;
       } catch (e) {
-        throw new SwapserveNativeError('SWAPSERVE_IO', `cannot use model file ${s.file}: ${e instanceof Error ? e.message : String(e)}`);
+        throw new SwapserveNativeError('io', `cannot use model file ${s.file}: ${e instanceof Error ? e.message : String(e)}`);
       }
       idx = files.length;
       files.push(s.file);
@@ -142,7 +142,7 @@ export function toNativeLayout(layout: WeightLayout): NativeLayout {
     }
     const size = fileSize.get(s.file) ?? 0;
     if (s.fileOffset + s.bytes > size) {
-      throw new SwapserveNativeError('SWAPSERVE_IO', `${s.file} has ${size} bytes but ${what} reads [${s.fileOffset}, ${s.fileOffset + s.bytes})`);
+      throw new SwapserveNativeError('io', `${s.file} has ${size} bytes but ${what} reads [${s.fileOffset}, ${s.fileOffset + s.bytes})`);
     }
     outSegs.push([idx, s.fileOffset, s.bytes, s.arenaOffset]);
   });
@@ -238,7 +238,7 @@ export class Runtime {
     return this.move('load_to_gpu', id, o);
   }
 
-  /** GPU -> none: the arena returns to the pool (bookkeeping, no device sync). SWAPSERVE_STATE under a lease. */
+  /** GPU -> none: the arena returns to the pool (bookkeeping, no device sync). state under a lease. */
   evict(id: string): Promise<MoveResult> {
     return this.now('evict', id, () => this.native.evict(id));
   }
@@ -251,7 +251,7 @@ export class Runtime {
   residency(id: string): { state: Residency; host: boolean; gpu: boolean; leases: number } {
     checkId(id);
     const r = this.call(() => this.native.residency(id));
-    if (!(RESIDENCY as readonly string[]).includes(r.state)) throw new SwapserveNativeError('SWAPSERVE_STATE', `unknown residency ${r.state}`);
+    if (!(RESIDENCY as readonly string[]).includes(r.state)) throw new SwapserveNativeError('state', `unknown residency ${r.state}`);
     return { state: r.state as Residency, host: r.host, gpu: r.gpu, leases: r.leases };
   }
 

@@ -3,6 +3,7 @@
 // only; production modules never import this file.
 import { loadAddon, type Backend } from './addon.ts';
 import type { EngineOps } from './engine-native.ts';
+import type { NativeErrorCode } from '../../contracts/errors.ts';
 import { SwapserveNativeError } from './errors.ts';
 import { callNative as call, type Runtime } from './runtime.ts';
 
@@ -26,13 +27,13 @@ interface TestingAddon {
 function testingOf(backend: Backend): TestingAddon {
   const t = (loadAddon(backend) as unknown as { testing?: TestingAddon }).testing;
   if (typeof t !== 'object' || t === null) {
-    throw new SwapserveNativeError('SWAPSERVE_ADDON', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
+    throw new SwapserveNativeError('addon', `the ${backend} addon has no testing hooks: rebuild it with \`npm run build:native\``);
   }
   return t;
 }
 
 /** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
-export function failNextMove(rt: Runtime, code: string): void {
+export function failNextMove(rt: Runtime, code: NativeErrorCode): void {
   call(() => testingOf(rt.backend).failNextMove(rt.native, code));
 }
 

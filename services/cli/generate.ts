@@ -6,12 +6,12 @@ import { HELP, parseCommand } from './args.ts';
 
 import { resolveBackend, type Backend } from '../../native/ts/addon.ts';
 import { readArena } from '../../native/ts/arena.ts';
-import { SwapserveNativeError } from '../../native/ts/errors.ts';
+import { SwapserveError, isSwapserveError } from '../../contracts/errors.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
-import { Engine, isEngineError } from '../../native/ts/engine.ts';
-import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
-import { loadTokenizer, TokenizerError } from '../../native/ts/tokenizer/index.ts';
+import { Engine } from '../../native/ts/engine.ts';
+import { openModel } from '../../native/ts/model/index.ts';
+import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { progress } from '../dev/progress.ts';
 
 const USAGE = `usage: swapserve generate <model.gguf | hf-folder> [options]
@@ -29,12 +29,10 @@ const USAGE = `usage: swapserve generate <model.gguf | hf-folder> [options]
   --backend B          cpu | cuda | auto (default: env SWAPSERVE_BACKEND, else auto)
 `;
 
-class UsageError extends Error {}
-
 function num(v: string | undefined, name: string, def: number, check: (n: number) => boolean): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`Expected a valid number for --${name} but received "${v}"`);
+  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new SwapserveError('usage', `Expected a valid number for --${name} but received "${v}"`);
   return n;
 }
 
@@ -67,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
   let runtime: Runtime | null = null;
   try {
     const choice = o.backend ?? process.env.SWAPSERVE_BACKEND ?? 'auto';
-    if (choice !== 'cpu' && choice !== 'cuda' && choice !== 'auto') throw new UsageError(`Expected cpu, cuda or auto for --backend but received "${choice}"`);
+    if (choice !== 'cpu' && choice !== 'cuda' && choice !== 'auto') throw new SwapserveError('usage', `Expected cpu, cuda or auto for --backend but received "${choice}"`);
     const maxTokens = num(o['max-tokens'], 'max-tokens', 128, (n) => Number.isInteger(n) && n >= 1);
     const temperature = num(o.temperature, 'temperature', 0.8, (n) => n >= 0);
     const topP = num(o['top-p'], 'top-p', 0.95, (n) => n > 0 && n <= 1);
@@ -81,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     const prompt = o.chat
       ? tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: o.prompt }]), { addBos: false })
       : tokenizer.encode(o.prompt, { addBos: true });
-    if (prompt.length === 0) throw new UsageError('the prompt is empty and the model has no BOS token: pass --prompt');
+    if (prompt.length === 0) throw new SwapserveError('usage', 'the prompt is empty and the model has no BOS token: pass --prompt');
     const backend: Backend = resolveBackend(choice);
     if (backend === 'cuda') {
       const ctx = maxContext ?? Math.min(source.config.maxPositions, 4096);
@@ -119,11 +117,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (isSwapserveError(e, 'usage')) {
       process.stderr.write(`swapserve generate: ${e.message}\n`);
       return 2;
     }
-    if (isModelFileError(e) || isEngineError(e) || e instanceof TokenizerError || e instanceof SwapserveNativeError) {
+    if (e instanceof SwapserveError) {
       process.stderr.write(`swapserve generate: ${e.code}: ${e.message}\n`);
       return 1;
     }

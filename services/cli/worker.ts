@@ -99,8 +99,8 @@ async function injectStickyOnce(native: NativeBackend): Promise<void> {
   } catch {
     return; // already used by an earlier process
   }
-  process.stderr.write(`swapserve worker: TEST HOOK armed (${file}): the next move fails with SWAPSERVE_CUDA_STICKY\n`);
+  process.stderr.write(`swapserve worker: TEST HOOK armed (${file}): the next move fails with cuda_sticky\n`);
   // Loaded only here: production paths never load the addon's testing hooks.
   const { failNextMove } = await import('../../native/ts/testing.ts');
-  failNextMove(native.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
+  failNextMove(native.runtimeForTest, 'cuda_sticky');
 }

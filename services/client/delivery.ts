@@ -1,5 +1,5 @@
 // Following a request to its one outcome: reads its stream, filters attempts, enforces the first-token deadline.
-import { SwapserveError, isErrorCode } from '../../contracts/errors.ts';
+import { RequestError, isErrorCode } from '../../contracts/errors.ts';
 import type { DoneEvent, StreamEvent, TokenEvent } from '../../contracts/stream.ts';
 import { AttemptFilter, readStream, type BlockingPool } from './stream.ts';
 
@@ -8,7 +8,7 @@ export type Delivered =
   | Extract<StreamEvent, { type: 'progress' }>
   | TokenEvent
   | DoneEvent
-  | { type: 'error'; error: SwapserveError };
+  | { type: 'error'; error: RequestError };
 
 /** What a check of a quiet request's job found (Producer.checkJob). */
 export type JobCheck =
@@ -62,7 +62,7 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
     const now = Date.now();
     if (r.kind === 'idle') {
       if (suspect) {
-        yield { type: 'error', error: new SwapserveError('worker_lost', { message: 'The job failed after its worker was lost repeatedly; retry the request' }) };
+        yield { type: 'error', error: new RequestError('worker_lost', { message: 'The job failed after its worker was lost repeatedly; retry the request' }) };
         return;
       }
       if (opts.checkJob && now - lastEventAt >= checkEvery && now - lastCheck >= checkEvery) {
@@ -73,14 +73,14 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
           filter.abandon(c.worker);
           held = [];
         } else if (c.state === 'lost') {
-          yield { type: 'error', error: new SwapserveError('worker_lost', { detail: filter.tokensDelivered }) };
+          yield { type: 'error', error: new RequestError('worker_lost', { detail: filter.tokensDelivered }) };
           return;
         }
       }
       const limit = sawToken ? (opts.idleTimeoutMs ?? opts.firstTokenTimeoutMs) : opts.firstTokenTimeoutMs;
       const since = sawToken ? lastEventAt : start;
       if (now - since >= limit) {
-        yield { type: 'error', error: new SwapserveError('timeout', { detail: limit }) };
+        yield { type: 'error', error: new RequestError('timeout', { detail: limit }) };
         return;
       }
       if (now - lastIdle >= opts.blockMs) {
@@ -97,7 +97,7 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
     if (!ev) continue;
     if (ev.type === 'error') {
       const code = isErrorCode(ev.code) ? ev.code : 'generation_failed';
-      yield { type: 'error', error: new SwapserveError(code, { message: ev.message }) };
+      yield { type: 'error', error: new RequestError(code, { message: ev.message }) };
       return;
     }
     if (ev.type === 'token') {

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { Queue, type Telemetry } from 'bullmq';
 import { jobDataSchema, type JobData } from '../../contracts/job.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import { queueOptions, type RedisClient } from './queues.ts';
 import { workerOfInstance } from '../../contracts/cluster.ts';
@@ -63,7 +63,7 @@ export class Producer {
         const prior = await this.redis.get(idemKey);
         if (prior) {
           const [requestId, priorHash] = prior.split(' ');
-          if (priorHash !== hash) throw new SwapserveError('idempotency_conflict', { detail: opts.idempotencyKey, param: 'Idempotency-Key' });
+          if (priorHash !== hash) throw new RequestError('idempotency_conflict', { detail: opts.idempotencyKey, param: 'Idempotency-Key' });
           return { requestId, replay: true };
         }
       }
@@ -72,7 +72,7 @@ export class Producer {
     const waiting = await q.getWaitingCount();
     if (waiting >= opts.maxQueued) {
       if (idemKey) await this.redis.del(idemKey);
-      throw new SwapserveError('queue_full', { detail: job.model, retryAfterS: 1 });
+      throw new RequestError('queue_full', { detail: job.model, retryAfterS: 1 });
     }
     await q.add('generate', job, { jobId: job.requestId });
     return { requestId: job.requestId, replay: false };

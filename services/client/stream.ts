@@ -1,7 +1,7 @@
 // Per-request token streams: the worker appends events (XADD + EXPIRE), gateway/SDK read them (XREAD BLOCK)
 // and deliver exactly one attempt's tokens to the client (see services/worker/design.md, exactly-one-outcome).
 import { STREAM_EVENT_FIELD, streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import { connect, type RedisClient } from './queues.ts';
 
 /** Appends one event; the stream's TTL restarts with each write so an abandoned stream expires. */
@@ -17,7 +17,7 @@ export class BlockingPool {
   constructor(private readonly url: string, private readonly maxIdle = 128) {}
 
   acquire(): RedisClient {
-    if (this.closed) throw new SwapserveError('draining');
+    if (this.closed) throw new RequestError('draining');
     const c = this.idle.pop() ?? connect(this.url, { blocking: true, name: 'swapserve-stream' });
     this.all.add(c);
     return c;
@@ -120,7 +120,7 @@ export class AttemptFilter {
     if (this.cur === null) this.cur = ev.attempt;
     if (ev.attempt !== this.cur) {
       if (this.tokensDelivered > 0 && !this.buffered) {
-        const err = new SwapserveError('worker_lost', { detail: this.tokensDelivered });
+        const err = new RequestError('worker_lost', { detail: this.tokensDelivered });
         return { type: 'error', attempt: this.cur, code: err.code, message: err.message, retryable: true };
       }
       this.abandoned.add(this.cur);

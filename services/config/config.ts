@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { SwapserveError } from '../../contracts/errors.ts';
 import { modelIdSchema, WorkerGroup } from '../../contracts/model-id.ts';
 import { engineTuningSchema } from '../../native/ts/tuning.ts';
 
@@ -221,8 +222,11 @@ export const configSchema = z.object({
 });
 export type Config = z.infer<typeof configSchema>;
 
-export class ConfigError extends Error {
+export class ConfigError extends SwapserveError<'config_invalid'> {
   override name = 'ConfigError';
+  constructor(message: string) {
+    super('config_invalid', message);
+  }
 }
 
 function expandHome(p: string): string {

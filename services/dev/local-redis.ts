@@ -2,6 +2,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { SwapserveError } from '../../contracts/errors.ts';
 import { freePort } from './free-port.ts';
 
 export const REDIS_INSTALL_HINT = [
@@ -11,10 +12,10 @@ export const REDIS_INSTALL_HINT = [
   '  Docker:        docker run -p 6379:6379 redis:7 && export REDIS_URL=redis://127.0.0.1:6379',
 ].join('\n');
 
-export class RedisNotFoundError extends Error {
+export class RedisNotFoundError extends SwapserveError<'redis_not_found'> {
   override name = 'RedisNotFoundError';
   constructor() {
-    super(REDIS_INSTALL_HINT);
+    super('redis_not_found', REDIS_INSTALL_HINT);
   }
 }
 

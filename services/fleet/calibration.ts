@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { SwapserveError } from '../../contracts/errors.ts';
 
 /** A model as the fleet tools see it: enough to time its passes and its moves. */
 export interface ModelShape {
@@ -69,8 +70,11 @@ export interface MpsCalibration { loadFactor: number; source: string }
 export type Calibration = GpuCalibration & EngineModel & { engine: EngineFit; file: string; mps?: MpsCalibration };
 
 /** Bad calibration or plan input: the message names the file and the field. */
-export class FleetInputError extends Error {
+export class FleetInputError extends SwapserveError<'calibration_invalid'> {
   override name = 'FleetInputError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('calibration_invalid', message, options);
+  }
 }
 
 const positive = z.number().positive();

@@ -1,7 +1,7 @@
 // The gateway as a Fastify app (no process concerns: see server.ts): OpenAI routes, health, one error mapper.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { nowMs } from '../../contracts/clock.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import type { GatewayContext } from './context.ts';
 import { decorateCaller } from './caller.ts';
 import { edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
@@ -49,7 +49,7 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { log?: Logg
     reply.code(e.status).send(e.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = new SwapserveError('not_found', { detail: `${req.method} ${req.url.split('?')[0]}` });
+    const e = new RequestError('not_found', { detail: `${req.method} ${req.url.split('?')[0]}` });
     reply.code(e.status).send(e.toBody());
   });
   // API keys, model allowlists, rate limits, the admin boundary and CORS, before any route (auth.ts).

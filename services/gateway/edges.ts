@@ -3,58 +3,58 @@
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyHttpOptions, FastifyReply } from 'fastify';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import type { Config } from '../config/config.ts';
 
 /** Node's default cap on all request headers (bytes); above it the parser fails with HPE_HEADER_OVERFLOW (431). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
 /** Maps any error to an OpenAI error object with a stable code; 5xx bodies never carry internals. */
-export function toSwapserveError(err: unknown): SwapserveError {
-  if (err instanceof SwapserveError) return err;
+export function toSwapserveError(err: unknown): RequestError {
+  if (err instanceof RequestError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new SwapserveError('body_too_large', { detail: 'the configured limit' });
+      return new RequestError('body_too_large', { detail: 'the configured limit' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
     case 'FST_ERR_CTP_EMPTY_TYPE':
-      return new SwapserveError('unsupported_media_type', { detail: 'another content type', param: 'Content-Type' });
+      return new RequestError('unsupported_media_type', { detail: 'another content type', param: 'Content-Type' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new SwapserveError('invalid_request', { detail: 'the body is empty; send a JSON object' });
+      return new RequestError('invalid_request', { detail: 'the body is empty; send a JSON object' });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
+      return new RequestError('invalid_request', { detail: 'the body is not valid JSON' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new SwapserveError('invalid_request', { detail: 'Content-Length does not match the body', param: 'Content-Length' });
+      return new RequestError('invalid_request', { detail: 'Content-Length does not match the body', param: 'Content-Length' });
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new SwapserveError('invalid_request', { detail: 'the URL is malformed' });
+      return new RequestError('invalid_request', { detail: 'the URL is malformed' });
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'FST_ERR_REQUEST_TIMEOUT':
-      return new SwapserveError('request_timeout', { detail: 'the configured timeouts' });
+      return new RequestError('request_timeout', { detail: 'the configured timeouts' });
   }
-  if (e instanceof SyntaxError) return new SwapserveError('invalid_request', { detail: 'the body is not valid JSON' });
+  if (e instanceof SyntaxError) return new RequestError('invalid_request', { detail: 'the body is not valid JSON' });
   // Any other client error Fastify or a plugin raises keeps its status class with a registry code.
   switch (e?.statusCode) {
-    case 400: return new SwapserveError('invalid_request', { detail: e.code ? `${e.code}` : 'bad request' });
-    case 404: return new SwapserveError('not_found', { detail: '' });
-    case 408: return new SwapserveError('request_timeout', { detail: 'the configured timeouts' });
-    case 413: return new SwapserveError('body_too_large', { detail: 'the configured limit' });
-    case 415: return new SwapserveError('unsupported_media_type', { detail: 'another content type', param: 'Content-Type' });
-    case 431: return new SwapserveError('headers_too_large', { detail: MAX_HEADER_BYTES });
+    case 400: return new RequestError('invalid_request', { detail: e.code ? `${e.code}` : 'bad request' });
+    case 404: return new RequestError('not_found', { detail: '' });
+    case 408: return new RequestError('request_timeout', { detail: 'the configured timeouts' });
+    case 413: return new RequestError('body_too_large', { detail: 'the configured limit' });
+    case 415: return new RequestError('unsupported_media_type', { detail: 'another content type', param: 'Content-Type' });
+    case 431: return new RequestError('headers_too_large', { detail: MAX_HEADER_BYTES });
   }
-  return new SwapserveError('internal_error', { cause: err });
+  return new RequestError('internal_error', { cause: err });
 }
 
 /** The raw HTTP/1.1 bytes of an OpenAI error response that closes the connection. */
-function rawErrorResponse(e: SwapserveError): string {
+function rawErrorResponse(e: RequestError): string {
   const body = JSON.stringify(e.toBody());
   return `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /** Answers on a bare socket (no request object exists) and closes it once the bytes are out. */
-function answerSocket(socket: Duplex, e: SwapserveError): void {
+function answerSocket(socket: Duplex, e: RequestError): void {
   const busy = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
   if (socket.destroyed || !socket.writable || busy) {
     socket.destroy();
@@ -71,9 +71,9 @@ function clientErrorHandler(gw: Config['gateway']) {
       socket.destroy();
       return;
     }
-    const e = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new SwapserveError('request_timeout', { detail: timeouts })
-      : err.code === 'HPE_HEADER_OVERFLOW' ? new SwapserveError('headers_too_large', { detail: MAX_HEADER_BYTES })
-        : new SwapserveError('invalid_request', { detail: `malformed HTTP request (${err.code ?? 'parse error'})` });
+    const e = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new RequestError('request_timeout', { detail: timeouts })
+      : err.code === 'HPE_HEADER_OVERFLOW' ? new RequestError('headers_too_large', { detail: MAX_HEADER_BYTES })
+        : new RequestError('invalid_request', { detail: `malformed HTTP request (${err.code ?? 'parse error'})` });
     answerSocket(socket, e);
   };
 }
@@ -119,7 +119,7 @@ function blankRequestGuard(server: Server): void {
         }
         if (lines >= 2) {
           socket.off('data', onData);
-          answerSocket(socket, new SwapserveError('invalid_request', { detail: 'an empty request (blank lines, no request line)' }));
+          answerSocket(socket, new RequestError('invalid_request', { detail: 'an empty request (blank lines, no request line)' }));
           return;
         }
       }
@@ -133,14 +133,14 @@ export function installServerEdges(server: Server, gw: Config['gateway']): void 
   // Sockets beyond the cap are closed by Node as they arrive (no response can be sent before accepting them).
   server.maxConnections = gw.maxConnections;
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const e = new SwapserveError('expectation_failed', { detail: String(req.headers.expect ?? '').slice(0, 100), param: 'Expect' });
+    const e = new RequestError('expectation_failed', { detail: String(req.headers.expect ?? '').slice(0, 100), param: 'Expect' });
     const body = JSON.stringify(e.toBody());
     res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
     res.end(body);
   });
   // Without a listener Node destroys a CONNECT request's socket without a word.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    answerSocket(socket, new SwapserveError('not_found', { detail: `CONNECT ${String(req.url).slice(0, 100)}` }));
+    answerSocket(socket, new RequestError('not_found', { detail: `CONNECT ${String(req.url).slice(0, 100)}` }));
   });
   blankRequestGuard(server);
 }

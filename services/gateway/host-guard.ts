@@ -1,7 +1,7 @@
 // DNS-rebinding guard: a gateway bound to loopback answers only requests whose Host names it (configurable).
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import type { Config } from '../config/config.ts';
 
 /** Names a loopback gateway answers by default (a browser page on evil.example rebound to 127.0.0.1 sends its own). */
@@ -37,10 +37,10 @@ export function hostGuard(app: FastifyInstance, gw: Config['gateway']): void {
     const host = req.headers.host;
     if (typeof host !== 'string' || host.trim() === '') {
       if (req.raw.httpVersion === '1.0' && !allowed) return;
-      throw new SwapserveError('invalid_request', { detail: 'the Host header is missing', param: 'Host' });
+      throw new RequestError('invalid_request', { detail: 'the Host header is missing', param: 'Host' });
     }
     if (allowed && !allowed.has(hostName(host))) {
-      throw new SwapserveError('host_not_allowed', { detail: hostName(host).slice(0, 100), param: 'Host' });
+      throw new RequestError('host_not_allowed', { detail: hostName(host).slice(0, 100), param: 'Host' });
     }
   });
 }

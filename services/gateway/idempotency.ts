@@ -1,7 +1,7 @@
 // Idempotency-Key scope: whose key it is. A key names a request only within its caller's scope, so two callers
 // using the same key never see each other's answers; the body hash (producer.ts) catches a reused key.
 import type { FastifyRequest } from 'fastify';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import './caller.ts';
 
 /** The Idempotency-Key header: printable ASCII, 1..255 characters. */
@@ -17,7 +17,7 @@ export function idempotencyOf(req: FastifyRequest): { key: string; scope: string
   const key = req.headers['idempotency-key'];
   if (key === undefined) return null;
   if (typeof key !== 'string' || !IDEMPOTENCY_KEY_RE.test(key)) {
-    throw new SwapserveError('invalid_request', { detail: 'Idempotency-Key must be 1..255 printable ASCII characters', param: 'Idempotency-Key' });
+    throw new RequestError('invalid_request', { detail: 'Idempotency-Key must be 1..255 printable ASCII characters', param: 'Idempotency-Key' });
   }
   return { key, scope: callerScope(req) };
 }
@@ -31,7 +31,7 @@ export function callerScope(req: FastifyRequest): string {
   const scope = req.headers[IDEMPOTENCY_SCOPE_HEADER];
   if (scope === undefined) return 'anonymous';
   if (typeof scope !== 'string' || !IDEMPOTENCY_KEY_RE.test(scope)) {
-    throw new SwapserveError('invalid_request', { detail: 'Idempotency-Scope must be 1..255 printable ASCII characters', param: 'Idempotency-Scope' });
+    throw new RequestError('invalid_request', { detail: 'Idempotency-Scope must be 1..255 printable ASCII characters', param: 'Idempotency-Scope' });
   }
   return `scope:${scope}`;
 }

@@ -1,6 +1,6 @@
 // SDK client: validates with the gateway's schemas, enqueues with the same job schema, follows the request's stream.
 import { nowMs } from '../../contracts/clock.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import { follow } from '../client/delivery.ts';
 import {
   buildJob, chatRequestSchema, completionRequestSchema,
@@ -51,7 +51,7 @@ export interface TokenChunk {
 
 export interface CompletionStream extends AsyncIterable<TokenChunk> {
   requestId: string;
-  /** Resolves after the last token with the whole completion; rejects with a SwapserveError. */
+  /** Resolves after the last token with the whole completion; rejects with a RequestError. */
   result: Promise<Completion>;
   /** Stops the request (removes a waiting job, stops an active generation). */
   cancel(): Promise<void>;
@@ -89,10 +89,10 @@ export class Client {
   }
 
   private async start(request: ChatRequest | CompletionRequest, buffered: boolean): Promise<CompletionStream> {
-    if (this.closed) throw new SwapserveError('draining');
+    if (this.closed) throw new RequestError('draining');
     const req = this.validate(request);
     const model = this.opts.models?.find((m) => m.id === req.body.model);
-    if (this.opts.models && !model) throw new SwapserveError('model_not_found', { detail: req.body.model, param: 'model' });
+    if (this.opts.models && !model) throw new RequestError('model_not_found', { detail: req.body.model, param: 'model' });
     const arrivalMs = nowMs();
     const data = buildJob(req, { model: req.body.model, maxTokensCap: model?.maxTokens ?? 2048, arrivalMs, source: 'sdk' });
     // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
@@ -130,12 +130,12 @@ export class Client {
           }
         }
         // The stream ended without an outcome: only cancel() does that; the iterator ends quietly then.
-        const err = new SwapserveError('cancelled');
+        const err = new RequestError('cancelled');
         reject(err);
         if (!cancelled) throw err;
       } catch (e) {
         // The client retries a lost stream itself: stop the re-run attempt instead of computing it for no one.
-        if (e instanceof SwapserveError && e.code === 'worker_lost') self.producer.cancel(model, requestId).catch(() => {});
+        if (e instanceof RequestError && e.code === 'worker_lost') self.producer.cancel(model, requestId).catch(() => {});
         reject(e);
         throw e;
       } finally {
@@ -151,7 +151,7 @@ export class Client {
         cancelled = true;
         ac.abort();
         await this.producer.cancel(model, requestId);
-        reject(new SwapserveError('cancelled'));
+        reject(new RequestError('cancelled'));
       },
     };
   }
@@ -161,7 +161,7 @@ export class Client {
     const r = isChat ? chatRequestSchema.safeParse(request) : completionRequestSchema.safeParse(request);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new SwapserveError('invalid_request', { detail: `${issue.path.join('.') || 'body'}: ${issue.message}`, param: issue.path.join('.') || undefined });
+      throw new RequestError('invalid_request', { detail: `${issue.path.join('.') || 'body'}: ${issue.message}`, param: issue.path.join('.') || undefined });
     }
     return isChat ? { kind: 'chat', body: r.data as ChatBody } : { kind: 'completion', body: r.data as CompletionBody };
   }

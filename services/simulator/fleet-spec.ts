@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { SwapserveError } from '../../contracts/errors.ts';
 import { modelConfigSchema } from '../config/config.ts';
 import type { ModelShape } from '../fleet/calibration.ts';
 
@@ -39,9 +40,11 @@ export const fleetSchema = z.object({
 });
 export type Fleet = z.infer<typeof fleetSchema>;
 
-export class FleetError extends Error {
+export class FleetError extends SwapserveError<'fleet_invalid'> {
   override name = 'FleetError';
-  readonly code = 'fleet_invalid';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('fleet_invalid', message, options);
+  }
 }
 
 /** Reads and validates a fleet file; throws FleetError naming the file and each bad field. */

@@ -2,6 +2,7 @@
 // models over 23 days), prompt and output token counts drawn from an Azure LLM 2023 trace (the pairing is
 // synthetic; the data README says so). Every mapping choice is a field of TraceOptions and printed in the report.
 import { readFileSync } from 'node:fs';
+import { SwapserveError } from '../../contracts/errors.ts';
 import type { Fleet } from './fleet-spec.ts';
 import { rng } from './rng.ts';
 
@@ -37,9 +38,11 @@ export interface TraceOptions {
 
 export const TRACE_DEFAULTS: Omit<TraceOptions, 'arrivals' | 'tokens'> = { compress: 60, mapping: 'fold', days: Infinity, seed: 1 };
 
-export class TraceError extends Error {
+export class TraceError extends SwapserveError<'trace_invalid'> {
   override name = 'TraceError';
-  readonly code = 'trace_invalid';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('trace_invalid', message, options);
+  }
 }
 
 function readCsv(path: string, columns: string[], optional: ReadonlySet<string> = new Set()): string[][] {

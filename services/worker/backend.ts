@@ -28,7 +28,7 @@ export interface ModelBackend {
   hostReady?(): boolean;
   /** Resolves once the pinned host tier exists (so the worker can report the change). */
   whenHostReady?(): Promise<void>;
-  /** Runs one generation on a GPU-resident model. Throws SwapserveError (context_length_exceeded, ...) on bad input. */
+  /** Runs one generation on a GPU-resident model. Throws RequestError (context_length_exceeded, ...) on bad input. */
   generate(modelId: string, job: JobData, signal: AbortSignal): AsyncIterable<GenEvent>;
   /**
    * False once a sticky device error (the runtime's, on a move, or the engine's, in a pass) made this process's GPU

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { nowMs } from '../../contracts/clock.ts';
 import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
-import { SwapserveError, isErrorCode } from '../../contracts/errors.ts';
+import { RequestError, isErrorCode } from '../../contracts/errors.ts';
 import { jobDataSchema } from '../../contracts/job.ts';
 import type { StreamEvent, Timings } from '../../contracts/stream.ts';
 import { keys } from '../../contracts/queues.ts';
@@ -50,19 +50,19 @@ async function putBack(ctx: RunnerContext, job: Job, token: string | undefined):
 /** Tier errors that mean the model could not be brought in (its file, its size, the disk): 503 model_load_failed. */
 const LOAD_FAILURES: ReadonlySet<TierError['code']> = new Set(['out_of_memory', 'io', 'invalid']);
 
-function toSwapserveError(e: unknown, model: string): SwapserveError {
-  if (e instanceof SwapserveError) return e;
-  if (e instanceof TierError) return LOAD_FAILURES.has(e.code) ? new SwapserveError('model_load_failed', { detail: model, cause: e }) : new SwapserveError('generation_failed', { cause: e });
+function toSwapserveError(e: unknown, model: string): RequestError {
+  if (e instanceof RequestError) return e;
+  if (e instanceof TierError) return LOAD_FAILURES.has(e.code) ? new RequestError('model_load_failed', { detail: model, cause: e }) : new RequestError('generation_failed', { cause: e });
   const code = (e as { code?: unknown })?.code;
-  if (isErrorCode(code)) return new SwapserveError(code, { message: (e as Error).message });
-  return new SwapserveError('generation_failed');
+  if (isErrorCode(code)) return new RequestError(code, { message: (e as Error).message });
+  return new RequestError('generation_failed');
 }
 
 /** The move a job waited for failed: the model could not be brought in (unless it was already a typed error). */
-function moveError(model: string, e: unknown): SwapserveError {
-  if (e instanceof SwapserveError) return e;
+function moveError(model: string, e: unknown): RequestError {
+  if (e instanceof RequestError) return e;
   if (e instanceof TierError && !LOAD_FAILURES.has(e.code)) return toSwapserveError(e, model);
-  return new SwapserveError('model_load_failed', { detail: model, cause: e });
+  return new RequestError('model_load_failed', { detail: model, cause: e });
 }
 
 export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal, token?: string): Promise<{ completionTokens: number }> {
@@ -98,7 +98,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
       await emit({ type: 'error', attempt, code: 'cancelled', message: 'The request was cancelled', retryable: false });
       return { completionTokens: 0 };
     }
-    if (!ctx.tiers.has(data.model)) throw new SwapserveError('model_not_found', { detail: data.model });
+    if (!ctx.tiers.has(data.model)) throw new RequestError('model_not_found', { detail: data.model });
     ctx.tiers.use(data.model, 1, nowMs());
     used = true;
     let lastProgress = 0;
@@ -168,7 +168,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
   } catch (e) {
     // A generation that failed under a move may have failed because of it (the weights never landed): wait for the
     // move's outcome so that the error names the cause.
-    if (ready && !moveFailed && (!(e instanceof SwapserveError) || e.code === 'generation_failed')) {
+    if (ready && !moveFailed && (!(e instanceof RequestError) || e.code === 'generation_failed')) {
       await ready.then(() => {}, (me: unknown) => { moveFailed ??= { e: me }; });
     }
     if (!ctx.backend.healthy()) {
@@ -176,7 +176,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
       return putBack(ctx, job, token);
     }
     const failed = moveFailed as { e: unknown } | null;
-    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new SwapserveError('cancelled') : toSwapserveError(e, data.model);
+    const err = failed ? moveError(data.model, failed.e) : ac.signal.aborted ? new RequestError('cancelled') : toSwapserveError(e, data.model);
     jt.end({ outcome: err.code === 'cancelled' ? 'cancelled' : 'failed', errorType: err.code });
     // The one log line of this failure, with the cause the client's error body leaves out (5xx bodies carry none).
     const fields = { requestId: data.requestId, model: data.model, workerId: ctx.workerId, code: err.code, err: failed ? failed.e : e };

@@ -7,7 +7,7 @@ import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.t
 import type { ModelSource } from '../../native/ts/types.ts';
 import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import type { JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome } from './backend.ts';
@@ -190,7 +190,7 @@ export class NativeBackend implements ModelBackend {
       ? tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
       : tokenizer.encode(job.input.prompt, { addBos: true });
     const ctx = engine.options.maxContext;
-    if (prompt.length >= ctx) throw new SwapserveError('context_length_exceeded', { detail: prompt.length });
+    if (prompt.length >= ctx) throw new RequestError('context_length_exceeded', { detail: prompt.length });
     const s = job.sampling;
     try {
       for await (const ev of engine.generate({
@@ -207,11 +207,11 @@ export class NativeBackend implements ModelBackend {
       }
     } catch (e) {
       if (isEngineError(e)) {
-        if (e.nativeCode === 'SWAPSERVE_CUDA_STICKY' || e.nativeCode === 'SWAPSERVE_UNUSABLE') this.engineSticky = true;
-        if (e.code === 'context_length_exceeded') throw new SwapserveError('context_length_exceeded', { detail: prompt.length, cause: e });
-        if (e.code === 'invalid_request') throw new SwapserveError('invalid_request', { detail: e.message, cause: e });
+        if (e.nativeCode === 'cuda_sticky' || e.nativeCode === 'unusable') this.engineSticky = true;
+        if (e.code === 'context_length_exceeded') throw new RequestError('context_length_exceeded', { detail: prompt.length, cause: e });
+        if (e.code === 'invalid_request') throw new RequestError('invalid_request', { detail: e.message, cause: e });
       }
-      throw new SwapserveError('generation_failed', { cause: e });
+      throw new RequestError('generation_failed', { cause: e });
     }
   }
 
@@ -223,7 +223,7 @@ export class NativeBackend implements ModelBackend {
 
   private get(id: string): Held {
     const h = this.held.get(id);
-    if (!h) throw new SwapserveError('model_not_found', { detail: id });
+    if (!h) throw new RequestError('model_not_found', { detail: id });
     return h;
   }
 

@@ -1,18 +1,15 @@
 // The worker's tier state: one move at a time through the native runtime, LRU room-making, GPU arrival history.
 import { nowMs } from '../../contracts/clock.ts';
-import type { CommandErrorCode } from '../../contracts/errors.ts';
+import { SwapserveError, type CommandErrorCode } from '../../contracts/errors.ts';
 import type { ModelEntry } from '../config/config.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
 import type { GpuArrival, MoveSpan } from './residency.ts';
 import { tracedMove } from '../telemetry/traces.ts';
 
-export class TierError extends Error {
+/** `invalid`: the model's files were rejected at registration (every job and move of it fails with this). */
+export class TierError extends SwapserveError<Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'invalid' | 'internal'>> {
   override name = 'TierError';
-  /** `invalid`: the model's files were rejected at registration (every job and move of it fails with this). */
-  constructor(readonly code: Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'invalid' | 'internal'>, message: string) {
-    super(message);
-  }
 }
 
 interface Slot {

@@ -39,7 +39,7 @@ describe('engine over the weights runtime (CPU)', { skip: needsData() }, () => {
 
   it('refuses a model that is not on (or moving to) the compute tier', async () => {
     await assert.rejects(Engine.create(rt, 'stories', source, tokenizer),
-      (e: unknown) => e instanceof EngineError && e.code === 'native' && e.nativeCode === 'SWAPSERVE_NOT_RESIDENT');
+      (e: unknown) => e instanceof EngineError && e.code === 'native' && e.nativeCode === 'not_resident');
   });
 
   it('runs on an engine created while the swap-in is in flight, KV from the scratch pool', async () => {
@@ -66,7 +66,7 @@ describe('engine over the weights runtime (CPU)', { skip: needsData() }, () => {
       assert.deepEqual(await gen, REF_IDS);
       assert.equal(rt.usage().scratch.usedBytes, 0, 'the finished sequence returned its KV cache');
       // A live lease: the runtime refuses to evict the arena under it.
-      await assert.rejects(rt.evict('stories'), (e: unknown) => (e as { code?: string }).code === 'SWAPSERVE_STATE');
+      await assert.rejects(rt.evict('stories'), (e: unknown) => (e as { code?: string }).code === 'state');
     } finally {
       await engine.close();
     }

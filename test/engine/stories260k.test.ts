@@ -171,7 +171,7 @@ describe('engine on stories260K (CPU)', { skip: needsData() }, () => {
     const small = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 512, scratchBudgetBytes: 1024 });
     try {
       await assert.rejects(collect(small.generate(greedy([1], 4))),
-        (e: unknown) => e instanceof EngineError && e.code === 'native' && e.nativeCode === 'SWAPSERVE_BUDGET');
+        (e: unknown) => e instanceof EngineError && e.code === 'native' && e.nativeCode === 'budget');
     } finally {
       await small.close();
     }
@@ -185,7 +185,7 @@ describe('engine on stories260K (CPU)', { skip: needsData() }, () => {
       const first = await a.next();
       assert.equal(!first.done && first.value.type === 'token' && first.value.id, REF_IDS[0]);
       await assert.rejects(collect(one.generate(greedy([1, 403], 8))),
-        (e: unknown) => e instanceof EngineError && e.nativeCode === 'SWAPSERVE_BUDGET');
+        (e: unknown) => e instanceof EngineError && e.nativeCode === 'budget');
       const rest = await collect({ [Symbol.asyncIterator]: () => a });
       assert.deepEqual([REF_IDS[0], ...rest.ids].slice(0, 32), REF_IDS); // undisturbed by the failed neighbour
       assert.equal(rest.done.finishReason, 'length');

@@ -57,7 +57,7 @@ describe(`runtime with a deferred host pin (${BACKEND} backend)`, () => {
   it('closes without pinning a pool nobody asked for', async () => {
     const rt = Runtime.open(OPTS);
     await rt.close();
-    await assert.rejects(rt.hostReady, (e: Error & { code?: string }) => e.code === 'SWAPSERVE_STATE');
+    await assert.rejects(rt.hostReady, (e: Error & { code?: string }) => e.code === 'state');
   });
 
   it('rejects a non-boolean deferHostPin', () => {

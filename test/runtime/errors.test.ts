@@ -12,23 +12,23 @@ import { captureSite, fromNative, SwapserveNativeError } from '../../native/ts/e
 const here = dirname(fileURLToPath(import.meta.url));
 
 describe('native error codes', () => {
-  it('every C++ code has the same name in TypeScript, and only SWAPSERVE_ADDON is JS-only', () => {
+  it('every C++ code has the same name in TypeScript, and only addon is JS-only', () => {
     const cc = readFileSync(join(here, '..', '..', 'native', 'src', 'common', 'errors.cc'), 'utf8');
-    const native = [...cc.matchAll(/return "(SWAPSERVE_[A-Z_]+)"/g)].map((m) => m[1]).filter((c) => c !== 'SWAPSERVE_UNKNOWN');
+    const native = [...cc.matchAll(/return "([a-z_]+)"/g)].map((m) => m[1]).filter((c) => c !== 'unknown');
     assert.ok(native.length >= 10);
-    assert.deepEqual([...native].sort(), NATIVE_ERROR_CODES.filter((c) => c !== 'SWAPSERVE_ADDON').sort());
+    assert.deepEqual([...native].sort(), NATIVE_ERROR_CODES.filter((c) => c !== 'addon').sort());
   });
 
   it('fromNative keeps the code and message and shows the JS caller', () => {
     function callerFrame(): SwapserveNativeError {
       const site = captureSite();
-      return fromNative(Object.assign(new Error('cudaMalloc failed: out of memory'), { code: 'SWAPSERVE_OOM' }), site);
+      return fromNative(Object.assign(new Error('cudaMalloc failed: out of memory'), { code: 'oom' }), site);
     }
     const e = callerFrame();
-    assert.equal(e.code, 'SWAPSERVE_OOM');
+    assert.equal(e.code, 'oom');
     assert.equal(e.message, 'cudaMalloc failed: out of memory');
     assert.equal(e.recoverable, true);
-    assert.match(e.stack ?? '', /SWAPSERVE_OOM[^\n]*cudaMalloc failed[\s\S]*callerFrame/);
-    assert.equal(fromNative(new Error('x'), {}).code, 'SWAPSERVE_CUDA', 'an uncoded native error is still typed');
+    assert.match(e.stack ?? '', /\[oom\][^\n]*cudaMalloc failed[\s\S]*callerFrame/);
+    assert.equal(fromNative(new Error('x'), {}).code, 'cuda', 'an uncoded native error is still typed');
   });
 });

@@ -105,7 +105,7 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
     assert.deepEqual(groups, [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(rt.residency('b'), { state: 'gpu', host: false, gpu: true, leases: 0 });
     assert.equal(await rt.checksum('b', 'gpu'), expected);
-    await rejectsWith(rt.checksum('b', 'host'), 'SWAPSERVE_NOT_RESIDENT');
+    await rejectsWith(rt.checksum('b', 'host'), 'not_resident');
     await rt.evict('b');
     rt.unregister('b');
   });
@@ -156,27 +156,27 @@ describe(`runtime moves (${BACKEND} backend)`, () => {
 
   it('rejects moves that are not valid in the current residency', async () => {
     rt.register('s', m.layout);
-    await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /not on the host tier/);
-    await rejectsWith(rt.evict('s'), 'SWAPSERVE_STATE', /not on the gpu tier/);
-    await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /not on the host tier/);
+    await rejectsWith(rt.swapIn('s'), 'state', /not on the host tier/);
+    await rejectsWith(rt.evict('s'), 'state', /not on the gpu tier/);
+    await rejectsWith(rt.drop('s'), 'state', /not on the host tier/);
     const release = holdNextMove(rt);
     const loading = rt.load('s');
-    await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /loading/);
-    await rejectsWith(rt.swapIn('s'), 'SWAPSERVE_STATE', /loading/);
-    await rejectsWith(rt.drop('s'), 'SWAPSERVE_STATE', /loading/);
-    await rejectsWith(() => rt.unregister('s'), 'SWAPSERVE_STATE');
+    await rejectsWith(rt.load('s'), 'state', /loading/);
+    await rejectsWith(rt.swapIn('s'), 'state', /loading/);
+    await rejectsWith(rt.drop('s'), 'state', /loading/);
+    await rejectsWith(() => rt.unregister('s'), 'state');
     release();
     await loading;
-    await rejectsWith(rt.load('s'), 'SWAPSERVE_STATE', /already on the host/);
-    await rejectsWith(() => rt.register('s', m.layout), 'SWAPSERVE_STATE', /already registered/);
-    await rejectsWith(rt.load('nope'), 'SWAPSERVE_INVALID_ARGUMENT', /unknown model "nope"/);
+    await rejectsWith(rt.load('s'), 'state', /already on the host/);
+    await rejectsWith(() => rt.register('s', m.layout), 'state', /already registered/);
+    await rejectsWith(rt.load('nope'), 'invalid_argument', /unknown model "nope"/);
     await rt.drop('s');
     rt.unregister('s');
   });
 });
 
 describe(`runtime budgets (${BACKEND} backend)`, () => {
-  it('a move over budget fails with SWAPSERVE_BUDGET before allocating, and succeeds after an evict', async () => {
+  it('a move over budget fails with budget before allocating, and succeeds after an evict', async () => {
     const m = makeRandomModel({ groups: 4, tensorBytes: 100_000 });
     const total = m.layout.totalBytes;
     // Room for one model on the gpu tier, not two; the host tier takes two.
@@ -187,12 +187,12 @@ describe(`runtime budgets (${BACKEND} backend)`, () => {
       await rt.load('x');
       await rt.load('y');
       rt.register('z', m.layout);
-      await rejectsWith(rt.load('z'), 'SWAPSERVE_BUDGET', /host pool's budget would be exceeded/);
+      await rejectsWith(rt.load('z'), 'budget', /host pool's budget would be exceeded/);
       assert.equal(rt.residency('z').state, 'disk');
       await rt.swapIn('x');
       const before = rt.usage().gpu.usedBytes;
-      await rejectsWith(rt.swapIn('y'), 'SWAPSERVE_BUDGET', /gpu pool's budget would be exceeded/);
-      await rejectsWith(rt.loadToGpu('z'), 'SWAPSERVE_BUDGET');
+      await rejectsWith(rt.swapIn('y'), 'budget', /gpu pool's budget would be exceeded/);
+      await rejectsWith(rt.loadToGpu('z'), 'budget');
       assert.equal(rt.usage().gpu.usedBytes, before, 'a refused move reserves nothing');
       assert.deepEqual(rt.residency('y'), { state: 'host', host: true, gpu: false, leases: 0 });
       await rt.evict('x');
@@ -220,7 +220,7 @@ describe(`runtime leases (${BACKEND} backend)`, () => {
     const rt = Runtime.open({ ...BASE, hostBudgetBytes: 32 * MiB, gpuBudgetBytes: 32 * MiB });
     try {
       rt.register('l', m.layout);
-      await assert.rejects(async () => acquireLease(rt, 'l'), (e: unknown) => SwapserveNativeError.is(e, 'SWAPSERVE_NOT_RESIDENT'));
+      await assert.rejects(async () => acquireLease(rt, 'l'), (e: unknown) => SwapserveNativeError.is(e, 'not_resident'));
       await rt.load('l');
       const release = holdNextMove(rt);
       const swapping = rt.swapIn('l');
@@ -233,7 +233,7 @@ describe(`runtime leases (${BACKEND} backend)`, () => {
       release();
       const [sum] = await Promise.all([reading, swapping]);
       assert.equal(sum, rt.addon.hashBytes(m.expected));
-      await rejectsWith(rt.evict('l'), 'SWAPSERVE_STATE', /1 engine lease/);
+      await rejectsWith(rt.evict('l'), 'state', /1 engine lease/);
       assert.equal(rt.residency('l').state, 'gpu');
       lease.release();
       assert.equal(rt.residency('l').leases, 0);
@@ -248,42 +248,42 @@ describe(`runtime leases (${BACKEND} backend)`, () => {
 
 describe(`runtime errors (${BACKEND} backend)`, () => {
   it('validates arguments with "Expected X for Y but received Z"', async () => {
-    await rejectsWith(() => Runtime.open({ ...BASE, hostBudgetBytes: -1 }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected a non-negative integer number of bytes for hostBudgetBytes but received -1/);
-    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'tpu' as 'cpu' }), 'SWAPSERVE_INVALID_ARGUMENT', /Expected 'auto', 'cpu' or 'cuda' for backend/);
-    await rejectsWith(() => Runtime.open({ ...BASE, readThreads: 0 }), 'SWAPSERVE_INVALID_ARGUMENT', /for readThreads but received 0/);
+    await rejectsWith(() => Runtime.open({ ...BASE, hostBudgetBytes: -1 }), 'invalid_argument', /Expected a non-negative integer number of bytes for hostBudgetBytes but received -1/);
+    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'tpu' as 'cpu' }), 'invalid_argument', /Expected 'auto', 'cpu' or 'cuda' for backend/);
+    await rejectsWith(() => Runtime.open({ ...BASE, readThreads: 0 }), 'invalid_argument', /for readThreads but received 0/);
     const rt = Runtime.open(BASE);
     const m = makeRandomModel({ groups: 2 });
     try {
-      await rejectsWith(() => rt.register('', m.layout), 'SWAPSERVE_INVALID_ARGUMENT', /for modelId but received ""/);
+      await rejectsWith(() => rt.register('', m.layout), 'invalid_argument', /for modelId but received ""/);
       const bad = structuredClone(m.layout);
       bad.segments[1].arenaOffset = 0;
-      await rejectsWith(() => rt.register('bad', bad), 'SWAPSERVE_INVALID_ARGUMENT', /layout\.segments\[1\]\.arenaOffset/);
+      await rejectsWith(() => rt.register('bad', bad), 'invalid_argument', /layout\.segments\[1\]\.arenaOffset/);
       const outside = structuredClone(m.layout);
       outside.groups[1].end -= 512;
       outside.totalBytes = m.layout.totalBytes;
-      await rejectsWith(() => rt.register('bad', outside), 'SWAPSERVE_INVALID_ARGUMENT', /inside layout\.groups/);
+      await rejectsWith(() => rt.register('bad', outside), 'invalid_argument', /inside layout\.groups/);
       const missing = structuredClone(m.layout);
       missing.segments[0].file = '/nonexistent/model.bin';
-      await rejectsWith(() => rt.register('bad', missing), 'SWAPSERVE_IO', /nonexistent/);
+      await rejectsWith(() => rt.register('bad', missing), 'io', /nonexistent/);
       const short = structuredClone(m.layout);
       short.segments[0].fileOffset = 1e9;
-      await rejectsWith(() => rt.register('bad', short), 'SWAPSERVE_IO', /has \d+ bytes but/);
+      await rejectsWith(() => rt.register('bad', short), 'io', /has \d+ bytes but/);
       rt.register('ok', m.layout);
-      await rejectsWith(rt.load('ok', { onProgress: 3 as unknown as () => void }), 'SWAPSERVE_INVALID_ARGUMENT', /for onProgress but received 3/);
-      await rejectsWith(rt.checksum('ok', 'disk' as 'host'), 'SWAPSERVE_INVALID_ARGUMENT', /for tier but received "disk"/);
+      await rejectsWith(rt.load('ok', { onProgress: 3 as unknown as () => void }), 'invalid_argument', /for onProgress but received 3/);
+      await rejectsWith(rt.checksum('ok', 'disk' as 'host'), 'invalid_argument', /for tier but received "disk"/);
     } finally {
       await rt.close();
       m.cleanup();
     }
   });
 
-  it('a file that shrank after register fails the load with SWAPSERVE_IO and leaves the model on disk', async () => {
+  it('a file that shrank after register fails the load with io and leaves the model on disk', async () => {
     const m = makeRandomModel({ groups: 3 });
     const rt = Runtime.open(BASE);
     try {
       rt.register('t', m.layout);
       truncateSync(m.layout.segments.at(-1)!.file, 100);
-      const e = await rejectsWith(rt.load('t'), 'SWAPSERVE_IO', /unexpected end of file|failed/);
+      const e = await rejectsWith(rt.load('t'), 'io', /unexpected end of file|failed/);
       assert.match(e.stack ?? '', /moves\.test\.ts/, 'the error carries the JS caller\'s stack');
       assert.equal(rt.residency('t').state, 'disk');
       assert.equal(rt.usage().host.usedBytes, 0);
@@ -300,8 +300,8 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
     try {
       rt.register('f', m.layout);
       await rt.load('f');
-      failNextMove(rt, 'SWAPSERVE_OOM');
-      const oom = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_OOM');
+      failNextMove(rt, 'oom');
+      const oom = await rejectsWith(rt.swapIn('f'), 'oom');
       assert.equal(oom.recoverable, true);
       assert.equal(oom.fatal, false);
       assert.equal(rt.healthy, true);
@@ -310,24 +310,24 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
       await rt.swapIn('f');
       await rt.evict('f');
 
-      failNextMove(rt, 'SWAPSERVE_CUDA_STICKY');
-      const sticky = await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_CUDA_STICKY');
+      failNextMove(rt, 'cuda_sticky');
+      const sticky = await rejectsWith(rt.swapIn('f'), 'cuda_sticky');
       assert.equal(sticky.fatal, true);
       assert.equal(rt.healthy, false);
-      await rejectsWith(rt.swapIn('f'), 'SWAPSERVE_UNUSABLE', /drain this worker/);
+      await rejectsWith(rt.swapIn('f'), 'unusable', /drain this worker/);
     } finally {
       await rt.close();
       m.cleanup();
     }
   });
 
-  it('a GPU pool larger than the card fails open() with a recoverable SWAPSERVE_OOM', { skip: BACKEND !== 'cuda' && 'cuda only' }, async () => {
-    const e = await rejectsWith(() => Runtime.open({ ...BASE, gpuBudgetBytes: 4 * 1024 ** 4 }), 'SWAPSERVE_OOM', /cudaMalloc/);
+  it('a GPU pool larger than the card fails open() with a recoverable oom', { skip: BACKEND !== 'cuda' && 'cuda only' }, async () => {
+    const e = await rejectsWith(() => Runtime.open({ ...BASE, gpuBudgetBytes: 4 * 1024 ** 4 }), 'oom', /cudaMalloc/);
     assert.equal(e.recoverable, true);
   });
 
-  it('a backend that is not built fails with one actionable SWAPSERVE_ADDON message', { skip: cudaBuilt() && 'the CUDA backend is built here' }, async () => {
-    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'cuda' }), 'SWAPSERVE_ADDON', /not built.*(SWAPSERVE_BACKEND=cpu|npm run build:native)/);
+  it('a backend that is not built fails with one actionable addon message', { skip: cudaBuilt() && 'the CUDA backend is built here' }, async () => {
+    await rejectsWith(() => Runtime.open({ ...BASE, backend: 'cuda' }), 'addon', /not built.*(SWAPSERVE_BACKEND=cpu|npm run build:native)/);
   });
 
   it('close is idempotent and later calls fail clearly', async () => {
@@ -339,8 +339,8 @@ describe(`runtime errors (${BACKEND} backend)`, () => {
     assert.equal(rt.close(), a);
     await a;
     const outcome = await loading;
-    assert.ok(outcome === null || SwapserveNativeError.is(outcome, 'SWAPSERVE_ABORTED'), String(outcome));
-    await rejectsWith(rt.load('c'), 'SWAPSERVE_STATE', /closed/);
+    assert.ok(outcome === null || SwapserveNativeError.is(outcome, 'aborted'), String(outcome));
+    await rejectsWith(rt.load('c'), 'state', /closed/);
     m.cleanup();
   });
 });

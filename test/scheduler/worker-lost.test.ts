@@ -12,7 +12,7 @@ import { Queue } from 'bullmq';
 import { settingsFromConfig } from '../../services/cli/scheduler.ts';
 import { LocalProcessProvider } from '../../services/scheduler/provider.ts';
 import { Scheduler } from '../../services/scheduler/scheduler.ts';
-import { Client, SwapserveError } from '../../services/sdk/index.ts';
+import { Client, RequestError } from '../../services/sdk/index.ts';
 import { clusterKeys, parseWorkerState } from '../../contracts/cluster.ts';
 import { parseConfig } from '../../services/config/config.ts';
 import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
@@ -117,10 +117,10 @@ describe('the only worker killed with SIGKILL mid-job, under the scheduler', { s
         caught = e;
       }
       const took1 = Date.now() - t1;
-      assert.ok(caught instanceof SwapserveError, `expected a SwapserveError, got ${String(caught)}`);
+      assert.ok(caught instanceof RequestError, `expected a RequestError, got ${String(caught)}`);
       assert.equal(caught.code, 'worker_lost');
       assert.equal(caught.retryable, true);
-      await assert.rejects(s1.result, (e: SwapserveError) => e.code === 'worker_lost');
+      await assert.rejects(s1.result, (e: RequestError) => e.code === 'worker_lost');
       assert.deepEqual(indexes, indexes.map((_, i) => i), 'token indexes 0..n-1: none delivered twice');
       assert.ok(took1 < RECOVERY_BOUND_MS, `answered in ${took1} ms, far below the ${CLIENT_TIMEOUT_MS} ms timeout`);
       const ev1 = await eventsOnStream(conn, prefix, s1.requestId);
@@ -158,7 +158,7 @@ describe('the only worker killed with SIGKILL mid-job, under the scheduler', { s
         assert.equal(ev2.filter((e) => e.type === 'token' && workerOf(e.attempt) === w2).length, 0);
       } else {
         // A token of w2 had reached the client: one retryable worker_lost, never a duplicate.
-        assert.ok(err instanceof SwapserveError && err.code === 'worker_lost' && err.retryable, `got ${String(err)}`);
+        assert.ok(err instanceof RequestError && err.code === 'worker_lost' && err.retryable, `got ${String(err)}`);
         assert.ok(ev2.some((e) => e.type === 'token' && workerOf(e.attempt) === w2));
       }
       assert.equal(ev2.filter((e) => e.type === 'done' && workerOf(e.attempt) === w2).length, 0, 'w2 was killed before it finished');

@@ -130,7 +130,7 @@ describe('execute-while-loading (worker)', { skip: SKIP }, () => {
       const release = holdNextMove(t.backend.runtimeForTest);
       let released = false;
       try {
-        failNextMove(t.backend.runtimeForTest, 'SWAPSERVE_IO');
+        failNextMove(t.backend.runtimeForTest, 'io');
         const swap = await t.cmd.send({ kind: 'swap_in', model: 'story-a' });
         assert.equal((await t.cmd.result(await t.cmd.send({ kind: 'consume', model: 'story-a', concurrency: 2 }))).ok, true);
         const s = await t.client.stream({ model: 'story-a', prompt: '', max_tokens: 4, temperature: 0 });

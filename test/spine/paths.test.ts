@@ -17,7 +17,8 @@ let client: OpenAI;
 before(async () => {
   if (SKIP) return;
   redis = await startRedis();
-  stack = await startStack(twoModelConfig(redis));
+  // A long keep-alive period: a stream opened early by a keep-alive (a slow, loaded machine) carries no path header.
+  stack = await startStack(twoModelConfig(redis, { gateway: { port: 0, keepAliveMs: 30_000 } }));
   client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 after(async () => {

@@ -81,12 +81,12 @@ describe('the SDK package', () => {
 
   it('has type declarations a strict TypeScript consumer checks against', async () => {
     writeFileSync(join(app, 'check.ts'), [
-      "import { Client, SwapserveError, type Completion } from 'swapserve/sdk';",
+      "import { Client, RequestError, type Completion } from 'swapserve/sdk';",
       "const c = new Client({ redisUrl: 'redis://127.0.0.1:1' });",
       "const f = (): Promise<Completion> => c.complete({ model: 'x', prompt: 'y', max_tokens: 2 });",
-      "const e: SwapserveError = new SwapserveError('timeout');",
+      "const e: RequestError = new RequestError('timeout');",
       '// @ts-expect-error an unknown error code is refused',
-      "new SwapserveError('no_such_code');",
+      "new RequestError('no_such_code');",
       'void f; void e;',
     ].join('\n'));
     await run(process.execPath, [

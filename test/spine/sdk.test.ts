@@ -2,7 +2,7 @@
 // an active generation, and the same schemas as the gateway.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, SwapserveError } from '../../services/sdk/index.ts';
+import { Client, RequestError } from '../../services/sdk/index.ts';
 import type { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startWorker, twoModelConfig } from './stack.ts';
@@ -63,9 +63,9 @@ describe('SDK', { skip: SKIP }, () => {
   });
 
   it('refuses bad requests with typed errors before enqueueing', async () => {
-    await assert.rejects(client.complete({ model: 'story-a', prompt: 'x', temperature: -1 }), (e: SwapserveError) => e.code === 'invalid_request' && e.param === 'temperature');
-    await assert.rejects(client.complete({ model: 'nope', prompt: 'x' }), (e: SwapserveError) => e.code === 'model_not_found' && e.status === 404);
-    await assert.rejects(client.complete({ model: 'story-a', messages: [] } as never), (e: SwapserveError) => e.code === 'invalid_request');
+    await assert.rejects(client.complete({ model: 'story-a', prompt: 'x', temperature: -1 }), (e: RequestError) => e.code === 'invalid_request' && e.param === 'temperature');
+    await assert.rejects(client.complete({ model: 'nope', prompt: 'x' }), (e: RequestError) => e.code === 'model_not_found' && e.status === 404);
+    await assert.rejects(client.complete({ model: 'story-a', messages: [] } as never), (e: RequestError) => e.code === 'invalid_request');
   });
 
   it('cancels an active generation: the iterator ends, the result rejects cancelled, the worker is free', async () => {
@@ -75,7 +75,7 @@ describe('SDK', { skip: SKIP }, () => {
       n++;
       if (n === 2) await s.cancel();
     }
-    await assert.rejects(s.result, (e: SwapserveError) => e.code === 'cancelled');
+    await assert.rejects(s.result, (e: RequestError) => e.code === 'cancelled');
     assert.ok(n < 500);
     // The worker stopped the generation: its attempt ends with a cancelled error well before 500 tokens.
     const conn = connect(redis.url);

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Queue } from 'bullmq';
-import { Client, SwapserveError } from '../../services/sdk/index.ts';
+import { Client, RequestError } from '../../services/sdk/index.ts';
 import { connect } from '../../services/client/queues.ts';
 import { keys, queueName } from '../../contracts/queues.ts';
 import { streamEventSchema, type StreamEvent } from '../../contracts/stream.ts';
@@ -111,10 +111,10 @@ describe('worker killed with SIGKILL', () => {
       } catch (e) {
         caught = e;
       }
-      assert.ok(caught instanceof SwapserveError, `expected a SwapserveError, got ${caught}`);
-      assert.equal((caught as SwapserveError).code, 'worker_lost');
-      assert.equal((caught as SwapserveError).retryable, true);
-      await assert.rejects(s.result, (e: SwapserveError) => e.code === 'worker_lost');
+      assert.ok(caught instanceof RequestError, `expected a RequestError, got ${caught}`);
+      assert.equal((caught as RequestError).code, 'worker_lost');
+      assert.equal((caught as RequestError).retryable, true);
+      await assert.rejects(s.result, (e: RequestError) => e.code === 'worker_lost');
       assert.deepEqual(indexes, indexes.map((_, i) => i), 'token indexes are 0..n-1: none repeated');
       assert.ok(indexes.length < 400, 'w1 was killed before it finished');
       // The error came from the re-run on w2, not from a timeout.
@@ -143,8 +143,8 @@ describe('worker killed with SIGKILL', () => {
       const s = await client.stream({ model: 'big', prompt: LONG_PROMPT, max_tokens: 3, temperature: 0 });
       w2 = await killOnceActive(queue, w1, config);
       const t0 = Date.now();
-      await assert.rejects((async () => { for await (const _ of s) { /* none expected */ } })(), (e: SwapserveError) => e.code === 'worker_lost' && e.retryable);
-      await assert.rejects(s.result, (e: SwapserveError) => e.code === 'worker_lost');
+      await assert.rejects((async () => { for await (const _ of s) { /* none expected */ } })(), (e: RequestError) => e.code === 'worker_lost' && e.retryable);
+      await assert.rejects(s.result, (e: RequestError) => e.code === 'worker_lost');
       assert.ok(Date.now() - t0 < 30_000, 'answered long before the request timeout');
       assert.equal(await (await queue.getJob(s.requestId))?.isFailed(), true);
     } finally {

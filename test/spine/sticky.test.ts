@@ -36,7 +36,7 @@ describe('sticky device error', () => {
     let w2: SwapWorker | null = null;
     try {
       // The next move's device step fails with a sticky error: the load this request needs.
-      failNextMove(b1.runtimeForTest, 'SWAPSERVE_CUDA_STICKY');
+      failNextMove(b1.runtimeForTest, 'cuda_sticky');
       const pending = client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 });
       pending.catch(() => {});
       assert.equal(await w1.exitRequested, 1, 'the unhealthy worker exits non-zero');

@@ -5,7 +5,7 @@ import { classifyPath, type GpuArrival } from '../../services/worker/residency.t
 import { AttemptFilter } from '../../services/client/stream.ts';
 import { ConfigError, parseConfig } from '../../services/config/config.ts';
 import type { StreamEvent } from '../../contracts/stream.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 
 describe('classifyPath', () => {
   const swap: GpuArrival = { atMs: 1000, load: { startMs: 100, endMs: 300 }, swap: { startMs: 900, endMs: 1000 } };
@@ -71,7 +71,7 @@ describe('config', () => {
 
 describe('errors', () => {
   it('never leaks internals in 5xx bodies', () => {
-    const e = new SwapserveError('internal_error', { message: 'ECONNRESET at /srv/secret.ts:12' });
+    const e = new RequestError('internal_error', { message: 'ECONNRESET at /srv/secret.ts:12' });
     assert.equal(e.toBody().error.message, 'Internal server error');
     assert.equal(e.status, 500);
   });

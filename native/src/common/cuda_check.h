@@ -11,7 +11,7 @@
 namespace swapserve::cuda {
 
 // Errors after which the CUDA context is unusable: every later call fails, so the process must drain and exit
-// (ErrorCode::kSticky, SWAPSERVE_CUDA_STICKY on the TS side). The union of the runtime's and the engine's former
+// (ErrorCode::kSticky, cuda_sticky on the TS side). The union of the runtime's and the engine's former
 // tables: cudaErrorContextIsDestroyed (the runtime's) and cudaErrorUnknown (the engine's: an unknown error
 // after a kernel cannot be told apart from a corrupted context, so it is treated as one).
 inline bool IsStickyCudaError(cudaError_t e) {

@@ -1,22 +1,22 @@
-// Names of the native error codes (the strings are the JS-visible stable codes).
+// Names of the native error codes: the JS-visible stable codes, snake_case like every code in contracts/errors.ts.
 #include "common/errors.h"
 
 namespace swapserve {
 
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "SWAPSERVE_INVALID_ARGUMENT";
-    case ErrorCode::kBudget: return "SWAPSERVE_BUDGET";
-    case ErrorCode::kOom: return "SWAPSERVE_OOM";
-    case ErrorCode::kSticky: return "SWAPSERVE_CUDA_STICKY";
-    case ErrorCode::kCuda: return "SWAPSERVE_CUDA";
-    case ErrorCode::kIo: return "SWAPSERVE_IO";
-    case ErrorCode::kNotResident: return "SWAPSERVE_NOT_RESIDENT";
-    case ErrorCode::kState: return "SWAPSERVE_STATE";
-    case ErrorCode::kAborted: return "SWAPSERVE_ABORTED";
-    case ErrorCode::kUnusable: return "SWAPSERVE_UNUSABLE";
+    case ErrorCode::kInvalidArgument: return "invalid_argument";
+    case ErrorCode::kBudget: return "budget";
+    case ErrorCode::kOom: return "oom";
+    case ErrorCode::kSticky: return "cuda_sticky";
+    case ErrorCode::kCuda: return "cuda";
+    case ErrorCode::kIo: return "io";
+    case ErrorCode::kNotResident: return "not_resident";
+    case ErrorCode::kState: return "state";
+    case ErrorCode::kAborted: return "aborted";
+    case ErrorCode::kUnusable: return "unusable";
   }
-  return "SWAPSERVE_UNKNOWN";
+  return "unknown";
 }
 
 }  // namespace swapserve

@@ -7,16 +7,16 @@ namespace swapserve {
 
 // Stable codes shared with native/ts/errors.ts.
 enum class ErrorCode {
-  kInvalidArgument,  // SWAPSERVE_INVALID_ARGUMENT
-  kBudget,           // SWAPSERVE_BUDGET: a budget would be exceeded (raised before any allocation)
-  kOom,              // SWAPSERVE_OOM: the device/host allocator failed (recoverable: evict and retry)
-  kSticky,           // SWAPSERVE_CUDA_STICKY: the CUDA context is corrupted; the runtime is unusable
-  kCuda,             // SWAPSERVE_CUDA: any other CUDA failure
-  kIo,               // SWAPSERVE_IO: reading a model file failed
-  kNotResident,      // SWAPSERVE_NOT_RESIDENT
-  kState,            // SWAPSERVE_STATE: the move is not valid in the model's current residency
-  kAborted,          // SWAPSERVE_ABORTED
-  kUnusable,         // SWAPSERVE_UNUSABLE: the runtime was marked unusable by an earlier sticky error
+  kInvalidArgument,  // invalid_argument
+  kBudget,           // budget: a budget would be exceeded (raised before any allocation)
+  kOom,              // oom: the device/host allocator failed (recoverable: evict and retry)
+  kSticky,           // cuda_sticky: the CUDA context is corrupted; the runtime is unusable
+  kCuda,             // cuda: any other CUDA failure
+  kIo,               // io: reading a model file failed
+  kNotResident,      // not_resident
+  kState,            // state: the move is not valid in the model's current residency
+  kAborted,          // aborted
+  kUnusable,         // unusable: the runtime was marked unusable by an earlier sticky error
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -38,8 +38,8 @@ class DeviceBlock {
 };
 
 // The runtime's scratch pool (KV caches, activations) with its own budget. Thread-safe: engines allocate from
-// their own threads. alloc throws NativeError SWAPSERVE_BUDGET when the budget would be exceeded (before any
-// allocation), SWAPSERVE_OOM when the device is out of memory.
+// their own threads. alloc throws NativeError budget when the budget would be exceeded (before any
+// allocation), oom when the device is out of memory.
 class ScratchPool {
  public:
   virtual ~ScratchPool() = default;
@@ -47,7 +47,7 @@ class ScratchPool {
 };
 
 // Implemented by the runtime; call on the JS thread. `runtime` is the JS object the runtime's native side
-// created (Runtime.native in native/ts/runtime.ts). AcquireWeights throws NativeError SWAPSERVE_NOT_RESIDENT
+// created (Runtime.native in native/ts/runtime.ts). AcquireWeights throws NativeError not_resident
 // when the model is neither on the compute tier nor being moved there.
 std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtime, const std::string& modelId);
 std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object runtime);

@@ -1,5 +1,5 @@
 // The tokenizer interface every model's tokenizer implements, and its typed error.
-import type { TokenizerErrorCode } from '../../../contracts/errors.ts';
+import { SwapserveError, type TokenizerErrorCode } from '../../../contracts/errors.ts';
 
 export interface ChatMessage {
   role: string;
@@ -32,9 +32,6 @@ export interface Tokenizer {
 }
 
 
-export class TokenizerError extends Error {
+export class TokenizerError extends SwapserveError<TokenizerErrorCode> {
   override readonly name = 'TokenizerError';
-  constructor(readonly code: TokenizerErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { findModel } from '../../config/config.ts';
 import { follow, serverTiming, type Delivered } from '../../client/delivery.ts';
-import { SwapserveError } from '../../../contracts/errors.ts';
+import { RequestError } from '../../../contracts/errors.ts';
 import { buildJob, chatRequestSchema, completionRequestSchema, type RequestBody } from '../../../contracts/job.ts';
 import type { DoneEvent, TokenEvent } from '../../../contracts/stream.ts';
 import { keys } from '../../../contracts/queues.ts';
@@ -15,10 +15,10 @@ import { wantsClose } from '../edges.ts';
 import { idempotencyOf } from '../idempotency.ts';
 
 
-export function zodToError(error: z.ZodError): SwapserveError {
+export function zodToError(error: z.ZodError): RequestError {
   const issue = error.issues[0];
   const param = issue.path.join('.') || undefined;
-  return new SwapserveError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
+  return new RequestError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
 }
 
 export async function generateRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
@@ -28,12 +28,12 @@ export async function generateRoutes(app: FastifyInstance, gw: GatewayContext): 
 
 async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const arrivalMs = gw.arrival(req);
-  if (gw.draining()) throw new SwapserveError('draining', { retryAfterS: 5 });
+  if (gw.draining()) throw new RequestError('draining', { retryAfterS: 5 });
   const parsed = (kind === 'chat' ? chatRequestSchema : completionRequestSchema).safeParse(req.body ?? undefined);
   if (!parsed.success) throw zodToError(parsed.error);
   const body = parsed.data;
   const model = findModel(gw.config, body.model);
-  if (!model) throw new SwapserveError('model_not_found', { detail: body.model, param: 'model' });
+  if (!model) throw new RequestError('model_not_found', { detail: body.model, param: 'model' });
   const idem = idempotencyOf(req);
   // The schema was picked by `kind`, so the body is of that kind.
   const data = buildJob({ kind, body } as RequestBody, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway' });
@@ -61,7 +61,7 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   }));
   const created = Math.floor(arrivalMs / 1000);
   // On worker_lost the client retries itself: the re-run attempt is cancelled rather than computed for no one.
-  const onError = (e: SwapserveError) => {
+  const onError = (e: RequestError) => {
     if (e.code === 'worker_lost') gw.producer.cancel(model.id, requestId, gw.config.streams.ttlS).catch(() => {});
   };
   try {
@@ -81,7 +81,7 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
         return fullBody(kind, requestId, model.id, created, text, ev);
       }
     }
-    throw new SwapserveError('cancelled');
+    throw new RequestError('cancelled');
   } finally {
     finished = true;
   }
@@ -100,7 +100,7 @@ function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {
  */
 async function streamResponse(
   kind: Kind, requestId: string, model: string, created: number, includeUsage: boolean, events: AsyncGenerator<Delivered>, reply: FastifyReply,
-  onError: (e: SwapserveError) => void,
+  onError: (e: RequestError) => void,
 ): Promise<void> {
   let open = false;
   const raw = reply.raw;
@@ -153,5 +153,5 @@ async function streamResponse(
   }
   // Aborted by the client: nothing more to send.
   if (open) raw.end();
-  else throw new SwapserveError('cancelled');
+  else throw new RequestError('cancelled');
 }

@@ -1,7 +1,7 @@
 // GET /v1/models and GET /v1/models/:id: the configured models, in OpenAI's list format.
 import type { FastifyInstance } from 'fastify';
 import { findModel } from '../../config/config.ts';
-import { SwapserveError } from '../../../contracts/errors.ts';
+import { RequestError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../context.ts';
 
 const created = Math.floor(Date.now() / 1000);
@@ -11,7 +11,7 @@ export async function modelRoutes(app: FastifyInstance, gw: GatewayContext): Pro
   app.get('/v1/models', async () => ({ object: 'list', data: gw.config.models.map((m) => card(m.id)) }));
   app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
     const id = req.params['*'];
-    if (!findModel(gw.config, id)) throw new SwapserveError('model_not_found', { detail: id, param: 'model' });
+    if (!findModel(gw.config, id)) throw new RequestError('model_not_found', { detail: id, param: 'model' });
     return card(id);
   });
 }

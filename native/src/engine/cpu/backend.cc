@@ -77,7 +77,7 @@ SeqKv& CpuBackend::Reserve(int32_t seq, int pos, int n) {
     const int kvDim = d_.kvHeads * d_.headDim;
     const size_t bytes = static_cast<size_t>(2) * d_.layers * cap * kvDim * sizeof(float);
     SeqKv grown;
-    grown.block = scratch_->alloc(bytes);  // throws SWAPSERVE_BUDGET / SWAPSERVE_OOM
+    grown.block = scratch_->alloc(bytes);  // throws budget / oom
     grown.cap = cap;
     grown.len = kv.len;
     for (int l = 0; l < d_.layers && kv.len > 0; ++l) {

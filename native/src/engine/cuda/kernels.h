@@ -1,5 +1,5 @@
 // Launchers of the CUDA engine's kernels (kernels.cu, decode_attention.cu, flash.cu). Each takes a stream, asserts its
-// shape assumptions (NativeError SWAPSERVE_INVALID_ARGUMENT) and checks its launch. No N-API, no cuBLAS here, so
+// shape assumptions (NativeError invalid_argument) and checks its launch. No N-API, no cuBLAS here, so
 // nvcc compiles these sources on machines without either.
 //
 // Element types: `ET` is the activation / KV-cache type of a model (its weight matrices' dtype); values match
