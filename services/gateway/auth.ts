@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config/config.ts';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import type { RedisClient } from '../client/queues.ts';
 import { decorateCaller } from './caller.ts';
 
@@ -68,7 +68,7 @@ export function keyAllows(req: FastifyRequest, model: string): boolean {
  * Answers a refusal from a hook. Sent here rather than thrown: bull-board's routes have their own error handler,
  * which would turn a thrown refusal into a 500.
  */
-function refuse(reply: FastifyReply, e: SwapserveError): FastifyReply {
+function refuse(reply: FastifyReply, e: RequestError): FastifyReply {
   // Browsers prompt for Basic credentials on /queues; API clients read the OpenAI error body.
   if (e.status === 401) reply.header('www-authenticate', 'Bearer realm="swapserve", Basic realm="swapserve"');
   return reply.code(e.status).send(e.toBody());
@@ -108,21 +108,21 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     const token = presented(req);
     if (token === null) {
       if (open) return;
-      return refuse(reply, new SwapserveError('invalid_api_key', { detail: 'send `Authorization: Bearer <key>`' }));
+      return refuse(reply, new RequestError('invalid_api_key', { detail: 'send `Authorization: Bearer <key>`' }));
     }
     const key = lookup(keys, token);
     if (!key) {
       if (open) return;
-      return refuse(reply, new SwapserveError('invalid_api_key', { detail: 'the key is not valid' }));
+      return refuse(reply, new RequestError('invalid_api_key', { detail: 'the key is not valid' }));
     }
     req.apiKeyId = key.id;
     held.set(req, key);
     if (key.admin) return;
-    if (path === '/metrics' && auth.metrics === 'admin') return refuse(reply, new SwapserveError('admin_required', { detail: 'GET /metrics' }));
-    if (path === REDIS_STATS) return refuse(reply, new SwapserveError('admin_required', { detail: `GET ${REDIS_STATS}` }));
+    if (path === '/metrics' && auth.metrics === 'admin') return refuse(reply, new RequestError('admin_required', { detail: 'GET /metrics' }));
+    if (path === REDIS_STATS) return refuse(reply, new RequestError('admin_required', { detail: `GET ${REDIS_STATS}` }));
     // bull-board changes state with PUT/POST/DELETE (pause, empty, retry, update job data): admin only.
     if ((path === '/queues' || path.startsWith('/queues/')) && req.method !== 'GET' && req.method !== 'HEAD') {
-      return refuse(reply, new SwapserveError('admin_required', { detail: `${req.method} /queues` }));
+      return refuse(reply, new RequestError('admin_required', { detail: `${req.method} /queues` }));
     }
   });
 
@@ -131,7 +131,7 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     const path = req.url.split('?')[0];
     const model = req.method === 'POST' && MODEL_ROUTES.has(path) ? (req.body as { model?: unknown } | null)?.model
       : req.method === 'GET' && path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : undefined;
-    if (typeof model === 'string' && !keyAllows(req, model)) throw new SwapserveError('model_not_allowed', { detail: model, param: 'model' });
+    if (typeof model === 'string' && !keyAllows(req, model)) throw new RequestError('model_not_allowed', { detail: model, param: 'model' });
   });
   // GET /v1/models lists only the models the key may use.
   app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
@@ -152,7 +152,7 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     timeWindow: (req) => held.get(req)?.limit?.windowMs ?? 60_000,
     // Redis down: the limit cannot be counted, the request is not refused for it (the route reports Redis itself).
     skipOnError: true,
-    errorResponseBuilder: (req, ctx) => new SwapserveError('rate_limited', {
+    errorResponseBuilder: (req, ctx) => new RequestError('rate_limited', {
       detail: `${ctx.max} requests per ${(held.get(req)?.limit?.windowMs ?? 60_000) / 1000} s for key "${req.apiKeyId}"`,
       retryAfterS: Math.max(1, Math.ceil(ctx.ttl / 1000)),
     }),

@@ -2,7 +2,7 @@
 // (and /healthz, an alias of /livez), nothing else. The gateway answers the same paths on its own port.
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { SwapserveError } from '../../contracts/errors.ts';
+import { RequestError } from '../../contracts/errors.ts';
 
 export interface HealthChecks {
   /** False once the process cannot recover by itself (a sticky CUDA error): its supervisor should restart it. */
@@ -28,7 +28,7 @@ export async function redisReason(redis: { ping(): Promise<unknown> }): Promise<
 
 /** The 503 body of a probe: the OpenAI error shape of every other refusal. */
 export function notReadyBody(reason: string): string {
-  return JSON.stringify(new SwapserveError(reason === 'draining' ? 'draining' : 'not_ready', { detail: reason }).toBody());
+  return JSON.stringify(new RequestError(reason === 'draining' ? 'draining' : 'not_ready', { detail: reason }).toBody());
 }
 
 export async function startHealthServer(port: number, host: string, checks: HealthChecks): Promise<HealthServer> {
@@ -37,7 +37,7 @@ export async function startHealthServer(port: number, host: string, checks: Heal
     const send = (status: number, body: string) => {
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, JSON.stringify(new SwapserveError('not_found', { detail: `${req.method} ${path}` }).toBody()));
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, JSON.stringify(new RequestError('not_found', { detail: `${req.method} ${path}` }).toBody()));
     if (path === '/livez' || path === '/healthz') return checks.live() ? send(200, '{"status":"ok"}') : send(503, notReadyBody('unhealthy'));
     if (path === '/readyz') {
       checks.ready().then(
@@ -46,7 +46,7 @@ export async function startHealthServer(port: number, host: string, checks: Heal
       );
       return;
     }
-    send(404, JSON.stringify(new SwapserveError('not_found', { detail: `GET ${path}` }).toBody()));
+    send(404, JSON.stringify(new RequestError('not_found', { detail: `GET ${path}` }).toBody()));
   });
   server.listen(port, host);
   await once(server, 'listening');
