@@ -34,8 +34,11 @@ export type SwapserveSpanName = (typeof SPAN)[keyof typeof SPAN];
 
 /** Span events. */
 export const EVENT = {
-  /** The first output token was produced (worker) or streamed to the client (gateway). */
-  firstToken: 'gen_ai.first_token',
+  /**
+   * The first output token was produced (worker) or streamed to the client (gateway). swapserve's own event: the
+   * GenAI conventions define no such event, and `gen_ai.*` is theirs to define.
+   */
+  firstToken: 'swapserve.first_token',
   /** On swapserve.worker_start: the worker's code is loaded (Node started, modules imported). */
   workerImported: 'swapserve.worker.imported',
   /** On swapserve.worker_start: the native runtime is open (device context, pools). */
@@ -57,11 +60,18 @@ export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reaso
 export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = 'gen_ai.request.max_tokens';
 export const ATTR_GEN_AI_REQUEST_TEMPERATURE = 'gen_ai.request.temperature';
 export const ATTR_GEN_AI_REQUEST_TOP_P = 'gen_ai.request.top_p';
+export const ATTR_GEN_AI_REQUEST_SEED = 'gen_ai.request.seed';
+/** Whether the client asked for a streamed response (GenAI semconv `gen_ai.request.stream`). */
+export const ATTR_GEN_AI_REQUEST_STREAM = 'gen_ai.request.stream';
+/** `input | output` on the token-usage histogram. */
+export const ATTR_GEN_AI_TOKEN_TYPE = 'gen_ai.token.type';
+export const GEN_AI_TOKEN_TYPES = ['input', 'output'] as const;
+export type GenAiTokenType = (typeof GEN_AI_TOKEN_TYPES)[number];
 export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
 /** Seconds from the request's start to the first streamed chunk (GenAI semconv). */
 export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = 'gen_ai.response.time_to_first_chunk';
-/** `gen_ai.provider.name` value for spans produced by swapserve itself. */
+/** `gen_ai.provider.name` value on swapserve's GenAI spans and on every GenAI metric. */
 export const GEN_AI_PROVIDER = 'swapserve';
 
 /** Stable general attributes (HTTP, errors). */
@@ -106,10 +116,19 @@ export const ATTR_COMMAND_KIND = 'swapserve.command.kind';
 
 // ---- Metrics -------------------------------------------------------------------------------------------------
 
-/** GenAI server histograms (seconds), attributes gen_ai.request.model + swapserve.path (+ gen_ai.operation.name). */
+/**
+ * GenAI model-server histograms (unit `s`), attributes gen_ai.provider.name, gen_ai.request.model,
+ * gen_ai.response.model, swapserve.path (+ gen_ai.operation.name; + error.type on a failed request's duration).
+ */
 export const METRIC_TTFT = 'gen_ai.server.time_to_first_token';
 export const METRIC_TPOT = 'gen_ai.server.time_per_output_token';
 export const METRIC_REQUEST_DURATION = 'gen_ai.server.request.duration';
+/**
+ * Tokens per request (GenAI semconv histogram, unit `{token}`), one record per gen_ai.token.type (input, output),
+ * same attributes as the histograms above. The conventions define this name for clients and none for model
+ * servers; swapserve reports what it served under it, as the conventions' model-server section leaves open.
+ */
+export const METRIC_TOKEN_USAGE = 'gen_ai.client.token.usage';
 
 /** Requests that ended without a completion; attributes gen_ai.request.model, error.type (the error code). */
 export const METRIC_REQUEST_ERRORS = 'swapserve.request.errors';
@@ -146,11 +165,57 @@ export const METRIC_SCHEDULER_LEADER = 'swapserve.scheduler.leader';
 /** The process a supervisor restarted. */
 export const ATTR_PROCESS = 'swapserve.process';
 
+/** Instrument kind and UCUM unit of every metric above: what metrics.ts creates, and what names Prometheus shows. */
+export type MetricKind = 'counter' | 'gauge' | 'histogram';
+export const METRICS: Record<string, { kind: MetricKind; unit: string }> = {
+  [METRIC_TTFT]: { kind: 'histogram', unit: 's' },
+  [METRIC_TPOT]: { kind: 'histogram', unit: 's' },
+  [METRIC_REQUEST_DURATION]: { kind: 'histogram', unit: 's' },
+  [METRIC_TOKEN_USAGE]: { kind: 'histogram', unit: '{token}' },
+  [METRIC_REQUEST_ERRORS]: { kind: 'counter', unit: '' },
+  [METRIC_QUEUE_DEPTH]: { kind: 'gauge', unit: '' },
+  [METRIC_QUEUE_OLDEST_WAIT]: { kind: 'gauge', unit: 's' },
+  [METRIC_RESIDENCY_BYTES]: { kind: 'gauge', unit: 'By' },
+  [METRIC_MOVE_BYTES]: { kind: 'counter', unit: 'By' },
+  [METRIC_MOVE_DURATION]: { kind: 'histogram', unit: 's' },
+  [METRIC_MOVE_BANDWIDTH]: { kind: 'histogram', unit: 'GBy/s' },
+  [METRIC_LINK_PEAK]: { kind: 'gauge', unit: 'GBy/s' },
+  [METRIC_EVICTIONS]: { kind: 'counter', unit: '' },
+  [METRIC_WORKERS]: { kind: 'gauge', unit: '' },
+  [METRIC_SCHEDULER_DECISION]: { kind: 'histogram', unit: 's' },
+  [METRIC_SCHEDULER_ACTIONS]: { kind: 'counter', unit: '' },
+  [METRIC_SCHEDULER_ACTION_FAILURES]: { kind: 'counter', unit: '' },
+  [METRIC_WORKER_START]: { kind: 'histogram', unit: 's' },
+};
+
+/** Both Prometheus names of a swapserve metric (direct scrape, OTLP path), `suffix` (`_bucket`, …) appended. */
+export function prometheusNames(metric: string, suffix = ''): [direct: string, otlp: string] {
+  const m = METRICS[metric];
+  if (!m) throw new Error(`unknown metric ${metric}`);
+  return [prometheusName(metric, m.kind, m.unit, 'direct') + suffix, prometheusName(metric, m.kind, m.unit, 'otlp') + suffix];
+}
+
 /**
- * The name a metric gets on a Prometheus `/metrics` page (@opentelemetry/exporter-prometheus): dots and other
- * invalid characters become `_`, counters get `_total`. Units are not appended. Used by the dashboards' tests.
+ * The name a metric gets in Prometheus. `direct`: swapserve's own `/metrics` page (@opentelemetry/exporter-prometheus):
+ * dots and other invalid characters become `_`, counters get `_total`, units are not appended. `otlp`: OTLP through
+ * the OpenTelemetry Collector's Prometheus exporters (and Prometheus's own OTLP receiver), which also append the
+ * unit's word (`s` -> `_seconds`, `By` -> `_bytes`, `GBy/s` -> `_gigabytes_per_second`; `{…}` annotations dropped)
+ * unless the name already holds it. Used by the dashboards and their tests.
  */
-export function prometheusName(name: string, kind: 'counter' | 'gauge' | 'histogram' = 'gauge'): string {
-  const base = name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/_{2,}/g, '_');
+export function prometheusName(name: string, kind: 'counter' | 'gauge' | 'histogram' = 'gauge', unit = '', path: 'direct' | 'otlp' = 'direct'): string {
+  const tokens = name.split(/[^a-zA-Z0-9:]+/).filter(Boolean);
+  if (path === 'otlp') for (const word of unitWords(unit)) if (!tokens.includes(word)) tokens.push(...word.split('_'));
+  const base = tokens.join('_');
   return kind === 'counter' && !base.endsWith('_total') ? `${base}_total` : base;
+}
+
+/** The Collector's words for the UCUM units swapserve uses (prometheus translator's unit map). */
+const UNIT_WORDS: Record<string, string> = { s: 'seconds', ms: 'milliseconds', By: 'bytes', KBy: 'kilobytes', MBy: 'megabytes', GBy: 'gigabytes' };
+function unitWords(unit: string): string[] {
+  const [main, per] = unit.replace(/\{[^}]*\}/g, '').split('/');
+  const out: string[] = [];
+  if (main && UNIT_WORDS[main]) out.push(UNIT_WORDS[main]);
+  const perWord = per ? ({ s: 'second', m: 'minute', h: 'hour' } as Record<string, string>)[per] : undefined;
+  if (perWord) out.push(`per_${perWord}`);
+  return out;
 }

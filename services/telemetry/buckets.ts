@@ -18,3 +18,5 @@ export const DECISION_BUCKETS_S = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 
 export const WORKER_START_BUCKETS_S = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60];
 /** GB/s buckets up to beyond PCIe Gen5 x16 and NVLink-class links. */
 export const MOVE_BANDWIDTH_BUCKETS_GBPS = [0.1, 0.25, 0.5, 1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60, 80, 120, 200];
+/** Tokens per request: the GenAI conventions' advised boundaries for gen_ai.client.token.usage (powers of 4). */
+export const TOKEN_USAGE_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];

@@ -188,6 +188,7 @@ export class JobTrace {
       ttftSeconds: this.firstTokenMs !== null ? (this.firstTokenMs - this.init.enqueuedMs) / 1000 : null,
       durationSeconds: (atMs - this.init.enqueuedMs) / 1000,
       outputTokens: e.outputTokens ?? null,
+      inputTokens: e.inputTokens ?? null,
       errorType: e.outcome === 'completed' ? null : (e.errorType ?? e.outcome),
       trace: span?.isRecording() ? span.spanContext() : null,
     });

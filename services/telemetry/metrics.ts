@@ -37,6 +37,7 @@ interface Instruments {
   ttft: Histogram;
   tpot: Histogram;
   duration: Histogram;
+  tokenUsage: Histogram;
   moveBytes: Counter;
   moveDuration: Histogram;
   moveBandwidth: Histogram;
@@ -62,16 +63,18 @@ export const exemplars = new ExemplarStore();
 
 onTelemetryInit((h) => {
   const meter = h.meterProvider.getMeter('swapserve');
-  /** A histogram with explicit buckets (seconds unless `unit` says otherwise). */
-  const histogram = (name: string, description: string, buckets: number[], unit = 's'): Histogram =>
-    meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: buckets } });
+  /** A histogram with explicit buckets, in its unit from contracts/semconv.ts METRICS. */
+  const histogram = (name: string, description: string, buckets: number[]): Histogram =>
+    meter.createHistogram(name, { unit: S.METRICS[name]!.unit, description, advice: { explicitBucketBoundaries: buckets } });
+  const unit = (name: string) => ({ unit: S.METRICS[name]!.unit });
   inst = {
     ttft: histogram(S.METRIC_TTFT, 'Time from enqueue to the first output token', B.TTFT_BUCKETS_S),
     tpot: histogram(S.METRIC_TPOT, 'Time per output token after the first', B.TPOT_BUCKETS_S),
-    duration: histogram(S.METRIC_REQUEST_DURATION, 'Time from enqueue to the last output token', B.REQUEST_DURATION_BUCKETS_S),
-    moveBytes: meter.createCounter(S.METRIC_MOVE_BYTES, { unit: 'By', description: 'Bytes moved between tiers' }),
+    duration: histogram(S.METRIC_REQUEST_DURATION, 'Time from enqueue to the last output token (or the failure)', B.REQUEST_DURATION_BUCKETS_S),
+    tokenUsage: histogram(S.METRIC_TOKEN_USAGE, 'Input and output tokens per request', B.TOKEN_USAGE_BUCKETS),
+    moveBytes: meter.createCounter(S.METRIC_MOVE_BYTES, { ...unit(S.METRIC_MOVE_BYTES), description: 'Bytes moved between tiers' }),
     moveDuration: histogram(S.METRIC_MOVE_DURATION, 'Duration of one tier move', B.MOVE_DURATION_BUCKETS_S),
-    moveBandwidth: histogram(S.METRIC_MOVE_BANDWIDTH, 'Achieved bandwidth of one tier move (1e9 bytes per second)', B.MOVE_BANDWIDTH_BUCKETS_GBPS, 'GBy/s'),
+    moveBandwidth: histogram(S.METRIC_MOVE_BANDWIDTH, 'Achieved bandwidth of one tier move (1e9 bytes per second)', B.MOVE_BANDWIDTH_BUCKETS_GBPS),
     evictions: meter.createCounter(S.METRIC_EVICTIONS, { description: 'Models evicted from a tier' }),
     errors: meter.createCounter(S.METRIC_REQUEST_ERRORS, { description: 'Requests that ended without a completion, by error code' }),
     decision: histogram(S.METRIC_SCHEDULER_DECISION, 'Time the scheduler policy took to decide one event', B.DECISION_BUCKETS_S),
@@ -95,7 +98,7 @@ onTelemetryInit((h) => {
       }
     });
   meter
-    .createObservableGauge(S.METRIC_QUEUE_OLDEST_WAIT, { unit: 's', description: 'Age of the oldest waiting job' })
+    .createObservableGauge(S.METRIC_QUEUE_OLDEST_WAIT, { ...unit(S.METRIC_QUEUE_OLDEST_WAIT), description: 'Age of the oldest waiting job' })
     .addCallback(async (r) => {
       for (const s of await pull(queueSources)) r.observe(s.oldestWaitSeconds, { [S.ATTR_GEN_AI_REQUEST_MODEL]: s.model });
     });
@@ -105,7 +108,7 @@ onTelemetryInit((h) => {
       for (const s of await pull(workerSources)) r.observe(s.count, { [S.ATTR_WORKER_STATE]: s.state });
     });
   meter
-    .createObservableGauge(S.METRIC_RESIDENCY_BYTES, { unit: 'By', description: 'Bytes of a model held in a tier' })
+    .createObservableGauge(S.METRIC_RESIDENCY_BYTES, { ...unit(S.METRIC_RESIDENCY_BYTES), description: 'Bytes of a model held in a tier' })
     .addCallback(async (r: ObservableResult) => {
       for (const e of [...residency.values(), ...(await pull(residencySources))]) {
         if (e.bytes <= 0) continue;
@@ -117,7 +120,7 @@ onTelemetryInit((h) => {
       }
     });
   meter
-    .createObservableGauge(S.METRIC_LINK_PEAK, { unit: 'GBy/s', description: 'Peak host->GPU link bandwidth' })
+    .createObservableGauge(S.METRIC_LINK_PEAK, { ...unit(S.METRIC_LINK_PEAK), description: 'Peak host->GPU link bandwidth' })
     .addCallback((r: ObservableResult) => {
       for (const [worker, gbps] of linkPeak) r.observe(gbps, { [S.ATTR_WORKER]: worker });
     });
@@ -142,7 +145,8 @@ function finite(x: number): boolean {
 
 export interface RequestMetrics {
   model: string;
-  path: ServePath;
+  /** The serving path; unknown for a request that failed before the worker placed it. */
+  path?: ServePath | null;
   operation?: S.GenAiOperation;
   coldReason?: ColdReason | null;
   /** Enqueue -> first token, seconds. */
@@ -151,14 +155,22 @@ export interface RequestMetrics {
   durationSeconds?: number | null;
   /** Output tokens produced (TPOT = (duration - ttft) / (outputTokens - 1)). */
   outputTokens?: number | null;
+  /** Prompt tokens read. */
+  inputTokens?: number | null;
   /** Set when the request failed: the error code/type. */
   errorType?: string | null;
   /** The request's trace, attached to its histogram buckets as an exemplar. */
   trace?: { traceId: string; spanId: string } | null;
 }
 
-function requestAttrs(m: { model: string; path: ServePath; operation?: S.GenAiOperation; errorType?: string | null }) {
-  const a: Attributes = { [S.ATTR_GEN_AI_REQUEST_MODEL]: m.model, [S.ATTR_PATH]: m.path };
+/** The GenAI metric attributes: provider, requested and served model (swapserve serves the model asked for). */
+function requestAttrs(m: { model: string; path?: ServePath | null; operation?: S.GenAiOperation; errorType?: string | null }) {
+  const a: Attributes = {
+    [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER,
+    [S.ATTR_GEN_AI_REQUEST_MODEL]: m.model,
+    [S.ATTR_GEN_AI_RESPONSE_MODEL]: m.model,
+  };
+  if (m.path) a[S.ATTR_PATH] = m.path;
   if (m.operation) a[S.ATTR_GEN_AI_OPERATION_NAME] = m.operation;
   if (m.errorType) a[S.ATTR_ERROR_TYPE] = m.errorType;
   return a;
@@ -189,11 +201,13 @@ export function recordRequest(m: RequestMetrics): void {
   ) {
     inst.tpot.record((m.durationSeconds - m.ttftSeconds) / (m.outputTokens - 1), a);
   }
+  const tokens: [S.GenAiTokenType, number | null | undefined][] = [['input', m.inputTokens], ['output', m.outputTokens]];
+  for (const [type, n] of tokens) if (n != null && finite(n)) inst.tokenUsage.record(n, { ...a, [S.ATTR_GEN_AI_TOKEN_TYPE]: type });
 }
 
 /** Count a request that ended without a completion (error code from contracts/errors.ts, or 'cancelled'). */
 export function recordRequestError(model: string, errorType: string): void {
-  inst?.errors.add(1, { [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_ERROR_TYPE]: errorType });
+  inst?.errors.add(1, { [S.ATTR_GEN_AI_PROVIDER_NAME]: S.GEN_AI_PROVIDER, [S.ATTR_GEN_AI_REQUEST_MODEL]: model, [S.ATTR_ERROR_TYPE]: errorType });
 }
 
 /** Record a time to first token alone. */

@@ -13,6 +13,9 @@ export interface RequestSpanInit {
   maxTokens?: number | null;
   temperature?: number | null;
   topP?: number | null;
+  seed?: number | null;
+  /** The client asked for a streamed (SSE) response. */
+  stream?: boolean;
   /** Request start in ms since the epoch. @defaultValue Date.now() */
   startMs?: number;
   /**
@@ -44,6 +47,8 @@ export class RequestSpan {
   private readonly operation: S.GenAiOperation;
   private readonly recordMetrics: boolean;
   private firstChunkMs: number | null = null;
+  private path: ServePath | null = null;
+  private responseId: string | undefined;
   private ended = false;
 
   constructor(init: RequestSpanInit, parent: Context = context.active()) {
@@ -59,6 +64,8 @@ export class RequestSpan {
     if (init.maxTokens != null) attrs[S.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = init.maxTokens;
     if (init.temperature != null) attrs[S.ATTR_GEN_AI_REQUEST_TEMPERATURE] = init.temperature;
     if (init.topP != null) attrs[S.ATTR_GEN_AI_REQUEST_TOP_P] = init.topP;
+    if (init.seed != null) attrs[S.ATTR_GEN_AI_REQUEST_SEED] = init.seed;
+    if (init.stream != null) attrs[S.ATTR_GEN_AI_REQUEST_STREAM] = init.stream;
     this.span = tracer().startSpan(
       S.inferenceSpanName(init.operation, init.model),
       { kind: SpanKind.INTERNAL, attributes: attrs, startTime: this.startMs },
@@ -74,7 +81,14 @@ export class RequestSpan {
 
   /** The path the worker chose; stamps every span of the trace in this process. */
   setPath(path: ServePath, coldReason?: ColdReason | null): void {
+    this.path = path;
     setRequestPath(path, coldReason, this.context);
+  }
+
+  /** The id the client sees for the response (`chatcmpl-…`), known once the job is enqueued. */
+  setResponseId(id: string): void {
+    this.responseId = id;
+    this.span.setAttribute(S.ATTR_GEN_AI_RESPONSE_ID, id);
   }
 
   /**
@@ -124,6 +138,7 @@ export class RequestSpan {
               ttftSeconds: ev.timings.ttftMs / 1000,
               durationSeconds: ev.timings.totalMs != null ? ev.timings.totalMs / 1000 : null,
               outputTokens: ev.completionTokens ?? null,
+              inputTokens: ev.promptTokens ?? null,
               trace: this.span.isRecording() ? this.span.spanContext() : null,
             });
           }
@@ -152,19 +167,28 @@ export class RequestSpan {
     this.span.setAttribute(S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, (atMs - this.startMs) / 1000);
   }
 
-  /** End the span (idempotent). Metrics are recorded by the worker, once per job, not here. */
-  end(e: RequestEnd): void {
+  /**
+   * End the span (idempotent). A request that did not complete is counted here (errors counter, and its duration
+   * with `error.type`); a completed one's histograms are recorded in follow() with the worker's timings.
+   */
+  end(e: RequestEnd, atMs: number = Date.now()): void {
     if (this.ended) return;
     this.ended = true;
-    const attrs: Attributes = { [S.ATTR_OUTCOME]: e.outcome };
+    // swapserve serves exactly the model asked for (no aliasing onto another model).
+    const attrs: Attributes = { [S.ATTR_OUTCOME]: e.outcome, [S.ATTR_GEN_AI_RESPONSE_MODEL]: this.model };
     if (e.inputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] = e.inputTokens;
     if (e.outputTokens != null) attrs[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = e.outputTokens;
     if (e.finishReasons) attrs[S.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = e.finishReasons;
-    if (e.responseId) attrs[S.ATTR_GEN_AI_RESPONSE_ID] = e.responseId;
+    const responseId = e.responseId ?? this.responseId;
+    if (responseId) attrs[S.ATTR_GEN_AI_RESPONSE_ID] = responseId;
     if (e.outcome !== 'completed') {
-      attrs[S.ATTR_ERROR_TYPE] = e.errorType ?? e.outcome;
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message: e.errorType ?? e.outcome });
-      if (this.recordMetrics) recordRequestError(this.model, e.errorType ?? e.outcome);
+      const errorType = e.errorType ?? e.outcome;
+      attrs[S.ATTR_ERROR_TYPE] = errorType;
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+      if (this.recordMetrics) {
+        recordRequestError(this.model, errorType);
+        recordRequest({ model: this.model, path: this.path, operation: this.operation, errorType, durationSeconds: (atMs - this.startMs) / 1000 });
+      }
     }
     this.span.setAttributes(attrs);
     this.span.end();

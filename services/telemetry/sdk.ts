@@ -1,7 +1,7 @@
 // Process-wide OpenTelemetry set-up: one tracer provider (OTLP over HTTP when an endpoint is configured by the
 // standard OTEL_* variables, or a test exporter) and one meter provider (always a Prometheus reader for
 // `/metrics`; OTLP push when configured). Idempotent: the first call wins, later calls return the same handle.
-import { diag, DiagLogLevel, trace, type DiagLogger } from '@opentelemetry/api';
+import { diag, DiagLogLevel, metrics, trace, type DiagLogger } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -189,6 +189,9 @@ export function initTelemetry(options: TelemetryOptions = {}): TelemetryHandle {
   }
   if (options.metricReader) readers.push(options.metricReader);
   const meterProvider = new MeterProvider({ resource, readers });
+  // The global meter provider: bullmq-otel's metrics (bullmq.jobs.*, bullmq.job.duration) find their meter there.
+  metrics.disable();
+  metrics.setGlobalMeterProvider(meterProvider);
 
   const portRaw = options.metricsPort ?? env.SWAPSERVE_METRICS_PORT;
   const port = portRaw === undefined || portRaw === '' ? null : Number(portRaw);
@@ -234,13 +237,22 @@ export async function shutdownTelemetry(): Promise<void> {
   const results = await Promise.allSettled(steps);
   for (const r of results) if (r.status === 'rejected') diag.warn(`swapserve telemetry: shutdown: ${String(r.reason)}`);
   if (h.tracerProvider) trace.disable();
+  metrics.disable();
 }
 
 /**
- * BullMQ traces its own polling (`getNextJob`, every few seconds per worker) and housekeeping as root spans; they
- * would bury the request traces in Tempo. Root spans with those names are dropped; children follow their parent.
+ * BullMQ traces its own polling (`getNextJob`, every few seconds per worker) and housekeeping (stalled-job checks,
+ * lock renewal, delayed-job promotion, event trimming, queue maintenance) as root spans; they would bury the
+ * request traces in Tempo. Root spans named `{operation} {queue}` with one of these operations (every BullMQ
+ * operation but a job's own: add, addBulk, process, complete, fail, retry, delay) are dropped; children follow
+ * their parent. test/telemetry/housekeeping.test.ts checks no such root reaches the exporter.
  */
-const HOUSEKEEPING = /^(getNextJob|rateLimit|pause|resume|close|trimEvents|removeDebounceKey) /;
+export const BULLMQ_HOUSEKEEPING_OPERATIONS = [
+  'getNextJob', 'moveStalledJobsToWait', 'startStalledCheckTimer', 'extendLocks', 'promoteJobs', 'rateLimit', 'pause',
+  'resume', 'close', 'trimEvents', 'drain', 'clean', 'obliterate', 'retryJobs', 'remove', 'removeDebounceKey',
+  'removeDeduplicationKey', 'updateJobProgress',
+] as const;
+const HOUSEKEEPING = new RegExp(`^(${BULLMQ_HOUSEKEEPING_OPERATIONS.join('|')})( |$)`);
 class HousekeepingFilter implements Sampler {
   constructor(private readonly inner: Sampler = new AlwaysOnSampler()) {}
   shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {

@@ -10,7 +10,7 @@ import { keys } from '../../../contracts/queues.ts';
 import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../context.ts';
-import { chunk, fullBody, usageChunk, type Kind } from '../openai-format.ts';
+import { chunk, fullBody, responseId, usageChunk, type Kind } from '../openai-format.ts';
 import { wantsClose } from '../edges.ts';
 import { idempotencyOf } from '../idempotency.ts';
 
@@ -38,9 +38,10 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   // The schema was picked by `kind`, so the body is of that kind.
   const data = buildJob({ kind, body } as RequestBody, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway' });
   // The request's inference span: the enqueue runs inside it, so BullMQ carries the trace to the worker.
-  const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, startMs: arrivalMs }, requestContext(req));
+  const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, seed: data.sampling.seed, stream: !!body.stream, startMs: arrivalMs }, requestContext(req));
   const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem?.key, idempotencyScope: idem?.scope, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));
   reply.header('x-request-id', requestId);
+  span.setResponseId(responseId(kind, requestId));
 
   // A client that goes away cancels its job (removed if waiting, generation stopped if active).
   const ac = new AbortController();
