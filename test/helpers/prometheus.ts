@@ -24,7 +24,8 @@ export interface TestPrometheus {
 }
 
 
-export async function startPrometheus(targets: string[]): Promise<TestPrometheus> {
+/** `honorLabels`: keep the page's own `job` / `instance` labels (as for a Collector's Prometheus exporter). */
+export async function startPrometheus(targets: string[], opts: { honorLabels?: boolean } = {}): Promise<TestPrometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'swapserve-prom-'));
   const config = [
     'global:',
@@ -32,6 +33,7 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
     '  evaluation_interval: 1s',
     'scrape_configs:',
     '  - job_name: swapserve',
+    ...(opts.honorLabels ? ['    honor_labels: true'] : []),
     '    static_configs:',
     `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
   ].join('\n');
