@@ -1,7 +1,8 @@
 // The observability deployment files: Grafana provisioning parses and is consistent (datasource uids, linked
 // both ways; dashboard queries name real metrics), the compose file is valid for docker-compose, the Prometheus
 // config for promtool, the Redis config gives BullMQ what it needs — and every PromQL expression of the dashboards
-// returns series from a real Prometheus scraping the real stack's /metrics after warm, swap and cold requests.
+// returns series from a real Prometheus fed each way after warm, swap and cold requests: scraping the real stack's
+// /metrics, and over OTLP with the Collector's Prometheus names (`_seconds`, `job` / `instance`).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 import { initTelemetry, shutdownTelemetry } from '../../services/telemetry/index.ts';
 import * as S from '../../contracts/semconv.ts';
 import { startPrometheus, type TestPrometheus } from '../helpers/prometheus.ts';
+import { startOtlpPrometheus, type OtlpPrometheus } from '../helpers/otlp-prometheus.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startStack, twoModelConfig, type Stack } from '../spine/stack.ts';
 import { needsData, needsTool } from '../helpers/requires.ts';
@@ -36,17 +38,10 @@ const traceQueries = panels.flatMap((p) => (p.targets ?? []).filter((t) => t.que
 /** Grafana's variables, as the dashboard would expand them with "All" selected. */
 const expand = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$model', '.*');
 
-/** Every metric name swapserve exposes, in its Prometheus forms. */
+/** Every metric name swapserve exposes, in its Prometheus forms on both paths. */
 const KNOWN = new Set<string>();
-for (const [name, kind] of [
-  [S.METRIC_TTFT, 'histogram'], [S.METRIC_TPOT, 'histogram'], [S.METRIC_REQUEST_DURATION, 'histogram'],
-  [S.METRIC_MOVE_DURATION, 'histogram'], [S.METRIC_MOVE_BANDWIDTH, 'histogram'], [S.METRIC_MOVE_BYTES, 'counter'],
-  [S.METRIC_EVICTIONS, 'counter'], [S.METRIC_REQUEST_ERRORS, 'counter'], [S.METRIC_QUEUE_DEPTH, 'gauge'], [S.METRIC_QUEUE_OLDEST_WAIT, 'gauge'],
-  [S.METRIC_RESIDENCY_BYTES, 'gauge'], [S.METRIC_LINK_PEAK, 'gauge'], [S.METRIC_WORKERS, 'gauge'],
-] as const) {
-  const base = S.prometheusName(name, kind);
-  if (kind === 'histogram') for (const suf of ['_bucket', '_count', '_sum']) KNOWN.add(base + suf);
-  else KNOWN.add(base);
+for (const [name, { kind }] of Object.entries(S.METRICS)) {
+  for (const suf of kind === 'histogram' ? ['_bucket', '_count', '_sum'] : ['']) for (const n of S.prometheusNames(name, suf)) KNOWN.add(n);
 }
 
 describe('Grafana provisioning', () => {
@@ -74,8 +69,8 @@ describe('Grafana provisioning', () => {
     }
     for (const v of dashboard.templating.list) assert.ok(uids.has(v.datasource.uid));
     for (const { panel, expr } of promExprs) {
-      const names = expr.match(/\b(gen_ai_[a-z_]+|swapserve_[a-z_]+)\b(?=\{|\[|\)|\s|$)/g) ?? [];
-      const metrics = names.filter((n) => !/^(gen_ai_request_model|gen_ai_operation_name|error_type|swapserve_(path|tier|move_kind|queue_state|worker_state|worker|cold_reason))$/.test(n));
+      const names = expr.match(/\b(gen_ai_[a-z_]+|swapserve_[a-z_]+)\b(?=\{|\[|\)|\s|\||"|$)/g) ?? [];
+      const metrics = names.filter((n) => !/^(gen_ai_(request_model|response_model|operation_name|provider_name|token_type)|error_type|swapserve_(path|tier|move_kind|queue_state|worker_state|worker|cold_reason))$/.test(n));
       assert.ok(metrics.length > 0, `${panel}: names a metric`);
       for (const m of metrics) assert.ok(KNOWN.has(m), `${panel}: ${m} is exported by swapserve`);
     }
@@ -91,10 +86,10 @@ describe('Grafana provisioning', () => {
 });
 
 describe('deployment files', () => {
-  it('the committed dashboard is what infra/grafana/build-dashboards.mjs writes', () => {
+  it('the committed dashboard is what infra/grafana/build-dashboards.ts writes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'swapserve-dash-'));
     try {
-      const r = spawnSync(process.execPath, [join(INFRA, 'grafana/build-dashboards.mjs'), join(dir, 'd.json')], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(INFRA, 'grafana/build-dashboards.ts'), join(dir, 'd.json')], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(readFileSync(join(dir, 'd.json'), 'utf8'), read('grafana/dashboards/swapserve.json'));
     } finally {
@@ -157,19 +152,31 @@ describe('deployment files', () => {
 describe('dashboard queries against a real Prometheus', { skip: needsTool('prometheus') || needsData() }, () => {
   let redis: TestRedis;
   let stack: Stack;
+  /** Prometheus scraping swapserve's /metrics. */
   let prom: TestPrometheus;
+  /** Prometheus fed over OTLP, with the Collector's names. */
+  let promOtlp: TestPrometheus;
+  let otlp: OtlpPrometheus;
   let client: OpenAI;
   const spans = new InMemorySpanExporter();
   before(async () => {
-    initTelemetry({ serviceName: 'swapserve-dashboards', spanExporter: spans });
+    otlp = await startOtlpPrometheus();
+    initTelemetry({
+      serviceName: 'swapserve-dashboards',
+      spanExporter: spans,
+      env: { ...process.env, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: otlp.otlpUrl, OTEL_METRIC_EXPORT_INTERVAL: '1000' },
+    });
     process.env.SWAPSERVE_LINK_PEAK_GBPS = '55';
     redis = await startRedis();
     stack = await startStack(twoModelConfig(redis));
     client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     prom = await startPrometheus([new URL(stack.gateway.url).host]);
+    promOtlp = await startPrometheus([otlp.target], { honorLabels: true });
   });
   after(async () => {
     await prom?.stop();
+    await promOtlp?.stop();
+    await otlp?.stop();
     await stack?.close();
     await redis?.stop();
     await shutdownTelemetry();
@@ -177,28 +184,52 @@ describe('dashboard queries against a real Prometheus', { skip: needsTool('prome
 
   const complete = (model: string) => client.completions.create({ model, prompt: 'Once', max_tokens: 4 });
 
-  it('every PromQL expression returns series after warm, swap and cold requests', async () => {
-    await prom.nextScrape();
+  /** Both Prometheus servers hold everything recorded so far (an OTLP export after it, then a scrape of each). */
+  const settle = async () => {
+    await otlp.nextExport();
+    await Promise.all([prom.nextScrape(), promOtlp.nextScrape()]);
+  };
+
+  it('every PromQL expression returns series after warm, swap and cold requests, on both paths', async () => {
+    await settle();
     // Round 1: cold a, warm a, cold b (evicts a), swap a, a failure. Round 2 after a scrape, so rates see increases.
     const tooLong = () => assert.rejects(client.completions.create({ model: 'story-a', prompt: 'Once upon a time '.repeat(600), max_tokens: 4 }), (e: { status?: number }) => e.status === 400);
     for (const m of ['story-a', 'story-a', 'story-b', 'story-a']) await complete(m);
     await tooLong(); // one that fails: a prompt longer than the model's context (a typed 400 from the worker)
-    await prom.nextScrape();
+    await settle();
     for (const m of ['story-a', 'story-b', 'story-a', 'story-a']) await complete(m);
     await tooLong();
-    await prom.nextScrape();
+    await settle();
 
-    const empty: string[] = [];
-    for (const { panel, expr } of promExprs) {
-      const series = await prom.query(expand(expr));
-      if (series.length === 0) empty.push(`${panel}: ${expr}`);
-    }
-    assert.deepEqual(empty, [], 'queries without series');
-    // The same for the Tempo datasource's span -> metrics links, with a span's tags substituted.
     const tempo = datasources.find((d) => d.type === 'tempo')!;
-    for (const q of tempo.jsonData.tracesToMetrics.queries as { query: string }[]) {
-      const series = await prom.query(q.query.replace('$__tags', 'gen_ai_request_model="story-a",swapserve_path="warm"'));
-      assert.ok(series.length > 0, q.query);
+    for (const [path, p] of [['direct /metrics', prom], ['OTLP', promOtlp]] as const) {
+      const empty: string[] = [];
+      for (const { panel, expr } of promExprs) {
+        const series = await p.query(expand(expr));
+        if (series.length === 0) empty.push(`${panel}: ${expr}`);
+      }
+      assert.deepEqual(empty, [], `${path}: queries without series`);
+      // The same for the Tempo datasource's span -> metrics links, with a span's tags substituted.
+      for (const q of tempo.jsonData.tracesToMetrics.queries as { query: string }[]) {
+        const series = await p.query(q.query.replace('$__tags', 'gen_ai_request_model="story-a",swapserve_path="warm"'));
+        assert.ok(series.length > 0, `${path}: ${q.query}`);
+      }
+    }
+    // The OTLP side has the Collector's names (unit words, _total), its job label from service.name, and no
+    // direct-path name: the dashboards matched it by those names, not by a name both paths share.
+    for (const name of ['gen_ai_server_time_to_first_token_seconds_bucket', 'gen_ai_server_request_duration_seconds_count', 'gen_ai_client_token_usage_bucket', 'swapserve_move_bandwidth_gigabytes_per_second_bucket', 'swapserve_move_bytes_total', 'swapserve_request_errors_total']) {
+      const series = await promOtlp.query(name);
+      assert.ok(series.length > 0 && series.every((x) => x.metric.job === 'swapserve-dashboards' && x.metric.otel_scope_name === 'swapserve'), `OTLP: ${name}`);
+    }
+    assert.deepEqual(await promOtlp.query('gen_ai_server_time_to_first_token_bucket'), [], 'OTLP: no unsuffixed name');
+    // Every GenAI series names its provider; a gateway failure's duration carries its error.type.
+    for (const p of [prom, promOtlp]) {
+      const genAi = await p.query('{__name__=~"gen_ai_.*_count"}');
+      assert.ok(genAi.length > 0 && genAi.every((x) => x.metric.gen_ai_provider_name === 'swapserve'), JSON.stringify(genAi.map((x) => x.metric)).slice(0, 400));
+      const failed = await p.query('sum by (error_type) ({__name__=~"gen_ai_server_request_duration(_seconds)?_count", error_type!=""})');
+      assert.deepEqual(failed.map((x) => [x.metric.error_type, x.value[1]]), [['context_length_exceeded', '2']]);
+      const tokens = await p.query('sum by (gen_ai_token_type) ({__name__="gen_ai_client_token_usage_count"})');
+      assert.deepEqual(tokens.map((x) => x.metric.gen_ai_token_type).sort(), ['input', 'output']);
     }
 
     // The headline panel has a real TTFT for every path, ordered as the paths promise.
