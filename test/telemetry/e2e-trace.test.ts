@@ -69,7 +69,7 @@ function check(trace: ReadableSpan[], want: { op: 'chat' | 'text_completion'; mo
   const ttfc = inf.attributes[S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] as number;
   assert.ok(ttfc > 0 && ttfc * 1000 <= hrMs(inf.duration), 'time to first chunk within the span');
   const prefill = trace.find((s) => s.name === S.SPAN.prefill)!;
-  assert.ok(prefill.events.some((e) => e.name === S.EVENT.firstToken), 'gen_ai.first_token on prefill');
+  assert.ok(prefill.events.some((e) => e.name === S.EVENT.firstToken), 'swapserve.first_token on prefill');
   for (const name of [S.SPAN.load, S.SPAN.swapIn]) {
     const move = trace.find((s) => s.name === name);
     if (!move) continue;
