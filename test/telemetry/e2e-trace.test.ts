@@ -126,7 +126,7 @@ describe('one connected trace per request through the real stack', { skip: SKIP 
       for (const s of trace) assert.equal(s.attributes[S.ATTR_PATH], 'warm', `${s.name}: swapserve.path`);
       // The worker counted it (source sdk): warm text_completion requests = the gateway's streamed one + this one.
       const text = await metricsText();
-      const warm = /gen_ai_server_time_to_first_token_count\{gen_ai_request_model="story-a",swapserve_path="warm",gen_ai_operation_name="text_completion"\} (\d+)/.exec(text);
+      const warm = /gen_ai_server_time_to_first_token_count\{gen_ai_provider_name="swapserve",gen_ai_request_model="story-a",gen_ai_response_model="story-a",swapserve_path="warm",gen_ai_operation_name="text_completion"\} (\d+)/.exec(text);
       assert.equal(warm?.[1], '2');
     } finally {
       await sdk.close();
@@ -138,7 +138,7 @@ describe('one connected trace per request through the real stack', { skip: SKIP 
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    const count = (path: string) => Number(new RegExp(`gen_ai_server_time_to_first_token_count\\{gen_ai_request_model="story-a",swapserve_path="${path}"[^}]*\\} (\\d+)`).exec(text)?.[1]);
+    const count = (path: string) => Number(new RegExp(`gen_ai_server_time_to_first_token_count\\{[^}]*gen_ai_request_model="story-a",[^}]*swapserve_path="${path}"[^}]*\\} (\\d+)`).exec(text)?.[1]);
     assert.equal(count('cold'), 1);
     assert.equal(count('warm'), 2); // the gateway's streamed completion and the SDK's
     assert.equal(count('swap'), 1);
