@@ -141,7 +141,7 @@ export class JobTrace {
 
   /**
    * Record prefill after the fact, from generation start to the first token (epoch ms), with the
-   * `gen_ai.first_token` event on it and on the consumer span.
+   * `swapserve.first_token` event on it and on the consumer span.
    */
   prefillDone(startMs: number, firstTokenMs: number): void {
     const span = tracer().startSpan(SPAN_PREFILL, { startTime: startMs }, this.context);
@@ -156,7 +156,7 @@ export class JobTrace {
     recordSpan(S.SPAN.decode, firstTokenMs, endMs, { [S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: outputTokens }, this.context);
   }
 
-  /** The first token was sampled: `gen_ai.first_token` on the active span (prefill) and the consumer span. */
+  /** The first token was sampled: `swapserve.first_token` on the active span (prefill) and the consumer span. */
   firstToken(atMs: number = Date.now()): void {
     if (this.firstTokenMs !== null) return;
     this.firstTokenMs = atMs;

@@ -159,7 +159,7 @@ export class RequestSpan {
     }
   }
 
-  /** The first chunk reached the client: `gen_ai.first_token` event and `time_to_first_chunk` (s). */
+  /** The first chunk reached the client: `swapserve.first_token` event and `time_to_first_chunk` (s). */
   firstChunk(atMs: number = Date.now()): void {
     if (this.firstChunkMs !== null || this.ended) return;
     this.firstChunkMs = atMs;
