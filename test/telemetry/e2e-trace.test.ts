@@ -46,7 +46,7 @@ async function traced(send: (headers: Record<string, string>) => Promise<unknown
   return exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
 }
 
-function check(trace: ReadableSpan[], want: { op: 'chat' | 'text_completion'; model: string; path: string; coldReason?: string; spans: string[] }): void {
+function check(trace: ReadableSpan[], want: { op: 'chat' | 'text_completion'; model: string; path: string; coldReason?: string; spans: string[]; stream?: boolean; seed?: number }): void {
   const names = trace.map((s) => s.name);
   const inference = `${want.op} ${want.model}`;
   for (const n of [inference, `add m.${want.model}.generate`, `process m.${want.model}`, S.SPAN.queueWait, S.SPAN.prefill, S.SPAN.decode, ...want.spans]) {
@@ -64,6 +64,11 @@ function check(trace: ReadableSpan[], want: { op: 'chat' | 'text_completion'; mo
   const inf = trace.find((s) => s.name === inference)!;
   assert.equal(inf.attributes[S.ATTR_GEN_AI_OPERATION_NAME], want.op);
   assert.equal(inf.attributes[S.ATTR_GEN_AI_REQUEST_MODEL], want.model);
+  assert.equal(inf.attributes[S.ATTR_GEN_AI_PROVIDER_NAME], S.GEN_AI_PROVIDER);
+  assert.equal(inf.attributes[S.ATTR_GEN_AI_RESPONSE_MODEL], want.model);
+  assert.match(String(inf.attributes[S.ATTR_GEN_AI_RESPONSE_ID]), want.op === 'chat' ? /^chatcmpl-/ : /^cmpl-/);
+  assert.equal(inf.attributes[S.ATTR_GEN_AI_REQUEST_STREAM], want.stream ?? false);
+  assert.equal(inf.attributes[S.ATTR_GEN_AI_REQUEST_SEED], want.seed);
   assert.ok((inf.attributes[S.ATTR_GEN_AI_USAGE_INPUT_TOKENS] as number) > 0, 'input tokens');
   assert.ok((inf.attributes[S.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] as number) > 0, 'output tokens');
   const ttfc = inf.attributes[S.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] as number;
@@ -95,10 +100,10 @@ describe('one connected trace per request through the real stack', { skip: SKIP 
     check(cold, { op: 'chat', model: 'story-a', path: 'cold', coldReason: 'disk_load', spans: [S.SPAN.load, S.SPAN.swapIn] });
 
     const warm = await traced(async (headers) => {
-      const stream = await client.completions.create({ model: 'story-a', prompt: 'Once', max_tokens: 6, temperature: 0, stream: true }, { headers });
+      const stream = await client.completions.create({ model: 'story-a', prompt: 'Once', max_tokens: 6, temperature: 0, stream: true, seed: 7 }, { headers });
       for await (const _ of stream) { /* drain */ }
     });
-    check(warm, { op: 'text_completion', model: 'story-a', path: 'warm', spans: [] });
+    check(warm, { op: 'text_completion', model: 'story-a', path: 'warm', spans: [], stream: true, seed: 7 });
     assert.ok(!warm.some((s) => s.name === S.SPAN.load || s.name === S.SPAN.swapIn), 'a warm request moves nothing');
 
     const evicting = await traced((headers) =>
