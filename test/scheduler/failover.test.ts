@@ -28,7 +28,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A scheduler process whose stderr lines can be awaited. */
+/** A scheduler process whose log lines (JSON on stdout, anything on stderr) can be awaited. */
 class SchedulerProc {
   readonly child: ChildProcess;
   private buf = '';
@@ -37,8 +37,8 @@ class SchedulerProc {
     this.child = spawn(process.execPath, [
       'bin/swapserve.js', 'scheduler', '--config', config, '--id', id, '--lease-ms', String(LEASE_MS), '--tick-ms', '200',
       '--poll-ms', '100', '--provider', 'none',
-    ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REDIS_URL: '' } });
-    this.child.stderr!.on('data', (d: Buffer) => {
+    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REDIS_URL: '', LOG_LEVEL: 'info' } });
+    const onData = (d: Buffer): void => {
       this.buf += d.toString();
       for (const w of [...this.waiters]) {
         const m = this.buf.match(w.re);
@@ -47,7 +47,9 @@ class SchedulerProc {
           w.resolve(m);
         }
       }
-    });
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
   }
   line(re: RegExp): Promise<RegExpMatchArray> {
     const m = this.buf.match(re);
