@@ -31,7 +31,7 @@ describe('test requirements', () => {
     const file = 'test/model/open-model.test.ts';
     // Without NODE_TEST_CONTEXT: the child reports as a test run of its own, not to this one.
     const { NODE_TEST_CONTEXT: _, ...outer } = process.env;
-    const env = { ...outer, SWAPSERVE_SHARED_DATA: '/nonexistent-swapserve-data', CI: '' };
+    const env = { ...outer, SWAPSERVE_SHARED_DATA: '/nonexistent-swapserve-data', CI: '', SWAPSERVE_TEST_STRICT: '' };
     const dev = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', file], { cwd: root, encoding: 'utf8', env });
     assert.equal(dev.status, 0, dev.stdout + dev.stderr);
     assert.match(dev.stdout, /openModel: stories260K\.gguf \(real model\).*# no shared data: \/nonexistent-swapserve-data\/models\/stories260K\/stories260K\.gguf is missing/);
