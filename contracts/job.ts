@@ -54,6 +54,27 @@ export const samplingSchema = z.object({
   topP: z.number().gt(0).max(1),
   stop: z.array(z.string().min(1)).max(4),
   seed: z.number().int().optional(),
+  // ---- issue 12 (OpenAI parity). All optional: absent = off, so older jobs parse unchanged. ----
+  /** Keep only the k most likely tokens (0 or absent = off). */
+  topK: z.number().int().nonnegative().optional(),
+  /** Drop tokens whose probability is below minP × the top token's (0 or absent = off). */
+  minP: z.number().min(0).max(1).optional(),
+  /** OpenAI semantics: subtract once per token id already generated (presence) / per occurrence (frequency). */
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  /** transformers/vLLM semantics over prompt + output ids: logit / p if positive else logit × p (1 = off). */
+  repetitionPenalty: z.number().gt(0).max(2).optional(),
+  /** Token id (decimal string, as OpenAI sends it) → bias added to its logit, in [-100, 100]. */
+  logitBias: z.record(z.string().regex(/^\d{1,7}$/), z.number().min(-100).max(100)).optional(),
+  /** Return the chosen token's logprob and this many top alternatives (0..20); absent = no logprobs. */
+  logprobs: z.number().int().min(0).max(20).optional(),
+  /** Independent choices sharing one prefill (1..16); absent = 1. */
+  n: z.number().int().min(1).max(16).optional(),
+  /** Constrained decoding: every sampled token keeps the output a prefix of a text the grammar accepts. */
+  constraint: z.discriminatedUnion('type', [
+    z.object({ type: z.literal('json_object') }),
+    z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional() }),
+  ]).optional(),
 });
 export type Sampling = z.infer<typeof samplingSchema>;
 
