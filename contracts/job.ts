@@ -70,6 +70,8 @@ export const samplingSchema = z.object({
   logprobs: z.number().int().min(0).max(20).optional(),
   /** Independent choices sharing one prefill (1..16); absent = 1. */
   n: z.number().int().min(1).max(16).optional(),
+  /** vLLM's `ignore_eos` extension: keep sampling past EOS until maxTokens (load benchmarks replaying trace lengths). */
+  ignoreEos: z.boolean().optional(),
   /** Constrained decoding: every sampled token keeps the output a prefix of a text the grammar accepts. */
   constraint: z.discriminatedUnion('type', [
     z.object({ type: z.literal('json_object') }),
