@@ -21,6 +21,11 @@ export interface RuntimeAddon {
   deviceCount(): number;
   /** Creates the device's CUDA context on a background thread (no-op in the CPU build); bin/swapserve.js, at a worker's start. */
   prewarm(device: number): void;
+  /**
+   * CUDA addon only: runs the process's first library matrix products (8B-like bf16 shapes, on buffers it frees) so
+   * that no request pays their one-time set-up; resolves to its wall ms. A worker calls it before `Runtime.open`.
+   */
+  warmUp?(device: number): Promise<number>;
   /** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; benches). */
   dropPageCache(path: string): void;
   /** Fraction of a file's pages in the page cache, 0..1 (mincore; benches). */

@@ -3,6 +3,7 @@ import { unlinkSync } from 'node:fs';
 import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { checkWorkerGroup, ConfigError } from '../config/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
+import { loadAddon, resolveBackend, type BackendChoice } from '../../native/ts/addon.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { createLogger } from '../config/log.ts';
 import { runUntilStopped } from '../health/lifecycle.ts';
@@ -56,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
+  const warmMs = await warmUpEngine(backend, device);
   const native = new NativeBackend(config, { backend, device, threads });
   await injectStickyOnce(native);
   t.opened = performance.now();
@@ -73,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const ms = (a: number, b: number): string => (b - a).toFixed(0);
   process.stdout.write(`worker ${worker.workerId} ready (${config.models.length} models) ${ms(0, ready)} ms after process start: ` +
-    `node + imports ${ms(0, t.imported)}, config + telemetry ${ms(t.imported, t.backend)}, ${native.kind} runtime ${ms(t.backend, t.opened)}, ` +
+    `node + imports ${ms(0, t.imported)}, config + telemetry ${ms(t.imported, t.backend)}, ${native.kind} runtime ${ms(t.backend, t.opened)}${warmMs === null ? '' : ` (engine warm-up ${warmMs.toFixed(0)})`}, ` +
     `redis + registration ${ms(t.opened, ready)}\n`);
   const code = await runUntilStopped({
     log, beginDrain: () => worker.beginDrain(), close: () => worker.close(), exitRequested: worker.exitRequested,
@@ -84,6 +86,22 @@ export async function run(argv: string[]): Promise<number> {
   await shutdownTelemetry();
   if (code !== 0) process.exit(code);
   return code;
+}
+
+/**
+ * CUDA only: the process's first library matrix products cost about 0.16 s (the fleet replay on an H100 saw a
+ * worker's first prefill take 170 ms against 4 ms later), so the worker pays them here, before its pools are
+ * allocated and before it reports ready, not its first request. A failure only costs that time back: logged, not fatal.
+ */
+async function warmUpEngine(choice: BackendChoice | undefined, device: number): Promise<number | null> {
+  if (resolveBackend(choice) !== 'cuda') return null;
+  try {
+    const addon = loadAddon('cuda');
+    return addon.warmUp ? await addon.warmUp(device) : null;
+  } catch (e) {
+    process.stderr.write(`swapserve worker: engine warm-up failed, the first request will pay it: ${(e as Error).message}\n`);
+    return null;
+  }
 }
 
 /**

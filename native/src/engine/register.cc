@@ -6,6 +6,9 @@
 namespace swapserve {
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   engine::RegisterEngineClass(env, exports);
+#ifdef SWAPSERVE_CUDA
+  engine::RegisterWarmUp(env, exports);
+#endif
 }
 void RegisterEngineTesting(Napi::Env env, Napi::Object testing) { engine::RegisterEngineOps(env, testing); }
 }  // namespace swapserve
