@@ -31,7 +31,8 @@ export interface Served {
   id: number; model: string; at: number; path: ServePath; coldReason?: string; ttftMs: number; workerId: string;
 }
 
-interface Slot extends ModelOnWorker { arrival: GpuArrival | null; load: MoveSpan | null; concurrency: number }
+/** `landsAt`: while a swap-in or load_to_gpu runs, when its last layer lands (jobs taken meanwhile prefill behind it). */
+interface Slot extends ModelOnWorker { arrival: GpuArrival | null; load: MoveSpan | null; concurrency: number; landsAt: number }
 
 /** A running request: prompt tokens still to prefill, output tokens still to decode, context so far. */
 interface Job { req: SimRequest; shape: ModelShape; prefillLeft: number; left: number; ctx: number }
@@ -118,7 +119,7 @@ export class SimWorker {
       // KV room beside the weights on this worker's GPUs (several GPUs: a tensor-parallel group shares it).
       const kvRoom = this.gpus * this.c.s.weightsBytesPerGpu - shape.weightBytes;
       const cap = Math.min(this.c.s.cal.engine.maxBatchCap, Math.floor(kvRoom / (this.c.s.batchContextTokens * shape.kvBytesPerToken)));
-      s = { residency: 'disk', bytes: shape.weightBytes, activeJobs: 0, lastUsedAt: null, consuming: false, hostCopy: false, arrival: null, load: null,
+      s = { residency: 'disk', bytes: shape.weightBytes, activeJobs: 0, lastUsedAt: null, consuming: false, hostCopy: false, arrival: null, load: null, landsAt: Infinity,
         concurrency: Math.max(1, Math.min(this.c.s.concurrency.get(model) ?? 1, cap)) };
       this.slots.set(model, s);
     }
@@ -148,15 +149,22 @@ export class SimWorker {
     });
   }
 
-  /** Runs the next queued command once the previous one finished (and the worker is up). */
+  /**
+   * Starts the next queued command, in order, as a real worker's command loop does (services/worker/control.ts): it
+   * waits for a tier move to be under way, not to finish, so `swap_in` then `consume` takes the model's jobs while
+   * its weights land (execute-while-loading); a second move, or a drain, waits for the running move to end.
+   */
   next(): void {
-    if (this.moving || this.gone || this.now < this.readyAt) return;
-    const cmd = this.cmds.shift();
-    if (!cmd) return;
+    if (this.gone || this.now < this.readyAt) return;
+    const head = this.cmds[0];
+    if (!head) return;
+    const isMove = head.body.kind !== 'consume' && head.body.kind !== 'stop_consume';
+    if (this.moving && isMove) return;
+    const cmd = this.cmds.shift()!;
     const { body } = cmd;
     const t0 = this.now;
     const done = (ok: boolean, code?: 'in_use' | 'out_of_memory' | 'not_found'): void => {
-      this.moving = false;
+      if (isMove) this.moving = false;
       const result: CommandResult = { commandId: cmd.id, workerId: this.id, kind: body.kind, ok, durationMs: this.now - t0, finishedAt: this.now,
         ...('model' in body ? { model: body.model } : {}), ...(code ? { error: { code, message: code } } : {}) };
       this.c.changed(this);
@@ -190,6 +198,7 @@ export class SimWorker {
         after();
         done(true);
       });
+      this.next(); // the move is under way: the commands behind it that are not moves start now
     };
     const diskMs = (s.bytes / (this.pageCache.includes(body.model) ? cal.pageCacheBytesPerS : cal.diskBytesPerS)) * 1000;
     switch (body.kind) {
@@ -201,20 +210,24 @@ export class SimWorker {
           s.load = { startMs: t0, endMs: this.now };
           this.readFiles(body.model);
         });
-      case 'swap_in':
+      case 'swap_in': {
         if (u.gpu + s.bytes > this.budgets.gpu) return done(false, 'out_of_memory');
-        return move(['host'], 'swapping-in', (s.bytes / (cal.swapBytesPerS * this.gpus)) * 1000, () => { // a host link per GPU
+        const ms = (s.bytes / (cal.swapBytesPerS * this.gpus)) * 1000; // a host link per GPU
+        if (s.residency === 'host') this.landing(s, { atMs: t0 + ms, load: s.load, swap: { startMs: t0, endMs: t0 + ms } });
+        return move(['host'], 'swapping-in', ms, () => {
           s.residency = 'gpu';
-          s.arrival = { atMs: this.now, load: s.load, swap: { startMs: t0, endMs: this.now } };
+          s.landsAt = Infinity;
         });
+      }
       case 'load_to_gpu':
         if (u.gpu + s.bytes > this.budgets.gpu) return done(false, 'out_of_memory');
+        if (s.residency === 'disk') this.landing(s, { atMs: t0 + diskMs, load: { startMs: t0, endMs: t0 + diskMs }, swap: null });
         return move(['disk'], 'swapping-in', diskMs, () => {
           s.residency = 'gpu';
+          s.landsAt = Infinity;
           s.hostCopy = false;
           s.load = { startMs: t0, endMs: this.now };
           this.readFiles(body.model);
-          s.arrival = { atMs: this.now, load: s.load, swap: null };
         });
       case 'evict':
       case 'drop':
@@ -230,10 +243,16 @@ export class SimWorker {
     return this.c.q.now;
   }
 
+  /** A move to the GPU starts: its arrival is known now (a simulated copy ends when planned). */
+  private landing(s: Slot, arrival: GpuArrival): void {
+    s.arrival = arrival;
+    s.landsAt = arrival.atMs;
+  }
+
   /** Whether this worker takes another job of `model` now. */
   canTake(model: string): boolean {
     const s = this.slots.get(model);
-    return !!s && !this.draining && s.consuming && s.residency === 'gpu' && s.activeJobs < s.concurrency;
+    return !!s && !this.draining && s.consuming && (s.residency === 'gpu' || s.residency === 'swapping-in') && s.activeJobs < s.concurrency;
   }
 
   take(req: SimRequest): void {
@@ -297,7 +316,14 @@ export class SimWorker {
         if (budget === 0) break;
       }
       const ms = this.stepMs(feed);
-      this.schedule({ kind: 'prefill', start: this.now, end: this.now + ms, roundMs: ms, rounds: 1, version: 0 });
+      // A prompt of a model still landing is prefilled layer by layer behind the copy: the step ends no sooner than
+      // one layer's share of it after the last layer lands.
+      let end = this.now + ms;
+      for (const [j] of this.chunk) {
+        const landsAt = this.slots.get(j.req.model)!.landsAt;
+        if (Number.isFinite(landsAt)) end = Math.max(end, landsAt + ms / Math.max(1, j.shape.layers));
+      }
+      this.schedule({ kind: 'prefill', start: this.now, end, roundMs: end - this.now, rounds: 1, version: 0 });
       return;
     }
     if (this.decoding.length === 0) return;
