@@ -19,7 +19,10 @@ for step in $STEPS; do
     hf) (cd bench/engine && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
     hfexact) (cd bench/engine && SWAPSERVE_CUDA_EXACT=1 timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check_exact.json" | tail -16) ;;
     bench) timeout 300 "$BIN" bench ewl ;;
-    decode) timeout 240 "$BIN" bench decode ;;  # decode steps only (BENCH_FLIPS: engine options to compare)
+    # decode steps only (BENCH_FLIPS: engine options to compare), the batch sweep 1..256 beside the roofline, and
+    # transformers generate with static batches of the same sizes
+    decode) timeout 240 "$BIN" bench decode
+            (cd bench/engine && timeout 300 python3 hf_bench.py --generate "$OUT/hf_generate.json") ;;
     hfbench) (cd bench/engine && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
   esac
   echo "=== $step rc=$?"

@@ -10,6 +10,7 @@
 #include "engine/cuda/kernels.h"
 #include "dev_common.h"
 #include "engine/backend.h"
+#include "engine/kv_pool.h"
 
 namespace swapserve::dev {
 
@@ -335,6 +336,69 @@ int RunBench(const std::string& what) {
     std::printf("BENCH decode batch %d (ctx 128..200): %.3f ms/step, %.1f tokens/s; floor %.3f ms (%.2f GB / %.0f GB/s): "
                 "%.2fx the floor%s\n", B, m, tps, floorMs, stepBytes / 1e9, bw, m / floorMs,
                 B == 1 ? "" : (", " + std::to_string(tps / tokps1).substr(0, 4) + "x batch-1 tokens/s").c_str());
+  }
+
+  // Decode throughput by batch size beside the roofline (Llama-3.1-8B shape, paged KV): 256 sequences prefilled with
+  // 512 random tokens once (chunks of 8 sequences a pass), then for B in 1, 8, ..., 256 greedy steps of the first B.
+  // Roofline of a step: (weights but the embedding table + K and V of every position each sequence attends to) /
+  // the measured bandwidth; ceiling tokens/s = B / that time.
+  if (decodeOnly || std::getenv("BENCH_DECODE_SWEEP")) {
+    const int CTX = 512, WARM = 4, STEPS = 20, MAXB = 256;
+    const std::vector<int> Bs = {1, 8, 32, 64, 128, 256};
+    engine::BackendOptions o2;
+    o2.maxBatch = MAXB;
+    o2.maxContext = 1024;
+    const int kd = sh.KVH * sh.D;
+    const size_t kvPerPos = size_t(2) * sh.L * kd * 2;  // bytes of K and V of one position, all layers (bf16)
+    o2.kvCacheBytes = size_t(MAXB) * engine::KvPool::BlocksFor(CTX + int(Bs.size()) * (WARM + STEPS) + 1) *
+                      engine::KvPool::BlockBytes(sh.L, kd, 2);
+    auto sb = engine::MakeCudaBackend(L.desc, lease, pool, o2);
+    std::printf("BENCH decode sweep: paged KV pool %.2f GB (%d blocks of 16 positions)\n", o2.kvCacheBytes / 1e9,
+                sb->kvStats().blocksTotal);
+    std::vector<std::vector<int32_t>> pr(MAXB);
+    std::vector<int32_t> last(MAXB), posv(MAXB, CTX);
+    std::vector<engine::Sampling> smp(MAXB);
+    const double tp = NowMs();
+    for (int b0 = 0; b0 < MAXB; b0 += 8) {
+      std::vector<engine::SeqInput> batch;
+      for (int b = b0; b < b0 + 8; ++b) {
+        pr[b] = RandomTokens(CTX, sh.V, 1000 + b);
+        batch.push_back({b, pr[b].data(), CTX, 0});
+      }
+      sb->forwardSample(batch, smp.data() + b0, last.data() + b0);
+    }
+    std::printf("BENCH decode sweep: prefilled %d x %d tokens in %.0f ms\n", MAXB, CTX, NowMs() - tp);
+    std::printf("BENCH | batch | ctx | ms/step | tokens/s | roofline ms | roofline tokens/s | %% of roofline |\n");
+    std::printf("BENCH |---|---|---|---|---|---|---|\n");
+    for (int B : Bs) {
+      std::vector<double> ms;
+      double kvBytes = 0;
+      int ctxLo = 1 << 30, ctxHi = 0;
+      std::vector<int32_t> in(B), out(B);
+      for (int step = 0; step < WARM + STEPS; ++step) {
+        std::vector<engine::SeqInput> batch;
+        double kv = 0;
+        for (int b = 0; b < B; ++b) {
+          in[b] = last[b];
+          batch.push_back({b, &in[b], 1, posv[b]});
+          kv += double(posv[b] + 1) * kvPerPos;
+          ctxLo = std::min(ctxLo, posv[b] + 1);
+          ctxHi = std::max(ctxHi, posv[b] + 1);
+        }
+        const double t0 = NowMs();
+        sb->forwardSample(batch, smp.data(), out.data());
+        const double t1 = NowMs();
+        for (int b = 0; b < B; ++b) { last[b] = out[b]; posv[b]++; }
+        if (step >= WARM) { ms.push_back(t1 - t0); kvBytes += kv; }
+      }
+      const double m = Median(ms), tps = B * 1000.0 / m;
+      const double bytes = stepBytes + kvBytes / STEPS, roofMs = bytes / bw / 1e6, roofTps = B * 1000.0 / roofMs;
+      std::printf("BENCH | %d | %d-%d | %.3f | %.0f | %.3f | %.0f | %.0f%% |\n", B, ctxLo, ctxHi, m, tps, roofMs, roofTps,
+                  100.0 * tps / roofTps);
+    }
+    for (int b = 0; b < MAXB; ++b) sb->releaseSeq(b);
+    std::printf("BENCH decode sweep: roofline = (%.2f GB of weights but the embedding + K,V of every context position) / "
+                "%.0f GB/s (4 GiB device copy, read+write)\n", stepBytes / 1e9, bw);
   }
 
   // Where the time goes: the backend's own per-op events (SWAPSERVE_CUDA_PROFILE=1 prints one line per pass).

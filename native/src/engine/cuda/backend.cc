@@ -1,5 +1,5 @@
 // The CUDA engine backend: a Llama-family forward pass (Llama 2/3/3.1, Mistral, Qwen2) that reads the weights in
-// place from the runtime's GPU arena, keeps each sequence's KV cache in the runtime's scratch pool, and runs every
+// place from the runtime's GPU arena, keeps the paged KV cache (kv_pool.h) in the runtime's scratch pool, and runs every
 // sequence of a batch through one pass over the weights (decode steps of many sequences and prefill chunks mixed).
 //
 // Per layer: RMSNorm -> q|k|v product (one GEMM when the three matrices are adjacent in the arena) -> bias + RoPE +
@@ -28,6 +28,7 @@
 #include "engine/cuda/profiler.h"
 #include "engine/cuda/tuning.h"
 #include "engine/backend.h"
+#include "engine/kv_pool.h"
 
 namespace swapserve::engine {
 
@@ -72,10 +73,7 @@ std::vector<float> RopeInvFreq(const ModelDesc& d) {
   return inv;
 }
 
-struct SeqState {
-  std::shared_ptr<DeviceBlock> kv;  // (L, 2, cap, KVH, D) of the activation type
-  int len = 0;                      // positions filled (0 .. len-1 are valid), as the CPU backend counts them
-};
+static_assert(cuda::kKvBlockTokens == KvPool::kBlockTokens, "the kernels' block size is the pool's");
 
 class CudaBackend final : public Backend {
  public:
@@ -102,6 +100,12 @@ class CudaBackend final : public Backend {
     uint8_t* p = persistent_->data();
     gemm_ = std::make_unique<cuda::Gemm>(p, kGemmWorkspace);
     invFreq_ = reinterpret_cast<float*>(p + AlignUp(kGemmWorkspace));
+    // The paged KV cache: (L, 2, blocks x 16, KVH, D) of the activation type, one allocation.
+    const size_t kvDim = static_cast<size_t>(d_.kvHeads) * d_.headDim, eb = cuda::EtBytes(et_);
+    kv_ = std::make_unique<KvPool>(*pool_, d_.layers, static_cast<int>(kvDim), eb,
+                                   opts_.kvCacheBytes ? opts_.kvCacheBytes
+                                                      : static_cast<size_t>(opts_.maxBatch) * KvPool::BlocksFor(opts_.maxContext) *
+                                                            KvPool::BlockBytes(d_.layers, static_cast<int>(kvDim), eb));
     const std::vector<float> inv = RopeInvFreq(d_);
     SS_CUDA_CHECK(cudaMemcpyAsync(invFreq_, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -111,7 +115,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(lease_->deviceOrdinal());  // the engine thread may have another device current
     if (stream_) cudaStreamSynchronize(stream_);
     gemm_.reset();
-    seqs_.clear();
+    kv_.reset();
     if (hostStage_) cudaFreeHost(hostStage_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -151,7 +155,8 @@ class CudaBackend final : public Backend {
     std::memcpy(next, hostStage_, sizeof(int32_t) * B);
   }
 
-  void releaseSeq(int32_t seq) override { seqs_.erase(seq); }
+  void releaseSeq(int32_t seq) override { kv_->release(seq); }
+  KvStats kvStats() const override { return {KvPool::kBlockTokens, kv_->blocksTotal(), kv_->blocksFree()}; }
 
  private:
   const uint8_t* W(const TensorRef& t) const { return lease_->base() + t.offset; }
@@ -269,77 +274,78 @@ class CudaBackend final : public Backend {
   }
 
   size_t qkvStride() const { return static_cast<size_t>(d_.heads + 2 * d_.kvHeads) * d_.headDim; }
-  size_t kvBytesPerSeq() const {
-    return static_cast<size_t>(d_.layers) * 2 * opts_.maxContext * d_.kvHeads * d_.headDim * cuda::EtBytes(et_);
-  }
 
   // Enqueues the whole forward pass; leaves (B, V) fp32 logits at logits_ on the device.
   void run(const std::vector<SeqInput>& batch) {
     if (batch.empty()) Invalid("forward: empty batch");
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     const int B = static_cast<int>(batch.size());
-    const int cap = opts_.maxContext;
+    const int maxCtx0 = opts_.maxContext;
     std::unordered_set<int32_t> seen;
+    std::vector<std::pair<int32_t, int>> want;
     size_t totalT = 0;
     for (const SeqInput& s : batch) {
       if (!seen.insert(s.seq).second) Invalid("forward: sequence " + std::to_string(s.seq) + " appears twice in a batch");
       if (s.n <= 0 || !s.tokens) Invalid("forward: each sequence needs at least one token");
-      if (s.pos < 0 || static_cast<int64_t>(s.pos) + s.n > cap)
+      if (s.pos < 0 || static_cast<int64_t>(s.pos) + s.n > maxCtx0)
         Invalid("forward: positions " + std::to_string(s.pos) + ".." + std::to_string(s.pos + s.n - 1) +
-                " exceed the context of " + std::to_string(cap));
+                " exceed the context of " + std::to_string(maxCtx0));
       for (int i = 0; i < s.n; ++i)
         if (s.tokens[i] < 0 || s.tokens[i] >= d_.vocab)
           Invalid("forward: token id " + std::to_string(s.tokens[i]) + " is outside the vocabulary of " +
                   std::to_string(d_.vocab));
-      const auto it = seqs_.find(s.seq);
-      const int len = it == seqs_.end() ? 0 : it->second.len;
+      const int len = kv_->len(s.seq);
       if (s.pos > len)  // the same rule and message as the CPU backend
         Invalid("sequence " + std::to_string(s.seq) + " starts at position " + std::to_string(s.pos) + " but holds " +
                 std::to_string(len) + " positions");
       totalT += s.n;
+      want.push_back({s.seq, s.pos + s.n});
     }
     if (totalT > static_cast<size_t>(1) << 20) Invalid("forward: too many tokens in one pass");
     const int T = static_cast<int>(totalT);
-    // KV caches of new sequences (before any work is enqueued, so a budget error leaves nothing half done).
-    std::vector<uint64_t> seqKv(B);
-    std::vector<SeqState*> seqState(B);
-    for (int b = 0; b < B; ++b) {
-      auto it = seqs_.find(batch[b].seq);
-      if (it == seqs_.end()) it = seqs_.emplace(batch[b].seq, SeqState{pool_->alloc(kvBytesPerSeq()), 0}).first;
-      seqKv[b] = reinterpret_cast<uint64_t>(it->second.kv->data());
-      seqState[b] = &it->second;
-    }
+    // KV blocks of the pass (before any work is enqueued, so a budget error leaves nothing half done).
     ensureActivations(T, B);
+    std::vector<KvPool::Seq*> seqState = kv_->ensure(want);
+    const uint64_t kvb = reinterpret_cast<uint64_t>(kv_->base());
+    const int cap = kv_->poolTokens();
 
     // Host-side metadata, uploaded in one copy: tokens, positions, KV bases, last rows, attention entries.
     const bool flash = cuda::FlashSupported(et_, d_.headDim);
-    std::vector<int32_t> tokens(T), pos(T), lastRows(B), eRow, eCtx;
-    std::vector<uint64_t> kvBase(T), eKv;
-    struct Prefill { int row0, n, pos0; uint64_t kv; };
+    // Every row's and entry's cache base is the pool's; the block tables (all sequences', one after the other) map
+    // positions to rows of it.
+    std::vector<int32_t> tokens(T), pos(T), slot(T), lastRows(B), eRow, eCtx, eTab, tables;
+    std::vector<uint64_t> kvBase(T, kvb), eKv;
+    struct Prefill { int row0, n, pos0; size_t tab; };
     std::vector<Prefill> prefills;
     int row = 0, maxCtx = 0;
     for (int b = 0; b < B; ++b) {
       const SeqInput& s = batch[b];
+      const std::vector<int32_t>& table = seqState[b]->blocks;
+      const int tab = static_cast<int>(tables.size());
+      tables.insert(tables.end(), table.begin(), table.end());
       const bool useFlash = flash && s.n > 1;
-      if (useFlash) prefills.push_back({row, s.n, s.pos, seqKv[b]});
+      if (useFlash) prefills.push_back({row, s.n, s.pos, static_cast<size_t>(tab)});
       for (int i = 0; i < s.n; ++i, ++row) {
         tokens[row] = s.tokens[i];
         pos[row] = s.pos + i;
-        kvBase[row] = seqKv[b];
+        slot[row] = KvPool::Slot(table, s.pos + i);
         if (!useFlash) {
           eRow.push_back(row);
           eCtx.push_back(s.pos + i + 1);
-          eKv.push_back(seqKv[b]);
+          eKv.push_back(kvb);
+          eTab.push_back(tab);
           maxCtx = std::max(maxCtx, s.pos + i + 1);
         }
       }
       lastRows[b] = row - 1;
     }
     const int E = static_cast<int>(eRow.size());
+    const size_t NT = tables.size();
     size_t off = 0;
     auto place = [&](size_t bytes) { const size_t o = off; off += AlignUp(bytes); return o; };
     const size_t oTok = place(4 * T), oPos = place(4 * T), oKv = place(8 * T), oLast = place(4 * B),
-                 oERow = place(4 * E), oECtx = place(4 * E), oEKv = place(8 * E);
+                 oERow = place(4 * E), oECtx = place(4 * E), oEKv = place(8 * E), oSlot = place(4 * T),
+                 oETab = place(4 * E), oTab = place(4 * NT);
     ensureMeta(off);
     // Large enough for the logits read-back too: never regrown while this pass's upload is pending.
     ensureHostStage(std::max(off, static_cast<size_t>(B) * d_.vocab * sizeof(float)));
@@ -348,10 +354,13 @@ class CudaBackend final : public Backend {
     std::memcpy(hs + oPos, pos.data(), 4 * T);
     std::memcpy(hs + oKv, kvBase.data(), 8 * T);
     std::memcpy(hs + oLast, lastRows.data(), 4 * B);
+    std::memcpy(hs + oSlot, slot.data(), 4 * T);
+    std::memcpy(hs + oTab, tables.data(), 4 * NT);
     if (E) {
       std::memcpy(hs + oERow, eRow.data(), 4 * E);
       std::memcpy(hs + oECtx, eCtx.data(), 4 * E);
       std::memcpy(hs + oEKv, eKv.data(), 8 * E);
+      std::memcpy(hs + oETab, eTab.data(), 4 * E);
     }
     uint8_t* md = meta_->data();
     SS_CUDA_CHECK(cudaMemcpyAsync(md, hs, off, cudaMemcpyHostToDevice, stream_));
@@ -359,12 +368,16 @@ class CudaBackend final : public Backend {
     const int32_t* dPos = reinterpret_cast<const int32_t*>(md + oPos);
     const uint64_t* dKv = reinterpret_cast<const uint64_t*>(md + oKv);
     const int32_t* dLast = reinterpret_cast<const int32_t*>(md + oLast);
+    const int32_t* dSlot = reinterpret_cast<const int32_t*>(md + oSlot);
+    const int32_t* dTab = reinterpret_cast<const int32_t*>(md + oTab);
     cuda::AttnEntries entries;
     entries.qRow = reinterpret_cast<const int32_t*>(md + oERow);
     entries.ctx = reinterpret_cast<const int32_t*>(md + oECtx);
     entries.kvBase = reinterpret_cast<const uint64_t*>(md + oEKv);
     entries.count = E;
     entries.maxCtx = maxCtx;
+    entries.table = dTab;
+    entries.tableOff = reinterpret_cast<const int32_t*>(md + oETab);
     const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32) : cuda::DecodeSplits(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx);
     if (E && splits > 1) ensurePartial(static_cast<size_t>(E) * d_.heads * splits * (d_.headDim + 2));
 
@@ -387,7 +400,7 @@ class CudaBackend final : public Backend {
     } pdlScope(pdl_ && T <= 8 && prefills.empty());
     mark("start");
     if (fused) {
-      runDecodeStep(dTok, dPos, dKv, entries, splits);
+      runDecodeStep(dTok, dPos, dKv, dSlot, entries, splits);
       seqState[0]->len = batch[0].pos + 1;
       return;
     }
@@ -415,11 +428,12 @@ class CudaBackend final : public Backend {
       mark("gemm.qkv");
       const bool bias = w.bq.present;
       cuda::LaunchQkvPost(qkv_, et_, T, H, KVH, D, bias ? W(w.bq) : nullptr, bias ? W(w.bk) : nullptr,
-                          bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_);
+                          bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_,
+                          dSlot);
       mark("rope+kv");
       for (const Prefill& p : prefills)
-        cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(p.kv), H, KVH, D,
-                                 l, cap, scale, attn_, QD, stream_);
+        cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(kvb), H, KVH, D,
+                                 l, cap, scale, attn_, QD, stream_, dTab + p.tab);
       if (E)
         cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, cap, scale, splits,
                                     splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
@@ -457,8 +471,8 @@ class CudaBackend final : public Backend {
   // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (decode.cu). Slot 2l of ss_
   // receives the sum of squares of the residual stream entering layer l's attention norm, slot 2l+1 the one entering
   // its MLP norm, slot 2L the final norm's; the embedding kernel writes slot 0 and zeroes the rest.
-  void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const cuda::AttnEntries& entries,
-                     int splits) {
+  void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot,
+                     const cuda::AttnEntries& entries, int splits) {
     const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, L = d_.layers;
     const int QD = H * D, KD = KVH * D, QS = QD + 2 * KD;
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
@@ -506,10 +520,11 @@ class CudaBackend final : public Backend {
       qkv.pos = dPos;
       qkv.kvBase = dKv;
       qkv.layer = l;
-      qkv.cap = opts_.maxContext;
+      qkv.cap = kv_->poolTokens();
+      qkv.slot = dSlot;
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tunes_[kQkvOp], stream_);
       mark("qkv+rope+kv");
-      cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, opts_.maxContext, scale, splits,
+      cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, kv_->poolTokens(), scale, splits,
                                   splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
                                   attn_, stream_);
       mark("attention");
@@ -573,7 +588,7 @@ class CudaBackend final : public Backend {
   float* cosSin_ = nullptr;  // (T, D/2, 2) RoPE cos/sin of this pass's positions
   void* hostStage_ = nullptr;
   size_t hostStageBytes_ = 0;
-  std::unordered_map<int32_t, SeqState> seqs_;
+  std::unique_ptr<KvPool> kv_;
 };
 
 }  // namespace
