@@ -22,7 +22,10 @@ for step in $STEPS; do
     # decode steps only (BENCH_FLIPS: engine options to compare), the batch sweep 1..256 beside the roofline, and
     # transformers generate with static batches of the same sizes
     decode) timeout 240 "$BIN" bench decode
-            (cd bench/engine && timeout 300 python3 hf_bench.py --generate "$OUT/hf_generate.json") ;;
+            (cd bench/engine && timeout 300 python3 hf_bench.py --generate "$OUT/hf_generate.json")
+            # the sweep again with decode steps replayed as CUDA graphs (tuning cudaGraphs; a separate process, so
+            # a failure there cannot cost the numbers above)
+            SWAPSERVE_CUDA_GRAPHS=1 timeout 150 "$BIN" bench sweep ;;
     hfbench) (cd bench/engine && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
   esac
   echo "=== $step rc=$?"

@@ -104,7 +104,8 @@ std::vector<int32_t> RandomTokens(int n, int V, uint32_t seed) {
 }  // namespace
 
 int RunBench(const std::string& what) {
-  const bool withEwl = what == "ewl", decodeOnly = what == "decode";
+  // sweep: only the bandwidth floor and the decode sweep (run once more with SWAPSERVE_CUDA_GRAPHS=1 by run_device.sh).
+  const bool withEwl = what == "ewl", sweepOnly = what == "sweep", decodeOnly = what == "decode" || sweepOnly;
   const Shape sh;
   const Layout L = Plan(sh);
   cudaDeviceProp prop{};
@@ -179,7 +180,7 @@ int RunBench(const std::string& what) {
   }
 
   // Decode-shape products (T = 1 and 8): the engine's GEMV against cuBLASLt, as weight bytes per second.
-  {
+  if (!sweepOnly) {
     void *ws, *x, *y;
     SS_CUDA_CHECK(cudaMalloc(&ws, 32 << 20));
     SS_CUDA_CHECK(cudaMalloc(&x, size_t(8) * sh.F * 2));
@@ -216,7 +217,7 @@ int RunBench(const std::string& what) {
 
   // The folded decode products (decode.cu) alone, at each launch shape: weight bytes per second. Kernels
   // launched back to back without programmatic dependent launch, so each time includes a launch gap.
-  {
+  if (!sweepOnly) {
     const int cap = 256, D = sh.D, KVH = sh.KVH, H = sh.H;
     const int QDi = H * D, KD = KVH * D;
     void *x, *y, *ss, *kv, *meta, *cs;
@@ -313,6 +314,7 @@ int RunBench(const std::string& what) {
   // Decode: B sequences prefilled with 128 tokens, then batched greedy steps on the device.
   double tokps1 = 0;
   for (int B : {1, 8}) {
+    if (sweepOnly) break;
     std::vector<std::vector<int32_t>> prompts;
     std::vector<int32_t> last(B);
     std::vector<engine::Sampling> sm(B);
@@ -353,7 +355,9 @@ int RunBench(const std::string& what) {
     o2.kvCacheBytes = size_t(MAXB) * engine::KvPool::BlocksFor(CTX + int(Bs.size()) * (WARM + STEPS) + 1) *
                       engine::KvPool::BlockBytes(sh.L, kd, 2);
     auto sb = engine::MakeCudaBackend(L.desc, lease, pool, o2);
-    std::printf("BENCH decode sweep: paged KV pool %.2f GB (%d blocks of 16 positions)\n", o2.kvCacheBytes / 1e9,
+    const char* graphsEnv = std::getenv("SWAPSERVE_CUDA_GRAPHS");
+    std::printf("BENCH decode sweep%s: paged KV pool %.2f GB (%d blocks of 16 positions)\n",
+                graphsEnv && std::strcmp(graphsEnv, "1") == 0 ? " with CUDA graphs" : "", o2.kvCacheBytes / 1e9,
                 sb->kvStats().blocksTotal);
     std::vector<std::vector<int32_t>> pr(MAXB);
     std::vector<int32_t> last(MAXB), posv(MAXB, CTX);
@@ -402,7 +406,7 @@ int RunBench(const std::string& what) {
   }
 
   // Where the time goes: the backend's own per-op events (SWAPSERVE_CUDA_PROFILE=1 prints one line per pass).
-  {
+  if (!sweepOnly) {
     setenv("SWAPSERVE_CUDA_PROFILE", "1", 1);
     auto pb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
     unsetenv("SWAPSERVE_CUDA_PROFILE");
@@ -430,7 +434,7 @@ int RunBench(const std::string& what) {
   // The same batch-1 decode with engine options changed, for comparison: BENCH_FLIPS="A=1,B=2;C=3" runs one backend
   // with A=1 and B=2, one with C=3 (default: the unfolded decode path, and no programmatic dependent launch).
   const char* flipEnv = std::getenv("BENCH_FLIPS");
-  const std::string flipSpec = flipEnv ? flipEnv : "SWAPSERVE_CUDA_FUSED_DECODE=0;SWAPSERVE_CUDA_PDL=0";
+  const std::string flipSpec = sweepOnly ? "" : flipEnv ? flipEnv : "SWAPSERVE_CUDA_FUSED_DECODE=0;SWAPSERVE_CUDA_PDL=0";
   std::vector<std::vector<std::pair<std::string, std::string>>> flips;
   for (size_t i = 0; i < flipSpec.size();) {
     size_t j = flipSpec.find(';', i);

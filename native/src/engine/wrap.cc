@@ -73,6 +73,7 @@ CudaTuning ParseTuning(Napi::Env env, Napi::Value v) {
   flag("profile", t.profile);
   flag("pdl", t.pdl);
   flag("fusedDecode", t.fusedDecode);
+  flag("cudaGraphs", t.cudaGraphs);
   Napi::Value g = o.Get("decodeGemv");
   if (!g.IsUndefined()) {
     if (!g.IsString()) ThrowArg(env, "Expected a string for options.tuning.decodeGemv");

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -75,6 +76,10 @@ std::vector<float> RopeInvFreq(const ModelDesc& d) {
 
 static_assert(cuda::kKvBlockTokens == KvPool::kBlockTokens, "the kernels' block size is the pool's");
 
+constexpr int kMaxGraphBatch = 256;
+constexpr int32_t kPadSeq = INT32_MIN;            // the KV pool's sequence id of the graphs' padding block
+constexpr size_t kGraphBytes = 2u << 20;          // scratch bytes counted per captured graph (an estimate)
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights, std::shared_ptr<ScratchPool> scratch,
@@ -94,6 +99,7 @@ class CudaBackend final : public Backend {
     fusedDecode_ = t.fusedDecode;
     ResolveDecodeTunings(t, tunes_);
     attnSplits_ = t.attnSplits;
+    graphsOn_ = t.cudaGraphs;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
@@ -106,6 +112,9 @@ class CudaBackend final : public Backend {
                                    opts_.kvCacheBytes ? opts_.kvCacheBytes
                                                       : static_cast<size_t>(opts_.maxBatch) * KvPool::BlocksFor(opts_.maxContext) *
                                                             KvPool::BlockBytes(d_.layers, static_cast<int>(kvDim), eb));
+    // Graph passes pad their batch to the bucket with rows that write into a block of their own.
+    if (graphsOn_ && kv_->blocksTotal() >= 2) padBlock_ = kv_->ensure({{kPadSeq, 1}})[0]->blocks[0];
+    else graphsOn_ = false;
     const std::vector<float> inv = RopeInvFreq(d_);
     SS_CUDA_CHECK(cudaMemcpyAsync(invFreq_, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -114,6 +123,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(lease_->deviceOrdinal());  // the engine thread may have another device current
     if (stream_) cudaStreamSynchronize(stream_);
+    dropGraphs();
     gemm_.reset();
     kv_.reset();
     if (hostStage_) cudaFreeHost(hostStage_);
@@ -130,6 +140,7 @@ class CudaBackend final : public Backend {
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, logits_, bytes, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     prof_.report(lastT_, static_cast<int>(batch.size()));
+    landed_ = true;
     std::memcpy(logits, hostStage_, bytes);
   }
 
@@ -152,11 +163,14 @@ class CudaBackend final : public Backend {
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, nextDev_, sizeof(int32_t) * B, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     prof_.report(lastT_, B);
+    landed_ = true;
     std::memcpy(next, hostStage_, sizeof(int32_t) * B);
   }
 
   void releaseSeq(int32_t seq) override { kv_->release(seq); }
-  KvStats kvStats() const override { return {KvPool::kBlockTokens, kv_->blocksTotal(), kv_->blocksFree()}; }
+  KvStats kvStats() const override {
+    return {KvPool::kBlockTokens, kv_->blocksTotal() - (padBlock_ >= 0 ? 1 : 0), kv_->blocksFree()};
+  }
 
  private:
   const uint8_t* W(const TensorRef& t) const { return lease_->base() + t.offset; }
@@ -241,6 +255,7 @@ class CudaBackend final : public Backend {
                  oRope = take(nT * static_cast<size_t>(d_.headDim / 2) * 8),
                  oSs = take((2 * static_cast<size_t>(d_.layers) + 1) * 4);
     act_.reset();
+    ++epoch_;  // graphs captured on the old buffers are stale
     act_ = pool_->alloc(off);
     uint8_t* p = act_->data();
     x_ = p + oX;
@@ -261,6 +276,7 @@ class CudaBackend final : public Backend {
   void ensureMeta(size_t bytes) {
     if (bytes <= metaBytes_) return;
     meta_.reset();
+    ++epoch_;
     const size_t want = std::max(bytes * 2, static_cast<size_t>(64) << 10);
     meta_ = pool_->alloc(want);
     metaBytes_ = want;
@@ -269,6 +285,7 @@ class CudaBackend final : public Backend {
   void ensurePartial(size_t floats) {
     if (floats <= partialFloats_) return;
     partial_.reset();
+    ++epoch_;
     partial_ = pool_->alloc(floats * 2 * sizeof(float));
     partialFloats_ = floats * 2;
   }
@@ -302,9 +319,11 @@ class CudaBackend final : public Backend {
       want.push_back({s.seq, s.pos + s.n});
     }
     if (totalT > static_cast<size_t>(1) << 20) Invalid("forward: too many tokens in one pass");
-    const int T = static_cast<int>(totalT);
+    // A graph pass (every row a one-token decode, graphs on): padded to its bucket Bk, metadata of a fixed layout.
+    const int Bk = graphBucket(batch);
+    const int T = Bk ? Bk : static_cast<int>(totalT), Breal = B;
     // KV blocks of the pass (before any work is enqueued, so a budget error leaves nothing half done).
-    ensureActivations(T, B);
+    ensureActivations(T, Bk ? Bk : B);
     std::vector<KvPool::Seq*> seqState = kv_->ensure(want);
     const uint64_t kvb = reinterpret_cast<uint64_t>(kv_->base());
     const int cap = kv_->poolTokens();
@@ -318,6 +337,7 @@ class CudaBackend final : public Backend {
     struct Prefill { int row0, n, pos0; size_t tab; };
     std::vector<Prefill> prefills;
     int row = 0, maxCtx = 0;
+    if (Bk) tables.push_back(padBlock_);  // the padding rows' table (offset 0)
     for (int b = 0; b < B; ++b) {
       const SeqInput& s = batch[b];
       const std::vector<int32_t>& table = seqState[b]->blocks;
@@ -339,21 +359,39 @@ class CudaBackend final : public Backend {
       }
       lastRows[b] = row - 1;
     }
+    if (Bk) {
+      // Padding rows: token 0 at position 0 of the padding block; their logits are never read. The tables take a
+      // fixed size and the context bound is maxContext, so every replay of the bucket sees the same layout.
+      lastRows.resize(Bk);
+      for (; row < Bk; ++row) {
+        tokens[row] = 0;
+        pos[row] = 0;
+        slot[row] = padBlock_ * KvPool::kBlockTokens;
+        eRow.push_back(row);
+        eCtx.push_back(1);
+        eKv.push_back(kvb);
+        eTab.push_back(0);
+        lastRows[row] = row;
+      }
+      tables.resize(static_cast<size_t>(Bk) * KvPool::BlocksFor(opts_.maxContext) + 1, padBlock_);
+      maxCtx = opts_.maxContext;
+    }
     const int E = static_cast<int>(eRow.size());
     const size_t NT = tables.size();
     size_t off = 0;
     auto place = [&](size_t bytes) { const size_t o = off; off += AlignUp(bytes); return o; };
-    const size_t oTok = place(4 * T), oPos = place(4 * T), oKv = place(8 * T), oLast = place(4 * B),
+    const size_t oTok = place(4 * T), oPos = place(4 * T), oKv = place(8 * T), oLast = place(4 * lastRows.size()),
                  oERow = place(4 * E), oECtx = place(4 * E), oEKv = place(8 * E), oSlot = place(4 * T),
                  oETab = place(4 * E), oTab = place(4 * NT);
+    const int Bp = static_cast<int>(lastRows.size());  // rows of the head: the batch, padded in a graph pass
     ensureMeta(off);
     // Large enough for the logits read-back too: never regrown while this pass's upload is pending.
-    ensureHostStage(std::max(off, static_cast<size_t>(B) * d_.vocab * sizeof(float)));
+    ensureHostStage(std::max(off, static_cast<size_t>(Bp) * d_.vocab * sizeof(float)));
     uint8_t* hs = static_cast<uint8_t*>(hostStage_);
     std::memcpy(hs + oTok, tokens.data(), 4 * T);
     std::memcpy(hs + oPos, pos.data(), 4 * T);
     std::memcpy(hs + oKv, kvBase.data(), 8 * T);
-    std::memcpy(hs + oLast, lastRows.data(), 4 * B);
+    std::memcpy(hs + oLast, lastRows.data(), 4 * Bp);
     std::memcpy(hs + oSlot, slot.data(), 4 * T);
     std::memcpy(hs + oTab, tables.data(), 4 * NT);
     if (E) {
@@ -398,19 +436,19 @@ class CudaBackend final : public Backend {
       explicit PdlScope(bool on) { cuda::SetPdl(on); }
       ~PdlScope() { cuda::SetPdl(false); }
     } pdlScope(pdl_ && T <= 8 && prefills.empty());
+    auto enqueue = [&] {
     mark("start");
     if (fused) {
       runDecodeStep(dTok, dPos, dKv, dSlot, entries, splits);
-      seqState[0]->len = batch[0].pos + 1;
       return;
     }
-    lease_->waitGroup(0, stream_);
+    waitG(0);
     cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
     cuda::LaunchRopeTable(dPos, T, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < d_.layers; ++l) {
       const LayerWeights& w = d_.layer[l];
-      lease_->waitGroup(l + 1, stream_);
+      waitG(l + 1);
       mark("wait");
       if (fusedQkv_[l]) {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
@@ -459,13 +497,86 @@ class CudaBackend final : public Backend {
       gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
       mark("gemm.down");
     }
-    lease_->waitGroup(d_.layers + 1, stream_);
+    waitG(d_.layers + 1);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
-    cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
+    cuda::LaunchRmsNorm(x_, resT_, dLast, Bp, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
                         stream_);
-    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, Bp, logits_, ET::kF32, d_.vocab, 0.f, stream_);
     mark("head");
-    for (int b = 0; b < B; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+    };
+    if (!Bk || !launchGraph(Bk, enqueue)) enqueue();
+    for (int b = 0; b < Breal; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+  }
+
+  // Stream-ordered wait for weight group g; skipped while capturing a graph (captured only after a pass completed,
+  // so every group has landed, and the lease keeps them there).
+  void waitG(int g) {
+    if (!capturing_) lease_->waitGroup(g, stream_);
+  }
+
+  // The bucket (1, 2, 4, ..., 256) of a pass that may run as a graph, else 0: graphs on, not profiling, every row a
+  // one-token decode, the weights landed (a pass completed), and the bucket's third pass or later (captured lazily,
+  // never on the swap-in's first passes).
+  int graphBucket(const std::vector<SeqInput>& batch) {
+    if (!graphsOn_ || prof_.on || !landed_) return 0;
+    for (const SeqInput& s : batch)
+      if (s.n != 1) return 0;
+    int bk = 1;
+    while (bk < static_cast<int>(batch.size())) bk *= 2;
+    if (bk > kMaxGraphBatch) return 0;
+    Graph& g = graphs_[bk];
+    return ++g.uses >= 3 ? bk : 0;
+  }
+
+  // Replays the bucket's graph (capturing it first when missing or stale: buffers regrown since). False when the
+  // capture failed: graphs are then off for this backend (one line on stderr) and the caller enqueues normally.
+  bool launchGraph(int bk, const std::function<void()>& enqueue) {
+    Graph& g = graphs_[bk];
+    if (!g.exec || g.epoch != epoch_) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
+      g.mem.reset();
+      g.mem = pool_->alloc(kGraphBytes);  // its memory counted in the scratch budget (budget error: the pass fails)
+      cudaGraph_t graph = nullptr;
+      std::string why;
+      SS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      capturing_ = true;
+      try {
+        enqueue();
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      capturing_ = false;
+      const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+      if (why.empty() && end != cudaSuccess) why = cudaGetErrorString(end);
+      if (why.empty()) {
+        const cudaError_t ie = cudaGraphInstantiate(&g.exec, graph, 0);
+        if (ie != cudaSuccess) {
+          why = cudaGetErrorString(ie);
+          g.exec = nullptr;
+        }
+      }
+      if (graph) cudaGraphDestroy(graph);
+      if (!why.empty()) {
+        (void)cudaGetLastError();
+        g.mem.reset();
+        dropGraphs();
+        graphsOn_ = false;
+        std::fprintf(stderr, "swapserve engine: CUDA graph capture of a %d-row decode step failed (%s); decode steps run without graphs\n", bk, why.c_str());
+        return false;
+      }
+      g.epoch = epoch_;
+    }
+    SS_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
+    return true;
+  }
+
+  void dropGraphs() {
+    for (auto& [bk, g] : graphs_) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
+      g.mem.reset();
+    }
   }
 
   // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (decode.cu). Slot 2l of ss_
@@ -489,13 +600,13 @@ class CudaBackend final : public Backend {
       a.yT = et_;
       return a;
     };
-    lease_->waitGroup(0, stream_);
+    waitG(0);
     cuda::LaunchDecodeEmbed(dTok, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, ss_, 2 * L + 1,
                             dPos, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < L; ++l) {
       const LayerWeights& w = d_.layer[l];
-      lease_->waitGroup(l + 1, stream_);
+      waitG(l + 1);
       mark("wait");
       cuda::DecodeGemvArgs qkv = matrix(w.wq, QS, C, x_);
       qkv.w1 = W(w.wk);
@@ -549,7 +660,7 @@ class CudaBackend final : public Backend {
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, down, tunes_[kDownOp], stream_);
       mark("down+residual");
     }
-    lease_->waitGroup(L + 1, stream_);
+    waitG(L + 1);
     cuda::DecodeGemvArgs head = matrix(d_.output.present ? d_.output : d_.tokEmbeddings, d_.vocab, C, x_);
     head.ssIn = ss_ + 2 * L;
     head.normW = W(d_.norm);
@@ -589,6 +700,17 @@ class CudaBackend final : public Backend {
   void* hostStage_ = nullptr;
   size_t hostStageBytes_ = 0;
   std::unique_ptr<KvPool> kv_;
+  // CUDA graphs of decode steps by bucket (tuning cudaGraphs).
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t epoch = 0;
+    int uses = 0;
+    std::shared_ptr<DeviceBlock> mem;  // kGraphBytes of scratch standing for the graph's memory
+  };
+  std::unordered_map<int, Graph> graphs_;
+  bool graphsOn_ = false, capturing_ = false, landed_ = false;
+  uint64_t epoch_ = 0;   // bumped whenever a buffer a graph reads (activations, metadata, partials) is reallocated
+  int32_t padBlock_ = -1;  // the KV block the graphs' padding rows write into
 };
 
 }  // namespace
