@@ -19,7 +19,13 @@ for step in $STEPS; do
     hf) (cd bench/engine && timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check.json") ;;
     hfexact) (cd bench/engine && SWAPSERVE_CUDA_EXACT=1 timeout 400 python3 hf_check.py "$BIN" /tmp/hf-check "$OUT/hf_check_exact.json" | tail -16) ;;
     bench) timeout 300 "$BIN" bench ewl ;;
-    decode) timeout 240 "$BIN" bench decode ;;  # decode steps only (BENCH_FLIPS: engine options to compare)
+    # decode steps only (BENCH_FLIPS: engine options to compare), the batch sweep 1..256 beside the roofline, and
+    # transformers generate with static batches of the same sizes
+    decode) timeout 240 "$BIN" bench decode
+            (cd bench/engine && timeout 300 python3 hf_bench.py --generate "$OUT/hf_generate.json")
+            # the sweep again with decode steps replayed as CUDA graphs (tuning cudaGraphs; a separate process, so
+            # a failure there cannot cost the numbers above)
+            SWAPSERVE_CUDA_GRAPHS=1 timeout 150 "$BIN" bench sweep ;;
     hfbench) (cd bench/engine && timeout 240 python3 hf_bench.py "$OUT/hf_bench.json") ;;
   esac
   echo "=== $step rc=$?"

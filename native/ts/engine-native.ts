@@ -38,6 +38,8 @@ export interface NativeEngine {
   /** Forward only: fp32 logits (B, V) of each sequence's last input token (tests). */
   logits(batch: Pick<NativeBatch, 'seqs' | 'counts' | 'positions' | 'tokens'>): Promise<Float32Array>;
   release(seq: number): void;
+  /** The paged KV cache (native/src/engine/kv_pool.h); null once closed. */
+  kvStats(): { blockTokens: number; blocksTotal: number; blocksFree: number } | null;
   close(): void;
   readonly backend: 'cpu' | 'cuda' | null;
   readonly busy: boolean;
@@ -47,6 +49,8 @@ export interface NativeEngine {
 
 export interface NativeEngineOptions {
   maxBatch: number; maxContext: number; threads: number;
+  /** Bytes of the paged KV cache, taken from the scratch pool at construction (0: maxBatch × maxContext positions). */
+  kvCacheBytes?: number;
   /** CUDA backend tuning (BackendOptions::cuda); absent: the C++ defaults, the same as tuning.ts. */
   tuning?: EngineTuning;
   /** Arena mode only. */

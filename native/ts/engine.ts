@@ -39,8 +39,14 @@ export type GenerateEvent =
     };
 
 export interface EngineOptions {
-  /** Sequences computed together in one step; more wait in FIFO order. @defaultValue 8 */
+  /** Most sequences computed together in one step (1..256); more wait in FIFO order, as do sequences whose KV blocks are not free. @defaultValue 8 */
   maxBatch?: number;
+  /**
+   * Bytes of the paged KV cache (blocks of 16 positions), taken from the scratch pool when the engine is made.
+   * @defaultValue room for maxBatch sequences of maxContext positions, capped by the scratch pool's free bytes
+   * (less an estimate of the CUDA backend's activations)
+   */
+  kvCacheBytes?: number;
   /** Longest prompt + completion, tokens; also sizes the KV cache. @defaultValue min(model maxPositions, 4096) */
   maxContext?: number;
   /** Prompt tokens fed per step, over all sequences (bounds how long a new prompt stalls others' decode). @defaultValue 512 */
@@ -53,11 +59,28 @@ export interface EngineOptions {
   warn?: (message: string) => void;
 }
 
+/** The engine's load, for a consumer deciding how many requests to take (the worker's BullMQ consumer). */
+export interface EngineStats {
+  /** Sequences admitted (holding KV blocks, computed each step). */
+  active: number;
+  /** Sequences queued for admission (no free maxBatch slot or KV blocks yet). */
+  waiting: number;
+  /** Positions per KV block. */
+  blockTokens: number;
+  blocksTotal: number;
+  /** Blocks not committed to an admitted sequence (what admission sees). */
+  blocksFree: number;
+  maxBatch: number;
+}
+
+/** Most sequences one step may compute (CUDA kernels and graphs are sized for it). */
+export const MAX_BATCH = 256;
+
 const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {}, warn: (m: string) => { process.stderr.write(`swapserve engine: ${m}\n`); } };
 const MAX_STOPS = 16;
 const MAX_STOP_CHARS = 256;
 
-type Resolved = Required<Omit<EngineOptions, 'tuning'>> & { tuning: EngineTuning };
+type Resolved = Required<Omit<EngineOptions, 'tuning' | 'kvCacheBytes'>> & { tuning: EngineTuning; kvCacheBytes?: number };
 
 /** A queue of events for one consumer; the engine loop pushes, the generate() iterator pulls. */
 class Channel<T> {
@@ -91,6 +114,14 @@ interface Seq {
   rng: bigint;
   /** Tokens in the KV cache (= next position). */
   pos: number;
+  /** Tokens to prefill: the prompt, or after a preemption the prompt and all sampled tokens but the last. */
+  prefix: Int32Array;
+  /** Recomputing after a preemption: the sample of the prefix's last chunk repeats `last` and is dropped. */
+  resumed: boolean;
+  /** KV blocks committed to it (covering its prefix + 1 at admission, grown a block at a time while decoding). */
+  blocks: number;
+  /** Sampled ids (kept for recompute after a preemption). */
+  sampled: number[];
   /** The token to feed next once the prompt is in (the last sampled one). */
   last: number;
   completion: number;
@@ -106,7 +137,14 @@ interface Seq {
 
 export class Engine {
   private readonly waiting: Seq[] = [];
+  /** In admission order: the youngest is last (the one preempted first). */
   private readonly active: Seq[] = [];
+  /** Paged KV cache: positions a block, blocks in all, blocks committed to active sequences. */
+  private readonly blockTokens: number;
+  private readonly blocksTotal: number;
+  private blocksCommitted = 0;
+  /** Sequences preempted (their blocks freed, to be recomputed) since the engine was made. */
+  preemptions = 0;
   private nextSeqId = 1;
   private loopRunning: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
@@ -121,6 +159,10 @@ export class Engine {
     readonly options: Resolved,
   ) {
     this.eos = new Set(source.config.eosTokenIds);
+    const kv = native.kvStats();
+    if (!kv) throw new EngineError('native', 'the engine has no KV cache');
+    this.blockTokens = kv.blockTokens;
+    this.blocksTotal = kv.blocksTotal;
   }
 
   /**
@@ -131,7 +173,12 @@ export class Engine {
   static async create(runtime: Runtime, modelId: string, source: ModelSource, tokenizer: Tokenizer, opts?: EngineOptions): Promise<Engine> {
     const addon: unknown = runtime.addon;
     if (!isEngineAddon(addon)) throw new EngineError('native', "the runtime's addon has no Engine class: rebuild it with `npm run build:native`");
-    return Engine.make(addon, runtime.native, modelId, source, tokenizer, opts, {});
+    let scratchFree = Infinity;
+    try {
+      const u = runtime.usage().scratch;
+      scratchFree = Math.max(0, u.budgetBytes - u.usedBytes);
+    } catch { /* an older runtime without usage(): no cap */ }
+    return Engine.make(addon, runtime.native, modelId, source, tokenizer, opts, {}, { scratchFree, backend: addon.build });
   }
 
   /**
@@ -142,14 +189,16 @@ export class Engine {
     if (arena.byteLength !== source.layout.totalBytes) {
       throw new EngineError('invalid_request', `Expected an arena of ${source.layout.totalBytes} bytes but received ${arena.byteLength}`);
     }
+    const scratchBudgetBytes = opts?.scratchBudgetBytes ?? 1 << 30;
     return Engine.make(loadEngineAddon(), arena, source.path, source, tokenizer, opts, {
-      scratchBudgetBytes: opts?.scratchBudgetBytes ?? 1 << 30,
+      scratchBudgetBytes,
       numGroups: source.layout.groups.length,
-    });
+    }, { scratchFree: scratchBudgetBytes, backend: 'cpu' });
   }
 
   private static make(addon: EngineAddon, target: object, modelId: string, source: ModelSource, tokenizer: Tokenizer,
-    opts: EngineOptions | undefined, extra: { scratchBudgetBytes?: number; numGroups?: number }): Engine {
+    opts: EngineOptions | undefined, extra: { scratchBudgetBytes?: number; numGroups?: number },
+    room: { scratchFree: number; backend: 'cpu' | 'cuda' }): Engine {
     const o: Resolved = {
       ...DEFAULTS,
       maxContext: Math.min(source.config.maxPositions, 4096),
@@ -161,6 +210,10 @@ export class Engine {
     if (o.maxContext > source.config.maxPositions) {
       throw new EngineError('invalid_request', `Expected maxContext <= the model's ${source.config.maxPositions} positions but received ${o.maxContext}`);
     }
+    if (o.maxBatch > MAX_BATCH) throw new EngineError('invalid_request', `Expected maxBatch <= ${MAX_BATCH} but received ${o.maxBatch}`);
+    if (o.kvCacheBytes !== undefined && (!Number.isSafeInteger(o.kvCacheBytes) || o.kvCacheBytes < 0)) {
+      throw new EngineError('invalid_request', `Expected an integer >= 0 for kvCacheBytes but received ${o.kvCacheBytes}`);
+    }
     if (!Number.isInteger(o.threads) || o.threads < 0) throw new EngineError('invalid_request', `Expected an integer >= 0 for threads but received ${o.threads}`);
     const tuning = engineTuningSchema.safeParse(o.tuning);
     if (!tuning.success) throw new EngineError('invalid_request', `Invalid engine tuning: ${tuning.error.issues.map((i) => `${i.path.join('.') || 'tuning'}: ${i.message}`).join('; ')}`);
@@ -169,7 +222,10 @@ export class Engine {
     const stack = new Error().stack;
     let native: NativeEngine;
     try {
-      native = new addon.Engine(target, modelId, desc, { maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads, tuning: o.tuning, ...extra });
+      native = new addon.Engine(target, modelId, desc, {
+        maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads, tuning: o.tuning,
+        kvCacheBytes: o.kvCacheBytes ?? defaultKvBytes(source, o, room), ...extra,
+      });
     } catch (e) {
       throw fromNative(e, stack);
     }
@@ -178,6 +234,17 @@ export class Engine {
 
   /** Sequences admitted or waiting. */
   get activeSequences(): number { return this.active.length + this.waiting.length; }
+
+  /** Load and KV capacity now (blocksFree: blocks not committed to admitted sequences). */
+  stats(): { active: number; waiting: number; blockTokens: number; blocksTotal: number; blocksFree: number; maxBatch: number } {
+    return {
+      active: this.active.length, waiting: this.waiting.length, blockTokens: this.blockTokens,
+      blocksTotal: this.blocksTotal, blocksFree: this.blocksTotal - this.blocksCommitted, maxBatch: this.options.maxBatch,
+    };
+  }
+
+  /** The native KV pool's own count (tests: equals stats().blocksTotal once every sequence has ended). */
+  kvBlocksFreeNative(): number { return this.native.kvStats()?.blocksFree ?? 0; }
 
   /** 'cpu' or 'cuda'. */
   get backend(): string { return this.native.backend ?? 'closed'; }
@@ -199,6 +266,10 @@ export class Engine {
       topK: req.topK,
       rng: req.seed === undefined ? randomBytes(8).readBigUInt64LE() : BigInt.asUintN(64, BigInt(req.seed)),
       pos: 0,
+      prefix: Int32Array.from(req.prompt),
+      resumed: false,
+      blocks: 0,
+      sampled: [],
       last: -1,
       completion: 0,
       text: this.tokenizer.decodeStream(),
@@ -284,27 +355,100 @@ export class Engine {
     });
   }
 
+  private blocksFor(positions: number): number { return Math.ceil(positions / this.blockTokens); }
+
+  /**
+   * Admits waiting sequences in FIFO order while a maxBatch slot and the KV blocks of the head's prefix (+ its
+   * first sampled token) are free, keeping a watermark of a block per blockTokens running sequences for their
+   * growth. The head waits otherwise (never fails), unless its prefix alone outgrows the whole cache.
+   */
+  private admit(): void {
+    while (this.waiting.length && this.active.length < this.options.maxBatch) {
+      const s = this.waiting[0];
+      const need = this.blocksFor(s.prefix.length + 1);
+      if (need > this.blocksTotal) {
+        this.waiting.shift();
+        s.out.fail(this.kvTooSmall(s, need));
+        continue;
+      }
+      const watermark = this.active.length ? Math.ceil(this.active.length / this.blockTokens) : 0;
+      if (need > this.blocksTotal - this.blocksCommitted - watermark) return;
+      this.waiting.shift();
+      s.blocks = need;
+      this.blocksCommitted += need;
+      if (!s.admittedAt) s.admittedAt = performance.now();
+      this.active.push(s);
+    }
+  }
+
+  private kvTooSmall(s: Seq, need: number): EngineError {
+    return new EngineError('native', `KV cache: sequence needs ${need} blocks of ${this.blockTokens} positions; the cache has ${this.blocksTotal} (raise kvCacheBytes or the scratch budget)`, { nativeCode: 'budget' });
+  }
+
+  /**
+   * Commits blocks so that s holds `positions` positions. When none are free, preempts the youngest running
+   * sequence (its blocks freed, recomputed from its prefix when readmitted) until they are; false when that was s
+   * itself. A sequence alone that still does not fit fails with `budget`.
+   */
+  private grow(s: Seq, positions: number): boolean {
+    const need = this.blocksFor(positions) - s.blocks;
+    if (need <= 0) return true;
+    while (this.blocksTotal - this.blocksCommitted < need) {
+      const victim = this.active[this.active.length - 1];
+      if (victim === s && this.active.length === 1) {
+        this.retire(s, this.kvTooSmall(s, this.blocksFor(positions)));
+        return false;
+      }
+      this.preempt(victim);
+      if (victim === s) return false;
+    }
+    s.blocks += need;
+    this.blocksCommitted += need;
+    return true;
+  }
+
+  /** Frees s's KV blocks and puts it back at the head of the queue, to recompute its prompt and samples so far. */
+  private preempt(s: Seq): void {
+    const i = this.active.indexOf(s);
+    if (i >= 0) this.active.splice(i, 1);
+    this.native.release(s.id);
+    this.blocksCommitted -= s.blocks;
+    s.blocks = 0;
+    s.pos = 0;
+    // The last sampled id is not in the cache yet (it is fed by the next decode step), so it stays out of the prefix.
+    const kept = s.sampled.length - 1;
+    if (kept >= 0) {
+      const prefix = new Int32Array(s.prompt.length + kept);
+      prefix.set(s.prompt);
+      prefix.set(s.sampled.slice(0, kept), s.prompt.length);
+      s.prefix = prefix;
+      s.resumed = true;
+    }
+    this.preemptions++;
+    this.waiting.unshift(s);
+  }
+
   /** The batching loop: one native step at a time over every active sequence. */
   private async loop(): Promise<void> {
     while (this.active.length || this.waiting.length) {
-      while (this.active.length < this.options.maxBatch && this.waiting.length) {
-        const s = this.waiting.shift() as Seq;
-        s.admittedAt = performance.now();
-        this.active.push(s);
-      }
       for (const s of [...this.active]) if (s.cancelled) this.retire(s, 'cancelled');
+      this.admit();
       if (this.active.length === 0) continue;
-      // Decoding sequences feed their last token; prompts feed chunks within the step's prefill budget.
+      // Decoding sequences feed their last token (a new block when it starts one, oldest first: preemption takes the
+      // youngest); prompts feed chunks within the step's prefill budget (their blocks were committed at admission).
       const batch: { seq: Seq; tokens: Int32Array }[] = [];
       let budget = this.options.prefillChunk;
-      for (const s of this.active) {
-        if (s.pos >= s.prompt.length) batch.push({ seq: s, tokens: Int32Array.of(s.last) });
-        else if (budget > 0) {
-          const n = Math.min(budget, s.prompt.length - s.pos);
+      for (const s of [...this.active]) {
+        if (!this.active.includes(s)) continue; // preempted to make room for an older sequence
+        if (s.pos >= s.prefix.length) {
+          if (this.grow(s, s.pos + 1)) batch.push({ seq: s, tokens: Int32Array.of(s.last) });
+        } else if (budget > 0) {
+          const n = Math.min(budget, s.prefix.length - s.pos);
           budget -= n;
-          batch.push({ seq: s, tokens: s.prompt.subarray(s.pos, s.pos + n) });
+          batch.push({ seq: s, tokens: s.prefix.subarray(s.pos, s.pos + n) });
         }
       }
+      if (batch.length === 0) continue;
       const B = batch.length;
       const total = batch.reduce((a, b) => a + b.tokens.length, 0);
       const tokens = new Int32Array(total);
@@ -335,8 +479,13 @@ export class Engine {
       for (let b = 0; b < B; b++) {
         const s = batch[b].seq;
         s.pos += batch[b].tokens.length;
+        // More prefix to feed, or a recomputed prefix whose sample repeats `last`: discarded, the PRNG not advanced.
+        if (s.pos < s.prefix.length) continue;
+        if (s.resumed) {
+          s.resumed = false;
+          continue;
+        }
         s.rng = rng[b];
-        if (s.pos < s.prompt.length) continue; // more prompt to feed; this sample is discarded
         try {
           this.onToken(s, next[b]);
         } catch (e) {
@@ -353,6 +502,7 @@ export class Engine {
     if (s.completion === 0) s.firstTokenAt = now;
     s.completion++;
     s.last = id;
+    s.sampled.push(id);
     if (this.eos.has(id)) {
       const rest = s.stop.push(this.textOf(s, s.text.flush())).text + s.stop.flush();
       if (rest) s.out.push({ type: 'token', id, text: rest });
@@ -405,6 +555,8 @@ export class Engine {
     const i = this.active.indexOf(s);
     if (i >= 0) this.active.splice(i, 1);
     this.native.release(s.id);
+    this.blocksCommitted -= s.blocks;
+    s.blocks = 0;
     if (how instanceof EngineError) s.out.fail(how);
     else this.finish(s, how);
   }
@@ -422,4 +574,25 @@ export class Engine {
     });
     s.out.end();
   }
+}
+
+/**
+ * Default KV cache bytes: room for maxBatch sequences of maxContext positions, capped by the scratch pool's free
+ * bytes less, on CUDA, an estimate of the backend's activations (grown by doubling to prefillChunk + maxBatch rows)
+ * and its fixed buffers.
+ */
+function defaultKvBytes(source: ModelSource, o: Resolved, room: { scratchFree: number; backend: 'cpu' | 'cuda' }): number {
+  const c = source.config;
+  const elt = room.backend === 'cuda' && source.dtype !== 'f32' ? 2 : 4;
+  const headDim = c.headDim;
+  const perToken = 2 * c.numLayers * c.numKvHeads * headDim * elt;
+  const want = o.maxBatch * Math.ceil(o.maxContext / 16) * 16 * perToken;
+  let reserve = 0;
+  if (room.backend === 'cuda') {
+    const rows = 2 * (o.prefillChunk + o.maxBatch);
+    const qkv = (c.numHeads + 2 * c.numKvHeads) * headDim;
+    const perRow = c.hiddenSize * 4 + c.hiddenSize * 2 + qkv * 2 + c.numHeads * headDim * 2 + c.intermediateSize * 6 + headDim * 4;
+    reserve = rows * perRow + o.maxBatch * (c.vocabSize * 4 + c.hiddenSize * 2) + (48 << 20);
+  }
+  return Math.max(0, Math.min(want, Math.floor(room.scratchFree - reserve)));
 }

@@ -24,6 +24,12 @@ export const engineTuningSchema = z.object({
   l2PrefetchBytes: z.number().int().min(-1).max(1 << 20).default(-1),
   /** Context splits of decode attention, 1..64; 0 = chosen from the shape (env SWAPSERVE_CUDA_ATTN_SPLITS). @defaultValue 0 */
   attnSplits: z.number().int().min(0).max(64).default(0),
+  /**
+   * Decode steps (every sequence feeding one token) replayed as CUDA graphs, one per batch-size bucket (1, 2, 4, ...,
+   * 256, padded), captured lazily from a bucket's third pass and freed with the engine; off until measured on the GPU
+   * (env SWAPSERVE_CUDA_GRAPHS=1 / 0). @defaultValue false
+   */
+  cudaGraphs: z.boolean().default(false),
 }).strict();
 
 export type EngineTuning = z.infer<typeof engineTuningSchema>;

@@ -64,26 +64,42 @@ describe('engine over the weights runtime (CPU)', { skip: needsData() }, () => {
       release();
       await swap;
       assert.deepEqual(await gen, REF_IDS);
-      assert.equal(rt.usage().scratch.usedBytes, 0, 'the finished sequence returned its KV cache');
+      const kv = engine.stats();
+      assert.equal(kv.blocksFree, kv.blocksTotal, 'the finished sequence returned its KV blocks');
+      assert.equal(engine.kvBlocksFreeNative(), kv.blocksTotal);
+      // The paged KV cache is one allocation from the scratch pool, made with the engine: maxBatch (8) x 256 positions.
+      assert.equal(rt.usage().scratch.usedBytes, kv.blocksTotal * 16 * 5 * 32 * 4 * 2);
       // A live lease: the runtime refuses to evict the arena under it.
       await assert.rejects(rt.evict('stories'), (e: unknown) => (e as { code?: string }).code === 'state');
     } finally {
       await engine.close();
     }
+    assert.equal(rt.usage().scratch.usedBytes, 0, 'close() returned the KV cache to the scratch pool');
     await rt.evict('stories');
     assert.equal(rt.residency('stories').state, 'host');
   });
 
-  it('holds KV in the scratch pool while sequences run', async () => {
+  it('holds its KV cache in the scratch pool, sized by kvCacheBytes and capped by the pool\'s free bytes', async () => {
     await rt.swapIn('stories');
-    const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256 });
+    const block = 16 * 5 * 32 * 4 * 2;  // 16 positions x 5 layers x 32 floats x K and V
+    const engine = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 256, kvCacheBytes: 30 * block + 100 });
     try {
-      let seen = 0;
-      for await (const e of engine.generate({ prompt: [1], maxTokens: 8, temperature: 0, topP: 1, topK: 0 })) {
-        if (e.type === 'token') seen = Math.max(seen, rt.usage().scratch.usedBytes);
+      assert.equal(engine.stats().blocksTotal, 30);
+      assert.equal(rt.usage().scratch.usedBytes, 30 * block);
+      let held = 0;
+      for await (const e of engine.generate({ prompt: [1], maxTokens: 40, temperature: 0, topP: 1, topK: 0 })) {
+        if (e.type === 'token') held = Math.max(held, 30 - engine.stats().blocksFree);
       }
-      // 5 layers x 256 positions (the first grant) x 32 floats x K and V.
-      assert.equal(seen, 5 * 256 * 32 * 4 * 2);
+      assert.equal(held, 3, '41 positions = 3 blocks');
+      assert.equal(engine.stats().blocksFree, 30);
+      // Default: maxBatch x maxContext positions, but never more than the scratch pool has free (64 MiB here).
+      const big = await Engine.create(rt, 'stories', source, tokenizer, { maxContext: 2048, maxBatch: 256 });
+      try {
+        const total = big.stats().blocksTotal;
+        assert.ok(total * block <= 64 * 1024 * 1024 - 30 * block && total * block > 60 * 1024 * 1024, `${total} blocks`);
+      } finally {
+        await big.close();
+      }
     } finally {
       await engine.close();
     }

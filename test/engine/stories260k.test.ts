@@ -177,19 +177,23 @@ describe('engine on stories260K (CPU)', { skip: needsData() }, () => {
     }
   });
 
-  it('a new request that finds no room for its KV cache fails alone; running ones go on', async () => {
-    // Room for one sequence's first KV grant (5 layers x 256 positions x 32 floats x K,V = 327,680 bytes).
-    const one = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 256, scratchBudgetBytes: 400_000 });
+  it('a new request that finds no free KV blocks waits for them; running ones go on', async () => {
+    // 16 blocks of 16 positions: the running sequence grows to 241 positions (all 16 blocks), so the second one can
+    // only be admitted once the first ends.
+    const one = await Engine.createOnHostArena(arena, source, decoder, { maxContext: 256, kvCacheBytes: 16 * 16 * 1280 });
     try {
-      const a = one.generate(greedy([1], 40))[Symbol.asyncIterator]();
-      const first = await a.next();
-      assert.equal(!first.done && first.value.type === 'token' && first.value.id, REF_IDS[0]);
-      await assert.rejects(collect(one.generate(greedy([1, 403], 8))),
-        (e: unknown) => e instanceof EngineError && e.nativeCode === 'budget');
+      const a = one.generate(greedy([1], 240))[Symbol.asyncIterator]();
+      for (let i = 0; i < 230; i++) await a.next();
+      assert.ok(one.stats().blocksFree <= 1);
+      const b = collect(one.generate(greedy([1, 403], 8)));
+      assert.equal(one.stats().waiting, 1);
       const rest = await collect({ [Symbol.asyncIterator]: () => a });
-      assert.deepEqual([REF_IDS[0], ...rest.ids].slice(0, 32), REF_IDS); // undisturbed by the failed neighbour
       assert.equal(rest.done.finishReason, 'length');
-      assert.equal(rest.done.completionTokens, 40);
+      assert.equal(rest.done.completionTokens, 240);
+      const late = await b;
+      assert.equal(late.done.finishReason, 'length');
+      assert.deepEqual(late.ids, (await collect(engine.generate(greedy([1, 403], 8)))).ids);
+      assert.equal(one.preemptions, 0, 'the waiting request never displaced the running one');
     } finally {
       await one.close();
     }

@@ -10,6 +10,7 @@
 #include "engine/cuda/kernels.h"
 #include "dev_common.h"
 #include "engine/backend.h"
+#include "engine/kv_pool.h"
 
 namespace swapserve::dev {
 
@@ -103,7 +104,8 @@ std::vector<int32_t> RandomTokens(int n, int V, uint32_t seed) {
 }  // namespace
 
 int RunBench(const std::string& what) {
-  const bool withEwl = what == "ewl", decodeOnly = what == "decode";
+  // sweep: only the bandwidth floor and the decode sweep (run once more with SWAPSERVE_CUDA_GRAPHS=1 by run_device.sh).
+  const bool withEwl = what == "ewl", sweepOnly = what == "sweep", decodeOnly = what == "decode" || sweepOnly;
   const Shape sh;
   const Layout L = Plan(sh);
   cudaDeviceProp prop{};
@@ -178,7 +180,7 @@ int RunBench(const std::string& what) {
   }
 
   // Decode-shape products (T = 1 and 8): the engine's GEMV against cuBLASLt, as weight bytes per second.
-  {
+  if (!sweepOnly) {
     void *ws, *x, *y;
     SS_CUDA_CHECK(cudaMalloc(&ws, 32 << 20));
     SS_CUDA_CHECK(cudaMalloc(&x, size_t(8) * sh.F * 2));
@@ -215,7 +217,7 @@ int RunBench(const std::string& what) {
 
   // The folded decode products (decode.cu) alone, at each launch shape: weight bytes per second. Kernels
   // launched back to back without programmatic dependent launch, so each time includes a launch gap.
-  {
+  if (!sweepOnly) {
     const int cap = 256, D = sh.D, KVH = sh.KVH, H = sh.H;
     const int QDi = H * D, KD = KVH * D;
     void *x, *y, *ss, *kv, *meta, *cs;
@@ -312,6 +314,7 @@ int RunBench(const std::string& what) {
   // Decode: B sequences prefilled with 128 tokens, then batched greedy steps on the device.
   double tokps1 = 0;
   for (int B : {1, 8}) {
+    if (sweepOnly) break;
     std::vector<std::vector<int32_t>> prompts;
     std::vector<int32_t> last(B);
     std::vector<engine::Sampling> sm(B);
@@ -337,8 +340,73 @@ int RunBench(const std::string& what) {
                 B == 1 ? "" : (", " + std::to_string(tps / tokps1).substr(0, 4) + "x batch-1 tokens/s").c_str());
   }
 
+  // Decode throughput by batch size beside the roofline (Llama-3.1-8B shape, paged KV): 256 sequences prefilled with
+  // 512 random tokens once (chunks of 8 sequences a pass), then for B in 1, 8, ..., 256 greedy steps of the first B.
+  // Roofline of a step: (weights but the embedding table + K and V of every position each sequence attends to) /
+  // the measured bandwidth; ceiling tokens/s = B / that time.
+  if (decodeOnly || std::getenv("BENCH_DECODE_SWEEP")) {
+    const int CTX = 512, WARM = 4, STEPS = 20, MAXB = 256;
+    const std::vector<int> Bs = {1, 8, 32, 64, 128, 256};
+    engine::BackendOptions o2;
+    o2.maxBatch = MAXB;
+    o2.maxContext = 1024;
+    const int kd = sh.KVH * sh.D;
+    const size_t kvPerPos = size_t(2) * sh.L * kd * 2;  // bytes of K and V of one position, all layers (bf16)
+    o2.kvCacheBytes = size_t(MAXB) * engine::KvPool::BlocksFor(CTX + int(Bs.size()) * (WARM + STEPS) + 1) *
+                      engine::KvPool::BlockBytes(sh.L, kd, 2);
+    auto sb = engine::MakeCudaBackend(L.desc, lease, pool, o2);
+    const char* graphsEnv = std::getenv("SWAPSERVE_CUDA_GRAPHS");
+    std::printf("BENCH decode sweep%s: paged KV pool %.2f GB (%d blocks of 16 positions)\n",
+                graphsEnv && std::strcmp(graphsEnv, "1") == 0 ? " with CUDA graphs" : "", o2.kvCacheBytes / 1e9,
+                sb->kvStats().blocksTotal);
+    std::vector<std::vector<int32_t>> pr(MAXB);
+    std::vector<int32_t> last(MAXB), posv(MAXB, CTX);
+    std::vector<engine::Sampling> smp(MAXB);
+    const double tp = NowMs();
+    for (int b0 = 0; b0 < MAXB; b0 += 8) {
+      std::vector<engine::SeqInput> batch;
+      for (int b = b0; b < b0 + 8; ++b) {
+        pr[b] = RandomTokens(CTX, sh.V, 1000 + b);
+        batch.push_back({b, pr[b].data(), CTX, 0});
+      }
+      sb->forwardSample(batch, smp.data() + b0, last.data() + b0);
+    }
+    std::printf("BENCH decode sweep: prefilled %d x %d tokens in %.0f ms\n", MAXB, CTX, NowMs() - tp);
+    std::printf("BENCH | batch | ctx | ms/step | tokens/s | roofline ms | roofline tokens/s | %% of roofline |\n");
+    std::printf("BENCH |---|---|---|---|---|---|---|\n");
+    for (int B : Bs) {
+      std::vector<double> ms;
+      double kvBytes = 0;
+      int ctxLo = 1 << 30, ctxHi = 0;
+      std::vector<int32_t> in(B), out(B);
+      for (int step = 0; step < WARM + STEPS; ++step) {
+        std::vector<engine::SeqInput> batch;
+        double kv = 0;
+        for (int b = 0; b < B; ++b) {
+          in[b] = last[b];
+          batch.push_back({b, &in[b], 1, posv[b]});
+          kv += double(posv[b] + 1) * kvPerPos;
+          ctxLo = std::min(ctxLo, posv[b] + 1);
+          ctxHi = std::max(ctxHi, posv[b] + 1);
+        }
+        const double t0 = NowMs();
+        sb->forwardSample(batch, smp.data(), out.data());
+        const double t1 = NowMs();
+        for (int b = 0; b < B; ++b) { last[b] = out[b]; posv[b]++; }
+        if (step >= WARM) { ms.push_back(t1 - t0); kvBytes += kv; }
+      }
+      const double m = Median(ms), tps = B * 1000.0 / m;
+      const double bytes = stepBytes + kvBytes / STEPS, roofMs = bytes / bw / 1e6, roofTps = B * 1000.0 / roofMs;
+      std::printf("BENCH | %d | %d-%d | %.3f | %.0f | %.3f | %.0f | %.0f%% |\n", B, ctxLo, ctxHi, m, tps, roofMs, roofTps,
+                  100.0 * tps / roofTps);
+    }
+    for (int b = 0; b < MAXB; ++b) sb->releaseSeq(b);
+    std::printf("BENCH decode sweep: roofline = (%.2f GB of weights but the embedding + K,V of every context position) / "
+                "%.0f GB/s (4 GiB device copy, read+write)\n", stepBytes / 1e9, bw);
+  }
+
   // Where the time goes: the backend's own per-op events (SWAPSERVE_CUDA_PROFILE=1 prints one line per pass).
-  {
+  if (!sweepOnly) {
     setenv("SWAPSERVE_CUDA_PROFILE", "1", 1);
     auto pb = engine::MakeCudaBackend(L.desc, lease, pool, opts);
     unsetenv("SWAPSERVE_CUDA_PROFILE");
@@ -366,7 +434,7 @@ int RunBench(const std::string& what) {
   // The same batch-1 decode with engine options changed, for comparison: BENCH_FLIPS="A=1,B=2;C=3" runs one backend
   // with A=1 and B=2, one with C=3 (default: the unfolded decode path, and no programmatic dependent launch).
   const char* flipEnv = std::getenv("BENCH_FLIPS");
-  const std::string flipSpec = flipEnv ? flipEnv : "SWAPSERVE_CUDA_FUSED_DECODE=0;SWAPSERVE_CUDA_PDL=0";
+  const std::string flipSpec = sweepOnly ? "" : flipEnv ? flipEnv : "SWAPSERVE_CUDA_FUSED_DECODE=0;SWAPSERVE_CUDA_PDL=0";
   std::vector<std::vector<std::pair<std::string, std::string>>> flips;
   for (size_t i = 0; i < flipSpec.size();) {
     size_t j = flipSpec.find(';', i);

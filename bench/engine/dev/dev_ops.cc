@@ -148,6 +148,84 @@ void CheckDecode(ET t, int D, bool forceOneSplit, cudaStream_t s, int H = 8, int
          got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
 }
 
+// The paged KV cache: flash prefill and decode attention through a block table (blocks in a scrambled order) against
+// the CPU reference on the contiguous cache that table describes; and the KV write of LaunchQkvPost into its slots.
+void CheckPaged(ET t, int D, cudaStream_t s) {
+  const int H = 8, KVH = 2, L = 2, layer = 1, BT = cuda::kKvBlockTokens, blocks = 64, cap = blocks * BT;
+  const int QS = (H + 2 * KVH) * D;
+  const size_t eb = cuda::EtBytes(t), plane = static_cast<size_t>(cap) * KVH * D, rowBytes = static_cast<size_t>(KVH) * D * eb;
+  Buf pool(static_cast<size_t>(L) * 2 * plane * eb), tab(4 * blocks), meta(4096);
+  cuda::LaunchFillUniform(pool.d, t, pool.bytes / eb, 41 + D, -1.f, 1.f, s);
+  std::vector<int32_t> table(blocks);
+  for (int i = 0; i < blocks; ++i) table[i] = (i * 37 + 11) % blocks;  // 37 is prime to 64: a permutation
+  SS_CUDA_CHECK(cudaMemcpy(tab.d, table.data(), 4 * blocks, cudaMemcpyHostToDevice));
+  SS_CUDA_CHECK(cudaStreamSynchronize(s));
+  const std::vector<uint8_t> ph = pool.host();
+  std::vector<uint8_t> logical(ph.size());
+  for (int pl = 0; pl < 2 * L; ++pl)
+    for (int p = 0; p < cap; ++p)
+      std::memcpy(&logical[(pl * plane + static_cast<size_t>(p) * KVH * D) * eb],
+                  &ph[(pl * plane + (static_cast<size_t>(table[p / BT]) * BT + p % BT) * KVH * D) * eb], rowBytes);
+  const float scale = 1.f / std::sqrt(float(D));
+  if (cuda::FlashSupported(t, D)) {
+    const int n = 100, pos0 = 150, row0 = 3, T = row0 + n;
+    Buf qkv(static_cast<size_t>(T) * QS * eb), out(static_cast<size_t>(T) * H * D * eb);
+    cuda::LaunchFillUniform(qkv.d, t, qkv.bytes / eb, 51 + D, -2.f, 2.f, s);
+    out.poison();
+    cuda::LaunchFlashPrefill(qkv.d, QS, t, row0, n, pos0, pool.d, H, KVH, D, layer, cap, scale, out.d, H * D, s,
+                             static_cast<const int32_t*>(tab.d));
+    SS_CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<int> rows, ctx;
+    for (int i = 0; i < n; ++i) { rows.push_back(row0 + i); ctx.push_back(pos0 + i + 1); }
+    std::vector<double> ref;
+    CpuAttention(qkv.host(), QS, t, rows, ctx, logical, layer, cap, H, KVH, D, ref);
+    Report(std::string("paged flash prefill ") + EtName(t) + " D=" + std::to_string(D), Gather(out.host(), t, rows, H * D, H * D),
+           ref, 1e-2);
+  }
+  for (bool oneSplit : {false, true}) {
+    const std::vector<int> ctx = {1, 300, 1000, 77, 17, 33};
+    const int E = static_cast<int>(ctx.size());
+    Buf qkv(static_cast<size_t>(E) * QS * eb), out(static_cast<size_t>(E) * H * D * eb);
+    cuda::LaunchFillUniform(qkv.d, t, qkv.bytes / eb, 61 + D, -2.f, 2.f, s);
+    out.poison();
+    std::vector<int32_t> rows(E), offs(E, 0);
+    std::vector<uint64_t> bases(E, reinterpret_cast<uint64_t>(pool.d));
+    for (int e = 0; e < E; ++e) rows[e] = (e * 5) % E;
+    offs[4] = 2;  // one entry's table starts further on: it sees other blocks
+    uint8_t* m = static_cast<uint8_t*>(meta.d);
+    SS_CUDA_CHECK(cudaMemcpy(m, rows.data(), 4 * E, cudaMemcpyHostToDevice));
+    SS_CUDA_CHECK(cudaMemcpy(m + 256, ctx.data(), 4 * E, cudaMemcpyHostToDevice));
+    SS_CUDA_CHECK(cudaMemcpy(m + 512, bases.data(), 8 * E, cudaMemcpyHostToDevice));
+    SS_CUDA_CHECK(cudaMemcpy(m + 1024, offs.data(), 4 * E, cudaMemcpyHostToDevice));
+    cuda::AttnEntries en{reinterpret_cast<int32_t*>(m), reinterpret_cast<int32_t*>(m + 256),
+                         reinterpret_cast<uint64_t*>(m + 512), E, 1000, static_cast<const int32_t*>(tab.d),
+                         reinterpret_cast<int32_t*>(m + 1024)};
+    const int splits = oneSplit ? 1 : cuda::DecodeSplits(t, H, KVH, D, E, 1000);
+    Buf partial(static_cast<size_t>(E) * H * splits * (D + 2) * 4);
+    cuda::LaunchDecodeAttention(qkv.d, QS, t, en, H, KVH, D, layer, cap, scale, splits, static_cast<float*>(partial.d),
+                                out.d, s);
+    SS_CUDA_CHECK(cudaStreamSynchronize(s));
+    const auto qh = qkv.host(), oh = out.host();
+    std::vector<double> ref, got;
+    for (int e = 0; e < E; ++e) {
+      // The entry's logical cache: its table (from offs[e]) applied to the pool.
+      std::vector<uint8_t> mine(ph.size());
+      for (int pl = 0; pl < 2 * L; ++pl)
+        for (int p = 0; p < ctx[e]; ++p)
+          std::memcpy(&mine[(pl * plane + static_cast<size_t>(p) * KVH * D) * eb],
+                      &ph[(pl * plane + (static_cast<size_t>(table[offs[e] + p / BT]) * BT + p % BT) * KVH * D) * eb], rowBytes);
+      std::vector<double> r1;
+      CpuAttention(qh, QS, t, {rows[e]}, {ctx[e]}, mine, layer, cap, H, KVH, D, r1);
+      ref.insert(ref.end(), r1.begin(), r1.end());
+      const auto g1 = Gather(oh, t, {rows[e]}, H * D, H * D);
+      got.insert(got.end(), g1.begin(), g1.end());
+    }
+    Report(std::string("paged decode attention ") + EtName(t) + " D=" + std::to_string(D) + " splits=" +
+               std::to_string(splits) + (cuda::FastDecodeAttention(t, H, KVH, D) ? " (fast)" : ""),
+           got, ref, t == ET::kF32 ? 1e-5 : 1e-2);
+  }
+}
+
 void CheckQkvPost(ET t, bool interleaved, bool bias, bool hfRound, cudaStream_t s) {
   const int H = 8, KVH = 2, D = 64, L = 2, layer = 1, cap = 4096, QS = (H + 2 * KVH) * D, half = D / 2;
   const std::vector<int32_t> pos = {0, 1, 7, 100, 3000};
@@ -368,6 +446,8 @@ int RunOps() {
     }
   }
   CheckFlash(ET::kBF16, 128, 1, 300, 0, s);
+  for (ET t : {ET::kF32, ET::kBF16})
+    for (int D : {64, 128}) CheckPaged(t, D, s);
   for (ET t : {ET::kF32, ET::kBF16}) {
     for (int D : {64, 128}) {
       CheckDecode(t, D, false, s);

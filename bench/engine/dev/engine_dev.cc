@@ -24,6 +24,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "engine_dev: %s: %s\n", swapserve::ErrorCodeName(e.code()), e.what());
     return 2;
   }
-  std::fprintf(stderr, "usage: engine_dev ops | hf DIR | bench [ewl|decode]\n");
+  std::fprintf(stderr, "usage: engine_dev ops | hf DIR | bench [ewl|decode|sweep]\n");
   return 64;
 }

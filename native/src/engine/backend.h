@@ -80,11 +80,15 @@ struct CudaTuning {
   std::string decodeGemv;     // decode launch shapes ("4x4k" or "qkv:4x4k/o:2x4/..."); "" = measured defaults
   int l2PrefetchBytes = -1;   // bytes per row prefetched into L2 by decode products; -1 = per-product default
   int attnSplits = 0;         // decode attention context splits, 1..64; 0 = chosen from the shape
+  bool cudaGraphs = false;    // decode steps replayed as CUDA graphs per batch-size bucket (1, 2, 4, ..., 256)
 };
 
 struct BackendOptions {
   int maxBatch = 8;
   int maxContext = 4096;
+  // Bytes of the paged KV cache (kv_pool.h), taken from the scratch pool when the backend is made; 0 = room for
+  // maxBatch sequences of maxContext positions.
+  size_t kvCacheBytes = 0;
   int threads = 0;  // CPU backend: 0 = hardware concurrency
   CudaTuning cuda;  // ignored by the CPU backend
 };
@@ -97,8 +101,15 @@ class Backend {
   // Forward + sample one next token per sequence (backends may sample on the device; the default samples the
   // logits on the CPU). `sampling` has one entry per batch element and their rngState is advanced.
   virtual void forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next);
-  // Frees a sequence's KV cache.
+  // Frees a sequence's KV blocks.
   virtual void releaseSeq(int32_t seq) = 0;
+  // The paged KV cache's blocks (blocksFree may be read from any thread while a pass runs).
+  struct KvStats {
+    int blockTokens = 0;
+    int blocksTotal = 0;
+    int blocksFree = 0;
+  };
+  virtual KvStats kvStats() const = 0;
   // V: the row length of `logits` (the default forwardSample sizes its buffer with it).
   virtual int vocabSize() const = 0;
 };

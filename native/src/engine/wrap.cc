@@ -73,6 +73,7 @@ CudaTuning ParseTuning(Napi::Env env, Napi::Value v) {
   flag("profile", t.profile);
   flag("pdl", t.pdl);
   flag("fusedDecode", t.fusedDecode);
+  flag("cudaGraphs", t.cudaGraphs);
   Napi::Value g = o.Get("decodeGemv");
   if (!g.IsUndefined()) {
     if (!g.IsString()) ThrowArg(env, "Expected a string for options.tuning.decodeGemv");
@@ -257,6 +258,7 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
       InstanceAccessor<&EngineWrap::Backend>("backend"),
       InstanceAccessor<&EngineWrap::Busy>("busy"),
       InstanceAccessor<&EngineWrap::ScratchUsed>("scratchUsedBytes"),
+      InstanceMethod<&EngineWrap::KvStats>("kvStats"),
     });
   }
 
@@ -274,6 +276,11 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
     bo.maxBatch = IntField(opt, "maxBatch", 1);
     bo.maxContext = IntField(opt, "maxContext", 1);
     bo.threads = IntField(opt, "threads", 0);
+    if (!opt.Get("kvCacheBytes").IsUndefined()) {
+      const double kb = NumberField(opt, "kvCacheBytes");
+      if (kb < 0 || kb != static_cast<double>(static_cast<size_t>(kb))) ThrowArg(env, "Expected an integer >= 0 for kvCacheBytes");
+      bo.kvCacheBytes = static_cast<size_t>(kb);
+    }
     bo.cuda = ParseTuning(env, opt.Get("tuning"));
     auto core = std::make_shared<Core>();
     try {
@@ -387,6 +394,23 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Busy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), inFlight_); }
   Napi::Value ScratchUsed(const Napi::CallbackInfo& info) {
     return scratch_ ? Napi::Number::New(info.Env(), static_cast<double>(scratch_->usedBytes())) : info.Env().Null();
+  }
+
+  // kvStats(): { blockTokens, blocksTotal, blocksFree } of the paged KV cache (null once closed). Releases queued
+  // while a pass ran are applied first when no pass holds the engine, so the count is exact between passes.
+  Napi::Value KvStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!core_) return env.Null();
+    if (!inFlight_) {
+      std::unique_lock<std::mutex> lock(core_->mu, std::try_to_lock);
+      if (lock.owns_lock()) core_->ApplyDeferred();
+    }
+    const swapserve::engine::Backend::KvStats k = core_->backend->kvStats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("blockTokens", k.blockTokens);
+    o.Set("blocksTotal", k.blocksTotal);
+    o.Set("blocksFree", k.blocksFree);
+    return o;
   }
 
   friend class PassWorker;

@@ -1,5 +1,5 @@
 // The CPU backend: the forward pass over a batch of sequences (prefill chunks and decode steps mixed), with a
-// per-sequence fp32 KV cache taken from the runtime's scratch pool.
+// paged fp32 KV cache (kv_pool.h) taken from the runtime's scratch pool.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/kv_pool.h"
 
 namespace swapserve::engine {
 
@@ -16,32 +17,23 @@ namespace {
 
 using cpu::AttnSeq;
 
-// One sequence's KV cache: for each layer, K then V, each (cap, KVH*D) fp32.
-struct SeqKv {
-  std::shared_ptr<DeviceBlock> block;
-  int cap = 0;  // positions held
-  int len = 0;  // positions filled (0 .. len-1 are valid)
-  float* k(int layer, int kvDim) const {
-    return reinterpret_cast<float*>(block->data()) + static_cast<size_t>(2 * layer) * cap * kvDim;
-  }
-  float* v(int layer, int kvDim) const {
-    return reinterpret_cast<float*>(block->data()) + static_cast<size_t>(2 * layer + 1) * cap * kvDim;
-  }
-};
-
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelDesc& d, std::shared_ptr<WeightsLease> w, std::shared_ptr<ScratchPool> s,
              const BackendOptions& o)
-      : d_(d), w_(std::move(w)), scratch_(std::move(s)), opts_(o), pool_(o.threads), invFreq_(cpu::RopeInvFreq(d)) {}
+      : d_(d), w_(std::move(w)), scratch_(std::move(s)), opts_(o), pool_(o.threads), invFreq_(cpu::RopeInvFreq(d)),
+        kv_(*scratch_, d.layers, d.kvHeads * d.headDim, sizeof(float),
+            o.kvCacheBytes ? o.kvCacheBytes
+                           : static_cast<size_t>(o.maxBatch) * KvPool::BlocksFor(o.maxContext) *
+                                 KvPool::BlockBytes(d.layers, d.kvHeads * d.headDim, sizeof(float))) {}
 
   void forward(const std::vector<SeqInput>& batch, float* logits) override;
-  void releaseSeq(int32_t seq) override { kv_.erase(seq); }
+  void releaseSeq(int32_t seq) override { kv_.release(seq); }
+  KvStats kvStats() const override { return {KvPool::kBlockTokens, kv_.blocksTotal(), kv_.blocksFree()}; }
   int vocabSize() const override { return d_.vocab; }
 
  private:
   const uint8_t* at(const TensorRef& t) const { return w_->base() + t.offset; }
-  SeqKv& Reserve(int32_t seq, int pos, int n);
 
   ModelDesc d_;
   std::shared_ptr<WeightsLease> w_;
@@ -49,45 +41,12 @@ class CpuBackend final : public Backend {
   BackendOptions opts_;
   ThreadPool pool_;
   std::vector<float> invFreq_;  // (D/2)
-  std::unordered_map<int32_t, SeqKv> kv_;
+  KvPool kv_;
   // Activations, grown to the largest batch seen: x, xn (T, C); q, att (T, H*D); k, v (T, KVH*D); g, u (T, F).
   std::vector<float> x_, xn_, q_, k_, v_, att_, g_, u_, last_;
   std::vector<int32_t> posv_;
   std::vector<std::vector<float>> attnScratch_;
 };
-
-SeqKv& CpuBackend::Reserve(int32_t seq, int pos, int n) {
-  const int need = pos + n;
-  if (need > opts_.maxContext) {
-    throw NativeError(ErrorCode::kInvalidArgument, "sequence " + std::to_string(seq) + " needs " +
-                                                       std::to_string(need) + " positions; maxContext is " +
-                                                       std::to_string(opts_.maxContext));
-  }
-  SeqKv& kv = kv_[seq];
-  if (pos > kv.len) {
-    throw NativeError(ErrorCode::kInvalidArgument, "sequence " + std::to_string(seq) + " starts at position " +
-                                                       std::to_string(pos) + " but holds " +
-                                                       std::to_string(kv.len) + " positions");
-  }
-  if (need > kv.cap) {
-    // Grow by doubling (at least 256 positions), so a sequence costs O(length) copies in total.
-    int cap = std::max(256, kv.cap);
-    while (cap < need) cap *= 2;
-    cap = std::min(cap, opts_.maxContext);
-    const int kvDim = d_.kvHeads * d_.headDim;
-    const size_t bytes = static_cast<size_t>(2) * d_.layers * cap * kvDim * sizeof(float);
-    SeqKv grown;
-    grown.block = scratch_->alloc(bytes);  // throws budget / oom
-    grown.cap = cap;
-    grown.len = kv.len;
-    for (int l = 0; l < d_.layers && kv.len > 0; ++l) {
-      std::memcpy(grown.k(l, kvDim), kv.k(l, kvDim), static_cast<size_t>(kv.len) * kvDim * sizeof(float));
-      std::memcpy(grown.v(l, kvDim), kv.v(l, kvDim), static_cast<size_t>(kv.len) * kvDim * sizeof(float));
-    }
-    kv = std::move(grown);
-  }
-  return kv;
-}
 
 void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {
   const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, V = d_.vocab;
@@ -95,9 +54,24 @@ void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {
   int T = 0;
   for (const SeqInput& s : batch) T += s.n;
   if (T == 0) return;
-  std::vector<SeqKv*> kvs;
-  for (const SeqInput& s : batch) kvs.push_back(&Reserve(s.seq, s.pos, s.n));
-  // Rehashing cannot move elements of an unordered_map, so the pointers stay valid.
+  // Check every sequence, then take the blocks of the whole pass at once (a budget error leaves nothing taken).
+  std::vector<std::pair<int32_t, int>> want;
+  for (const SeqInput& s : batch) {
+    const int need = s.pos + s.n;
+    if (need > opts_.maxContext) {
+      throw NativeError(ErrorCode::kInvalidArgument, "sequence " + std::to_string(s.seq) + " needs " +
+                                                         std::to_string(need) + " positions; maxContext is " +
+                                                         std::to_string(opts_.maxContext));
+    }
+    const int have = kv_.len(s.seq);
+    if (s.pos > have) {
+      throw NativeError(ErrorCode::kInvalidArgument, "sequence " + std::to_string(s.seq) + " starts at position " +
+                                                         std::to_string(s.pos) + " but holds " +
+                                                         std::to_string(have) + " positions");
+    }
+    want.push_back({s.seq, need});
+  }
+  std::vector<KvPool::Seq*> kvs = kv_.ensure(want);
 
   auto grow = [](std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -142,18 +116,19 @@ void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {
     cpu::MatMul(pool_, v_.data(), xn_.data(), at(lw.wv), lw.wv.dtype, bias(lw.bv), lw.bv.dtype, T, C, kvDim, false);
     cpu::Rope(q_.data(), posv_.data(), T, H, D, invFreq_.data(), d_.ropeInterleaved);
     cpu::Rope(k_.data(), posv_.data(), T, KVH, D, invFreq_.data(), d_.ropeInterleaved);
+    float* kc = reinterpret_cast<float*>(kv_.plane(l, 0));
+    float* vc = reinterpret_cast<float*>(kv_.plane(l, 1));
     int t = 0;
     for (size_t b = 0; b < batch.size(); ++b) {
       const SeqInput& s = batch[b];
-      SeqKv& kv = *kvs[b];
-      float* kc = kv.k(l, kvDim);
-      float* vc = kv.v(l, kvDim);
-      std::memcpy(kc + static_cast<size_t>(s.pos) * kvDim, k_.data() + static_cast<size_t>(t) * kvDim,
-                  static_cast<size_t>(s.n) * kvDim * sizeof(float));
-      std::memcpy(vc + static_cast<size_t>(s.pos) * kvDim, v_.data() + static_cast<size_t>(t) * kvDim,
-                  static_cast<size_t>(s.n) * kvDim * sizeof(float));
+      const std::vector<int32_t>& table = kvs[b]->blocks;
+      for (int i = 0; i < s.n; ++i) {  // each position into its block's row
+        const size_t row = static_cast<size_t>(KvPool::Slot(table, s.pos + i)) * kvDim;
+        std::memcpy(kc + row, k_.data() + static_cast<size_t>(t + i) * kvDim, kvDim * sizeof(float));
+        std::memcpy(vc + row, v_.data() + static_cast<size_t>(t + i) * kvDim, kvDim * sizeof(float));
+      }
       attn[b] = AttnSeq{q_.data() + static_cast<size_t>(t) * qDim, kc, vc, att_.data() + static_cast<size_t>(t) * qDim,
-                        s.n, s.pos};
+                        s.n, s.pos, table.data(), KvPool::kBlockTokens};
       t += s.n;
     }
     cpu::Attention(pool_, attn, H, KVH, D, attnScratch_);

@@ -285,9 +285,13 @@ void Attention(ThreadPool& pool, const std::vector<AttnSeq>& seqs, int H, int KV
       const int len = s.pos0 + t + 1;  // causal: keys 0 .. pos0+t
       if (sc.size() < static_cast<size_t>(len)) sc.resize(len);
       const float* q = s.q + (static_cast<size_t>(t) * H + h) * D;
+      auto row = [&s](int j) -> size_t {
+        return s.blocks ? static_cast<size_t>(s.blocks[j / s.blockTokens]) * s.blockTokens + j % s.blockTokens
+                        : static_cast<size_t>(j);
+      };
       float mx = -INFINITY;
       for (int j = 0; j < len; ++j) {
-        const float v = Dot(q, s.k + static_cast<size_t>(j) * kvDim + kvh * D, D) * scale;
+        const float v = Dot(q, s.k + row(j) * kvDim + kvh * D, D) * scale;
         sc[j] = v;
         mx = std::max(mx, v);
       }
@@ -301,7 +305,7 @@ void Attention(ThreadPool& pool, const std::vector<AttnSeq>& seqs, int H, int KV
       for (int d = 0; d < D; ++d) o[d] = 0.f;
       for (int j = 0; j < len; ++j) {
         const float p = sc[j] * inv;
-        const float* v = s.v + static_cast<size_t>(j) * kvDim + kvh * D;
+        const float* v = s.v + row(j) * kvDim + kvh * D;
         for (int d = 0; d < D; ++d) o[d] += p * v[d];
       }
     }

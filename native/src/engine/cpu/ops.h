@@ -35,7 +35,9 @@ std::vector<float> RopeInvFreq(const ModelDesc& d);
 void Rope(float* x, const int32_t* pos, int T, int heads, int D, const float* invFreq, bool interleaved);
 
 // Causal grouped-query attention for one sequence's T new tokens at positions pos0..pos0+T-1.
-// q (T, H*D); k, v (>= pos0+T, KVH*D) already hold this sequence's keys/values up to pos0+T-1; out (T, H*D).
+// q (T, H*D); k, v (rows of KVH*D) already hold this sequence's keys/values up to pos0+T-1; out (T, H*D).
+// Position p is row p of k and v, or with a block table (kv_pool.h) row blocks[p / blockTokens] * blockTokens +
+// p % blockTokens.
 struct AttnSeq {
   const float* q = nullptr;
   const float* k = nullptr;
@@ -43,6 +45,8 @@ struct AttnSeq {
   float* out = nullptr;
   int T = 0;
   int pos0 = 0;
+  const int32_t* blocks = nullptr;
+  int blockTokens = 0;
 };
 // All sequences of a batch in one parallel pass over (sequence, token, head). Query head h reads KV head
 // h / (H/KVH); scale 1/sqrt(D). scratch: one buffer per pool thread, grown as needed.

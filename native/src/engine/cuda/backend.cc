@@ -1,5 +1,5 @@
 // The CUDA engine backend: a Llama-family forward pass (Llama 2/3/3.1, Mistral, Qwen2) that reads the weights in
-// place from the runtime's GPU arena, keeps each sequence's KV cache in the runtime's scratch pool, and runs every
+// place from the runtime's GPU arena, keeps the paged KV cache (kv_pool.h) in the runtime's scratch pool, and runs every
 // sequence of a batch through one pass over the weights (decode steps of many sequences and prefill chunks mixed).
 //
 // Per layer: RMSNorm -> q|k|v product (one GEMM when the three matrices are adjacent in the arena) -> bias + RoPE +
@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -28,6 +29,7 @@
 #include "engine/cuda/profiler.h"
 #include "engine/cuda/tuning.h"
 #include "engine/backend.h"
+#include "engine/kv_pool.h"
 
 namespace swapserve::engine {
 
@@ -72,10 +74,11 @@ std::vector<float> RopeInvFreq(const ModelDesc& d) {
   return inv;
 }
 
-struct SeqState {
-  std::shared_ptr<DeviceBlock> kv;  // (L, 2, cap, KVH, D) of the activation type
-  int len = 0;                      // positions filled (0 .. len-1 are valid), as the CPU backend counts them
-};
+static_assert(cuda::kKvBlockTokens == KvPool::kBlockTokens, "the kernels' block size is the pool's");
+
+constexpr int kMaxGraphBatch = 256;
+constexpr int32_t kPadSeq = INT32_MIN;            // the KV pool's sequence id of the graphs' padding block
+constexpr size_t kGraphBytes = 2u << 20;          // scratch bytes counted per captured graph (an estimate)
 
 class CudaBackend final : public Backend {
  public:
@@ -96,12 +99,22 @@ class CudaBackend final : public Backend {
     fusedDecode_ = t.fusedDecode;
     ResolveDecodeTunings(t, tunes_);
     attnSplits_ = t.attnSplits;
+    graphsOn_ = t.cudaGraphs;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
     uint8_t* p = persistent_->data();
     gemm_ = std::make_unique<cuda::Gemm>(p, kGemmWorkspace);
     invFreq_ = reinterpret_cast<float*>(p + AlignUp(kGemmWorkspace));
+    // The paged KV cache: (L, 2, blocks x 16, KVH, D) of the activation type, one allocation.
+    const size_t kvDim = static_cast<size_t>(d_.kvHeads) * d_.headDim, eb = cuda::EtBytes(et_);
+    kv_ = std::make_unique<KvPool>(*pool_, d_.layers, static_cast<int>(kvDim), eb,
+                                   opts_.kvCacheBytes ? opts_.kvCacheBytes
+                                                      : static_cast<size_t>(opts_.maxBatch) * KvPool::BlocksFor(opts_.maxContext) *
+                                                            KvPool::BlockBytes(d_.layers, static_cast<int>(kvDim), eb));
+    // Graph passes pad their batch to the bucket with rows that write into a block of their own.
+    if (graphsOn_ && kv_->blocksTotal() >= 2) padBlock_ = kv_->ensure({{kPadSeq, 1}})[0]->blocks[0];
+    else graphsOn_ = false;
     const std::vector<float> inv = RopeInvFreq(d_);
     SS_CUDA_CHECK(cudaMemcpyAsync(invFreq_, inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -110,8 +123,9 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(lease_->deviceOrdinal());  // the engine thread may have another device current
     if (stream_) cudaStreamSynchronize(stream_);
+    dropGraphs();
     gemm_.reset();
-    seqs_.clear();
+    kv_.reset();
     if (hostStage_) cudaFreeHost(hostStage_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -126,6 +140,7 @@ class CudaBackend final : public Backend {
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, logits_, bytes, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     prof_.report(lastT_, static_cast<int>(batch.size()));
+    landed_ = true;
     std::memcpy(logits, hostStage_, bytes);
   }
 
@@ -148,10 +163,14 @@ class CudaBackend final : public Backend {
     SS_CUDA_CHECK(cudaMemcpyAsync(hostStage_, nextDev_, sizeof(int32_t) * B, cudaMemcpyDeviceToHost, stream_));
     SS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     prof_.report(lastT_, B);
+    landed_ = true;
     std::memcpy(next, hostStage_, sizeof(int32_t) * B);
   }
 
-  void releaseSeq(int32_t seq) override { seqs_.erase(seq); }
+  void releaseSeq(int32_t seq) override { kv_->release(seq); }
+  KvStats kvStats() const override {
+    return {KvPool::kBlockTokens, kv_->blocksTotal() - (padBlock_ >= 0 ? 1 : 0), kv_->blocksFree()};
+  }
 
  private:
   const uint8_t* W(const TensorRef& t) const { return lease_->base() + t.offset; }
@@ -236,6 +255,7 @@ class CudaBackend final : public Backend {
                  oRope = take(nT * static_cast<size_t>(d_.headDim / 2) * 8),
                  oSs = take((2 * static_cast<size_t>(d_.layers) + 1) * 4);
     act_.reset();
+    ++epoch_;  // graphs captured on the old buffers are stale
     act_ = pool_->alloc(off);
     uint8_t* p = act_->data();
     x_ = p + oX;
@@ -256,6 +276,7 @@ class CudaBackend final : public Backend {
   void ensureMeta(size_t bytes) {
     if (bytes <= metaBytes_) return;
     meta_.reset();
+    ++epoch_;
     const size_t want = std::max(bytes * 2, static_cast<size_t>(64) << 10);
     meta_ = pool_->alloc(want);
     metaBytes_ = want;
@@ -264,94 +285,120 @@ class CudaBackend final : public Backend {
   void ensurePartial(size_t floats) {
     if (floats <= partialFloats_) return;
     partial_.reset();
+    ++epoch_;
     partial_ = pool_->alloc(floats * 2 * sizeof(float));
     partialFloats_ = floats * 2;
   }
 
   size_t qkvStride() const { return static_cast<size_t>(d_.heads + 2 * d_.kvHeads) * d_.headDim; }
-  size_t kvBytesPerSeq() const {
-    return static_cast<size_t>(d_.layers) * 2 * opts_.maxContext * d_.kvHeads * d_.headDim * cuda::EtBytes(et_);
-  }
 
   // Enqueues the whole forward pass; leaves (B, V) fp32 logits at logits_ on the device.
   void run(const std::vector<SeqInput>& batch) {
     if (batch.empty()) Invalid("forward: empty batch");
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     const int B = static_cast<int>(batch.size());
-    const int cap = opts_.maxContext;
+    const int maxCtx0 = opts_.maxContext;
     std::unordered_set<int32_t> seen;
+    std::vector<std::pair<int32_t, int>> want;
     size_t totalT = 0;
     for (const SeqInput& s : batch) {
       if (!seen.insert(s.seq).second) Invalid("forward: sequence " + std::to_string(s.seq) + " appears twice in a batch");
       if (s.n <= 0 || !s.tokens) Invalid("forward: each sequence needs at least one token");
-      if (s.pos < 0 || static_cast<int64_t>(s.pos) + s.n > cap)
+      if (s.pos < 0 || static_cast<int64_t>(s.pos) + s.n > maxCtx0)
         Invalid("forward: positions " + std::to_string(s.pos) + ".." + std::to_string(s.pos + s.n - 1) +
-                " exceed the context of " + std::to_string(cap));
+                " exceed the context of " + std::to_string(maxCtx0));
       for (int i = 0; i < s.n; ++i)
         if (s.tokens[i] < 0 || s.tokens[i] >= d_.vocab)
           Invalid("forward: token id " + std::to_string(s.tokens[i]) + " is outside the vocabulary of " +
                   std::to_string(d_.vocab));
-      const auto it = seqs_.find(s.seq);
-      const int len = it == seqs_.end() ? 0 : it->second.len;
+      const int len = kv_->len(s.seq);
       if (s.pos > len)  // the same rule and message as the CPU backend
         Invalid("sequence " + std::to_string(s.seq) + " starts at position " + std::to_string(s.pos) + " but holds " +
                 std::to_string(len) + " positions");
       totalT += s.n;
+      want.push_back({s.seq, s.pos + s.n});
     }
     if (totalT > static_cast<size_t>(1) << 20) Invalid("forward: too many tokens in one pass");
-    const int T = static_cast<int>(totalT);
-    // KV caches of new sequences (before any work is enqueued, so a budget error leaves nothing half done).
-    std::vector<uint64_t> seqKv(B);
-    std::vector<SeqState*> seqState(B);
-    for (int b = 0; b < B; ++b) {
-      auto it = seqs_.find(batch[b].seq);
-      if (it == seqs_.end()) it = seqs_.emplace(batch[b].seq, SeqState{pool_->alloc(kvBytesPerSeq()), 0}).first;
-      seqKv[b] = reinterpret_cast<uint64_t>(it->second.kv->data());
-      seqState[b] = &it->second;
-    }
-    ensureActivations(T, B);
+    // A graph pass (every row a one-token decode, graphs on): padded to its bucket Bk, metadata of a fixed layout.
+    const int Bk = graphBucket(batch);
+    const int T = Bk ? Bk : static_cast<int>(totalT), Breal = B;
+    // KV blocks of the pass (before any work is enqueued, so a budget error leaves nothing half done).
+    ensureActivations(T, Bk ? Bk : B);
+    std::vector<KvPool::Seq*> seqState = kv_->ensure(want);
+    const uint64_t kvb = reinterpret_cast<uint64_t>(kv_->base());
+    const int cap = kv_->poolTokens();
 
     // Host-side metadata, uploaded in one copy: tokens, positions, KV bases, last rows, attention entries.
     const bool flash = cuda::FlashSupported(et_, d_.headDim);
-    std::vector<int32_t> tokens(T), pos(T), lastRows(B), eRow, eCtx;
-    std::vector<uint64_t> kvBase(T), eKv;
-    struct Prefill { int row0, n, pos0; uint64_t kv; };
+    // Every row's and entry's cache base is the pool's; the block tables (all sequences', one after the other) map
+    // positions to rows of it.
+    std::vector<int32_t> tokens(T), pos(T), slot(T), lastRows(B), eRow, eCtx, eTab, tables;
+    std::vector<uint64_t> kvBase(T, kvb), eKv;
+    struct Prefill { int row0, n, pos0; size_t tab; };
     std::vector<Prefill> prefills;
     int row = 0, maxCtx = 0;
+    if (Bk) tables.push_back(padBlock_);  // the padding rows' table (offset 0)
     for (int b = 0; b < B; ++b) {
       const SeqInput& s = batch[b];
+      const std::vector<int32_t>& table = seqState[b]->blocks;
+      const int tab = static_cast<int>(tables.size());
+      tables.insert(tables.end(), table.begin(), table.end());
       const bool useFlash = flash && s.n > 1;
-      if (useFlash) prefills.push_back({row, s.n, s.pos, seqKv[b]});
+      if (useFlash) prefills.push_back({row, s.n, s.pos, static_cast<size_t>(tab)});
       for (int i = 0; i < s.n; ++i, ++row) {
         tokens[row] = s.tokens[i];
         pos[row] = s.pos + i;
-        kvBase[row] = seqKv[b];
+        slot[row] = KvPool::Slot(table, s.pos + i);
         if (!useFlash) {
           eRow.push_back(row);
           eCtx.push_back(s.pos + i + 1);
-          eKv.push_back(seqKv[b]);
+          eKv.push_back(kvb);
+          eTab.push_back(tab);
           maxCtx = std::max(maxCtx, s.pos + i + 1);
         }
       }
       lastRows[b] = row - 1;
     }
+    if (Bk) {
+      // Padding rows: token 0 at position 0 of the padding block; their logits are never read. The tables take a
+      // fixed size and the context bound is maxContext, so every replay of the bucket sees the same layout.
+      lastRows.resize(Bk);
+      for (; row < Bk; ++row) {
+        tokens[row] = 0;
+        pos[row] = 0;
+        slot[row] = padBlock_ * KvPool::kBlockTokens;
+        eRow.push_back(row);
+        eCtx.push_back(1);
+        eKv.push_back(kvb);
+        eTab.push_back(0);
+        lastRows[row] = row;
+      }
+      tables.resize(static_cast<size_t>(Bk) * KvPool::BlocksFor(opts_.maxContext) + 1, padBlock_);
+      maxCtx = opts_.maxContext;
+    }
     const int E = static_cast<int>(eRow.size());
+    const size_t NT = tables.size();
     size_t off = 0;
     auto place = [&](size_t bytes) { const size_t o = off; off += AlignUp(bytes); return o; };
-    const size_t oTok = place(4 * T), oPos = place(4 * T), oKv = place(8 * T), oLast = place(4 * B),
-                 oERow = place(4 * E), oECtx = place(4 * E), oEKv = place(8 * E);
+    const size_t oTok = place(4 * T), oPos = place(4 * T), oKv = place(8 * T), oLast = place(4 * lastRows.size()),
+                 oERow = place(4 * E), oECtx = place(4 * E), oEKv = place(8 * E), oSlot = place(4 * T),
+                 oETab = place(4 * E), oTab = place(4 * NT);
+    const int Bp = static_cast<int>(lastRows.size());  // rows of the head: the batch, padded in a graph pass
     ensureMeta(off);
     // Large enough for the logits read-back too: never regrown while this pass's upload is pending.
-    ensureHostStage(std::max(off, static_cast<size_t>(B) * d_.vocab * sizeof(float)));
+    ensureHostStage(std::max(off, static_cast<size_t>(Bp) * d_.vocab * sizeof(float)));
     uint8_t* hs = static_cast<uint8_t*>(hostStage_);
     std::memcpy(hs + oTok, tokens.data(), 4 * T);
     std::memcpy(hs + oPos, pos.data(), 4 * T);
     std::memcpy(hs + oKv, kvBase.data(), 8 * T);
-    std::memcpy(hs + oLast, lastRows.data(), 4 * B);
+    std::memcpy(hs + oLast, lastRows.data(), 4 * Bp);
+    std::memcpy(hs + oSlot, slot.data(), 4 * T);
+    std::memcpy(hs + oTab, tables.data(), 4 * NT);
     if (E) {
       std::memcpy(hs + oERow, eRow.data(), 4 * E);
       std::memcpy(hs + oECtx, eCtx.data(), 4 * E);
       std::memcpy(hs + oEKv, eKv.data(), 8 * E);
+      std::memcpy(hs + oETab, eTab.data(), 4 * E);
     }
     uint8_t* md = meta_->data();
     SS_CUDA_CHECK(cudaMemcpyAsync(md, hs, off, cudaMemcpyHostToDevice, stream_));
@@ -359,12 +406,16 @@ class CudaBackend final : public Backend {
     const int32_t* dPos = reinterpret_cast<const int32_t*>(md + oPos);
     const uint64_t* dKv = reinterpret_cast<const uint64_t*>(md + oKv);
     const int32_t* dLast = reinterpret_cast<const int32_t*>(md + oLast);
+    const int32_t* dSlot = reinterpret_cast<const int32_t*>(md + oSlot);
+    const int32_t* dTab = reinterpret_cast<const int32_t*>(md + oTab);
     cuda::AttnEntries entries;
     entries.qRow = reinterpret_cast<const int32_t*>(md + oERow);
     entries.ctx = reinterpret_cast<const int32_t*>(md + oECtx);
     entries.kvBase = reinterpret_cast<const uint64_t*>(md + oEKv);
     entries.count = E;
     entries.maxCtx = maxCtx;
+    entries.table = dTab;
+    entries.tableOff = reinterpret_cast<const int32_t*>(md + oETab);
     const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32) : cuda::DecodeSplits(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx);
     if (E && splits > 1) ensurePartial(static_cast<size_t>(E) * d_.heads * splits * (d_.headDim + 2));
 
@@ -385,19 +436,19 @@ class CudaBackend final : public Backend {
       explicit PdlScope(bool on) { cuda::SetPdl(on); }
       ~PdlScope() { cuda::SetPdl(false); }
     } pdlScope(pdl_ && T <= 8 && prefills.empty());
+    auto enqueue = [&] {
     mark("start");
     if (fused) {
-      runDecodeStep(dTok, dPos, dKv, entries, splits);
-      seqState[0]->len = batch[0].pos + 1;
+      runDecodeStep(dTok, dPos, dKv, dSlot, entries, splits);
       return;
     }
-    lease_->waitGroup(0, stream_);
+    waitG(0);
     cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
     cuda::LaunchRopeTable(dPos, T, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < d_.layers; ++l) {
       const LayerWeights& w = d_.layer[l];
-      lease_->waitGroup(l + 1, stream_);
+      waitG(l + 1);
       mark("wait");
       if (fusedQkv_[l]) {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
@@ -415,11 +466,12 @@ class CudaBackend final : public Backend {
       mark("gemm.qkv");
       const bool bias = w.bq.present;
       cuda::LaunchQkvPost(qkv_, et_, T, H, KVH, D, bias ? W(w.bq) : nullptr, bias ? W(w.bk) : nullptr,
-                          bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_);
+                          bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_,
+                          dSlot);
       mark("rope+kv");
       for (const Prefill& p : prefills)
-        cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(p.kv), H, KVH, D,
-                                 l, cap, scale, attn_, QD, stream_);
+        cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(kvb), H, KVH, D,
+                                 l, cap, scale, attn_, QD, stream_, dTab + p.tab);
       if (E)
         cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, cap, scale, splits,
                                     splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
@@ -445,20 +497,93 @@ class CudaBackend final : public Backend {
       gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
       mark("gemm.down");
     }
-    lease_->waitGroup(d_.layers + 1, stream_);
+    waitG(d_.layers + 1);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
-    cuda::LaunchRmsNorm(x_, resT_, dLast, B, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
+    cuda::LaunchRmsNorm(x_, resT_, dLast, Bp, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
                         stream_);
-    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, B, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, Bp, logits_, ET::kF32, d_.vocab, 0.f, stream_);
     mark("head");
-    for (int b = 0; b < B; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+    };
+    if (!Bk || !launchGraph(Bk, enqueue)) enqueue();
+    for (int b = 0; b < Breal; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+  }
+
+  // Stream-ordered wait for weight group g; skipped while capturing a graph (captured only after a pass completed,
+  // so every group has landed, and the lease keeps them there).
+  void waitG(int g) {
+    if (!capturing_) lease_->waitGroup(g, stream_);
+  }
+
+  // The bucket (1, 2, 4, ..., 256) of a pass that may run as a graph, else 0: graphs on, not profiling, every row a
+  // one-token decode, the weights landed (a pass completed), and the bucket's third pass or later (captured lazily,
+  // never on the swap-in's first passes).
+  int graphBucket(const std::vector<SeqInput>& batch) {
+    if (!graphsOn_ || prof_.on || !landed_) return 0;
+    for (const SeqInput& s : batch)
+      if (s.n != 1) return 0;
+    int bk = 1;
+    while (bk < static_cast<int>(batch.size())) bk *= 2;
+    if (bk > kMaxGraphBatch) return 0;
+    Graph& g = graphs_[bk];
+    return ++g.uses >= 3 ? bk : 0;
+  }
+
+  // Replays the bucket's graph (capturing it first when missing or stale: buffers regrown since). False when the
+  // capture failed: graphs are then off for this backend (one line on stderr) and the caller enqueues normally.
+  bool launchGraph(int bk, const std::function<void()>& enqueue) {
+    Graph& g = graphs_[bk];
+    if (!g.exec || g.epoch != epoch_) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
+      g.mem.reset();
+      g.mem = pool_->alloc(kGraphBytes);  // its memory counted in the scratch budget (budget error: the pass fails)
+      cudaGraph_t graph = nullptr;
+      std::string why;
+      SS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      capturing_ = true;
+      try {
+        enqueue();
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      capturing_ = false;
+      const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+      if (why.empty() && end != cudaSuccess) why = cudaGetErrorString(end);
+      if (why.empty()) {
+        const cudaError_t ie = cudaGraphInstantiate(&g.exec, graph, 0);
+        if (ie != cudaSuccess) {
+          why = cudaGetErrorString(ie);
+          g.exec = nullptr;
+        }
+      }
+      if (graph) cudaGraphDestroy(graph);
+      if (!why.empty()) {
+        (void)cudaGetLastError();
+        g.mem.reset();
+        dropGraphs();
+        graphsOn_ = false;
+        std::fprintf(stderr, "swapserve engine: CUDA graph capture of a %d-row decode step failed (%s); decode steps run without graphs\n", bk, why.c_str());
+        return false;
+      }
+      g.epoch = epoch_;
+    }
+    SS_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
+    return true;
+  }
+
+  void dropGraphs() {
+    for (auto& [bk, g] : graphs_) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
+      g.mem.reset();
+    }
   }
 
   // One decode token (T = 1, one sequence, 2-byte types): five kernels a layer (decode.cu). Slot 2l of ss_
   // receives the sum of squares of the residual stream entering layer l's attention norm, slot 2l+1 the one entering
   // its MLP norm, slot 2L the final norm's; the embedding kernel writes slot 0 and zeroes the rest.
-  void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const cuda::AttnEntries& entries,
-                     int splits) {
+  void runDecodeStep(const int32_t* dTok, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot,
+                     const cuda::AttnEntries& entries, int splits) {
     const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, L = d_.layers;
     const int QD = H * D, KD = KVH * D, QS = QD + 2 * KD;
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
@@ -475,13 +600,13 @@ class CudaBackend final : public Backend {
       a.yT = et_;
       return a;
     };
-    lease_->waitGroup(0, stream_);
+    waitG(0);
     cuda::LaunchDecodeEmbed(dTok, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, ss_, 2 * L + 1,
                             dPos, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < L; ++l) {
       const LayerWeights& w = d_.layer[l];
-      lease_->waitGroup(l + 1, stream_);
+      waitG(l + 1);
       mark("wait");
       cuda::DecodeGemvArgs qkv = matrix(w.wq, QS, C, x_);
       qkv.w1 = W(w.wk);
@@ -506,10 +631,11 @@ class CudaBackend final : public Backend {
       qkv.pos = dPos;
       qkv.kvBase = dKv;
       qkv.layer = l;
-      qkv.cap = opts_.maxContext;
+      qkv.cap = kv_->poolTokens();
+      qkv.slot = dSlot;
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tunes_[kQkvOp], stream_);
       mark("qkv+rope+kv");
-      cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, opts_.maxContext, scale, splits,
+      cuda::LaunchDecodeAttention(qkv_, QS, et_, entries, H, KVH, D, l, kv_->poolTokens(), scale, splits,
                                   splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
                                   attn_, stream_);
       mark("attention");
@@ -534,7 +660,7 @@ class CudaBackend final : public Backend {
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kPlain, cuda::DecodeOut::kResidual, down, tunes_[kDownOp], stream_);
       mark("down+residual");
     }
-    lease_->waitGroup(L + 1, stream_);
+    waitG(L + 1);
     cuda::DecodeGemvArgs head = matrix(d_.output.present ? d_.output : d_.tokEmbeddings, d_.vocab, C, x_);
     head.ssIn = ss_ + 2 * L;
     head.normW = W(d_.norm);
@@ -573,7 +699,18 @@ class CudaBackend final : public Backend {
   float* cosSin_ = nullptr;  // (T, D/2, 2) RoPE cos/sin of this pass's positions
   void* hostStage_ = nullptr;
   size_t hostStageBytes_ = 0;
-  std::unordered_map<int32_t, SeqState> seqs_;
+  std::unique_ptr<KvPool> kv_;
+  // CUDA graphs of decode steps by bucket (tuning cudaGraphs).
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t epoch = 0;
+    int uses = 0;
+    std::shared_ptr<DeviceBlock> mem;  // kGraphBytes of scratch standing for the graph's memory
+  };
+  std::unordered_map<int, Graph> graphs_;
+  bool graphsOn_ = false, capturing_ = false, landed_ = false;
+  uint64_t epoch_ = 0;   // bumped whenever a buffer a graph reads (activations, metadata, partials) is reallocated
+  int32_t padBlock_ = -1;  // the KV block the graphs' padding rows write into
 };
 
 }  // namespace

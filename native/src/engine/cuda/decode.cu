@@ -218,7 +218,7 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
         }
         const size_t plane = static_cast<size_t>(a.cap) * KD;  // one (cap, KVH, D) slice
         TW* kc = reinterpret_cast<TW*>(a.kvBase[0]) + 2 * static_cast<size_t>(a.layer) * plane +
-                 static_cast<size_t>(a.pos[0]) * KD;
+                 static_cast<size_t>(a.slot ? a.slot[0] : a.pos[0]) * KD;
         if (seg == 2) {
           kc[plane + ra - off] = FromF<TW>(xa);
           kc[plane + rb - off] = FromF<TW>(xb);

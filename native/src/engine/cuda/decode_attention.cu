@@ -15,6 +15,14 @@ namespace {
 // warps take 32 positions at a time: one lane scores one position for the (up to 8) query heads of the group,
 // then the warp folds the 32 values into its running (max, sum, output) and the warps merge at the end.
 constexpr int kDecWarps = 4;
+
+// The cache row of position p of an entry: through its block table (paged cache), or p itself.
+__device__ __forceinline__ const int32_t* EntryTable(const AttnEntries& e, int ent) {
+  return e.table ? e.table + e.tableOff[ent] : nullptr;
+}
+__device__ __forceinline__ size_t KvRow(const int32_t* tb, int p) {
+  return tb ? static_cast<size_t>(tb[p / kKvBlockTokens]) * kKvBlockTokens + p % kKvBlockTokens : static_cast<size_t>(p);
+}
 constexpr int kMaxG = 8;
 constexpr int kMaxD = 256;
 
@@ -75,6 +83,7 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
   const T* kc = reinterpret_cast<const T*>(e.kvBase[ent]) + 2 * static_cast<size_t>(layer) * plane + kvh * D;
   const T* vc = kc + plane;
   const size_t rowStride = static_cast<size_t>(KVH) * D;
+  const int32_t* tb = EntryTable(e, ent);
 
   float m[kMaxG], l[kMaxG], o[kMaxG][DPL];
 #pragma unroll
@@ -91,7 +100,7 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
 #pragma unroll
     for (int g = 0; g < kMaxG; ++g) s[g] = 0.f;
     if (valid) {
-      const T* kr = kc + static_cast<size_t>(p) * rowStride;
+      const T* kr = kc + KvRow(tb, p) * rowStride;
       // Up to 8 16-byte loads in flight before the arithmetic (a dependent load+use per 8 elements would wait on
       // memory 16 times for D = 128); more would spill registers.
       constexpr int kKB = 8;
@@ -131,7 +140,7 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
       float vv[kVB][DPL];
 #pragma unroll
       for (int u = 0; u < kVB; ++u) {
-        const T* vr = vc + static_cast<size_t>(c0 + min(j0 + u, jn - 1)) * rowStride;
+        const T* vr = vc + KvRow(tb, c0 + min(j0 + u, jn - 1)) * rowStride;
 #pragma unroll
         for (int i = 0; i < DPL; ++i) vv[u][i] = (j0 + u < jn && lane + 32 * i < D) ? ToF(vr[lane + 32 * i]) : 0.f;
       }
@@ -191,6 +200,7 @@ DecodeAttnFastKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, i
   const size_t plane = static_cast<size_t>(cap) * KVH * D, rowStride = static_cast<size_t>(KVH) * D;
   const T* kc = reinterpret_cast<const T*>(e.kvBase[ent]) + 2 * static_cast<size_t>(layer) * plane + kvh * D;
   const T* vc = kc + plane;
+  const int32_t* tb = EntryTable(e, ent);
 
   uint4 kr[K16];
   VT vr[32];
@@ -199,12 +209,18 @@ DecodeAttnFastKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, i
   auto load = [&](int c0) {  // K row of position c0 + lane; V dims of positions c0 .. c0 + 31 (zeros past s1)
     valid = c0 + lane < s1;
     jn = min(32, s1 - c0);
-    const uint4* kp = reinterpret_cast<const uint4*>(kc + static_cast<size_t>(valid ? c0 + lane : c0) * rowStride);
+    // c0 is a multiple of 32, so the 32 positions are two whole blocks of the table: the rows of both, looked up once.
+    static_assert(kKvBlockTokens == 16, "two table entries per 32 positions");
+    const size_t r0 = tb ? static_cast<size_t>(tb[c0 / kKvBlockTokens]) * kKvBlockTokens : static_cast<size_t>(c0);
+    const size_t r1 = tb ? (jn > kKvBlockTokens ? static_cast<size_t>(tb[c0 / kKvBlockTokens + 1]) * kKvBlockTokens : r0)
+                         : static_cast<size_t>(c0) + kKvBlockTokens;
+    auto row = [&](int j) { return (j < kKvBlockTokens ? r0 : r1 - kKvBlockTokens) + j; };
+    const uint4* kp = reinterpret_cast<const uint4*>(kc + row(valid ? lane : 0) * rowStride);
 #pragma unroll
     for (int i = 0; i < K16; ++i) kr[i] = valid ? kp[i] : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int j = 0; j < 32; ++j) {
-      const VT* vp = reinterpret_cast<const VT*>(vc + static_cast<size_t>(c0 + min(j, jn - 1)) * rowStride) + lane;
+      const VT* vp = reinterpret_cast<const VT*>(vc + row(min(j, jn - 1)) * rowStride) + lane;
       vr[j] = *vp;
     }
   };

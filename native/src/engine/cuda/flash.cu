@@ -71,7 +71,8 @@ template <int D> constexpr int SmemBytes() { return (kBM + 4 * kBN) * (D + 8) * 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads)
 FlashPrefillKernel(const T* __restrict__ qkv, int qStride, int row0, int n, int pos0, const T* __restrict__ kc,
-                   const T* __restrict__ vc, int kvStride, int G, float scaleLog2, T* __restrict__ out, int outStride) {
+                   const T* __restrict__ vc, int kvStride, int G, float scaleLog2, T* __restrict__ out, int outStride,
+                   const int32_t* __restrict__ table) {
   constexpr int P = D + 8;
   constexpr int CH = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem[];
@@ -100,8 +101,10 @@ FlashPrefillKernel(const T* __restrict__ qkv, int qStride, int row0, int n, int 
     for (int i = tid; i < kBN * CH; i += kThreads) {
       const int r = i / CH, c = i % CH;
       const int key = min(tile * kBN + r, maxKey);  // past the prefix: repeat the last key (masked anyway)
-      CpAsync16(dk + r * P + c * 8, kb + static_cast<size_t>(key) * kvStride + c * 8);
-      CpAsync16(dv + r * P + c * 8, vb + static_cast<size_t>(key) * kvStride + c * 8);
+      const size_t row = table ? static_cast<size_t>(table[key / kKvBlockTokens]) * kKvBlockTokens + key % kKvBlockTokens
+                               : static_cast<size_t>(key);
+      CpAsync16(dk + r * P + c * 8, kb + row * kvStride + c * 8);
+      CpAsync16(dv + r * P + c * 8, vb + row * kvStride + c * 8);
     }
   };
   loadKV(0, 0);
@@ -226,7 +229,7 @@ FlashPrefillKernel(const T* __restrict__ qkv, int qStride, int row0, int n, int 
 
 template <typename T, int D>
 void Launch(const void* qkv, int qStride, int row0, int n, int pos0, const void* kvBase, int H, int KVH, int layer,
-            int cap, float scale, void* out, int outStride, cudaStream_t s) {
+            int cap, float scale, void* out, int outStride, cudaStream_t s, const int32_t* table) {
   constexpr int smem = SmemBytes<D>();
   // Once per instantiation (thread-safe static initialisation; a throw leaves it to be retried).
   static const bool configured = [] {
@@ -239,7 +242,7 @@ void Launch(const void* qkv, int qStride, int row0, int n, int pos0, const void*
   const dim3 grid((n + kBM - 1) / kBM, H);
   FlashPrefillKernel<T, D><<<grid, kThreads, smem, s>>>(static_cast<const T*>(qkv), qStride, row0, n, pos0, kc,
                                                         kc + plane, KVH * D, H / KVH, scale * 1.4426950408889634f,
-                                                        static_cast<T*>(out), outStride);
+                                                        static_cast<T*>(out), outStride, table);
   SS_CUDA_CHECK_LAUNCH("flash prefill");
 }
 
@@ -248,16 +251,17 @@ void Launch(const void* qkv, int qStride, int row0, int n, int pos0, const void*
 bool FlashSupported(ET t, int D) { return (t == ET::kBF16 || t == ET::kF16) && (D == 64 || D == 128); }
 
 void LaunchFlashPrefill(const void* qkv, int qStride, ET t, int row0, int n, int pos0, const void* kvBase, int H,
-                        int KVH, int D, int layer, int cap, float scale, void* out, int outStride, cudaStream_t s) {
+                        int KVH, int D, int layer, int cap, float scale, void* out, int outStride, cudaStream_t s,
+                        const int32_t* table) {
   SS_REQUIRE(FlashSupported(t, D), "flash prefill: needs fp16/bf16 and head_dim 64 or 128");
   SS_REQUIRE(n > 0 && pos0 >= 0 && pos0 + n <= cap && H % KVH == 0, "flash prefill: bad shape");
   SS_REQUIRE(qStride % 8 == 0 && outStride % 8 == 0, "flash prefill: rows must be 16-byte aligned");
   if (t == ET::kBF16) {
-    if (D == 64) Launch<__nv_bfloat16, 64>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s);
-    else Launch<__nv_bfloat16, 128>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s);
+    if (D == 64) Launch<__nv_bfloat16, 64>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s, table);
+    else Launch<__nv_bfloat16, 128>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s, table);
   } else {
-    if (D == 64) Launch<__half, 64>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s);
-    else Launch<__half, 128>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s);
+    if (D == 64) Launch<__half, 64>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s, table);
+    else Launch<__half, 128>(qkv, qStride, row0, n, pos0, kvBase, H, KVH, layer, cap, scale, out, outStride, s, table);
   }
 }
 

@@ -80,7 +80,7 @@ constexpr int kQkvHeadsPerBlock = 8;
 template <typename T>
 __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, const void* bk, const void* bv, ET biasT,
                               const int32_t* pos, const uint64_t* kvBase, int layer, int cap, const float* invFreq,
-                              const float* cosSin, bool interleaved, bool hfRound) {
+                              const float* cosSin, bool interleaved, bool hfRound, const int32_t* slot) {
   PdlTrigger();
   PdlWait();
   const int t = blockIdx.x, hh = blockIdx.y * kQkvHeadsPerBlock + (threadIdx.x >> 5), lane = threadIdx.x & 31;
@@ -90,7 +90,7 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
   const int p = pos[t];
   T* cache = reinterpret_cast<T*>(kvBase[t]);
   const size_t plane = static_cast<size_t>(cap) * KVH * D;  // one (cap, KVH, D) slice
-  T* kc = cache + (2 * static_cast<size_t>(layer)) * plane + static_cast<size_t>(p) * KVH * D;
+  T* kc = cache + (2 * static_cast<size_t>(layer)) * plane + static_cast<size_t>(slot ? slot[t] : p) * KVH * D;
   const int half = D / 2;
   const void* bias = hh < H ? bq : hh < H + KVH ? bk : bv;
   const int bcol = (hh < H ? hh : hh < H + KVH ? hh - H : hh - H - KVH) * D;
@@ -270,7 +270,7 @@ void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, cons
 
 void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
                    ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
-                   cudaStream_t s) {
+                   cudaStream_t s, const int32_t* slot) {
   SS_REQUIRE(T > 0 && H > 0 && KVH > 0 && H % KVH == 0 && D % 2 == 0, "qkv post: bad shape");
   SS_REQUIRE(rope.invFreq != nullptr, "qkv post: no RoPE frequencies");
   SS_REQUIRE((bq == nullptr) == (bk == nullptr) && (bq == nullptr) == (bv == nullptr), "qkv post: all or no biases");
@@ -278,7 +278,7 @@ void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq
   const int threads = 32 * kQkvHeadsPerBlock;
   SS_DISPATCH_ET(t, TT, LaunchK(QkvPostKernel<TT>, grid, threads, 0, s, static_cast<TT*>(qkv), H, KVH, D, bq, bk, bv, biasT,
                                                                     pos, kvBase, layer, cap, rope.invFreq,
-                                                                    rope.cosSin, rope.interleaved, rope.hfRound));
+                                                                    rope.cosSin, rope.interleaved, rope.hfRound, slot));
   SS_CUDA_CHECK_LAUNCH("qkv post");
 }
 

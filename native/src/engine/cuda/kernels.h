@@ -14,6 +14,11 @@ namespace swapserve::cuda {
 
 enum class ET : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
 
+// Paged KV cache (engine/kv_pool.h): positions per block. A cache is (L, 2, cap, KVH, D) at a base pointer; with a
+// block table, position p of a sequence is row table[p / kKvBlockTokens] * kKvBlockTokens + p % kKvBlockTokens of
+// that cache (cap = the pool's rows), without one row p (a contiguous cache).
+constexpr int kKvBlockTokens = 16;
+
 // Programmatic dependent launch for the element-wise, attention and GEMV kernels enqueued by this thread from now
 // on (off by default). The backend turns it on for decode passes, whose kernels are short.
 void SetPdl(bool on);
@@ -30,8 +35,9 @@ void LaunchRmsNorm(const void* x, ET xT, const int32_t* rows, int R, int C, cons
                    ET outT, bool hfRound, cudaStream_t s);
 
 // Per token t: q/k/v rows of `qkv` ((T, (H+2*KVH)*D), type ET: q | k | v) get their bias (when given), q and k get
-// RoPE at position pos[t] (in place for q), and k, v are written into the sequence's KV cache at that position.
-// KV cache of a sequence (type ET): (L, 2, cap, KVH, D) at kvBase[t]; `layer` selects its slice.
+// RoPE at position pos[t] (in place for q), and k, v are written into the sequence's KV cache at that position:
+// row slot[t] (the paged cache's row of that position; nullptr: row pos[t]) of (L, 2, cap, KVH, D) (type ET) at
+// kvBase[t]; `layer` selects its slice.
 struct RopeParams {
   const float* invFreq = nullptr;  // (D/2) device, scaling already applied (computed once on the host)
   const float* cosSin = nullptr;   // optional (T, D/2, 2) table from LaunchRopeTable: one sincos per (token, pair)
@@ -40,7 +46,7 @@ struct RopeParams {
 };
 void LaunchQkvPost(void* qkv, ET t, int T, int H, int KVH, int D, const void* bq, const void* bk, const void* bv,
                    ET biasT, const int32_t* pos, const uint64_t* kvBase, int layer, int cap, RopeParams rope,
-                   cudaStream_t s);
+                   cudaStream_t s, const int32_t* slot = nullptr);
 
 // cosSin[t][i] = (cos, sin)(pos[t] * invFreq[i]) for t < T, i < half: shared by every head and layer of a pass.
 void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, float* cosSin, cudaStream_t s);
@@ -92,6 +98,7 @@ struct DecodeGemvArgs {
   const int32_t* pos = nullptr;
   const uint64_t* kvBase = nullptr;
   int layer = 0, cap = 0;
+  const int32_t* slot = nullptr;  // the cache row of the token's position (paged cache); nullptr: row pos[0]
 };
 // Launch shape of the decode products: rows per warp, 16-byte chunks per row in flight, whether a block's 4 warps
 // split K (sharing their rows) instead of each having rows of its own (2x4, 2x8, 4x2; with the split 2x4, 4x4), and bytes
@@ -115,7 +122,8 @@ void LaunchDecodeEmbed(const int32_t* tokens, const void* emb, ET embT, int C, v
 
 // Attention of single query rows over a KV cache (decode steps, and prefill where the flash path does not
 // apply). Entry e: query row qRow[e] of `qkv` (row stride qStride elements, heads at h*D), keys/values at
-// positions 0..ctx[e]-1 of the cache at kvBase[e]; output row qRow[e] of `out` ((T, H*D), type t).
+// positions 0..ctx[e]-1 of the cache at kvBase[e] (through the entry's block table when `table` is set: entry e's
+// table starts at table + tableOff[e]); output row qRow[e] of `out` ((T, H*D), type t).
 // `partial` (float, E*H*splits*(D+2)) is needed when splits > 1 (flash-decoding: split the context, merge).
 struct AttnEntries {
   const int32_t* qRow = nullptr;
@@ -123,6 +131,8 @@ struct AttnEntries {
   const uint64_t* kvBase = nullptr;
   int count = 0;
   int maxCtx = 0;
+  const int32_t* table = nullptr;     // block ids (kKvBlockTokens positions each); nullptr: contiguous caches
+  const int32_t* tableOff = nullptr;  // per entry: where its table starts in `table`
 };
 // Context splits for `entries` decode rows of up to maxCtx positions (the launcher picks its kernel by t, H, KVH, D:
 // FastDecodeAttention says which).
@@ -132,11 +142,13 @@ void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, in
                            int cap, float scale, int splits, float* partial, void* out, cudaStream_t s);
 
 // Flash-style causal prefill of one sequence's chunk: n query rows starting at row `row0` of qkv, positions
-// pos0..pos0+n-1, keys 0..pos0+n-1 in the cache at kvBase (device pointer). Tensor cores (mma.sync), online
-// softmax, no score matrix in memory. Supported: t in {F16, BF16}, D in {64, 128}.
+// pos0..pos0+n-1, keys 0..pos0+n-1 in the cache at kvBase (device pointer; through the sequence's block table
+// `table` (device) when given). Tensor cores (mma.sync), online softmax, no score matrix in memory. Supported: t in
+// {F16, BF16}, D in {64, 128}.
 bool FlashSupported(ET t, int D);
 void LaunchFlashPrefill(const void* qkv, int qStride, ET t, int row0, int n, int pos0, const void* kvBase, int H,
-                        int KVH, int D, int layer, int cap, float scale, void* out, int outStride, cudaStream_t s);
+                        int KVH, int D, int layer, int cap, float scale, void* out, int outStride, cudaStream_t s,
+                        const int32_t* table = nullptr);
 
 // next[b] = argmax(logits[b]) (ties: lowest id). logits (B, V) fp32.
 void LaunchArgmax(const float* logits, int B, int V, int32_t* next, cudaStream_t s);

@@ -36,6 +36,8 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
   if (Is("SWAPSERVE_CUDA_PROFILE", "1")) t.profile = true;
   if (Is("SWAPSERVE_CUDA_PDL", "0")) t.pdl = false;
   if (Is("SWAPSERVE_CUDA_FUSED_DECODE", "0")) t.fusedDecode = false;
+  if (Is("SWAPSERVE_CUDA_GRAPHS", "1")) t.cudaGraphs = true;
+  if (Is("SWAPSERVE_CUDA_GRAPHS", "0")) t.cudaGraphs = false;
   if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) t.decodeGemv = g;
   t.l2PrefetchBytes = IntEnv("SWAPSERVE_CUDA_L2PF", 0, 1 << 20, t.l2PrefetchBytes);
   t.attnSplits = IntEnv("SWAPSERVE_CUDA_ATTN_SPLITS", 1, 64, t.attnSplits);
