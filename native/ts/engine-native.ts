@@ -6,7 +6,7 @@ import { EngineError } from './engine-errors.ts';
 import type { EngineTuning } from './tuning.ts';
 
 /** DType codes of native/src/engine/backend.h. */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q5_k: 6, q6_k: 7 };
 
 export interface NativeTensorRef { offset: number; dtype: number }
 export interface NativeLayer {
