@@ -8,6 +8,7 @@
 
 #include "engine/bindings.h"
 #include "engine/cpu/ops.h"
+#include "engine/cpu/quant.h"
 #include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine {
@@ -40,7 +41,7 @@ int Int(Napi::Env env, Napi::Value v, const char* name) {
 
 DType Dt(Napi::Env env, Napi::Value v, const char* name) {
   const int d = Int(env, v, name);
-  if (d < 0 || d > 2) Bad(env, std::string("Expected 0 (f32), 1 (f16) or 2 (bf16) for ") + name);
+  if (d < 0 || d > 7) Bad(env, std::string("Expected 0 (f32), 1 (f16), 2 (bf16) or 3..7 (q8_0, q4_0, q4_k, q5_k, q6_k) for ") + name);
   return static_cast<DType>(d);
 }
 
@@ -63,7 +64,8 @@ Napi::Value MatMulOp(const Napi::CallbackInfo& info) {
   const DType wdt = Dt(env, info[2], "wdtype");
   auto x = F32(env, info[0], static_cast<size_t>(T) * I, "x");
   auto w = Bytes(env, info[1], "w");
-  if (w.size() < static_cast<size_t>(O) * I * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
+  if (I % cpu::BlockElems(wdt) != 0) Bad(env, "I is not a multiple of the weight type's block size");
+  if (w.size() < static_cast<size_t>(O) * cpu::RowBytes(wdt, I)) Bad(env, "w is too short");
   std::vector<uint8_t> b;
   DType bdt = DType::kF32;
   if (!info[3].IsNull()) {
@@ -84,6 +86,7 @@ Napi::Value RmsNormOp(const Napi::CallbackInfo& info) {
   auto x = F32(env, info[0], static_cast<size_t>(T) * C, "x");
   auto w = Bytes(env, info[1], "w");
   const DType wdt = Dt(env, info[2], "wdtype");
+  if (cpu::IsQuant(wdt)) Bad(env, "Expected a float dtype for the norm weight");
   if (w.size() < static_cast<size_t>(C) * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
   std::vector<float> y(x.size());
   cpu::RmsNorm(y.data(), x.data(), w.data(), wdt, T, C, static_cast<float>(info[5].As<Napi::Number>().DoubleValue()));
@@ -152,7 +155,8 @@ Napi::Value ToF32Op(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto b = Bytes(env, info[0], "bytes");
   const DType dt = Dt(env, info[1], "dtype");
-  const size_t n = b.size() / cpu::DTypeBytes(dt);
+  if (b.size() % cpu::BlockBytes(dt) != 0) Bad(env, "bytes is not a whole number of elements / blocks");
+  const size_t n = b.size() / cpu::BlockBytes(dt) * cpu::BlockElems(dt);
   std::vector<float> out(n);
   cpu::ToF32(b.data(), dt, out.data(), n);
   return Out(env, out.data(), n);
