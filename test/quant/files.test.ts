@@ -18,9 +18,8 @@ import type { ModelConfig, QuantDType } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { makeTempDir, makeTinyModel } from '../helpers/make-model.ts';
 import { needsData } from '../helpers/requires.ts';
+import { QCONFIG } from './shapes.ts';
 
-/** The K-quant test shape: every matrix row a multiple of 256. */
-export const QCONFIG: Partial<ModelConfig> = { hiddenSize: 256, intermediateSize: 512, numHeads: 4, numKvHeads: 2, headDim: 64 };
 
 const VOCAB = tinyGgufVocab('llama');
 const CFG: ModelConfig = { ...tinyConfig('llama', VOCAB.tokens.length, VOCAB.bosId, [VOCAB.eosId]), ...QCONFIG, numLayers: 1 };
