@@ -2,6 +2,7 @@
 // reference. Test hooks only (small inputs): the engine itself never calls these.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "engine/bindings.h"
 #include "engine/cpu/ops.h"
 #include "engine/cpu/quant.h"
+#include "engine/quant_blocks.h"
 #include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine {
@@ -162,6 +164,30 @@ Napi::Value ToF32Op(const Napi::CallbackInfo& info) {
   return Out(env, out.data(), n);
 }
 
+// toF32Lanes(bytes: U8 (whole blocks), dtype 3..7) -> F32: dequantized through the GPU kernels' lane split
+// (engine/quant_blocks.h), every lane of every block, each value written at the index the lane says.
+Napi::Value ToF32LanesOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto b = Bytes(env, info[0], "bytes");
+  const int dt = Int(env, info[1], "dtype");
+  std::vector<float> out;
+  const bool ok = qblocks::Dispatch(dt, [&](auto blk) {
+    using B = decltype(blk);
+    if (b.size() % B::kBytes != 0) Bad(env, "bytes is not a whole number of blocks");
+    const size_t nb = b.size() / B::kBytes;
+    out.assign(nb * B::kElems, std::nanf(""));
+    for (size_t i = 0; i < nb; ++i) {
+      for (int s = 0; s < B::kLanes; ++s) {
+        float v[8];
+        B::Deq(b.data() + i * B::kBytes, s, v);
+        for (int k = 0; k < 8; ++k) out[i * B::kElems + B::Idx(s, k)] = v[k];
+      }
+    }
+  });
+  if (!ok) Bad(env, "Expected a quantized dtype code (3..7)");
+  return Out(env, out.data(), out.size());
+}
+
 // sample(logits: F32 (V), temperature, topP, topK, rng: bigint) -> { token, rng }
 Napi::Value SampleOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -225,6 +251,7 @@ void RegisterEngineOps(Napi::Env env, Napi::Object testing) {
   ops.Set("attention", Napi::Function::New(env, AttentionOp));
   ops.Set("swiglu", Napi::Function::New(env, SwiGLUOp));
   ops.Set("toF32", Napi::Function::New(env, ToF32Op));
+  ops.Set("toF32Lanes", Napi::Function::New(env, ToF32LanesOp));
   ops.Set("sample", Napi::Function::New(env, SampleOp));
   ops.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthOp));
   testing.Set("engineOps", ops);
