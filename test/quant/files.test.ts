@@ -180,7 +180,7 @@ describe('quantized GGUF files', () => {
     assert.equal((await readGguf(path)).metadata.get('general.file_type'), 15);
   });
 
-  it('Q8_0 and Q4_0 copies of stories260K open (ffn_down, rows of 172, stays F32); tied head still detected', { skip: needsData() }, async () => {
+  it('Q8_0 and Q4_0 copies of stories260K open (ffn_down, rows of 172, falls back to BF16); tied head still detected', { skip: needsData() }, async () => {
     const dir = await makeTempDir('stories-quant');
     for (const dt of ['q8_0', 'q4_0'] as const) {
       const path = join(dir, `stories-${dt}.gguf`);
@@ -190,7 +190,7 @@ describe('quantized GGUF files', () => {
       assert.equal(src.parameterCount, 260_032);
       assert.ok(src.config.tieWordEmbeddings);
       const types = Object.fromEntries(src.layout.tensors.map((t) => [t.name, t.dtype]));
-      assert.equal(types['layers.0.w2'], 'f32');
+      assert.equal(types['layers.0.w2'], 'bf16');
       assert.equal(types['layers.0.w1'], dt);
       assert.equal(types.tok_embeddings, dt);
       const orig = await readGguf(STORIES260K_GGUF);

@@ -94,6 +94,19 @@ describe('GGUF block quantization', () => {
       }
     });
 
+    it(`${q.name}: the GPU kernels' lane split (engine/quant_blocks.h, run on the CPU) covers every value exactly as the reference`, () => {
+      for (const seed of [4, 5]) {
+        const bytes = quantize(values(q.elems * 16, seed), dt);
+        const ref = dequantize(bytes, dt);
+        const got = ops.toF32Lanes(bytes, DTYPE_CODE[dt]);
+        assert.equal(got.length, ref.length);
+        for (let i = 0; i < ref.length; i++) {
+          // NaN where no lane wrote; otherwise the reference value (up to one FMA rounding).
+          if (!(Math.abs(got[i] - ref[i]) <= Math.abs(ref[i]) * 2 ** -20 + 2 ** -40)) assert.fail(`${q.name} element ${i}: lanes ${got[i]}, reference ${ref[i]}`);
+        }
+      }
+    });
+
     it(`${q.name}: quantized matmul (T = 1, 3, 5, 9) equals a float64 product of the dequantized weights`, () => {
       const I = q.elems * 2, O = 37;
       const wq = quantize(values(O * I, 11), dt);

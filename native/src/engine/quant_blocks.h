@@ -10,8 +10,10 @@
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #define SS_QHD __host__ __device__ __forceinline__
+#define SS_QUNROLL _Pragma("unroll")
 #else
 #define SS_QHD inline
+#define SS_QUNROLL
 #endif
 
 namespace swapserve::qblocks {
@@ -85,7 +87,7 @@ struct Q8_0 {
   SS_QHD static int Idx(int s, int i) { return 8 * s + i; }
   SS_QHD static void Deq(const uint8_t* b, int s, float (&v)[8]) {
     const float d = Half(Ld16(b));
-#pragma unroll
+SS_QUNROLL
     for (int k = 0; k < 4; ++k) {
       const uint32_t w = Ld16(b + 2 + 8 * s + 2 * k);
       v[2 * k] = static_cast<float>(static_cast<int8_t>(w & 0xff)) * d;
@@ -101,7 +103,7 @@ struct Q4_0 {
   SS_QHD static void Deq(const uint8_t* b, int s, float (&v)[8]) {
     const float d = Half(Ld16(b));
     const uint32_t w = Ld16(b + 2 + 4 * s) | (Ld16(b + 4 + 4 * s) << 16);
-#pragma unroll
+SS_QUNROLL
     for (int i = 0; i < 4; ++i) {
       const int q = (w >> (8 * i)) & 0xff;
       v[i] = static_cast<float>((q & 0xF) - 8) * d;
@@ -126,7 +128,7 @@ struct QK45 {
     const float d1 = d * sc1, mm1 = dmin * m1, d2 = d * sc2, mm2 = dmin * m2;
     const uint32_t q = Ld32(b + (kFive ? 48 : 16) + 32 * c + 4 * j);
     const uint32_t h = kFive ? Ld32(b + 16 + 4 * j) : 0;
-#pragma unroll
+SS_QUNROLL
     for (int i = 0; i < 4; ++i) {
       const int qb = (q >> (8 * i)) & 0xff, hb = (h >> (8 * i)) & 0xff;
       const int h1 = kFive && ((hb >> (2 * c)) & 1) ? 16 : 0, h2 = kFive && ((hb >> (2 * c + 1)) & 1) ? 16 : 0;
@@ -149,9 +151,9 @@ struct Q6_K {
     const uint32_t qa = Ld16(b + 64 * n + l0), qb = Ld16(b + 64 * n + 32 + l0), qh = Ld16(b + 128 + 32 * n + l0);
     const uint8_t* sc = b + 192 + 8 * n + (l0 >> 4);
     float ds[4];
-#pragma unroll
+SS_QUNROLL
     for (int r = 0; r < 4; ++r) ds[r] = d * static_cast<float>(static_cast<int8_t>(Ld8(sc + 2 * r)));
-#pragma unroll
+SS_QUNROLL
     for (int j = 0; j < 2; ++j) {
       const int a = (qa >> (8 * j)) & 0xff, c = (qb >> (8 * j)) & 0xff, h = (qh >> (8 * j)) & 0xff;
       v[0 + j] = ds[0] * static_cast<float>(((a & 0xF) | (((h >> 0) & 3) << 4)) - 32);

@@ -250,8 +250,8 @@ const SCALAR_NAME: Record<number, GgufScalarType> = {
 /**
  * Copy a float GGUF file (F32/F16/BF16 tensors) to `dest` with its weight matrices quantized, as llama-quantize
  * does (ggml's reference quantizers; `mix: 'q4_k_m'` picks each matrix's type as ggufMixType says). Metadata is
- * copied with its types, plus general.file_type; 1-D tensors, and matrices whose rows are not a whole number of
- * blocks (llama-quantize falls back to another type for those), stay as they are.
+ * copied with its types, plus general.file_type; 1-D tensors stay as they are; matrices whose rows are not a whole
+ * number of blocks become BF16 (llama-quantize too falls back to another type for those).
  */
 export async function quantizeGgufFile(src: string, dest: string, opts: { dtype: QuantDType; mix?: 'q4_k_m' }): Promise<void> {
   const g = await readGguf(src);
@@ -280,8 +280,12 @@ export async function quantizeGgufFile(src: string, dest: string, opts: { dtype:
         return { name: t.name, shape: t.shape, ggmlType: t.ggmlType, bytes: t.bytes, data: () => raw.get(t.name)! };
       }
       const to = opts.mix ? ggufMixType(opts.mix, canon, layers, tied) : opts.dtype;
-      if (t.shape[1] % QUANT_BLOCK[to].elems !== 0) { // e.g. stories260K's ffn_down (rows of 172): kept as it is
-        return { name: t.name, shape: t.shape, ggmlType: t.ggmlType, bytes: t.bytes, data: () => raw.get(t.name)! };
+      if (t.shape[1] % QUANT_BLOCK[to].elems !== 0) {
+        // e.g. stories260K's ffn_down (rows of 172): BF16, the float type a quantized model runs with on CUDA.
+        return {
+          name: t.name, shape: t.shape, ggmlType: DTYPE_GGML.bf16, bytes: t.shape[0] * t.shape[1] * 2,
+          data: () => encodeValues(decodeValues(raw.get(t.name)!, from), 'bf16'),
+        };
       }
       const count = t.shape[0] * t.shape[1];
       return {
