@@ -149,6 +149,7 @@ export const MODEL_FILE_ERROR_CODES = {
   bad_config: 'config.json / GGUF hyper-parameters are missing or inconsistent',
   unsupported_arch: 'the architecture is not one swapserve runs',
   bad_index: 'model.safetensors.index.json is malformed or disagrees with the shards',
+  quant_block: 'a block-quantized GGUF tensor\'s rows are not a whole number of blocks, or a quantized tensor is not a weight matrix',
 } as const;
 export type ModelFileErrorCode = keyof typeof MODEL_FILE_ERROR_CODES;
 

@@ -6,7 +6,7 @@ import { EngineError } from './engine-errors.ts';
 import type { EngineTuning } from './tuning.ts';
 
 /** DType codes of native/src/engine/backend.h. */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q5_k: 6, q6_k: 7 };
 
 export interface NativeTensorRef { offset: number; dtype: number }
 export interface NativeLayer {
@@ -65,6 +65,8 @@ export interface EngineOps {
   attention(q: Float32Array, k: Float32Array, v: Float32Array, T: number, pos0: number, H: number, KVH: number, D: number): Float32Array;
   swiglu(g: Float32Array, u: Float32Array): Float32Array;
   toF32(bytes: Uint8Array, dtype: number): Float32Array;
+  /** Quantized blocks dequantized through the GPU kernels' lane split (engine/quant_blocks.h), on the CPU. */
+  toF32Lanes(bytes: Uint8Array, dtype: number): Float32Array;
   sample(logits: Float32Array, temperature: number, topP: number, topK: number, rng: bigint): { token: number; rng: bigint };
   /** Best of `reps` parallel reads of `bytes` (all cores): the memory floor of a decode step. */
   readBandwidth(bytes: Uint8Array, reps: number): { bytesPerMs: number; checksum: number; threads: number };

@@ -1,7 +1,10 @@
 // Types shared by the model readers, the weights runtime and the engine (the TS side of native/src/common/).
 
-export type DType = 'f32' | 'f16' | 'bf16';
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+export type FloatDType = 'f32' | 'f16' | 'bf16';
+/** GGUF block-quantized types (llama.cpp layouts; native/ts/model/quant.ts). Only weight matrices may be quantized. */
+export type QuantDType = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+export type DType = FloatDType | QuantDType;
+export const DTYPE_BYTES: Record<FloatDType, number> = { f32: 4, f16: 2, bf16: 2 };
 
 export type Arch = 'llama' | 'mistral' | 'qwen2';
 

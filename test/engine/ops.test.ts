@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { encodeValues, decodeValues, prng } from '../../native/ts/model/fill.ts';
-import type { DType } from '../../native/ts/types.ts';
+import type { FloatDType as DType } from '../../native/ts/types.ts';
 import { engineOps } from '../../native/ts/testing.ts';
 
 const ops = engineOps();

@@ -1,6 +1,6 @@
 // A plain float64 Llama-family forward pass written from the textbook formulas (tests only): the oracle the CPU
 // engine's logits are checked against for every family, dtype and format. Slow, obviously correct, no KV cache.
-import { decodeValues } from '../../native/ts/model/fill.ts';
+import { decodeTensor } from '../../native/ts/model/quant.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 
 /** Logits (V) after each of `tokens`, positions 0..n-1. */
@@ -11,7 +11,7 @@ export function referenceLogits(source: ModelSource, arena: Uint8Array, tokens: 
   const w = (name: string): Float32Array => {
     const t = byName.get(name);
     if (!t) throw new Error(`no tensor ${name}`);
-    return decodeValues(arena.subarray(t.offset, t.offset + t.bytes), t.dtype);
+    return decodeTensor(arena.subarray(t.offset, t.offset + t.bytes), t.dtype);
   };
   const matvec = (m: Float32Array, x: Float64Array, rows: number, cols: number, bias?: Float32Array) => {
     const y = new Float64Array(rows);

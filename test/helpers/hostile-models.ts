@@ -232,9 +232,9 @@ export const CASES: Case[] = [
     code: 'offset_overlap', message: /tensors "token_embd\.weight" and "blk\.0\.attn_k\.weight" overlap/,
   },
   {
-    name: 'GGUF quantized tensor (Q4_K)',
-    make: () => gguf((s) => { s.tensors[2].ggmlType = 12; }),
-    code: 'unsupported_dtype', message: /"blk\.0\.attn_q\.weight" is Q4_K: quantized .* not supported yet/,
+    name: 'GGUF quantized tensor of a type not supported yet (Q2_K)',
+    make: () => gguf((s) => { s.tensors[2].ggmlType = 10; }),
+    code: 'unsupported_dtype', message: /"blk\.0\.attn_q\.weight" is Q2_K: this GGUF type is not supported yet/,
   },
   {
     name: 'GGUF unknown tensor type',

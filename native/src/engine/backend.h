@@ -14,7 +14,9 @@
 
 namespace swapserve::engine {
 
-enum class DType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+// Weight types: floats, and GGUF block-quantized types (llama.cpp layouts; only weight matrices, rows a whole
+// number of blocks; engine/cpu/quant.h). The codes are native/ts/engine-native.ts DTYPE_CODE.
+enum class DType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kQ8_0 = 3, kQ4_0 = 4, kQ4_K = 5, kQ5_K = 6, kQ6_K = 7 };
 
 // A tensor in the model arena: byte offset from the arena base.
 struct TensorRef {

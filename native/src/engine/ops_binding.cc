@@ -2,12 +2,15 @@
 // reference. Test hooks only (small inputs): the engine itself never calls these.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "engine/bindings.h"
 #include "engine/cpu/ops.h"
+#include "engine/cpu/quant.h"
+#include "engine/quant_blocks.h"
 #include "engine/cpu/thread_pool.h"
 
 namespace swapserve::engine {
@@ -40,7 +43,7 @@ int Int(Napi::Env env, Napi::Value v, const char* name) {
 
 DType Dt(Napi::Env env, Napi::Value v, const char* name) {
   const int d = Int(env, v, name);
-  if (d < 0 || d > 2) Bad(env, std::string("Expected 0 (f32), 1 (f16) or 2 (bf16) for ") + name);
+  if (d < 0 || d > 7) Bad(env, std::string("Expected 0 (f32), 1 (f16), 2 (bf16) or 3..7 (q8_0, q4_0, q4_k, q5_k, q6_k) for ") + name);
   return static_cast<DType>(d);
 }
 
@@ -63,7 +66,8 @@ Napi::Value MatMulOp(const Napi::CallbackInfo& info) {
   const DType wdt = Dt(env, info[2], "wdtype");
   auto x = F32(env, info[0], static_cast<size_t>(T) * I, "x");
   auto w = Bytes(env, info[1], "w");
-  if (w.size() < static_cast<size_t>(O) * I * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
+  if (I % cpu::BlockElems(wdt) != 0) Bad(env, "I is not a multiple of the weight type's block size");
+  if (w.size() < static_cast<size_t>(O) * cpu::RowBytes(wdt, I)) Bad(env, "w is too short");
   std::vector<uint8_t> b;
   DType bdt = DType::kF32;
   if (!info[3].IsNull()) {
@@ -84,6 +88,7 @@ Napi::Value RmsNormOp(const Napi::CallbackInfo& info) {
   auto x = F32(env, info[0], static_cast<size_t>(T) * C, "x");
   auto w = Bytes(env, info[1], "w");
   const DType wdt = Dt(env, info[2], "wdtype");
+  if (cpu::IsQuant(wdt)) Bad(env, "Expected a float dtype for the norm weight");
   if (w.size() < static_cast<size_t>(C) * cpu::DTypeBytes(wdt)) Bad(env, "w is too short");
   std::vector<float> y(x.size());
   cpu::RmsNorm(y.data(), x.data(), w.data(), wdt, T, C, static_cast<float>(info[5].As<Napi::Number>().DoubleValue()));
@@ -152,10 +157,35 @@ Napi::Value ToF32Op(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto b = Bytes(env, info[0], "bytes");
   const DType dt = Dt(env, info[1], "dtype");
-  const size_t n = b.size() / cpu::DTypeBytes(dt);
+  if (b.size() % cpu::BlockBytes(dt) != 0) Bad(env, "bytes is not a whole number of elements / blocks");
+  const size_t n = b.size() / cpu::BlockBytes(dt) * cpu::BlockElems(dt);
   std::vector<float> out(n);
   cpu::ToF32(b.data(), dt, out.data(), n);
   return Out(env, out.data(), n);
+}
+
+// toF32Lanes(bytes: U8 (whole blocks), dtype 3..7) -> F32: dequantized through the GPU kernels' lane split
+// (engine/quant_blocks.h), every lane of every block, each value written at the index the lane says.
+Napi::Value ToF32LanesOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto b = Bytes(env, info[0], "bytes");
+  const int dt = Int(env, info[1], "dtype");
+  std::vector<float> out;
+  const bool ok = qblocks::Dispatch(dt, [&](auto blk) {
+    using B = decltype(blk);
+    if (b.size() % B::kBytes != 0) Bad(env, "bytes is not a whole number of blocks");
+    const size_t nb = b.size() / B::kBytes;
+    out.assign(nb * B::kElems, std::nanf(""));
+    for (size_t i = 0; i < nb; ++i) {
+      for (int s = 0; s < B::kLanes; ++s) {
+        float v[8];
+        B::Deq(b.data() + i * B::kBytes, s, v);
+        for (int k = 0; k < 8; ++k) out[i * B::kElems + B::Idx(s, k)] = v[k];
+      }
+    }
+  });
+  if (!ok) Bad(env, "Expected a quantized dtype code (3..7)");
+  return Out(env, out.data(), out.size());
 }
 
 // sample(logits: F32 (V), temperature, topP, topK, rng: bigint) -> { token, rng }
@@ -221,6 +251,7 @@ void RegisterEngineOps(Napi::Env env, Napi::Object testing) {
   ops.Set("attention", Napi::Function::New(env, AttentionOp));
   ops.Set("swiglu", Napi::Function::New(env, SwiGLUOp));
   ops.Set("toF32", Napi::Function::New(env, ToF32Op));
+  ops.Set("toF32Lanes", Napi::Function::New(env, ToF32LanesOp));
   ops.Set("sample", Napi::Function::New(env, SampleOp));
   ops.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthOp));
   testing.Set("engineOps", ops);

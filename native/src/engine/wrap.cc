@@ -13,6 +13,7 @@
 #include "common/weights.h"
 #include "engine/backend.h"
 #include "engine/bindings.h"
+#include "engine/cpu/quant.h"
 #include "engine/host_arena.h"
 
 namespace swapserve::engine {
@@ -96,11 +97,37 @@ TensorRef ParseTensor(Napi::Env env, Napi::Value v, const std::string& name, boo
   double dt = NumberField(o, "dtype");
   if (off < 0 || off != static_cast<double>(static_cast<size_t>(off)) || static_cast<size_t>(off) >= arenaBytes)
     ThrowArg(env, "Tensor " + name + " offset " + std::to_string(off) + " is outside the arena");
-  if (dt != 0 && dt != 1 && dt != 2) ThrowArg(env, "Expected dtype 0 (f32), 1 (f16) or 2 (bf16) for " + name);
+  if (dt != static_cast<double>(static_cast<int>(dt)) || dt < 0 || dt > 7)
+    ThrowArg(env, "Expected dtype 0 (f32), 1 (f16), 2 (bf16) or 3..7 (q8_0, q4_0, q4_k, q5_k, q6_k) for " + name);
   t.offset = static_cast<size_t>(off);
   t.dtype = static_cast<DType>(static_cast<int>(dt));
   t.present = true;
   return t;
+}
+
+// Block-quantized types: only for matrices, whose rows (the input dimension) must be whole blocks.
+void CheckQuantized(Napi::Env env, const ModelDesc& d) {
+  const int qDim = d.heads * d.headDim;
+  auto check = [&](const TensorRef& t, int row, const std::string& name) {
+    if (!t.present || !cpu::IsQuant(t.dtype)) return;
+    if (row <= 0) ThrowArg(env, "Tensor " + name + " is quantized but only weight matrices may be");
+    if (row % cpu::BlockElems(t.dtype) != 0)
+      ThrowArg(env, "Tensor " + name + " is quantized with rows of " + std::to_string(row) +
+                        " values, not a multiple of its block size " + std::to_string(cpu::BlockElems(t.dtype)));
+  };
+  check(d.tokEmbeddings, d.hidden, "tokEmbeddings");
+  check(d.output, d.hidden, "output");
+  check(d.norm, 0, "norm");
+  for (size_t i = 0; i < d.layer.size(); ++i) {
+    const LayerWeights& w = d.layer[i];
+    const std::string p = "layer[" + std::to_string(i) + "].";
+    for (const auto& [t, n] : {std::pair{&w.attnNorm, "attnNorm"}, {&w.ffnNorm, "ffnNorm"}, {&w.bq, "bq"}, {&w.bk, "bk"}, {&w.bv, "bv"}})
+      check(*t, 0, p + n);
+    for (const auto& [t, n] : {std::pair{&w.wq, "wq"}, {&w.wk, "wk"}, {&w.wv, "wv"}, {&w.w1, "w1"}, {&w.w3, "w3"}})
+      check(*t, d.hidden, p + n);
+    check(w.wo, qDim, p + "wo");
+    check(w.w2, d.intermediate, p + "w2");
+  }
 }
 
 ModelDesc ParseDesc(Napi::Env env, Napi::Value v, size_t arenaBytes) {
@@ -154,6 +181,7 @@ ModelDesc ParseDesc(Napi::Env env, Napi::Value v, size_t arenaBytes) {
     w.w3 = ParseTensor(env, lo.Get("w3"), p + "w3", true, arenaBytes);
     d.layer.push_back(w);
   }
+  CheckQuantized(env, d);
   return d;
 }
 

@@ -1,5 +1,5 @@
 // Seeded random weights for synthetic models: fast N(0, std)-ish fills in f32 / f16 / bf16, and dtype converters.
-import type { DType } from '../types.ts';
+import type { FloatDType as DType } from '../types.ts';
 
 /** xorshift32 step (state must be non-zero). */
 function xorshift(s: number): number {

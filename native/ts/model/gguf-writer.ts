@@ -3,16 +3,16 @@ import { open } from 'node:fs/promises';
 
 import { GGUF_MAGIC, GGUF_TYPE } from './gguf.ts';
 
-type ScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
-const TYPE_ID: Record<ScalarType, number> = {
+export type GgufScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
+const TYPE_ID: Record<GgufScalarType, number> = {
   u8: GGUF_TYPE.UINT8, i8: GGUF_TYPE.INT8, u16: GGUF_TYPE.UINT16, i16: GGUF_TYPE.INT16, u32: GGUF_TYPE.UINT32,
   i32: GGUF_TYPE.INT32, f32: GGUF_TYPE.FLOAT32, bool: GGUF_TYPE.BOOL, string: GGUF_TYPE.STRING, u64: GGUF_TYPE.UINT64,
   i64: GGUF_TYPE.INT64, f64: GGUF_TYPE.FLOAT64,
 };
 
 export type GgufKv =
-  | { key: string; type: ScalarType; value: number | bigint | boolean | string }
-  | { key: string; type: 'array'; itemType: ScalarType; value: (number | bigint | boolean | string)[] };
+  | { key: string; type: GgufScalarType; value: number | bigint | boolean | string }
+  | { key: string; type: 'array'; itemType: GgufScalarType; value: (number | bigint | boolean | string)[] };
 
 export interface GgufTensorSpec {
   name: string;
@@ -45,7 +45,7 @@ class Bytes {
   u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); this.push(b); }
   u64(v: number | bigint): void { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.push(b); }
   str(s: string): void { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.push(b); }
-  scalar(t: ScalarType, v: number | bigint | boolean | string): void {
+  scalar(t: GgufScalarType, v: number | bigint | boolean | string): void {
     const b = Buffer.alloc(8);
     switch (t) {
       case 'string': return this.str(String(v));

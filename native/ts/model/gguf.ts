@@ -3,6 +3,7 @@ import type { DType } from '../types.ts';
 import { ModelFileError } from './errors.ts';
 import { checkedBytes, FileCursor, withCursor } from './file-reader.ts';
 import { GGUF_LIMITS } from './limits.ts';
+import { isQuant, QUANT_BLOCK } from './quant.ts';
 import type { ModelIoOptions } from './safe-io.ts';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -14,15 +15,15 @@ export const GGUF_TYPE = {
   UINT64: 10, INT64: 11, FLOAT64: 12,
 } as const;
 
-/** ggml tensor types (ggml.h: enum ggml_type); only F32/F16/BF16 are runnable here. */
+/** ggml tensor types (ggml.h: enum ggml_type); F32/F16/BF16 and Q8_0/Q4_0/Q4_K/Q5_K/Q6_K are runnable here. */
 export const GGML_TYPE_NAMES: Record<number, string> = {
   0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K',
   12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S',
   20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
   29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
 };
-export const GGML_DTYPE: Record<number, DType> = { 0: 'f32', 1: 'f16', 30: 'bf16' };
-export const DTYPE_GGML: Record<DType, number> = { f32: 0, f16: 1, bf16: 30 };
+export const GGML_DTYPE: Record<number, DType> = { 0: 'f32', 1: 'f16', 30: 'bf16', 2: 'q4_0', 8: 'q8_0', 12: 'q4_k', 13: 'q5_k', 14: 'q6_k' };
+export const DTYPE_GGML: Record<DType, number> = { f32: 0, f16: 1, bf16: 30, q4_0: 2, q8_0: 8, q4_k: 12, q5_k: 13, q6_k: 14 };
 
 /** Longest metadata string accepted (bytes); chat templates are a few KB, tokens a few bytes. */
 const MAX_STRING = 16 << 20;
@@ -31,6 +32,8 @@ const MAX_KEY = 65535;
 
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[];
+
+export interface GgufValueType { type: number; itemType?: number }
 
 export interface GgufTensorInfo {
   name: string;
@@ -47,9 +50,33 @@ export interface GgufFile {
   version: number;
   alignment: number;
   metadata: Map<string, GgufValue>;
+  /** Each key's GGUF value type (and element type for arrays), so a file can be rewritten as it was typed. */
+  metadataTypes: Map<string, GgufValueType>;
   tensors: GgufTensorInfo[];
   dataStart: number;
   size: number;
+}
+
+/**
+ * Bytes of a tensor's data: element size × elements for float types; for block-quantized types the row (the
+ * innermost dimension, GGUF's ne[0]) must be a whole number of blocks, as ggml requires.
+ */
+function tensorBytes(file: string, name: string, shape: number[], dtype: DType): number {
+  if (isQuant(dtype)) {
+    const q = QUANT_BLOCK[dtype];
+    const row = shape[shape.length - 1];
+    if (!Number.isSafeInteger(row) || row <= 0 || row % q.elems !== 0) {
+      throw new ModelFileError('quant_block', file,
+        `tensor "${name}" is ${q.name} with rows of ${row} values, not a positive multiple of its block size ${q.elems}`);
+    }
+    const blocks = checkedBytes(shape, 1);
+    const bytes = blocks === null ? null : checkedBytes([blocks / q.elems], q.bytes);
+    if (bytes === null) throw new ModelFileError('size_mismatch', file, `tensor "${name}" shape [${shape.join(', ')}] overflows`);
+    return bytes;
+  }
+  const bytes = checkedBytes(shape, dtype === 'f32' ? 4 : 2);
+  if (bytes === null) throw new ModelFileError('size_mismatch', file, `tensor "${name}" shape [${shape.join(', ')}] overflows`);
+  return bytes;
 }
 
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
@@ -145,6 +172,14 @@ async function readValue(c: FileCursor, type: number, what: string): Promise<Ggu
   return out;
 }
 
+/** The next u32 (an array's element type) without consuming it. */
+async function peekU32(c: FileCursor, what: string): Promise<number> {
+  if (!c.has(4)) await c.need(4, what);
+  const t = c.u32();
+  c.pos -= 4;
+  return t;
+}
+
 /** Metadata and tensor infos are bounded in bytes too (each value is already bounded by the bytes left). */
 function headerLimit(c: FileCursor): void {
   if (c.pos > GGUF_LIMITS.headerBytes) {
@@ -177,12 +212,14 @@ export async function readGguf(file: string, io?: ModelIoOptions): Promise<GgufF
         `header claims ${tensorCount} tensors and ${kvCount} metadata entries (limits ${GGUF_LIMITS.tensors} and ${GGUF_LIMITS.kvs})`);
     }
     const metadata = new Map<string, GgufValue>();
+    const metadataTypes = new Map<string, GgufValueType>();
     for (let i = 0; i < kvCount; i++) {
       const key = await readString(c, `metadata key #${i}`);
       if (key.length === 0 || key.length > MAX_KEY) throw new ModelFileError('bad_metadata', file, `metadata key #${i} is empty or too long`);
       if (metadata.has(key)) throw new ModelFileError('bad_metadata', file, `metadata key "${key}" occurs twice`);
       await c.need(4, `the type of metadata "${key}"`);
       const type = c.u32();
+      metadataTypes.set(key, type === GGUF_TYPE.ARRAY ? { type, itemType: await peekU32(c, `metadata "${key}"`) } : { type });
       metadata.set(key, await readValue(c, type, `metadata "${key}"`));
       headerLimit(c);
     }
@@ -222,10 +259,9 @@ export async function readGguf(file: string, io?: ModelIoOptions): Promise<GgufF
         const typeName = GGML_TYPE_NAMES[t.ggmlType];
         if (typeName === undefined) throw new ModelFileError('unknown_dtype', file, `tensor "${t.name}" has unknown ggml type ${t.ggmlType}`);
         throw new ModelFileError('unsupported_dtype', file,
-          `tensor "${t.name}" is ${typeName}: quantized and other non-float GGUF tensors are not supported yet (only F32, F16, BF16)`);
+          `tensor "${t.name}" is ${typeName}: this GGUF type is not supported yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)`);
       }
-      const bytes = checkedBytes(t.shape, dtype === 'f32' ? 4 : 2);
-      if (bytes === null) throw new ModelFileError('size_mismatch', file, `tensor "${t.name}" shape [${t.shape.join(', ')}] overflows`);
+      const bytes = tensorBytes(file, t.name, t.shape, dtype);
       const fileOffset = dataStart + t.rel;
       if (fileOffset + bytes > c.size) {
         throw new ModelFileError('out_of_bounds', file,
@@ -241,7 +277,7 @@ export async function readGguf(file: string, io?: ModelIoOptions): Promise<GgufF
         throw new ModelFileError('offset_overlap', file, `tensors "${p.name}" and "${sorted[i].name}" overlap in the file`);
       }
     }
-    return { file, version, alignment, metadata, tensors, dataStart, size: c.size };
+    return { file, version, alignment, metadata, metadataTypes, tensors, dataStart, size: c.size };
   }, io);
 }
 

@@ -71,12 +71,15 @@ export function checkArchLimits(file: string, c: ModelConfig): void {
   for (const id of ids) if (!Number.isSafeInteger(id) || id < 0) bad(file, `special token id ${id} must be a non-negative integer`);
 }
 
-/** Fewest weight bytes a config implies (every tensor in a 2-byte dtype); a double, exact enough to compare. */
-export function minimumWeightBytes(c: ModelConfig): number {
+/**
+ * Fewest weight bytes a config implies (every tensor in a dtype of `bytesPerElement`, 2 unless the file holds
+ * block-quantized tensors); a double, exact enough to compare.
+ */
+export function minimumWeightBytes(c: ModelConfig, bytesPerElement = 2): number {
   const C = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize;
   const Q = c.numHeads * c.headDim, KV = c.numKvHeads * c.headDim;
   const layer = 2 * C + 2 * Q * C + 2 * KV * C + 3 * F * C + (c.attentionBias ? Q + 2 * KV : 0);
-  return 2 * (V * C * (c.tieWordEmbeddings ? 1 : 2) + C + c.numLayers * layer);
+  return bytesPerElement * (V * C * (c.tieWordEmbeddings ? 1 : 2) + C + c.numLayers * layer);
 }
 
 /**
@@ -84,8 +87,8 @@ export function minimumWeightBytes(c: ModelConfig): number {
  * layer count also capped by ARCH_LIMITS, the expected-tensor list built after this is small whatever the header
  * says (a block_count of 2^26 costs a multiplication here, not 5 GB of heap).
  */
-export function checkAgainstFiles(file: string, c: ModelConfig, tensorBytes: number): void {
-  const bytes = minimumWeightBytes(c);
+export function checkAgainstFiles(file: string, c: ModelConfig, tensorBytes: number, bytesPerElement = 2): void {
+  const bytes = minimumWeightBytes(c, bytesPerElement);
   if (bytes > tensorBytes) {
     bad(file, `the config (${c.numLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}) implies at least ${bytes} bytes of weights but the file(s) hold ${tensorBytes}`);
   }

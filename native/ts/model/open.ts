@@ -7,6 +7,7 @@ import { ModelFileError } from './errors.ts';
 import { withCursor } from './file-reader.ts';
 import { GGML_DTYPE, metaString, readGguf, type GgufFile } from './gguf.ts';
 import { planLayout, type SourceTensor } from './layout.ts';
+import { isQuant, QUANT_BLOCK } from './quant.ts';
 import { readSafetensors, ST_TO_DTYPE, type SafetensorsTensor } from './safetensors.ts';
 import { checkAgainstFiles } from './limits.ts';
 import { MODEL_IO_DEFAULTS, pathExists, readSmallText, statModelPath, type ModelIoOptions } from './safe-io.ts';
@@ -14,6 +15,11 @@ import { expectedTensors, ggufToCanonical, hfToCanonical } from './tensors.ts';
 
 /** Largest JSON side file read (config.json, index, tokenizer_config.json), bytes. */
 const MAX_JSON = 64 << 20;
+
+/** Bytes a value of `dtype` takes (a fraction for block-quantized types: block bytes / block values). */
+function bytesPerElement(dtype: DType): number {
+  return isQuant(dtype) ? QUANT_BLOCK[dtype].bytes / QUANT_BLOCK[dtype].elems : DTYPE_BYTES[dtype];
+}
 
 /** A tensor found in a file, under its canonical name. */
 interface Found {
@@ -40,7 +46,9 @@ function assemble(
   path: string, format: ModelSource['format'], cfg: ModelConfig, found: Map<string, Found>, files: string[],
   tokenizer: TokenizerSource | null,
 ): ModelSource {
-  checkAgainstFiles(files[0] ?? path, cfg, [...found.values()].reduce((n, t) => n + t.bytes, 0));
+  // Quantized tensors hold fewer bytes per parameter: bound the config by the densest type found.
+  const perElem = Math.min(2, ...[...found.values()].map((t) => bytesPerElement(t.dtype)));
+  checkAgainstFiles(files[0] ?? path, cfg, [...found.values()].reduce((n, t) => n + t.bytes, 0), perElem);
   const expected = expectedTensors(cfg);
   const sources: SourceTensor[] = [];
   for (const e of expected) {
@@ -49,6 +57,10 @@ function assemble(
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
       throw new ModelFileError('shape_mismatch', t.file,
         `tensor "${t.fileName}" has shape [${t.shape.join(', ')}] but the config implies [${e.shape.join(', ')}]`);
+    }
+    if (isQuant(t.dtype) && t.shape.length !== 2) {
+      throw new ModelFileError('quant_block', t.file,
+        `tensor "${t.fileName}" is ${QUANT_BLOCK[t.dtype].name}, but only weight matrices may be quantized (norms and biases must be F32, F16 or BF16)`);
     }
     sources.push({ name: e.name, dtype: t.dtype, shape: t.shape, group: e.group, file: t.file, fileOffset: t.fileOffset, bytes: t.bytes });
   }
@@ -60,7 +72,7 @@ function assemble(
   }
   const layout = planLayout(sources, cfg.numLayers + 2);
   const big = sources.find((s) => s.name === 'layers.0.wq') ?? sources[0];
-  const parameterCount = sources.reduce((n, s) => n + s.bytes / DTYPE_BYTES[s.dtype], 0);
+  const parameterCount = sources.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   return { path, format, config: cfg, layout, dtype: big.dtype, parameterCount, files, tokenizer };
 }
 

@@ -1,7 +1,7 @@
 // safetensors reader and writer: the header is validated against the format's rules before anything is trusted.
 import { open } from 'node:fs/promises';
 
-import type { DType } from '../types.ts';
+import type { FloatDType as DType } from '../types.ts';
 import { ModelFileError } from './errors.ts';
 import { checkedBytes, withCursor } from './file-reader.ts';
 import { findDuplicateKey } from './json-keys.ts';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { DType, ModelConfig } from '../types.ts';
 import { REFERENCE_TEMPLATES } from '../tokenizer/templates.ts';
 import { TOKEN_TYPE, tinyBpeVocab, tinySpmVocab, type GgufVocab } from './tiny-vocab.ts';
+import { isQuant } from './quant.ts';
 import { writeGgufModel, writeHfModel, type HfTokenizerFiles } from './writers.ts';
 
 export type TinyFamily = 'llama' | 'llama3' | 'mistral' | 'qwen2';
@@ -15,6 +16,8 @@ export interface TinyModelOptions {
   dtype?: DType;
   /** @defaultValue 1 */
   seed?: number;
+  /** GGUF only: llama-quantize's Q4_K_M mix (rows must be multiples of 256; dtype is then ignored). */
+  mix?: 'q4_k_m';
   /** Overrides of the tiny config (e.g. more layers for a bench). */
   config?: Partial<ModelConfig>;
   /** HF only. @defaultValue 1 */
@@ -159,7 +162,7 @@ export async function writeTinyModel(dest: string, opts: TinyModelOptions): Prom
     if (opts.family === 'llama3' && opts.config?.ropeScaling === undefined) cfg.ropeScaling = LLAMA31_SCALING;
     const file = dest.endsWith('.gguf') ? dest : join(dest, `tiny-${opts.family}-${dtype}.gguf`);
     if (file !== dest) await import('node:fs/promises').then((fs) => fs.mkdir(dest, { recursive: true }));
-    await writeGgufModel(file, cfg, { dtype, seed, vocab });
+    await writeGgufModel(file, cfg, { dtype, seed, vocab, mix: opts.mix });
     return file;
   }
   // Llama 2 / Mistral ship a SentencePiece-converted tokenizer.json; Llama 3 / Qwen2 a byte-level BPE one. Either
@@ -173,6 +176,7 @@ export async function writeTinyModel(dest: string, opts: TinyModelOptions): Prom
   if (opts.family === 'llama3' && opts.config?.ropeScaling === undefined) {
     cfg.ropeScaling = LLAMA31_SCALING;
   }
+  if (isQuant(dtype)) throw new RangeError(`Expected a float dtype for a Hugging Face model but received ${dtype} (quantized models are GGUF only)`);
   await writeHfModel(dest, cfg, { dtype, seed, shards: opts.shards, tokenizer: tok.files });
   return dest;
 }

@@ -1,14 +1,15 @@
 // Writers for synthetic models (tests, benchmarks, demo models): HF folders and GGUF files with seeded weights.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { DTYPE_BYTES, type DType, type ModelConfig } from '../types.ts';
+import { DTYPE_BYTES, type DType, type FloatDType, type ModelConfig, type QuantDType } from '../types.ts';
 import { llama3RopeFactors } from './config.ts';
-import { encodeValues, prng, randomEncoded, randomValues } from './fill.ts';
-import { DTYPE_GGML } from './gguf.ts';
-import { writeGguf, type GgufKv, type GgufTensorSpec } from './gguf-writer.ts';
+import { decodeValues, encodeValues, prng, randomEncoded, randomValues } from './fill.ts';
+import { DTYPE_GGML, GGML_DTYPE, readGguf } from './gguf.ts';
+import { writeGguf, type GgufKv, type GgufScalarType, type GgufTensorSpec } from './gguf-writer.ts';
+import { isQuant, quantBytes, quantize, QUANT_BLOCK } from './quant.ts';
 import { writeSafetensors, type TensorData } from './safetensors.ts';
-import { canonicalToGguf, canonicalToHf, expectedTensors } from './tensors.ts';
+import { canonicalToGguf, canonicalToHf, expectedTensors, ggufToCanonical } from './tensors.ts';
 import type { GgufVocab } from './tiny-vocab.ts';
 
 /** Standard deviation of random matrices: small enough that activations stay O(1) through the layers. */
@@ -19,14 +20,14 @@ const WEIGHT_STD = 0.02;
  * rotate_half Q/K). The generators share one PRNG stream: call them once each, in order.
  */
 function syntheticTensors(cfg: ModelConfig, seed: number): {
-  name: string; shape: number[]; values: () => Float32Array; encoded: (dtype: DType) => Uint8Array;
+  name: string; shape: number[]; values: () => Float32Array; encoded: (dtype: FloatDType) => Uint8Array;
 }[] {
   const next = prng(seed);
   return expectedTensors(cfg).map((t) => {
     const count = t.shape.reduce((a, b) => a * b, 1);
     const std = t.name === 'norm' || t.name.endsWith('_norm') ? 0 : WEIGHT_STD;
     // `encoded` draws the same PRNG words as `values` and yields the same values rounded to dtype.
-    return { name: t.name, shape: t.shape, values: () => randomValues(count, std, 1, next), encoded: (dtype: DType) => randomEncoded(count, std, 1, dtype, next) };
+    return { name: t.name, shape: t.shape, values: () => randomValues(count, std, 1, next), encoded: (dtype: FloatDType) => randomEncoded(count, std, 1, dtype, next) };
   });
 }
 
@@ -50,7 +51,7 @@ function permuteRows(values: Float32Array, rows: number, cols: number, heads: nu
 }
 
 /** ModelConfig → Hugging Face config.json. */
-export function toHfConfigJson(cfg: ModelConfig, dtype: DType): Record<string, unknown> {
+export function toHfConfigJson(cfg: ModelConfig, dtype: FloatDType): Record<string, unknown> {
   const arch = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[cfg.arch];
   const rs = cfg.ropeScaling;
   return {
@@ -85,7 +86,7 @@ export interface HfTokenizerFiles {
 }
 
 export interface WriteHfOptions {
-  dtype: DType;
+  dtype: FloatDType;
   seed: number;
   /** Number of safetensors shards (> 1 writes model-0000i-of-0000n.safetensors + index). @defaultValue 1 */
   shards?: number;
@@ -133,13 +134,37 @@ export async function writeHfModel(dir: string, cfg: ModelConfig, opts: WriteHfO
 }
 
 export interface WriteGgufOptions {
+  /** Type of the weight matrices (1-D tensors are always F32); a quantized type quantizes every matrix. */
   dtype: DType;
+  /** 'q4_k_m': llama-quantize's Q4_K_M mix instead of one type for every matrix (see ggufMixType). */
+  mix?: 'q4_k_m';
   seed: number;
   vocab: GgufVocab;
   /** @defaultValue 3 */
   version?: 2 | 3;
   /** @defaultValue 32 */
   alignment?: number;
+}
+
+/** llama.cpp's general.file_type (enum llama_ftype) of an all-one-type quantized file. */
+export const GGUF_FILE_TYPE: Record<QuantDType, number> = { q4_0: 2, q8_0: 7, q4_k: 14, q5_k: 16, q6_k: 18 };
+
+/** llama.cpp's use_more_bits: the first and last eighth of the layers and every third one between. */
+function useMoreBits(layer: number, layers: number): boolean {
+  const e = Math.floor(layers / 8);
+  return layer < e || layer >= Math.floor((7 * layers) / 8) || (layer - e) % 3 === 2;
+}
+
+/**
+ * The type of a weight matrix in llama-quantize's Q4_K_M mix (llama_tensor_get_type, llama arch, no imatrix):
+ * output (the head) Q6_K; attn_v and ffn_down Q6_K in the layers use_more_bits picks, Q4_K elsewhere; every
+ * other matrix Q4_K (token_embd too, unless the head is tied to it).
+ */
+export function ggufMixType(mix: 'q4_k_m', canonical: string, layers: number, tied = false): QuantDType {
+  if (canonical === 'output' || (tied && canonical === 'tok_embeddings')) return 'q6_k'; // the head
+  const m = /^layers\.(\d+)\.(wv|w2)$/.exec(canonical);
+  if (m && useMoreBits(Number(m[1]), layers)) return 'q6_k';
+  return 'q4_k';
 }
 
 /** GGUF metadata for a config and vocab (llama.cpp key names). */
@@ -195,12 +220,81 @@ export async function writeGgufModel(file: string, cfg: ModelConfig, opts: Write
   }
   for (const t of syntheticTensors(cfg, opts.seed)) {
     const oneD = t.shape.length === 1;
-    const dtype: DType = oneD ? 'f32' : opts.dtype;
+    const dtype: DType = oneD ? 'f32' : opts.mix ? ggufMixType(opts.mix, t.name, cfg.numLayers, cfg.tieWordEmbeddings) : opts.dtype;
     const permute = cfg.arch !== 'qwen2' && /\.w[qk]$/.test(t.name);
     const heads = t.name.endsWith('wq') ? cfg.numHeads : cfg.numKvHeads;
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    const data = () => (permute ? encodeValues(permuteRows(t.values(), t.shape[0], t.shape[1], heads), dtype) : t.encoded(dtype));
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    const values = () => (permute ? permuteRows(t.values(), t.shape[0], t.shape[1], heads) : t.values());
+    if (isQuant(dtype)) {
+      const bytes = quantBytes(dtype, count);
+      if (t.shape[t.shape.length - 1] % QUANT_BLOCK[dtype].elems !== 0) {
+        throw new RangeError(`Expected rows of ${t.name} to be a multiple of ${QUANT_BLOCK[dtype].elems} for ${QUANT_BLOCK[dtype].name} but received ${t.shape[t.shape.length - 1]}`);
+      }
+      tensors.push({ name: canonicalToGguf(t.name), shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes, data: () => quantize(values(), dtype) });
+      continue;
+    }
+    const bytes = count * DTYPE_BYTES[dtype];
+    const data = () => (permute ? encodeValues(values(), dtype) : t.encoded(dtype));
     tensors.push({ name: canonicalToGguf(t.name), shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes, data });
   }
-  await writeGguf(file, { version: opts.version, alignment: opts.alignment, metadata: ggufMetadata(cfg, opts.vocab), tensors });
+  const meta = ggufMetadata(cfg, opts.vocab);
+  const ft = opts.mix === 'q4_k_m' ? 15 : isQuant(opts.dtype) ? GGUF_FILE_TYPE[opts.dtype] : undefined;
+  if (ft !== undefined) meta.push({ key: 'general.file_type', type: 'u32', value: ft });
+  await writeGguf(file, { version: opts.version, alignment: opts.alignment, metadata: meta, tensors });
+}
+
+const SCALAR_NAME: Record<number, GgufScalarType> = {
+  0: 'u8', 1: 'i8', 2: 'u16', 3: 'i16', 4: 'u32', 5: 'i32', 6: 'f32', 7: 'bool', 8: 'string', 10: 'u64', 11: 'i64', 12: 'f64',
+};
+
+/**
+ * Copy a float GGUF file (F32/F16/BF16 tensors) to `dest` with its weight matrices quantized, as llama-quantize
+ * does (ggml's reference quantizers; `mix: 'q4_k_m'` picks each matrix's type as ggufMixType says). Metadata is
+ * copied with its types, plus general.file_type; 1-D tensors stay as they are; matrices whose rows are not a whole
+ * number of blocks become BF16 (llama-quantize too falls back to another type for those).
+ */
+export async function quantizeGgufFile(src: string, dest: string, opts: { dtype: QuantDType; mix?: 'q4_k_m' }): Promise<void> {
+  const g = await readGguf(src);
+  const layers = g.tensors.reduce((n, t) => Math.max(n, /^blk\.(\d+)\./.exec(t.name) ? Number(/^blk\.(\d+)\./.exec(t.name)![1]) + 1 : 0), 0);
+  const tied = !g.tensors.some((t) => t.name === 'output.weight');
+  const meta: GgufKv[] = [];
+  for (const [key, value] of g.metadata) {
+    if (key === 'general.file_type' || key === 'general.alignment') continue;
+    const ty = g.metadataTypes.get(key)!;
+    if (Array.isArray(value)) meta.push({ key, type: 'array', itemType: SCALAR_NAME[ty.itemType!], value });
+    else meta.push({ key, type: SCALAR_NAME[ty.type], value });
+  }
+  meta.push({ key: 'general.file_type', type: 'u32', value: opts.mix === 'q4_k_m' ? 15 : GGUF_FILE_TYPE[opts.dtype] });
+  const fh = await open(src, 'r');
+  try {
+    const raw = new Map<string, Uint8Array>();
+    for (const t of g.tensors) {
+      const b = Buffer.alloc(t.bytes);
+      await fh.read(b, 0, t.bytes, t.fileOffset);
+      raw.set(t.name, b);
+    }
+    const tensors: GgufTensorSpec[] = g.tensors.map((t) => {
+      const from = GGML_DTYPE[t.ggmlType];
+      const canon = ggufToCanonical(t.name);
+      if (t.shape.length !== 2 || canon === undefined || isQuant(from)) {
+        return { name: t.name, shape: t.shape, ggmlType: t.ggmlType, bytes: t.bytes, data: () => raw.get(t.name)! };
+      }
+      const to = opts.mix ? ggufMixType(opts.mix, canon, layers, tied) : opts.dtype;
+      if (t.shape[1] % QUANT_BLOCK[to].elems !== 0) {
+        // e.g. stories260K's ffn_down (rows of 172): BF16, the float type a quantized model runs with on CUDA.
+        return {
+          name: t.name, shape: t.shape, ggmlType: DTYPE_GGML.bf16, bytes: t.shape[0] * t.shape[1] * 2,
+          data: () => encodeValues(decodeValues(raw.get(t.name)!, from), 'bf16'),
+        };
+      }
+      const count = t.shape[0] * t.shape[1];
+      return {
+        name: t.name, shape: t.shape, ggmlType: DTYPE_GGML[to], bytes: quantBytes(to, count),
+        data: () => quantize(decodeValues(raw.get(t.name)!, from), to),
+      };
+    });
+    await writeGguf(dest, { version: g.version, alignment: g.alignment, metadata: meta, tensors });
+  } finally {
+    await fh.close();
+  }
 }

@@ -8,6 +8,7 @@
 #include "common/errors.h"
 #include "engine/backend.h"
 #include "engine/cpu/ops.h"
+#include "engine/cpu/quant.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/kv_pool.h"
 
@@ -90,7 +91,7 @@ void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {
   // Embeddings (group 0).
   w_->waitGroup(0, nullptr);
   {
-    const size_t rowBytes = static_cast<size_t>(C) * cpu::DTypeBytes(d_.tokEmbeddings.dtype);
+    const size_t rowBytes = cpu::RowBytes(d_.tokEmbeddings.dtype, C);  // quantized: whole blocks
     int t = 0;
     for (const SeqInput& s : batch) {
       for (int i = 0; i < s.n; ++i, ++t) {

@@ -1,6 +1,8 @@
 // CPU ops: plain loops written so g++ -O3 vectorises them (GCC vector extensions for the dot products).
 #include "engine/cpu/ops.h"
 
+#include "engine/cpu/quant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -82,7 +84,7 @@ thread_local std::vector<float> tRows;
 
 }  // namespace
 
-size_t DTypeBytes(DType dt) { return dt == DType::kF32 ? 4 : 2; }
+size_t DTypeBytes(DType dt) { return BlockBytes(dt); }
 
 float BF16ToF32(uint16_t h) {
   uint32_t bits = static_cast<uint32_t>(h) << 16;
@@ -147,12 +149,15 @@ void ToF32(const uint8_t* src, DType dt, float* dst, size_t n) {
       }
       return;
     }
+    default:  // block-quantized: n is a whole number of blocks
+      Dequantize(src, dt, dst, n);
+      return;
   }
 }
 
 void MatMul(ThreadPool& pool, float* y, const float* x, const uint8_t* w, DType wdt, const uint8_t* bias,
             DType bdt, int T, int I, int O, bool accumulate) {
-  const size_t rowBytes = static_cast<size_t>(I) * DTypeBytes(wdt);
+  const size_t rowBytes = RowBytes(wdt, I);  // quantized rows: I / block values x block bytes
   const int64_t tiles = (O + 3) / 4;
   // Enough multiply-adds per chunk (~64K) that waking a helper is worth it.
   const int64_t grain = std::max<int64_t>(1, 65536 / (4 * static_cast<int64_t>(I) * T));

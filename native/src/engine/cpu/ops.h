@@ -1,4 +1,5 @@
-// The CPU backend's operations, one function each, on fp32 activations and f32/f16/bf16 weights read in place.
+// The CPU backend's operations, one function each, on fp32 activations and f32/f16/bf16 weights read in place
+// (matrices may also be GGUF block-quantized: MatMul and ToF32 dequantize whole blocks, engine/cpu/quant.h).
 //
 // Shapes are in the comments; every matrix is row-major [out][in] as stored in the arena. The ops are exposed
 // to tests (native engineOps) so each can be checked against a scalar reference. Every output element is
@@ -13,14 +14,17 @@
 
 namespace swapserve::engine::cpu {
 
+// Bytes of one element of a float dtype; of one block of a quantized dtype (see quant.h RowBytes).
 size_t DTypeBytes(DType dt);
 float BF16ToF32(uint16_t h);
 float F16ToF32(uint16_t h);
-// dst (n) = src (n) of dtype dt, converted to fp32.
+// dst (n) = src (n) of dtype dt, converted to fp32 (quantized: n a multiple of the block size).
 void ToF32(const uint8_t* src, DType dt, float* dst, size_t n);
 
 // y (T, O) = x (T, I) · W (O, I)^T [+ bias (O)]; with accumulate, y += instead of =. One pass over W for
-// all T rows of x: this is what makes a batched decode step cost about one read of the weights.
+// all T rows of x: this is what makes a batched decode step cost about one read of the weights. A quantized W
+// (I a multiple of its block size) is dequantized 4 rows at a time into a per-thread fp32 buffer, then multiplied
+// as an f16/bf16 W is: same order of operations, so the result does not depend on the thread count either.
 void MatMul(ThreadPool& pool, float* y, const float* x, const uint8_t* w, DType wdt, const uint8_t* bias,
             DType bdt, int T, int I, int O, bool accumulate);
 

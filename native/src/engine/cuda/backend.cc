@@ -27,6 +27,7 @@
 #include "engine/cuda/gemm.h"
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/profiler.h"
+#include "engine/cuda/quant.h"
 #include "engine/cuda/tuning.h"
 #include "engine/backend.h"
 #include "engine/kv_pool.h"
@@ -43,6 +44,15 @@ constexpr size_t kGemmWorkspace = 32u << 20;  // bytes
 size_t AlignUp(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 ET ToEt(DType d) { return static_cast<ET>(static_cast<int>(d)); }
 size_t DBytes(DType d) { return d == DType::kF32 ? 4 : 2; }
+// GGUF block-quantized matrices (engine/cuda/quant.h): kept in their blocks, activations bf16.
+bool IsQ(DType d) { return cuda::IsQt(static_cast<int>(d)); }
+// Bytes of `elems` values (rows of whole blocks for quantized types: wrap.cc checked the row lengths).
+size_t TensorBytes(DType d, size_t elems) {
+  if (!IsQ(d)) return elems * DBytes(d);
+  const auto q = static_cast<cuda::QT>(static_cast<int>(d));
+  return elems / cuda::QtBlockElems(q) * cuda::QtBlockBytes(q);
+}
+constexpr size_t kDequantTile = 32u << 20;  // bytes of bf16 rows a quantized prefill product dequantizes at once
 
 [[noreturn]] void Invalid(const std::string& msg) { throw NativeError(ErrorCode::kInvalidArgument, msg); }
 
@@ -102,8 +112,10 @@ class CudaBackend final : public Backend {
     graphsOn_ = t.cudaGraphs;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim));
+    persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim) +
+                               (quant_ ? kDequantTile : 0));
     uint8_t* p = persistent_->data();
+    if (quant_) tile_ = p + AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim);
     gemm_ = std::make_unique<cuda::Gemm>(p, kGemmWorkspace);
     invFreq_ = reinterpret_cast<float*>(p + AlignUp(kGemmWorkspace));
     // The paged KV cache: (L, 2, blocks x 16, KVH, D) of the activation type, one allocation.
@@ -175,11 +187,33 @@ class CudaBackend final : public Backend {
  private:
   const uint8_t* W(const TensorRef& t) const { return lease_->base() + t.offset; }
 
+  // Y (T, N; ldy) = beta*Y + X (T, K; ldx; et_) W^T for a weight matrix of any dtype: Gemm::run for float matrices;
+  // for quantized ones the quantized GEMV when T <= 8, else bands of rows dequantized to bf16 in tile_ and fed to the
+  // bf16 GEMM (tensor cores), band by band.
+  void mm(const TensorRef& t, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy, float beta) {
+    if (!IsQ(t.dtype)) {
+      gemm_->run(W(t), et_, N, K, X, et_, ldx, T, Y, yT, ldy, beta, stream_);
+      return;
+    }
+    const auto q = static_cast<cuda::QT>(static_cast<int>(t.dtype));
+    if (T <= 8) {
+      cuda::LaunchQuantGemv(W(t), q, N, K, X, ldx, T, Y, yT, ldy, beta, stream_);
+      return;
+    }
+    const int band = static_cast<int>(std::max<size_t>(1, std::min<size_t>(N, kDequantTile / (2 * static_cast<size_t>(K)))));
+    for (int n0 = 0; n0 < N; n0 += band) {
+      const int rows = std::min(band, N - n0);
+      cuda::LaunchDequantRows(W(t), q, n0, rows, K, tile_, stream_);
+      gemm_->run(tile_, ET::kBF16, rows, K, X, et_, ldx, T, static_cast<uint8_t*>(Y) + n0 * cuda::EtBytes(yT), yT, ldy,
+                 beta, stream_);
+    }
+  }
+
   void checkTensor(const TensorRef& t, size_t elems, const char* name, int layer) const {
     const std::string where = std::string(name) + (layer >= 0 ? " of layer " + std::to_string(layer) : "");
     if (!t.present) Invalid("CUDA backend: tensor " + where + " is missing");
     if (t.offset % 16 != 0) Invalid("CUDA backend: tensor " + where + " is not 16-byte aligned in the arena");
-    if (t.offset + elems * DBytes(t.dtype) > lease_->bytes())
+    if (t.offset + TensorBytes(t.dtype, elems) > lease_->bytes())
       Invalid("CUDA backend: tensor " + where + " lies past the end of the arena");
   }
 
@@ -194,14 +228,21 @@ class CudaBackend final : public Backend {
     if (static_cast<int>(d.layer.size()) != d.layers) Invalid("CUDA backend: layer count and layer table differ");
     if (lease_->numGroups() < d.layers + 2) Invalid("CUDA backend: the arena has fewer groups than layers + 2");
     if (opts_.maxContext <= 0) Invalid("CUDA backend: maxContext must be positive");
-    et_ = ToEt(d.layer[0].wq.dtype);
+    // A model with quantized matrices runs bf16 activations; its unquantized matrices must then be bf16.
+    quant_ = IsQ(d.tokEmbeddings.dtype) || IsQ(d.output.dtype);
+    for (const LayerWeights& w : d.layer)
+      for (const TensorRef* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3}) quant_ = quant_ || IsQ(m->dtype);
+    et_ = quant_ ? ET::kBF16 : ToEt(d.layer[0].wq.dtype);
+    auto matT = [&](const TensorRef& t) { return quant_ && IsQ(t.dtype) ? et_ : ToEt(t.dtype); };
     const size_t C = d.hidden, F = d.intermediate, QD = static_cast<size_t>(d.heads) * d.headDim,
                  KD = static_cast<size_t>(d.kvHeads) * d.headDim;
     checkTensor(d.tokEmbeddings, static_cast<size_t>(d.vocab) * C, "tok_embeddings", -1);
     checkTensor(d.norm, C, "norm", -1);
     const TensorRef& out = d.output.present ? d.output : d.tokEmbeddings;
     checkTensor(out, static_cast<size_t>(d.vocab) * C, "output", -1);
-    if (ToEt(out.dtype) != et_) Invalid("CUDA backend: the output head's dtype differs from the layer matrices'");
+    if (matT(out) != et_)
+      Invalid(quant_ ? "CUDA backend: a quantized model's unquantized output head must be BF16"
+                     : "CUDA backend: the output head's dtype differs from the layer matrices'");
     fusedQkv_.assign(d.layers, false);
     fusedGu_.assign(d.layers, false);
     for (int l = 0; l < d.layers; ++l) {
@@ -216,7 +257,9 @@ class CudaBackend final : public Backend {
       checkTensor(w.w3, F * C, "w3", l);
       checkTensor(w.w2, C * F, "w2", l);
       for (const TensorRef* m : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3})
-        if (ToEt(m->dtype) != et_) Invalid("CUDA backend: all weight matrices must share one dtype");
+        if (matT(*m) != et_)
+          Invalid(quant_ ? "CUDA backend: a quantized model's unquantized matrices must be BF16"
+                         : "CUDA backend: all weight matrices must share one dtype");
       const bool anyBias = w.bq.present || w.bk.present || w.bv.present;
       if (anyBias) {
         checkTensor(w.bq, QD, "bq", l);
@@ -224,9 +267,11 @@ class CudaBackend final : public Backend {
         checkTensor(w.bv, KD, "bv", l);
         if (w.bq.dtype != w.bk.dtype || w.bq.dtype != w.bv.dtype) Invalid("CUDA backend: q/k/v biases differ in dtype");
       }
-      const size_t eb = cuda::EtBytes(et_);
-      fusedQkv_[l] = w.wk.offset == w.wq.offset + QD * C * eb && w.wv.offset == w.wk.offset + KD * C * eb;
-      fusedGu_[l] = w.w3.offset == w.w1.offset + F * C * eb;
+      // One product over adjacent matrices of one dtype (quantized rows of one type are uniform too).
+      fusedQkv_[l] = w.wq.dtype == w.wk.dtype && w.wk.dtype == w.wv.dtype &&
+                     w.wk.offset == w.wq.offset + TensorBytes(w.wq.dtype, QD * C) &&
+                     w.wv.offset == w.wk.offset + TensorBytes(w.wk.dtype, KD * C);
+      fusedGu_[l] = w.w1.dtype == w.w3.dtype && w.w3.offset == w.w1.offset + TensorBytes(w.w1.dtype, F * C);
     }
   }
 
@@ -426,7 +471,7 @@ class CudaBackend final : public Backend {
     const cuda::RopeParams rope{invFreq_, cosSin_, d_.ropeInterleaved, hfRound_};
     lastT_ = T;
     // A single decode row (T = 1) with a 2-byte residual stream: the folded decode kernels (decode.cu).
-    const bool fused = fusedDecode_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_ &&
+    const bool fused = fusedDecode_ && !quant_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_ &&
                        cuda::DecodeGemvSupported(et_, C) && cuda::DecodeGemvSupported(et_, QD) &&
                        cuda::DecodeGemvSupported(et_, F);
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
@@ -443,7 +488,11 @@ class CudaBackend final : public Backend {
       return;
     }
     waitG(0);
-    cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
+    if (IsQ(d_.tokEmbeddings.dtype))
+      cuda::LaunchQuantEmbedding(dTok, T, W(d_.tokEmbeddings), static_cast<cuda::QT>(static_cast<int>(d_.tokEmbeddings.dtype)),
+                                 C, x_, resT_, stream_);
+    else
+      cuda::LaunchEmbedding(dTok, T, W(d_.tokEmbeddings), ToEt(d_.tokEmbeddings.dtype), C, x_, resT_, stream_);
     cuda::LaunchRopeTable(dPos, T, invFreq_, D / 2, cosSin_, stream_);
     mark("embed");
     for (int l = 0; l < d_.layers; ++l) {
@@ -454,14 +503,14 @@ class CudaBackend final : public Backend {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        gemm_->run(W(w.wq), et_, QS, C, xn_, et_, C, T, qkv_, et_, QS, 0.f, stream_);
+        mm(w.wq, QS, C, xn_, C, T, qkv_, et_, QS, 0.f);
       } else {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        gemm_->run(W(w.wq), et_, QD, C, xn_, et_, C, T, qkv_, et_, QS, 0.f, stream_);
-        gemm_->run(W(w.wk), et_, KD, C, xn_, et_, C, T, qkv_ + QD * eb, et_, QS, 0.f, stream_);
-        gemm_->run(W(w.wv), et_, KD, C, xn_, et_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f, stream_);
+        mm(w.wq, QD, C, xn_, C, T, qkv_, et_, QS, 0.f);
+        mm(w.wk, KD, C, xn_, C, T, qkv_ + QD * eb, et_, QS, 0.f);
+        mm(w.wv, KD, C, xn_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f);
       }
       mark("gemm.qkv");
       const bool bias = w.bq.present;
@@ -477,31 +526,35 @@ class CudaBackend final : public Backend {
                                     splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr,
                                     attn_, stream_);
       mark("attention");
-      gemm_->run(W(w.wo), et_, C, QD, attn_, et_, QD, T, x_, resT_, C, 1.f, stream_);
+      mm(w.wo, C, QD, attn_, QD, T, x_, resT_, C, 1.f);
       mark("gemm.o");
       if (fusedGu_[l]) {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        gemm_->run(W(w.w1), et_, 2 * F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
+        mm(w.w1, 2 * F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
       } else {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        gemm_->run(W(w.w1), et_, F, C, xn_, et_, C, T, gu_, et_, 2 * F, 0.f, stream_);
-        gemm_->run(W(w.w3), et_, F, C, xn_, et_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f, stream_);
+        mm(w.w1, F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
+        mm(w.w3, F, C, xn_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f);
       }
       mark("gemm.gate_up");
       cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
       mark("swiglu");
-      gemm_->run(W(w.w2), et_, C, F, h_, et_, F, T, x_, resT_, C, 1.f, stream_);
+      mm(w.w2, C, F, h_, F, T, x_, resT_, C, 1.f);
       mark("gemm.down");
     }
     waitG(d_.layers + 1);
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
     cuda::LaunchRmsNorm(x_, resT_, dLast, Bp, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
                         stream_);
+<<<<<<< HEAD
     gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, Bp, logits_, ET::kF32, d_.vocab, 0.f, stream_);
+=======
+    mm(out, d_.vocab, C, last_, C, B, logits_, ET::kF32, d_.vocab, 0.f);
+>>>>>>> quant
     mark("head");
     };
     if (!Bk || !launchGraph(Bk, enqueue)) enqueue();
@@ -676,6 +729,8 @@ class CudaBackend final : public Backend {
   std::shared_ptr<ScratchPool> pool_;
   BackendOptions opts_;
   ET et_ = ET::kBF16;
+  bool quant_ = false;       // some weight matrices are GGUF block-quantized (activations bf16)
+  uint8_t* tile_ = nullptr;  // kDequantTile bytes of dequantized rows (quantized prefill products)
   std::vector<bool> fusedQkv_, fusedGu_;
   cudaStream_t stream_ = nullptr;
   std::shared_ptr<DeviceBlock> persistent_, act_, meta_, partial_;

@@ -1,0 +1,46 @@
+// GGUF block-quantized weights on the GPU (quant_gemv.cu): the matrices stay in their file layout in the arena
+// (llama.cpp's blocks, engine/cpu/quant.h) and are dequantized on the fly. Activations of a quantized model are
+// bf16. No cuBLAS here (nvcc compile-checks this file on machines without it).
+//   decode (T <= 8):  LaunchQuantGemv, one warp per weight row, fp32 accumulation, each weight byte read once for
+//                     all T rows.
+//   prefill (T > 8):  LaunchDequantRows turns a band of rows into bf16 in a scratch tile that the backend feeds to
+//                     the cuBLASLt bf16 GEMM (tensor cores), band by band.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/cuda/kernels.h"
+
+namespace swapserve::cuda {
+
+// Values match engine::DType.
+enum class QT : int { kQ8_0 = 3, kQ4_0 = 4, kQ4_K = 5, kQ5_K = 6, kQ6_K = 7 };
+
+inline bool IsQt(int dtype) { return dtype >= 3 && dtype <= 7; }
+inline int QtBlockElems(QT t) { return t == QT::kQ8_0 || t == QT::kQ4_0 ? 32 : 256; }
+inline size_t QtBlockBytes(QT t) {
+  switch (t) {
+    case QT::kQ8_0: return 34;
+    case QT::kQ4_0: return 18;
+    case QT::kQ4_K: return 144;
+    case QT::kQ5_K: return 176;
+    default: return 210;
+  }
+}
+inline size_t QtRowBytes(QT t, int K) { return static_cast<size_t>(K) / QtBlockElems(t) * QtBlockBytes(t); }
+
+// Y (T, N; row stride ldy; yT) = beta*Y + X (T, K; bf16, row stride ldx) W^T, W (N, K) quantized row-major.
+// Requires 1 <= T <= 8, K a multiple of the block size, X 16-byte aligned with ldx a multiple of 8.
+void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
+                     float beta, cudaStream_t s);
+
+// out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
+void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);
+
+// x[t] ((T, C) of xT) = dequantized emb[tokens[t]]: the embedding lookup of a quantized token_embd.
+void LaunchQuantEmbedding(const int32_t* tokens, int T, const void* emb, QT embT, int C, void* x, ET xT,
+                          cudaStream_t s);
+
+}  // namespace swapserve::cuda

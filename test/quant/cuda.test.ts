@@ -1,0 +1,90 @@
+// Quantized models on the CUDA backend against the CPU backend (runs where the CUDA addon is built and a GPU is
+// visible; skipped elsewhere, e.g. CI): weights stay quantized in the GPU arena (its bytes are the file's), logits
+// of prefill (the dequantize-to-bf16 + GEMM path, T > 8) and decode (the quantized GEMV, T <= 8) agree with the
+// CPU's, and a Q8_0 stories260K generates the reference ids through runtime + engine.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { resolveBackend } from '../../native/ts/addon.ts';
+import { readArena } from '../../native/ts/arena.ts';
+import { Engine, type GenerateEvent } from '../../native/ts/engine.ts';
+import { buildModelDesc, loadEngineAddon, type EngineAddon } from '../../native/ts/engine-native.ts';
+import { openModel } from '../../native/ts/model/index.ts';
+import { quantizeGgufFile } from '../../native/ts/model/writers.ts';
+import { Runtime } from '../../native/ts/runtime.ts';
+import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
+import type { ModelSource } from '../../native/ts/types.ts';
+import { STORIES260K_GGUF } from '../helpers/data.ts';
+import { makeTempDir, makeTinyModel } from '../helpers/make-model.ts';
+import { needsData } from '../helpers/requires.ts';
+import { QCONFIG } from './shapes.ts';
+
+const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
+  .split(' ').map(Number);
+const MiB = 1 << 20;
+const cuda = resolveBackend('auto') === 'cuda';
+
+describe('quantized models on the CUDA backend against the CPU backend', { skip: cuda ? needsData() : 'no CUDA build or no GPU visible' }, () => {
+  let rt: Runtime;
+  after(async () => { await rt?.close(); });
+
+  async function onGpu(id: string, source: ModelSource) {
+    rt ??= Runtime.open({ backend: 'cuda', hostBudgetBytes: 256 * MiB, gpuBudgetBytes: 512 * MiB, scratchBudgetBytes: 1024 * MiB });
+    rt.register(id, source.layout);
+    await rt.loadToGpu(id);
+  }
+
+  const cases = [
+    { label: 'Q8_0', dtype: 'q8_0' }, { label: 'Q4_0', dtype: 'q4_0' }, { label: 'Q4_K', dtype: 'q4_k' },
+    { label: 'Q5_K', dtype: 'q5_k' }, { label: 'Q6_K', dtype: 'q6_k' }, { label: 'Q4_K_M', dtype: 'q4_k', mix: 'q4_k_m' },
+  ] as const;
+  for (const c of cases) {
+    it(`${c.label}: prefill (12 tokens) and decode logits agree with the CPU backend`, async () => {
+      const path = await makeTinyModel({ family: 'llama', format: 'gguf', dtype: c.dtype, mix: 'mix' in c ? c.mix : undefined, config: QCONFIG, seed: 5 });
+      const source = await openModel(path);
+      await onGpu(c.label, source);
+      const addon = rt.addon as unknown as EngineAddon;
+      const desc = buildModelDesc(source);
+      const opts = { maxBatch: 4, maxContext: 64, threads: 0 };
+      const gpu = new addon.Engine(rt.native, c.label, desc, opts);
+      const cpu = new (loadEngineAddon().Engine)(await readArena(source), c.label, desc, { ...opts, scratchBudgetBytes: 1 << 24, numGroups: source.layout.groups.length });
+      try {
+        const prompt = [1, 17, 3, 40, 9, 22, 31, 8, 100, 200, 250, 260];
+        const steps = [
+          { seqs: Int32Array.of(1), counts: Int32Array.of(12), positions: Int32Array.of(0), tokens: Int32Array.from(prompt) },
+          { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(12), tokens: Int32Array.of(300) },
+          { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(13), tokens: Int32Array.of(7) },
+        ];
+        for (const [i, batch] of steps.entries()) {
+          const [g, cl] = [await gpu.logits(batch), await cpu.logits(batch)];
+          let maxErr = 0, scale = 0;
+          for (let k = 0; k < cl.length; k++) { maxErr = Math.max(maxErr, Math.abs(g[k] - cl[k])); scale = Math.max(scale, Math.abs(cl[k])); }
+          // bf16 activations on the GPU, fp32 on the CPU (as test/engine/cuda.test.ts).
+          assert.ok(maxErr <= 0.03 * Math.max(1, scale), `${c.label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale})`);
+        }
+      } finally {
+        gpu.close();
+        cpu.close();
+      }
+    });
+  }
+
+  it('stories260K Q8_0: greedy ids equal the reference through runtime + engine (swap in, generate)', async () => {
+    const path = join(await makeTempDir('cuda-stories-q8'), 'stories-q8_0.gguf');
+    await quantizeGgufFile(STORIES260K_GGUF, path, { dtype: 'q8_0' });
+    const source = await openModel(path);
+    await onGpu('stories-q8', source);
+    const engine = await Engine.create(rt, 'stories-q8', source, await loadTokenizer(source), { maxContext: 256 });
+    try {
+      assert.equal(engine.backend, 'cuda');
+      const ids: number[] = [];
+      for await (const e of engine.generate({ prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 }) as AsyncIterable<GenerateEvent>) {
+        if (e.type === 'token') ids.push(e.id);
+      }
+      assert.deepEqual(ids, REF_IDS);
+    } finally {
+      await engine.close();
+    }
+  });
+});
