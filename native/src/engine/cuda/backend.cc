@@ -550,11 +550,7 @@ class CudaBackend final : public Backend {
     const TensorRef& out = d_.output.present ? d_.output : d_.tokEmbeddings;
     cuda::LaunchRmsNorm(x_, resT_, dLast, Bp, C, W(d_.norm), ToEt(d_.norm.dtype), d_.rmsEps, last_, et_, hfRound_,
                         stream_);
-<<<<<<< HEAD
-    gemm_->run(W(out), et_, d_.vocab, C, last_, et_, C, Bp, logits_, ET::kF32, d_.vocab, 0.f, stream_);
-=======
-    mm(out, d_.vocab, C, last_, C, B, logits_, ET::kF32, d_.vocab, 0.f);
->>>>>>> quant
+    mm(out, d_.vocab, C, last_, C, Bp, logits_, ET::kF32, d_.vocab, 0.f);
     mark("head");
     };
     if (!Bk || !launchGraph(Bk, enqueue)) enqueue();
