@@ -100,6 +100,27 @@ class KvPool {
     return out;
   }
 
+  // n > 1 (the choices of one request share one prefill): `dst`, released first, gets blocks of its own for the
+  // first `len` positions of `src`. Returns the (src block, dst block) pairs whose rows the backend copies in every
+  // plane (the last block may be partly filled: copying all of it is harmless). Throws `budget` with no block taken.
+  std::vector<std::pair<int32_t, int32_t>> fork(int32_t src, int32_t dst, int len) {
+    if (src == dst || len < 0 || len > this->len(src)) {
+      throw NativeError(ErrorCode::kInvalidArgument, "fork: sequence " + std::to_string(src) + " holds no " +
+                                                         std::to_string(len) + " positions to copy");
+    }
+    release(dst);
+    std::vector<std::pair<int32_t, int32_t>> pairs;
+    if (len == 0) return pairs;
+    Seq& d = *ensure({{dst, len}})[0];
+    const Seq& s = seqs_.at(src);
+    d.len = len;
+    for (int i = 0; i < BlocksFor(len); ++i) pairs.emplace_back(s.blocks[i], d.blocks[i]);
+    return pairs;
+  }
+
+  // Bytes of one block's rows in one (layer, K|V) plane.
+  size_t planeBlockBytes() const { return static_cast<size_t>(kBlockTokens) * kvDim_ * elt_; }
+
   // Frees every block of `seq` (no-op for an unknown sequence).
   void release(int32_t seq) {
     auto it = seqs_.find(seq);

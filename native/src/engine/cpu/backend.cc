@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   void forward(const std::vector<SeqInput>& batch, float* logits) override;
   void releaseSeq(int32_t seq) override { kv_.release(seq); }
   KvStats kvStats() const override { return {KvPool::kBlockTokens, kv_.blocksTotal(), kv_.blocksFree()}; }
+  void forkSeq(int32_t src, int32_t dst, int len) override;
   int vocabSize() const override { return d_.vocab; }
 
  private:
@@ -48,6 +49,17 @@ class CpuBackend final : public Backend {
   std::vector<int32_t> posv_;
   std::vector<std::vector<float>> attnScratch_;
 };
+
+void CpuBackend::forkSeq(int32_t src, int32_t dst, int len) {
+  const auto pairs = kv_.fork(src, dst, len);
+  const size_t bytes = kv_.planeBlockBytes();
+  for (int l = 0; l < d_.layers; ++l) {
+    for (int kv = 0; kv < 2; ++kv) {
+      uint8_t* plane = kv_.plane(l, kv);
+      for (const auto& [from, to] : pairs) std::memcpy(plane + to * bytes, plane + from * bytes, bytes);
+    }
+  }
+}
 
 void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {
   const int C = d_.hidden, F = d_.intermediate, H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, V = d_.vocab;

@@ -160,8 +160,10 @@ class CudaBackend final : public Backend {
     if (batch.empty()) return;
     if (!sampling || !next) Invalid("forwardSample: sampling and next must not be null");
     bool greedy = true;
-    for (size_t b = 0; b < batch.size(); ++b) greedy = greedy && sampling[b].temperature <= 0.f;
-    if (!greedy) {  // sample on the host with the shared sampler (same tokens as the CPU backend for equal logits)
+    for (size_t b = 0; b < batch.size(); ++b)
+      greedy = greedy && sampling[b].temperature <= 0.f && PlainSampling(sampling[b], d_.vocab);
+    if (!greedy) {  // sample on the host with the shared sampler (same tokens as the CPU backend for equal logits;
+                    // also every mask, bias, penalty and logprob request)
       std::vector<float> host(batch.size() * static_cast<size_t>(d_.vocab));
       forward(batch, host.data());
       for (size_t b = 0; b < batch.size(); ++b)
@@ -182,6 +184,19 @@ class CudaBackend final : public Backend {
   void releaseSeq(int32_t seq) override { kv_->release(seq); }
   KvStats kvStats() const override {
     return {KvPool::kBlockTokens, kv_->blocksTotal() - (padBlock_ >= 0 ? 1 : 0), kv_->blocksFree()};
+  }
+
+  // n > 1: dst gets blocks of its own holding a copy of src's first `len` positions: per block, one strided
+  // device-to-device copy over the 2 x layers planes (ordered on the engine's stream before the next pass).
+  void forkSeq(int32_t src, int32_t dst, int len) override {
+    SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
+    const auto pairs = kv_->fork(src, dst, len);
+    const size_t bytes = kv_->planeBlockBytes();
+    const size_t pitch = static_cast<size_t>(kv_->plane(0, 1) - kv_->plane(0, 0));
+    for (const auto& [from, to] : pairs) {
+      SS_CUDA_CHECK(cudaMemcpy2DAsync(kv_->base() + to * bytes, pitch, kv_->base() + from * bytes, pitch, bytes,
+                                      static_cast<size_t>(d_.layers) * 2, cudaMemcpyDeviceToDevice, stream_));
+    }
   }
 
  private:
