@@ -122,6 +122,8 @@ interface Seq {
   blocks: number;
   /** Sampled ids (kept for recompute after a preemption). */
   sampled: number[];
+  /** Arrival order (generate() calls): orders `active`, so preemption takes the latest arrival. */
+  arrival: number;
   /** The token to feed next once the prompt is in (the last sampled one). */
   last: number;
   completion: number;
@@ -137,8 +139,9 @@ interface Seq {
 
 export class Engine {
   private readonly waiting: Seq[] = [];
-  /** In admission order: the youngest is last (the one preempted first). */
+  /** In arrival order (a readmitted sequence goes back to its place): the youngest is last, preempted first. */
   private readonly active: Seq[] = [];
+  private arrivals = 0;
   /** Paged KV cache: positions a block, blocks in all, blocks committed to active sequences. */
   private readonly blockTokens: number;
   private readonly blocksTotal: number;
@@ -270,6 +273,7 @@ export class Engine {
       resumed: false,
       blocks: 0,
       sampled: [],
+      arrival: this.arrivals++,
       last: -1,
       completion: 0,
       text: this.tokenizer.decodeStream(),
@@ -377,7 +381,9 @@ export class Engine {
       s.blocks = need;
       this.blocksCommitted += need;
       if (!s.admittedAt) s.admittedAt = performance.now();
-      this.active.push(s);
+      let at = this.active.length;
+      while (at > 0 && this.active[at - 1].arrival > s.arrival) at--;
+      this.active.splice(at, 0, s);
     }
   }
 
@@ -386,8 +392,8 @@ export class Engine {
   }
 
   /**
-   * Commits blocks so that s holds `positions` positions. When none are free, preempts the youngest running
-   * sequence (its blocks freed, recomputed from its prefix when readmitted) until they are; false when that was s
+   * Commits blocks so that s holds `positions` positions. When none are free, preempts the youngest (latest
+   * arrived) running sequence (its blocks freed, recomputed from its prefix when readmitted) until they are; false when that was s
    * itself. A sequence alone that still does not fit fails with `budget`.
    */
   private grow(s: Seq, positions: number): boolean {
