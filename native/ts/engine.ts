@@ -203,6 +203,8 @@ interface Seq {
   blocks: number;
   /** Sampled ids (kept for recompute after a preemption). */
   sampled: number[];
+  /** Arrival order (generate() calls): orders `active`, so preemption takes the latest arrival. */
+  arrival: number;
   /** The token to feed next once the prompt is in (the last sampled one). */
   last: number;
   completion: number;
@@ -217,8 +219,9 @@ interface Seq {
 
 export class Engine {
   private readonly waiting: Seq[] = [];
-  /** In admission order: the youngest is last (the one preempted first). */
+  /** In arrival order (a readmitted sequence goes back to its place): the youngest is last, preempted first. */
   private readonly active: Seq[] = [];
+  private arrivals = 0;
   /** Paged KV cache: positions a block, blocks in all, blocks committed to active sequences. */
   private readonly blockTokens: number;
   private readonly blocksTotal: number;
@@ -349,6 +352,7 @@ export class Engine {
     } : null;
     const repetition = req.repetitionPenalty ?? 1;
     const penalised = repetition !== 1 || !!req.presencePenalty || !!req.frequencyPenalty;
+    const arrival = this.arrivals++;
     for (let choice = 0; choice < n; choice++) {
       const seq: Seq = {
         id: this.nextSeqId++,
@@ -373,6 +377,7 @@ export class Engine {
         resumed: false,
         blocks: 0,
         sampled: [],
+        arrival,
         last: -1,
         completion: 0,
         text: this.tokenizer.decodeStream(),
@@ -507,8 +512,15 @@ export class Engine {
       s.blocks = need;
       this.blocksCommitted += need;
       if (!s.admittedAt) s.admittedAt = performance.now();
-      this.active.push(s);
+      this.activate(s);
     }
+  }
+
+  /** Into `active` at its arrival's place (a readmitted or forked sequence among those that came before it). */
+  private activate(s: Seq): void {
+    let at = this.active.length;
+    while (at > 0 && this.active[at - 1].arrival > s.arrival) at--;
+    this.active.splice(at, 0, s);
   }
 
   private kvTooSmall(s: Seq, need: number): EngineError {
@@ -516,8 +528,8 @@ export class Engine {
   }
 
   /**
-   * Commits blocks so that s holds `positions` positions. When none are free, preempts the youngest running
-   * sequence (its blocks freed, recomputed from its prefix when readmitted) until they are; false when that was s
+   * Commits blocks so that s holds `positions` positions. When none are free, preempts the youngest (latest
+   * arrived) running sequence (its blocks freed, recomputed from its prefix when readmitted) until they are; false when that was s
    * itself. A sequence alone that still does not fit fails with `budget`.
    */
   private grow(s: Seq, positions: number): boolean {
@@ -578,7 +590,7 @@ export class Engine {
           c.admittedAt = s.admittedAt;
           c.blocks = per;
           s.blocks -= per;
-          this.active.push(c);
+          this.activate(c);
         }
       }
       // Decoding sequences feed their last token (a new block when it starts one, oldest first: preemption takes the

@@ -248,21 +248,29 @@ describe('paged KV cache on stories260K (CPU)', { skip: needsData() }, () => {
     }
   });
 
-  it('2,000 short sequences leave the free block count and the scratch pool flat', async () => {
+  it('2,000 short sequences leave the free block count, the scratch pool and RSS flat', async () => {
     const e = await Engine.createOnHostArena(arena, source, tok, { maxContext: 64, maxBatch: 32, kvCacheBytes: 48 * STORIES_BLOCK_BYTES });
     try {
       const total = e.stats().blocksTotal;
       const reqs = prompts(2000, source.config.vocabSize, 2, 20, 21).map((p) => greedy(p, 3));
-      let scratchAfterFirst = -1;
+      let scratchAfterFirst = -1, rssAfterFirst = 0;
       for (let wave = 0; wave < 10; wave++) {
         const got = await Promise.all(reqs.slice(wave * 200, wave * 200 + 200).map((r) => collect(e.generate(r))));
         for (const g of got) assert.equal(g.done.completionTokens, 3);
         assert.equal(e.stats().blocksFree, total, `after wave ${wave}`);
         assert.equal(e.kvBlocksFreeNative(), total);
         const used = (e as unknown as { native: { scratchUsedBytes: number } }).native.scratchUsedBytes;
-        if (wave === 0) scratchAfterFirst = used;
-        else assert.equal(used, scratchAfterFirst, 'the scratch pool holds the same bytes (the KV pool, made once)');
+        if (wave === 0) {
+          scratchAfterFirst = used;
+          rssAfterFirst = process.memoryUsage().rss;
+        } else {
+          assert.equal(used, scratchAfterFirst, 'the scratch pool holds the same bytes (the KV pool, made once)');
+        }
       }
+      // 1,800 more sequences: a per-sequence leak of even one old-style KV grant (256 positions, 320 KiB) would add
+      // ~560 MiB.
+      const grown = process.memoryUsage().rss - rssAfterFirst;
+      assert.ok(grown < 64 * 1024 * 1024, `RSS grew ${(grown / 1048576).toFixed(1)} MiB over 1,800 sequences`);
     } finally {
       await e.close();
     }

@@ -35,9 +35,11 @@ describe('engine tuning', () => {
     const tokenizer = await loadTokenizer(source);
     await assert.rejects(Engine.createOnHostArena(arena, source, tokenizer, { tuning: { attnSplits: 100 } }),
       (e: unknown) => isEngineError(e) && e.code === 'invalid_request' && /attnSplits/.test(e.message));
-    const engine = await Engine.createOnHostArena(arena, source, tokenizer, { maxContext: 64, tuning: { exact: true, decodeGemv: '4x4k' } });
+    await assert.rejects(Engine.createOnHostArena(arena, source, tokenizer, { tuning: { cudaGraphs: 'yes' as unknown as boolean } }),
+      (e: unknown) => isEngineError(e) && e.code === 'invalid_request' && /cudaGraphs/.test(e.message));
+    const engine = await Engine.createOnHostArena(arena, source, tokenizer, { maxContext: 64, tuning: { exact: true, decodeGemv: '4x4k', cudaGraphs: true } });
     try {
-      assert.deepEqual(engine.options.tuning, engineTuningSchema.parse({ exact: true, decodeGemv: '4x4k' }));
+      assert.deepEqual(engine.options.tuning, engineTuningSchema.parse({ exact: true, decodeGemv: '4x4k', cudaGraphs: true }));
       let tokens = 0;
       for await (const e of engine.generate({ prompt: [1, 5, 9], maxTokens: 3, temperature: 0, topP: 1, topK: 0 })) if (e.type === 'token') tokens++;
       assert.equal(tokens, 3);
