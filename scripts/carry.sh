@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine lacks into .carry/ (git-ignored): Node, redis-server + its two libraries, and the
-# runtime node_modules. On the GPU machine, `source scripts/uncarry.sh` unpacks them (see ../shared/DEVICE.md).
+# runtime node_modules (not the dev-only node-llama-cpp: its llama.cpp binaries are ~700 MB). On the GPU machine,
+# `source scripts/uncarry.sh` unpacks them (see ../shared/DEVICE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .carry/lib
@@ -8,5 +9,6 @@ mkdir -p .carry/lib
 cp "$(readlink -f "$(command -v redis-server)")" .carry/redis-server
 cp -L /usr/lib/x86_64-linux-gnu/liblzf.so.1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 .carry/lib/
 tar --exclude=node_modules/typescript --exclude=node_modules/playwright-core --exclude=node_modules/openai \
-  --exclude=node_modules/@types --exclude='node_modules/.cache' -cf - node_modules | xz -T2 -3 > .carry/nm.tar.xz
+  --exclude=node_modules/@types --exclude='node_modules/.cache' \
+  --exclude=node_modules/node-llama-cpp --exclude=node_modules/@node-llama-cpp -cf - node_modules | xz -T2 -3 > .carry/nm.tar.xz
 du -sh .carry/*

@@ -23,6 +23,5 @@ objs+=("$OUT/gemv_bench.o")
 g++ -std=c++17 -O2 -Inative/src -I"$CUDA/include" -c native/src/common/errors.cc -o "$OUT/errors.o" & pids+=($!)
 objs+=("$OUT/errors.o")
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -o "$OUT/gemv_bench" "${objs[@]}" -L"$CUDA/lib64" -Wl,-rpath,"$CUDA/lib64" -lcudart -lpthread \
-  -Wl,--unresolved-symbols=ignore-all  # ggml's host code beyond the launch path, N-API inline code: never called
+g++ -o "$OUT/gemv_bench" "${objs[@]}" -L"$CUDA/lib64" -Wl,-rpath,"$CUDA/lib64" -lcudart -lpthread
 echo "built $OUT/gemv_bench ${DEFS[*]}"
