@@ -69,7 +69,37 @@ struct Sampling {
   float topP = 1.f;
   int topK = 0;             // 0 = off
   uint64_t rngState = 0;    // per-sequence PRNG state, advanced by the sampler
+  // Logit processing (sampler.cc applies them in this order; all off by default). Pointers are borrowed for the
+  // duration of one pass.
+  int vocabLimit = 0;                // ids >= vocabLimit (padded embedding rows) are never sampled; 0 = the whole row
+  const uint32_t* mask = nullptr;    // allowed-token bitmask (bit i%32 of word i/32); null = every id allowed
+  const int32_t* biasIds = nullptr;  // logit_bias: logit[biasIds[i]] += biasVals[i]
+  const float* biasVals = nullptr;
+  int nBias = 0;
+  // Token history: distinct ids of prompt + completion, with how often each was generated (0: prompt only).
+  const int32_t* histIds = nullptr;
+  const int32_t* histCounts = nullptr;
+  int nHist = 0;
+  float repetition = 1.f;  // HF: over prompt + completion ids, l > 0 ? l / r : l * r
+  float presence = 0.f;    // OpenAI: over generated ids, l -= presence * (count > 0) + frequency * count
+  float frequency = 0.f;
+  float minP = 0.f;        // after temperature: drop ids with p < minP * max p
+  // Logprobs (log-softmax of the processed logits, before temperature and truncation): -1 = none, else the
+  // number of top alternatives (0..kMaxTopLogprobs) written to topIds/topLogprobs; the chosen id's to *logprob.
+  int numLogprobs = -1;
+  float* logprob = nullptr;
+  int32_t* topIds = nullptr;
+  float* topLogprobs = nullptr;
 };
+
+constexpr int kMaxTopLogprobs = 20;
+
+// Whether the sampler has nothing to do but greedy / temperature / top-k / top-p over the whole row (so a backend
+// may take its on-device fast path).
+inline bool PlainSampling(const Sampling& s, int vocab) {
+  return (s.vocabLimit <= 0 || s.vocabLimit >= vocab) && !s.mask && s.nBias == 0 && s.nHist == 0 &&
+         s.numLogprobs < 0 && !(s.minP > 0.f);
+}
 
 // CUDA backend tuning; the defaults match native/ts/tuning.ts (the config's `engine` section documents each).
 struct CudaTuning {
@@ -99,11 +129,16 @@ class Backend {
   virtual void forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next);
   // Frees a sequence's KV cache.
   virtual void releaseSeq(int32_t seq) = 0;
+  // n > 1: `dst` (new, or released first) gets a copy of the first `len` positions of `src`'s KV cache, so the
+  // choices of one request share one prefill. A copy on today's per-sequence layout; a paged cache can share
+  // blocks instead behind this same call.
+  virtual void forkSeq(int32_t src, int32_t dst, int len) = 0;
   // V: the row length of `logits` (the default forwardSample sizes its buffer with it).
   virtual int vocabSize() const = 0;
 };
 
-// CPU sampler shared by every backend: greedy, or temperature + top-k + top-p with the sequence's PRNG.
+// CPU sampler shared by every backend: logit processing (vocab limit, mask, bias, penalties), logprobs, then
+// greedy, or temperature + min-p + top-k + top-p with the sequence's PRNG.
 int32_t SampleLogits(const float* logits, int vocab, Sampling& s);
 
 std::unique_ptr<Backend> MakeCpuBackend(const ModelDesc& desc, std::shared_ptr<WeightsLease> weights,

@@ -1,8 +1,15 @@
 // The CPU sampler shared by every backend, and Backend::forwardSample's default (forward, then sample on the
 // CPU). Greedy breaks ties by the lowest id; the random path is a pure function of (logits, params, rngState),
 // so a seeded request gives the same tokens on every run and every backend whose logits agree.
+//
+// Order (as vLLM's sampler): ids past the tokenizer's vocabulary and ids outside the grammar mask -> -inf,
+// logit_bias, repetition penalty, presence/frequency penalties; logprobs are the log-softmax of these processed
+// logits (before temperature and before min-p/top-k/top-p truncation, so they do not depend on the sampling
+// knobs and the greedy choice is always the first alternative); then greedy, or temperature, min-p, top-k,
+// top-p and a draw.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -30,9 +37,60 @@ int32_t Argmax(const float* logits, int vocab) {
   return best;
 }
 
-}  // namespace
+// The processed logits: ids past vocabLimit and ids the mask forbids become -inf, then logit_bias, then the
+// repetition penalty (HF: prompt + completion ids), then presence/frequency (OpenAI: completion ids only).
+void ProcessLogits(float* l, int vocab, int limit, const Sampling& s) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int i = limit; i < vocab; ++i) l[i] = ninf;
+  if (s.mask) {
+    for (int i = 0; i < limit; ++i)
+      if (!((s.mask[i >> 5] >> (i & 31)) & 1u)) l[i] = ninf;
+  }
+  for (int i = 0; i < s.nBias; ++i) {
+    const int32_t id = s.biasIds[i];
+    if (id >= 0 && id < vocab) l[id] += s.biasVals[i];
+  }
+  const bool rep = s.repetition > 0.f && s.repetition != 1.f;
+  for (int i = 0; i < s.nHist; ++i) {
+    const int32_t id = s.histIds[i];
+    if (id < 0 || id >= vocab) continue;
+    float v = l[id];
+    if (rep) v = v > 0.f ? v / s.repetition : v * s.repetition;
+    const int32_t c = s.histCounts[i];
+    if (c > 0) v -= s.presence + s.frequency * static_cast<float>(c);
+    l[id] = v;
+  }
+}
 
-int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
+// Log-softmax of the processed row: the top `k` ids (ties: lower id first; -inf ids never listed, the rest of the
+// slots get id -1) and the log-sum-exp for the chosen id's logprob.
+double TopLogprobs(const float* l, int vocab, int k, int32_t* topIds, float* topLp) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < vocab; ++i) mx = std::max(mx, l[i]);
+  double sum = 0.0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(l[i]) - mx);
+  const double lse = static_cast<double>(mx) + std::log(sum);
+  int n = 0;
+  int32_t ids[kMaxTopLogprobs];
+  for (int i = 0; i < vocab && k > 0; ++i) {
+    const float v = l[i];
+    if (v == -std::numeric_limits<float>::infinity()) continue;
+    if (n == k && !(v > l[ids[n - 1]])) continue;
+    int j = n < k ? n++ : n - 1;
+    while (j > 0 && v > l[ids[j - 1]]) {
+      ids[j] = ids[j - 1];
+      --j;
+    }
+    ids[j] = i;
+  }
+  for (int j = 0; j < k; ++j) {
+    topIds[j] = j < n ? ids[j] : -1;
+    topLp[j] = j < n ? static_cast<float>(l[ids[j]] - lse) : -std::numeric_limits<float>::infinity();
+  }
+  return lse;
+}
+
+int32_t SampleProcessed(const float* logits, int vocab, Sampling& s) {
   if (!(s.temperature > 0.f) || s.topK == 1) return Argmax(logits, vocab);
   // Unnormalised probabilities exp((l - max) / T) of the whole vocabulary: one pass, no sort.
   float mx = logits[0];
@@ -43,6 +101,13 @@ int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
   for (int i = 0; i < vocab; ++i) {
     p[i] = std::exp((logits[i] - mx) * invT);
     total += p[i];
+  }
+  if (s.minP > 0.f) {  // min-p: relative to the likeliest id's probability (exp(0) = 1 here)
+    total = 0.0;
+    for (int i = 0; i < vocab; ++i) {
+      if (p[i] < s.minP) p[i] = 0.f;
+      total += p[i];
+    }
   }
   const bool topK = s.topK > 0 && s.topK < vocab;
   const bool topP = s.topP > 0.f && s.topP < 1.f;
@@ -90,7 +155,28 @@ int32_t SampleLogits(const float* logits, int vocab, Sampling& s) {
     r -= p[ids[i]];
     if (r < 0.0) return ids[i];
   }
-  return ids[n - 1];
+  for (int i = n - 1; i > 0; --i)  // rounding: the last candidate that has any probability
+    if (p[ids[i]] > 0.f) return ids[i];
+  return ids[0];
+}
+
+}  // namespace
+
+int32_t SampleLogits(const float* raw, int vocab, Sampling& s) {
+  const int limit = s.vocabLimit > 0 && s.vocabLimit < vocab ? s.vocabLimit : vocab;
+  const float* logits = raw;
+  std::vector<float> work;
+  if (limit < vocab || s.mask || s.nBias > 0 || s.nHist > 0) {
+    work.assign(raw, raw + vocab);
+    ProcessLogits(work.data(), vocab, limit, s);
+    logits = work.data();
+  }
+  double lse = 0.0;
+  const int k = std::min(s.numLogprobs, kMaxTopLogprobs);
+  if (s.numLogprobs >= 0) lse = TopLogprobs(logits, vocab, k, s.topIds, s.topLogprobs);
+  const int32_t id = SampleProcessed(logits, vocab, s);
+  if (s.numLogprobs >= 0 && s.logprob) *s.logprob = static_cast<float>(logits[id] - lse);
+  return id;
 }
 
 void Backend::forwardSample(const std::vector<SeqInput>& batch, Sampling* sampling, int32_t* next) {

@@ -3,6 +3,7 @@
 //
 // Arguments are validated by native/ts/engine.ts; this layer re-checks only what would corrupt memory (types,
 // lengths, tensor offsets inside the arena). One step at a time per engine: a second concurrent call rejects.
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -179,11 +180,21 @@ class PassWorker final : public Napi::AsyncWorker {
   std::vector<float> temperature, topP;
   std::vector<uint64_t> rng;
   Napi::ObjectReference rngRef;  // written back with the advanced PRNG states
+  // Optional sampling extras (native/ts/engine-native.ts NativeBatch documents each; absent = off).
+  int vocabLimit = 0;
+  std::vector<float> minP, presence, frequency, repetition, biasVals;
+  std::vector<int32_t> biasOff, biasIds, histOff, histIds, histCounts, maskOff, numLogprobs, forks;
+  std::vector<uint32_t> mask;
+  size_t maskWords = 0;  // per masked sequence
+  std::vector<float> logprob, topLogprobs;  // outputs: (B), (B, kMaxTopLogprobs)
+  std::vector<int32_t> topIds;
+  Napi::ObjectReference logprobRef, topIdsRef, topLogprobsRef;
 
   void Execute() override {
     try {
       std::lock_guard<std::mutex> lock(core_->mu);
       core_->ApplyDeferred();
+      for (size_t i = 0; i + 2 < forks.size(); i += 3) core_->backend->forkSeq(forks[i], forks[i + 1], forks[i + 2]);
       std::vector<SeqInput> batch(seqs.size());
       size_t off = 0;
       for (size_t b = 0; b < seqs.size(); ++b) {
@@ -195,7 +206,10 @@ class PassWorker final : public Napi::AsyncWorker {
         core_->backend->forward(batch, logits_.data());
       } else {
         std::vector<Sampling> s(seqs.size());
-        for (size_t b = 0; b < seqs.size(); ++b) s[b] = Sampling{temperature[b], topP[b], topK[b], rng[b]};
+        for (size_t b = 0; b < seqs.size(); ++b) {
+          s[b] = Sampling{temperature[b], topP[b], topK[b], rng[b]};
+          FillExtras(b, s[b]);
+        }
         next_.resize(seqs.size());
         core_->backend->forwardSample(batch, s.data(), next_.data());
         for (size_t b = 0; b < seqs.size(); ++b) rng[b] = s[b].rngState;
@@ -224,6 +238,15 @@ class PassWorker final : public Napi::AsyncWorker {
       Napi::BigUint64Array r = rngRef.Value().As<Napi::BigUint64Array>();
       for (size_t b = 0; b < rng.size() && b < r.ElementLength(); ++b) r[b] = rng[b];
     }
+    auto writeBack = [](Napi::ObjectReference& ref, const auto& from) {
+      if (ref.IsEmpty()) return;
+      Napi::TypedArray a = ref.Value().As<Napi::TypedArray>();
+      std::memcpy(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(), from.data(),
+                  std::min(a.ByteLength(), from.size() * sizeof(from[0])));
+    };
+    writeBack(logprobRef, logprob);
+    writeBack(topIdsRef, topIds);
+    writeBack(topLogprobsRef, topLogprobs);
     Napi::Int32Array out = Napi::Int32Array::New(env, next_.size());
     std::memcpy(out.Data(), next_.data(), next_.size() * sizeof(int32_t));
     deferred_.Resolve(out);
@@ -236,6 +259,31 @@ class PassWorker final : public Napi::AsyncWorker {
   }
 
  private:
+  void FillExtras(size_t b, Sampling& s) {
+    s.vocabLimit = vocabLimit;
+    if (!minP.empty()) s.minP = minP[b];
+    if (!presence.empty()) s.presence = presence[b];
+    if (!frequency.empty()) s.frequency = frequency[b];
+    if (!repetition.empty()) s.repetition = repetition[b];
+    if (!biasOff.empty() && biasOff[b + 1] > biasOff[b]) {
+      s.biasIds = biasIds.data() + biasOff[b];
+      s.biasVals = biasVals.data() + biasOff[b];
+      s.nBias = biasOff[b + 1] - biasOff[b];
+    }
+    if (!histOff.empty() && histOff[b + 1] > histOff[b]) {
+      s.histIds = histIds.data() + histOff[b];
+      s.histCounts = histCounts.data() + histOff[b];
+      s.nHist = histOff[b + 1] - histOff[b];
+    }
+    if (!maskOff.empty() && maskOff[b] >= 0) s.mask = mask.data() + maskOff[b];
+    if (!numLogprobs.empty() && numLogprobs[b] >= 0) {
+      s.numLogprobs = numLogprobs[b];
+      s.logprob = logprob.data() + b;
+      s.topIds = topIds.data() + b * kMaxTopLogprobs;
+      s.topLogprobs = topLogprobs.data() + b * kMaxTopLogprobs;
+    }
+  }
+
   void Done();
   std::shared_ptr<Core> core_;
   Napi::Promise::Deferred deferred_;
@@ -344,6 +392,7 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
         if (w->temperature.size() != n || w->topP.size() != n || w->topK.size() != n || w->rng.size() != n)
           ThrowArg(env, "batch sampling arrays differ in length");
         w->rngRef = Napi::Persistent(b.Get("rng").As<Napi::Object>());
+        ParseExtras(env, b, *w, n);
       }
     } catch (...) {
       delete w;
@@ -353,6 +402,80 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
+  }
+
+  // The optional sampling fields of a step's batch; every offset and id is checked against its array (the JS
+  // layer validated the values, this only keeps memory safe).
+  void ParseExtras(Napi::Env env, Napi::Object b, PassWorker& w, size_t n) {
+    const int vocab = core_->vocab;
+    auto has = [&](const char* k) { Napi::Value v = b.Get(k); return !v.IsUndefined() && !v.IsNull(); };
+    if (has("vocabLimit")) {
+      const double v = b.Get("vocabLimit").ToNumber().DoubleValue();
+      if (!(v >= 0 && v <= vocab)) ThrowArg(env, "Expected batch.vocabLimit in [0, vocab]");
+      w.vocabLimit = static_cast<int>(v);
+    }
+    auto perSeqF = [&](const char* k, std::vector<float>& out) {
+      if (!has(k)) return;
+      out = CopyTyped<float>(env, b.Get(k), napi_float32_array, k);
+      if (out.size() != n) ThrowArg(env, std::string("batch.") + k + " must have one entry per sequence");
+    };
+    perSeqF("minP", w.minP);
+    perSeqF("presencePenalty", w.presence);
+    perSeqF("frequencyPenalty", w.frequency);
+    perSeqF("repetitionPenalty", w.repetition);
+    // Ragged lists: off (B+1), non-decreasing from 0 to the lists' length; ids inside the vocabulary.
+    auto ragged = [&](const char* offK, const char* idK, std::vector<int32_t>& off, std::vector<int32_t>& ids) {
+      if (!has(offK)) return false;
+      off = CopyTyped<int32_t>(env, b.Get(offK), napi_int32_array, offK);
+      ids = CopyTyped<int32_t>(env, b.Get(idK), napi_int32_array, idK);
+      if (off.size() != n + 1 || off[0] != 0 || static_cast<size_t>(off[n]) != ids.size())
+        ThrowArg(env, std::string("batch.") + offK + " must hold B+1 offsets from 0 to the length of batch." + idK);
+      for (size_t i = 0; i < n; ++i)
+        if (off[i + 1] < off[i]) ThrowArg(env, std::string("batch.") + offK + " must not decrease");
+      for (int32_t id : ids)
+        if (id < 0 || id >= vocab) ThrowArg(env, std::string("batch.") + idK + " holds an id outside the vocabulary");
+      return true;
+    };
+    if (ragged("biasOff", "biasIds", w.biasOff, w.biasIds)) {
+      w.biasVals = CopyTyped<float>(env, b.Get("biasVals"), napi_float32_array, "biasVals");
+      if (w.biasVals.size() != w.biasIds.size()) ThrowArg(env, "batch.biasVals and batch.biasIds differ in length");
+    }
+    if (ragged("histOff", "histIds", w.histOff, w.histIds)) {
+      w.histCounts = CopyTyped<int32_t>(env, b.Get("histCounts"), napi_int32_array, "histCounts");
+      if (w.histCounts.size() != w.histIds.size()) ThrowArg(env, "batch.histCounts and batch.histIds differ in length");
+    }
+    if (has("maskOff")) {
+      w.maskOff = CopyTyped<int32_t>(env, b.Get("maskOff"), napi_int32_array, "maskOff");
+      w.mask = CopyTyped<uint32_t>(env, b.Get("mask"), napi_uint32_array, "mask");
+      const size_t words = (static_cast<size_t>(vocab) + 31) / 32;
+      if (w.maskOff.size() != n) ThrowArg(env, "batch.maskOff must have one entry per sequence");
+      for (int32_t o : w.maskOff)
+        if (o >= 0 && static_cast<size_t>(o) + words > w.mask.size())
+          ThrowArg(env, "batch.maskOff points past the end of batch.mask (each mask is ceil(vocab / 32) words)");
+    }
+    if (has("numLogprobs")) {
+      w.numLogprobs = CopyTyped<int32_t>(env, b.Get("numLogprobs"), napi_int32_array, "numLogprobs");
+      if (w.numLogprobs.size() != n) ThrowArg(env, "batch.numLogprobs must have one entry per sequence");
+      for (int32_t k : w.numLogprobs)
+        if (k > kMaxTopLogprobs) ThrowArg(env, "batch.numLogprobs entries must be <= " + std::to_string(kMaxTopLogprobs));
+      auto out = [&](const char* k, napi_typedarray_type type, size_t len, Napi::ObjectReference& ref) {
+        Napi::Value v = b.Get(k);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type ||
+            v.As<Napi::TypedArray>().ElementLength() != len)
+          ThrowArg(env, std::string("batch.") + k + " must be an output typed array of " + std::to_string(len) + " entries");
+        ref = Napi::Persistent(v.As<Napi::Object>());
+      };
+      out("logprob", napi_float32_array, n, w.logprobRef);
+      out("topIds", napi_int32_array, n * kMaxTopLogprobs, w.topIdsRef);
+      out("topLogprobs", napi_float32_array, n * kMaxTopLogprobs, w.topLogprobsRef);
+      w.logprob.assign(n, 0.f);
+      w.topIds.assign(n * kMaxTopLogprobs, -1);
+      w.topLogprobs.assign(n * kMaxTopLogprobs, 0.f);
+    }
+    if (has("forks")) {
+      w.forks = CopyTyped<int32_t>(env, b.Get("forks"), napi_int32_array, "forks");
+      if (w.forks.size() % 3 != 0) ThrowArg(env, "batch.forks must hold (src, dst, len) triples");
+    }
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) { return Pass(info, false); }

@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
 
   void forward(const std::vector<SeqInput>& batch, float* logits) override;
   void releaseSeq(int32_t seq) override { kv_.erase(seq); }
+  void forkSeq(int32_t src, int32_t dst, int len) override;
   int vocabSize() const override { return d_.vocab; }
 
  private:
@@ -87,6 +88,23 @@ SeqKv& CpuBackend::Reserve(int32_t seq, int pos, int n) {
     kv = std::move(grown);
   }
   return kv;
+}
+
+void CpuBackend::forkSeq(int32_t src, int32_t dst, int len) {
+  auto it = kv_.find(src);
+  if (src == dst || it == kv_.end() || len < 0 || len > it->second.len)
+    throw NativeError(ErrorCode::kInvalidArgument, "fork: sequence " + std::to_string(src) + " holds no " +
+                                                       std::to_string(len) + " positions to copy");
+  kv_.erase(dst);
+  if (len == 0) return;
+  SeqKv& to = Reserve(dst, 0, len);  // may rehash: look src up again
+  const SeqKv& from = kv_.at(src);
+  const int kvDim = d_.kvHeads * d_.headDim;
+  for (int l = 0; l < d_.layers; ++l) {
+    std::memcpy(to.k(l, kvDim), from.k(l, kvDim), static_cast<size_t>(len) * kvDim * sizeof(float));
+    std::memcpy(to.v(l, kvDim), from.v(l, kvDim), static_cast<size_t>(len) * kvDim * sizeof(float));
+  }
+  to.len = len;
 }
 
 void CpuBackend::forward(const std::vector<SeqInput>& batch, float* logits) {

@@ -133,8 +133,10 @@ class CudaBackend final : public Backend {
     if (batch.empty()) return;
     if (!sampling || !next) Invalid("forwardSample: sampling and next must not be null");
     bool greedy = true;
-    for (size_t b = 0; b < batch.size(); ++b) greedy = greedy && sampling[b].temperature <= 0.f;
-    if (!greedy) {  // sample on the host with the shared sampler (same tokens as the CPU backend for equal logits)
+    for (size_t b = 0; b < batch.size(); ++b)
+      greedy = greedy && sampling[b].temperature <= 0.f && PlainSampling(sampling[b], d_.vocab);
+    if (!greedy) {  // sample on the host with the shared sampler (same tokens as the CPU backend for equal logits;
+                    // also every mask, bias, penalty and logprob request)
       std::vector<float> host(batch.size() * static_cast<size_t>(d_.vocab));
       forward(batch, host.data());
       for (size_t b = 0; b < batch.size(); ++b)
@@ -152,6 +154,25 @@ class CudaBackend final : public Backend {
   }
 
   void releaseSeq(int32_t seq) override { seqs_.erase(seq); }
+
+  // n > 1: a device-to-device copy of the first `len` positions of src's (L, 2, cap, KVH, D) cache into a new
+  // block for dst (one strided copy, ordered on the engine's stream before the next pass).
+  void forkSeq(int32_t src, int32_t dst, int len) override {
+    auto it = seqs_.find(src);
+    if (src == dst || it == seqs_.end() || len < 0 || len > it->second.len)
+      Invalid("fork: sequence " + std::to_string(src) + " holds no " + std::to_string(len) + " positions to copy");
+    SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
+    seqs_.erase(dst);
+    SeqState st{pool_->alloc(kvBytesPerSeq()), len};
+    const SeqState& from = seqs_.at(src);
+    if (len > 0) {
+      const size_t row = static_cast<size_t>(d_.kvHeads) * d_.headDim * cuda::EtBytes(et_);
+      const size_t pitch = row * opts_.maxContext;
+      SS_CUDA_CHECK(cudaMemcpy2DAsync(st.kv->data(), pitch, from.kv->data(), pitch, row * len,
+                                      static_cast<size_t>(d_.layers) * 2, cudaMemcpyDeviceToDevice, stream_));
+    }
+    seqs_.emplace(dst, std::move(st));
+  }
 
  private:
   const uint8_t* W(const TensorRef& t) const { return lease_->base() + t.offset; }
