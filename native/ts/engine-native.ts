@@ -30,6 +30,21 @@ export interface NativeBatch {
   temperature: Float32Array; topP: Float32Array; topK: Int32Array;
   /** Per-sequence PRNG state; the step writes the advanced states back. */
   rng: BigUint64Array;
+  // ---- Optional sampling extras (issue 12; absent = off). The native sampler applies them in this order. ----
+  /** Ids >= vocabLimit (embedding rows past the tokenizer's vocabulary) are never sampled. */
+  vocabLimit?: number;
+  /** Allowed-id bitmasks, ceil(V/32) words each; maskOff[b] = word offset of b's mask, -1 = unconstrained. */
+  maskOff?: Int32Array; mask?: Uint32Array;
+  /** logit_bias as ragged lists: b's entries are [biasOff[b], biasOff[b+1]). */
+  biasOff?: Int32Array; biasIds?: Int32Array; biasVals?: Float32Array;
+  /** Penalty history: b's distinct prompt + generated ids with their generated counts, [histOff[b], histOff[b+1]). */
+  histOff?: Int32Array; histIds?: Int32Array; histCounts?: Int32Array;
+  presencePenalty?: Float32Array; frequencyPenalty?: Float32Array; repetitionPenalty?: Float32Array;
+  minP?: Float32Array;
+  /** -1 = no logprobs, else top alternatives (<= 20). The step writes logprob (B), topIds / topLogprobs (B, 20). */
+  numLogprobs?: Int32Array; logprob?: Float32Array; topIds?: Int32Array; topLogprobs?: Float32Array;
+  /** (src, dst, len) triples applied before the pass: dst gets a copy of src's first len KV positions (n > 1). */
+  forks?: Int32Array;
 }
 
 export interface NativeEngine {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { ModelSource } from './types.ts';
 import { EngineError, fromNative } from './engine-errors.ts';
-import { buildModelDesc, isEngineAddon, loadEngineAddon, type EngineAddon, type NativeEngine } from './engine-native.ts';
+import { buildModelDesc, isEngineAddon, loadEngineAddon, type EngineAddon, type NativeBatch, type NativeEngine } from './engine-native.ts';
 import type { Runtime } from './runtime.ts';
 import { StopMatcher } from './stop-strings.ts';
 import { SpmTokenizer, TokenizerError, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
@@ -24,15 +24,55 @@ export interface GenerateRequest {
   topK: number;
   seed?: number;
   stop?: string[];
+  // ---- OpenAI parity (issue 12); absent = off. native/src/engine/sampler.cc documents the order they apply in. ----
+  /** Drop ids whose probability (after temperature) is below minP × the likeliest id's. */
+  minP?: number;
+  /** OpenAI: logit -= presencePenalty × (generated before) + frequencyPenalty × (times generated). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** HF/vLLM, over prompt + generated ids: logit / p if positive, else logit × p (1 = off). */
+  repetitionPenalty?: number;
+  /** Token id (number or decimal string) → bias added to its logit. */
+  logitBias?: Record<string, number>;
+  /** The chosen id's logprob and this many top alternatives (0..20) on every token event; absent = none. */
+  logprobs?: number;
+  /** Independent choices (1..16) sharing one prefill; choice i > 0 is seeded from `seed` and i. */
+  n?: number;
+  /** Constrained decoding: one TokenConstraint per choice (native/ts/grammar builds them from a JSON schema). */
+  constraint?: () => TokenConstraint;
 }
 
+/**
+ * A per-sequence grammar over token ids: the engine asks for the allowed ids before each sampled token and reports
+ * the id chosen. The EOS ids must be allowed exactly when the text so far is complete.
+ */
+export interface TokenConstraint {
+  /** Writes the allowed-id bitmask (bit i%32 of word i/32, ceil(vocab/32) words) at mask[offset..]. */
+  fillMask(mask: Uint32Array, offset: number): void;
+  /** Advances past `id`; false if the id was not allowed (the sequence then fails). */
+  accept(id: number): boolean;
+  /** True when nothing may follow: the sequence ends with 'stop' without waiting for an EOS. */
+  isTerminated(): boolean;
+}
+
+export interface TopLogprob { id: number; text: string; logprob: number }
+
 export type GenerateEvent =
-  | { type: 'token'; id: number; text: string } // text may be '' while a UTF-8 character is incomplete
+  | {
+      type: 'token'; id: number; text: string; // text may be '' while a UTF-8 character is incomplete
+      /** Which of the request's n choices (0 when n is 1). */
+      choice: number;
+      /** With req.logprobs: the id's logprob (log-softmax of the processed logits) and the top alternatives. */
+      logprob?: number;
+      topLogprobs?: TopLogprob[];
+    }
   | {
       type: 'done';
+      /** Choice 0's reason; with n > 1 every choice's is in finishReasons. */
       finishReason: 'stop' | 'length' | 'cancelled';
+      finishReasons?: ('stop' | 'length' | 'cancelled')[];
       promptTokens: number;
-      /** Tokens sampled, the EOS or stop-completing token included. */
+      /** Tokens sampled, the EOS or stop-completing token included (summed over the choices). */
       completionTokens: number;
       prefillMs: number;
       decodeMs: number;
@@ -51,6 +91,25 @@ export interface EngineOptions {
   tuning?: Partial<EngineTuning>;
   /** Where the engine's one-line warnings go (an undecodable sampled id). @defaultValue a line on stderr */
   warn?: (message: string) => void;
+}
+
+const MAX_TOP_LOGPROBS = 20; // kMaxTopLogprobs in native/src/engine/backend.h
+
+/** The optional fields of a NativeBatch that the sampler reads or writes. */
+type SamplingExtras = Partial<Omit<NativeBatch, 'seqs' | 'counts' | 'positions' | 'tokens' | 'temperature' | 'topP' | 'topK' | 'rng'>>;
+
+/**
+ * Choice i's PRNG state: choice 0 uses the seed itself (so n = 1 is unchanged); the others a splitmix64 finaliser of
+ * (seed, i), so the choices are distinct, reproducible, and not shifted copies of one stream.
+ */
+function choiceSeed(seed: bigint | null, choice: number): bigint {
+  if (seed === null) return randomBytes(8).readBigUInt64LE();
+  if (choice === 0) return seed;
+  const M = (1n << 64n) - 1n;
+  let z = (seed + BigInt(choice) * 0x9e3779b97f4a7c15n) & M;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+  return z ^ (z >> 31n);
 }
 
 const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {}, warn: (m: string) => { process.stderr.write(`swapserve engine: ${m}\n`); } };
@@ -81,13 +140,35 @@ class Channel<T> {
   }
 }
 
+/** The n choices of one generate() call: one event channel, one done event when the last choice ends. */
+interface Group {
+  seqs: Seq[];
+  /** Choices > 0 waiting for choice 0 to prefill prompt[0, P-1); then forked from its KV (P > 1 only). */
+  pending: Seq[];
+  reasons: ('stop' | 'length' | 'cancelled' | null)[];
+  left: number;
+  failed: boolean;
+  out: Channel<GenerateEvent>;
+}
+
 interface Seq {
   id: number;
+  choice: number;
+  group: Group;
   prompt: Int32Array;
   maxTokens: number;
   temperature: number;
   topP: number;
   topK: number;
+  minP: number;
+  presence: number;
+  frequency: number;
+  repetition: number;
+  bias: { ids: Int32Array; vals: Float32Array } | null;
+  /** With a penalty: id → times generated, prompt ids (0) included when repetitionPenalty is on. */
+  hist: Map<number, number> | null;
+  numLogprobs: number; // -1 = none
+  constraint: TokenConstraint | null;
   rng: bigint;
   /** Tokens in the KV cache (= next position). */
   pos: number;
@@ -98,7 +179,6 @@ interface Seq {
   /** SentencePiece: drop the dummy-prefix space of the first text after a BOS-only/BOS-final prompt. */
   stripSpace: boolean;
   stop: StopMatcher;
-  out: Channel<GenerateEvent>;
   cancelled: boolean;
   admittedAt: number;
   firstTokenAt: number;
@@ -113,6 +193,8 @@ export class Engine {
   private readonly eos: Set<number>;
   /** Whether an undecodable sampled id was reported yet (once per engine: a padded vocabulary would flood the log). */
   private warnedUndecodable = false;
+  /** Text of single ids, for logprob alternatives. */
+  private readonly pieceText = new Map<number, string>();
 
   private constructor(
     private readonly native: NativeEngine,
@@ -190,39 +272,63 @@ export class Engine {
   generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<GenerateEvent> {
     if (this.closing) throw new EngineError('closed', 'the engine was closed');
     this.validate(req);
-    const seq: Seq = {
-      id: this.nextSeqId++,
-      prompt: Int32Array.from(req.prompt),
-      maxTokens: req.maxTokens,
-      temperature: req.temperature,
-      topP: req.topP,
-      topK: req.topK,
-      rng: req.seed === undefined ? randomBytes(8).readBigUInt64LE() : BigInt.asUintN(64, BigInt(req.seed)),
-      pos: 0,
-      last: -1,
-      completion: 0,
-      text: this.tokenizer.decodeStream(),
-      stripSpace: this.tokenizer instanceof SpmTokenizer && req.prompt[req.prompt.length - 1] === this.tokenizer.bosId,
-      stop: new StopMatcher(req.stop ?? []),
-      out: new Channel<GenerateEvent>(),
-      cancelled: false,
-      admittedAt: 0,
-      firstTokenAt: 0,
-    };
-    if (this.nextSeqId > 0x7fffffff) this.nextSeqId = 1;
-    const onAbort = () => this.cancel(seq);
-    if (signal?.aborted) seq.cancelled = true;
+    const n = req.n ?? 1;
+    const group: Group = { seqs: [], pending: [], reasons: new Array(n).fill(null), left: n, failed: false, out: new Channel<GenerateEvent>() };
+    const prompt = Int32Array.from(req.prompt);
+    const seed = req.seed === undefined ? null : BigInt.asUintN(64, BigInt(req.seed));
+    const bias = req.logitBias && Object.keys(req.logitBias).length ? {
+      ids: Int32Array.from(Object.keys(req.logitBias).map(Number)),
+      vals: Float32Array.from(Object.values(req.logitBias)),
+    } : null;
+    const repetition = req.repetitionPenalty ?? 1;
+    const penalised = repetition !== 1 || !!req.presencePenalty || !!req.frequencyPenalty;
+    for (let choice = 0; choice < n; choice++) {
+      const seq: Seq = {
+        id: this.nextSeqId++,
+        choice,
+        group,
+        prompt,
+        maxTokens: req.maxTokens,
+        temperature: req.temperature,
+        topP: req.topP,
+        topK: req.topK,
+        minP: req.minP ?? 0,
+        presence: req.presencePenalty ?? 0,
+        frequency: req.frequencyPenalty ?? 0,
+        repetition,
+        bias,
+        hist: penalised ? new Map(repetition !== 1 ? [...prompt].map((id) => [id, 0] as [number, number]) : []) : null,
+        numLogprobs: req.logprobs ?? -1,
+        constraint: req.constraint ? req.constraint() : null,
+        rng: choiceSeed(seed, choice),
+        pos: 0,
+        last: -1,
+        completion: 0,
+        text: this.tokenizer.decodeStream(),
+        stripSpace: this.tokenizer instanceof SpmTokenizer && req.prompt[req.prompt.length - 1] === this.tokenizer.bosId,
+        stop: new StopMatcher(req.stop ?? []),
+        cancelled: false,
+        admittedAt: 0,
+        firstTokenAt: 0,
+      };
+      if (this.nextSeqId > 0x7fffffff) this.nextSeqId = 1;
+      group.seqs.push(seq);
+      // Choices > 0 share choice 0's prefill of prompt[0, P-1) (a KV fork); a 1-token prompt has nothing to share.
+      if (choice > 0 && prompt.length > 1) group.pending.push(seq);
+      else this.waiting.push(seq);
+    }
+    const onAbort = () => this.cancelGroup(group);
+    if (signal?.aborted) for (const s of group.seqs) s.cancelled = true;
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.waiting.push(seq);
     this.kick();
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
         try {
-          yield* seq.out.drain();
+          yield* group.out.drain();
         } finally {
           signal?.removeEventListener('abort', onAbort);
-          self.cancel(seq); // no-op once finished
+          self.cancelGroup(group); // no-op once finished
         }
       },
     };
@@ -255,6 +361,25 @@ export class Engine {
     if (!Number.isFinite(req.topP) || req.topP <= 0 || req.topP > 1) bad(`Expected a number in (0, 1] for topP but received ${req.topP}`);
     if (!Number.isInteger(req.topK) || req.topK < 0) bad(`Expected an integer >= 0 for topK but received ${req.topK}`);
     if (req.seed !== undefined && !Number.isSafeInteger(req.seed)) bad(`Expected a safe integer for seed but received ${req.seed}`);
+    const inRange = (k: keyof GenerateRequest, lo: number, hi: number, loOpen = false) => {
+      const v = req[k];
+      if (v === undefined) return;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v > hi || (loOpen ? v <= lo : v < lo)) bad(`Expected a number in ${loOpen ? '(' : '['}${lo}, ${hi}] for ${k} but received ${String(v)}`);
+    };
+    inRange('minP', 0, 1);
+    inRange('presencePenalty', -2, 2);
+    inRange('frequencyPenalty', -2, 2);
+    inRange('repetitionPenalty', 0, 2, true);
+    if (req.logprobs !== undefined && (!Number.isInteger(req.logprobs) || req.logprobs < 0 || req.logprobs > 20)) bad(`Expected an integer in [0, 20] for logprobs but received ${req.logprobs}`);
+    if (req.n !== undefined && (!Number.isInteger(req.n) || req.n < 1 || req.n > 16)) bad(`Expected an integer in [1, 16] for n but received ${req.n}`);
+    if (req.logitBias !== undefined) {
+      if (typeof req.logitBias !== 'object' || req.logitBias === null) bad('Expected an object of token id -> bias for logitBias');
+      for (const [k, v] of Object.entries(req.logitBias)) {
+        if (!/^\d{1,7}$/.test(k) || Number(k) >= V) bad(`Expected token ids in [0, ${V}) as logitBias keys but received ${k}`);
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100) bad(`Expected a bias in [-100, 100] for logitBias[${k}] but received ${String(v)}`);
+      }
+    }
+    if (req.constraint !== undefined && typeof req.constraint !== 'function') bad('Expected a function returning a TokenConstraint for constraint');
     if (req.stop !== undefined) {
       if (!Array.isArray(req.stop) || req.stop.length > MAX_STOPS) bad(`Expected at most ${MAX_STOPS} stop strings`);
       for (const s of req.stop) if (typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_CHARS) bad(`Expected stop strings of 1..${MAX_STOP_CHARS} characters`);
@@ -266,12 +391,15 @@ export class Engine {
     }
   }
 
-  private cancel(seq: Seq): void {
-    seq.cancelled = true;
-    const i = this.waiting.indexOf(seq);
-    if (i >= 0) {
-      this.waiting.splice(i, 1);
-      this.finish(seq, 'cancelled');
+  private cancelGroup(g: Group): void {
+    for (const seq of g.seqs) {
+      seq.cancelled = true;
+      const i = this.waiting.indexOf(seq);
+      if (i >= 0) {
+        this.waiting.splice(i, 1);
+        this.finish(seq, 'cancelled');
+        for (const c of g.pending.splice(0)) this.finish(c, 'cancelled'); // choice 0 will never prefill for them
+      }
     }
   }
 
@@ -294,13 +422,29 @@ export class Engine {
       }
       for (const s of [...this.active]) if (s.cancelled) this.retire(s, 'cancelled');
       if (this.active.length === 0) continue;
+      // n > 1: once choice 0 holds prompt[0, P-1), the other choices get a copy of that KV (applied natively before
+      // this step's pass) and each feeds the last prompt token itself, so each samples its own first token.
+      const forks: number[] = [];
+      for (const s of [...this.active]) {
+        const g = s.group;
+        if (s.choice !== 0 || g.pending.length === 0 || s.pos !== s.prompt.length - 1) continue;
+        for (const c of g.pending.splice(0)) {
+          forks.push(s.id, c.id, s.pos);
+          c.pos = s.pos;
+          c.admittedAt = s.admittedAt;
+          this.active.push(c);
+        }
+      }
       // Decoding sequences feed their last token; prompts feed chunks within the step's prefill budget.
       const batch: { seq: Seq; tokens: Int32Array }[] = [];
       let budget = this.options.prefillChunk;
       for (const s of this.active) {
         if (s.pos >= s.prompt.length) batch.push({ seq: s, tokens: Int32Array.of(s.last) });
         else if (budget > 0) {
-          const n = Math.min(budget, s.prompt.length - s.pos);
+          // Choice 0 of an n > 1 request stops before the last prompt token until its choices are forked.
+          const end = s.group.pending.length ? s.prompt.length - 1 : s.prompt.length;
+          const n = Math.min(budget, end - s.pos);
+          if (n <= 0) continue;
           budget -= n;
           batch.push({ seq: s, tokens: s.prompt.subarray(s.pos, s.pos + n) });
         }
@@ -310,8 +454,17 @@ export class Engine {
       const tokens = new Int32Array(total);
       let off = 0;
       for (const b of batch) { tokens.set(b.tokens, off); off += b.tokens.length; }
+      if (B === 0) continue;
       const rng = BigUint64Array.from(batch.map((b) => b.seq.rng));
       let next: Int32Array;
+      let extras: SamplingExtras;
+      try {
+        extras = this.samplingExtras(batch, forks);
+      } catch (e) {
+        // A constraint that throws (a grammar bug) fails its own sequences only, typed.
+        for (const b of batch) if (b.seq.constraint) this.retire(b.seq, new EngineError('decode_failed', `constraint: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        continue;
+      }
       try {
         next = await this.native.step({
           seqs: Int32Array.from(batch.map((b) => b.seq.id)),
@@ -322,12 +475,14 @@ export class Engine {
           topP: Float32Array.from(batch.map((b) => b.seq.topP)),
           topK: Int32Array.from(batch.map((b) => b.seq.topK)),
           rng,
+          ...extras,
         });
       } catch (e) {
         const err = fromNative(e);
         // No room for new sequences' KV caches: those fail, the running ones go on (the pass computed nothing,
         // so the next step feeds them the same tokens again).
-        const fresh = batch.filter((b) => b.seq.pos === 0);
+        const forked = new Set(forks.filter((_, i) => i % 3 === 1));
+        const fresh = batch.filter((b) => b.seq.pos === 0 || forked.has(b.seq.id));
         const failed = err.nativeCode === 'budget' && fresh.length > 0 && fresh.length < batch.length ? fresh : batch;
         for (const b of failed) this.retire(b.seq, err);
         continue;
@@ -335,10 +490,12 @@ export class Engine {
       for (let b = 0; b < B; b++) {
         const s = batch[b].seq;
         s.pos += batch[b].tokens.length;
+        // More prompt to feed: this sample is discarded, and so is its PRNG draw, so a seeded request's tokens do not
+        // depend on how its prompt was chunked (the prefill budget it shared) or on an n > 1 fork step.
+        if (s.pos < s.prompt.length) continue;
         s.rng = rng[b];
-        if (s.pos < s.prompt.length) continue; // more prompt to feed; this sample is discarded
         try {
-          this.onToken(s, next[b]);
+          this.onToken(s, next[b], extras.numLogprobs ? this.logprobsOf(extras, b) : null);
         } catch (e) {
           // A throw here would escape the engine's loop and end the process: fail this sequence alone, typed.
           this.retire(s, new EngineError('decode_failed', `token ${next[b]}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
@@ -347,32 +504,115 @@ export class Engine {
     }
   }
 
-  /** A sampled token: emits its text, applies EOS, stop strings and maxTokens. */
-  private onToken(s: Seq, id: number): void {
+  /**
+   * The step's optional sampling arrays (native/ts/engine-native.ts NativeBatch): only those some sequence of the
+   * batch uses, so a plain batch is exactly what it was. Masks are computed only for rows whose sample is kept.
+   */
+  private samplingExtras(batch: { seq: Seq; tokens: Int32Array }[], forks: number[]): SamplingExtras {
+    const B = batch.length;
+    const V = this.source.config.vocabSize;
+    const x: SamplingExtras = {};
+    if (forks.length) x.forks = Int32Array.from(forks);
+    const limit = Math.min(this.tokenizer.vocabSize, V);
+    if (limit < V) x.vocabLimit = limit; // issue 11: padded embedding rows are never sampled
+    const seqs = batch.map((b) => b.seq);
+    if (seqs.some((s) => s.minP > 0)) x.minP = Float32Array.from(seqs, (s) => s.minP);
+    if (seqs.some((s) => s.hist)) {
+      x.presencePenalty = Float32Array.from(seqs, (s) => s.presence);
+      x.frequencyPenalty = Float32Array.from(seqs, (s) => s.frequency);
+      x.repetitionPenalty = Float32Array.from(seqs, (s) => s.repetition);
+      const off = new Int32Array(B + 1);
+      seqs.forEach((s, b) => { off[b + 1] = off[b] + (s.hist?.size ?? 0); });
+      const ids = new Int32Array(off[B]), counts = new Int32Array(off[B]);
+      seqs.forEach((s, b) => { let i = off[b]; for (const [id, c] of s.hist ?? []) { ids[i] = id; counts[i++] = c; } });
+      Object.assign(x, { histOff: off, histIds: ids, histCounts: counts });
+    }
+    if (seqs.some((s) => s.bias)) {
+      const off = new Int32Array(B + 1);
+      seqs.forEach((s, b) => { off[b + 1] = off[b] + (s.bias?.ids.length ?? 0); });
+      const ids = new Int32Array(off[B]), vals = new Float32Array(off[B]);
+      seqs.forEach((s, b) => { if (s.bias) { ids.set(s.bias.ids, off[b]); vals.set(s.bias.vals, off[b]); } });
+      Object.assign(x, { biasOff: off, biasIds: ids, biasVals: vals });
+    }
+    const sampled = batch.map((b) => b.seq.pos + b.tokens.length >= b.seq.prompt.length);
+    if (seqs.some((s, b) => s.constraint && sampled[b])) {
+      const words = Math.ceil(V / 32);
+      const maskOff = new Int32Array(B).fill(-1);
+      let m = 0;
+      seqs.forEach((s, b) => { if (s.constraint && sampled[b]) maskOff[b] = words * m++; });
+      const mask = new Uint32Array(words * m);
+      seqs.forEach((s, b) => { if (maskOff[b] >= 0) s.constraint!.fillMask(mask, maskOff[b]); });
+      Object.assign(x, { maskOff, mask });
+    }
+    if (seqs.some((s) => s.numLogprobs >= 0)) {
+      x.numLogprobs = Int32Array.from(seqs, (s) => s.numLogprobs);
+      x.logprob = new Float32Array(B);
+      x.topIds = new Int32Array(B * MAX_TOP_LOGPROBS);
+      x.topLogprobs = new Float32Array(B * MAX_TOP_LOGPROBS);
+    }
+    return x;
+  }
+
+  private logprobsOf(x: SamplingExtras, b: number): { logprob: number; top: TopLogprob[] } | null {
+    const k = x.numLogprobs![b];
+    if (k < 0) return null;
+    const top: TopLogprob[] = [];
+    for (let j = 0; j < k; j++) {
+      const id = x.topIds![b * MAX_TOP_LOGPROBS + j];
+      if (id < 0) break;
+      top.push({ id, text: this.tokenText(id), logprob: x.topLogprobs![b * MAX_TOP_LOGPROBS + j] });
+    }
+    return { logprob: x.logprob![b], top };
+  }
+
+  /** One id's own text (alternatives in logprobs); '' for ids past the tokenizer or control tokens. */
+  private tokenText(id: number): string {
+    let t = this.pieceText.get(id);
+    if (t === undefined) {
+      try { t = id < this.tokenizer.vocabSize ? this.tokenizer.decode([id]) : ''; } catch { t = ''; }
+      if (this.pieceText.size > 65536) this.pieceText.clear();
+      this.pieceText.set(id, t);
+    }
+    return t;
+  }
+
+  /** A sampled token: emits its text, applies EOS, stop strings, the constraint and maxTokens. */
+  private onToken(s: Seq, id: number, lp: { logprob: number; top: TopLogprob[] } | null): void {
     const now = performance.now();
     if (s.completion === 0) s.firstTokenAt = now;
     s.completion++;
     s.last = id;
+    const c = s.choice;
+    const emit = (text: string) => s.group.out.push(lp
+      ? { type: 'token', id, text, choice: c, logprob: lp.logprob, topLogprobs: lp.top }
+      : { type: 'token', id, text, choice: c });
+    if (s.constraint && !s.constraint.accept(id)) {
+      this.retire(s, new EngineError('decode_failed', `token ${id} is not allowed by the request's grammar (no allowed token was left to sample)`));
+      return;
+    }
+    if (s.hist) s.hist.set(id, (s.hist.get(id) ?? 0) + 1);
     if (this.eos.has(id)) {
       const rest = s.stop.push(this.textOf(s, s.text.flush())).text + s.stop.flush();
-      if (rest) s.out.push({ type: 'token', id, text: rest });
+      if (rest) emit(rest);
       this.retire(s, 'stop');
       return;
     }
     const piece = s.stop.push(this.textOf(s, this.pieceOf(s, id)));
     if (piece.stopped) {
-      s.out.push({ type: 'token', id, text: piece.text });
+      emit(piece.text);
       this.retire(s, 'stop');
       return;
     }
-    if (s.completion >= s.maxTokens) {
+    // A complete grammar that admits nothing more ends the choice like an EOS would.
+    const complete = s.constraint?.isTerminated() ?? false;
+    if (complete || s.completion >= s.maxTokens) {
       const tail = s.stop.push(this.textOf(s, s.text.flush()));
       const text = piece.text + tail.text + (tail.stopped ? '' : s.stop.flush());
-      s.out.push({ type: 'token', id, text });
-      this.retire(s, tail.stopped ? 'stop' : 'length');
+      emit(text);
+      this.retire(s, tail.stopped || complete ? 'stop' : 'length');
       return;
     }
-    s.out.push({ type: 'token', id, text: piece.text });
+    emit(piece.text);
   }
 
   /**
@@ -400,26 +640,44 @@ export class Engine {
     return raw.startsWith(' ') ? raw.slice(1) : raw;
   }
 
-  /** Removes an active sequence, frees its KV cache, and ends its stream with `done` or an error. */
+  /**
+   * Removes an active sequence and frees its KV cache; the request's stream ends with `done` when its last choice
+   * ends, or with the error at once (its other choices are cancelled).
+   */
   private retire(s: Seq, how: 'stop' | 'length' | 'cancelled' | EngineError): void {
     const i = this.active.indexOf(s);
     if (i >= 0) this.active.splice(i, 1);
     this.native.release(s.id);
-    if (how instanceof EngineError) s.out.fail(how);
-    else this.finish(s, how);
+    const g = s.group;
+    if (how instanceof EngineError) {
+      if (!g.failed) g.out.fail(how);
+      g.failed = true;
+      for (const o of g.seqs) o.cancelled = true;
+      for (const c of g.pending.splice(0)) this.finish(c, 'cancelled');
+      return;
+    }
+    this.finish(s, how);
+    if (s.choice === 0) for (const c of g.pending.splice(0)) this.finish(c, 'cancelled'); // never forked
   }
 
   private finish(s: Seq, reason: 'stop' | 'length' | 'cancelled'): void {
+    const g = s.group;
+    if (g.reasons[s.choice] !== null) return;
+    g.reasons[s.choice] = reason;
+    if (--g.left > 0 || g.failed) return;
     const now = performance.now();
-    const first = s.firstTokenAt || now;
-    s.out.push({
+    const first = g.seqs[0].firstTokenAt || now;
+    const lastFirst = Math.min(...g.seqs.map((q) => q.firstTokenAt || now));
+    const reasons = g.reasons as ('stop' | 'length' | 'cancelled')[];
+    g.out.push({
       type: 'done',
-      finishReason: reason,
+      finishReason: reasons[0],
+      ...(g.seqs.length > 1 ? { finishReasons: reasons } : {}),
       promptTokens: s.prompt.length,
-      completionTokens: s.completion,
-      prefillMs: s.admittedAt ? first - s.admittedAt : 0,
-      decodeMs: s.firstTokenAt ? now - s.firstTokenAt : 0,
+      completionTokens: g.seqs.reduce((a, q) => a + q.completion, 0),
+      prefillMs: g.seqs[0].admittedAt ? first - g.seqs[0].admittedAt : 0,
+      decodeMs: g.seqs.some((q) => q.firstTokenAt) ? now - lastFirst : 0,
     });
-    s.out.end();
+    g.out.end();
   }
 }
