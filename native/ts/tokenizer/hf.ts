@@ -58,6 +58,41 @@ export class HfTokenizer implements Tokenizer {
     return new PrefixDiffDecoder((ids) => this.decode(ids));
   }
 
+  /**
+   * The bytes id adds to decoded text, for constrained decoding: byte-level BPE pieces through GPT-2's byte table,
+   * SentencePiece pieces with "▁" as a space and <0xNN> as that byte; special tokens are empty.
+   */
+  tokenBytes(id: number): Uint8Array {
+    if (!this.pieceBytes) {
+      const byteLevel = this.impl.token_to_id('Ġ') !== undefined;
+      const special = new Set([...this.impl.get_added_tokens_decoder().entries()].filter(([, t]) => t.special).map(([i]) => i));
+      const inv = new Map<string, number>();
+      let extra = 0;
+      for (let b = 0; b < 256; b++) {
+        const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        inv.set(String.fromCharCode(printable ? b : 256 + extra++), b);
+      }
+      this.pieceBytes = (i: number) => {
+        const piece = this.impl.id_to_token(i);
+        if (piece === undefined || special.has(i)) return new Uint8Array(0);
+        const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+        if (m) return Uint8Array.of(parseInt(m[1], 16));
+        if (byteLevel) {
+          const out: number[] = [];
+          for (const ch of piece) {
+            const b = inv.get(ch);
+            if (b === undefined) return Buffer.from(piece, 'utf8'); // an added (non-special) token spelled plainly
+            out.push(b);
+          }
+          return Uint8Array.from(out);
+        }
+        return Buffer.from(piece.replaceAll('\u2581', ' '), 'utf8');
+      };
+    }
+    return this.pieceBytes(id);
+  }
+  private pieceBytes: ((id: number) => Uint8Array) | null = null;
+
   applyChatTemplate(messages: ChatMessage[]): string {
     return renderChatParts(this.family, messages, this.bosText, this.eosText).map((p) => p.text).join('');
   }

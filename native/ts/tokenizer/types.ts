@@ -29,6 +29,8 @@ export interface Tokenizer {
    * types "<|im_end|>" gets those characters, not an end of turn. Use this for untrusted chat input.
    */
   encodeChat(messages: ChatMessage[]): number[];
+  /** The bytes `id` adds to decoded text (empty for control tokens), for constrained decoding; optional. */
+  tokenBytes?(id: number): Uint8Array;
 }
 
 

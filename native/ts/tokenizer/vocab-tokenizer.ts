@@ -134,6 +134,11 @@ export abstract class VocabTokenizer implements Tokenizer {
     return b;
   }
 
+  /** The bytes id adds to decoded text (empty for control tokens): constrained decoding walks these. */
+  tokenBytes(id: number): Uint8Array {
+    return this.bytesOf(id);
+  }
+
   decode(ids: number[]): string {
     const d = this.decodeStream();
     let s = '';
