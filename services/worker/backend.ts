@@ -11,8 +11,16 @@ export interface MoveOutcome {
 }
 
 export type GenEvent =
-  | { type: 'token'; id: number; text: string }
-  | { type: 'done'; finishReason: 'stop' | 'length'; promptTokens: number; completionTokens: number; prefillMs: number; decodeMs: number };
+  | {
+      type: 'token'; id: number; text: string;
+      /** Which of the job's n choices (absent/0 for n = 1); logprob and topLogprobs when sampling.logprobs is set. */
+      choice?: number; logprob?: number; topLogprobs?: { id: number; text: string; logprob: number }[];
+    }
+  | {
+      type: 'done'; finishReason: 'stop' | 'length'; promptTokens: number; completionTokens: number; prefillMs: number; decodeMs: number;
+      /** n > 1: each choice's reason (finishReason is choice 0's); completionTokens is their sum. */
+      finishReasons?: ('stop' | 'length' | 'cancelled')[];
+    };
 
 export interface ModelBackend {
   readonly kind: 'cpu' | 'cuda';

@@ -130,12 +130,21 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
       return decided;
     };
     let index = 0;
+    /** Tokens so far of each choice (n > 1): a token event's index counts within its choice. */
+    const perChoice: number[] = [];
     let firstAt = 0;
     let timings: Timings | null = null;
     for await (const ev of ctx.backend.generate(data.model, data, ac.signal)) {
       const { pathInfo, timings: base, readyMs } = await decide();
       timings ??= base;
       if (ev.type === 'token') {
+        const choice = ev.choice ?? 0;
+        const ci = perChoice[choice] ?? 0;
+        perChoice[choice] = ci + 1;
+        const extra = {
+          ...(choice > 0 || (data.sampling.n ?? 1) > 1 ? { choice } : {}),
+          ...(ev.logprob !== undefined ? { logprob: ev.logprob, topLogprobs: ev.topLogprobs ?? [] } : {}),
+        };
         if (index === 0) {
           firstAt = nowMs();
           // Prefill counts from when the weights had all landed (or generation started, if later): the part of it
@@ -143,9 +152,9 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
           const prefillFrom = Math.min(firstAt, Math.max(genStart, readyMs));
           jt.prefillDone(prefillFrom, firstAt);
           timings = { ...timings, prefillMs: firstAt - prefillFrom, ttftMs: Math.max(0, firstAt - data.arrivalMs) };
-          await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo, timings });
+          await emit({ type: 'token', attempt, index: ci, id: ev.id, text: ev.text, ...pathInfo, timings, ...extra });
         } else {
-          await emit({ type: 'token', attempt, index, id: ev.id, text: ev.text, ...pathInfo });
+          await emit({ type: 'token', attempt, index: ci, id: ev.id, text: ev.text, ...pathInfo, ...extra });
         }
         index++;
       } else {
@@ -156,6 +165,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
         await emit({
           type: 'done', attempt, finishReason: ac.signal.aborted ? 'cancelled' : ev.finishReason,
           promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, ...pathInfo, timings, workerId: ctx.workerId,
+          ...(ev.finishReasons ? { finishReasons: ev.finishReasons } : {}),
         });
         return { completionTokens: ev.completionTokens };
       }

@@ -1,6 +1,7 @@
 // ModelBackend over the native weights runtime and engine (CPU or CUDA, picked by SWAPSERVE_BACKEND / auto).
 // Moves and forward passes run on native threads; this file only does bookkeeping on the event loop.
-import { Engine, isEngineError } from '../../native/ts/engine.ts';
+import { Engine, isEngineError, type GenerateRequest } from '../../native/ts/engine.ts';
+import { jsonConstraint, SchemaError } from '../../native/ts/grammar/index.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
@@ -192,11 +193,28 @@ export class NativeBackend implements ModelBackend {
     const ctx = engine.options.maxContext;
     if (prompt.length >= ctx) throw new RequestError('context_length_exceeded', { detail: prompt.length });
     const s = job.sampling;
+    const req: GenerateRequest = {
+      prompt, maxTokens: Math.min(s.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
+      stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),
+      // Issue 12: every sampling field of the job reaches the engine (absent = off there too).
+      ...(s.minP !== undefined ? { minP: s.minP } : {}),
+      ...(s.presencePenalty !== undefined ? { presencePenalty: s.presencePenalty } : {}),
+      ...(s.frequencyPenalty !== undefined ? { frequencyPenalty: s.frequencyPenalty } : {}),
+      ...(s.repetitionPenalty !== undefined ? { repetitionPenalty: s.repetitionPenalty } : {}),
+      ...(s.logitBias !== undefined ? { logitBias: s.logitBias } : {}),
+      ...(s.logprobs !== undefined ? { logprobs: s.logprobs } : {}),
+      ...(s.n !== undefined ? { n: s.n } : {}),
+    };
+    if (s.constraint) {
+      try {
+        req.constraint = jsonConstraint(tokenizer, h.source.config.vocabSize, h.source.config.eosTokenIds, s.constraint);
+      } catch (e) {
+        if (e instanceof SchemaError) throw new RequestError('invalid_request', { detail: e.message, param: 'response_format', cause: e });
+        throw e;
+      }
+    }
     try {
-      for await (const ev of engine.generate({
-        prompt, maxTokens: Math.min(s.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: 0,
-        stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),
-      }, signal)) {
+      for await (const ev of engine.generate(req, signal)) {
         if (ev.type === 'token') {
           yield ev;
         } else if (ev.finishReason === 'cancelled') {
