@@ -60,6 +60,11 @@ export class Grammar {
     for (let ch = trie.firstChild[node]; ch >= 0; ch = trie.nextSibling[ch]) {
       const next = step(st, trie.byte[ch]);
       if (next.length === 0) continue;
+      if (trie.plainBelow[ch] && next.length === 1 && isFreeString(next[0])) {
+        // Inside an unbounded string, below a subtree of plain ASCII only: every token there stays in the string.
+        for (let x = ch, e = trie.end[ch]; x < e; x++) for (let t = trie.tokHead[x]; t >= 0; t = trie.tokNext[t]) m[t >> 5] |= 1 << (t & 31);
+        continue;
+      }
       for (let t = trie.tokHead[ch]; t >= 0; t = trie.tokNext[t]) m[t >> 5] |= 1 << (t & 31);
       if (trie.firstChild[ch] >= 0) this.walk(trie, ch, next, m);
     }
@@ -69,6 +74,11 @@ export class Grammar {
   matcher(): JsonMatcher {
     return new JsonMatcher(this);
   }
+}
+
+/** A string state that any plain ASCII text keeps a string (no length bound, not inside an escape or a character). */
+function isFreeString(f: Frame): boolean {
+  return f.t === T.Str && f.a === 0 && f.c === 0 && (f.n as Extract<GNode, { k: 'str' }>).max === Infinity;
 }
 
 /** One sequence's position in the grammar: the engine's TokenConstraint. */

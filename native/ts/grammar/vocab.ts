@@ -11,6 +11,10 @@ export class ByteTrie {
   readonly tokHead: Int32Array;
   readonly tokNext: Int32Array;
   readonly nodes: number;
+  /** Nodes are numbered in depth-first order: node i's subtree is [i, end[i]). */
+  readonly end: Int32Array;
+  /** 1 when every byte below node i is printable ASCII other than '"' and '\\' (plain string text wherever it is cut). */
+  readonly plainBelow: Uint8Array;
 
   constructor(bytes: Uint8Array[], ids: number[], vocab: number) {
     const order = ids.filter((i) => bytes[i].length > 0).sort((x, y) => Buffer.compare(bytes[x], bytes[y]));
@@ -41,6 +45,21 @@ export class ByteTrie {
     }
     this.firstChild = firstChild; this.nextSibling = nextSibling; this.byte = byte; this.tokHead = tokHead; this.tokNext = tokNext;
     this.nodes = n;
+    // Children are created after their parent and a subtree is finished before the next sibling starts, so the
+    // subtree ends where the next sibling (or an ancestor's next sibling) begins: fill bottom-up in reverse order.
+    const end = new Int32Array(n), plainBelow = new Uint8Array(n);
+    const asciiPlain = (x: number) => x >= 0x20 && x < 0x7f && x !== 0x22 && x !== 0x5c;
+    for (let i = n - 1; i >= 0; i--) {
+      let e = i + 1, pb = 1;
+      for (let ch = firstChild[i]; ch >= 0; ch = nextSibling[ch]) {
+        e = Math.max(e, end[ch]);
+        if (!plainBelow[ch] || !asciiPlain(byte[ch])) pb = 0;
+      }
+      end[i] = e;
+      plainBelow[i] = pb;
+    }
+    this.end = end;
+    this.plainBelow = plainBelow;
   }
 }
 
