@@ -1,21 +1,21 @@
 // From the config to workers per GPU (issue 14): reads the gain table, judges every GPU with colocate.ts's pure
 // decision, and makes the MPS daemon when a co-located GPU asks for it. Used by `swapserve up` and `swapserve scheduler`.
 import { readFileSync } from 'node:fs';
-import { workersOnGpu, type Config } from '../config/config.ts';
+import { ConfigError, workersOnGpu, type Config } from '../config/config.ts';
 import { decideColocation, gainTableSchema, SEED_GAIN_TABLE, type ColocationProfile, type GainRow } from './colocate.ts';
 import { MpsDaemon, type ProcessRunner } from './mps.ts';
 
-/** The gain table of a `swapserve bench mps` JSON (its `gainTable` field, or the array itself); throws a clear Error. */
+/** The gain table of a `swapserve bench mps` JSON (its `gainTable` field, or the array itself); throws ConfigError. */
 export function loadGainTable(path: string): GainRow[] {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`coLocation.gainTable: cannot read ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`coLocation.gainTable: cannot read ${path}: ${(e as Error).message}`);
   }
   const table = Array.isArray(raw) ? raw : (raw as { gainTable?: unknown })?.gainTable;
   const r = gainTableSchema.safeParse(table);
-  if (!r.success) throw new Error(`coLocation.gainTable: ${path} is not a gain table: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new ConfigError(`coLocation.gainTable: ${path} is not a gain table: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
 }
 
