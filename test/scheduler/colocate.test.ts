@@ -34,7 +34,7 @@ describe('co-location decision from the seed prior (Databricks shape)', () => {
   }
   it('says why, naming the model and the cell', () => {
     const d = decideColocation(SEED_GAIN_TABLE, [p('big', 7, 128, 256)], OPTS);
-    assert.match(d.reason, /does not pay.*big ×1\.00 \(cell 7B\/128 tok\/decode\)/);
+    assert.match(d.reason, /does not pay.*big ×1\.00 \(cell 7B\/512 tok\/decode\)/);
   });
   it('mix: prefill-heavy when prompt tokens are at least half', () => {
     assert.equal(mixOf({ promptTokens: 512, outputTokens: 64 }), 'prefill');
