@@ -72,6 +72,8 @@ export class LocalProcessProvider implements WorkerProvider {
   private readonly stopping = new Set<string>();
   /** Per GPU under a group restart: its members, and those still to exit. */
   private readonly regroup = new Map<number, { members: Map<string, { model: string | null; group?: string }>; pending: Set<string> }>();
+  /** Per GPU: group restarts in a row (each within 30 s of the last) and when the last one was. */
+  private readonly faults = new Map<number, { n: number; at: number }>();
 
   constructor(options: LocalProcessProviderOptions = {}) {
     this.opts = {
@@ -184,6 +186,18 @@ export class LocalProcessProvider implements WorkerProvider {
   private async restartGroup(device: number): Promise<void> {
     const group = this.regroup.get(device);
     if (!group || this.closed) {
+      this.regroup.delete(device);
+      return;
+    }
+    // Backoff: a GPU whose group keeps faulting (a worker that cannot start) waits longer each time: 250 ms doubling
+    // up to 10 s, back to 250 ms once the group ran 30 s.
+    const now = Date.now();
+    const f = this.faults.get(device);
+    const n = f && now - f.at < 30_000 ? f.n + 1 : 1;
+    this.faults.set(device, { n, at: now });
+    const delay = Math.min(10_000, 250 * 2 ** (n - 1));
+    await new Promise((r) => setTimeout(r, delay).unref());
+    if (this.closed) {
       this.regroup.delete(device);
       return;
     }
