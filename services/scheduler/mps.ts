@@ -26,24 +26,39 @@ export interface ProcessRunner {
   exec(file: string, args: string[], opts: { env: NodeJS.ProcessEnv; input?: string; timeoutMs: number }): Promise<ExecResult>;
 }
 
-/** Runs real processes (child_process.spawn). */
+/**
+ * Runs real processes (child_process.spawn). Resolves at 'close', or 100 ms after 'exit' when a forked child (the
+ * daemon `-d` leaves behind) still holds the output pipes, or with code null after timeoutMs.
+ */
 export const nodeRunner: ProcessRunner = {
   exec(file, args, opts) {
     return new Promise((resolve, reject) => {
       const child = spawn(file, args, { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
+      let done = false;
+      const finish = (code: number | null): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        child.stdout.destroy();
+        child.stderr.destroy();
+        resolve({ code, stdout, stderr });
+      };
       child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
       child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        finish(null);
+      }, opts.timeoutMs);
       child.once('error', (e) => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
         reject(e);
       });
-      child.once('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
+      child.once('exit', (code) => setTimeout(() => finish(code), 100).unref());
+      child.once('close', (code) => finish(code));
       child.stdin.on('error', () => undefined);
       child.stdin.end(opts.input ?? '');
     });
