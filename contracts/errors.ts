@@ -26,6 +26,7 @@ export const ERRORS = {
   generation_failed: { status: 500, type: 'server_error', retryable: true, message: 'Generation failed' },
   cancelled: { status: 499, type: 'server_error', retryable: false, message: 'The request was cancelled' },
   internal_error: { status: 500, type: 'server_error', retryable: true, message: 'Internal server error' },
+  too_many_connections: { status: 503, type: 'server_error', retryable: true, message: 'The gateway holds its maximum of %s open connections; retry later' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -185,7 +185,7 @@ export const configSchema = z.object({
     bodyTimeoutMs: z.number().int().positive().default(30_000),
     /** An idle keep-alive socket is closed after this (ms). @defaultValue 5000 */
     keepAliveTimeoutMs: z.number().int().positive().default(5_000),
-    /** Open sockets at most; further connections are closed at once. @defaultValue 1024 */
+    /** Open sockets at most; requests on sockets past it get 503 too_many_connections (Connection: close), and past twice it sockets are closed at once. @defaultValue 1024 */
     maxConnections: z.number().int().positive().default(1024),
     /**
      * Host header names (without port) the gateway answers; others get 403 host_not_allowed. Unset: when bound to
