@@ -9,6 +9,11 @@
 set -u
 OUT=${OUT:-/tmp/mps-out}; mkdir -p "$OUT"
 START=$(date +%s)
+# Whatever this script leaves behind (a daemon at one of our pipe folders, a chaos run's workers) is ended on exit.
+quit_mps() { for p in "$OUT/mps-data/mps/pipe" /tmp/mps-chaos/mps/pipe; do [ -d "$p" ] && echo quit | CUDA_MPS_PIPE_DIRECTORY="$p" nvidia-cuda-mps-control >/dev/null 2>&1; done; }
+CHAOS_PG=""
+trap 'quit_mps; [ -n "$CHAOS_PG" ] && kill -9 -- -"$CHAOS_PG" 2>/dev/null' EXIT
+quit_mps
 el() { echo $(( $(date +%s) - START )); }
 M=${MPS_MODELS_DIR:-/tmp/mps-models}
 L=/tmp/mps-logs; mkdir -p $L
@@ -23,13 +28,18 @@ TOTAL=${TOTAL_S:-330}
 CHAOS_S=${CHAOS_S:-75}
 BUDGET=$(( TOTAL - $(el) - CHAOS_S - 30 )); [ $BUDGET -lt 60 ] && BUDGET=60
 echo "=== bench mps (budget ${BUDGET}s) +$(el)s"
-timeout $(( BUDGET + 90 )) node --import tsx bench/mps/mps.ts --models-dir "$M" --models "${MODELS:-0.5b,1.5b,3b,7b}" --prompts "${PROMPTS:-128,512,2048}" \
-  --budget-s $BUDGET --out "$OUT" ${MPS_ARGS:-} > "$L/bench.log" 2>&1
+setsid timeout $(( BUDGET + 90 )) node --import tsx bench/mps/mps.ts --models-dir "$M" --models "${MODELS:-0.5b,1.5b,3b,7b}" --prompts "${PROMPTS:-128,512,2048}" \
+  --budget-s $BUDGET --out "$OUT" ${MPS_ARGS:-} > "$L/bench.log" 2>&1 &
+BENCH_PG=$!
+wait $BENCH_PG
 echo "bench rc=$? +$(el)s"
+kill -9 -- -"$BENCH_PG" 2>/dev/null  # engine processes a timed-out run left
 grep -E "^\[bench mps\]" "$L/bench.log" | cut -c1-300 | tail -20
 cat "$OUT/mps.md" 2>/dev/null || tail -30 "$L/bench.log"
 echo "=== chaos: kill -9 of one of two co-located workers under MPS +$(el)s"
-timeout $CHAOS_S node --import tsx bench/mps/chaos.ts --model "$M/qwen2.5-0.5b" --out /tmp/mps-chaos ${CHAOS_ARGS:-} > "$L/chaos.log" 2>&1
+setsid timeout $CHAOS_S node --import tsx bench/mps/chaos.ts --model "$M/qwen2.5-0.5b" --out /tmp/mps-chaos ${CHAOS_ARGS:-} > "$L/chaos.log" 2>&1 &
+CHAOS_PG=$!
+wait $CHAOS_PG
 echo "chaos rc=$? +$(el)s"
 tail -12 "$L/chaos.log" | cut -c1-2000
 cp /tmp/mps-chaos/chaos.json "$OUT/" 2>/dev/null
