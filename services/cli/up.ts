@@ -98,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
     // Co-location (issue 14): workers per GPU from the config and the gain table; --workers keeps one per GPU.
     let plan: ColocationPlan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };
     let mps: MpsDaemon | null = null;
+    if (config.coLocation.enabled && values.workers) log('coLocation is enabled but --workers was given: one worker per slot, none co-located');
     if (config.coLocation.enabled && !values.workers) {
       plan = planColocation(config, gpus, await Promise.all(config.models.map((m) => validatedBytes(m))));
       for (const r of plan.reasons) log(r);
