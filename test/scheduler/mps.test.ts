@@ -196,6 +196,9 @@ describe('LocalProcessProvider with co-location under MPS', () => {
       assert.deepEqual(provider.running().sort(), ['b', 'c']);
       await provider.close();
       await Promise.all(['b', 'c'].map((id) => provider.stop(id)));
+      // b's exit released the daemon's last client: its quit (fire-and-forget at the exit) ends before the folder goes.
+      await until('no client holds the daemon', () => mps.holders().length === 0);
+      await mps.stop();
     } finally {
       rmSync(t.dir, { recursive: true, force: true });
     }
