@@ -175,6 +175,37 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
 
+  /** Writes mps.json and mps.md from what was measured so far (after every arm: a run cut short keeps its table). */
+  const writeReport = (): string => {
+    const paramsB: Record<string, number> = { '0.5b': 0.5, '1.5b': 1.5, '3b': 3, '7b': 7, tiny: 0.001 };
+    const gainTable: GainRow[] = [];
+    const fmt = (x: number | undefined, d = 0): string => (x === undefined ? '—' : x.toFixed(d));
+    const lines = [
+      `| model | prompt | mix | one tok/s | one-2x tok/s | ts-2 tok/s | mps-2 tok/s | mps-2 gain | ts-2 gain | p99 TPOT ms one / one-2x / ts-2 / mps-2 |`,
+      '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ];
+    for (const r of rows) {
+      const best = Math.max(r.arms.one?.tokS ?? 0, r.arms['one-2x']?.tokS ?? 0);
+      const gain = best > 0 && r.arms['mps-2'] ? r.arms['mps-2'].tokS / best : undefined;
+      const tsGain = best > 0 && r.arms['ts-2'] ? r.arms['ts-2'].tokS / best : undefined;
+      if (gain !== undefined) gainTable.push({ paramsB: paramsB[r.model] ?? 1, promptTokens: r.prompt, mix: r.mix, gain: Math.round(gain * 1000) / 1000 });
+      lines.push(`| ${r.model} | ${r.prompt} | ${r.mix} (${r.output} out) | ${fmt(r.arms.one?.tokS)} | ${fmt(r.arms['one-2x']?.tokS)} | ${fmt(r.arms['ts-2']?.tokS)} | ${fmt(r.arms['mps-2']?.tokS)} | ${gain === undefined ? '—' : `×${gain.toFixed(2)}`} | ${tsGain === undefined ? '—' : `×${tsGain.toFixed(2)}`} | ` +
+        `${(['one', 'one-2x', 'ts-2', 'mps-2'] as Arm[]).map((k) => fmt(r.arms[k]?.p99TpotMs, 1)).join(' / ')} |`);
+    }
+    const meta = {
+      date: new Date().toISOString(), command: `swapserve bench mps ${argv.join(' ')}`.trim(), backend: v.tiny ? 'cpu' : 'cuda',
+      batch, requests, decodeOutput: decodeOut, prefillOutput: prefillOut, budgetS, elapsedS: Math.round(elapsed()), mps: mpsEnv !== null,
+    };
+    const md = [
+      `# bench mps — ${meta.date}`, '', `command: \`${meta.command}\`; ${meta.backend}; batch ${batch} per engine (one-2x: ${2 * batch}), ${requests} requests per arm and cell; ${meta.elapsedS} s`,
+      '', 'tok/s = (prompt + completion tokens) / wall; gain = arm / max(one, one-2x).', '', ...lines, '',
+      cut.length ? `cut by the ${budgetS} s budget: ${cut.join('; ')}` : 'nothing cut',
+    ].join('\n');
+    writeFileSync(join(out, 'mps.json'), JSON.stringify({ meta, rows, gainTable, cut }, null, 2));
+    writeFileSync(join(out, 'mps.md'), `${md}\n`);
+    return md;
+  };
+
   const t0 = Date.now();
   const elapsed = (): number => (Date.now() - t0) / 1000;
   const rows: Row[] = [];
@@ -221,6 +252,7 @@ export async function run(argv: string[]): Promise<number> {
           log(`ERROR ${m.name} ${a.arms.join('+')}: ${(e as Error).message}`);
         } finally {
           await Promise.all(procs.map((p) => p.quit()));
+          writeReport();
         }
       }
     }
@@ -228,32 +260,7 @@ export async function run(argv: string[]): Promise<number> {
     await mps?.release('bench').catch((e: unknown) => log(`ERROR ${(e as Error).message}`));
   }
 
-  const paramsB: Record<string, number> = { '0.5b': 0.5, '1.5b': 1.5, '3b': 3, '7b': 7, tiny: 0.001 };
-  const gainTable: GainRow[] = [];
-  const fmt = (x: number | undefined, d = 0): string => (x === undefined ? '—' : x.toFixed(d));
-  const lines = [
-    `| model | prompt | mix | one tok/s | one-2x tok/s | ts-2 tok/s | mps-2 tok/s | mps-2 gain | ts-2 gain | p99 TPOT ms one / one-2x / ts-2 / mps-2 |`,
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-  ];
-  for (const r of rows) {
-    const best = Math.max(r.arms.one?.tokS ?? 0, r.arms['one-2x']?.tokS ?? 0);
-    const gain = best > 0 && r.arms['mps-2'] ? r.arms['mps-2'].tokS / best : undefined;
-    const tsGain = best > 0 && r.arms['ts-2'] ? r.arms['ts-2'].tokS / best : undefined;
-    if (gain !== undefined) gainTable.push({ paramsB: paramsB[r.model] ?? 1, promptTokens: r.prompt, mix: r.mix, gain: Math.round(gain * 1000) / 1000 });
-    lines.push(`| ${r.model} | ${r.prompt} | ${r.mix} (${r.output} out) | ${fmt(r.arms.one?.tokS)} | ${fmt(r.arms['one-2x']?.tokS)} | ${fmt(r.arms['ts-2']?.tokS)} | ${fmt(r.arms['mps-2']?.tokS)} | ${gain === undefined ? '—' : `×${gain.toFixed(2)}`} | ${tsGain === undefined ? '—' : `×${tsGain.toFixed(2)}`} | ` +
-      `${(['one', 'one-2x', 'ts-2', 'mps-2'] as Arm[]).map((k) => fmt(r.arms[k]?.p99TpotMs, 1)).join(' / ')} |`);
-  }
-  const meta = {
-    date: new Date().toISOString(), command: `swapserve bench mps ${argv.join(' ')}`.trim(), backend: v.tiny ? 'cpu' : 'cuda',
-    batch, requests, decodeOutput: decodeOut, prefillOutput: prefillOut, budgetS, elapsedS: Math.round(elapsed()), mps: mpsEnv !== null,
-  };
-  const md = [
-    `# bench mps — ${meta.date}`, '', `command: \`${meta.command}\`; ${meta.backend}; batch ${batch} per engine (one-2x: ${2 * batch}), ${requests} requests per arm and cell; ${meta.elapsedS} s`,
-    '', 'tok/s = (prompt + completion tokens) / wall; gain = arm / max(one, one-2x).', '', ...lines, '',
-    cut.length ? `cut by the ${budgetS} s budget: ${cut.join('; ')}` : 'nothing cut',
-  ].join('\n');
-  writeFileSync(join(out, 'mps.json'), JSON.stringify({ meta, rows, gainTable, cut }, null, 2));
-  writeFileSync(join(out, 'mps.md'), `${md}\n`);
+  const md = writeReport();
   process.stdout.write(`${md}\n\n(${join(out, 'mps.json')}, ${join(out, 'mps.md')})\n`);
   return rows.some((r) => Object.keys(r.arms).length > 0) ? 0 : 1;
 }
