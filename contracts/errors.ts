@@ -26,6 +26,7 @@ export const ERRORS = {
   generation_failed: { status: 500, type: 'server_error', retryable: true, message: 'Generation failed' },
   cancelled: { status: 499, type: 'server_error', retryable: false, message: 'The request was cancelled' },
   internal_error: { status: 500, type: 'server_error', retryable: true, message: 'Internal server error' },
+  too_many_connections: { status: 503, type: 'server_error', retryable: true, message: 'The gateway holds its maximum of %s open connections; retry later' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -204,6 +205,9 @@ export const CLI_ERROR_CODES = {
   config_invalid: 'a config file, environment variable or option is invalid (services/config/config.ts ConfigError)',
   redis_not_found: 'no redis-server to start for local runs (services/dev/local-redis.ts RedisNotFoundError)',
   usage: 'bad command-line arguments; an empty message asks for the usage text',
+  mps_unavailable: 'co-location asked for NVIDIA MPS but nvidia-cuda-mps-control (or nvidia-smi) is missing (services/scheduler/mps.ts MpsError)',
+  mps_compute_mode: "a GPU's compute mode forbids MPS clients (Prohibited or Exclusive_Thread) (services/scheduler/mps.ts MpsError)",
+  mps_failed: 'the MPS control daemon did not start, answer or stop (services/scheduler/mps.ts MpsError)',
 } as const;
 export type CliErrorCode = keyof typeof CLI_ERROR_CODES;
 

@@ -20,6 +20,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
   { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../../bench/scheduler/decision.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
+  { name: 'mps', synopsis: '--models-dir DIR | --tiny [--prompts 128,512,2048] [--budget-s S]', summary: 'two engines on one GPU under MPS vs time-sliced vs one engine (and at twice the batch): tok/s, p99 TPOT, the co-location gain table (GPU)', load: () => import('../../bench/mps/mps.ts') },
 ];
 
 export const COMMANDS: readonly Entry[] = [

@@ -12,6 +12,8 @@ import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
 import { KubernetesProvider } from '../scheduler/kubernetes-provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
+import { mpsFor, planColocation } from '../scheduler/colocation-setup.ts';
+import { MpsError } from '../scheduler/mps.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
 
@@ -113,8 +115,14 @@ export async function run(argv: string[]): Promise<number> {
     const provider = values.provider ?? 'local';
     if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
     const gpus = positiveInt('gpus', values.gpus, gpuCount(), 0);
+    // Co-location (issue 14): workers per GPU where the gain table says it pays; the MPS daemon for those GPUs.
+    const models = await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64));
+    const coloc = provider === 'local' ? planColocation(config, gpus, models.map((m) => m.bytes)) : null;
+    for (const r of coloc?.reasons ?? []) logger.info(r);
+    const mps = coloc ? await mpsFor(config, coloc, { log: (l) => logger.info(l) }) : null;
+    const slots = coloc ? coloc.perGpu.reduce((a, b) => a + b, 0) : gpus;
     const policy: Partial<PolicyConfig> = {
-      maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, gpus), 0),
+      maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, slots), 0),
       minWorkers: positiveInt('min-workers', values['min-workers'], POLICY_DEFAULTS.minWorkers, 0),
       workerIdleMs: positiveInt('worker-idle-ms', values['worker-idle-ms'], POLICY_DEFAULTS.workerIdleMs),
       starvationMs: positiveInt('starvation-ms', values['starvation-ms'], POLICY_DEFAULTS.starvationMs),
@@ -128,9 +136,12 @@ export async function run(argv: string[]): Promise<number> {
     const configArgs = values.config ? ['--config', values.config] : [];
     const workers: WorkerProvider = provider === 'kubernetes'
       ? new KubernetesProvider({ namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default', template: readPodTemplate(values['pod-template']), log: logger })
-      : new LocalProcessProvider({ gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])] });
+      : new LocalProcessProvider({
+        gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])],
+        workersPerGpu: (d) => coloc?.perGpu[d] ?? 1, mps, log: (l) => (l.startsWith('ERROR') ? logger.error(l) : logger.info(l)),
+      });
     scheduler = new Scheduler({
-      redisUrl: config.redisUrl, prefix: config.prefix, models: await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64)),
+      redisUrl: config.redisUrl, prefix: config.prefix, models,
       policy, provider: workers, ...(values.id ? { id: values.id } : {}),
       logger,
       leaseMs: positiveInt('lease-ms', values['lease-ms'], 5000, 100),
@@ -139,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
       fullPollMs: positiveInt('full-poll-ms', values['full-poll-ms'], 2000, 10),
     });
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof MpsError) {
       process.stderr.write(`swapserve scheduler: ${e.message}\n`);
       return 2;
     }

@@ -29,6 +29,10 @@ interface Child {
   /** Restarts since the process last ran for healthyAfterMs. */
   consecutive: number;
   timer: NodeJS.Timeout | null;
+  /** Co-located children sharing one GPU (issue 14): a fault in one restarts them all. */
+  group: string | null;
+  /** Extra environment of this child (a co-located worker's share and MPS pipe). */
+  env: Record<string, string>;
 }
 
 export class Supervisor {
@@ -36,6 +40,9 @@ export class Supervisor {
   private readonly o: Required<BackoffOptions>;
   private stopping = false;
   private readonly onExit: ((name: string) => Promise<void>) | null;
+  private readonly beforeGroupRestart: ((group: string) => Promise<void>) | null;
+  /** Groups being restarted after a fault: the names still to exit. */
+  private readonly regroup = new Map<string, Set<string>>();
 
   /**
    * @param command the executable and its leading arguments (e.g. [node, bin/swapserve.js])
@@ -49,15 +56,18 @@ export class Supervisor {
     opts: BackoffOptions & {
       /** Called when a process exited unasked, before its restart is scheduled (e.g. to release what it held). */
       onExit?: (name: string) => Promise<void>;
+      /** Called once every member of a faulted group is down, before they start again (e.g. check the MPS daemon). */
+      beforeGroupRestart?: (group: string) => Promise<void>;
     } = {},
   ) {
     this.onExit = opts.onExit ?? null;
+    this.beforeGroupRestart = opts.beforeGroupRestart ?? null;
     this.o = { ...BACKOFF_DEFAULTS, ...opts };
   }
 
   /** Starts `name` (and keeps it running until stop()). */
-  start(name: string, args: string[]): void {
-    const c: Child = { name, args, proc: null, startedAt: 0, consecutive: 0, timer: null };
+  start(name: string, args: string[], opts: { group?: string; env?: Record<string, string> } = {}): void {
+    const c: Child = { name, args, proc: null, startedAt: 0, consecutive: 0, timer: null, group: opts.group ?? null, env: opts.env ?? {} };
     this.children.push(c);
     this.spawnChild(c);
   }
@@ -69,7 +79,7 @@ export class Supervisor {
 
   private spawnChild(c: Child): void {
     const [exe, ...lead] = this.command;
-    const p = spawn(exe, [...lead, ...c.args], { stdio: ['ignore', 'inherit', 'inherit'], env: this.env });
+    const p = spawn(exe, [...lead, ...c.args], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...this.env, ...c.env } });
     c.proc = p;
     c.startedAt = Date.now();
     p.once('exit', (code, signal) => {
@@ -78,6 +88,7 @@ export class Supervisor {
       const ranMs = Date.now() - c.startedAt;
       c.consecutive = ranMs >= this.o.healthyAfterMs ? 1 : c.consecutive + 1;
       const delay = restartDelayMs(c.consecutive, this.o);
+      if (c.group !== null && this.groupExit(c, code, signal, delay)) return;
       this.log(`ERROR ${c.name} exited (${signal ?? `code ${code}`}) after ${(ranMs / 1000).toFixed(1)} s; restarting it in ${delay} ms (restart ${c.consecutive} in a row)`);
       recordRestart(c.name);
       this.onExit?.(c.name).catch((e: unknown) => this.log(`ERROR after ${c.name} exited: ${(e as Error).message}`));
@@ -87,6 +98,44 @@ export class Supervisor {
       }, delay);
       c.timer.unref();
     });
+  }
+
+  /**
+   * A co-located child exited. A fault (a crash, a kill, a sticky CUDA error's exit 1 — anything but a clean exit) is a
+   * fault of the GPU's shared context (under MPS one client's fatal error can take the others down): every other
+   * member is told to drain and exit (SIGTERM), and once all are down the group starts again together after `delay`.
+   * Returns true when the group restart handles this exit.
+   */
+  private groupExit(c: Child, code: number | null, signal: NodeJS.Signals | null, delay: number): boolean {
+    const group = c.group!;
+    const members = this.children.filter((m) => m.group === group);
+    let pending = this.regroup.get(group);
+    if (!pending) {
+      if (signal === null && code === 0) return false;
+      const running = members.filter((m) => m !== c && m.proc !== null);
+      this.log(`ERROR ${c.name} exited (${signal ?? `code ${code}`}) after ${((Date.now() - c.startedAt) / 1000).toFixed(1)} s; ` +
+        `restarting every process on its GPU (${group}): ${members.map((m) => m.name).join(', ')}`);
+      recordRestart(c.name);
+      pending = new Set(running.map((m) => m.name));
+      this.regroup.set(group, pending);
+      for (const m of running) m.proc!.kill('SIGTERM');
+    } else {
+      pending.delete(c.name);
+    }
+    if (pending.size > 0) return true;
+    this.regroup.delete(group);
+    const restart = async () => {
+      await this.beforeGroupRestart?.(group).catch((e: unknown) => this.log(`ERROR before restarting ${group}: ${(e as Error).message}`));
+      for (const m of members) {
+        if (m.timer) clearTimeout(m.timer);
+        m.timer = null;
+        if (!this.stopping && m.proc === null) this.spawnChild(m);
+      }
+    };
+    const t = setTimeout(() => void restart(), delay);
+    t.unref();
+    for (const m of members) m.timer = t;
+    return true;
   }
 
   /** Stops restarting; SIGTERMs every running process (SIGKILL after `killAfterMs`) and waits for their exits. */

@@ -15,6 +15,10 @@ import { setLeaderSource } from '../telemetry/metrics.ts';
 import { Supervisor } from './supervise.ts';
 import { LeaderLease } from '../scheduler/lease.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
+import { GPU_SHARE_ENV } from '../config/config.ts';
+import { mpsFor, planColocation, type ColocationPlan } from '../scheduler/colocation-setup.ts';
+import type { MpsDaemon } from '../scheduler/mps.ts';
+import { validatedBytes } from './scheduler.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
@@ -91,7 +95,17 @@ export async function run(argv: string[]): Promise<number> {
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
 
     const gpus = gpuCount();
-    const n = values.workers ? Number(values.workers) : Math.max(1, gpus);
+    // Co-location (issue 14): workers per GPU from the config and the gain table; --workers keeps one per GPU.
+    let plan: ColocationPlan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };
+    let mps: MpsDaemon | null = null;
+    if (config.coLocation.enabled && values.workers) log('coLocation is enabled but --workers was given: one worker per slot, none co-located');
+    if (config.coLocation.enabled && !values.workers) {
+      plan = planColocation(config, gpus, await Promise.all(config.models.map((m) => validatedBytes(m))));
+      for (const r of plan.reasons) log(r);
+      mps = await mpsFor(config, plan, { log });
+    }
+    const slots = gpus > 0 && !values.workers ? plan.perGpu.flatMap((k, d) => Array.from({ length: k }, () => ({ device: d, share: k }))) : [];
+    const n = values.workers ? Number(values.workers) : Math.max(1, slots.length);
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be an integer >= 1, received "${values.workers}"`);
     // Every process started here is supervised alike (issue 11: the scheduler was not restarted before). Two
     // schedulers: a leader and a warm standby. When one exits, its lease is released at once (it is dead: nothing
@@ -105,13 +119,25 @@ export async function run(argv: string[]): Promise<number> {
       onExit: async (name) => {
         if (name.startsWith('scheduler-')) await new LeaderLease(probe, schedulerId(name), { prefix: config.prefix }).release();
       },
+      // A co-located GPU's workers all exited after a fault: the MPS daemon must answer before they start again.
+      beforeGroupRestart: async () => { await mps?.ensureHealthy(); },
     });
+    // The MPS daemon quits after its last client (cleanups run in reverse: after the workers stopped).
+    if (mps) cleanups.push(() => mps!.stop());
     cleanups.push(() => sup.stop());
+    const mpsEnv = mps ? await mps.acquire('up') : {};
     for (let i = 0; i < n; i++) {
-      const device = gpus > 0 ? ['--device', String(i % gpus)] : ['--backend', 'cpu'];
+      const slot = slots[i];
+      const device = gpus > 0 ? ['--device', String(slot ? slot.device : i % gpus)] : ['--backend', 'cpu'];
       // With the scheduler, it alone decides which queues a worker consumes; without it, workers load on demand.
       const selfLoad = values['no-scheduler'] ? [] : ['--no-self-load'];
-      sup.start(`worker-${i}`, ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad]);
+      const args = ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad];
+      if (slot && slot.share > 1) {
+        // Co-located: its share of the budgets, the MPS pipe (when MPS is on), restarted with its GPU's other workers.
+        sup.start(`worker-${i}`, args, { group: `gpu-${slot.device}`, env: { [GPU_SHARE_ENV]: String(slot.share), ...(plan.colocated.includes(slot.device) ? mpsEnv : {}) } });
+      } else {
+        sup.start(`worker-${i}`, args);
+      }
     }
     if (!values['no-scheduler']) {
       for (const name of ['scheduler-0', 'scheduler-1']) {

@@ -103,6 +103,60 @@ export const authConfigSchema = z.object({
   corsOrigins: z.array(z.string().min(1)).default([]),
 }).prefault({});
 
+/**
+ * Co-location (issue 14): several worker processes on one GPU, each with 1/n of `budgets`, optionally under the NVIDIA
+ * MPS control daemon swapserve runs (services/scheduler/mps.ts). Off by default; services/scheduler/colocate.ts decides
+ * per GPU whether it pays for the configured models.
+ */
+export const coLocationSchema = z.object({
+  /** Run several workers per GPU where the measured gain table says it pays (or always, with requireGain false). @defaultValue false */
+  enabled: z.boolean().default(false),
+  /** Workers per co-located GPU. @defaultValue 2 */
+  workersPerGpu: z.number().int().min(2).max(8).default(2),
+  /** Device indices that co-locate, each with its own worker count; unset: every GPU with workersPerGpu. @defaultValue every GPU */
+  gpus: z.array(z.object({
+    device: z.number().int().nonnegative(),
+    workersPerGpu: z.number().int().min(1).max(8).optional(),
+  }).strict()).min(1).optional(),
+  /** Co-locate only where the gain table predicts at least minGain for every configured model. @defaultValue true */
+  requireGain: z.boolean().default(true),
+  /** Least predicted throughput ratio (co-located / best single engine) that counts as paying. @defaultValue 1.2 */
+  minGain: z.number().min(1).default(1.2),
+  /** The measured gain table (`swapserve bench mps` JSON, `gainTable`); unset: the Databricks seed's published shape. */
+  gainTable: z.string().min(1).optional(),
+  /** The workload the decision assumes: typical prompt and completion tokens. @defaultValue 512 and 256 */
+  workload: z.object({
+    promptTokens: z.number().int().positive().default(512),
+    outputTokens: z.number().int().positive().default(256),
+  }).strict().prefault({}),
+  mps: z.object({
+    /** Start the MPS control daemon for co-located GPUs (without it the workers are time-sliced). @defaultValue true */
+    enabled: z.boolean().default(true),
+    /** CUDA_MPS_ACTIVE_THREAD_PERCENTAGE per client (share of SMs); unset: no limit. */
+    activeThreadPercentage: z.number().int().min(1).max(100).optional(),
+    /** The control executable. @defaultValue "nvidia-cuda-mps-control" */
+    control: z.string().min(1).default('nvidia-cuda-mps-control'),
+  }).strict().prefault({}),
+}).strict().superRefine((c, ctx) => {
+  const seen = new Set<number>();
+  c.gpus?.forEach((g, i) => {
+    if (seen.has(g.device)) ctx.addIssue({ code: 'custom', path: ['gpus', i, 'device'], message: `GPU ${g.device} is listed twice` });
+    seen.add(g.device);
+  });
+}).prefault({});
+export type CoLocationConfig = z.infer<typeof coLocationSchema>;
+
+/** Workers on GPU `device` under the co-location config (1 when it is off or the GPU is not listed). */
+export function workersOnGpu(c: CoLocationConfig, device: number): number {
+  if (!c.enabled) return 1;
+  if (!c.gpus) return c.workersPerGpu;
+  const g = c.gpus.find((x) => x.device === device);
+  return g ? (g.workersPerGpu ?? c.workersPerGpu) : 1;
+}
+
+/** Env var a co-located worker is started with: how many workers share its GPU; its budgets are divided by it. */
+export const GPU_SHARE_ENV = 'SWAPSERVE_GPU_SHARE';
+
 export const configSchema = z.object({
   /** Redis URL; env REDIS_URL overrides. Unset under `swapserve up`: a private redis-server is started. */
   redisUrl: z.string().url().optional(),
@@ -131,7 +185,7 @@ export const configSchema = z.object({
     bodyTimeoutMs: z.number().int().positive().default(30_000),
     /** An idle keep-alive socket is closed after this (ms). @defaultValue 5000 */
     keepAliveTimeoutMs: z.number().int().positive().default(5_000),
-    /** Open sockets at most; further connections are closed at once. @defaultValue 1024 */
+    /** Open sockets at most; requests on sockets past it get 503 too_many_connections (Connection: close), and past twice it sockets are closed at once. @defaultValue 1024 */
     maxConnections: z.number().int().positive().default(1024),
     /**
      * Host header names (without port) the gateway answers; others get 403 host_not_allowed. Unset: when bound to
@@ -202,6 +256,7 @@ export const configSchema = z.object({
    * each folder holding a config.json, named after it (the container image's default). @defaultValue false
    */
   discoverModels: z.boolean().default(false),
+  coLocation: coLocationSchema,
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.models.forEach((m, i) => {
@@ -272,6 +327,12 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     const port = Number(env.SWAPSERVE_HEALTH_PORT);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`SWAPSERVE_HEALTH_PORT must be 0..65535, received "${env.SWAPSERVE_HEALTH_PORT}"`);
     cfg.health.port = port;
+  }
+  if (env[GPU_SHARE_ENV]) {
+    // A co-located worker: its share of the per-worker budgets (every worker on the GPU gets the same share).
+    const n = Number(env[GPU_SHARE_ENV]);
+    if (!Number.isInteger(n) || n < 1 || n > 8) throw new ConfigError(`${GPU_SHARE_ENV} must be an integer 1..8, received "${env[GPU_SHARE_ENV]}"`);
+    cfg.budgets = { hostBytes: Math.floor(cfg.budgets.hostBytes / n), gpuBytes: Math.floor(cfg.budgets.gpuBytes / n), scratchBytes: Math.floor(cfg.budgets.scratchBytes / n) };
   }
   if (cfg.discoverModels && cfg.models.length === 0) cfg.models = discoverModels(cfg.modelRoots[0]);
   for (const m of cfg.models) {

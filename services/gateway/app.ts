@@ -4,7 +4,7 @@ import { nowMs } from '../../contracts/clock.ts';
 import { RequestError } from '../../contracts/errors.ts';
 import type { GatewayContext } from './context.ts';
 import { decorateCaller } from './caller.ts';
-import { edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
+import { connectionCapGuard, edgeOptions, installServerEdges, toSwapserveError } from './edges.ts';
 import { hostGuard } from './host-guard.ts';
 import { createLogger, type Logger } from '../config/log.ts';
 import { auth, isAdmin } from './auth.ts';
@@ -29,7 +29,8 @@ export function buildApp(gw: Omit<GatewayContext, 'arrival'>, opts: { log?: Logg
     bodyLimit: gw.config.gateway.bodyLimitBytes, forceCloseConnections: 'idle', ...edgeOptions(gw.config.gateway),
   });
   // Timeouts, connection cap, OpenAI bodies for Node's own answers (edges.ts); Host allow-list (host-guard.ts).
-  installServerEdges(app.server, gw.config.gateway);
+  installServerEdges(app.server, gw.config.gateway, (line) => app.log.warn(line));
+  connectionCapGuard(app, gw.config.gateway);
   hostGuard(app, gw.config.gateway);
   if (!app.hasRequestDecorator('apiKeyId')) decorateCaller(app);
   const ctx: GatewayContext = { ...gw, arrival: (req) => arrivals.get(req) ?? nowMs() };

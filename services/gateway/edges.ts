@@ -1,8 +1,9 @@
 // The gateway's HTTP edges: timeouts and a connection cap, and an OpenAI error body for everything Node or Fastify
 // would otherwise answer themselves (malformed requests, 408/413/415/417/431, FST_ERR_*), or not at all.
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyHttpOptions, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyHttpOptions, FastifyInstance, FastifyReply } from 'fastify';
 import { RequestError } from '../../contracts/errors.ts';
 import type { Config } from '../config/config.ts';
 
@@ -128,10 +129,37 @@ function blankRequestGuard(server: Server): void {
   });
 }
 
+/** Sockets accepted past gateway.maxConnections: their requests get 503 too_many_connections. */
+const overCap = new WeakSet<object>();
+
+/**
+ * Answers every request on a socket past the connection cap with 503 too_many_connections (OpenAI body, Connection:
+ * close) and a log line, before any route runs.
+ */
+export function connectionCapGuard(app: FastifyInstance, gw: Config['gateway']): void {
+  app.addHook('onRequest', async (req, reply) => {
+    if (!overCap.has(req.raw.socket)) return;
+    req.log.warn({ maxConnections: gw.maxConnections, remoteAddress: req.raw.socket.remoteAddress }, 'connection cap reached: answered 503 too_many_connections');
+    reply.header('connection', 'close');
+    throw new RequestError('too_many_connections', { detail: gw.maxConnections });
+  });
+}
+
 /** Server-level edges Fastify has no option for: the connection cap, Expect, CONNECT, blank requests. */
-export function installServerEdges(server: Server, gw: Config['gateway']): void {
-  // Sockets beyond the cap are closed by Node as they arrive (no response can be sent before accepting them).
-  server.maxConnections = gw.maxConnections;
+export function installServerEdges(server: Server, gw: Config['gateway'], onCapLog?: (line: string) => void): void {
+  // The connection cap: a socket past gw.maxConnections is accepted and its requests answered 503
+  // too_many_connections with Connection: close (connectionCapGuard), so a client learns why; past twice the cap
+  // (a backstop for file descriptors) Node closes sockets as they arrive, with a log line ('drop').
+  let open = 0;
+  server.on('connection', (socket: Socket) => {
+    open++;
+    if (open > gw.maxConnections) overCap.add(socket);
+    socket.once('close', () => { open--; });
+  });
+  server.maxConnections = 2 * gw.maxConnections;
+  server.on('drop', (d?: { remoteAddress?: string }) => {
+    onCapLog?.(`connection cap: dropped a connection from ${d?.remoteAddress ?? 'unknown'} past twice gateway.maxConnections (${server.maxConnections} open)`);
+  });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const e = new RequestError('expectation_failed', { detail: String(req.headers.expect ?? '').slice(0, 100), param: 'Expect' });
     const body = JSON.stringify(e.toBody());

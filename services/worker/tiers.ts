@@ -41,7 +41,14 @@ export class TierManager {
   /** Moves run one at a time: budgets are checked and changed by one actor. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly backend: ModelBackend, private readonly onChange: () => void) {}
+  constructor(
+    private readonly backend: ModelBackend,
+    private readonly onChange: () => void,
+    /** Where a rejected registration is logged (the worker's logger); a line on stderr without one. */
+    private readonly logRejected: (model: string, reason: string) => void = (model, reason) => {
+      process.stderr.write(`swapserve worker: model ${model} rejected: ${reason}\n`);
+    },
+  ) {}
 
   add(entry: ModelEntry): void {
     if (this.slots.has(entry.id)) return;
@@ -51,7 +58,7 @@ export class TierManager {
     }, (e: unknown) => {
       // A rejected file fails this model only (its jobs end with model_load_failed); said once, here.
       const reason = e instanceof Error ? e.message : String(e);
-      process.stderr.write(`swapserve worker: model ${entry.id} rejected: ${reason.split('\n')[0]}\n`);
+      this.logRejected(entry.id, reason.split('\n')[0]);
       throw new TierError('invalid', `model ${entry.id} could not be opened: ${reason}`);
     });
     slot.registered.catch(() => {});

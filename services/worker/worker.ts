@@ -65,7 +65,8 @@ export class SwapWorker {
     this.redis = connect(url, { name: `swapserve-worker-${this.workerId}` });
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
     this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
-    this.tiers = new TierManager(this.backend, () => this.control?.changed());
+    this.tiers = new TierManager(this.backend, () => this.control?.changed(),
+      (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`));
     this.control = new Control(
       { workerId: this.workerId, state: () => this.state(), execute: (c, started) => this.execute(c, started) },
       this.redis, connect(url, { blocking: true, name: 'swapserve-worker-cmd' }), this.cfg.prefix, this.cfg.worker.heartbeatMs,

@@ -88,7 +88,7 @@ describe('HTTP edges: timeouts and the connection cap', () => {
     assert.ok(r.closed && r.ms < GATEWAY.keepAliveTimeoutMs + 1500, `closed after ${r.ms.toFixed(0)} ms`);
   });
 
-  it('sockets beyond maxConnections are closed; the ones inside keep working', async () => {
+  it('requests on sockets beyond maxConnections get 503 too_many_connections and a closed socket; the ones inside keep working', async () => {
     const open: Socket[] = [];
     for (let i = 0; i < GATEWAY.maxConnections; i++) {
       const s = connect(port, '127.0.0.1');
@@ -99,8 +99,17 @@ describe('HTTP edges: timeouts and the connection cap', () => {
       // The server accepts asynchronously: let it count the held sockets before the next one arrives.
       await new Promise((r) => setImmediate(r));
       const over = await rawHttp(port, 'GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n', { waitMs: 2000 });
-      assert.equal(over.status, 0, 'no answer past the cap');
+      assertError(over, 503, 'too_many_connections', 'past the cap');
+      assert.match((over.json as { error: { message: string } }).error.message, new RegExp(`maximum of ${GATEWAY.maxConnections} open connections`));
       assert.ok(over.closed, 'closed by the server');
+      // A socket inside the cap is still served.
+      open[0].write('GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      const inside = await new Promise<string>((r) => {
+        let got = '';
+        open[0].on('data', (d: Buffer) => { got += d.toString(); });
+        open[0].once('close', () => r(got));
+      });
+      assert.match(inside, /^HTTP\/1\.1 200 /);
     } finally {
       for (const s of open) s.destroy();
       // Later tests need the slots back: wait until the server has seen the closes.
