@@ -24,6 +24,8 @@ export interface GenerateRequest {
   topK: number;
   seed?: number;
   stop?: string[];
+  /** vLLM's ignore_eos: keep sampling past EOS until maxTokens (load replays of trace lengths). @defaultValue false */
+  ignoreEos?: boolean;
 }
 
 export type GenerateEvent =
@@ -98,6 +100,7 @@ interface Seq {
   /** SentencePiece: drop the dummy-prefix space of the first text after a BOS-only/BOS-final prompt. */
   stripSpace: boolean;
   stop: StopMatcher;
+  ignoreEos: boolean;
   out: Channel<GenerateEvent>;
   cancelled: boolean;
   admittedAt: number;
@@ -204,6 +207,7 @@ export class Engine {
       text: this.tokenizer.decodeStream(),
       stripSpace: this.tokenizer instanceof SpmTokenizer && req.prompt[req.prompt.length - 1] === this.tokenizer.bosId,
       stop: new StopMatcher(req.stop ?? []),
+      ignoreEos: req.ignoreEos === true,
       out: new Channel<GenerateEvent>(),
       cancelled: false,
       admittedAt: 0,
@@ -353,7 +357,7 @@ export class Engine {
     if (s.completion === 0) s.firstTokenAt = now;
     s.completion++;
     s.last = id;
-    if (this.eos.has(id)) {
+    if (this.eos.has(id) && !s.ignoreEos) {
       const rest = s.stop.push(this.textOf(s, s.text.flush())).text + s.stop.flush();
       if (rest) s.out.push({ type: 'token', id, text: rest });
       this.retire(s, 'stop');

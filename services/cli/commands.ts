@@ -19,6 +19,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'headline', synopsis: '--tiny | --models-dir DIR [--baseline FILE]', summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
   { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
   { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../../bench/scheduler/decision.ts') },
+  { name: 'load', synopsis: '--model ID [--trace azure-conv] [--rate R | --trace-time | --concurrency C] [--sweep] [--out FILE]', summary: 'drive a running stack through the gateway with trace-replayed streamed requests: throughput, TTFT/TPOT percentiles, goodput, failed/lost, memory; --sweep for the highest rate inside the SLO', load: () => import('../../bench/load/load.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
 ];
 

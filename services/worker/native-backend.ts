@@ -195,7 +195,7 @@ export class NativeBackend implements ModelBackend {
     try {
       for await (const ev of engine.generate({
         prompt, maxTokens: Math.min(s.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: 0,
-        stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),
+        stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}), ...(s.ignoreEos ? { ignoreEos: true } : {}),
       }, signal)) {
         if (ev.type === 'token') {
           yield ev;
