@@ -14,9 +14,11 @@ export interface TraceRequest {
   outputTokens: number;
 }
 
-/** The traces folder beside the checkout (`../shared/data/traces`), or SWAPSERVE_TRACES_DIR. */
+/** The traces folder: SWAPSERVE_TRACES_DIR, else SWAPSERVE_SHARED_DATA/traces, else `../shared/data/traces` beside the checkout. */
 export function tracesDir(): string {
-  return process.env.SWAPSERVE_TRACES_DIR ?? join(new URL('../..', import.meta.url).pathname, '..', 'shared', 'data', 'traces');
+  if (process.env.SWAPSERVE_TRACES_DIR) return process.env.SWAPSERVE_TRACES_DIR;
+  if (process.env.SWAPSERVE_SHARED_DATA) return join(process.env.SWAPSERVE_SHARED_DATA, 'traces');
+  return join(new URL('../..', import.meta.url).pathname, '..', 'shared', 'data', 'traces');
 }
 
 const FILES: Record<TraceName, string> = {
