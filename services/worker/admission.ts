@@ -35,6 +35,8 @@ const POLL_MS = 10;
 export class Admission {
   /** Jobs held (taken and not yet ended) per model. */
   private readonly held = new Map<string, number>();
+  /** Slots granted to a waiting consumer whose (non-blocking) fetch has not returned yet. */
+  private readonly reserved = new Map<string, number>();
   private readonly modelCaps = new Map<string, number>();
   private waiters: Waiter[] = [];
   private seq = 0;
@@ -53,12 +55,13 @@ export class Admission {
   }
 
   heldBy(model: string): number {
-    return this.held.get(model) ?? 0;
+    return (this.held.get(model) ?? 0) + (this.reserved.get(model) ?? 0);
   }
 
   total(): number {
     let n = 0;
     for (const v of this.held.values()) n += v;
+    for (const v of this.reserved.values()) n += v;
     return n;
   }
 
@@ -85,10 +88,12 @@ export class Admission {
   }
 
   /**
-   * Resolves true once `model` may take a job, or false once `closing()` holds. Waiters are served fewest-held
-   * first, then in order of arrival. Nothing is held until the fetch brings a job (took()): a fetch blocked on an
-   * empty queue must not keep other models' consumers out. So consumers fetching at the same moment can overshoot
-   * the worker's cap by at most (consumers − 1); each consumer fetches one job at a time, so a model's cap is exact.
+   * Waits for room: resolves true once `model` may take a job — the slot is then reserved until settle() says
+   * whether the fetch (which must not block on an empty queue) brought one — or false once `closing()` holds.
+   * Waiters are served fewest-held first, then in order of arrival. A consumer that finds room at once (room()) fetches
+   * without a reservation and calls took(): a blocking fetch on an empty queue must not keep other models out, so
+   * consumers that find room at the same moment can overshoot the worker's cap by one job each; a model's cap is
+   * exact (a consumer fetches one job at a time).
    */
   acquire(model: string, closing: () => boolean): Promise<boolean> {
     return new Promise((resolve) => {
@@ -97,13 +102,22 @@ export class Admission {
     });
   }
 
+  /** A granted wait's fetch returned: the reservation becomes a held job, or goes. */
+  settle(model: string, gotJob: boolean): void {
+    const r = this.reserved.get(model) ?? 0;
+    if (r <= 1) this.reserved.delete(model);
+    else this.reserved.set(model, r - 1);
+    if (gotJob) this.took(model);
+    else this.pump();
+  }
+
   /** A fetch brought a job: it is held until release(). */
   took(model: string): void {
     this.held.set(model, this.heldBy(model) + 1);
   }
 
   release(model: string): void {
-    const h = this.heldBy(model);
+    const h = this.held.get(model) ?? 0;
     if (h <= 1) this.held.delete(model);
     else this.held.set(model, h - 1);
     this.pump();
@@ -120,6 +134,7 @@ export class Admission {
         w.resolve(false);
       } else if (this.room(w.model)) {
         served.add(w);
+        this.reserved.set(w.model, (this.reserved.get(w.model) ?? 0) + 1);
         w.resolve(true);
       }
     }

@@ -137,7 +137,8 @@ export class SwapWorker {
    * loop ends; on a job's completion it may also fetch the next one in the same call (`fetchNext`). The gate wraps
    * the fetch and turns `fetchNext` off, so every job is taken through it. A fetch without room waits for it, unless
    * jobs fetched earlier have not started yet: then it returns no job at once, which ends the inner loop so that they
-   * start (waiting there would hold them back forever). Each job's slot is given back once its processing has ended.
+   * start (waiting there would hold them back forever); after a wait it fetches without blocking. Each job's slot is given
+   * back once its processing has ended.
    */
   private gate(w: BullWorker, model: string): void {
     type Internals = {
@@ -150,15 +151,24 @@ export class SwapWorker {
     const closing = () => this.draining || w.closing !== undefined || this.consumers.get(model) !== w;
     let unstarted = 0;
     bw._getNextJob = async (token, opts) => {
-      if (!this.admission.room(model)) {
-        if (unstarted > 0) return undefined;
-        if (!(await this.admission.acquire(model, closing))) return undefined;
+      if (this.admission.room(model)) {
+        const job = await fetchJob(token, opts);
+        if (job) {
+          unstarted++;
+          this.admission.took(model);
+        }
+        return job;
       }
-      const job = await fetchJob(token, opts);
-      if (job) {
-        unstarted++;
-        this.admission.took(model);
+      if (unstarted > 0) return undefined;
+      if (!(await this.admission.acquire(model, closing))) return undefined;
+      // A slot reserved after a wait: fetch without blocking, so an empty queue gives it back at once.
+      let job: Job | undefined;
+      try {
+        job = await fetchJob(token, { ...opts, block: false });
+      } finally {
+        this.admission.settle(model, job !== undefined);
       }
+      if (job) unstarted++;
       return job;
     };
     bw.processJob = (job, token) => {
