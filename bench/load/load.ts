@@ -93,7 +93,7 @@ export function sweepTable(s: SweepResult): string {
   const rows = [...s.points].sort((a, b) => a.rate - b.rate).map((p) =>
     `| ${p.rate.toFixed(3)} | ${ms(p.report.ttftMs?.p50)} | ${ms(p.report.ttftMs?.p99)} | ${ms(p.report.tpotMs?.p99)} | ${p.report.goodput.requestsPerS.toFixed(2)} | ${p.report.failed}/${p.report.lost} | ${p.meets ? 'yes' : 'no'} |`);
   return ['### capacity curve (rate -> p99 TTFT)', '', '| rate (req/s) | TTFT p50 (ms) | TTFT p99 (ms) | TPOT p99 (ms) | goodput (req/s) | failed/lost | meets SLO |',
-    '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', `**highest rate inside the SLO: ${s.maxRate.toFixed(3)} req/s**`, ''].join('\n');
+    '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', `**highest rate inside the SLO: ${s.capped ? '>= ' : ''}${s.maxRate.toFixed(3)} req/s${s.capped ? ' (the search cap, --max-rate)' : ''}**`, ''].join('\n');
 }
 
 /** Resolves the target (tokenizer, context, URL) from the arguments and the config. */

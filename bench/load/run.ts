@@ -215,7 +215,12 @@ export function meetsSlo(r: LoadReport): boolean {
 }
 
 export interface SweepPoint { rate: number; meets: boolean; report: LoadReport }
-export interface SweepResult { maxRate: number; points: SweepPoint[] }
+export interface SweepResult {
+  maxRate: number;
+  /** The search stopped at its cap (maxRate) still meeting the SLO: the true limit is higher. */
+  capped: boolean;
+  points: SweepPoint[];
+}
 
 /**
  * The highest Poisson rate whose run keeps p99 TTFT and TPOT inside the SLO (0 failed, 0 lost): doubles from
@@ -238,7 +243,7 @@ export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: nu
   if (await tryRate(hi)) {
     lo = hi;
     for (;;) {
-      if (hi >= cap) return { maxRate: lo, points };
+      if (hi >= cap) return { maxRate: lo, capped: true, points };
       hi = Math.min(cap, hi * 2);
       if (!(await tryRate(hi))) break;
       lo = hi;
@@ -249,12 +254,12 @@ export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: nu
       if (await tryRate(r)) { lo = r; break; }
       hi = r;
     }
-    if (lo === 0) return { maxRate: 0, points };
+    if (lo === 0) return { maxRate: 0, capped: false, points };
   }
   for (let i = 0; i < opts.steps; i++) {
     const mid = (lo + hi) / 2;
     if (await tryRate(mid)) lo = mid;
     else hi = mid;
   }
-  return { maxRate: lo, points };
+  return { maxRate: lo, capped: false, points };
 }

@@ -32,6 +32,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
   { name: 'worker', synopsis: '[--config FILE] [--group NAME]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
   { name: 'simulate', synopsis: '[--fleet FILE] [--calibration FILE] [--out DIR]', summary: 'replay a multi-model trace through the scheduler policy and baselines; GPU-hours and TTFT per policy', load: () => import('./simulate.ts') },
+  { name: 'profile', synopsis: '--model-path PATH [--device NAME] [--out DIR] [--quick]', summary: "measure one device for the planner: max rate inside the SLO per request-size bucket, swap/disk GB/s, worker start, prefill/decode step times; writes its JSON and a calibration file", load: () => import('../../bench/load/profile.ts') },
   { name: 'plan', synopsis: '<input.yaml> [--out FILE] [--report FILE] [--json FILE]', summary: 'the cheapest mix of GPU types and worker groups for a workload, as a placement config (docs/plan.md)', load: () => import('./plan.ts') },
 ];
 
