@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../../services/config/config.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
+import { isSwapserveError } from '../../contracts/errors.ts';
 import { closeAgents } from './client.ts';
 import { runLoad, sweep, type LoadReport, type LoadSpec, type LoadTarget, type SweepResult } from './run.ts';
 import { loadTrace, TRACES, type TraceName } from './traces.ts';
@@ -180,7 +181,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`swapserve bench load: ${e.message}\n\n${USAGE}`);
       return 2;
     }
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || isSwapserveError(e)) { // a bad config, a model file that cannot be read
       process.stderr.write(`swapserve bench load: ${e.message}\n`);
       return 2;
     }

@@ -21,6 +21,7 @@ import type { ModelSource } from '../../native/ts/types.ts';
 import { freePort } from '../../services/dev/free-port.ts';
 import { startLocalRedis } from '../../services/dev/local-redis.ts';
 import { fitEngine, loadCalibration, parseCalibrationFile, type CalibrationFile, type ModelShape } from '../../services/fleet/calibration.ts';
+import { isSwapserveError } from '../../contracts/errors.ts';
 import { closeAgents } from './client.ts';
 import { PromptBuilder } from './prompts.ts';
 import { sweep, type LoadTarget, type SweepResult } from './run.ts';
@@ -394,6 +395,7 @@ export async function run(argv: string[]): Promise<number> {
     const backend = (v.backend as string | undefined) ?? 'auto';
     if (!['auto', 'cpu', 'cuda'].includes(backend)) throw new UsageError(`--backend must be auto, cpu or cuda, got ${JSON.stringify(backend)}`);
     const quick = v.quick === true;
+    for (const k of ['inputs', 'outputs', 'batches', 'prefill'] as const) list(v[k] as string | undefined, [1], k);
     const source = await openModel(modelPath);
     const w = source.layout.totalBytes;
     const context = v.context !== undefined ? numArg(v.context as string, 'context', 0) : Math.min(source.config.maxPositions, 4096);
@@ -426,6 +428,10 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`swapserve profile: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (isSwapserveError(e)) { // a model file that cannot be read, a bad config, no redis-server
+      process.stderr.write(`swapserve profile: ${e.message} (${e.code})\n`);
       return 2;
     }
     throw e;
