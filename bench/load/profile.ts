@@ -46,6 +46,7 @@ Measures one device for the fleet planner and writes <out>/<device>.json plus <o
   --max-rate R         stop doubling the rate here (default 256)
   --datasheet-bw B/s --datasheet-flops F/s --datasheet-link B/s   vendor numbers (known for H100/H200)
   --threads N          CPU backend threads (default 0 = all)
+  --reps N             repetitions of each tier move (default 3)
   --quick              CPU smoke run: tiny buckets, batches 1,2,4, short sweeps
 `;
 
@@ -55,7 +56,7 @@ const OPTIONS = {
   inputs: { type: 'string' }, outputs: { type: 'string' }, batches: { type: 'string' }, prefill: { type: 'string' },
   'slo-ttft-ms': { type: 'string' }, 'slo-tpot-ms': { type: 'string' }, 'duration-s': { type: 'string' }, 'sweep-steps': { type: 'string' },
   'start-rate': { type: 'string' }, 'max-rate': { type: 'string' }, 'datasheet-bw': { type: 'string' }, 'datasheet-flops': { type: 'string' },
-  'datasheet-link': { type: 'string' }, threads: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  'datasheet-link': { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 class UsageError extends Error {}
@@ -142,7 +143,7 @@ async function measureNative(o: Opts, source: ModelSource, tok: Tokenizer, log: 
   rt.register(id, source.layout);
   const files = [...new Set(source.layout.segments.map((s) => s.file))];
   const addon = rt.addon as unknown as { dropPageCache?: (p: string) => void };
-  const reps = o.quick ? 2 : 3;
+  const reps = o.reps;
   const disk: number[] = [], cache: number[] = [], swap: number[] = [];
   let dropped = typeof addon.dropPageCache === 'function';
   for (let i = 0; i < reps; i++) {
@@ -165,7 +166,11 @@ async function measureNative(o: Opts, source: ModelSource, tok: Tokenizer, log: 
   await rt.load(id);
   await rt.swapIn(id);
   const maxBatch = Math.max(...o.batches);
-  const engine = await Engine.create(rt, id, source, tok, { maxBatch, maxContext: o.context, ...(backend === 'cpu' ? { threads: o.threads } : {}) });
+  const ctxTokens = Math.min(128, Math.floor(o.context / 4));
+  // A prefill pass wide enough that a decode batch's prompts go in within a few steps (its decode steps are then
+  // decode-only, not shared with the others' prefill chunks).
+  const prefillChunk = Math.min(Math.max(512, maxBatch * ctxTokens), 8192);
+  const engine = await Engine.create(rt, id, source, tok, { maxBatch, maxContext: o.context, prefillChunk, ...(backend === 'cpu' ? { threads: o.threads } : {}) });
   const pb = new PromptBuilder(tok, 'completions', Math.min(Math.max(...o.prefill), o.context - 2), 7);
   const req = (tokens: number, out: number, seed: number) => {
     const ids = tok.encode(pb.build(tokens, seed).text, { addBos: true }).slice(0, Math.max(1, tokens));
@@ -178,8 +183,7 @@ async function measureNative(o: Opts, source: ModelSource, tok: Tokenizer, log: 
     prefill.push({ tokens: n, s: ms / 1000 });
   }
   log(`prefill: ${prefill.map((p) => `${p.tokens} tok ${(p.s * 1000).toFixed(1)} ms`).join(', ')}`);
-  const ctxTokens = Math.min(128, Math.floor(o.context / 4));
-  const steps = o.quick ? 8 : 32;
+  const steps = o.quick ? 8 : 48;
   const decode: Profile['steps']['decode'] = [];
   const bw = o.datasheet?.bw ?? null;
   const shape = shapeOf(source, backend);
@@ -192,6 +196,7 @@ async function measureNative(o: Opts, source: ModelSource, tok: Tokenizer, log: 
       log(`decode batch ${b} failed: ${(e as Error).message}`);
       break;
     }
+    // Per sequence: its decode time over its decode steps; the median sequence's rate is the batch's step.
     const stepS = median(dones.map((d) => d.decodeMs / Math.max(1, d.completionTokens - 1))) / 1000;
     const meanCtx = ctxTokens + steps / 2;
     const roof = bw ? b / ((shape.weightBytes + b * meanCtx * shape.kvBytesPerToken) / bw) : null;
@@ -211,7 +216,7 @@ interface Opts {
   hostBytes: number; gpuBytes: number; scratchBytes: number; context: number; threads: number;
   inputs: number[]; outputs: number[]; batches: number[]; prefill: number[];
   sloTtftMs: number; sloTpotMs: number; durationS: number; sweepSteps: number; startRate: number; maxRate: number;
-  datasheet: { bw: number; flops: number; link: number; source: string } | null; quick: boolean;
+  datasheet: { bw: number; flops: number; link: number; source: string } | null; quick: boolean; reps: number;
 }
 
 /** A child `swapserve` process; resolves once a stdout line matches `ready`. */
@@ -415,7 +420,7 @@ export async function run(argv: string[]): Promise<number> {
       sloTtftMs: numArg(v['slo-ttft-ms'] as string, 'slo-ttft-ms', 2000), sloTpotMs: numArg(v['slo-tpot-ms'] as string, 'slo-tpot-ms', 100),
       durationS: numArg(v['duration-s'] as string, 'duration-s', quick ? 1.5 : 10), sweepSteps: numArg(v['sweep-steps'] as string, 'sweep-steps', quick ? 1 : 3),
       startRate: numArg(v['start-rate'] as string, 'start-rate', quick ? 4 : 1), maxRate: numArg(v['max-rate'] as string, 'max-rate', quick ? 16 : 256),
-      datasheet: null, quick,
+      datasheet: null, quick, reps: numArg(v.reps as string, 'reps', quick ? 2 : 3),
     };
     if (bw || fl || li) {
       if (!(bw && fl && li)) throw new UsageError('--datasheet-bw, --datasheet-flops and --datasheet-link go together');
