@@ -162,6 +162,14 @@ export async function run(argv: string[]): Promise<number> {
     const s = spec(v);
     const t = await target(v);
     const log = (m: string) => process.stderr.write(`[bench load] ${m}\n`);
+    // The stack must be up: a clear line, not a table of refused connections.
+    try {
+      const r = await fetch(new URL('v1/models', t.url.endsWith('/') ? t.url : `${t.url}/`), { headers: t.headers ?? {}, signal: AbortSignal.timeout(10_000) });
+      if (!r.ok) throw new Error(`GET /v1/models answered ${r.status}`);
+    } catch (e) {
+      process.stderr.write(`swapserve bench load: cannot reach the gateway at ${t.url} (${(e as Error).message}); start the stack first (swapserve up)\n`);
+      return 1;
+    }
     log(`${t.url} model ${t.model} (${t.endpoint}, context ${t.context}), trace ${v.trace ?? 'azure-conv'}`);
     let out: unknown;
     if (v.sweep) {

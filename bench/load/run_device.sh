@@ -51,7 +51,7 @@ JSON
   node bin/swapserve.js worker --config "$CFG" > "$OUT/worker.log" 2>&1 &
   W_PID=$!
   trap 'kill $W_PID $GW_PID $REDIS_PID 2>/dev/null' EXIT
-  for _ in $(seq 1 600); do grep -q " ready " "$OUT/worker.log" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q " ready " "$OUT/worker.log" && grep -q "listening on" "$OUT/gateway.log" && break; sleep 0.1; done
   grep " ready " "$OUT/worker.log" | cut -c1-200
   # Warm-up: the model's first load (disk -> host -> GPU) and first-use setup, outside the measured runs.
   node -e "fetch('http://127.0.0.1:$GW/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
