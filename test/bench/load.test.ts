@@ -28,7 +28,7 @@ const MODEL = 'story';
 const HAS_STATS = typeof (Engine.prototype as { stats?: unknown }).stats === 'function';
 const MiB = 1024 * 1024;
 
-describe('bench load (CPU, stories260K, real gateway + worker)', { skip: needsData(), timeout: 240_000 }, () => {
+describe('bench load (CPU, stories260K, real gateway + worker)', { skip: needsData(), timeout: 900_000 }, () => {
   let redis: TestRedis;
   let config: Config;
   let backend: NativeBackend;
@@ -125,7 +125,7 @@ describe('bench load (CPU, stories260K, real gateway + worker)', { skip: needsDa
   });
 });
 
-describe('bench load: a burst larger than the capacity waits and completes', { skip: needsData(), timeout: 240_000 }, () => {
+describe('bench load: a burst larger than the capacity waits and completes', { skip: needsData(), timeout: 600_000 }, () => {
   let redis: TestRedis;
   let backend: NativeBackend;
   let worker: SwapWorker;
