@@ -40,6 +40,8 @@ export interface GenerateRequest {
   n?: number;
   /** Constrained decoding: one TokenConstraint per choice (native/ts/grammar builds them from a JSON schema). */
   constraint?: () => TokenConstraint;
+  /** vLLM's ignore_eos: keep sampling past EOS until maxTokens (load replays of trace lengths). @defaultValue false */
+  ignoreEos?: boolean;
 }
 
 /**
@@ -87,6 +89,11 @@ export interface EngineOptions {
    * (less an estimate of the CUDA backend's activations)
    */
   kvCacheBytes?: number;
+  /**
+   * With kvCacheBytes unset: the largest fraction (0..1] of the scratch pool's whole budget the default KV cache
+   * takes, so that several engines on one worker (several resident models) each get room. @defaultValue 1
+   */
+  kvShare?: number;
   /** Longest prompt + completion, tokens; also sizes the KV cache. @defaultValue min(model maxPositions, 4096) */
   maxContext?: number;
   /** Prompt tokens fed per step, over all sequences (bounds how long a new prompt stalls others' decode). @defaultValue 512 */
@@ -139,7 +146,7 @@ const DEFAULTS = { maxBatch: 8, prefillChunk: 512, threads: 0, tuning: {}, warn:
 const MAX_STOPS = 16;
 const MAX_STOP_CHARS = 256;
 
-type Resolved = Required<Omit<EngineOptions, 'tuning' | 'kvCacheBytes'>> & { tuning: EngineTuning; kvCacheBytes?: number };
+type Resolved = Required<Omit<EngineOptions, 'tuning' | 'kvCacheBytes' | 'kvShare'>> & { tuning: EngineTuning; kvCacheBytes?: number; kvShare?: number };
 
 /** A queue of events for one consumer; the engine loop pushes, the generate() iterator pulls. */
 class Channel<T> {
@@ -212,6 +219,7 @@ interface Seq {
   /** SentencePiece: drop the dummy-prefix space of the first text after a BOS-only/BOS-final prompt. */
   stripSpace: boolean;
   stop: StopMatcher;
+  ignoreEos: boolean;
   cancelled: boolean;
   admittedAt: number;
   firstTokenAt: number;
@@ -261,8 +269,12 @@ export class Engine {
     let scratchFree = Infinity;
     try {
       const u = runtime.usage().scratch;
-      scratchFree = Math.max(0, u.budgetBytes - u.usedBytes);
-    } catch { /* an older runtime without usage(): no cap */ }
+      const share = opts?.kvShare ?? 1;
+      if (!(share > 0 && share <= 1)) throw new EngineError('invalid_request', `Expected kvShare in (0, 1] but received ${share}`);
+      scratchFree = Math.max(0, Math.min(u.budgetBytes - u.usedBytes, Math.floor(u.budgetBytes * share)));
+    } catch (e) {
+      if (e instanceof EngineError) throw e; // an older runtime without usage(): no cap
+    }
     return Engine.make(addon, runtime.native, modelId, source, tokenizer, opts, {}, { scratchFree, backend: addon.build });
   }
 
@@ -383,6 +395,7 @@ export class Engine {
         text: this.tokenizer.decodeStream(),
         stripSpace: this.tokenizer instanceof SpmTokenizer && req.prompt[req.prompt.length - 1] === this.tokenizer.bosId,
         stop: new StopMatcher(req.stop ?? []),
+        ignoreEos: req.ignoreEos === true,
         cancelled: false,
         admittedAt: 0,
         firstTokenAt: 0,
@@ -759,7 +772,7 @@ export class Engine {
       return;
     }
     if (s.hist) s.hist.set(id, (s.hist.get(id) ?? 0) + 1);
-    if (this.eos.has(id)) {
+    if (this.eos.has(id) && !s.ignoreEos) {
       const rest = s.stop.push(this.textOf(s, s.text.flush())).text + s.stop.flush();
       if (rest) emit(rest);
       this.retire(s, 'stop');

@@ -19,6 +19,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'headline', synopsis: '--tiny | --models-dir DIR [--baseline FILE]', summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
   { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },
   { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../../bench/scheduler/decision.ts') },
+  { name: 'load', synopsis: '--model ID [--trace azure-conv] [--rate R | --trace-time | --concurrency C] [--sweep] [--out FILE]', summary: 'drive a running stack through the gateway with trace-replayed streamed requests: throughput, TTFT/TPOT percentiles, goodput, failed/lost, memory; --sweep for the highest rate inside the SLO', load: () => import('../../bench/load/load.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
   { name: 'mps', synopsis: '--models-dir DIR | --tiny [--prompts 128,512,2048] [--budget-s S]', summary: 'two engines on one GPU under MPS vs time-sliced vs one engine (and at twice the batch): tok/s, p99 TPOT, the co-location gain table (GPU)', load: () => import('../../bench/mps/mps.ts') },
 ];
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
   { name: 'worker', synopsis: '[--config FILE] [--group NAME]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },
   { name: 'simulate', synopsis: '[--fleet FILE] [--calibration FILE] [--out DIR]', summary: 'replay a multi-model trace through the scheduler policy and baselines; GPU-hours and TTFT per policy', load: () => import('./simulate.ts') },
+  { name: 'profile', synopsis: '--model-path PATH [--device NAME] [--out DIR] [--quick]', summary: "measure one device for the planner: max rate inside the SLO per request-size bucket, swap/disk GB/s, worker start, prefill/decode step times; writes its JSON and a calibration file", load: () => import('../../bench/load/profile.ts') },
   { name: 'plan', synopsis: '<input.yaml> [--out FILE] [--report FILE] [--json FILE]', summary: 'the cheapest mix of GPU types and worker groups for a workload, as a placement config (docs/plan.md)', load: () => import('./plan.ts') },
 ];
 

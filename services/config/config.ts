@@ -195,8 +195,13 @@ export const configSchema = z.object({
     allowedHosts: z.array(z.string().min(1)).optional(),
   }).prefault({}),
   worker: z.object({
-    /** Concurrent generations per worker (across its models). @defaultValue 4 */
-    concurrency: z.number().int().positive().default(4),
+    /**
+     * Most jobs a worker holds at once, across its models: a cap, not a target. Within it the worker takes a job only
+     * while the model's engine can admit it (free KV blocks and batch slots; services/worker/design.md, "Admission"),
+     * and several resident models share it fairly. An engine batches min(this, 256) sequences (8 on an engine
+     * without a paged KV cache). @defaultValue 256
+     */
+    concurrency: z.number().int().positive().default(256),
     /** Heartbeat period (ms); a worker silent for 3 periods is considered gone. @defaultValue 1000 */
     heartbeatMs: z.number().int().positive().default(1000),
     /** BullMQ job lock duration (ms); renewed at half this by the worker's event loop. @defaultValue 10000 */

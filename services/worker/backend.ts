@@ -4,6 +4,7 @@
 import type { ModelEntry } from '../config/config.ts';
 import type { JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
+import type { ModelCapacity } from './admission.ts';
 
 export interface MoveOutcome {
   bytes: number;
@@ -43,5 +44,7 @@ export interface ModelBackend {
    * unusable: the worker stops taking jobs, puts back the ones it holds, and exits non-zero for its supervisor.
    */
   healthy(): boolean;
+  /** What the model's engine can admit now (admission.ts); absent: the worker's caps alone decide. */
+  capacity?(modelId: string): ModelCapacity | null;
   close(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import { RequestError } from '../../contracts/errors.ts';
 import type { JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome } from './backend.ts';
+import type { EngineStats, ModelCapacity } from './admission.ts';
 
 interface Held {
   entry: ModelEntry;
@@ -19,14 +20,24 @@ interface Held {
   /** Loaded on first need (tokenizerOf), not at registration: a move needs only the layout. */
   tokenizer: Promise<Tokenizer> | null;
   engine: Promise<Engine> | null;
+  /** The engine once created (capacity() reads it synchronously). */
+  ready: Engine | null;
+  /** Moving mean of prompt + max_tokens of this model's sequences (admission's per-sequence KV estimate). */
+  meanSeqTokens: number;
 }
+
+/** Whether this build's engine reports its capacity (paged KV cache: Engine.stats()). */
+const ENGINE_HAS_STATS = typeof (Engine.prototype as { stats?: unknown }).stats === 'function';
+/** Sequences batched by an engine with stats (admission then follows its KV blocks) and by one without. */
+const MAX_BATCH = 256;
+const LEGACY_MAX_BATCH = 8;
 
 export interface NativeBackendOptions {
   /** @defaultValue env SWAPSERVE_BACKEND, else auto */
   backend?: 'auto' | 'cpu' | 'cuda';
   /** CUDA device ordinal (one worker per GPU). @defaultValue 0 */
   device?: number;
-  /** Sequences batched per engine step. @defaultValue config.worker.concurrency */
+  /** Sequences batched per engine step. @defaultValue min(config.worker.concurrency, 256), or 8 for an engine without stats */
   maxBatch?: number;
   /** CPU compute threads, 0 = all cores. @defaultValue 0 */
   threads?: number;
@@ -78,7 +89,7 @@ export class NativeBackend implements ModelBackend {
     this.kind = this.runtime.backend;
     this.device = this.runtime.deviceName || this.kind;
     this.budgets = { host: config.budgets.hostBytes, gpu: config.budgets.gpuBytes };
-    this.maxBatch = opts.maxBatch ?? config.worker.concurrency;
+    this.maxBatch = opts.maxBatch ?? Math.min(config.worker.concurrency, ENGINE_HAS_STATS ? MAX_BATCH : LEGACY_MAX_BATCH);
     this.threads = opts.threads ?? 0;
     this.tuning = config.engine;
   }
@@ -86,7 +97,7 @@ export class NativeBackend implements ModelBackend {
   async register(entry: ModelEntry): Promise<{ bytes: number }> {
     const source = await openModel(entry.path);
     this.runtime.register(entry.id, source.layout);
-    const h: Held = { entry, source, tokenizer: null, engine: null };
+    const h: Held = { entry, source, tokenizer: null, engine: null, ready: null, meanSeqTokens: 0 };
     this.held.set(entry.id, h);
     setTimeout(() => void this.tokenizerOf(h).catch(() => {}), TOKENIZER_IDLE_MS).unref();
     return { bytes: source.layout.totalBytes };
@@ -183,10 +194,14 @@ export class NativeBackend implements ModelBackend {
     const tokenizer = await this.tokenizerOf(h);
     h.engine ??= Engine.create(this.runtime, id, h.source, tokenizer, {
       maxBatch: this.maxBatch, threads: this.threads, tuning: this.tuning,
+      // Several resident models share the scratch pool: each engine's KV cache takes at most its weights' share of
+      // the GPU budget (at least 1/8), so the first engine made cannot leave the next with no blocks.
+      kvShare: Math.min(1, Math.max(1 / 8, h.source.layout.totalBytes / Math.max(1, this.budgets.gpu))),
       ...(h.entry.contextLength ? { maxContext: Math.min(h.entry.contextLength, h.source.config.maxPositions) } : {}),
     });
-    h.engine.catch(() => { h.engine = null; });
-    const engine = await h.engine;
+    const creating = h.engine;
+    creating.then((e) => { if (h.engine === creating) h.ready = e; }, () => { if (h.engine === creating) h.engine = null; });
+    const engine = await creating;
     const prompt = job.input.type === 'chat'
       ? tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
       : tokenizer.encode(job.input.prompt, { addBos: true });
@@ -204,6 +219,7 @@ export class NativeBackend implements ModelBackend {
       ...(s.logitBias !== undefined ? { logitBias: s.logitBias } : {}),
       ...(s.logprobs !== undefined ? { logprobs: s.logprobs } : {}),
       ...(s.n !== undefined ? { n: s.n } : {}),
+      ...(s.ignoreEos ? { ignoreEos: true } : {}),
     };
     if (s.constraint) {
       try {
@@ -213,6 +229,8 @@ export class NativeBackend implements ModelBackend {
         throw e;
       }
     }
+    const seqTokens = Math.min(ctx, prompt.length + s.maxTokens);
+    h.meanSeqTokens = h.meanSeqTokens ? 0.9 * h.meanSeqTokens + 0.1 * seqTokens : seqTokens;
     try {
       for await (const ev of engine.generate(req, signal)) {
         if (ev.type === 'token') {
@@ -233,9 +251,23 @@ export class NativeBackend implements ModelBackend {
     }
   }
 
+  capacity(id: string): ModelCapacity | null {
+    const h = this.held.get(id);
+    if (!h) return null;
+    const e = h.ready as (Engine & { stats?: () => EngineStats }) | null;
+    let stats: EngineStats | null = null;
+    try {
+      if (e && typeof e.stats === 'function') stats = e.stats();
+    } catch {
+      // a closing engine: no stats, the caps decide
+    }
+    return { stats, maxBatch: e?.options.maxBatch ?? this.maxBatch, meanSeqTokens: h.meanSeqTokens };
+  }
+
   private async closeEngine(h: Held): Promise<void> {
     const p = h.engine;
     h.engine = null;
+    h.ready = null;
     if (p) await p.then((e) => e.close(), () => {});
   }
 

@@ -2,7 +2,7 @@
 // state heartbeats and scheduler commands, cancellation by pub/sub. See design.md in this folder.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker as BullWorker } from 'bullmq';
+import { Worker as BullWorker, type Job } from 'bullmq';
 import { nowMs } from '../../contracts/clock.ts';
 import { mayServe, type Config } from '../config/config.ts';
 import { workerInstance, type ModelOnWorker, type WorkerCommand, type WorkerState } from '../../contracts/cluster.ts';
@@ -11,6 +11,7 @@ import { keys, queueName } from '../../contracts/queues.ts';
 import { createLogger, type Logger } from '../config/log.ts';
 import { redisReason } from '../health/server.ts';
 import type { ModelBackend } from './backend.ts';
+import { Admission } from './admission.ts';
 import { Control } from './control.ts';
 import { runJob, type RunnerContext } from './job-runner.ts';
 import { TierManager } from './tiers.ts';
@@ -46,6 +47,8 @@ export class SwapWorker {
   private readonly active = new Map<string, AbortController>();
   private readonly ctx: RunnerContext;
   private readonly consumeAll: boolean;
+  /** Which consumer may take its next job (worker cap, model caps, engine capacity). */
+  private readonly admission: Admission;
   private readonly log: Logger;
   private draining = false;
   private healthy = true;
@@ -67,6 +70,7 @@ export class SwapWorker {
     this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
     this.tiers = new TierManager(this.backend, () => this.control?.changed(),
       (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`));
+    this.admission = new Admission(this.cfg.worker.concurrency, (m) => this.backend.capacity?.(m) ?? null);
     this.control = new Control(
       { workerId: this.workerId, state: () => this.state(), execute: (c, started) => this.execute(c, started) },
       this.redis, connect(url, { blocking: true, name: 'swapserve-worker-cmd' }), this.cfg.prefix, this.cfg.worker.heartbeatMs,
@@ -97,15 +101,22 @@ export class SwapWorker {
     }
   }
 
-  /** Starts taking jobs from a model's queue. */
+  /**
+   * Starts taking jobs from a model's queue: at most `concurrency` at once (the scheduler's per-model cap, within
+   * worker.concurrency), and only while the model's engine can admit them (admission.ts): each fetch from the
+   * queue first waits for a slot, and a job's slot is given back when it ends.
+   */
   consume(modelId: string, concurrency: number): void {
     if (this.draining || this.consumers.has(modelId)) return;
+    this.admission.setModelCap(modelId, concurrency);
     const w = new BullWorker(queueName(modelId), (job, token, signal) => runJob(this.ctx, job, signal, token), {
       connection: this.bull,
       prefix: this.cfg.prefix,
       // Recorded on each job it takes (processedBy): a follower tells this process's jobs from a restarted one's.
       name: workerInstance({ workerId: this.workerId, pid: process.pid, startedAt: this.startedMs }),
-      concurrency,
+      // BullMQ's own limit is the model's cap; the admission gate below is what holds a fetch back.
+      concurrency: Math.min(concurrency, this.cfg.worker.concurrency),
+      autorun: false,
       lockDuration: this.cfg.worker.lockDurationMs,
       stalledInterval: this.cfg.worker.stalledIntervalMs,
       maxStalledCount: this.cfg.worker.maxStalledCount,
@@ -114,15 +125,64 @@ export class SwapWorker {
       // Consumer spans continuing the gateway's trace (undefined while tracing is off).
       telemetry: bullmqTelemetry(),
     });
+    this.gate(w, modelId);
     w.on('error', () => {}); // connection errors are retried by ioredis; a job's outcome is on its stream
     this.consumers.set(modelId, w);
+    void w.run().catch((err: unknown) => this.log.error({ model: modelId, err }, 'consumer stopped'));
     this.control.changed();
+  }
+
+  /**
+   * Puts the admission gate in front of a BullMQ consumer's fetch. BullMQ (6.x) fetches in its main loop's inner loop
+   * through `_getNextJob`, one fetch after another, and starts the fetched jobs (`processJob`) only once that inner
+   * loop ends; on a job's completion it may also fetch the next one in the same call (`fetchNext`). The gate wraps
+   * the fetch and turns `fetchNext` off, so every job is taken through it. A fetch without room waits for it, unless
+   * jobs fetched earlier have not started yet: then it returns no job at once, which ends the inner loop so that they
+   * start (waiting there would hold them back forever); after a wait it fetches without blocking. Each job's slot is given
+   * back once its processing has ended.
+   */
+  private gate(w: BullWorker, model: string): void {
+    type Internals = {
+      _getNextJob(token: string, opts?: { block?: boolean }): Promise<Job | undefined>;
+      processJob(job: Job, token: string, fetchNext?: () => boolean): Promise<unknown>;
+    };
+    const bw = w as unknown as Internals;
+    const fetchJob = bw._getNextJob.bind(w);
+    const processJob = bw.processJob.bind(w);
+    const closing = () => this.draining || w.closing !== undefined || this.consumers.get(model) !== w;
+    let unstarted = 0;
+    bw._getNextJob = async (token, opts) => {
+      if (this.admission.room(model)) {
+        const job = await fetchJob(token, opts);
+        if (job) {
+          unstarted++;
+          this.admission.took(model);
+        }
+        return job;
+      }
+      if (unstarted > 0) return undefined;
+      if (!(await this.admission.acquire(model, closing))) return undefined;
+      // A slot reserved after a wait: fetch without blocking, so an empty queue gives it back at once.
+      let job: Job | undefined;
+      try {
+        job = await fetchJob(token, { ...opts, block: false });
+      } finally {
+        this.admission.settle(model, job !== undefined);
+      }
+      if (job) unstarted++;
+      return job;
+    };
+    bw.processJob = (job, token) => {
+      unstarted--;
+      return processJob(job, token, () => false).finally(() => this.admission.release(model));
+    };
   }
 
   async stopConsuming(modelId: string): Promise<void> {
     const w = this.consumers.get(modelId);
     if (!w) return;
     this.consumers.delete(modelId);
+    this.admission.pump(); // its waiting fetch sees the consumer gone
     this.control.changed();
     await w.close();
   }
@@ -222,7 +282,9 @@ export class SwapWorker {
     this.closing ??= (async () => {
       this.draining = true;
       this.unregisterMetrics?.();
+      this.admission.pump(); // waiting fetches see the drain and end
       await Promise.allSettled([...this.consumers.values()].map((w) => w.close()));
+      this.admission.close();
       this.consumers.clear();
       await Promise.allSettled([this.control.stop()]);
       await Promise.allSettled([this.backend.close()]);
