@@ -392,6 +392,7 @@ void Decode(const uint8_t* c, size_t bytes, uint8_t* out, size_t outBytes) {
     const uint64_t avail = offsetOf(k + 1) - offsetOf(k);
     const std::string where = "chunk " + std::to_string(k);
     if (info.mode == Mode::kRaw) {
+      if (avail != cs.n * F.elemBytes) Corrupt(where + ": raw chunk size differs from its element count");
       std::memcpy(dst, src, cs.n * F.elemBytes);
     } else {
       if (avail < cs.lanes * 2) Corrupt(where + ": shorter than its lane table");
