@@ -22,6 +22,7 @@ interface TestingAddon {
   /** [arenaOffset, bytes] of each segment to hash. */
   acquireLease(runtime: object, id: string, segments: [number, number][]): TestLease;
   engineOps: EngineOps;
+  codec: CodecHooks;
 }
 
 function testingOf(backend: Backend): TestingAddon {
@@ -56,4 +57,29 @@ export function acquireLease(rt: Runtime, id: string): TestLease {
 /** The CPU engine's ops one by one, synchronous, for checks against scalar references. */
 export function engineOps(backend: Backend = 'cpu'): EngineOps {
   return testingOf(backend).engineOps;
+}
+
+/** The weight codec (native/src/runtime/codec): synchronous encode/decode/inspect on the JS thread, tests and benches. */
+export interface CodecHooks {
+  encode(data: Uint8Array, dtype: CodecDType, opts?: { forceRaw?: boolean; rawThreshold?: number }): {
+    data: Buffer; mode: 'raw' | 'huffman'; entropyBits: number; huffmanBits: number; maxLen: number; distinct: number;
+    codedBytes: number; seconds: number;
+  };
+  decode(container: Uint8Array): { data: Buffer; seconds: number };
+  inspect(container: Uint8Array): {
+    dtype: CodecDType; mode: 'raw' | 'huffman'; elements: number; chunks: number; rawBytes: number; bytes: number; payloadOffset: number;
+  };
+  codeLengths(freqs: number[], maxLen: number): number[];
+}
+export type CodecDType = 'bf16' | 'fp16' | 'fp32';
+
+/** The codec's hooks, each call mapped to SwapserveNativeError like every native call. */
+export function codec(backend: Backend = 'cpu'): CodecHooks {
+  const c = testingOf(backend).codec;
+  return {
+    encode: (d, t, o) => call(() => c.encode(d, t, o)),
+    decode: (d) => call(() => c.decode(d)),
+    inspect: (d) => call(() => c.inspect(d)),
+    codeLengths: (f, m) => call(() => c.codeLengths(f, m)),
+  };
 }

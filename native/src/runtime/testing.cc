@@ -120,8 +120,11 @@ Napi::Value AcquireLease(const Napi::CallbackInfo& info) {
 }  // namespace
 }  // namespace runtime
 
+void RegisterCodecTesting(Napi::Env env, Napi::Object testing);  // runtime/codec/binding.cc
+
 void RegisterRuntimeTesting(Napi::Env env, Napi::Object testing) {
   runtime::TestLease::Init(env);
+  RegisterCodecTesting(env, testing);
   testing.Set("failNextMove", Napi::Function::New(env, runtime::FailNextMove));
   testing.Set("holdNextMove", Napi::Function::New(env, runtime::HoldNextMove));
   testing.Set("releaseHold", Napi::Function::New(env, runtime::ReleaseHold));
