@@ -201,10 +201,10 @@ export const samplingSchema = z.object({
     z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional() }),
   ]).optional(),
   /**
-   * The client set max_tokens itself: prompt + maxTokens beyond the context is then a 400 naming both numbers (as
-   * vLLM does); without it maxTokens is a default and shrinks to what the context leaves.
+   * The max_tokens the client set itself (before the model's cap): prompt + it beyond the context is a 400 naming
+   * both numbers (as vLLM does); absent, maxTokens is a default and shrinks to what the context leaves.
    */
-  maxTokensStrict: z.boolean().optional(),
+  maxTokensAsked: z.number().int().positive().optional(),
 });
 export type Sampling = z.infer<typeof samplingSchema>;
 
@@ -280,7 +280,7 @@ export function samplingFrom(body: ChatBody | CompletionBody, kind: 'chat' | 'co
     stop: stopList,
     ...(body.seed != null ? { seed: body.seed } : {}),
   };
-  if (explicit != null) s.maxTokensStrict = true;
+  if (explicit != null) s.maxTokensAsked = explicit;
   if (body.top_k != null && body.top_k > 0) s.topK = body.top_k;
   if (body.min_p != null && body.min_p > 0) s.minP = body.min_p;
   if (body.presence_penalty) s.presencePenalty = body.presence_penalty;

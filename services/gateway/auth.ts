@@ -88,7 +88,7 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     await app.register(cors, {
       origin: auth.corsOrigins.includes('*') ? '*' : auth.corsOrigins,
       allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
-      exposedHeaders: ['x-request-id', 'x-swapserve-path', 'retry-after', 'server-timing'],
+      exposedHeaders: ['x-request-id', 'x-swapserve-request-id', 'x-swapserve-path', 'retry-after', 'server-timing'],
     });
   }
   if (auth.keys.length === 0) return;
