@@ -127,9 +127,8 @@ export function foldToolsForFamily(messages: ChatMessage[], opts: ChatOptions = 
     } else out.push({ role: m.role, content: m.content });
   }
   if (opts.tools?.length) {
-    const sys = '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n'
-      + opts.tools.map((t) => JSON.stringify(t)).join('\n')
-      + '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>';
+    const sys = 'You may call these functions:\n<tools>\n' + opts.tools.map((t) => JSON.stringify(t)).join('\n')
+      + '\n</tools>\nTo call one, answer with <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>';
     if (out[0]?.role === 'system') out[0] = { role: 'system', content: `${out[0].content}\n\n${sys}` };
     else out.unshift({ role: 'system', content: sys });
   }

@@ -17,7 +17,8 @@ import { idempotencyOf } from '../idempotency.ts';
 
 export function zodToError(error: z.ZodError): RequestError {
   const issue = error.issues[0];
-  const path = issue.path.join('.');
+  // OpenAI's spelling of a parameter path: messages[0].content.
+  const path = issue.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
   // A key the strict schemas do not know: a parameter we do not implement (refused, never ignored).
   if (issue.code === 'unrecognized_keys') {
     const param = [path, issue.keys[0]].filter(Boolean).join('.');
