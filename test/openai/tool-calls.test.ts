@@ -101,7 +101,7 @@ describe('response assembly', () => {
     c.add(tok(0, 0, 'Hi', lp));
     c.add(tok(1, 0, '{"name": "get_time", "parameters": {"city": "Oslo"}}', lp));
     c.add(tok(0, 1, '!', lp));
-    const body = fullBody('rid12345', 'm', 1, c, done(['stop', 'stop'])) as { choices: { index: number; message: { content: string | null; tool_calls?: { function: { name: string } }[] }; finish_reason: string; logprobs: { content: { token: string; logprob: number; bytes: number[]; top_logprobs: unknown[] }[] } }[] };
+    const body = fullBody('rid12345', 'm', 1, c, done(['stop', 'stop'])) as unknown as { choices: { index: number; message: { content: string | null; tool_calls?: { function: { name: string } }[] }; finish_reason: string; logprobs: { content: { token: string; logprob: number; bytes: number[]; top_logprobs: unknown[] }[] } }[] };
     assert.equal(body.choices.length, 2);
     assert.equal(body.choices[0].message.content, 'Hi!');
     assert.equal(body.choices[0].finish_reason, 'stop');
@@ -118,7 +118,7 @@ describe('response assembly', () => {
     const c = new ChoiceCollector(shape);
     c.add(tok(0, 0, 'Once', { logprob: -0.1, topLogprobs: [{ id: 1, text: 'Once', logprob: -0.1 }] }));
     c.add(tok(0, 1, ' upon', { logprob: -0.2, topLogprobs: [{ id: 2, text: ' upon', logprob: -0.2 }] }));
-    const body = fullBody('rid12345', 'm', 1, c, done(['length'])) as { choices: { text: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[]; text_offset: number[] } }[] };
+    const body = fullBody('rid12345', 'm', 1, c, done(['length'])) as unknown as { choices: { text: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[]; text_offset: number[] } }[] };
     assert.equal(body.choices[0].text, 'Once upon');
     assert.deepEqual(body.choices[0].logprobs, { tokens: ['Once', ' upon'], token_logprobs: [-0.1, -0.2], top_logprobs: [{ Once: -0.1 }, { ' upon': -0.2 }], text_offset: [0, 4] });
   });
