@@ -315,6 +315,14 @@ export type CompletionBody = z.output<typeof completionRequestSchema>;
 /** A validated request body with its kind (the discriminant the job's `input` is built from). */
 export type RequestBody = { kind: 'chat'; body: ChatBody } | { kind: 'completion'; body: CompletionBody };
 
+/** The SDK's result is one text (services/sdk Completion): what only the HTTP response shape can carry is refused. */
+function refuseForSdk(req: RequestBody): void {
+  const b = req.body;
+  if (b.n != null && b.n > 1) refuse('n', 'n > 1 through the SDK (its result is one text; use the HTTP API)');
+  if (req.kind === 'chat' && (req.body.logprobs || req.body.tools?.length)) refuse(req.body.logprobs ? 'logprobs' : 'tools', 'logprobs and tools through the SDK (use the HTTP API)');
+  if (req.kind === 'completion' && req.body.logprobs != null) refuse('logprobs', 'logprobs through the SDK (use the HTTP API)');
+}
+
 const textOf = (c: ChatMessage['content']): string => (c == null ? '' : typeof c === 'string' ? c : c.map((p) => p.text ?? '').join(''));
 
 /** A chat message as the job carries it. */
@@ -330,9 +338,11 @@ export function jobMessage(m: ChatMessage): JobMessage {
 /**
  * The one place a job object is made (gateway and SDK): schema version, a fresh request id, the input and the
  * sampling parameters (max_tokens clamped to `maxTokensCap`). `model` is the registered id the request resolved to.
- * Call refuseUnsupported(req) first.
+ * Throws a 400 RequestError for what the request may not ask (refuseUnsupported; the SDK's limits).
  */
 export function buildJob(req: RequestBody, opts: { model: string; maxTokensCap: number; arrivalMs: number; source: JobData['source']; clientRequestId?: string }): JobData {
+  refuseUnsupported(req);
+  if (opts.source === 'sdk') refuseForSdk(req);
   let input: JobData['input'];
   if (req.kind === 'chat') {
     const { tools } = toolMode(req.body);

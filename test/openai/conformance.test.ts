@@ -171,6 +171,13 @@ describe('request mapping', { skip: SKIP }, () => {
     for await (const _ of s.data) { /* drain */ }
     const none = await client.chat.completions.create(chat({})).withResponse();
     assert.equal(none.response.headers.get('x-request-id'), none.response.headers.get('x-swapserve-request-id'));
+    try {
+      await client.chat.completions.create(chat({ temprature: 1 }), { headers: { 'x-request-id': 'trace-refused' } });
+      assert.fail('expected a 400');
+    } catch (err) {
+      assert.ok(err instanceof OpenAI.APIError && err.status === 400);
+      assert.equal(err.headers?.get('x-request-id'), 'trace-refused', 'a refused request echoes the id too');
+    }
     const e = await refused(client.chat.completions.create(chat({}), { headers: { 'x-request-id': 'has space' } }));
     assert.equal(e.status, 400);
     assert.equal(e.param, 'x-request-id');

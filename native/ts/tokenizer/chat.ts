@@ -125,7 +125,8 @@ export function renderChatParts(family: ChatFamily, messages: ChatMessage[], bos
 
 /** Ids of the end-of-turn tokens a family's template emits, when the vocabulary has them. */
 export function familyStopTokens(family: ChatFamily): string[] {
-  if (family === 'llama3') return ['<|eot_id|>', '<|end_of_text|>'];
+  // <|eom_id|>: Llama 3.1's end of a message that awaits a tool's result (built-in tool calls).
+  if (family === 'llama3') return ['<|eot_id|>', '<|eom_id|>', '<|end_of_text|>'];
   if (family === 'chatml') return ['<|im_end|>', '<|endoftext|>'];
   return [];
 }
