@@ -25,7 +25,7 @@ describe('buildJob', () => {
       maxTokens: 7, maxTokensAsked: 7, temperature: 0.5, topP: 0.9, topK: 40, minP: 0.05, presencePenalty: 0.5, frequencyPenalty: -0.5,
       repetitionPenalty: 1.2, logitBias: { 42: 100, 7: -100 }, logprobs: 3, n: 4, ignoreEos: true, seed: 9, stop: ['x'],
     });
-    assert.ok(jobDataSchema.safeParse(job).success);
+    assert.ok(jobDataSchema.safeParse(job).success, 'the job parses');
   });
 
   it('defaults stay off: no top_k (or -1), no penalties, no logprobs, n 1, max_tokens a default (not asked)', () => {
@@ -70,7 +70,7 @@ describe('buildJob', () => {
         { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: '2' }, { type: 'text', text: '1' }] },
       ],
     }), opts);
-    assert.ok(job.input.type === 'chat');
+    assert.ok(job.input.type === 'chat', 'a chat job');
     assert.deepEqual(job.input.messages[1], { role: 'assistant', content: '', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"A"}' } }] });
     assert.deepEqual(job.input.messages[2], { role: 'tool', content: '21', tool_call_id: 'c1' });
   });

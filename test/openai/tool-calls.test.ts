@@ -60,7 +60,7 @@ describe('ToolStream (streaming hold-back)', () => {
     const r = run(['Hello', ' there', ' <tool', 'box> ok']);
     assert.equal(r.streamed + r.end.content, 'Hello there <toolbox> ok');
     assert.equal(r.end.calls.length, 0);
-    assert.ok(r.streamed.startsWith('Hello there'));
+    assert.ok(r.streamed.startsWith('Hello there'), r.streamed);
   });
 
   it('an output that starts like a call is held and becomes tool_calls; one that was not a call comes out as content', () => {
