@@ -141,3 +141,13 @@ describe('response assembly', () => {
     assert.equal(of(1).map((c) => c.delta.content ?? '').join(''), '', 'no call text leaks into content');
   });
 });
+
+describe('delivery of n choices', () => {
+  it("the attempt filter delivers every choice's tokens (indexes count per choice) and still drops repeats", async () => {
+    const { AttemptFilter } = await import('../../services/client/stream.ts');
+    const f = new AttemptFilter();
+    const got = [tok(0, 0, 'a'), tok(1, 0, 'b'), tok(0, 1, 'c'), tok(1, 1, 'd'), tok(1, 1, 'd')].map((e) => f.accept(e));
+    assert.deepEqual(got.map((e) => (e && e.type === 'token' ? e.text : null)), ['a', 'b', 'c', 'd', null]);
+    assert.equal(f.tokensDelivered, 4);
+  });
+});
