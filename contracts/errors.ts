@@ -2,6 +2,8 @@
 // template), then the codes of every layer below (worker commands, engine, model files, tokenizers, native addon).
 export const ERRORS = {
   invalid_request: { status: 400, type: 'invalid_request_error', retryable: false, message: 'Invalid request: %s' },
+  /** A parameter (or a value of one) swapserve does not implement: refused rather than ignored; `param` names it. */
+  unsupported_parameter: { status: 400, type: 'invalid_request_error', retryable: false, message: 'Unsupported parameter: %s is not supported by this server' },
   model_not_found: { status: 404, type: 'invalid_request_error', retryable: false, message: 'The model `%s` does not exist' },
   not_found: { status: 404, type: 'invalid_request_error', retryable: false, message: 'Unknown route %s' },
   body_too_large: { status: 413, type: 'invalid_request_error', retryable: false, message: 'Request body is larger than %s bytes' },

@@ -44,7 +44,11 @@ export const streamEventSchema = z.discriminatedUnion('type', [
     /** With n > 1: each choice's finish reason, by choice index (finishReason is then choice 0's); completionTokens is the sum. */
     finishReasons: z.array(finishReason).optional(),
   }),
-  z.object({ type: z.literal('error'), attempt: z.string(), code: z.string(), message: z.string(), retryable: z.boolean() }),
+  z.object({
+    type: z.literal('error'), attempt: z.string(), code: z.string(), message: z.string(), retryable: z.boolean(),
+    /** The request parameter at fault (OpenAI error `param`), e.g. max_tokens for context_length_exceeded. */
+    param: z.string().max(256).optional(),
+  }),
 ]);
 export type StreamEvent = z.infer<typeof streamEventSchema>;
 export type TokenEvent = Extract<StreamEvent, { type: 'token' }>;

@@ -76,6 +76,7 @@ export class SyntheticTokenizer implements Tokenizer {
   readonly bosId = SYNTH_BOS;
   readonly eosIds = SYNTH_EOS;
   readonly vocabSize = SYNTH_V;
+  readonly chatSource = 'family' as const;
   constructor(readonly pieces: Uint8Array[] = syntheticVocab()) {}
   encode(text: string, opts?: { addBos?: boolean }): number[] {
     const ids = [...new TextEncoder().encode(text)];

@@ -97,7 +97,7 @@ export async function* follow(pool: BlockingPool, streamKey: string, opts: Follo
     if (!ev) continue;
     if (ev.type === 'error') {
       const code = isErrorCode(ev.code) ? ev.code : 'generation_failed';
-      yield { type: 'error', error: new RequestError(code, { message: ev.message }) };
+      yield { type: 'error', error: new RequestError(code, { message: ev.message, ...(ev.param ? { param: ev.param } : {}) }) };
       return;
     }
     if (ev.type === 'token') {

@@ -106,6 +106,8 @@ export class AttemptFilter {
   private cur: string | null = null;
   private readonly abandoned = new Set<string>();
   tokensDelivered = 0;
+  /** Per choice: the index of the next token to deliver. */
+  private readonly nextIndex = new Map<number, number>();
 
   constructor(private readonly buffered = false) {}
 
@@ -126,10 +128,15 @@ export class AttemptFilter {
       this.abandoned.add(this.cur);
       this.cur = ev.attempt;
       this.tokensDelivered = 0;
+      this.nextIndex.clear();
     }
     if (ev.type === 'token') {
-      if (ev.index < this.tokensDelivered) return null;
-      this.tokensDelivered = ev.index + 1;
+      // Indexes count per choice (n > 1 interleaves the choices' tokens).
+      const choice = ev.choice ?? 0;
+      const next = this.nextIndex.get(choice) ?? 0;
+      if (ev.index < next) return null;
+      this.nextIndex.set(choice, ev.index + 1);
+      this.tokensDelivered += ev.index + 1 - next;
     }
     return ev;
   }
@@ -143,5 +150,6 @@ export class AttemptFilter {
     this.abandoned.add(this.cur);
     this.cur = null;
     this.tokensDelivered = 0;
+    this.nextIndex.clear();
   }
 }

@@ -49,6 +49,11 @@ export const modelConfigSchema = z.object({
   contextLength: z.number().int().positive().optional(),
   /** Tokenizer file (tokenizer.json, or a llama2.c tok*.bin) when the weights carry none. */
   tokenizer: z.string().optional(),
+  /**
+   * Other names clients may send as `model` for this one (e.g. `gpt-4o-mini`, `meta-llama/Llama-3.1-8B-Instruct`);
+   * responses name the model by its id. Unique across every model's id and aliases. @defaultValue none
+   */
+  aliases: z.array(z.string().min(1).max(256)).max(64).default([]),
 });
 export type ModelEntry = z.infer<typeof modelConfigSchema>;
 
@@ -268,6 +273,10 @@ export const configSchema = z.object({
     if (seen.has(m.id)) ctx.addIssue({ code: 'custom', path: ['models', i, 'id'], message: `duplicate model id "${m.id}"` });
     seen.add(m.id);
   });
+  c.models.forEach((m, i) => m.aliases.forEach((a, j) => {
+    if (seen.has(a)) ctx.addIssue({ code: 'custom', path: ['models', i, 'aliases', j], message: `alias "${a}" is already a model id or alias` });
+    seen.add(a);
+  }));
   const groups = new Set<string>();
   c.placement.groups.forEach((g, i) => {
     if (groups.has(g.name)) ctx.addIssue({ code: 'custom', path: ['placement', 'groups', i, 'name'], message: `duplicate worker group "${g.name}"` });
@@ -441,7 +450,12 @@ export function groupWorkerCaps(cfg: Pick<Config, 'placement'>): Record<string, 
   return caps;
 }
 
-/** The model entry for an id, or undefined. */
+/** The model entry for an id (not an alias: see resolveModel), or undefined. */
 export function findModel(cfg: Config, id: string): ModelEntry | undefined {
   return cfg.models.find((m) => m.id === id);
+}
+
+/** The model entry a request's `model` names: its id or one of its aliases. */
+export function resolveModel(cfg: Config, name: string): ModelEntry | undefined {
+  return findModel(cfg, name) ?? cfg.models.find((m) => m.aliases.includes(name));
 }

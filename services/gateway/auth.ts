@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Config } from '../config/config.ts';
+import { resolveModel, type Config } from '../config/config.ts';
 import { RequestError } from '../../contracts/errors.ts';
 import type { RedisClient } from '../client/queues.ts';
 import { decorateCaller } from './caller.ts';
@@ -88,7 +88,7 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     await app.register(cors, {
       origin: auth.corsOrigins.includes('*') ? '*' : auth.corsOrigins,
       allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
-      exposedHeaders: ['x-request-id', 'x-swapserve-path', 'retry-after', 'server-timing'],
+      exposedHeaders: ['x-request-id', 'x-swapserve-request-id', 'x-swapserve-path', 'retry-after', 'server-timing'],
     });
   }
   if (auth.keys.length === 0) return;
@@ -131,7 +131,8 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     const path = req.url.split('?')[0];
     const model = req.method === 'POST' && MODEL_ROUTES.has(path) ? (req.body as { model?: unknown } | null)?.model
       : req.method === 'GET' && path.startsWith('/v1/models/') ? decodeURIComponent(path.slice('/v1/models/'.length)) : undefined;
-    if (typeof model === 'string' && !keyAllows(req, model)) throw new RequestError('model_not_allowed', { detail: model, param: 'model' });
+    // An alias is allowed as the model it names.
+    if (typeof model === 'string' && !keyAllows(req, resolveModel(opts.config, model)?.id ?? model)) throw new RequestError('model_not_allowed', { detail: model, param: 'model' });
   });
   // GET /v1/models lists only the models the key may use.
   app.addHook('preSerialization', async (req, _reply, payload: unknown) => {

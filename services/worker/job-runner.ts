@@ -192,7 +192,7 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
     const fields = { requestId: data.requestId, model: data.model, workerId: ctx.workerId, code: err.code, err: failed ? failed.e : e };
     if (err.code === 'cancelled') ctx.log?.info({ requestId: data.requestId, model: data.model }, 'generation cancelled');
     else ctx.log?.error(fields, failed ? 'generation failed: the model could not be moved to the GPU' : 'generation failed');
-    await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable }).catch(() => {});
+    await emit({ type: 'error', attempt, code: err.code, message: err.toBody().error.message, retryable: err.retryable, ...(err.param ? { param: err.param } : {}) }).catch(() => {});
     return { completionTokens: 0 };
   } finally {
     signal?.removeEventListener('abort', onAbort);

@@ -4,7 +4,7 @@ import { Engine, isEngineError, type GenerateRequest } from '../../native/ts/eng
 import { jsonConstraint, SchemaError } from '../../native/ts/grammar/index.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
-import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
+import { loadTokenizer, TokenizerError, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
@@ -53,6 +53,27 @@ const PIN_IDLE_MS = 300;
 const TOKENIZER_IDLE_MS = 300;
 /** Host pools from this size are pinned late (pinning runs at roughly 25 GB/s: 4 GiB is ~0.2 s). */
 const DEFER_PIN_MIN_BYTES = 4 * 1024 ** 3;
+
+/** The job's prompt ids. Messages the model's template refuses (or malformed ones) are the client's 400, not a 500. */
+function encodePrompt(tokenizer: Tokenizer, job: JobData): number[] {
+  try {
+    return job.input.type === 'chat'
+      ? tokenizer.encodeChat(job.input.messages, { tools: job.input.tools }) // template specials as tokens; a user's "<|im_end|>" stays text
+      : tokenizer.encode(job.input.prompt, { addBos: true });
+  } catch (e) {
+    if (e instanceof TokenizerError && e.code === 'bad_messages') throw new RequestError('invalid_request', { detail: e.message, param: 'messages', cause: e });
+    throw e;
+  }
+}
+
+/** Prompt + max_tokens beyond the context: a 400 naming both numbers (vLLM's wording), `param` max_tokens. */
+function contextError(ctx: number, promptTokens: number, s: JobData['sampling'], promptParam: string): RequestError {
+  const asked = s.maxTokensAsked ?? s.maxTokens;
+  const message = promptTokens >= ctx
+    ? `This model's maximum context length is ${ctx} tokens. However, your prompt has ${promptTokens} tokens, which leaves no room for a completion.`
+    : `This model's maximum context length is ${ctx} tokens. However, you requested ${promptTokens + asked} tokens (${promptTokens} in the prompt, ${asked} for the completion). Please reduce the length of the prompt or max_tokens.`;
+  return new RequestError('context_length_exceeded', { message, param: promptTokens >= ctx ? promptParam : 'max_tokens' });
+}
 
 export class NativeBackend implements ModelBackend {
   readonly kind: 'cpu' | 'cuda';
@@ -202,12 +223,10 @@ export class NativeBackend implements ModelBackend {
     const creating = h.engine;
     creating.then((e) => { if (h.engine === creating) h.ready = e; }, () => { if (h.engine === creating) h.engine = null; });
     const engine = await creating;
-    const prompt = job.input.type === 'chat'
-      ? tokenizer.encodeChat(job.input.messages) // template specials as tokens; a user's "<|im_end|>" stays text
-      : tokenizer.encode(job.input.prompt, { addBos: true });
+    const prompt = encodePrompt(tokenizer, job);
     const ctx = engine.options.maxContext;
-    if (prompt.length >= ctx) throw new RequestError('context_length_exceeded', { detail: prompt.length });
     const s = job.sampling;
+    if (prompt.length >= ctx || (s.maxTokensAsked !== undefined && prompt.length + s.maxTokensAsked > ctx)) throw contextError(ctx, prompt.length, s, job.input.type === 'chat' ? 'messages' : 'prompt');
     const req: GenerateRequest = {
       prompt, maxTokens: Math.min(s.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
       stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),

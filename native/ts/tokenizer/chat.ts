@@ -1,8 +1,11 @@
-// Chat prompts for the template families (Llama 3, Llama 2, Mistral [INST], ChatML/Qwen), chosen from the
-// model's own template text when it has one, else from the architecture and vocabulary.
+// Chat prompts: rendered from the model's own Jinja template (jinja.ts) when it has one that parses; else by one of
+// the template families (Llama 3, Llama 2, Mistral [INST], ChatML/Qwen), chosen from the template text when there
+// is one, else from the architecture and vocabulary.
 import type { Arch } from '../types.ts';
 import { templateFamily, type ChatFamily } from './templates.ts';
-import { TokenizerError, type ChatMessage } from './types.ts';
+import type { Template } from '@huggingface/jinja';
+import { compileTemplate, foldToolsForFamily, renderTemplateParts } from './jinja.ts';
+import { TokenizerError, type ChatMessage, type ChatOptions, type ChatPart } from './types.ts';
 
 export { templateFamily, type ChatFamily } from './templates.ts';
 
@@ -15,12 +18,41 @@ export function chooseFamily(template: string | null, arch: Arch, hasToken: (t: 
 }
 
 const ROLES = new Set(['system', 'user', 'assistant']);
+const ALL_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
-/** A piece of a rendered prompt: template scaffolding (may spell special tokens) or message content (literal). */
-export interface ChatPart {
-  text: string;
-  /** Message content: its text must never turn into special tokens. */
-  literal: boolean;
+export type { ChatPart } from './types.ts';
+
+/** What a tokenizer renders chats with: its family, its template text (if any), and its special tokens' texts. */
+export interface ChatSource {
+  family: ChatFamily;
+  template: string | null;
+  bos: string;
+  eos: string;
+  specials: readonly string[];
+}
+
+/** The compiled template of a source, or null when it has none or it does not parse (the family renders then). */
+export function usableTemplate(src: Pick<ChatSource, 'template'>): Template | null {
+  if (!src.template) return null;
+  const t = compileTemplate(src.template);
+  return t instanceof Error ? null : t;
+}
+
+/** The prompt parts for `messages`: from the model's Jinja template, else from its family (tools folded in). */
+export function chatParts(src: ChatSource, messages: ChatMessage[], opts: ChatOptions = {}): ChatPart[] {
+  checkMessages(messages);
+  const t = usableTemplate(src);
+  if (t) return renderTemplateParts(t, src.template!, messages, src, opts);
+  return renderChatParts(src.family, foldToolsForFamily(messages, opts), src.bos, src.eos);
+}
+
+function checkMessages(messages: ChatMessage[]): void {
+  if (!Array.isArray(messages) || messages.length === 0) throw new TokenizerError('bad_messages', 'Expected at least one chat message but received none');
+  for (const [i, m] of messages.entries()) {
+    if (!m || typeof m.content !== 'string' || !ALL_ROLES.has(m.role)) {
+      throw new TokenizerError('bad_messages', `Expected message ${i} to have role system|developer|user|assistant|tool and string content but received ${JSON.stringify(m)?.slice(0, 80)}`);
+    }
+  }
 }
 
 /** Render `messages` as `family` does, ending with the generation prompt. bos/eos are the tokens' text. */
@@ -93,7 +125,8 @@ export function renderChatParts(family: ChatFamily, messages: ChatMessage[], bos
 
 /** Ids of the end-of-turn tokens a family's template emits, when the vocabulary has them. */
 export function familyStopTokens(family: ChatFamily): string[] {
-  if (family === 'llama3') return ['<|eot_id|>', '<|end_of_text|>'];
+  // <|eom_id|>: Llama 3.1's end of a message that awaits a tool's result (built-in tool calls).
+  if (family === 'llama3') return ['<|eot_id|>', '<|eom_id|>', '<|end_of_text|>'];
   if (family === 'chatml') return ['<|im_end|>', '<|endoftext|>'];
   return [];
 }

@@ -5,9 +5,9 @@ import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 
 import { readSmallText } from '../model/safe-io.ts';
 import type { ModelConfig } from '../types.ts';
-import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
+import { chatParts, chooseFamily, familyStopTokens, usableTemplate, type ChatFamily, type ChatSource } from './chat.ts';
 import { PrefixDiffDecoder } from './decode-stream.ts';
-import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
+import { TokenizerError, type ChatMessage, type ChatOptions, type TokenDecoder, type Tokenizer } from './types.ts';
 
 /** Largest tokenizer.json read (bytes); real ones are a few MB to ~20 MB. */
 const MAX_TOKENIZER_JSON = 256 << 20;
@@ -20,6 +20,8 @@ export class HfTokenizer implements Tokenizer {
   readonly eosIds: number[];
   readonly vocabSize: number;
   readonly family: ChatFamily;
+  readonly chatSource: 'template' | 'family';
+  private readonly chat: ChatSource;
   private readonly bosText: string;
   private readonly eosText: string;
   /** Text of every added token (the library matches all of them in any text it encodes). */
@@ -36,6 +38,8 @@ export class HfTokenizer implements Tokenizer {
     this.bosText = this.bosId === null ? '' : impl.id_to_token(this.bosId) ?? '';
     this.eosText = this.eosIds.length ? impl.id_to_token(this.eosIds[0]) ?? '' : '';
     this.addedTexts = [...impl.get_added_tokens_decoder().values()].map((t) => t.content).filter((t) => t.length > 0);
+    this.chat = { family: this.family, template: chatTemplate, bos: this.bosText, eos: this.eosText, specials: this.addedTexts };
+    this.chatSource = usableTemplate(this.chat) ? 'template' : 'family';
   }
 
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
@@ -93,11 +97,11 @@ export class HfTokenizer implements Tokenizer {
   }
   private pieceBytes: ((id: number) => Uint8Array) | null = null;
 
-  applyChatTemplate(messages: ChatMessage[]): string {
-    return renderChatParts(this.family, messages, this.bosText, this.eosText).map((p) => p.text).join('');
+  applyChatTemplate(messages: ChatMessage[], opts?: ChatOptions): string {
+    return chatParts(this.chat, messages, opts).map((p) => p.text).join('');
   }
 
-  encodeChat(messages: ChatMessage[]): number[] {
+  encodeChat(messages: ChatMessage[], opts?: ChatOptions): number[] {
     // The library matches added tokens everywhere, so content that spells one is cut before it and its first
     // character encoded on its own; content without one is encoded together with the template (same ids as
     // encode(applyChatTemplate(...))). A tokenizer.json whose normalizer prepends "▁" adds a space at each cut,
@@ -105,7 +109,7 @@ export class HfTokenizer implements Tokenizer {
     const ids: number[] = [];
     let acc = '';
     const flush = () => { if (acc) ids.push(...this.encode(acc)); acc = ''; };
-    for (const p of renderChatParts(this.family, messages, this.bosText, this.eosText)) {
+    for (const p of chatParts(this.chat, messages, opts)) {
       if (!p.literal) { acc += p.text; continue; }
       let text = p.text;
       for (;;) {

@@ -1,8 +1,8 @@
 // Shared machinery of GGUF-embedded vocabularies: special-token splitting, byte-level decoding, chat prompts.
 import type { Arch } from '../types.ts';
-import { chooseFamily, familyStopTokens, renderChatParts, type ChatFamily } from './chat.ts';
+import { chatParts, chooseFamily, familyStopTokens, usableTemplate, type ChatFamily, type ChatSource } from './chat.ts';
 import { ByteStreamDecoder } from './decode-stream.ts';
-import { TokenizerError, type ChatMessage, type TokenDecoder, type Tokenizer } from './types.ts';
+import { TokenizerError, type ChatMessage, type ChatOptions, type TokenDecoder, type Tokenizer } from './types.ts';
 
 /** llama.cpp token types. */
 export const TT = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -29,6 +29,8 @@ export abstract class VocabTokenizer implements Tokenizer {
   protected readonly unkId: number | null;
   protected readonly ids = new Map<string, number>();
   readonly family: ChatFamily;
+  readonly chatSource: 'template' | 'family';
+  private readonly chatTemplate: string | null;
   /** Specials matched in text, longest first. */
   private readonly specials: { text: string; id: number }[];
   private readonly pieceBytes: (Uint8Array | undefined)[];
@@ -57,6 +59,12 @@ export abstract class VocabTokenizer implements Tokenizer {
       .filter(({ text, id }) => (v.types[id] === TT.CONTROL || v.types[id] === TT.USER_DEFINED) && text.length > 0)
       .sort((a, b) => b.text.length - a.text.length);
     this.pieceBytes = new Array(v.tokens.length);
+    this.chatTemplate = v.chatTemplate;
+    this.chatSource = usableTemplate({ template: v.chatTemplate }) ? 'template' : 'family';
+  }
+
+  private chat(): ChatSource {
+    return { family: this.family, template: this.chatTemplate, bos: this.bosText(), eos: this.eosText(), specials: this.specials.map((s) => s.text) };
   }
 
   /** Tokenize one raw-text fragment. `afterSpecial`: at the start of the text or right after a special token. */
@@ -94,8 +102,8 @@ export abstract class VocabTokenizer implements Tokenizer {
     return this.encodeFragments(this.split(text), opts.addBos ?? false);
   }
 
-  encodeChat(messages: ChatMessage[]): number[] {
-    const parts = renderChatParts(this.family, messages, this.bosText(), this.eosText());
+  encodeChat(messages: ChatMessage[], opts?: ChatOptions): number[] {
+    const parts = chatParts(this.chat(), messages, opts);
     let text = '';
     const literal: [number, number][] = [];
     for (const p of parts) {
@@ -159,7 +167,7 @@ export abstract class VocabTokenizer implements Tokenizer {
     return eosId === undefined ? '' : this.tokens[eosId];
   }
 
-  applyChatTemplate(messages: ChatMessage[]): string {
-    return renderChatParts(this.family, messages, this.bosText(), this.eosText()).map((p) => p.text).join('');
+  applyChatTemplate(messages: ChatMessage[], opts?: ChatOptions): string {
+    return chatParts(this.chat(), messages, opts).map((p) => p.text).join('');
   }
 }

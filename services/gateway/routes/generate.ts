@@ -1,24 +1,42 @@
 // POST /v1/chat/completions and POST /v1/completions: validate, enqueue, follow the request's stream to one outcome.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { findModel } from '../../config/config.ts';
+import { resolveModel } from '../../config/config.ts';
 import { follow, serverTiming, type Delivered } from '../../client/delivery.ts';
 import { RequestError } from '../../../contracts/errors.ts';
-import { buildJob, chatRequestSchema, completionRequestSchema, type RequestBody } from '../../../contracts/job.ts';
+import { buildJob, chatRequestSchema, completionRequestSchema, refuseUnsupported, toolMode, type RequestBody } from '../../../contracts/job.ts';
 import type { DoneEvent, TokenEvent } from '../../../contracts/stream.ts';
 import { keys } from '../../../contracts/queues.ts';
 import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../context.ts';
-import { chunk, fullBody, responseId, usageChunk, type Kind } from '../openai-format.ts';
+import { ChoiceCollector, ChunkWriter, fullBody, responseId, type Kind, type OutputShape } from '../openai-format.ts';
 import { wantsClose } from '../edges.ts';
 import { idempotencyOf } from '../idempotency.ts';
 
 
 export function zodToError(error: z.ZodError): RequestError {
   const issue = error.issues[0];
-  const param = issue.path.join('.') || undefined;
+  // OpenAI's spelling of a parameter path: messages[0].content.
+  const path = issue.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+  // A key the strict schemas do not know: a parameter we do not implement (refused, never ignored).
+  if (issue.code === 'unrecognized_keys') {
+    const param = [path, issue.keys[0]].filter(Boolean).join('.');
+    return new RequestError('unsupported_parameter', { detail: `\`${param}\``, param });
+  }
+  const param = path || undefined;
   return new RequestError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
+}
+
+/** A client's own x-request-id: kept and echoed when it is a short printable token, refused otherwise. */
+const CLIENT_REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
+function clientRequestId(req: FastifyRequest): string | undefined {
+  const v = req.headers['x-request-id'];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !CLIENT_REQUEST_ID_RE.test(v)) {
+    throw new RequestError('invalid_request', { detail: 'x-request-id must be 1-128 printable ASCII characters without spaces', param: 'x-request-id' });
+  }
+  return v;
 }
 
 export async function generateRoutes(app: FastifyInstance, gw: GatewayContext): Promise<void> {
@@ -29,18 +47,26 @@ export async function generateRoutes(app: FastifyInstance, gw: GatewayContext): 
 async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const arrivalMs = gw.arrival(req);
   if (gw.draining()) throw new RequestError('draining', { retryAfterS: 5 });
+  const clientId = clientRequestId(req);
+  if (clientId) reply.header('x-request-id', clientId);
   const parsed = (kind === 'chat' ? chatRequestSchema : completionRequestSchema).safeParse(req.body ?? undefined);
   if (!parsed.success) throw zodToError(parsed.error);
   const body = parsed.data;
-  const model = findModel(gw.config, body.model);
+  // The schema was picked by `kind`, so the body is of that kind.
+  const request = { kind, body } as RequestBody;
+  refuseUnsupported(request);
+  const model = resolveModel(gw.config, body.model);
   if (!model) throw new RequestError('model_not_found', { detail: body.model, param: 'model' });
   const idem = idempotencyOf(req);
-  // The schema was picked by `kind`, so the body is of that kind.
-  const data = buildJob({ kind, body } as RequestBody, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway' });
+  const data = buildJob(request, { model: model.id, maxTokensCap: model.maxTokens, arrivalMs, source: 'gateway', ...(clientId ? { clientRequestId: clientId } : {}) });
+  const shape = outputShape(request, data.sampling.n ?? 1, data.sampling.logprobs ?? null);
   // The request's inference span: the enqueue runs inside it, so BullMQ carries the trace to the worker.
   const span = requestSpan({ operation: kind === 'chat' ? 'chat' : 'text_completion', model: model.id, maxTokens: data.sampling.maxTokens, temperature: data.sampling.temperature, topP: data.sampling.topP, seed: data.sampling.seed, stream: !!body.stream, startMs: arrivalMs }, requestContext(req));
   const { requestId } = await span.enqueue(() => gw.producer.submit(data, { maxQueued: model.maxQueued, idempotencyKey: idem?.key, idempotencyScope: idem?.scope, idempotencyTtlS: gw.config.gateway.idempotencyTtlS }));
-  reply.header('x-request-id', requestId);
+  // The client's own id is echoed as sent; ours (the job's) is always in x-swapserve-request-id.
+  if (!clientId) reply.header('x-request-id', requestId);
+  reply.header('x-swapserve-request-id', requestId);
+  if (clientId) req.log.info({ requestId, clientRequestId: clientId }, 'client request id');
   span.setResponseId(responseId(kind, requestId));
 
   // A client that goes away cancels its job (removed if waiting, generation stopped if active).
@@ -67,25 +93,33 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   };
   try {
     if (body.stream) {
-      await streamResponse(kind, requestId, model.id, created, !!body.stream_options?.include_usage, events, reply, onError);
+      const writer = new ChunkWriter(shape, requestId, model.id, created, !!body.stream_options?.include_usage);
+      await streamResponse(writer, events, reply, onError);
       return reply;
     }
-    let text = '';
+    const collector = new ChoiceCollector(shape);
     for await (const ev of events) {
-      if (ev.type === 'token') text += ev.text;
+      if (ev.type === 'token') collector.add(ev);
       else if (ev.type === 'error') {
         onError(ev.error);
         throw ev.error;
       }
       else if (ev.type === 'done') {
         setPathHeaders(reply, ev);
-        return fullBody(kind, requestId, model.id, created, text, ev);
+        return fullBody(requestId, model.id, created, collector, ev);
       }
     }
     throw new RequestError('cancelled');
   } finally {
     finished = true;
   }
+}
+
+/** The response's shape from the request: n choices, logprobs, and how tool calls are read from the output. */
+function outputShape(req: RequestBody, n: number, logprobs: number | null): OutputShape {
+  if (req.kind !== 'chat') return { kind: req.kind, n, logprobs, tools: null };
+  const t = toolMode(req.body);
+  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name) } };
 }
 
 function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {
@@ -99,14 +133,14 @@ function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {
  * wait longer than one keep-alive period; then they go out early and comment lines report progress.
  * An error before the headers is a plain HTTP error; after, an OpenAI error event.
  */
-async function streamResponse(
-  kind: Kind, requestId: string, model: string, created: number, includeUsage: boolean, events: AsyncGenerator<Delivered>, reply: FastifyReply,
-  onError: (e: RequestError) => void,
-): Promise<void> {
+async function streamResponse(writer: ChunkWriter, events: AsyncGenerator<Delivered>, reply: FastifyReply, onError: (e: RequestError) => void): Promise<void> {
   let open = false;
   const raw = reply.raw;
   const write = (s: string) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(s);
+  };
+  const send = (chunks: object[]) => {
+    for (const c of chunks) write(`data: ${JSON.stringify(c)}\n\n`);
   };
   const openStream = (first?: TokenEvent) => {
     if (open) return;
@@ -121,7 +155,7 @@ async function streamResponse(
       connection: wantsClose(raw.req) ? 'close' : 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    if (kind === 'chat') write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { role: true, includeUsage }))}\n\n`);
+    send(writer.start());
   };
   for await (const ev of events) {
     switch (ev.type) {
@@ -135,12 +169,11 @@ async function streamResponse(
         break;
       case 'token':
         openStream(ev);
-        write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { text: ev.text, includeUsage }))}\n\n`);
+        send(writer.token(ev));
         break;
       case 'done':
         openStream();
-        write(`data: ${JSON.stringify(chunk(kind, requestId, model, created, { done: ev, includeUsage }))}\n\n`);
-        if (includeUsage) write(`data: ${JSON.stringify(usageChunk(kind, requestId, model, created, ev))}\n\n`);
+        send(writer.end(ev));
         write('data: [DONE]\n\n');
         raw.end();
         return;

@@ -1,6 +1,6 @@
 // GET /v1/models and GET /v1/models/:id: the configured models, in OpenAI's list format.
 import type { FastifyInstance } from 'fastify';
-import { findModel } from '../../config/config.ts';
+import { resolveModel } from '../../config/config.ts';
 import { RequestError } from '../../../contracts/errors.ts';
 import type { GatewayContext } from '../context.ts';
 
@@ -11,7 +11,8 @@ export async function modelRoutes(app: FastifyInstance, gw: GatewayContext): Pro
   app.get('/v1/models', async () => ({ object: 'list', data: gw.config.models.map((m) => card(m.id)) }));
   app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
     const id = req.params['*'];
-    if (!findModel(gw.config, id)) throw new RequestError('model_not_found', { detail: id, param: 'model' });
-    return card(id);
+    const m = resolveModel(gw.config, id);
+    if (!m) throw new RequestError('model_not_found', { detail: id, param: 'model' });
+    return card(m.id);
   });
 }
