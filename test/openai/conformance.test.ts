@@ -248,24 +248,28 @@ describe('request mapping', { skip: SKIP, timeout: 180_000 }, () => {
 
 // ---- parameters whose effect is the engine's (sampler, logprobs, n, constrained decoding) ----
 
-const WEATHER: Schema = { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'], additionalProperties: false };
+// Within the grammar's JSON-schema subset (native/ts/grammar/design.md); numeric bounds are refused (test below).
+const WEATHER: Schema = { type: 'object', properties: { city: { type: 'string', maxLength: 24 }, days: { type: 'integer' }, unit: { enum: ['C', 'F'] } }, required: ['city', 'days'], additionalProperties: false };
 
 describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
-  it('logit_bias +100 on a token makes it the greedy output', { todo: ENGINE_TODO }, async () => {
+  it('logit_bias +100 on a token makes it the greedy output', async () => {
     const id = storyTok.encode(' dragon')[0];
     const r = await client.completions.create({ model: 'story', prompt: 'Once upon a time', max_tokens: 5, temperature: 0, logit_bias: { [id]: 100 } });
     assert.equal(r.choices[0].text, storyTok.decode([id, id, id, id, id]));
   });
 
-  it('logit_bias -100 bans the greedy token', { todo: ENGINE_TODO }, async () => {
+  it('logit_bias -100 bans the greedy token', async () => {
     const greedy = await client.completions.create({ model: 'story', prompt: 'Once upon a time', max_tokens: 1, temperature: 0, logprobs: 1 });
     const first = greedy.choices[0].logprobs!.tokens![0];
-    const id = storyTok.encode(first)[0];
-    const r = await client.completions.create({ model: 'story', prompt: 'Once upon a time', max_tokens: 1, temperature: 0, logit_bias: { [id]: -100 } });
+    // The id whose own text is that token (encoding the text alone would add SentencePiece's leading "▁").
+    // Every id whose own text is that token (a SentencePiece vocabulary also spells it as a byte-fallback piece).
+    const ids = [...Array(storyTok.vocabSize).keys()].filter((i) => storyTok.decode([i]) === first);
+    assert.ok(ids.length > 0, `an id decodes to ${JSON.stringify(first)}`);
+    const r = await client.completions.create({ model: 'story', prompt: 'Once upon a time', max_tokens: 1, temperature: 0, logit_bias: Object.fromEntries(ids.map((i) => [i, -100])) });
     assert.notEqual(r.choices[0].text, greedy.choices[0].text);
   });
 
-  it('top_logprobs 5: five sorted alternatives per token, the chosen (greedy) one first, probabilities consistent', { todo: ENGINE_TODO }, async () => {
+  it('top_logprobs 5: five sorted alternatives per token, the chosen (greedy) one first, probabilities consistent', async () => {
     const r = await client.chat.completions.create({ model: 'story', messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 5 });
     const content = r.choices[0].logprobs!.content!;
     assert.equal(content.length, r.usage!.completion_tokens);
@@ -281,7 +285,7 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     }
   });
 
-  it('completions logprobs: 3 alternatives per token, text_offset running over the text', { todo: ENGINE_TODO }, async () => {
+  it('completions logprobs: 3 alternatives per token, text_offset running over the text', async () => {
     const r = await client.completions.create({ model: 'story', prompt: 'Once', max_tokens: 6, temperature: 0, logprobs: 3 });
     const lp = r.choices[0].logprobs!;
     assert.equal(lp.tokens!.join(''), r.choices[0].text);
@@ -291,7 +295,7 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     lp.tokens!.forEach((t, i) => { assert.equal(lp.text_offset![i], at); at += t.length; });
   });
 
-  it('frequency / presence / repetition penalties change a repetitive greedy output, reproducibly', { todo: ENGINE_TODO }, async () => {
+  it('frequency / presence / repetition penalties change a repetitive greedy output, reproducibly', async () => {
     const ask = (extra: Record<string, unknown>) => client.completions.create({ ...completion({ prompt: 'Once upon a time', max_tokens: 48, temperature: 0 }), ...extra }).then((r) => r.choices[0].text);
     const greedy = await ask({});
     const distinct = (s: string) => new Set(s.split(/\s+/)).size / Math.max(1, s.split(/\s+/).length);
@@ -303,7 +307,7 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     }
   });
 
-  it('top_k 1 is greedy whatever the temperature; min_p 1 too', { todo: ENGINE_TODO }, async () => {
+  it('top_k 1 is greedy whatever the temperature; min_p 1 too', async () => {
     const greedy = await client.completions.create(completion({ prompt: 'Once', max_tokens: 12, temperature: 0 }));
     for (const extra of [{ top_k: 1 }, { min_p: 1 }]) {
       const r = await client.completions.create(completion({ prompt: 'Once', max_tokens: 12, temperature: 1.5, seed: 3, ...extra }));
@@ -311,7 +315,7 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     }
   });
 
-  it('n: 3 gives 3 choices (streamed: deltas for each index), usage sums their tokens', { todo: ENGINE_TODO }, async () => {
+  it('n: 3 gives 3 choices (streamed: deltas for each index), usage sums their tokens', async () => {
     const r = await client.chat.completions.create({ model: 'story', messages: [{ role: 'user', content: 'Hi' }], n: 3, max_tokens: 6, temperature: 1, seed: 9 });
     assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
     assert.ok(new Set(r.choices.map((c) => c.message.content)).size > 1, 'sampled choices differ');
@@ -331,7 +335,7 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     assert.equal(usage!.completion_tokens, 15);
   });
 
-  it('response_format json_schema: the output parses and validates, on a random-weight model too', { todo: ENGINE_TODO }, async () => {
+  it('response_format json_schema: the output parses and validates, on a random-weight model too', async () => {
     for (const model of ['story', 'qwen-tools']) {
       const r = await client.chat.completions.create({
         model, messages: [{ role: 'user', content: 'Weather plan' }], max_tokens: 120, temperature: 1, seed: 4,
@@ -342,16 +346,27 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     }
   });
 
-  it('response_format json_object: the output is a JSON object', { todo: ENGINE_TODO }, async () => {
+  it('response_format json_schema with a keyword outside the subset (minimum): 400 naming response_format and the keyword', async () => {
+    const schema = { type: 'object', properties: { days: { type: 'integer', minimum: 1 } }, required: ['days'] };
+    await assert.rejects(
+      client.chat.completions.create({ model: 'story', messages: [{ role: 'user', content: 'x' }], max_tokens: 8, response_format: { type: 'json_schema', json_schema: { name: 's', schema } } }),
+      (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && e.param === 'response_format' && /minimum/.test(e.message),
+    );
+  });
+
+  // A free JSON object has unbounded strings: a random-weight model rarely samples the closing quote, so the output is
+  // cut at max_tokens (finish_reason 'length', an honest truncation of a valid prefix). Kept as todo until the grammar
+  // can bound free strings per request.
+  it('response_format json_object: the output is a JSON object', { todo: 'random weights: free strings run to max_tokens' }, async () => {
     const r = await client.chat.completions.create({ model: 'qwen-tools', messages: [{ role: 'user', content: 'json please' }], max_tokens: 80, temperature: 1, seed: 5, response_format: { type: 'json_object' } });
     const v = JSON.parse(r.choices[0].message.content!) as unknown;
     assert.ok(v !== null && typeof v === 'object' && !Array.isArray(v), 'a JSON object');
   });
 
-  it('tool_choice required / named: tool_calls whose arguments validate against the tool (streamed and not)', { todo: ENGINE_TODO }, async () => {
+  it('tool_choice required / named: tool_calls whose arguments validate against the tool (streamed and not)', async () => {
     const tools: OpenAI.ChatCompletionTool[] = [
       { type: 'function', function: { name: 'get_weather', parameters: WEATHER as Record<string, unknown> } },
-      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'], additionalProperties: false } } },
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { tz: { type: 'string', maxLength: 12 } }, required: ['tz'], additionalProperties: false } } },
     ];
     // stories260K's 512-token context holds one tool's description; the Qwen model takes both.
     for (const [model, offered] of [['story', tools.slice(1)], ['qwen-tools', tools]] as const) {
@@ -370,12 +385,12 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
         finish = c.choices[0]?.finish_reason ?? finish;
       }
       assert.equal(name, 'get_time');
-      assert.deepEqual(schemaErrors(JSON.parse(args), { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'], additionalProperties: false }), []);
+      assert.deepEqual(schemaErrors(JSON.parse(args), { type: 'object', properties: { tz: { type: 'string', maxLength: 12 } }, required: ['tz'], additionalProperties: false }), []);
       assert.equal(finish, 'tool_calls');
     }
   });
 
-  it('ignore_eos: generation runs to max_tokens', { todo: ENGINE_TODO }, async () => {
+  it('ignore_eos: generation runs to max_tokens', async () => {
     const r = await client.completions.create(completion({ prompt: 'Once', max_tokens: 200, temperature: 0, ignore_eos: true }));
     assert.equal(r.usage!.completion_tokens, 200);
     assert.equal(r.choices[0].finish_reason, 'length');

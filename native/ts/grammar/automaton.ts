@@ -3,8 +3,8 @@
 // walk can backtrack for free); a nondeterministic state is a small array of such stacks.
 import { MAX_DEPTH, type GNode } from './schema.ts';
 
-/** Longest whitespace run allowed between tokens of JSON structure. */
-export const MAX_WS = 16;
+/** Longest whitespace run allowed between tokens of JSON structure: one byte (compact JSON with an optional space or newline), so a model cannot spend its max_tokens on whitespace (random-weight models did, at 16). */
+export const MAX_WS = 1;
 /** Digits allowed in the integer part, the fraction and the exponent of a number. */
 const MAX_INT_DIGITS = 16;
 const MAX_FRAC_DIGITS = 16;
