@@ -3,6 +3,11 @@
 // All sequence bookkeeping (positions, prefill progress, which sequences are active, stop rules, text) lives
 // here on the event loop; each step's compute runs on a native thread (NativeEngine.step). See
 // native/src/engine/design.md for the threads, the batching loop and who owns what.
+//
+// Over 600 lines, knowingly: admission by KV blocks, preemption and recompute, n > 1 forks, and the per-step sampling
+// arrays all read and write the same per-sequence state inside one loop; split apart they would pass that state
+// around. The next split is planned: the request/event types and the sampling-array builders (samplingExtras,
+// logprobsOf) into files of their own.
 import { randomBytes } from 'node:crypto';
 
 import type { ModelSource } from './types.ts';
