@@ -2,10 +2,10 @@
 
 export type Schema = {
   type?: string; properties?: Record<string, Schema>; required?: string[]; additionalProperties?: boolean;
-  enum?: unknown[]; items?: Schema; minimum?: number; maximum?: number; anyOf?: Schema[];
+  enum?: unknown[]; items?: Schema; minimum?: number; maximum?: number; maxLength?: number; anyOf?: Schema[];
 };
 
-/** Problems of `v` against `s` (empty when it validates): type, enum, properties, required, additionalProperties, items, bounds, anyOf. */
+/** Problems of `v` against `s` (empty when it validates): type, enum, properties, required, additionalProperties, items, bounds, maxLength, anyOf. */
 export function schemaErrors(v: unknown, s: Schema, at = '$'): string[] {
   if (s.anyOf) return s.anyOf.some((x) => schemaErrors(v, x, at).length === 0) ? [] : [`${at}: matches no anyOf branch`];
   const errs: string[] = [];
@@ -18,6 +18,7 @@ export function schemaErrors(v: unknown, s: Schema, at = '$'): string[] {
   if (t === 'number' && typeof v !== 'number') return [`${at}: expected number`];
   if (t === 'boolean' && typeof v !== 'boolean') return [`${at}: expected boolean`];
   if (s.enum && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) errs.push(`${at}: not in enum`);
+  if (typeof v === 'string' && s.maxLength !== undefined && [...v].length > s.maxLength) errs.push(`${at}: longer than maxLength`);
   if (typeof v === 'number') {
     if (s.minimum !== undefined && v < s.minimum) errs.push(`${at}: below minimum`);
     if (s.maximum !== undefined && v > s.maximum) errs.push(`${at}: above maximum`);
