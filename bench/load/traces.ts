@@ -3,6 +3,7 @@
 //   mooncake-conv, mooncake-synth: Mooncake FAST'25 traces (timestamp ms, input_length, output_length; JSON lines)
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { rng } from '../../services/simulator/rng.ts';
 
 export const TRACES = ['azure-conv', 'azure-code', 'mooncake-conv', 'mooncake-synth'] as const;
 export type TraceName = (typeof TRACES)[number];
@@ -67,17 +68,8 @@ export function loadTrace(name: TraceName, dir = tracesDir()): { requests: Trace
   return { requests: rows.map((r) => ({ atS: r.t - t0, inputTokens: r.i, outputTokens: r.o })), skipped, file };
 }
 
-/** A seeded PRNG (mulberry32): the same seed gives the same arrivals and the same picks of trace rows. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG: the same seed gives the same arrivals and the same picks of trace rows (the simulators' own). */
+export { rng };
 
 export interface Arrival {
   /** Seconds after the run's start. */
