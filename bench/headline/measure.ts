@@ -20,11 +20,12 @@ export interface MeasureContext {
   timeLeft: () => number;
 }
 
-/** How many samples of each kind (--reps, --cold-reps, --start-reps). */
+/** How many samples of each kind (--reps, --cold-reps, --start-reps) and which phases run (--phases). */
 export interface Reps {
   reps: number;
   coldReps: number;
   startReps: number;
+  phases: ReadonlySet<'start' | 'swap' | 'cold'>;
 }
 
 export class Measure {
@@ -159,9 +160,10 @@ export class Measure {
 
   /** The four phases in order (worker starts first: the stack starts with no worker). */
   async all(models: BenchModel[], prompts: Prompt[], reps: Reps): Promise<void> {
-    await this.workerStarts(models[0], prompts, reps.startReps);
-    await this.warmAndSwap(models, prompts, reps.reps);
-    await this.coldLoads(models, prompts, reps.coldReps);
-    await this.lastWorkerStart(models[0], prompts);
+    // The stack starts with no worker: the first worker start always runs.
+    await this.workerStarts(models[0], reps.phases.has('start') ? prompts : prompts.slice(0, 1), reps.phases.has('start') ? reps.startReps : 1);
+    if (reps.phases.has('swap')) await this.warmAndSwap(models, prompts, reps.reps);
+    if (reps.phases.has('cold')) await this.coldLoads(models, prompts, reps.coldReps);
+    if (reps.phases.has('start')) await this.lastWorkerStart(models[0], prompts);
   }
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
+import { parse } from '../../bench/headline/args.ts';
 import { run } from '../../bench/headline/headline.ts';
 
 interface Sample { model: string; prompt: number; promptTokens: number; intended: string; path: string; ttftMs: number; queueMs: number; loadMs: number; swapMs: number; prefillMs: number; clientTtftMs: number; cachedBefore: number | null; workerStart?: { spawnMs: number; readyMs: number; toLoadMs: number } | null }
@@ -18,6 +19,12 @@ describe('bench headline --tiny', () => {
   it('rejects bad arguments with exit code 2', async () => {
     assert.equal(await run(['--tiny', '--reps', 'x']), 2);
     assert.equal(await run([]), 2);
+    assert.equal(await run(['--tiny', '--phases', 'swap,warp']), 2);
+  });
+
+  it('--phases picks the phases (the first worker start always runs)', () => {
+    assert.deepEqual([...parse(['--tiny', '--phases', 'swap']).phases], ['swap']);
+    assert.deepEqual([...parse(['--tiny']).phases], ['start', 'swap', 'cold']);
   });
 
   it('measures every path through the gateway from the traces, each as the system reports it', { timeout: 240_000 }, async () => {
