@@ -615,8 +615,10 @@ export class Engine {
       // youngest); prompts feed chunks within the step's prefill budget (their blocks were committed at admission).
       const batch: { seq: Seq; tokens: Int32Array }[] = [];
       let budget = this.options.prefillChunk;
-      for (const s of [...this.active]) {
-        if (!this.active.includes(s)) continue; // preempted to make room for an older sequence
+      // By index over the live list: grow() preempts only from its tail (the youngest), so a sequence preempted to
+      // make room for an older one is simply never reached (no O(n) membership test per sequence).
+      for (let i = 0; i < this.active.length; i++) {
+        const s = this.active[i];
         if (s.pos >= s.prefix.length) {
           if (this.grow(s, s.pos + 1)) batch.push({ seq: s, tokens: Int32Array.of(s.last) });
         } else if (budget > 0) {
