@@ -9,7 +9,7 @@
 // so every id the model samples decodes (as bench/load/tokenizer.ts does for random-weight HF folders).
 //   node --import tsx bench/quant/random_gguf.ts OUT_DIR [--shape 8b|tiny] [--types q8_0,q4_k_m]
 //   -> OUT_DIR/llama8b-q8_0.gguf, OUT_DIR/llama8b-q4_k_m.gguf (8b); llamatiny-*.gguf (tiny)
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { llama3RopeFactors } from '../../native/ts/model/config.ts';
@@ -186,7 +186,9 @@ async function main(argv: string[]): Promise<number> {
     }
     const file = join(out, `llama${shape}-${type}.gguf`);
     const t = performance.now();
-    await writeRandomQuantGguf(file, cfg, { type: type as QuantDType | 'q4_k_m', vocab });
+    // Written under another name and renamed: a file of this name is always whole (the device script reuses it).
+    await writeRandomQuantGguf(`${file}.part`, cfg, { type: type as QuantDType | 'q4_k_m', vocab });
+    renameSync(`${file}.part`, file);
     process.stderr.write(`[random_gguf] ${file} in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   }
   return 0;
