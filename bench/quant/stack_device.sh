@@ -9,7 +9,9 @@
 #      swap TTFT for a 128-token prompt (another model resident: evict, swapIn, engine made, first token, as a worker
 #      serves it), warm TTFT, batch-1 decode step time beside bytes-read / bandwidth. Bars: Q4_K_M swap TTFT ≤ 0.12 s,
 #      decode ≥ 70 % of the floor. QUANT_BF16=1 adds the bf16 8B shape (bench/headline/make_models.py) to the table;
-#   4. test/quant/cuda.test.ts: CUDA vs CPU logits (tiny models of every type, random models at 8B row widths, and
+#   4. bench/quant/gateway.ts: the two files through the whole stack (private Redis, gateway, scheduler, one worker),
+#      swap and warm TTFT of streamed requests from the traces;
+#   5. test/quant/cuda.test.ts: CUDA vs CPU logits (tiny models of every type, random models at 8B row widths, and
 #      the two whole 8B-shaped files via SWAPSERVE_QUANT_8B_FILES); stories260K is found in .carry/data when carried.
 # Run from the repo root with .carry carried (scripts/carry.sh here first). Writes under $OUT: quant-stack.log (all
 # output), quant-stack.md (the table), quant-stack.json (raw), quant-stack-test.log.
@@ -24,6 +26,24 @@ BUDGET_S=${BUDGET_S:-470}
 el() { echo "+$(( $(date +%s) - START ))s"; }
 left() { echo $(( BUDGET_S - ($(date +%s) - START) )); }
 M=${QUANT_MODELS:-/tmp/quant-models}
+# Each long step runs in its own process group (its children too: the stack's gateway, scheduler and worker, the
+# test runner's file process), killed on its time limit and at its end; groups a previous call left are killed first.
+PGF=/tmp/quant-stack.pgids
+[ -f "$PGF" ] && while read -r g; do kill -KILL -- "-$g" 2>/dev/null; done < "$PGF"
+: > "$PGF"
+run_group() {
+  local t=$1; shift
+  setsid "$@" & local pg=$!
+  echo "$pg" >> "$PGF"
+  # The watcher holds no output pipe open and takes its sleep with it when told to stop.
+  ( exec > /dev/null 2>&1; trap 'kill "$s"; exit 0' TERM; sleep "$t" & s=$!; wait "$s"
+    kill -TERM -- "-$pg"; sleep 5; kill -KILL -- "-$pg" ) & local w=$!
+  wait "$pg"; local rc=$?
+  kill "$w" 2>/dev/null; wait "$w" 2>/dev/null
+  kill -KILL -- "-$pg" 2>/dev/null
+  [ "$rc" -eq 143 ] || [ "$rc" -eq 137 ] && echo "[stack_device] $1 ... stopped at its time limit ($t s)"
+  return $rc
+}
 SHAPE=${QUANT_SHAPE:-8b}
 mkdir -p "$M"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,pcie.link.gen.max --format=csv,noheader
@@ -36,6 +56,7 @@ if ! command -v node >/dev/null; then
 fi
 [ -d node_modules ] || xz -dc .carry/nm.tar.xz | tar -xf -
 export LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}"
+[ -x .carry/redis-server ] && export SWAPSERVE_REDIS_SERVER="$PWD/.carry/redis-server"
 [ -f .carry/data/models/stories260K/stories260K.gguf ] && export SWAPSERVE_SHARED_DATA="$PWD/.carry/data"
 echo "node $(node --version) $(el)"
 
@@ -66,12 +87,18 @@ if [ "${QUANT_BF16:-0}" = 1 ] && [ -f "$M/llama8b-bf16/model.safetensors.index.j
   MODELS="$MODELS,$M/llama8b-bf16"
 fi
 T=$(left); [ "$T" -gt 240 ] && T=240; [ "$T" -lt 60 ] && T=60
-timeout "$T" node --import tsx bench/quant/stack.ts --models "$MODELS" ${BW:+--bw-gbps "$BW"} --reps "${QUANT_REPS:-5}" --backend "${QUANT_BACKEND:-cuda}" \
+run_group "$T" node --import tsx bench/quant/stack.ts --models "$MODELS" ${BW:+--bw-gbps "$BW"} --reps "${QUANT_REPS:-5}" --backend "${QUANT_BACKEND:-cuda}" \
   --out "$OUT/quant-stack.json" --md "$OUT/quant-stack.md"
 echo "stack rc=$? $(el)"
 
+# The same files through the whole stack (Redis, gateway, scheduler, one worker), TTFT from the traces.
+T=$(left); [ "$T" -gt 200 ] && T=200; [ "$T" -lt 60 ] && T=60
+run_group "$T" node --import tsx bench/quant/gateway.ts --models "$M/llama$SHAPE-q4_k_m.gguf,$M/llama$SHAPE-q8_0.gguf" --reps "${QUANT_GW_REPS:-3}" \
+  --backend "${QUANT_BACKEND:-cuda}" --md "$OUT/quant-stack.md" 2>&1 | grep -v '^{' | tail -40
+echo "gateway rc=$? $(el)"
+
 T=$(left); [ "$T" -lt 60 ] && T=60
-SWAPSERVE_QUANT_8B_FILES="$M/llama$SHAPE-q8_0.gguf,$M/llama$SHAPE-q4_k_m.gguf" timeout "$T" node test/run.mjs test/quant/cuda.test.ts > "$OUT/quant-stack-test.log" 2>&1
+run_group "$T" env SWAPSERVE_QUANT_8B_FILES="$M/llama$SHAPE-q8_0.gguf,$M/llama$SHAPE-q4_k_m.gguf" node test/run.mjs test/quant/cuda.test.ts > "$OUT/quant-stack-test.log" 2>&1
 echo "cuda test rc=$? $(el)"
 grep -E "^\s*(✔|✖|﹣|ℹ)" "$OUT/quant-stack-test.log" | cut -c1-400 | tail -40
 echo "=== table"
