@@ -50,12 +50,38 @@ export function paddedVocab(size: number): GgufVocab {
   return { ...v, tokens, tokenTypes };
 }
 
-/** Fills `u` with xorshift32 words from `seed` (non-zero). */
-function fillRandom(u: Uint32Array, seed: number): void {
+/** Fills `u` with xorshift32 words from `seed` (non-zero); returns the generator's last state. */
+function xorshiftFill(u: Uint32Array, seed: number): number {
   let s = seed >>> 0 || 1;
   for (let i = 0; i < u.length; i++) {
     s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
     u[i] = s;
+  }
+  return s;
+}
+
+let scratch: ArrayBuffer | null = null;
+
+/** 64 MiB of xorshift words, drawn once per process: large tensors are tiled from it (see fillRandom). */
+let pool: Uint32Array | null = null;
+const POOL_WORDS = 16 << 20;
+const CHUNK_WORDS = 64 << 10;
+
+/**
+ * Random words in `u`: drawn directly for up to 64 MiB; a larger tensor (most of an 8B model) is tiled with 256 KiB
+ * chunks of a 64 MiB random pool, each from an offset drawn from `seed` — memcpy speed instead of ~2 GB/s of
+ * xorshift, so the 13 GB of the 8B files are written in seconds. Every block is still random; two chunks of one
+ * tensor may repeat pool bytes, which no kernel's speed or the CPU/GPU agreement can tell.
+ */
+function fillRandom(u: Uint32Array, seed: number): void {
+  if (u.length <= POOL_WORDS) { xorshiftFill(u, seed); return; }
+  pool ??= (() => { const p = new Uint32Array(POOL_WORDS); xorshiftFill(p, 0x2545f491); return p; })();
+  let s = seed >>> 0 || 1;
+  for (let at = 0; at < u.length; at += CHUNK_WORDS) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    const from = (s >>> 0) % (POOL_WORDS - CHUNK_WORDS);
+    const n = Math.min(CHUNK_WORDS, u.length - at);
+    u.set(pool.subarray(from, from + n), at);
   }
 }
 
@@ -68,13 +94,17 @@ function scaleTable(base: number): Uint16Array {
  * `elems` weights of `dtype` as valid random blocks: quants uniform, scales set so that the values are centred
  * with a standard deviation of about STD (per block the f16 scale varies by ±25 %).
  */
-export function randomQuantBlocks(dtype: QuantDType, elems: number, seed: number): Uint8Array {
+export function randomQuantBlocks(dtype: QuantDType, elems: number, seed: number, reuse = false): Uint8Array {
   const { elems: per, bytes: bsz } = QUANT_BLOCK[dtype];
   if (elems % per !== 0) throw new RangeError(`Expected a multiple of ${per} values for ${dtype} but received ${elems}`);
   const n = elems / per;
   const total = quantBytes(dtype, elems);
-  const buf = new ArrayBuffer(Math.ceil(total / 4) * 4);
-  fillRandom(new Uint32Array(buf), seed);
+  const size = Math.ceil(total / 4) * 4;
+  // `reuse`: one buffer for every tensor of a file (the writer writes each before asking for the next), so the
+  // 8B files do not page-fault 13 GB of fresh memory.
+  if (reuse && (scratch?.byteLength ?? 0) < size) scratch = new ArrayBuffer(size);
+  const buf = reuse ? scratch! : new ArrayBuffer(size);
+  fillRandom(new Uint32Array(buf, 0, size / 4), seed);
   const u8 = new Uint8Array(buf, 0, total);
   const u16 = new Uint16Array(buf, 0, total >> 1);
   switch (dtype) {
@@ -93,7 +123,7 @@ export function randomQuantBlocks(dtype: QuantDType, elems: number, seed: number
       const S = 12, mean = dtype === 'q4_k' ? 7.5 : 15.5, sd = dtype === 'q4_k' ? 4.61 : 9.23;
       const t = scaleTable(STD / (S * sd));
       const tm = Uint16Array.from({ length: 256 }, (_, k) => f32ToF16((STD / (S * sd)) * (0.75 + (0.5 * k) / 255) * mean));
-      const u32 = new Uint32Array(buf);
+      const u32 = new Uint32Array(buf, 0, size / 4);
       const words = bsz / 4;
       const lo = S * 0x01010101, hi = (S | (S << 4)) * 0x01010101;
       for (let b = 0; b < n; b++) {
@@ -159,7 +189,7 @@ export async function writeRandomQuantGguf(file: string, cfg: ModelConfig, opts:
     if (rowLen % QUANT_BLOCK[dtype].elems !== 0) {
       throw new RangeError(`Expected rows of ${t.name} to be a multiple of ${QUANT_BLOCK[dtype].elems} for ${QUANT_BLOCK[dtype].name} but received ${rowLen}`);
     }
-    tensors.push({ name, shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes: quantBytes(dtype, count), data: () => randomQuantBlocks(dtype, count, seedOf(name, seed)) });
+    tensors.push({ name, shape: t.shape, ggmlType: DTYPE_GGML[dtype], bytes: quantBytes(dtype, count), data: () => randomQuantBlocks(dtype, count, seedOf(name, seed), true) });
   }
   const meta = ggufMetadata(cfg, opts.vocab, `swapserve-random-${opts.type}`);
   meta.push({ key: 'general.file_type', type: 'u32', value: opts.type === 'q4_k_m' ? 15 : GGUF_FILE_TYPE[opts.type] });

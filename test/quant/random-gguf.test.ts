@@ -32,6 +32,15 @@ describe('random quantized GGUF files (bench/quant/random_gguf.ts) at a tiny sha
     }
   });
 
+  it('a tensor larger than the 64 MiB random pool (tiled from it) has the same statistics', () => {
+    const bytes = randomQuantBlocks('q8_0', 1 << 26, 9);
+    const v = decodeTensor(bytes.subarray(bytes.length - 34 * 65536), 'q8_0'); // the last 2M values: tiled
+    let s = 0, s2 = 0;
+    for (const x of v) { s += x; s2 += x * x; }
+    const mean = s / v.length, sd = Math.sqrt(s2 / v.length - mean * mean);
+    assert.ok(Math.abs(mean) < 0.002 && sd > 0.015 && sd < 0.025, `mean ${mean}, sd ${sd}`);
+  });
+
   it('rejects a value count that is not whole blocks', () => {
     assert.throws(() => randomQuantBlocks('q4_k', 300, 1), /multiple of 256/);
   });
