@@ -70,11 +70,11 @@ if [ "${QUANT_BF16:-0}" = 1 ] && [ ! -f "$M/llama8b-bf16/model.safetensors.index
   (python3 -c "import sys; sys.path.insert(0, 'bench/headline'); import make_models as m; m.write(sys.argv[1], m.configs()['llama8b'])" "$M/llama8b-bf16" > /tmp/quant-write-bf16.log 2>&1; echo "write bf16 rc=$?" >> /tmp/quant-write-bf16.log) &
   pids+=($!)
 fi
-(python3 bench/quant/bandwidth.py 4 > /tmp/quant-bw.json 2> /tmp/quant-bw.err; echo "bandwidth rc=$?" >> /tmp/quant-bw.err) &
-pids+=($!)
 if [ "${QUANT_SKIP_BUILD:-0}" = 1 ]; then echo "build skipped" > /tmp/quant-build.log; else ( node native/build.mjs && node scripts/bundle.mjs ) > /tmp/quant-build.log 2>&1; fi
 echo "build rc=$? $(el)"; tail -3 /tmp/quant-build.log
 for p in "${pids[@]}"; do wait "$p"; done
+# After the writers: the bf16 writer draws its weights on the GPU, which would lower the bandwidth measured.
+python3 bench/quant/bandwidth.py 4 > /tmp/quant-bw.json 2> /tmp/quant-bw.err; echo "bandwidth rc=$?" >> /tmp/quant-bw.err
 cat /tmp/quant-write-*.log /tmp/quant-bw.err 2>/dev/null | grep -v "^$" | tail -12
 cat /tmp/quant-bw.json
 ls -la "$M"
