@@ -95,7 +95,7 @@ echo "stack rc=$? $(el)"
 T=$(left); [ "$T" -gt 200 ] && T=200; [ "$T" -lt 60 ] && T=60
 run_group "$T" node --import tsx bench/quant/gateway.ts --models "$M/llama$SHAPE-q4_k_m.gguf,$M/llama$SHAPE-q8_0.gguf" --reps "${QUANT_GW_REPS:-3}" \
   --backend "${QUANT_BACKEND:-cuda}" --md "$OUT/quant-stack.md" 2>&1 | grep -v '^{' | tail -40
-echo "gateway rc=$? $(el)"
+echo "gateway rc=${PIPESTATUS[0]} $(el)"
 
 T=$(left); [ "$T" -lt 60 ] && T=60
 run_group "$T" env SWAPSERVE_QUANT_8B_FILES="$M/llama$SHAPE-q8_0.gguf,$M/llama$SHAPE-q4_k_m.gguf" node test/run.mjs test/quant/cuda.test.ts > "$OUT/quant-stack-test.log" 2>&1
