@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine lacks into .carry/ (git-ignored): Node, redis-server + its two libraries, and the
-# runtime node_modules (not the dev-only node-llama-cpp: its llama.cpp binaries are ~700 MB). On the GPU machine,
+# runtime node_modules (not the dev-only node-llama-cpp: its llama.cpp binaries are ~700 MB), and stories260K. On the GPU machine,
 # `source scripts/uncarry.sh` unpacks them (see ../shared/DEVICE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,8 @@ cp -L /usr/lib/x86_64-linux-gnu/liblzf.so.1 /usr/lib/x86_64-linux-gnu/libjemallo
 tar --exclude=node_modules/typescript --exclude=node_modules/playwright-core --exclude=node_modules/openai \
   --exclude=node_modules/@types --exclude='node_modules/.cache' \
   --exclude=node_modules/node-llama-cpp --exclude=node_modules/@node-llama-cpp -cf - node_modules | xz -T2 -3 > .carry/nm.tar.xz
+# stories260K (2 MB) for the tests that need the shared data there: SWAPSERVE_SHARED_DATA=$PWD/.carry/data.
+if [ -f ../shared/data/models/stories260K/stories260K.gguf ]; then
+  mkdir -p .carry/data/models && cp -r ../shared/data/models/stories260K .carry/data/models/
+fi
 du -sh .carry/*

@@ -1,7 +1,10 @@
 // Quantized models on the CUDA backend against the CPU backend (runs where the CUDA addon is built and a GPU is
 // visible; skipped elsewhere, e.g. CI): weights stay quantized in the GPU arena (its bytes are the file's), logits
 // of prefill (the dequantize-to-bf16 + GEMM path, T > 8) and decode (the quantized GEMV, T <= 8) agree with the
-// CPU's, and a Q8_0 stories260K generates the reference ids through runtime + engine.
+// CPU's, and a Q8_0 stories260K generates the reference ids through runtime + engine. Then random quantized models at
+// Llama-3.1-8B row widths (bench/quant/random_gguf.ts: 2 layers of 4096 / 14336, every type and the Q4_K_M mix), and,
+// given SWAPSERVE_QUANT_8B_FILES (comma-separated GGUF paths: bench/quant/stack_device.sh passes its 8B-shaped
+// Q8_0 and Q4_K_M files), those whole files: each on a CUDA runtime and a CPU runtime, logits compared.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -19,6 +22,8 @@ import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { makeTempDir, makeTinyModel } from '../helpers/make-model.ts';
 import { needsData } from '../helpers/requires.ts';
 import { QCONFIG } from './shapes.ts';
+import { paddedVocab, tinyQuantConfig, writeRandomQuantGguf } from '../../bench/quant/random_gguf.ts';
+import { QUANT_DTYPES } from '../../native/ts/model/quant.ts';
 
 const REF_IDS = '403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385'
   .split(' ').map(Number);
@@ -87,4 +92,73 @@ describe('quantized models on the CUDA backend against the CPU backend', { skip:
       await engine.close();
     }
   });
+});
+
+/**
+ * The model at `path` on a CUDA runtime and on a CPU runtime (both leasing it from their own GPU tier, as a worker
+ * does): logits of a 12-token prefill and of two decode steps after it must agree within `tol` x max(1, |logits|).
+ */
+async function cudaAgreesWithCpu(path: string, label: string, tol: number): Promise<string> {
+  const source = await openModel(path);
+  const bytes = source.layout.totalBytes;
+  const gpuRt = Runtime.open({ backend: 'cuda', hostBudgetBytes: 0, gpuBudgetBytes: bytes + 64 * MiB, scratchBudgetBytes: 3072 * MiB });
+  const cpuRt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 0, gpuBudgetBytes: bytes + 64 * MiB, scratchBudgetBytes: 512 * MiB });
+  const engines: { close(): void }[] = [];
+  try {
+    gpuRt.register(label, source.layout);
+    cpuRt.register(label, source.layout);
+    await Promise.all([gpuRt.loadToGpu(label), cpuRt.loadToGpu(label)]);
+    const desc = buildModelDesc(source);
+    const opts = { maxBatch: 1, maxContext: 64, threads: 0 };
+    const gpu = new (gpuRt.addon as unknown as EngineAddon).Engine(gpuRt.native, label, desc, opts);
+    engines.push(gpu);
+    const cpu = new (loadEngineAddon('cpu').Engine)(cpuRt.native, label, desc, opts);
+    engines.push(cpu);
+    const prompt = [source.config.bosTokenId ?? 1, 17, 3, 40, 9, 22, 31, 8, 100, 200, 250, 260];
+    const steps = [
+      { seqs: Int32Array.of(1), counts: Int32Array.of(12), positions: Int32Array.of(0), tokens: Int32Array.from(prompt) },
+      { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(12), tokens: Int32Array.of(300) },
+      { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(13), tokens: Int32Array.of(7) },
+    ];
+    const notes: string[] = [];
+    for (const [i, batch] of steps.entries()) {
+      const [g, c] = await Promise.all([gpu.logits(batch), cpu.logits(batch)]);
+      let maxErr = 0, scale = 0, ag = 0, ac = 0;
+      for (let k = 0; k < c.length; k++) {
+        assert.ok(Number.isFinite(g[k]) && Number.isFinite(c[k]), `${label} step ${i}: logit ${k} finite (gpu ${g[k]}, cpu ${c[k]})`);
+        maxErr = Math.max(maxErr, Math.abs(g[k] - c[k]));
+        scale = Math.max(scale, Math.abs(c[k]));
+        if (g[k] > g[ag]) ag = k;
+        if (c[k] > c[ac]) ac = k;
+      }
+      notes.push(`step ${i}: max |gpu - cpu| ${maxErr.toFixed(4)} of ${scale.toFixed(3)}, argmax ${ag === ac ? 'same' : `${ag} vs ${ac}`}`);
+      assert.ok(scale > 0.01, `${label} step ${i}: logits are not all ~0 (${scale})`);
+      assert.ok(maxErr <= tol * Math.max(1, scale), `${label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale})`);
+    }
+    return `${label}: ${notes.join('; ')}`;
+  } finally {
+    for (const e of engines) e.close();
+    await gpuRt.close();
+    await cpuRt.close();
+  }
+}
+
+describe('random quantized models at Llama-3.1-8B row widths: CUDA backend against the CPU backend', { skip: cuda ? false : 'no CUDA build or no GPU visible' }, () => {
+  const vocab = paddedVocab(2048);
+  // 2 layers of the 8B shape: the GEMV and dequantize kernels at the real row lengths (4096 and 14336) and heads.
+  const cfg = tinyQuantConfig(vocab, { hiddenSize: 4096, intermediateSize: 14336, numHeads: 32, numKvHeads: 8, headDim: 128 });
+  for (const type of [...QUANT_DTYPES, 'q4_k_m'] as const) {
+    it(`${type}: prefill and decode logits agree`, async (t) => {
+      const path = join(await makeTempDir(`cuda-wide-${type}`), `wide-${type}.gguf`);
+      await writeRandomQuantGguf(path, cfg, { type, vocab, seed: 11 });
+      t.diagnostic(await cudaAgreesWithCpu(path, `wide-${type}`, 0.03));
+    });
+  }
+  const files = (process.env.SWAPSERVE_QUANT_8B_FILES ?? '').split(',').filter(Boolean);
+  for (const file of files) {
+    // 32 layers of bf16 activations (GPU) against fp32 (CPU): a looser bound than 2 layers.
+    it(`${file.split('/').pop()}: the whole 8B-shaped file, prefill and decode logits agree`, async (t) => {
+      t.diagnostic(await cudaAgreesWithCpu(file, file.split('/').pop()!, 0.05));
+    });
+  }
 });
