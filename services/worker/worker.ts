@@ -69,7 +69,8 @@ export class SwapWorker {
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
     this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
     this.tiers = new TierManager(this.backend, () => this.control?.changed(),
-      (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`));
+      (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`),
+      this.cfg.worker.partialResidency ? {} : null);
     this.admission = new Admission(this.cfg.worker.concurrency, (m) => this.backend.capacity?.(m) ?? null);
     this.control = new Control(
       { workerId: this.workerId, state: () => this.state(), execute: (c, started) => this.execute(c, started) },
