@@ -267,7 +267,14 @@ export class SwapWorker {
     }
     for (const id of this.tiers.ids()) {
       const i = this.tiers.info(id);
-      models[id] = { residency: this.tiers.residency(id), bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id) };
+      const residency = this.tiers.residency(id);
+      let prefix = 0;
+      try {
+        if (residency === 'host') prefix = this.backend.prefixes?.prefix(id).bytes ?? 0;
+      } catch {
+        // not registered yet, or a closed backend: no prefix
+      }
+      models[id] = { residency, bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id), ...(prefix > 0 ? { gpuPrefixBytes: prefix } : {}) };
     }
     return {
       workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,
