@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 
 import { Engine, type GenerateRequest } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
+import { resolveBackend } from '../../native/ts/addon.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { ensureTokenizer } from '../headline/models.ts';
@@ -57,7 +58,7 @@ export async function runPartial(a: PartialArgs): Promise<{ rows: PartialRow[]; 
   const total = layout.totalBytes;
   const ends = layout.groups.map((g) => g.end);
   const GiB = 1024 ** 3;
-  const rt = Runtime.open({ backend: a.backend, hostBudgetBytes: total + (1 << 20), gpuBudgetBytes: total + (1 << 20), scratchBudgetBytes: a.backend === 'cpu' ? GiB / 4 : 4 * GiB });
+  const rt = Runtime.open({ backend: a.backend, hostBudgetBytes: total + (1 << 20), gpuBudgetBytes: total + (1 << 20), scratchBudgetBytes: resolveBackend(a.backend) === 'cpu' ? GiB / 4 : 4 * GiB });
   const id = 'm';
   const rows: PartialRow[] = [];
   try {
@@ -152,7 +153,9 @@ export async function runPartial(a: PartialArgs): Promise<{ rows: PartialRow[]; 
         ttftMs: median(g.ttft), ttftAllMs: g.ttft, firstLayerMs: median(g.first), sameToken: g.same, checksumOk: g.sum,
       });
     }
-    const ok = rows.every((r) => r.sameToken && r.checksumOk);
+    // The bytes are the hard check; the first token is reported (a GPU kernel that is not bit-deterministic could
+    // flip a near-tie of random weights' logits without any byte differing).
+    const ok = rows.every((r) => r.checksumOk);
     const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
     const lines = [
       `partial residency: ${rt.deviceName} (${rt.backend}); ${(total / 1e9).toFixed(2)} GB in ${layout.groups.length} groups; prompt ${a.promptTokens} tokens; median of ${a.reps}; ${new Date().toISOString()}`,

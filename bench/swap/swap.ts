@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     const r = await runPartial({ model: args.model, fractions: args.resident, reps: args.reps, promptTokens: args.promptTokens, backend: args.backend });
     if (args.out) writeFileSync(args.out, JSON.stringify(r.results, null, 2) + '\n');
     process.stdout.write(args.json ? JSON.stringify(r.results, null, 2) + '\n' : r.table);
-    if (!r.ok) log('a swap after a partial evict gave another first token or other GPU bytes than the full swap');
+    if (!r.ok) log('CHECKSUM MISMATCH: a swap after a partial evict left other GPU bytes than the full swap');
     return r.ok ? 0 : 1;
   }
   let layout: WeightLayout;
