@@ -62,6 +62,12 @@ export const ModelOnWorker = z.object({
    * scheduler infers it from the moves it issued.
    */
   hostCopy: z.boolean().optional(),
+  /**
+   * Partial residency (issue 15): bytes of a parked model's first layer groups kept on the GPU; a `swap_in` on this
+   * worker copies only the rest. The worker gives them back before evicting anything, so they count as free room.
+   * Absent or 0: none.
+   */
+  gpuPrefixBytes: bytes.optional(),
 });
 export type ModelOnWorker = z.infer<typeof ModelOnWorker>;
 

@@ -3,6 +3,8 @@
 // cudaMemcpyAsync of the same bytes, `cat` of the same files, page cache verified cold/warm with mincore) and,
 // given --baseline (bench/swap/hf_baseline.py's output from the same machine), with what a transformers
 // user gets. Progress goes to stderr; the table (or JSON) to stdout.
+// `--resident 0,25,50,75` (with --model) measures the partial-residency curve instead (bench/swap/partial.ts): swap
+// TTFT at `--prompt-tokens` (128) against the resident fraction, beside the copy floor of the bytes moved.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { progress } from '../../services/dev/progress.ts';
@@ -11,8 +13,15 @@ import { performance } from 'node:perf_hooks';
 import { Runtime, type MoveResult } from '../../native/ts/runtime.ts';
 import type { WeightLayout } from '../../native/ts/types.ts';
 import { planModel, randomModel } from './plan.ts';
+import { runPartial } from './partial.ts';
 
-interface Args { model?: string; size: number; reps: number; baseline?: string; json: boolean; out?: string; backend: 'auto' | 'cpu' | 'cuda'; readThreads?: number; stagingBytes?: number }
+interface Args { model?: string; size: number; reps: number; baseline?: string; json: boolean; out?: string; backend: 'auto' | 'cpu' | 'cuda'; readThreads?: number; stagingBytes?: number; resident?: number[]; promptTokens: number }
+
+function parseFractions(s: string): number[] {
+  const xs = s.split(',').map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x < 0 || x > 100)) throw new Error(`Expected percentages in [0, 100] like 0,25,50,75 for --resident but received ${s}`);
+  return xs.map((x) => x / 100);
+}
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(s);
@@ -21,7 +30,7 @@ function parseSize(s: string): number {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { size: 0, reps: 3, json: false, backend: 'auto' };
+  const a: Args = { size: 0, reps: 3, json: false, backend: 'auto', promptTokens: 128 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -38,8 +47,16 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--backend') a.backend = v() as Args['backend'];
     else if (k === '--read-threads') a.readThreads = Number(v());
     else if (k === '--staging') a.stagingBytes = parseSize(v());
-    else throw new Error(`unknown option ${k} (options: --model DIR, --size 1g, --reps 3, --baseline hf.json, --json, --out FILE, --backend auto|cpu|cuda, --read-threads N, --staging 512m)`);
+    else if (k === '--resident') a.resident = parseFractions(v());
+    else if (k === '--prompt-tokens') {
+      const n = Number(v());
+      if (!Number.isInteger(n) || n < 2 || n > 8192) throw new Error(`Expected an integer in [2, 8192] for --prompt-tokens but received ${n}`);
+      a.promptTokens = n;
+    } else throw new Error(`unknown option ${k} (options: --model DIR, --size 1g, --reps 3, --baseline hf.json, --json, --out FILE, --backend auto|cpu|cuda, --read-threads N, --staging 512m, --resident 0,25,50,75, --prompt-tokens 128)`);
   }
+  if (a.resident && !a.model) throw new Error('--resident needs --model DIR (a model the engine runs)');
+  if (a.resident && (a.baseline || a.readThreads || a.stagingBytes || a.size)) throw new Error('--resident takes only --model, --reps, --prompt-tokens, --json, --out and --backend');
+  if (!a.resident && a.promptTokens !== 128 && argv.includes('--prompt-tokens')) throw new Error('--prompt-tokens applies only with --resident');
   return a;
 }
 
@@ -60,6 +77,13 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
     return 2;
+  }
+  if (args.resident && args.model) {
+    const r = await runPartial({ model: args.model, fractions: args.resident, reps: args.reps, promptTokens: args.promptTokens, backend: args.backend });
+    if (args.out) writeFileSync(args.out, JSON.stringify(r.results, null, 2) + '\n');
+    process.stdout.write(args.json ? JSON.stringify(r.results, null, 2) + '\n' : r.table);
+    if (!r.ok) log('CHECKSUM MISMATCH: a swap after a partial evict left other GPU bytes than the full swap');
+    return r.ok ? 0 : 1;
   }
   let layout: WeightLayout;
   let planner = 'random file';

@@ -67,16 +67,18 @@ export interface NativeRuntimeObject {
   register(id: string, layout: NativeLayout): void;
   unregister(id: string): void;
   move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, onProgress?: (done: number, total: number) => void, onGroup?: (g: number) => void): Promise<NativeMoveResult>;
-  evict(id: string): NativeMoveResult;
+  /** keepGroups > 0: partial evict, the first groups stay on the gpu as the model's resident prefix. */
+  evict(id: string, keepGroups?: number): NativeMoveResult;
+  reclaimPrefix(id: string): NativeMoveResult;
   drop(id: string): NativeMoveResult;
-  residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number };
+  residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number; prefixGroups: number; prefixBytes: number };
   usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number } };
   checksum(id: string, tier: 'host' | 'gpu'): Promise<string>;
   whenHostReady(): Promise<void>;
   pinHostPool(): void;
   close(): Promise<void>;
-  /** Bench floor: ms of each of `reps` plain cudaMemcpyAsync of the model's host arena to a separate device buffer. */
-  benchFloor(id: string, reps: number): Promise<number[]>;
+  /** Bench floor: ms of each of `reps` plain cudaMemcpyAsync of the model's host arena (or its first `bytes`) to a separate device buffer. */
+  benchFloor(id: string, reps: number, bytes?: number): Promise<number[]>;
 }
 
 const buildDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'build');

@@ -238,12 +238,27 @@ export class Runtime {
     return this.move('load_to_gpu', id, o);
   }
 
-  /** GPU -> none: the arena returns to the pool (bookkeeping, no device sync). state under a lease. */
-  evict(id: string): Promise<MoveResult> {
-    return this.now('evict', id, () => this.native.evict(id));
+  /**
+   * GPU -> none: the arena returns to the pool (bookkeeping, no device sync). state under a lease.
+   * Partial residency: with `keepGroups` k > 0 the model's first k layer groups stay on the GPU as its resident
+   * prefix (the model is parked on the host tier, which must hold its complete copy); the next swapIn copies only
+   * the other groups. `bytes` is what returned to the pool.
+   */
+  async evict(id: string, o?: { keepGroups?: number }): Promise<MoveResult> {
+    if (o !== undefined && (typeof o !== 'object' || o === null)) throw invalidArgument('an object or undefined', 'evict options', o);
+    const keep = o?.keepGroups ?? 0;
+    if (!Number.isSafeInteger(keep) || keep < 0) throw invalidArgument('a non-negative integer', 'keepGroups', keep);
+    const groups = this.layouts.get(id)?.groups.length;
+    if (groups !== undefined && keep > groups) throw invalidArgument(`an integer in [0, ${groups}] (the model's groups)`, 'keepGroups', keep);
+    return this.now('evict', id, () => this.native.evict(id, keep));
   }
 
-  /** host -> none. */
+  /** Returns a parked model's resident GPU prefix to the pool (bookkeeping); `bytes` is what it held (0: none). */
+  reclaimPrefix(id: string): Promise<MoveResult> {
+    return this.now('evict', id, () => this.native.reclaimPrefix(id));
+  }
+
+  /** host -> none (a resident GPU prefix goes with it: it could not be completed without the host copy). */
   drop(id: string): Promise<MoveResult> {
     return this.now('drop', id, () => this.native.drop(id));
   }
@@ -253,6 +268,13 @@ export class Runtime {
     const r = this.call(() => this.native.residency(id));
     if (!(RESIDENCY as readonly string[]).includes(r.state)) throw new SwapserveNativeError('state', `unknown residency ${r.state}`);
     return { state: r.state as Residency, host: r.host, gpu: r.gpu, leases: r.leases };
+  }
+
+  /** A parked model's resident GPU prefix (partial residency): its first `groups` groups, `bytes` of the gpu pool. */
+  residentPrefix(id: string): { groups: number; bytes: number } {
+    checkId(id);
+    const r = this.call(() => this.native.residency(id));
+    return { groups: r.prefixGroups, bytes: r.prefixBytes };
   }
 
   usage(): { host: PoolUsage; gpu: PoolUsage; scratch: PoolUsage } {

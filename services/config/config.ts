@@ -217,6 +217,12 @@ export const configSchema = z.object({
     maxStalledCount: z.number().int().nonnegative().default(2),
     /** Let the worker make models resident itself when a job arrives for one that is not (no scheduler needed). @defaultValue true */
     selfLoad: z.boolean().default(true),
+    /**
+     * Partial residency (issue 15; services/worker/partial-residency.ts): a model evicted from the GPU keeps its first
+     * layer groups there out of otherwise idle memory, in proportion to the chance of a request for it soon; its next
+     * swap copies only the rest. Prefixes go back before any model is evicted. @defaultValue false
+     */
+    partialResidency: z.boolean().default(false),
     /** This worker's group (`placement.groups[].name`); env SWAPSERVE_WORKER_GROUP and --group override. @defaultValue none */
     group: WorkerGroup.optional(),
   }).prefault({}),

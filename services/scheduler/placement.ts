@@ -317,7 +317,9 @@ export function choosePlacement(
     const use = usageOf(state, w);
     // Bytes that victims would have to free (0: the move alone, the exact cost).
     const short = Math.max(0, use.gpu + bytes - w.state.budgets.gpu);
-    cands.push({ w, r, bytes, short, lb: bytes * (r === 'host' ? 1 : state.config.diskCostFactor) });
+    // A swap moves only what a resident prefix (partial residency) does not already hold.
+    const prefix = r === 'host' ? Math.min(bytes, w.state.models[model]?.gpuPrefixBytes ?? 0) : 0;
+    cands.push({ w, r, bytes, short, lb: r === 'host' ? bytes - prefix : bytes * state.config.diskCostFactor });
   }
   cands.sort((a, b) => a.lb - b.lb || a.short - b.short || (a.w.state.workerId < b.w.state.workerId ? -1 : 1));
   let best: Placement | null = null;

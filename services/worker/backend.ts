@@ -23,6 +23,23 @@ export type GenEvent =
       finishReasons?: ('stop' | 'length' | 'cancelled')[];
     };
 
+/**
+ * Partial residency (issue 15 item 3; services/worker/partial-residency.ts decides): a parked model may keep its
+ * first layer groups on the GPU (its resident prefix); the next swap_in copies only the rest.
+ */
+export interface PrefixBackend {
+  /** Ends of the model's layer groups in its GPU arena, ascending (bytes). */
+  groupEnds(modelId: string): number[];
+  /** Whether the model has a complete host copy (a partial evict needs one to swap the rest in from). */
+  hasHostCopy(modelId: string): boolean;
+  /** The model's resident prefix (0 groups, 0 bytes when none). */
+  prefix(modelId: string): { groups: number; bytes: number };
+  /** Evicts the model keeping its first `keepGroups` groups on the GPU (bookkeeping; its engine is closed first). */
+  evictKeeping(modelId: string, keepGroups: number): Promise<MoveOutcome>;
+  /** Returns the prefix's bytes to the GPU pool (bookkeeping); `bytes` is what it held. */
+  reclaim(modelId: string): Promise<MoveOutcome>;
+}
+
 export interface ModelBackend {
   readonly kind: 'cpu' | 'cuda';
   readonly device: string;
@@ -44,6 +61,8 @@ export interface ModelBackend {
    * unusable: the worker stops taking jobs, puts back the ones it holds, and exits non-zero for its supervisor.
    */
   healthy(): boolean;
+  /** Partial residency; absent: models leave the GPU whole. */
+  readonly prefixes?: PrefixBackend;
   /** What the model's engine can admit now (admission.ts); absent: the worker's caps alone decide. */
   capacity?(modelId: string): ModelCapacity | null;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ import type { Config, ModelEntry } from '../config/config.ts';
 import { RequestError } from '../../contracts/errors.ts';
 import type { JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
-import type { GenEvent, ModelBackend, MoveOutcome } from './backend.ts';
+import type { GenEvent, ModelBackend, MoveOutcome, PrefixBackend } from './backend.ts';
 import type { EngineStats, ModelCapacity } from './admission.ts';
 
 interface Held {
@@ -163,6 +163,21 @@ export class NativeBackend implements ModelBackend {
     }
     return { bytes: r.bytes, wallMs: r.wallMs };
   }
+
+  readonly prefixes: PrefixBackend = {
+    groupEnds: (id) => this.get(id).source.layout.groups.map((g) => g.end),
+    hasHostCopy: (id) => this.runtime.residency(id).host,
+    prefix: (id) => this.runtime.residentPrefix(id),
+    evictKeeping: async (id, keepGroups) => {
+      await this.closeEngine(this.get(id)); // the engine's lease must go first (the runtime never frees a leased arena)
+      const r = await this.runtime.evict(id, { keepGroups });
+      return { bytes: r.bytes, wallMs: r.wallMs };
+    },
+    reclaim: async (id) => {
+      const r = await this.runtime.reclaimPrefix(id);
+      return { bytes: r.bytes, wallMs: r.wallMs };
+    },
+  };
 
   residency(id: string): Residency {
     // Not registered yet (files still being opened): it is on disk.

@@ -6,6 +6,7 @@ import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { ModelBackend, MoveOutcome } from './backend.ts';
 import type { GpuArrival, MoveSpan } from './residency.ts';
 import { tracedMove } from '../telemetry/traces.ts';
+import { choosePrefixGroups, observeArrival, PREFIX_DEFAULTS, prefixesToReclaim, requestProbability, type ArrivalRate, type PrefixOptions } from './partial-residency.ts';
 
 /** `invalid`: the model's files were rejected at registration (every job and move of it fails with this). */
 export class TierError extends SwapserveError<Extract<CommandErrorCode, 'in_use' | 'out_of_memory' | 'not_found' | 'io' | 'invalid' | 'internal'>> {
@@ -26,6 +27,8 @@ interface Slot {
   lastLoad: MoveSpan | null;
   /** A move towards the GPU (swap_in, load_to_gpu) under way: resolves when its weights have all landed. */
   toGpu: Promise<GpuReady> | null;
+  /** Decayed count of its job arrivals (partial residency: the chance of a request soon). */
+  rate: ArrivalRate | null;
 }
 
 /** A model usable on the GPU: since when, and how it got there. */
@@ -48,11 +51,16 @@ export class TierManager {
     private readonly logRejected: (model: string, reason: string) => void = (model, reason) => {
       process.stderr.write(`swapserve worker: model ${model} rejected: ${reason}\n`);
     },
+    /**
+     * Partial residency (services/worker/partial-residency.ts): evicted models keep a prefix of their layer groups
+     * on the GPU out of free memory, where the backend supports it; null: off. @defaultValue null
+     */
+    private readonly partial: Partial<PrefixOptions> | null = null,
   ) {}
 
   add(entry: ModelEntry): void {
     if (this.slots.has(entry.id)) return;
-    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null, toGpu: null };
+    const slot: Slot = { entry, bytes: 0, registered: Promise.resolve(), activeJobs: 0, lastUsedAt: null, arrival: null, moving: null, lastLoad: null, toGpu: null, rate: null };
     slot.registered = this.backend.register(entry).then((r) => {
       slot.bytes = r.bytes;
     }, (e: unknown) => {
@@ -89,6 +97,7 @@ export class TierManager {
     const s = this.slot(id);
     s.activeJobs += delta;
     s.lastUsedAt = nowMs;
+    if (delta === 1) s.rate = observeArrival(s.rate, nowMs, this.prefixOptions());
     this.onChange();
   }
 
@@ -150,7 +159,7 @@ export class TierManager {
     this.onChange();
     const stage = kind === 'swap_in' ? 'swapping' : 'loading';
     // The backend issues the move synchronously (residency is swapping-in from here): an engine may lease it now.
-    const move = tracedMove(kind, s.entry.id, () => this.backend.move(kind, s.entry.id, progress ? (d, t) => progress(stage, d, t) : undefined));
+    const move = tracedMove(kind, s.entry.id, () => this.moveReclaiming(s, kind, progress ? (d, t) => progress(stage, d, t) : undefined));
     const ready = move.then(() => {
       const span = { startMs, endMs: nowMs() };
       if (kind === 'swap_in') {
@@ -189,6 +198,8 @@ export class TierManager {
       if ((kind === 'evict' || kind === 'drop') && s.activeJobs > 0) throw new TierError('in_use', `model ${id} has ${s.activeJobs} active jobs`);
       if (kind === 'swap_in' || kind === 'load_to_gpu') {
         const t0 = nowMs();
+        // The scheduler counts parked models' prefixes as free room: they go back now if this move needs it.
+        await this.reclaimPrefixes(this.backend.usage().gpu + this.gpuNeed(s, kind) - this.backend.budgets.gpu, s);
         const ready = this.towardsGpu(s, kind);
         onStarted?.();
         await ready;
@@ -199,7 +210,9 @@ export class TierManager {
       s.moving = stage;
       this.onChange();
       try {
-        const r = await tracedMove(kind, id, () => this.backend.move(kind, id));
+        // Evicted with nothing else waiting for the room: the model may keep a prefix out of the memory it leaves idle.
+        const keep = kind === 'evict' ? this.prefixOnEvict(s, this.backend.budgets.gpu - (this.backend.usage().gpu - s.bytes)) : 0;
+        const r = await tracedMove(kind, id, () => (keep > 0 && this.backend.prefixes ? this.backend.prefixes.evictKeeping(id, keep) : this.backend.move(kind, id)));
         const span = { startMs: t0, endMs: nowMs() };
         if (kind === 'load') s.lastLoad = span;
         if (kind === 'evict' || kind === 'drop') s.arrival = null;
@@ -237,19 +250,76 @@ export class TierManager {
     const victims = [...this.slots.values()]
       .filter((o) => o !== s && inTier(o) && o.activeJobs === 0 && !o.entry.keepWarm)
       .sort((a, b) => (a.lastUsedAt ?? 0) - (b.lastUsedAt ?? 0));
-    while (this.backend.usage()[tier] + s.bytes > budget) {
+    // On the GPU, s's own resident prefix is already counted in the usage; other models' prefixes go back before
+    // any model is evicted (least likely first).
+    const need = tier === 'gpu' ? this.gpuNeed(s, 'swap_in') : s.bytes;
+    if (tier === 'gpu') await this.reclaimPrefixes(this.backend.usage().gpu + need - budget, s);
+    while (this.backend.usage()[tier] + need > budget) {
       const v = victims.shift();
       if (!v) throw new TierError('out_of_memory', `no idle model to make ${s.bytes} bytes of room in the ${tier} tier`);
       v.moving = 'evicting';
       this.onChange();
       try {
+        // The last victim needed may keep a prefix out of what is left once s's room is counted.
+        const keep = tier === 'gpu' ? this.prefixOnEvict(v, budget - (this.backend.usage().gpu - v.bytes) - need) : 0;
         // The requesting job's trace shows this wait as swapserve.evict_wait; counted in swapserve.evictions.
-        await tracedMove(tier === 'gpu' ? 'evict' : 'drop', v.entry.id, () => this.backend.move(tier === 'gpu' ? 'evict' : 'drop', v.entry.id));
+        await tracedMove(tier === 'gpu' ? 'evict' : 'drop', v.entry.id, () => (keep > 0 && this.backend.prefixes
+          ? this.backend.prefixes.evictKeeping(v.entry.id, keep)
+          : this.backend.move(tier === 'gpu' ? 'evict' : 'drop', v.entry.id)));
       } finally {
         v.moving = null;
         v.arrival = null;
         if (tier === 'host') v.lastLoad = null;
         this.onChange();
+      }
+    }
+  }
+
+  private prefixOptions(): PrefixOptions {
+    return { ...PREFIX_DEFAULTS, ...this.partial };
+  }
+
+  /** GPU pool bytes a move of `s` towards the GPU reserves (a swap_in grows its resident prefix; load_to_gpu does not). */
+  private gpuNeed(s: Slot, kind: 'swap_in' | 'load_to_gpu'): number {
+    const own = kind === 'swap_in' ? this.backend.prefixes?.prefix(s.entry.id).bytes ?? 0 : 0;
+    return s.bytes - own;
+  }
+
+  /** How many leading groups `v`, being evicted, keeps on the GPU given `freeBytes` left idle after its eviction. */
+  private prefixOnEvict(v: Slot, freeBytes: number): number {
+    const pb = this.backend.prefixes;
+    if (!this.partial || !pb || freeBytes <= 0 || !pb.hasHostCopy(v.entry.id)) return 0;
+    const probability = requestProbability(v.rate, nowMs(), this.prefixOptions());
+    return choosePrefixGroups({ groupEnds: pb.groupEnds(v.entry.id), freeBytes, probability }, this.prefixOptions());
+  }
+
+  /** Reclaims other models' prefixes, least likely first, until `needBytes` more are free (or none is left). */
+  private async reclaimPrefixes(needBytes: number, except: Slot): Promise<number> {
+    const pb = this.backend.prefixes;
+    if (!pb || needBytes <= 0) return 0;
+    const now = nowMs();
+    const parked = [...this.slots.values()].filter((o) => o !== except).map((o) => ({
+      id: o.entry.id, bytes: pb.prefix(o.entry.id).bytes, lastUsedAt: o.lastUsedAt,
+      probability: requestProbability(o.rate, now, this.prefixOptions()),
+    }));
+    let freed = 0;
+    for (const id of prefixesToReclaim(parked, needBytes)) freed += (await pb.reclaim(id)).bytes;
+    return freed;
+  }
+
+  /**
+   * A move towards the GPU. Prefixes never make it fail: where its reservation is refused (over budget, or no
+   * contiguous range because a prefix splits the free memory), other models' prefixes go back one at a time, least
+   * likely first, and the move is issued again after each. A refused reservation changed nothing (the runtime checks
+   * it before anything starts), so each retry is the same move.
+   */
+  private async moveReclaiming(s: Slot, kind: 'swap_in' | 'load_to_gpu', onProgress?: (d: number, t: number) => void): Promise<MoveOutcome> {
+    for (;;) {
+      try {
+        return await this.backend.move(kind, s.entry.id, onProgress);
+      } catch (e) {
+        const code = (e as { code?: unknown } | null)?.code;
+        if ((code !== 'oom' && code !== 'budget') || (await this.reclaimPrefixes(1, s)) === 0) throw e;
       }
     }
   }

@@ -69,7 +69,8 @@ export class SwapWorker {
     this.sub = connect(url, { blocking: true, name: 'swapserve-worker-sub' });
     this.bull = connect(url, { blocking: true, name: 'swapserve-worker-bull' });
     this.tiers = new TierManager(this.backend, () => this.control?.changed(),
-      (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`));
+      (model, reason) => this.log.error({ model, code: 'model_load_failed' }, `model ${model} rejected: ${reason}`),
+      this.cfg.worker.partialResidency ? {} : null);
     this.admission = new Admission(this.cfg.worker.concurrency, (m) => this.backend.capacity?.(m) ?? null);
     this.control = new Control(
       { workerId: this.workerId, state: () => this.state(), execute: (c, started) => this.execute(c, started) },
@@ -266,7 +267,14 @@ export class SwapWorker {
     }
     for (const id of this.tiers.ids()) {
       const i = this.tiers.info(id);
-      models[id] = { residency: this.tiers.residency(id), bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id) };
+      const residency = this.tiers.residency(id);
+      let prefix = 0;
+      try {
+        if (residency === 'host') prefix = this.backend.prefixes?.prefix(id).bytes ?? 0;
+      } catch {
+        // not registered yet, or a closed backend: no prefix
+      }
+      models[id] = { residency, bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id), ...(prefix > 0 ? { gpuPrefixBytes: prefix } : {}) };
     }
     return {
       workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,

@@ -65,6 +65,18 @@ const cases: Case[] = [
     event: queued('A', 1), now: 100, want: ['w1 swap_in A', 'w1 consume A x4'],
   },
   {
+    name: 'partial residency: of two workers with the model parked, the one holding a GPU prefix of it swaps it in',
+    given: {
+      models: [model('A')],
+      workers: [workerState('w1', { models: { A: ['host', 10 * GB] } }), (() => {
+        const w = workerState('w2', { models: { A: ['host', 10 * GB] } });
+        w.models.A.gpuPrefixBytes = 4 * GB;
+        return w;
+      })()],
+    },
+    event: queued('A', 1), now: 100, want: ['w2 swap_in A', 'w2 consume A x4'],
+  },
+  {
     name: 'cold: nowhere resident -> load (parks a host copy) then swap_in, on a worker with room',
     given: { models: [model('A')], workers: [workerState('w1')] },
     event: queued('A', 1), now: 100, want: ['w1 load A', 'w1 swap_in A', 'w1 consume A x4'],

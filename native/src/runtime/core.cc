@@ -89,7 +89,8 @@ class LeaseImpl : public WeightsLease {
     }
     if (core_->device->cuda()) {
       arena_->waitEnqueued(g);
-      core_->device->streamWaitEvent(stream, *arena_->events[g]);
+      // No event: a group of a resident prefix, in place before the move began (never written after).
+      if (arena_->events[g]) core_->device->streamWaitEvent(stream, *arena_->events[g]);
     } else {
       arena_->waitLanded(g);
     }
@@ -276,7 +277,7 @@ ResidencyInfo RuntimeCore::residencyLocked(const std::string& id) {
   const Model& m = *it->second;
   bool gpu = m.gpu && !(m.busy && m.busyKind != MoveKind::kLoad);
   bool host = m.host && !(m.busy && m.busyKind == MoveKind::kLoad);
-  return {StateOf(m), host, gpu, m.leases};
+  return {StateOf(m), host, gpu, m.leases, m.prefixGroups, m.prefix ? m.prefix->bytes() : 0};
 }
 
 PoolInfo RuntimeCore::hostUsage() { return {host_->budgetBytes(), host_->usedBytes(), host_->ready() && staging_->ready()}; }
@@ -297,15 +298,36 @@ RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
       p.target = std::make_shared<Arena>(host_->reserve(m->layout.totalBytes), groups);
       m->host = p.target;
       break;
-    case MoveKind::kSwapIn:
+    case MoveKind::kSwapIn: {
       if (m->gpu) throw NativeError(ErrorCode::kState, name + " is already on the gpu tier");
       if (!m->host) throw NativeError(ErrorCode::kState, name + " is not on the host tier: load it first (or use loadToGpu)");
       p.source = m->host;
-      p.target = std::make_shared<Arena>(gpu_->reserve(m->layout.totalBytes), groups);
+      std::shared_ptr<Block> block;
+      if (m->prefix) {
+        // The resident prefix grows in place into the whole arena. Where the range after it is taken, the prefix
+        // is given up and the arena reserved as without one (the pool then looks as if it had never been kept).
+        switch (gpu_->grow(*m->prefix, m->layout.totalBytes)) {
+          case Pool::Grow::kDone: block = m->prefix; p.resident = m->prefixGroups; break;
+          case Pool::Grow::kBudget:
+            throw NativeError(ErrorCode::kBudget, "the gpu pool's budget would be exceeded: " + std::to_string(gpuUsage().used) +
+                                                      " bytes used + the " + std::to_string(m->layout.totalBytes - m->prefix->bytes()) +
+                                                      " bytes of " + name + " not resident on the gpu > budget " +
+                                                      std::to_string(gpuUsage().budget) + " bytes");
+          case Pool::Grow::kNoRoom: break;
+        }
+        m->prefix.reset();
+        m->prefixGroups = 0;
+      }
+      if (!block) block = gpu_->reserve(m->layout.totalBytes);
+      p.target = std::make_shared<Arena>(std::move(block), groups);
+      for (int g = 0; g < p.resident; ++g) p.target->markLanded(g);  // ready now: an engine need not wait for the move
       m->gpu = p.target;
       break;
+    }
     case MoveKind::kLoadToGpu:
       if (m->gpu) throw NativeError(ErrorCode::kState, name + " is already on the gpu tier");
+      m->prefix.reset();  // read whole from disk: a resident prefix is given up first
+      m->prefixGroups = 0;
       p.target = std::make_shared<Arena>(gpu_->reserve(m->layout.totalBytes), groups);
       m->gpu = p.target;
       break;
@@ -318,13 +340,26 @@ RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
   return p;
 }
 
-MoveResult RuntimeCore::evict(const std::string& id) { return release(id, true); }
+MoveResult RuntimeCore::evict(const std::string& id, int keepGroups) { return release(id, true, keepGroups); }
+
+MoveResult RuntimeCore::reclaimPrefix(const std::string& id) {
+  const double t0 = NowMs();
+  std::lock_guard<std::mutex> l(mu_);
+  if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
+  auto m = find(id);
+  MoveResult r;
+  if (m->prefix) r.bytes = m->prefix->bytes();
+  m->prefix.reset();
+  m->prefixGroups = 0;
+  r.wallMs = NowMs() - t0;
+  return r;
+}
 
 MoveResult RuntimeCore::drop(const std::string& id) { return release(id, false); }
 
 // Takes a model off the gpu tier (evict) or the host tier (drop): bookkeeping only, the block returns to its pool
 // (no cudaFree, which would synchronise the device).
-MoveResult RuntimeCore::release(const std::string& id, bool gpu) {
+MoveResult RuntimeCore::release(const std::string& id, bool gpu, int keepGroups) {
   const double t0 = NowMs();
   std::lock_guard<std::mutex> l(mu_);
   if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
@@ -337,6 +372,10 @@ MoveResult RuntimeCore::release(const std::string& id, bool gpu) {
       throw NativeError(ErrorCode::kState, name + " has " + std::to_string(m->leases) +
                                                " engine lease(s): it cannot be evicted while an engine computes with it");
     }
+    if (keepGroups > 0 && (!m->host || m->busy)) {
+      throw NativeError(ErrorCode::kState, name + " has no complete host copy: a partial evict (keepGroups " +
+                                               std::to_string(keepGroups) + ") needs one to swap the rest in from");
+    }
   } else {
     if (m->busy && m->busyKind != MoveKind::kLoadToGpu) {
       throw NativeError(ErrorCode::kState, name + " is " + StateOf(*m) + ": wait for that move to finish");
@@ -346,6 +385,17 @@ MoveResult RuntimeCore::release(const std::string& id, bool gpu) {
   std::shared_ptr<Arena>& arena = gpu ? m->gpu : m->host;
   MoveResult r;
   r.bytes = arena->block->bytes();
+  if (gpu && keepGroups > 0) {
+    // The arena's block (no lease, no move: nothing else holds it) keeps its first groups' bytes in place.
+    m->prefix = arena->block;
+    m->prefixGroups = std::min<int>(keepGroups, static_cast<int>(m->layout.groups.size()));
+    gpu_->shrink(*m->prefix, m->layout.groups[m->prefixGroups - 1].second);
+    r.bytes -= m->prefix->bytes();
+  }
+  if (!gpu && m->prefix) {  // a prefix without the host copy could never be completed
+    m->prefix.reset();
+    m->prefixGroups = 0;
+  }
   arena.reset();
   r.wallMs = NowMs() - t0;
   return r;

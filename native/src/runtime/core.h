@@ -76,6 +76,10 @@ struct Model {
   std::string id;
   Layout layout;
   std::shared_ptr<Arena> host, gpu;  // set from the start of the move that fills them
+  // Partial residency: while parked on the host tier, the gpu bytes of groups [0, prefixGroups) kept by a partial
+  // evict (the block is the start of its old arena, shrunk in place); a swapIn grows it back and copies the rest.
+  std::shared_ptr<Block> prefix;
+  int prefixGroups = 0;
   bool busy = false;                 // a load / swapIn / loadToGpu is in flight
   MoveKind busyKind = MoveKind::kLoad;
   int leases = 0;
@@ -85,6 +89,8 @@ struct ResidencyInfo {
   const char* state;  // RESIDENCY in contracts/vocab.ts
   bool host, gpu;
   int leases;
+  int prefixGroups;      // resident prefix of a parked model (0: none)
+  uint64_t prefixBytes;  // its gpu pool bytes
 };
 
 struct PoolInfo {
@@ -146,9 +152,13 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     MoveKind kind;
     std::shared_ptr<Model> model;
     std::shared_ptr<Arena> source, target;
+    int resident = 0;  // swapIn: groups [0, resident) are already in the target (a resident prefix); not copied
   };
   Prepared begin(MoveKind kind, const std::string& id);
-  MoveResult evict(const std::string& id);  // bookkeeping: the block returns to the pool, no cudaFree
+  // Bookkeeping: the block returns to the pool, no cudaFree. keepGroups > 0 (partial residency; the host copy must be
+  // there): the first keepGroups groups stay on the gpu as the model's resident prefix, the rest returns.
+  MoveResult evict(const std::string& id, int keepGroups = 0);
+  MoveResult reclaimPrefix(const std::string& id);  // the resident prefix returns to the pool (bytes freed; 0: none)
   MoveResult drop(const std::string& id);
   // For checksum: the model must be fully resident on that tier. Counts as a move until checksum() returns.
   std::pair<std::shared_ptr<Model>, std::shared_ptr<Arena>> arenaFor(const std::string& id, bool gpu);
@@ -178,7 +188,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
  private:
   RuntimeCore() = default;
   std::shared_ptr<Model> find(const std::string& id);  // caller holds mu_; throws kInvalidArgument
-  MoveResult release(const std::string& id, bool gpu);  // evict (gpu) / drop (host); takes mu_
+  MoveResult release(const std::string& id, bool gpu, int keepGroups = 0);  // evict (gpu) / drop (host); takes mu_
   ResidencyInfo residencyLocked(const std::string& id);
   void checkUsable();                                  // caller holds mu_
   void checkInjected();

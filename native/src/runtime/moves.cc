@@ -200,12 +200,17 @@ void RuntimeCore::doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResul
   uint8_t* dst = p.target->block->data();
   checkInjected();
   const int G = static_cast<int>(L.groups.size());
+  // Groups [0, p.resident) are already in the target (a resident prefix): they are not copied, and are ready at once.
+  auto copied = [&](int g) { return g < p.resident ? 0 : L.groups[g].second - L.groups[g].first; };
   uint64_t total = 0;
-  for (auto& g : L.groups) total += g.second - g.first;
+  for (int g = 0; g < G; ++g) total += copied(g);
   auto stream = device->newStream();
   auto start = device->newEvent(true), end = device->newEvent(true);
   uint64_t done = 0;
-  int landed = 0;
+  int landed = p.resident;  // marked landed by begin(): no copy, no event
+  for (int g = 0; g < p.resident; ++g) {
+    if (cb.group) cb.group(g);
+  }
   // Marks, in order, the groups whose copies have completed (non-blocking unless `wait`).
   auto poll = [&](int upTo, bool wait) {
     while (landed < upTo) {
@@ -213,7 +218,7 @@ void RuntimeCore::doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResul
       if (wait) e.synchronize();
       else if (!e.done()) break;
       p.target->markLanded(landed);
-      done += L.groups[landed].second - L.groups[landed].first;
+      done += copied(landed);
       if (cb.group) cb.group(landed);
       if (cb.progress) cb.progress(done, total);
       ++landed;
@@ -221,7 +226,7 @@ void RuntimeCore::doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResul
   };
   try {
     stream->record(*start);
-    for (int g = 0; g < G; ++g) {
+    for (int g = p.resident; g < G; ++g) {
       if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
       uint64_t a = L.groups[g].first, b = L.groups[g].second;
       p.target->events[g] = device->newEvent(false);

@@ -1,6 +1,8 @@
 // Pool: first-fit range allocator over one allocation, with a byte budget checked before anything else.
 #include "runtime/pool.h"
 
+#include <algorithm>
+
 namespace swapserve::runtime {
 
 Block::~Block() { pool_->release(offset_, bytes_); }
@@ -32,6 +34,30 @@ std::shared_ptr<Block> Pool::reserve(size_t bytes) {
   throw NativeError(ErrorCode::kOom, "the " + name_ + " pool has " + std::to_string(budget_ - used_) +
                                          " bytes free but no contiguous range of " + std::to_string(want) +
                                          " bytes (fragmented): evict or drop a model and retry");
+}
+
+void Pool::shrink(Block& b, size_t keep) {
+  size_t want = std::max(align_, (keep + align_ - 1) / align_ * align_);
+  if (want >= b.bytes_) return;
+  size_t tail = b.bytes_ - want;
+  b.bytes_ = want;
+  release(b.offset_ + want, tail);
+}
+
+Pool::Grow Pool::grow(Block& b, size_t bytes) {
+  size_t want = (bytes + align_ - 1) / align_ * align_;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (want <= b.bytes_) return Grow::kDone;
+  size_t extra = want - b.bytes_;
+  if (used_ + extra > budget_) return Grow::kBudget;
+  auto it = free_.find(b.offset_ + b.bytes_);
+  if (it == free_.end() || it->second < extra) return Grow::kNoRoom;
+  size_t offset = it->first + extra, rest = it->second - extra;
+  free_.erase(it);
+  if (rest > 0) free_[offset] = rest;
+  used_ += extra;
+  b.bytes_ = want;
+  return Grow::kDone;
 }
 
 void Pool::release(size_t offset, size_t bytes) {

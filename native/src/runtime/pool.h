@@ -29,6 +29,7 @@ class Block {
   size_t bytes() const { return bytes_; }
 
  private:
+  friend class Pool;  // shrink / grow change bytes_ under the pool's lock (JS thread, with no move on the block)
   std::shared_ptr<Pool> pool_;
   size_t offset_, bytes_;
 };
@@ -42,6 +43,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
   ~Pool();
   // Throws kBudget when used + bytes would exceed the budget, kOom when no contiguous range is free.
   std::shared_ptr<Block> reserve(size_t bytes);
+  // Partial residency (a parked model's resident prefix). shrink: keeps the block's first `keep` bytes (rounded up
+  // to the alignment) and returns the rest to the pool. grow: extends the block in place to `bytes` (rounded up)
+  // when the range right after it is free.
+  void shrink(Block& b, size_t keep);
+  enum class Grow { kDone, kBudget, kNoRoom };
+  Grow grow(Block& b, size_t bytes);
   // Called once by whoever allocates the memory (possibly another thread). `release` frees it at destruction.
   void setMemory(uint8_t* base, std::function<void()> release);
   void setFailed(const NativeError& e);

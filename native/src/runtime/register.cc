@@ -3,6 +3,7 @@
 // own thread and settles a Promise through a thread-safe function; nothing here blocks the JS thread.
 #include <napi.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/errors.h"
@@ -50,6 +51,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("unregister", &NativeRuntime::Unregister),
                            InstanceMethod("move", &NativeRuntime::Move),
                            InstanceMethod("evict", &NativeRuntime::Evict),
+                          InstanceMethod("reclaimPrefix", &NativeRuntime::ReclaimPrefix),
                            InstanceMethod("drop", &NativeRuntime::Drop),
                            InstanceMethod("residency", &NativeRuntime::Residency),
                            InstanceMethod("usage", &NativeRuntime::Usage),
@@ -137,7 +139,16 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
   Napi::Value Evict(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       std::string id = info[0].As<Napi::String>();
-      return ResultToJs(info.Env(), "evict", id, core->evict(id));
+      int keep = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+      return ResultToJs(info.Env(), "evict", id, core->evict(id, keep));
+    });
+  }
+
+  // reclaimPrefix(id) -> result: a parked model's resident gpu prefix returns to the pool (bytes: what it held).
+  Napi::Value ReclaimPrefix(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      return ResultToJs(info.Env(), "evict", id, core->reclaimPrefix(id));
     });
   }
 
@@ -156,6 +167,8 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
       o.Set("host", r.host);
       o.Set("gpu", r.gpu);
       o.Set("leases", r.leases);
+      o.Set("prefixGroups", r.prefixGroups);
+      o.Set("prefixBytes", static_cast<double>(r.prefixBytes));
       return o;
     });
   }
@@ -181,13 +194,16 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     });
   }
 
-  // benchFloor(id, reps) -> Promise<number[]>: ms of plain host-arena -> device copies of the model's bytes.
+  // benchFloor(id, reps, bytes?) -> Promise<number[]>: ms of plain host-arena -> device copies of the model's bytes.
   Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       auto c = core;
       auto [m, a] = c->arenaFor(info[0].As<Napi::String>(), false);
       int reps = info[1].As<Napi::Number>().Int32Value();
       uint64_t bytes = m->layout.totalBytes;
+      // Optional: the first `bytes` of the arena only (partial residency: the floor of the bytes a swap moves).
+      if (info.Length() > 2 && info[2].IsNumber()) bytes = std::min<uint64_t>(bytes, U64(info[2]));
+      if (bytes == 0) bytes = 1;
       return RunAsync<std::vector<double>>(
           info.Env(), [c, a = a, bytes, reps](const MoveCallbacks&) { return c->floorCopy(a, bytes, reps); },
           [](Napi::Env env, const std::vector<double>& v) {
