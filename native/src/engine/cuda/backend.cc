@@ -147,6 +147,13 @@ class CudaBackend final : public Backend {
 
   int vocabSize() const { return d_.vocab; }
 
+  // Test hook: cuda_sticky becomes a genuine sticky error inside the next pass (a trapping kernel enqueued first on
+  // its stream; the pass's own checks then report cudaErrorLaunchFailure through SS_CUDA_CHECK). Other codes throw.
+  void injectFault(ErrorCode code) override {
+    if (code != ErrorCode::kSticky) Backend::injectFault(code);
+    trapNext_ = true;
+  }
+
   void forward(const std::vector<SeqInput>& batch, float* logits) override {
     if (!logits) Invalid("forward: logits must not be null");
     run(batch);
@@ -359,6 +366,10 @@ class CudaBackend final : public Backend {
   void run(const std::vector<SeqInput>& batch) {
     if (batch.empty()) Invalid("forward: empty batch");
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
+    if (trapNext_) {
+      trapNext_ = false;
+      cuda::LaunchTrap(stream_);
+    }
     const int B = static_cast<int>(batch.size());
     const int maxCtx0 = opts_.maxContext;
     std::unordered_set<int32_t> seen;
@@ -778,6 +789,7 @@ class CudaBackend final : public Backend {
   };
   std::unordered_map<int, Graph> graphs_;
   bool graphsOn_ = false, capturing_ = false, landed_ = false;
+  bool trapNext_ = false;  // test hook (injectFault): the next pass enqueues a trapping kernel first
   uint64_t epoch_ = 0;   // bumped whenever a buffer a graph reads (activations, metadata, partials) is reallocated
   int32_t padBlock_ = -1;  // the KV block the graphs' padding rows write into
 };
