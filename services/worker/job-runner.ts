@@ -50,7 +50,7 @@ async function putBack(ctx: RunnerContext, job: Job, token: string | undefined):
 /** An error's message and its causes' (a RequestError wraps the engine's, which carries the native message). */
 function causeChain(e: unknown): string {
   const parts: string[] = [];
-  for (let c: unknown = e, i = 0; c instanceof Error && i < 4; c = c.cause, i++) parts.push(c.message);
+  for (let c: unknown = e, i = 0; c instanceof Error && i < 4; c = c.cause, i++) if (parts.at(-1) !== c.message) parts.push(c.message);
   return parts.join(' <- ').slice(0, 1000);
 }
 
@@ -191,7 +191,8 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
     if (!ctx.backend.healthy()) {
       jt.end({ outcome: 'failed', errorType: 'worker_lost' });
       // The one line naming the device error this job met (its cause chain: the native message with the CUDA error).
-      ctx.log?.error({ requestId: data.requestId, model: data.model, workerId: ctx.workerId, cause: causeChain(moveFailed ? (moveFailed as { e: unknown }).e : e) },
+      const mf = moveFailed as { e: unknown } | null;
+      ctx.log?.error({ requestId: data.requestId, model: data.model, cause: causeChain(e), ...(mf ? { moveCause: causeChain(mf.e) } : {}) },
         'the device became unusable under this job: put back in its queue for another worker');
       return putBack(ctx, job, token);
     }
