@@ -366,10 +366,6 @@ class CudaBackend final : public Backend {
   void run(const std::vector<SeqInput>& batch) {
     if (batch.empty()) Invalid("forward: empty batch");
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
-    if (trapNext_) {
-      trapNext_ = false;
-      cuda::LaunchTrap(stream_);
-    }
     const int B = static_cast<int>(batch.size());
     const int maxCtx0 = opts_.maxContext;
     std::unordered_set<int32_t> seen;
@@ -475,6 +471,10 @@ class CudaBackend final : public Backend {
       std::memcpy(hs + oETab, eTab.data(), 4 * E);
     }
     uint8_t* md = meta_->data();
+    if (trapNext_) {  // test hook: the first work of this pass on its stream traps (everything above only checks)
+      trapNext_ = false;
+      cuda::LaunchTrap(stream_);
+    }
     SS_CUDA_CHECK(cudaMemcpyAsync(md, hs, off, cudaMemcpyHostToDevice, stream_));
     const int32_t* dTok = reinterpret_cast<const int32_t*>(md + oTok);
     const int32_t* dPos = reinterpret_cast<const int32_t*>(md + oPos);
