@@ -334,6 +334,9 @@ export class Engine {
     return new Engine(native, source, tokenizer, o);
   }
 
+  /** The native engine (test hooks only: native/ts/testing.ts failNextPass). */
+  get nativeForTest(): NativeEngine { return this.native; }
+
   /** Sequences admitted or waiting. */
   get activeSequences(): number { return this.active.length + this.waiting.length; }
 

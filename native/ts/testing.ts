@@ -1,11 +1,12 @@
-// Test hooks of the native addon (its `testing` object: native/src/runtime/testing.cc, engine/ops_binding.cc):
-// fail or hold the next move, hold an engine lease from JS, the CPU ops one by one. For tests and dev benches
-// only; production modules never import this file.
+// Test hooks of the native addon (its `testing` object: native/src/runtime/testing.cc, engine/ops_binding.cc,
+// engine/wrap.cc): fail or hold the next move, fail the next engine pass, hold an engine lease from JS, the CPU ops one
+// by one. For tests and dev benches only; production modules never import this file.
 import { loadAddon, type Backend } from './addon.ts';
 import type { EngineOps } from './engine-native.ts';
 import type { NativeErrorCode } from '../../contracts/errors.ts';
 import { SwapserveNativeError } from './errors.ts';
-import { callNative as call, type Runtime } from './runtime.ts';
+import { callNative as call, Runtime } from './runtime.ts';
+import { Engine } from './engine.ts';
 
 /** A WeightsLease held from JS: the same path the engine takes, observable from a test. */
 export interface TestLease {
@@ -17,6 +18,8 @@ export interface TestLease {
 
 interface TestingAddon {
   failNextMove(runtime: object, code: string): void;
+  failNextPass(runtime: object, code: string): void;
+  failNextEnginePass(engine: object, code: string): void;
   holdNextMove(runtime: object): void;
   releaseHold(runtime: object): void;
   /** [arenaOffset, bytes] of each segment to hash. */
@@ -36,6 +39,24 @@ function testingOf(backend: Backend): TestingAddon {
 /** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
 export function failNextMove(rt: Runtime, code: NativeErrorCode): void {
   call(() => testingOf(rt.backend).failNextMove(rt.native, code));
+}
+
+/**
+ * The next engine pass fails with this native code: that engine's next pass, or (given the runtime) the next pass of
+ * any engine over it, such as one a worker has not created yet. On the CUDA backend cuda_sticky is a genuine sticky
+ * device error inside the pass (a kernel that traps on its stream, reported by the pass's own CUDA checks); the CPU
+ * backend throws the code the CUDA path gives. Either way a sticky pass marks the runtime unusable, as a move's does,
+ * and every later pass over it fails with `unusable`.
+ */
+export function failNextPass(target: Engine | Runtime, code: NativeErrorCode): void {
+  if (target instanceof Runtime) {
+    call(() => testingOf(target.backend).failNextPass(target.native, code));
+    return;
+  }
+  if (!(target instanceof Engine)) throw new SwapserveNativeError('invalid_argument', 'Expected an Engine or a Runtime for target');
+  const backend = target.backend;
+  if (backend !== 'cpu' && backend !== 'cuda') throw new SwapserveNativeError('state', 'engine is closed');
+  call(() => testingOf(backend).failNextEnginePass(target.nativeForTest, code));
 }
 
 /**

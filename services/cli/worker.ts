@@ -107,18 +107,31 @@ async function warmUpEngine(choice: BackendChoice | undefined, device: number): 
 /**
  * Chaos tests and the GPU proof only (issue 11): with SWAPSERVE_TEST_STICKY_ONCE=<file>, the first worker process
  * that removes that file arms the runtime's test hook, so its next move fails with a sticky device error (CUDA and
- * CPU alike). Removing the file makes it once only: the process its supervisor restarts runs normally.
+ * CPU alike); with SWAPSERVE_TEST_STICKY_PASS_ONCE=<file>, so its next engine pass does (on CUDA a genuine one: a
+ * kernel that traps inside the pass). Removing the file makes it once only: the process its supervisor restarts
+ * runs normally.
  */
 async function injectStickyOnce(native: NativeBackend): Promise<void> {
-  const file = process.env.SWAPSERVE_TEST_STICKY_ONCE;
-  if (!file) return;
-  try {
-    unlinkSync(file);
-  } catch {
-    return; // already used by an earlier process
-  }
-  process.stderr.write(`swapserve worker: TEST HOOK armed (${file}): the next move fails with cuda_sticky\n`);
+  const take = (file: string | undefined): string | null => {
+    if (!file) return null;
+    try {
+      unlinkSync(file);
+      return file;
+    } catch {
+      return null; // already used by an earlier process
+    }
+  };
+  const move = take(process.env.SWAPSERVE_TEST_STICKY_ONCE);
+  const pass = take(process.env.SWAPSERVE_TEST_STICKY_PASS_ONCE);
+  if (!move && !pass) return;
   // Loaded only here: production paths never load the addon's testing hooks.
-  const { failNextMove } = await import('../../native/ts/testing.ts');
-  failNextMove(native.runtimeForTest, 'cuda_sticky');
+  const { failNextMove, failNextPass } = await import('../../native/ts/testing.ts');
+  if (move) {
+    process.stderr.write(`swapserve worker: TEST HOOK armed (${move}): the next move fails with cuda_sticky\n`);
+    failNextMove(native.runtimeForTest, 'cuda_sticky');
+  }
+  if (pass) {
+    process.stderr.write(`swapserve worker: TEST HOOK armed (${pass}): the next engine pass fails with cuda_sticky\n`);
+    failNextPass(native.runtimeForTest, 'cuda_sticky');
+  }
 }

@@ -47,6 +47,13 @@ async function putBack(ctx: RunnerContext, job: Job, token: string | undefined):
   throw new WaitingError();
 }
 
+/** An error's message and its causes' (a RequestError wraps the engine's, which carries the native message). */
+function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = e, i = 0; c instanceof Error && i < 4; c = c.cause, i++) if (parts.at(-1) !== c.message) parts.push(c.message);
+  return parts.join(' <- ').slice(0, 1000);
+}
+
 /** Tier errors that mean the model could not be brought in (its file, its size, the disk): 503 model_load_failed. */
 const LOAD_FAILURES: ReadonlySet<TierError['code']> = new Set(['out_of_memory', 'io', 'invalid']);
 
@@ -183,6 +190,10 @@ export async function runJob(ctx: RunnerContext, job: Job, signal?: AbortSignal,
     }
     if (!ctx.backend.healthy()) {
       jt.end({ outcome: 'failed', errorType: 'worker_lost' });
+      // The one line naming the device error this job met (its cause chain: the native message with the CUDA error).
+      const mf = moveFailed as { e: unknown } | null;
+      ctx.log?.error({ requestId: data.requestId, model: data.model, cause: causeChain(e), ...(mf ? { moveCause: causeChain(mf.e) } : {}) },
+        'the device became unusable under this job: put back in its queue for another worker');
       return putBack(ctx, job, token);
     }
     const failed = moveFailed as { e: unknown } | null;

@@ -236,6 +236,9 @@ export class SwapWorker {
     process.stderr.write(`swapserve worker ${this.workerId}: ERROR a sticky device error made the ${this.backend.kind} backend unusable; draining, then exiting 1\n`);
     this.control.changed();
     void this.close().then(() => this.requestExit(1), () => this.requestExit(1));
+    // A device lost for real (a sticky CUDA error) may leave a native release waiting on it: exit 1 regardless once
+    // the shutdown timeout has passed (the lifecycle then bounds the rest of the drain by the same timeout).
+    setTimeout(() => this.requestExit(1), this.cfg.shutdown.timeoutMs).unref();
   }
 
   /** Readiness fails from now on (new work is refused); close() drains. */

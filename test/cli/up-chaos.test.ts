@@ -1,5 +1,7 @@
 // Chaos under `swapserve up` (issue 11): its leading scheduler SIGKILLed, the standby leads within the lease TTL
 // (5 s), the dead one is restarted, with an error line and a restart counted on /metrics; models still get placed.
+// A sticky device error (test hooks) in a move or in an engine pass: the worker drains, exits 1, is restarted, and
+// the requests it had accepted complete.
 // Real processes (up, its worker and scheduler), real Redis, real sockets, stories260K.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -142,6 +144,40 @@ describe('swapserve up supervises its scheduler', () => {
       assert.match(stderr(), /TEST HOOK armed/);
       assert.match(stderr(), /a sticky device error made the cpu backend unusable; draining, then exiting 1/);
       assert.match(stderr(), /ERROR worker-0 exited \(code 1\)/);
+    } finally {
+      await stopUp();
+    }
+  });
+
+  it('a sticky device error in an engine pass: 4 concurrent requests all 200, the worker exits 1, is restarted, serves again', { timeout: 420_000 }, async () => {
+    const marker = join(dir, 'sticky-pass-once');
+    await writeFile(marker, '');
+    const { url, stderr } = await startUp({ SWAPSERVE_TEST_STICKY_PASS_ONCE: marker });
+    try {
+      // The first engine pass on worker-0 (the prefill of whichever of these requests comes first) fails with a
+      // sticky error: the runtime is unusable, every job worker-0 accepted is put back, it exits 1, up restarts it,
+      // and the restarted worker (the only one) answers all four. None had received anything, so none sees an error.
+      const ask = async (i: number) => {
+        const res = await fetch(`${url}/v1/completions`, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'story-a', prompt: `Once upon a time ${i}`, max_tokens: 4 }),
+        });
+        const text = await res.text();
+        return { status: res.status, text };
+      };
+      const results = await Promise.all([1, 2, 3, 4].map(ask));
+      for (const r of results) {
+        assert.equal(r.status, 200, r.text);
+        assert.equal((JSON.parse(r.text) as { usage: { completion_tokens: number } }).usage.completion_tokens, 4);
+      }
+      const err = stderr();
+      assert.match(err, /TEST HOOK armed \(.*sticky-pass-once\): the next engine pass fails with cuda_sticky/);
+      assert.match(err, /a sticky device error made the cpu backend unusable; draining, then exiting 1/);
+      assert.match(err, /ERROR worker-0 exited \(code 1\)/);
+      assert.equal(err.match(/TEST HOOK armed/g)?.length, 1, 'armed in the first worker process only');
+      // The restarted worker serves a new request too.
+      const again = await ask(5);
+      assert.equal(again.status, 200, again.text);
     } finally {
       await stopUp();
     }

@@ -1,5 +1,5 @@
-// The health wire (issue 11): a sticky device error (injected through the runtime's test hook into a move; the CPU
-// runtime keeps the same sticky state as the CUDA one) marks the worker unhealthy, published at once; the worker
+// The health wire (issue 11): a sticky device error (injected through the runtime's test hooks into a move or into an
+// engine pass; the CPU runtime keeps the same sticky state as the CUDA one) marks the worker unhealthy, published at once; the worker
 // puts the job it accepted back in its queue, drains and asks to exit 1; another worker completes the request.
 // Real Redis, real BullMQ, real native runtime (CPU), stories260K.
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { streamEventSchema } from '../../contracts/stream.ts';
 import { connect } from '../../services/client/queues.ts';
 import { parseConfig } from '../../services/config/config.ts';
 import { Client } from '../../services/sdk/index.ts';
-import { failNextMove } from '../../native/ts/testing.ts';
+import { failNextMove, failNextPass } from '../../native/ts/testing.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -20,8 +20,15 @@ let redis: TestRedis;
 before(async () => { redis = await startRedis(); });
 after(async () => { await redis?.stop(); });
 
+const WHERE: { where: string; arm: (b: NativeBackend) => void }[] = [
+  // The next move's device step fails with a sticky error: the load this request needs.
+  { where: 'a move', arm: (b) => failNextMove(b.runtimeForTest, 'cuda_sticky') },
+  // The next engine pass over the runtime fails with one: this request's prefill (the engine does not exist yet).
+  { where: 'an engine pass', arm: (b) => failNextPass(b.runtimeForTest, 'cuda_sticky') },
+];
+
 describe('sticky device error', () => {
-  it('unhealthy at once, the accepted job put back and completed by another worker, exit 1', { timeout: 60_000 }, async () => {
+  for (const { where, arm } of WHERE) it(`in ${where}: unhealthy at once, the accepted job put back and completed by another worker, exit 1`, { timeout: 60_000 }, async () => {
     const config = parseConfig({
       prefix: redis.prefix(), modelRoots: [DATA_MODELS],
       budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
@@ -35,12 +42,12 @@ describe('sticky device error', () => {
     const conn = connect(redis.url);
     let w2: SwapWorker | null = null;
     try {
-      // The next move's device step fails with a sticky error: the load this request needs.
-      failNextMove(b1.runtimeForTest, 'cuda_sticky');
+      arm(b1);
       const pending = client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 });
       pending.catch(() => {});
       assert.equal(await w1.exitRequested, 1, 'the unhealthy worker exits non-zero');
       assert.equal(b1.healthy(), false);
+      assert.equal(b1.runtimeForTest.healthy, false, 'the runtime itself is marked unusable');
       // Published unhealthy (and draining), so the scheduler placed nothing more there.
       const entries = (await conn.xrange(clusterKeys(config.prefix).events(), '-', '+')) as [string, string[]][];
       const states = entries.map(([, f]) => parseClusterEvent(f)).flatMap((e) => (e.type === 'state' && e.state.workerId === 'w1' ? [e.state] : []));

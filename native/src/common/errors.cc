@@ -19,4 +19,10 @@ const char* ErrorCodeName(ErrorCode code) {
   return "unknown";
 }
 
+ErrorCode ErrorCodeFromName(const std::string& name) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::kUnusable); ++c)
+    if (name == ErrorCodeName(static_cast<ErrorCode>(c))) return static_cast<ErrorCode>(c);
+  throw NativeError(ErrorCode::kInvalidArgument, "Expected a native error code for code but received \"" + name + "\"");
+}
+
 }  // namespace swapserve

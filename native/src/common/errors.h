@@ -20,6 +20,8 @@ enum class ErrorCode {
 };
 
 const char* ErrorCodeName(ErrorCode code);
+// The code named `name` (ErrorCodeName's spelling); throws NativeError(kInvalidArgument) naming it when none is.
+ErrorCode ErrorCodeFromName(const std::string& name);
 
 class NativeError : public std::runtime_error {
  public:

@@ -46,10 +46,25 @@ class ScratchPool {
   virtual std::shared_ptr<DeviceBlock> alloc(size_t bytes) = 0;
 };
 
+// The process's device health as an engine over the runtime sees it: the CUDA context is the process's, so a sticky
+// error in an engine pass makes the runtime unusable exactly as one in a move does (runtime/design.md), and later
+// passes of every engine over it fail fast with `unusable`. Thread-safe (engine threads); implemented by the runtime.
+class DeviceHealth {
+ public:
+  virtual ~DeviceHealth() = default;
+  // An engine pass failed with a sticky device error: the runtime is unusable from now on.
+  virtual void markSticky() = 0;
+  virtual bool usable() const = 0;
+  // Test hook (testing.failNextPass on a runtime): the ErrorCode armed for the next engine pass over this runtime,
+  // taken once; -1 when none is armed.
+  virtual int takePassFault() = 0;
+};
+
 // Implemented by the runtime; call on the JS thread. `runtime` is the JS object the runtime's native side
 // created (Runtime.native in native/ts/runtime.ts). AcquireWeights throws NativeError not_resident
 // when the model is neither on the compute tier nor being moved there.
 std::shared_ptr<WeightsLease> AcquireWeights(Napi::Object runtime, const std::string& modelId);
 std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object runtime);
+std::shared_ptr<DeviceHealth> GetDeviceHealth(Napi::Object runtime);
 
 }  // namespace swapserve

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/errors.h"
 #include "common/weights.h"
 
 namespace swapserve::engine {
@@ -148,7 +149,18 @@ class Backend {
   virtual void forkSeq(int32_t src, int32_t dst, int len) = 0;
   // V: the row length of `logits` (the default forwardSample sizes its buffer with it).
   virtual int vocabSize() const = 0;
+  // Test hook (testing.failNextPass), called at the start of a pass: that pass fails with `code`. This default throws
+  // NativeError(code) at once; for cuda_sticky it names the error the CUDA backend's genuine fault produces. The CUDA
+  // backend instead makes cuda_sticky real: a kernel that traps on the pass's stream, found by the pass's own checks.
+  virtual void injectFault(ErrorCode code);
 };
+
+inline void Backend::injectFault(ErrorCode code) {
+  if (code == ErrorCode::kSticky)
+    throw NativeError(code, "injected fault (test hook failNextPass): cudaErrorLaunchFailure (unspecified launch failure), "
+                            "as a kernel that traps in a pass gives on the CUDA backend");
+  throw NativeError(code, "injected fault (test hook failNextPass)");
+}
 
 // CPU sampler shared by every backend: logit processing (vocab limit, mask, bias, penalties), logprobs, then
 // greedy, or temperature + min-p + top-k + top-p with the sequence's PRNG.

@@ -10,5 +10,8 @@ void RegisterEngine(Napi::Env env, Napi::Object exports) {
   engine::RegisterWarmUp(env, exports);
 #endif
 }
-void RegisterEngineTesting(Napi::Env env, Napi::Object testing) { engine::RegisterEngineOps(env, testing); }
+void RegisterEngineTesting(Napi::Env env, Napi::Object testing) {
+  engine::RegisterEngineOps(env, testing);
+  engine::RegisterEnginePassHooks(env, testing);
+}
 }  // namespace swapserve

@@ -3,7 +3,12 @@
 //
 // Arguments are validated by native/ts/engine.ts; this layer re-checks only what would corrupt memory (types,
 // lengths, tensor offsets inside the arena). One step at a time per engine: a second concurrent call rejects.
+//
+// Device health: an engine over the runtime shares its CUDA context, so a pass that fails with a sticky error marks
+// the runtime unusable (DeviceHealth, common/weights.h), and every later pass over it fails fast with `unusable`, as
+// the runtime's own moves do. Test hook: testing.failNextPass (an engine's, or the runtime's for all its engines).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -27,6 +32,8 @@ struct Core {
   std::unique_ptr<Backend> backend;
   std::shared_ptr<WeightsLease> lease;
   std::shared_ptr<ScratchPool> scratch;
+  std::shared_ptr<DeviceHealth> health;  // the runtime's; null in arena mode (no runtime)
+  std::atomic<int> injected{-1};         // tests (testing.failNextEnginePass): an ErrorCode for the next pass, -1 = none
   std::string backendName;
   int vocab = 0;
   std::mutex mu;  // held for a whole forward pass, and to free a sequence
@@ -222,7 +229,14 @@ class PassWorker final : public Napi::AsyncWorker {
   void Execute() override {
     try {
       std::lock_guard<std::mutex> lock(core_->mu);
+      // A sticky error earlier (a move's, or a pass's of any engine over this runtime): the context is gone.
+      if (core_->health && !core_->health->usable())
+        throw NativeError(ErrorCode::kUnusable,
+                          "the runtime is unusable after a sticky CUDA error: drain this worker and restart the process");
       core_->ApplyDeferred();
+      int fault = core_->injected.exchange(-1);
+      if (fault < 0 && core_->health) fault = core_->health->takePassFault();
+      if (fault >= 0) core_->backend->injectFault(static_cast<ErrorCode>(fault));
       for (size_t i = 0; i + 2 < forks.size(); i += 3) core_->backend->forkSeq(forks[i], forks[i + 1], forks[i + 2]);
       std::vector<SeqInput> batch(seqs.size());
       size_t off = 0;
@@ -245,6 +259,7 @@ class PassWorker final : public Napi::AsyncWorker {
       }
     } catch (const NativeError& e) {
       code_ = e.code();
+      if (e.code() == ErrorCode::kSticky && core_->health) core_->health->markSticky();
       SetError(e.what());
     } catch (const std::bad_alloc&) {
       code_ = ErrorCode::kOom;
@@ -368,6 +383,7 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
       } else if (info[0].IsObject()) {
         core->lease = AcquireWeights(info[0].As<Napi::Object>(), modelId);
         core->scratch = GetScratchPool(info[0].As<Napi::Object>());
+        core->health = GetDeviceHealth(info[0].As<Napi::Object>());
       } else {
         ThrowArg(env, "Expected Runtime.native or a Uint8Array arena as the first argument");
       }
@@ -388,6 +404,23 @@ class EngineWrap final : public Napi::ObjectWrap<EngineWrap> {
       throw MakeError(env, e.code(), e.what());
     }
     core_ = std::move(core);
+    napi_type_tag_object(env, info.This(), &kEngineTag);
+  }
+
+  static constexpr napi_type_tag kEngineTag = {0x3b9e0c41d27a4f18ull, 0x96c2e7a05f1d8b34ull};
+
+  // testing.failNextEnginePass(engine, code): this engine's next pass fails with `code` (Backend::injectFault).
+  static Napi::Value FailNextPass(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool ok = false;
+    if (info.Length() >= 2 && info[0].IsObject()) napi_check_object_type_tag(env, info[0], &kEngineTag, &ok);
+    if (!ok) ThrowArg(env, "Expected a native Engine for engine but received another value");
+    if (!info[1].IsString()) ThrowArg(env, "Expected a string for code");
+    return Guard(env, [&]() -> Napi::Value {
+      const ErrorCode code = ErrorCodeFromName(info[1].As<Napi::String>());
+      Unwrap(info[0].As<Napi::Object>())->Live(env)->injected.store(static_cast<int>(code));
+      return env.Undefined();
+    });
   }
 
  private:
@@ -579,5 +612,8 @@ void PassWorker::Done() {
 }  // namespace
 
 void RegisterEngineClass(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Define(env)); }
+void RegisterEnginePassHooks(Napi::Env env, Napi::Object testing) {
+  testing.Set("failNextEnginePass", Napi::Function::New(env, EngineWrap::FailNextPass));
+}
 
 }  // namespace swapserve::engine

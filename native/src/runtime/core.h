@@ -168,6 +168,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void pinHostPool() { pinGate_->release(false); }  // starts a deferred host pin (no-op once started)
   bool closed() const { return closed_.load(); }
   void failNext(ErrorCode code) { injected_.store(static_cast<int>(code)); }  // tests: next device step fails
+  // An engine pass over this runtime hit a sticky device error (the context is shared): unusable, as after a move's.
+  void markUnusable() { unusable_ = true; }
+  // Tests (testing.failNextPass on a runtime): the next engine pass over this runtime fails with `code`, once.
+  void failNextPass(ErrorCode code) { injectedPass_.store(static_cast<int>(code)); }
+  int takePassFault() { return injectedPass_.exchange(-1); }
   // Tests: the next move started waits at its start until releaseHold() (or close), so "in flight" is deterministic.
   void holdNext();
   void releaseHold();
@@ -206,6 +211,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots
   std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
   std::atomic<int> injected_{-1};
+  std::atomic<int> injectedPass_{-1};  // an ErrorCode for the next engine pass (tests), -1 = none
   std::mutex gateMu_;
   std::condition_variable gateCv_;
   bool holdArmed_ = false, gateOpen_ = true;

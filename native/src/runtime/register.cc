@@ -317,4 +317,31 @@ std::shared_ptr<ScratchPool> GetScratchPool(Napi::Object runtimeObj) {
   return core->scratch();
 }
 
+namespace {
+// The engine's view of the runtime's health; a weak reference, so an engine outliving its runtime keeps nothing alive
+// (a closed runtime counts as usable here: its own calls report that it is closed).
+class RuntimeHealth final : public DeviceHealth {
+ public:
+  explicit RuntimeHealth(std::weak_ptr<runtime::RuntimeCore> core) : core_(std::move(core)) {}
+  void markSticky() override {
+    if (auto c = core_.lock()) c->markUnusable();
+  }
+  bool usable() const override {
+    auto c = core_.lock();
+    return !c || c->healthy();
+  }
+  int takePassFault() override {
+    auto c = core_.lock();
+    return c ? c->takePassFault() : -1;
+  }
+
+ private:
+  std::weak_ptr<runtime::RuntimeCore> core_;
+};
+}  // namespace
+
+std::shared_ptr<DeviceHealth> GetDeviceHealth(Napi::Object runtimeObj) {
+  return std::make_shared<RuntimeHealth>(runtime::CoreFromObject(runtimeObj));
+}
+
 }  // namespace swapserve

@@ -1,5 +1,6 @@
 // The runtime's test hooks, registered on the addon's `testing` object only (reached through native/ts/testing.ts;
-// production modules never import it): fail or hold the next move, hold an engine lease from JS.
+// production modules never import it): fail or hold the next move, fail the next engine pass over the runtime, hold
+// an engine lease from JS.
 #include <napi.h>
 
 #include "common/errors.h"
@@ -74,10 +75,17 @@ Napi::FunctionReference* TestLease::ctor = nullptr;
 Napi::Value FailNextMove(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto core = CoreFromObject(info[0].As<Napi::Object>());
-    std::string name = info[1].As<Napi::String>();
-    for (int c = 0; c <= static_cast<int>(ErrorCode::kUnusable); ++c) {
-      if (name == ErrorCodeName(static_cast<ErrorCode>(c))) core->failNext(static_cast<ErrorCode>(c));
-    }
+    core->failNext(ErrorCodeFromName(info[1].As<Napi::String>()));
+    return info.Env().Undefined();
+  });
+}
+
+// failNextPass(runtime, code): the next engine pass over this runtime (any of its engines) fails with `code`; the
+// CUDA engine turns cuda_sticky into a genuine sticky error inside that pass (engine/cuda/backend.cc).
+Napi::Value FailNextPass(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    auto core = CoreFromObject(info[0].As<Napi::Object>());
+    core->failNextPass(ErrorCodeFromName(info[1].As<Napi::String>()));
     return info.Env().Undefined();
   });
 }
@@ -126,6 +134,7 @@ void RegisterRuntimeTesting(Napi::Env env, Napi::Object testing) {
   runtime::TestLease::Init(env);
   RegisterCodecTesting(env, testing);
   testing.Set("failNextMove", Napi::Function::New(env, runtime::FailNextMove));
+  testing.Set("failNextPass", Napi::Function::New(env, runtime::FailNextPass));
   testing.Set("holdNextMove", Napi::Function::New(env, runtime::HoldNextMove));
   testing.Set("releaseHold", Napi::Function::New(env, runtime::ReleaseHold));
   testing.Set("acquireLease", Napi::Function::New(env, runtime::AcquireLease));

@@ -147,6 +147,13 @@ class CudaBackend final : public Backend {
 
   int vocabSize() const { return d_.vocab; }
 
+  // Test hook: cuda_sticky becomes a genuine sticky error inside the next pass (a trapping kernel enqueued first on
+  // its stream; the pass's own checks then report cudaErrorLaunchFailure through SS_CUDA_CHECK). Other codes throw.
+  void injectFault(ErrorCode code) override {
+    if (code != ErrorCode::kSticky) Backend::injectFault(code);
+    trapNext_ = true;
+  }
+
   void forward(const std::vector<SeqInput>& batch, float* logits) override {
     if (!logits) Invalid("forward: logits must not be null");
     run(batch);
@@ -464,6 +471,10 @@ class CudaBackend final : public Backend {
       std::memcpy(hs + oETab, eTab.data(), 4 * E);
     }
     uint8_t* md = meta_->data();
+    if (trapNext_) {  // test hook: the first work of this pass on its stream traps (everything above only checks)
+      trapNext_ = false;
+      cuda::LaunchTrap(stream_);
+    }
     SS_CUDA_CHECK(cudaMemcpyAsync(md, hs, off, cudaMemcpyHostToDevice, stream_));
     const int32_t* dTok = reinterpret_cast<const int32_t*>(md + oTok);
     const int32_t* dPos = reinterpret_cast<const int32_t*>(md + oPos);
@@ -778,6 +789,7 @@ class CudaBackend final : public Backend {
   };
   std::unordered_map<int, Graph> graphs_;
   bool graphsOn_ = false, capturing_ = false, landed_ = false;
+  bool trapNext_ = false;  // test hook (injectFault): the next pass enqueues a trapping kernel first
   uint64_t epoch_ = 0;   // bumped whenever a buffer a graph reads (activations, metadata, partials) is reallocated
   int32_t padBlock_ = -1;  // the KV block the graphs' padding rows write into
 };

@@ -307,6 +307,14 @@ void LaunchRopeTable(const int32_t* pos, int T, const float* invFreq, int half, 
   SS_CUDA_CHECK_LAUNCH("rope table");
 }
 
+// A genuine sticky device error for the health wire's test hook: the kernel aborts, the context is lost.
+__global__ void TrapKernel() { __trap(); }
+
+void LaunchTrap(cudaStream_t s) {
+  TrapKernel<<<1, 1, 0, s>>>();
+  SS_CUDA_CHECK_LAUNCH("trap");
+}
+
 void LaunchArgmax(const float* logits, int B, int V, int32_t* next, cudaStream_t s) {
   SS_REQUIRE(B > 0 && V > 0, "argmax: empty shape");
   LaunchK(ArgmaxKernel, B, 1024, 0, s, logits, V, next);

@@ -22,6 +22,10 @@ constexpr int kKvBlockTokens = 16;
 // Programmatic dependent launch for the element-wise, attention and GEMV kernels enqueued by this thread from now
 // on (off by default). The backend turns it on for decode passes, whose kernels are short.
 void SetPdl(bool on);
+
+// Test hook only (Backend::injectFault): one thread that executes __trap() on `s`. Its launch succeeds; the trap
+// then makes the context unusable (cudaErrorLaunchFailure, sticky), which every later call of the pass reports.
+void LaunchTrap(cudaStream_t s);
 inline size_t EtBytes(ET t) { return t == ET::kF32 ? 4 : 2; }
 
 // Rounding policy of the 2-byte activation types. hfRound = true rounds where Hugging Face transformers rounds
