@@ -65,7 +65,7 @@ export interface HostLayout {
   notes: string[];
 }
 
-const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
+const gib = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
 
 /**
  * GPUs `up` starts workers for: `configured` (host.gpus) of the `detected` ones, else all detected. More configured
