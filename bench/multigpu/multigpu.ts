@@ -35,6 +35,9 @@ export const USAGE = `usage: swapserve bench multigpu (--tiny | --model DIR) [op
   --reps N            repetitions of the four swap rounds (default 3)
   --load-s S          seconds of each load replay run, 0 to skip (default 20)
   --rate R            load replay arrivals per second per GPU (default 1)
+  --concurrency C     load replay as a closed loop of C streams per GPU instead (a capacity figure: goodput then
+                      scales only if every GPU serves its own streams as fast as one GPU alone)
+  --requests N        with --concurrency: requests per GPU (default 100)
   --max-input N       cap on replayed prompt lengths, tokens (default 1024; --tiny 64)
   --max-output N      cap on replayed output lengths, tokens (default 128; --tiny 8)
   --slo-ttft-ms MS    goodput's TTFT bound (default 2000; --tiny 60000)
@@ -46,7 +49,7 @@ export const USAGE = `usage: swapserve bench multigpu (--tiny | --model DIR) [op
 
 const OPTIONS = {
   tiny: { type: 'boolean' }, model: { type: 'string' }, gpus: { type: 'string' }, reps: { type: 'string' }, 'load-s': { type: 'string' },
-  rate: { type: 'string' }, 'max-input': { type: 'string' }, 'max-output': { type: 'string' }, 'slo-ttft-ms': { type: 'string' },
+  rate: { type: 'string' }, concurrency: { type: 'string' }, requests: { type: 'string' }, 'max-input': { type: 'string' }, 'max-output': { type: 'string' }, 'slo-ttft-ms': { type: 'string' },
   'slo-tpot-ms': { type: 'string' }, 'deadline-s': { type: 'string' }, out: { type: 'string' }, md: { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -60,7 +63,7 @@ function num(v: string | undefined, name: string, def: number, min: number, int 
 }
 
 interface Args {
-  tiny: boolean; model: string | null; gpus: number | null; reps: number; loadS: number; rate: number; maxInput: number; maxOutput: number;
+  tiny: boolean; model: string | null; gpus: number | null; reps: number; loadS: number; rate: number; concurrency: number | null; requests: number; maxInput: number; maxOutput: number;
   sloTtftMs: number; sloTpotMs: number; deadlineS: number; out: string | null; md: string | null;
 }
 
@@ -68,10 +71,13 @@ export function parse(argv: string[]): Args | 'help' {
   const { values: v } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
   if (v.help) return 'help';
   if (!v.tiny === !v.model) throw new UsageError('give --tiny or --model DIR (one of them)');
+  if (v.concurrency !== undefined && v.rate !== undefined) throw new UsageError('--concurrency (a closed loop) excludes --rate (arrivals)');
+  if (v.requests !== undefined && v.concurrency === undefined) throw new UsageError('--requests counts a closed loop\'s requests: give --concurrency too');
   const tiny = !!v.tiny;
   return {
     tiny, model: v.model ?? null, gpus: v.gpus === undefined ? null : num(v.gpus, 'gpus', 0, 1), reps: num(v.reps, 'reps', 3, 1),
     loadS: num(v['load-s'], 'load-s', 20, 0, false), rate: num(v.rate, 'rate', 1, 0.001, false),
+    concurrency: v.concurrency === undefined ? null : num(v.concurrency, 'concurrency', 0, 1), requests: num(v.requests, 'requests', 100, 1),
     maxInput: num(v['max-input'], 'max-input', tiny ? 64 : 1024, 1), maxOutput: num(v['max-output'], 'max-output', tiny ? 8 : 128, 1),
     sloTtftMs: num(v['slo-ttft-ms'], 'slo-ttft-ms', tiny ? 60_000 : 2000, 1), sloTpotMs: num(v['slo-tpot-ms'], 'slo-tpot-ms', tiny ? 10_000 : 100, 1),
     deadlineS: num(v['deadline-s'], 'deadline-s', 420, 1), out: v.out ?? null, md: v.md ?? null,
@@ -169,7 +175,8 @@ export async function run(argv: string[]): Promise<number> {
     const reports = await Promise.all(models.map(async (model, i) => {
       const t: LoadTarget = { url: stack.url, model, endpoint: 'completions', tokenizer, context };
       const spec: LoadSpec = {
-        lengths: trace, durationS: a.loadS, rate: a.rate, seed: 1 + i, maxInput: a.maxInput, maxOutput: a.maxOutput,
+        lengths: trace, durationS: a.loadS, seed: 1 + i,
+        ...(a.concurrency === null ? { rate: a.rate } : { concurrency: a.concurrency, maxRequests: a.requests }), maxInput: a.maxInput, maxOutput: a.maxOutput,
         sloTtftMs: a.sloTtftMs, sloTpotMs: a.sloTpotMs, ignoreEos: true, temperature: 0, timeoutS: 120,
       };
       return (await runLoad(t, spec)).report;
@@ -204,7 +211,7 @@ export async function run(argv: string[]): Promise<number> {
       samples.push(...await hit(ms, round++, 'all'));
       samples.push(...await hit(fs, round++, 'all'));
     }
-    if (a.loadS > 0 && timeLeft() > a.loadS * 2000) {
+    if ((a.loadS > 0 || a.concurrency !== null) && timeLeft() > a.loadS * 2000) {
       await hit(ms, round++, 'all'); // every m on its own GPU (not a sample of the swap figures)
       load.single = await replay([ms[0]]);
       load.all = n > 1 ? await replay(ms) : load.single;
