@@ -3,12 +3,13 @@
 # with `bash scripts/carry.sh`; numactl joins it where this machine has it):
 #   1. the host: GPUs, PCIe links, GPU <-> NUMA topology (nvidia-smi topo -m), NUMA nodes, numactl;
 #   2. an 8B-shaped bf16 random model (bench/headline/make_models.py's llama8b), written while the addon builds;
+#      then the floor (bench/multigpu/floor.py): plain pinned host -> GPU copies, one GPU alone and all at once;
 #   3. `swapserve bench multigpu` on every GPU (GPUS to override): `swapserve up` starts one worker per GPU (split host
 #      budgets, NUMA binding: its placement lines are in the JSON), 2N models (one file) spread over them, then single
 #      swap-ins against N at once (aggregate GB/s vs N x one link, slowest TTFT vs one swap), then the load replay as a
 #      closed loop of CONC streams per GPU, on one GPU and on all (goodput vs N x one). On 1 GPU it measures the
 #      single-link baselines (the ratios are then 1 by construction).
-# Knobs: GPUS (all), REPS (5), CONC (16), REQS (64 per GPU), BUDGET_S (520). The trace lengths come from
+# Knobs: GPUS (all), REPS (5), CONC (16), REQS (64 per GPU), FLOOR_GIB (4), BUDGET_S (520). The trace lengths come from
 # .carry/fleet-data/AzureLLMInferenceTrace_conv.csv where carried, else a fixed 512-in / 64-out request.
 # Writes four files under $OUT: env.txt (host, topology, build and model logs), multigpu.md, multigpu.json, multigpu.log.
 set -u
@@ -34,6 +35,8 @@ source scripts/uncarry.sh > /tmp/mg-build.log 2>&1 || echo "build failed"
 { echo "--- build"; tail -5 /tmp/mg-build.log; } >> "$ENV"; tail -3 /tmp/mg-build.log; echo "build done $(el)"
 { echo "--- numactl after uncarry: $(command -v numactl || echo none)"; } >> "$ENV"
 wait $MAKE; { echo "--- model"; cat /tmp/mg-make.log; } >> "$ENV"; tail -2 /tmp/mg-make.log; echo "model done $(el)"
+# The floor: plain pinned copies, one GPU alone and all at once (torch; into env.txt).
+timeout 120 python3 bench/multigpu/floor.py "${FLOOR_GIB:-4}" 3 2>&1 | tee -a "$ENV"; echo "floor done $(el)"
 T=/tmp/mg-traces/azure-llm-2023; mkdir -p $T
 for f in .carry/fleet-data/AzureLLMInferenceTrace_conv.csv .carry/load-data/AzureLLMInferenceTrace_conv.csv; do [ -f "$f" ] && ln -sf "$PWD/$f" $T/; done
 [ -f $T/AzureLLMInferenceTrace_conv.csv ] && export SWAPSERVE_TRACES_DIR=/tmp/mg-traces
