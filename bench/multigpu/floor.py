@@ -17,12 +17,13 @@ def main():
     size = int(float(sys.argv[1]) * GIB) if len(sys.argv) > 1 else 4 * GIB
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     n = torch.cuda.device_count()
-    # Each GPU's source buffer is pinned from a thread that first touched that GPU (torch pins on the calling thread's
-    # NUMA node under the default policy; numactl'd workers do better, which is the point of binding them).
+    # The buffers are pinned by this one process, wherever the default policy puts them (first touch): on a
+    # multi-socket host some GPUs then read across the socket link, which is what numactl-bound workers avoid.
     src, dst = [], []
+    noise = torch.randint(0, 255, (size,), dtype=torch.uint8)  # drawn once (not zeros), copied into each pinned buffer
     for d in range(n):
         with torch.cuda.device(d):
-            src.append(torch.randint(0, 255, (size,), dtype=torch.uint8).pin_memory())
+            src.append(torch.empty(size, dtype=torch.uint8, pin_memory=True).copy_(noise))
             dst.append(torch.empty(size, dtype=torch.uint8, device=f"cuda:{d}"))
 
     def copy(d):
