@@ -44,6 +44,8 @@ export interface RoundFigures {
   wallMs: number;
   gbps: number;
   maxTtftMs: number;
+  /** Sum of the swap-ins' own durations over the round's wall time: N when they all ran at once, 1 when in turn. */
+  overlap: number;
 }
 
 export function median(xs: number[]): number {
@@ -65,6 +67,7 @@ export function rounds(samples: SwapSample[]): RoundFigures[] {
       round, kind: ss[0].kind, n: ss.length, workers: new Set(ss.map((s) => s.worker)).size,
       allSwap: ss.every((s) => s.path === 'swap' && s.swap !== null), bytes, wallMs,
       gbps: spans.length && wallMs > 0 ? bytes / 1e6 / wallMs : NaN, maxTtftMs: Math.max(...ss.map((s) => s.ttftMs)),
+      overlap: spans.length && wallMs > 0 ? spans.reduce((n, s) => n + (s.endMs - s.startMs), 0) / wallMs : NaN,
     };
   });
 }
@@ -115,8 +118,9 @@ export function renderReport(r: { date: string; device: string; argv: string[]; 
     '',
     `Medians over ${s.single.rounds} single and ${s.all.rounds} concurrent rounds (${s.all.spreadRounds} of them on ${n} distinct workers); ${s.skipped} round(s) left out (a request that was not a swap).`,
     ...(s.load.single && s.load.all ? [`Load replay: one GPU ${s.load.single.ok} ok / ${s.load.single.failed} failed / ${s.load.single.lost} lost, p99 TTFT ${ms(s.load.single.ttftP99Ms ?? NaN)}; all GPUs ${s.load.all.ok} / ${s.load.all.failed} / ${s.load.all.lost}, p99 TTFT ${ms(s.load.all.ttftP99Ms ?? NaN)}.`] : []),
-    '', '| round | kind | requests | workers | all swaps | GB | wall | GB/s | slowest TTFT |', '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
-    ...r.rounds.map((x) => `| ${x.round} | ${x.kind} | ${x.n} | ${x.workers} | ${x.allSwap ? 'yes' : 'no'} | ${f(x.bytes / 1e9, 3)} | ${ms(x.wallMs)} | ${f(x.gbps)} | ${ms(x.maxTtftMs)} |`),
+    '', 'Overlap: the swap-ins\' own durations summed over the round\'s wall time (N: all at once; 1: one after another).', '',
+    '| round | kind | requests | workers | all swaps | GB | wall | GB/s | overlap | slowest TTFT |', '| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...r.rounds.map((x) => `| ${x.round} | ${x.kind} | ${x.n} | ${x.workers} | ${x.allSwap ? 'yes' : 'no'} | ${f(x.bytes / 1e9, 3)} | ${ms(x.wallMs)} | ${f(x.gbps)} | ${f(x.overlap)} | ${ms(x.maxTtftMs)} |`),
     '',
   ];
   return lines.join('\n');

@@ -32,6 +32,7 @@ describe('bench multigpu figures', () => {
     assert.equal(r[2].wallMs, 335);
     assert.ok(Math.abs(r[2].gbps - 32 * GB / 1e6 / 335) < 1e-9);
     assert.equal(r[4].allSwap, false);
+    assert.ok(Math.abs(r[2].overlap - 660 / 335) < 1e-9, 'two 330 ms swap-ins within 335 ms: overlap ~2');
   });
   it('compares N at once with one alone, clean rounds only, and says which bar each meets', () => {
     const s = summarize(2, samples, { single: { gpus: 1, goodputRps: 4, throughputRps: 4, ok: 40, failed: 0, lost: 0, ttftP99Ms: 500 }, all: { gpus: 2, goodputRps: 7, throughputRps: 8, ok: 80, failed: 0, lost: 0, ttftP99Ms: 900 } });
