@@ -15,6 +15,7 @@ import { mpsFor, planColocation } from '../scheduler/colocation-setup.ts';
 import { MpsError } from '../scheduler/mps.ts';
 import { gpusToUse, planHostLayout } from '../scheduler/host-layout.ts';
 import { probeHost } from '../scheduler/host-probe.ts';
+import { cudaDeviceCount } from './gpus.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
 
@@ -111,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
     const provider = values.provider ?? 'local';
     if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
     // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
-    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu' });
+    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount });
     const gpus = values.gpus !== undefined ? positiveInt('gpus', values.gpus, 0, 0) : gpusToUse(facts.gpus.length, config.host.gpus);
     // Co-location (issue 14): workers per GPU where the gain table says it pays; the MPS daemon for those GPUs.
     const models = await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64));

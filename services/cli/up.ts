@@ -20,6 +20,7 @@ import type { MpsDaemon } from '../scheduler/mps.ts';
 import { validatedBytes } from './scheduler.ts';
 import { describeWorker, gpusToUse, planHostLayout, type Slot } from '../scheduler/host-layout.ts';
 import { probeHost } from '../scheduler/host-probe.ts';
+import { cudaDeviceCount } from './gpus.ts';
 import { HOST_BYTES_ENV } from '../config/config.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
@@ -90,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
 
     // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
-    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu' });
+    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount });
     const gpus = gpusToUse(facts.gpus.length, config.host.gpus);
     // Co-location (issue 14): workers per GPU from the config and the gain table; --workers keeps one per GPU.
     let plan: ColocationPlan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };

@@ -35,8 +35,12 @@ export function parseNodeMemTotal(text: string): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** The facts, from `sysRoot` (the `/sys` tree; tests give a folder of their own) and the commands `exec` runs. */
-export function probeHost(o: { sysRoot?: string; exec?: Run; gpus?: boolean } = {}): HostFacts {
+/**
+ * The facts, from `sysRoot` (the `/sys` tree; tests give a folder of their own) and the commands `exec` runs. Where
+ * nvidia-smi lists nothing (not installed in a container, say), `deviceCount` (the CUDA addon's, handed in by the
+ * entry point: this floor imports no native code) still gives the GPUs, without bus ids (so without NUMA nodes).
+ */
+export function probeHost(o: { sysRoot?: string; exec?: Run; gpus?: boolean; deviceCount?: () => number } = {}): HostFacts {
   const sys = o.sysRoot ?? '/sys';
   const exec = o.exec ?? run;
   const gpus: GpuFact[] = [];
@@ -46,6 +50,15 @@ export function probeHost(o: { sysRoot?: string; exec?: Run; gpus?: boolean } = 
       const f = join(sys, 'bus', 'pci', 'devices', g.busId, 'numa_node');
       const n = existsSync(f) ? Number(readFileSync(f, 'utf8').trim()) : -1;
       gpus.push({ index: g.index, busId: g.busId, numaNode: Number.isInteger(n) && n >= 0 ? n : null });
+    }
+    if (gpus.length === 0 && o.deviceCount) {
+      let n = 0;
+      try {
+        n = o.deviceCount();
+      } catch {
+        n = 0; // no CUDA build, no driver: no GPU
+      }
+      for (let i = 0; i < n; i++) gpus.push({ index: i, busId: null, numaNode: null });
     }
   }
   const nodeDir = join(sys, 'devices', 'system', 'node');

@@ -112,6 +112,10 @@ describe('host probe', () => {
       assert.deepEqual(f.nodes, [{ id: 0, memBytes: 1000 * 1024 }, { id: 1, memBytes: 2000 * 1024 }], 'a node without memory is left out');
       assert.equal(f.numactl, false);
       assert.deepEqual(probeHost({ sysRoot: sys, exec, gpus: false }).gpus, []);
+      // nvidia-smi missing: the CUDA runtime's count, without bus ids or nodes; one that throws counts none.
+      const none = () => null;
+      assert.deepEqual(probeHost({ sysRoot: sys, exec: none, deviceCount: () => 2 }).gpus, [{ index: 0, busId: null, numaNode: null }, { index: 1, busId: null, numaNode: null }]);
+      assert.deepEqual(probeHost({ sysRoot: sys, exec: none, deviceCount: () => { throw new Error('no driver'); } }).gpus, []);
     } finally {
       rmSync(sys, { recursive: true, force: true });
     }
