@@ -69,10 +69,12 @@ describe('LocalProcessProvider', () => {
     const dir = mkdtempSync(join(tmpdir(), 'swapserve-provider-'));
     const p = new LocalProcessProvider({
       gpus: 2, stdio: 'ignore',
-      baseArgs: ['-e', `process.on('SIGTERM', () => process.exit(0)); const a = process.argv;
-        require('node:fs').writeFileSync(require('node:path').join(${JSON.stringify(dir)}, a[a.indexOf('--id') + 1]),
-          JSON.stringify({ host: process.env.SWAPSERVE_HOST_BYTES, device: a[a.indexOf('--device') + 1], pid: process.pid,
-            maps: require('node:fs').readFileSync('/proc/self/numa_maps', 'utf8').split('\\n')[0] })); setInterval(() => {}, 1000);`, '--'],
+      // Written aside, then renamed: the test reads it whole once the name appears.
+      baseArgs: ['-e', `process.on('SIGTERM', () => process.exit(0)); const a = process.argv; const fs = require('node:fs');
+        const f = require('node:path').join(${JSON.stringify(dir)}, a[a.indexOf('--id') + 1]);
+        fs.writeFileSync(f + '.tmp', JSON.stringify({ host: process.env.SWAPSERVE_HOST_BYTES, device: a[a.indexOf('--device') + 1],
+          maps: fs.readFileSync('/proc/self/numa_maps', 'utf8').split('\\n')[0] }));
+        fs.renameSync(f + '.tmp', f); setInterval(() => {}, 1000);`, '--'],
       placement: (d) => ({ prefix: ['numactl', '--cpunodebind=0', '--membind=0'], env: { SWAPSERVE_HOST_BYTES: String(1000 + d) } }),
     });
     try {
