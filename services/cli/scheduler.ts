@@ -112,8 +112,11 @@ export async function run(argv: string[]): Promise<number> {
     const provider = values.provider ?? 'local';
     if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
     // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
-    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount });
-    const gpus = values.gpus !== undefined ? positiveInt('gpus', values.gpus, 0, 0) : gpusToUse(facts.gpus.length, config.host.gpus);
+    // host.gpus and the CUDA fallback concern the workers this process starts (the local provider) only: a scheduler
+    // with --provider none or kubernetes often runs where there is no GPU at all (a container of its own).
+    const local = provider === 'local';
+    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', ...(local ? { deviceCount: cudaDeviceCount } : {}) });
+    const gpus = values.gpus !== undefined ? positiveInt('gpus', values.gpus, 0, 0) : local ? gpusToUse(facts.gpus.length, config.host.gpus) : facts.gpus.length;
     // Co-location (issue 14): workers per GPU where the gain table says it pays; the MPS daemon for those GPUs.
     const models = await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64));
     const coloc = provider === 'local' ? planColocation(config, gpus, models.map((m) => m.bytes)) : null;
@@ -122,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
     const slots = coloc ? coloc.perGpu.reduce((a, b) => a + b, 0) : gpus;
     // Each started worker's pinned host budget (the machine's RAM split over every slot) and NUMA node.
     const perGpu = coloc?.perGpu ?? Array.from({ length: gpus }, () => 1);
-    const layout = provider === 'local' && gpus > 0
+    const layout = local && gpus > 0
       ? planHostLayout(facts, perGpu.flatMap((k, d) => Array.from({ length: k }, () => ({ device: d, share: k }))), {
         hostBytesPerWorker: config.budgets.hostBytes, numa: config.host.numa, ...(config.host.pinnedBytes === undefined ? {} : { pinnedBytes: config.host.pinnedBytes }),
       })
