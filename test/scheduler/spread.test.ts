@@ -150,8 +150,10 @@ describe('several workers: demand spread, moves concurrent (CPU backend)', { ski
   it('then, parked in host RAM, three models swap in on their three workers at the same time', { timeout: 60_000 }, async () => {
     // Three other models take the GPU tiers (a, b, c are evicted to their workers' host pools)...
     assert.deepEqual(await Promise.all(SECOND.map((m) => ask(m))), ['cold', 'cold', 'cold']);
-    const parked = holders(await states(), ['host']);
-    assert.ok(FIRST.every((m) => parked.has(m)), `a, b, c parked in host RAM: ${JSON.stringify([...parked])}`);
+    const parked = await until('a, b, c parked in host RAM', 10_000, async () => {
+      const h = holders(await states(), ['host']);
+      return FIRST.every((m) => h.has(m)) ? h : null;
+    });
     // ...and a, b, c hit together come back by swap, each on the worker holding its host copy, all three in flight at once.
     const { paths, onGpu } = await together(FIRST, 'swapping-in');
     assert.deepEqual(paths, ['swap', 'swap', 'swap']);
