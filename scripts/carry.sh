@@ -8,6 +8,8 @@ mkdir -p .carry/lib
 [ -f .carry/node.xz ] || xz -T2 -c "$(command -v node)" > .carry/node.xz
 cp "$(readlink -f "$(command -v redis-server)")" .carry/redis-server
 cp -L /usr/lib/x86_64-linux-gnu/liblzf.so.1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 .carry/lib/
+# numactl (issue 16: `up` runs each GPU's worker on its GPU's NUMA node), where this machine has it.
+if command -v numactl >/dev/null; then cp "$(readlink -f "$(command -v numactl)")" .carry/numactl; cp -L /lib/x86_64-linux-gnu/libnuma.so.1 .carry/lib/; fi
 tar --exclude=node_modules/typescript --exclude=node_modules/playwright-core --exclude=node_modules/openai \
   --exclude=node_modules/@types --exclude='node_modules/.cache' \
   --exclude=node_modules/node-llama-cpp --exclude=node_modules/@node-llama-cpp -cf - node_modules | xz -T2 -3 > .carry/nm.tar.xz

@@ -21,6 +21,7 @@ export const BENCHES: readonly Entry[] = [
   { name: 'scheduler', synopsis: '[--models N] [--workers N] [--seed N]', summary: "the scheduler policy's decision time (1,000 models x 64 workers)", load: () => import('../../bench/scheduler/decision.ts') },
   { name: 'load', synopsis: '--model ID [--trace azure-conv] [--rate R | --trace-time | --concurrency C] [--sweep] [--out FILE]', summary: 'drive a running stack through the gateway with trace-replayed streamed requests: throughput, TTFT/TPOT percentiles, goodput, failed/lost, memory; --sweep for the highest rate inside the SLO', load: () => import('../../bench/load/load.ts') },
   { name: 'telemetry', synopsis: '[--n N] [--requests N] [--rounds N]', summary: 'what tracing + metrics cost a request (telemetry calls alone, and warm requests end to end)', load: () => import('../../bench/telemetry/telemetry.ts') },
+  { name: 'multigpu', synopsis: '--tiny | --model DIR [--gpus N] [--reps N] [--load-s S]', summary: 'N GPUs swapping at once through `up`: aggregate swap-in GB/s vs N x one link, the slowest TTFT of N models hit at once vs one swap, the load replay on every GPU vs one (issue 16)', load: () => import('../../bench/multigpu/multigpu.ts') },
   { name: 'mps', synopsis: '--models-dir DIR | --tiny [--prompts 128,512,2048] [--budget-s S]', summary: 'two engines on one GPU under MPS vs time-sliced vs one engine (and at twice the batch): tok/s, p99 TPOT, the co-location gain table (GPU)', load: () => import('../../bench/mps/mps.ts') },
 ];
 

@@ -1,5 +1,4 @@
 // `swapserve scheduler [--config FILE] [options]`: one leader-elected scheduler (run two or more for failover).
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
@@ -7,13 +6,16 @@ import { createLogger, type Logger } from '../config/log.ts';
 import { runUntilStopped } from '../health/lifecycle.ts';
 import { HELP, parseCommand } from './args.ts';
 import { isModelFileError, openModel } from '../../native/ts/model/index.ts';
-import { ConfigError, groupWorkerCaps, loadConfig, placementGroupsOf, type Config, type ModelEntry } from '../config/config.ts';
+import { ConfigError, HOST_BYTES_ENV, groupWorkerCaps, loadConfig, placementGroupsOf, type Config, type ModelEntry } from '../config/config.ts';
 import { modelSettings, POLICY_DEFAULTS, type PolicyConfig } from '../scheduler/policy.ts';
 import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider.ts';
 import { KubernetesProvider } from '../scheduler/kubernetes-provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { mpsFor, planColocation } from '../scheduler/colocation-setup.ts';
 import { MpsError } from '../scheduler/mps.ts';
+import { gpusToUse, planHostLayout } from '../scheduler/host-layout.ts';
+import { probeHost } from '../scheduler/host-probe.ts';
+import { cudaDeviceCount } from './gpus.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import type { ModelSettings } from '../scheduler/state.ts';
 
@@ -25,8 +27,9 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --poll-ms MS            longest wait for a queue event before looking again (default 500)
   --full-poll-ms MS       every model's queue counts re-read this often, events or not (default 2000)
   --max-workers N         most workers the local provider starts (default: one per GPU, else 1)
-  --gpus N                GPUs the local provider hands out, one per worker as --device (default: nvidia-smi -L
-                          count; 0 under SWAPSERVE_BACKEND=cpu)
+  --gpus N                GPUs the local provider hands out, one per worker as --device, each with its split host
+                          budget and NUMA binding (default: config host.gpus, else nvidia-smi's count; 0 under
+                          SWAPSERVE_BACKEND=cpu)
   --min-workers N         workers kept when idle (default ${POLICY_DEFAULTS.minWorkers}; with --provider none: all,
                           since workers it drains could not be started again)
   --worker-idle-ms MS     drain a worker idle this long (default ${POLICY_DEFAULTS.workerIdleMs})
@@ -40,12 +43,6 @@ const USAGE = `usage: swapserve scheduler [--config FILE] [options]   (env: REDI
   --worker-arg=ARG        extra argument for started workers (repeatable; e.g. --worker-arg=--threads --worker-arg=2)
 `;
 
-/** GPUs visible on this machine (nvidia-smi -L), 0 without one or under SWAPSERVE_BACKEND=cpu. */
-function gpuCount(): number {
-  if (process.env.SWAPSERVE_BACKEND === 'cpu') return 0;
-  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
-}
 
 /**
  * A model's arena bytes from its validated files: the same `openModel` as `inspect` and the worker (bounded headers,
@@ -114,13 +111,30 @@ export async function run(argv: string[]): Promise<number> {
     }
     const provider = values.provider ?? 'local';
     if (provider !== 'local' && provider !== 'none' && provider !== 'kubernetes') throw new ConfigError(`Expected local, none or kubernetes for --provider but received "${provider}"`);
-    const gpus = positiveInt('gpus', values.gpus, gpuCount(), 0);
+    // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
+    // host.gpus and the CUDA fallback concern the workers this process starts (the local provider) only: a scheduler
+    // with --provider none or kubernetes often runs where there is no GPU at all (a container of its own).
+    const local = provider === 'local';
+    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', ...(local ? { deviceCount: cudaDeviceCount } : {}) });
+    const gpus = values.gpus !== undefined ? positiveInt('gpus', values.gpus, 0, 0) : local ? gpusToUse(facts.gpus.length, config.host.gpus) : facts.gpus.length;
     // Co-location (issue 14): workers per GPU where the gain table says it pays; the MPS daemon for those GPUs.
     const models = await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64));
     const coloc = provider === 'local' ? planColocation(config, gpus, models.map((m) => m.bytes)) : null;
     for (const r of coloc?.reasons ?? []) logger.info(r);
     const mps = coloc ? await mpsFor(config, coloc, { log: (l) => logger.info(l) }) : null;
     const slots = coloc ? coloc.perGpu.reduce((a, b) => a + b, 0) : gpus;
+    // Each started worker's pinned host budget (the machine's RAM split over every slot) and NUMA node.
+    const perGpu = coloc?.perGpu ?? Array.from({ length: gpus }, () => 1);
+    const layout = local && gpus > 0
+      ? planHostLayout(facts, perGpu.flatMap((k, d) => Array.from({ length: k }, () => ({ device: d, share: k }))), {
+        hostBytesPerWorker: config.budgets.hostBytes, numa: config.host.numa, ...(config.host.pinnedBytes === undefined ? {} : { pinnedBytes: config.host.pinnedBytes }),
+      })
+      : null;
+    for (const note of layout?.notes ?? []) logger.info(note);
+    const placement = layout ? (d: number) => {
+      const w = layout.workers.find((x) => x.device === d)!;
+      return { prefix: w.prefix, env: { [HOST_BYTES_ENV]: String(w.hostBytes) } };
+    } : null;
     const policy: Partial<PolicyConfig> = {
       maxWorkers: positiveInt('max-workers', values['max-workers'], provider === 'none' ? 0 : Math.max(1, slots), 0),
       minWorkers: positiveInt('min-workers', values['min-workers'], POLICY_DEFAULTS.minWorkers, 0),
@@ -138,7 +152,7 @@ export async function run(argv: string[]): Promise<number> {
       ? new KubernetesProvider({ namespace: values.namespace ?? process.env.POD_NAMESPACE ?? 'default', template: readPodTemplate(values['pod-template']), log: logger })
       : new LocalProcessProvider({
         gpus, extraArgs: [...configArgs, '--no-self-load', ...(values['worker-arg'] ?? [])],
-        workersPerGpu: (d) => coloc?.perGpu[d] ?? 1, mps, log: (l) => (l.startsWith('ERROR') ? logger.error(l) : logger.info(l)),
+        workersPerGpu: (d) => coloc?.perGpu[d] ?? 1, mps, placement, log: (l) => (l.startsWith('ERROR') ? logger.error(l) : logger.info(l)),
       });
     scheduler = new Scheduler({
       redisUrl: config.redisUrl, prefix: config.prefix, models,

@@ -33,6 +33,8 @@ interface Child {
   group: string | null;
   /** Extra environment of this child (a co-located worker's share and MPS pipe). */
   env: Record<string, string>;
+  /** Command this child runs under (e.g. `numactl --cpunodebind=1 --membind=1`, which execs it: same pid). */
+  prefix: string[];
 }
 
 export class Supervisor {
@@ -66,8 +68,8 @@ export class Supervisor {
   }
 
   /** Starts `name` (and keeps it running until stop()). */
-  start(name: string, args: string[], opts: { group?: string; env?: Record<string, string> } = {}): void {
-    const c: Child = { name, args, proc: null, startedAt: 0, consecutive: 0, timer: null, group: opts.group ?? null, env: opts.env ?? {} };
+  start(name: string, args: string[], opts: { group?: string; env?: Record<string, string>; prefix?: string[] } = {}): void {
+    const c: Child = { name, args, proc: null, startedAt: 0, consecutive: 0, timer: null, group: opts.group ?? null, env: opts.env ?? {}, prefix: opts.prefix ?? [] };
     this.children.push(c);
     this.spawnChild(c);
   }
@@ -78,7 +80,7 @@ export class Supervisor {
   }
 
   private spawnChild(c: Child): void {
-    const [exe, ...lead] = this.command;
+    const [exe, ...lead] = [...c.prefix, ...this.command];
     const p = spawn(exe, [...lead, ...c.args], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...this.env, ...c.env } });
     c.proc = p;
     c.startedAt = Date.now();

@@ -1,7 +1,6 @@
 // `swapserve up` (= `npm start`): the whole stack on this machine — Redis (REDIS_URL, else a private
 // redis-server), the gateway on 127.0.0.1:8080, the scheduler, and one worker per GPU (or one CPU worker).
 // Without a config it serves demo models with random weights, made on first start.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HELP, parseCommand } from './args.ts';
@@ -19,6 +18,10 @@ import { GPU_SHARE_ENV } from '../config/config.ts';
 import { mpsFor, planColocation, type ColocationPlan } from '../scheduler/colocation-setup.ts';
 import type { MpsDaemon } from '../scheduler/mps.ts';
 import { validatedBytes } from './scheduler.ts';
+import { describeWorker, gpusToUse, planHostLayout, type Slot } from '../scheduler/host-layout.ts';
+import { probeHost } from '../scheduler/host-probe.ts';
+import { cudaDeviceCount } from './gpus.ts';
+import { HOST_BYTES_ENV } from '../config/config.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
@@ -27,13 +30,6 @@ const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAP
   --workers N        worker processes (default: one per GPU, else one CPU worker)
   --no-scheduler     run without the scheduler (workers load models on demand themselves)
 `;
-
-/** GPUs visible to nvidia-smi (0 when there is none or no driver). */
-function gpuCount(): number {
-  if (process.env.SWAPSERVE_BACKEND === 'cpu') return 0;
-  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).length : 0;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('up', USAGE, {
@@ -94,7 +90,9 @@ export async function run(argv: string[]): Promise<number> {
     const cfgFile = join(runDir, `config-${process.pid}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
 
-    const gpus = gpuCount();
+    // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
+    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount });
+    const gpus = gpusToUse(facts.gpus.length, config.host.gpus);
     // Co-location (issue 14): workers per GPU from the config and the gain table; --workers keeps one per GPU.
     let plan: ColocationPlan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };
     let mps: MpsDaemon | null = null;
@@ -126,17 +124,27 @@ export async function run(argv: string[]): Promise<number> {
     if (mps) cleanups.push(() => mps!.stop());
     cleanups.push(() => sup.stop());
     const mpsEnv = mps ? await mps.acquire('up') : {};
+    // Pinned host budgets split over every worker of this machine, each GPU worker on its GPU's NUMA node.
+    const workerSlots: Slot[] = Array.from({ length: n }, (_, i) => ({
+      device: gpus > 0 ? (slots[i] ? slots[i].device : i % gpus) : null,
+      share: slots[i]?.share ?? 1,
+    }));
+    const layout = planHostLayout(facts, workerSlots, { hostBytesPerWorker: config.budgets.hostBytes, numa: config.host.numa, ...(config.host.pinnedBytes === undefined ? {} : { pinnedBytes: config.host.pinnedBytes }) });
+    for (const note of layout.notes) log(note);
     for (let i = 0; i < n; i++) {
       const slot = slots[i];
-      const device = gpus > 0 ? ['--device', String(slot ? slot.device : i % gpus)] : ['--backend', 'cpu'];
+      const w = layout.workers[i];
+      const device = w.device !== null ? ['--device', String(w.device)] : ['--backend', 'cpu'];
       // With the scheduler, it alone decides which queues a worker consumes; without it, workers load on demand.
       const selfLoad = values['no-scheduler'] ? [] : ['--no-self-load'];
       const args = ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad];
+      const env: Record<string, string> = { [HOST_BYTES_ENV]: String(w.hostBytes) };
+      log(describeWorker(`worker-${i}`, w, facts));
       if (slot && slot.share > 1) {
         // Co-located: its share of the budgets, the MPS pipe (when MPS is on), restarted with its GPU's other workers.
-        sup.start(`worker-${i}`, args, { group: `gpu-${slot.device}`, env: { [GPU_SHARE_ENV]: String(slot.share), ...(plan.colocated.includes(slot.device) ? mpsEnv : {}) } });
+        sup.start(`worker-${i}`, args, { group: `gpu-${slot.device}`, prefix: w.prefix, env: { ...env, [GPU_SHARE_ENV]: String(slot.share), ...(plan.colocated.includes(slot.device) ? mpsEnv : {}) } });
       } else {
-        sup.start(`worker-${i}`, args);
+        sup.start(`worker-${i}`, args, { prefix: w.prefix, env });
       }
     }
     if (!values['no-scheduler']) {

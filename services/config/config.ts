@@ -162,6 +162,34 @@ export function workersOnGpu(c: CoLocationConfig, device: number): number {
 /** Env var a co-located worker is started with: how many workers share its GPU; its budgets are divided by it. */
 export const GPU_SHARE_ENV = 'SWAPSERVE_GPU_SHARE';
 
+/**
+ * Env var `swapserve up` starts each worker with (issue 16): its pinned host budget in bytes, as split from the host's
+ * RAM among all the workers of the machine (services/scheduler/host-layout.ts). Overrides `budgets.hostBytes` after
+ * any co-location share is taken (it is already this worker's own figure).
+ */
+export const HOST_BYTES_ENV = 'SWAPSERVE_HOST_BYTES';
+
+/**
+ * The machine `swapserve up` runs on (issue 16): which GPUs get a worker, how much pinned host RAM all of them may hold
+ * together, and whether each worker runs on the NUMA node nearest its GPU.
+ */
+export const hostSchema = z.object({
+  /** GPUs `up` starts workers for (the first N that nvidia-smi lists; more than it lists is an error). 0: CPU workers. @defaultValue every GPU nvidia-smi lists */
+  gpus: z.number().int().nonnegative().optional(),
+  /**
+   * Pinned host memory every worker `up` starts on this machine may hold together (bytes). Each worker's pinned pool is
+   * `budgets.hostBytes` (its share of it when co-located) unless their sum is larger: then they are scaled down to fit,
+   * and, for workers bound to a NUMA node, to fit 75 % of that node's memory too. @defaultValue 75 % of the physical RAM
+   */
+  pinnedBytes: bytes.optional(),
+  /**
+   * `auto`: run each GPU worker under `numactl --cpunodebind=N --membind=N`, N its GPU's node (sysfs), where the host has
+   * more than one NUMA node and numactl is installed (else a logged no-op); `off`: never. @defaultValue "auto"
+   */
+  numa: z.enum(['auto', 'off']).default('auto'),
+}).strict().prefault({});
+export type HostConfig = z.infer<typeof hostSchema>;
+
 export const configSchema = z.object({
   /** Redis URL; env REDIS_URL overrides. Unset under `swapserve up`: a private redis-server is started. */
   redisUrl: z.string().url().optional(),
@@ -273,6 +301,7 @@ export const configSchema = z.object({
    */
   discoverModels: z.boolean().default(false),
   coLocation: coLocationSchema,
+  host: hostSchema,
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.models.forEach((m, i) => {
@@ -353,6 +382,12 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     const n = Number(env[GPU_SHARE_ENV]);
     if (!Number.isInteger(n) || n < 1 || n > 8) throw new ConfigError(`${GPU_SHARE_ENV} must be an integer 1..8, received "${env[GPU_SHARE_ENV]}"`);
     cfg.budgets = { hostBytes: Math.floor(cfg.budgets.hostBytes / n), gpuBytes: Math.floor(cfg.budgets.gpuBytes / n), scratchBytes: Math.floor(cfg.budgets.scratchBytes / n) };
+  }
+  if (env[HOST_BYTES_ENV]) {
+    // This worker's part of the machine's pinned host RAM, split by `swapserve up` (after the share above).
+    const b = Number(env[HOST_BYTES_ENV]);
+    if (!Number.isInteger(b) || b < 0) throw new ConfigError(`${HOST_BYTES_ENV} must be a byte count (an integer >= 0), received "${env[HOST_BYTES_ENV]}"`);
+    cfg.budgets.hostBytes = b;
   }
   if (cfg.discoverModels && cfg.models.length === 0) cfg.models = discoverModels(cfg.modelRoots[0]);
   for (const m of cfg.models) {

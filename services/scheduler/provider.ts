@@ -51,6 +51,11 @@ export interface LocalProcessProviderOptions {
   mps?: MpsDaemon | null;
   /** Group restarts and their failures, one line each. @defaultValue stderr */
   log?: (line: string) => void;
+  /**
+   * Where a worker on GPU d runs (issue 16, host-layout.ts): a command prefix (`numactl --cpunodebind=N --membind=N`,
+   * which execs the worker) and extra environment (its pinned host budget, SWAPSERVE_HOST_BYTES). @defaultValue none
+   */
+  placement?: ((device: number) => { prefix: string[]; env: Record<string, string> }) | null;
 }
 
 const ONE = (): number => 1;
@@ -78,7 +83,7 @@ export class LocalProcessProvider implements WorkerProvider {
   constructor(options: LocalProcessProviderOptions = {}) {
     this.opts = {
       command: process.execPath, baseArgs: [BIN, 'worker'], extraArgs: [], env: process.env, killAfterMs: 10_000,
-      stopOnClose: false, stdio: 'inherit', gpus: 0, workersPerGpu: ONE, mps: null,
+      stopOnClose: false, stdio: 'inherit', gpus: 0, workersPerGpu: ONE, mps: null, placement: null,
       log: (l) => process.stderr.write(`swapserve scheduler: ${l}\n`), ...options,
     };
   }
@@ -135,8 +140,10 @@ export class LocalProcessProvider implements WorkerProvider {
     const deviceArgs = device === null ? [] : ['--device', String(device)];
     // One machine, one kind of GPU: the group only tells the worker which models it may serve.
     const group = hint.group === undefined ? [] : ['--group', hint.group];
-    const child = spawn(this.opts.command, [...this.opts.baseArgs, '--id', workerId, ...deviceArgs, ...group, ...this.opts.extraArgs], {
-      env: { ...this.opts.env, ...extraEnv }, stdio: ['ignore', this.opts.stdio, this.opts.stdio],
+    const place = device !== null && this.opts.placement ? this.opts.placement(device) : { prefix: [], env: {} };
+    const [exe, ...lead] = [...place.prefix, this.opts.command];
+    const child = spawn(exe, [...lead, ...this.opts.baseArgs, '--id', workerId, ...deviceArgs, ...group, ...this.opts.extraArgs], {
+      env: { ...this.opts.env, ...place.env, ...extraEnv }, stdio: ['ignore', this.opts.stdio, this.opts.stdio],
     });
     this.children.set(workerId, child);
     child.once('exit', (code, signal) => this.exited(workerId, share > 1, code, signal));

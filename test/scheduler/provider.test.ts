@@ -6,6 +6,8 @@ import { existsSync, mkdtempSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalProcessProvider } from '../../services/scheduler/provider.ts';
+import { readFileSync } from 'node:fs';
+import { needsTool } from '../helpers/requires.ts';
 
 // A stand-in worker: once its SIGTERM handler is set it creates <dir>/<id>, then stays up until SIGTERM and
 // exits with 10 + its --device (or 9 without one).
@@ -56,6 +58,32 @@ describe('LocalProcessProvider', () => {
       await p.stop('w1');
       assert.equal(exits.get('w1'), 10);
       assert.deepEqual(p.running(), []);
+    } finally {
+      await Promise.allSettled(p.running().map((id) => p.stop(id)));
+      await p.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('starts a GPU\'s worker under its placement (issue 16): the NUMA prefix execs it, its host budget in the env', { skip: needsTool('numactl') }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swapserve-provider-'));
+    const p = new LocalProcessProvider({
+      gpus: 2, stdio: 'ignore',
+      // Written aside, then renamed: the test reads it whole once the name appears.
+      baseArgs: ['-e', `process.on('SIGTERM', () => process.exit(0)); const a = process.argv; const fs = require('node:fs');
+        const f = require('node:path').join(${JSON.stringify(dir)}, a[a.indexOf('--id') + 1]);
+        fs.writeFileSync(f + '.tmp', JSON.stringify({ host: process.env.SWAPSERVE_HOST_BYTES, device: a[a.indexOf('--device') + 1],
+          maps: fs.readFileSync('/proc/self/numa_maps', 'utf8').split('\\n')[0] }));
+        fs.renameSync(f + '.tmp', f); setInterval(() => {}, 1000);`, '--'],
+      placement: (d) => ({ prefix: ['numactl', '--cpunodebind=0', '--membind=0'], env: { SWAPSERVE_HOST_BYTES: String(1000 + d) } }),
+    });
+    try {
+      await p.start('w0', { model: null });
+      await p.start('w1', { model: null });
+      await Promise.all([ready(dir, 'w0'), ready(dir, 'w1')]);
+      const seen = ['w0', 'w1'].map((id) => JSON.parse(readFileSync(join(dir, id), 'utf8')) as { host: string; device: string; maps: string });
+      assert.deepEqual(seen.map((x) => [x.device, x.host]), [['0', '1000'], ['1', '1001']]);
+      for (const x of seen) assert.match(x.maps, / bind:0 /, 'its memory policy is bound by numactl');
     } finally {
       await Promise.allSettled(p.running().map((id) => p.stop(id)));
       await p.close();
