@@ -152,11 +152,27 @@ describe('request mapping', { skip: SKIP, timeout: 180_000 }, () => {
     const direct = await client.chat.completions.create(chat({ model: 'story', temperature: 0, max_tokens: 6 }));
     assert.equal(r.model, 'story');
     assert.equal(r.choices[0].message.content, direct.choices[0].message.content);
-    const card = await client.models.retrieve('karpathy/stories260K');
-    assert.equal(card.id, 'story');
+    const card = await client.models.retrieve('karpathy/stories260K') as OpenAI.Model & { root?: string };
+    assert.equal(card.root, 'story', 'the alias resolves to the model it names (its own card, as listed)');
     const e = await refused(client.chat.completions.create(chat({ model: 'gpt-5' })));
     assert.equal(e.status, 404);
     assert.equal(e.param, 'model');
+  });
+
+  it('GET /v1/models lists each alias as its own entry (root: the model it names); /v1/models/{alias} resolves it', async () => {
+    const list = [];
+    for await (const m of client.models.list()) list.push(m as OpenAI.Model & { root?: string });
+    const ids = list.map((m) => `${m.id}->${m.root}`);
+    assert.deepEqual(ids, ['story->story', 'gpt-4o-mini->story', 'karpathy/stories260K->story', 'qwen-tools->qwen-tools']);
+    for (const m of list) assert.equal(m.object, 'model');
+    for (const alias of ['gpt-4o-mini', 'karpathy/stories260K']) {
+      const m = await client.models.retrieve(alias) as OpenAI.Model & { root?: string };
+      assert.equal(m.id, alias);
+      assert.equal(m.root, 'story');
+    }
+    const plain = await client.models.retrieve('qwen-tools') as OpenAI.Model & { root?: string };
+    assert.equal(plain.root, 'qwen-tools');
+    await assert.rejects(client.models.retrieve('nope'), (e: unknown) => e instanceof OpenAI.APIError && e.status === 404 && e.param === 'model');
   });
 
   it("the client's x-request-id is kept and echoed (streamed and not); ours is in x-swapserve-request-id", async () => {
