@@ -8,8 +8,8 @@ import { MODEL_ID_RE } from './model-id.ts';
 // Every body object is strict: a key we do not implement is refused (400 `unsupported_parameter`, `param` = the key)
 // rather than ignored. Accepted without effect, because they change nothing a client can observe in our answer:
 // `user`, `metadata`, `store: false`, `service_tier: 'auto' | 'default'`, `prompt_cache_key`, `safety_identifier`,
-// `modalities: ['text']`, an assistant message's `refusal`, `parallel_tool_calls` (we never emit more calls than
-// the model writes; with a forced tool choice exactly one). Values we do not implement (`store: true`, `echo: true`,
+// `modalities: ['text']`, an assistant message's `refusal`. `parallel_tool_calls: false` is honoured (at most the
+// first call the model writes is returned; a forced tool choice always gives exactly one). Values we do not implement (`store: true`, `echo: true`,
 // `best_of > 1`, a `suffix`, non-text content parts, token-id prompts) are refused by `refuseUnsupported`.
 // README "OpenAI parameters" lists both.
 

@@ -38,14 +38,16 @@ export interface OutputShape {
   n: number;
   /** Top alternatives asked for (null: no logprobs). */
   logprobs: number | null;
-  tools: { mode: 'auto' | 'forced'; names: string[] } | null;
+  /** `parallel` false (the request's parallel_tool_calls: false): at most the first call is returned. @defaultValue true */
+  tools: { mode: 'auto' | 'forced'; names: string[]; parallel?: boolean } | null;
 }
 
 /** The response's shape from the request: n choices, logprobs, and how tool calls are read from the output. */
 export function outputShape(req: RequestBody, n: number, logprobs: number | null): OutputShape {
   if (req.kind !== 'chat') return { kind: req.kind, n, logprobs, tools: null };
   const t = toolMode(req.body);
-  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name) } };
+  const parallel = req.body.parallel_tool_calls !== false;
+  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name), parallel } };
 }
 
 // ---- logprobs ----
@@ -93,10 +95,13 @@ export class ChoiceCollector {
   }
 }
 
+/** The calls a response may carry: all, or with parallel_tool_calls false only the first. */
+const firstCalls = (calls: ToolCall[], shape: OutputShape): ToolCall[] => (shape.tools?.parallel === false ? calls.slice(0, 1) : calls);
+
 function wrapCalls(text: string, shape: OutputShape): { content: string | null; calls: ToolCall[] } | null {
   if (!shape.tools) return null;
   const parsed = parseToolCalls(text, shape.tools.names);
-  return parsed && parsed.calls.length ? parsed : null;
+  return parsed && parsed.calls.length ? { content: parsed.content, calls: firstCalls(parsed.calls, shape) } : null;
 }
 
 /** One chat choice of a non-streamed body (also the SDK's result): the message with any parsed tool calls. */
@@ -220,7 +225,9 @@ export class ChunkWriter {
       let finish: Finish = finishOf(done, i);
       const ts = this.tools[i];
       if (ts) {
-        const { content, calls } = ts.end();
+        const ended = ts.end();
+        const { content } = ended;
+        const calls = firstCalls(ended.calls, this.shape);
         const evs = this.heldLogprobs[i];
         this.heldLogprobs[i] = [];
         if (content) out.push(this.content(i, content, calls.length ? [] : evs));

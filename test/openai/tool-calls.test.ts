@@ -142,6 +142,24 @@ describe('response assembly', () => {
   });
 });
 
+describe('parallel_tool_calls: false', () => {
+  const TWO = '<tool_call>{"name": "get_weather", "arguments": {"city": "P"}}</tool_call>\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>';
+  it('returns the first call only (non-streamed and streamed); true or absent returns both', () => {
+    for (const parallel of [false, true, undefined]) {
+      const shape: OutputShape = { kind: 'chat', n: 1, logprobs: null, tools: { mode: 'auto', names: NAMES, ...(parallel !== undefined ? { parallel } : {}) } };
+      const want = parallel === false ? ['get_weather'] : ['get_weather', 'get_time'];
+      const c = new ChoiceCollector(shape);
+      c.add(tok(0, 0, TWO));
+      const body = fullBody('rid12345', 'm', 1, c, done(['stop'])) as unknown as { choices: { message: { tool_calls: { function: { name: string } }[] } }[] };
+      assert.deepEqual(body.choices[0].message.tool_calls.map((x) => x.function.name), want, `non-streamed, parallel ${parallel}`);
+      const w = new ChunkWriter(shape, 'rid12345', 'm', 1, false);
+      type Chunk = { choices: { delta: { tool_calls?: { function: { name: string } }[] } }[] };
+      const chunks = [...w.start(), ...w.token(tok(0, 0, TWO)), ...w.end(done(['stop']))] as Chunk[];
+      assert.deepEqual(chunks.flatMap((x) => x.choices[0].delta.tool_calls ?? []).map((x) => x.function.name), want, `streamed, parallel ${parallel}`);
+    }
+  });
+});
+
 describe('delivery of n choices', () => {
   it("the attempt filter delivers every choice's tokens (indexes count per choice) and still drops repeats", async () => {
     const { AttemptFilter } = await import('../../services/client/stream.ts');
