@@ -212,7 +212,11 @@ export const samplingSchema = z.object({
   /** Constrained decoding: every sampled token keeps the output a prefix of a text the grammar accepts. */
   constraint: z.discriminatedUnion('type', [
     z.object({ type: z.literal('json_object') }),
-    z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional() }),
+    z.object({
+      type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional(),
+      /** The request parameter the schema came from (a 400 for it names this param). @defaultValue 'response_format' */
+      from: z.enum(['response_format', 'tools']).optional(),
+    }),
   ]).optional(),
   /**
    * The max_tokens the client set itself (before the model's cap): prompt + it beyond the context is a 400 naming
@@ -319,7 +323,7 @@ export function samplingFrom(body: ChatBody | CompletionBody, kind: 'chat' | 'co
   }
   if (kind === 'chat') {
     const t = toolMode(body as ChatBody);
-    if (t.mode === 'forced') s.constraint = { type: 'json_schema', schema: toolCallSchema(t.tools), strict: true };
+    if (t.mode === 'forced') s.constraint = { type: 'json_schema', schema: toolCallSchema(t.tools), strict: true, from: 'tools' };
   }
   return s;
 }

@@ -245,7 +245,10 @@ export class NativeBackend implements ModelBackend {
       try {
         g = jsonGrammar(tokenizer, h.source.config.vocabSize, h.source.config.eosTokenIds, s.constraint);
       } catch (e) {
-        if (e instanceof SchemaError) throw new RequestError('invalid_request', { detail: e.message, param: 'response_format', cause: e });
+        if (e instanceof SchemaError) {
+          const param = s.constraint.type === 'json_schema' && s.constraint.from === 'tools' ? 'tools' : 'response_format';
+          throw new RequestError('invalid_request', { detail: e.message, param, cause: e });
+        }
         throw e;
       }
       // The grammar closes its document within maxTokens (budget-aware masks), given room for the shortest one.

@@ -368,6 +368,14 @@ describe('engine parameters', { skip: SKIP, timeout: 300_000 }, () => {
     );
   });
 
+  it('tool_choice required with tool parameters outside the subset: 400 naming tools and the keyword', async () => {
+    const parameters = { type: 'object', properties: { days: { type: 'integer', minimum: 1 } }, required: ['days'] };
+    await assert.rejects(
+      client.chat.completions.create({ model: 'story', messages: [{ role: 'user', content: 'x' }], max_tokens: 8, tools: [{ type: 'function', function: { name: 'plan', parameters } }], tool_choice: 'required' }),
+      (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && e.param === 'tools' && /minimum/.test(e.message),
+    );
+  });
+
   // A free JSON object has unbounded strings and a random-weight model rarely samples a closing quote: the grammar's
   // budget-aware masks (native/ts/grammar/closure.ts) close the document by max_tokens whatever the weights.
   it('response_format json_object on a random-weight model: a JSON object that parses, at every seed, streamed and not', async () => {
