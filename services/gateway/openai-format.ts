@@ -1,5 +1,6 @@
 // OpenAI response shapes (chat/completions, streamed chunks, usage), plus the swapserve figures on final ones.
 // A request's n choices, their logprobs and their tool calls are assembled here from the stream's token events.
+import { validateInstance } from '../../contracts/json-instance.ts';
 import { toolMode, type RequestBody } from '../../contracts/job.ts';
 import type { DoneEvent, Timings, TokenEvent } from '../../contracts/stream.ts';
 import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
@@ -38,8 +39,12 @@ export interface OutputShape {
   n: number;
   /** Top alternatives asked for (null: no logprobs). */
   logprobs: number | null;
-  /** `parallel` false (the request's parallel_tool_calls: false): at most the first call is returned. @defaultValue true */
-  tools: { mode: 'auto' | 'forced'; names: string[]; parallel?: boolean } | null;
+  /**
+   * `parallel` false (the request's parallel_tool_calls: false): at most the first call is returned. @defaultValue true
+   * `strict`: the parameters of each tool with `strict: true`. In auto mode the output is not constrained, so a call
+   * to a strict tool is returned only if its arguments validate (else the output stays content). @defaultValue {}
+   */
+  tools: { mode: 'auto' | 'forced'; names: string[]; parallel?: boolean; strict?: Record<string, unknown> } | null;
 }
 
 /** The response's shape from the request: n choices, logprobs, and how tool calls are read from the output. */
@@ -47,7 +52,8 @@ export function outputShape(req: RequestBody, n: number, logprobs: number | null
   if (req.kind !== 'chat') return { kind: req.kind, n, logprobs, tools: null };
   const t = toolMode(req.body);
   const parallel = req.body.parallel_tool_calls !== false;
-  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name), parallel } };
+  const strict = Object.fromEntries(t.tools.filter((x) => x.function.strict === true).map((x) => [x.function.name, x.function.parameters ?? { type: 'object' }]));
+  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name), parallel, strict } };
 }
 
 // ---- logprobs ----
@@ -98,10 +104,24 @@ export class ChoiceCollector {
 /** The calls a response may carry: all, or with parallel_tool_calls false only the first. */
 const firstCalls = (calls: ToolCall[], shape: OutputShape): ToolCall[] => (shape.tools?.parallel === false ? calls.slice(0, 1) : calls);
 
+/** Whether every call to a strict tool has arguments that validate against its parameters. */
+export function strictCallsValid(calls: ToolCall[], shape: OutputShape): boolean {
+  const strict = shape.tools?.strict ?? {};
+  return calls.every((c) => {
+    const schema = strict[c.function.name];
+    if (schema === undefined) return true;
+    try {
+      return validateInstance(schema, JSON.parse(c.function.arguments)).length === 0;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function wrapCalls(text: string, shape: OutputShape): { content: string | null; calls: ToolCall[] } | null {
   if (!shape.tools) return null;
   const parsed = parseToolCalls(text, shape.tools.names);
-  return parsed && parsed.calls.length ? { content: parsed.content, calls: firstCalls(parsed.calls, shape) } : null;
+  return parsed && parsed.calls.length && strictCallsValid(parsed.calls, shape) ? { content: parsed.content, calls: firstCalls(parsed.calls, shape) } : null;
 }
 
 /** One chat choice of a non-streamed body (also the SDK's result): the message with any parsed tool calls. */
@@ -225,7 +245,7 @@ export class ChunkWriter {
       let finish: Finish = finishOf(done, i);
       const ts = this.tools[i];
       if (ts) {
-        const ended = ts.end();
+        const ended = ts.end((calls) => strictCallsValid(calls, this.shape));
         const { content } = ended;
         const calls = firstCalls(ended.calls, this.shape);
         const evs = this.heldLogprobs[i];

@@ -9,7 +9,7 @@ import { anyObjectNode, compileJsonSchema, type GNode } from './schema.ts';
 import { vocabIndex, type ByteTrie, type VocabIndex } from './vocab.ts';
 
 export { compileJsonSchema, validateJsonSchema, SchemaError, type GNode } from './schema.ts';
-export { validateInstance } from './check.ts';
+export { validateInstance } from '../../../contracts/json-instance.ts';
 export { VocabIndex, vocabIndex } from './vocab.ts';
 
 export type JsonConstraintSpec = { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown>; strict?: boolean };
