@@ -102,12 +102,18 @@ export class Grammar {
     const ix = this.index;
     let m: Uint32Array;
     const acc = { max: 0 };
-    if (!(f instanceof Start) && f.t === T.Str && f.a === 0 && f.c === 0 && this.plainKeepsCost(f, budget)) {
+    const inString = !(f instanceof Start) && f.t === T.Str && f.a === 0 && f.c === 0;
+    if (inString && this.plainKeepsCost(f, budget)) {
       // Inside a string: every plain token keeps it a string (context-independent, precomputed) and never lengthens
       // its closure; only tokens with a quote, backslash or control byte are walked with the automaton.
       const n = f.n as Extract<GNode, { k: 'str' }>;
       m = (n.max === Infinity ? ix.plain : ix.plainUpTo(n.max - f.b)).slice();
       acc.max = this.closingTokens(f);
+      this.walk(ix.specials, 0, [f], m, budget, acc);
+    } else if (inString && f.b >= (f.n as Extract<GNode, { k: 'str' }>).min) {
+      // Out of budget in a string past its minLength: plain text leaves the closure as it is (too long), so no plain
+      // token fits; only the special ones (a quote first of all) are walked.
+      m = new Uint32Array(ix.words);
       this.walk(ix.specials, 0, [f], m, budget, acc);
     } else {
       m = new Uint32Array(ix.words);
