@@ -108,7 +108,8 @@ export class Grammar {
       // its closure; only tokens with a quote, backslash or control byte are walked with the automaton.
       const n = f.n as Extract<GNode, { k: 'str' }>;
       m = (n.max === Infinity ? ix.plain : ix.plainUpTo(n.max - f.b)).slice();
-      acc.max = this.closingTokens(f);
+      const own = this.closingTokens(f);
+      if (own !== Infinity) acc.max = own;
       this.walk(ix.specials, 0, [f], m, budget, acc);
     } else if (inString && f.b >= (f.n as Extract<GNode, { k: 'str' }>).min) {
       // Out of budget in a string past its minLength: plain text leaves the closure as it is (too long), so no plain
@@ -138,7 +139,7 @@ export class Grammar {
         // with the closure of this node (or, below a minLength, a shorter one).
         const cost = this.closingTokens(next[0]);
         if (cost <= budget) {
-          acc.max = Math.max(acc.max, cost);
+          if (cost !== Infinity) acc.max = Math.max(acc.max, cost);
           for (let x = ch, e = trie.end[ch]; x < e; x++) for (let t = trie.tokHead[x]; t >= 0; t = trie.tokNext[t]) m[t >> 5] |= 1 << (t & 31);
           continue;
         }
@@ -146,7 +147,10 @@ export class Grammar {
       if (trie.tokHead[ch] >= 0) {
         const cost = this.costOfState(next);
         if (cost <= budget) {
-          if (cost > acc.max) acc.max = cost;
+          // A cost of Infinity (a closure no token sequence spells: a vocabulary without some byte) is left out of
+          // maxAfter, or every step of such a grammar would take the budgeted walk; those tokens stay allowed until
+          // a budgeted mask is needed for another reason.
+          if (cost > acc.max && cost !== Infinity) acc.max = cost;
           for (let t = trie.tokHead[ch]; t >= 0; t = trie.tokNext[t]) m[t >> 5] |= 1 << (t & 31);
         }
       }
