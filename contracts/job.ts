@@ -8,8 +8,8 @@ import { MODEL_ID_RE } from './model-id.ts';
 // Every body object is strict: a key we do not implement is refused (400 `unsupported_parameter`, `param` = the key)
 // rather than ignored. Accepted without effect, because they change nothing a client can observe in our answer:
 // `user`, `metadata`, `store: false`, `service_tier: 'auto' | 'default'`, `prompt_cache_key`, `safety_identifier`,
-// `modalities: ['text']`, an assistant message's `refusal`, `parallel_tool_calls` (we never emit more calls than
-// the model writes; with a forced tool choice exactly one). Values we do not implement (`store: true`, `echo: true`,
+// `modalities: ['text']`, an assistant message's `refusal`. `parallel_tool_calls: false` is honoured (at most the
+// first call the model writes is returned; a forced tool choice always gives exactly one). Values we do not implement (`store: true`, `echo: true`,
 // `best_of > 1`, a `suffix`, non-text content parts, token-id prompts) are refused by `refuseUnsupported`.
 // README "OpenAI parameters" lists both.
 
@@ -121,6 +121,20 @@ const bad = (param: string, detail: string): never => {
   throw new RequestError('invalid_request', { detail, param });
 };
 
+/** A body the request schemas refuse, as the 400 both the gateway and the SDK answer (param in OpenAI's spelling). */
+export function zodToError(error: z.ZodError): RequestError {
+  const issue = error.issues[0];
+  // OpenAI's spelling of a parameter path: messages[0].content.
+  const path = issue.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+  // A key the strict schemas do not know: a parameter we do not implement (refused, never ignored).
+  if (issue.code === 'unrecognized_keys') {
+    const param = [path, issue.keys[0]].filter(Boolean).join('.');
+    return new RequestError('unsupported_parameter', { detail: `\`${param}\``, param });
+  }
+  const param = path || undefined;
+  return new RequestError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
+}
+
 /**
  * Values a strict schema lets through but that we do not implement or that contradict each other: throws a 400
  * RequestError naming the parameter (`unsupported_parameter` for what we do not serve, `invalid_request` for a
@@ -198,7 +212,11 @@ export const samplingSchema = z.object({
   /** Constrained decoding: every sampled token keeps the output a prefix of a text the grammar accepts. */
   constraint: z.discriminatedUnion('type', [
     z.object({ type: z.literal('json_object') }),
-    z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional() }),
+    z.object({
+      type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()), strict: z.boolean().optional(),
+      /** The request parameter the schema came from (a 400 for it names this param). @defaultValue 'response_format' */
+      from: z.enum(['response_format', 'tools']).optional(),
+    }),
   ]).optional(),
   /**
    * The max_tokens the client set itself (before the model's cap): prompt + it beyond the context is a 400 naming
@@ -305,7 +323,7 @@ export function samplingFrom(body: ChatBody | CompletionBody, kind: 'chat' | 'co
   }
   if (kind === 'chat') {
     const t = toolMode(body as ChatBody);
-    if (t.mode === 'forced') s.constraint = { type: 'json_schema', schema: toolCallSchema(t.tools), strict: true };
+    if (t.mode === 'forced') s.constraint = { type: 'json_schema', schema: toolCallSchema(t.tools), strict: true, from: 'tools' };
   }
   return s;
 }
@@ -314,14 +332,6 @@ export type ChatBody = z.output<typeof chatRequestSchema>;
 export type CompletionBody = z.output<typeof completionRequestSchema>;
 /** A validated request body with its kind (the discriminant the job's `input` is built from). */
 export type RequestBody = { kind: 'chat'; body: ChatBody } | { kind: 'completion'; body: CompletionBody };
-
-/** The SDK's result is one text (services/sdk Completion): what only the HTTP response shape can carry is refused. */
-function refuseForSdk(req: RequestBody): void {
-  const b = req.body;
-  if (b.n != null && b.n > 1) refuse('n', 'n > 1 through the SDK (its result is one text; use the HTTP API)');
-  if (req.kind === 'chat' && (req.body.logprobs || req.body.tools?.length)) refuse(req.body.logprobs ? 'logprobs' : 'tools', 'logprobs and tools through the SDK (use the HTTP API)');
-  if (req.kind === 'completion' && req.body.logprobs != null) refuse('logprobs', 'logprobs through the SDK (use the HTTP API)');
-}
 
 const textOf = (c: ChatMessage['content']): string => (c == null ? '' : typeof c === 'string' ? c : c.map((p) => p.text ?? '').join(''));
 
@@ -338,11 +348,10 @@ export function jobMessage(m: ChatMessage): JobMessage {
 /**
  * The one place a job object is made (gateway and SDK): schema version, a fresh request id, the input and the
  * sampling parameters (max_tokens clamped to `maxTokensCap`). `model` is the registered id the request resolved to.
- * Throws a 400 RequestError for what the request may not ask (refuseUnsupported; the SDK's limits).
+ * Throws a 400 RequestError for what the request may not ask (refuseUnsupported), for the gateway and the SDK alike.
  */
 export function buildJob(req: RequestBody, opts: { model: string; maxTokensCap: number; arrivalMs: number; source: JobData['source']; clientRequestId?: string }): JobData {
   refuseUnsupported(req);
-  if (opts.source === 'sdk') refuseForSdk(req);
   let input: JobData['input'];
   if (req.kind === 'chat') {
     const { tools } = toolMode(req.body);

@@ -58,7 +58,7 @@ function timed(spec: JsonConstraintSpec): () => TokenConstraint {
   return () => {
     const m = g.matcher();
     return {
-      fillMask(mask, off) { const t = performance.now(); m.fillMask(mask, off); grammarMs += performance.now() - t; grammarSteps++; },
+      fillMask(mask, off, remaining) { const t = performance.now(); m.fillMask(mask, off, remaining); grammarMs += performance.now() - t; grammarSteps++; },
       accept(id) { const t = performance.now(); const ok = m.accept(id); grammarMs += performance.now() - t; return ok; },
       isTerminated() { return m.isTerminated(); },
     };

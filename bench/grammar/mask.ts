@@ -3,7 +3,9 @@
 //   npx tsx bench/grammar/mask.ts [--docs 30] [--out FILE.md]
 // The vocabulary is synthetic (bench/grammar/synthetic-vocab.ts says how it is drawn). "cold" = the first
 // document of a fresh grammar (every automaton state is new: its mask is computed by a trie walk); "warm" = the
-// next ones (states seen before are cached masks). The engine pays fill + accept once per sampled token.
+// next ones (states seen before are cached masks). The engine pays fill + accept once per sampled token. Masks are
+// budget-aware as in the engine (remaining = MAX_STEPS − step), so every document completes within MAX_STEPS and the
+// last steps pay the budgeted walks (native/ts/grammar/design.md, "Closing within max_tokens").
 import { writeFileSync } from 'node:fs';
 import { execSync } from 'node:child_process';
 
@@ -67,7 +69,7 @@ for (const [name, node] of Object.entries(SCHEMAS)) {
     for (let s = 0; s < MAX_STEPS; s++) {
       mask.fill(0);
       const a = performance.now();
-      m.fillMask(mask, 0);
+      m.fillMask(mask, 0, MAX_STEPS - s); // as the engine does: the tokens left, so documents close by MAX_STEPS
       const b = performance.now();
       // The walk's policy (not timed): EOS when allowed; else a token with a quote now and then (so strings end),
       // else any allowed token.

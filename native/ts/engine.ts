@@ -54,8 +54,12 @@ export interface GenerateRequest {
  * the id chosen. The EOS ids must be allowed exactly when the text so far is complete.
  */
 export interface TokenConstraint {
-  /** Writes the allowed-id bitmask (bit i%32 of word i/32, ceil(vocab/32) words) at mask[offset..]. */
-  fillMask(mask: Uint32Array, offset: number): void;
+  /**
+   * Writes the allowed-id bitmask (bit i%32 of word i/32, ceil(vocab/32) words) at mask[offset..]. `remaining` is
+   * the tokens the sequence may still sample, this one included (maxTokens − sampled): a grammar uses it to close
+   * its document in time.
+   */
+  fillMask(mask: Uint32Array, offset: number, remaining: number): void;
   /** Advances past `id`; false if the id was not allowed (the sequence then fails). */
   accept(id: number): boolean;
   /** True when nothing may follow: the sequence ends with 'stop' without waiting for an EOS. */
@@ -731,7 +735,7 @@ export class Engine {
       let m = 0;
       seqs.forEach((s, b) => { if (s.constraint && sampled[b]) maskOff[b] = words * m++; });
       const mask = new Uint32Array(words * m);
-      seqs.forEach((s, b) => { if (maskOff[b] >= 0) s.constraint!.fillMask(mask, maskOff[b]); });
+      seqs.forEach((s, b) => { if (maskOff[b] >= 0) s.constraint!.fillMask(mask, maskOff[b], s.maxTokens - s.completion); });
       Object.assign(x, { maskOff, mask });
     }
     if (seqs.some((s) => s.numLogprobs >= 0)) {

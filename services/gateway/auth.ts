@@ -134,11 +134,11 @@ async function authPlugin(app: FastifyInstance, opts: { config: Config; redis: R
     // An alias is allowed as the model it names.
     if (typeof model === 'string' && !keyAllows(req, resolveModel(opts.config, model)?.id ?? model)) throw new RequestError('model_not_allowed', { detail: model, param: 'model' });
   });
-  // GET /v1/models lists only the models the key may use.
+  // GET /v1/models lists only the models the key may use (an alias entry as the model it names, its root).
   app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
-    const list = payload as { object?: string; data?: { id: string }[] } | null;
+    const list = payload as { object?: string; data?: { id: string; root?: string }[] } | null;
     if (req.url.split('?')[0] !== '/v1/models' || list?.object !== 'list' || !Array.isArray(list.data)) return payload;
-    return { ...list, data: list.data.filter((m) => keyAllows(req, m.id)) };
+    return { ...list, data: list.data.filter((m) => keyAllows(req, m.root ?? m.id)) };
   });
 
   // Counted per key in Redis (@fastify/rate-limit's Redis store), so the limit holds across gateway replicas.

@@ -1,5 +1,7 @@
 // OpenAI response shapes (chat/completions, streamed chunks, usage), plus the swapserve figures on final ones.
 // A request's n choices, their logprobs and their tool calls are assembled here from the stream's token events.
+import { validateInstance } from '../../contracts/json-instance.ts';
+import { toolMode, type RequestBody } from '../../contracts/job.ts';
 import type { DoneEvent, Timings, TokenEvent } from '../../contracts/stream.ts';
 import type { ColdReason, ServePath } from '../../contracts/vocab.ts';
 import { parseToolCalls, ToolStream, type ToolCall } from './tool-calls.ts';
@@ -37,7 +39,21 @@ export interface OutputShape {
   n: number;
   /** Top alternatives asked for (null: no logprobs). */
   logprobs: number | null;
-  tools: { mode: 'auto' | 'forced'; names: string[] } | null;
+  /**
+   * `parallel` false (the request's parallel_tool_calls: false): at most the first call is returned. @defaultValue true
+   * `strict`: the parameters of each tool with `strict: true`. In auto mode the output is not constrained, so a call
+   * to a strict tool is returned only if its arguments validate (else the output stays content). @defaultValue {}
+   */
+  tools: { mode: 'auto' | 'forced'; names: string[]; parallel?: boolean; strict?: Record<string, unknown> } | null;
+}
+
+/** The response's shape from the request: n choices, logprobs, and how tool calls are read from the output. */
+export function outputShape(req: RequestBody, n: number, logprobs: number | null): OutputShape {
+  if (req.kind !== 'chat') return { kind: req.kind, n, logprobs, tools: null };
+  const t = toolMode(req.body);
+  const parallel = req.body.parallel_tool_calls !== false;
+  const strict = Object.fromEntries(t.tools.filter((x) => x.function.strict === true).map((x) => [x.function.name, x.function.parameters ?? { type: 'object' }]));
+  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name), parallel, strict } };
 }
 
 // ---- logprobs ----
@@ -85,32 +101,68 @@ export class ChoiceCollector {
   }
 }
 
+/** The calls a response may carry: all, or with parallel_tool_calls false only the first. */
+const firstCalls = (calls: ToolCall[], shape: OutputShape): ToolCall[] => (shape.tools?.parallel === false ? calls.slice(0, 1) : calls);
+
+/** Whether every call to a strict tool has arguments that validate against its parameters. */
+export function strictCallsValid(calls: ToolCall[], shape: OutputShape): boolean {
+  const strict = shape.tools?.strict ?? {};
+  return calls.every((c) => {
+    const schema = strict[c.function.name];
+    if (schema === undefined) return true;
+    try {
+      return validateInstance(schema, JSON.parse(c.function.arguments)).length === 0;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function wrapCalls(text: string, shape: OutputShape): { content: string | null; calls: ToolCall[] } | null {
   if (!shape.tools) return null;
   const parsed = parseToolCalls(text, shape.tools.names);
-  return parsed && parsed.calls.length ? parsed : null;
+  return parsed && parsed.calls.length && strictCallsValid(parsed.calls, shape) ? { content: parsed.content, calls: firstCalls(parsed.calls, shape) } : null;
 }
 
-export function fullBody(requestId: string, model: string, created: number, c: ChoiceCollector, done: DoneEvent) {
+/** One chat choice of a non-streamed body (also the SDK's result): the message with any parsed tool calls. */
+export interface ChatChoice {
+  index: number;
+  message: { role: 'assistant'; content: string | null; refusal: null; tool_calls?: ToolCall[] };
+  logprobs: { content: ReturnType<typeof chatLogprob>[]; refusal: null } | null;
+  finish_reason: Finish;
+}
+/** One text-completion choice of a non-streamed body (also the SDK's result). */
+export interface TextChoice {
+  index: number;
+  text: string;
+  logprobs: ReturnType<typeof completionLogprobs> | null;
+  finish_reason: 'stop' | 'length';
+}
+
+/** The choices of a finished request in OpenAI's shape (the gateway's body and the SDK's result alike). */
+export function choicesOf(c: ChoiceCollector, done: DoneEvent): ChatChoice[] | TextChoice[] {
   const { kind, logprobs } = c.shape;
-  const base = { id: responseId(kind, requestId), created, model, system_fingerprint: null, usage: usage(done), swapserve: figures(done) };
   if (kind === 'chat') {
-    const choices = c.texts.map((text, index) => {
+    return c.texts.map((text, index): ChatChoice => {
       const wrapped = wrapCalls(text, c.shape);
       let finish: Finish = finishOf(done, index);
-      const message: Record<string, unknown> = { role: 'assistant', content: wrapped ? wrapped.content : text, refusal: null };
+      const message: ChatChoice['message'] = { role: 'assistant', content: wrapped ? wrapped.content : text, refusal: null };
       if (wrapped) {
         message.tool_calls = wrapped.calls;
         if (finish === 'stop') finish = 'tool_calls';
       }
       return { index, message, logprobs: logprobs === null ? null : { content: c.tokens[index].map(chatLogprob), refusal: null }, finish_reason: finish };
     });
-    return { ...base, object: 'chat.completion', choices };
   }
-  const choices = c.texts.map((text, index) => ({
+  return c.texts.map((text, index): TextChoice => ({
     index, text, logprobs: logprobs === null ? null : completionLogprobs(c.tokens[index], 0), finish_reason: finishOf(done, index),
   }));
-  return { ...base, object: 'text_completion', choices };
+}
+
+export function fullBody(requestId: string, model: string, created: number, c: ChoiceCollector, done: DoneEvent) {
+  const { kind } = c.shape;
+  const base = { id: responseId(kind, requestId), created, model, system_fingerprint: null, usage: usage(done), swapserve: figures(done) };
+  return { ...base, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: choicesOf(c, done) };
 }
 
 // ---- streamed chunks ----
@@ -193,7 +245,9 @@ export class ChunkWriter {
       let finish: Finish = finishOf(done, i);
       const ts = this.tools[i];
       if (ts) {
-        const { content, calls } = ts.end();
+        const ended = ts.end((calls) => strictCallsValid(calls, this.shape));
+        const { content } = ended;
+        const calls = firstCalls(ended.calls, this.shape);
         const evs = this.heldLogprobs[i];
         this.heldLogprobs[i] = [];
         if (content) out.push(this.content(i, content, calls.length ? [] : evs));

@@ -145,12 +145,15 @@ export class ToolStream {
     return out;
   }
 
-  /** At the end: the calls found (with content still unsent before them), or the held text as content. */
-  end(): { content: string; calls: ToolCall[] } {
+  /**
+   * At the end: the calls found (with content still unsent before them), or the held text as content — also when
+   * `accept` refuses the calls (a strict tool's arguments that do not validate).
+   */
+  end(accept: (calls: ToolCall[]) => boolean = () => true): { content: string; calls: ToolCall[] } {
     const held = this.text.slice(this.sent);
     const parsed = held ? parseToolCalls(held, this.names) : null;
     this.sent = this.text.length;
-    if (parsed && parsed.calls.length) return { content: parsed.content ?? '', calls: parsed.calls };
+    if (parsed && parsed.calls.length && accept(parsed.calls)) return { content: parsed.content ?? '', calls: parsed.calls };
     return { content: held, calls: [] };
   }
 }

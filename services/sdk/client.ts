@@ -1,12 +1,15 @@
 // SDK client: validates with the gateway's schemas, enqueues with the same job schema, follows the request's stream.
+// Every parameter the HTTP API honours is honoured here (n, logprobs, tools, response_format, ...): the job is built by
+// the same buildJob and the result's choices by the gateway's own response code (openai-format.ts).
 import { nowMs } from '../../contracts/clock.ts';
 import { RequestError } from '../../contracts/errors.ts';
 import { follow } from '../client/delivery.ts';
 import {
-  buildJob, chatRequestSchema, completionRequestSchema,
+  buildJob, chatRequestSchema, completionRequestSchema, zodToError,
   type ChatBody, type ChatRequest, type CompletionBody, type CompletionRequest, type RequestBody,
 } from '../../contracts/job.ts';
-import type { Timings } from '../../contracts/stream.ts';
+import type { Timings, TokenLogprob } from '../../contracts/stream.ts';
+import { ChoiceCollector, choicesOf, outputShape, type ChatChoice, type TextChoice } from '../gateway/openai-format.ts';
 import { Producer } from '../client/producer.ts';
 import { connect, type RedisClient } from '../client/queues.ts';
 import { DEFAULT_PREFIX, keys } from '../../contracts/queues.ts';
@@ -20,8 +23,8 @@ export interface ClientOptions {
   redisUrl?: string;
   /** Queue prefix; must match the workers'. @defaultValue "{swapserve}" */
   prefix?: string;
-  /** Known models and their limits; when given, unknown models are refused at once (404-equivalent). */
-  models?: { id: string; maxTokens?: number; maxQueued?: number }[];
+  /** Known models and their limits; when given, unknown models are refused at once (404-equivalent) and `model` may name one of a model's aliases (the config's, as at the gateway). */
+  models?: { id: string; aliases?: string[]; maxTokens?: number; maxQueued?: number }[];
   /** No first token within this long: `timeout` error (ms). @defaultValue 300000 */
   timeoutMs?: number;
   /** Times a request lost with its worker is put back in its queue before it fails with worker_lost (match the workers' maxStalledCount). @defaultValue 2 */
@@ -32,8 +35,15 @@ const DEFAULTS = { prefix: DEFAULT_PREFIX, timeoutMs: 300_000, maxRequeues: 2 };
 
 export interface Completion {
   requestId: string;
+  /** Choice 0's text as generated (a tool call's text included; `choices` has it parsed). */
   text: string;
+  /** Choice 0's outcome as the worker reported it (`choices[i].finish_reason` is OpenAI's, `tool_calls` included). */
   finishReason: 'stop' | 'length' | 'cancelled';
+  /**
+   * Every choice in OpenAI's non-streamed shape, as POST /v1/chat/completions (ChatChoice: message with content and
+   * parsed tool_calls, logprobs.content) or /v1/completions (TextChoice: text, logprobs) answers them: n of them.
+   */
+  choices: ChatChoice[] | TextChoice[];
   usage: { promptTokens: number; completionTokens: number };
   path: ServePath;
   coldReason?: ColdReason;
@@ -42,11 +52,17 @@ export interface Completion {
 }
 
 export interface TokenChunk {
+  /** Which of the request's n choices (0 when n is 1). */
+  choice: number;
+  /** Token index within its choice. */
   index: number;
   id: number;
   text: string;
   path: ServePath;
   coldReason?: ColdReason;
+  /** With logprobs: this token's log probability and the top alternatives, most likely first. */
+  logprob?: number;
+  topLogprobs?: TokenLogprob[];
 }
 
 export interface CompletionStream extends AsyncIterable<TokenChunk> {
@@ -91,17 +107,18 @@ export class Client {
   private async start(request: ChatRequest | CompletionRequest, buffered: boolean): Promise<CompletionStream> {
     if (this.closed) throw new RequestError('draining');
     const req = this.validate(request);
-    const model = this.opts.models?.find((m) => m.id === req.body.model);
+    const model = this.opts.models?.find((m) => m.id === req.body.model) ?? this.opts.models?.find((m) => m.aliases?.includes(req.body.model));
     if (this.opts.models && !model) throw new RequestError('model_not_found', { detail: req.body.model, param: 'model' });
     const arrivalMs = nowMs();
-    const data = buildJob(req, { model: req.body.model, maxTokensCap: model?.maxTokens ?? 2048, arrivalMs, source: 'sdk' });
+    const data = buildJob(req, { model: model?.id ?? req.body.model, maxTokensCap: model?.maxTokens ?? 2048, arrivalMs, source: 'sdk' });
     // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
     const span = requestSpan({ operation: req.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, maxTokens: data.sampling.maxTokens, startMs: arrivalMs, recordMetrics: false });
     const { requestId } = await span.enqueue(() => this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 }));
-    return this.follow(data.model, requestId, span, buffered);
+    const collector = new ChoiceCollector(outputShape(req, data.sampling.n ?? 1, data.sampling.logprobs ?? null));
+    return this.follow(data.model, requestId, span, buffered, collector);
   }
 
-  private follow(model: string, requestId: string, span: RequestSpan, buffered: boolean): CompletionStream {
+  private follow(model: string, requestId: string, span: RequestSpan, buffered: boolean, collector: ChoiceCollector): CompletionStream {
     const ac = new AbortController();
     let resolve!: (c: Completion) => void;
     let reject!: (e: unknown) => void;
@@ -117,11 +134,16 @@ export class Client {
           checkJob: (requeue) => self.producer.checkJob(model, requestId, { requeue, maxRequeues: self.opts.maxRequeues }),
         }))) {
           if (ev.type === 'token') {
-            text += ev.text;
-            yield { index: ev.index, id: ev.id, text: ev.text, path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}) };
+            const choice = ev.choice ?? 0;
+            if (choice === 0) text += ev.text;
+            collector.add(ev);
+            yield {
+              choice, index: ev.index, id: ev.id, text: ev.text, path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}),
+              ...(ev.logprob !== undefined ? { logprob: ev.logprob, topLogprobs: ev.topLogprobs ?? [] } : {}),
+            };
           } else if (ev.type === 'done') {
             resolve({
-              requestId, text, finishReason: ev.finishReason, usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens },
+              requestId, text, finishReason: ev.finishReason, choices: choicesOf(collector, ev), usage: { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens },
               path: ev.path, ...(ev.coldReason ? { coldReason: ev.coldReason } : {}), timings: ev.timings, workerId: ev.workerId,
             });
             return;
@@ -159,10 +181,7 @@ export class Client {
   private validate(request: ChatRequest | CompletionRequest): RequestBody {
     const isChat = typeof request === 'object' && request !== null && 'messages' in request;
     const r = isChat ? chatRequestSchema.safeParse(request) : completionRequestSchema.safeParse(request);
-    if (!r.success) {
-      const issue = r.error.issues[0];
-      throw new RequestError('invalid_request', { detail: `${issue.path.join('.') || 'body'}: ${issue.message}`, param: issue.path.join('.') || undefined });
-    }
+    if (!r.success) throw zodToError(r.error);
     return isChat ? { kind: 'chat', body: r.data as ChatBody } : { kind: 'completion', body: r.data as CompletionBody };
   }
 

@@ -3,4 +3,5 @@
 export { Client, type ClientOptions, type Completion, type TokenChunk, type CompletionStream } from './client.ts';
 export { SwapserveError, RequestError, type ErrorCode } from '../../contracts/errors.ts';
 export type { ChatRequest, CompletionRequest } from '../../contracts/job.ts';
-export type { Timings } from '../../contracts/stream.ts';
+export type { Timings, TokenLogprob } from '../../contracts/stream.ts';
+export type { ChatChoice, TextChoice } from '../gateway/openai-format.ts';

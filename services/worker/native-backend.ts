@@ -1,7 +1,7 @@
 // ModelBackend over the native weights runtime and engine (CPU or CUDA, picked by SWAPSERVE_BACKEND / auto).
 // Moves and forward passes run on native threads; this file only does bookkeeping on the event loop.
 import { Engine, isEngineError, type GenerateRequest } from '../../native/ts/engine.ts';
-import { jsonConstraint, SchemaError } from '../../native/ts/grammar/index.ts';
+import { jsonGrammar, SchemaError, type Grammar } from '../../native/ts/grammar/index.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { loadTokenizer, TokenizerError, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
@@ -256,12 +256,25 @@ export class NativeBackend implements ModelBackend {
       ...(s.ignoreEos ? { ignoreEos: true } : {}),
     };
     if (s.constraint) {
+      let g: Grammar;
       try {
-        req.constraint = jsonConstraint(tokenizer, h.source.config.vocabSize, h.source.config.eosTokenIds, s.constraint);
+        g = jsonGrammar(tokenizer, h.source.config.vocabSize, h.source.config.eosTokenIds, s.constraint);
       } catch (e) {
-        if (e instanceof SchemaError) throw new RequestError('invalid_request', { detail: e.message, param: 'response_format', cause: e });
+        if (e instanceof SchemaError) {
+          const param = s.constraint.type === 'json_schema' && s.constraint.from === 'tools' ? 'tools' : 'response_format';
+          throw new RequestError('invalid_request', { detail: e.message, param, cause: e });
+        }
         throw e;
       }
+      // The grammar closes its document within maxTokens (budget-aware masks), given room for the shortest one.
+      const least = g.minTokens();
+      if (least > req.maxTokens) {
+        throw new RequestError('invalid_request', {
+          detail: `max_tokens is ${req.maxTokens}${s.maxTokensAsked === undefined ? ' (not set: the default, or what the context leaves)' : ''}, but the shortest document that satisfies ${s.constraint.type === 'json_object' ? 'a JSON object' : 'the JSON schema (response_format or a forced tool call)'} takes ${least} tokens of this model`,
+          param: 'max_tokens',
+        });
+      }
+      req.constraint = () => g.matcher();
     }
     const seqTokens = Math.min(ctx, prompt.length + s.maxTokens);
     h.meanSeqTokens = h.meanSeqTokens ? 0.9 * h.meanSeqTokens + 0.1 * seqTokens : seqTokens;

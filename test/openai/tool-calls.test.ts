@@ -142,6 +142,51 @@ describe('response assembly', () => {
   });
 });
 
+describe('parallel_tool_calls: false', () => {
+  const TWO = '<tool_call>{"name": "get_weather", "arguments": {"city": "P"}}</tool_call>\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>';
+  it('returns the first call only (non-streamed and streamed); true or absent returns both', () => {
+    for (const parallel of [false, true, undefined]) {
+      const shape: OutputShape = { kind: 'chat', n: 1, logprobs: null, tools: { mode: 'auto', names: NAMES, ...(parallel !== undefined ? { parallel } : {}) } };
+      const want = parallel === false ? ['get_weather'] : ['get_weather', 'get_time'];
+      const c = new ChoiceCollector(shape);
+      c.add(tok(0, 0, TWO));
+      const body = fullBody('rid12345', 'm', 1, c, done(['stop'])) as unknown as { choices: { message: { tool_calls: { function: { name: string } }[] } }[] };
+      assert.deepEqual(body.choices[0].message.tool_calls.map((x) => x.function.name), want, `non-streamed, parallel ${parallel}`);
+      const w = new ChunkWriter(shape, 'rid12345', 'm', 1, false);
+      type Chunk = { choices: { delta: { tool_calls?: { function: { name: string } }[] } }[] };
+      const chunks = [...w.start(), ...w.token(tok(0, 0, TWO)), ...w.end(done(['stop']))] as Chunk[];
+      assert.deepEqual(chunks.flatMap((x) => x.choices[0].delta.tool_calls ?? []).map((x) => x.function.name), want, `streamed, parallel ${parallel}`);
+    }
+  });
+});
+
+describe('strict tools in auto mode', () => {
+  const TZ = { type: 'object', properties: { tz: { type: 'string', maxLength: 5 } }, required: ['tz'], additionalProperties: false };
+  it('a call to a strict tool is returned only if its arguments validate (else the text stays content), streamed and not', () => {
+    for (const [text, valid] of [
+      ['{"name": "get_time", "arguments": {"tz": "UTC"}}', true],
+      ['{"name": "get_time", "arguments": {"tz": "Europe/Oslo"}}', false], // maxLength
+      ['{"name": "get_time", "arguments": {"zone": "UTC"}}', false], // required, additionalProperties
+    ] as const) {
+      for (const strict of [true, false]) {
+        const shape: OutputShape = { kind: 'chat', n: 1, logprobs: null, tools: { mode: 'auto', names: NAMES, strict: strict ? { get_time: TZ } : {} } };
+        const returned = valid || !strict;
+        const c = new ChoiceCollector(shape);
+        c.add(tok(0, 0, text));
+        const body = fullBody('rid12345', 'm', 1, c, done(['stop'])) as unknown as { choices: { message: { content: string | null; tool_calls?: unknown[] }; finish_reason: string }[] };
+        assert.equal(body.choices[0].message.tool_calls?.length ?? 0, returned ? 1 : 0, `${text} strict ${strict}`);
+        assert.equal(body.choices[0].message.content, returned ? null : text);
+        assert.equal(body.choices[0].finish_reason, returned ? 'tool_calls' : 'stop');
+        const w = new ChunkWriter(shape, 'rid12345', 'm', 1, false);
+        type Chunk = { choices: { delta: { content?: string; tool_calls?: unknown[] } }[] };
+        const chunks = [...w.start(), ...w.token(tok(0, 0, text)), ...w.end(done(['stop']))] as Chunk[];
+        assert.equal(chunks.flatMap((x) => x.choices[0].delta.tool_calls ?? []).length, returned ? 1 : 0, `streamed: ${text} strict ${strict}`);
+        assert.equal(chunks.map((x) => x.choices[0].delta.content ?? '').join(''), returned ? '' : text);
+      }
+    }
+  });
+});
+
 describe('delivery of n choices', () => {
   it("the attempt filter delivers every choice's tokens (indexes count per choice) and still drops repeats", async () => {
     const { AttemptFilter } = await import('../../services/client/stream.ts');

@@ -1,32 +1,18 @@
 // POST /v1/chat/completions and POST /v1/completions: validate, enqueue, follow the request's stream to one outcome.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { z } from 'zod';
 import { resolveModel } from '../../config/config.ts';
 import { follow, serverTiming, type Delivered } from '../../client/delivery.ts';
 import { RequestError } from '../../../contracts/errors.ts';
-import { buildJob, chatRequestSchema, completionRequestSchema, refuseUnsupported, toolMode, type RequestBody } from '../../../contracts/job.ts';
+import { buildJob, chatRequestSchema, completionRequestSchema, refuseUnsupported, zodToError, type RequestBody } from '../../../contracts/job.ts';
 import type { DoneEvent, TokenEvent } from '../../../contracts/stream.ts';
 import { keys } from '../../../contracts/queues.ts';
 import { requestContext } from '../../telemetry/http.ts';
 import { requestSpan } from '../../telemetry/traces.ts';
 import type { GatewayContext } from '../context.ts';
-import { ChoiceCollector, ChunkWriter, fullBody, responseId, type Kind, type OutputShape } from '../openai-format.ts';
+import { ChoiceCollector, ChunkWriter, fullBody, outputShape, responseId, type Kind } from '../openai-format.ts';
 import { wantsClose } from '../edges.ts';
 import { idempotencyOf } from '../idempotency.ts';
 
-
-export function zodToError(error: z.ZodError): RequestError {
-  const issue = error.issues[0];
-  // OpenAI's spelling of a parameter path: messages[0].content.
-  const path = issue.path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
-  // A key the strict schemas do not know: a parameter we do not implement (refused, never ignored).
-  if (issue.code === 'unrecognized_keys') {
-    const param = [path, issue.keys[0]].filter(Boolean).join('.');
-    return new RequestError('unsupported_parameter', { detail: `\`${param}\``, param });
-  }
-  const param = path || undefined;
-  return new RequestError('invalid_request', { detail: `${param ?? 'body'}: ${issue.message}`, param });
-}
 
 /** A client's own x-request-id: kept and echoed when it is a short printable token, refused otherwise. */
 const CLIENT_REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
@@ -113,13 +99,6 @@ async function handle(gw: GatewayContext, kind: Kind, req: FastifyRequest, reply
   } finally {
     finished = true;
   }
-}
-
-/** The response's shape from the request: n choices, logprobs, and how tool calls are read from the output. */
-function outputShape(req: RequestBody, n: number, logprobs: number | null): OutputShape {
-  if (req.kind !== 'chat') return { kind: req.kind, n, logprobs, tools: null };
-  const t = toolMode(req.body);
-  return { kind: 'chat', n, logprobs, tools: t.mode === 'none' ? null : { mode: t.mode, names: t.tools.map((x) => x.function.name) } };
 }
 
 function setPathHeaders(reply: FastifyReply, ev: TokenEvent | DoneEvent): void {

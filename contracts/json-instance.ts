@@ -1,6 +1,6 @@
 // A small JSON-schema instance validator for the subset schema.ts compiles (type, properties, required,
 // additionalProperties, items, enum, const, anyOf, oneOf, $ref into $defs/definitions, min/maxItems,
-// min/maxLength): the tests check generated output with it, and the gateway may check tool arguments.
+// min/maxLength): the tests check generated output with it, and the gateway checks the arguments of strict tools.
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function deepEqual(a: unknown, b: unknown): boolean {
