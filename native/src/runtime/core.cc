@@ -276,7 +276,7 @@ ResidencyInfo RuntimeCore::residencyLocked(const std::string& id) {
   const Model& m = *it->second;
   bool gpu = m.gpu && !(m.busy && m.busyKind != MoveKind::kLoad);
   bool host = m.host && !(m.busy && m.busyKind == MoveKind::kLoad);
-  return {StateOf(m), host, gpu, m.leases};
+  return {StateOf(m), host, gpu, m.leases, m.codec, m.codecRatio, m.host && m.host->image ? m.codecStoredBytes : 0};
 }
 
 PoolInfo RuntimeCore::hostUsage() { return {host_->budgetBytes(), host_->usedBytes(), host_->ready() && staging_->ready()}; }
@@ -347,6 +347,8 @@ MoveResult RuntimeCore::release(const std::string& id, bool gpu) {
   MoveResult r;
   r.bytes = arena->block->bytes();
   arena.reset();
+  // A measured "raw" verdict stays (the next load need not encode again); an encoding under way notices the drop.
+  if (!gpu && std::string(m->codec) == "compressed") m->codec = "none";
   r.wallMs = NowMs() - t0;
   return r;
 }
