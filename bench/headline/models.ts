@@ -43,7 +43,7 @@ export async function writeTinyModels(root: string): Promise<void> {
  * Random-weight models carry no tokenizer: give them the tiny byte-level BPE one (prompt token counts are exact),
  * its vocab padded with `<|pad_N|>` entries up to the model's vocab_size so that every id the model samples decodes.
  */
-function ensureTokenizer(dir: string): void {
+export function ensureTokenizer(dir: string): void {
   if (existsSync(join(dir, 'tokenizer.json'))) return;
   const t = tinyHfTokenizer('llama3');
   const vocabSize = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
