@@ -18,6 +18,8 @@ import type { ModelSource, WeightLayout } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { needsData } from '../helpers/requires.ts';
 
+/** SWAPSERVE_TEST_BACKEND=cuda runs these tests on the CUDA backend (GPU decode; bench/codec/run_device.sh). */
+const BACKEND = (process.env.SWAPSERVE_TEST_BACKEND ?? 'cpu') as 'cpu' | 'cuda';
 const MiB = 1 << 20;
 const greedy = { prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 };
 
@@ -27,7 +29,7 @@ async function ids(it: AsyncIterable<GenerateEvent>): Promise<number[]> {
   return out;
 }
 
-describe('host-tier codec: stories260K compressed, swapped in, same greedy text (CPU)', { skip: needsData() }, () => {
+describe(`host-tier codec: stories260K compressed, swapped in, same greedy text (${BACKEND})`, { skip: needsData() }, () => {
   let source: ModelSource;
   let tokenizer: Tokenizer;
   let rt: Runtime;
@@ -37,7 +39,7 @@ describe('host-tier codec: stories260K compressed, swapped in, same greedy text 
   before(async () => {
     source = await openModel(STORIES260K_GGUF);
     tokenizer = await loadTokenizer(source);
-    rt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: 64 * MiB });
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: 64 * MiB });
     rt.register('stories', source.layout);
     await rt.load('stories');
     rawSum = await rt.checksum('stories', 'host');
@@ -104,7 +106,7 @@ describe('host-tier codec: stories260K compressed, swapped in, same greedy text 
   });
 });
 
-describe('host-tier codec: incompressible weights stay raw (CPU)', () => {
+describe(`host-tier codec: incompressible weights stay raw (${BACKEND})`, () => {
   let dir = '';
   let rt: Runtime;
   const groupBytes = 256 * 1024;
@@ -119,7 +121,7 @@ describe('host-tier codec: incompressible weights stay raw (CPU)', () => {
       groups: [0, 1, 2].map((g) => ({ start: g * groupBytes, end: (g + 1) * groupBytes })),
       segments: [{ file, fileOffset: 0, bytes: 3 * groupBytes, arenaOffset: 0 }],
     };
-    rt = Runtime.open({ backend: 'cpu', hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB });
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB });
     rt.register('random', layout);
   });
   after(async () => { await rt?.close(); rmSync(dir, { recursive: true, force: true }); });
