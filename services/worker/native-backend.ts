@@ -184,6 +184,11 @@ export class NativeBackend implements ModelBackend {
     this.encoding.add(p);
   }
 
+  /** Resolves once every background encode started so far has ended (tests, benches). */
+  async codecSettled(): Promise<void> {
+    await Promise.allSettled([...this.encoding]);
+  }
+
   hostCodec(id: string): { state: 'none' | 'encoding' | 'compressed' | 'raw' | 'failed'; ratio: number; storedBytes: number } | null {
     if (!this.held.has(id)) return null;
     try {
