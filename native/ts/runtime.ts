@@ -289,11 +289,18 @@ export class Runtime {
     return this.now('drop', id, () => this.native.drop(id));
   }
 
-  residency(id: string): { state: Residency; host: boolean; gpu: boolean; leases: number; codec: HostCodecInfo } {
+  residency(id: string): { state: Residency; host: boolean; gpu: boolean; leases: number } {
     checkId(id);
     const r = this.call(() => this.native.residency(id));
     if (!(RESIDENCY as readonly string[]).includes(r.state)) throw new SwapserveNativeError('state', `unknown residency ${r.state}`);
-    return { state: r.state as Residency, host: r.host, gpu: r.gpu, leases: r.leases, codec: toCodec(r.codec, r.codecRatio, r.codecStoredBytes) };
+    return { state: r.state as Residency, host: r.host, gpu: r.gpu, leases: r.leases };
+  }
+
+  /** The model's host-tier codec state: compressed or raw (and the measured ratio), encoding, failed or none. */
+  hostCodec(id: string): HostCodecInfo {
+    checkId(id);
+    const r = this.call(() => this.native.residency(id));
+    return toCodec(r.codec, r.codecRatio, r.codecStoredBytes);
   }
 
   /**

@@ -175,7 +175,7 @@ export class NativeBackend implements ModelBackend {
    * is kept by the runtime, so a model is not encoded again after a drop and reload.
    */
   private compressInBackground(id: string): void {
-    const c = this.runtime.residency(id).codec.state;
+    const c = this.runtime.hostCodec(id).state;
     if (c === 'raw' || c === 'compressed' || c === 'encoding') return;
     const p = this.runtime.compress(id, { maxRatio: this.codec.maxRatio }).catch((e: unknown) => {
       // A drop or close during the encode, or a model the codec cannot store: it stays raw (its state says failed).
@@ -192,7 +192,7 @@ export class NativeBackend implements ModelBackend {
   hostCodec(id: string): { state: 'none' | 'encoding' | 'compressed' | 'raw' | 'failed'; ratio: number; storedBytes: number } | null {
     if (!this.held.has(id)) return null;
     try {
-      return this.runtime.residency(id).codec;
+      return this.runtime.hostCodec(id);
     } catch {
       return null;  // closed
     }

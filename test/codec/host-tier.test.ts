@@ -53,7 +53,7 @@ describe(`host-tier codec: stories260K compressed, swapped in, same greedy text 
 
   it('compresses the host copy (ratio < 0.9) and charges the host budget the compressed bytes', async () => {
     const rawUsed = rt.usage().host.usedBytes;
-    assert.equal(rt.residency('stories').codec.state, 'none');
+    assert.equal(rt.hostCodec('stories').state, 'none');
     const r = await rt.compress('stories');
     assert.equal(r.state, 'compressed', r.reason);
     assert.ok(r.ratio > 0.5 && r.ratio < 0.9, `ratio ${r.ratio}`);
@@ -63,7 +63,7 @@ describe(`host-tier codec: stories260K compressed, swapped in, same greedy text 
     // The pool's blocks are 4 KiB aligned: the raw block is gone, the compressed one is what the budget holds.
     assert.equal(used, Math.ceil(r.storedBytes / 4096) * 4096, `used ${used} (raw was ${rawUsed})`);
     assert.ok(used < rawUsed);
-    const c = rt.residency('stories').codec;
+    const c = rt.hostCodec('stories');
     assert.deepEqual(c, { state: 'compressed', ratio: r.ratio, storedBytes: r.storedBytes });
     assert.equal(await rt.checksum('stories', 'host'), rawSum, 'the compressed host copy decodes to the raw bytes');
     await assert.rejects(rt.compress('stories'), /already compressed/);
@@ -99,7 +99,7 @@ describe(`host-tier codec: stories260K compressed, swapped in, same greedy text 
   it('drops the compressed copy back to none, and the next load is raw again', async () => {
     await rt.drop('stories');
     assert.equal(rt.usage().host.usedBytes, 0);
-    assert.equal(rt.residency('stories').codec.state, 'none');
+    assert.equal(rt.hostCodec('stories').state, 'none');
     await rt.load('stories');
     assert.equal(rt.usage().host.usedBytes, Math.ceil(source.layout.totalBytes / 4096) * 4096);
     assert.equal(await rt.checksum('stories', 'host'), rawSum);
@@ -137,13 +137,13 @@ describe(`host-tier codec: incompressible weights stay raw (${BACKEND})`, () => 
     assert.match(r.reason, /above the threshold/);
     assert.equal(r.storedBytes, 0);
     assert.equal(rt.usage().host.usedBytes, used);
-    assert.deepEqual(rt.residency('random').codec, { state: 'raw', ratio: r.ratio, storedBytes: 0 });
+    assert.deepEqual(rt.hostCodec('random'), { state: 'raw', ratio: r.ratio, storedBytes: 0 });
     await rt.swapIn('random');
     assert.equal(await rt.checksum('random', 'gpu'), sum);
     // The verdict survives a drop (no second encode is needed to know).
     await rt.evict('random');
     await rt.drop('random');
-    assert.equal(rt.residency('random').codec.state, 'raw');
+    assert.equal(rt.hostCodec('random').state, 'raw');
   });
 
   it('refuses a bad threshold with a message naming it', async () => {
