@@ -100,7 +100,7 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
     device->streamWaitEvent(ds, *copied[slot]);
     for (const Part& pt : batch) {
       const codec::Entry& e = img.entries[pt.entry];
-      enqueueGroups(e.group);
+      if (!verify) enqueueGroups(e.group);  // verify: no group is reported before every checksum matched
       const uint64_t payloadAt = e.containerOff + e.layout.payload;  // image offset of the payload
       if (e.mode == codec::Mode::kRaw) {
         const uint64_t a = e.chunkOffset[pt.k0], n = e.chunkOffset[pt.k1] - a;
@@ -108,7 +108,7 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
       } else {
         codec::GpuDecodeParams gp{};
         // payload + chunkOffset[k] is chunk k in the slot (pointer arithmetic may start before the slot for k0 > 0).
-        gp.payload = sp + payloadAt - bStart;
+        gp.payload = sp - static_cast<int64_t>(bStart - payloadAt);
         gp.chunkOffset = reinterpret_cast<const uint64_t*>(dTables + e.tablesOff + e.layout.chunkOffset);
         gp.codeLen = dTables + e.tablesOff + e.layout.codeLen;
         gp.out = arena + e.arenaOffset;
