@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { Engine, type GenerateEvent } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
+import { writeTinyModel } from '../../native/ts/model/tiny.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
 import { holdNextMove } from '../../native/ts/testing.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
@@ -148,5 +149,46 @@ describe(`host-tier codec: incompressible weights stay raw (${BACKEND})`, () => 
 
   it('refuses a bad threshold with a message naming it', async () => {
     await assert.rejects(rt.compress('random', { maxRatio: 1.5 }), /Expected a number in \(0, 1\] for maxRatio but received 1\.5/);
+  });
+});
+
+// No shared data needed (so it also runs on the GPU machine): a tiny bf16 Llama-family model with random-normal
+// weights, which compress like trained ones in the exponent (ratio ~0.67).
+describe(`host-tier codec: a tiny bf16 llama compressed and swapped in (${BACKEND})`, () => {
+  let dir = '';
+  let rt: Runtime;
+  let source: ModelSource;
+  let tokenizer: Tokenizer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'swapserve-codec-tiny-'));
+    await writeTinyModel(dir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: 3, shards: 2, config: { hiddenSize: 256, intermediateSize: 768, numLayers: 4, numHeads: 8, numKvHeads: 4, headDim: 32, maxPositions: 1024, vocabSize: 4096 } });
+    source = await openModel(dir);
+    tokenizer = await loadTokenizer(source);
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 64 * MiB, gpuBudgetBytes: 64 * MiB, scratchBudgetBytes: 64 * MiB });
+    rt.register('tiny', source.layout);
+  });
+  after(async () => { await rt?.close(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('compressed (ratio < 0.75), bit-exact after swapIn, the same greedy tokens as the raw path', async () => {
+    await rt.load('tiny');
+    const sum = await rt.checksum('tiny', 'host');
+    const gen = async () => {
+      const engine = await Engine.create(rt, 'tiny', source, tokenizer, { maxContext: 256 });
+      try { return await ids(engine.generate(greedy)); } finally { await engine.close(); }
+    };
+    await rt.swapIn('tiny');
+    const rawIds = await gen();
+    await rt.evict('tiny');
+    const r = await rt.compress('tiny');
+    assert.equal(r.state, 'compressed', r.reason);
+    assert.ok(r.ratio < 0.75, `ratio ${r.ratio}`);
+    for (let i = 0; i < 3; i++) {  // the staging ring and the work buffer are reused across swaps
+      const groups: number[] = [];
+      await rt.swapIn('tiny', { onGroup: (g) => groups.push(g) });
+      assert.deepEqual(groups, source.layout.groups.map((_, k) => k));
+      assert.equal(await rt.checksum('tiny', 'gpu'), sum);
+      assert.deepEqual(await gen(), rawIds);
+      await rt.evict('tiny');
+    }
   });
 });
