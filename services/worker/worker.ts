@@ -267,7 +267,7 @@ export class SwapWorker {
     for (const id of this.tiers.ids()) {
       const i = this.tiers.info(id);
       const codec = this.backend.hostCodec?.(id);
-      models[id] = { residency: this.tiers.residency(id), bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id), ...(codec ? { hostCodec: codec } : {}) };
+      models[id] = { residency: this.tiers.residency(id), bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id), ...(codec && codec.state !== 'none' ? { hostCodec: codec } : {}) };
     }
     return {
       workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,
