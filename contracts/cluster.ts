@@ -68,6 +68,16 @@ export const ModelOnWorker = z.object({
    * Absent or 0: none.
    */
   gpuPrefixBytes: bytes.optional(),
+  /**
+   * The host tier's codec for this model (issue 15): `compressed` (the host copy is the compressed image; `ratio` =
+   * its bytes / the raw bytes, what the host budget is charged), `raw` (measured and kept raw: it does not pay),
+   * `encoding`, `failed` or `none`. Optional: absent where the backend has no codec.
+   */
+  hostCodec: z.object({
+    state: z.enum(['none', 'encoding', 'compressed', 'raw', 'failed']),
+    ratio: z.number().nonnegative(),
+    storedBytes: bytes,
+  }).optional(),
 });
 export type ModelOnWorker = z.infer<typeof ModelOnWorker>;
 

@@ -41,6 +41,13 @@ export interface NativeRuntimeOptions {
   stagingBytes: number;
   readThreads: number;
   deferHostPin: boolean;
+  codecVerify?: boolean;
+  codecThreads?: number;
+  codecStagingBytes?: number;
+}
+
+export interface NativeCompressResult {
+  state: string; reason: string; ratio: number; rawBytes: number; storedBytes: number; encodeMs: number; wallMs: number;
 }
 
 export interface NativeMoveResult {
@@ -71,7 +78,9 @@ export interface NativeRuntimeObject {
   evict(id: string, keepGroups?: number): NativeMoveResult;
   reclaimPrefix(id: string): NativeMoveResult;
   drop(id: string): NativeMoveResult;
-  residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number; prefixGroups: number; prefixBytes: number };
+  residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number; prefixGroups: number; prefixBytes: number; codec: string; codecRatio: number; codecStoredBytes: number };
+  /** pieces: [arenaOffset, bytes, dtype (0 bf16, 1 fp16, 2 fp32, -1 stored raw)]. */
+  compress(id: string, pieces: [number, number, number][], maxRatio: number): Promise<NativeCompressResult>;
   usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number } };
   checksum(id: string, tier: 'host' | 'gpu'): Promise<string>;
   whenHostReady(): Promise<void>;

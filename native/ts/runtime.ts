@@ -30,7 +30,44 @@ export interface RuntimeOptions {
    * ring). `hostReady` resolves once the pool is pinned, whenever that starts. @defaultValue false
    */
   deferHostPin?: boolean;
+  /**
+   * Compressed swap-in on the GPU: recompute every decoded chunk's checksum and compare before the model is
+   * reported landed (debug; the CPU decoder always verifies). @defaultValue env SWAPSERVE_CODEC_VERIFY === '1'
+   */
+  codecVerify?: boolean;
+  /** Encoder threads for host-tier compression, 0 = all cores. @defaultValue 0 */
+  codecThreads?: number;
 }
+
+/** A model's host-tier codec state (runtime/compress.cc). */
+export type HostCodecState = 'none' | 'encoding' | 'compressed' | 'raw' | 'failed';
+export const HOST_CODEC_STATES: readonly HostCodecState[] = ['none', 'encoding', 'compressed', 'raw', 'failed'];
+
+export interface HostCodecInfo {
+  state: HostCodecState;
+  /** Compressed image bytes / raw arena bytes, once measured (compressed or raw); 0 before. */
+  ratio: number;
+  /** Bytes the host tier holds for the model while it is compressed; 0 otherwise. */
+  storedBytes: number;
+}
+
+export interface CompressOptions {
+  /** Keep the raw copy when compressed/raw is above this (random weights measure ~1.0). @defaultValue 0.9 */
+  maxRatio?: number;
+}
+
+export interface CompressResult extends HostCodecInfo {
+  modelId: string;
+  /** Why the model stays raw (or failed); '' when compressed. */
+  reason: string;
+  rawBytes: number;
+  /** Encoding alone, ms (on a move thread and its helpers, never the event loop). */
+  encodeMs: number;
+  wallMs: number;
+}
+
+/** Codec dtype codes of the addon's compress(): the float formats it models; anything else is stored raw (-1). */
+const CODEC_DTYPE: Record<string, number> = { bf16: 0, f16: 1, f32: 2 };
 
 export interface MoveOptions {
   /** Bytes landed so far and in all; called on the event loop as chunks (load) or groups (swapIn) land. */
@@ -185,6 +222,9 @@ export class Runtime {
     if (!isBytes(o.stagingBytes) || o.stagingBytes < MiB) throw invalidArgument('an integer number of bytes >= 1 MiB', 'stagingBytes', o.stagingBytes);
     if (!Number.isInteger(o.readThreads) || o.readThreads < 1 || o.readThreads > 64) throw invalidArgument('an integer in [1, 64]', 'readThreads', o.readThreads);
     if (opts.deferHostPin !== undefined && typeof opts.deferHostPin !== 'boolean') throw invalidArgument('a boolean', 'deferHostPin', opts.deferHostPin);
+    if (opts.codecVerify !== undefined && typeof opts.codecVerify !== 'boolean') throw invalidArgument('a boolean', 'codecVerify', opts.codecVerify);
+    const codecThreads = opts.codecThreads ?? 0;
+    if (!Number.isInteger(codecThreads) || codecThreads < 0 || codecThreads > 1024) throw invalidArgument('an integer in [0, 1024]', 'codecThreads', codecThreads);
     const addon = loadAddon(backend);
     const site = captureSite();
     try {
@@ -192,6 +232,7 @@ export class Runtime {
         backend, device: o.device, hostBudgetBytes: o.hostBudgetBytes, gpuBudgetBytes: o.gpuBudgetBytes,
         scratchBudgetBytes: o.scratchBudgetBytes, stagingBytes: o.stagingBytes, readThreads: o.readThreads,
         deferHostPin: o.deferHostPin === true,
+        codecVerify: opts.codecVerify ?? process.env.SWAPSERVE_CODEC_VERIFY === '1', codecThreads,
       });
       return new Runtime(addon, native);
     } catch (e) {
@@ -277,6 +318,42 @@ export class Runtime {
     return { groups: r.prefixGroups, bytes: r.prefixBytes };
   }
 
+  /** The model's host-tier codec state: compressed or raw (and the measured ratio), encoding, failed or none. */
+  hostCodec(id: string): HostCodecInfo {
+    checkId(id);
+    const r = this.call(() => this.native.residency(id));
+    return toCodec(r.codec, r.codecRatio, r.codecStoredBytes);
+  }
+
+  /**
+   * Compresses the model's host copy in the background (native threads): each tensor of a float dtype becomes a
+   * codec container (exponents Huffman-coded), others are stored raw. When the whole image is at most `maxRatio`
+   * of the raw arena it replaces the raw copy (the host budget then holds the compressed bytes; swapIn decodes);
+   * otherwise the raw copy stays and the state is 'raw'. The model stays swappable throughout (raw until the end).
+   */
+  async compress(id: string, opts: CompressOptions = {}): Promise<CompressResult> {
+    checkId(id);
+    if (typeof opts !== 'object' || opts === null) throw invalidArgument('an object', 'compress options', opts);
+    const maxRatio = opts.maxRatio ?? 0.9;
+    if (typeof maxRatio !== 'number' || !(maxRatio > 0 && maxRatio <= 1)) throw invalidArgument('a number in (0, 1]', 'maxRatio', maxRatio);
+    const layout = this.layouts.get(id);
+    if (!layout) throw new SwapserveNativeError('invalid_argument', `unknown model "${id}": register it first`);
+    const pieces: [number, number, number][] = [];
+    for (const t of layout.tensors) {
+      if (t.bytes === 0) continue;
+      const code = CODEC_DTYPE[t.dtype] ?? -1;
+      if (code < 0 && t.bytes % 2 !== 0) throw invalidArgument('tensors of an even byte size (the codec stores others raw in 2-byte units)', `tensor ${t.name}.bytes`, t.bytes);
+      pieces.push([t.offset, t.bytes, code]);
+    }
+    const site = captureSite();
+    try {
+      const r = await this.call(() => this.native.compress(id, pieces, maxRatio));
+      return { modelId: id, ...toCodec(r.state, r.ratio, r.storedBytes), reason: r.reason, rawBytes: r.rawBytes, encodeMs: r.encodeMs, wallMs: r.wallMs };
+    } catch (e) {
+      throw fromNative(e, site);
+    }
+  }
+
   usage(): { host: PoolUsage; gpu: PoolUsage; scratch: PoolUsage } {
     return this.native.usage();
   }
@@ -331,6 +408,11 @@ export class Runtime {
     checkId(id);
     return toResult(kind, this.call(fn));
   }
+}
+
+function toCodec(state: string, ratio: number, storedBytes: number): HostCodecInfo {
+  if (!(HOST_CODEC_STATES as readonly string[]).includes(state)) throw new SwapserveNativeError('state', `unknown host codec state ${state}`);
+  return { state: state as HostCodecState, ratio, storedBytes };
 }
 
 function toResult(kind: MoveKind, r: NativeMoveResult): MoveResult {

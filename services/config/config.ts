@@ -254,6 +254,17 @@ export const configSchema = z.object({
     /** This worker's group (`placement.groups[].name`); env SWAPSERVE_WORKER_GROUP and --group override. @defaultValue none */
     group: WorkerGroup.optional(),
   }).prefault({}),
+  /**
+   * The host tier's lossless codec (issue 15; native/src/runtime/codec/design.md): when a model enters the host tier
+   * the worker encodes it in the background and keeps the compressed copy when compressed/raw <= maxRatio (the host
+   * budget then holds the compressed bytes; swap_in decodes, on the GPU under CUDA). @defaultValue { compress: false, maxRatio: 0.9 }
+   */
+  hostCodec: z.object({
+    /** Encode models entering the host tier. @defaultValue false */
+    compress: z.boolean().default(false),
+    /** Keep the raw copy above this compressed/raw ratio (random weights measure ~1.0). @defaultValue 0.9 */
+    maxRatio: z.number().gt(0).lte(1).default(0.9),
+  }).strict().prefault({}),
   budgets: z.object({
     /** Pinned host tier per worker. @defaultValue 8GiB */
     hostBytes: bytes.default(8 * GiB),

@@ -50,6 +50,8 @@ export interface ModelBackend {
   move(kind: MoveKind, modelId: string, onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<MoveOutcome>;
   residency(modelId: string): Residency;
   usage(): { host: number; gpu: number };
+  /** The host tier's codec state of a model (issue 15); absent or null: no codec on this backend / not registered. */
+  hostCodec?(modelId: string): { state: 'none' | 'encoding' | 'compressed' | 'raw' | 'failed'; ratio: number; storedBytes: number } | null;
   /** Whether the pinned host tier exists yet (a fresh process pins it in the background). Absent: always ready. */
   hostReady?(): boolean;
   /** Resolves once the pinned host tier exists (so the worker can report the change). */

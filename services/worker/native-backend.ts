@@ -88,6 +88,9 @@ export class NativeBackend implements ModelBackend {
   /** Set by an engine pass that failed with a sticky device error (the runtime tracks its own moves' ones). */
   private engineSticky = false;
   private pinWhenIdle = false;
+  private readonly codec: Config['hostCodec'];
+  /** Background encodes under way (close waits for them; the runtime's close aborts them). */
+  private readonly encoding = new Set<Promise<unknown>>();
   private readonly pinTimer: NodeJS.Timeout;
 
   constructor(config: Config, opts: NativeBackendOptions = {}) {
@@ -113,6 +116,7 @@ export class NativeBackend implements ModelBackend {
     this.maxBatch = opts.maxBatch ?? Math.min(config.worker.concurrency, ENGINE_HAS_STATS ? MAX_BATCH : LEGACY_MAX_BATCH);
     this.threads = opts.threads ?? 0;
     this.tuning = config.engine;
+    this.codec = config.hostCodec;
   }
 
   async register(entry: ModelEntry): Promise<{ bytes: number }> {
@@ -152,6 +156,7 @@ export class NativeBackend implements ModelBackend {
       // The model is about to serve: its tokenizer is built while the weights move (native threads).
       if (kind === 'load' || kind === 'swap_in' || kind === 'load_to_gpu') void this.tokenizerOf(h).catch(() => {});
       r = await moving;
+      if (kind === 'load' && this.codec.compress) this.compressInBackground(id);
     } catch (e) {
       // An engine created while the weights were landing (execute-while-loading) leases the failed move's arena:
       // release it, so the arena goes back to the pool and the next move has its room.
@@ -178,6 +183,35 @@ export class NativeBackend implements ModelBackend {
       return { bytes: r.bytes, wallMs: r.wallMs };
     },
   };
+
+  /**
+   * Encodes a model that just entered the host tier, off the request path (native threads): it stays swappable
+   * from its raw copy meanwhile, and the compressed copy replaces it only when it pays. A measured "raw" verdict
+   * is kept by the runtime, so a model is not encoded again after a drop and reload.
+   */
+  private compressInBackground(id: string): void {
+    const c = this.runtime.hostCodec(id).state;
+    if (c === 'raw' || c === 'compressed' || c === 'encoding') return;
+    const p = this.runtime.compress(id, { maxRatio: this.codec.maxRatio }).catch((e: unknown) => {
+      // A drop or close during the encode, or a model the codec cannot store: it stays raw (its state says failed).
+      process.stderr.write(`swapserve worker: host-tier compression of ${id} did not complete: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+    }).finally(() => this.encoding.delete(p));
+    this.encoding.add(p);
+  }
+
+  /** Resolves once every background encode started so far has ended (tests, benches). */
+  async codecSettled(): Promise<void> {
+    await Promise.allSettled([...this.encoding]);
+  }
+
+  hostCodec(id: string): { state: 'none' | 'encoding' | 'compressed' | 'raw' | 'failed'; ratio: number; storedBytes: number } | null {
+    if (!this.held.has(id)) return null;
+    try {
+      return this.runtime.hostCodec(id);
+    } catch {
+      return null;  // closed
+    }
+  }
 
   residency(id: string): Residency {
     // Not registered yet (files still being opened): it is on disk.

@@ -277,7 +277,11 @@ export class SwapWorker {
       } catch {
         // not registered yet, or a closed backend: no prefix
       }
-      models[id] = { residency, bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id), ...(prefix > 0 ? { gpuPrefixBytes: prefix } : {}) };
+      const codec = this.backend.hostCodec?.(id);
+      models[id] = {
+        residency, bytes: i.bytes, activeJobs: i.activeJobs, lastUsedAt: i.lastUsedAt, consuming: this.consumers.has(id),
+        ...(prefix > 0 ? { gpuPrefixBytes: prefix } : {}), ...(codec && codec.state !== 'none' ? { hostCodec: codec } : {}),
+      };
     }
     return {
       workerId: this.workerId, pid: process.pid, host: hostname().slice(0, 255), backend: this.backend.kind, device: this.backend.device,

@@ -277,7 +277,8 @@ ResidencyInfo RuntimeCore::residencyLocked(const std::string& id) {
   const Model& m = *it->second;
   bool gpu = m.gpu && !(m.busy && m.busyKind != MoveKind::kLoad);
   bool host = m.host && !(m.busy && m.busyKind == MoveKind::kLoad);
-  return {StateOf(m), host, gpu, m.leases, m.prefixGroups, m.prefix ? m.prefix->bytes() : 0};
+  return {StateOf(m), host, gpu, m.leases, m.prefixGroups, m.prefix ? m.prefix->bytes() : 0,
+          m.codec, m.codecRatio, m.host && m.host->image ? m.codecStoredBytes : 0};
 }
 
 PoolInfo RuntimeCore::hostUsage() { return {host_->budgetBytes(), host_->usedBytes(), host_->ready() && staging_->ready()}; }
@@ -307,7 +308,9 @@ RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
         // The resident prefix grows in place into the whole arena. Where the range after it is taken, the prefix
         // is given up and the arena reserved as without one (the pool then looks as if it had never been kept).
         switch (gpu_->grow(*m->prefix, m->layout.totalBytes)) {
-          case Pool::Grow::kDone: block = m->prefix; p.resident = m->prefixGroups; break;
+          // A compressed host copy is decoded whole (its swap-in path has no per-group skip yet): the block is
+          // reused, but every group is written and waited for as without a prefix.
+          case Pool::Grow::kDone: block = m->prefix; p.resident = m->host->image ? 0 : m->prefixGroups; break;
           case Pool::Grow::kBudget:
             throw NativeError(ErrorCode::kBudget, "the gpu pool's budget would be exceeded: " + std::to_string(gpuUsage().used) +
                                                       " bytes used + the " + std::to_string(m->layout.totalBytes - m->prefix->bytes()) +
@@ -397,6 +400,8 @@ MoveResult RuntimeCore::release(const std::string& id, bool gpu, int keepGroups)
     m->prefixGroups = 0;
   }
   arena.reset();
+  // A measured "raw" verdict stays (the next load need not encode again); an encoding under way notices the drop.
+  if (!gpu && std::string(m->codec) == "compressed") m->codec = "none";
   r.wallMs = NowMs() - t0;
   return r;
 }

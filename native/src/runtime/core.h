@@ -13,6 +13,7 @@
 
 #include "common/errors.h"
 #include "common/weights.h"
+#include "runtime/codec/host_image.h"
 #include "runtime/device.h"
 #include "runtime/pool.h"
 #include "runtime/read_pool.h"
@@ -56,6 +57,8 @@ class Arena {
   Arena(std::shared_ptr<Block> block, int groups);
   std::shared_ptr<Block> block;
   std::vector<std::unique_ptr<Event>> events;  // CUDA gpu arenas: recorded after group g's copies
+  // Host arenas only: the compressed image index (block holds the image, not the raw arena); null = raw.
+  std::shared_ptr<const codec::HostImage> image;
   void markEnqueued(int g);                    // g's copies are in a stream behind events[g]
   void markLanded(int g);                      // g's bytes are in place
   void fail(const NativeError& e);
@@ -83,6 +86,13 @@ struct Model {
   bool busy = false;                 // a load / swapIn / loadToGpu is in flight
   MoveKind busyKind = MoveKind::kLoad;
   int leases = 0;
+  // Host-tier codec (runtime/compress.cc): "none" (never measured / host copy gone), "encoding", "compressed",
+  // "raw" (measured: it does not pay, or no room for the compressed copy; kept across drops), "failed".
+  const char* codec = "none";
+  double codecRatio = 0;          // image bytes / raw arena bytes (compressed or measured-raw)
+  uint64_t codecStoredBytes = 0;  // bytes the host tier holds for it while compressed
+  double codecEncodeMs = 0;
+  std::string codecReason;        // why it is raw / failed
 };
 
 struct ResidencyInfo {
@@ -91,6 +101,9 @@ struct ResidencyInfo {
   int leases;
   int prefixGroups;      // resident prefix of a parked model (0: none)
   uint64_t prefixBytes;  // its gpu pool bytes
+  const char* codec;
+  double codecRatio;
+  uint64_t codecStoredBytes;
 };
 
 struct PoolInfo {
@@ -108,6 +121,10 @@ struct RuntimeOptions {
   // called, instead of at once. A fresh worker uses this so that pinning tens of GB (page faults from every core,
   // then cudaHostRegister) does not compete with its first disk -> GPU load, which needs only the staging ring.
   bool deferHostPin = false;
+  // Compressed swap-in: verify every decoded chunk's checksum on the GPU (debug; the CPU decoder always does).
+  bool codecVerify = false;
+  int codecThreads = 0;                       // encoder threads, 0 = all cores
+  uint64_t codecStagingBytes = 128ull << 20;  // device staging for compressed swap-in, kCodecSlots slots
 };
 
 // Holds the background pinning of the host pool until released (deferHostPin) or cancelled (close).
@@ -137,6 +154,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
  public:
   static constexpr int kStagingSlots = 16;
   static constexpr uint64_t kLoadChunkBytes = 16ull << 20;
+  static constexpr int kCodecSlots = 4;
 
   // JS thread. Sets up the device and the gpu/scratch pools; pins the host pool and staging in the background.
   static std::shared_ptr<RuntimeCore> Open(const RuntimeOptions& o);
@@ -154,6 +172,21 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     std::shared_ptr<Arena> source, target;
     int resident = 0;  // swapIn: groups [0, resident) are already in the target (a resident prefix); not copied
   };
+  // Host-tier compression (runtime/compress.cc): beginCompress on the JS thread (state check, marks "encoding"),
+  // runCompress on a move thread (encode, then swap the raw host block for the compressed one when it pays).
+  struct CompressJob {
+    std::shared_ptr<Model> model;
+    std::shared_ptr<Arena> source;
+    std::vector<codec::Piece> pieces;
+    double maxRatio;
+  };
+  struct CompressResult {
+    std::string state, reason;
+    double ratio = 0, encodeMs = 0, wallMs = 0;
+    uint64_t rawBytes = 0, storedBytes = 0;
+  };
+  CompressJob beginCompress(const std::string& id, std::vector<codec::Piece> pieces, double maxRatio);
+  CompressResult runCompress(const CompressJob& j);
   Prepared begin(MoveKind kind, const std::string& id);
   // Bookkeeping: the block returns to the pool, no cudaFree. keepGroups > 0 (partial residency; the host copy must be
   // there): the first keepGroups groups stay on the gpu as the model's resident prefix, the rest returns.
@@ -200,6 +233,10 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   void doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   void doLoadToGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  // swap_in from a compressed host image: CPU decode (compress.cc) or copy + GPU decode pipelined (codec/cuda/swap_gpu.cc).
+  void doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  void doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  uint8_t* codecWork(uint64_t bytes);  // device work buffer (staging + tables), outside the pools; codecMu_ held
 
   RuntimeOptions opts_;
   std::mutex mu_;
@@ -209,6 +246,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::shared_ptr<ScratchPool> scratchIface_;
   std::unique_ptr<ReadPool> readers_;
   std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots
+  std::mutex codecMu_;    // one compressed GPU swap-in at a time uses the codec work buffer
+  struct DeviceBuffer {
+    std::shared_ptr<Device> device;
+    uint8_t* p = nullptr;
+    uint64_t bytes = 0;
+    ~DeviceBuffer() {
+      if (p) device->freeDevice(p, bytes);
+    }
+  } codecWork_;
   std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
   std::atomic<int> injected_{-1};
   std::atomic<int> injectedPass_{-1};  // an ErrorCode for the next engine pass (tests), -1 = none

@@ -195,6 +195,11 @@ void RuntimeCore::doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult&
 }
 
 void RuntimeCore::doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResult& r) {
+  if (p.source->image) {  // a compressed host copy (compress.cc, codec/cuda/swap_gpu.cc)
+    if (device->cuda()) doSwapInCompressedGpu(p, cb, r);
+    else doSwapInCompressedCpu(p, cb, r);
+    return;
+  }
   const Layout& L = p.model->layout;
   const uint8_t* src = p.source->block->data();
   uint8_t* dst = p.target->block->data();
@@ -333,6 +338,7 @@ std::vector<double> RuntimeCore::floorCopy(const std::shared_ptr<Arena>& host, u
     ~Done() { c->moveEnded(); }
   } done{this};
   device->bindThread();
+  if (host->image) throw NativeError(ErrorCode::kState, "the bench floor copies a raw host copy; this model is compressed");
   const uint8_t* src = host->block->data();
   uint8_t* dst = static_cast<uint8_t*>(device->allocDevice(bytes));
   std::vector<double> ms;
@@ -364,6 +370,12 @@ std::string RuntimeCore::checksum(const std::shared_ptr<Model>& m, const std::sh
   device->bindThread();
   const uint8_t* base = a->block->data();
   Hasher h;
+  if (!gpu && a->image) {  // a compressed host copy: hash what it decodes to
+    std::vector<uint8_t> raw(m->layout.totalBytes);
+    for (size_t i = 0; i < a->image->entries.size(); ++i) codec::DecodeEntry(*a->image, base, i, raw.data());
+    for (const Segment& s : m->layout.segments) h.update(raw.data() + s.arenaOffset, s.bytes);
+    return h.hex();
+  }
   if (!gpu) {
     for (const Segment& s : m->layout.segments) h.update(base + s.arenaOffset, s.bytes);
     return h.hex();

@@ -60,6 +60,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("pinHostPool", &NativeRuntime::PinHostPool),
                            InstanceMethod("close", &NativeRuntime::Close),
                            InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
+                           InstanceMethod("compress", &NativeRuntime::Compress),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
                            InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
                            InstanceAccessor("deviceName", &NativeRuntime::DeviceName, nullptr),
@@ -79,6 +80,9 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     opts.stagingBytes = U64(o.Get("stagingBytes"));
     opts.readThreads = o.Get("readThreads").As<Napi::Number>().Int32Value();
     opts.deferHostPin = o.Get("deferHostPin").ToBoolean().Value();
+    opts.codecVerify = o.Get("codecVerify").ToBoolean().Value();
+    if (o.Get("codecThreads").IsNumber()) opts.codecThreads = o.Get("codecThreads").As<Napi::Number>().Int32Value();
+    if (o.Get("codecStagingBytes").IsNumber()) opts.codecStagingBytes = U64(o.Get("codecStagingBytes"));
     try {
       core = RuntimeCore::Open(opts);
     } catch (const NativeError& e) {
@@ -169,6 +173,9 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
       o.Set("leases", r.leases);
       o.Set("prefixGroups", r.prefixGroups);
       o.Set("prefixBytes", static_cast<double>(r.prefixBytes));
+      o.Set("codec", r.codec);
+      o.Set("codecRatio", r.codecRatio);
+      o.Set("codecStoredBytes", static_cast<double>(r.codecStoredBytes));
       return o;
     });
   }
@@ -210,6 +217,42 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
             Napi::Array arr = Napi::Array::New(env, v.size());
             for (size_t i = 0; i < v.size(); ++i) arr.Set(static_cast<uint32_t>(i), v[i]);
             return arr;
+          });
+    });
+  }
+
+  // compress(id, pieces: [arenaOffset, bytes, dtype (0 bf16, 1 fp16, 2 fp32, -1 stored raw)][], maxRatio)
+  //   -> Promise<{state, reason, ratio, rawBytes, storedBytes, encodeMs, wallMs}>
+  Napi::Value Compress(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      Napi::Array arr = info[1].As<Napi::Array>();
+      std::vector<codec::Piece> pieces;
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        Napi::Array t = arr.Get(i).As<Napi::Array>();
+        codec::Piece pc;
+        pc.arenaOffset = U64(t.Get(0u));
+        pc.bytes = U64(t.Get(1u));
+        int d = t.Get(2u).As<Napi::Number>().Int32Value();
+        pc.coded = d >= 0;
+        pc.dtype = static_cast<codec::DType>(d >= 0 ? d : 0);
+        pieces.push_back(pc);
+      }
+      double maxRatio = info[2].As<Napi::Number>().DoubleValue();
+      auto c = core;
+      auto job = c->beginCompress(id, std::move(pieces), maxRatio);
+      return RunAsync<RuntimeCore::CompressResult>(
+          info.Env(), [c, job](const MoveCallbacks&) { return c->runCompress(job); },
+          [](Napi::Env env, const RuntimeCore::CompressResult& r) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("state", r.state);
+            o.Set("reason", r.reason);
+            o.Set("ratio", r.ratio);
+            o.Set("rawBytes", static_cast<double>(r.rawBytes));
+            o.Set("storedBytes", static_cast<double>(r.storedBytes));
+            o.Set("encodeMs", r.encodeMs);
+            o.Set("wallMs", r.wallMs);
+            return o;
           });
     });
   }
