@@ -191,4 +191,24 @@ describe(`host-tier codec: a tiny bf16 llama compressed and swapped in (${BACKEN
       await rt.evict('tiny');
     }
   });
+
+  it('with a resident prefix (partial residency), decodes only the groups after it: bit-exact, same greedy tokens', async () => {
+    // The model is compressed on the host (the test above) and parked: swap in, then keep its first 2 groups.
+    assert.equal(rt.hostCodec('tiny').state, 'compressed');
+    const sum = await rt.checksum('tiny', 'host');
+    await rt.swapIn('tiny');
+    const engine0 = await Engine.create(rt, 'tiny', source, tokenizer, { maxContext: 256 });
+    const want = await ids(engine0.generate(greedy)).finally(() => engine0.close());
+    await rt.evict('tiny', { keepGroups: 2 });
+    assert.equal(rt.residentPrefix('tiny').groups, 2);
+    const groups: number[] = [];
+    const r = await rt.swapIn('tiny', { onGroup: (g) => groups.push(g) });
+    const ends = source.layout.groups.map((g) => g.end);
+    assert.equal(r.bytes, ends[ends.length - 1] - ends[1], 'only the groups after the prefix are decoded and counted');
+    assert.deepEqual(groups, source.layout.groups.map((_, k) => k), 'every group reported, the prefix first');
+    assert.equal(await rt.checksum('tiny', 'gpu'), sum, 'bit-exact with the whole model');
+    const engine = await Engine.create(rt, 'tiny', source, tokenizer, { maxContext: 256 });
+    assert.deepEqual(await ids(engine.generate(greedy)).finally(() => engine.close()), want);
+    await rt.evict('tiny');
+  });
 });

@@ -135,13 +135,20 @@ void RuntimeCore::doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& 
   uint8_t* dst = p.target->block->data();
   checkInjected();
   const int G = static_cast<int>(L.groups.size());
+  // Groups [0, R) are a resident prefix: already in the target and landed by begin(), so none of their entries is
+  // decoded (the image's entries are in group order).
+  const int R = p.resident;
   auto stream = device->newStream();
   auto start = device->newEvent(true), end = device->newEvent(true);
   uint64_t total = 0, done = 0;
-  for (auto& g : L.groups) total += g.second - g.first;
+  for (int g = R; g < G; ++g) total += L.groups[g].second - L.groups[g].first;
+  for (int g = 0; g < R; ++g) {
+    if (cb.group) cb.group(g);
+  }
   stream->record(*start);
   size_t i = 0;
-  for (int g = 0; g < G; ++g) {
+  while (i < img.entries.size() && img.entries[i].group < R) ++i;
+  for (int g = R; g < G; ++g) {
     p.target->events[g] = device->newEvent(false);
     for (; i < img.entries.size() && img.entries[i].group == g; ++i) {
       if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");

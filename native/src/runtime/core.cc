@@ -308,9 +308,8 @@ RuntimeCore::Prepared RuntimeCore::begin(MoveKind kind, const std::string& id) {
         // The resident prefix grows in place into the whole arena. Where the range after it is taken, the prefix
         // is given up and the arena reserved as without one (the pool then looks as if it had never been kept).
         switch (gpu_->grow(*m->prefix, m->layout.totalBytes)) {
-          // A compressed host copy is decoded whole (its swap-in path has no per-group skip yet): the block is
-          // reused, but every group is written and waited for as without a prefix.
-          case Pool::Grow::kDone: block = m->prefix; p.resident = m->host->image ? 0 : m->prefixGroups; break;
+          // (A compressed host copy skips the prefix's entries too: compress.cc, codec/cuda/swap_gpu.cc.)
+          case Pool::Grow::kDone: block = m->prefix; p.resident = m->prefixGroups; break;
           case Pool::Grow::kBudget:
             throw NativeError(ErrorCode::kBudget, "the gpu pool's budget would be exceeded: " + std::to_string(gpuUsage().used) +
                                                       " bytes used + the " + std::to_string(m->layout.totalBytes - m->prefix->bytes()) +

@@ -58,11 +58,17 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
   auto start = device->newEvent(true), end = device->newEvent(true), tablesIn = device->newEvent(false);
   std::vector<std::unique_ptr<Event>> copied(S), freed(S);
   for (int s = 0; s < S; ++s) copied[s] = device->newEvent(false), freed[s] = device->newEvent(false);
-  for (int g = 0; g < G; ++g) p.target->events[g] = device->newEvent(false);
+  // Groups [0, R) are a resident prefix: already in the target and landed by begin() (no event, as waitGroup
+  // expects), so none of their entries is copied or decoded.
+  const int R = p.resident;
+  for (int g = R; g < G; ++g) p.target->events[g] = device->newEvent(false);
   const bool verify = opts_.codecVerify;
   uint64_t total = 0, done = 0;
-  for (auto& g : L.groups) total += g.second - g.first;
-  int enqueued = 0, landed = 0;
+  for (int g = R; g < G; ++g) total += L.groups[g].second - L.groups[g].first;
+  for (int g = 0; g < R; ++g) {
+    if (cb.group) cb.group(g);
+  }
+  int enqueued = R, landed = R;
   auto poll = [&](bool wait) {
     while (landed < enqueued) {
       Event& e = *p.target->events[landed];
@@ -134,6 +140,7 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
     device->streamWaitEvent(ds, *tablesIn);
     for (size_t i = 0; i < img.entries.size(); ++i) {
       const codec::Entry& e = img.entries[i];
+      if (e.group < R) continue;  // in the resident prefix
       const uint64_t payloadAt = e.containerOff + e.layout.payload;
       for (uint32_t k = 0; k < e.numChunks; ++k) {
         const uint64_t a = payloadAt + e.chunkOffset[k], z = payloadAt + e.chunkOffset[k + 1];
@@ -153,7 +160,7 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
       std::vector<uint32_t> sums(img.totalChunks);
       SS_CUDA_CHECK_ON(cudaMemcpy(sums.data(), dSums, sums.size() * 4, cudaMemcpyDeviceToHost), dev);
       for (const codec::Entry& e : img.entries) {
-        if (e.mode == codec::Mode::kRaw) continue;
+        if (e.mode == codec::Mode::kRaw || e.group < R) continue;  // stored raw, or in the prefix (not decoded)
         for (uint32_t k = 0; k < e.numChunks; ++k) {
           if (sums[e.sumBase + k] != e.chunkSum[k]) {
             throw NativeError(ErrorCode::kIo, "codec: GPU-decoded chunk " + std::to_string(k) + " of the tensor at arena offset " +
