@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # short call: build; templates vs transformers; CUDA correctness of everything new; op checks; GEMV vs ggml
-set -u
-export PYTHONUNBUFFERED=1
-R=/tmp/r; rm -rf $R; mkdir -p $R
-S=$(date +%s); el(){ echo "+$(( $(date +%s)-S ))s"; }
+EXTRA='$R/tpl/hf-renders.json'
+source bench/device/lib.sh
 CAP=${CAP:-300}; left(){ echo $(( CAP - ($(date +%s)-S) )); }
-trap 'cp -f $R/summary.log $R/tpl/hf-renders.json $OUT/ 2>/dev/null; tar czf $OUT/r.tgz -C /tmp r' EXIT
-exec > >(tee -a $R/summary.log) 2>&1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; git log -1 --format=%h; date -u +%FT%TZ; } | tee $R/env.log
 (bash bench/quant/build.sh > $R/quant-build.log 2>&1; echo "rc=$?" >> $R/quant-build.log) &
 QB=$!

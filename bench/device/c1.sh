@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # call 1: build; templates; CUDA correctness; engine ops + decode sweep (graphs off/on); quant GEMV vs ggml; grammar
-set -u
-export PYTHONUNBUFFERED=1
-R=/tmp/r; rm -rf $R; mkdir -p $R
-S=$(date +%s); el(){ echo "+$(( $(date +%s)-S ))s"; }
-trap 'cp -f $R/summary.log $OUT/ 2>/dev/null; tar czf $OUT/r.tgz -C /tmp r' EXIT
-exec > >(tee -a $R/summary.log) 2>&1
+source bench/device/lib.sh
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv; git log -1 --format=%h 2>/dev/null; date -u +%FT%TZ; } | tee $R/env.log
 (python3 bench/swap/hf_baseline.py make /tmp/m8b > $R/make.log 2>&1; echo "make rc=$?" >> $R/make.log) &
 MAKE=$!

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # call 2: load bench (Azure conv at 3 rates, sweep, profile) + headline swap phase with CUDA graphs on
-set -u
-export PYTHONUNBUFFERED=1
-R=/tmp/r; rm -rf $R; mkdir -p $R
-S=$(date +%s); el(){ echo "+$(( $(date +%s)-S ))s"; }
-trap 'cp -f $R/summary.log $OUT/ 2>/dev/null; tar czf $OUT/r.tgz -C /tmp r; cp -f $R/load/profile/*.json $OUT/ 2>/dev/null' EXIT
-exec > >(tee -a $R/summary.log) 2>&1
+EXTRA='$R/load/profile/*.json'
+source bench/device/lib.sh
 pkill -f "bin/swapserve.js" 2>/dev/null; pkill -f redis-server 2>/dev/null
 export SWAPSERVE_CUDA_GRAPHS=${GRAPHS:-1}
 echo "graphs=$SWAPSERVE_CUDA_GRAPHS"

@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # call 3: fleet sim-vs-real replay (issue 19) + MPS co-location bench and kill -9 chaos (issue 14)
-set -u
-export PYTHONUNBUFFERED=1
-R=/tmp/r; rm -rf $R; mkdir -p $R
-S=$(date +%s); el(){ echo "+$(( $(date +%s)-S ))s"; }
-trap 'cp -f $R/summary.log $OUT/ 2>/dev/null; tar czf $OUT/r.tgz -C /tmp r' EXIT
-exec > >(tee -a $R/summary.log) 2>&1
+source bench/device/lib.sh
 pkill -f "bin/swapserve.js" 2>/dev/null; pkill -f redis-server 2>/dev/null; rm -rf /tmp/hm /tmp/load-models /tmp/m8b
 command -v node >/dev/null || source scripts/uncarry.sh > $R/build.log 2>&1; export PATH=/tmp/bin:$PATH SWAPSERVE_REDIS_SERVER="$PWD/.carry/redis-server" LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}"
 [ -f native/build/swapserve_cuda.node ] || source scripts/uncarry.sh > $R/build.log 2>&1

@@ -34,7 +34,15 @@ def log(msg):
     print(f"[make_models] {msg}", file=sys.stderr, flush=True)
 
 
-def write(path, cfg):
+def draw_plain(name, shape, gen):
+    """The default weights: norms 1, every other tensor N(0, 0.02), drawn on the GPU."""
+    if name.endswith("norm.weight"):
+        return torch.ones(shape, dtype=torch.bfloat16, device="cuda")
+    return (torch.randn(shape, generator=gen, device="cuda", dtype=torch.float32) * 0.02).to(torch.bfloat16)
+
+
+def write(path, cfg, draw=draw_plain, seed=None):
+    """Writes cfg's model at path as bf16 safetensors shards + index + config; draw(name, shape, gen) makes each tensor."""
     if os.path.exists(os.path.join(path, "model.safetensors.index.json")):
         log(f"{path} exists")
         return
@@ -44,7 +52,7 @@ def write(path, cfg):
         model = LlamaForCausalLM(cfg)
     shapes = [(n, tuple(p.shape)) for n, p in model.state_dict().items()]
     del model
-    gen = torch.Generator(device="cuda").manual_seed(len(shapes))
+    gen = torch.Generator(device="cuda").manual_seed(len(shapes) if seed is None else seed)
     shards, cur, size = [], {}, 0
     for name, shape in shapes:
         n = 1
@@ -53,10 +61,7 @@ def write(path, cfg):
         if cur and size + 2 * n > SHARD:
             shards.append(cur)
             cur, size = {}, 0
-        if name.endswith("norm.weight"):
-            cur[name] = torch.ones(shape, dtype=torch.bfloat16, device="cuda")
-        else:
-            cur[name] = (torch.randn(shape, generator=gen, device="cuda", dtype=torch.float32) * 0.02).to(torch.bfloat16)
+        cur[name] = draw(name, shape, gen).to(torch.bfloat16)
         size += 2 * n
     shards.append(cur)
     total = sum(2 * t_.numel() for s in shards for t_ in s.values())

@@ -12,6 +12,7 @@ import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.t
 import type { ModelSource } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { makeTinyModel } from '../helpers/make-model.ts';
+import { rng } from '../../services/simulator/rng.ts';
 import { needsData } from '../helpers/requires.ts';
 
 const enc = new TextEncoder();
@@ -128,16 +129,10 @@ describe('JSON schema subset', () => {
   });
 });
 
-/** A seeded generator of 32-bit unsigned ints (mulberry32; the tests' own, not a simulator's). */
+/** A seeded generator of 32-bit unsigned ints (the simulators' mulberry32, scaled back to integers). */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const r = rng(seed);
+  return () => Math.floor(r() * 4294967296);
 }
 
 /**
