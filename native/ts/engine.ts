@@ -4,10 +4,9 @@
 // here on the event loop; each step's compute runs on a native thread (NativeEngine.step). See
 // native/src/engine/design.md for the threads, the batching loop and who owns what.
 //
-// Over 600 lines, knowingly: admission by KV blocks, preemption and recompute, n > 1 forks, and the per-step sampling
-// arrays all read and write the same per-sequence state inside one loop; split apart they would pass that state
-// around. The next split is planned: the request/event types and the sampling-array builders (samplingExtras,
-// logprobsOf) into files of their own.
+// Over 600 lines, knowingly: admission by KV blocks, preemption and recompute and n > 1 forks all read and write the
+// same per-sequence state inside one loop. The request/event types are in engine-types.ts, the sampling arrays in
+// engine-sampling.ts.
 import { randomBytes } from 'node:crypto';
 
 import type { ModelSource } from './types.ts';
@@ -17,125 +16,16 @@ import type { Runtime } from './runtime.ts';
 import { StopMatcher } from './stop-strings.ts';
 import { SpmTokenizer, TokenizerError, type Tokenizer, type TokenDecoder } from './tokenizer/index.ts';
 import { engineTuningSchema, type EngineTuning } from './tuning.ts';
+import { logprobsOf, samplingExtras, type SamplingExtras, type SamplingRow } from './engine-sampling.ts';
+import type { EngineOptions, EngineStats, GenerateEvent, GenerateRequest, TopLogprob } from './engine-types.ts';
+
+export type { EngineOptions, EngineStats, GenerateEvent, GenerateRequest, TokenConstraint, TopLogprob } from './engine-types.ts';
 
 export { EngineError, isEngineError } from './engine-errors.ts';
 export { ENGINE_ERROR_CODES, type EngineErrorCode } from '../../contracts/errors.ts';
 
-export interface GenerateRequest {
-  prompt: number[];
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  seed?: number;
-  stop?: string[];
-  // ---- OpenAI parity (issue 12); absent = off. native/src/engine/sampler.cc documents the order they apply in. ----
-  /** Drop ids whose probability (after temperature) is below minP × the likeliest id's. */
-  minP?: number;
-  /** OpenAI: logit -= presencePenalty × (generated before) + frequencyPenalty × (times generated). */
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  /** HF/vLLM, over prompt + generated ids: logit / p if positive, else logit × p (1 = off). */
-  repetitionPenalty?: number;
-  /** Token id (number or decimal string) → bias added to its logit. */
-  logitBias?: Record<string, number>;
-  /** The chosen id's logprob and this many top alternatives (0..20) on every token event; absent = none. */
-  logprobs?: number;
-  /** Independent choices (1..16) sharing one prefill; choice i > 0 is seeded from `seed` and i. */
-  n?: number;
-  /** Constrained decoding: one TokenConstraint per choice (native/ts/grammar builds them from a JSON schema). */
-  constraint?: () => TokenConstraint;
-  /** vLLM's ignore_eos: keep sampling past EOS until maxTokens (load replays of trace lengths). @defaultValue false */
-  ignoreEos?: boolean;
-}
-
-/**
- * A per-sequence grammar over token ids: the engine asks for the allowed ids before each sampled token and reports
- * the id chosen. The EOS ids must be allowed exactly when the text so far is complete.
- */
-export interface TokenConstraint {
-  /**
-   * Writes the allowed-id bitmask (bit i%32 of word i/32, ceil(vocab/32) words) at mask[offset..]. `remaining` is
-   * the tokens the sequence may still sample, this one included (maxTokens − sampled): a grammar uses it to close
-   * its document in time.
-   */
-  fillMask(mask: Uint32Array, offset: number, remaining: number): void;
-  /** Advances past `id`; false if the id was not allowed (the sequence then fails). */
-  accept(id: number): boolean;
-  /** True when nothing may follow: the sequence ends with 'stop' without waiting for an EOS. */
-  isTerminated(): boolean;
-}
-
-export interface TopLogprob { id: number; text: string; logprob: number }
-
-export type GenerateEvent =
-  | {
-      type: 'token'; id: number; text: string; // text may be '' while a UTF-8 character is incomplete
-      /** Which of the request's n choices (0 when n is 1). */
-      choice: number;
-      /** With req.logprobs: the id's logprob (log-softmax of the processed logits) and the top alternatives. */
-      logprob?: number;
-      topLogprobs?: TopLogprob[];
-    }
-  | {
-      type: 'done';
-      /** Choice 0's reason; with n > 1 every choice's is in finishReasons. */
-      finishReason: 'stop' | 'length' | 'cancelled';
-      finishReasons?: ('stop' | 'length' | 'cancelled')[];
-      promptTokens: number;
-      /** Tokens sampled, the EOS or stop-completing token included (summed over the choices). */
-      completionTokens: number;
-      prefillMs: number;
-      decodeMs: number;
-    };
-
-export interface EngineOptions {
-  /** Most sequences computed together in one step (1..256); more wait in FIFO order, as do sequences whose KV blocks are not free. @defaultValue 8 */
-  maxBatch?: number;
-  /**
-   * Bytes of the paged KV cache (blocks of 16 positions), taken from the scratch pool when the engine is made.
-   * @defaultValue room for maxBatch sequences of maxContext positions, capped by the scratch pool's free bytes
-   * (less an estimate of the CUDA backend's activations)
-   */
-  kvCacheBytes?: number;
-  /**
-   * With kvCacheBytes unset: the largest fraction (0..1] of the scratch pool's whole budget the default KV cache
-   * takes, so that several engines on one worker (several resident models) each get room. @defaultValue 1
-   */
-  kvShare?: number;
-  /** Longest prompt + completion, tokens; also sizes the KV cache. @defaultValue min(model maxPositions, 4096) */
-  maxContext?: number;
-  /** Prompt tokens fed per step, over all sequences (bounds how long a new prompt stalls others' decode). @defaultValue 512 */
-  prefillChunk?: number;
-  /** CPU backend compute threads, 0 = all cores. @defaultValue 0 */
-  threads?: number;
-  /** CUDA backend tuning (native/ts/tuning.ts documents each knob and its default; the CPU backend ignores it). @defaultValue {} */
-  tuning?: Partial<EngineTuning>;
-  /** Where the engine's one-line warnings go (an undecodable sampled id). @defaultValue a line on stderr */
-  warn?: (message: string) => void;
-}
-
-/** The engine's load, for a consumer deciding how many requests to take (the worker's BullMQ consumer). */
-export interface EngineStats {
-  /** Sequences admitted (holding KV blocks, computed each step). */
-  active: number;
-  /** Sequences queued for admission (no free maxBatch slot or KV blocks yet). */
-  waiting: number;
-  /** Positions per KV block. */
-  blockTokens: number;
-  blocksTotal: number;
-  /** Blocks not committed to an admitted sequence (what admission sees). */
-  blocksFree: number;
-  maxBatch: number;
-}
-
 /** Most sequences one step may compute (CUDA kernels and graphs are sized for it). */
 export const MAX_BATCH = 256;
-
-const MAX_TOP_LOGPROBS = 20; // kMaxTopLogprobs in native/src/engine/backend.h
-
-/** The optional fields of a NativeBatch that the sampler reads or writes. */
-type SamplingExtras = Partial<Omit<NativeBatch, 'seqs' | 'counts' | 'positions' | 'tokens' | 'temperature' | 'topP' | 'topK' | 'rng'>>;
 
 /**
  * Choice i's PRNG state: choice 0 uses the seed itself (so n = 1 is unchanged); the others a splitmix64 finaliser of
@@ -190,27 +80,15 @@ interface Group {
   out: Channel<GenerateEvent>;
 }
 
-interface Seq {
+/** A sequence: its sampling state (SamplingRow: prompt, position, penalties, bias, logprobs, constraint) and the rest. */
+interface Seq extends SamplingRow {
   id: number;
   choice: number;
   group: Group;
-  prompt: Int32Array;
-  maxTokens: number;
   temperature: number;
   topP: number;
   topK: number;
-  minP: number;
-  presence: number;
-  frequency: number;
-  repetition: number;
-  bias: { ids: Int32Array; vals: Float32Array } | null;
-  /** With a penalty: id → times generated, prompt ids (0) included when repetitionPenalty is on. */
-  hist: Map<number, number> | null;
-  numLogprobs: number; // -1 = none
-  constraint: TokenConstraint | null;
   rng: bigint;
-  /** Tokens in the KV cache (= next position). */
-  pos: number;
   /** Tokens to prefill: the prompt, or after a preemption the prompt and all sampled tokens but the last. */
   prefix: Int32Array;
   /** Recomputing after a preemption: the sample of the prefix's last chunk repeats `last` and is dropped. */
@@ -223,7 +101,6 @@ interface Seq {
   arrival: number;
   /** The token to feed next once the prompt is in (the last sampled one). */
   last: number;
-  completion: number;
   text: TokenDecoder;
   /** SentencePiece: drop the dummy-prefix space of the first text after a BOS-only/BOS-final prompt. */
   stripSpace: boolean;
@@ -648,7 +525,7 @@ export class Engine {
       let next: Int32Array;
       let extras: SamplingExtras;
       try {
-        extras = this.samplingExtras(batch, forks);
+        extras = samplingExtras(batch, forks, this.source.config.vocabSize, this.tokenizer.vocabSize);
       } catch (e) {
         // A constraint that throws (a grammar bug) fails its own sequences only, typed.
         for (const b of batch) if (b.seq.constraint) this.retire(b.seq, new EngineError('decode_failed', `constraint: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
@@ -689,74 +566,13 @@ export class Engine {
         }
         s.rng = rng[b];
         try {
-          this.onToken(s, next[b], extras.numLogprobs ? this.logprobsOf(extras, b) : null);
+          this.onToken(s, next[b], extras.numLogprobs ? logprobsOf(extras, b, (id) => this.tokenText(id)) : null);
         } catch (e) {
           // A throw here would escape the engine's loop and end the process: fail this sequence alone, typed.
           this.retire(s, new EngineError('decode_failed', `token ${next[b]}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
         }
       }
     }
-  }
-
-  /**
-   * The step's optional sampling arrays (native/ts/engine-native.ts NativeBatch): only those some sequence of the
-   * batch uses, so a plain batch is exactly what it was. Masks are computed only for rows whose sample is kept.
-   */
-  private samplingExtras(batch: { seq: Seq; tokens: Int32Array }[], forks: number[]): SamplingExtras {
-    const B = batch.length;
-    const V = this.source.config.vocabSize;
-    const x: SamplingExtras = {};
-    if (forks.length) x.forks = Int32Array.from(forks);
-    const limit = Math.min(this.tokenizer.vocabSize, V);
-    if (limit < V) x.vocabLimit = limit; // issue 11: padded embedding rows are never sampled
-    const seqs = batch.map((b) => b.seq);
-    if (seqs.some((s) => s.minP > 0)) x.minP = Float32Array.from(seqs, (s) => s.minP);
-    if (seqs.some((s) => s.hist)) {
-      x.presencePenalty = Float32Array.from(seqs, (s) => s.presence);
-      x.frequencyPenalty = Float32Array.from(seqs, (s) => s.frequency);
-      x.repetitionPenalty = Float32Array.from(seqs, (s) => s.repetition);
-      const off = new Int32Array(B + 1);
-      seqs.forEach((s, b) => { off[b + 1] = off[b] + (s.hist?.size ?? 0); });
-      const ids = new Int32Array(off[B]), counts = new Int32Array(off[B]);
-      seqs.forEach((s, b) => { let i = off[b]; for (const [id, c] of s.hist ?? []) { ids[i] = id; counts[i++] = c; } });
-      Object.assign(x, { histOff: off, histIds: ids, histCounts: counts });
-    }
-    if (seqs.some((s) => s.bias)) {
-      const off = new Int32Array(B + 1);
-      seqs.forEach((s, b) => { off[b + 1] = off[b] + (s.bias?.ids.length ?? 0); });
-      const ids = new Int32Array(off[B]), vals = new Float32Array(off[B]);
-      seqs.forEach((s, b) => { if (s.bias) { ids.set(s.bias.ids, off[b]); vals.set(s.bias.vals, off[b]); } });
-      Object.assign(x, { biasOff: off, biasIds: ids, biasVals: vals });
-    }
-    const sampled = batch.map((b) => b.seq.pos + b.tokens.length >= b.seq.prompt.length);
-    if (seqs.some((s, b) => s.constraint && sampled[b])) {
-      const words = Math.ceil(V / 32);
-      const maskOff = new Int32Array(B).fill(-1);
-      let m = 0;
-      seqs.forEach((s, b) => { if (s.constraint && sampled[b]) maskOff[b] = words * m++; });
-      const mask = new Uint32Array(words * m);
-      seqs.forEach((s, b) => { if (maskOff[b] >= 0) s.constraint!.fillMask(mask, maskOff[b], s.maxTokens - s.completion); });
-      Object.assign(x, { maskOff, mask });
-    }
-    if (seqs.some((s) => s.numLogprobs >= 0)) {
-      x.numLogprobs = Int32Array.from(seqs, (s) => s.numLogprobs);
-      x.logprob = new Float32Array(B);
-      x.topIds = new Int32Array(B * MAX_TOP_LOGPROBS);
-      x.topLogprobs = new Float32Array(B * MAX_TOP_LOGPROBS);
-    }
-    return x;
-  }
-
-  private logprobsOf(x: SamplingExtras, b: number): { logprob: number; top: TopLogprob[] } | null {
-    const k = x.numLogprobs![b];
-    if (k < 0) return null;
-    const top: TopLogprob[] = [];
-    for (let j = 0; j < k; j++) {
-      const id = x.topIds![b * MAX_TOP_LOGPROBS + j];
-      if (id < 0) break;
-      top.push({ id, text: this.tokenText(id), logprob: x.topLogprobs![b * MAX_TOP_LOGPROBS + j] });
-    }
-    return { logprob: x.logprob![b], top };
   }
 
   /** One id's own text (alternatives in logprobs); '' for ids past the tokenizer or control tokens. */
