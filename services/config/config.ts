@@ -54,6 +54,14 @@ export const modelConfigSchema = z.object({
    * responses name the model by its id. Unique across every model's id and aliases. @defaultValue none
    */
   aliases: z.array(z.string().min(1).max(256)).max(64).default([]),
+  /**
+   * This model's typical request, for the co-location decision (issue 14): overrides `coLocation.workload` for it.
+   * @defaultValue coLocation.workload
+   */
+  workload: z.object({
+    promptTokens: z.number().int().positive(),
+    outputTokens: z.number().int().positive(),
+  }).strict().optional(),
 });
 export type ModelEntry = z.infer<typeof modelConfigSchema>;
 
@@ -129,7 +137,7 @@ export const coLocationSchema = z.object({
   minGain: z.number().min(1).default(1.2),
   /** The measured gain table (`swapserve bench mps` JSON, `gainTable`); unset: the Databricks seed's published shape. */
   gainTable: z.string().min(1).optional(),
-  /** The workload the decision assumes: typical prompt and completion tokens. @defaultValue 512 and 256 */
+  /** The workload the decision assumes for a model without its own `workload`: typical prompt and completion tokens. @defaultValue 512 and 256 */
   workload: z.object({
     promptTokens: z.number().int().positive().default(512),
     outputTokens: z.number().int().positive().default(256),

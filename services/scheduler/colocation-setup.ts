@@ -42,7 +42,8 @@ export function planColocation(cfg: Pick<Config, 'coLocation' | 'models'>, gpus:
   const table = c.gainTable ? loadGainTable(c.gainTable) : SEED_GAIN_TABLE;
   const profiles: ColocationProfile[] = cfg.models.map((m, i) => ({
     model: m.id, paramsB: Math.max(1e-3, (modelBytes[i] ?? 0) / 2 / 1e9),
-    promptTokens: c.workload.promptTokens, outputTokens: c.workload.outputTokens,
+    // Each model judged at its own typical request where the config gives one (a chat model and a summariser differ).
+    promptTokens: (m.workload ?? c.workload).promptTokens, outputTokens: (m.workload ?? c.workload).outputTokens,
   }));
   for (let d = 0; d < gpus; d++) {
     const want = workersOnGpu(c, d);

@@ -75,6 +75,15 @@ describe('co-location decision from a measured table', () => {
       assert.match(plan.reasons[0], /^GPU 1: co-locating 2 workers: small ×1\.60/);
       const decode = parseConfig({ modelRoots: [dir], models, coLocation: { enabled: true, gainTable: file, workload: { promptTokens: 128, outputTokens: 512 } } }, {});
       assert.deepEqual(planColocation(decode, 2, [1e9]).perGpu, [1, 1]);
+      // A model's own workload overrides the default: the prefill-heavy one pays, so does the GPU; one decode-heavy
+      // model among them (measured ×1.05) keeps the GPU at one worker.
+      const own = parseConfig({ modelRoots: [dir], models: [{ ...models[0], workload: { promptTokens: 200, outputTokens: 50 } }], coLocation: { enabled: true, gainTable: file, workload: { promptTokens: 128, outputTokens: 512 } } }, {});
+      assert.deepEqual(planColocation(own, 1, [1e9]).perGpu, [2]);
+      const mixed = parseConfig({ modelRoots: [dir], models: [{ ...models[0], workload: { promptTokens: 200, outputTokens: 50 } }, { id: 'chat', path: 'y.gguf' }], coLocation: { enabled: true, gainTable: file, workload: { promptTokens: 128, outputTokens: 512 } } }, {});
+      const m = planColocation(mixed, 1, [1e9, 1e9]);
+      assert.deepEqual(m.perGpu, [1]);
+      assert.match(m.reasons[0], /chat ×1\.05/);
+      assert.throws(() => parseConfig({ modelRoots: [dir], models: [{ ...models[0], workload: { promptTokens: 0, outputTokens: 5 } }] }, {}), ConfigError);
       writeFileSync(file, JSON.stringify({ gainTable: [{ paramsB: -1 }] }));
       assert.throws(() => planColocation(cfg, 2, [1e9]), (e: unknown) => e instanceof ConfigError && /is not a gain table/.test(e.message));
       assert.deepEqual(planColocation(parseConfig({}, {}), 2, []).perGpu, [1, 1], 'off by default');
