@@ -41,18 +41,10 @@ def draw_plain(name, shape, gen):
     return (torch.randn(shape, generator=gen, device="cuda", dtype=torch.float32) * 0.02).to(torch.bfloat16)
 
 
-def write(path, cfg, draw=draw_plain, seed=None):
-    """Writes cfg's model at path as bf16 safetensors shards + index + config; draw(name, shape, gen) makes each tensor."""
-    if os.path.exists(os.path.join(path, "model.safetensors.index.json")):
-        log(f"{path} exists")
-        return
-    os.makedirs(path, exist_ok=True)
-    t = time.perf_counter()
-    with torch.device("meta"):
-        model = LlamaForCausalLM(cfg)
-    shapes = [(n, tuple(p.shape)) for n, p in model.state_dict().items()]
-    del model
-    gen = torch.Generator(device="cuda").manual_seed(len(shapes) if seed is None else seed)
+def write_shards(path, shapes, draw, seed):
+    """Draws each (name, shape) with draw(name, shape, gen) on the GPU and writes bf16 safetensors shards of <= SHARD
+    bytes + the index at path. Returns (total bytes, shard count)."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
     shards, cur, size = [], {}, 0
     for name, shape in shapes:
         n = 1
@@ -75,6 +67,21 @@ def write(path, cfg, draw=draw_plain, seed=None):
         torch.cuda.empty_cache()
     with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    return total, len(shards)
+
+
+def write(path, cfg, draw=draw_plain, seed=None):
+    """Writes cfg's model at path as bf16 safetensors shards + index + config; draw(name, shape, gen) makes each tensor."""
+    if os.path.exists(os.path.join(path, "model.safetensors.index.json")):
+        log(f"{path} exists")
+        return
+    os.makedirs(path, exist_ok=True)
+    t = time.perf_counter()
+    with torch.device("meta"):
+        model = LlamaForCausalLM(cfg)
+    shapes = [(n, tuple(p.shape)) for n, p in model.state_dict().items()]
+    del model
+    total, nshards = write_shards(path, shapes, draw, len(shapes) if seed is None else seed)
     cfg.save_pretrained(path)
     # transformers 5 may write RoPE settings as rope_parameters / a "default" rope_scaling: keep the plain keys
     # every reader knows (rope_theta; rope_scaling only for llama3 / linear scaling).
@@ -90,7 +97,7 @@ def write(path, cfg, draw=draw_plain, seed=None):
     j.setdefault("architectures", ["LlamaForCausalLM"])
     with open(cfile, "w") as f:
         json.dump(j, f, indent=2)
-    log(f"{path}: {total / 1e9:.2f} GB in {len(shards)} shards, {time.perf_counter() - t:.1f} s")
+    log(f"{path}: {total / 1e9:.2f} GB in {nshards} shards, {time.perf_counter() - t:.1f} s")
 
 
 if __name__ == "__main__":

@@ -41,16 +41,17 @@ export async function writeTinyModels(root: string): Promise<void> {
 
 /**
  * Random-weight models carry no tokenizer: give them the tiny byte-level BPE one (prompt token counts are exact),
- * its vocab padded with `<|pad_N|>` entries up to the model's vocab_size so that every id the model samples decodes.
+ * its vocab padded with `<|pad_N|>` entries up to the model's vocab_size so that every id the model samples decodes. True when it wrote one.
  */
-export function ensureTokenizer(dir: string): void {
-  if (existsSync(join(dir, 'tokenizer.json'))) return;
+export function ensureTokenizer(dir: string): boolean {
+  if (existsSync(join(dir, 'tokenizer.json'))) return false;
   const t = tinyHfTokenizer('llama3');
   const vocabSize = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
   const vocab = (t.files.tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
   for (let id = Object.keys(vocab).length; id < vocabSize; id++) vocab[`<|pad_${id}|>`] = id;
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t.files.tokenizerJson));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(t.files.tokenizerConfig));
+  return true;
 }
 
 /** A prompt that encodes (with BOS) to exactly `n` tokens, or the closest below. */

@@ -144,7 +144,8 @@ async function child(args: string[], ready: string, env: NodeJS.ProcessEnv, onOu
   return p;
 }
 
-async function stopChild(p: ChildProcess | undefined): Promise<void> {
+/** SIGTERM, then SIGKILL after 20 s; resolves when the child has exited (at once if it already has). */
+export async function stopChild(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   const e = once(p, 'exit');
   p.kill('SIGTERM');

@@ -22,6 +22,7 @@ import { freePort } from '../../services/dev/free-port.ts';
 import { startLocalRedis } from '../../services/dev/local-redis.ts';
 import { fitEngine, loadCalibration, parseCalibrationFile, type CalibrationFile, type ModelShape } from '../../services/fleet/calibration.ts';
 import { isSwapserveError } from '../../contracts/errors.ts';
+import { stopChild } from '../headline/stack.ts';
 import { closeAgents } from './client.ts';
 import { PromptBuilder } from './prompts.ts';
 import { sweep, type LoadTarget, type SweepResult } from './run.ts';
@@ -238,15 +239,6 @@ async function child(args: string[], ready: RegExp, env: NodeJS.ProcessEnv, log:
   p.stdout!.resume();
   log(line.slice(0, 200));
   return { p, line };
-}
-
-async function stopChild(p: ChildProcess | undefined): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const e = once(p, 'exit');
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
-  await e;
-  clearTimeout(t);
 }
 
 export async function profile(o: Opts, log: (s: string) => void, command: string): Promise<Profile> {

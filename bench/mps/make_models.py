@@ -10,9 +10,10 @@ import sys
 import time
 
 import torch
-from safetensors.torch import save_file
 
-SHARD = 5 * 10**9
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "headline"))
+import make_models  # noqa: E402  (the shared shard writer)
+
 # name: (hidden, intermediate, layers, heads, kv_heads, vocab, tied)
 SHAPES = {
     "0.5b": (896, 4864, 24, 14, 2, 151936, True),
@@ -48,6 +49,13 @@ def tensors(h, inter, layers, heads, kv, vocab, tied):
         yield "lm_head.weight", (vocab, h)
 
 
+def draw_qwen(name, shape, gen):
+    """Norms 1, biases 0, every other tensor N(0, 0.02), drawn on the GPU."""
+    if name.endswith(".bias"):
+        return torch.zeros(shape, dtype=torch.bfloat16, device="cuda")
+    return make_models.draw_plain(name, shape, gen)
+
+
 def write(path, shape):
     if os.path.exists(os.path.join(path, "config.json")):
         log(f"{path} exists")
@@ -55,34 +63,7 @@ def write(path, shape):
     os.makedirs(path, exist_ok=True)
     t = time.perf_counter()
     h, inter, layers, heads, kv, vocab, tied = shape
-    gen = torch.Generator(device="cuda").manual_seed(layers)
-    shards, cur, size = [], {}, 0
-    for name, shp in tensors(*shape):
-        n = 1
-        for d in shp:
-            n *= d
-        if cur and size + 2 * n > SHARD:
-            shards.append(cur)
-            cur, size = {}, 0
-        if name.endswith("norm.weight"):
-            cur[name] = torch.ones(shp, dtype=torch.bfloat16, device="cuda")
-        elif name.endswith(".bias"):
-            cur[name] = torch.zeros(shp, dtype=torch.bfloat16, device="cuda")
-        else:
-            cur[name] = (torch.randn(shp, generator=gen, device="cuda", dtype=torch.float32) * 0.02).to(torch.bfloat16)
-        size += 2 * n
-    shards.append(cur)
-    total = sum(2 * x.numel() for s in shards for x in s.values())
-    weight_map = {}
-    for i, s in enumerate(shards):
-        fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file({k: v.cpu() for k, v in s.items()}, os.path.join(path, fname), metadata={"format": "pt"})
-        for k in s:
-            weight_map[k] = fname
-        s.clear()
-        torch.cuda.empty_cache()
-    with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    total, nshards = make_models.write_shards(path, list(tensors(*shape)), draw_qwen, layers)
     cfg = {
         "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": h, "intermediate_size": inter,
         "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv, "vocab_size": vocab,
@@ -91,7 +72,7 @@ def write(path, shape):
     }
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
-    log(f"{path}: {total / 1e9:.2f} GB in {len(shards)} shards, {time.perf_counter() - t:.1f} s")
+    log(f"{path}: {total / 1e9:.2f} GB in {nshards} shards, {time.perf_counter() - t:.1f} s")
 
 
 if __name__ == "__main__":

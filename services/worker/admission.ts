@@ -3,19 +3,9 @@
 // batch slots, from Engine.stats() where the engine has it). Waiting consumers are served fewest-held first, so
 // several resident models share the cap fairly. See design.md, "Admission".
 
-/** What an engine reports about its capacity (native/ts/engine.ts `Engine.stats()`, paged KV cache). */
-export interface EngineStats {
-  /** Sequences in the running batch. */
-  active: number;
-  /** Sequences queued inside the engine (waiting for a batch slot or KV blocks). */
-  waiting: number;
-  /** Tokens per KV block. */
-  blockTokens: number;
-  blocksTotal: number;
-  blocksFree: number;
-  /** Sequences one step batches at most. */
-  maxBatch: number;
-}
+import type { EngineStats } from '../../native/ts/engine-types.ts';
+
+export type { EngineStats };
 
 /** A model's capacity on this worker, as the backend knows it now. */
 export interface ModelCapacity {
