@@ -10,7 +10,8 @@ import { MODEL_ID_RE } from './model-id.ts';
 // `user`, `metadata`, `store: false`, `service_tier: 'auto' | 'default'`, `prompt_cache_key`, `safety_identifier`,
 // `modalities: ['text']`, an assistant message's `refusal`. `parallel_tool_calls: false` is honoured (at most the
 // first call the model writes is returned; a forced tool choice always gives exactly one). Values we do not implement (`store: true`, `echo: true`,
-// `best_of > 1`, a `suffix`, non-text content parts, token-id prompts) are refused by `refuseUnsupported`.
+// `best_of > 1`, a `suffix`, non-text content parts, token-id prompts) are refused by `refuseUnsupported`; parameters
+// that would cut or contradict grammar-constrained output (`stop`, `ignore_eos`) by `refuseConstrainedConflicts`.
 // README "OpenAI parameters" lists both.
 
 const stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish();
@@ -183,6 +184,29 @@ export function refuseUnsupported(req: RequestBody): void {
   if (forced && c.response_format && c.response_format.type !== 'text') refuse('response_format', 'a response_format together with a forced tool_choice');
 }
 
+/**
+ * Parameters that would cut or contradict grammar-constrained output (response_format json_object / json_schema, a
+ * forced tool_choice): such output is one JSON document that the grammar ends when it is complete, and the API
+ * promises it parses (and validates). Throws a 400 naming the parameter; gateway, SDK (buildJob) and worker (on the
+ * job read back) call it alike. README "OpenAI parameters" states the rule.
+ * - `stop`: a stop string may occur inside the document (`}`, a newline, a word of a string value) and would cut it
+ *   mid-JSON. Stop strings apply to free text only; constrained output has none, so they are refused, not ignored.
+ * - `ignore_eos`: the document ends when it is complete; sampling on to max_tokens is impossible.
+ * Others keep the output valid and are served: logit_bias (the grammar's mask comes first: a forbidden id stays
+ * forbidden at +100, a needed one is still sampled at -100 where nothing else fits), n and seed (a grammar state per
+ * choice), penalties and top-k/top-p/min-p (over the allowed ids), and max_tokens (the worker refuses one below the
+ * shortest document, naming max_tokens; at or above it the budget-aware masks close the document in time).
+ */
+export function refuseConstrainedConflicts(s: Sampling): void {
+  const c = s.constraint;
+  if (!c) return;
+  const what = c.type === 'json_schema' && c.from === 'tools'
+    ? 'a forced tool_choice (required or a named function: the output is the call\'s JSON)'
+    : 'response_format json_object / json_schema';
+  if (s.stop.length) refuse('stop', `\`stop\` together with ${what} (a stop string would cut the JSON mid-document; the output ends when the document is complete: remove stop)`);
+  if (s.ignoreEos) refuse('ignore_eos', `\`ignore_eos\` together with ${what} (the output ends when the document is complete)`);
+}
+
 // ---- Job data (BullMQ job, id = requestId) ----
 
 export const samplingSchema = z.object({
@@ -348,7 +372,8 @@ export function jobMessage(m: ChatMessage): JobMessage {
 /**
  * The one place a job object is made (gateway and SDK): schema version, a fresh request id, the input and the
  * sampling parameters (max_tokens clamped to `maxTokensCap`). `model` is the registered id the request resolved to.
- * Throws a 400 RequestError for what the request may not ask (refuseUnsupported), for the gateway and the SDK alike.
+ * Throws a 400 RequestError for what the request may not ask (refuseUnsupported, refuseConstrainedConflicts), for the
+ * gateway and the SDK alike.
  */
 export function buildJob(req: RequestBody, opts: { model: string; maxTokensCap: number; arrivalMs: number; source: JobData['source']; clientRequestId?: string }): JobData {
   refuseUnsupported(req);
@@ -359,13 +384,15 @@ export function buildJob(req: RequestBody, opts: { model: string; maxTokensCap: 
   } else {
     input = { type: 'text', prompt: typeof req.body.prompt === 'string' ? req.body.prompt : String(req.body.prompt[0]) };
   }
+  const sampling = samplingFrom(req.body, req.kind, opts.maxTokensCap);
+  refuseConstrainedConflicts(sampling);
   return {
     v: JOB_SCHEMA_VERSION,
     requestId: newRequestId(),
     model: opts.model,
     kind: req.kind,
     input,
-    sampling: samplingFrom(req.body, req.kind, opts.maxTokensCap),
+    sampling,
     arrivalMs: opts.arrivalMs,
     source: opts.source,
     ...(opts.clientRequestId ? { clientRequestId: opts.clientRequestId } : {}),

@@ -358,6 +358,9 @@ export class Engine {
       }
     }
     if (req.constraint !== undefined && typeof req.constraint !== 'function') bad('Expected a function returning a TokenConstraint for constraint');
+    // A stop string inside constrained text would cut the document the constraint guarantees (contracts/job.ts
+    // refuseConstrainedConflicts is the API's side of this rule).
+    if (req.constraint !== undefined && req.stop?.length) bad(`Expected no stop strings with a constraint (it ends the text itself) but received ${JSON.stringify(req.stop)}`);
     if (req.stop !== undefined) {
       if (!Array.isArray(req.stop) || req.stop.length > MAX_STOPS) bad(`Expected at most ${MAX_STOPS} stop strings`);
       for (const s of req.stop) if (typeof s !== 'string' || s.length === 0 || s.length > MAX_STOP_CHARS) bad(`Expected stop strings of 1..${MAX_STOP_CHARS} characters`);

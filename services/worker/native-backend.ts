@@ -9,7 +9,7 @@ import type { ModelSource } from '../../native/ts/types.ts';
 import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
 import { RequestError } from '../../contracts/errors.ts';
-import type { JobData } from '../../contracts/job.ts';
+import { refuseConstrainedConflicts, type JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome, PrefixBackend } from './backend.ts';
 import type { EngineStats, ModelCapacity } from './admission.ts';
@@ -290,6 +290,8 @@ export class NativeBackend implements ModelBackend {
       ...(s.ignoreEos ? { ignoreEos: true } : {}),
     };
     if (s.constraint) {
+      // The gateway and the SDK refuse these already (buildJob); a job enqueued some other way is refused here too.
+      refuseConstrainedConflicts(s);
       let g: Grammar;
       try {
         g = jsonGrammar(tokenizer, h.source.config.vocabSize, h.source.config.eosTokenIds, s.constraint);

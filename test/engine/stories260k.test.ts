@@ -9,6 +9,7 @@ import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { needsData } from '../helpers/requires.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import { loadTokenizer, type Tokenizer } from '../../native/ts/tokenizer/index.ts';
+import { jsonConstraint } from '../../native/ts/grammar/index.ts';
 
 const MODEL = STORIES260K_GGUF;
 // shared/data/README.md: greedy from BOS at position 0.
@@ -142,6 +143,9 @@ describe('engine on stories260K (CPU)', { skip: needsData() }, () => {
     assert.throws(() => engine.generate(greedy([1], 4, { topP: 0 })), /topP/);
     assert.throws(() => engine.generate(greedy([1], 4, { temperature: -1 })), /temperature/);
     assert.throws(() => engine.generate(greedy([1], 4, { stop: [''] })), /stop strings/);
+    // A stop string would cut the document a constraint guarantees (the API refuses the pair with a 400 naming stop).
+    const constraint = jsonConstraint(decoder, source.config.vocabSize, source.config.eosTokenIds, { type: 'json_object' });
+    assert.throws(() => engine.generate(greedy([1], 40, { constraint, stop: ['}'] })), (e: unknown) => e instanceof EngineError && e.code === 'invalid_request' && /no stop strings with a constraint/.test(e.message));
     assert.equal(engine.activeSequences, 0);
   });
 

@@ -84,3 +84,32 @@ describe('buildJob', () => {
     }
   });
 });
+
+describe('parameters that would cut or contradict constrained output (refuseConstrainedConflicts)', () => {
+  const forced = { tools, tool_choice: 'required' };
+  const named = { tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } };
+  const schema = { type: 'json_schema', json_schema: { name: 'w', schema: WEATHER } };
+  const refusedCases: [string, RequestBody, string][] = [
+    ['json_object + stop', chat({ response_format: { type: 'json_object' }, stop: '}' }), 'stop'],
+    ['json_schema + stop list', chat({ response_format: schema, stop: ['\n'] }), 'stop'],
+    ['json_schema without a schema + stop', chat({ response_format: { type: 'json_schema', json_schema: { name: 'w' } }, stop: 'x' }), 'stop'],
+    ['completions json_schema + stop', completion({ response_format: schema, stop: ['"'] }), 'stop'],
+    ['tool_choice required + stop', chat({ ...forced, stop: ['"'] }), 'stop'],
+    ['tool_choice named + stop', chat({ ...named, stop: '}' }), 'stop'],
+    ['json_object + ignore_eos', chat({ response_format: { type: 'json_object' }, ignore_eos: true }), 'ignore_eos'],
+    ['tool_choice required + ignore_eos', chat({ ...forced, ignore_eos: true }), 'ignore_eos'],
+  ];
+  for (const [what, req, param] of refusedCases) {
+    it(`${what}: 400 unsupported_parameter naming ${param}`, () => {
+      assert.throws(() => buildJob(req, opts), (e: unknown) => e instanceof RequestError && e.status === 400 && e.code === 'unsupported_parameter' && e.param === param);
+    });
+  }
+  it('served: stop with free output (text format, tool_choice auto or none), and an empty or null stop with a constraint', () => {
+    for (const req of [
+      chat({ stop: '}' }), chat({ response_format: { type: 'text' }, stop: ['}'] }), chat({ tools, stop: ['}'] }), chat({ tools, tool_choice: 'none', stop: '}' }),
+      chat({ response_format: schema, stop: [] }), chat({ ...forced, stop: null }), completion({ response_format: { type: 'json_object' }, ignore_eos: false }),
+    ]) {
+      assert.ok(jobDataSchema.safeParse(buildJob(req, opts)).success, 'built and parses');
+    }
+  });
+});

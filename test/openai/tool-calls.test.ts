@@ -187,6 +187,39 @@ describe('strict tools in auto mode', () => {
   });
 });
 
+describe('tool_choice auto with stop strings: a call a stop string cut is not a call', () => {
+  // Under auto the output is free text and stop strings apply to all of it (README "OpenAI parameters"): a call the
+  // engine cut at a stop string (finish 'stop') is returned as the content it is, never as partial tool_calls.
+  const cut: [string, string][] = [
+    ['Llama JSON cut inside the arguments', '{"name": "get_weather", "parameters": {"city": "Pa'],
+    ['Llama JSON cut before its last brace', '{"name": "get_weather", "parameters": {"city": "Paris"}'],
+    ['Qwen block cut inside the object', 'Checking.\n<tool_call>\n{"name": "get_time", "arguments": {"tz"'],
+    ['Mistral list cut between calls', '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Rome"}}, {"name": "get_time"'],
+  ];
+  for (const [what, text] of cut) {
+    it(`${what}: content, no tool_calls, finish_reason stop (n 2, streamed and not)`, () => {
+      const whole = '{"name": "get_time", "arguments": {"tz": "UTC"}}';
+      const shape: OutputShape = { kind: 'chat', n: 2, logprobs: null, tools: { mode: 'auto', names: NAMES } };
+      const c = new ChoiceCollector(shape);
+      c.add(tok(0, 0, text));
+      c.add(tok(1, 0, whole));
+      const body = fullBody('rid12345', 'm', 1, c, done(['stop', 'stop'])) as unknown as { choices: { message: { content: string | null; tool_calls?: unknown[] }; finish_reason: string }[] };
+      assert.equal(body.choices[0].message.content, text);
+      assert.equal(body.choices[0].message.tool_calls, undefined);
+      assert.equal(body.choices[0].finish_reason, 'stop');
+      assert.equal(body.choices[1].finish_reason, 'tool_calls', 'the other choice, complete, is a call');
+      const w = new ChunkWriter(shape, 'rid12345', 'm', 1, false);
+      type Chunk = { choices: { index: number; delta: { content?: string; tool_calls?: unknown[] }; finish_reason: string | null }[] };
+      const chunks = [...w.start(), ...w.token(tok(0, 0, text)), ...w.token(tok(1, 0, whole)), ...w.end(done(['stop', 'stop']))] as Chunk[];
+      const of = (i: number) => chunks.filter((x) => x.choices[0].index === i).map((x) => x.choices[0]);
+      assert.equal(of(0).map((x) => x.delta.content ?? '').join(''), text);
+      assert.equal(of(0).flatMap((x) => x.delta.tool_calls ?? []).length, 0);
+      assert.equal(of(0).at(-1)!.finish_reason, 'stop');
+      assert.equal(of(1).at(-1)!.finish_reason, 'tool_calls');
+    });
+  }
+});
+
 describe('delivery of n choices', () => {
   it("the attempt filter delivers every choice's tokens (indexes count per choice) and still drops repeats", async () => {
     const { AttemptFilter } = await import('../../services/client/stream.ts');
