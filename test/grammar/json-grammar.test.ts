@@ -314,6 +314,29 @@ describe('grammar errors', () => {
     tok = await loadTokenizer(source);
   });
   after(() => {});
+  it('a schema that accepts nothing is a SchemaError (400 response_format), never output that does not validate', () => {
+    for (const [schema, msg] of [
+      [{ type: [] }, /type is an empty list/],
+      [{ type: 'integer', enum: [1.5] }, /no enum value passes/],
+      [{ type: 'string', const: 3 }, /no const value passes/],
+      [{ type: 'string', maxLength: 1, enum: ['ab'] }, /no enum value passes/],
+    ] as const) {
+      assert.throws(() => jsonConstraint(tok, source.config.vocabSize, [], { type: 'json_schema', schema }), msg, JSON.stringify(schema));
+    }
+  });
+
+  it('enum values that fail the keywords beside them are not generated; the others are', () => {
+    const texts = (schema: Record<string, unknown>) => {
+      const n = compileJsonSchema(schema);
+      assert.equal(n.k, 'lit');
+      return (n as Extract<typeof n, { k: 'lit' }>).texts.map((t) => new TextDecoder().decode(t));
+    };
+    assert.deepEqual(texts({ type: 'string', enum: ['a', 1, 'b', null] }), ['"a"', '"b"']);
+    assert.deepEqual(texts({ type: 'string', nullable: true, enum: ['a', null, 2] }), ['"a"', 'null']);
+    assert.deepEqual(texts({ type: 'string', maxLength: 2, enum: ['ab', 'abc'] }), ['"ab"']);
+    assert.deepEqual(texts({ enum: [1, 'x', null] }), ['1', '"x"', 'null']);
+  });
+
   it('jsonConstraint throws SchemaError naming unsupported keywords', () => {
     assert.throws(() => jsonConstraint(tok, source.config.vocabSize, [], { type: 'json_schema', schema: { type: 'string', format: 'uuid' } }), /#\/format/);
   });

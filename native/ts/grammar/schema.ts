@@ -1,6 +1,7 @@
 // JSON schema → the grammar's value nodes (native/ts/grammar/design.md). A subset: the keywords people send for
 // structured output and tool parameters. Anything else is refused by name (the gateway answers 400, param
 // `response_format`), never silently ignored.
+import { validateInstance } from '../../../contracts/json-instance.ts';
 
 /** A value the grammar can generate. `uid` makes automaton states of different nodes distinct keys. */
 export type GNode =
@@ -68,10 +69,15 @@ export function compileJsonSchema(schema: unknown): GNode {
       try { return build(defs[m[2]], s.$ref, depth + 1); } finally { resolving.delete(m[2]); }
     }
     const lits = (vals: unknown[]): GNode => ({ k: 'lit', uid: uid++, texts: vals.map((v) => enc.encode(JSON.stringify(v))) });
-    if ('const' in s) return lits([s.const]);
-    if (Array.isArray(s.enum)) {
-      if (s.enum.length === 0) throw new SchemaError(`${at}: enum is empty`);
-      return lits(s.enum);
+    if ('const' in s || Array.isArray(s.enum)) {
+      const vals = 'const' in s ? [s.const] : s.enum as unknown[];
+      if (vals.length === 0) throw new SchemaError(`${at}: enum is empty`);
+      // The keywords beside enum/const (type, minLength, ...) bind too: only values that pass them may be generated,
+      // or the output would not validate ({"type": "integer", "enum": [1.5]} accepts nothing).
+      const { enum: _e, const: _c, ...rest } = s;
+      const ok = vals.filter((v) => validateInstance({ ...rest, $defs: defs }, v).length === 0);
+      if (ok.length === 0) throw new SchemaError(`${at}: no ${'const' in s ? 'const' : 'enum'} value passes the schema's other keywords (it accepts nothing)`);
+      return lits(ok);
     }
     const alts = s.anyOf ?? s.oneOf;
     if (alts !== undefined) {
@@ -85,6 +91,7 @@ export function compileJsonSchema(schema: unknown): GNode {
     else if (s.items !== undefined) types = ['array'];
     else return anyValue(() => uid++, depth);
     if (s.nullable === true && !types.includes('null')) types = [...types, 'null'];
+    if (types.length === 0) throw new SchemaError(`${at}: type is an empty list (it accepts nothing)`);
     for (const t of types) if (!TYPES.has(t)) throw new SchemaError(`${at}: unknown type ${JSON.stringify(t)}`);
     const one = (t: string): GNode => {
       switch (t) {
