@@ -306,7 +306,7 @@ export class NativeBackend implements ModelBackend {
       const least = g.minTokens();
       if (least > req.maxTokens) {
         throw new RequestError('invalid_request', {
-          detail: `max_tokens is ${req.maxTokens}${s.maxTokensAsked === undefined ? ' (not set: the default, or what the context leaves)' : ''}, but the shortest document that satisfies ${s.constraint.type === 'json_object' ? 'a JSON object' : 'the JSON schema (response_format or a forced tool call)'} takes ${least} tokens of this model`,
+          detail: `max_tokens is ${req.maxTokens}${s.maxTokensAsked === undefined ? ' (not set: the default, or what the context leaves)' : s.maxTokensAsked > req.maxTokens ? ` (${s.maxTokensAsked} asked, capped by the model's maxTokens)` : ''}, but the shortest document that satisfies ${s.constraint.type === 'json_object' ? 'a JSON object' : 'the JSON schema (response_format or a forced tool call)'} takes ${least} tokens of this model`,
           param: 'max_tokens',
         });
       }

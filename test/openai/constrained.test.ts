@@ -42,7 +42,7 @@ before(async () => {
     budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
     gateway: { port: 0, keepAliveMs: 30_000 },
     worker: { concurrency: 2 },
-    models: [{ id: 'story', path: STORIES, contextLength: 512 }],
+    models: [{ id: 'story', path: STORIES, contextLength: 512 }, { id: 'story-capped', path: STORIES, contextLength: 512, maxTokens: 4 }],
   }, { REDIS_URL: redis.url });
   stack = await startStack(config);
   client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
@@ -204,6 +204,10 @@ describe('other parameters against constrained output', { skip: SKIP, timeout: 3
     assert.deepEqual([e.status, e.param], [400, 'max_tokens'], e.message);
     const d = await sdkRefused({ ...base, response_format: schemaFormat(true), max_tokens: least - 1 });
     assert.equal(d.param, 'max_tokens');
+    // A max_tokens above the model's cap (config maxTokens 4) is capped: the 400 says so rather than quoting 4 alone.
+    const capped = await refused(client.chat.completions.create(chatBody({ model: 'story-capped', response_format: schemaFormat(true), max_tokens: 200 })));
+    assert.deepEqual([capped.status, capped.param], [400, 'max_tokens'], capped.message);
+    assert.match(capped.message, /max_tokens is 4 \(200 asked, capped by the model's maxTokens\)/);
   });
 
   it('logit_bias cannot break the grammar: -100 on every token the JSON needs, +100 on one it forbids; still valid', async () => {
