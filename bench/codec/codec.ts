@@ -22,7 +22,8 @@ const opt = (name: string): string | undefined => {
 };
 const mb = Number(opt('mb') ?? 16);
 const outDir = opt('out');
-const STORIES = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'models', 'stories260K', 'stories260K.gguf');
+/** ../shared/data (SWAPSERVE_SHARED_DATA elsewhere, e.g. in a git worktree). */
+const STORIES = join(process.env.SWAPSERVE_SHARED_DATA ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'data'), 'models', 'stories260K', 'stories260K.gguf');
 const c = codec('cpu');
 
 interface Row { data: string; dtype: CodecDType; tensors: Uint8Array[] }

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 
 import { Engine } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
-import { Runtime, type MoveResult } from '../../native/ts/runtime.ts';
+import { DEFAULT_CODEC_WORK_BYTES, Runtime, type MoveResult } from '../../native/ts/runtime.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { ensureTokenizer } from '../headline/models.ts';
 
@@ -64,9 +64,10 @@ export async function run(argv: string[]): Promise<number> {
   const tokenizer = await loadTokenizer(source);
   const total = source.layout.totalBytes;
   const GiB = 1024 ** 3;
+  // The codec work buffer (staging ring + tables) is carved out of the GPU budget, as in a worker with compression on.
   const rt = Runtime.open({
-    backend: args.backend, hostBudgetBytes: Math.ceil(total * 1.9) + 64 * 1024 ** 2, gpuBudgetBytes: total + 64 * 1024 ** 2,
-    scratchBudgetBytes: rtScratch(total, GiB),
+    backend: args.backend, hostBudgetBytes: Math.ceil(total * 1.9) + 64 * 1024 ** 2, gpuBudgetBytes: total + 64 * 1024 ** 2 + DEFAULT_CODEC_WORK_BYTES,
+    scratchBudgetBytes: rtScratch(total, GiB), codecWorkBytes: DEFAULT_CODEC_WORK_BYTES,
   });
   const id = 'model';
   const vocab = source.config.vocabSize;
