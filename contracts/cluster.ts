@@ -99,6 +99,10 @@ export const WorkerState = z.object({
   heartbeatAt: ms,
   /** Increases with every write, so a reader can drop an older state that arrives late. */
   seq: z.number().int().nonnegative(),
+  /**
+   * What models may use per tier: `gpu` is config budgets.gpuBytes less the codec work buffer (hostCodec.workBytes)
+   * when hostCodec.compress is on, so the scheduler never places more than the device has for weights.
+   */
   budgets: TierBytes,
   usage: TierBytes,
   /** Most jobs this worker runs at once over all models. */

@@ -1,4 +1,5 @@
-// `swapserve bench codec --model DIR [--reps 5] [--prompt 128] [--max-ratio 0.9] [--out FILE] [--md FILE] [--backend B]`:
+// `swapserve bench codec --model DIR [--reps 5] [--prompt 128] [--max-ratio 0.9] [--out FILE] [--md FILE] [--backend B]
+// [--codec-threads N]` (encoder + CPU decoder threads, 0 = the runtime's default):
 // the host-tier codec through the real runtime and engine (issue 15), in one process and one run: the plain pinned
 // copy of the raw bytes (the floor), swapIn of the raw host copy, compress (ratio, encode time), swapIn of the
 // compressed copy (copy + GPU decode pipelined), and swap TTFT at --prompt tokens for both (swapIn issued, engine
@@ -9,14 +10,14 @@ import { performance } from 'node:perf_hooks';
 
 import { Engine } from '../../native/ts/engine.ts';
 import { openModel } from '../../native/ts/model/index.ts';
-import { Runtime, type MoveResult } from '../../native/ts/runtime.ts';
+import { DEFAULT_CODEC_WORK_BYTES, Runtime, type MoveResult } from '../../native/ts/runtime.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { ensureTokenizer } from '../headline/models.ts';
 
-interface Args { model: string; reps: number; prompt: number; maxRatio: number; out?: string; md?: string; backend: 'auto' | 'cpu' | 'cuda' }
+interface Args { model: string; reps: number; prompt: number; maxRatio: number; out?: string; md?: string; backend: 'auto' | 'cpu' | 'cuda'; codecThreads: number }
 
 function parseArgs(argv: string[]): Args {
-  const a: Partial<Args> = { reps: 5, prompt: 128, maxRatio: 0.9, backend: 'auto' };
+  const a: Partial<Args> = { reps: 5, prompt: 128, maxRatio: 0.9, backend: 'auto', codecThreads: 0 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -32,6 +33,7 @@ function parseArgs(argv: string[]): Args {
     if (k === '--model') a.model = v();
     else if (k === '--reps') a.reps = int('--reps', 1, 50);
     else if (k === '--prompt') a.prompt = int('--prompt', 1, 8192);
+    else if (k === '--codec-threads') a.codecThreads = int('--codec-threads', 0, 1024);
     else if (k === '--max-ratio') {
       a.maxRatio = Number(v());
       if (!(a.maxRatio > 0 && a.maxRatio <= 1)) throw new Error(`Expected a number in (0, 1] for --max-ratio but received ${argv[i]}`);
@@ -41,7 +43,7 @@ function parseArgs(argv: string[]): Args {
       const b = v();
       if (b !== 'auto' && b !== 'cpu' && b !== 'cuda') throw new Error(`Expected auto, cpu or cuda for --backend but received ${b}`);
       a.backend = b;
-    } else throw new Error(`unknown option ${k} (options: --model DIR, --reps 5, --prompt 128, --max-ratio 0.9, --out FILE, --md FILE, --backend auto|cpu|cuda)`);
+    } else throw new Error(`unknown option ${k} (options: --model DIR, --reps 5, --prompt 128, --max-ratio 0.9, --out FILE, --md FILE, --backend auto|cpu|cuda, --codec-threads 0)`);
   }
   if (!a.model) throw new Error('--model DIR is required (a safetensors/GGUF model; bench/codec/make_model.py writes an 8B one)');
   return a as Args;
@@ -64,14 +66,15 @@ export async function run(argv: string[]): Promise<number> {
   const tokenizer = await loadTokenizer(source);
   const total = source.layout.totalBytes;
   const GiB = 1024 ** 3;
+  // The codec work buffer (staging ring + tables) is carved out of the GPU budget, as in a worker with compression on.
   const rt = Runtime.open({
-    backend: args.backend, hostBudgetBytes: Math.ceil(total * 1.9) + 64 * 1024 ** 2, gpuBudgetBytes: total + 64 * 1024 ** 2,
-    scratchBudgetBytes: rtScratch(total, GiB),
+    backend: args.backend, hostBudgetBytes: Math.ceil(total * 1.9) + 64 * 1024 ** 2, gpuBudgetBytes: total + 64 * 1024 ** 2 + DEFAULT_CODEC_WORK_BYTES,
+    scratchBudgetBytes: rtScratch(total, GiB), codecWorkBytes: DEFAULT_CODEC_WORK_BYTES, codecThreads: args.codecThreads,
   });
   const id = 'model';
   const vocab = source.config.vocabSize;
   const prompt = [source.config.bosTokenId ?? 1, ...Array.from({ length: args.prompt - 1 }, (_, i) => (1000 + i * 7919) % vocab)];
-  const res: Record<string, unknown> = { device: rt.deviceName, backend: rt.backend, date: new Date().toISOString(), model: args.model, bytes: total, groups: source.layout.groups.length, reps: args.reps, promptTokens: args.prompt, dtype: source.dtype };
+  const res: Record<string, unknown> = { device: rt.deviceName, backend: rt.backend, date: new Date().toISOString(), model: args.model, bytes: total, groups: source.layout.groups.length, reps: args.reps, promptTokens: args.prompt, dtype: source.dtype, codecThreads: args.codecThreads };
   try {
     rt.register(id, source.layout);
     await rt.hostReady;

@@ -43,7 +43,7 @@ export interface NativeRuntimeOptions {
   deferHostPin: boolean;
   codecVerify?: boolean;
   codecThreads?: number;
-  codecStagingBytes?: number;
+  codecWorkBytes?: number;
 }
 
 export interface NativeCompressResult {
@@ -81,7 +81,7 @@ export interface NativeRuntimeObject {
   residency(id: string): { state: string; host: boolean; gpu: boolean; leases: number; prefixGroups: number; prefixBytes: number; codec: string; codecRatio: number; codecStoredBytes: number };
   /** pieces: [arenaOffset, bytes, dtype (0 bf16, 1 fp16, 2 fp32, -1 stored raw)]. */
   compress(id: string, pieces: [number, number, number][], maxRatio: number): Promise<NativeCompressResult>;
-  usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number } };
+  usage(): { host: { budgetBytes: number; usedBytes: number; ready: boolean }; gpu: { budgetBytes: number; usedBytes: number }; scratch: { budgetBytes: number; usedBytes: number }; codecWorkBytes: number };
   checksum(id: string, tier: 'host' | 'gpu'): Promise<string>;
   whenHostReady(): Promise<void>;
   pinHostPool(): void;

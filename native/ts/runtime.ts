@@ -35,9 +35,26 @@ export interface RuntimeOptions {
    * reported landed (debug; the CPU decoder always verifies). @defaultValue env SWAPSERVE_CODEC_VERIFY === '1'
    */
   codecVerify?: boolean;
-  /** Encoder threads for host-tier compression, 0 = all cores. @defaultValue 0 */
+  /**
+   * Host-tier codec threads: the encoder's (0 = all cores) and the CPU backend's compressed swap-in decoder's
+   * (0 = all cores, at most 8). @defaultValue 0
+   */
   codecThreads?: number;
+  /**
+   * Device work buffer for compressed swap-ins on the GPU (staging slots + the image's tables;
+   * native/src/runtime/codec/design.md "Device memory"), carved out of `gpuBudgetBytes`: the gpu pool that holds
+   * the models is `gpuBudgetBytes - codecWorkBytes` (`usage().gpu.budgetBytes`), so the device holds exactly
+   * gpuBudgetBytes + scratchBudgetBytes. The CPU backend shrinks its gpu pool the same way (same budgets) and
+   * allocates nothing for it. 0 or at least 5 MiB (CODEC_MIN_WORK_BYTES). 0: the CUDA backend refuses
+   * compress(); a model whose tables would not fit beside the slots stays raw (its reason says so). @defaultValue 0
+   */
+  codecWorkBytes?: number;
 }
+
+/** Smallest codec work buffer: 4 staging slots of 1 MiB + 1 MiB of tables (native codec::kMinWorkBytes). */
+export const CODEC_MIN_WORK_BYTES = 5 * 1024 * 1024;
+/** The worker's default codec work buffer (config hostCodec.workBytes): 128 MiB of staging + 16 MiB of tables. */
+export const DEFAULT_CODEC_WORK_BYTES = 144 * 1024 * 1024;
 
 /** A model's host-tier codec state (runtime/compress.cc). */
 export type HostCodecState = 'none' | 'encoding' | 'compressed' | 'raw' | 'failed';
@@ -225,6 +242,10 @@ export class Runtime {
     if (opts.codecVerify !== undefined && typeof opts.codecVerify !== 'boolean') throw invalidArgument('a boolean', 'codecVerify', opts.codecVerify);
     const codecThreads = opts.codecThreads ?? 0;
     if (!Number.isInteger(codecThreads) || codecThreads < 0 || codecThreads > 1024) throw invalidArgument('an integer in [0, 1024]', 'codecThreads', codecThreads);
+    const codecWorkBytes = opts.codecWorkBytes ?? 0;
+    if (!isBytes(codecWorkBytes) || (codecWorkBytes !== 0 && (codecWorkBytes < CODEC_MIN_WORK_BYTES || codecWorkBytes > o.gpuBudgetBytes))) {
+      throw invalidArgument(`0 or an integer number of bytes in [5 MiB, gpuBudgetBytes = ${o.gpuBudgetBytes}]`, 'codecWorkBytes', codecWorkBytes);
+    }
     const addon = loadAddon(backend);
     const site = captureSite();
     try {
@@ -232,7 +253,7 @@ export class Runtime {
         backend, device: o.device, hostBudgetBytes: o.hostBudgetBytes, gpuBudgetBytes: o.gpuBudgetBytes,
         scratchBudgetBytes: o.scratchBudgetBytes, stagingBytes: o.stagingBytes, readThreads: o.readThreads,
         deferHostPin: o.deferHostPin === true,
-        codecVerify: opts.codecVerify ?? process.env.SWAPSERVE_CODEC_VERIFY === '1', codecThreads,
+        codecVerify: opts.codecVerify ?? process.env.SWAPSERVE_CODEC_VERIFY === '1', codecThreads, codecWorkBytes,
       });
       return new Runtime(addon, native);
     } catch (e) {
@@ -354,7 +375,8 @@ export class Runtime {
     }
   }
 
-  usage(): { host: PoolUsage; gpu: PoolUsage; scratch: PoolUsage } {
+  /** Pool budgets and use; `gpu.budgetBytes` excludes `codecWorkBytes` (the codec work buffer carved out of gpuBudgetBytes). */
+  usage(): { host: PoolUsage; gpu: PoolUsage; scratch: PoolUsage; codecWorkBytes: number } {
     return this.native.usage();
   }
 

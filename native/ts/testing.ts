@@ -91,6 +91,10 @@ export interface CodecHooks {
     dtype: CodecDType; mode: 'raw' | 'huffman'; elements: number; chunks: number; rawBytes: number; bytes: number; payloadOffset: number;
   };
   codeLengths(freqs: number[], maxLen: number): number[];
+  /** The containers as one host image's entries, decoded as the runtime's CPU swap-in does (DecodeEntries) on `threads` threads, outputs back to back. */
+  decodeEntries(containers: Uint8Array[], rawBytes: number[], threads: number): { data: Buffer; seconds: number };
+  /** Where a compressed GPU swap-in puts its work in a codec work buffer of workBytes (throws budget when the tables leave too little). */
+  planWork(tablesBytes: number, totalChunks: number, workBytes: number): { tablesAt: number; sumsAt: number; errAt: number; slotsAt: number; slotBytes: number; usedBytes: number };
 }
 export type CodecDType = 'bf16' | 'fp16' | 'fp32';
 
@@ -102,5 +106,7 @@ export function codec(backend: Backend = 'cpu'): CodecHooks {
     decode: (d) => call(() => c.decode(d)),
     inspect: (d) => call(() => c.inspect(d)),
     codeLengths: (f, m) => call(() => c.codeLengths(f, m)),
+    decodeEntries: (cs, raw, t) => call(() => c.decodeEntries(cs, raw, t)),
+    planWork: (tb, n, w) => call(() => c.planWork(tb, n, w)),
   };
 }

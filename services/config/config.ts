@@ -12,6 +12,10 @@ import { engineTuningSchema } from '../../native/ts/tuning.ts';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** hostCodec.workBytes that leaves the models no GPU budget. */
+const codecWorkMessage = (work: number, gpu: number): string =>
+  `the codec work buffer (${work} bytes) must be below budgets.gpuBytes (${gpu} bytes): it is reserved out of the GPU budget when hostCodec.compress is on`;
+
 /** Byte sizes may be written as numbers or as strings like "512MiB", "16GB", "1.5GiB". */
 export const bytes = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
@@ -265,18 +269,30 @@ export const configSchema = z.object({
   /**
    * The host tier's lossless codec (issue 15; native/src/runtime/codec/design.md): when a model enters the host tier
    * the worker encodes it in the background and keeps the compressed copy when compressed/raw <= maxRatio (the host
-   * budget then holds the compressed bytes; swap_in decodes, on the GPU under CUDA). @defaultValue { compress: false, maxRatio: 0.9 }
+   * budget then holds the compressed bytes; swap_in decodes, on the GPU under CUDA). With compress on, the GPU
+   * decode's work buffer (`workBytes`) comes out of `budgets.gpuBytes`. @defaultValue { compress: false, maxRatio: 0.9, workBytes: 144MiB }
    */
   hostCodec: z.object({
     /** Encode models entering the host tier. @defaultValue false */
     compress: z.boolean().default(false),
     /** Keep the raw copy above this compressed/raw ratio (random weights measure ~1.0). @defaultValue 0.9 */
     maxRatio: z.number().gt(0).lte(1).default(0.9),
+    /**
+     * With `compress` on: device memory for compressed swap-ins (4 staging slots of up to 32 MiB + the model's
+     * codec tables, ~16 bytes per 128 KiB of bf16 weights; native/src/runtime/codec/design.md "Device memory"),
+     * reserved out of `budgets.gpuBytes` at worker start (the worker reports gpuBytes - workBytes as its GPU budget,
+     * on both backends). A model whose tables do not fit beside 4 slots of 1 MiB stays raw. At least 5MiB and below
+     * budgets.gpuBytes (after a co-location share). @defaultValue 144MiB
+     */
+    workBytes: bytes.default(144 * MiB).refine((b) => b >= 5 * MiB, { message: 'must be at least 5MiB (4 staging slots of 1 MiB + 1 MiB of tables)' }),
   }).strict().prefault({}),
   budgets: z.object({
     /** Pinned host tier per worker. @defaultValue 8GiB */
     hostBytes: bytes.default(8 * GiB),
-    /** GPU weights tier per worker (a separate arena under the CPU backend). @defaultValue 4GiB */
+    /**
+   * GPU weights tier per worker (a separate arena under the CPU backend). With `hostCodec.compress` on it also holds
+   * the codec's work buffer (`hostCodec.workBytes`): models get the rest. @defaultValue 4GiB
+   */
     gpuBytes: bytes.default(4 * GiB),
     /** KV cache and activations per worker. @defaultValue 1GiB */
     scratchBytes: bytes.default(GiB),
@@ -339,6 +355,9 @@ export const configSchema = z.object({
       if (!seen.has(m)) ctx.addIssue({ code: 'custom', path: ['placement', 'groups', i, 'models', j], message: `model "${m}" is not in models` });
     });
   });
+  if (c.hostCodec.compress && c.hostCodec.workBytes >= c.budgets.gpuBytes) {
+    ctx.addIssue({ code: 'custom', path: ['hostCodec', 'workBytes'], message: codecWorkMessage(c.hostCodec.workBytes, c.budgets.gpuBytes) });
+  }
   if (c.worker.group !== undefined && !groups.has(c.worker.group)) {
     ctx.addIssue({ code: 'custom', path: ['worker', 'group'], message: `worker group "${c.worker.group}" is not one of placement.groups (${[...groups].join(', ') || 'none'})` });
   }
@@ -401,6 +420,9 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
     const n = Number(env[GPU_SHARE_ENV]);
     if (!Number.isInteger(n) || n < 1 || n > 8) throw new ConfigError(`${GPU_SHARE_ENV} must be an integer 1..8, received "${env[GPU_SHARE_ENV]}"`);
     cfg.budgets = { hostBytes: Math.floor(cfg.budgets.hostBytes / n), gpuBytes: Math.floor(cfg.budgets.gpuBytes / n), scratchBytes: Math.floor(cfg.budgets.scratchBytes / n) };
+    if (cfg.hostCodec.compress && cfg.hostCodec.workBytes >= cfg.budgets.gpuBytes) {
+      throw new ConfigError(`hostCodec.workBytes: ${codecWorkMessage(cfg.hostCodec.workBytes, cfg.budgets.gpuBytes)} (this worker's share, ${GPU_SHARE_ENV}=${n})`);
+    }
   }
   if (env[HOST_BYTES_ENV]) {
     // This worker's part of the machine's pinned host RAM, split by `swapserve up` (after the share above).

@@ -43,6 +43,7 @@ export interface PrefixBackend {
 export interface ModelBackend {
   readonly kind: 'cpu' | 'cuda';
   readonly device: string;
+  /** What models may use per tier (the GPU's less any device memory the backend keeps for itself, e.g. the codec work buffer). */
   readonly budgets: { host: number; gpu: number };
   /** Opens and validates the model's weight files and registers its layout; returns its arena size (bytes). */
   register(model: ModelEntry): Promise<{ bytes: number }>;

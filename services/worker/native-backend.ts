@@ -103,6 +103,9 @@ export class NativeBackend implements ModelBackend {
       // PIN_IDLE_MS (after the moves in flight then), or at once when a move into the host tier needs it. Small
       // pools and the CPU backend (nothing to register) are pinned at once, as without the option.
       deferHostPin: true,
+      // With compression on, the GPU decode's work buffer is carved out of the GPU budget (the runtime's gpu pool
+      // gets the rest; native/src/runtime/codec/design.md "Device memory"): budgets.gpu below reports what is left.
+      ...(config.hostCodec.compress ? { codecWorkBytes: config.hostCodec.workBytes } : {}),
     });
     this.pinTimer = setTimeout(() => {
       this.pinWhenIdle = true;
@@ -112,7 +115,7 @@ export class NativeBackend implements ModelBackend {
     if (this.runtime.backend !== 'cuda' || config.budgets.hostBytes < DEFER_PIN_MIN_BYTES) this.runtime.pinHostPool();
     this.kind = this.runtime.backend;
     this.device = this.runtime.deviceName || this.kind;
-    this.budgets = { host: config.budgets.hostBytes, gpu: config.budgets.gpuBytes };
+    this.budgets = { host: config.budgets.hostBytes, gpu: this.runtime.usage().gpu.budgetBytes };
     this.maxBatch = opts.maxBatch ?? Math.min(config.worker.concurrency, ENGINE_HAS_STATS ? MAX_BATCH : LEGACY_MAX_BATCH);
     this.threads = opts.threads ?? 0;
     this.tuning = config.engine;

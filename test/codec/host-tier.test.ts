@@ -22,6 +22,8 @@ import { needsData } from '../helpers/requires.ts';
 /** SWAPSERVE_TEST_BACKEND=cuda runs these tests on the CUDA backend (GPU decode; bench/codec/run_device.sh). */
 const BACKEND = (process.env.SWAPSERVE_TEST_BACKEND ?? 'cpu') as 'cpu' | 'cuda';
 const MiB = 1 << 20;
+/** The codec work buffer, carved out of the gpu budget (the CUDA backend's compress needs one): each budget adds it. */
+const WORK = 8 * MiB;
 const greedy = { prompt: [1], maxTokens: 32, temperature: 0, topP: 1, topK: 0 };
 
 async function ids(it: AsyncIterable<GenerateEvent>): Promise<number[]> {
@@ -40,7 +42,7 @@ describe(`host-tier codec: stories260K compressed, swapped in, same greedy text 
   before(async () => {
     source = await openModel(STORIES260K_GGUF);
     tokenizer = await loadTokenizer(source);
-    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: 64 * MiB });
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB + WORK, codecWorkBytes: WORK, scratchBudgetBytes: 64 * MiB });
     rt.register('stories', source.layout);
     await rt.load('stories');
     rawSum = await rt.checksum('stories', 'host');
@@ -122,7 +124,7 @@ describe(`host-tier codec: incompressible weights stay raw (${BACKEND})`, () => 
       groups: [0, 1, 2].map((g) => ({ start: g * groupBytes, end: (g + 1) * groupBytes })),
       segments: [{ file, fileOffset: 0, bytes: 3 * groupBytes, arenaOffset: 0 }],
     };
-    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB, scratchBudgetBytes: MiB });
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 4 * MiB, gpuBudgetBytes: 4 * MiB + WORK, codecWorkBytes: WORK, scratchBudgetBytes: MiB });
     rt.register('random', layout);
   });
   after(async () => { await rt?.close(); rmSync(dir, { recursive: true, force: true }); });
@@ -164,7 +166,7 @@ describe(`host-tier codec: a tiny bf16 llama compressed and swapped in (${BACKEN
     await writeTinyModel(dir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: 3, shards: 2, config: { hiddenSize: 256, intermediateSize: 768, numLayers: 4, numHeads: 8, numKvHeads: 4, headDim: 32, maxPositions: 1024, vocabSize: 4096 } });
     source = await openModel(dir);
     tokenizer = await loadTokenizer(source);
-    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 64 * MiB, gpuBudgetBytes: 64 * MiB, scratchBudgetBytes: 64 * MiB });
+    rt = Runtime.open({ backend: BACKEND, hostBudgetBytes: 64 * MiB, gpuBudgetBytes: 64 * MiB + WORK, codecWorkBytes: WORK, scratchBudgetBytes: 64 * MiB });
     rt.register('tiny', source.layout);
   });
   after(async () => { await rt?.close(); rmSync(dir, { recursive: true, force: true }); });

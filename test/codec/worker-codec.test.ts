@@ -16,13 +16,14 @@ describe('worker: models entering the host tier are compressed in the background
   before(() => {
     const config = parseConfig({
       modelRoots: [dirname(STORIES260K_GGUF)], budgets: { hostBytes: '16MiB', gpuBytes: '16MiB', scratchBytes: '64MiB' },
-      hostCodec: { compress: true, maxRatio: 0.9 }, models: [{ id: 'stories', path: STORIES260K_GGUF }],
+      hostCodec: { compress: true, maxRatio: 0.9, workBytes: '8MiB' }, models: [{ id: 'stories', path: STORIES260K_GGUF }],
     }, {});
     backend = new NativeBackend(config, { backend: 'cpu', threads: 1 });
   });
   after(async () => { await backend?.close(); });
 
   it('encodes after load, charges the compressed bytes, and swaps in from them', async () => {
+    assert.equal(backend.budgets.gpu, 8 * 1024 * 1024);  // 16 MiB less the codec work buffer
     const { bytes } = await backend.register({ id: 'stories', path: STORIES260K_GGUF } as Parameters<NativeBackend['register']>[0]);
     assert.equal(backend.hostCodec('stories')?.state, 'none');
     await backend.move('load', 'stories');

@@ -3,6 +3,7 @@
 // (the CUDA backend's pipelined copy + GPU decode is in codec/cuda/swap_gpu.cc).
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "runtime/core.h"
 #include "runtime/hash.h"
@@ -19,6 +20,10 @@ RuntimeCore::CompressJob RuntimeCore::beginCompress(const std::string& id, std::
   }
   if (m->host->image) throw NativeError(ErrorCode::kState, name + " is already compressed on the host tier");
   if (std::string(m->codec) == "encoding") throw NativeError(ErrorCode::kState, name + " is already being compressed");
+  if (opts_.cuda && opts_.codecWorkBytes == 0) {
+    throw NativeError(ErrorCode::kState, "compress on the CUDA backend needs a codec work buffer for the GPU decode: open the runtime with "
+                                         "codecWorkBytes > 0 (carved out of gpuBudgetBytes; config hostCodec.workBytes)");
+  }
   const Layout& L = m->layout;
   std::sort(pieces.begin(), pieces.end(), [](const codec::Piece& a, const codec::Piece& b) { return a.arenaOffset < b.arenaOffset; });
   uint64_t prevEnd = 0;
@@ -71,6 +76,15 @@ RuntimeCore::CompressResult RuntimeCore::runCompress(const CompressJob& j) {
       std::snprintf(why, sizeof why, "compressed/raw = %.4f is above the threshold %.4f", r.ratio, j.maxRatio);
       settle("raw", why);
       return r;
+    }
+    if (opts_.codecWorkBytes > 0) {
+      // Its swap-in must fit the fixed codec work buffer (its tables + the staging slots): else it stays raw.
+      try {
+        codec::PlanWork(*b.index, opts_.codecWorkBytes);
+      } catch (const NativeError& e) {
+        settle("raw", e.what());
+        return r;
+      }
     }
     std::shared_ptr<Block> blk;
     {
@@ -150,10 +164,20 @@ void RuntimeCore::doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& 
   while (i < img.entries.size() && img.entries[i].group < R) ++i;
   for (int g = R; g < G; ++g) {
     p.target->events[g] = device->newEvent(false);
-    for (; i < img.entries.size() && img.entries[i].group == g; ++i) {
-      if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
-      codec::DecodeEntry(img, host, i, dst);  // verifies every chunk's checksum and the tensor's hash
+    if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
+    size_t i1 = i;
+    while (i1 < img.entries.size() && img.entries[i1].group == g) ++i1;
+    {
+      // The group's chunks on the decoder threads (every chunk's checksum and each tensor's hash verified; the
+      // error is the one a decode in entry order meets first). Concurrent swap-ins take turns per group.
+      std::lock_guard<std::mutex> l(decodeMu_);
+      if (!decodePool_) {
+        const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        decodePool_ = std::make_unique<engine::ThreadPool>(opts_.codecThreads > 0 ? opts_.codecThreads : std::min(hw, kMaxDecodeThreads));
+      }
+      codec::DecodeEntries(img, host, i, i1, dst, *decodePool_, &abort_);
     }
+    i = i1;
     stream->record(*p.target->events[g]);
     p.target->markEnqueued(g);
     p.target->markLanded(g);
@@ -170,7 +194,6 @@ void RuntimeCore::doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& 
 void RuntimeCore::doSwapInCompressedGpu(const Prepared&, const MoveCallbacks&, MoveResult&) {
   throw NativeError(ErrorCode::kState, "compressed swap-in on a GPU needs the CUDA build");
 }
-uint8_t* RuntimeCore::codecWork(uint64_t) { throw NativeError(ErrorCode::kState, "no device work buffer in the CPU build"); }
 #endif
 
 }  // namespace swapserve::runtime

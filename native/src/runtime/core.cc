@@ -146,10 +146,22 @@ std::shared_ptr<RuntimeCore> RuntimeCore::Open(const RuntimeOptions& o) {
   dev->bindThread();
   c->host_ = std::make_shared<Pool>("host", o.hostBudget, 4096);
   c->staging_ = std::make_shared<Pool>("staging", o.stagingBytes, 4096);
-  c->gpu_ = std::make_shared<Pool>("gpu", o.gpuBudget, 256);
+  // The codec work buffer is part of the gpu budget (codec/design.md "Device memory"): the pool gets the rest.
+  if (o.codecWorkBytes > 0 && (o.codecWorkBytes < codec::kMinWorkBytes || o.codecWorkBytes > o.gpuBudget)) {
+    throw NativeError(ErrorCode::kInvalidArgument, "codecWorkBytes must be 0 or in [" + std::to_string(codec::kMinWorkBytes) + ", gpuBudgetBytes = " +
+                                                       std::to_string(o.gpuBudget) + "], received " + std::to_string(o.codecWorkBytes));
+  }
+  const uint64_t gpuPool = o.gpuBudget - o.codecWorkBytes;
+  c->gpu_ = std::make_shared<Pool>("gpu", gpuPool, 256);
   c->scratch_ = std::make_shared<Pool>("scratch", o.scratchBudget, 256);
-  // Device memory: one allocation per pool, now (cudaMalloc is fast; a failure is reported at open).
-  for (auto& [pool, bytes] : {std::pair{c->gpu_, o.gpuBudget}, std::pair{c->scratch_, o.scratchBudget}}) {
+  // Device memory: one allocation per pool and the codec work buffer, now (cudaMalloc is fast; a failure is
+  // reported at open). Together exactly gpuBudget + scratchBudget.
+  if (o.cuda && o.codecWorkBytes > 0) {
+    c->codecWork_.device = dev;
+    c->codecWork_.p = static_cast<uint8_t*>(dev->allocDevice(o.codecWorkBytes));
+    c->codecWork_.bytes = o.codecWorkBytes;
+  }
+  for (auto& [pool, bytes] : {std::pair{c->gpu_, gpuPool}, std::pair{c->scratch_, o.scratchBudget}}) {
     if (bytes == 0) {
       pool->setMemory(nullptr, {});
       continue;

@@ -13,6 +13,7 @@
 
 #include "common/errors.h"
 #include "common/weights.h"
+#include "engine/cpu/thread_pool.h"
 #include "runtime/codec/host_image.h"
 #include "runtime/device.h"
 #include "runtime/pool.h"
@@ -123,8 +124,15 @@ struct RuntimeOptions {
   bool deferHostPin = false;
   // Compressed swap-in: verify every decoded chunk's checksum on the GPU (debug; the CPU decoder always does).
   bool codecVerify = false;
-  int codecThreads = 0;                       // encoder threads, 0 = all cores
-  uint64_t codecStagingBytes = 128ull << 20;  // device staging for compressed swap-in, kCodecSlots slots
+  // Host-tier codec threads: the encoder (0 = all cores) and the CPU backend's swap-in decoder (0 = all cores, at
+  // most kMaxDecodeThreads).
+  int codecThreads = 0;
+  // Device work buffer of compressed GPU swap-ins (staging slots + the image's tables; codec/design.md "Device
+  // memory"), carved out of gpuBudget at open: the gpu pool gets gpuBudget - codecWorkBytes, so the device holds
+  // exactly gpuBudget + scratchBudget. Allocated at open on CUDA; on the CPU backend only the pool shrinks (same
+  // budgets on both backends). 0: none (the CUDA backend then refuses compress). A model whose tables do not fit
+  // beside the slots stays raw (runCompress says why).
+  uint64_t codecWorkBytes = 0;
 };
 
 // Holds the background pinning of the host pool until released (deferHostPin) or cancelled (close).
@@ -154,7 +162,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
  public:
   static constexpr int kStagingSlots = 16;
   static constexpr uint64_t kLoadChunkBytes = 16ull << 20;
-  static constexpr int kCodecSlots = 4;
+  static constexpr int kMaxDecodeThreads = 8;
 
   // JS thread. Sets up the device and the gpu/scratch pools; pins the host pool and staging in the background.
   static std::shared_ptr<RuntimeCore> Open(const RuntimeOptions& o);
@@ -165,6 +173,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void unregisterModel(const std::string& id);
   ResidencyInfo residency(const std::string& id);
   PoolInfo hostUsage(), gpuUsage(), scratchUsage();
+  uint64_t codecWorkBytes() const { return opts_.codecWorkBytes; }  // carved out of gpuBudget (gpuUsage's budget excludes it)
   // Checks the state, reserves the target block (kBudget/kOom before any allocation) and marks the model busy.
   struct Prepared {
     MoveKind kind;
@@ -236,7 +245,6 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   // swap_in from a compressed host image: CPU decode (compress.cc) or copy + GPU decode pipelined (codec/cuda/swap_gpu.cc).
   void doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   void doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
-  uint8_t* codecWork(uint64_t bytes);  // device work buffer (staging + tables), outside the pools; codecMu_ held
 
   RuntimeOptions opts_;
   std::mutex mu_;
@@ -247,6 +255,8 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   std::unique_ptr<ReadPool> readers_;
   std::mutex stagingMu_;  // one loadToGpu at a time uses the staging slots
   std::mutex codecMu_;    // one compressed GPU swap-in at a time uses the codec work buffer
+  std::mutex decodeMu_;   // one group's CPU decode at a time uses decodePool_
+  std::unique_ptr<engine::ThreadPool> decodePool_;  // CPU swap-in decoder threads, made at first use (decodeMu_)
   struct DeviceBuffer {
     std::shared_ptr<Device> device;
     uint8_t* p = nullptr;
@@ -254,7 +264,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     ~DeviceBuffer() {
       if (p) device->freeDevice(p, bytes);
     }
-  } codecWork_;
+  } codecWork_;  // opts_.codecWorkBytes of device memory (CUDA; allocated at open, part of gpuBudget)
   std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
   std::atomic<int> injected_{-1};
   std::atomic<int> injectedPass_{-1};  // an ErrorCode for the next engine pass (tests), -1 = none

@@ -82,7 +82,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     opts.deferHostPin = o.Get("deferHostPin").ToBoolean().Value();
     opts.codecVerify = o.Get("codecVerify").ToBoolean().Value();
     if (o.Get("codecThreads").IsNumber()) opts.codecThreads = o.Get("codecThreads").As<Napi::Number>().Int32Value();
-    if (o.Get("codecStagingBytes").IsNumber()) opts.codecStagingBytes = U64(o.Get("codecStagingBytes"));
+    if (o.Get("codecWorkBytes").IsNumber()) opts.codecWorkBytes = U64(o.Get("codecWorkBytes"));
     try {
       core = RuntimeCore::Open(opts);
     } catch (const NativeError& e) {
@@ -186,6 +186,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     o.Set("host", PoolToJs(env, core->hostUsage(), true));
     o.Set("gpu", PoolToJs(env, core->gpuUsage(), false));
     o.Set("scratch", PoolToJs(env, core->scratchUsage(), false));
+    o.Set("codecWorkBytes", Napi::Number::New(env, static_cast<double>(core->codecWorkBytes())));
     return o;
   }
 

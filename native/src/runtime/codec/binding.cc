@@ -8,7 +8,9 @@
 #include <string>
 
 #include "common/napi_error.h"
+#include "engine/cpu/thread_pool.h"
 #include "runtime/codec/codec.h"
+#include "runtime/codec/host_image.h"
 
 namespace swapserve::runtime::codec {
 namespace {
@@ -83,6 +85,67 @@ Napi::Value DecodeJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// decodeEntries(containers: Uint8Array[], rawBytes: number[], threads) -> {data, seconds}: the containers as the
+// entries of one host image (back to back, 16-aligned), decoded by DecodeEntries (the runtime's CPU swap-in) on a
+// pool of `threads` into one output, entry after entry. Errors as the runtime's swap-in reports them.
+Napi::Value DecodeEntriesJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray() || !info[1].IsArray() || !info[2].IsNumber()) Bad("codec: decodeEntries(containers: Uint8Array[], rawBytes: number[], threads: number)");
+    Napi::Array cs = info[0].As<Napi::Array>(), raws = info[1].As<Napi::Array>();
+    const int threads = info[2].As<Napi::Number>().Int32Value();
+    if (cs.Length() != raws.Length() || threads < 1 || threads > 64) Bad("codec: one rawBytes per container, threads in 1..64");
+    HostImage img;
+    std::vector<Napi::Uint8Array> in;
+    uint64_t at = 0, out = 0;
+    for (uint32_t i = 0; i < cs.Length(); ++i) {
+      Napi::Value v = cs.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) Bad("codec: expected Uint8Array containers");
+      in.push_back(v.As<Napi::Uint8Array>());
+      Entry e;
+      e.containerOff = at;
+      e.containerBytes = in.back().ByteLength();
+      e.arenaOffset = out;
+      e.rawBytes = static_cast<uint64_t>(raws.Get(i).ToNumber().DoubleValue());
+      at = (at + e.containerBytes + 15) / 16 * 16;
+      out += e.rawBytes;
+      img.entries.push_back(std::move(e));
+    }
+    std::vector<uint8_t> image(at);
+    for (size_t i = 0; i < in.size(); ++i) std::memcpy(image.data() + img.entries[i].containerOff, in[i].Data(), in[i].ByteLength());
+    Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::New(env, out);
+    engine::ThreadPool pool(threads);
+    auto t0 = std::chrono::steady_clock::now();
+    DecodeEntries(img, image.data(), 0, img.entries.size(), data.Data(), pool, nullptr);
+    double secs = Seconds(t0);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("data", data);
+    r.Set("seconds", secs);
+    return r;
+  });
+}
+
+// planWork(tablesBytes, totalChunks, workBytes) -> {tablesAt, sumsAt, errAt, slotsAt, slotBytes, usedBytes}: where a
+// compressed GPU swap-in of an image with these tables puts its work in a codec work buffer of workBytes.
+Napi::Value PlanWorkJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) Bad("codec: planWork(tablesBytes, totalChunks, workBytes)");
+    HostImage img;
+    img.tablesBytes = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+    img.totalChunks = info[1].As<Napi::Number>().Uint32Value();
+    WorkPlan w = PlanWork(img, static_cast<uint64_t>(info[2].As<Napi::Number>().DoubleValue()));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tablesAt", static_cast<double>(w.tablesAt));
+    r.Set("sumsAt", static_cast<double>(w.sumsAt));
+    r.Set("errAt", static_cast<double>(w.errAt));
+    r.Set("slotsAt", static_cast<double>(w.slotsAt));
+    r.Set("slotBytes", static_cast<double>(w.slotBytes));
+    r.Set("usedBytes", static_cast<double>(w.usedBytes));
+    return r;
+  });
+}
+
 // inspect(container) -> {dtype, mode, elements, chunks, rawBytes, bytes, payloadBytes}
 Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -128,6 +191,8 @@ void RegisterCodecTesting(Napi::Env env, Napi::Object testing) {
   c.Set("decode", Napi::Function::New(env, runtime::codec::DecodeJs));
   c.Set("inspect", Napi::Function::New(env, runtime::codec::InspectJs));
   c.Set("codeLengths", Napi::Function::New(env, runtime::codec::CodeLengthsJs));
+  c.Set("decodeEntries", Napi::Function::New(env, runtime::codec::DecodeEntriesJs));
+  c.Set("planWork", Napi::Function::New(env, runtime::codec::PlanWorkJs));
   testing.Set("codec", c);
 }
 }  // namespace swapserve

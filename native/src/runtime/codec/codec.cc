@@ -364,89 +364,98 @@ Info Inspect(const uint8_t* c, size_t bytes) {
   return info;
 }
 
-void Decode(const uint8_t* c, size_t bytes, uint8_t* out, size_t outBytes) {
-  Info info = Inspect(c, bytes);
-  const Header& h = info.header;
-  if (outBytes != info.rawBytes)
+ChunkDecoder::ChunkDecoder(const uint8_t* c, size_t bytes, size_t outBytes) : c_(c), info_(Inspect(c, bytes)) {
+  if (outBytes != info_.rawBytes)
     throw NativeError(ErrorCode::kInvalidArgument, "codec: output buffer of " + std::to_string(outBytes) +
-                                                       " bytes for " + std::to_string(info.rawBytes) + " decoded bytes");
+                                                       " bytes for " + std::to_string(info_.rawBytes) + " decoded bytes");
+  if (info_.mode == Mode::kHuffman) table_ = DecodeTable(c + info_.layout.codeLen, kMaxCodeLen);
+}
+
+void ChunkDecoder::decodeChunk(uint32_t k, uint8_t* out, uint8_t* exps) const {
+  const uint8_t* c = c_;
+  const Info& info = info_;
+  const Header& h = info.header;
+  const std::vector<uint16_t>& table = table_;
   const Format F = FormatOf(info.dtype);
   const uint8_t* payload = c + info.layout.payload;
-  auto offsetOf = [&](uint32_t k) {
+  if (k >= h.numChunks) throw NativeError(ErrorCode::kInvalidArgument, "codec: chunk " + std::to_string(k) + " of " + std::to_string(h.numChunks));
+  auto offsetOf = [&](uint32_t j) {
     uint64_t o;
-    std::memcpy(&o, c + info.layout.chunkOffset + 8 * uint64_t{k}, 8);
+    std::memcpy(&o, c + info.layout.chunkOffset + 8 * uint64_t{j}, 8);
     return o;
   };
-  auto sumOf = [&](uint32_t k) {
-    uint32_t s;
-    std::memcpy(&s, c + info.layout.chunkSum + 4 * uint64_t{k}, 4);
-    return s;
-  };
-  std::vector<uint16_t> table;
-  if (info.mode == Mode::kHuffman) table = DecodeTable(c + info.layout.codeLen, kMaxCodeLen);
-  std::vector<uint8_t> exps(kChunkElems);
-  for (uint32_t k = 0; k < h.numChunks; ++k) {
-    ChunkShape cs = ShapeOf(h.elements, k);
-    uint8_t* dst = out + cs.first * F.elemBytes;
-    const uint8_t* src = payload + offsetOf(k);
-    const uint64_t avail = offsetOf(k + 1) - offsetOf(k);
-    const std::string where = "chunk " + std::to_string(k);
-    if (info.mode == Mode::kRaw) {
-      if (avail != cs.n * F.elemBytes) Corrupt(where + ": raw chunk size differs from its element count");
-      std::memcpy(dst, src, cs.n * F.elemBytes);
-    } else {
-      if (avail < cs.lanes * 2) Corrupt(where + ": shorter than its lane table");
-      uint64_t pos = cs.lanes * 2;
-      for (uint32_t l = 0; l < cs.lanes; ++l) {
-        uint16_t lb;
-        std::memcpy(&lb, src + 2 * l, 2);
-        if (pos + lb > avail) Corrupt(where + ": lane " + std::to_string(l) + " runs past the chunk");
-        const uint8_t* p = src + pos;
-        uint64_t e0 = uint64_t{l} * kLaneElems, e1 = std::min<uint64_t>(e0 + kLaneElems, cs.n);
-        uint64_t buf = 0, consumed = 0;
-        int have = 0;
-        uint32_t next = 0;
-        for (uint64_t i = e0; i < e1; ++i) {
-          while (have <= 56) {
-            buf |= uint64_t{next < lb ? p[next] : uint8_t{0}} << (56 - have);
-            ++next;
-            have += 8;
-          }
-          uint16_t e = table[buf >> (64 - kMaxCodeLen)];
-          if (!e) Corrupt(where + ": lane " + std::to_string(l) + " holds a prefix that is no code");
-          uint32_t len = e >> 8;
-          exps[i] = static_cast<uint8_t>(e);
-          buf <<= len;
-          have -= len;
-          consumed += len;
-        }
-        if ((consumed + 7) / 8 != lb) Corrupt(where + ": lane " + std::to_string(l) + " length does not match its codes");
-        pos += lb;
-      }
-      uint64_t restAt = Align16(pos), restBytes = (cs.n * F.restBits + 7) / 8;
-      if (Align16(restAt + restBytes) != avail) Corrupt(where + ": size does not match its lanes and rest stream");
-      const uint8_t* r = src + restAt;
-      uint64_t acc = 0;
+  uint32_t want;
+  std::memcpy(&want, c + info.layout.chunkSum + 4 * uint64_t{k}, 4);
+  ChunkShape cs = ShapeOf(h.elements, k);
+  uint8_t* dst = out + cs.first * F.elemBytes;
+  const uint8_t* src = payload + offsetOf(k);
+  const uint64_t avail = offsetOf(k + 1) - offsetOf(k);
+  const std::string where = "chunk " + std::to_string(k);
+  if (info.mode == Mode::kRaw) {
+    if (avail != cs.n * F.elemBytes) Corrupt(where + ": raw chunk size differs from its element count");
+    std::memcpy(dst, src, cs.n * F.elemBytes);
+  } else {
+    if (avail < cs.lanes * 2) Corrupt(where + ": shorter than its lane table");
+    uint64_t pos = cs.lanes * 2;
+    for (uint32_t l = 0; l < cs.lanes; ++l) {
+      uint16_t lb;
+      std::memcpy(&lb, src + 2 * l, 2);
+      if (pos + lb > avail) Corrupt(where + ": lane " + std::to_string(l) + " runs past the chunk");
+      const uint8_t* p = src + pos;
+      uint64_t e0 = uint64_t{l} * kLaneElems, e1 = std::min<uint64_t>(e0 + kLaneElems, cs.n);
+      uint64_t buf = 0, consumed = 0;
       int have = 0;
-      uint64_t rp = 0;
-      const uint32_t restMask = (1u << F.restBits) - 1, lowMask = (1u << F.expShift) - 1;
-      for (uint64_t i = 0; i < cs.n; ++i) {
-        while (have < static_cast<int>(F.restBits)) {
-          acc |= uint64_t{r[rp++]} << have;
+      uint32_t next = 0;
+      for (uint64_t i = e0; i < e1; ++i) {
+        while (have <= 56) {
+          buf |= uint64_t{next < lb ? p[next] : uint8_t{0}} << (56 - have);
+          ++next;
           have += 8;
         }
-        uint32_t rest = static_cast<uint32_t>(acc) & restMask;
-        acc >>= F.restBits;
-        have -= F.restBits;
-        uint32_t w = (rest & lowMask) | (uint32_t{exps[i]} << F.expShift) | ((rest >> F.expShift) << (F.expShift + F.expBits));
-        WriteElem(dst + i * F.elemBytes, F.elemBytes, w);
+        uint16_t e = table[buf >> (64 - kMaxCodeLen)];
+        if (!e) Corrupt(where + ": lane " + std::to_string(l) + " holds a prefix that is no code");
+        uint32_t len = e >> 8;
+        exps[i] = static_cast<uint8_t>(e);
+        buf <<= len;
+        have -= len;
+        consumed += len;
       }
+      if ((consumed + 7) / 8 != lb) Corrupt(where + ": lane " + std::to_string(l) + " length does not match its codes");
+      pos += lb;
     }
-    if (ChunkSum(dst, cs.n * F.elemBytes) != sumOf(k)) Corrupt(where + ": decoded bytes fail the chunk checksum");
+    uint64_t restAt = Align16(pos), restBytes = (cs.n * F.restBits + 7) / 8;
+    if (Align16(restAt + restBytes) != avail) Corrupt(where + ": size does not match its lanes and rest stream");
+    const uint8_t* r = src + restAt;
+    uint64_t acc = 0;
+    int have = 0;
+    uint64_t rp = 0;
+    const uint32_t restMask = (1u << F.restBits) - 1, lowMask = (1u << F.expShift) - 1;
+    for (uint64_t i = 0; i < cs.n; ++i) {
+      while (have < static_cast<int>(F.restBits)) {
+        acc |= uint64_t{r[rp++]} << have;
+        have += 8;
+      }
+      uint32_t rest = static_cast<uint32_t>(acc) & restMask;
+      acc >>= F.restBits;
+      have -= F.restBits;
+      uint32_t w = (rest & lowMask) | (uint32_t{exps[i]} << F.expShift) | ((rest >> F.expShift) << (F.expShift + F.expBits));
+      WriteElem(dst + i * F.elemBytes, F.elemBytes, w);
+    }
   }
+  if (ChunkSum(dst, cs.n * F.elemBytes) != want) Corrupt(where + ": decoded bytes fail the chunk checksum");
+}
+
+void ChunkDecoder::checkHash(const uint8_t* out) const {
   Hasher hs;
-  hs.update(out, outBytes);
-  if (hs.digest() != h.dataHash) Corrupt("decoded tensor fails the data hash");
+  hs.update(out, info_.rawBytes);
+  if (hs.digest() != info_.header.dataHash) Corrupt("decoded tensor fails the data hash");
+}
+
+void Decode(const uint8_t* c, size_t bytes, uint8_t* out, size_t outBytes) {
+  ChunkDecoder d(c, bytes, outBytes);
+  std::vector<uint8_t> exps(kChunkElems);
+  for (uint32_t k = 0; k < d.chunks(); ++k) d.decodeChunk(k, out, exps.data());
+  d.checkHash(out);
 }
 
 }  // namespace swapserve::runtime::codec

@@ -82,7 +82,25 @@ Info Inspect(const uint8_t* c, size_t bytes);
 
 // Decodes into out (outBytes must equal Info::rawBytes). Verifies every lane's length, every chunk's checksum
 // and the whole tensor's hash; corrupt input throws invalid_argument, never reads or writes out of bounds.
+// Equivalent to ChunkDecoder d(c, bytes, outBytes); d.decodeChunk(k, ...) for k = 0..chunks()-1; d.checkHash(out).
 void Decode(const uint8_t* c, size_t bytes, uint8_t* out, size_t outBytes);
+
+// Decode in pieces (the runtime's parallel CPU swap-in, host_image.h DecodeEntries): the constructor inspects the
+// container (the errors Inspect and Decode throw for its header, tables and output size); decodeChunk may then run
+// for the chunks in any order on any threads (chunks write disjoint output ranges; `exps` is kChunkElems bytes of
+// scratch owned by the calling thread); checkHash once every chunk is decoded. Each throws the error Decode would.
+class ChunkDecoder {
+ public:
+  ChunkDecoder(const uint8_t* c, size_t bytes, size_t outBytes);
+  uint32_t chunks() const { return info_.header.numChunks; }
+  void decodeChunk(uint32_t k, uint8_t* out, uint8_t* exps) const;
+  void checkHash(const uint8_t* out) const;
+
+ private:
+  const uint8_t* c_;
+  Info info_;
+  std::vector<uint16_t> table_;
+};
 
 // Position-dependent 32-bit checksum of one chunk's output (zero-padded to 4 bytes): sum of Mix32(word_i + i *
 // 0x9E3779B9). An order-free sum, so the GPU computes it with one reduction.

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "engine/cpu/thread_pool.h"
 
 namespace swapserve::runtime::codec {
 namespace {
@@ -113,6 +114,83 @@ void WriteImage(const Built& b, uint8_t* dst) {
 void DecodeEntry(const HostImage& img, const uint8_t* image, size_t i, uint8_t* arena) {
   const Entry& e = img.entries[i];
   Decode(image + e.containerOff, e.containerBytes, arena + e.arenaOffset, e.rawBytes);
+}
+
+void DecodeEntries(const HostImage& img, const uint8_t* image, size_t i0, size_t i1, uint8_t* arena,
+                   engine::ThreadPool& pool, const std::atomic<bool>* abort) {
+  if (i1 <= i0) return;
+  const size_t n = i1 - i0;
+  // Per entry: its decoder (null where inspecting the container failed) and the error that ends it, in the order a
+  // sequential decode meets them; chunks are numbered across the entries (chunkBase) so each has its own slot.
+  std::vector<std::unique_ptr<ChunkDecoder>> dec(n);
+  std::vector<std::exception_ptr> entryErr(n);
+  std::vector<size_t> chunkBase(n + 1, 0);
+  for (size_t j = 0; j < n; ++j) {
+    const Entry& e = img.entries[i0 + j];
+    try {
+      dec[j] = std::make_unique<ChunkDecoder>(image + e.containerOff, e.containerBytes, e.rawBytes);
+    } catch (...) {
+      entryErr[j] = std::current_exception();
+    }
+    chunkBase[j + 1] = chunkBase[j] + (dec[j] ? dec[j]->chunks() : 0);
+  }
+  const size_t chunks = chunkBase[n];
+  std::vector<std::exception_ptr> chunkErr(chunks);
+  std::vector<std::vector<uint8_t>> exps(pool.size());
+  std::atomic<bool> aborted{false};
+  pool.ParallelFor(static_cast<int64_t>(chunks), 1, [&](int64_t b, int64_t end, int tid) {
+    std::vector<uint8_t>& x = exps[tid];
+    for (int64_t t = b; t < end; ++t) {
+      if (abort && abort->load()) {
+        aborted = true;
+        return;
+      }
+      const size_t j = std::upper_bound(chunkBase.begin(), chunkBase.end(), static_cast<size_t>(t)) - chunkBase.begin() - 1;
+      try {
+        if (x.empty()) x.resize(kChunkElems);
+        dec[j]->decodeChunk(static_cast<uint32_t>(t - chunkBase[j]), arena + img.entries[i0 + j].arenaOffset, x.data());
+      } catch (...) {
+        chunkErr[t] = std::current_exception();
+      }
+    }
+  });
+  if (aborted) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
+  // An entry's first failing chunk is its error; the others get their data hash checked (in parallel too).
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t t = chunkBase[j]; t < chunkBase[j + 1] && !entryErr[j]; ++t) {
+      if (chunkErr[t]) entryErr[j] = chunkErr[t];
+    }
+  }
+  pool.ParallelFor(static_cast<int64_t>(n), 1, [&](int64_t b, int64_t end, int) {
+    for (int64_t j = b; j < end; ++j) {
+      if (entryErr[j]) continue;
+      try {
+        dec[j]->checkHash(arena + img.entries[i0 + j].arenaOffset);
+      } catch (...) {
+        entryErr[j] = std::current_exception();
+      }
+    }
+  });
+  for (size_t j = 0; j < n; ++j) {
+    if (entryErr[j]) std::rethrow_exception(entryErr[j]);
+  }
+}
+
+WorkPlan PlanWork(const HostImage& img, uint64_t workBytes) {
+  WorkPlan w;
+  w.sumsAt = Align(img.tablesBytes, 256);
+  w.errAt = w.sumsAt + Align(uint64_t{img.totalChunks} * 4, 256);
+  w.slotsAt = w.errAt + 256;
+  const uint64_t left = workBytes > w.slotsAt ? workBytes - w.slotsAt : 0;
+  w.slotBytes = std::min<uint64_t>(kMaxSlotBytes, left / kWorkSlots / 256 * 256);
+  if (w.slotBytes < kMinSlotBytes) {
+    throw NativeError(ErrorCode::kBudget, "codec: the image's tables and chunk checksums need " + std::to_string(w.slotsAt) +
+                                              " bytes of device memory, which leaves the codec work buffer of " + std::to_string(workBytes) +
+                                              " bytes (codecWorkBytes) less than " + std::to_string(kWorkSlots) + " staging slots of " +
+                                              std::to_string(kMinSlotBytes) + " bytes; raise it (config hostCodec.workBytes)");
+  }
+  w.usedBytes = w.slotsAt + w.slotBytes * kWorkSlots;
+  return w;
 }
 
 }  // namespace swapserve::runtime::codec

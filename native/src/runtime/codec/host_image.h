@@ -10,6 +10,10 @@
 
 #include "runtime/codec/codec.h"
 
+namespace swapserve::engine {
+class ThreadPool;
+}
+
 namespace swapserve::runtime::codec {
 
 // A tensor to store: bytes at arenaOffset of the raw arena, in layer group `group` (set by beginCompress). `coded`
@@ -63,5 +67,26 @@ Built BuildImage(const uint8_t* arena, const std::vector<Piece>& pieces, const E
 void WriteImage(const Built& b, uint8_t* dst);
 // Decodes entry e of the image at `image` into the arena (CPU; verifies every chunk's checksum and the data hash).
 void DecodeEntry(const HostImage& img, const uint8_t* image, size_t e, uint8_t* arena);
+// Decodes entries [i0, i1) on `pool`: every chunk of every entry in parallel, then each entry's data hash. Bit-exact
+// with DecodeEntry, and the error it throws is the one DecodeEntry over i0, i0+1, ... would throw first (the lowest
+// entry's header/table error, else its lowest failing chunk, else its data hash). `abort` is checked per chunk
+// (throws kAborted).
+void DecodeEntries(const HostImage& img, const uint8_t* image, size_t i0, size_t i1, uint8_t* arena,
+                   engine::ThreadPool& pool, const std::atomic<bool>* abort);
+
+// Where a compressed GPU swap-in (cuda/swap_gpu.cc) puts its device work inside the runtime's codec work buffer
+// (design.md "Device memory"): [tables | chunk sums | error word | kSlots staging slots]. The buffer has a fixed
+// size carved out of the gpu budget at open and never grows: the tables come first and the slots share what is
+// left (at most kMaxSlotBytes each).
+struct WorkPlan {
+  uint64_t tablesAt = 0, sumsAt = 0, errAt = 0, slotsAt = 0, slotBytes = 0, usedBytes = 0;
+};
+constexpr int kWorkSlots = 4;
+constexpr uint64_t kMinSlotBytes = 1ull << 20;   // > the largest chunk (256 KiB of fp32)
+constexpr uint64_t kMaxSlotBytes = 32ull << 20;
+// Smallest work buffer: the slots at their minimum plus 1 MiB of tables (a model of ~8 GB of bf16; design.md).
+constexpr uint64_t kMinWorkBytes = kWorkSlots * kMinSlotBytes + (1ull << 20);
+// Throws kBudget, naming both sizes, when the image's tables leave less than kMinSlotBytes per slot.
+WorkPlan PlanWork(const HostImage& img, uint64_t workBytes);
 
 }  // namespace swapserve::runtime::codec

@@ -1,7 +1,8 @@
 // swap_in of a compressed host image on the CUDA backend (design: runtime/codec/design.md "Pipelining with the PCIe
-// copy"): every container's tables go to the device once; then the image's payload is copied in batches of whole
-// chunks into a ring of kCodecSlots device staging slots on the copy stream, and each batch is decoded straight into
-// the model's arena on the decode stream (raw containers: a device-to-device copy). Copy of batch b+1 overlaps the
+// copy", "Device memory"): every container's tables go to the device once; then the image's payload is copied in
+// batches of whole chunks into a ring of codec::kWorkSlots staging slots on the copy stream, and each batch is
+// decoded straight into the model's arena on the decode stream (raw containers: a device-to-device copy). Tables
+// and slots live in the codec work buffer, carved out of the gpu budget at open. Copy of batch b+1 overlaps the
 // decode of batch b; a slot is reused once the decode that read it has finished. Group g's readiness event is
 // recorded on the decode stream after its last decode, so WeightsLease::waitGroup (execute-while-loading) is
 // unchanged. codecVerify: every decoded chunk's checksum is recomputed on the GPU and compared before any group
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "common/cuda_check.h"
 #include "runtime/codec/cuda/decode.cuh"
@@ -17,39 +19,23 @@
 
 namespace swapserve::runtime {
 
-namespace {
-uint64_t Align(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-}  // namespace
-
-uint8_t* RuntimeCore::codecWork(uint64_t bytes) {
-  if (codecWork_.bytes >= bytes) return codecWork_.p;
-  if (codecWork_.p) {
-    SS_CUDA_CHECK(cudaDeviceSynchronize());  // rare: a model with more tables than any before
-    device->freeDevice(codecWork_.p, codecWork_.bytes);
-    codecWork_.p = nullptr;
-    codecWork_.bytes = 0;
-  }
-  codecWork_.device = device;
-  const uint64_t want = std::max<uint64_t>(bytes, opts_.codecStagingBytes + (16ull << 20));
-  codecWork_.p = static_cast<uint8_t*>(device->allocDevice(want));
-  codecWork_.bytes = want;
-  return codecWork_.p;
-}
-
 void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r) {
   const codec::HostImage& img = *p.source->image;
   const Layout& L = p.model->layout;
   const uint8_t* host = p.source->block->data();
   uint8_t* arena = p.target->block->data();
   std::lock_guard<std::mutex> lock(codecMu_);
-  const int S = kCodecSlots;
-  const uint64_t slotBytes = std::max<uint64_t>(1ull << 20, opts_.codecStagingBytes / S / 256 * 256);
-  const uint64_t tablesAt = slotBytes * S, sumsAt = tablesAt + Align(img.tablesBytes, 256),
-                 errAt = sumsAt + Align(uint64_t{img.totalChunks} * 4, 256);
-  uint8_t* work = codecWork(errAt + 256);
-  uint8_t* dTables = work + tablesAt;
-  uint32_t* dSums = reinterpret_cast<uint32_t*>(work + sumsAt);
-  int* dErr = reinterpret_cast<int*>(work + errAt);
+  // The work buffer was carved out of the gpu budget at open (codecWorkBytes) and never grows; compress kept any
+  // model whose tables do not fit it raw, so PlanWork throwing here means a runtime opened without one.
+  if (!codecWork_.p) throw NativeError(ErrorCode::kState, "compressed swap-in on the GPU needs a codec work buffer (codecWorkBytes > 0)");
+  const codec::WorkPlan plan = codec::PlanWork(img, codecWork_.bytes);
+  const int S = codec::kWorkSlots;
+  const uint64_t slotBytes = plan.slotBytes;
+  uint8_t* work = codecWork_.p;
+  uint8_t* slots = work + plan.slotsAt;
+  uint8_t* dTables = work + plan.tablesAt;
+  uint32_t* dSums = reinterpret_cast<uint32_t*>(work + plan.sumsAt);
+  int* dErr = reinterpret_cast<int*>(work + plan.errAt);
   checkInjected();
   const int dev = device->ordinal();
   const int G = static_cast<int>(L.groups.size());
@@ -99,7 +85,7 @@ void RuntimeCore::doSwapInCompressedGpu(const Prepared& p, const MoveCallbacks& 
     if (batch.empty()) return;
     if (abort_) throw NativeError(ErrorCode::kAborted, "the move was aborted (runtime closing)");
     const int slot = b % S;
-    uint8_t* sp = work + slot * slotBytes;
+    uint8_t* sp = slots + slot * slotBytes;
     if (b >= S) device->streamWaitEvent(cs, *freed[slot]);  // the decode that read this slot has finished
     copyS->copyToDevice(sp, host + bStart, bEnd - bStart);
     copyS->record(*copied[slot]);
