@@ -2,7 +2,8 @@
 // decision, and makes the MPS daemon when a co-located GPU asks for it. Used by `swapserve up` and `swapserve scheduler`.
 import { readFileSync } from 'node:fs';
 import { ConfigError, workersOnGpu, type Config } from '../config/config.ts';
-import { decideColocation, gainTableSchema, SEED_GAIN_TABLE, type ColocationProfile, type GainRow } from './colocate.ts';
+import { decideColocation, gainTableSchema, SEED_GAIN_TABLE, typicalRequest, type ColocationProfile, type GainRow, type ObservedWorkload } from './colocate.ts';
+import { readTokenTrace } from '../simulator/trace.ts';
 import { MpsDaemon, type ProcessRunner } from './mps.ts';
 
 /** The gain table of a `swapserve bench mps` JSON (its `gainTable` field, or the array itself); throws ConfigError. */
@@ -17,6 +18,28 @@ export function loadGainTable(path: string): GainRow[] {
   const r = gainTableSchema.safeParse(table);
   if (!r.success) throw new ConfigError(`coLocation.gainTable: ${path} is not a gain table: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
+}
+
+/**
+ * Each model's typical request in a token trace (services/simulator/trace.ts's reader; the median, colocate.ts's
+ * `typicalRequest`): a trace without a `model` column is every model's traffic; with one, a model's rows are those
+ * naming its id or an alias (a model with none is absent from the map). Throws ConfigError naming the file.
+ */
+export function observedWorkloads(models: Config['models'], path: string): Map<string, ObservedWorkload> {
+  let rows;
+  try {
+    rows = readTokenTrace(path);
+  } catch (e) {
+    throw new ConfigError(`coLocation.workloadFrom: ${(e as Error).message}`);
+  }
+  const out = new Map<string, ObservedWorkload>();
+  const perModel = rows.some((r) => r.model !== null);
+  for (const m of models) {
+    const names = new Set([m.id, ...m.aliases]);
+    const w = typicalRequest(perModel ? rows.filter((r) => r.model !== null && names.has(r.model)) : rows);
+    if (w) out.set(m.id, w);
+  }
+  return out;
 }
 
 export interface ColocationPlan {
@@ -40,11 +63,17 @@ export function planColocation(cfg: Pick<Config, 'coLocation' | 'models'>, gpus:
   if (!c.enabled) return { perGpu, reasons, colocated: [] };
   if (gpus === 0) return { perGpu, reasons: ['co-location is enabled but no GPU is visible: one CPU worker per slot, not co-located'], colocated: [] };
   const table = c.gainTable ? loadGainTable(c.gainTable) : SEED_GAIN_TABLE;
-  const profiles: ColocationProfile[] = cfg.models.map((m, i) => ({
-    model: m.id, paramsB: Math.max(1e-3, (modelBytes[i] ?? 0) / 2 / 1e9),
-    // Each model judged at its own typical request where the config gives one (a chat model and a summariser differ).
-    promptTokens: (m.workload ?? c.workload).promptTokens, outputTokens: (m.workload ?? c.workload).outputTokens,
-  }));
+  const observed = c.workloadFrom ? observedWorkloads(cfg.models, c.workloadFrom) : new Map<string, ObservedWorkload>();
+  const profiles: ColocationProfile[] = cfg.models.map((m, i) => {
+    // Each model judged at its own typical request: configured, else observed in the trace, else the default.
+    const seen = observed.get(m.id);
+    const w = m.workload ?? seen ?? c.workload;
+    if (c.workloadFrom && !m.workload) {
+      reasons.push(seen ? `${m.id}: typical request from ${c.workloadFrom}: median ${seen.promptTokens} prompt / ${seen.outputTokens} completion tokens of ${seen.requests} requests`
+        : `${m.id}: no requests for it in ${c.workloadFrom}: judged at coLocation.workload (${w.promptTokens} / ${w.outputTokens} tokens)`);
+    }
+    return { model: m.id, paramsB: Math.max(1e-3, (modelBytes[i] ?? 0) / 2 / 1e9), promptTokens: w.promptTokens, outputTokens: w.outputTokens };
+  });
   for (let d = 0; d < gpus; d++) {
     const want = workersOnGpu(c, d);
     if (want <= 1) continue;
