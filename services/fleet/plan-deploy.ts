@@ -31,7 +31,14 @@ export function parsePlanGroups(raw: unknown, what: string): DeployGroup[] {
     groups = p !== null && typeof p === 'object' ? (p as Record<string, unknown>).groups : undefined;
   } else if ('groups' in doc) {
     at = 'groups';
-    groups = doc.groups;
+    // The --json form carries each group's figures too: the plan's, not the deployment's.
+    groups = Array.isArray(doc.groups)
+      ? doc.groups.map((g: unknown) => {
+        if (g === null || typeof g !== 'object') return g;
+        const { utilization: _u, costPerHourUsd: _c, ...rest } = g as Record<string, unknown>;
+        return rest;
+      })
+      : doc.groups;
   } else {
     throw new FleetInputError(`${what}: not a plan: expected placement.groups (swapserve plan --out) or groups (swapserve plan --json)`);
   }
