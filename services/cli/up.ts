@@ -15,7 +15,8 @@ import { Supervisor } from './supervise.ts';
 import { LeaderLease } from '../scheduler/lease.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import { GPU_SHARE_ENV } from '../config/config.ts';
-import { mpsFor, observedWorkloads, planColocation, type ColocationPlan } from '../scheduler/colocation-setup.ts';
+import { mpsFor, planColocation, type ColocationPlan } from '../scheduler/colocation-setup.ts';
+import { observedFor, observedWorkloads } from '../fleet/observed-workload.ts';
 import { coLocationOf, deployOnHost, loadPlanGroups, type DeployGroup, type HostDeployment } from '../fleet/plan-deploy.ts';
 import { FleetInputError } from '../fleet/calibration.ts';
 import type { MpsDaemon } from '../scheduler/mps.ts';
@@ -123,7 +124,7 @@ export async function run(argv: string[], io: CommandIo = STDIO, host: UpHost = 
     if (config.coLocation.enabled && !values.workers) {
       // Model sizes only matter where the gain table judges (the plan decided with its own calibration).
       const bytes = config.coLocation.requireGain ? await Promise.all(config.models.map((m) => validatedBytes(m))) : [];
-      plan = planColocation(config, gpus, bytes);
+      plan = planColocation(config, gpus, bytes, observedFor(config));
       for (const r of plan.reasons) log(r);
     }
   } catch (e) {

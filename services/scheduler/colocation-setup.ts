@@ -2,8 +2,7 @@
 // decision, and makes the MPS daemon when a co-located GPU asks for it. Used by `swapserve up` and `swapserve scheduler`.
 import { readFileSync } from 'node:fs';
 import { ConfigError, workersOnGpu, type Config } from '../config/config.ts';
-import { decideColocation, gainTableSchema, SEED_GAIN_TABLE, typicalRequest, type ColocationProfile, type GainRow, type ObservedWorkload } from './colocate.ts';
-import { readTokenTrace } from '../simulator/trace.ts';
+import { decideColocation, gainTableSchema, SEED_GAIN_TABLE, type ColocationProfile, type GainRow, type ObservedWorkload } from './colocate.ts';
 import { MpsDaemon, type ProcessRunner } from './mps.ts';
 
 /** The gain table of a `swapserve bench mps` JSON (its `gainTable` field, or the array itself); throws ConfigError. */
@@ -20,28 +19,6 @@ export function loadGainTable(path: string): GainRow[] {
   return r.data;
 }
 
-/**
- * Each model's typical request in a token trace (services/simulator/trace.ts's reader; the median, colocate.ts's
- * `typicalRequest`): a trace without a `model` column is every model's traffic; with one, a model's rows are those
- * naming its id or an alias (a model with none is absent from the map). Throws ConfigError naming the file.
- */
-export function observedWorkloads(models: Config['models'], path: string): Map<string, ObservedWorkload> {
-  let rows;
-  try {
-    rows = readTokenTrace(path);
-  } catch (e) {
-    throw new ConfigError(`coLocation.workloadFrom: ${(e as Error).message}`);
-  }
-  const out = new Map<string, ObservedWorkload>();
-  const perModel = rows.some((r) => r.model !== null);
-  for (const m of models) {
-    const names = new Set([m.id, ...m.aliases]);
-    const w = typicalRequest(perModel ? rows.filter((r) => r.model !== null && names.has(r.model)) : rows);
-    if (w) out.set(m.id, w);
-  }
-  return out;
-}
-
 export interface ColocationPlan {
   /** Workers per GPU index (length = gpus). */
   perGpu: number[];
@@ -54,19 +31,21 @@ export interface ColocationPlan {
 /**
  * Workers per GPU: 1 everywhere unless `coLocation.enabled`; then each GPU's configured count where the gain table
  * predicts it pays for every model (or always, with requireGain false). `modelBytes[i]`: weight bytes of
- * `cfg.models[i]` (0 = unknown: the model is judged at the table's smallest size).
+ * `cfg.models[i]` (0 = unknown: the model is judged at the table's smallest size). `observed`: each model's typical
+ * request in `coLocation.workloadFrom`, read by the entry point (services/fleet/observed-workload.ts: the trace
+ * reader is an offline tool the serving path does not import); required when workloadFrom is set.
  */
-export function planColocation(cfg: Pick<Config, 'coLocation' | 'models'>, gpus: number, modelBytes: number[]): ColocationPlan {
+export function planColocation(cfg: Pick<Config, 'coLocation' | 'models'>, gpus: number, modelBytes: number[], observed?: ReadonlyMap<string, ObservedWorkload>): ColocationPlan {
   const c = cfg.coLocation;
   const perGpu = Array.from({ length: gpus }, () => 1);
   const reasons: string[] = [];
   if (!c.enabled) return { perGpu, reasons, colocated: [] };
   if (gpus === 0) return { perGpu, reasons: ['co-location is enabled but no GPU is visible: one CPU worker per slot, not co-located'], colocated: [] };
   const table = c.gainTable ? loadGainTable(c.gainTable) : SEED_GAIN_TABLE;
-  const observed = c.workloadFrom ? observedWorkloads(cfg.models, c.workloadFrom) : new Map<string, ObservedWorkload>();
+  if (c.workloadFrom && !observed) throw new ConfigError(`coLocation.workloadFrom is ${c.workloadFrom} but its traffic was not read (observedWorkloads)`);
   const profiles: ColocationProfile[] = cfg.models.map((m, i) => {
     // Each model judged at its own typical request: configured, else observed in the trace, else the default.
-    const seen = observed.get(m.id);
+    const seen = observed?.get(m.id);
     const w = m.workload ?? seen ?? c.workload;
     if (c.workloadFrom && !m.workload) {
       reasons.push(seen ? `${m.id}: typical request from ${c.workloadFrom}: median ${seen.promptTokens} prompt / ${seen.outputTokens} completion tokens of ${seen.requests} requests`

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { typicalRequest } from '../../services/scheduler/colocate.ts';
-import { observedWorkloads, planColocation } from '../../services/scheduler/colocation-setup.ts';
+import { planColocation } from '../../services/scheduler/colocation-setup.ts';
+import { observedFor, observedWorkloads } from '../../services/fleet/observed-workload.ts';
 import { ConfigError, parseConfig } from '../../services/config/config.ts';
 import { run as up, type UpHost } from '../../services/cli/up.ts';
 
@@ -32,6 +33,8 @@ const SHORT = times(7, [400, 40]).concat(times(3, [8000, 40]));
 const LONG = times(5, [3000, 500]);
 
 const GB = 1e9; // 1 GB of bf16 = a 0.5B model
+/** One GPU, one 0.5B model per config entry, the trace read as `up` and `scheduler` read it. */
+const plan = (c: ReturnType<typeof parseConfig>) => planColocation(c, 1, c.models.map(() => GB), observedFor(c));
 const cfg = (coLocation: Record<string, unknown>, models: Array<Record<string, unknown>> = [{ id: 'm', path: 'm.gguf' }]) =>
   parseConfig({ modelRoots: [dir], models, coLocation: { enabled: true, ...coLocation } }, {});
 
@@ -53,24 +56,24 @@ describe('the typical request of observed traffic', () => {
 
 describe('the observed workload moves the decision as a configured one does', () => {
   it('long-context traffic keeps a GPU at one worker where the default workload co-locates', () => {
-    assert.deepEqual(planColocation(cfg({}), 1, [GB]).perGpu, [2], 'default 512/256 reads the ×2.0 cell');
-    const observed = planColocation(cfg({ workloadFrom: trace('long.csv', LONG) }), 1, [GB]);
+    assert.deepEqual(plan(cfg({})).perGpu, [2], 'default 512/256 reads the ×2.0 cell');
+    const observed = plan(cfg({ workloadFrom: trace('long.csv', LONG) }));
     assert.deepEqual(observed.perGpu, [1], observed.reasons.join('\n'));
     assert.match(observed.reasons.join('\n'), /m: typical request from .*long\.csv: median 3000 prompt \/ 500 completion tokens of 5 requests/);
-    const configured = planColocation(cfg({}, [{ id: 'm', path: 'm.gguf', workload: { promptTokens: 3000, outputTokens: 500 } }]), 1, [GB]);
+    const configured = plan(cfg({}, [{ id: 'm', path: 'm.gguf', workload: { promptTokens: 3000, outputTokens: 500 } }]));
     assert.deepEqual(configured.perGpu, observed.perGpu);
   });
   it('short prefill-heavy traffic co-locates where a long default workload would not; the median ignores the tail', () => {
     const longDefault = { workload: { promptTokens: 3000, outputTokens: 500 } };
-    assert.deepEqual(planColocation(cfg(longDefault), 1, [GB]).perGpu, [1]);
-    assert.deepEqual(planColocation(cfg({ ...longDefault, workloadFrom: trace('short.csv', SHORT) }), 1, [GB]).perGpu, [2]);
+    assert.deepEqual(plan(cfg(longDefault)).perGpu, [1]);
+    assert.deepEqual(plan(cfg({ ...longDefault, workloadFrom: trace('short.csv', SHORT) })).perGpu, [2]);
     const configured = cfg({ ...longDefault }, [{ id: 'm', path: 'm.gguf', workload: { promptTokens: 400, outputTokens: 40 } }]);
-    assert.deepEqual(planColocation(configured, 1, [GB]).perGpu, [2]);
+    assert.deepEqual(plan(configured).perGpu, [2]);
   });
   it('a configured workload wins over the trace; a model the trace never names keeps coLocation.workload', () => {
     const own = cfg({ workloadFrom: trace('long2.csv', LONG) }, [{ id: 'm', path: 'm.gguf', workload: { promptTokens: 400, outputTokens: 40 } }]);
-    assert.deepEqual(planColocation(own, 1, [GB]).perGpu, [2]);
-    const unnamed = planColocation(cfg({ workloadFrom: trace('other-model.csv', times(3, [3000, 500, 'someone-else'])) }), 1, [GB]);
+    assert.deepEqual(plan(own).perGpu, [2]);
+    const unnamed = plan(cfg({ workloadFrom: trace('other-model.csv', times(3, [3000, 500, 'someone-else'])) }));
     assert.deepEqual(unnamed.perGpu, [2]);
     assert.match(unnamed.reasons.join('\n'), /m: no requests for it in .*: judged at coLocation\.workload \(512 \/ 256 tokens\)/);
   });
@@ -84,7 +87,9 @@ describe('the observed workload moves the decision as a configured one does', ()
       [noCol, /coLocation\.workloadFrom: trace .*nocol\.csv: missing column\(s\) GeneratedTokens/],
       [bad, /coLocation\.workloadFrom: trace .*bad\.csv: line 3 has a bad token count/],
     ];
-    for (const [f, want] of cases) assert.throws(() => planColocation(cfg({ workloadFrom: f }), 1, [GB]), (e: unknown) => e instanceof ConfigError && want.test(e.message));
+    for (const [f, want] of cases) assert.throws(() => plan(cfg({ workloadFrom: f })), (e: unknown) => e instanceof ConfigError && want.test(e.message));
+    // A caller that forgets to read the trace is told so, rather than the trace being ignored.
+    assert.throws(() => planColocation(cfg({ workloadFrom: cases[0][0] }), 1, [GB]), /coLocation\.workloadFrom is .* but its traffic was not read/);
   });
 });
 
