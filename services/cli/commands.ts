@@ -30,7 +30,7 @@ export const COMMANDS: readonly Entry[] = [
   { name: 'inspect', synopsis: '<folder or .gguf> [--json]', summary: 'validate a model folder or .gguf and print its architecture', load: () => import('./inspect.ts') },
   { name: 'generate', synopsis: '<model> --prompt "…" [--max-tokens N] [--temperature T] [--seed S]', summary: 'generate text from a model (streams tokens, prints timings)', load: () => import('./generate.ts') },
   { name: 'bench', synopsis: '<name> [options]', summary: `benchmarks: ${BENCHES.map((b) => b.name).join(', ')}`, load: async () => ({ run: runBench }) },
-  { name: 'up', synopsis: '[--config FILE]', summary: 'run the whole stack on this machine (Redis, gateway, scheduler, workers)', load: () => import('./up.ts') },
+  { name: 'up', synopsis: '[--config FILE] [--plan FILE [--group NAME]] [--workload-from TRACE] [--dry-run]', summary: 'run the whole stack on this machine (Redis, gateway, scheduler, workers)', load: () => import('./up.ts') },
   { name: 'gateway', synopsis: '[--config FILE]', summary: 'run the HTTP gateway alone', load: () => import('./gateway.ts') },
   { name: 'scheduler', synopsis: '[--config FILE]', summary: 'run a scheduler (leader-elected)', load: () => import('./scheduler.ts') },
   { name: 'worker', synopsis: '[--config FILE] [--group NAME]', summary: 'run one GPU (or CPU) worker', load: () => import('./worker.ts') },

@@ -12,6 +12,7 @@ import { LocalProcessProvider, type WorkerProvider } from '../scheduler/provider
 import { KubernetesProvider } from '../scheduler/kubernetes-provider.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { mpsFor, planColocation } from '../scheduler/colocation-setup.ts';
+import { observedFor } from '../fleet/observed-workload.ts';
 import { MpsError } from '../scheduler/mps.ts';
 import { gpusToUse, planHostLayout } from '../scheduler/host-layout.ts';
 import { probeHost } from '../scheduler/host-probe.ts';
@@ -119,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     const gpus = values.gpus !== undefined ? positiveInt('gpus', values.gpus, 0, 0) : local ? gpusToUse(facts.gpus.length, config.host.gpus) : facts.gpus.length;
     // Co-location (issue 14): workers per GPU where the gain table says it pays; the MPS daemon for those GPUs.
     const models = await settingsFromConfig(config, positiveInt('max-replicas', values['max-replicas'], 64));
-    const coloc = provider === 'local' ? planColocation(config, gpus, models.map((m) => m.bytes)) : null;
+    const coloc = provider === 'local' ? planColocation(config, gpus, models.map((m) => m.bytes), observedFor(config)) : null;
     for (const r of coloc?.reasons ?? []) logger.info(r);
     const mps = coloc ? await mpsFor(config, coloc, { log: (l) => logger.info(l) }) : null;
     const slots = coloc ? coloc.perGpu.reduce((a, b) => a + b, 0) : gpus;

@@ -3,7 +3,7 @@
 // Without a config it serves demo models with random weights, made on first start.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HELP, parseCommand } from './args.ts';
+import { HELP, parseCommand, STDIO, type CommandIo } from './args.ts';
 import { ConfigError, loadConfig, parseConfig, type Config } from '../config/config.ts';
 import { ensureDemoModels } from '../dev/demo-models.ts';
 import { RedisNotFoundError, startLocalRedis, type LocalRedis } from '../dev/local-redis.ts';
@@ -16,10 +16,13 @@ import { LeaderLease } from '../scheduler/lease.ts';
 import { initTelemetry, shutdownTelemetry } from '../telemetry/sdk.ts';
 import { GPU_SHARE_ENV } from '../config/config.ts';
 import { mpsFor, planColocation, type ColocationPlan } from '../scheduler/colocation-setup.ts';
+import { observedFor, observedWorkloads } from '../fleet/observed-workload.ts';
+import { coLocationOf, deployOnHost, loadPlanGroups, type DeployGroup, type HostDeployment } from '../fleet/plan-deploy.ts';
+import { FleetInputError } from '../fleet/calibration.ts';
 import type { MpsDaemon } from '../scheduler/mps.ts';
 import { validatedBytes } from './scheduler.ts';
-import { describeWorker, gpusToUse, planHostLayout, type Slot } from '../scheduler/host-layout.ts';
-import { probeHost } from '../scheduler/host-probe.ts';
+import { describeWorker, gpusToUse, planHostLayout, type HostFacts, type Slot } from '../scheduler/host-layout.ts';
+import { probeGpuName, probeHost } from '../scheduler/host-probe.ts';
 import { cudaDeviceCount } from './gpus.ts';
 import { HOST_BYTES_ENV } from '../config/config.ts';
 
@@ -29,27 +32,66 @@ const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAP
   --data-dir DIR     where demo models and run files go (default ~/.swapserve)
   --workers N        worker processes (default: one per GPU, else one CPU worker)
   --no-scheduler     run without the scheduler (workers load models on demand themselves)
+  --plan FILE        run this host's share of a fleet plan (\`swapserve plan --out\` YAML or --json): the groups of
+                     its GPU type on its GPUs, their workers per GPU and MPS; the plan's groups become placement.groups
+  --group NAME       with --plan: run only this group of the plan (repeatable; default: every group of this GPU type)
+  --gpu-type NAME    with --plan: this host's GPU type (default: nvidia-smi's name of GPU 0)
+  --workload-from F  token trace (Azure LLM CSV: ContextTokens, GeneratedTokens[, model]): co-location judges a model
+                     without its own workload at its median request there (config coLocation.workloadFrom)
+  --dry-run          print the workers it would start (GPU, group, co-location) and exit
 `;
 
-export async function run(argv: string[]): Promise<number> {
+/** What \`up\` reads of the host; tests hand in a host of their own. */
+export interface UpHost {
+  probe(): HostFacts;
+  /** The GPU model name (nvidia-smi), or null when none is listed. */
+  gpuName(): string | null;
+}
+
+const LOCAL_HOST: UpHost = {
+  // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
+  probe: () => probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount }),
+  gpuName: () => (process.env.SWAPSERVE_BACKEND === 'cpu' ? null : probeGpuName()),
+};
+
+export async function run(argv: string[], io: CommandIo = STDIO, host: UpHost = LOCAL_HOST): Promise<number> {
   const parsed = parseCommand('up', USAGE, {
     args: argv,
-    options: { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, workers: { type: 'string' }, 'no-scheduler': { type: 'boolean' }, ...HELP },
-  });
+    options: {
+      config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, workers: { type: 'string' }, 'no-scheduler': { type: 'boolean' },
+      plan: { type: 'string' }, group: { type: 'string', multiple: true }, 'gpu-type': { type: 'string' }, 'workload-from': { type: 'string' },
+      'dry-run': { type: 'boolean' }, ...HELP,
+    },
+  }, io);
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
-  const log = (s: string) => process.stdout.write(`[up] ${s}\n`);
+  const log = (s: string) => io.out(`[up] ${s}\n`);
   let config: Config;
+  let planGroups: DeployGroup[] | null = null;
   try {
     config = loadConfig(values.config);
     if (values['data-dir']) config.dataDir = values['data-dir'];
+    if (values['workload-from']) {
+      config.coLocation.workloadFrom = values['workload-from'];
+      observedWorkloads([], values['workload-from']); // a bad trace is refused here, before anything starts
+    } else if (config.coLocation.workloadFrom) {
+      observedWorkloads([], config.coLocation.workloadFrom);
+    }
+    if (values.plan) {
+      if (values.workers) throw new ConfigError('--plan and --workers both say which workers to start: give one');
+      if (config.placement.groups.length > 0) throw new ConfigError('--plan: the config has placement.groups of its own; the plan\'s groups would replace them (remove them, or leave out --plan)');
+      planGroups = loadPlanGroups(values.plan);
+    } else if (values.group || values['gpu-type']) {
+      throw new ConfigError(`--${values.group ? 'group' : 'gpu-type'} chooses among a fleet plan's groups: give --plan FILE`);
+    }
   } catch (e) {
-    process.stderr.write(`swapserve up: ${(e as Error).message}\n`);
+    if (!(e instanceof ConfigError || e instanceof FleetInputError)) throw e;
+    io.err(`swapserve up: ${e.message}\n`);
     return 2;
   }
 
   let demo = false;
-  if (config.models.length === 0) {
+  if (config.models.length === 0 && !planGroups) {
     const d = await ensureDemoModels(config.dataDir);
     demo = true;
     config = parseConfig({
@@ -58,6 +100,53 @@ export async function run(argv: string[]): Promise<number> {
     }, { ...process.env, PORT: process.env.PORT ?? String(config.gateway.port) });
     log(`no models configured: serving ${d.models.length} DEMO models with RANDOM weights (they write gibberish)${d.created ? ', written to ' + d.root : ''}`);
     log(`budgets: GPU tier ${(d.budgets.gpuBytes / 2 ** 20).toFixed(1)} MiB (one demo model fits), host tier ${(d.budgets.hostBytes / 2 ** 20).toFixed(1)} MiB (all fit)`);
+  }
+
+  // The host and what runs on it, decided before anything starts (a plan that does not fit is refused first).
+  const facts = host.probe();
+  let gpus: number;
+  let deployment: HostDeployment | null = null;
+  let plan: ColocationPlan;
+  try {
+    gpus = gpusToUse(facts.gpus.length, config.host.gpus);
+    if (planGroups) {
+      deployment = deployOnHost(planGroups, { gpuType: values['gpu-type'] ?? (gpus > 0 ? host.gpuName() : null), gpus }, values.group);
+      for (const note of deployment.notes) log(note);
+      config = parseConfig({
+        ...config, placement: { groups: deployment.groups }, coLocation: coLocationOf(config.coLocation, deployment),
+        host: { ...config.host, gpus: deployment.devices.length },
+      }, { ...process.env, PORT: process.env.PORT ?? String(config.gateway.port) });
+      gpus = deployment.devices.length;
+    }
+    // Co-location (issue 14): workers per GPU from the config (or the plan) and the gain table; --workers keeps one per GPU.
+    plan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };
+    if (config.coLocation.enabled && values.workers) log('coLocation is enabled but --workers was given: one worker per slot, none co-located');
+    if (config.coLocation.enabled && !values.workers) {
+      // Model sizes only matter where the gain table judges (the plan decided with its own calibration).
+      const bytes = config.coLocation.requireGain ? await Promise.all(config.models.map((m) => validatedBytes(m))) : [];
+      plan = planColocation(config, gpus, bytes, observedFor(config));
+      for (const r of plan.reasons) log(r);
+    }
+  } catch (e) {
+    if (!(e instanceof ConfigError || e instanceof FleetInputError)) throw e;
+    io.err(`swapserve up: ${e.message}\n`);
+    return 2;
+  }
+  const slots = gpus > 0 && !values.workers ? plan.perGpu.flatMap((k, d) => Array.from({ length: k }, () => ({ device: d, share: k }))) : [];
+  const n = values.workers ? Number(values.workers) : Math.max(1, slots.length);
+  if (!Number.isInteger(n) || n < 1) {
+    io.err(`swapserve up: --workers must be an integer >= 1, received "${values.workers}"\n`);
+    return 2;
+  }
+  const groupOf = (device: number | null): string | undefined => deployment?.devices.find((x) => x.device === device)?.group;
+  if (values['dry-run']) {
+    for (let i = 0; i < n; i++) {
+      const device = gpus > 0 ? (slots[i] ? slots[i].device : i % gpus) : null;
+      const share = slots[i]?.share ?? 1;
+      const group = groupOf(device);
+      io.out(`worker-${i}: ${device === null ? 'CPU' : `GPU ${device}`}${group ? ` group ${group}` : ''}${share > 1 ? ` co-located (${share} on the GPU${config.coLocation.mps.enabled ? ', MPS' : ', time-sliced'})` : ''}\n`);
+    }
+    return 0;
   }
 
   const cleanups: (() => Promise<void>)[] = [];
@@ -72,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
         redis = await startLocalRedis(join(config.dataDir, 'redis'));
       } catch (e) {
         if (e instanceof RedisNotFoundError) {
-          process.stderr.write(`swapserve up: ${e.message}\n`);
+          io.err(`swapserve up: ${e.message}\n`);
           return 2;
         }
         throw e;
@@ -90,21 +179,7 @@ export async function run(argv: string[]): Promise<number> {
     const cfgFile = join(runDir, `config-${process.pid}.json`);
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
 
-    // The host (issue 16): its GPUs (none under SWAPSERVE_BACKEND=cpu), their NUMA nodes, the RAM they share.
-    const facts = probeHost({ gpus: process.env.SWAPSERVE_BACKEND !== 'cpu', deviceCount: cudaDeviceCount });
-    const gpus = gpusToUse(facts.gpus.length, config.host.gpus);
-    // Co-location (issue 14): workers per GPU from the config and the gain table; --workers keeps one per GPU.
-    let plan: ColocationPlan = { perGpu: Array.from({ length: gpus }, () => 1), reasons: [], colocated: [] };
-    let mps: MpsDaemon | null = null;
-    if (config.coLocation.enabled && values.workers) log('coLocation is enabled but --workers was given: one worker per slot, none co-located');
-    if (config.coLocation.enabled && !values.workers) {
-      plan = planColocation(config, gpus, await Promise.all(config.models.map((m) => validatedBytes(m))));
-      for (const r of plan.reasons) log(r);
-      mps = await mpsFor(config, plan, { log });
-    }
-    const slots = gpus > 0 && !values.workers ? plan.perGpu.flatMap((k, d) => Array.from({ length: k }, () => ({ device: d, share: k }))) : [];
-    const n = values.workers ? Number(values.workers) : Math.max(1, slots.length);
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--workers must be an integer >= 1, received "${values.workers}"`);
+    const mps: MpsDaemon | null = await mpsFor(config, plan, { log });
     // Every process started here is supervised alike (issue 11: the scheduler was not restarted before). Two
     // schedulers: a leader and a warm standby. When one exits, its lease is released at once (it is dead: nothing
     // can act under it), so the standby leads within its next lease attempt (leaseMs / 5 = 1 s) instead of after the
@@ -137,7 +212,9 @@ export async function run(argv: string[]): Promise<number> {
       const device = w.device !== null ? ['--device', String(w.device)] : ['--backend', 'cpu'];
       // With the scheduler, it alone decides which queues a worker consumes; without it, workers load on demand.
       const selfLoad = values['no-scheduler'] ? [] : ['--no-self-load'];
-      const args = ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad];
+      // A plan's worker serves the models of its GPU's group (placement.groups from the plan).
+      const group = groupOf(w.device);
+      const args = ['worker', '--config', cfgFile, '--id', `local-${i}`, ...device, ...selfLoad, ...(group ? ['--group', group] : [])];
       const env: Record<string, string> = { [HOST_BYTES_ENV]: String(w.hostBytes) };
       log(describeWorker(`worker-${i}`, w, facts));
       if (slot && slot.share > 1) {
@@ -176,7 +253,7 @@ export async function run(argv: string[]): Promise<number> {
     await cleanup();
     return 0;
   } catch (e) {
-    process.stderr.write(`swapserve up: ${(e as Error).message}\n`);
+    io.err(`swapserve up: ${(e as Error).message}\n`);
     await cleanup();
     return 1;
   }

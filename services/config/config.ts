@@ -59,8 +59,8 @@ export const modelConfigSchema = z.object({
    */
   aliases: z.array(z.string().min(1).max(256)).max(64).default([]),
   /**
-   * This model's typical request, for the co-location decision (issue 14): overrides `coLocation.workload` for it.
-   * @defaultValue coLocation.workload
+   * This model's typical request, for the co-location decision (issue 14): overrides `coLocation.workloadFrom` and
+   * `coLocation.workload` for it. @defaultValue its traffic in coLocation.workloadFrom, else coLocation.workload
    */
   workload: z.object({
     promptTokens: z.number().int().positive(),
@@ -82,7 +82,11 @@ export const placementGroupSchema = z.object({
   gpusPerWorker: z.number().int().positive().default(1),
   /** How the plan meant it: dedicated (its models stay resident) or swap (models share GPUs by swapping). Informative. */
   mode: z.enum(['dedicated', 'swap']).optional(),
-}).strict();
+  /** Workers on each GPU of the group (co-location; applied by `swapserve up --plan`). @defaultValue 1 */
+  workersPerGpu: z.number().int().min(1).max(8).default(1),
+  /** Whether those workers share each GPU under NVIDIA MPS (needs workersPerGpu ≥ 2). @defaultValue false */
+  mps: z.boolean().default(false),
+}).strict().refine((g) => !g.mps || g.workersPerGpu >= 2, { path: ['mps'], message: 'mps: true needs workersPerGpu ≥ 2 (MPS shares a GPU among several workers)' });
 export type PlacementGroup = z.infer<typeof placementGroupSchema>;
 /** A rate limit: at most `max` requests per `windowMs`, counted in Redis so it holds across gateways. */
 const rateLimitSchema = z.object({
@@ -141,7 +145,13 @@ export const coLocationSchema = z.object({
   minGain: z.number().min(1).default(1.2),
   /** The measured gain table (`swapserve bench mps` JSON, `gainTable`); unset: the Databricks seed's published shape. */
   gainTable: z.string().min(1).optional(),
-  /** The workload the decision assumes for a model without its own `workload`: typical prompt and completion tokens. @defaultValue 512 and 256 */
+  /**
+   * A token trace of observed traffic (Azure LLM 2023 CSV: `ContextTokens`, `GeneratedTokens`, optionally `model`):
+   * a model without its own `workload` is judged at the trace's median request (its own rows where the trace has a
+   * `model` column). `swapserve up --workload-from` overrides it. @defaultValue none
+   */
+  workloadFrom: z.string().min(1).optional(),
+  /** The workload the decision assumes for a model with neither its own `workload` nor traffic in `workloadFrom`: typical prompt and completion tokens. @defaultValue 512 and 256 */
   workload: z.object({
     promptTokens: z.number().int().positive().default(512),
     outputTokens: z.number().int().positive().default(256),
@@ -525,10 +535,10 @@ export function mayServe(cfg: Pick<Config, 'placement'>, model: string, group: s
   return groups === undefined || (group !== undefined && groups.includes(group));
 }
 
-/** Most workers per group the scheduler may run: gpus / gpusPerWorker, for groups that give gpus. */
+/** Most workers per group the scheduler may run: gpus / gpusPerWorker × workersPerGpu, for groups that give gpus. */
 export function groupWorkerCaps(cfg: Pick<Config, 'placement'>): Record<string, number> {
   const caps: Record<string, number> = {};
-  for (const g of cfg.placement.groups) if (g.gpus !== undefined) caps[g.name] = Math.max(1, Math.floor(g.gpus / g.gpusPerWorker));
+  for (const g of cfg.placement.groups) if (g.gpus !== undefined) caps[g.name] = Math.max(1, Math.floor(g.gpus / g.gpusPerWorker)) * g.workersPerGpu;
   return caps;
 }
 

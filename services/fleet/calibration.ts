@@ -64,8 +64,11 @@ export interface EngineFit {
   maxBatchCap: number;
 }
 
-/** Measured gain of co-locating small models under MPS: their loads add up times this factor (< 1 pays). */
-export interface MpsCalibration { loadFactor: number; source: string }
+/**
+ * Measured gain of co-locating small models under MPS: their loads add up times this factor (< 1 pays), with
+ * `workers` engines sharing the GPU (what `swapserve up --plan` then starts per GPU of the group).
+ */
+export interface MpsCalibration { loadFactor: number; workers: number; source: string }
 
 export type Calibration = GpuCalibration & EngineModel & { engine: EngineFit; file: string; mps?: MpsCalibration };
 
@@ -148,8 +151,11 @@ export const calibrationFileSchema = z.object({
   pricePerHourUsd: z.number().nonnegative().optional(),
   /** Where each top-level number comes from, by field name. */
   sources: z.record(z.string(), src),
-  /** Only where measured: swapserve has no MPS co-location yet, so no shipped profile has this section. */
-  mps: z.object({ loadFactor: z.number().gt(0).max(1), source: src }).strict().optional(),
+  /**
+   * Only where measured (`swapserve bench mps` on this GPU type; no shipped profile has it yet): the load factor of
+   * `workers` engines co-located under MPS. @defaultValue workers 2 (the pair bench mps measures)
+   */
+  mps: z.object({ loadFactor: z.number().gt(0).max(1), workers: z.number().int().min(2).max(8).default(2), source: src }).strict().optional(),
   engine: z.discriminatedUnion('kind', [measuredEngineSchema, derivedEngineSchema]),
 }).strict();
 export type CalibrationFile = z.infer<typeof calibrationFileSchema>;

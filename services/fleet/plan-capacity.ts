@@ -49,6 +49,8 @@ export interface PlanGpuType {
   hostBytesPerWorker: number;
   /** MPS load factor for pooled models (1: off). */
   mpsLoadFactor: number;
+  /** Workers per GPU of the type's swap group: the calibration's `mps.workers` when mps is on, else 1. @defaultValue 1 */
+  mpsWorkers?: number;
   /** Share of k GPUs' rates a k-GPU instance gets. */
   tensorParallelEfficiency: number;
   /** GPU bytes one worker has for weights + KV (memoryUtilization × memory − activation reserve). */
@@ -100,14 +102,15 @@ export function buildProblem(input: PlanInput, prices: PriceList, calibrations: 
     if (!price) throw new FleetInputError(`GPU type "${g.type}" has no price in the price list (it lists ${prices.prices.map((p) => p.gpu).join(', ')})`);
     const calibration = calibrations[g.type];
     if (!calibration) throw new FleetInputError(`GPU type "${g.type}" has no calibration`);
-    let mpsLoadFactor = 1;
+    let mpsLoadFactor = 1, mpsWorkers = 1;
     if (g.mps) {
-      if (!calibration.mps) throw new FleetInputError(`GPU type "${g.type}": mps is on but its calibration ${calibration.file} has no measured mps section (swapserve has no MPS co-location yet; measure it first)`);
+      if (!calibration.mps) throw new FleetInputError(`GPU type "${g.type}": mps is on but its calibration ${calibration.file} has no measured mps section (measure co-location on this GPU type first: swapserve bench mps, then add its load factor as the calibration's mps section)`);
       mpsLoadFactor = calibration.mps.loadFactor;
+      mpsWorkers = calibration.mps.workers;
     }
     const usableGpuBytes = calibration.gpuMemoryBytes * calibration.engine.memoryUtilization - calibration.engine.activationReserveBytes;
     return { name: g.type, pricePerGpuHour: price.perGpuHourUsd, calibration, maxGpus: g.max, hostBytesPerWorker: g.hostBytesPerNode / g.gpusPerNode,
-      mpsLoadFactor, usableGpuBytes, tensorParallelEfficiency: g.tensorParallelEfficiency ?? o.tensorParallelEfficiency };
+      mpsLoadFactor, mpsWorkers, usableGpuBytes, tensorParallelEfficiency: g.tensorParallelEfficiency ?? o.tensorParallelEfficiency };
   });
   const sizes = [...new Set(o.instanceSizes)].sort((a, b) => a - b);
   const models = input.models.map((m) => ({ id: m.id, weightBytes: m.weightBytes, ratePerS: m.workload.reduce((s, b) => s + b.ratePerS, 0) }));

@@ -65,7 +65,7 @@ export const planGpuSchema = z.object({
   hostBytesPerNode: bytes.default(1024 * GiB),
   /** Overrides options.tensorParallelEfficiency for this type (e.g. lower for GPUs without NVLink). */
   tensorParallelEfficiency: z.number().gt(0).max(1).optional(),
-  /** Co-locate pooled models under MPS (needs a measured `mps` section in the calibration; swapserve has no MPS co-location yet). @defaultValue false */
+  /** Co-locate the swap group's models under MPS, `mps.workers` workers per GPU (needs a measured `mps` section in the calibration). @defaultValue false */
   mps: z.boolean().default(false),
 }).strict();
 export type PlanGpu = z.infer<typeof planGpuSchema>;

@@ -15,6 +15,10 @@ export interface PlanGroup {
   gpus: number;
   /** GPUs one worker (one model instance) spans: > 1 only for models that fit no single GPU (tensor parallel, not in swapserve's engine yet). */
   gpusPerWorker: number;
+  /** Workers on each GPU of the group: > 1 only for a swap group of a GPU type planned with `mps: true`. */
+  workersPerGpu: number;
+  /** Whether those workers share each GPU under the NVIDIA MPS daemon (`swapserve up --plan` starts it). */
+  mps: boolean;
   models: string[];
   /** Load the plan puts on the group / its capacity inside the SLOs (≤ headroom). */
   utilization: number;
@@ -67,7 +71,7 @@ export function describePlan(p: PlanProblem, input: PlanInput, prices: PriceList
       const name = `${slug(t.name)}-${slug(m.id)}`;
       groupOf.set(`${mi}/${ti}/false`, name);
       const load = sliceLoad((si) => p.slices[si].model === mi && sol.sliceTo[si].type === ti && !sol.sliceTo[si].pool, ti, false);
-      groups.push({ name, gpu: t.name, mode: 'dedicated', gpus: n * k, gpusPerWorker: k, models: [m.id], utilization: load / n, costPerHourUsd: n * k * t.pricePerGpuHour });
+      groups.push({ name, gpu: t.name, mode: 'dedicated', gpus: n * k, gpusPerWorker: k, workersPerGpu: 1, mps: false, models: [m.id], utilization: load / n, costPerHourUsd: n * k * t.pricePerGpuHour });
     });
     if (sol.poolGpus[ti] > 0) {
       const name = `${slug(t.name)}-swap`;
@@ -75,7 +79,8 @@ export function describePlan(p: PlanProblem, input: PlanInput, prices: PriceList
       p.models.forEach((_, mi) => { if (sol.member[mi][ti]) groupOf.set(`${mi}/${ti}/true`, name); });
       let load = sliceLoad((si) => sol.sliceTo[si].type === ti && sol.sliceTo[si].pool, ti, true);
       p.models.forEach((_, mi) => { if (sol.member[mi][ti]) load += p.swapLoad[mi][ti]; });
-      groups.push({ name, gpu: t.name, mode: 'swap', gpus: sol.poolGpus[ti], gpusPerWorker: 1, models: members, utilization: load / sol.poolGpus[ti], costPerHourUsd: sol.poolGpus[ti] * t.pricePerGpuHour });
+      const workersPerGpu = t.mpsWorkers ?? 1;
+      groups.push({ name, gpu: t.name, mode: 'swap', gpus: sol.poolGpus[ti], gpusPerWorker: 1, workersPerGpu, mps: workersPerGpu > 1, models: members, utilization: load / sol.poolGpus[ti], costPerHourUsd: sol.poolGpus[ti] * t.pricePerGpuHour });
     }
   });
   for (const g of groups) gpus[g.gpu] = (gpus[g.gpu] ?? 0) + g.gpus;
@@ -150,10 +155,11 @@ export function planConfigFragment(r: PlanResult, from: string): string {
   const head = [
     `# Written by \`swapserve plan ${from}\`: ${r.description || 'a fleet plan'}.`,
     `# Expected cost ${usd(r.costPerHourUsd)}/h (${Object.entries(r.gpus).map(([g, n]) => `${n} x ${g}`).join(', ')}); prices: ${r.prices.source} (${r.prices.date}).`,
-    '# Merge into the swapserve config: a model listed here runs only on workers of its groups (worker.group / --group).',
+    '# Merge into the swapserve config: a model listed here runs only on workers of its groups (worker.group / --group),',
+    '# or start a host from it: `swapserve up --config CONFIG --plan THIS_FILE` runs the groups of its GPU type, with their workers per GPU and MPS.',
     '# Check it under bursts with `swapserve simulate` (docs/plan-format.md).',
   ];
-  const body = { placement: { groups: r.groups.map((g) => ({ name: g.name, gpu: g.gpu, mode: g.mode, gpus: g.gpus, gpusPerWorker: g.gpusPerWorker, models: g.models })) } };
+  const body = { placement: { groups: r.groups.map((g) => ({ name: g.name, gpu: g.gpu, mode: g.mode, gpus: g.gpus, gpusPerWorker: g.gpusPerWorker, workersPerGpu: g.workersPerGpu, mps: g.mps, models: g.models })) } };
   return `${head.join('\n')}\n${stringify(body, { lineWidth: 0 })}`;
 }
 
@@ -165,8 +171,8 @@ export function planReport(r: PlanResult): string {
   const out: string[] = [];
   out.push(`# Fleet plan${r.description ? `: ${r.description}` : ''}`, '');
   out.push(`**Expected cost: ${usd(r.costPerHourUsd)}/h** — ${Object.entries(r.gpus).map(([g, n]) => `${n} × ${g}`).join(', ')} (prices: ${r.prices.source}, ${r.prices.date}).`, '');
-  out.push('| group | GPU | mode | GPUs | GPUs/worker | models | utilization | $/h |', '| --- | --- | --- | ---: | ---: | --- | ---: | ---: |');
-  for (const g of r.groups) out.push(`| ${g.name} | ${g.gpu} | ${g.mode} | ${g.gpus} | ${g.gpusPerWorker} | ${g.models.join(', ')} | ${pct(g.utilization)} | ${usd(g.costPerHourUsd)} |`);
+  out.push('| group | GPU | mode | GPUs | GPUs/worker | workers/GPU | models | utilization | $/h |', '| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |');
+  for (const g of r.groups) out.push(`| ${g.name} | ${g.gpu} | ${g.mode} | ${g.gpus} | ${g.gpusPerWorker} | ${g.workersPerGpu}${g.mps ? ' (MPS)' : ''} | ${g.models.join(', ')} | ${pct(g.utilization)} | ${usd(g.costPerHourUsd)} |`);
   out.push('', '| model | req/s | groups (share of requests) | warm TTFT / SLO (ms) | TPOT / SLO (ms) | swapped-out share | swap TTFT (ms) | expected in SLO |',
     '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
   for (const m of r.models) {

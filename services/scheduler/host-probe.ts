@@ -74,3 +74,12 @@ export function probeHost(o: { sysRoot?: string; exec?: Run; gpus?: boolean; dev
   nodes.sort((a, b) => a.id - b.id);
   return { gpus, memBytes: totalmem(), nodes, numactl: exec('numactl', ['--show']) !== null };
 }
+
+/**
+ * The GPU model of this host (`nvidia-smi --query-gpu=name`: "NVIDIA H100 80GB HBM3"), for matching a fleet plan's GPU
+ * type; null when nvidia-smi lists none. A host of mixed models gives its GPU 0's (the plan's groups are one type each).
+ */
+export function probeGpuName(exec: Run = run): string | null {
+  const first = (exec('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader']) ?? '').split('\n').map((l) => l.trim()).find((l) => l.length > 0);
+  return first ?? null;
+}

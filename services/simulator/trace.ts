@@ -45,7 +45,8 @@ export class TraceError extends SwapserveError<'trace_invalid'> {
   }
 }
 
-function readCsv(path: string, columns: string[], optional: ReadonlySet<string> = new Set()): string[][] {
+/** Rows of `columns` ('' where a column of `absent` is not in the header, or a value of `optional` is empty). */
+function readCsv(path: string, columns: string[], optional: ReadonlySet<string> = new Set(), absent: ReadonlySet<string> = new Set()): string[][] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -55,12 +56,12 @@ function readCsv(path: string, columns: string[], optional: ReadonlySet<string> 
   const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
   const header = lines[0]?.split(',') ?? [];
   const idx = columns.map((c) => header.indexOf(c));
-  const missing = columns.filter((_, i) => idx[i] < 0);
+  const missing = columns.filter((c, i) => idx[i] < 0 && !absent.has(c));
   if (missing.length > 0) throw new TraceError(`trace ${path}: missing column(s) ${missing.join(', ')} (header: ${header.join(',')})`);
   return lines.slice(1).map((l, n) => {
     const f = l.split(',');
-    const row = idx.map((i) => f[i] ?? '');
-    if (row.some((v, i) => v === '' && !optional.has(columns[i]))) throw new TraceError(`trace ${path}: line ${n + 2} lacks ${columns.join('/')}`);
+    const row = idx.map((i) => (i < 0 ? '' : (f[i] ?? '')));
+    if (row.some((v, i) => v === '' && !optional.has(columns[i]) && idx[i] >= 0)) throw new TraceError(`trace ${path}: line ${n + 2} lacks ${columns.join('/')}`);
     return row;
   });
 }
@@ -70,6 +71,30 @@ function parseTime(s: string, path: string): number {
   const t = Date.parse(`${s.trim().replace(' ', 'T')}Z`);
   if (!Number.isFinite(t)) throw new TraceError(`trace ${path}: bad time "${s}"`);
   return t;
+}
+
+/** One request's token counts from a token trace, and its model where the trace has a `model` column. */
+export interface TokenRow {
+  promptTokens: number;
+  outputTokens: number;
+  /** The `model` column's value; null when the trace has none (the Azure traces: one service's traffic). */
+  model: string | null;
+}
+
+/**
+ * A token trace: the Azure LLM 2023 CSV (`ContextTokens`, `GeneratedTokens`), optionally with a `model` column
+ * (a swapserve model id or alias per row, for traffic of several models). Throws TraceError naming the line.
+ */
+export function readTokenTrace(path: string): TokenRow[] {
+  const rows = readCsv(path, ['ContextTokens', 'GeneratedTokens', 'model'], new Set(['model']), new Set(['model']));
+  if (rows.length === 0) throw new TraceError(`trace ${path}: no requests`);
+  return rows.map(([c, g, m], n) => {
+    const promptTokens = Number(c), outputTokens = Number(g);
+    if (!Number.isInteger(promptTokens) || !Number.isInteger(outputTokens) || promptTokens < 1 || outputTokens < 0) {
+      throw new TraceError(`trace ${path}: line ${n + 2} has a bad token count`);
+    }
+    return { promptTokens, outputTokens, model: m === '' ? null : m };
+  });
 }
 
 export interface Replay {
@@ -98,9 +123,7 @@ export function buildReplay(fleet: Fleet, o: TraceOptions): Replay {
     traceModel, requests, fleetModel: o.mapping === 'fold' || r < n ? fleet.models[r % n].id : null,
   }));
   const to = new Map(mapping.map((x) => [x.traceModel, x.fleetModel]));
-  const tokenRows = readCsv(o.tokens, ['ContextTokens', 'GeneratedTokens']).map(([c, g]) => [Number(c), Number(g)]);
-  const bad = tokenRows.findIndex(([c, g]) => !Number.isInteger(c) || !Number.isInteger(g) || c < 1 || g < 0);
-  if (bad >= 0) throw new TraceError(`trace ${o.tokens}: line ${bad + 2} has a bad token count`);
+  const tokenRows = readTokenTrace(o.tokens).map((r) => [r.promptTokens, r.outputTokens]);
   const rand = rng(o.seed);
   const ctx = new Map(fleet.models.map((m) => [m.id, m.contextTokens]));
   const requests: SimRequest[] = [];
