@@ -310,9 +310,15 @@ export function toolMode(body: ChatBody): { mode: 'none' | 'auto' | 'forced'; to
   return { mode: 'forced', tools: tools.filter((t) => t.function.name === choice.function.name) };
 }
 
-/** Normalises a validated OpenAI body into job sampling parameters (clamped to the model's max_tokens). */
+/**
+ * Normalises a validated OpenAI body into job sampling parameters. Without max_tokens a chat gets the model's
+ * `maxTokens` (the worker shrinks it to what the context leaves); an explicit max_tokens above it is a 400 naming
+ * the parameter (OpenAI refuses one above a model's output limit too), never a silent clamp.
+ */
 export function samplingFrom(body: ChatBody | CompletionBody, kind: 'chat' | 'completion', maxTokensCap: number): Sampling {
-  const explicit = ('max_completion_tokens' in body ? body.max_completion_tokens : undefined) ?? body.max_tokens;
+  const fromCompletionTokens = 'max_completion_tokens' in body && body.max_completion_tokens != null;
+  const explicit = fromCompletionTokens ? (body as ChatBody).max_completion_tokens : body.max_tokens;
+  if (explicit != null && explicit > maxTokensCap) throw maxTokensAboveCap(explicit, maxTokensCap, fromCompletionTokens ? 'max_completion_tokens' : 'max_tokens');
   const asked = explicit ?? (kind === 'completion' ? 16 : maxTokensCap);
   const stopList = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   const s: Sampling = {
@@ -369,9 +375,14 @@ export function jobMessage(m: ChatMessage): JobMessage {
   };
 }
 
+/** An explicit max_tokens above the model's configured `maxTokens`: 400 naming the parameter (gateway, SDK, worker). */
+export function maxTokensAboveCap(asked: number, cap: number, param = 'max_tokens'): RequestError {
+  return new RequestError('invalid_request', { detail: `${param} is ${asked}, but this model serves at most ${cap} tokens per completion (its maxTokens)`, param });
+}
+
 /**
  * The one place a job object is made (gateway and SDK): schema version, a fresh request id, the input and the
- * sampling parameters (max_tokens clamped to `maxTokensCap`). `model` is the registered id the request resolved to.
+ * sampling parameters (max_tokens at most `maxTokensCap`, else a 400). `model` is the registered id the request resolved to.
  * Throws a 400 RequestError for what the request may not ask (refuseUnsupported, refuseConstrainedConflicts), for the
  * gateway and the SDK alike.
  */

@@ -47,7 +47,7 @@ export const modelConfigSchema = z.object({
   priority: z.number().int().default(0),
   /** Waiting jobs above which new requests get 429. @defaultValue 256 */
   maxQueued: z.number().int().positive().default(256),
-  /** Upper bound on max_tokens for this model (requests are clamped to it). @defaultValue 2048 */
+  /** Upper bound on max_tokens for this model: the default completion length, and a request asking more gets a 400 naming max_tokens. @defaultValue 2048 */
   maxTokens: z.number().int().positive().default(2048),
   /** Context length override (tokens); defaults to the model's own. */
   contextLength: z.number().int().positive().optional(),

@@ -110,7 +110,8 @@ export class Client {
     const model = this.opts.models?.find((m) => m.id === req.body.model) ?? this.opts.models?.find((m) => m.aliases?.includes(req.body.model));
     if (this.opts.models && !model) throw new RequestError('model_not_found', { detail: req.body.model, param: 'model' });
     const arrivalMs = nowMs();
-    const data = buildJob(req, { model: model?.id ?? req.body.model, maxTokensCap: model?.maxTokens ?? 2048, arrivalMs, source: 'sdk' });
+    const data = buildJob(req, { model: model?.id ?? req.body.model, // Without the models' config the worker applies the model's maxTokens (and refuses above it).
+    maxTokensCap: model?.maxTokens ?? Number.MAX_SAFE_INTEGER, arrivalMs, source: 'sdk' });
     // The request's span (when the host process traces): the enqueue runs inside it, the worker's spans join it.
     const span = requestSpan({ operation: req.kind === 'chat' ? 'chat' : 'text_completion', model: data.model, maxTokens: data.sampling.maxTokens, startMs: arrivalMs, recordMetrics: false });
     const { requestId } = await span.enqueue(() => this.producer.submit(data, { maxQueued: model?.maxQueued ?? 1_000_000 }));

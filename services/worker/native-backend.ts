@@ -9,7 +9,7 @@ import type { ModelSource } from '../../native/ts/types.ts';
 import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
 import { RequestError } from '../../contracts/errors.ts';
-import { refuseConstrainedConflicts, type JobData } from '../../contracts/job.ts';
+import { maxTokensAboveCap, refuseConstrainedConflicts, type JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome, PrefixBackend } from './backend.ts';
 import type { EngineStats, ModelCapacity } from './admission.ts';
@@ -278,9 +278,11 @@ export class NativeBackend implements ModelBackend {
     const prompt = encodePrompt(tokenizer, job);
     const ctx = engine.options.maxContext;
     const s = job.sampling;
+    // The worker's config is the authority on the model's maxTokens (an SDK without the models' config sends none).
+    if (s.maxTokensAsked !== undefined && s.maxTokensAsked > h.entry.maxTokens) throw maxTokensAboveCap(s.maxTokensAsked, h.entry.maxTokens);
     if (prompt.length >= ctx || (s.maxTokensAsked !== undefined && prompt.length + s.maxTokensAsked > ctx)) throw contextError(ctx, prompt.length, s, job.input.type === 'chat' ? 'messages' : 'prompt');
     const req: GenerateRequest = {
-      prompt, maxTokens: Math.min(s.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
+      prompt, maxTokens: Math.min(s.maxTokensAsked ?? s.maxTokens, h.entry.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
       stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),
       // Issue 12: every sampling field of the job reaches the engine (absent = off there too).
       ...(s.minP !== undefined ? { minP: s.minP } : {}),
@@ -309,7 +311,7 @@ export class NativeBackend implements ModelBackend {
       const least = g.minTokens();
       if (least > req.maxTokens) {
         throw new RequestError('invalid_request', {
-          detail: `max_tokens is ${req.maxTokens}${s.maxTokensAsked === undefined ? ' (not set: the default, or what the context leaves)' : s.maxTokensAsked > req.maxTokens ? ` (${s.maxTokensAsked} asked, capped by the model's maxTokens)` : ''}, but the shortest document that satisfies ${s.constraint.type === 'json_object' ? 'a JSON object' : 'the JSON schema (response_format or a forced tool call)'} takes ${least} tokens of this model`,
+          detail: `max_tokens is ${req.maxTokens}${s.maxTokensAsked === undefined ? " (not set: the model's maxTokens, or what the context leaves)" : ''}, but the shortest document that satisfies ${s.constraint.type === 'json_object' ? 'a JSON object' : 'the JSON schema (response_format or a forced tool call)'} takes ${least} tokens of this model`,
           param: 'max_tokens',
         });
       }

@@ -204,10 +204,22 @@ describe('other parameters against constrained output', { skip: SKIP, timeout: 3
     assert.deepEqual([e.status, e.param], [400, 'max_tokens'], e.message);
     const d = await sdkRefused({ ...base, response_format: schemaFormat(true), max_tokens: least - 1 });
     assert.equal(d.param, 'max_tokens');
-    // A max_tokens above the model's cap (config maxTokens 4) is capped: the 400 says so rather than quoting 4 alone.
+    // A max_tokens above the model's cap (config maxTokens 4) is refused, not clamped, whatever the constraint.
     const capped = await refused(client.chat.completions.create(chatBody({ model: 'story-capped', response_format: schemaFormat(true), max_tokens: 200 })));
     assert.deepEqual([capped.status, capped.param], [400, 'max_tokens'], capped.message);
-    assert.match(capped.message, /max_tokens is 4 \(200 asked, capped by the model's maxTokens\)/);
+    assert.match(capped.message, /max_tokens is 200, but this model serves at most 4 tokens/);
+    const plain = await refused(client.chat.completions.create({ model: 'story-capped', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 5 }));
+    assert.deepEqual([plain.status, plain.param], [400, 'max_completion_tokens'], plain.message);
+    // An SDK without the models' config sends the request on; the worker's config refuses it the same way.
+    const bare = new Client({ redisUrl: redis.url, prefix: stack.config.prefix });
+    try {
+      await assert.rejects(bare.complete({ ...base, model: 'story-capped', max_tokens: 200 } as never), (e: unknown) => e instanceof RequestError && e.param === 'max_tokens' && /at most 4 tokens/.test(e.message));
+    } finally {
+      await bare.close();
+    }
+    // Without the cap in the way a constrained document shorter than it still needs its own room (the 400 above).
+    const ok = await client.chat.completions.create({ model: 'story-capped', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
+    assert.ok(ok.usage!.completion_tokens <= 4);
   });
 
   it('logit_bias cannot break the grammar: -100 on every token the JSON needs, +100 on one it forbids; still valid', async () => {
