@@ -279,10 +279,12 @@ export class NativeBackend implements ModelBackend {
     const ctx = engine.options.maxContext;
     const s = job.sampling;
     // The worker's config is the authority on the model's maxTokens (an SDK without the models' config sends none).
-    if (s.maxTokensAsked !== undefined && s.maxTokensAsked > h.entry.maxTokens) throw maxTokensAboveCap(s.maxTokensAsked, h.entry.maxTokens);
+    // (An entry made without the config schema, as a library user may register one, has no maxTokens: no cap then.)
+    const cap = Number.isSafeInteger(h.entry.maxTokens) ? h.entry.maxTokens : Number.MAX_SAFE_INTEGER;
+    if (s.maxTokensAsked !== undefined && s.maxTokensAsked > cap) throw maxTokensAboveCap(s.maxTokensAsked, cap);
     if (prompt.length >= ctx || (s.maxTokensAsked !== undefined && prompt.length + s.maxTokensAsked > ctx)) throw contextError(ctx, prompt.length, s, job.input.type === 'chat' ? 'messages' : 'prompt');
     const req: GenerateRequest = {
-      prompt, maxTokens: Math.min(s.maxTokensAsked ?? s.maxTokens, h.entry.maxTokens, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
+      prompt, maxTokens: Math.min(s.maxTokensAsked ?? s.maxTokens, cap, ctx - prompt.length), temperature: s.temperature, topP: s.topP, topK: s.topK ?? 0,
       stop: s.stop, ...(s.seed !== undefined ? { seed: s.seed } : {}),
       // Issue 12: every sampling field of the job reaches the engine (absent = off there too).
       ...(s.minP !== undefined ? { minP: s.minP } : {}),
