@@ -41,7 +41,7 @@ let engine: Engine;
 let runtime: Runtime | null = null;
 const ctx = 2048;
 if (BACKEND === 'cuda') {
-  runtime = Runtime.open({ backend: 'cuda', hostBudgetBytes: 0, gpuBudgetBytes: source.layout.totalBytes + (64 << 20), scratchBudgetBytes: 4 << 30 });
+  runtime = Runtime.open({ backend: 'cuda', hostBudgetBytes: 0, gpuBudgetBytes: source.layout.totalBytes + (64 << 20), scratchBudgetBytes: 4 * 2 ** 30 });
   runtime.register('m', source.layout);
   await runtime.loadToGpu('m');
   engine = await Engine.create(runtime, 'm', source, tok, { maxBatch: 1, maxContext: ctx });

@@ -108,7 +108,9 @@ export async function run(argv: string[]): Promise<number> {
     for (const [i, m] of models.entries()) {
       const other = models[(i + 1) % models.length];
       const floor = median(await rt.native.benchFloor(m.id, reps));
-      // Warm TTFT (engine made, model resident), also the first-token id the swaps must reproduce.
+      // Warm TTFT (engine made, model resident), also the first-token id the swaps must reproduce. The GPU tier holds
+      // one model: the one the previous iteration left resident goes first (else this swap-in exceeds the budget).
+      for (const o of models) if (o !== m) await evict(o);
       await rt.swapIn(m.id);
       const e = await engineOf(m);
       await firstToken(e, m.prompt, performance.now()); // warm-up (kernels, allocations)

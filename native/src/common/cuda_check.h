@@ -39,6 +39,18 @@ inline ErrorCode ClassifyCudaError(cudaError_t e) {
   return IsStickyCudaError(e) ? ErrorCode::kSticky : ErrorCode::kCuda;
 }
 
+// A CUDA library call (cuBLASLt) that failed with anything but an allocation failure may have met a context an
+// earlier kernel corrupted (a sticky error cuBLAS reports only as "failed to launch"): ask the runtime, so the
+// failure is classified sticky where it is (the worker then drains and puts its jobs back rather than failing them).
+// Failure path only: the synchronize waits for the device's queued work. Returns the code and CUDA's own error.
+inline ErrorCode ClassifyLibraryFailure(cudaError_t* seen) {
+  const cudaError_t e = cudaDeviceSynchronize();
+  *seen = e;
+  if (IsStickyCudaError(e)) return ErrorCode::kSticky;
+  cudaGetLastError();  // a non-sticky error read here is not reported again by the next launch check
+  return ErrorCode::kCuda;
+}
+
 // device < 0: the calling thread's current device.
 [[noreturn]] inline void ThrowCuda(cudaError_t e, const char* stmt, const char* file, int line, int device = -1) {
   const ErrorCode code = ClassifyCudaError(e);

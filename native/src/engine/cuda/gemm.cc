@@ -9,19 +9,26 @@
 
 #include "common/cuda_check.h"
 
-#define SS_CUBLAS_CHECK(stmt)                                                                          \
-  do {                                                                                                 \
-    cublasStatus_t ss_st_ = (stmt);                                                                    \
-    if (ss_st_ != CUBLAS_STATUS_SUCCESS)                                                               \
-      throw ::swapserve::NativeError(ss_st_ == CUBLAS_STATUS_ALLOC_FAILED ? ::swapserve::ErrorCode::kOom \
-                                                                          : ::swapserve::ErrorCode::kCuda, \
-                                     std::string(#stmt) + " failed at " + __FILE__ + ":" +             \
-                                         std::to_string(__LINE__) + ": " + cublasLtGetStatusString(ss_st_)); \
+#define SS_CUBLAS_CHECK(stmt)                                                                              \
+  do {                                                                                                     \
+    cublasStatus_t ss_st_ = (stmt);                                                                        \
+    if (ss_st_ != CUBLAS_STATUS_SUCCESS) ::swapserve::cuda::ThrowCublas(ss_st_, #stmt, __FILE__, __LINE__); \
   } while (0)
 
 namespace swapserve::cuda {
 
 namespace {
+
+// A failed cuBLASLt call: an allocation failure is kOom; otherwise CUDA is asked whether the context is corrupted
+// (ClassifyLibraryFailure), and its error, if any, is named beside cuBLAS's status.
+[[noreturn]] void ThrowCublas(cublasStatus_t st, const char* stmt, const char* file, int line) {
+  std::string msg = std::string(stmt) + " failed at " + file + ":" + std::to_string(line) + ": " + cublasLtGetStatusString(st);
+  if (st == CUBLAS_STATUS_ALLOC_FAILED) throw NativeError(ErrorCode::kOom, msg);
+  cudaError_t seen = cudaSuccess;
+  const ErrorCode code = ClassifyLibraryFailure(&seen);
+  if (seen != cudaSuccess) msg += std::string("; CUDA: ") + cudaGetErrorName(seen) + " (" + cudaGetErrorString(seen) + ")";
+  throw NativeError(code, msg);
+}
 
 cudaDataType_t CudaType(ET t) {
   switch (t) {
