@@ -1,5 +1,6 @@
 // `swapserve bench codec --model DIR [--reps 5] [--prompt 128] [--max-ratio 0.9] [--out FILE] [--md FILE] [--backend B]
-// [--codec-threads N]` (encoder + CPU decoder threads, 0 = the runtime's default):
+// [--codec-threads N] [--disk-cache DIR]` (encoder + CPU decoder threads, 0 = the runtime's default; DIR: also cold loads
+// from the raw files vs from the compressed disk cache file written there, cold-load.ts):
 // the host-tier codec through the real runtime and engine (issue 15), in one process and one run: the plain pinned
 // copy of the raw bytes (the floor), swapIn of the raw host copy, compress (ratio, encode time), swapIn of the
 // compressed copy (copy + GPU decode pipelined), and swap TTFT at --prompt tokens for both (swapIn issued, engine
@@ -13,8 +14,9 @@ import { openModel } from '../../native/ts/model/index.ts';
 import { DEFAULT_CODEC_WORK_BYTES, Runtime, type MoveResult } from '../../native/ts/runtime.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { ensureTokenizer } from '../headline/models.ts';
+import { coldLoads } from './cold-load.ts';
 
-interface Args { model: string; reps: number; prompt: number; maxRatio: number; out?: string; md?: string; backend: 'auto' | 'cpu' | 'cuda'; codecThreads: number }
+interface Args { model: string; reps: number; prompt: number; maxRatio: number; out?: string; md?: string; backend: 'auto' | 'cpu' | 'cuda'; codecThreads: number; diskCache?: string }
 
 function parseArgs(argv: string[]): Args {
   const a: Partial<Args> = { reps: 5, prompt: 128, maxRatio: 0.9, backend: 'auto', codecThreads: 0 };
@@ -39,11 +41,12 @@ function parseArgs(argv: string[]): Args {
       if (!(a.maxRatio > 0 && a.maxRatio <= 1)) throw new Error(`Expected a number in (0, 1] for --max-ratio but received ${argv[i]}`);
     } else if (k === '--out') a.out = v();
     else if (k === '--md') a.md = v();
+    else if (k === '--disk-cache') a.diskCache = v();
     else if (k === '--backend') {
       const b = v();
       if (b !== 'auto' && b !== 'cpu' && b !== 'cuda') throw new Error(`Expected auto, cpu or cuda for --backend but received ${b}`);
       a.backend = b;
-    } else throw new Error(`unknown option ${k} (options: --model DIR, --reps 5, --prompt 128, --max-ratio 0.9, --out FILE, --md FILE, --backend auto|cpu|cuda, --codec-threads 0)`);
+    } else throw new Error(`unknown option ${k} (options: --model DIR, --reps 5, --prompt 128, --max-ratio 0.9, --out FILE, --md FILE, --backend auto|cpu|cuda, --codec-threads 0, --disk-cache DIR)`);
   }
   if (!a.model) throw new Error('--model DIR is required (a safetensors/GGUF model; bench/codec/make_model.py writes an 8B one)');
   return a as Args;
@@ -128,7 +131,8 @@ export async function run(argv: string[]): Promise<number> {
     log(`compress: ${c.state} ratio ${c.ratio.toFixed(4)} encode ${ms(c.encodeMs)} wall ${ms(performance.now() - t)} ${c.reason}`);
     const usage = rt.usage().host.usedBytes;
     const comp = c.state === 'compressed' ? await path('compressed') : null;
-    Object.assign(res, { floorMs, floorAllMs: floor, raw, compress: c, hostUsedAfterCompress: usage, compressed: comp });
+    const cold = comp && args.diskCache ? await coldLoads(rt, id, source, args.diskCache, args.reps, log) : null;
+    Object.assign(res, { floorMs, floorAllMs: floor, raw, compress: c, hostUsedAfterCompress: usage, compressed: comp, coldLoads: cold });
 
     const gbs = (bytes: number, t: number) => `${(bytes / (t * 1e6)).toFixed(1)} GB/s`;
     const lines = [
@@ -142,12 +146,17 @@ export async function run(argv: string[]): Promise<number> {
       `| swapIn, device time | ${ms(raw.swapInDeviceMs)} | ${comp ? ms(comp.swapInDeviceMs) : '–'} | CUDA events around copies (+ decodes) |`,
       `| **swap TTFT, ${args.prompt} tokens** (swapIn + engine + prefill overlapped) | ${ms(raw.ttftMs)} | ${comp ? `**${ms(comp.ttftMs)}**` : '–'} | bar: ≤ 220 ms on an H100/H200, 8B (issue 15)${rt.backend === 'cuda' && comp ? (comp.ttftMs <= 220 ? ' → met' : ' → not met') : ''} |`,
       `| bit-exact after swapIn (checksum vs raw host copy) | ${raw.bitExact} | ${comp ? comp.bitExact : '–'} | |`,
+      ...(cold ? [
+        `| **cold load disk → host** (page cache dropped per file; median of ${args.reps}, alternated) | ${ms(cold.raw.ms)} (raw files) | **${ms(cold.cache.ms)}** (disk cache file) | ${(cold.cache.ms / cold.raw.ms).toFixed(2)}× the time; all: raw ${cold.raw.allMs.map((x) => x.toFixed(0)).join(', ')} / cache ${cold.cache.allMs.map((x) => x.toFixed(0)).join(', ')} ms |`,
+        `| bytes read from disk by that load | ${cold.raw.bytes} | ${cold.cache.bytes} | ${(cold.cache.bytes / cold.raw.bytes).toFixed(4)}× the bytes; still cached before a load: raw ≤ ${(cold.raw.cachedBefore * 100).toFixed(1)}%, cache ≤ ${(cold.cache.cachedBefore * 100).toFixed(1)}% |`,
+        `| host state after the load | raw (encode follows: ${(c.encodeMs / 1000).toFixed(2)} s) | compressed, no encode | cache file written once in ${ms(cold.saveMs)}; bit-exact ${cold.bitExact} |`,
+      ] : []),
     ];
     const md = lines.join('\n') + '\n';
     process.stdout.write(md);
     if (args.md) writeFileSync(args.md, md);
     if (args.out) writeFileSync(args.out, JSON.stringify(res, null, 2) + '\n');
-    return raw.bitExact && (!comp || comp.bitExact) ? 0 : 1;
+    return raw.bitExact && (!comp || comp.bitExact) && (!cold || cold.bitExact) ? 0 : 1;
   } finally {
     await rt.close();
   }

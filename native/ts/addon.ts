@@ -56,6 +56,9 @@ export interface NativeMoveResult {
   bytes: number;
   wallMs: number;
   deviceMs: number;
+  /** Load with a disk cache file: 'hit' | 'miss' | 'stale' | 'corrupt' | 'unusable', and why. */
+  cache?: string;
+  cacheReason?: string;
 }
 
 export interface NativeLayout {
@@ -73,7 +76,9 @@ export interface NativeRuntimeObject {
   readonly healthy: boolean;
   register(id: string, layout: NativeLayout): void;
   unregister(id: string): void;
-  move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, onProgress?: (done: number, total: number) => void, onGroup?: (g: number) => void): Promise<NativeMoveResult>;
+  move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, onProgress?: (done: number, total: number) => void, onGroup?: (g: number) => void, cache?: { path: string; identity: string }): Promise<NativeMoveResult>;
+  /** Writes the model's compressed host image to a new cache file (created exclusively); resolves to its bytes. */
+  saveHostImage(id: string, path: string, identity: string): Promise<number>;
   /** keepGroups > 0: partial evict, the first groups stay on the gpu as the model's resident prefix. */
   evict(id: string, keepGroups?: number): NativeMoveResult;
   reclaimPrefix(id: string): NativeMoveResult;

@@ -86,6 +86,23 @@ export interface CompressResult extends HostCodecInfo {
 /** Codec dtype codes of the addon's compress(): the float formats it models; anything else is stored raw (-1). */
 const CODEC_DTYPE: Record<string, number> = { bf16: 0, f16: 1, f32: 2 };
 
+/** How a load's compressed disk cache file went (native/src/runtime/codec/design.md "Disk cache"). */
+export type DiskCacheOutcome = 'hit' | 'miss' | 'stale' | 'corrupt' | 'unusable';
+export const DISK_CACHE_OUTCOMES: readonly DiskCacheOutcome[] = ['hit', 'miss', 'stale', 'corrupt', 'unusable'];
+
+/** Largest identity a cache file records (native codec::kMaxIdentityBytes). */
+const MAX_IDENTITY_BYTES = 1 << 20;
+
+export interface LoadOptions extends MoveOptions {
+  /**
+   * Try this compressed disk cache file first: when its recorded identity equals `identity` byte for byte and every
+   * checksum verifies, its image is read into the host tier (state 'compressed', no encode) instead of the raw
+   * files. Otherwise (missing, stale, truncated, corrupt, or not usable by this runtime) the raw files are read in
+   * the same move and the result's `cache` says why. Never deletes the file.
+   */
+  cache?: { path: string; identity: string };
+}
+
 export interface MoveOptions {
   /** Bytes landed so far and in all; called on the event loop as chunks (load) or groups (swapIn) land. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -104,6 +121,8 @@ export interface MoveResult {
   deviceMs: number;
   /** bytes / wallMs, GB/s (1e9 bytes); 0 for evict and drop (bookkeeping, nothing is copied). */
   gbps: number;
+  /** A load given a cache file: what became of it ('hit': `bytes` is the cache file's size, read instead of the raw files). */
+  cache?: { outcome: DiskCacheOutcome; reason: string };
 }
 
 export interface PoolUsage {
@@ -285,9 +304,35 @@ export class Runtime {
     this.layouts.delete(modelId);
   }
 
-  /** disk -> pinned host. */
-  load(id: string, o?: MoveOptions): Promise<MoveResult> {
-    return this.move('load', id, o);
+  /** disk -> pinned host (from a compressed disk cache file when `o.cache` names a valid one). */
+  async load(id: string, o?: LoadOptions): Promise<MoveResult> {
+    let cache: { path: string; identity: string } | undefined;
+    if (o?.cache !== undefined) {
+      const c = o.cache as unknown;
+      if (typeof c !== 'object' || c === null) throw invalidArgument('an object { path, identity }', 'cache', c);
+      const { path, identity } = c as { path: unknown; identity: unknown };
+      if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw invalidArgument('a file path', 'cache.path', path);
+      if (typeof identity !== 'string' || identity.length === 0 || Buffer.byteLength(identity) > MAX_IDENTITY_BYTES) throw invalidArgument('a non-empty string of at most 1 MiB', 'cache.identity', identity);
+      cache = { path, identity };
+    }
+    return this.move('load', id, o, cache);
+  }
+
+  /**
+   * Writes the model's compressed host image (state 'compressed') to a new cache file at `path` (created
+   * exclusively: name a fresh temporary file and rename it into place), recording `identity`; on a move thread.
+   * Resolves to the file's bytes. The host copy stays held until the write ends, even if the model is dropped.
+   */
+  async saveHostImage(id: string, path: string, identity: string): Promise<number> {
+    checkId(id);
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) throw invalidArgument('a file path', 'path', path);
+    if (typeof identity !== 'string' || identity.length === 0 || Buffer.byteLength(identity) > MAX_IDENTITY_BYTES) throw invalidArgument('a non-empty string of at most 1 MiB', 'identity', identity);
+    const site = captureSite();
+    try {
+      return await this.call(() => this.native.saveHostImage(id, path, identity));
+    } catch (e) {
+      throw fromNative(e, site);
+    }
   }
 
   /** pinned host -> GPU, one copy per group (the host copy stays). */
@@ -410,7 +455,7 @@ export class Runtime {
     return callNative(fn);
   }
 
-  private async move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, o?: MoveOptions): Promise<MoveResult> {
+  private async move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, o?: MoveOptions, cache?: { path: string; identity: string }): Promise<MoveResult> {
     checkId(id);
     const opts = checkMoveOptions(o);
     const site = captureSite();
@@ -419,7 +464,7 @@ export class Runtime {
     const onGroup = opts.onGroup && ((g: number) => { try { opts.onGroup?.(g); } catch { /* ignored */ } });
     let r: NativeMoveResult;
     try {
-      r = await this.native.move(kind, id, onProgress, onGroup);
+      r = await this.native.move(kind, id, onProgress, onGroup, cache);
     } catch (e) {
       throw fromNative(e, site);
     }
@@ -438,7 +483,12 @@ function toCodec(state: string, ratio: number, storedBytes: number): HostCodecIn
 }
 
 function toResult(kind: MoveKind, r: NativeMoveResult): MoveResult {
-  return { kind, modelId: r.modelId, bytes: r.bytes, wallMs: r.wallMs, deviceMs: r.deviceMs, gbps: kind !== 'evict' && kind !== 'drop' && r.wallMs > 0 ? r.bytes / (r.wallMs * 1e6) : 0 };
+  const out: MoveResult = { kind, modelId: r.modelId, bytes: r.bytes, wallMs: r.wallMs, deviceMs: r.deviceMs, gbps: kind !== 'evict' && kind !== 'drop' && r.wallMs > 0 ? r.bytes / (r.wallMs * 1e6) : 0 };
+  if (r.cache !== undefined) {
+    if (!(DISK_CACHE_OUTCOMES as readonly string[]).includes(r.cache)) throw new SwapserveNativeError('state', `unknown disk cache outcome ${r.cache}`);
+    out.cache = { outcome: r.cache as DiskCacheOutcome, reason: r.cacheReason ?? '' };
+  }
+  return out;
 }
 
 /** Runs a synchronous native call; a native error becomes a SwapserveNativeError showing the JS caller. */

@@ -15,7 +15,7 @@ export interface Entry {
 
 export const BENCHES: readonly Entry[] = [
   { name: 'swap', synopsis: '[--model DIR | --size 1g] [--baseline FILE] [--resident 0,25,50,75] [--json]', summary: 'tier moves (load, swapIn, loadToGpu, evict) against a plain copy of the same bytes', load: () => import('../../bench/swap/swap.ts') },
-  { name: 'codec', synopsis: '--model DIR [--reps 5] [--prompt 128] [--max-ratio 0.9] [--out FILE] [--md FILE]', summary: 'host-tier codec: raw vs compressed swapIn and swap TTFT through the engine, against the plain pinned copy', load: () => import('../../bench/codec/swap.ts') },
+  { name: 'codec', synopsis: '--model DIR [--reps 5] [--prompt 128] [--max-ratio 0.9] [--out FILE] [--md FILE] [--disk-cache DIR]', summary: 'host-tier codec: raw vs compressed swapIn and swap TTFT through the engine, against the plain pinned copy; with --disk-cache, cold loads from the raw files vs the compressed disk cache', load: () => import('../../bench/codec/swap.ts') },
   { name: 'engine', synopsis: '[--quick] [--json]', summary: 'prefill and decode speed against the floor', load: () => import('../../bench/engine/cpu.ts') },
   { name: 'headline', synopsis: '--tiny | --models-dir DIR [--baseline FILE]', summary: 'TTFT per path (warm, swap, cold page cache, cold disk, worker start) through the gateway, from the traces', load: () => import('../../bench/headline/headline.ts') },
   { name: 'spine', synopsis: '[--requests N] [--seconds S] [--clients C] [--models-dir DIR]', summary: 'enqueue -> worker-start overhead and gateway requests/s (stories260K, CPU)', load: () => import('../../bench/spine/spine.ts') },

@@ -58,10 +58,10 @@ export async function run(argv: string[]): Promise<number> {
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
   const warmMs = await warmUpEngine(backend, device);
-  const native = new NativeBackend(config, { backend, device, threads });
+  const log = createLogger({ service: 'worker', level: config.log.level });
+  const native = new NativeBackend(config, { backend, device, threads, log });
   await injectStickyOnce(native);
   t.opened = performance.now();
-  const log = createLogger({ service: 'worker', level: config.log.level });
   const worker = new SwapWorker({
     config, backend: native, log,
     ...(values.id ? { workerId: values.id } : {}),

@@ -295,6 +295,15 @@ export const configSchema = z.object({
      * budgets.gpuBytes (after a co-location share). @defaultValue 144MiB
      */
     workBytes: bytes.default(144 * MiB).refine((b) => b >= 5 * MiB, { message: 'must be at least 5MiB (4 staging slots of 1 MiB + 1 MiB of tables)' }),
+    /**
+     * With `compress` on: bound of the compressed disk cache under `<dataDir>/codec-cache/`, bytes (all its files,
+     * shared by the workers of a host; least recently used files are deleted past it). Each compressed host image is
+     * written there, and a cold load of the model reads it instead of its raw files (~0.67 of the bytes), with no
+     * encode (native/src/runtime/codec/design.md "Disk cache"). 0: off. Off by default because disk is not a tier
+     * swapserve budgets anywhere else: a default bound would write tens of GB into the data dir unasked.
+     * @defaultValue 0
+     */
+    diskCacheBytes: bytes.default(0),
   }).strict().prefault({}),
   budgets: z.object({
     /** Pinned host tier per worker. @defaultValue 8GiB */
@@ -367,6 +376,9 @@ export const configSchema = z.object({
   });
   if (c.hostCodec.compress && c.hostCodec.workBytes >= c.budgets.gpuBytes) {
     ctx.addIssue({ code: 'custom', path: ['hostCodec', 'workBytes'], message: codecWorkMessage(c.hostCodec.workBytes, c.budgets.gpuBytes) });
+  }
+  if (c.hostCodec.diskCacheBytes > 0 && !c.hostCodec.compress) {
+    ctx.addIssue({ code: 'custom', path: ['hostCodec', 'diskCacheBytes'], message: 'the compressed disk cache holds compressed host images: it needs hostCodec.compress on' });
   }
   if (c.worker.group !== undefined && !groups.has(c.worker.group)) {
     ctx.addIssue({ code: 'custom', path: ['worker', 'group'], message: `worker group "${c.worker.group}" is not one of placement.groups (${[...groups].join(', ') || 'none'})` });

@@ -8,11 +8,13 @@ import { loadTokenizer, TokenizerError, type Tokenizer } from '../../native/ts/t
 import type { ModelSource } from '../../native/ts/types.ts';
 import type { EngineTuning } from '../../native/ts/tuning.ts';
 import type { Config, ModelEntry } from '../config/config.ts';
+import { createLogger, type Logger } from '../config/log.ts';
 import { RequestError } from '../../contracts/errors.ts';
 import { maxTokensAboveCap, refuseConstrainedConflicts, type JobData } from '../../contracts/job.ts';
 import type { MoveKind, Residency } from '../../contracts/vocab.ts';
 import type { GenEvent, ModelBackend, MoveOutcome, PrefixBackend } from './backend.ts';
 import type { EngineStats, ModelCapacity } from './admission.ts';
+import { DiskCache, ensureCacheDir, layoutHash, type CacheFile } from './codec-cache.ts';
 
 interface Held {
   entry: ModelEntry;
@@ -24,6 +26,8 @@ interface Held {
   ready: Engine | null;
   /** Moving mean of prompt + max_tokens of this model's sequences (admission's per-sequence KV estimate). */
   meanSeqTokens: number;
+  /** With the disk cache on: the layout's hash (part of every cache file's identity), computed once. */
+  layoutDigest: string;
 }
 
 /** Whether this build's engine reports its capacity (paged KV cache: Engine.stats()). */
@@ -41,6 +45,8 @@ export interface NativeBackendOptions {
   maxBatch?: number;
   /** CPU compute threads, 0 = all cores. @defaultValue 0 */
   threads?: number;
+  /** Where the backend's own events go (the compressed disk cache's hits, rejections, writes). @defaultValue pino for service "worker" at config `log.level` */
+  log?: Logger;
 }
 
 /** Idle time after start before a worker pins a large host pool (ms); see the constructor. */
@@ -92,6 +98,9 @@ export class NativeBackend implements ModelBackend {
   /** Background encodes under way (close waits for them; the runtime's close aborts them). */
   private readonly encoding = new Set<Promise<unknown>>();
   private readonly pinTimer: NodeJS.Timeout;
+  /** The compressed disk cache (config hostCodec.diskCacheBytes > 0 with compress on), else null. */
+  private readonly diskCache: DiskCache | null;
+  private readonly log: Logger;
 
   constructor(config: Config, opts: NativeBackendOptions = {}) {
     this.runtime = Runtime.open({
@@ -120,12 +129,15 @@ export class NativeBackend implements ModelBackend {
     this.threads = opts.threads ?? 0;
     this.tuning = config.engine;
     this.codec = config.hostCodec;
+    this.log = opts.log ?? createLogger({ service: 'worker', level: config.log.level });
+    this.diskCache = config.hostCodec.compress && config.hostCodec.diskCacheBytes > 0 ? new DiskCache(config.dataDir, config.hostCodec.diskCacheBytes, this.log) : null;
+    if (this.diskCache) ensureCacheDir(this.diskCache);
   }
 
   async register(entry: ModelEntry): Promise<{ bytes: number }> {
     const source = await openModel(entry.path);
     this.runtime.register(entry.id, source.layout);
-    const h: Held = { entry, source, tokenizer: null, engine: null, ready: null, meanSeqTokens: 0 };
+    const h: Held = { entry, source, tokenizer: null, engine: null, ready: null, meanSeqTokens: 0, layoutDigest: this.diskCache ? layoutHash(source.layout) : '' };
     this.held.set(entry.id, h);
     setTimeout(() => void this.tokenizerOf(h).catch(() => {}), TOKENIZER_IDLE_MS).unref();
     return { bytes: source.layout.totalBytes };
@@ -149,9 +161,11 @@ export class NativeBackend implements ModelBackend {
     // Off the GPU tier: the engine's weights lease must go first (the runtime never frees a leased arena).
     if (kind === 'evict' || kind === 'drop') await this.closeEngine(h);
     let r;
+    // A cold load tries the model's compressed disk cache file first (the runtime falls back to the raw files).
+    const cache = kind === 'load' ? this.cacheFileOf(id, h) : null;
     this.movesInFlight++;
     try {
-      const moving = kind === 'load' ? this.runtime.load(id, o)
+      const moving = kind === 'load' ? this.runtime.load(id, { ...o, ...(cache ? { cache } : {}) })
         : kind === 'swap_in' ? this.runtime.swapIn(id, o)
           : kind === 'load_to_gpu' ? this.runtime.loadToGpu(id, o)
             : kind === 'evict' ? this.runtime.evict(id)
@@ -159,7 +173,8 @@ export class NativeBackend implements ModelBackend {
       // The model is about to serve: its tokenizer is built while the weights move (native threads).
       if (kind === 'load' || kind === 'swap_in' || kind === 'load_to_gpu') void this.tokenizerOf(h).catch(() => {});
       r = await moving;
-      if (kind === 'load' && this.codec.compress) this.compressInBackground(id);
+      const settled = cache ? this.afterCacheLoad(id, cache, r.cache) : Promise.resolve();
+      if (kind === 'load' && this.codec.compress) this.compressInBackground(id, cache, settled);
     } catch (e) {
       // An engine created while the weights were landing (execute-while-loading) leases the failed move's arena:
       // release it, so the arena goes back to the pool and the next move has its room.
@@ -192,17 +207,52 @@ export class NativeBackend implements ModelBackend {
    * from its raw copy meanwhile, and the compressed copy replaces it only when it pays. A measured "raw" verdict
    * is kept by the runtime, so a model is not encoded again after a drop and reload.
    */
-  private compressInBackground(id: string): void {
+  private compressInBackground(id: string, cache: CacheFile | null, cacheSettled: Promise<void>): void {
     const c = this.runtime.hostCodec(id).state;
     if (c === 'raw' || c === 'compressed' || c === 'encoding') return;
-    const p = this.runtime.compress(id, { maxRatio: this.codec.maxRatio }).catch((e: unknown) => {
-      // A drop or close during the encode, or a model the codec cannot store: it stays raw (its state says failed).
-      process.stderr.write(`swapserve worker: host-tier compression of ${id} did not complete: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+    const p = this.runtime.compress(id, { maxRatio: this.codec.maxRatio }).then(async (r) => {
+      // Persisted for the next cold load (of this worker or another on the host sharing the data dir).
+      // After the rejected file's deletion, which must not remove the new one.
+      await cacheSettled;
+      if (r.state === 'compressed' && cache && this.diskCache) await this.diskCache.save(this.runtime, id, cache, r.storedBytes);
+    }).catch((e: unknown) => {
+      // A drop or close during the encode or the write, or a model the codec cannot store: it stays raw (its state
+      // says failed) or is simply not cached.
+      this.log.warn({ model: id, code: 'host_codec_incomplete', err: e }, `host-tier compression or caching of ${id} did not complete: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
     }).finally(() => this.encoding.delete(p));
     this.encoding.add(p);
   }
 
-  /** Resolves once every background encode started so far has ended (tests, benches). */
+  /** The model's cache file and identity now, or null (cache off, or a source file gone: the load reports that). */
+  private cacheFileOf(id: string, h: Held): CacheFile | null {
+    if (!this.diskCache) return null;
+    try {
+      return this.diskCache.locate(id, h.source.layout, h.layoutDigest);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Logs what became of the cache file; a stale or corrupt one is deleted (it is rewritten after the encode). */
+  private afterCacheLoad(id: string, file: CacheFile, c: { outcome: string; reason: string } | undefined): Promise<void> {
+    const cache = this.diskCache;
+    if (!cache || !c || c.outcome === 'miss') return Promise.resolve();
+    if (c.outcome === 'hit') {
+      this.log.info({ model: id, code: 'codec_cache_hit', path: file.path }, `codec cache: ${id} loaded compressed from ${file.path}`);
+      const p = cache.touch(file.path).finally(() => this.encoding.delete(p));
+      this.encoding.add(p);
+      return p;
+    }
+    const drop = c.outcome === 'stale' || c.outcome === 'corrupt';
+    this.log.warn({ model: id, code: 'codec_cache_rejected', outcome: c.outcome, reason: c.reason, path: file.path },
+      `codec cache: ${file.path} not used for ${id} (${c.reason}); read the raw files${drop ? ', deleted it' : ''}`);
+    if (!drop) return Promise.resolve();
+    const p = cache.remove(file.path).catch((e: unknown) => { this.log.warn({ model: id, path: file.path, err: e }, 'codec cache: could not delete a rejected file'); }).finally(() => this.encoding.delete(p));
+    this.encoding.add(p);
+    return p;
+  }
+
+  /** Resolves once every background encode (and cache write or clean-up) started so far has ended (tests, benches). */
   async codecSettled(): Promise<void> {
     await Promise.allSettled([...this.encoding]);
   }

@@ -13,8 +13,9 @@ import { needsData } from '../helpers/requires.ts';
 
 describe('worker: models entering the host tier are compressed in the background (CPU)', { skip: needsData() }, () => {
   let backend: NativeBackend;
+  let config: ReturnType<typeof parseConfig>;
   before(() => {
-    const config = parseConfig({
+    config = parseConfig({
       modelRoots: [dirname(STORIES260K_GGUF)], budgets: { hostBytes: '16MiB', gpuBytes: '16MiB', scratchBytes: '64MiB' },
       hostCodec: { compress: true, maxRatio: 0.9, workBytes: '8MiB' }, models: [{ id: 'stories', path: STORIES260K_GGUF }],
     }, {});
@@ -24,7 +25,8 @@ describe('worker: models entering the host tier are compressed in the background
 
   it('encodes after load, charges the compressed bytes, and swaps in from them', async () => {
     assert.equal(backend.budgets.gpu, 8 * 1024 * 1024);  // 16 MiB less the codec work buffer
-    const { bytes } = await backend.register({ id: 'stories', path: STORIES260K_GGUF } as Parameters<NativeBackend['register']>[0]);
+    // The parsed entry (with its maxTokens, which the worker enforces), not a bare { id, path }.
+    const { bytes } = await backend.register(config.models[0]);
     assert.equal(backend.hostCodec('stories')?.state, 'none');
     await backend.move('load', 'stories');
     await backend.codecSettled();

@@ -45,6 +45,9 @@ struct MoveResult {
   uint64_t bytes = 0;
   double wallMs = 0;    // start of the move thread -> done
   double deviceMs = 0;  // CUDA events around the device copies (CPU backend: the copy's own time); 0 without any
+  // A load asked to read the compressed disk cache (disk_cache.cc): "hit", "miss" (no file), "stale", "corrupt" or
+  // "unusable" (then the raw files were read in the same move); cacheReason says why. Empty: not asked.
+  std::string cache, cacheReason;
 };
 
 struct MoveCallbacks {
@@ -180,6 +183,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     std::shared_ptr<Model> model;
     std::shared_ptr<Arena> source, target;
     int resident = 0;  // swapIn: groups [0, resident) are already in the target (a resident prefix); not copied
+    // load: try this compressed disk cache file first (codec/design.md "Disk cache"); its identity must equal
+    // cacheIdentity byte for byte. Empty: read the raw files.
+    std::string cachePath, cacheIdentity;
   };
   // Host-tier compression (runtime/compress.cc): beginCompress on the JS thread (state check, marks "encoding"),
   // runCompress on a move thread (encode, then swap the raw host block for the compressed one when it pays).
@@ -194,6 +200,15 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
     double ratio = 0, encodeMs = 0, wallMs = 0;
     uint64_t rawBytes = 0, storedBytes = 0;
   };
+  // Compressed disk cache (disk_cache.cc): beginSaveImage on the JS thread (the model must be compressed on the host
+  // tier; its arena is held until the write ends), runSaveImage on a move thread writes the cache file at `path`
+  // (created exclusively; the caller renames it into place). Returns the file's bytes.
+  struct SaveJob {
+    std::shared_ptr<Model> model;
+    std::shared_ptr<Arena> source;
+  };
+  SaveJob beginSaveImage(const std::string& id);
+  uint64_t runSaveImage(const SaveJob& j, const std::string& path, const std::string& identity);
   CompressJob beginCompress(const std::string& id, std::vector<codec::Piece> pieces, double maxRatio);
   CompressResult runCompress(const CompressJob& j);
   Prepared begin(MoveKind kind, const std::string& id);
@@ -241,6 +256,9 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void checkInjected();
   void doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   void doSwapIn(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
+  // load from the disk cache: true on a hit (the host arena holds the image, shrunk to it); false with r.cache and
+  // r.cacheReason set when the file is missing or rejected (nothing of it is used). Throws only aborts and faults.
+  bool loadFromCache(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   void doLoadToGpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);
   // swap_in from a compressed host image: CPU decode (compress.cc) or copy + GPU decode pipelined (codec/cuda/swap_gpu.cc).
   void doSwapInCompressedCpu(const Prepared& p, const MoveCallbacks& cb, MoveResult& r);

@@ -163,6 +163,7 @@ void RuntimeCore::doLoad(const Prepared& p, const MoveCallbacks& cb, MoveResult&
   const Layout& L = p.model->layout;
   uint8_t* base = p.target->block->data();  // waits for the host pool to be pinned
   checkInjected();
+  if (!p.cachePath.empty() && loadFromCache(p, cb, r)) return;
   Files files(L.files);
   std::vector<Chunk> chunks = MakeChunks(L, kLoadChunkBytes);
   GroupTracker tracker(L, chunks);

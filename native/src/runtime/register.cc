@@ -29,6 +29,10 @@ Napi::Object ResultToJs(Napi::Env env, const char* kind, const std::string& id, 
   o.Set("bytes", static_cast<double>(r.bytes));
   o.Set("wallMs", r.wallMs);
   o.Set("deviceMs", r.deviceMs);
+  if (!r.cache.empty()) {
+    o.Set("cache", r.cache);
+    o.Set("cacheReason", r.cacheReason);
+  }
   return o;
 }
 
@@ -61,6 +65,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("close", &NativeRuntime::Close),
                            InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
                            InstanceMethod("compress", &NativeRuntime::Compress),
+                           InstanceMethod("saveHostImage", &NativeRuntime::SaveHostImage),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
                            InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
                            InstanceAccessor("deviceName", &NativeRuntime::DeviceName, nullptr),
@@ -125,14 +130,23 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
     });
   }
 
-  // move(kind: 'load' | 'swap_in' | 'load_to_gpu', id, onProgress?, onGroup?) -> Promise<result>
+  // move(kind: 'load' | 'swap_in' | 'load_to_gpu', id, onProgress?, onGroup?, cache?: {path, identity}) -> Promise<result>
+  // (cache: load only, the compressed disk cache file to try first; the result then says how it went)
   Napi::Value Move(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       std::string kind = info[0].As<Napi::String>();
       std::string id = info[1].As<Napi::String>();
       MoveKind k = kind == "load" ? MoveKind::kLoad : kind == "swap_in" ? MoveKind::kSwapIn : MoveKind::kLoadToGpu;
       auto c = core;
+      std::string cachePath, cacheIdentity;
+      if (k == MoveKind::kLoad && info.Length() > 4 && info[4].IsObject()) {
+        Napi::Object cache = info[4].As<Napi::Object>();
+        cachePath = cache.Get("path").As<Napi::String>().Utf8Value();
+        cacheIdentity = cache.Get("identity").As<Napi::String>().Utf8Value();
+      }
       RuntimeCore::Prepared p = c->begin(k, id);  // state check and reservation, now (throws synchronously)
+      p.cachePath = std::move(cachePath);
+      p.cacheIdentity = std::move(cacheIdentity);
       return RunAsync<MoveResult>(
           info.Env(), [c, p](const MoveCallbacks& cb) { return c->run(p, cb); },
           [k, id](Napi::Env env, const MoveResult& r) { return ResultToJs(env, MoveKindName(k), id, r); }, info[2],
@@ -255,6 +269,20 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
             o.Set("wallMs", r.wallMs);
             return o;
           });
+    });
+  }
+
+  // saveHostImage(id, path, identity) -> Promise<bytes>: writes the model's compressed host image to a new cache file.
+  Napi::Value SaveHostImage(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      std::string id = info[0].As<Napi::String>();
+      std::string path = info[1].As<Napi::String>();
+      std::string identity = info[2].As<Napi::String>();
+      auto c = core;
+      auto job = c->beginSaveImage(id);
+      return RunAsync<uint64_t>(
+          info.Env(), [c, job, path, identity](const MoveCallbacks&) { return c->runSaveImage(job, path, identity); },
+          [](Napi::Env env, const uint64_t& n) { return Napi::Number::New(env, static_cast<double>(n)); });
     });
   }
 
