@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# next session, call A (≈ 8 min): build; the chaos pass mode again (11: the cuBLAS classification fix, 30652d1);
+# the quantized GEMV against ggml (17); the quant stack (17: Q4_K_M / Q8_0 swap, decode vs the bandwidth floor, and
+# CUDA vs CPU logits on the whole 8B-shaped files).
+source bench/device/lib.sh
+CAP=${CAP:-500}; left(){ echo $(( CAP - ($(date +%s)-S) )); }
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u +%FT%TZ; } | tee $R/env.log
+(bash bench/quant/build.sh > $R/quant-build.log 2>&1; echo "rc=$?" >> $R/quant-build.log) &
+QB=$!
+source scripts/uncarry.sh > $R/build.log 2>&1 || echo "BUILD FAILED"
+export SWAPSERVE_SHARED_DATA=$PWD/.carry/data
+tail -2 $R/build.log; echo "build $(el)"
+OUT=$R/chaos BUILD=0 BACKEND=cuda MODE=pass timeout 100 bash bench/chaos/run_device.sh > $R/chaos.log 2>&1; echo "chaos rc=$? $(el)"
+grep -hE "^\| |genuine" $R/chaos/sticky-*.md
+wait $QB; tail -1 $R/quant-build.log
+timeout 60 /tmp/swapserve-quant-bench/gemv_bench 10 > $R/gemv.log 2>&1; echo "gemv rc=$? $(el)"; tail -32 $R/gemv.log
+T=$(( $(left) - 10 )); [ $T -gt 330 ] && T=330
+mkdir -p $R/quant; OUT=$R/quant QUANT_SKIP_BUILD=1 BUDGET_S=$T timeout $((T + 10)) bash bench/quant/stack_device.sh > /dev/null 2>&1; echo "quant stack rc=$? $(el)"
+grep -E "^\[quant stack\]|✖|stack rc|gateway rc|cuda test rc" $R/quant/quant-stack.log | cut -c1-220; cat $R/quant/quant-stack.md
+echo "done $(el)"
