@@ -123,17 +123,21 @@ async function cudaAgreesWithCpu(path: string, label: string, tol: number): Prom
     const notes: string[] = [];
     for (const [i, batch] of steps.entries()) {
       const [g, c] = await Promise.all([gpu.logits(batch), cpu.logits(batch)]);
-      let maxErr = 0, scale = 0, ag = 0, ac = 0;
+      let maxErr = 0, scale = 0, ag = 0, ac = 0, sq = 0, sqRef = 0;
       for (let k = 0; k < c.length; k++) {
         assert.ok(Number.isFinite(g[k]) && Number.isFinite(c[k]), `${label} step ${i}: logit ${k} finite (gpu ${g[k]}, cpu ${c[k]})`);
         maxErr = Math.max(maxErr, Math.abs(g[k] - c[k]));
+        sq += (g[k] - c[k]) ** 2;
+        sqRef += c[k] ** 2;
         scale = Math.max(scale, Math.abs(c[k]));
         if (g[k] > g[ag]) ag = k;
         if (c[k] > c[ac]) ac = k;
       }
-      notes.push(`step ${i}: max |gpu - cpu| ${maxErr.toFixed(4)} of ${scale.toFixed(3)}, argmax ${ag === ac ? 'same' : `${ag} vs ${ac}`}`);
+      // The failure message carries the whole picture (argmax, relative RMS error), so a device run that fails says
+      // whether the GPU drifted (bf16 accumulation) or computed something else.
+      notes.push(`step ${i}: max |gpu - cpu| ${maxErr.toFixed(4)} of ${scale.toFixed(3)}, rel rms ${Math.sqrt(sq / Math.max(sqRef, 1e-30)).toFixed(4)}, argmax ${ag === ac ? 'same' : `${ag} vs ${ac}`}`);
       assert.ok(scale > 0.01, `${label} step ${i}: logits are not all ~0 (${scale})`);
-      assert.ok(maxErr <= tol * Math.max(1, scale), `${label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale})`);
+      assert.ok(maxErr <= tol * Math.max(1, scale), `${label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale}); ${notes.join('; ')}`);
     }
     return `${label}: ${notes.join('; ')}`;
   } finally {
