@@ -74,6 +74,8 @@ export interface NativeRuntimeObject {
   readonly backend: Backend;
   readonly deviceName: string;
   readonly healthy: boolean;
+  /** Asks the device whether its context still works (CUDA: waits for its queued work); a sticky error found marks the runtime unusable. Returns healthy. */
+  probe(): boolean;
   register(id: string, layout: NativeLayout): void;
   unregister(id: string): void;
   move(kind: 'load' | 'swap_in' | 'load_to_gpu', id: string, onProgress?: (done: number, total: number) => void, onGroup?: (g: number) => void, cache?: { path: string; identity: string }): Promise<NativeMoveResult>;

@@ -289,6 +289,14 @@ export class Runtime {
     return this.native.healthy;
   }
 
+  /**
+   * After a failure not classified sticky: asks the device whether its context still works (CUDA: waits for the
+   * device's queued work, so a failure path only). A sticky error found marks the runtime unusable. Returns healthy.
+   */
+  probe(): boolean {
+    return this.call(() => this.native.probe());
+  }
+
   /** Makes a model known (its files on disk). Validates the layout and that every segment lies inside its file. */
   register(modelId: string, layout: WeightLayout): void {
     checkId(modelId);

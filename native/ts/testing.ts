@@ -20,6 +20,7 @@ interface TestingAddon {
   failNextMove(runtime: object, code: string): void;
   failNextPass(runtime: object, code: string): void;
   failNextEnginePass(engine: object, code: string): void;
+  corruptOnProbe(runtime: object): void;
   holdNextMove(runtime: object): void;
   releaseHold(runtime: object): void;
   /** [arenaOffset, bytes] of each segment to hash. */
@@ -39,6 +40,11 @@ function testingOf(backend: Backend): TestingAddon {
 /** The next move's device step fails with this native code (sticky codes make the runtime unusable). */
 export function failNextMove(rt: Runtime, code: NativeErrorCode): void {
   call(() => testingOf(rt.backend).failNextMove(rt.native, code));
+}
+
+/** The runtime's next probe finds a sticky error: a context an earlier kernel corrupted, first reported unclassified. */
+export function corruptOnProbe(rt: Runtime): void {
+  call(() => testingOf(rt.backend).corruptOnProbe(rt.native));
 }
 
 /**

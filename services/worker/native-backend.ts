@@ -291,6 +291,14 @@ export class NativeBackend implements ModelBackend {
     }
   }
 
+  private probeDevice(): boolean {
+    try {
+      return this.runtime.probe();
+    } catch {
+      return true; // closed: not a device fault
+    }
+  }
+
   healthy(): boolean {
     if (this.engineSticky) return false;
     try {
@@ -384,6 +392,9 @@ export class NativeBackend implements ModelBackend {
     } catch (e) {
       if (isEngineError(e)) {
         if (e.nativeCode === 'cuda_sticky' || e.nativeCode === 'unusable') this.engineSticky = true;
+        // A plain device error may be a sticky one that a library reported unclassified (cuBLAS's "failed to
+        // launch" after a kernel corrupted the context): ask the device before failing the job as a request error.
+        else if (e.nativeCode === 'cuda' && !this.probeDevice()) this.engineSticky = true;
         if (e.code === 'context_length_exceeded') throw new RequestError('context_length_exceeded', { detail: prompt.length, cause: e });
         if (e.code === 'invalid_request') throw new RequestError('invalid_request', { detail: e.message, cause: e });
       }

@@ -10,7 +10,8 @@ import { streamEventSchema } from '../../contracts/stream.ts';
 import { connect } from '../../services/client/queues.ts';
 import { parseConfig } from '../../services/config/config.ts';
 import { Client } from '../../services/sdk/index.ts';
-import { failNextMove, failNextPass } from '../../native/ts/testing.ts';
+import { corruptOnProbe, failNextMove, failNextPass } from '../../native/ts/testing.ts';
+import { RequestError } from '../../contracts/errors.ts';
 import { NativeBackend } from '../../services/worker/native-backend.ts';
 import { SwapWorker } from '../../services/worker/worker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -25,6 +26,9 @@ const WHERE: { where: string; arm: (b: NativeBackend) => void }[] = [
   { where: 'a move', arm: (b) => failNextMove(b.runtimeForTest, 'cuda_sticky') },
   // The next engine pass over the runtime fails with one: this request's prefill (the engine does not exist yet).
   { where: 'an engine pass', arm: (b) => failNextPass(b.runtimeForTest, 'cuda_sticky') },
+  // The pass fails with a plain `cuda` error while the context is corrupted (on an H100 the trap was first met by
+  // cublasLtMatmul, which reports "failed to launch"): the worker's probe of the device finds the sticky error.
+  { where: 'an engine pass reported unclassified', arm: (b) => { failNextPass(b.runtimeForTest, 'cuda'); corruptOnProbe(b.runtimeForTest); } },
 ];
 
 describe('sticky device error', () => {
@@ -68,6 +72,31 @@ describe('sticky device error', () => {
       await client.close();
       await w1.close();
       await w2?.close();
+    }
+  });
+
+  it('a plain device error in a pass with the context intact: that request fails (500, logged), the worker stays healthy and serves the next', { timeout: 60_000 }, async () => {
+    const config = parseConfig({
+      prefix: redis.prefix(), modelRoots: [DATA_MODELS],
+      budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
+      worker: { concurrency: 1 },
+      models: [{ id: 'story', path: STORIES }],
+    }, { REDIS_URL: redis.url });
+    const b1 = new NativeBackend(config, { backend: 'cpu', threads: 1 });
+    const w1 = new SwapWorker({ config, backend: b1, workerId: 'w1' });
+    await w1.start();
+    const client = new Client({ redisUrl: redis.url, prefix: config.prefix, timeoutMs: 30_000 });
+    try {
+      failNextPass(b1.runtimeForTest, 'cuda');
+      await assert.rejects(client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 }), (e: unknown) => e instanceof RequestError && e.code === 'generation_failed');
+      assert.equal(b1.healthy(), true, 'the probe found the device usable');
+      assert.equal(b1.runtimeForTest.healthy, true);
+      const r = await client.complete({ model: 'story', prompt: 'Once upon a time', max_tokens: 4 });
+      assert.equal(r.workerId, 'w1');
+      assert.equal(r.usage.completionTokens, 4);
+    } finally {
+      await client.close();
+      await w1.close();
     }
   });
 });

@@ -243,6 +243,20 @@ std::shared_ptr<Model> RuntimeCore::find(const std::string& id) {
   return it->second;
 }
 
+bool RuntimeCore::probe() {
+  if (unusable_ || closed_) return healthy();
+  if (injectedProbe_.exchange(false)) {
+    unusable_ = true;
+    return false;
+  }
+  try {
+    device->checkContext();
+  } catch (const NativeError& e) {
+    if (e.code() == ErrorCode::kSticky) unusable_ = true;
+  }
+  return healthy();
+}
+
 void RuntimeCore::checkUsable() {
   if (closed_) throw NativeError(ErrorCode::kState, "the runtime is closed");
   if (unusable_) {

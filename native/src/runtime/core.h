@@ -227,6 +227,11 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   void failNext(ErrorCode code) { injected_.store(static_cast<int>(code)); }  // tests: next device step fails
   // An engine pass over this runtime hit a sticky device error (the context is shared): unusable, as after a move's.
   void markUnusable() { unusable_ = true; }
+  // After a failure not classified sticky (an engine pass's plain `cuda` error): asks the device whether its context
+  // still works (Device::checkContext); a sticky error found marks the runtime unusable. Returns healthy().
+  bool probe();
+  // Tests (testing.corruptOnProbe): the next probe finds a sticky error, as a context an earlier kernel corrupted.
+  void corruptOnProbe() { injectedProbe_ = true; }
   // Tests (testing.failNextPass on a runtime): the next engine pass over this runtime fails with `code`, once.
   void failNextPass(ErrorCode code) { injectedPass_.store(static_cast<int>(code)); }
   int takePassFault() { return injectedPass_.exchange(-1); }
@@ -285,6 +290,7 @@ class RuntimeCore : public std::enable_shared_from_this<RuntimeCore> {
   } codecWork_;  // opts_.codecWorkBytes of device memory (CUDA; allocated at open, part of gpuBudget)
   std::atomic<bool> abort_{false}, closed_{false}, unusable_{false};
   std::atomic<int> injected_{-1};
+  std::atomic<bool> injectedProbe_{false};
   std::atomic<int> injectedPass_{-1};  // an ErrorCode for the next engine pass (tests), -1 = none
   std::mutex gateMu_;
   std::condition_variable gateCv_;

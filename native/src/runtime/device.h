@@ -37,6 +37,9 @@ class Device {
   virtual std::string name() const = 0;
   // Makes this device current on the calling thread (cudaSetDevice); every thread that touches it calls this.
   virtual void bindThread() = 0;
+  // Waits for the device's queued work and throws its error, if any (kSticky where the context is corrupted; CUDA:
+  // cudaDeviceSynchronize). A failure path's question "is the device still usable?"; no-op under CPU.
+  virtual void checkContext() = 0;
   // Pinned (page-locked) host memory, page aligned. Slow (~0.35 s/GiB under CUDA): done once per pool.
   virtual void* allocHost(size_t bytes) = 0;
   virtual void freeHost(void* p, size_t bytes) = 0;

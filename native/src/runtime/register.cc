@@ -66,6 +66,7 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
                            InstanceMethod("benchFloor", &NativeRuntime::BenchFloor),
                            InstanceMethod("compress", &NativeRuntime::Compress),
                            InstanceMethod("saveHostImage", &NativeRuntime::SaveHostImage),
+                           InstanceMethod("probe", &NativeRuntime::Probe),
                            InstanceAccessor("healthy", &NativeRuntime::Healthy, nullptr),
                            InstanceAccessor("backend", &NativeRuntime::Backend, nullptr),
                            InstanceAccessor("deviceName", &NativeRuntime::DeviceName, nullptr),
@@ -314,6 +315,10 @@ class NativeRuntime : public Napi::ObjectWrap<NativeRuntime> {
   }
 
   Napi::Value Healthy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), core->healthy()); }
+  // probe(): synchronous; waits for the device's queued work (a failure path only). Returns healthy.
+  Napi::Value Probe(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), core->probe()); });
+  }
   Napi::Value Backend(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), core->device->cuda() ? "cuda" : "cpu");
   }

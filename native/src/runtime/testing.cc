@@ -90,6 +90,15 @@ Napi::Value FailNextPass(const Napi::CallbackInfo& info) {
   });
 }
 
+// corruptOnProbe(runtime): the runtime's next probe finds a sticky error (a context an earlier kernel corrupted,
+// reported first by a call that did not classify it, as cuBLAS does).
+Napi::Value CorruptOnProbe(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    CoreFromObject(info[0].As<Napi::Object>())->corruptOnProbe();
+    return info.Env().Undefined();
+  });
+}
+
 // holdNextMove(runtime): the next move waits at its start until releaseHold(runtime) (or close).
 Napi::Value HoldNextMove(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -135,6 +144,7 @@ void RegisterRuntimeTesting(Napi::Env env, Napi::Object testing) {
   RegisterCodecTesting(env, testing);
   testing.Set("failNextMove", Napi::Function::New(env, runtime::FailNextMove));
   testing.Set("failNextPass", Napi::Function::New(env, runtime::FailNextPass));
+  testing.Set("corruptOnProbe", Napi::Function::New(env, runtime::CorruptOnProbe));
   testing.Set("holdNextMove", Napi::Function::New(env, runtime::HoldNextMove));
   testing.Set("releaseHold", Napi::Function::New(env, runtime::ReleaseHold));
   testing.Set("acquireLease", Napi::Function::New(env, runtime::AcquireLease));

@@ -60,6 +60,7 @@ class CpuDevice : public Device {
   int ordinal() const override { return 0; }
   std::string name() const override { return name_; }
   void bindThread() override {}
+  void checkContext() override {}
   // "Pinned" host memory: one mapping made once and reused by every move, like the pinned pool. Its pages are
   // faulted in on first use and then kept (not pre-faulted: a CPU worker's budget is a ceiling, and CI machines run
   // several workers with the default budgets), so RSS rises to the high-water mark once and stays flat.

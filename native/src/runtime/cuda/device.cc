@@ -86,6 +86,10 @@ class CudaDevice : public Device {
   int ordinal() const override { return device_; }
   std::string name() const override { return name_; }
   void bindThread() override { SWAPSERVE_CUDA_CHECK(cudaSetDevice(device_)); }
+  void checkContext() override {
+    SWAPSERVE_CUDA_CHECK(cudaSetDevice(device_));
+    SWAPSERVE_CUDA_CHECK(cudaDeviceSynchronize());
+  }
 
   void* allocHost(size_t bytes) override {
     // Fault the pages in from several threads (the kernel zeroes each page; one thread manages a few GB/s), then
