@@ -8,7 +8,7 @@ CUDA=${CUDA_HOME:-/usr/local/cuda}
 ARCH=${SWAPSERVE_CUDA_ARCH:-90a}
 OUT=${QUANT_BUILD:-/tmp/swapserve-quant-bench}
 mkdir -p "$OUT"
-g++ -std=c++17 -O2 -Wall -Wextra -Inative/src -I"$CUDA/include" bench/quant/int_units_check.cc -o "$OUT/int_units_check"
+g++ -std=c++17 -O2 -Wall -Wextra -Inative/src bench/quant/int_units_check.cc -o "$OUT/int_units_check"
 "$OUT/int_units_check" | tail -1
 NV=("$CUDA/bin/nvcc" -std=c++17 -O3 "-gencode=arch=compute_${ARCH},code=sm_${ARCH}" -Inative/src --expt-relaxed-constexpr -DSWAPSERVE_CUDA)
 srcs=(native/src/engine/cuda/quant_gemv.cu native/src/engine/cuda/gemv.cu native/src/engine/cuda/kernels.cu)

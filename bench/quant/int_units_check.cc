@@ -6,8 +6,8 @@
 // kernel, so only float rounding differs): 1e-5 — catches a misplaced value, scale, min or slot without a GPU; and
 // against the reference fed X itself: 1e-3 (the 15-bit rounding; up to ~1e-4 here, where a 30.0 outlier shares its
 // 32-value block with values ~1 whose step is then 30/32512). Exit status 1 on a mismatch.
-//   g++ -std=c++17 -O2 -Inative/src -I$CUDA/include bench/quant/int_units_check.cc -o /tmp/int_units_check
-//   (bench/quant/build.sh builds and runs it.)
+//   g++ -std=c++17 -O2 -Inative/src bench/quant/int_units_check.cc -o /tmp/int_units_check
+//   (test/quant/int-units.test.ts and bench/quant/build.sh build and run it.)
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +18,7 @@
 namespace {
 
 using namespace swapserve;
+using namespace swapserve::cuda::qdot;  // int4 / make_int4 (its own where the CUDA headers are absent)
 
 int Dp4a(int a, int b, int c) {
   for (int i = 0; i < 4; ++i) c += static_cast<int8_t>(a >> (8 * i)) * static_cast<int8_t>(b >> (8 * i));
@@ -90,7 +91,7 @@ std::vector<double> IntPath(const std::vector<uint8_t>& w, int rows, const std::
       float ds[D::kM], dm[D::kM] = {};
       int b32[D::kM];
       D::Unit(w.data() + n * rowBytes, u, wq, ds, dm, b32);
-      const int s0 = cuda::qdot::SlotOf<D::kM>(u, 0);
+      const int s0 = SlotOf<D::kM>(u, 0);
       for (int t = 0; t < T; ++t)
         for (int m = 0; m < D::kM; ++m) {
           const size_t at = static_cast<size_t>(t) * slots + s0 + 32 * m;

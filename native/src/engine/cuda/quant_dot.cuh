@@ -10,14 +10,18 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
-#if !defined(__CUDACC__)
-#include <vector_functions.h>
-#include <vector_types.h>
-#endif
 
 #include "engine/quant_blocks.h"
 
 namespace swapserve::cuda::qdot {
+
+#if !defined(__CUDACC__)
+// g++ without the CUDA headers (the CPU check): the two vector types the units use.
+struct uint4 { unsigned int x, y, z, w; };
+struct int4 { int x, y, z, w; };
+inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return {x, y, z, w}; }
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+#endif
 
 using qblocks::Half;
 using qblocks::Ld16;

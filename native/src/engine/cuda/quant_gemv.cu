@@ -34,6 +34,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
@@ -194,7 +196,7 @@ __device__ __forceinline__ int QuantizeRun(const float (&f)[8], int4& slot, floa
 // Y[t][n] = beta*Y[t][n] + sum_k W[n][k] X[t][k] (design note at the top): the block quantizes X into shared
 // memory, then warp w takes rows blockIdx.x*kIntWarps + w, + gridDim.x*kIntWarps, ...; lane l takes units l, l+32, ..
 template <typename D, typename TY, int NT>
-__global__ void __launch_bounds__(kIntWarps * 32)
+__global__ void __launch_bounds__(kIntWarps * 32, NT == 1 ? 0 : 2)
 QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
                    float beta) {
   extern __shared__ int4 smem[];
@@ -202,11 +204,20 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   int4* xq = smem;                                             // (NT, slots)
   float* xs = reinterpret_cast<float*>(xq + NT * L.slots);    // (NT, slots) K-quants only
   float* xd = xs + (D::kMins ? NT * L.slots : 0);              // (NT, K/32)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
+  // The weights never come from the previous kernel: pull the first 8 KiB of this warp's first row into L2 while
+  // that kernel ends (PDL) and while the block quantizes X.
+  if (blockIdx.x * kIntWarps + warp < N) {
+    const uint8_t* row = W + static_cast<size_t>(blockIdx.x * kIntWarps + warp) * rowBytes;
+    for (size_t o = 128 * static_cast<size_t>(lane); o < rowBytes && o < 8192; o += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + o));
+  }
   PdlTrigger();
   PdlWait();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int per = K / 8, total = NT * per;
   // Runs of 8 values, 4 consecutive lanes a 32-value block (per is a multiple of 4); whole warps iterate.
+#pragma unroll 1
   for (int base = warp * 32; base < total; base += blockDim.x) {
     const int i = base + lane;
     const bool ok = i < total;
@@ -225,7 +236,6 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   }
   __syncthreads();
   const int units = K / D::kElems * D::kUnits;
-  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
   for (int n = blockIdx.x * kIntWarps + warp; n < N; n += gridDim.x * kIntWarps) {
     const uint8_t* row = W + static_cast<size_t>(n) * rowBytes;
     float acc[NT];
@@ -264,24 +274,33 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   }
 }
 
-// Per device: SM count and the opt-in shared memory a block may have (bytes), read once.
-struct DevLimits {
+// Per (kernel, device, shared memory bytes): resident blocks per SM, and the device's SM count and opt-in shared
+// memory per block; queried once (a decode step launches hundreds of GEMVs) under a lock (engines run on several
+// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
+struct LaunchInfo {
+  int perSm = 0;
   int sms = 0;
   int smemOptin = 0;
 };
-const DevLimits& Limits() {
-  static DevLimits cache[64];
+LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem) {
+  struct Entry { const void* fn; int dev; size_t smem; LaunchInfo info; };
+  static std::mutex mu;
+  static std::vector<Entry> cache;
   int dev = 0;
   SS_CUDA_CHECK(cudaGetDevice(&dev));
-  DevLimits& l = cache[dev & 63];
-  if (l.sms == 0) {
-    int sms = 0, smem = 0;
-    SS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    SS_CUDA_CHECK(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    l.smemOptin = smem;
-    l.sms = sms;  // written last: a racing reader sees 0 and queries again
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Entry& e : cache)
+    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.info;
+  LaunchInfo info;
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, dev));
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (fn) {
+    if (smem > 48 * 1024)
+      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, info.smemOptin));
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info.perSm, fn, threads, smem));
   }
-  return l;
+  cache.push_back({fn, dev, smem, info});
+  return info;
 }
 
 template <typename D, typename TY, int NT>
@@ -289,19 +308,18 @@ void LaunchInt(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, in
   auto* kernel = QuantGemvIntKernel<D, TY, NT>;
   const size_t smem = XLayout<D>(K).Bytes(NT);
   const int threads = kIntWarps * 32;
-  if (smem > 48 * 1024)
-    SS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  int perSm = 0;
-  SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, smem));
-  SS_REQUIRE(perSm > 0, "quant gemv: the int16 kernel does not fit on an SM");
-  const int blocks = std::min((N + kIntWarps - 1) / kIntWarps, perSm * Limits().sms);
+  const LaunchInfo li = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
+  SS_REQUIRE(li.perSm > 0, "quant gemv: the int16 kernel does not fit on an SM");
+  // Up to 4 waves of resident blocks: fewer blocks would leave rows-per-warp uneven (14336 rows over 4224 warps:
+  // 3 or 4 each), more would repeat the X prologue for little gain (it is ~3% of the bytes at 4 waves, 128256 rows).
+  const int blocks = std::min((N + kIntWarps - 1) / kIntWarps, 4 * li.perSm * li.sms);
   LaunchK(kernel, blocks, threads, smem, s, w, N, K, x, ldx, y, ldy, beta);
 }
 
 // Rows of X per launch of the int16 path: as many as fit in one block's shared memory (up to 8).
 template <typename D>
 int IntRowsPerLaunch(int K) {
-  const size_t optin = static_cast<size_t>(Limits().smemOptin);
+  const size_t optin = static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin);
   int nt = 8;
   while (nt > 1 && XLayout<D>(K).Bytes(nt) > optin) --nt;
   return XLayout<D>(K).Bytes(nt) <= optin ? nt : 0;
