@@ -170,14 +170,20 @@ struct XLayout {
 };
 
 // x (8 values, 32-value blocks split over 4 consecutive lanes) → the slot of run k8: scale d = amax / 32512 of the
-// block, q = round(x / d) = 256 * hi + lo with hi, lo int8; returns the sum of the 8 q.
+// block (NaN if the block holds a NaN or inf), q = round(x / d) = 256 * hi + lo with hi, lo int8; returns the sum of
+// the 8 q.
 __device__ __forceinline__ int QuantizeRun(const float (&f)[8], int4& slot, float& d) {
-  float amax = 0.f;
+  float amax = 0.f, nan = 0.f;  // nan: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
 #pragma unroll
-  for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(f[j]));
+  for (int j = 0; j < 8; ++j) {
+    amax = fmaxf(amax, fabsf(f[j]));
+    nan = fmaf(f[j], 0.f, nan);
+  }
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  d = amax / 32512.f;
+  nan += __shfl_xor_sync(0xffffffffu, nan, 1);
+  nan += __shfl_xor_sync(0xffffffffu, nan, 2);
+  d = amax / 32512.f + nan;  // a NaN activation makes the block's outputs NaN, as the float path does
   const float inv = amax > 0.f ? 32512.f / amax : 0.f;
   uint32_t hw[2] = {0, 0}, lw[2] = {0, 0};
   int sum = 0;
@@ -236,12 +242,14 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   }
   __syncthreads();
   const int units = K / D::kElems * D::kUnits;
+  // Two units a lane in flight; one where two would spill (Q6_K at T = 2 needs 75 registers of the 64 it has).
+  constexpr int kUnroll = NT == 2 && D::kBytes == 210 ? 1 : 2;
   for (int n = blockIdx.x * kIntWarps + warp; n < N; n += gridDim.x * kIntWarps) {
     const uint8_t* row = W + static_cast<size_t>(n) * rowBytes;
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.f;
-#pragma unroll 2
+#pragma unroll kUnroll
     for (int u = lane; u < units; u += 32) {
       int w[2 * D::kM];
       float ds[D::kM], dm[D::kM];
