@@ -1,6 +1,6 @@
 // Quantized GEMV bench (GPU machine): swapserve's LaunchQuantGemv per type on Llama-3.1-8B shapes, both paths (the
 // default int16 kernel and the float kernel), checked against a host reference (engine/quant_blocks.h on the CPU,
-// double sums) for T = 1 and for T = 8 distinct rows of X, and timed in GB/s of weight bytes against the measured
+// double sums) for T = 1 and for T = 8 distinct rows of X (and a NaN in X must reach the outputs), and timed in GB/s of weight bytes against the measured
 // read-bandwidth floor; the bf16 GEMV (LaunchGemv) on the same shapes; and, when built with -DWITH_GGML, ggml's own
 // mmvq kernels (bench/quant/ggml_ref.cu) on the same weights, their outputs compared with ours. Any mismatch is
 // printed to stderr as it is found and the exit status is 2.
@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   CK(cudaFree(big));
   const double floorGBs = floorBytes / (floorUs * 1e3);
   std::printf("device: %s, %d SMs; read floor (2 GiB streaming read): %.0f GB/s\n\n", prop.name, prop.multiProcessorCount, floorGBs);
+  std::printf("swapserve us: the default int16 path at T = 1, its X quantization included; float path us: the float kernel\n"
+              "(SWAPSERVE_QUANT_GEMV=float); T=4 us: int16 with 4 rows of X; ggml mmvq us excludes ggml's q8_1 quantization of X\n"
+              "(its own column). max rel err vs host: int16 path, T = 1.\n\n");
   std::printf("| shape (N x K) | type | MB | swapserve us | GB/s | %% floor | float path us | T=4 us | max rel err vs host | ggml mmvq us | ggml GB/s | ggml q8_1 us | ours/ggml | rel diff vs ggml |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   const int shapes[4][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
@@ -210,6 +213,22 @@ int main(int argc, char** argv) {
             if (path == QGemvPath::kInt16 && T == 1) rel = r;
           }
         }
+      }
+      // A NaN activation (row 0 of X, value 100 here) must give NaN outputs on both paths, not be rounded away.
+      {
+        const __nv_bfloat16 nanB = __float2bfloat16(NAN);
+        CK(cudaMemcpy(x8d + 100, &nanB, 2, cudaMemcpyHostToDevice));
+        for (QGemvPath path : {QGemvPath::kInt16, QGemvPath::kFloat}) {
+          swapserve::cuda::LaunchQuantGemv(w, t, N, K, x8d, K, 1, y8d, ET::kF32, N, 0.f, s, path);
+          float y0[4];
+          CK(cudaMemcpy(y0, y8d, sizeof y0, cudaMemcpyDeviceToHost));
+          if (!(std::isnan(y0[0]) && std::isnan(y0[3]))) {
+            allOk = false;
+            std::fprintf(stderr, "MISMATCH %s %d x %d %s path: a NaN in X gave %g, %g\n", Name(t), N, K,
+                         path == QGemvPath::kInt16 ? "int16" : "float", y0[0], y0[3]);
+          }
+        }
+        CK(cudaMemcpy(x8d + 100, x8b.data() + 100, 2, cudaMemcpyHostToDevice));
       }
       const float us = TimeUs(reps, [&](int i) {
         swapserve::cuda::LaunchQuantGemv(w + bytes * (i % copies), t, N, K, xd, K, 1, yd, ET::kF32, N, 0.f, s, QGemvPath::kInt16);
