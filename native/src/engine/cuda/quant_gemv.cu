@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "common/cuda_check.h"
@@ -173,17 +174,17 @@ struct XLayout {
 // block (NaN if the block holds a NaN or inf), q = round(x / d) = 256 * hi + lo with hi, lo int8; returns the sum of
 // the 8 q.
 __device__ __forceinline__ int QuantizeRun(const float (&f)[8], int4& slot, float& d) {
-  float amax = 0.f, nan = 0.f;  // nan: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
+  float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     amax = fmaxf(amax, fabsf(f[j]));
-    nan = fmaf(f[j], 0.f, nan);
+    bad = fmaf(f[j], 0.f, bad);
   }
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  nan += __shfl_xor_sync(0xffffffffu, nan, 1);
-  nan += __shfl_xor_sync(0xffffffffu, nan, 2);
-  d = amax / 32512.f + nan;  // a NaN activation makes the block's outputs NaN, as the float path does
+  bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+  bad += __shfl_xor_sync(0xffffffffu, bad, 2);
+  d = amax / 32512.f + bad;  // a NaN activation makes the block's outputs NaN, as the float path does
   const float inv = amax > 0.f ? 32512.f / amax : 0.f;
   uint32_t hw[2] = {0, 0}, lw[2] = {0, 0};
   int sum = 0;
@@ -243,7 +244,7 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   __syncthreads();
   const int units = K / D::kElems * D::kUnits;
   // Two units a lane in flight; one where two would spill (Q6_K at T = 2 needs 75 registers of the 64 it has).
-  constexpr int kUnroll = NT == 2 && D::kBytes == 210 ? 1 : 2;
+  constexpr int kUnroll = NT == 2 && std::is_same_v<D, qdot::Q6_K> ? 1 : 2;
   for (int n = blockIdx.x * kIntWarps + warp; n < N; n += gridDim.x * kIntWarps) {
     const uint8_t* row = W + static_cast<size_t>(n) * rowBytes;
     float acc[NT];
