@@ -22,13 +22,18 @@
 //    aligned and load in 16-bit pieces. Weights become int8 bytes with word-wide ops (the -8 / -32 offsets of Q4_0
 //    / Q6_K by a borrow-free byte subtraction), K-quant mins use per-8 sums of the quantized activations.
 //  - the activations' shared-memory layout is permuted so the 32 lanes of a warp read 32 consecutive 16-byte slots
-//    (no bank conflicts); one warp a row, 16 warps a block, blocks loop over rows so the X prologue is paid once
-//    per resident block, not per row.
-// Cost: ~1-1.5 instructions a weight for the 4-bit types (was ~5-7), so they become memory-bound. Predicted on
-// an H100 (to be measured by the lead): Q4_K / Q5_K 2.5-3.5x faster than before (0.9-1.1x ggml), Q4_0 1.4-1.7x
-// (1.0-1.2x ggml), Q6_K 1.1-1.3x (1.0-1.1x ggml), Q8_0 about as before (0.9-1.05x ggml; it was near the floor).
-// The X prologue (an L2 read of T*K bf16 and a barrier) costs ~1-2 us a launch, which hurts the smallest shape
-// (4096 x 4096) most. Set SWAPSERVE_QUANT_GEMV=float to run the old kernel (a check on the new one).
+//    (no bank conflicts); one warp a row, 16 warps a block, at most 4 waves of resident blocks that loop over rows,
+//    so the X prologue is paid per block, not per row; each warp prefetches its first row into L2 before it (the
+//    weights never depend on the previous kernel), which hides the prologue on the small shapes.
+//  - T > 1: the X rows that fit in one block's shared memory (2.1-2.6 bytes a value a row: T = 6-7 at K = 14336 on
+//    an H100) go in one launch, the rest in more launches (weights read again).
+// Cost: ~1-1.5 instructions a weight for the 4-bit types (was ~5-7), so they become memory-bound; shared memory
+// serves 3 bytes a weight at T = 1 (~60% of its bandwidth at the read floor). Predicted at T = 1 on an H100, not
+// yet measured (ggml's figures of 2026-12-07 in brackets): Q4_K / Q5_K from 15-26% to 60-75% of the floor, 2.5-3.5x
+// faster, 1.0-1.3x ggml (43-68%); Q4_0 from 30-55% to 60-75%, 1.3-2x, 1.0-1.2x ggml (49-73%); Q6_K from 30-49% to
+// 55-70%, 1.3-1.8x, 1.1-1.3x ggml (40-55%); Q8_0 from 52-95% to 60-95%, 1.0-1.2x, 1.0-1.1x ggml (64-92%). The X
+// prologue (an L2 read of T*K bf16, the quantization and a barrier, ~1 us) weighs most on 4096 x 4096, the shape
+// most at risk of staying under ggml. Set SWAPSERVE_QUANT_GEMV=float to run the old kernel (a check on the new one).
 #include "engine/cuda/quant.h"
 
 #include <algorithm>
