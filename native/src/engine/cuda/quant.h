@@ -1,8 +1,9 @@
 // GGUF block-quantized weights on the GPU (quant_gemv.cu): the matrices stay in their file layout in the arena
 // (llama.cpp's blocks, engine/cpu/quant.h) and are dequantized on the fly. Activations of a quantized model are
 // bf16. No cuBLAS here (nvcc compile-checks this file on machines without it).
-//   decode (T <= 8):  LaunchQuantGemv, one warp per weight row, fp32 accumulation, each weight byte read once for
-//                     all T rows.
+//   decode (T <= 8):  LaunchQuantGemv, one warp per weight row, each weight byte read once for all T rows; by
+//                     default integer dot products against X quantized per 32 values to 15 bits (quant_gemv.cu's
+//                     design note), or the float kernel (SWAPSERVE_QUANT_GEMV=float, or QGemvPath::kFloat).
 //   prefill (T > 8):  LaunchDequantRows turns a band of rows into bf16 in a scratch tile that the backend feeds to
 //                     the cuBLASLt bf16 GEMM (tensor cores), band by band.
 #pragma once
@@ -31,10 +32,16 @@ inline size_t QtBlockBytes(QT t) {
 }
 inline size_t QtRowBytes(QT t, int K) { return static_cast<size_t>(K) / QtBlockElems(t) * QtBlockBytes(t); }
 
+// Decode GEMV kernels. kDefault: kInt16 unless the environment says SWAPSERVE_QUANT_GEMV=float (read once;
+// another value throws). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
+// (results within ~1e-5 relative of kFloat); falls back to kFloat for Q4_K / Q5_K weights not 16-byte aligned.
+// kFloat: weights dequantized to float, FMA with the bf16 activations.
+enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2 };
+
 // Y (T, N; row stride ldy; yT) = beta*Y + X (T, K; bf16, row stride ldx) W^T, W (N, K) quantized row-major.
 // Requires 1 <= T <= 8, K a multiple of the block size, X 16-byte aligned with ldx a multiple of 8.
 void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
-                     float beta, cudaStream_t s);
+                     float beta, cudaStream_t s, QGemvPath path = QGemvPath::kDefault);
 
 // out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
 void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);

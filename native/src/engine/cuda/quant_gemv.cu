@@ -1,10 +1,51 @@
 // Quantized weights on the GPU: decode GEMV reading GGUF blocks directly, row-band dequantization to bf16 for the
-// prefill GEMM, and the quantized embedding lookup. The lane split of each block type is engine/quant_blocks.h
-// (shared with a CPU test hook that checks it against the scalar reference).
+// prefill GEMM, and the quantized embedding lookup. The float lane split of each block type is engine/quant_blocks.h
+// (shared with a CPU test hook that checks it against the scalar reference); the integer units of the decode GEMV
+// are engine/cuda/quant_dot.cuh.
+//
+// Design of the decode GEMV (issue 17: at least as fast as ggml's mmvq, batch-1 decode >= 70% of the read floor).
+// The first kernel (kept below as the `float` path) dequantized 8 values a lane to float and FMA'd them with bf16
+// activations: ~5-7 instructions a weight (nibble extract, int->float convert, scale and min, bf16 unpack, FMA).
+// A 4-bit weight is 0.56 bytes, so at 3.2 TB/s an H100 would need ~30 T lane-ops/s, about all it has: the 4-bit
+// kernels were issue-bound (Q4_0 0.57-0.74x ggml, Q4_K / Q5_K 0.26-0.38x, 15-26% of the floor) and the K-quants
+// also unpacked their 6-bit scales in every lane from byte loads and moved only 4 bytes a lane per load.
+// The `int16` path (the default) works in integers, the way ggml's mmvq does, with our own layout:
+//  - each thread block first quantizes the T rows of X it needs into shared memory, per 32 values with scale
+//    d = amax/32512 to q = round(x/d) in [-32512, 32512], stored as two int8 planes q = 256*hi + lo. That is 15
+//    bits of the block's range, finer than the bf16 activations themselves (8 bits of mantissa), so the result
+//    matches the float path to ~1e-5 relative and the CPU-vs-CUDA logits tolerances (test/quant/cuda.test.ts)
+//    keep their margins. (ggml's q8_1 keeps 8 bits: ~3e-3 relative, ~5x the noise of bf16, which would eat most
+//    of the margin those tests have on the 8B-width models.) The price is two __dp4a a 4-weight word instead of one.
+//  - a weight row is cut into units (quant_dot.cuh), one unit a lane: a Q4_K / Q5_K lane reads its 16-byte
+//    header and 16 bytes of nibbles (+16 of high bits) with 16-byte loads, unpacks the two scales and mins it needs
+//    once for 32 weights with a few word-wide masks, and does 16 dp4a; Q8_0 / Q4_0 / Q6_K blocks are only 2-byte
+//    aligned and load in 16-bit pieces. Weights become int8 bytes with word-wide ops (the -8 / -32 offsets of Q4_0
+//    / Q6_K by a borrow-free byte subtraction), K-quant mins use per-8 sums of the quantized activations.
+//  - the activations' shared-memory layout is permuted so the 32 lanes of a warp read 32 consecutive 16-byte slots
+//    (no bank conflicts); one warp a row, 16 warps a block, at most 4 waves of resident blocks that loop over rows,
+//    so the X prologue is paid per block, not per row; each warp prefetches its first row into L2 before it (the
+//    weights never depend on the previous kernel), which hides the prologue on the small shapes.
+//  - T > 1: the X rows that fit in one block's shared memory (2.1-2.6 bytes a value a row: T = 6-7 at K = 14336 on
+//    an H100) go in one launch, the rest in more launches (weights read again).
+// Cost: ~1-1.5 instructions a weight for the 4-bit types (was ~5-7), so they become memory-bound; shared memory
+// serves 3 bytes a weight at T = 1 (~60% of its bandwidth at the read floor). Predicted at T = 1 on an H100, not
+// yet measured (ggml's figures of 2026-12-07 in brackets): Q4_K / Q5_K from 15-26% to 60-75% of the floor, 2.5-3.5x
+// faster, 1.0-1.3x ggml (43-68%); Q4_0 from 30-55% to 60-75%, 1.3-2x, 1.0-1.2x ggml (49-73%); Q6_K from 30-49% to
+// 55-70%, 1.3-1.8x, 1.1-1.3x ggml (40-55%); Q8_0 from 52-95% to 60-95%, 1.0-1.2x, 1.0-1.1x ggml (64-92%). The X
+// prologue (an L2 read of T*K bf16, the quantization and a barrier, ~1 us) weighs most on 4096 x 4096, the shape
+// most at risk of staying under ggml. Set SWAPSERVE_QUANT_GEMV=float to run the old kernel (a check on the new one).
 #include "engine/cuda/quant.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+#include <vector>
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/quant_dot.cuh"
 #include "engine/quant_blocks.h"
 
 namespace swapserve::cuda {
@@ -119,21 +160,238 @@ void RunGemv(int blocks, cudaStream_t s, const uint8_t* w, int N, int K, const b
   }
 }
 
+constexpr int kIntWarps = 16;  // rows in flight per thread block of the int16 path (one warp a row)
+
+// Shared memory of the int16 path for NT rows of X (K values each): per row, the quantized activations in
+// slots (16 bytes = 8 values: hi[0..3], lo[0..3], hi[4..7], lo[4..7]; `slots` of them, in D::Slot order), [K-quants:
+// one float per slot, d * the sum of its 8 quantized values], then one float scale d per 32 values.
+template <typename D>
+struct XLayout {
+  int slots;  // per row of X: the units of a weight row rounded up to the warp, times kM
+  int k32;
+  __host__ __device__ XLayout(int K) : slots((K / D::kElems * D::kUnits + 31) / 32 * 32 * D::kM), k32(K / 32) {}
+  __host__ __device__ size_t Bytes(int nt) const {
+    return static_cast<size_t>(nt) * (static_cast<size_t>(slots) * (16 + (D::kMins ? 4 : 0)) + 4 * k32);
+  }
+};
+
+// x (8 values, 32-value blocks split over 4 consecutive lanes) → the slot of run k8: scale d = amax / 32512 of the
+// block (NaN if the block holds a NaN or inf), q = round(x / d) = 256 * hi + lo with hi, lo int8; returns the sum of
+// the 8 q.
+__device__ __forceinline__ int QuantizeRun(const float (&f)[8], int4& slot, float& d) {
+  float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    amax = fmaxf(amax, fabsf(f[j]));
+    bad = fmaf(f[j], 0.f, bad);
+  }
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+  bad += __shfl_xor_sync(0xffffffffu, bad, 2);
+  d = amax / 32512.f + bad;  // a NaN activation makes the block's outputs NaN, as the float path does
+  const float inv = amax > 0.f ? 32512.f / amax : 0.f;
+  uint32_t hw[2] = {0, 0}, lw[2] = {0, 0};
+  int sum = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int q = __float2int_rn(f[j] * inv);
+    const int lo = ((q + 128) & 255) - 128, hi = (q - lo) >> 8;
+    hw[j >> 2] |= static_cast<uint32_t>(hi & 255) << (8 * (j & 3));
+    lw[j >> 2] |= static_cast<uint32_t>(lo & 255) << (8 * (j & 3));
+    sum += q;
+  }
+  slot = make_int4(static_cast<int>(hw[0]), static_cast<int>(lw[0]), static_cast<int>(hw[1]), static_cast<int>(lw[1]));
+  return sum;
+}
+
+// Y[t][n] = beta*Y[t][n] + sum_k W[n][k] X[t][k] (design note at the top): the block quantizes X into shared
+// memory, then warp w takes rows blockIdx.x*kIntWarps + w, + gridDim.x*kIntWarps, ...; lane l takes units l, l+32, ..
+template <typename D, typename TY, int NT>
+__global__ void __launch_bounds__(kIntWarps * 32, NT == 1 ? 0 : 2)
+QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
+                   float beta) {
+  extern __shared__ int4 smem[];
+  const XLayout<D> L(K);
+  int4* xq = smem;                                             // (NT, slots)
+  float* xs = reinterpret_cast<float*>(xq + NT * L.slots);    // (NT, slots) K-quants only
+  float* xd = xs + (D::kMins ? NT * L.slots : 0);              // (NT, K/32)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
+  // The weights never come from the previous kernel: pull the first 8 KiB of this warp's first row into L2 while
+  // that kernel ends (PDL) and while the block quantizes X.
+  if (blockIdx.x * kIntWarps + warp < N) {
+    const uint8_t* row = W + static_cast<size_t>(blockIdx.x * kIntWarps + warp) * rowBytes;
+    for (size_t o = 128 * static_cast<size_t>(lane); o < rowBytes && o < 8192; o += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + o));
+  }
+  PdlTrigger();
+  PdlWait();
+  const int per = K / 8, total = NT * per;
+  // Runs of 8 values, 4 consecutive lanes a 32-value block (per is a multiple of 4); whole warps iterate.
+#pragma unroll 1
+  for (int base = warp * 32; base < total; base += blockDim.x) {
+    const int i = base + lane;
+    const bool ok = i < total;
+    const int t = ok ? i / per : 0, k8 = ok ? i - t * per : 0;
+    float f[8];
+    Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(X + static_cast<size_t>(t) * ldx + 8 * k8)), f);
+    int4 slot;
+    float d;
+    const int sum = QuantizeRun(f, slot, d);
+    if (ok) {
+      const int at = t * L.slots + D::Slot(k8);
+      xq[at] = slot;
+      if constexpr (D::kMins) xs[at] = d * static_cast<float>(sum);
+      if ((lane & 3) == 0) xd[t * L.k32 + (k8 >> 2)] = d;
+    }
+  }
+  __syncthreads();
+  const int units = K / D::kElems * D::kUnits;
+  // Two units a lane in flight; one where two would spill (Q6_K at T = 2 needs 75 registers of the 64 it has).
+  constexpr int kUnroll = NT == 2 && std::is_same_v<D, qdot::Q6_K> ? 1 : 2;
+  for (int n = blockIdx.x * kIntWarps + warp; n < N; n += gridDim.x * kIntWarps) {
+    const uint8_t* row = W + static_cast<size_t>(n) * rowBytes;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+#pragma unroll kUnroll
+    for (int u = lane; u < units; u += 32) {
+      int w[2 * D::kM];
+      float ds[D::kM], dm[D::kM];
+      int b32[D::kM];
+      D::Unit(row, u, w, ds, dm, b32);
+      const int s0 = qdot::SlotOf<D::kM>(u, 0);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+#pragma unroll
+        for (int m = 0; m < D::kM; ++m) {
+          const int at = t * L.slots + s0 + 32 * m;
+          const int4 x = xq[at];
+          int hi = __dp4a(w[2 * m], x.x, 0), lo = __dp4a(w[2 * m], x.y, 0);
+          hi = __dp4a(w[2 * m + 1], x.z, hi);
+          lo = __dp4a(w[2 * m + 1], x.w, lo);
+          acc[t] = fmaf(ds[m] * xd[t * L.k32 + b32[m]], static_cast<float>(hi * 256 + lo), acc[t]);
+          if constexpr (D::kMins) acc[t] = fmaf(-dm[m], xs[at], acc[t]);
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = WarpSum(acc[t]);
+    if (lane == 0) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        TY* y = Y + static_cast<size_t>(t) * ldy + n;
+        *y = FromF<TY>(beta != 0.f ? acc[t] + beta * ToF(*y) : acc[t]);
+      }
+    }
+  }
+}
+
+// Per (kernel, device, shared memory bytes): resident blocks per SM, and the device's SM count and opt-in shared
+// memory per block; queried once (a decode step launches hundreds of GEMVs) under a lock (engines run on several
+// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
+struct LaunchInfo {
+  int perSm = 0;
+  int sms = 0;
+  int smemOptin = 0;
+};
+LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem) {
+  struct Entry { const void* fn; int dev; size_t smem; LaunchInfo info; };
+  static std::mutex mu;
+  static std::vector<Entry> cache;
+  int dev = 0;
+  SS_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Entry& e : cache)
+    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.info;
+  LaunchInfo info;
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, dev));
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (fn) {
+    if (smem > 48 * 1024)
+      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, info.smemOptin));
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info.perSm, fn, threads, smem));
+  }
+  cache.push_back({fn, dev, smem, info});
+  return info;
+}
+
+template <typename D, typename TY, int NT>
+void LaunchInt(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, TY* y, int ldy, float beta) {
+  auto* kernel = QuantGemvIntKernel<D, TY, NT>;
+  const size_t smem = XLayout<D>(K).Bytes(NT);
+  const int threads = kIntWarps * 32;
+  const LaunchInfo li = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
+  SS_REQUIRE(li.perSm > 0, "quant gemv: the int16 kernel does not fit on an SM");
+  // Up to 4 waves of resident blocks: fewer blocks would leave rows-per-warp uneven (14336 rows over 4224 warps:
+  // 3 or 4 each), more would repeat the X prologue for little gain (it is ~3% of the bytes at 4 waves, 128256 rows).
+  const int blocks = std::min((N + kIntWarps - 1) / kIntWarps, 4 * li.perSm * li.sms);
+  LaunchK(kernel, blocks, threads, smem, s, w, N, K, x, ldx, y, ldy, beta);
+}
+
+// Rows of X per launch of the int16 path: as many as fit in one block's shared memory (up to 8).
+template <typename D>
+int IntRowsPerLaunch(int K) {
+  const size_t optin = static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin);
+  int nt = 8;
+  while (nt > 1 && XLayout<D>(K).Bytes(nt) > optin) --nt;
+  return XLayout<D>(K).Bytes(nt) <= optin ? nt : 0;
+}
+
+template <typename D, typename TY>
+void RunInt(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, int T, TY* y, int ldy,
+            float beta) {
+  switch (T) {
+#define SS_QGEMV_INT(nt) case nt: LaunchInt<D, TY, nt>(s, w, N, K, x, ldx, y, ldy, beta); break;
+    SS_QGEMV_INT(1) SS_QGEMV_INT(2) SS_QGEMV_INT(3) SS_QGEMV_INT(4)
+    SS_QGEMV_INT(5) SS_QGEMV_INT(6) SS_QGEMV_INT(7) SS_QGEMV_INT(8)
+#undef SS_QGEMV_INT
+  }
+}
+
+// The path SWAPSERVE_QUANT_GEMV names (read once): unset or "int16" → int16, "float" → float.
+QGemvPath EnvPath() {
+  static const QGemvPath path = [] {
+    const char* v = std::getenv("SWAPSERVE_QUANT_GEMV");
+    if (!v || !*v || std::strcmp(v, "int16") == 0) return QGemvPath::kInt16;
+    if (std::strcmp(v, "float") == 0) return QGemvPath::kFloat;
+    ThrowInvalid(std::string("Expected \"int16\" or \"float\" for SWAPSERVE_QUANT_GEMV but received \"") + v + "\"");
+  }();
+  return path;
+}
+
 bool Aligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
 
 }  // namespace
 
 void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
-                     float beta, cudaStream_t s) {
+                     float beta, cudaStream_t s, QGemvPath path) {
   SS_REQUIRE(T >= 1 && T <= 8, "quant gemv: T must be 1..8");
   SS_REQUIRE(N > 0 && K > 0 && K % QtBlockElems(wT) == 0 && ldx >= K && ldx % 8 == 0 && ldy >= N,
              "quant gemv: bad shape");
   SS_REQUIRE(Aligned(W, 2) && Aligned(X, 16), "quant gemv: misaligned operands");
-  const int blocks = (N + kWarps - 1) / kWarps;
+  if (path == QGemvPath::kDefault) path = EnvPath();
   const uint8_t* w = static_cast<const uint8_t*>(W);
   const bf16* x = static_cast<const bf16*>(X);
+  // The K-quant units load 16 bytes at a time: their rows (144 / 176 * K/256 bytes) are 16-byte aligned if W is.
+  const bool kq = wT == QT::kQ4_K || wT == QT::kQ5_K;
+  if (path == QGemvPath::kInt16 && kq && !Aligned(W, 16)) path = QGemvPath::kFloat;
   qblocks::Dispatch(static_cast<int>(wT), [&](auto blk) {
-    SS_DISPATCH_ET(yT, TY, RunGemv<decltype(blk), TY>(blocks, s, w, N, K, x, ldx, T, static_cast<TY*>(Y), ldy, beta));
+    using B = decltype(blk);
+    using D = typename qdot::Of<B>::T;
+    const int chunk = path == QGemvPath::kInt16 ? IntRowsPerLaunch<D>(K) : 0;
+    SS_DISPATCH_ET(yT, TY, {
+      TY* y = static_cast<TY*>(Y);
+      if (chunk == 0) {
+        RunGemv<B, TY>((N + kWarps - 1) / kWarps, s, w, N, K, x, ldx, T, y, ldy, beta);
+      } else {
+        // X rows beyond what one block's shared memory holds (e.g. T = 8 at K = 14336) go in further launches.
+        for (int t0 = 0; t0 < T; t0 += chunk)
+          RunInt<D, TY>(s, w, N, K, x + static_cast<size_t>(t0) * ldx, ldx, std::min(chunk, T - t0),
+                        y + static_cast<size_t>(t0) * ldy, ldy, beta);
+      }
+    });
   });
   SS_CUDA_CHECK_LAUNCH("quant gemv");
 }
