@@ -15,6 +15,7 @@ grep -hE "^\| |genuine" $R/chaos/sticky-*.md
 wait $QB; tail -1 $R/quant-build.log
 timeout 60 /tmp/swapserve-quant-bench/gemv_bench 10 > $R/gemv.log 2>&1; echo "gemv rc=$? $(el)"; tail -32 $R/gemv.log
 T=$(( $(left) - 10 )); [ $T -gt 330 ] && T=330
-mkdir -p $R/quant; OUT=$R/quant QUANT_SKIP_BUILD=1 BUDGET_S=$T timeout $((T + 10)) bash bench/quant/stack_device.sh > /dev/null 2>&1; echo "quant stack rc=$? $(el)"
+# the int16 GEMV (opt-in until measured) through the whole stack: decode vs the bandwidth floor, CUDA vs CPU logits
+mkdir -p $R/quant; SWAPSERVE_QUANT_GEMV=${QGEMV:-int16} OUT=$R/quant QUANT_SKIP_BUILD=1 BUDGET_S=$T timeout $((T + 10)) bash bench/quant/stack_device.sh > /dev/null 2>&1; echo "quant stack rc=$? $(el)"
 grep -E "^\[quant stack\]|✖|stack rc|gateway rc|cuda test rc" $R/quant/quant-stack.log | cut -c1-220; cat $R/quant/quant-stack.md
 echo "done $(el)"

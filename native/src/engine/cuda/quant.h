@@ -32,8 +32,8 @@ inline size_t QtBlockBytes(QT t) {
 }
 inline size_t QtRowBytes(QT t, int K) { return static_cast<size_t>(K) / QtBlockElems(t) * QtBlockBytes(t); }
 
-// Decode GEMV kernels. kDefault: kInt16 unless the environment says SWAPSERVE_QUANT_GEMV=float (read once;
-// another value throws). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
+// Decode GEMV kernels. kDefault: kFloat unless the environment says SWAPSERVE_QUANT_GEMV=int16 (read once;
+// another value throws; int16 becomes the default once measured on a GPU). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
 // (results within ~1e-5 relative of kFloat); falls back to kFloat for Q4_K / Q5_K weights not 16-byte aligned.
 // kFloat: weights dequantized to float, FMA with the bf16 activations.
 enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2 };
