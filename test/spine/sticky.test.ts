@@ -31,17 +31,23 @@ const WHERE: { where: string; arm: (b: NativeBackend) => void }[] = [
   { where: 'an engine pass reported unclassified', arm: (b) => { failNextPass(b.runtimeForTest, 'cuda'); corruptOnProbe(b.runtimeForTest); } },
 ];
 
+/** One CPU worker 'w1' serving stories260K on a fresh prefix. */
+async function startW1() {
+  const config = parseConfig({
+    prefix: redis.prefix(), modelRoots: [DATA_MODELS],
+    budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
+    worker: { concurrency: 1 },
+    models: [{ id: 'story', path: STORIES }],
+  }, { REDIS_URL: redis.url });
+  const b1 = new NativeBackend(config, { backend: 'cpu', threads: 1 });
+  const w1 = new SwapWorker({ config, backend: b1, workerId: 'w1' });
+  await w1.start();
+  return { config, b1, w1 };
+}
+
 describe('sticky device error', () => {
   for (const { where, arm } of WHERE) it(`in ${where}: unhealthy at once, the accepted job put back and completed by another worker, exit 1`, { timeout: 60_000 }, async () => {
-    const config = parseConfig({
-      prefix: redis.prefix(), modelRoots: [DATA_MODELS],
-      budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
-      worker: { concurrency: 1 },
-      models: [{ id: 'story', path: STORIES }],
-    }, { REDIS_URL: redis.url });
-    const b1 = new NativeBackend(config, { backend: 'cpu', threads: 1 });
-    const w1 = new SwapWorker({ config, backend: b1, workerId: 'w1' });
-    await w1.start();
+    const { config, b1, w1 } = await startW1();
     const client = new Client({ redisUrl: redis.url, prefix: config.prefix, timeoutMs: 30_000 });
     const conn = connect(redis.url);
     let w2: SwapWorker | null = null;
@@ -76,15 +82,7 @@ describe('sticky device error', () => {
   });
 
   it('a plain device error in a pass with the context intact: that request fails (500, logged), the worker stays healthy and serves the next', { timeout: 60_000 }, async () => {
-    const config = parseConfig({
-      prefix: redis.prefix(), modelRoots: [DATA_MODELS],
-      budgets: { hostBytes: '16MiB', gpuBytes: '4MiB', scratchBytes: '64MiB' },
-      worker: { concurrency: 1 },
-      models: [{ id: 'story', path: STORIES }],
-    }, { REDIS_URL: redis.url });
-    const b1 = new NativeBackend(config, { backend: 'cpu', threads: 1 });
-    const w1 = new SwapWorker({ config, backend: b1, workerId: 'w1' });
-    await w1.start();
+    const { config, b1, w1 } = await startW1();
     const client = new Client({ redisUrl: redis.url, prefix: config.prefix, timeoutMs: 30_000 });
     try {
       failNextPass(b1.runtimeForTest, 'cuda');

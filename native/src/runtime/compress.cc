@@ -86,15 +86,18 @@ RuntimeCore::CompressResult RuntimeCore::runCompress(const CompressJob& j) {
         return r;
       }
     }
+    // Under mu_: the host copy this encode read was dropped or replaced meanwhile, so the result is discarded.
+    auto dropped = [&]() {
+      if (m.host == j.source) return false;
+      m.codec = "none";
+      r.state = "none";
+      r.reason = "the host copy was dropped while encoding";
+      return true;
+    };
     std::shared_ptr<Block> blk;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (m.host != j.source) {
-        m.codec = "none";
-        r.state = "none";
-        r.reason = "the host copy was dropped while encoding";
-        return r;
-      }
+      if (dropped()) return r;
       try {
         blk = host_->reserve(b.index->bytes);  // beside the raw copy until the swap below
       } catch (const NativeError& e) {
@@ -115,12 +118,7 @@ RuntimeCore::CompressResult RuntimeCore::runCompress(const CompressJob& j) {
     }
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (m.host != j.source) {
-        m.codec = "none";
-        r.state = "none";
-        r.reason = "the host copy was dropped while encoding";
-        return r;
-      }
+      if (dropped()) return r;
       // A swap-in reading the raw copy now keeps it alive through its Prepared::source until it ends.
       m.host = a;
       m.codec = "compressed";
