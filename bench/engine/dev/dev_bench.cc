@@ -1,6 +1,7 @@
 // Speed of the CUDA engine on the Llama-3.1-8B shape (random bf16 weights), each number beside its floor measured
 // in the same run: memory bandwidth (device copy), cuBLASLt GEMMs of the prefill's own shapes, and a plain pinned
 // host -> device copy of the weights for execute-while-loading.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -345,8 +346,22 @@ int RunBench(const std::string& what) {
   // Roofline of a step: (weights but the embedding table + K and V of every position each sequence attends to) /
   // the measured bandwidth; ceiling tokens/s = B / that time.
   if (decodeOnly || std::getenv("BENCH_DECODE_SWEEP")) {
-    const int CTX = 512, WARM = 4, STEPS = 20, MAXB = 256;
-    const std::vector<int> Bs = {1, 8, 32, 64, 128, 256};
+    // BENCH_SWEEP_BATCHES="1,64": only those batch sizes (with SWAPSERVE_CUDA_PROFILE=1, a per-op breakdown of each).
+    const int CTX = 512, WARM = 4, STEPS = 20;
+    std::vector<int> Bs = {1, 8, 32, 64, 128, 256};
+    if (const char* only = std::getenv("BENCH_SWEEP_BATCHES")) {
+      Bs.clear();
+      for (const char* c = only; *c;) {
+        char* end = nullptr;
+        const long b = std::strtol(c, &end, 10);
+        SS_REQUIRE(end != c && b >= 1 && b <= 256, "bench: BENCH_SWEEP_BATCHES wants batch sizes 1..256, comma-separated");
+        Bs.push_back(static_cast<int>(b));
+        c = *end == ',' ? end + 1 : end;
+        SS_REQUIRE(*end == ',' || *end == 0, "bench: BENCH_SWEEP_BATCHES wants batch sizes 1..256, comma-separated");
+      }
+      SS_REQUIRE(!Bs.empty(), "bench: BENCH_SWEEP_BATCHES is empty");
+    }
+    const int MAXB = (*std::max_element(Bs.begin(), Bs.end()) + 7) / 8 * 8;  // prefilled in passes of 8 sequences
     engine::BackendOptions o2;
     o2.maxBatch = MAXB;
     o2.maxContext = 1024;
