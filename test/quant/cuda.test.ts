@@ -16,6 +16,7 @@ import { buildModelDesc, loadEngineAddon, type EngineAddon } from '../../native/
 import { openModel } from '../../native/ts/model/index.ts';
 import { quantizeGgufFile } from '../../native/ts/model/writers.ts';
 import { Runtime } from '../../native/ts/runtime.ts';
+import { engineTuningSchema, type EngineTuning } from '../../native/ts/tuning.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import type { ModelSource } from '../../native/ts/types.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
@@ -94,11 +95,22 @@ describe('quantized models on the CUDA backend against the CPU backend', { skip:
   });
 });
 
+/** One CUDA engine setting compared with the CPU backend: its tuning, and the bound on max |gpu - cpu|. */
+interface GpuArm {
+  name: string;
+  tuning?: EngineTuning;
+  /** max |gpu - cpu| <= tol x max(1, |logits|) at every step. */
+  tol: number;
+  /** Also: relative RMS error at most this, and the same argmax (a looser check of a mode that drifts by design). */
+  relRms?: number;
+}
+
 /**
  * The model at `path` on a CUDA runtime and on a CPU runtime (both leasing it from their own GPU tier, as a worker
- * does): logits of a 12-token prefill and of two decode steps after it must agree within `tol` x max(1, |logits|).
+ * does): logits of a 12-token prefill and of two decode steps after it, for each arm (one CUDA engine each, over the
+ * same weights), against the CPU's (computed once).
  */
-async function cudaAgreesWithCpu(path: string, label: string, tol: number): Promise<string> {
+async function cudaAgreesWithCpu(path: string, label: string, arms: GpuArm[]): Promise<string> {
   const source = await openModel(path);
   const bytes = source.layout.totalBytes;
   const gpuRt = Runtime.open({ backend: 'cuda', hostBudgetBytes: 0, gpuBudgetBytes: bytes + 64 * MiB, scratchBudgetBytes: 3072 * MiB });
@@ -110,8 +122,6 @@ async function cudaAgreesWithCpu(path: string, label: string, tol: number): Prom
     await Promise.all([gpuRt.loadToGpu(label), cpuRt.loadToGpu(label)]);
     const desc = buildModelDesc(source);
     const opts = { maxBatch: 1, maxContext: 64, threads: 0 };
-    const gpu = new (gpuRt.addon as unknown as EngineAddon).Engine(gpuRt.native, label, desc, opts);
-    engines.push(gpu);
     const cpu = new (loadEngineAddon('cpu').Engine)(cpuRt.native, label, desc, opts);
     engines.push(cpu);
     const prompt = [source.config.bosTokenId ?? 1, 17, 3, 40, 9, 22, 31, 8, 100, 200, 250, 260];
@@ -120,24 +130,38 @@ async function cudaAgreesWithCpu(path: string, label: string, tol: number): Prom
       { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(12), tokens: Int32Array.of(300) },
       { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(13), tokens: Int32Array.of(7) },
     ];
+    const ref: Float32Array[] = [];
+    for (const batch of steps) ref.push(await cpu.logits(batch));
     const notes: string[] = [];
-    for (const [i, batch] of steps.entries()) {
-      const [g, c] = await Promise.all([gpu.logits(batch), cpu.logits(batch)]);
-      let maxErr = 0, scale = 0, ag = 0, ac = 0, sq = 0, sqRef = 0;
-      for (let k = 0; k < c.length; k++) {
-        assert.ok(Number.isFinite(g[k]) && Number.isFinite(c[k]), `${label} step ${i}: logit ${k} finite (gpu ${g[k]}, cpu ${c[k]})`);
-        maxErr = Math.max(maxErr, Math.abs(g[k] - c[k]));
-        sq += (g[k] - c[k]) ** 2;
-        sqRef += c[k] ** 2;
-        scale = Math.max(scale, Math.abs(c[k]));
-        if (g[k] > g[ag]) ag = k;
-        if (c[k] > c[ac]) ac = k;
+    for (const arm of arms) {
+      // One CUDA engine at a time: each takes its own scratch (KV, activations, the dequantize tile).
+      const gpu = new (gpuRt.addon as unknown as EngineAddon).Engine(gpuRt.native, label, desc, { ...opts, tuning: arm.tuning });
+      engines.push(gpu);
+      for (const [i, batch] of steps.entries()) {
+        const g = await gpu.logits(batch), c = ref[i];
+        let maxErr = 0, scale = 0, ag = 0, ac = 0, sq = 0, sqRef = 0;
+        for (let k = 0; k < c.length; k++) {
+          assert.ok(Number.isFinite(g[k]) && Number.isFinite(c[k]), `${label} ${arm.name} step ${i}: logit ${k} finite (gpu ${g[k]}, cpu ${c[k]})`);
+          maxErr = Math.max(maxErr, Math.abs(g[k] - c[k]));
+          sq += (g[k] - c[k]) ** 2;
+          sqRef += c[k] ** 2;
+          scale = Math.max(scale, Math.abs(c[k]));
+          if (g[k] > g[ag]) ag = k;
+          if (c[k] > c[ac]) ac = k;
+        }
+        const rel = Math.sqrt(sq / Math.max(sqRef, 1e-30));
+        // The failure message carries the whole picture (argmax, relative RMS error), so a device run that fails says
+        // whether the GPU drifted (bf16 rounding) or computed something else.
+        notes.push(`${arm.name} step ${i}: max |gpu - cpu| ${maxErr.toFixed(4)} of ${scale.toFixed(3)}, rel rms ${rel.toFixed(4)}, argmax ${ag === ac ? 'same' : `${ag} vs ${ac}`}`);
+        const why = `${label} ${arm.name} step ${i}; ${notes.join('; ')}`;
+        assert.ok(scale > 0.01, `${label} step ${i}: logits are not all ~0 (${scale})`);
+        assert.ok(maxErr <= arm.tol * Math.max(1, scale), `max |gpu - cpu| = ${maxErr} (logits up to ${scale}): ${why}`);
+        if (arm.relRms !== undefined) {
+          assert.ok(rel <= arm.relRms, `relative RMS error ${rel} > ${arm.relRms}: ${why}`);
+          assert.equal(ag, ac, `argmax differs: ${why}`);
+        }
       }
-      // The failure message carries the whole picture (argmax, relative RMS error), so a device run that fails says
-      // whether the GPU drifted (bf16 accumulation) or computed something else.
-      notes.push(`step ${i}: max |gpu - cpu| ${maxErr.toFixed(4)} of ${scale.toFixed(3)}, rel rms ${Math.sqrt(sq / Math.max(sqRef, 1e-30)).toFixed(4)}, argmax ${ag === ac ? 'same' : `${ag} vs ${ac}`}`);
-      assert.ok(scale > 0.01, `${label} step ${i}: logits are not all ~0 (${scale})`);
-      assert.ok(maxErr <= tol * Math.max(1, scale), `${label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale}); ${notes.join('; ')}`);
+      engines.pop()!.close();
     }
     return `${label}: ${notes.join('; ')}`;
   } finally {
@@ -155,14 +179,21 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
     it(`${type}: prefill and decode logits agree`, async (t) => {
       const path = join(await makeTempDir(`cuda-wide-${type}`), `wide-${type}.gguf`);
       await writeRandomQuantGguf(path, cfg, { type, vocab, seed: 11 });
-      t.diagnostic(await cudaAgreesWithCpu(path, `wide-${type}`, 0.03));
+      t.diagnostic(await cudaAgreesWithCpu(path, `wide-${type}`, [{ name: 'default', tol: 0.03 }]));
     });
   }
   const files = (process.env.SWAPSERVE_QUANT_8B_FILES ?? '').split(',').filter(Boolean);
   for (const file of files) {
-    // 32 layers of bf16 activations (GPU) against fp32 (CPU): a looser bound than 2 layers.
+    // The CPU backend keeps fp32 activations. On the H100 (2026-12-07) the CUDA default mode, which rounds the
+    // residual stream and each op's output to bf16 where transformers does, differed by 0.42 of logits up to 6.0 over
+    // these 32 layers (the 2-layer models above: <= 0.083 of 13). The agreement is asserted in exact mode
+    // (`engine.exact`: fp32 residual stream, one rounding per op) at the bound set before any run (0.05); the
+    // default mode must keep the argmax and a relative RMS error of at most 5%, its drift printed.
     it(`${file.split('/').pop()}: the whole 8B-shaped file, prefill and decode logits agree`, async (t) => {
-      t.diagnostic(await cudaAgreesWithCpu(file, file.split('/').pop()!, 0.05));
+      t.diagnostic(await cudaAgreesWithCpu(file, file.split('/').pop()!, [
+        { name: 'exact', tuning: engineTuningSchema.parse({ exact: true }), tol: 0.05 },
+        { name: 'default', tol: Infinity, relRms: 0.05 },
+      ]));
     });
   }
 });
