@@ -187,6 +187,10 @@ async function main(): Promise<number> {
 /** Builds the calibration from the real run, simulates the same arrivals, and writes the comparison. */
 function compare(run: Recorded): number {
   const { device, compress, shapes, gpuBytes, ids, real, failures } = run;
+  // The record first: if the calibration cannot be measured (a model with no request that ran alone), the real run is
+  // kept for --resimulate all the same (replaced below by the full comparison).
+  mkdirSync(v.out!, { recursive: true });
+  writeFileSync(join(v.out!, 'sim-vs-real.json'), JSON.stringify({ run }, null, 1));
   // The calibration this run measured, in the cluster's terms (per engine pass, per decode step), from the windows in
   // which only the priced work ran (services/simulator/measured-calibration.ts says why).
   const rates = measureRates(real, shapes, PREFILL_CHUNK);
@@ -212,7 +216,6 @@ function compare(run: Recorded): number {
     `- Per request (both sides on the same path): median |sim - real| TTFT ${PATHS.map((p) => `${p} ${Number.isFinite(each[p].medianAbsMs) ? each[p].medianAbsMs.toFixed(1) : '–'} ms (n ${each[p].n})`).join(', ')}.`,
     '', ...tableLines(rows), '',
   ].join('\n');
-  mkdirSync(v.out!, { recursive: true });
   writeFileSync(join(v.out!, 'sim-vs-real.md'), md);
   writeFileSync(join(v.out!, 'sim-vs-real.json'), JSON.stringify({ run, rows, perRequest: each, real, sim: c.served, failures,
     calibration: { swapBytesPerS, diskBytesPerS, prefillChunk: PREFILL_CHUNK, prefill: Object.fromEntries(prefill), step: Object.fromEntries(step) } }, null, 1));
