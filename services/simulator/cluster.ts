@@ -12,7 +12,7 @@ import type { SimRequest } from './trace.ts';
 /** Latency of one hop through Redis (a command reaching a worker, a report or count reaching the scheduler), ms. */
 export const HOP_MS = 1;
 /** Prompt tokens one engine step feeds (native/ts/engine.ts `prefillChunk` default). */
-const PREFILL_CHUNK = 512;
+export const PREFILL_CHUNK = 512;
 /** Time to free a model's GPU memory (evict/drop), ms. */
 const RELEASE_MS = 5;
 /** Rate a fresh worker pins its host pool at (bytes/s; ≈ 2 s for 54 GB, services/shared/cluster.ts `hostReady`). */
@@ -27,15 +27,20 @@ export interface Controller {
   onTick(): void;
 }
 
+/**
+ * One answered request. `takenAt`: when its worker took it (the engine's generation start); `doneAt`: its last token
+ * (NaN until then). With `at + ttftMs` they give the windows a real worker's Server-Timing reports.
+ */
 export interface Served {
   id: number; model: string; at: number; path: ServePath; coldReason?: string; ttftMs: number; workerId: string;
+  takenAt: number; doneAt: number; outputTokens: number;
 }
 
 /** `landsAt`: while a swap-in or load_to_gpu runs, when its last layer lands (jobs taken meanwhile prefill behind it). */
 interface Slot extends ModelOnWorker { arrival: GpuArrival | null; load: MoveSpan | null; concurrency: number; landsAt: number }
 
 /** A running request: prompt tokens still to prefill, output tokens still to decode, context so far. */
-interface Job { req: SimRequest; shape: ModelShape; prefillLeft: number; left: number; ctx: number }
+interface Job { req: SimRequest; shape: ModelShape; prefillLeft: number; left: number; ctx: number; takenAt: number }
 
 interface Exec { kind: 'prefill' | 'decode'; start: number; end: number; roundMs: number; rounds: number; version: number }
 
@@ -261,7 +266,7 @@ export class SimWorker {
     s.lastUsedAt = this.now;
     const p = classifyPath(req.at, this.now, s.arrival!, this.startedAt);
     this.c.paths.set(req.id, { path: p.path, ...(p.coldReason ? { coldReason: p.coldReason } : {}), workerId: this.id });
-    this.prefillQ.push({ req, shape: this.c.s.shapes.get(req.model)!, prefillLeft: Math.max(1, req.promptTokens), left: req.outputTokens - 1, ctx: req.promptTokens });
+    this.prefillQ.push({ req, shape: this.c.s.shapes.get(req.model)!, prefillLeft: Math.max(1, req.promptTokens), left: req.outputTokens - 1, ctx: req.promptTokens, takenAt: this.now });
     this.c.changed(this);
     this.kick();
   }
@@ -353,7 +358,7 @@ export class SimWorker {
           j.prefillLeft -= take;
           if (j.prefillLeft > 0) continue;
           this.prefillQ.splice(this.prefillQ.indexOf(j), 1);
-          this.c.firstToken(j.req, this.now);
+          this.c.firstToken(j.req, this.now, j.takenAt);
           if (j.left > 0) this.decoding.push(j);
           else this.finish(j);
         }
@@ -367,7 +372,7 @@ export class SimWorker {
     const s = this.slots.get(j.req.model)!;
     s.activeJobs--;
     s.lastUsedAt = this.now;
-    this.c.finished(j.req.model);
+    this.c.finished(j.req, this.now);
     this.c.changed(this);
     this.c.dispatch(j.req.model);
     this.maybeExit();
@@ -391,6 +396,8 @@ export class SimCluster {
   readonly queues = new Map<string, ModelQueue>();
   readonly paths = new Map<number, { path: ServePath; coldReason?: string; workerId: string }>();
   readonly served: Served[] = [];
+  /** Requests past their first token, not yet finished (their Served rows get `doneAt`). */
+  private running = new Map<number, Served>();
   /** Peak pinned host bytes in use over all workers. */
   peakHostBytes = 0;
   /** Moves run (by kind) and workers started. */
@@ -470,14 +477,22 @@ export class SimCluster {
     return { waiting, active: q.active, added: q.added, oldestWaitingAt: waiting > 0 ? q.waiting[q.head].at : null };
   }
 
-  firstToken(r: SimRequest, now: number): void {
+  firstToken(r: SimRequest, now: number, takenAt: number): void {
     const p = this.paths.get(r.id)!;
-    this.served.push({ id: r.id, model: r.model, at: r.at, path: p.path, ...(p.coldReason ? { coldReason: p.coldReason } : {}), ttftMs: now - r.at, workerId: p.workerId });
+    const row: Served = { id: r.id, model: r.model, at: r.at, path: p.path, ...(p.coldReason ? { coldReason: p.coldReason } : {}), ttftMs: now - r.at, workerId: p.workerId,
+      takenAt, doneAt: NaN, outputTokens: r.outputTokens };
+    this.served.push(row);
+    this.running.set(r.id, row);
   }
 
-  finished(model: string): void {
-    this.queues.get(model)!.active--;
-    this.countsChanged(model);
+  finished(r: SimRequest, now: number): void {
+    const row = this.running.get(r.id);
+    if (row) {
+      row.doneAt = now;
+      this.running.delete(r.id);
+    }
+    this.queues.get(r.model)!.active--;
+    this.countsChanged(r.model);
   }
 
   private countsChanged(model: string): void {

@@ -1,0 +1,98 @@
+// A recorded simulator-vs-reality run (bench/fleet/replay.ts) simulated again: its calibration in the cluster's terms,
+// its arrivals (as sent, with the token counts the engine saw) through the simulated cluster with the real decide(),
+// and the per-path comparison. Shared by replay.ts and run14-reconstruct.ts.
+import type { Calibration, ModelShape } from '../../services/fleet/calibration.ts';
+import { SimCluster, type Served } from '../../services/simulator/cluster.ts';
+import { EventQueue } from '../../services/simulator/events.ts';
+import { fleetModelSchema } from '../../services/simulator/fleet-spec.ts';
+import { median, type MeasuredRequest, type PassFit } from '../../services/simulator/measured-calibration.ts';
+import { SwapserveController } from '../../services/simulator/policies.ts';
+import type { SimRequest } from '../../services/simulator/trace.ts';
+
+export type Path = 'warm' | 'swap' | 'cold';
+export const PATHS: Path[] = ['warm', 'swap', 'cold'];
+
+export interface Real extends MeasuredRequest { headerPath: string }
+
+/** What the real run recorded (field `run` of sim-vs-real.json): enough to simulate it again (`--resimulate FILE`). */
+export interface Recorded {
+  device: string; compress: number; shapes: (ModelShape & { dir: string; arena: number })[]; gpuBytes: number; hostBytes: number; ids: string[];
+  real: Real[]; failures: string[]; sent: SimRequest[];
+}
+
+/** The rates a replay simulates with (measured by measureRates, or as a report printed them). */
+export interface ReplayRates {
+  swapBytesPerS: number;
+  diskBytesPerS: number;
+  prefill: Map<string, PassFit>;
+  step: Map<string, { s: number }>;
+}
+
+export function replayCalibration(label: string, gpuBytes: number, r: ReplayRates): Calibration {
+  const need = <T>(m: Map<string, T>, name: string, what: string): T => {
+    const x = m.get(name);
+    if (x === undefined) throw new Error(`model ${name}: no ${what} in the replay's calibration`);
+    return x;
+  };
+  return {
+    gpu: label, source: 'measured in a replay run (Server-Timing of swap and cold requests; warm prefills and decodes that ran alone)',
+    gpuMemoryBytes: gpuBytes, swapBytesPerS: r.swapBytesPerS, diskBytesPerS: r.diskBytesPerS, pageCacheBytesPerS: r.diskBytesPerS, workerStartS: 0,
+    prefillS: (s, t) => { const f = need(r.prefill, s.name, 'prefill pass'); return f.passS + f.tokenS * t; },
+    decodeStepS: (s) => need(r.step, s.name, 'decode step').s,
+    maxBatch: () => 4,
+    engine: { bandwidthBytesPerS: 0, decodeFlopsPerS: 0, prefillFlopsPerS: 0, decodeLayerOverheadS: 0, prefillLayerOverheadS: 0, memoryUtilization: 1, activationReserveBytes: 0, maxBatchCap: 4 },
+    file: 'measured in this run',
+  };
+}
+
+/**
+ * The run's answered requests through the simulator: one worker up from the start, the same budgets, the real
+ * decide(). Arrivals as sent (times x `timeScale`), tokens as the engine counted them. The worker is up (and its host
+ * pool pinned) a while before the first request, as in the real run: arrivals + 2 s.
+ */
+export function simulateRun(run: Recorded, cal: Calibration, timeScale = 1): SimCluster {
+  if (!(timeScale > 0)) throw new Error(`Expected a positive number for timeScale but received ${timeScale}`);
+  const fleet = run.shapes.map((s) => fleetModelSchema.parse({ id: s.name, params: Math.round(s.params), weightBytes: s.arena, layers: s.layers, kvBytesPerToken: s.kvBytesPerToken, contextTokens: 2048, sloTtftMs: 60_000, concurrency: 4 }));
+  const q = new EventQueue();
+  const c = new SimCluster(q, { cal, shapes: new Map(run.shapes.map((s) => [s.name, s])), concurrency: new Map(run.ids.map((m) => [m, 4])), weightsBytesPerGpu: run.gpuBytes, hostBytesPerGpu: run.hostBytes, pageCache: false, batchContextTokens: 1 });
+  const ctl = new SwapserveController(c, fleet, { maxWorkers: 1, minWorkers: 1, workerIdleMs: 3_600_000 });
+  c.controller = ctl;
+  c.startWorker('local-0', 1, 0);
+  const byId = new Map(run.sent.map((r) => [r.id, r]));
+  const sent = run.real.map((r) => ({ ...byId.get(r.id)!, at: 2000 + r.at * timeScale, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })).sort((a, b) => a.at - b.at);
+  for (const r of sent) q.at(r.at, () => c.arrive(r));
+  const tick = (): void => { ctl.onTick(); if (q.now < sent[sent.length - 1].at + 60_000) q.after(1000, tick); };
+  q.at(0, tick);
+  q.run();
+  return c;
+}
+
+export interface PathRow { path: Path; realN: number; simN: number; realMedianMs: number; simMedianMs: number; medianDiff: number; countDiff: number; pass: boolean }
+
+/** Per path: counts and TTFT medians (simulated ones + `overheadMs`, what the simulator does not model), against the bars. */
+export function comparePaths(real: { path: Path; n: number; medianMs: number }[], sim: Served[], overheadMs: number): PathRow[] {
+  return PATHS.map((p) => {
+    const r = real.find((x) => x.path === p) ?? { n: 0, medianMs: NaN };
+    const ss = sim.filter((s) => s.path === p);
+    const ms = median(ss.map((s) => s.ttftMs + (Number.isFinite(overheadMs) ? overheadMs : 0)));
+    const dMed = Math.abs(ms - r.medianMs) / r.medianMs, dN = Math.abs(ss.length - r.n) / Math.max(1, r.n);
+    return { path: p, realN: r.n, simN: ss.length, realMedianMs: r.medianMs, simMedianMs: ms, medianDiff: dMed, countDiff: dN, pass: dMed <= 0.15 && dN <= 0.10 };
+  });
+}
+
+/** Per path, over requests both put on it: the median |simulated - real| TTFT (ms) and how many there were. */
+export function perRequestError(real: Real[], sim: Served[], overheadMs: number): Record<Path, { n: number; medianAbsMs: number }> {
+  const byId = new Map(sim.map((s) => [s.id, s]));
+  const out = {} as Record<Path, { n: number; medianAbsMs: number }>;
+  for (const p of PATHS) {
+    const d = real.filter((r) => r.path === p && byId.get(r.id)?.path === p).map((r) => Math.abs(byId.get(r.id)!.ttftMs + overheadMs - r.ttftMs));
+    out[p] = { n: d.length, medianAbsMs: median(d) };
+  }
+  return out;
+}
+
+export const tableLines = (rows: PathRow[]): string[] => {
+  const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
+  return ['| path | real n | sim n | count diff | real TTFT median | sim TTFT median | median diff | within bars (15% / 10%) |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map((r) => `| ${r.path} | ${r.realN} | ${r.simN} | ${(r.countDiff * 100).toFixed(1)}% | ${f(r.realMedianMs)} ms | ${f(r.simMedianMs)} ms | ${(r.medianDiff * 100).toFixed(1)}% | ${r.pass ? 'yes' : 'NO'} |`)];
+};
