@@ -101,8 +101,8 @@ SS_QUNROLL
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// dp4a of the 4 words of a unit's 16 weights with a slot of 16 int8 activations.
-SS_QHD int Dot16(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int4& x) {
+// dp4a of the 4 words of a unit's 16 weights with a slot of 16 int8 activations (by value: one 16-byte load).
+SS_QHD int Dot16(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, int4 x) {
   return Dp4a(static_cast<int>(w3), x.w, Dp4a(static_cast<int>(w2), x.z, Dp4a(static_cast<int>(w1), x.y,
               Dp4a(static_cast<int>(w0), x.x, 0))));
 }
