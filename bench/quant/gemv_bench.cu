@@ -1,6 +1,8 @@
-// Quantized GEMV bench (GPU machine): swapserve's LaunchQuantGemv per type on Llama-3.1-8B shapes, both paths (the
-// default int16 kernel and the float kernel), checked against a host reference (engine/quant_blocks.h on the CPU,
-// double sums) for T = 1 and for T = 8 distinct rows of X (and a NaN in X must reach the outputs), and timed in GB/s of weight bytes against the measured
+// Quantized GEMV bench (GPU machine): swapserve's LaunchQuantGemv per type on Llama-3.1-8B shapes, every variant side
+// by side (the float kernel, the default; int16; dp4a with 1, 2 and 4 weight rows a warp), each checked against a
+// host reference (engine/quant_blocks.h on the CPU, double sums) for T = 1 and for T = 8 distinct rows of X (and a
+// NaN in X must reach the outputs) — dp4a against the reference fed the same int8-rounded X (its kernel exact), its
+// error against the float reference reported — and timed in GB/s of weight bytes against the measured
 // read-bandwidth floor; the bf16 GEMV (LaunchGemv) on the same shapes; and, when built with -DWITH_GGML, ggml's own
 // mmvq kernels (bench/quant/ggml_ref.cu) on the same weights, their outputs compared with ours. Any mismatch is
 // printed to stderr as it is found and the exit status is 2.
@@ -17,6 +19,7 @@
 
 #include "engine/cuda/kernels.h"
 #include "engine/cuda/quant.h"
+#include "engine/cuda/quant_dp4a.cuh"
 #include "engine/quant_blocks.h"
 
 #ifdef WITH_GGML
@@ -30,11 +33,15 @@ using swapserve::cuda::ET;
 using swapserve::cuda::QGemvPath;
 using swapserve::cuda::QT;
 
-// Max |gpu - host| / max |host| allowed, for both paths. The float path sums float products (~1e-7). The int16 path
+// Max |gpu - host| / max |host| allowed, for every path (dp4a: against the host reference fed its int8-rounded X, so
+// only float sums differ, ~1e-7). The float path sums float products (~1e-7). The int16 path
 // quantizes X per 32 values to 15 bits (step amax/32512, error <= 7.7e-6 of amax for this X): a K-term dot then
 // differs by ~sqrt(K) * rms(w) * 4.4e-6 of amax, ~1e-5 of the largest output here. 1e-4 keeps ~8x margin over that
 // and is far below what any misplaced value, scale or min does (>= 1e-2).
 constexpr double kTol = 1e-4;
+// dp4a against the float reference (X itself): the 8-bit rounding of X gives ~3e-3 (as ggml's q8_1); above this bound
+// something is wrong beyond rounding.
+constexpr double kDp4aVsX = 5e-2;
 
 namespace {
 
@@ -108,6 +115,53 @@ std::vector<double> HostRef(QT t, const std::vector<uint8_t>& w, const float* x,
   return y;
 }
 
+// X (T rows of K) with each value replaced by the dp4a path's int8 rounding d * q (engine/cuda/quant_dp4a.cuh).
+std::vector<float> Int8Rounded(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
+    float d, inv;
+    swapserve::cuda::q8::QuantScale(amax, d, inv);
+    for (int j = 0; j < 32; ++j) r[32 * b + j] = d * static_cast<float>(swapserve::cuda::q8::RoundI(x[32 * b + j] * inv));
+  }
+  return r;
+}
+
+// The variants timed side by side: a QGemvPath, and for dp4a the weight rows a warp.
+struct Variant {
+  const char* name;
+  QGemvPath path;
+  int rows;  // dp4a rowsPerWarp (0: its default)
+};
+constexpr Variant kVariants[] = {{"float", QGemvPath::kFloat, 0}, {"int16", QGemvPath::kInt16, 0},
+                                 {"dp4a-r1", QGemvPath::kDp4a, 1}, {"dp4a-r2", QGemvPath::kDp4a, 2},
+                                 {"dp4a-r4", QGemvPath::kDp4a, 4}};
+constexpr int kNumV = sizeof(kVariants) / sizeof(kVariants[0]);
+
+void Launch(const Variant& v, const void* w, QT t, int N, int K, const void* x, int T, float* y, cudaStream_t s) {
+  if (v.path == QGemvPath::kDp4a) {
+    if (!swapserve::cuda::QuantGemvDp4a(w, t, N, K, x, K, T, y, ET::kF32, N, 0.f, s, v.rows)) {
+      std::fprintf(stderr, "dp4a does not apply to %d x %d\n", N, K);
+      std::exit(1);
+    }
+  } else {
+    swapserve::cuda::LaunchQuantGemv(w, t, N, K, x, K, T, y, ET::kF32, N, 0.f, s, v.path);
+  }
+}
+
+// Max |y - ref| / max |ref| over rows [0, rows) of row-of-X tt (y: rows of N, ref: rows of `rows`); NaN -> inf.
+double RelErr(const std::vector<double>& ref, const std::vector<float>& y, int tt, int rows, int N) {
+  double maxRef = 0, maxErr = 0;
+  for (int r = 0; r < rows; ++r) {
+    const double want = ref[(size_t)tt * rows + r];
+    maxRef = std::max(maxRef, std::fabs(want));
+    const double e = std::fabs(want - y[(size_t)tt * N + r]);
+    maxErr = std::isnan(e) ? INFINITY : std::max(maxErr, e);
+  }
+  return maxErr / std::max(1e-30, maxRef);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,14 +182,24 @@ int main(int argc, char** argv) {
   CK(cudaFree(big));
   const double floorGBs = floorBytes / (floorUs * 1e3);
   std::printf("device: %s, %d SMs; read floor (2 GiB streaming read): %.0f GB/s\n\n", prop.name, prop.multiProcessorCount, floorGBs);
-  std::printf("swapserve us: the default int16 path at T = 1, its X quantization included; float path us: the float kernel\n"
-              "(SWAPSERVE_QUANT_GEMV=float); T=4 us: int16 with 4 rows of X; ggml mmvq us excludes ggml's q8_1 quantization of X\n"
-              "(its own column). max rel err vs host: int16 path, T = 1.\n\n");
-  std::printf("| shape (N x K) | type | MB | swapserve us | GB/s | %% floor | float path us | T=4 us | max rel err vs host | ggml mmvq us | ggml GB/s | ggml q8_1 us | ours/ggml | rel diff vs ggml |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("Times in us at T = 1 (X quantization included) for each variant: float (the default), int16\n"
+              "(SWAPSERVE_QUANT_GEMV=int16), dp4a-rR (SWAPSERVE_QUANT_GEMV=dp4a with R weight rows a warp; the engine uses R = 2).\n"
+              "best: the fastest variant, its GB/s and %% of the floor. T=4: 4 rows of X. err: max rel err vs the host reference\n"
+              "at T = 1 (dp4a-r2: vs the reference fed its int8-rounded X; 'vs X': against the float reference). ggml mmvq us\n"
+              "excludes ggml's q8_1 quantization of X (its own column); V/ggml = ggml us / V us (> 1: faster than ggml).\n\n");
+  std::printf("| shape (N x K) | type | MB |");
+  for (const Variant& v : kVariants) std::printf(" %s |", v.name);
+  std::printf(" best | GB/s | %% floor | int16 T=4 | dp4a T=4 | err float / int16 / dp4a | dp4a err vs X | ggml us | ggml GB/s | ggml q8_1 us |");
+  for (const Variant& v : kVariants) std::printf(" %s/ggml |", v.name);
+  std::printf(" dp4a rel diff vs ggml |\n|");
+  for (int c = 0; c < 3 + kNumV + 10 + kNumV + 1; ++c) std::printf("---|");
+  std::printf("\n");
   const int shapes[4][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
   const QT types[5] = {QT::kQ8_0, QT::kQ4_0, QT::kQ4_K, QT::kQ5_K, QT::kQ6_K};
-  bool allOk = true;
+  double sumUs[5][kNumV] = {}, worstVsGgml[5][kNumV];
+  for (auto& row : worstVsGgml) for (double& v : row) v = INFINITY;
+  bool allOk = true, haveGgml = false;
+  std::string prefill;  // the prefill-band lines, printed after the table
   for (auto& sh : shapes) {
     const int N = sh[0], K = sh[1];
     std::vector<float> xh(K);
@@ -155,6 +219,7 @@ int main(int argc, char** argv) {
         x8b[(size_t)tt * K + k] = __float2bfloat16(v);
         x8h[(size_t)tt * K + k] = Bf16ToF(x8b[(size_t)tt * K + k]);
       }
+    const std::vector<float> xq1 = Int8Rounded(xh), xq8 = Int8Rounded(x8h);
     __nv_bfloat16* x8d; float* y8d;
     CK(cudaMalloc(&x8d, (size_t)8 * K * 2)); CK(cudaMalloc(&y8d, (size_t)8 * N * 4));
     CK(cudaMemcpy(x8d, x8b.data(), (size_t)8 * K * 2, cudaMemcpyHostToDevice));
@@ -168,88 +233,101 @@ int main(int argc, char** argv) {
       const float us = TimeUs(reps, [&](int i) {
         swapserve::cuda::LaunchGemv(w + bytes * (i % copies), ET::kBF16, N, K, xd, K, 1, yd, ET::kF32, N, 0.f, s);
       });
-      std::printf("| %d x %d | BF16 | %.1f | %.1f | %.0f | %.0f%% | - | - | - | - | - | - | - | - |\n", N, K, bytes / 1e6, us,
-                  bytes / (us * 1e3), 100 * bytes / (us * 1e3) / floorGBs);
+      std::printf("| %d x %d | BF16 | %.1f | %.1f (bf16 GEMV) |", N, K, bytes / 1e6, us);
+      for (int c = 1; c < kNumV; ++c) std::printf(" - |");
+      std::printf(" bf16 | %.0f | %.0f%% |", bytes / (us * 1e3), 100 * bytes / (us * 1e3) / floorGBs);
+      for (int c = 0; c < 7 + kNumV + 1; ++c) std::printf(" - |");
+      std::printf("\n");
       CK(cudaFree(w));
     }
-    for (QT t : types) {
+    for (int ti = 0; ti < 5; ++ti) {
+      const QT t = types[ti];
       const size_t rowBytes = swapserve::cuda::QtRowBytes(t, K), bytes = rowBytes * N;
       const int copies = (int)std::max<size_t>(1, (size_t(512) << 20) / bytes + 1);
       uint8_t* w;
       CK(cudaMalloc(&w, bytes * copies));
       FillKernel<<<1024, 256>>>(w, bytes * copies, (int)swapserve::cuda::QtBlockBytes(t), (int)t, 11);
       CK(cudaDeviceSynchronize());
-      // Correctness (copy 0), both paths: T = 1 on the first 256 rows, then T = 8 distinct rows of X (more than one
-      // launch's shared memory holds at K = 14336) on the first 64 rows.
-      double rel = 0;
-      std::vector<uint8_t> wh(rowBytes * std::min(N, 256));
+      // Correctness (copy 0), every variant: T = 1 on the first 256 rows, then T = 8 distinct rows of X (more than
+      // one launch's shared memory holds at K = 14336 for int16) on the first 64 rows.
+      const int rows1 = std::min(N, 256), rows8 = std::min(N, 64);
+      std::vector<uint8_t> wh(rowBytes * rows1);
       CK(cudaMemcpy(wh.data(), w, wh.size(), cudaMemcpyDeviceToHost));
-      const std::vector<double> ref1 = HostRef(t, wh, xh.data(), 1, std::min(N, 256), K);
-      const std::vector<double> ref8 = HostRef(t, wh, x8h.data(), 8, std::min(N, 64), K);
-      for (QGemvPath path : {QGemvPath::kInt16, QGemvPath::kFloat}) {
-        const char* pn = path == QGemvPath::kInt16 ? "int16" : "float";
+      const std::vector<double> ref1 = HostRef(t, wh, xh.data(), 1, rows1, K);
+      const std::vector<double> ref8 = HostRef(t, wh, x8h.data(), 8, rows8, K);
+      const std::vector<double> refq1 = HostRef(t, wh, xq1.data(), 1, rows1, K);
+      const std::vector<double> refq8 = HostRef(t, wh, xq8.data(), 8, rows8, K);
+      double err[kNumV] = {}, dp4aVsX = 0;
+      for (int vi = 0; vi < kNumV; ++vi) {
+        const Variant& v = kVariants[vi];
+        const bool q8 = v.path == QGemvPath::kDp4a;
         for (int T : {1, 8}) {
-          const int rows = std::min(N, T == 1 ? 256 : 64);
-          const std::vector<double>& ref = T == 1 ? ref1 : ref8;
+          const int rows = T == 1 ? rows1 : rows8;
+          const std::vector<double>& ref = T == 1 ? (q8 ? refq1 : ref1) : (q8 ? refq8 : ref8);
           CK(cudaMemset(y8d, 0xff, (size_t)N * 8 * 4));  // NaN: an output never written fails the check
-          swapserve::cuda::LaunchQuantGemv(w, t, N, K, T == 1 ? xd : x8d, K, T, y8d, ET::kF32, N, 0.f, s, path);
+          Launch(v, w, t, N, K, T == 1 ? xd : x8d, T, y8d, s);
           CK(cudaDeviceSynchronize());
           std::vector<float> y((size_t)N * T);
           CK(cudaMemcpy(y.data(), y8d, y.size() * 4, cudaMemcpyDeviceToHost));
           for (int tt = 0; tt < T; ++tt) {
-            double maxRef = 0, maxErr = 0;
-            for (int r = 0; r < rows; ++r) {
-              const double want = ref[(size_t)tt * rows + r];
-              maxRef = std::max(maxRef, std::fabs(want));
-              const double e = std::fabs(want - y[(size_t)tt * N + r]);
-              maxErr = std::isnan(e) ? INFINITY : std::max(maxErr, e);
-            }
-            const double r = maxErr / std::max(1e-30, maxRef);
+            const double r = RelErr(ref, y, tt, rows, N);
             if (!(r < kTol)) {
               allOk = false;
-              std::fprintf(stderr, "MISMATCH %s %d x %d %s path T=%d row-of-X %d: max rel err %.3e (bound %.0e)\n",
-                           Name(t), N, K, pn, T, tt, r, kTol);
+              std::fprintf(stderr, "MISMATCH %s %d x %d %s T=%d row-of-X %d: max rel err %.3e (bound %.0e)\n",
+                           Name(t), N, K, v.name, T, tt, r, kTol);
             }
-            if (path == QGemvPath::kInt16 && T == 1) rel = r;
+            if (q8) {
+              const double rx = RelErr(T == 1 ? ref1 : ref8, y, tt, rows, N);
+              if (!(rx < kDp4aVsX)) {
+                allOk = false;
+                std::fprintf(stderr, "MISMATCH %s %d x %d %s T=%d row-of-X %d: max rel err vs X %.3e (bound %.0e)\n",
+                             Name(t), N, K, v.name, T, tt, rx, kDp4aVsX);
+              }
+              if (T == 1 && v.rows == 2) dp4aVsX = rx;
+            }
+            if (T == 1) err[vi] = r;
           }
         }
       }
-      // A NaN activation (row 0 of X, value 100 here) must give NaN outputs on both paths, not be rounded away.
+      // A NaN activation (row 0 of X, value 100 here) must give NaN outputs on every path, not be rounded away.
       {
         const __nv_bfloat16 nanB = __float2bfloat16(NAN);
         CK(cudaMemcpy(x8d + 100, &nanB, 2, cudaMemcpyHostToDevice));
-        for (QGemvPath path : {QGemvPath::kInt16, QGemvPath::kFloat}) {
-          swapserve::cuda::LaunchQuantGemv(w, t, N, K, x8d, K, 1, y8d, ET::kF32, N, 0.f, s, path);
+        for (const Variant& v : kVariants) {
+          Launch(v, w, t, N, K, x8d, 1, y8d, s);
           float y0[4];
           CK(cudaMemcpy(y0, y8d, sizeof y0, cudaMemcpyDeviceToHost));
           if (!(std::isnan(y0[0]) && std::isnan(y0[3]))) {
             allOk = false;
-            std::fprintf(stderr, "MISMATCH %s %d x %d %s path: a NaN in X gave %g, %g\n", Name(t), N, K,
-                         path == QGemvPath::kInt16 ? "int16" : "float", y0[0], y0[3]);
+            std::fprintf(stderr, "MISMATCH %s %d x %d %s: a NaN in X gave %g, %g\n", Name(t), N, K, v.name, y0[0], y0[3]);
           }
         }
         CK(cudaMemcpy(x8d + 100, x8b.data() + 100, 2, cudaMemcpyHostToDevice));
       }
-      const float us = TimeUs(reps, [&](int i) {
-        swapserve::cuda::LaunchQuantGemv(w + bytes * (i % copies), t, N, K, xd, K, 1, yd, ET::kF32, N, 0.f, s, QGemvPath::kInt16);
-      });
-      const float fus = TimeUs(reps, [&](int i) {
-        swapserve::cuda::LaunchQuantGemv(w + bytes * (i % copies), t, N, K, xd, K, 1, yd, ET::kF32, N, 0.f, s, QGemvPath::kFloat);
-      });
-      const float us4 = TimeUs(reps, [&](int i) {
-        swapserve::cuda::LaunchQuantGemv(w + bytes * (i % copies), t, N, K, x8d, K, 4, y8d, ET::kF32, N, 0.f, s, QGemvPath::kInt16);
-      });
-      const double gbs = bytes / (us * 1e3);
-      std::string g = "- | - | - | - | -";
+      float us[kNumV];
+      int best = 0;
+      for (int vi = 0; vi < kNumV; ++vi) {
+        us[vi] = TimeUs(reps, [&](int i) { Launch(kVariants[vi], w + bytes * (i % copies), t, N, K, xd, 1, yd, s); });
+        sumUs[ti][vi] += us[vi];
+        if (us[vi] < us[best]) best = vi;
+      }
+      const float us4i = TimeUs(reps, [&](int i) { Launch(kVariants[1], w + bytes * (i % copies), t, N, K, x8d, 4, y8d, s); });
+      const float us4d = TimeUs(reps, [&](int i) { Launch(kVariants[3], w + bytes * (i % copies), t, N, K, x8d, 4, y8d, s); });
+      const double gbs = bytes / (us[best] * 1e3);
+      std::string g = "- | - | -";
+      std::string ratios;
+      for (int vi = 0; vi < kNumV; ++vi) ratios += " - |";
+      std::string gdiff = "-";
 #ifdef WITH_GGML
       {
+        haveGgml = true;
         const int Kpad = (K + 511) / 512 * 512;
         void* vy; float* yg;
         CK(cudaMalloc(&vy, (size_t)Kpad / 32 * 36 + 512)); CK(cudaMalloc(&yg, (size_t)N * 4));
         CK(cudaMemset(vy, 0, (size_t)Kpad / 32 * 36 + 512));
         GgmlQuantizeQ8_1(xf, vy, GgmlType(t), K, Kpad, s);
         GgmlMmvq(w, GgmlType(t), vy, yg, N, K, Kpad, s);
-        swapserve::cuda::LaunchQuantGemv(w, t, N, K, xd, K, 1, yd, ET::kF32, N, 0.f, s, QGemvPath::kInt16);
+        Launch(kVariants[3], w, t, N, K, xd, 1, yd, s);
         CK(cudaDeviceSynchronize());
         std::vector<float> y(N), yr(N);
         CK(cudaMemcpy(y.data(), yd, (size_t)N * 4, cudaMemcpyDeviceToHost));
@@ -259,13 +337,23 @@ int main(int argc, char** argv) {
         const float gus = TimeUs(reps, [&](int i) { GgmlMmvq(w + bytes * (i % copies), GgmlType(t), vy, yg, N, K, Kpad, s); });
         const float qus = TimeUs(reps, [&](int) { GgmlQuantizeQ8_1(xf, vy, GgmlType(t), K, Kpad, s); });
         char buf[256];
-        std::snprintf(buf, sizeof buf, "%.1f | %.0f | %.1f | %.2fx | %.1e", gus, bytes / (gus * 1e3), qus, gus / us, md / std::max(1e-30, mr));
+        std::snprintf(buf, sizeof buf, "%.1f | %.0f | %.1f", gus, bytes / (gus * 1e3), qus);
         g = buf;
+        ratios.clear();
+        for (int vi = 0; vi < kNumV; ++vi) {
+          std::snprintf(buf, sizeof buf, " %.2fx |", gus / us[vi]);
+          ratios += buf;
+          worstVsGgml[ti][vi] = std::min(worstVsGgml[ti][vi], (double)(gus / us[vi]));
+        }
+        std::snprintf(buf, sizeof buf, "%.1e", md / std::max(1e-30, mr));
+        gdiff = buf;
         CK(cudaFree(vy)); CK(cudaFree(yg));
       }
 #endif
-      std::printf("| %d x %d | %s | %.1f | %.1f | %.0f | %.0f%% | %.1f | %.1f | %.1e | %s |\n", N, K, Name(t), bytes / 1e6, us,
-                  gbs, 100 * gbs / floorGBs, fus, us4, rel, g.c_str());
+      std::printf("| %d x %d | %s | %.1f |", N, K, Name(t), bytes / 1e6);
+      for (int vi = 0; vi < kNumV; ++vi) std::printf(" %.1f |", us[vi]);
+      std::printf(" %s | %.0f | %.0f%% | %.1f | %.1f | %.1e / %.1e / %.1e | %.1e | %s |%s %s |\n", kVariants[best].name, gbs,
+                  100 * gbs / floorGBs, us4i, us4d, err[0], err[1], err[3], dp4aVsX, g.c_str(), ratios.c_str(), gdiff.c_str());
       CK(cudaFree(w));
     }
     // Prefill path: one band of rows dequantized to bf16 (what the backend feeds cuBLASLt), 4096 x K of Q4_K.
@@ -276,14 +364,31 @@ int main(int argc, char** argv) {
       CK(cudaMalloc(&w, bytes)); CK(cudaMalloc(&out, (size_t)4096 * K * 2));
       FillKernel<<<1024, 256>>>(w, bytes, 144, 5, 3);
       const float us = TimeUs(reps, [&](int) { swapserve::cuda::LaunchDequantRows(w, t, 0, 4096, K, out, s); });
-      std::printf("| 4096 x %d | Q4_K dequant→bf16 (prefill band) | %.1f | %.1f | %.0f (read+write) | %.0f%% | - | - | - | - | - | - | - | - |\n",
-                  K, bytes / 1e6, us, (bytes + 4096.0 * K * 2) / (us * 1e3), 100 * (bytes + 4096.0 * K * 2) / (us * 1e3) / floorGBs);
+      char line[256];
+      std::snprintf(line, sizeof line, "prefill band: 4096 x %d Q4_K dequant->bf16: %.1f MB read, %.1f us, %.0f GB/s read+write (%.0f%% of the floor)\n",
+                    K, bytes / 1e6, us, (bytes + 4096.0 * K * 2) / (us * 1e3), 100 * (bytes + 4096.0 * K * 2) / (us * 1e3) / floorGBs);
+      prefill += line;
       CK(cudaFree(w)); CK(cudaFree(out));
     }
     CK(cudaFree(xd)); CK(cudaFree(xf)); CK(cudaFree(yd)); CK(cudaFree(x8d)); CK(cudaFree(y8d));
   }
+  std::printf("\n%s\n", prefill.c_str());
+  // The fastest variant per type: least summed T = 1 time over the shapes; and how it fares against ggml.
+  std::printf("fastest variant per type (least summed T = 1 us over the %d shapes; min over shapes of ggml us / its us):\n",
+              (int)(sizeof shapes / sizeof shapes[0]));
+  for (int ti = 0; ti < 5; ++ti) {
+    int best = 0;
+    for (int vi = 1; vi < kNumV; ++vi)
+      if (sumUs[ti][vi] < sumUs[ti][best]) best = vi;
+    std::printf("  %s: %s (%.1f us;", Name(types[ti]), kVariants[best].name, sumUs[ti][best]);
+    for (int vi = 0; vi < kNumV; ++vi)
+      if (vi != best) std::printf(" %s %.1f", kVariants[vi].name, sumUs[ti][vi]);
+    if (haveGgml) std::printf(") vs ggml: %.2fx at worst\n", worstVsGgml[ti][best]);
+    else std::printf("; no ggml in this build)\n");
+  }
   std::printf("\nswapserve quant GEMV vs host reference: %s\n",
-              allOk ? "OK (max rel err < 1e-4, int16 and float paths, T = 1 on 256 rows and T = 8 on 64 rows per case)"
+              allOk ? "OK (max rel err < 1e-4, every variant, T = 1 on 256 rows and T = 8 on 64 rows per case; dp4a vs its "
+                      "int8-rounded X, and < 5e-2 vs X)"
                     : "MISMATCH (see stderr)");
   return allOk ? 0 : 2;
 }

@@ -10,7 +10,11 @@
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #define SS_QHD __host__ __device__ __forceinline__
+#if defined(__CUDA_ARCH__)
 #define SS_QUNROLL _Pragma("unroll")
+#else
+#define SS_QUNROLL  // nvcc's host pass: gcc does not know the pragma (-Wunknown-pragmas)
+#endif
 #else
 #define SS_QHD inline
 #define SS_QUNROLL

@@ -1,9 +1,9 @@
 // GGUF block-quantized weights on the GPU (quant_gemv.cu): the matrices stay in their file layout in the arena
 // (llama.cpp's blocks, engine/cpu/quant.h) and are dequantized on the fly. Activations of a quantized model are
 // bf16. No cuBLAS here (nvcc compile-checks this file on machines without it).
-//   decode (T <= 8):  LaunchQuantGemv, one warp per weight row, each weight byte read once for all T rows; by
-//                     default integer dot products against X quantized per 32 values to 15 bits (quant_gemv.cu's
-//                     design note), or the float kernel (SWAPSERVE_QUANT_GEMV=float, or QGemvPath::kFloat).
+//   decode (T <= 8):  LaunchQuantGemv, each weight byte read once for all T rows; by default the float kernel,
+//                     opt-in integer dot products against X quantized per 32 values to 15 bits (int16) or 8 bits
+//                     (dp4a) (quant_gemv.cu's design note says why three and how to choose).
 //   prefill (T > 8):  LaunchDequantRows turns a band of rows into bf16 in a scratch tile that the backend feeds to
 //                     the cuBLASLt bf16 GEMM (tensor cores), band by band.
 #pragma once
@@ -32,16 +32,25 @@ inline size_t QtBlockBytes(QT t) {
 }
 inline size_t QtRowBytes(QT t, int K) { return static_cast<size_t>(K) / QtBlockElems(t) * QtBlockBytes(t); }
 
-// Decode GEMV kernels. kDefault: kFloat unless the environment says SWAPSERVE_QUANT_GEMV=int16 (read once;
-// another value throws; int16 becomes the default once measured on a GPU). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
+// Decode GEMV kernels. kDefault: kFloat unless the environment says SWAPSERVE_QUANT_GEMV=int16 or dp4a (read once;
+// another value throws; the fastest correct one becomes the default once measured on a GPU). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
 // (results within ~1e-5 relative of kFloat); falls back to kFloat for Q4_K / Q5_K weights not 16-byte aligned.
 // kFloat: weights dequantized to float, FMA with the bf16 activations.
-enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2 };
+// kDp4a (opt-in, SWAPSERVE_QUANT_GEMV=dp4a, until measured): X quantized per 32 values to int8 (scale amax / 127,
+// as ggml's q8_1), one __dp4a per 4 weights (~3e-3 relative to kFloat, as ggml); falls back to kFloat for W not
+// 16-byte aligned or X rows too wide for shared memory.
+enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2, kDp4a = 3 };
 
 // Y (T, N; row stride ldy; yT) = beta*Y + X (T, K; bf16, row stride ldx) W^T, W (N, K) quantized row-major.
 // Requires 1 <= T <= 8, K a multiple of the block size, X 16-byte aligned with ldx a multiple of 8.
 void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
                      float beta, cudaStream_t s, QGemvPath path = QGemvPath::kDefault);
+
+// The kDp4a kernel itself (quant_dp4a.cu), with its tuning knob for gemv_bench: rowsPerWarp weight rows a warp at
+// T = 1 (1, 2 or 4; 0: the default, 2). Returns false, launching nothing, where it does not apply (W not 16-byte
+// aligned, or one row of X does not fit in shared memory); LaunchQuantGemv then runs kFloat.
+bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
+                   float beta, cudaStream_t s, int rowsPerWarp = 0);
 
 // out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
 void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);

@@ -34,6 +34,23 @@
 // 55-70%, 1.3-1.8x, 1.1-1.3x ggml (40-55%); Q8_0 from 52-95% to 60-95%, 1.0-1.2x, 1.0-1.1x ggml (64-92%). The X
 // prologue (an L2 read of T*K bf16, the quantization and a barrier, ~1 us) weighs most on 4096 x 4096, the shape
 // most at risk of staying under ggml. Set SWAPSERVE_QUANT_GEMV=float to run the old kernel (a check on the new one).
+// The `dp4a` path (opt-in, SWAPSERVE_QUANT_GEMV=dp4a; quant_dp4a.cu / quant_dp4a.cuh) is the scheme known to be
+// fast on NVIDIA GPUs (ggml's mmvq), with our own layout: X quantized per block to int8 (d = amax/127, q8_1's
+// ~3e-3 relative error, with d * sum(q) per 16 values for the K-quant mins and Q4_0's -8), one __dp4a per 4 weights.
+// Where it differs from int16: (1) half the activation bytes and dp4a of int16 (1 byte of shared memory a weight,
+// not 2-3); (2) every weight byte comes in 16-byte loads with consecutive lanes on consecutive bytes of the row,
+// also for the 2-byte aligned Q8_0 / Q4_0 / Q6_K blocks (Ld128U: the one or two aligned 16-byte pieces around the
+// address and a byte permute), where int16 issues 16-bit loads (8x the load instructions and L1 wavefronts per byte:
+// on an H100 those alone approach the ~14 bytes/clock/SM the read floor needs); (3) R weight rows a warp at T = 1
+// (R = 2 by default; 1 and 4 are instantiated for the bench), so one shared-memory read of X serves R rows and each
+// lane has 2R units (>= 32 bytes each) in flight; 8 warps a block, at most 2 waves of resident blocks.
+// Why three: float is measured and stays the default; int16 keeps the CPU-vs-CUDA logits margins (1e-5 relative);
+// dp4a trades that for the fewest instructions and bytes a weight. None of the integer paths has run on a GPU.
+// Choosing after bench/quant/gemv_bench (it times every variant, dp4a-r1/r2/r4, on every shape and type, and
+// names the fastest per type): take the fastest variant that passes its checks; if dp4a wins, the
+// CPU-vs-CUDA tolerances of test/quant/cuda.test.ts must also hold with it (ggml ships q8_1, so ~3e-3 is accepted
+// practice, but those tests were sized for bf16 noise); if r1 or r4 beats r2 everywhere, change RunDp4a's default;
+// if the winner differs by type, EnvPath can become a per-type table. Then flip EnvPath's default.
 #include "engine/cuda/quant.h"
 
 #include <algorithm>
@@ -357,8 +374,10 @@ QGemvPath EnvPath() {
   static const QGemvPath path = [] {
     const char* v = std::getenv("SWAPSERVE_QUANT_GEMV");
     if (v && std::strcmp(v, "int16") == 0) return QGemvPath::kInt16;
+    if (v && std::strcmp(v, "dp4a") == 0) return QGemvPath::kDp4a;
     if (!v || !*v || std::strcmp(v, "float") == 0) return QGemvPath::kFloat;
-    ThrowInvalid(std::string("Expected \"int16\" or \"float\" for SWAPSERVE_QUANT_GEMV but received \"") + v + "\"");
+    ThrowInvalid(std::string("Expected \"float\", \"int16\" or \"dp4a\" for SWAPSERVE_QUANT_GEMV but received \"") + v +
+                 "\"");
   }();
   return path;
 }
@@ -374,6 +393,10 @@ void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx,
              "quant gemv: bad shape");
   SS_REQUIRE(Aligned(W, 2) && Aligned(X, 16), "quant gemv: misaligned operands");
   if (path == QGemvPath::kDefault) path = EnvPath();
+  if (path == QGemvPath::kDp4a) {
+    if (QuantGemvDp4a(W, wT, N, K, X, ldx, T, Y, yT, ldy, beta, s)) return;
+    path = QGemvPath::kFloat;
+  }
   const uint8_t* w = static_cast<const uint8_t*>(W);
   const bf16* x = static_cast<const bf16*>(X);
   // The K-quant units load 16 bytes at a time: their rows (144 / 176 * K/256 bytes) are 16-byte aligned if W is.

@@ -1,0 +1,233 @@
+// The `dp4a` decode GEMV of quantized weights (SWAPSERVE_QUANT_GEMV=dp4a; why it exists and how it compares with
+// the `float` and `int16` kernels: the design note of quant_gemv.cu). Each thread block quantizes the T rows of X
+// it needs to int8 in shared memory (per 32 values, scale amax / 127, as ggml's q8_1), then its warps stream weight
+// rows: a warp takes R consecutive rows (R = rowsPerWarp at T = 1, 1 otherwise), lane l units l, l+32, .. of each
+// (quant_dp4a.cuh), 16-byte loads of weight bytes, one __dp4a per 4 weights, int32 sums per 16 weights scaled in
+// float, a warp-shuffle reduction per (row of X, row of W).
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "common/cuda_check.h"
+#include "engine/cuda/common.cuh"
+#include "engine/cuda/quant.h"
+#include "engine/cuda/quant_dp4a.cuh"
+
+namespace swapserve::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kDpWarps = 8;  // warps per thread block
+constexpr int kDpWaves = 2;  // at most this many waves of resident blocks; warps loop over their row groups
+
+// Shared memory for NT rows of X (K values each): per row, the int8 pieces in D::Slot order (16 bytes each,
+// `slots` of them: the units of a weight row rounded up to the warp, times kS), one float d per 32 values and
+// [Q4_0, K-quants] one float d * (sum of q) per 16.
+template <typename D>
+struct XL8 {
+  int slots, k32, k16;
+  __host__ __device__ explicit XL8(int K)
+      : slots((K / D::kElems * D::kUnits + 31) / 32 * 32 * D::kS), k32(K / 32), k16(D::kSums ? K / 16 : 0) {}
+  __host__ __device__ size_t Bytes(int nt) const {
+    return static_cast<size_t>(nt) * (static_cast<size_t>(slots) * 16 + 4 * static_cast<size_t>(k32 + k16));
+  }
+};
+
+template <typename D, typename TY, int NT, int R>
+__global__ void __launch_bounds__(kDpWarps * 32)
+QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
+                    float beta) {
+  extern __shared__ int4 smem8[];
+  const XL8<D> L(K);
+  int4* xq = smem8;                                          // (NT, slots)
+  float* xd = reinterpret_cast<float*>(xq + NT * L.slots);   // (NT, k32)
+  float* xs = xd + NT * L.k32;                               // (NT, k16)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
+  const int groups = (N + R - 1) / R;
+  // The weights never come from the previous kernel: pull the start of this warp's first rows into L2 while that
+  // kernel ends (PDL) and while the block quantizes X.
+  if (blockIdx.x * kDpWarps + warp < groups) {
+    const int n0 = (blockIdx.x * kDpWarps + warp) * R;
+    const uint8_t* row = W + static_cast<size_t>(n0) * rowBytes;
+    const size_t span = static_cast<size_t>(min(R, N - n0)) * rowBytes;  // only rows that exist
+    for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + o));
+  }
+  PdlTrigger();
+  PdlWait();
+  // Pieces of 16 values, two lanes (xor 1) a 32-value block; whole warps iterate (K/16 is even). Unrolled so that
+  // the X loads (L2) of several iterations are in flight together (K = 14336: 3.5 iterations at T = 1).
+  const int per = K / 16, total = NT * per;
+#pragma unroll 4
+  for (int base = warp * 32; base < total; base += blockDim.x) {
+    const int i = base + lane;
+    const bool ok = i < total;
+    const int t = ok ? i / per : 0, k16 = ok ? i - t * per : 0;
+    const bf16* xp = X + static_cast<size_t>(t) * ldx + 16 * k16;
+    float f[16];
+    Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(xp)), f);
+    Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(xp + 8)), f + 8);
+    float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      amax = fmaxf(amax, fabsf(f[j]));
+      bad = fmaf(f[j], 0.f, bad);
+    }
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+    bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+    float d, inv;
+    q8::QuantScale(amax, d, inv);
+    uint32_t wq[4] = {0, 0, 0, 0};
+    int sum = 0;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int q = q8::RoundI(f[j] * inv);
+      wq[j >> 2] |= static_cast<uint32_t>(q & 255) << (8 * (j & 3));
+      sum += q;
+    }
+    d += bad;  // a NaN activation makes the block's outputs NaN, as the float path does
+    if (ok) {
+      xq[t * L.slots + D::Slot(k16)] = make_int4(static_cast<int>(wq[0]), static_cast<int>(wq[1]),
+                                                  static_cast<int>(wq[2]), static_cast<int>(wq[3]));
+      if ((k16 & 1) == 0) xd[t * L.k32 + (k16 >> 1)] = d;
+      if constexpr (D::kSums) xs[t * L.k16 + k16] = d * static_cast<float>(sum);
+    }
+  }
+  __syncthreads();
+  const int units = K / D::kElems * D::kUnits;
+  // Units a lane has in flight: kUnroll * R. Two at R = 1 and T <= 2; R at R > 1 (unrolling further would cost
+  // occupancy: Q6_K at R = 2 needs 142 registers unrolled, 1 block an SM); one at T > 2 (the T accumulators would
+  // spill).
+  constexpr int kUnroll = R == 1 && NT <= 2 ? 2 : 1;
+  for (int g = blockIdx.x * kDpWarps + warp; g < groups; g += gridDim.x * kDpWarps) {
+    const uint8_t* rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = W + static_cast<size_t>(min(g * R + r, N - 1)) * rowBytes;
+    float acc[NT][R];
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[t][r] = 0.f;
+#pragma unroll kUnroll
+    for (int u = lane; u < units; u += 32) {
+      typename D::W w[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) D::Load(rows[r], u, w[r]);
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          acc[t][r] += D::Dot(w[r], u, xq + t * L.slots, xd + t * L.k32, xs + t * L.k16);
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const float v = WarpSum(acc[t][r]);
+        const int n = g * R + r;
+        if (lane == 0 && n < N) {
+          TY* y = Y + static_cast<size_t>(t) * ldy + n;
+          *y = FromF<TY>(beta != 0.f ? v + beta * ToF(*y) : v);
+        }
+      }
+  }
+}
+
+// Resident blocks per SM of (kernel, device, shared memory bytes), the SM count and the opt-in shared memory per
+// block; queried once per key (a decode step launches hundreds of GEMVs) under a lock (engines run on several
+// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
+struct Occupancy {
+  int perSm = 0, sms = 0, smemOptin = 0;
+};
+Occupancy QueryOccupancy(const void* fn, int threads, size_t smem) {
+  struct Entry { const void* fn; int dev; size_t smem; Occupancy o; };
+  static std::mutex mu;
+  static std::vector<Entry> cache;
+  int dev = 0;
+  SS_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Entry& e : cache)
+    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.o;
+  Occupancy o;
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&o.sms, cudaDevAttrMultiProcessorCount, dev));
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&o.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (fn) {
+    if (smem > 48 * 1024)
+      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, o.smemOptin));
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.perSm, fn, threads, smem));
+  }
+  cache.push_back({fn, dev, smem, o});
+  return o;
+}
+
+template <typename D, typename TY, int NT, int R>
+void LaunchDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, TY* y, int ldy, float beta) {
+  auto* kernel = QuantGemvDp4aKernel<D, TY, NT, R>;
+  const size_t smem = XL8<D>(K).Bytes(NT);
+  const int threads = kDpWarps * 32;
+  const Occupancy o = QueryOccupancy(reinterpret_cast<const void*>(kernel), threads, smem);
+  SS_REQUIRE(o.perSm > 0, "quant gemv: the dp4a kernel does not fit on an SM");
+  const int groups = (N + R - 1) / R;
+  const int blocks = std::min((groups + kDpWarps - 1) / kDpWarps, kDpWaves * o.perSm * o.sms);
+  LaunchK(kernel, blocks, threads, smem, s, w, N, K, x, ldx, y, ldy, beta);
+}
+
+template <typename D, typename TY>
+void RunDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, int T, TY* y, int ldy,
+             float beta, int rowsPerWarp) {
+  if (T == 1) {
+    switch (rowsPerWarp) {
+      case 1: LaunchDp4a<D, TY, 1, 1>(s, w, N, K, x, ldx, y, ldy, beta); return;
+      case 4: LaunchDp4a<D, TY, 1, 4>(s, w, N, K, x, ldx, y, ldy, beta); return;
+      default: LaunchDp4a<D, TY, 1, 2>(s, w, N, K, x, ldx, y, ldy, beta); return;
+    }
+  }
+  switch (T) {
+#define SS_QGEMV_DP4A(nt) case nt: LaunchDp4a<D, TY, nt, 1>(s, w, N, K, x, ldx, y, ldy, beta); break;
+    SS_QGEMV_DP4A(2) SS_QGEMV_DP4A(3) SS_QGEMV_DP4A(4) SS_QGEMV_DP4A(5) SS_QGEMV_DP4A(6) SS_QGEMV_DP4A(7)
+    SS_QGEMV_DP4A(8)
+#undef SS_QGEMV_DP4A
+  }
+}
+
+bool IsAligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
+
+}  // namespace
+
+bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
+                   float beta, cudaStream_t s, int rowsPerWarp) {
+  SS_REQUIRE(T >= 1 && T <= 8, "quant gemv: T must be 1..8");
+  SS_REQUIRE(rowsPerWarp == 0 || rowsPerWarp == 1 || rowsPerWarp == 2 || rowsPerWarp == 4,
+             "quant gemv: rowsPerWarp must be 0 (default), 1, 2 or 4");
+  SS_REQUIRE(N > 0 && K > 0 && K % QtBlockElems(wT) == 0 && ldx >= K && ldx % 8 == 0 && ldy >= N,
+             "quant gemv: bad shape");
+  SS_REQUIRE(IsAligned(W, 2) && IsAligned(X, 16), "quant gemv: misaligned operands");
+  // 16-byte loads need W 16-byte aligned: Q4_K / Q5_K rows (multiples of 144 / 176 bytes) are then 16-byte
+  // aligned too, and Ld128U's aligned pieces around a 2-byte aligned address never start before W. Otherwise the
+  // caller takes another path.
+  if (!IsAligned(W, 16)) return false;
+  bool done = false;
+  qblocks::Dispatch(static_cast<int>(wT), [&](auto blk) {
+    using D = typename q8::Of<decltype(blk)>::T;
+    // Rows of X per launch: as many as fit in one block's shared memory (up to 8).
+    const size_t optin = static_cast<size_t>(QueryOccupancy(nullptr, 0, 0).smemOptin);
+    int chunk = T;
+    while (chunk > 1 && XL8<D>(K).Bytes(chunk) > optin) --chunk;
+    if (XL8<D>(K).Bytes(chunk) > optin) return;
+    const uint8_t* w = static_cast<const uint8_t*>(W);
+    const bf16* x = static_cast<const bf16*>(X);
+    SS_DISPATCH_ET(yT, TY, {
+      TY* y = static_cast<TY*>(Y);
+      for (int t0 = 0; t0 < T; t0 += chunk)
+        RunDp4a<D, TY>(s, w, N, K, x + static_cast<size_t>(t0) * ldx, ldx, std::min(chunk, T - t0),
+                       y + static_cast<size_t>(t0) * ldy, ldy, beta, rowsPerWarp);
+    });
+    done = true;
+  });
+  if (done) SS_CUDA_CHECK_LAUNCH("quant gemv (dp4a)");
+  return done;
+}
+
+}  // namespace swapserve::cuda
