@@ -2,7 +2,8 @@
 # next session, call A (≈ 6 min): build; the chaos pass mode again (11: the cuBLAS classification fix, 30652d1);
 # the quantized GEMV variants (float, int16, dp4a) against ggml (17), the fastest for Q4_K written to
 # /tmp/qgemv.choice for s5b; the CUDA-vs-CPU quant tests under int16 and dp4a (their tolerances); where batch-1 and
-# batch-64 decode steps spend their time (18: per-op profile). s5b.sh follows on the same warm machine.
+# batch-64 decode steps spend their time (18: per-op profile) and whether cuBLASLt autotuning lifts the decode sweep.
+# s5b.sh follows on the same warm machine.
 source bench/device/lib.sh
 CAP=${CAP:-560}; left(){ echo $(( CAP - ($(date +%s)-S) )); }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u +%FT%TZ; } | tee $R/env.log
@@ -25,6 +26,12 @@ echo "qgemv choice: $(cat /tmp/qgemv.choice) (from '$QG')"
 wait $EB; tail -1 $R/engine-dev-build.log
 SWAPSERVE_CUDA_PROFILE=1 BENCH_SWEEP_BATCHES=1,64 timeout 90 /tmp/swapserve-engine-dev/engine_dev bench sweep > $R/profile64.log 2> $R/profile64.err; echo "profile rc=$? $(el)"
 grep -E "^BENCH \| (1|64) " $R/profile64.log; awk -f bench/engine/dev/profile_table.awk $R/profile64.err | tee $R/profile64.md
+# issue 18: does cuBLASLt have faster algorithms than its first heuristic for the decode shapes? The sweep (graphs
+# on) as shipped and with SWAPSERVE_CUDA_GEMM_AUTOTUNE=8 (each shape times 8 candidates, keeps the fastest), same run
+for at in 0 8; do
+  env $([ $at -gt 0 ] && echo SWAPSERVE_CUDA_GEMM_AUTOTUNE=$at) SWAPSERVE_CUDA_GRAPHS=1 timeout 100 /tmp/swapserve-engine-dev/engine_dev bench sweep > $R/sweep-at$at.log 2>&1; echo "sweep autotune=$at rc=$? $(el)"
+  grep -E "^BENCH \| [0-9]" $R/sweep-at$at.log; grep -E "autotune T=(8|64|256) " $R/sweep-at$at.log | head -12
+done
 # the logits tolerances of test/quant/cuda.test.ts (tiny and 2-layer 8B-width models) under each opt-in GEMV
 for v in int16 dp4a; do
   T=$(( $(left) - 5 )); [ $T -gt 100 ] && T=100; [ $T -lt 20 ] && break

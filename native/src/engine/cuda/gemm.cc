@@ -3,6 +3,8 @@
 
 #include <cublasLt.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <tuple>
@@ -103,10 +105,10 @@ struct Gemm::Impl {
       st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alC, sizeof(alC));
     if (st == CUBLAS_STATUS_SUCCESS)
       st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alD, sizeof(alD));
-    cublasLtMatmulHeuristicResult_t res{};
+    cublasLtMatmulHeuristicResult_t res[kMaxCandidates]{};
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-      st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+      st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, candidates, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
       cublasLtMatrixLayoutDestroy(p.a);
@@ -117,15 +119,70 @@ struct Gemm::Impl {
                                               std::to_string(K) + ") x (" + std::to_string(K) + " x " +
                                               std::to_string(N) + ") product: " + cublasLtGetStatusString(st));
     }
-    p.algo = res.algo;
-    p.workspace = res.workspaceSize;
+    const int pick = found > 1 ? fastest(p, res, found, W, X, T, yT, ldy, accumulate, N, K) : 0;
+    p.algo = res[pick].algo;
+    p.workspace = res[pick].workspaceSize;
     return plans.emplace(key, p).first->second;
   }
+
+  // SWAPSERVE_CUDA_GEMM_AUTOTUNE=n (2..8; a bench knob, off by default): each new product shape times cuBLASLt's
+  // first n heuristic algorithms on the real weights and activations, writing into a scratch Y (so an accumulating
+  // product's real Y is untouched; a transient cudaMalloc outside the scratch budget, which is why it is a bench
+  // knob), and keeps the fastest; one line on stderr a shape. Skipped while a CUDA graph is being captured.
+  int fastest(const Plan& p, const cublasLtMatmulHeuristicResult_t* res, int found, const void* W, const void* X, int T,
+              ET yT, int ldy, bool accumulate, int N, int K) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) return 0;
+    void* y = nullptr;
+    SS_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(T) * ldy * EtBytes(yT)));
+    SS_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<size_t>(T) * ldy * EtBytes(yT), stream));
+    cudaEvent_t a, b;
+    SS_CUDA_CHECK(cudaEventCreate(&a));
+    SS_CUDA_CHECK(cudaEventCreate(&b));
+    const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    int best = 0;
+    float bestUs = 0, firstUs = 0;
+    std::string line;
+    for (int i = 0; i < found; ++i) {
+      if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > wsBytes) continue;
+      float us = 0;
+      bool ok = true;
+      for (int r = 0; r < 2 + kTimedReps && ok; ++r) {
+        if (r == 2) SS_CUDA_CHECK(cudaEventRecord(a, stream));
+        ok = cublasLtMatmul(handle, p.desc, &alpha, W, p.a, X, p.b, &beta, y, p.c, y, p.c, &res[i].algo, ws, wsBytes,
+                            stream) == CUBLAS_STATUS_SUCCESS;
+      }
+      if (!ok) continue;  // an algorithm the heuristic offered but that refuses to run: not a candidate
+      SS_CUDA_CHECK(cudaEventRecord(b, stream));
+      SS_CUDA_CHECK(cudaEventSynchronize(b));
+      SS_CUDA_CHECK(cudaEventElapsedTime(&us, a, b));
+      us *= 1000.f / kTimedReps;
+      if (i == 0) firstUs = us;
+      line += " #" + std::to_string(i) + " " + std::to_string(us).substr(0, 6);
+      if (bestUs == 0 || us < bestUs) { bestUs = us; best = i; }
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    SS_CUDA_CHECK(cudaStreamSynchronize(stream));
+    cudaFree(y);
+    std::fprintf(stderr, "swapserve gemm autotune T=%d N=%d K=%d: heuristic #0 %.1f us, kept #%d %.1f us (%.2fx); us:%s\n",
+                 T, N, K, firstUs, best, bestUs, bestUs > 0 ? firstUs / bestUs : 0.0, line.c_str());
+    return best;
+  }
+
+  static constexpr int kMaxCandidates = 8, kTimedReps = 5;
+  int candidates = 1;
+  cudaStream_t stream = nullptr;  // the stream of the product being planned (autotune times on it)
 };
 
 Gemm::Gemm(void* workspace, size_t workspaceBytes) : impl_(std::make_unique<Impl>()) {
   impl_->ws = workspace;
   impl_->wsBytes = workspaceBytes;
+  if (const char* n = std::getenv("SWAPSERVE_CUDA_GEMM_AUTOTUNE")) {
+    const int c = std::atoi(n);
+    SS_REQUIRE(c >= 1 && c <= Impl::kMaxCandidates, "SWAPSERVE_CUDA_GEMM_AUTOTUNE must be 1..8 (heuristic algorithms timed a shape)");
+    impl_->candidates = c;
+  }
   SS_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
 }
 
@@ -137,6 +194,7 @@ void Gemm::run(const void* W, ET wT, int N, int K, const void* X, ET xT, int ldx
   SS_REQUIRE(wT == xT, "gemm: weights and activations must share a dtype");
   // Measured on an H200 (bench/results/engine-*.md): the GEMV beats cuBLASLt at T = 1 only.
   if (gemv_ && T == 1 && LaunchGemv(W, wT, N, K, X, ldx, T, Y, yT, ldy, beta, s)) return;
+  impl_->stream = s;
   Plan& p = impl_->plan(W, wT, N, K, X, xT, ldx, T, Y, yT, ldy, beta != 0.f);
   const float alpha = 1.f;
   SS_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo,

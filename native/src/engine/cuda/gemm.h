@@ -2,7 +2,8 @@
 // W is a weight matrix stored row-major (N, K) as in the arena; X is (T, K) with row stride ldx; Y is (T, N) with
 // row stride ldy (so q/k/v or gate/up products can write side by side into one buffer). Accumulation is fp32;
 // fp32 models use true fp32 (no TF32) so that their greedy tokens match an fp32 reference. beta = 1 fuses the
-// residual add (Y is the fp32 residual stream, updated in place).
+// residual add (Y is the fp32 residual stream, updated in place). Each shape's algorithm is cuBLASLt's first
+// heuristic; SWAPSERVE_CUDA_GEMM_AUTOTUNE=n (bench knob, gemm.cc) times its first n and keeps the fastest.
 #pragma once
 #include <cuda_runtime.h>
 
