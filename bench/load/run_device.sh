@@ -9,7 +9,8 @@
 #      max rate per request-size bucket) -> $OUT/profile/<gpu>.json + <gpu>.calibration.json.
 # Needs .carry/fleet-data/AzureLLMInferenceTrace_conv.csv (../shared/data is not on that machine).
 # Knobs: RATES ("1 2 4"), RUN_S (20), SWEEP_S (10), SLO_TTFT_MS (2000), SLO_TPOT_MS (100), PART (all | load | profile),
-# SKIP_UNCARRY=1 (already sourced). Writes under $OUT: env.log, build.log, make.log, load-<rate>.{json,md},
+# SKIP_UNCARRY=1 (already sourced), HOST_BYTES / GPU_BYTES / SCRATCH (worker budgets: 20GB / 17GB / 40GB; a CPU
+# rehearsal needs smaller ones, the CPU backend maps its "gpu" pool up front). Writes under $OUT: env.log, build.log, make.log, load-<rate>.{json,md},
 # sweep.{json,md}, profile/, load.log, profile.log, and prints the tables. Budget: ~6 min.
 set -u
 export PYTHONUNBUFFERED=1
@@ -41,7 +42,7 @@ if [ "$PART" != profile ]; then
   CFG=$OUT/load-config.json
   cat > "$CFG" <<JSON
 { "redisUrl": "redis://127.0.0.1:$PORT", "prefix": "{load}", "modelRoots": ["$M"], "gateway": { "port": $GW },
-  "budgets": { "hostBytes": "20GB", "gpuBytes": "17GB", "scratchBytes": "${SCRATCH:-40GB}" },
+  "budgets": { "hostBytes": "${HOST_BYTES:-20GB}", "gpuBytes": "${GPU_BYTES:-17GB}", "scratchBytes": "${SCRATCH:-40GB}" },
   "models": [{ "id": "llama8b", "path": "llama8b", "contextLength": 8192, "maxQueued": 100000, "maxTokens": 8192, "keepWarm": true }],
   "log": { "level": "warn" } }
 JSON
@@ -51,8 +52,17 @@ JSON
   node bin/swapserve.js worker --config "$CFG" > "$OUT/worker.log" 2>&1 &
   W_PID=$!
   trap 'kill $W_PID $GW_PID $REDIS_PID 2>/dev/null' EXIT
-  for _ in $(seq 1 600); do grep -q " ready " "$OUT/worker.log" && grep -q "listening on" "$OUT/gateway.log" && break; sleep 0.1; done
+  # Up to 60 s for both; a worker or gateway that exits (an allocation refused, a bad config) ends the wait at once.
+  UP=0
+  for _ in $(seq 1 600); do
+    grep -q " ready " "$OUT/worker.log" && grep -q "listening on" "$OUT/gateway.log" && { UP=1; break; }
+    kill -0 $W_PID 2>/dev/null && kill -0 $GW_PID 2>/dev/null || break
+    sleep 0.1
+  done
   grep " ready " "$OUT/worker.log" | cut -c1-200
+  [ $UP = 1 ] || { echo "STACK NOT UP $(el): the load runs are skipped"; tail -15 "$OUT/worker.log" "$OUT/gateway.log" | cut -c1-300; }
+fi
+if [ "$PART" != profile ] && [ $UP = 1 ]; then
   # Warm-up: the model's first load (disk -> host -> GPU) and first-use setup, outside the measured runs.
   node -e "fetch('http://127.0.0.1:$GW/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'llama8b', prompt: 'hello', max_tokens: 4 }), signal: AbortSignal.timeout(120000) })
@@ -66,13 +76,15 @@ JSON
   timeout 150 $L --sweep --rate "${SWEEP_START:-2}" --max-rate "${SWEEP_MAX:-64}" --sweep-steps 1 --duration-s "$SWEEP_S" \
     --out "$OUT/sweep.json" > "$OUT/sweep.md" 2>> "$OUT/load.log"
   echo "sweep rc=$? $(el)"; cat "$OUT/sweep.md"
+fi
+if [ "$PART" != profile ]; then
   kill $W_PID $GW_PID 2>/dev/null; wait $W_PID $GW_PID 2>/dev/null; kill $REDIS_PID 2>/dev/null
   trap - EXIT
 fi
 
 if [ "$PART" != load ]; then
   timeout ${PROFILE_TIMEOUT_S:-170} node bin/swapserve.js profile --model-path "$MODEL" --out "$OUT/profile" --reps 1 \
-    --host-bytes 20GB --gpu-bytes 17GB --scratch-bytes "${SCRATCH:-40GB}" --context 4096 \
+    --host-bytes "${HOST_BYTES:-20GB}" --gpu-bytes "${GPU_BYTES:-17GB}" --scratch-bytes "${SCRATCH:-40GB}" --context 4096 \
     --batches 1,8,32,64,128,256 --prefill 128,512,2048 --inputs ${PROFILE_INPUTS:-1024} --outputs ${PROFILE_OUTPUTS:-128} \
     --duration-s 8 --sweep-steps 1 --start-rate 2 --max-rate 64 $SLO > "$OUT/profile.md" 2> "$OUT/profile.log"
   echo "profile rc=$? $(el)"; grep -E "^\[profile\]" "$OUT/profile.log" | cut -c1-250 | tail -30; cat "$OUT/profile.md"
