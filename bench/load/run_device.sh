@@ -43,7 +43,7 @@ export SWAPSERVE_TRACES_DIR=/tmp/load-traces
 
 if [ "$PART" != profile ]; then
   PORT=6431; GW=8431
-  "$SWAPSERVE_REDIS_SERVER" --port $PORT --save '' --appendonly no > /dev/null 2>&1 &
+  "${SWAPSERVE_REDIS_SERVER:-redis-server}" --port $PORT --save '' --appendonly no > /dev/null 2>&1 &
   REDIS_PID=$!
   CFG=$OUT/load-config.json
   cat > "$CFG" <<JSON
@@ -66,7 +66,7 @@ JSON
     sleep 0.1
   done
   grep " ready " "$OUT/worker.log" | cut -c1-200
-  [ $UP = 1 ] || { echo "STACK NOT UP $(el): the load runs are skipped"; tail -15 "$OUT/worker.log" "$OUT/gateway.log" | cut -c1-300; }
+  [ $UP = 1 ] || { echo "STACK NOT UP $(el): the load runs are skipped"; tail -n 15 "$OUT/worker.log" "$OUT/gateway.log" | cut -c1-300; }
 fi
 if [ "$PART" != profile ] && [ $UP = 1 ]; then
   # Warm-up: the model's first load (disk -> host -> GPU) and first-use setup, outside the measured runs.
