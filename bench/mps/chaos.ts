@@ -166,6 +166,8 @@ async function main(): Promise<number> {
     await cleanup();
   }
   clearTimeout(hard);
+  // A kill that landed after every stream had ended proves nothing: say so (and fail) rather than pass.
+  if (report.error === undefined && report.completed === report.streams) report.error = 'the kill hit no stream (all completed on the killed worker\'s sibling or before the kill): raise --max-tokens';
   if (timedOut) return new Promise<number>(() => undefined); // the budget's handler has written the report and exits
   writeReport();
   return report.error === undefined && report.lost === 0 && report.duplicates === 0 && report.groupRestarted === true ? 0 : 1;

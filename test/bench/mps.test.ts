@@ -74,7 +74,7 @@ describe('bench mps on the CPU backend', { timeout: 240_000 }, () => {
       const model = join(dir, 'qwen2.5-0.5b');
       await writeTinyModel(model, { family: 'qwen2', format: 'hf', dtype: 'bf16', seed: 1, config: { maxPositions: 2048 } });
       const out = join(dir, 'out');
-      const r = await run(['bench/mps/chaos.ts', '--model', model, '--out', out, '--backend', 'cpu', '--max-tokens', '300', '--budget-s', '90'], tools.env, 120_000);
+      const r = await run(['bench/mps/chaos.ts', '--model', model, '--out', out, '--backend', 'cpu', '--max-tokens', '2000', '--budget-s', '90'], tools.env, 120_000);
       const rep = JSON.parse(readFileSync(join(out, 'chaos.json'), 'utf8')) as Record<string, unknown>;
       assert.equal(r.code, 0, `${r.stderr.slice(-2000)}\n${JSON.stringify(rep)}`);
       assert.equal(rep.error, undefined);
