@@ -1,6 +1,6 @@
 # Sourced by bench/device/c*.sh: results under /tmp/r, packed into $OUT/r.tgz (plus the summary and EXTRA files) on
 # exit, so the device tool's 8-file limit never drops any; el = seconds since the start; all output also to summary.log.
-# The device tool kills a command at its limit (600 s) with no EXIT trap run: a watchdog packs at HARD_S (585) too, so
+# The device tool kills a command at its limit (600 s), maybe with no EXIT trap run: a watchdog packs at HARD_S (585) too, so
 # a call that runs long still returns its tarball, and the summary is written to $OUT as it grows.
 set -u
 export PYTHONUNBUFFERED=1
