@@ -82,8 +82,10 @@ if [ "$PART" != profile ] && [ $UP = 1 ]; then
   done
   T=$(cap 150 $((PT + 5)))
   [ "$T" -lt 40 ] && echo "sweep skipped: ${T}s left for it"
+  # No sweep run starts after T - SWEEP_S - 60 s (one started just before it has that long to drain); sweep.json holds
+  # the points so far after every run, so even a sweep killed by this timeout keeps them.
   [ "$T" -ge 40 ] && timeout $T $L --sweep --rate "${SWEEP_START:-2}" --max-rate "${SWEEP_MAX:-64}" --sweep-steps 1 --duration-s "$SWEEP_S" \
-    --out "$OUT/sweep.json" > "$OUT/sweep.md" 2>> "$OUT/load.log"
+    --deadline-s $(( T - SWEEP_S - 60 > 1 ? T - SWEEP_S - 60 : 1 )) --out "$OUT/sweep.json" > "$OUT/sweep.md" 2>> "$OUT/load.log"
   echo "sweep rc=$? $(el)"; cat "$OUT/sweep.md"
 fi
 if [ "$PART" != profile ]; then
@@ -97,7 +99,7 @@ if [ "$PART" != load ]; then
   timeout $T node bin/swapserve.js profile --model-path "$MODEL" --out "$OUT/profile" --reps 1 \
     --host-bytes "${HOST_BYTES:-20GB}" --gpu-bytes "${GPU_BYTES:-17GB}" --scratch-bytes "${SCRATCH:-40GB}" --context 4096 \
     --batches 1,8,32,64,128,256 --prefill 128,512,2048 --inputs ${PROFILE_INPUTS:-1024} --outputs ${PROFILE_OUTPUTS:-128} \
-    --duration-s 8 --sweep-steps 1 --start-rate 2 --max-rate 64 $SLO > "$OUT/profile.md" 2> "$OUT/profile.log"
+    --duration-s 8 --sweep-steps 1 --start-rate 2 --max-rate 64 $SLO --deadline-s $(( T - 75 > 1 ? T - 75 : 1 )) > "$OUT/profile.md" 2> "$OUT/profile.log"
   echo "profile rc=$? $(el)"; grep -E "^\[profile\]" "$OUT/profile.log" | cut -c1-250 | tail -30; cat "$OUT/profile.md"
   fi
 fi
