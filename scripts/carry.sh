@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine lacks into .carry/ (git-ignored): Node, redis-server + its two libraries, and the
-# runtime node_modules (not the dev-only node-llama-cpp: its llama.cpp binaries are ~700 MB), and stories260K. On the GPU machine,
+# runtime node_modules (not the dev-only node-llama-cpp: its llama.cpp binaries are ~700 MB), stories260K, and the
+# Azure conv + GenTD26 traces (.carry/fleet-data). On the GPU machine,
 # `source scripts/uncarry.sh` unpacks them (see ../shared/DEVICE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,14 @@ tar --exclude=node_modules/typescript --exclude=node_modules/playwright-core --e
 # stories260K (2 MB) for the tests that need the shared data there: SWAPSERVE_SHARED_DATA=$PWD/.carry/data.
 if [ -f ../shared/data/models/stories260K/stories260K.gguf ]; then
   mkdir -p .carry/data/models && cp -r ../shared/data/models/stories260K .carry/data/models/
+fi
+# The two traces the device scripts replay (bench/fleet, bench/load, bench/multigpu read .carry/fleet-data/): 2.7 MB.
+T=../shared/data/traces
+if [ -f $T/azure-llm-2023/AzureLLMInferenceTrace_conv.csv ]; then
+  mkdir -p .carry/fleet-data
+  cp $T/azure-llm-2023/AzureLLMInferenceTrace_conv.csv .carry/fleet-data/
+  [ -f $T/alibaba-gentd26/lora_request_trace.csv ] && cp $T/alibaba-gentd26/lora_request_trace.csv .carry/fleet-data/
+else
+  echo "carry.sh: no $T/azure-llm-2023/AzureLLMInferenceTrace_conv.csv: bench/load and bench/fleet will miss their traces on the device" >&2
 fi
 du -sh .carry/*

@@ -5,7 +5,10 @@ source bench/device/lib.sh
 pkill -f "bin/swapserve.js" 2>/dev/null; pkill -f redis-server 2>/dev/null
 export SWAPSERVE_CUDA_GRAPHS=${GRAPHS:-1}
 echo "graphs=$SWAPSERVE_CUDA_GRAPHS"
-OUT=$R/load RATES="${RATES:-2 4 8}" RUN_S=${RUN_S:-20} SWEEP_S=8 PROFILE_TIMEOUT_S=${PT:-130} bash bench/load/run_device.sh 2>&1 | tail -80
+# run_device.sh sources scripts/uncarry.sh (the build, beside its model writer) in its own shell: this one then needs
+# the same Node, redis-server and libraries for the headline. LB: the load script's whole budget (rates, sweep, profile).
+OUT=$R/load RATES="${RATES:-2 4 8}" RUN_S=${RUN_S:-20} SWEEP_S=8 PROFILE_TIMEOUT_S=${PT:-130} BUDGET_S=${LB:-380} bash bench/load/run_device.sh 2>&1 | tail -80
+export PATH=/tmp/bin:$PATH SWAPSERVE_REDIS_SERVER="$PWD/.carry/redis-server" LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}"
 echo "load done $(el)"
 rm -rf /tmp/load-models
 LEFT=$(( 575 - ($(date +%s)-S) ))
@@ -22,7 +25,8 @@ json.dump(res, open('/tmp/r/floor.json', 'w'), indent=1); print(res)
 PY
   cat $R/floor.log
   LEFT=$(( 575 - ($(date +%s)-S) - 25 ))
-  timeout $((LEFT+20)) node bin/swapserve.js bench headline --models-dir /tmp/hm --phases swap --prompts 128 --reps 3 --baseline $R/floor.json \
+  [ $LEFT -lt 40 ] && echo "headline skipped: ${LEFT}s left"
+  [ $LEFT -ge 40 ] && timeout $((LEFT+20)) node bin/swapserve.js bench headline --models-dir /tmp/hm --phases swap --prompts 128 --reps 3 --baseline $R/floor.json \
     --out $R/headline-graphs.json --md $R/headline-graphs.md --deadline-s $LEFT 2> $R/headline.log > /dev/null
   echo "headline rc=$? $(el)"; grep -E "swap|warm" $R/headline-graphs.md | head -20
 fi

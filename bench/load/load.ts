@@ -43,6 +43,8 @@ SLO:
   --slo-ttft-ms MS     (default 2000)   --slo-tpot-ms MS (default 100)
   --sweep              find the highest Poisson rate meeting the SLO at p99 (each run --duration-s long)
   --sweep-steps N      bisection steps after bracketing (default 4); --max-rate R caps the search
+  --deadline-s S       with --sweep: no run starts S seconds after the start (the result so far is printed and
+                       written, marked cut; a run started before it ends within --duration-s + --timeout-s)
 output:
   --out FILE           the JSON report
   --json               print the JSON report instead of the table
@@ -54,7 +56,7 @@ const OPTIONS = {
   speedup: { type: 'string' }, concurrency: { type: 'string' }, 'duration-s': { type: 'string' }, requests: { type: 'string' },
   'max-input': { type: 'string' }, 'max-output': { type: 'string' }, 'no-ignore-eos': { type: 'boolean' }, temperature: { type: 'string' },
   seed: { type: 'string' }, 'timeout-s': { type: 'string' }, 'slo-ttft-ms': { type: 'string' }, 'slo-tpot-ms': { type: 'string' },
-  sweep: { type: 'boolean' }, 'sweep-steps': { type: 'string' }, 'max-rate': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
+  sweep: { type: 'boolean' }, 'sweep-steps': { type: 'string' }, 'max-rate': { type: 'string' }, 'deadline-s': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -94,7 +96,7 @@ export function sweepTable(s: SweepResult): string {
   const rows = [...s.points].sort((a, b) => a.rate - b.rate).map((p) =>
     `| ${p.rate.toFixed(3)} | ${ms(p.report.ttftMs?.p50)} | ${ms(p.report.ttftMs?.p99)} | ${ms(p.report.tpotMs?.p99)} | ${p.report.goodput.requestsPerS.toFixed(2)} | ${p.report.failed}/${p.report.lost} | ${p.meets ? 'yes' : 'no'} |`);
   return ['### capacity curve (rate -> p99 TTFT)', '', '| rate (req/s) | TTFT p50 (ms) | TTFT p99 (ms) | TPOT p99 (ms) | goodput (req/s) | failed/lost | meets SLO |',
-    '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', `**highest rate inside the SLO: ${s.capped ? '>= ' : ''}${s.maxRate.toFixed(3)} req/s${s.capped ? ' (the search cap, --max-rate)' : ''}**`, ''].join('\n');
+    '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', `**highest rate inside the SLO: ${s.capped || s.cut ? '>= ' : ''}${s.maxRate.toFixed(3)} req/s${s.capped ? ' (the search cap, --max-rate)' : s.cut ? ' (the search was cut by --deadline-s)' : ''}**`, ''].join('\n');
 }
 
 /** Resolves the target (tokenizer, context, URL) from the arguments and the config. */
@@ -159,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    if (v['deadline-s'] !== undefined && !v.sweep) throw new UsageError('--deadline-s goes with --sweep');
     const s = spec(v);
     const t = await target(v);
     const log = (m: string) => process.stderr.write(`[bench load] ${m}\n`);
@@ -172,9 +175,13 @@ export async function run(argv: string[]): Promise<number> {
     }
     log(`${t.url} model ${t.model} (${t.endpoint}, context ${t.context}), trace ${v.trace ?? 'azure-conv'}`);
     let out: unknown;
+    const deadline = v['deadline-s'] !== undefined ? Date.now() + 1000 * num(v['deadline-s'] as string, 'deadline-s', 0, { positive: true }) : undefined;
     if (v.sweep) {
       const res = await sweep(t, s, { startRate: s.rate ?? 1, steps: num(v['sweep-steps'] as string, 'sweep-steps', 4, { int: true, min: 0 }),
-        ...(v['max-rate'] !== undefined ? { maxRate: num(v['max-rate'] as string, 'max-rate', 0, { positive: true }) } : {}), log });
+        ...(v['max-rate'] !== undefined ? { maxRate: num(v['max-rate'] as string, 'max-rate', 0, { positive: true }) } : {}), log,
+        ...(deadline !== undefined ? { deadline } : {}),
+        // The points so far, rewritten after every run: a sweep killed by its caller's timeout keeps them.
+        ...(v.out ? { onPoint: (points: SweepResult['points']) => writeFileSync(v.out as string, `${JSON.stringify({ partial: true, points }, null, 2)}\n`) } : {}) });
       out = res;
       process.stdout.write(v.json ? `${JSON.stringify(res, null, 2)}\n` : sweepTable(res));
     } else {

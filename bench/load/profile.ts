@@ -45,6 +45,8 @@ Measures one device for the fleet planner and writes <out>/<device>.json plus <o
   --slo-ttft-ms MS     (default 2000)   --slo-tpot-ms MS (default 100)
   --duration-s S       each sweep run (default 10)   --sweep-steps N (default 3)   --start-rate R (default 1)
   --max-rate R         stop doubling the rate here (default 256)
+  --deadline-s S       no sweep run starts S seconds after the start (the files are still written, the cut buckets
+                       noted; a run started before it ends within --duration-s + max(60, 6 × duration) s)
   --datasheet-bw B/s --datasheet-flops F/s --datasheet-link B/s   vendor numbers (known for H100/H200)
   --threads N          CPU backend threads (default 0 = all)
   --reps N             repetitions of each tier move (default 3)
@@ -56,7 +58,7 @@ const OPTIONS = {
   'host-bytes': { type: 'string' }, 'gpu-bytes': { type: 'string' }, 'scratch-bytes': { type: 'string' }, context: { type: 'string' },
   inputs: { type: 'string' }, outputs: { type: 'string' }, batches: { type: 'string' }, prefill: { type: 'string' },
   'slo-ttft-ms': { type: 'string' }, 'slo-tpot-ms': { type: 'string' }, 'duration-s': { type: 'string' }, 'sweep-steps': { type: 'string' },
-  'start-rate': { type: 'string' }, 'max-rate': { type: 'string' }, 'datasheet-bw': { type: 'string' }, 'datasheet-flops': { type: 'string' },
+  'start-rate': { type: 'string' }, 'max-rate': { type: 'string' }, 'deadline-s': { type: 'string' }, 'datasheet-bw': { type: 'string' }, 'datasheet-flops': { type: 'string' },
   'datasheet-link': { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -84,7 +86,7 @@ export interface Profile {
     prefill: { tokens: number; s: number }[];
     decode: { batch: number; contextTokens: number; stepS: number; tokensPerS: number; rooflineTokensPerS: number | null }[];
   };
-  buckets: { inputTokens: number; outputTokens: number; maxRate: number; capped: boolean; points: { rate: number; ttftP50Ms: number | null; ttftP99Ms: number | null; tpotP99Ms: number | null; failed: number; lost: number; meets: boolean }[] }[];
+  buckets: { inputTokens: number; outputTokens: number; maxRate: number; capped: boolean; cut?: boolean; points: { rate: number; ttftP50Ms: number | null; ttftP99Ms: number | null; tpotP99Ms: number | null; failed: number; lost: number; meets: boolean }[] }[];
   /** The calibration file written beside it, and whether its engine fit held. */
   calibration: { file: string; fit: unknown; error: string | null };
   notes: string[];
@@ -217,6 +219,8 @@ interface Opts {
   hostBytes: number; gpuBytes: number; scratchBytes: number; context: number; threads: number;
   inputs: number[]; outputs: number[]; batches: number[]; prefill: number[];
   sloTtftMs: number; sloTpotMs: number; durationS: number; sweepSteps: number; startRate: number; maxRate: number;
+  /** Epoch ms after which no sweep run starts. */
+  deadline?: number;
   datasheet: { bw: number; flops: number; link: number; source: string } | null; quick: boolean; reps: number;
 }
 
@@ -279,14 +283,19 @@ export async function profile(o: Opts, log: (s: string) => void, command: string
           notes.push(`bucket ${inTok}×${outTok} skipped: beyond the ${o.context}-token context`);
           continue;
         }
+        if (o.deadline !== undefined && Date.now() > o.deadline) {
+          notes.push(`bucket ${inTok}×${outTok} skipped: the --deadline-s had passed`);
+          continue;
+        }
         log(`bucket ${inTok} in × ${outTok} out`);
         const res: SweepResult = await sweep(target, {
           lengths: [{ atS: 0, inputTokens: inTok, outputTokens: outTok }], durationS: o.durationS, seed: inTok * 31 + outTok,
           sloTtftMs: o.sloTtftMs, sloTpotMs: o.sloTpotMs, ignoreEos: true, temperature: 0, timeoutS: Math.max(60, o.durationS * 6), statusPollMs: 0,
           maxRequests: Math.max(2, Math.ceil(o.maxRate * o.durationS)),
-        }, { startRate: o.startRate, maxRate: o.maxRate, steps: o.sweepSteps, minRate: o.startRate / 8, log: (s) => log(`  ${s}`) });
+        }, { startRate: o.startRate, maxRate: o.maxRate, steps: o.sweepSteps, minRate: o.startRate / 8, log: (s) => log(`  ${s}`), ...(o.deadline !== undefined ? { deadline: o.deadline } : {}) });
+        if (res.cut) notes.push(`bucket ${inTok}×${outTok}: the --deadline-s cut its search: ${res.maxRate.toFixed(3)} req/s is a lower bound`);
         buckets.push({
-          inputTokens: inTok, outputTokens: outTok, maxRate: res.maxRate, capped: res.capped,
+          inputTokens: inTok, outputTokens: outTok, maxRate: res.maxRate, capped: res.capped, ...(res.cut ? { cut: true } : {}),
           points: res.points.map((p) => ({ rate: p.rate, ttftP50Ms: p.report.ttftMs?.p50 ?? null, ttftP99Ms: p.report.ttftMs?.p99 ?? null, tpotP99Ms: p.report.tpotMs?.p99 ?? null, failed: p.report.failed, lost: p.report.lost, meets: p.meets })),
         });
       }
@@ -371,7 +380,7 @@ export function profileTable(p: Profile): string {
     '', `| input × output tokens | max rate inside SLO (TTFT p99 <= ${p.slo.ttftMs} ms, TPOT p99 <= ${p.slo.tpotMs} ms) | p99 TTFT at that rate (ms) |`, '| --- | --- | --- |',
     ...p.buckets.map((b) => {
       const at = b.points.find((x) => x.rate === b.maxRate);
-      return `| ${b.inputTokens} × ${b.outputTokens} | ${b.capped ? '>= ' : ''}${b.maxRate.toFixed(3)} req/s${b.capped ? ' (search cap)' : ''} | ${f(at?.ttftP99Ms ?? null, 0)} |`;
+      return `| ${b.inputTokens} × ${b.outputTokens} | ${b.capped || b.cut ? '>= ' : ''}${b.maxRate.toFixed(3)} req/s${b.capped ? ' (search cap)' : b.cut ? ' (cut by --deadline-s)' : ''} | ${f(at?.ttftP99Ms ?? null, 0)} |`;
     }),
     ...p.notes.map((n) => `\nnote: ${n}`), '',
   ].join('\n');
@@ -413,6 +422,7 @@ export async function run(argv: string[]): Promise<number> {
       durationS: numArg(v['duration-s'] as string, 'duration-s', quick ? 1.5 : 10), sweepSteps: numArg(v['sweep-steps'] as string, 'sweep-steps', quick ? 1 : 3),
       startRate: numArg(v['start-rate'] as string, 'start-rate', quick ? 4 : 1), maxRate: numArg(v['max-rate'] as string, 'max-rate', quick ? 16 : 256),
       datasheet: null, quick, reps: numArg(v.reps as string, 'reps', quick ? 2 : 3),
+      ...(v['deadline-s'] !== undefined ? { deadline: Date.now() + 1000 * numArg(v['deadline-s'] as string, 'deadline-s', 0) } : {}),
     };
     if (bw || fl || li) {
       if (!(bw && fl && li)) throw new UsageError('--datasheet-bw, --datasheet-flops and --datasheet-link go together');

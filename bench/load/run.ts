@@ -219,6 +219,8 @@ export interface SweepResult {
   maxRate: number;
   /** The search stopped at its cap (maxRate) still meeting the SLO: the true limit is higher. */
   capped: boolean;
+  /** The deadline stopped the search: maxRate is the highest rate seen meeting the SLO, a lower bound. */
+  cut?: boolean;
   points: SweepPoint[];
 }
 
@@ -227,12 +229,17 @@ export interface SweepResult {
  * `startRate` until a run misses (or `maxRate`), then bisects `steps` times between the last pass and the miss.
  * Every run is a short one of `spec.durationS`. maxRate 0 = nothing passed even at the lowest rate tried.
  */
-export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: number; maxRate?: number; steps: number; minRate?: number; log?: (s: string) => void }): Promise<SweepResult> {
+export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: number; maxRate?: number; steps: number; minRate?: number; log?: (s: string) => void; deadline?: number;
+  /** Called after every run with the points so far (a caller that is killed mid-search keeps them). */
+  onPoint?: (points: SweepPoint[]) => void }): Promise<SweepResult> {
   const points: SweepPoint[] = [];
+  // opts.deadline (epoch ms): no run starts after it (the first always runs; one started before it runs to its end).
+  const late = (): boolean => opts.deadline !== undefined && Date.now() > opts.deadline;
   const tryRate = async (rate: number) => {
     const { report } = await runLoad(t, { ...spec, rate, traceTime: false, concurrency: undefined });
     const p = { rate, meets: meetsSlo(report), report };
     points.push(p);
+    opts.onPoint?.(points);
     opts.log?.(`rate ${rate.toFixed(3)}/s: p99 TTFT ${report.ttftMs?.p99.toFixed(0) ?? '-'} ms, p99 TPOT ${report.tpotMs?.p99.toFixed(1) ?? '-'} ms, ${report.failed} failed, ${report.lost} lost -> ${p.meets ? 'meets' : 'misses'} the SLO`);
     return p.meets;
   };
@@ -244,6 +251,7 @@ export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: nu
     lo = hi;
     for (;;) {
       if (hi >= cap) return { maxRate: lo, capped: true, points };
+      if (late()) return { maxRate: lo, capped: false, cut: true, points };
       hi = Math.min(cap, hi * 2);
       if (!(await tryRate(hi))) break;
       lo = hi;
@@ -251,12 +259,14 @@ export async function sweep(t: LoadTarget, spec: LoadSpec, opts: { startRate: nu
   } else {
     const floor = opts.minRate ?? opts.startRate / 16;
     for (let r = hi / 2; r >= floor; r /= 2) {
+      if (late()) return { maxRate: 0, capped: false, cut: true, points };
       if (await tryRate(r)) { lo = r; break; }
       hi = r;
     }
     if (lo === 0) return { maxRate: 0, capped: false, points };
   }
   for (let i = 0; i < opts.steps; i++) {
+    if (late()) return { maxRate: lo, capped: false, cut: true, points };
     const mid = (lo + hi) / 2;
     if (await tryRate(mid)) lo = mid;
     else hi = mid;

@@ -75,6 +75,9 @@ async function main(): Promise<void> {
   }
   await engine.close();
   await rt.close();
+  // The parent keeps our stdin open: without an explicit exit the process would live on after quit (the parent then
+  // waited 20 s and killed it, once per arm).
+  process.exit(0);
 }
 
 main().catch((e: unknown) => {

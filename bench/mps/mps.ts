@@ -72,6 +72,7 @@ class Proc {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const gone = new Promise((r) => this.child.once('exit', r));
     this.send({ cmd: 'quit' });
+    this.child.stdin!.end();
     const t = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
     await gone;
     clearTimeout(t);

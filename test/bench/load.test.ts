@@ -14,7 +14,7 @@ import { SwapWorker } from '../../services/worker/worker.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { loadTokenizer } from '../../native/ts/tokenizer/index.ts';
 import { closeAgents, stream } from '../../bench/load/client.ts';
-import { runLoad, type LoadSpec, type LoadTarget } from '../../bench/load/run.ts';
+import { runLoad, sweep, type LoadSpec, type LoadTarget } from '../../bench/load/run.ts';
 import { loadTrace } from '../../bench/load/traces.ts';
 import { table } from '../../bench/load/load.ts';
 import { Engine } from '../../native/ts/engine.ts';
@@ -63,6 +63,15 @@ describe('bench load (CPU, stories260K, real gateway + worker)', { skip: needsDa
     await gateway?.close();
     await worker?.close();
     await redis?.stop();
+  });
+
+  it('sweep past its deadline: the first run only, the result marked cut (a lower bound)', async () => {
+    const res = await sweep(t, { ...base(), durationS: 1, lengths: conv, maxInput: 48, maxOutput: 4 }, { startRate: 2, steps: 3, deadline: Date.now() });
+    assert.equal(res.points.length, 1);
+    assert.equal(res.points[0].rate, 2);
+    assert.equal(res.cut, true);
+    assert.equal(res.capped, false);
+    assert.equal(res.maxRate, res.points[0].meets ? 2 : 0);
   });
 
   it('64 concurrent streams: 0 failed, 0 lost; each greedy text equals the request run alone', async () => {

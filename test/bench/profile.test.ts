@@ -19,7 +19,7 @@ describe('swapserve profile / bench load (CLI)', () => {
   it('rejects bad arguments with exit code 2 and a usage line', () => {
     for (const args of [['profile'], ['profile', '--model-path', 'x', '--inputs', 'a,b'], ['profile', '--model-path', '/nonexistent.gguf'], ['profile', '--bogus'],
       ['bench', 'load'], ['bench', 'load', '--model', 'm', '--concurrency', '0'], ['bench', 'load', '--model', 'm', '--concurrency', '2', '--rate', '1'],
-      ['bench', 'load', '--model', 'm', '--trace', 'nope'], ['bench', 'load', '--bogus']]) {
+      ['bench', 'load', '--model', 'm', '--trace', 'nope'], ['bench', 'load', '--bogus'], ['bench', 'load', '--model', 'm', '--deadline-s', '5']]) {
       const r = cli(args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /usage: swapserve (profile|bench load)|no such file/, args.join(' '));
@@ -52,6 +52,21 @@ describe('swapserve profile / bench load (CLI)', () => {
       assert.equal(cal.engine.kind, 'measured');
       assert.equal(cal.swapBytesPerS, p.moves.swapBytesPerS);
       assert.equal(cal.workerStartS, p.workerStartS);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('--deadline-s: past it no sweep starts, yet the profile and calibration files are written and the cut noted', { skip: needsData(), timeout: 120_000 }, () => {
+    const out = mkdtempSync(join(tmpdir(), 'profile-test-'));
+    try {
+      const r = cli(['profile', '--model-path', STORIES260K_GGUF, '--quick', '--backend', 'cpu', '--threads', '1', '--device', 'ci-cpu', '--out', out, '--deadline-s', '0.001'], 100_000);
+      assert.equal(r.status, 0, r.stderr.slice(-3000));
+      const p = JSON.parse(readFileSync(join(out, 'ci-cpu.json'), 'utf8')) as Profile;
+      assert.equal(p.buckets.length, 0);
+      assert.equal(p.notes.filter((n) => /skipped: the --deadline-s had passed/.test(n)).length, 2);
+      assert.deepEqual(p.steps.decode.map((d) => d.batch), [1, 2, 4], 'the engine steps are measured before the deadline applies');
+      assert.ok(readFileSync(join(out, 'ci-cpu.calibration.json'), 'utf8').length > 0);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
