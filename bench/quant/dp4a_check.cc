@@ -15,39 +15,14 @@
 #include <vector>
 
 #include "engine/cuda/quant_dp4a.cuh"
+#include "check_util.h"
 
 namespace {
 
 using namespace swapserve;
+using namespace swapserve::qcheck;
 using namespace swapserve::cuda::q8;
 
-float Bf16Round(float v) {  // round to nearest even bf16, as the GPU's activations are
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
-uint32_t Hash(uint32_t i, uint32_t seed) {
-  uint32_t h = i * 2654435761u ^ seed;
-  h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-  return h;
-}
-
-// Random blocks with every f16 scale small and finite (as gemv_bench.cu's FillKernel); 16 spare bytes at the end
-// (Ld128U may read the rest of the last 16-byte piece, as on the GPU).
-std::vector<uint8_t> Fill(size_t bytes, int blockBytes, int qt, uint32_t seed) {
-  std::vector<uint8_t> w(bytes + 16, 0);
-  for (size_t i = 0; i < bytes; ++i) {
-    const int o = static_cast<int>(i % blockBytes);
-    uint8_t v = static_cast<uint8_t>(Hash(static_cast<uint32_t>(i), seed));
-    const bool hi = (qt <= 4 && o == 1) || ((qt == 5 || qt == 6) && (o == 1 || o == 3)) || (qt == 7 && o == 209);
-    if (hi) v = 0x1c | (v & 0x03);
-    w[i] = v;
-  }
-  return w;
-}
 
 // One row of X quantized as the kernel's prologue does: q (K int8), d per 32, d * sum(q) per 16.
 struct XQ {
@@ -160,7 +135,7 @@ int main() {
       qblocks::Dispatch(qt, [&](auto blk) {
         using B = decltype(blk);
         using D = typename cuda::q8::Of<B>::T;
-        const std::vector<uint8_t> w = Fill(static_cast<size_t>(rows) * (K / B::kElems) * B::kBytes, B::kBytes, qt, 11 + K);
+        const std::vector<uint8_t> w = Fill(static_cast<size_t>(rows) * (K / B::kElems) * B::kBytes, B::kBytes, qt, 11 + K, 16);
         for (int t = 0; t < T; ++t) {
           const float* xt = x.data() + static_cast<size_t>(t) * K;
           const XQ xq = Quantize(xt, K);

@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "engine/cuda/quant_dot.cuh"
+#include "check_util.h"
 
 namespace {
 
 using namespace swapserve;
+using namespace swapserve::qcheck;
 using namespace swapserve::cuda::qdot;  // int4 / make_int4 (its own where the CUDA headers are absent)
 
 int Dp4a(int a, int b, int c) {
@@ -25,32 +27,6 @@ int Dp4a(int a, int b, int c) {
   return c;
 }
 
-float Bf16Round(float v) {  // round to nearest even bf16, as the GPU's activations are
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
-uint32_t Hash(uint32_t i, uint32_t seed) {
-  uint32_t h = i * 2654435761u ^ seed;
-  h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-  return h;
-}
-
-// Random blocks with every f16 scale small and finite (as gemv_bench.cu's FillKernel).
-std::vector<uint8_t> Fill(size_t bytes, int blockBytes, int qt, uint32_t seed) {
-  std::vector<uint8_t> w(bytes);
-  for (size_t i = 0; i < bytes; ++i) {
-    const int o = static_cast<int>(i % blockBytes);
-    uint8_t v = static_cast<uint8_t>(Hash(static_cast<uint32_t>(i), seed));
-    const bool hi = (qt <= 4 && o == 1) || ((qt == 5 || qt == 6) && (o == 1 || o == 3)) || (qt == 7 && o == 209);
-    if (hi) v = 0x1c | (v & 0x03);
-    w[i] = v;
-  }
-  return w;
-}
 
 // The kernel's prologue and row loop for row n of W against X (T rows of K), as quant_gemv.cu does them.
 template <typename D>

@@ -46,6 +46,17 @@ enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2, kDp4a = 3 };
 void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
                      float beta, cudaStream_t s, QGemvPath path = QGemvPath::kDefault);
 
+// Per (kernel, device, shared memory bytes): resident blocks per SM, and the device's SM count and opt-in shared
+// memory per block; queried once (a decode step launches hundreds of GEMVs) under a lock (engines run on several
+// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
+// fn = nullptr: only the device's numbers. Used by both quantized GEMV files (quant_gemv.cu, quant_dp4a.cu).
+struct LaunchInfo {
+  int perSm = 0;
+  int sms = 0;
+  int smemOptin = 0;
+};
+LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem);
+
 // The kDp4a kernel itself (quant_dp4a.cu), with its tuning knob for gemv_bench: rowsPerWarp weight rows a warp at
 // T = 1 (1, 2 or 4; 0: the default, 2). Returns false, launching nothing, where it does not apply (W not 16-byte
 // aligned, or one row of X does not fit in shared memory); LaunchQuantGemv then runs kFloat.

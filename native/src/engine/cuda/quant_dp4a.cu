@@ -5,7 +5,6 @@
 // (quant_dp4a.cuh), 16-byte loads of weight bytes, one __dp4a per 4 weights, int32 sums per 16 weights scaled in
 // float, a warp-shuffle reduction per (row of X, row of W).
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "common/cuda_check.h"
@@ -135,39 +134,13 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
   }
 }
 
-// Resident blocks per SM of (kernel, device, shared memory bytes), the SM count and the opt-in shared memory per
-// block; queried once per key (a decode step launches hundreds of GEMVs) under a lock (engines run on several
-// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
-struct Occupancy {
-  int perSm = 0, sms = 0, smemOptin = 0;
-};
-Occupancy QueryOccupancy(const void* fn, int threads, size_t smem) {
-  struct Entry { const void* fn; int dev; size_t smem; Occupancy o; };
-  static std::mutex mu;
-  static std::vector<Entry> cache;
-  int dev = 0;
-  SS_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  for (const Entry& e : cache)
-    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.o;
-  Occupancy o;
-  SS_CUDA_CHECK(cudaDeviceGetAttribute(&o.sms, cudaDevAttrMultiProcessorCount, dev));
-  SS_CUDA_CHECK(cudaDeviceGetAttribute(&o.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (fn) {
-    if (smem > 48 * 1024)
-      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, o.smemOptin));
-    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.perSm, fn, threads, smem));
-  }
-  cache.push_back({fn, dev, smem, o});
-  return o;
-}
 
 template <typename D, typename TY, int NT, int R>
 void LaunchDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, TY* y, int ldy, float beta) {
   auto* kernel = QuantGemvDp4aKernel<D, TY, NT, R>;
   const size_t smem = XL8<D>(K).Bytes(NT);
   const int threads = kDpWarps * 32;
-  const Occupancy o = QueryOccupancy(reinterpret_cast<const void*>(kernel), threads, smem);
+  const LaunchInfo o = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
   SS_REQUIRE(o.perSm > 0, "quant gemv: the dp4a kernel does not fit on an SM");
   const int groups = (N + R - 1) / R;
   const int blocks = std::min((groups + kDpWarps - 1) / kDpWarps, kDpWaves * o.perSm * o.sms);
@@ -212,7 +185,7 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
   qblocks::Dispatch(static_cast<int>(wT), [&](auto blk) {
     using D = typename q8::Of<decltype(blk)>::T;
     // Rows of X per launch: as many as fit in one block's shared memory (up to 8).
-    const size_t optin = static_cast<size_t>(QueryOccupancy(nullptr, 0, 0).smemOptin);
+    const size_t optin = static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin);
     int chunk = T;
     while (chunk > 1 && XL8<D>(K).Bytes(chunk) > optin) --chunk;
     if (XL8<D>(K).Bytes(chunk) > optin) return;

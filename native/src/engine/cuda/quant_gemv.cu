@@ -305,34 +305,6 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
   }
 }
 
-// Per (kernel, device, shared memory bytes): resident blocks per SM, and the device's SM count and opt-in shared
-// memory per block; queried once (a decode step launches hundreds of GEMVs) under a lock (engines run on several
-// threads). The kernel's dynamic shared memory limit is raised to the device's opt-in maximum on first use.
-struct LaunchInfo {
-  int perSm = 0;
-  int sms = 0;
-  int smemOptin = 0;
-};
-LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem) {
-  struct Entry { const void* fn; int dev; size_t smem; LaunchInfo info; };
-  static std::mutex mu;
-  static std::vector<Entry> cache;
-  int dev = 0;
-  SS_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  for (const Entry& e : cache)
-    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.info;
-  LaunchInfo info;
-  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, dev));
-  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (fn) {
-    if (smem > 48 * 1024)
-      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, info.smemOptin));
-    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info.perSm, fn, threads, smem));
-  }
-  cache.push_back({fn, dev, smem, info});
-  return info;
-}
 
 template <typename D, typename TY, int NT>
 void LaunchInt(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, TY* y, int ldy, float beta) {
@@ -385,6 +357,27 @@ QGemvPath EnvPath() {
 bool Aligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
 
 }  // namespace
+
+LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem) {
+  struct Entry { const void* fn; int dev; size_t smem; LaunchInfo info; };
+  static std::mutex mu;
+  static std::vector<Entry> cache;
+  int dev = 0;
+  SS_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Entry& e : cache)
+    if (e.fn == fn && e.dev == dev && e.smem == smem) return e.info;
+  LaunchInfo info;
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, dev));
+  SS_CUDA_CHECK(cudaDeviceGetAttribute(&info.smemOptin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (fn) {
+    if (smem > 48 * 1024)
+      SS_CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, info.smemOptin));
+    SS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info.perSm, fn, threads, smem));
+  }
+  cache.push_back({fn, dev, smem, info});
+  return info;
+}
 
 void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
                      float beta, cudaStream_t s, QGemvPath path) {

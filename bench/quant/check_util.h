@@ -1,0 +1,38 @@
+// Shared by the CPU replays of the quantized GEMV units (int_units_check.cc, dp4a_check.cc): bf16 rounding as the
+// GPU's activations have it, and random quantized blocks with every f16 scale small and finite (as gemv_bench.cu's
+// FillKernel), with `spare` zero bytes after them (a unit may read the rest of the last 16-byte piece, as on the GPU).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace swapserve::qcheck {
+
+inline float Bf16Round(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+inline uint32_t Hash(uint32_t i, uint32_t seed) {
+  uint32_t h = i * 2654435761u ^ seed;
+  h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+  return h;
+}
+
+// qt: the type index qblocks::Dispatch takes (3..7); it says where each block keeps its f16 scales.
+inline std::vector<uint8_t> Fill(size_t bytes, int blockBytes, int qt, uint32_t seed, size_t spare = 0) {
+  std::vector<uint8_t> w(bytes + spare, 0);
+  for (size_t i = 0; i < bytes; ++i) {
+    const int o = static_cast<int>(i % blockBytes);
+    uint8_t v = static_cast<uint8_t>(Hash(static_cast<uint32_t>(i), seed));
+    const bool hi = (qt <= 4 && o == 1) || ((qt == 5 || qt == 6) && (o == 1 || o == 3)) || (qt == 7 && o == 209);
+    if (hi) v = 0x1c | (v & 0x03);
+    w[i] = v;
+  }
+  return w;
+}
+
+}  // namespace swapserve::qcheck
