@@ -2,6 +2,7 @@
 // GPU's activations have it, and random quantized blocks with every f16 scale small and finite (as gemv_bench.cu's
 // FillKernel), with `spare` zero bytes after them (a unit may read the rest of the last 16-byte piece, as on the GPU).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -33,6 +34,33 @@ inline std::vector<uint8_t> Fill(size_t bytes, int blockBytes, int qt, uint32_t 
     w[i] = v;
   }
   return w;
+}
+
+
+// Rows [0, rows) of W x with the float lane split of engine/quant_blocks.h, double sums.
+template <typename B>
+inline std::vector<double> FloatRef(const std::vector<uint8_t>& w, int rows, const float* x, int K) {
+  const int nb = K / B::kElems;
+  std::vector<double> y(rows, 0.0);
+  for (int r = 0; r < rows; ++r)
+    for (int b = 0; b < nb; ++b)
+      for (int l = 0; l < B::kLanes; ++l) {
+        float v[8];
+        B::Deq(w.data() + (static_cast<size_t>(r) * nb + b) * B::kBytes, l, v);
+        for (int k = 0; k < 8; ++k) y[r] += static_cast<double>(v[k]) * x[static_cast<size_t>(b) * B::kElems + B::Idx(l, k)];
+      }
+  return y;
+}
+
+// Max |ref - y| over max |ref| (NaN anywhere: infinite).
+inline double RelErr(const std::vector<double>& ref, const std::vector<double>& y) {
+  double maxRef = 0, maxErr = 0;
+  for (size_t r = 0; r < ref.size(); ++r) {
+    maxRef = std::fmax(maxRef, std::fabs(ref[r]));
+    const double e = std::fabs(ref[r] - y[r]);
+    maxErr = std::isnan(e) ? INFINITY : std::fmax(maxErr, e);
+  }
+  return maxErr / std::fmax(1e-30, maxRef);
 }
 
 }  // namespace swapserve::qcheck

@@ -23,7 +23,6 @@ using namespace swapserve;
 using namespace swapserve::qcheck;
 using namespace swapserve::cuda::q8;
 
-
 // One row of X quantized as the kernel's prologue does: q (K int8), d per 32, d * sum(q) per 16.
 struct XQ {
   std::vector<int8_t> q;
@@ -77,30 +76,6 @@ std::vector<double> Dp4aPath(const std::vector<uint8_t>& w, int rows, const XQ& 
   return y;
 }
 
-// Rows [0, rows) of W x with the float lane split of engine/quant_blocks.h, double sums.
-template <typename B>
-std::vector<double> FloatRef(const std::vector<uint8_t>& w, int rows, const float* x, int K) {
-  const int nb = K / B::kElems;
-  std::vector<double> y(rows, 0.0);
-  for (int r = 0; r < rows; ++r)
-    for (int b = 0; b < nb; ++b)
-      for (int l = 0; l < B::kLanes; ++l) {
-        float v[8];
-        B::Deq(w.data() + (static_cast<size_t>(r) * nb + b) * B::kBytes, l, v);
-        for (int k = 0; k < 8; ++k) y[r] += static_cast<double>(v[k]) * x[static_cast<size_t>(b) * B::kElems + B::Idx(l, k)];
-      }
-  return y;
-}
-
-double RelErr(const std::vector<double>& ref, const std::vector<double>& y) {
-  double maxRef = 0, maxErr = 0;
-  for (size_t r = 0; r < ref.size(); ++r) {
-    maxRef = std::fmax(maxRef, std::fabs(ref[r]));
-    const double e = std::fabs(ref[r] - y[r]);
-    maxErr = std::isnan(e) ? INFINITY : std::fmax(maxErr, e);
-  }
-  return maxErr / std::fmax(1e-30, maxRef);
-}
 
 }  // namespace
 

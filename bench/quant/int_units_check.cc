@@ -27,7 +27,6 @@ int Dp4a(int a, int b, int c) {
   return c;
 }
 
-
 // The kernel's prologue and row loop for row n of W against X (T rows of K), as quant_gemv.cu does them.
 template <typename D>
 std::vector<double> IntPath(const std::vector<uint8_t>& w, int rows, const std::vector<float>& x, int T, int K) {
@@ -94,21 +93,6 @@ std::vector<float> Int16Rounded(const std::vector<float>& x, int K) {
   }
   (void)K;
   return r;
-}
-
-// Rows [0, rows) of W x with the float lane split of engine/quant_blocks.h, double sums.
-template <typename B>
-std::vector<double> FloatRef(const std::vector<uint8_t>& w, int rows, const float* x, int K) {
-  const int nb = K / B::kElems;
-  std::vector<double> y(rows, 0.0);
-  for (int r = 0; r < rows; ++r)
-    for (int b = 0; b < nb; ++b)
-      for (int l = 0; l < B::kLanes; ++l) {
-        float v[8];
-        B::Deq(w.data() + (static_cast<size_t>(r) * nb + b) * B::kBytes, l, v);
-        for (int k = 0; k < 8; ++k) y[r] += static_cast<double>(v[k]) * x[static_cast<size_t>(b) * B::kElems + B::Idx(l, k)];
-      }
-  return y;
 }
 
 }  // namespace
