@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decideColocation, mixOf, predictGain, SEED_GAIN_TABLE, type ColocationProfile, type GainRow } from '../../services/scheduler/colocate.ts';
-import { planColocation } from '../../services/scheduler/colocation-setup.ts';
+import { loadGainTable, planColocation } from '../../services/scheduler/colocation-setup.ts';
 import { ConfigError, parseConfig, workersOnGpu } from '../../services/config/config.ts';
 
 const p = (model: string, paramsB: number, promptTokens: number, outputTokens: number): ColocationProfile => ({ model, paramsB, promptTokens, outputTokens });
@@ -120,5 +120,34 @@ describe('config: coLocation', () => {
   }
   it('SWAPSERVE_GPU_SHARE must be 1..8', () => {
     assert.throws(() => parseConfig({}, { SWAPSERVE_GPU_SHARE: '0' }), /SWAPSERVE_GPU_SHARE must be an integer 1..8, received "0"/);
+  });
+});
+
+describe('co-location decision from the table measured on an H100 (bench/results/mps/2026-12-07-h100-16ee34a.json)', () => {
+  // `swapserve bench mps` with swapserve's engine, batch 8 per engine: two engines under MPS over the better of one
+  // engine and one engine at twice the batch, ×1.12–1.69 (README, issue 14). The policy reads the bench JSON as is.
+  const table = loadGainTable(join(import.meta.dirname, '../../bench/results/mps/2026-12-07-h100-16ee34a.json'));
+  it('is the 24 measured cells: 4 sizes × 3 prompts × 2 mixes', () => {
+    assert.equal(table.length, 24);
+    assert.deepEqual([...new Set(table.map((r) => r.paramsB))].sort((a, b) => a - b), [0.5, 1.5, 3, 7]);
+  });
+  for (const minGain of [1.2, 1.3, 1.45, 1.5]) {
+    it(`at minGain ${minGain} a model co-locates exactly where its measured cell gains at least that much`, () => {
+      for (const cell of table) {
+        // A model whose typical request lands on this cell: of its mix, with the context the policy reads it at
+        // (decode: prompt + completion; prefill: the prompt).
+        const prompt = cell.mix === 'decode' ? Math.ceil(cell.promptTokens / 3) : cell.promptTokens;
+        const prof = p(`${cell.paramsB}B`, cell.paramsB, prompt, cell.mix === 'decode' ? cell.promptTokens - prompt : 4);
+        assert.equal(mixOf(prof), cell.mix);
+        assert.deepEqual(predictGain(table, prof).cell, cell);
+        const d = decideColocation(table, [prof], { workersPerGpu: 2, minGain });
+        assert.equal(d.colocate, cell.gain >= minGain, `${cell.paramsB}B/${cell.promptTokens}/${cell.mix} ×${cell.gain}: ${d.reason}`);
+      }
+    });
+  }
+  it('at the default minGain (1.2) only 7B with 2,048-token prefill-heavy requests stays alone (×1.12)', () => {
+    assert.equal(decideColocation(table, [p('q7', 7, 2048, 4)], OPTS).workers, 1);
+    assert.equal(decideColocation(table, [p('q05', 0.5, 128, 64)], OPTS).workers, 2);
+    assert.equal(decideColocation(table, [p('q05', 0.5, 128, 64), p('q7', 7, 2048, 4)], OPTS).workers, 1);
   });
 });
