@@ -3,6 +3,8 @@
 EXTRA='$R/load/profile/*.json'
 source bench/device/lib.sh
 pkill -f "bin/swapserve.js" 2>/dev/null; pkill -f redis-server 2>/dev/null
+# the models other calls leave in /tmp (quant 13 GB, MPS 25 GB, fleet 8 GB) ran the headline out of disk in session 5
+rm -rf /tmp/quant-models /tmp/mps-models /tmp/fleet-models /tmp/hm /tmp/m8b
 export SWAPSERVE_CUDA_GRAPHS=${GRAPHS:-1}
 echo "graphs=$SWAPSERVE_CUDA_GRAPHS"
 # run_device.sh sources scripts/uncarry.sh (the build, beside its model writer) in its own shell: this one then needs

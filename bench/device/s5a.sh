@@ -10,9 +10,10 @@ lim(){ local l=$(( $(left) - 10 )); [ $l -gt $1 ] && l=$1; [ $l -lt 10 ] && l=10
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u +%FT%TZ; } | tee $R/env.log
 (bash bench/quant/build.sh > $R/quant-build.log 2>&1; echo "rc=$?" >> $R/quant-build.log) &
 QB=$!
+source scripts/uncarry.sh > $R/build.log 2>&1 || echo "BUILD FAILED"
+# after uncarry: the dev harness needs node_modules' N-API headers (session 5 started it before: napi.h missing)
 (bash bench/engine/dev/build.sh > $R/engine-dev-build.log 2>&1; echo "rc=$?" >> $R/engine-dev-build.log) &
 EB=$!
-source scripts/uncarry.sh > $R/build.log 2>&1 || echo "BUILD FAILED"
 export SWAPSERVE_SHARED_DATA=$PWD/.carry/data
 tail -2 $R/build.log; echo "build $(el)"
 OUT=$R/chaos BUILD=0 BACKEND=cuda MODE=pass timeout $(lim 100) bash bench/chaos/run_device.sh > $R/chaos.log 2>&1; echo "chaos rc=$? $(el)"
