@@ -52,6 +52,19 @@ inline std::vector<double> FloatRef(const std::vector<uint8_t>& w, int rows, con
   return y;
 }
 
+// T rows of K activations, bf16-rounded: smooth values, row 1 with outliers of 30, row 2 with all-zero blocks.
+inline std::vector<float> TestX(int T, int K) {
+  std::vector<float> x(static_cast<size_t>(T) * K);
+  for (int t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      float v = std::sin(0.37f * k + t) * (0.5f + t);
+      if (t == 1 && k % 97 == 5) v = 30.f;       // outliers
+      if (t == 2 && (k / 32) % 5 == 0) v = 0.f;  // all-zero blocks
+      x[static_cast<size_t>(t) * K + k] = Bf16Round(v);
+    }
+  return x;
+}
+
 // Max |ref - y| over max |ref| (NaN anywhere: infinite).
 inline double RelErr(const std::vector<double>& ref, const std::vector<double>& y) {
   double maxRef = 0, maxErr = 0;

@@ -102,14 +102,7 @@ int main() {
   const char* names[] = {"", "", "", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"};
   for (int K : {768, 4096}) {
     const int rows = 24, T = 3;
-    std::vector<float> x(static_cast<size_t>(T) * K);
-    for (int t = 0; t < T; ++t)
-      for (int k = 0; k < K; ++k) {
-        float v = std::sin(0.37f * k + t) * (0.5f + t);
-        if (t == 1 && k % 97 == 5) v = 30.f;       // outliers
-        if (t == 2 && (k / 32) % 5 == 0) v = 0.f;  // all-zero blocks
-        x[static_cast<size_t>(t) * K + k] = Bf16Round(v);
-      }
+    const std::vector<float> x = TestX(T, K);
     for (int qt = 3; qt <= 7; ++qt) {
       qblocks::Dispatch(qt, [&](auto blk) {
         using B = decltype(blk);
