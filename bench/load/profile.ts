@@ -9,7 +9,7 @@
 // services/fleet/calibration.ts loads: `swapserve simulate --calibration`, `swapserve plan`).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,6 +60,8 @@ const OPTIONS = {
   'slo-ttft-ms': { type: 'string' }, 'slo-tpot-ms': { type: 'string' }, 'duration-s': { type: 'string' }, 'sweep-steps': { type: 'string' },
   'start-rate': { type: 'string' }, 'max-rate': { type: 'string' }, 'deadline-s': { type: 'string' }, 'datasheet-bw': { type: 'string' }, 'datasheet-flops': { type: 'string' },
   'datasheet-link': { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  // Internal: the child process that measures moves and engine steps writes them here as JSON (see measureInChild).
+  'native-out': { type: 'string' },
 } as const;
 
 class UsageError extends Error {}
@@ -245,11 +247,41 @@ async function child(args: string[], ready: RegExp, env: NodeJS.ProcessEnv, log:
   return { p, line };
 }
 
-export async function profile(o: Opts, log: (s: string) => void, command: string): Promise<Profile> {
+type NativeResult = Awaited<ReturnType<typeof measureNative>>;
+
+/**
+ * measureNative in a child `swapserve profile --native-out FILE` (same arguments): its runtime, engine and CUDA context
+ * end with that process, so the stack's worker started next gets the whole GPU whatever still held memory. In-process,
+ * on an H100 (2026-12-07, bench/results/load/2026-12-07-h100-16ee34a/profile.log) cudaMalloc refused the worker's
+ * budgets right after the measurement had closed its engine and runtime.
+ */
+async function measureInChild(argv: readonly string[], o: Opts, log: (s: string) => void, notes: string[]): Promise<NativeResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'swapserve-profile-native-'));
+  const file = join(dir, 'native.json');
+  try {
+    const p = spawn(process.execPath, [BIN, 'profile', ...argv, '--native-out', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d: Buffer) => {
+      const t = d.toString();
+      for (const l of t.split('\n')) if (l.startsWith('[profile] ')) log(l.slice('[profile] '.length));
+      err = (err + t).slice(-4000);
+    });
+    const [code, signal] = (await once(p, 'exit')) as [number | null, NodeJS.Signals | null];
+    if (code !== 0) throw new Error(`the measuring process exited (${signal ?? code}):\n${err}`);
+    const r = JSON.parse(readFileSync(file, 'utf8')) as { nat: NativeResult; notes: string[]; datasheet: Opts['datasheet'] };
+    notes.push(...r.notes);
+    if (!o.datasheet && r.datasheet) o.datasheet = r.datasheet;
+    return r.nat;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function profile(o: Opts, log: (s: string) => void, command: string, argv?: readonly string[]): Promise<Profile> {
   const source = await openModel(o.modelPath);
   const tok = await loadTokenizer(source);
   const notes: string[] = [];
-  const nat = await measureNative(o, source, tok, log, notes);
+  const nat = argv ? await measureInChild(argv, o, log, notes) : await measureNative(o, source, tok, log, notes);
   const shape = shapeOf(source, nat.backend);
   if (!nat.moves.pageCacheDropped) notes.push('the page cache could not be dropped: diskBytesPerS is the page-cache rate');
 
@@ -429,7 +461,14 @@ export async function run(argv: string[]): Promise<number> {
       o.datasheet = { bw: numArg(bw as string, 'datasheet-bw', 0), flops: numArg(fl as string, 'datasheet-flops', 0), link: numArg(li as string, 'datasheet-link', 0), source: 'given on the command line' };
     }
     const log = (s: string) => process.stderr.write(`[profile] ${s}\n`);
-    const p = await profile(o, log, `swapserve profile ${argv.join(' ')}`);
+    const nativeOut = v['native-out'] as string | undefined;
+    if (nativeOut) {  // the child of measureInChild: only the in-process measurement, as JSON
+      const notes: string[] = [];
+      const nat = await measureNative(o, source, await loadTokenizer(source), log, notes);
+      writeFileSync(nativeOut, JSON.stringify({ nat, notes, datasheet: o.datasheet }));
+      return 0;
+    }
+    const p = await profile(o, log, `swapserve profile ${argv.join(' ')}`, argv);
     process.stdout.write(profileTable(p));
     return 0;
   } catch (e) {
