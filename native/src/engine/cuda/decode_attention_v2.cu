@@ -33,6 +33,7 @@
 // - Online softmax per warp (running max warp-uniform, the running sum kept per lane and reduced once at the end),
 //   then a cross-warp merge in shared memory; one split writes O / L rounded to T (as MergeWarps does), several
 //   write (max, sum, values) records that DecodeCombineKernel reduces (decode_attention.cu, LaunchDecodeCombine).
+#include <algorithm>
 #include <cfloat>
 #include <type_traits>
 
