@@ -29,7 +29,8 @@
 // - Arithmetic per 16 positions and warp (G = 4, D = 128): 256 FMA for QK + 256 for P.V + ~130 loads/converts/
 //   shuffles ~ 650 warp instructions ~ 160 issue cycles on 4 schedulers, against ~560 cycles for an SM's share of
 //   DRAM bandwidth to deliver the block's 8 KiB: memory-bound with room, so the expected rate is the GEMMs'
-//   ~2.6 TB/s (0.47 GB -> ~1.8 ms at batch 64 instead of 3.47 ms), if the pipeline holds.
+//   ~2.6 TB/s (4.7 GB of K and V over the 32 layers -> ~1.8 ms a step at batch 64 instead of 3.47 ms), if
+//   the pipeline holds.
 // - Online softmax per warp (running max warp-uniform, the running sum kept per lane and reduced once at the end),
 //   then a cross-warp merge in shared memory; one split writes O / L rounded to T (as MergeWarps does), several
 //   write (max, sum, values) records that DecodeCombineKernel reduces (decode_attention.cu, LaunchDecodeCombine).
