@@ -481,6 +481,7 @@ int RunOps() {
   }
   CheckGemm(ET::kBF16, 1.f, s, 8, ET::kBF16, false);
   RunDecodeOpChecks(s);
+  RunAttnV2Checks(s);
   TimeFlash(s);
   SS_CUDA_CHECK(cudaStreamDestroy(s));
   std::printf("OPS %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);

@@ -38,4 +38,7 @@ void Report(const std::string& name, const std::vector<double>& got, const std::
 // launcher's refusals (dev_ops_decode.cc).
 void RunDecodeOpChecks(cudaStream_t s);
 
+// Decode attention v2 (LaunchDecodeAttentionV2) on paged and contiguous caches (dev_ops_attn2.cc).
+void RunAttnV2Checks(cudaStream_t s);
+
 }  // namespace swapserve::dev

@@ -350,6 +350,13 @@ int DecodeSplits(ET t, int H, int KVH, int D, int entries, int maxCtx) {
   return byLen < want ? byLen : want;
 }
 
+void LaunchDecodeCombine(ET t, AttnEntries e, int H, int D, int splits, const float* partial, void* out, cudaStream_t s) {
+  SS_DISPATCH_ET(t, TT, {
+    LaunchK(DecodeCombineKernel<TT>, dim3(e.count, H), 128, 0, s, e, H, D, splits, partial, static_cast<TT*>(out));
+    SS_CUDA_CHECK_LAUNCH("decode combine");
+  });
+}
+
 void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
                            int cap, float scale, int splits, float* partial, void* out, cudaStream_t s) {
   SS_REQUIRE(e.count > 0 && e.count < 65536, "attention: entry count out of range");

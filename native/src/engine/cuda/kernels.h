@@ -144,6 +144,16 @@ bool FastDecodeAttention(ET t, int H, int KVH, int D);
 int DecodeSplits(ET t, int H, int KVH, int D, int entries, int maxCtx);
 void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
                            int cap, float scale, int splits, float* partial, void* out, cudaStream_t s);
+// The splits' (max, sum, values) records in `partial` reduced into the output rows (the second kernel of a split
+// decode attention).
+void LaunchDecodeCombine(ET t, AttnEntries e, int H, int D, int splits, const float* partial, void* out, cudaStream_t s);
+// Decode attention v2 (decode_attention_v2.cu; opt-in, engine tuning attnV2): the same contract as
+// LaunchDecodeAttention, built for many sequences; for shapes it does not support (DecodeAttentionV2Supported:
+// 2-byte types, D in {64, 128}, H / KVH <= 8) both calls fall back to the kernels above.
+bool DecodeAttentionV2Supported(ET t, int H, int KVH, int D);
+int DecodeSplitsV2(ET t, int H, int KVH, int D, int entries, int maxCtx);
+void LaunchDecodeAttentionV2(const void* qkv, int qStride, ET t, AttnEntries e, int H, int KVH, int D, int layer,
+                             int cap, float scale, int splits, float* partial, void* out, cudaStream_t s);
 
 // Flash-style causal prefill of one sequence's chunk: n query rows starting at row `row0` of qkv, positions
 // pos0..pos0+n-1, keys 0..pos0+n-1 in the cache at kvBase (device pointer; through the sequence's block table

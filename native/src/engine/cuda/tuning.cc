@@ -41,6 +41,11 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
   if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) t.decodeGemv = g;
   t.l2PrefetchBytes = IntEnv("SWAPSERVE_CUDA_L2PF", 0, 1 << 20, t.l2PrefetchBytes);
   t.attnSplits = IntEnv("SWAPSERVE_CUDA_ATTN_SPLITS", 1, 64, t.attnSplits);
+  if (const char* a = std::getenv("SWAPSERVE_CUDA_ATTN")) {
+    if (std::strcmp(a, "v2") == 0) t.attnV2 = true;
+    else if (std::strcmp(a, "v1") == 0) t.attnV2 = false;
+    else Invalid(std::string("SWAPSERVE_CUDA_ATTN must be v1 or v2; got \"") + a + "\"");
+  }
   return t;
 }
 
