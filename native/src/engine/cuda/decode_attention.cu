@@ -6,6 +6,7 @@
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/decode_merge.cuh"
 
 namespace swapserve::cuda {
 
@@ -25,37 +26,6 @@ __device__ __forceinline__ size_t KvRow(const int32_t* tb, int p) {
 }
 constexpr int kMaxG = 8;
 constexpr int kMaxD = 256;
-
-// The end of a decode-attention block: each of its NW warps holds a softmax partial (running max, sum, weighted
-// values) per query head g < gn (heads h0 + g); they merge into the head's output row (one split) or into the split's
-// record (max, sum, values) that DecodeCombineKernel reduces. The caller synchronises the block first.
-template <typename T, int NW, int GM, int DM>
-__device__ __forceinline__ void MergeWarps(const float (&sm)[NW][GM], const float (&sl)[NW][GM], const float (&so)[NW][GM][DM],
-                                           int gn, int D, int h0, int H, int qRow, int ent, int split, int splits, T* out,
-                                           float* partial) {
-  for (int idx = threadIdx.x; idx < gn * D; idx += blockDim.x) {
-    const int g = idx / D, d = idx % D;
-    float M = -INFINITY;
-    for (int w = 0; w < NW; ++w) M = fmaxf(M, sm[w][g]);
-    float L = 0.f, O = 0.f;
-    if (M != -INFINITY) {
-      for (int w = 0; w < NW; ++w) {
-        if (sm[w][g] == -INFINITY) continue;
-        const float f = __expf(sm[w][g] - M);
-        L += sl[w][g] * f;
-        O += so[w][g][d] * f;
-      }
-    }
-    const int h = h0 + g;
-    if (splits == 1) {
-      out[static_cast<size_t>(qRow) * H * D + h * D + d] = FromF<T>(O / L);
-    } else {
-      float* pp = partial + ((static_cast<size_t>(ent) * H + h) * splits + split) * (D + 2);
-      if (d == 0) { pp[0] = M; pp[1] = L; }
-      pp[2 + d] = O;
-    }
-  }
-}
 
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kDecWarps * 32)

@@ -40,6 +40,7 @@
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/decode_merge.cuh"
 
 namespace swapserve::cuda {
 
@@ -200,30 +201,7 @@ DecodeAttnV2Kernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int
     for (int i = 0; i < DL; ++i) so[warp][g][lane * DL + i] = o[g][i];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < G * D; idx += blockDim.x) {
-    const int g = idx / D, d = idx % D;
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kV2Warps; ++w) M = fmaxf(M, sm[w][g]);
-    float L = 0.f, O = 0.f;
-    if (M != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < kV2Warps; ++w) {
-        if (sm[w][g] == -INFINITY) continue;
-        const float f = __expf(sm[w][g] - M);
-        L += sl[w][g] * f;
-        O += so[w][g][d] * f;
-      }
-    }
-    const int h = h0 + g;
-    if (splits == 1) {
-      out[static_cast<size_t>(qRow) * H * D + h * D + d] = FromF<T>(O / L);
-    } else {
-      float* pp = partial + ((static_cast<size_t>(ent) * H + h) * splits + split) * (D + 2);
-      if (d == 0) { pp[0] = M; pp[1] = L; }
-      pp[2 + d] = O;
-    }
-  }
+  MergeWarps<T, kV2Warps, GM, D>(sm, sl, so, G, D, h0, H, qRow, ent, split, splits, out, partial);
 }
 
 // Blocks of the v2 kernel resident on the chip at once (132 SMs x 4): the split count aims at about one wave.
