@@ -57,25 +57,11 @@ void CpuAttention(const std::vector<uint8_t>& qkv, int qStride, ET t, const std:
   out.clear();
   for (size_t e = 0; e < rows.size(); ++e) {
     for (int h = 0; h < H; ++h) {
-      const int kvh = h / G;
-      std::vector<double> s(ctx[e]);
-      double mx = -1e300;
-      for (int p = 0; p < ctx[e]; ++p) {
-        double dot = 0;
-        for (int d = 0; d < D; ++d)
-          dot += double(HostF(qkv.data(), t, static_cast<size_t>(rows[e]) * qStride + h * D + d)) *
-                 HostF(cache.data(), t, 2 * layer * plane + static_cast<size_t>(p) * KVH * D + kvh * D + d);
-        s[p] = dot / std::sqrt(double(D));
-        mx = std::max(mx, s[p]);
-      }
-      double sum = 0;
-      for (double& v : s) sum += (v = std::exp(v - mx));
-      for (int d = 0; d < D; ++d) {
-        double o = 0;
-        for (int p = 0; p < ctx[e]; ++p)
-          o += s[p] * HostF(cache.data(), t, (2 * layer + 1) * plane + static_cast<size_t>(p) * KVH * D + kvh * D + d);
-        out.push_back(o / sum);
-      }
+      const size_t q0 = static_cast<size_t>(rows[e]) * qStride + h * D, kv0 = static_cast<size_t>(h / G) * D;
+      RefAttention(ctx[e], D, 1.0 / std::sqrt(double(D)), [&](int d) { return HostF(qkv.data(), t, q0 + d); },
+                   [&](int p, int d) { return HostF(cache.data(), t, 2 * layer * plane + static_cast<size_t>(p) * KVH * D + kv0 + d); },
+                   [&](int p, int d) { return HostF(cache.data(), t, (2 * layer + 1) * plane + static_cast<size_t>(p) * KVH * D + kv0 + d); },
+                   out);
     }
   }
 }

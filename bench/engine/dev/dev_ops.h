@@ -1,6 +1,7 @@
 // Shared pieces of the op checks (dev_ops.cc, dev_ops_decode.cc): device buffers, host reads of each element
 // type, and the relative-error report that counts failures.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -30,6 +31,27 @@ struct Buf {
   }
   void poison() { SS_CUDA_CHECK(cudaMemset(d, 0xff, bytes)); }  // NaN in every float type
 };
+
+// Reference attention of one query head over ctx positions in double: q(d), k(p, d) and v(p, d) read the inputs;
+// appends the D outputs to out.
+template <typename Q, typename K, typename V>
+void RefAttention(int ctx, int D, double scale, Q q, K k, V v, std::vector<double>& out) {
+  std::vector<double> s(ctx);
+  double mx = -1e300;
+  for (int p = 0; p < ctx; ++p) {
+    double dot = 0;
+    for (int d = 0; d < D; ++d) dot += double(q(d)) * k(p, d);
+    s[p] = dot * scale;
+    mx = std::max(mx, s[p]);
+  }
+  double sum = 0;
+  for (double& x : s) sum += (x = std::exp(x - mx));
+  for (int d = 0; d < D; ++d) {
+    double o = 0;
+    for (int p = 0; p < ctx; ++p) o += s[p] * v(p, d);
+    out.push_back(o / sum);
+  }
+}
 
 // ||got - ref|| / ||ref|| against tol; NaN anywhere fails. One CHECK line per call.
 void Report(const std::string& name, const std::vector<double>& got, const std::vector<double>& ref, double tol);

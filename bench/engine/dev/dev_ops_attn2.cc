@@ -90,26 +90,12 @@ void CheckV2(const PagedCase& c, int forcedSplits, cudaStream_t s) {
   std::vector<double> ref, got;
   for (int e = 0; e < E; ++e) {
     for (int h = 0; h < H; ++h) {
-      const int kvh = h / G;
-      std::vector<double> sc(ctx[e]);
-      double mx = -1e300;
-      for (int p = 0; p < ctx[e]; ++p) {
-        const size_t k0 = cacheOf(e) + 2 * layer * plane + rowOf(e, p) * rowElems + kvh * D;
-        double dot = 0;
-        for (int d = 0; d < D; ++d)
-          dot += double(HostF(qh.data(), t, static_cast<size_t>(rows[e]) * QS + h * D + d)) * HostF(ph.data(), t, k0 + d);
-        sc[p] = dot * scale;
-        mx = std::max(mx, sc[p]);
-      }
-      double sum = 0;
-      for (double& v : sc) sum += (v = std::exp(v - mx));
-      for (int d = 0; d < D; ++d) {
-        double o = 0;
-        for (int p = 0; p < ctx[e]; ++p)
-          o += sc[p] * HostF(ph.data(), t, cacheOf(e) + (2 * layer + 1) * plane + rowOf(e, p) * rowElems + kvh * D + d);
-        ref.push_back(o / sum);
-        got.push_back(HostF(oh.data(), t, static_cast<size_t>(rows[e]) * H * D + h * D + d));
-      }
+      const size_t q0 = static_cast<size_t>(rows[e]) * QS + h * D, kv0 = cacheOf(e) + static_cast<size_t>(h / G) * D;
+      RefAttention(ctx[e], D, scale, [&](int d) { return HostF(qh.data(), t, q0 + d); },
+                   [&](int p, int d) { return HostF(ph.data(), t, kv0 + 2 * layer * plane + rowOf(e, p) * rowElems + d); },
+                   [&](int p, int d) { return HostF(ph.data(), t, kv0 + (2 * layer + 1) * plane + rowOf(e, p) * rowElems + d); },
+                   ref);
+      for (int d = 0; d < D; ++d) got.push_back(HostF(oh.data(), t, static_cast<size_t>(rows[e]) * H * D + h * D + d));
     }
   }
   Report(std::string("decode attention v2 ") + (c.paged ? "paged " : "contiguous ") + EtName(t) + " D=" +
