@@ -49,6 +49,10 @@ template <> __device__ __forceinline__ void Load8<__nv_bfloat16>(const __nv_bflo
   for (int i = 0; i < 4; ++i) { const float2 v = __bfloat1622float2(h[i]); f[2 * i] = v.x; f[2 * i + 1] = v.y; }
 }
 
+// A GEMV output element: y = v, or y = v + beta * y (beta 1: the product accumulates into the residual stream).
+template <typename TY>
+__device__ __forceinline__ void StoreY(TY* y, float v, float beta) { *y = FromF<TY>(beta != 0.f ? v + beta * ToF(*y) : v); }
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

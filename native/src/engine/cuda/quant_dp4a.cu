@@ -126,10 +126,7 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
       for (int r = 0; r < R; ++r) {
         const float v = WarpSum(acc[t][r]);
         const int n = g * R + r;
-        if (lane == 0 && n < N) {
-          TY* y = Y + static_cast<size_t>(t) * ldy + n;
-          *y = FromF<TY>(beta != 0.f ? v + beta * ToF(*y) : v);
-        }
+        if (lane == 0 && n < N) StoreY(Y + static_cast<size_t>(t) * ldy + n, v, beta);
       }
   }
 }

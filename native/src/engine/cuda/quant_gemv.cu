@@ -69,6 +69,17 @@ namespace swapserve::cuda {
 
 namespace {
 
+// The end of a GEMV warp: each of its NT sums reduced over the warp, stored by lane 0 into row t of Y at column n.
+template <typename TY, int NT>
+__device__ __forceinline__ void WarpSumStore(float (&acc)[NT], TY* Y, int ldy, int n, float beta, int lane) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = WarpSum(acc[t]);
+  if (lane == 0) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) StoreY(Y + static_cast<size_t>(t) * ldy + n, acc[t], beta);
+  }
+}
+
 using bf16 = __nv_bfloat16;
 constexpr int kWarps = 4;  // rows per thread block (one warp a row)
 
@@ -124,15 +135,7 @@ QuantGemvKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restr
       }
     }
   }
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = WarpSum(acc[t]);
-  if (lane == 0) {
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      TY* y = Y + static_cast<size_t>(t) * ldy + n;
-      *y = FromF<TY>(beta != 0.f ? acc[t] + beta * ToF(*y) : acc[t]);
-    }
-  }
+  WarpSumStore<TY, NT>(acc, Y, ldy, n, beta, lane);
 }
 
 // out[r][k] (rows, K) = W[row0 + r][k]: one thread per (row, block, lane).
@@ -293,15 +296,7 @@ QuantGemvIntKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __re
         }
       }
     }
-#pragma unroll
-    for (int t = 0; t < NT; ++t) acc[t] = WarpSum(acc[t]);
-    if (lane == 0) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        TY* y = Y + static_cast<size_t>(t) * ldy + n;
-        *y = FromF<TY>(beta != 0.f ? acc[t] + beta * ToF(*y) : acc[t]);
-      }
-    }
+    WarpSumStore<TY, NT>(acc, Y, ldy, n, beta, lane);
   }
 }
 
