@@ -196,18 +196,11 @@ DecodeAttnFastKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, i
   };
   int c0 = s0 + warp * 32;
   if (c0 < s1) load(c0);  // in flight while q goes to shared memory
-  for (int i = threadIdx.x; i < G * D; i += blockDim.x)
-    sq[i / D][i % D] = ToF(qkv[static_cast<size_t>(qRow) * qStride + h0 * D + i]) * scale;
+  LoadScaledQ(sq, qkv, qRow, qStride, h0, G, D, scale);
   __syncthreads();
 
   float m[GM], l[GM], o[GM][DL];
-#pragma unroll
-  for (int g = 0; g < GM; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.f;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) o[g][i] = 0.f;
-  }
+  ResetSoftmax(m, l, o);
   for (bool first = true; c0 < s1; c0 += kFastWarps * 32, first = false) {
     if (!first) load(c0);
     float s[GM];

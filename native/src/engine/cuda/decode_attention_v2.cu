@@ -122,18 +122,11 @@ DecodeAttnV2Kernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int
 
   int j = warp;
   if (j < nb) loadK(j);  // in flight while q goes to shared memory
-  for (int i = threadIdx.x; i < G * D; i += blockDim.x)
-    sq[i / D][i % D] = ToF(qkv[static_cast<size_t>(qRow) * qStride + h0 * D + i]) * scale;
+  LoadScaledQ(sq, qkv, qRow, qStride, h0, G, D, scale);
   __syncthreads();
 
   float m[GM], l[GM], o[GM][DL];
-#pragma unroll
-  for (int g = 0; g < GM; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.f;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) o[g][i] = 0.f;
-  }
+  ResetSoftmax(m, l, o);
   for (; j < nb; j += kV2Warps) {
     loadV(j);
     const bool valid = r < rowsOf(j);
