@@ -45,7 +45,9 @@
 // (R = 2 by default; 1 and 4 are instantiated for the bench), so one shared-memory read of X serves R rows and each
 // lane has 2R units (>= 32 bytes each) in flight; 8 warps a block, at most 2 waves of resident blocks.
 // Why three: float is measured and stays the default; int16 keeps the CPU-vs-CUDA logits margins (1e-5 relative);
-// dp4a trades that for the fewest instructions and bytes a weight. None of the integer paths has run on a GPU.
+// dp4a trades that for the fewest instructions and bytes a weight. Measured on an H100 (2026-12-07,
+// bench/results/quant/2026-12-07-h100-16ee34a.md): dp4a fastest for Q4_0/Q4_K/Q5_K, int16 for Q6_K, float for Q8_0,
+// none at least as fast as ggml on every shape; so float stays the default.
 // Choosing after bench/quant/gemv_bench (it times every variant, dp4a-r1/r2/r4, on every shape and type, and
 // names the fastest per type): take the fastest variant that passes its checks; if dp4a wins, the
 // CPU-vs-CUDA tolerances of test/quant/cuda.test.ts must also hold with it (ggml ships q8_1, so ~3e-3 is accepted
