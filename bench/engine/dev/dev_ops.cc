@@ -422,6 +422,16 @@ void TimeFlash(cudaStream_t s) {
 
 }  // namespace
 
+// Only the decode attention v2 checks (engine_dev ops attn2): quick, and first when a device call is short.
+int RunOnlyAttnV2() {
+  cudaStream_t s;
+  SS_CUDA_CHECK(cudaStreamCreate(&s));
+  RunAttnV2Checks(s);
+  SS_CUDA_CHECK(cudaStreamDestroy(s));
+  std::printf("OPS attn2 %s: %d failure(s)\n", g_failures ? "FAILED" : "PASSED", g_failures);
+  return g_failures ? 1 : 0;
+}
+
 int RunOps() {
   cudaStream_t s;
   SS_CUDA_CHECK(cudaStreamCreate(&s));

@@ -113,7 +113,7 @@ struct CudaTuning {
   std::string decodeGemv;     // decode launch shapes ("4x4k" or "qkv:4x4k/o:2x4/..."); "" = measured defaults
   int l2PrefetchBytes = -1;   // bytes per row prefetched into L2 by decode products; -1 = per-product default
   int attnSplits = 0;         // decode attention context splits, 1..64; 0 = chosen from the shape
-  bool attnV2 = false;        // decode attention v2 (decode_attention_v2.cu, many sequences); env only for now
+  int attnV2MinEntries = 0;   // decode attention v2 (decode_attention_v2.cu) for passes with >= this many decode rows; 0 never; env only for now
   bool cudaGraphs = false;    // decode steps replayed as CUDA graphs per batch-size bucket (1, 2, 4, ..., 256)
 };
 

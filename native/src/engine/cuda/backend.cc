@@ -112,7 +112,7 @@ class CudaBackend final : public Backend {
     fusedDecode_ = t.fusedDecode;
     ResolveDecodeTunings(t, tunes_);
     attnSplits_ = t.attnSplits;
-    attnV2_ = t.attnV2;
+    attnV2Min_ = t.attnV2MinEntries;
     graphsOn_ = t.cudaGraphs;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -492,7 +492,7 @@ class CudaBackend final : public Backend {
     entries.table = dTab;
     entries.tableOff = reinterpret_cast<const int32_t*>(md + oETab);
     const int splits = !E ? 1 : attnSplits_ ? std::min(attnSplits_, (maxCtx + 31) / 32)
-                     : attnV2_ ? cuda::DecodeSplitsV2(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx)
+                     : useV2(E) ? cuda::DecodeSplitsV2(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx)
                                : cuda::DecodeSplits(et_, d_.heads, d_.kvHeads, d_.headDim, E, maxCtx);
     if (E && splits > 1) ensurePartial(static_cast<size_t>(E) * d_.heads * splits * (d_.headDim + 2));
 
@@ -554,7 +554,7 @@ class CudaBackend final : public Backend {
         cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(kvb), H, KVH, D,
                                  l, cap, scale, attn_, QD, stream_, dTab + p.tab);
       if (E)
-        (attnV2_ ? cuda::LaunchDecodeAttentionV2 : cuda::LaunchDecodeAttention)(
+        (useV2(entries.count) ? cuda::LaunchDecodeAttentionV2 : cuda::LaunchDecodeAttention)(
             qkv_, QS, et_, entries, H, KVH, D, l, cap, scale, splits,
             splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr, attn_, stream_);
       mark("attention");
@@ -716,7 +716,7 @@ class CudaBackend final : public Backend {
       qkv.slot = dSlot;
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tunes_[kQkvOp], stream_);
       mark("qkv+rope+kv");
-      (attnV2_ ? cuda::LaunchDecodeAttentionV2 : cuda::LaunchDecodeAttention)(
+      (useV2(entries.count) ? cuda::LaunchDecodeAttentionV2 : cuda::LaunchDecodeAttention)(
           qkv_, QS, et_, entries, H, KVH, D, l, kv_->poolTokens(), scale, splits,
           splits > 1 ? static_cast<float*>(static_cast<void*>(partial_->data())) : nullptr, attn_, stream_);
       mark("attention");
@@ -772,7 +772,8 @@ class CudaBackend final : public Backend {
   bool pdl_ = true;
   bool fusedDecode_ = true;
   int attnSplits_ = 0;  // 0: DecodeSplits decides
-  bool attnV2_ = false;  // decode attention v2 (LaunchDecodeAttentionV2; it falls back for shapes it lacks)
+  int attnV2Min_ = 0;  // decode attention v2 for >= this many decode rows (LaunchDecodeAttentionV2; it falls back for shapes it lacks); 0 never
+  bool useV2(int entries) const { return attnV2Min_ > 0 && entries >= attnV2Min_; }
   cuda::DecodeTuning tunes_[kDecodeOps];  // tuning.h: the measured defaults unless tuned
   float* ss_ = nullptr;  // (2L + 1) sums of squares of the residual stream in a fused decode step
   Profiler prof_;

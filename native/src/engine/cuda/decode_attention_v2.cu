@@ -1,4 +1,4 @@
-// Decode attention v2 (opt-in: engine tuning attnV2, env SWAPSERVE_CUDA_ATTN=v2): single query rows over the paged
+// Decode attention v2 (engine tuning attnV2MinEntries; env SWAPSERVE_CUDA_ATTN=v2, or auto: from 16 decode rows): single query rows over the paged
 // KV cache, built for many sequences at a time (batch 16..256, contexts 256..4096), where the fast kernel of
 // decode_attention.cu reaches ~1.35 TB/s (issue 18). Same inputs, outputs and numerics as LaunchDecodeAttention
 // (kernels.h: LaunchDecodeAttentionV2, DecodeSplitsV2).
@@ -150,7 +150,10 @@ DecodeAttnV2Kernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int
 #pragma unroll
     for (int g = 0; g < GM; ++g) {
       if (g >= G) break;
-      const float sv = valid ? s[g] + __shfl_xor_sync(0xffffffffu, s[g], 1) : -INFINITY;
+      // Every lane shuffles (a full-mask shuffle that some lanes skip hangs the warp: it did on the H100), then
+      // the rows past the context drop out.
+      const float pair = s[g] + __shfl_xor_sync(0xffffffffu, s[g], 1);
+      const float sv = valid ? pair : -INFINITY;
       float cm = sv;  // the two lanes of a row agree: the max over the 16 rows takes 4 steps
 #pragma unroll
       for (int off = 16; off > 1; off >>= 1) cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, off));

@@ -147,7 +147,7 @@ void LaunchDecodeAttention(const void* qkv, int qStride, ET t, AttnEntries e, in
 // The splits' (max, sum, values) records in `partial` reduced into the output rows (the second kernel of a split
 // decode attention).
 void LaunchDecodeCombine(ET t, AttnEntries e, int H, int D, int splits, const float* partial, void* out, cudaStream_t s);
-// Decode attention v2 (decode_attention_v2.cu; opt-in, engine tuning attnV2): the same contract as
+// Decode attention v2 (decode_attention_v2.cu; engine tuning attnV2MinEntries): the same contract as
 // LaunchDecodeAttention, built for many sequences; for shapes it does not support (DecodeAttentionV2Supported:
 // 2-byte types, D in {64, 128}, H / KVH <= 8) both calls fall back to the kernels above.
 bool DecodeAttentionV2Supported(ET t, int H, int KVH, int D);

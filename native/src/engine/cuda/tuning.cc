@@ -42,9 +42,10 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
   t.l2PrefetchBytes = IntEnv("SWAPSERVE_CUDA_L2PF", 0, 1 << 20, t.l2PrefetchBytes);
   t.attnSplits = IntEnv("SWAPSERVE_CUDA_ATTN_SPLITS", 1, 64, t.attnSplits);
   if (const char* a = std::getenv("SWAPSERVE_CUDA_ATTN")) {
-    if (std::strcmp(a, "v2") == 0) t.attnV2 = true;
-    else if (std::strcmp(a, "v1") == 0) t.attnV2 = false;
-    else Invalid(std::string("SWAPSERVE_CUDA_ATTN must be v1 or v2; got \"") + a + "\"");
+    if (std::strcmp(a, "v2") == 0) t.attnV2MinEntries = 1;
+    else if (std::strcmp(a, "v1") == 0) t.attnV2MinEntries = 0;
+    else if (std::strcmp(a, "auto") == 0) t.attnV2MinEntries = IntEnv("SWAPSERVE_CUDA_ATTN_V2_MIN", 1, 65535, 16);
+    else Invalid(std::string("SWAPSERVE_CUDA_ATTN must be v1, v2 or auto; got \"") + a + "\"");
   }
   return t;
 }
