@@ -160,14 +160,20 @@ export const calibrationFileSchema = z.object({
 }).strict();
 export type CalibrationFile = z.infer<typeof calibrationFileSchema>;
 
-/** Least squares for y = a·x1 + b·x2 over rows [x1, x2, y]; both coefficients must come out positive. */
-function fit2(rows: Array<[number, number, number]>, what: string): [number, number] {
+/**
+ * Least squares for y = a·x1 + b·x2 over rows [x1, x2, y] with a ≥ 0 (non-negative least squares: where the free fit
+ * puts the fixed cost a below zero, the best fit with a = 0 is b = Σx2·y / Σx2²); b must come out positive. A measured
+ * file's bandwidth is the batch-1 step's own rate, so its decode points leave no fixed cost at batch 1, and the free
+ * fit's a lands just below zero (an H100 profile, 2026-12-07: −2.7 µs a layer).
+ */
+export function fit2(rows: Array<[number, number, number]>, what: string): [number, number] {
   let s11 = 0, s12 = 0, s22 = 0, s1y = 0, s2y = 0;
   for (const [x1, x2, y] of rows) { s11 += x1 * x1; s12 += x1 * x2; s22 += x2 * x2; s1y += x1 * y; s2y += x2 * y; }
   const det = s11 * s22 - s12 * s12;
   if (Math.abs(det) <= 1e-12 * s11 * s22) throw new FleetInputError(`${what}: the points cannot separate the fixed and the per-unit cost (give two different sizes)`);
-  const a = (s1y * s22 - s2y * s12) / det;
-  const b = (s2y * s11 - s1y * s12) / det;
+  let a = (s1y * s22 - s2y * s12) / det;
+  let b = (s2y * s11 - s1y * s12) / det;
+  if (a < 0) { a = 0; b = s2y / s22; }
   if (!(a >= 0) || !(b > 0)) throw new FleetInputError(`${what}: the points give a negative or zero cost (fixed ${a}, per unit ${b}); check them`);
   return [a, b];
 }

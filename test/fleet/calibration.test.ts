@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetInputError, loadCalibration, type ModelShape } from '../../services/fleet/calibration.ts';
+import { FleetInputError, fit2, loadCalibration, type ModelShape } from '../../services/fleet/calibration.ts';
 
 const PROFILES = join(import.meta.dirname, '..', '..', 'bench', 'results', 'profiles');
 const h200Raw = () => JSON.parse(readFileSync(join(PROFILES, 'h200.json'), 'utf8'));
@@ -54,6 +54,28 @@ describe('shipped calibration profiles', () => {
     assert.equal(l4.maxBatch(llama8b, 2048), Math.floor(room / (2048 * 131072)));
     assert.equal(l4.maxBatch({ ...llama8b, weightBytes: 30e9 }, 2048), 0);
     assert.equal(h200.maxBatch(llama8b, 100), 256); // capped
+  });
+});
+
+describe('fit2: fixed and per-unit cost, the fixed one never negative', () => {
+  it('recovers both where the points carry both', () => {
+    const [a, b] = fit2([[32, 1, 32 * 2e-5 + 1 * 3e-3], [32, 8, 32 * 2e-5 + 8 * 3e-3], [32, 64, 32 * 2e-5 + 64 * 3e-3]], 'x');
+    within(a, 2e-5, 1e-9);
+    within(b, 3e-3, 1e-9);
+  });
+
+  it('clamps a fixed cost the free fit puts below zero and refits the per-unit one alone', () => {
+    // The H100 profile of 2026-12-07: residuals 0 at batch 1 by construction, growing with the batch.
+    const rows: Array<[number, number, number]> = [[32, 1, 0], [32, 8, 1.3e-3], [32, 32, 2.4e-3], [32, 64, 3.0e-3], [32, 128, 9.6e-3], [32, 256, 18.7e-3]];
+    const [a, b] = fit2(rows, 'x');
+    assert.equal(a, 0);
+    const want = rows.reduce((t, r) => t + r[1] * r[2], 0) / rows.reduce((t, r) => t + r[1] * r[1], 0);
+    within(b, want, 1e-12);
+  });
+
+  it('still refuses points that give no positive per-unit cost', () => {
+    assert.throws(() => fit2([[32, 1, 5e-3], [32, 8, 4e-3], [32, 64, 1e-3]], 'engine.decode'), /engine.decode: the points give a negative or zero cost/);
+    assert.throws(() => fit2([[32, 8, 1e-3], [32, 8, 2e-3]], 'engine.prefill'), /cannot separate/);
   });
 });
 
