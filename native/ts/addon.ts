@@ -22,10 +22,12 @@ export interface RuntimeAddon {
   /** Creates the device's CUDA context on a background thread (no-op in the CPU build); bin/swapserve.js, at a worker's start. */
   prewarm(device: number): void;
   /**
-   * CUDA addon only: runs the process's first library matrix products (8B-like bf16 shapes, on buffers it frees) so
-   * that no request pays their one-time set-up; resolves to its wall ms. A worker calls it before `Runtime.open`.
+   * CUDA addon only: runs the process's first library matrix products (each given weight shape [n, k, dtype] and an
+   * 8B-like bf16 one, at pass widths 1..512, on buffers it frees; shapes over 2^29 elements are skipped) so that no
+   * request pays their one-time set-up (the library picks and loads kernels per shape); resolves to its wall ms. A
+   * worker calls it before `Runtime.open` with its configured models' shapes (`warmShapes`).
    */
-  warmUp?(device: number): Promise<number>;
+  warmUp?(device: number, shapes?: Array<[number, number, 'bf16' | 'f16']>): Promise<number>;
   /** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; benches). */
   dropPageCache(path: string): void;
   /** Fraction of a file's pages in the page cache, 0..1 (mincore; benches). */

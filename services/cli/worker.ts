@@ -4,6 +4,8 @@ import { HELP, loadCommandConfig, parseCommand } from './args.ts';
 import { checkWorkerGroup, ConfigError } from '../config/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { loadAddon, resolveBackend, type BackendChoice } from '../../native/ts/addon.ts';
+import { openModel } from '../../native/ts/model/index.ts';
+import { warmShapes } from '../../native/ts/warm-shapes.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { createLogger } from '../config/log.ts';
 import { runUntilStopped } from '../health/lifecycle.ts';
@@ -57,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
-  const warmMs = await warmUpEngine(backend, device);
+  const warmMs = await warmUpEngine(backend, device, config.models.map((m) => m.path));
   const log = createLogger({ service: 'worker', level: config.log.level });
   const native = new NativeBackend(config, { backend, device, threads, log });
   await injectStickyOnce(native);
@@ -90,14 +92,19 @@ export async function run(argv: string[]): Promise<number> {
 
 /**
  * CUDA only: the process's first library matrix products cost about 0.16 s (the fleet replay on an H100 saw a
- * worker's first prefill take 170 ms against 4 ms later), so the worker pays them here, before its pools are
- * allocated and before it reports ready, not its first request. A failure only costs that time back: logged, not fatal.
+ * worker's first prefill take 170 ms against 4 ms later), and each new model width its own kernels (32 ms against
+ * 5 ms, run 15), so the worker pays them here for its configured models' shapes (read from the files' headers),
+ * before its pools are allocated and before it reports ready, not its first request. A failure only costs that time
+ * back: logged, not fatal; a model whose header cannot be read is left to its own registration to report.
  */
-async function warmUpEngine(choice: BackendChoice | undefined, device: number): Promise<number | null> {
+async function warmUpEngine(choice: BackendChoice | undefined, device: number, modelPaths: string[]): Promise<number | null> {
   if (resolveBackend(choice) !== 'cuda') return null;
   try {
     const addon = loadAddon('cuda');
-    return addon.warmUp ? await addon.warmUp(device) : null;
+    if (!addon.warmUp) return null;
+    const sources = await Promise.all(modelPaths.map((p) => openModel(p).catch(() => null)));
+    const shapes = warmShapes(sources.filter((s) => s !== null).map((s) => ({ config: s.config, dtype: s.dtype })));
+    return await addon.warmUp(device, shapes);
   } catch (e) {
     process.stderr.write(`swapserve worker: engine warm-up failed, the first request will pay it: ${(e as Error).message}\n`);
     return null;

@@ -4,12 +4,15 @@
 // replay on an H100 (bench/results/fleet/2026-12-07-h100-sim-vs-real) showed it: a worker's first prefill took
 // 170 ms for 105 tokens where the same model's later prefills took 4 ms, and a model first used later in the
 // process paid nothing extra. A worker runs this once at start-up, before it reports ready, so no request pays it:
-// a few bf16 products of 8B-like shapes (T = 1 goes through the engine's own GEMV, T > 1 through the library, fp32 and
-// bf16 outputs, beta 0 and 1), on buffers allocated here and freed before the runtime sizes its pools.
+// the products of its configured models' shapes (the worker reads them from the files' headers) and of an 8B-like
+// 4096 x 4096, at pass widths 1..512 (T = 1 goes through the engine's own GEMV, T > 1 through the library, fp32 and
+// model-type outputs, beta 0 and 1), on buffers allocated here and freed before the runtime sizes its pools.
 #include <napi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/cuda_check.h"
 #include "common/napi_error.h"
@@ -18,11 +21,31 @@
 namespace swapserve::engine {
 namespace {
 
-double WarmUp(int device) {
+// A product shape of a model the worker serves: W is (n, k) of element type t.
+struct WarmShape {
+  int n, k;
+  cuda::ET t;
+};
+
+// The library's kernels are picked per shape: the configured models' own shapes are warmed, not only 8B-like ones
+// (the replay of 2026-12-07 on an H100, run 15: a worker warmed on 4096 x 4096 still took 32 ms for its first
+// 105-token prefill of a 2048-wide model against 5 ms later).
+double WarmUp(int device, std::vector<WarmShape> shapes) {
   const auto t0 = std::chrono::steady_clock::now();
   SS_CUDA_CHECK(cudaSetDevice(device));
-  constexpr int kN = 4096, kK = 4096, kMaxT = 512;
+  constexpr int kMaxT = 512;
+  constexpr size_t kMaxW = size_t{1} << 29;  // elements of W: larger shapes (70B products) are skipped
   constexpr size_t kWs = 32u << 20;
+  shapes.push_back({4096, 4096, cuda::ET::kBF16});
+  shapes.erase(std::remove_if(shapes.begin(), shapes.end(),
+                              [&](const WarmShape& x) { return x.n <= 0 || x.k <= 0 || size_t(x.n) * x.k > kMaxW; }),
+               shapes.end());
+  size_t wMax = 0, nMax = 0, kMax = 0;
+  for (const auto& x : shapes) {
+    wMax = std::max(wMax, size_t(x.n) * x.k);
+    nMax = std::max(nMax, size_t(x.n));
+    kMax = std::max(kMax, size_t(x.k));
+  }
   void *w = nullptr, *x = nullptr, *y = nullptr, *ws = nullptr;
   cudaStream_t s = nullptr;
   auto release = [&] {
@@ -32,18 +55,20 @@ double WarmUp(int device) {
   };
   try {
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    SS_CUDA_CHECK(cudaMalloc(&w, size_t{kN} * kK * 2));
-    SS_CUDA_CHECK(cudaMalloc(&x, size_t{kMaxT} * kK * 2));
-    SS_CUDA_CHECK(cudaMalloc(&y, size_t{kMaxT} * kN * 4));
+    SS_CUDA_CHECK(cudaMalloc(&w, wMax * 2));
+    SS_CUDA_CHECK(cudaMalloc(&x, size_t{kMaxT} * kMax * 2));
+    SS_CUDA_CHECK(cudaMalloc(&y, size_t{kMaxT} * nMax * 4));
     SS_CUDA_CHECK(cudaMalloc(&ws, kWs));
-    SS_CUDA_CHECK(cudaMemsetAsync(w, 0, size_t{kN} * kK * 2, s));
-    SS_CUDA_CHECK(cudaMemsetAsync(x, 0, size_t{kMaxT} * kK * 2, s));
-    SS_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t{kMaxT} * kN * 4, s));
+    SS_CUDA_CHECK(cudaMemsetAsync(w, 0, wMax * 2, s));
+    SS_CUDA_CHECK(cudaMemsetAsync(x, 0, size_t{kMaxT} * kMax * 2, s));
+    SS_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t{kMaxT} * nMax * 4, s));
     {
       cuda::Gemm g(ws, kWs);
-      for (int t : {1, 8, 64, kMaxT}) {
-        g.run(w, cuda::ET::kBF16, kN, kK, x, cuda::ET::kBF16, kK, t, y, cuda::ET::kBF16, kN, 0.f, s);
-        g.run(w, cuda::ET::kBF16, kN, kK, x, cuda::ET::kBF16, kK, t, y, cuda::ET::kF32, kN, 1.f, s);
+      for (const auto& sh : shapes) {
+        for (int t : {1, 8, 64, 128, 256, kMaxT}) {
+          g.run(w, sh.t, sh.n, sh.k, x, sh.t, sh.k, t, y, sh.t, sh.n, 0.f, s);
+          g.run(w, sh.t, sh.n, sh.k, x, sh.t, sh.k, t, y, cuda::ET::kF32, sh.n, 1.f, s);
+        }
       }
       SS_CUDA_CHECK(cudaStreamSynchronize(s));
     }
@@ -57,12 +82,12 @@ double WarmUp(int device) {
 
 class WarmUpWorker final : public Napi::AsyncWorker {
  public:
-  WarmUpWorker(Napi::Env env, int device)
-      : Napi::AsyncWorker(env), device_(device), deferred_(Napi::Promise::Deferred::New(env)) {}
+  WarmUpWorker(Napi::Env env, int device, std::vector<WarmShape> shapes)
+      : Napi::AsyncWorker(env), device_(device), shapes_(std::move(shapes)), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() const { return deferred_.Promise(); }
   void Execute() override {
     try {
-      ms_ = WarmUp(device_);
+      ms_ = WarmUp(device_, shapes_);
     } catch (const NativeError& e) {
       code_ = static_cast<int>(e.code());
       SetError(e.what());
@@ -78,6 +103,7 @@ class WarmUpWorker final : public Napi::AsyncWorker {
 
  private:
   int device_;
+  std::vector<WarmShape> shapes_;
   Napi::Promise::Deferred deferred_;
   double ms_ = 0;
   int code_ = -1;
@@ -86,8 +112,24 @@ class WarmUpWorker final : public Napi::AsyncWorker {
 Napi::Value WarmUpJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 0)
-    throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device): expected a device ordinal >= 0");
-  auto* w = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value());
+    throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes?): expected a device ordinal >= 0");
+  // shapes: [[n, k, dtype], ...] with dtype "bf16" or "f16" (validated in JS, native/ts/addon.ts; checked again here).
+  std::vector<WarmShape> shapes;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsArray()) throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes): shapes must be an array");
+    const Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const Napi::Value v = a.Get(i);
+      const Napi::Array e = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
+      const bool ok = e.Length() == 3 && e.Get(0u).IsNumber() && e.Get(1u).IsNumber() && e.Get(2u).IsString();
+      const std::string dt = ok ? e.Get(2u).As<Napi::String>().Utf8Value() : "";
+      const int n = ok ? e.Get(0u).As<Napi::Number>().Int32Value() : 0, k = ok ? e.Get(1u).As<Napi::Number>().Int32Value() : 0;
+      if (!ok || n <= 0 || k <= 0 || (dt != "bf16" && dt != "f16"))
+        throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes): shapes[" + std::to_string(i) + "] must be [n > 0, k > 0, \"bf16\" | \"f16\"]");
+      shapes.push_back({n, k, dt == "bf16" ? cuda::ET::kBF16 : cuda::ET::kF16});
+    }
+  }
+  auto* w = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value(), std::move(shapes));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
