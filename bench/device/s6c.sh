@@ -5,7 +5,7 @@
 source bench/device/lib.sh
 pkill -f "bin/swapserve.js" 2>/dev/null; pkill -f redis-server 2>/dev/null; rm -rf /tmp/hm /tmp/load-models /tmp/m8b /tmp/quant-models
 command -v node >/dev/null || source scripts/uncarry.sh > $R/build.log 2>&1; export PATH=/tmp/bin:$PATH SWAPSERVE_REDIS_SERVER="$PWD/.carry/redis-server" LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}"
-[ -f native/build/swapserve_cuda.node ] && [ native/build/swapserve_cuda.node -nt native/src/engine/cuda/warmup.cc ] || source scripts/uncarry.sh > $R/build.log 2>&1
+[ -f native/build/swapserve_cuda.node ] || source scripts/uncarry.sh > $R/build.log 2>&1
 echo "build $(el)"
 OUT=$R/fleet SKIP_UNCARRY=1 REPLAY_TIMEOUT_S=${RT:-230} REPLAY_ARGS="--duration-s ${RD:-120}" bash bench/fleet/run_device.sh 2>&1 | tail -30
 grep -hE "ready \(|warm-up" $R/fleet/replay.log | head -3
