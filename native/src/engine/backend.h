@@ -104,6 +104,9 @@ inline bool PlainSampling(const Sampling& s, int vocab) {
          s.numLogprobs < 0 && !(s.minP > 0.f);
 }
 
+// Decode rows from which a pass uses decode attention v2 (CudaTuning::attnV2MinEntries).
+inline constexpr int kAttnV2MinEntriesDefault = 32;
+
 // CUDA backend tuning; the defaults match native/ts/tuning.ts (the config's `engine` section documents each).
 struct CudaTuning {
   bool exact = false;         // fp32 residual stream, one rounding per op (else round where transformers rounds)
@@ -113,7 +116,10 @@ struct CudaTuning {
   std::string decodeGemv;     // decode launch shapes ("4x4k" or "qkv:4x4k/o:2x4/..."); "" = measured defaults
   int l2PrefetchBytes = -1;   // bytes per row prefetched into L2 by decode products; -1 = per-product default
   int attnSplits = 0;         // decode attention context splits, 1..64; 0 = chosen from the shape
-  int attnV2MinEntries = 0;   // decode attention v2 (decode_attention_v2.cu) for passes with >= this many decode rows; 0 never; env only for now
+  // Decode attention v2 (decode_attention_v2.cu) for passes with >= this many decode rows; 0 never. Env only for now.
+  // 32: on an H100 (2026-12-07, bench/results/engine/2026-12-07-h100-s6d.md) v2 took batch 64 from 68 % to 81 % of
+  // the decode roofline and won at 32..256; at 1 and 8 the two kernels tie and v1 stays.
+  int attnV2MinEntries = kAttnV2MinEntriesDefault;
   bool cudaGraphs = false;    // decode steps replayed as CUDA graphs per batch-size bucket (1, 2, 4, ..., 256)
 };
 

@@ -1,4 +1,5 @@
-// Decode attention v2 (engine tuning attnV2MinEntries; env SWAPSERVE_CUDA_ATTN=v2, or auto: from 16 decode rows): single query rows over the paged
+// Decode attention v2 (the default from 32 decode rows: engine tuning attnV2MinEntries; env SWAPSERVE_CUDA_ATTN,
+// SWAPSERVE_CUDA_ATTN_V2_MIN): single query rows over the paged
 // KV cache, built for many sequences at a time (batch 16..256, contexts 256..4096), where the fast kernel of
 // decode_attention.cu reaches ~1.35 TB/s (issue 18). Same inputs, outputs and numerics as LaunchDecodeAttention
 // (kernels.h: LaunchDecodeAttentionV2, DecodeSplitsV2).

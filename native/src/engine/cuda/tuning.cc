@@ -44,9 +44,10 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
   if (const char* a = std::getenv("SWAPSERVE_CUDA_ATTN")) {
     if (std::strcmp(a, "v2") == 0) t.attnV2MinEntries = 1;
     else if (std::strcmp(a, "v1") == 0) t.attnV2MinEntries = 0;
-    else if (std::strcmp(a, "auto") == 0) t.attnV2MinEntries = IntEnv("SWAPSERVE_CUDA_ATTN_V2_MIN", 1, 65535, 16);
+    else if (std::strcmp(a, "auto") == 0) t.attnV2MinEntries = kAttnV2MinEntriesDefault;
     else Invalid(std::string("SWAPSERVE_CUDA_ATTN must be v1, v2 or auto; got \"") + a + "\"");
   }
+  t.attnV2MinEntries = IntEnv("SWAPSERVE_CUDA_ATTN_V2_MIN", 0, 65535, t.attnV2MinEntries);
   return t;
 }
 

@@ -14,7 +14,8 @@ enum { kQkvOp, kOOp, kGuOp, kDownOp, kHeadOp, kDecodeOps };
 //   SWAPSERVE_CUDA_EXACT=1 (exact), SWAPSERVE_CUDA_PROFILE=1 (profile), SWAPSERVE_CUDA_PDL=0 (pdl off),
 //   SWAPSERVE_CUDA_FUSED_DECODE=0 (fusedDecode off), SWAPSERVE_CUDA_DECODE_GEMV=spec (decodeGemv),
 //   SWAPSERVE_CUDA_L2PF=bytes (l2PrefetchBytes), SWAPSERVE_CUDA_ATTN_SPLITS=n (attnSplits),
-//   SWAPSERVE_CUDA_ATTN=v1|v2|auto (attnV2MinEntries 0 / 1 / SWAPSERVE_CUDA_ATTN_V2_MIN, default 16; any other value throws).
+//   SWAPSERVE_CUDA_ATTN=v1|v2|auto (attnV2MinEntries 0 / 1 / the default, 32; any other value throws), then
+//   SWAPSERVE_CUDA_ATTN_V2_MIN=n (attnV2MinEntries n; 0 = v1 always).
 CudaTuning WithEnvOverrides(CudaTuning t);
 
 // Fills tunes[kDecodeOps] from the measured defaults, then t.decodeGemv and t.l2PrefetchBytes. Throws
