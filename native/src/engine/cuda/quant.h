@@ -32,13 +32,13 @@ inline size_t QtBlockBytes(QT t) {
 }
 inline size_t QtRowBytes(QT t, int K) { return static_cast<size_t>(K) / QtBlockElems(t) * QtBlockBytes(t); }
 
-// Decode GEMV kernels. kDefault: kFloat unless the environment says SWAPSERVE_QUANT_GEMV=int16 or dp4a (read once;
-// another value throws; the fastest correct one becomes the default once measured on a GPU). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
+// Decode GEMV kernels. kDefault: SWAPSERVE_QUANT_GEMV=float|int16|dp4a if set (read once; another value but "auto"
+// throws), else the kernel measured fastest for the weight type (quant_gemv.cu DefaultPathFor: Q8_0 float, Q4_0, Q5_K
+// and Q6_K int16, Q4_K dp4a). kInt16: X quantized per 32 values to round(x / (amax/32512)), integer dot products
 // (results within ~1e-5 relative of kFloat); falls back to kFloat for Q4_K / Q5_K weights not 16-byte aligned.
 // kFloat: weights dequantized to float, FMA with the bf16 activations.
-// kDp4a (opt-in, SWAPSERVE_QUANT_GEMV=dp4a, until measured): X quantized per 32 values to int8 (scale amax / 127,
-// as ggml's q8_1), one __dp4a per 4 weights (~3e-3 relative to kFloat, as ggml); falls back to kFloat for W not
-// 16-byte aligned or X rows too wide for shared memory.
+// kDp4a: X quantized per 32 values to int8 (scale amax / 127, as ggml's q8_1), one __dp4a per 4 weights (~3e-3
+// relative to kFloat, as ggml); falls back to kFloat for W not 16-byte aligned or X rows too wide for shared memory.
 enum class QGemvPath : int { kDefault = 0, kInt16 = 1, kFloat = 2, kDp4a = 3 };
 
 // Y (T, N; row stride ldy; yT) = beta*Y + X (T, K; bf16, row stride ldx) W^T, W (N, K) quantized row-major.

@@ -1,4 +1,4 @@
-// The `dp4a` decode GEMV of quantized weights (SWAPSERVE_QUANT_GEMV=dp4a; why it exists and how it compares with
+// The `dp4a` decode GEMV of quantized weights (the default for Q4_K, or SWAPSERVE_QUANT_GEMV=dp4a; why it exists and how it compares with
 // the `float` and `int16` kernels: the design note of quant_gemv.cu). Each thread block quantizes the T rows of X
 // it needs to int8 in shared memory (per 32 values, scale amax / 127, as ggml's q8_1), then its warps stream weight
 // rows: a warp takes R consecutive rows (R = rowsPerWarp at T = 1, 1 otherwise), lane l units l, l+32, .. of each

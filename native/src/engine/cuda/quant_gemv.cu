@@ -9,7 +9,7 @@
 // A 4-bit weight is 0.56 bytes, so at 3.2 TB/s an H100 would need ~30 T lane-ops/s, about all it has: the 4-bit
 // kernels were issue-bound (Q4_0 0.57-0.74x ggml, Q4_K / Q5_K 0.26-0.38x, 15-26% of the floor) and the K-quants
 // also unpacked their 6-bit scales in every lane from byte loads and moved only 4 bytes a lane per load.
-// The `int16` path (opt-in, SWAPSERVE_QUANT_GEMV=int16, until measured on a GPU) works in integers, the way ggml's mmvq does, with our own layout:
+// The `int16` path (SWAPSERVE_QUANT_GEMV=int16; the default for Q4_0, Q5_K and Q6_K) works in integers, the way ggml's mmvq does, with our own layout:
 //  - each thread block first quantizes the T rows of X it needs into shared memory, per 32 values with scale
 //    d = amax/32512 to q = round(x/d) in [-32512, 32512], stored as two int8 planes q = 256*hi + lo. That is 15
 //    bits of the block's range, finer than the bf16 activations themselves (8 bits of mantissa), so the result
@@ -34,7 +34,7 @@
 // 55-70%, 1.3-1.8x, 1.1-1.3x ggml (40-55%); Q8_0 from 52-95% to 60-95%, 1.0-1.2x, 1.0-1.1x ggml (64-92%). The X
 // prologue (an L2 read of T*K bf16, the quantization and a barrier, ~1 us) weighs most on 4096 x 4096, the shape
 // most at risk of staying under ggml. Set SWAPSERVE_QUANT_GEMV=float to run the old kernel (a check on the new one).
-// The `dp4a` path (opt-in, SWAPSERVE_QUANT_GEMV=dp4a; quant_dp4a.cu / quant_dp4a.cuh) is the scheme known to be
+// The `dp4a` path (SWAPSERVE_QUANT_GEMV=dp4a, the default for Q4_K; quant_dp4a.cu / quant_dp4a.cuh) is the scheme known to be
 // fast on NVIDIA GPUs (ggml's mmvq), with our own layout: X quantized per block to int8 (d = amax/127, q8_1's
 // ~3e-3 relative error, with d * sum(q) per 16 values for the K-quant mins and Q4_0's -8), one __dp4a per 4 weights.
 // Where it differs from int16: (1) half the activation bytes and dp4a of int16 (1 byte of shared memory a weight,
@@ -47,7 +47,8 @@
 // Why three: float is measured and stays the default; int16 keeps the CPU-vs-CUDA logits margins (1e-5 relative);
 // dp4a trades that for the fewest instructions and bytes a weight. Measured on an H100 (2026-12-07,
 // bench/results/quant/2026-12-07-h100-16ee34a.md): dp4a fastest for Q4_0/Q4_K/Q5_K, int16 for Q6_K, float for Q8_0,
-// none at least as fast as ggml on every shape; so float stays the default.
+// none at least as fast as ggml's mmvq alone on every shape. Since session 6 (same measurements) the default is
+// the fastest per type (DefaultPathFor): each kernel passed the CUDA-vs-CPU logits tests on that GPU.
 // Choosing after bench/quant/gemv_bench (it times every variant, dp4a-r1/r2/r4, on every shape and type, and
 // names the fastest per type): take the fastest variant that passes its checks; if dp4a wins, the
 // CPU-vs-CUDA tolerances of test/quant/cuda.test.ts must also hold with it (ggml ships q8_1, so ~3e-3 is accepted
@@ -336,19 +337,33 @@ void RunInt(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int l
   }
 }
 
-// The path SWAPSERVE_QUANT_GEMV names (read once): "int16" → int16, unset or "float" → float. The int16 kernels
-// have not run on a GPU yet (written 2026-12-07 without one): the measured float path stays the default until
-// gemv_bench and test/quant/cuda.test.ts pass with them on a GPU; then flip this default.
+// The path SWAPSERVE_QUANT_GEMV names (read once): "float", "int16" or "dp4a" force that kernel for every type;
+// unset or "auto" → kDefault, the measured fastest kernel per type (DefaultPathFor).
 QGemvPath EnvPath() {
   static const QGemvPath path = [] {
     const char* v = std::getenv("SWAPSERVE_QUANT_GEMV");
-    if (v && std::strcmp(v, "int16") == 0) return QGemvPath::kInt16;
-    if (v && std::strcmp(v, "dp4a") == 0) return QGemvPath::kDp4a;
-    if (!v || !*v || std::strcmp(v, "float") == 0) return QGemvPath::kFloat;
-    ThrowInvalid(std::string("Expected \"float\", \"int16\" or \"dp4a\" for SWAPSERVE_QUANT_GEMV but received \"") + v +
-                 "\"");
+    if (!v || !*v || std::strcmp(v, "auto") == 0) return QGemvPath::kDefault;
+    if (std::strcmp(v, "int16") == 0) return QGemvPath::kInt16;
+    if (std::strcmp(v, "dp4a") == 0) return QGemvPath::kDp4a;
+    if (std::strcmp(v, "float") == 0) return QGemvPath::kFloat;
+    ThrowInvalid(std::string("Expected \"auto\", \"float\", \"int16\" or \"dp4a\" for SWAPSERVE_QUANT_GEMV but received \"") +
+                 v + "\"");
   }();
   return path;
+}
+
+// The kernel with the least time summed over the four Llama-3.1-8B decode shapes at T = 1, among those the engine
+// runs (dp4a at its default 2 rows a warp), on an H100 (2026-12-07, bench/results/quant/2026-12-07-h100-16ee34a.md):
+// Q8_0 float 254 us (int16 270, dp4a 286); Q4_0 int16 152 (dp4a 161, float 229); Q4_K dp4a 148 (int16 164, float
+// 549); Q5_K int16 188.3 and dp4a 187.5, a tie, int16 taken: it is the one at least as fast as ggml's q8_1 + mmvq on
+// every shape (dp4a: 0.87x on 4096 x 14336); Q6_K int16 234 (dp4a 299, float 365). Each passed the CUDA-vs-CPU
+// logits tests under its kernel on that GPU.
+QGemvPath DefaultPathFor(QT t) {
+  switch (t) {
+    case QT::kQ4_0: case QT::kQ5_K: case QT::kQ6_K: return QGemvPath::kInt16;
+    case QT::kQ4_K: return QGemvPath::kDp4a;
+    default: return QGemvPath::kFloat;
+  }
 }
 
 bool Aligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
@@ -383,6 +398,7 @@ void LaunchQuantGemv(const void* W, QT wT, int N, int K, const void* X, int ldx,
              "quant gemv: bad shape");
   SS_REQUIRE(Aligned(W, 2) && Aligned(X, 16), "quant gemv: misaligned operands");
   if (path == QGemvPath::kDefault) path = EnvPath();
+  if (path == QGemvPath::kDefault) path = DefaultPathFor(wT);
   if (path == QGemvPath::kDp4a) {
     if (QuantGemvDp4a(W, wT, N, K, X, ldx, T, Y, yT, ldy, beta, s)) return;
     path = QGemvPath::kFloat;
