@@ -128,20 +128,23 @@ std::vector<float> Int8Rounded(const std::vector<float>& x) {
   return r;
 }
 
-// The variants timed side by side: a QGemvPath, and for dp4a the weight rows a warp.
+// The variants timed side by side: a QGemvPath, and for dp4a the weight rows a warp and the warps a row group
+// (s4: K split over 4 warps, for the long rows of 4096 x 14336 where ggml, which gives a row 4 warps, is ahead).
 struct Variant {
   const char* name;
   QGemvPath path;
-  int rows;  // dp4a rowsPerWarp (0: its default)
+  int rows;   // dp4a rowsPerWarp (0: its default)
+  int split;  // dp4a splitK (1 or 4)
 };
-constexpr Variant kVariants[] = {{"float", QGemvPath::kFloat, 0}, {"int16", QGemvPath::kInt16, 0},
-                                 {"dp4a-r1", QGemvPath::kDp4a, 1}, {"dp4a-r2", QGemvPath::kDp4a, 2},
-                                 {"dp4a-r4", QGemvPath::kDp4a, 4}};
+constexpr Variant kVariants[] = {{"float", QGemvPath::kFloat, 0, 1}, {"int16", QGemvPath::kInt16, 0, 1},
+                                 {"dp4a-r1", QGemvPath::kDp4a, 1, 1}, {"dp4a-r2", QGemvPath::kDp4a, 2, 1},
+                                 {"dp4a-r4", QGemvPath::kDp4a, 4, 1}, {"dp4a-r1s4", QGemvPath::kDp4a, 1, 4},
+                                 {"dp4a-r2s4", QGemvPath::kDp4a, 2, 4}};
 constexpr int kNumV = sizeof(kVariants) / sizeof(kVariants[0]);
 
 void Launch(const Variant& v, const void* w, QT t, int N, int K, const void* x, int T, float* y, cudaStream_t s) {
   if (v.path == QGemvPath::kDp4a) {
-    if (!swapserve::cuda::QuantGemvDp4a(w, t, N, K, x, K, T, y, ET::kF32, N, 0.f, s, v.rows)) {
+    if (!swapserve::cuda::QuantGemvDp4a(w, t, N, K, x, K, T, y, ET::kF32, N, 0.f, s, v.rows, v.split)) {
       std::fprintf(stderr, "dp4a does not apply to %d x %d\n", N, K);
       std::exit(1);
     }
@@ -182,8 +185,9 @@ int main(int argc, char** argv) {
   CK(cudaFree(big));
   const double floorGBs = floorBytes / (floorUs * 1e3);
   std::printf("device: %s, %d SMs; read floor (2 GiB streaming read): %.0f GB/s\n\n", prop.name, prop.multiProcessorCount, floorGBs);
-  std::printf("Times in us at T = 1 (X quantization included) for each variant: float (the default), int16\n"
-              "(SWAPSERVE_QUANT_GEMV=int16), dp4a-rR (SWAPSERVE_QUANT_GEMV=dp4a with R weight rows a warp; the engine uses R = 2).\n"
+  std::printf("Times in us at T = 1 (X quantization included) for each variant: float, int16, dp4a-rR (R weight rows a\n"
+              "warp; the engine uses R = 2), dp4a-rRs4 (K split over 4 warps; not used by the engine yet). The engine's default\n"
+              "per type: Q8_0 float, Q4_0 / Q5_K / Q6_K int16, Q4_K dp4a-r2 (SWAPSERVE_QUANT_GEMV=float|int16|dp4a forces one).\n"
               "best: the fastest variant, its GB/s and %% of the floor. T=4: 4 rows of X. err: max rel err vs the host reference\n"
               "at T = 1 (dp4a-r2: vs the reference fed its int8-rounded X; 'vs X': against the float reference). ggml mmvq us\n"
               "excludes ggml's q8_1 quantization of X (its own column); V/ggml = ggml us / V us (> 1: faster than ggml).\n\n");
@@ -283,7 +287,7 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "MISMATCH %s %d x %d %s T=%d row-of-X %d: max rel err vs X %.3e (bound %.0e)\n",
                              Name(t), N, K, v.name, T, tt, rx, kDp4aVsX);
               }
-              if (T == 1 && v.rows == 2) dp4aVsX = rx;
+              if (T == 1 && v.rows == 2 && v.split == 1) dp4aVsX = rx;
             }
             if (T == 1) err[vi] = r;
           }

@@ -61,7 +61,7 @@ LaunchInfo QueryLaunch(const void* fn, int threads, size_t smem);
 // T = 1 (1, 2 or 4; 0: the default, 2). Returns false, launching nothing, where it does not apply (W not 16-byte
 // aligned, or one row of X does not fit in shared memory); LaunchQuantGemv then runs kFloat.
 bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
-                   float beta, cudaStream_t s, int rowsPerWarp = 0);
+                   float beta, cudaStream_t s, int rowsPerWarp = 0, int splitK = 1);
 
 // out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
 void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);

@@ -33,7 +33,10 @@ struct XL8 {
   }
 };
 
-template <typename D, typename TY, int NT, int R>
+// S warps share a group of R rows (S > 1: split K, for long rows; T = 1 only): warp w takes units lane + 32 (w % S),
+// + 32 S, ..; the S partial sums meet in shared memory behind a named barrier of the S warps (id 1 + w / S; the warps
+// of one group run the same row loop, so only they wait for each other).
+template <typename D, typename TY, int NT, int R, int S>
 __global__ void __launch_bounds__(kDpWarps * 32)
 QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
                     float beta) {
@@ -42,13 +45,15 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
   int4* xq = smem8;                                          // (NT, slots)
   float* xd = reinterpret_cast<float*>(xq + NT * L.slots);   // (NT, k32)
   float* xs = xd + NT * L.k32;                               // (NT, k16)
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  static_assert(kDpWarps % S == 0, "S must divide the block's warps");
+  constexpr int kGroupsPerBlock = kDpWarps / S;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % S;
   const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
   const int groups = (N + R - 1) / R;
   // The weights never come from the previous kernel: pull the start of this warp's first rows into L2 while that
   // kernel ends (PDL) and while the block quantizes X.
-  if (blockIdx.x * kDpWarps + warp < groups) {
-    const int n0 = (blockIdx.x * kDpWarps + warp) * R;
+  if (part == 0 && blockIdx.x * kGroupsPerBlock + warp / S < groups) {
+    const int n0 = (blockIdx.x * kGroupsPerBlock + warp / S) * R;
     const uint8_t* row = W + static_cast<size_t>(n0) * rowBytes;
     const size_t span = static_cast<size_t>(min(R, N - n0)) * rowBytes;  // only rows that exist
     for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
@@ -100,7 +105,8 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
   // occupancy: Q6_K at R = 2 needs 142 registers unrolled, 1 block an SM); one at T > 2 (the T accumulators would
   // spill).
   constexpr int kUnroll = R == 1 && NT <= 2 ? 2 : 1;
-  for (int g = blockIdx.x * kDpWarps + warp; g < groups; g += gridDim.x * kDpWarps) {
+  __shared__ float red[S > 1 ? kDpWarps : 1][NT * R];
+  for (int g = blockIdx.x * kGroupsPerBlock + warp / S; g < groups; g += gridDim.x * kGroupsPerBlock) {
     const uint8_t* rows[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rows[r] = W + static_cast<size_t>(min(g * R + r, N - 1)) * rowBytes;
@@ -110,7 +116,7 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
 #pragma unroll
       for (int r = 0; r < R; ++r) acc[t][r] = 0.f;
 #pragma unroll kUnroll
-    for (int u = lane; u < units; u += 32) {
+    for (int u = lane + 32 * part; u < units; u += 32 * S) {
       typename D::W w[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) D::Load(rows[r], u, w[r]);
@@ -120,33 +126,58 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
         for (int r = 0; r < R; ++r)
           acc[t][r] += D::Dot(w[r], u, xq + t * L.slots, xd + t * L.k32, xs + t * L.k16);
     }
+    if constexpr (S == 1) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t)
+      for (int t = 0; t < NT; ++t)
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const float v = WarpSum(acc[t][r]);
-        const int n = g * R + r;
-        if (lane == 0 && n < N) StoreY(Y + static_cast<size_t>(t) * ldy + n, v, beta);
+        for (int r = 0; r < R; ++r) {
+          const float v = WarpSum(acc[t][r]);
+          const int n = g * R + r;
+          if (lane == 0 && n < N) StoreY(Y + static_cast<size_t>(t) * ldy + n, v, beta);
+        }
+    } else {
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const float v = WarpSum(acc[t][r]);
+          if (lane == 0) red[warp][t * R + r] = v;
+        }
+      asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / S), "r"(32 * S) : "memory");
+      if (part == 0 && lane < NT * R) {
+        float v = 0.f;
+#pragma unroll
+        for (int p = 0; p < S; ++p) v += red[warp + p][lane];
+        const int t = lane / R, n = g * R + lane % R;
+        if (n < N) StoreY(Y + static_cast<size_t>(t) * ldy + n, v, beta);
       }
+      asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / S), "r"(32 * S) : "memory");  // red is reused next row
+    }
   }
 }
 
 
-template <typename D, typename TY, int NT, int R>
+template <typename D, typename TY, int NT, int R, int S = 1>
 void LaunchDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, TY* y, int ldy, float beta) {
-  auto* kernel = QuantGemvDp4aKernel<D, TY, NT, R>;
+  auto* kernel = QuantGemvDp4aKernel<D, TY, NT, R, S>;
   const size_t smem = XL8<D>(K).Bytes(NT);
   const int threads = kDpWarps * 32;
   const LaunchInfo o = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
   SS_REQUIRE(o.perSm > 0, "quant gemv: the dp4a kernel does not fit on an SM");
   const int groups = (N + R - 1) / R;
-  const int blocks = std::min((groups + kDpWarps - 1) / kDpWarps, kDpWaves * o.perSm * o.sms);
+  constexpr int kGroupsPerBlock = kDpWarps / S;
+  const int blocks = std::min((groups + kGroupsPerBlock - 1) / kGroupsPerBlock, kDpWaves * o.perSm * o.sms);
   LaunchK(kernel, blocks, threads, smem, s, w, N, K, x, ldx, y, ldy, beta);
 }
 
 template <typename D, typename TY>
 void RunDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int ldx, int T, TY* y, int ldy,
-             float beta, int rowsPerWarp) {
+             float beta, int rowsPerWarp, int splitK) {
+  if (T == 1 && splitK == 4) {
+    if (rowsPerWarp == 1) LaunchDp4a<D, TY, 1, 1, 4>(s, w, N, K, x, ldx, y, ldy, beta);
+    else LaunchDp4a<D, TY, 1, 2, 4>(s, w, N, K, x, ldx, y, ldy, beta);
+    return;
+  }
   if (T == 1) {
     switch (rowsPerWarp) {
       case 1: LaunchDp4a<D, TY, 1, 1>(s, w, N, K, x, ldx, y, ldy, beta); return;
@@ -167,10 +198,11 @@ bool IsAligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p)
 }  // namespace
 
 bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, int T, void* Y, ET yT, int ldy,
-                   float beta, cudaStream_t s, int rowsPerWarp) {
+                   float beta, cudaStream_t s, int rowsPerWarp, int splitK) {
   SS_REQUIRE(T >= 1 && T <= 8, "quant gemv: T must be 1..8");
   SS_REQUIRE(rowsPerWarp == 0 || rowsPerWarp == 1 || rowsPerWarp == 2 || rowsPerWarp == 4,
              "quant gemv: rowsPerWarp must be 0 (default), 1, 2 or 4");
+  SS_REQUIRE(splitK == 1 || (splitK == 4 && rowsPerWarp != 4), "quant gemv: splitK must be 1, or 4 with 1 or 2 rows a warp");
   SS_REQUIRE(N > 0 && K > 0 && K % QtBlockElems(wT) == 0 && ldx >= K && ldx % 8 == 0 && ldy >= N,
              "quant gemv: bad shape");
   SS_REQUIRE(IsAligned(W, 2) && IsAligned(X, 16), "quant gemv: misaligned operands");
@@ -192,7 +224,7 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
       TY* y = static_cast<TY*>(Y);
       for (int t0 = 0; t0 < T; t0 += chunk)
         RunDp4a<D, TY>(s, w, N, K, x + static_cast<size_t>(t0) * ldx, ldx, std::min(chunk, T - t0),
-                       y + static_cast<size_t>(t0) * ldy, ldy, beta, rowsPerWarp);
+                       y + static_cast<size_t>(t0) * ldy, ldy, beta, rowsPerWarp, splitK);
     });
     done = true;
   });
