@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# session 6, call D: s6b cut to the device time left (≈ 4 min): no addon build (engine_dev needs only the N-API headers
+# session 6, call D (≈ 2.5 min; issue 18): the v2 decode attention after its fix, in the device time left: no addon build (engine_dev needs only the N-API headers
 # from node_modules), the v2 checks, the sweep under v1 and auto, the per-op profile under auto, then transformers
 # `generate` in whatever time is left.
 source bench/device/lib.sh
