@@ -25,9 +25,11 @@ export interface RuntimeAddon {
    * CUDA addon only: runs the process's first library matrix products (each given weight shape [n, k, dtype] and an
    * 8B-like bf16 one, at pass widths 1..512, on buffers it frees; shapes over 2^29 elements are skipped) so that no
    * request pays their one-time set-up (the library picks and loads kernels per shape); resolves to its wall ms. A
-   * worker calls it before `Runtime.open` with its configured models' shapes (`warmShapes`).
+   * worker calls it before `Runtime.open` with its configured models' shapes (`warmShapes`), and with
+   * SWAPSERVE_WARM_ENGINE=1 their engine shapes ([C, F, H, KVH, D, dtype], `warmModels`): one zero-weight one-layer
+   * prefill + decode each, which loads the engine's own kernels for that shape.
    */
-  warmUp?(device: number, shapes?: Array<[number, number, 'bf16' | 'f16']>): Promise<number>;
+  warmUp?(device: number, shapes?: Array<[number, number, 'bf16' | 'f16']>, models?: Array<[number, number, number, number, number, 'bf16' | 'f16']>): Promise<number>;
   /** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED; benches). */
   dropPageCache(path: string): void;
   /** Fraction of a file's pages in the page cache, 0..1 (mincore; benches). */

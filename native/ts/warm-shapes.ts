@@ -3,6 +3,8 @@
 import type { DType, ModelConfig } from './types.ts';
 
 export type WarmShape = [number, number, 'bf16' | 'f16'];
+/** [C, F, H, KVH, D, dtype]: a model shape the worker runs once through the engine at start (opt-in). */
+export type WarmModel = [number, number, number, number, number, 'bf16' | 'f16'];
 
 /** Most distinct shapes warmed (a worker with many model families warms the first ones; the rest pay at first use). */
 export const MAX_WARM_SHAPES = 48;
@@ -25,6 +27,29 @@ export function warmShapes(models: ReadonlyArray<{ config: ModelConfig; dtype: D
       out.push([n, k, t]);
       if (out.length === MAX_WARM_SHAPES) return out;
     }
+  }
+  return out;
+}
+
+/** Most distinct model shapes run through the engine at start. */
+export const MAX_WARM_MODELS = 8;
+
+/**
+ * The distinct engine shapes of the models (hidden, FFN, heads, KV heads, head size, activation type): one zero-weight
+ * one-layer pass each loads the engine's own kernels for that shape (warmup.cc WarmEngine). Quantized models run bf16
+ * activations, so they warm as bf16; fp32 models are left out.
+ */
+export function warmModels(models: ReadonlyArray<{ config: ModelConfig; dtype: DType }>): WarmModel[] {
+  const seen = new Set<string>();
+  const out: WarmModel[] = [];
+  for (const { config: c, dtype } of models) {
+    if (dtype === 'f32') continue;
+    const m: WarmModel = [c.hiddenSize, c.intermediateSize, c.numHeads, c.numKvHeads, c.headDim, dtype === 'f16' ? 'f16' : 'bf16'];
+    const key = m.join(':');
+    if (seen.has(key) || !m.slice(0, 5).every((x) => Number.isInteger(x) && (x as number) > 0)) continue;
+    seen.add(key);
+    out.push(m);
+    if (out.length === MAX_WARM_MODELS) break;
   }
   return out;
 }

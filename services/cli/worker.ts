@@ -5,7 +5,7 @@ import { checkWorkerGroup, ConfigError } from '../config/config.ts';
 import { NativeBackend } from '../worker/native-backend.ts';
 import { loadAddon, resolveBackend, type BackendChoice } from '../../native/ts/addon.ts';
 import { openModel } from '../../native/ts/model/index.ts';
-import { warmShapes } from '../../native/ts/warm-shapes.ts';
+import { warmModels, warmShapes } from '../../native/ts/warm-shapes.ts';
 import { SwapWorker } from '../worker/worker.ts';
 import { createLogger } from '../config/log.ts';
 import { runUntilStopped } from '../health/lifecycle.ts';
@@ -103,8 +103,9 @@ async function warmUpEngine(choice: BackendChoice | undefined, device: number, m
     const addon = loadAddon('cuda');
     if (!addon.warmUp) return null;
     const sources = await Promise.all(modelPaths.map((p) => openModel(p).catch(() => null)));
-    const shapes = warmShapes(sources.filter((s) => s !== null).map((s) => ({ config: s.config, dtype: s.dtype })));
-    return await addon.warmUp(device, shapes);
+    const models = sources.filter((s) => s !== null).map((s) => ({ config: s.config, dtype: s.dtype }));
+    // The engine pass per shape is opt-in until a GPU run shows what it saves (bench/device/s6c.sh).
+    return await addon.warmUp(device, warmShapes(models), process.env.SWAPSERVE_WARM_ENGINE === '1' ? warmModels(models) : []);
   } catch (e) {
     process.stderr.write(`swapserve worker: engine warm-up failed, the first request will pay it: ${(e as Error).message}\n`);
     return null;

@@ -1,7 +1,7 @@
 // The shapes a CUDA worker warms at start: every prefill product of its models, deduplicated, capped.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_WARM_SHAPES, warmShapes } from '../../native/ts/warm-shapes.ts';
+import { MAX_WARM_MODELS, MAX_WARM_SHAPES, warmModels, warmShapes } from '../../native/ts/warm-shapes.ts';
 import type { ModelConfig } from '../../native/ts/types.ts';
 
 const cfg = (over: Partial<ModelConfig>): ModelConfig => ({
@@ -30,5 +30,16 @@ describe('warmShapes', () => {
   it(`stops at ${MAX_WARM_SHAPES} shapes`, () => {
     const many = Array.from({ length: 20 }, (_, i) => ({ config: cfg({ hiddenSize: 1024 + 64 * i, intermediateSize: 4096 + 128 * i }), dtype: 'bf16' as const }));
     assert.equal(warmShapes(many).length, MAX_WARM_SHAPES);
+  });
+});
+
+describe('warmModels', () => {
+  it('one entry per engine shape, quantized as bf16, f32 left out, capped', () => {
+    assert.deepEqual(warmModels([
+      { config: cfg({ numLayers: 16 }), dtype: 'bf16' }, { config: cfg({ numLayers: 28 }), dtype: 'q4_k' },
+      { config: cfg({ headDim: 128, numHeads: 16 }), dtype: 'f16' }, { config: cfg({}), dtype: 'f32' },
+    ]), [[2048, 8192, 32, 8, 64, 'bf16'], [2048, 8192, 16, 8, 128, 'f16']]);
+    const many = Array.from({ length: 20 }, (_, i) => ({ config: cfg({ hiddenSize: 1024 + 64 * i }), dtype: 'bf16' as const }));
+    assert.equal(warmModels(many).length, MAX_WARM_MODELS);
   });
 });

@@ -16,10 +16,98 @@
 
 #include "common/cuda_check.h"
 #include "common/napi_error.h"
+#include "engine/backend.h"
 #include "engine/cuda/gemm.h"
 
 namespace swapserve::engine {
 namespace {
+
+// One engine pass per model shape (warmUp's third argument, opt-in from the worker: SWAPSERVE_WARM_ENGINE=1 until
+// measured): the engine's own kernels (embedding, norms, RoPE and the KV write, prefill attention and decode attention
+// at the model's head size and grouping, the fused decode step, the head) load lazily at their first launch too. In
+// the replay of 2026-12-07 (H100, run 15) the first cold event of a worker, after the library warm-up, still took
+// 32 ms for its first 105-token prefill against 5 ms later, and its copy ran at 38.6 GB/s against ~55 (the first
+// engine's loads may hold the context while the move thread issues the copies: execute-while-loading overlaps them).
+// A one-layer model of the shape with zero weights and a 512-token vocabulary, a 100-token prefill and 2 decode
+// steps on scratch of its own, all freed before the runtime sizes its pools.
+struct WarmModel {
+  int C, F, H, KVH, D;
+  DType t;
+};
+
+class WarmLease final : public WeightsLease {
+ public:
+  WarmLease(size_t bytes, int groups, int device) : bytes_(bytes), groups_(groups), device_(device) {
+    SS_CUDA_CHECK(cudaMalloc(&base_, bytes));
+    SS_CUDA_CHECK(cudaMemset(base_, 0, bytes));
+  }
+  ~WarmLease() override { cudaFree(base_); }
+  const uint8_t* base() const override { return base_; }
+  size_t bytes() const override { return bytes_; }
+  int numGroups() const override { return groups_; }
+  void waitGroup(int, void*) override {}  // landed: the memset above was synchronous
+  bool cuda() const override { return true; }
+  int deviceOrdinal() const override { return device_; }
+
+ private:
+  uint8_t* base_ = nullptr;
+  size_t bytes_;
+  int groups_, device_;
+};
+
+class WarmBlock final : public DeviceBlock {
+ public:
+  explicit WarmBlock(size_t bytes) : bytes_(bytes) { SS_CUDA_CHECK(cudaMalloc(&p_, bytes)); }
+  ~WarmBlock() override { cudaFree(p_); }
+  uint8_t* data() const override { return p_; }
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t bytes_;
+};
+
+class WarmScratch final : public ScratchPool {
+ public:
+  std::shared_ptr<DeviceBlock> alloc(size_t bytes) override { return std::make_shared<WarmBlock>(bytes); }
+};
+
+void WarmEngine(const WarmModel& m, int device) {
+  constexpr int kV = 512, kPrompt = 100;
+  ModelDesc d;
+  d.hidden = m.C; d.intermediate = m.F; d.layers = 1; d.heads = m.H; d.kvHeads = m.KVH; d.headDim = m.D;
+  d.vocab = kV; d.maxPositions = 4096;
+  size_t off = 0;
+  auto take = [&](size_t elems) {
+    TensorRef r{off, m.t, true};
+    off += (elems * 2 + 255) / 256 * 256;
+    return r;
+  };
+  const size_t C = m.C, F = m.F, QD = size_t(m.H) * m.D, KD = size_t(m.KVH) * m.D;
+  d.tokEmbeddings = take(kV * C);  // group 0
+  d.layer.resize(1);
+  LayerWeights& w = d.layer[0];  // group 1: q|k|v and gate|up adjacent, as the model planner lays them out
+  w.attnNorm = take(C);
+  w.wq = take(QD * C); w.wk = take(KD * C); w.wv = take(KD * C); w.wo = take(C * QD);
+  w.ffnNorm = take(C);
+  w.w1 = take(F * C); w.w3 = take(F * C); w.w2 = take(C * F);
+  d.norm = take(C);  // group 2
+  d.output = take(kV * C);
+  auto lease = std::make_shared<WarmLease>(off, 3, device);
+  BackendOptions o;
+  o.maxBatch = 2;
+  o.maxContext = 256;
+  auto be = MakeCudaBackend(d, lease, std::make_shared<WarmScratch>(), o);
+  std::vector<int32_t> prompt(kPrompt);
+  for (int i = 0; i < kPrompt; ++i) prompt[i] = (i * 37) % kV;
+  std::vector<float> logits(2 * kV);
+  be->forward({SeqInput{0, prompt.data(), kPrompt, 0}}, logits.data());
+  for (int step = 0; step < 2; ++step) {
+    const int32_t tok = 1 + step;
+    be->forward({SeqInput{0, &tok, 1, kPrompt + step}}, logits.data());
+  }
+  be->releaseSeq(0);
+}
 
 // A product shape of a model the worker serves: W is (n, k) of element type t.
 struct WarmShape {
@@ -30,7 +118,7 @@ struct WarmShape {
 // The library's kernels are picked per shape: the configured models' own shapes are warmed, not only 8B-like ones
 // (the replay of 2026-12-07 on an H100, run 15: a worker warmed on 4096 x 4096 still took 32 ms for its first
 // 105-token prefill of a 2048-wide model against 5 ms later).
-double WarmUp(int device, std::vector<WarmShape> shapes) {
+double WarmUp(int device, std::vector<WarmShape> shapes, const std::vector<WarmModel>& models) {
   const auto t0 = std::chrono::steady_clock::now();
   SS_CUDA_CHECK(cudaSetDevice(device));
   constexpr int kMaxT = 512;
@@ -77,17 +165,19 @@ double WarmUp(int device, std::vector<WarmShape> shapes) {
     throw;
   }
   release();
+  for (const WarmModel& m : models) WarmEngine(m, device);
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 class WarmUpWorker final : public Napi::AsyncWorker {
  public:
-  WarmUpWorker(Napi::Env env, int device, std::vector<WarmShape> shapes)
-      : Napi::AsyncWorker(env), device_(device), shapes_(std::move(shapes)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  WarmUpWorker(Napi::Env env, int device, std::vector<WarmShape> shapes, std::vector<WarmModel> models)
+      : Napi::AsyncWorker(env), device_(device), shapes_(std::move(shapes)), models_(std::move(models)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() const { return deferred_.Promise(); }
   void Execute() override {
     try {
-      ms_ = WarmUp(device_, shapes_);
+      ms_ = WarmUp(device_, shapes_, models_);
     } catch (const NativeError& e) {
       code_ = static_cast<int>(e.code());
       SetError(e.what());
@@ -104,6 +194,7 @@ class WarmUpWorker final : public Napi::AsyncWorker {
  private:
   int device_;
   std::vector<WarmShape> shapes_;
+  std::vector<WarmModel> models_;
   Napi::Promise::Deferred deferred_;
   double ms_ = 0;
   int code_ = -1;
@@ -129,7 +220,30 @@ Napi::Value WarmUpJs(const Napi::CallbackInfo& info) {
       shapes.push_back({n, k, dt == "bf16" ? cuda::ET::kBF16 : cuda::ET::kF16});
     }
   }
-  auto* w = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value(), std::move(shapes));
+  // models: [[C, F, H, KVH, D, dtype], ...], one engine pass each (see WarmEngine).
+  std::vector<WarmModel> models;
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsArray()) throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes, models): models must be an array");
+    const Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const Napi::Value v = a.Get(i);
+      const Napi::Array e = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
+      bool ok = e.Length() == 6 && e.Get(5u).IsString();
+      int n[5] = {0, 0, 0, 0, 0};
+      for (uint32_t k = 0; ok && k < 5; ++k) {
+        ok = e.Get(k).IsNumber();
+        if (ok) n[k] = e.Get(k).As<Napi::Number>().Int32Value();
+      }
+      const std::string dt = ok ? e.Get(5u).As<Napi::String>().Utf8Value() : "";
+      ok = ok && n[0] > 0 && n[1] > 0 && n[2] > 0 && n[3] > 0 && n[2] % n[3] == 0 && n[4] > 0 && n[4] % 2 == 0 &&
+           n[4] <= 256 && (dt == "bf16" || dt == "f16");
+      if (!ok)
+        throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes, models): models[" + std::to_string(i) +
+                                                              "] must be [C, F, H, KVH (dividing H), D (even, <= 256), \"bf16\" | \"f16\"]");
+      models.push_back({n[0], n[1], n[2], n[3], n[4], dt == "bf16" ? DType::kBF16 : DType::kF16});
+    }
+  }
+  auto* w = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value(), std::move(shapes), std::move(models));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
