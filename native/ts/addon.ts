@@ -23,7 +23,7 @@ export interface RuntimeAddon {
   prewarm(device: number): void;
   /**
    * CUDA addon only: runs the process's first library matrix products (each given weight shape [n, k, dtype] and an
-   * 8B-like bf16 one, at pass widths 1..512, on buffers it frees; shapes over 2^29 elements are skipped) so that no
+   * 8B-like bf16 one, at pass widths 1..512, on buffers it frees; shapes over 2^27 elements are skipped) so that no
    * request pays their one-time set-up (the library picks and loads kernels per shape); resolves to its wall ms. A
    * worker calls it before `Runtime.open` with its configured models' shapes (`warmShapes`), and with
    * SWAPSERVE_WARM_ENGINE=1 their engine shapes ([C, F, H, KVH, D, dtype], `warmModels`): one zero-weight one-layer

@@ -122,7 +122,9 @@ double WarmUp(int device, std::vector<WarmShape> shapes, const std::vector<WarmM
   const auto t0 = std::chrono::steady_clock::now();
   SS_CUDA_CHECK(cudaSetDevice(device));
   constexpr int kMaxT = 512;
-  constexpr size_t kMaxW = size_t{1} << 29;  // elements of W: larger shapes (70B products) are skipped
+  // Elements of W: larger shapes are skipped (the 128K-vocabulary heads, 70B products), so the transient buffers stay
+  // near 0.3 GB: a worker starting beside another on one GPU (MPS co-location) must not take the memory it sizes.
+  constexpr size_t kMaxW = size_t{1} << 27;
   constexpr size_t kWs = 32u << 20;
   shapes.push_back({4096, 4096, cuda::ET::kBF16});
   shapes.erase(std::remove_if(shapes.begin(), shapes.end(),
