@@ -59,7 +59,9 @@ export async function run(argv: string[]): Promise<number> {
   // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
-  const warmMs = await warmUpEngine(backend, device, config.models.map((m) => m.path));
+  // The first models of the config only: reading a header costs up to ~0.1 s (a GGUF's tokenizer arrays), and the
+  // registration reads it again.
+  const warmMs = await warmUpEngine(backend, device, config.models.slice(0, WARM_MODEL_FILES).map((m) => m.path));
   const log = createLogger({ service: 'worker', level: config.log.level });
   const native = new NativeBackend(config, { backend, device, threads, log });
   await injectStickyOnce(native);
@@ -89,6 +91,9 @@ export async function run(argv: string[]): Promise<number> {
   if (code !== 0) process.exit(code);
   return code;
 }
+
+/** Model files whose shapes the CUDA warm-up reads (the config's first ones). */
+const WARM_MODEL_FILES = 8;
 
 /**
  * CUDA only: the process's first library matrix products cost about 0.16 s (the fleet replay on an H100 saw a
