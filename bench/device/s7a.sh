@@ -19,4 +19,9 @@ unset SWAPSERVE_QUANT_GEMV
 T=$(( $(left) - 10 ))
 mkdir -p $R/quant; OUT=$R/quant QUANT_SKIP_BUILD=1 BUDGET_S=$T timeout $((T + 10)) bash bench/quant/stack_device.sh > /dev/null 2>&1; echo "quant stack rc=$? $(el)"
 grep -E "^\[quant stack\]|✖|stack rc|gateway rc|cuda test rc|step [0-9]: exact vs cpu" $R/quant/quant-stack.log | cut -c1-400; cat $R/quant/quant-stack.md
+# where a quantized batch-1 decode step spends its time (the profile of 24 steps of the Q4_K_M file, default kernels)
+if [ -f /tmp/quant-models/llama8b-q4_k_m.gguf ] && [ $(left) -gt 60 ]; then
+  DRIFT_PROFILE_STEPS=24 SWAPSERVE_CUDA_PROFILE=1 timeout $(lim 120) node --import tsx bench/quant/drift.ts /tmp/quant-models/llama8b-q4_k_m.gguf > $R/quant-profile.log 2> $R/quant-profile.err; echo "quant profile rc=$? $(el)"
+  awk -f bench/engine/dev/profile_table.awk $R/quant-profile.err | tee $R/quant-profile.md
+fi
 echo "done $(el)"

@@ -46,5 +46,17 @@ for (const [a, b] of pairs)
     for (let k = 0; k < y.length; k++) { max = Math.max(max, Math.abs(x[k] - y[k])); sq += (x[k] - y[k]) ** 2; sqRef += y[k] ** 2; }
     console.log(`| ${a} vs ${b} | step ${i} | max ${max.toFixed(4)} | rel rms ${Math.sqrt(sq / sqRef).toFixed(4)} |`);
   }
+// DRIFT_PROFILE_STEPS=n: n more decode steps on a CUDA default engine after the comparison, for the per-op profile
+// of a quantized decode step (run with SWAPSERVE_CUDA_PROFILE=1; awk -f bench/engine/dev/profile_table.awk stderr).
+const profileSteps = Number(process.env.DRIFT_PROFILE_STEPS ?? 0);
+if (profileSteps > 0) {
+  const e = new G.Engine(gpuRt.native, 'm', desc, opts);
+  await e.logits(steps[0]);
+  for (let i = 0; i < profileSteps; i++) {
+    await e.logits({ seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(12 + i), tokens: Int32Array.of(300 + i) });
+  }
+  e.close();
+  console.log(`profiled ${profileSteps} decode steps (CUDA default)`);
+}
 await gpuRt.close();
 await cpuRt.close();
