@@ -14,26 +14,13 @@
 #include <vector>
 
 #include "common/weights.h"
+#include "engine/cuda/malloc_scratch.h"
 #include "common/cuda_check.h"
 
 namespace swapserve::dev {
 
-class DevBlock final : public DeviceBlock {
- public:
-  explicit DevBlock(size_t bytes) : bytes_(bytes) { SS_CUDA_CHECK(cudaMalloc(&p_, bytes ? bytes : 1)); }
-  ~DevBlock() override { cudaFree(p_); }
-  uint8_t* data() const override { return static_cast<uint8_t*>(p_); }
-  size_t bytes() const override { return bytes_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_;
-};
-
-class DevPool final : public ScratchPool {
- public:
-  std::shared_ptr<DeviceBlock> alloc(size_t bytes) override { return std::make_shared<DevBlock>(bytes); }
-};
+// KV and activations for the dev harness's engines: plain cudaMallocs (engine/cuda/malloc_scratch.h).
+using DevPool = cuda::MallocScratchPool;
 
 // groups: byte ranges [start, end) of each group in the arena.
 class DevLease final : public WeightsLease {

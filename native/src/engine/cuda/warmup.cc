@@ -18,6 +18,7 @@
 #include "common/napi_error.h"
 #include "engine/backend.h"
 #include "engine/cuda/gemm.h"
+#include "engine/cuda/malloc_scratch.h"
 
 namespace swapserve::engine {
 namespace {
@@ -55,23 +56,6 @@ class WarmLease final : public WeightsLease {
   int groups_, device_;
 };
 
-class WarmBlock final : public DeviceBlock {
- public:
-  explicit WarmBlock(size_t bytes) : bytes_(bytes) { SS_CUDA_CHECK(cudaMalloc(&p_, bytes)); }
-  ~WarmBlock() override { cudaFree(p_); }
-  uint8_t* data() const override { return p_; }
-  size_t bytes() const override { return bytes_; }
-
- private:
-  uint8_t* p_ = nullptr;
-  size_t bytes_;
-};
-
-class WarmScratch final : public ScratchPool {
- public:
-  std::shared_ptr<DeviceBlock> alloc(size_t bytes) override { return std::make_shared<WarmBlock>(bytes); }
-};
-
 void WarmEngine(const WarmModel& m, int device) {
   constexpr int kV = 512, kPrompt = 100;
   ModelDesc d;
@@ -97,7 +81,7 @@ void WarmEngine(const WarmModel& m, int device) {
   BackendOptions o;
   o.maxBatch = 2;
   o.maxContext = 256;
-  auto be = MakeCudaBackend(d, lease, std::make_shared<WarmScratch>(), o);
+  auto be = MakeCudaBackend(d, lease, std::make_shared<cuda::MallocScratchPool>(), o);
   std::vector<int32_t> prompt(kPrompt);
   for (int i = 0; i < kPrompt; ++i) prompt[i] = (i * 37) % kV;
   std::vector<float> logits(2 * kV);
@@ -202,49 +186,54 @@ class WarmUpWorker final : public Napi::AsyncWorker {
   int code_ = -1;
 };
 
+// Argument `arg` of warmUp, if given: an array of [int x ints, "bf16" | "f16"] entries, each checked by `valid` (its
+// integers); throws kInvalidArgument naming the entry and `form` (validated in JS too: native/ts/warm-shapes.ts).
+struct WarmTuple {
+  std::vector<int> n;
+  bool bf16;
+};
+std::vector<WarmTuple> WarmTuples(const Napi::CallbackInfo& info, size_t arg, const std::string& name, uint32_t ints,
+                                  const std::string& form, bool (*valid)(const std::vector<int>&)) {
+  Napi::Env env = info.Env();
+  std::vector<WarmTuple> out;
+  if (info.Length() <= arg || info[arg].IsUndefined()) return out;
+  if (!info[arg].IsArray()) throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp: " + name + " must be an array");
+  const Napi::Array a = info[arg].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    const Napi::Value v = a.Get(i);
+    const Napi::Array e = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
+    bool ok = e.Length() == ints + 1 && e.Get(ints).IsString();
+    WarmTuple t{std::vector<int>(ints, 0), false};
+    for (uint32_t k = 0; ok && k < ints; ++k) {
+      ok = e.Get(k).IsNumber();
+      if (ok) t.n[k] = e.Get(k).As<Napi::Number>().Int32Value();
+    }
+    const std::string dt = ok ? e.Get(ints).As<Napi::String>().Utf8Value() : "";
+    if (!ok || (dt != "bf16" && dt != "f16") || !valid(t.n))
+      throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp: " + name + "[" + std::to_string(i) + "] must be " + form);
+    t.bf16 = dt == "bf16";
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 Napi::Value WarmUpJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 0)
-    throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes?): expected a device ordinal >= 0");
-  // shapes: [[n, k, dtype], ...] with dtype "bf16" or "f16" (validated in JS, native/ts/addon.ts; checked again here).
+    throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes?, models?): expected a device ordinal >= 0");
+  // shapes: [[n, k, dtype], ...]: library products (WarmUp).
   std::vector<WarmShape> shapes;
-  if (info.Length() > 1 && !info[1].IsUndefined()) {
-    if (!info[1].IsArray()) throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes): shapes must be an array");
-    const Napi::Array a = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      const Napi::Value v = a.Get(i);
-      const Napi::Array e = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
-      const bool ok = e.Length() == 3 && e.Get(0u).IsNumber() && e.Get(1u).IsNumber() && e.Get(2u).IsString();
-      const std::string dt = ok ? e.Get(2u).As<Napi::String>().Utf8Value() : "";
-      const int n = ok ? e.Get(0u).As<Napi::Number>().Int32Value() : 0, k = ok ? e.Get(1u).As<Napi::Number>().Int32Value() : 0;
-      if (!ok || n <= 0 || k <= 0 || (dt != "bf16" && dt != "f16"))
-        throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes): shapes[" + std::to_string(i) + "] must be [n > 0, k > 0, \"bf16\" | \"f16\"]");
-      shapes.push_back({n, k, dt == "bf16" ? cuda::ET::kBF16 : cuda::ET::kF16});
-    }
-  }
-  // models: [[C, F, H, KVH, D, dtype], ...], one engine pass each (see WarmEngine).
+  for (const WarmTuple& t : WarmTuples(info, 1, "shapes", 2, "[n > 0, k > 0, \"bf16\" | \"f16\"]",
+                                       [](const std::vector<int>& n) { return n[0] > 0 && n[1] > 0; }))
+    shapes.push_back({t.n[0], t.n[1], t.bf16 ? cuda::ET::kBF16 : cuda::ET::kF16});
+  // models: [[C, F, H, KVH, D, dtype], ...], one engine pass each (WarmEngine).
   std::vector<WarmModel> models;
-  if (info.Length() > 2 && !info[2].IsUndefined()) {
-    if (!info[2].IsArray()) throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes, models): models must be an array");
-    const Napi::Array a = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      const Napi::Value v = a.Get(i);
-      const Napi::Array e = v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(env);
-      bool ok = e.Length() == 6 && e.Get(5u).IsString();
-      int n[5] = {0, 0, 0, 0, 0};
-      for (uint32_t k = 0; ok && k < 5; ++k) {
-        ok = e.Get(k).IsNumber();
-        if (ok) n[k] = e.Get(k).As<Napi::Number>().Int32Value();
-      }
-      const std::string dt = ok ? e.Get(5u).As<Napi::String>().Utf8Value() : "";
-      ok = ok && n[0] > 0 && n[1] > 0 && n[2] > 0 && n[3] > 0 && n[2] % n[3] == 0 && n[4] > 0 && n[4] % 2 == 0 &&
-           n[4] <= 256 && (dt == "bf16" || dt == "f16");
-      if (!ok)
-        throw MakeError(env, ErrorCode::kInvalidArgument, "warmUp(device, shapes, models): models[" + std::to_string(i) +
-                                                              "] must be [C, F, H, KVH (dividing H), D (even, <= 256), \"bf16\" | \"f16\"]");
-      models.push_back({n[0], n[1], n[2], n[3], n[4], dt == "bf16" ? DType::kBF16 : DType::kF16});
-    }
-  }
+  for (const WarmTuple& t : WarmTuples(info, 2, "models", 5, "[C, F, H, KVH (dividing H), D (even, <= 256), \"bf16\" | \"f16\"]",
+                                       [](const std::vector<int>& n) {
+                                         return n[0] > 0 && n[1] > 0 && n[2] > 0 && n[3] > 0 && n[2] % n[3] == 0 &&
+                                                n[4] > 0 && n[4] % 2 == 0 && n[4] <= 256;
+                                       }))
+    models.push_back({t.n[0], t.n[1], t.n[2], t.n[3], t.n[4], t.bf16 ? DType::kBF16 : DType::kF16});
   auto* w = new WarmUpWorker(env, info[0].As<Napi::Number>().Int32Value(), std::move(shapes), std::move(models));
   Napi::Promise p = w->Promise();
   w->Queue();
