@@ -56,12 +56,17 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('swapserve worker: --device and --threads take integers >= 0\n');
     return 2;
   }
+  const warmEngine = process.env.SWAPSERVE_WARM_ENGINE;
+  if (warmEngine !== undefined && warmEngine !== '' && warmEngine !== '0' && warmEngine !== '1') {
+    process.stderr.write(`swapserve worker: SWAPSERVE_WARM_ENGINE must be 0 or 1, received "${warmEngine}"\n`);
+    return 2;
+  }
   // Before the worker: its BullMQ consumers take the telemetry option at creation. /metrics: SWAPSERVE_METRICS_PORT.
   initTelemetry({ serviceName: 'swapserve-worker' });
   t.backend = performance.now();
   // The first models of the config only: reading a header costs up to ~0.1 s (a GGUF's tokenizer arrays), and the
   // registration reads it again.
-  const warmMs = await warmUpEngine(backend, device, config.models.slice(0, WARM_MODEL_FILES).map((m) => m.path));
+  const warmMs = await warmUpEngine(backend, device, config.models.slice(0, WARM_MODEL_FILES).map((m) => m.path), warmEngine === '1');
   const log = createLogger({ service: 'worker', level: config.log.level });
   const native = new NativeBackend(config, { backend, device, threads, log });
   await injectStickyOnce(native);
@@ -102,7 +107,7 @@ const WARM_MODEL_FILES = 8;
  * before its pools are allocated and before it reports ready, not its first request. A failure only costs that time
  * back: logged, not fatal; a model whose header cannot be read is left to its own registration to report.
  */
-async function warmUpEngine(choice: BackendChoice | undefined, device: number, modelPaths: string[]): Promise<number | null> {
+async function warmUpEngine(choice: BackendChoice | undefined, device: number, modelPaths: string[], enginePass: boolean): Promise<number | null> {
   if (resolveBackend(choice) !== 'cuda') return null;
   try {
     const addon = loadAddon('cuda');
@@ -110,7 +115,7 @@ async function warmUpEngine(choice: BackendChoice | undefined, device: number, m
     const sources = await Promise.all(modelPaths.map((p) => openModel(p).catch(() => null)));
     const models = sources.filter((s) => s !== null).map((s) => ({ config: s.config, dtype: s.dtype }));
     // The engine pass per shape is opt-in until a GPU run shows what it saves (bench/device/s6c.sh).
-    return await addon.warmUp(device, warmShapes(models), process.env.SWAPSERVE_WARM_ENGINE === '1' ? warmModels(models) : []);
+    return await addon.warmUp(device, warmShapes(models), enginePass ? warmModels(models) : []);
   } catch (e) {
     process.stderr.write(`swapserve worker: engine warm-up failed, the first request will pay it: ${(e as Error).message}\n`);
     return null;

@@ -90,6 +90,23 @@ describe('command arguments and configs', () => {
     });
   }
 
+  it('swapserve worker: SWAPSERVE_WARM_ENGINE other than 0 or 1 is refused with exit code 2, naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swapserve-warm-env-'));
+    const prev = process.env.SWAPSERVE_WARM_ENGINE;
+    try {
+      const cfg = join(dir, 'swapserve.json');
+      writeFileSync(cfg, JSON.stringify({ redisUrl: 'redis://127.0.0.1:1', models: [] }));
+      process.env.SWAPSERVE_WARM_ENGINE = 'yes';
+      const r = await runQuiet(COMMANDS.worker, ['--config', cfg, '--backend', 'cpu']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /^swapserve worker: SWAPSERVE_WARM_ENGINE must be 0 or 1, received "yes"/);
+    } finally {
+      if (prev === undefined) delete process.env.SWAPSERVE_WARM_ENGINE;
+      else process.env.SWAPSERVE_WARM_ENGINE = prev;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   for (const name of ['worker', 'gateway'] as const) {
     it(`swapserve ${name}: a config file that cannot be read is exit code 2, not a crash`, async () => {
       const r = await runQuiet(COMMANDS[name], ['--config', '/nonexistent/swapserve.yaml']);
