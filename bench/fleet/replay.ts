@@ -3,7 +3,10 @@
 // records each response's x-swapserve-path, Server-Timing and TTFT, builds a calibration from what this run measured
 // (swap and load rates, an engine pass, a decode step: services/simulator/measured-calibration.ts), replays the same arrivals in the simulator with the real
 // decide() and the same budgets, and writes the comparison (per-path TTFT medians within 15%, counts within 10%).
-// usage: node --import tsx bench/fleet/replay.ts --out DIR [--n 200] [--duration-s 150] [--tiny] [--models-dir DIR]
+// Before the measured arrivals, a warm-up (--warmup N requests, default 3; 0: none) on a fourth, two-layer model of the
+// same widths (`fleet-warmup`) takes the process's first-request costs (the first load and swap-in of the worker, the
+// first job through gateway, queue and scheduler); both sides replay it, and the comparison leaves it out.
+// usage: node --import tsx bench/fleet/replay.ts --out DIR [--n 200] [--duration-s 150] [--tiny] [--models-dir DIR] [--warmup N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -18,7 +21,7 @@ import { PREFILL_CHUNK } from '../../services/simulator/cluster.ts';
 import { fleetModelSchema } from '../../services/simulator/fleet-spec.ts';
 import { measureRates, median } from '../../services/simulator/measured-calibration.ts';
 import { buildReplay, TRACE_DEFAULTS, type SimRequest } from '../../services/simulator/trace.ts';
-import { comparePaths, PATHS, perRequestError, replayCalibration, simulateRun, tableLines, type Path, type Real, type Recorded } from './resimulate.ts';
+import { comparePaths, PATHS, perRequestError, replayCalibration, simulateRun, tableLines, type Path, type Real, type Recorded, type ReplayShape } from './resimulate.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DATA = join(ROOT, '..', 'shared', 'data', 'traces');
@@ -27,10 +30,13 @@ const BIN = join(ROOT, 'bin', 'swapserve.js');
 const { values: v } = parseArgs({ options: {
   out: { type: 'string' }, n: { type: 'string' }, 'duration-s': { type: 'string' }, tiny: { type: 'boolean' }, 'models-dir': { type: 'string' },
   'max-prompt': { type: 'string' }, 'max-output': { type: 'string' }, arrivals: { type: 'string' }, tokens: { type: 'string' }, resimulate: { type: 'string' },
+  warmup: { type: 'string' },
 } });
 if (!v.out) throw new Error('--out DIR is required');
 const N = Number(v.n ?? 200), DURATION_S = Number(v['duration-s'] ?? 150);
 const MAX_PROMPT = Number(v['max-prompt'] ?? 1024), MAX_OUTPUT = Number(v['max-output'] ?? 32);
+const WARMUP = Number(v.warmup ?? 3);
+if (!Number.isInteger(WARMUP) || WARMUP < 0) throw new Error(`Expected a non-negative integer for --warmup but received ${v.warmup}`);
 const log = (s: string): void => void process.stderr.write(`[fleet-replay] ${s}\n`);
 
 /** Three llama3-family models of three sizes (random weights): tiny under --tiny, else ~1-3 GB bf16 shapes. */
@@ -41,14 +47,20 @@ async function makeModels(root: string): Promise<string[]> {
   const vocabSize = tinyHfTokenizer('llama3').vocabSize;
   for (const [i, l] of layers.entries()) {
     const dir = join(root, `m${i}`);
-    const config = v.tiny
-      ? { hiddenSize: 128, intermediateSize: 384, numLayers: l, numHeads: 4, numKvHeads: 2, headDim: 32, maxPositions: 2048, vocabSize }
-      : { hiddenSize: 2048, intermediateSize: 8192, numLayers: l, numHeads: 32, numKvHeads: 8, headDim: 64, maxPositions: 2048, vocabSize };
-    await writeTinyModel(dir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: i + 1, config });
+    await writeTinyModel(dir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: i + 1, config: widths(l, vocabSize) });
     dirs.push(dir);
   }
   return dirs;
 }
+
+/** The replay models' widths (make_models.py's for the GPU run) at `layers` layers. */
+function widths(layers: number, vocabSize: number) {
+  return v.tiny
+    ? { hiddenSize: 128, intermediateSize: 384, numLayers: layers, numHeads: 4, numKvHeads: 2, headDim: 32, maxPositions: 2048, vocabSize }
+    : { hiddenSize: 2048, intermediateSize: 8192, numLayers: layers, numHeads: 32, numKvHeads: 8, headDim: 64, maxPositions: 2048, vocabSize };
+}
+
+const WARM_ID = 'fleet-warmup';
 
 interface Streamed {
   status: number; headerPath: string; path: string; timing: Record<string, number>; ttftMs: number; endMs: number;
@@ -98,30 +110,35 @@ async function main(): Promise<number> {
   const dirs = readdirSync(root).sort().map((d) => join(root, d));
   // Models made by make_models.py carry no tokenizer: they get the tiny llama3 one, whose vocabulary they were made with.
   const tok = tinyHfTokenizer('llama3');
-  for (const dir of dirs) {
+  const warmDir = join(work, 'warmup');
+  if (WARMUP > 0) await writeTinyModel(warmDir, { family: 'llama3', format: 'hf', dtype: 'bf16', seed: 99, config: widths(2, tok.vocabSize) });
+  for (const dir of WARMUP > 0 ? [...dirs, warmDir] : dirs) {
     if (existsSync(join(dir, 'tokenizer.json'))) continue;
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.files.tokenizerJson));
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tok.files.tokenizerConfig));
   }
-  const shapes: (ModelShape & { dir: string; arena: number })[] = [];
-  for (const [i, dir] of dirs.entries()) {
+  const shapeOf = async (name: string, dir: string): Promise<ReplayShape> => {
     const m = await openModel(dir);
     const c = m.config;
     const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
     const bytes = files.reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-    shapes.push({ name: `fleet-m${i}`, params: bytes / 2, weightBytes: m.layout.totalBytes, layers: c.numLayers, kvBytesPerToken: c.numLayers * c.numKvHeads * c.headDim * 2 * 2, dir, arena: m.layout.totalBytes });
-  }
+    return { name, params: bytes / 2, weightBytes: m.layout.totalBytes, layers: c.numLayers, kvBytesPerToken: c.numLayers * c.numKvHeads * c.headDim * 2 * 2, dir, arena: m.layout.totalBytes };
+  };
+  const shapes: ReplayShape[] = [];
+  for (const [i, dir] of dirs.entries()) shapes.push(await shapeOf(`fleet-m${i}`, dir));
+  const warm = WARMUP > 0 ? await shapeOf(WARM_ID, warmDir) : null;
   const sorted = shapes.map((s) => s.arena).sort((a, b) => b - a);
-  // GPU weights tier: the largest fits, no two do (every switch is a real swap). Host tier: all three fit.
-  const gpuBytes = Math.min(Math.floor(sorted[0] * 1.01) + (1 << 20), sorted[1] + sorted[2] - 1);
-  const hostBytes = sorted.reduce((a, b) => a + b, 0) + (1 << 30);
+  // GPU weights tier: the largest fits (beside the warm-up model), no two do (every switch is a real swap). Host tier:
+  // all four fit.
+  const gpuBytes = Math.min(Math.floor(sorted[0] * 1.01) + (1 << 20) + (warm?.arena ?? 0), sorted[1] + sorted[2] - 1);
+  const hostBytes = sorted.reduce((a, b) => a + b, 0) + (warm?.arena ?? 0) + (1 << 30);
   const ids = shapes.map((s) => s.name);
   const SLO = 60_000;
   const cfgFile = join(work, 'config.json');
   writeFileSync(cfgFile, JSON.stringify({
-    modelRoots: [root], dataDir: work, gateway: { port: 0, requestTimeoutMs: 120_000 }, worker: { concurrency: 4 },
+    modelRoots: [root, ...(warm ? [warmDir] : [])], dataDir: work, gateway: { port: 0, requestTimeoutMs: 120_000 }, worker: { concurrency: 4 },
     budgets: { hostBytes, gpuBytes, scratchBytes: v.tiny ? '256MiB' : '4GiB' },
-    models: shapes.map((s) => ({ id: s.name, path: s.dir, contextLength: 2048, maxTokens: MAX_OUTPUT, sloTtftMs: SLO })),
+    models: [...shapes, ...(warm ? [warm] : [])].map((s) => ({ id: s.name, path: s.dir, contextLength: 2048, maxTokens: MAX_OUTPUT, sloTtftMs: SLO })),
   }, null, 2));
 
   // The replay: GenTD26 arrivals of its 3 most requested models ('top' mapping), the first N, compressed to DURATION_S.
@@ -148,7 +165,7 @@ async function main(): Promise<number> {
     up.stderr!.on('data', on);
     up.once('exit', (c) => reject(new Error(`swapserve up exited (${c})`)));
   });
-  const real: Real[] = [];
+  const real: Real[] = [], warmup: Real[] = [];
   const device = process.env.FLEET_DEVICE ?? (v.tiny ? 'CPU backend' : 'unknown');
   const failures: string[] = [];
   try {
@@ -158,12 +175,12 @@ async function main(): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 1000)); // its first report reaches the scheduler
     const words = 'the cat sat on a mat and then it ran away from home'.split(' ');
-    const t0 = performance.now();
-    await Promise.all(reqs.map(async (r) => {
+    /** Sends `r` at t0 + r.at (ms of performance.now()) and records it in `into`, its time as sent relative to `zero`. */
+    const send = async (r: SimRequest, t0: number, zero: number, into: Real[]): Promise<void> => {
       const wait = r.at - (performance.now() - t0);
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
       const prompt = Array.from({ length: r.promptTokens }, (_, i) => words[i % words.length]).join(' ');
-      const at = performance.now() - t0;
+      const at = performance.now() - zero;
       const s = await stream(`${url}/v1/completions`, { model: r.model, prompt, max_tokens: r.outputTokens, temperature: 0, stream: true, stream_options: { include_usage: true } })
         .catch((e: Error) => ({ status: 0, path: '', text: e.message, ttftMs: -1 } as Streamed));
       if (s.status !== 200 || s.ttftMs < 0 || !s.path) {
@@ -171,16 +188,29 @@ async function main(): Promise<number> {
         return;
       }
       const decodeMs = s.timing.decode_ms ?? 0;
-      real.push({ id: r.id, model: r.model, at, path: s.path as Path, headerPath: s.headerPath, ttftMs: s.ttftMs, timing: s.timing,
+      into.push({ id: r.id, model: r.model, at, path: s.path as Path, headerPath: s.headerPath, ttftMs: s.ttftMs, timing: s.timing,
         stepMs: s.completionTokens > 1 ? decodeMs / (s.completionTokens - 1) : null, promptTokens: s.promptTokens, outputTokens: s.completionTokens });
-    }));
+    };
+    // The warm-up: two requests at once (a cold load and swap-in), then the rest one after another (warm); 1 s of quiet.
+    const tw = performance.now();
+    const wreqs: SimRequest[] = Array.from({ length: WARMUP }, (_, i) => ({ id: 1_000_000 + i, model: WARM_ID, at: 0, promptTokens: 600, outputTokens: 8 }));
+    await Promise.all(wreqs.slice(0, 2).map((r) => send(r, tw, tw, warmup)));
+    for (const r of wreqs.slice(2)) await send(r, performance.now(), tw, warmup);
+    if (WARMUP > 0) {
+      await new Promise((r) => setTimeout(r, 1000));
+      log(`warm-up: ${warmup.map((r) => `${r.path} ${r.ttftMs.toFixed(1)} ms`).join(', ')}`);
+    }
+    const t0 = performance.now();
+    for (const r of warmup) r.at -= t0 - tw; // as sent, relative to the measured arrivals' zero
+    await Promise.all(reqs.map((r) => send(r, t0, t0, real)));
   } finally {
     up.kill('SIGTERM');
     await once(up, 'exit');
   }
   log(`${real.length} answered, ${failures.length} failed${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
   if (real.length === 0) throw new Error('no request succeeded');
-  const run: Recorded = { device, compress, shapes, gpuBytes, hostBytes, ids, real, failures, sent: real.map((r) => reqs[r.id]) };
+  const run: Recorded = { device, compress, shapes, gpuBytes, hostBytes, ids, real, failures, sent: real.map((r) => reqs[r.id]),
+    ...(warm ? { warmup: { shape: warm, real: warmup } } : {}) };
   return compare(run);
 }
 
@@ -195,20 +225,32 @@ function compare(run: Recorded): number {
   // which only the priced work ran (services/simulator/measured-calibration.ts says why).
   const rates = measureRates(real, shapes, PREFILL_CHUNK);
   const { swapBytesPerS, diskBytesPerS, prefill, step } = rates;
+  // The warm-up model (two layers of the same widths) is priced as the shallowest measured model, per layer: it only
+  // decides when the warm-up's own requests end, a second before the measured arrivals.
+  const w = run.warmup;
+  if (w) {
+    const ref = [...shapes].sort((a, b) => a.layers - b.layers)[0];
+    const k = w.shape.layers / ref.layers, pf = prefill.get(ref.name)!;
+    prefill.set(w.shape.name, { passS: pf.passS * k, tokenS: pf.tokenS * k, samples: 0 });
+    step.set(w.shape.name, { s: step.get(ref.name)!.s * k, samples: 0 });
+  }
   const cal = replayCalibration(v.tiny ? 'CPU (tiny models)' : 'measured GPU', gpuBytes, rates);
   const c = simulateRun(run, cal);
 
   // What the simulator does not model: gateway, enqueue, the worker's pickup and the first chunk's way back. Measured
   // on this run's warm requests (client TTFT - the server's own TTFT) and added to every simulated TTFT.
   const overheadMs = median(real.filter((r) => r.path === 'warm').map((r) => r.ttftMs - (r.timing.ttft_ms ?? 0)));
-  const rows = comparePaths(PATHS.map((p) => ({ path: p, n: real.filter((r) => r.path === p).length, medianMs: median(real.filter((r) => r.path === p).map((r) => r.ttftMs)) })), c.served, overheadMs);
+  const served = c.served.filter((x) => x.model !== w?.shape.name);
+  const rows = comparePaths(PATHS.map((p) => ({ path: p, n: real.filter((r) => r.path === p).length, medianMs: median(real.filter((r) => r.path === p).map((r) => r.ttftMs)) })), served, overheadMs);
   const each = perRequestError(real, c.served, overheadMs);
   log(`simulated moves: ${JSON.stringify(c.moves)}`);
   const md = [
     `# Simulator vs reality — ${cal.gpu}`, '',
     `- Date ${new Date().toISOString()}; ${real.length} requests answered (${failures.length} failed) over 3 models; GenTD26 top-3 arrivals compressed ×${compress.toFixed(0)}; prompts ≤ ${MAX_PROMPT} tokens, outputs ≤ ${MAX_OUTPUT} tokens.`,
     `- Command: \`${process.argv.slice(1).join(' ')}\`; device: ${device}.`,
-    `- Budgets: GPU ${(gpuBytes / 1e9).toFixed(2)} GB (one model), host ${(run.hostBytes / 1e9).toFixed(2)} GB (all three); models ${shapes.map((s) => `${s.name} ${(s.arena / 1e9).toFixed(2)} GB`).join(', ')}.`,
+    w ? `- Warm-up (left out of the comparison, replayed on both sides): ${w.real.length} requests to ${w.shape.name} (${w.shape.layers} layers, ${(w.shape.arena / 1e9).toFixed(2)} GB) ending ${(-Math.max(...w.real.map((r) => r.at))).toFixed(0)} ms before the first measured arrival; real TTFT ${w.real.map((r) => `${r.path} ${r.ttftMs.toFixed(1)} ms`).join(', ')}.`
+      : '- No warm-up (--warmup 0): the first measured requests pay the process\'s first-request costs.',
+    `- Budgets: GPU ${(gpuBytes / 1e9).toFixed(2)} GB (one model${w ? ' beside the warm-up model' : ''}), host ${(run.hostBytes / 1e9).toFixed(2)} GB (all${w ? ' four' : ' three'}); models ${shapes.map((s) => `${s.name} ${(s.arena / 1e9).toFixed(2)} GB`).join(', ')}.`,
     `- Calibration measured in this run: swap ${(swapBytesPerS / 1e9).toFixed(1)} GB/s, load ${(diskBytesPerS / 1e9).toFixed(1)} GB/s, ` +
       `request overhead (warm client TTFT - server TTFT, added to simulated TTFTs) ${overheadMs.toFixed(1)} ms; ` +
       ids.map((m) => `${m}: an engine pass (≤ ${PREFILL_CHUNK} prompt tokens) ${(prefill.get(m)!.passS * 1000).toFixed(2)} ms + ${(prefill.get(m)!.tokenS * 1e6).toFixed(2)} µs/token ` +

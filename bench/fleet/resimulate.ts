@@ -14,10 +14,15 @@ export const PATHS: Path[] = ['warm', 'swap', 'cold'];
 
 export interface Real extends MeasuredRequest { headerPath: string }
 
-/** What the real run recorded (field `run` of sim-vs-real.json): enough to simulate it again (`--resimulate FILE`). */
+export type ReplayShape = ModelShape & { dir: string; arena: number };
+
+/**
+ * What the real run recorded (field `run` of sim-vs-real.json): enough to simulate it again (`--resimulate FILE`).
+ * `warmup`: the requests sent before the measured ones (times negative) to a model of their own, replayed, not compared.
+ */
 export interface Recorded {
-  device: string; compress: number; shapes: (ModelShape & { dir: string; arena: number })[]; gpuBytes: number; hostBytes: number; ids: string[];
-  real: Real[]; failures: string[]; sent: SimRequest[];
+  device: string; compress: number; shapes: ReplayShape[]; gpuBytes: number; hostBytes: number; ids: string[];
+  real: Real[]; failures: string[]; sent: SimRequest[]; warmup?: { shape: ReplayShape; real: Real[] };
 }
 
 /** The rates a replay simulates with (measured by measureRates, or as a report printed them). */
@@ -52,14 +57,20 @@ export function replayCalibration(label: string, gpuBytes: number, r: ReplayRate
  */
 export function simulateRun(run: Recorded, cal: Calibration, timeScale = 1): SimCluster {
   if (!(timeScale > 0)) throw new Error(`Expected a positive number for timeScale but received ${timeScale}`);
-  const fleet = run.shapes.map((s) => fleetModelSchema.parse({ id: s.name, params: Math.round(s.params), weightBytes: s.arena, layers: s.layers, kvBytesPerToken: s.kvBytesPerToken, contextTokens: 2048, sloTtftMs: 60_000, concurrency: 4 }));
+  const shapes = run.warmup ? [...run.shapes, run.warmup.shape] : run.shapes;
+  const fleet = shapes.map((s) => fleetModelSchema.parse({ id: s.name, params: Math.round(s.params), weightBytes: s.arena, layers: s.layers, kvBytesPerToken: s.kvBytesPerToken, contextTokens: 2048, sloTtftMs: 60_000, concurrency: 4 }));
   const q = new EventQueue();
-  const c = new SimCluster(q, { cal, shapes: new Map(run.shapes.map((s) => [s.name, s])), concurrency: new Map(run.ids.map((m) => [m, 4])), weightsBytesPerGpu: run.gpuBytes, hostBytesPerGpu: run.hostBytes, pageCache: false, batchContextTokens: 1 });
+  const c = new SimCluster(q, { cal, shapes: new Map(shapes.map((s) => [s.name, s])), concurrency: new Map(shapes.map((s) => [s.name, 4])), weightsBytesPerGpu: run.gpuBytes, hostBytesPerGpu: run.hostBytes, pageCache: false, batchContextTokens: 1 });
   const ctl = new SwapserveController(c, fleet, { maxWorkers: 1, minWorkers: 1, workerIdleMs: 3_600_000 });
   c.controller = ctl;
   c.startWorker('local-0', 1, 0);
   const byId = new Map(run.sent.map((r) => [r.id, r]));
-  const sent = run.real.map((r) => ({ ...byId.get(r.id)!, at: 2000 + r.at * timeScale, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })).sort((a, b) => a.at - b.at);
+  const warm = run.warmup?.real ?? [];
+  const zero = 2000 + Math.max(0, ...warm.map((r) => -r.at * timeScale));
+  const sent = [
+    ...warm.map((r) => ({ id: r.id, model: r.model, at: zero + r.at * timeScale, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })),
+    ...run.real.map((r) => ({ ...byId.get(r.id)!, at: zero + r.at * timeScale, promptTokens: r.promptTokens, outputTokens: Math.max(1, r.outputTokens) })),
+  ].sort((a, b) => a.at - b.at);
   for (const r of sent) q.at(r.at, () => c.arrive(r));
   const tick = (): void => { ctl.onTick(); if (q.now < sent[sent.length - 1].at + 60_000) q.after(1000, tick); };
   q.at(0, tick);
