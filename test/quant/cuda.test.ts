@@ -193,7 +193,11 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
     // from each other by max 0.44 / relative RMS 7.3 % of logits up to 6.0, as much as either differs from the CPU
     // (0.33 / 5.5 %, 0.42 / 6.7 %): a fixed bound (0.05 x |logits|, set before any run) measures the random layers'
     // gain, not the backends. The agreement asserted: at every step, each CUDA mode is no farther from the CPU than
-    // 1.25 x (the two CUDA modes' own distance) + 1 %, in relative RMS, and all three pick the same argmax.
+    // 1.25 x (the two CUDA modes' own distance) + 1 %, in relative RMS; and each CUDA mode's argmax is the CPU's or a
+    // near-tie of it on the CPU: its CPU logit within the two CUDA modes' own max distance of the CPU's top logit.
+    // Random weights give near-ties among 128,256 logits: on an H100 (2026-12-08, s7a) the two CUDA roundings picked
+    // different tokens from each other at one step (Q4_K_M step 1: 2798, 107622; CPU 84763), so exact argmax
+    // equality measured that near-tie, not the backends. (Both criteria were set after seeing data; see the notes.)
     it(`${file.split('/').pop()}: the whole 8B-shaped file, prefill and decode logits agree`, async (t) => {
       const r = await cudaAgreesWithCpu(file, file.split('/').pop()!, [
         { name: 'exact', tuning: engineTuningSchema.parse({ exact: true }), tol: Infinity },
@@ -206,15 +210,19 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
         return Math.sqrt(sq / Math.max(sqRef, 1e-30));
       };
       const argmax = (a: Float32Array): number => a.reduce((m, v, k) => (v > a[m] ? k : m), 0);
+      const maxAbs = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k])), 0);
       for (const [i, c] of r.cpu.entries()) {
         const ex = r.gpu.exact[i], df = r.gpu.default[i];
-        const between = relRms(ex, df);
+        const between = relRms(ex, df), spread = maxAbs(ex, df);
         const bound = 1.25 * between + 0.01;
-        const line = `step ${i}: exact vs cpu ${relRms(ex, c).toFixed(4)}, default vs cpu ${relRms(df, c).toFixed(4)}, exact vs default ${between.toFixed(4)} (bound ${bound.toFixed(4)})`;
+        const top = argmax(c);
+        // How far below the CPU's top logit each CUDA mode's pick lies on the CPU (0: the same token).
+        const gap = (g: Float32Array): number => c[top] - c[argmax(g)];
+        const line = `step ${i}: exact vs cpu ${relRms(ex, c).toFixed(4)}, default vs cpu ${relRms(df, c).toFixed(4)}, exact vs default ${between.toFixed(4)} (bound ${bound.toFixed(4)}); ` +
+          `argmax cpu ${top}, exact ${argmax(ex)} (${gap(ex).toFixed(4)} below on the cpu), default ${argmax(df)} (${gap(df).toFixed(4)} below); max |exact - default| ${spread.toFixed(4)}`;
         t.diagnostic(line);
         assert.ok(relRms(ex, c) <= bound && relRms(df, c) <= bound, `the backends differ more than one backend's two roundings: ${line}`);
-        assert.equal(argmax(ex), argmax(c), `argmax (exact vs cpu), ${line}`);
-        assert.equal(argmax(df), argmax(c), `argmax (default vs cpu), ${line}`);
+        assert.ok(gap(ex) <= spread && gap(df) <= spread, `a CUDA argmax is no near-tie of the CPU's: ${line}`);
       }
     });
   }
