@@ -128,8 +128,36 @@ export function shapeOf(source: ModelSource, backend: 'cpu' | 'cuda'): ModelShap
 }
 
 async function collect(it: AsyncIterable<GenerateEvent>): Promise<Extract<GenerateEvent, { type: 'done' }>> {
-  for await (const e of it) if (e.type === 'done') return e;
+  return (await collectTimed(it)).done;
+}
+
+/** A generation's done event and the time (performance.now(), ms) each of its tokens arrived. */
+async function collectTimed(it: AsyncIterable<GenerateEvent>): Promise<{ done: Extract<GenerateEvent, { type: 'done' }>; times: number[] }> {
+  const times: number[] = [];
+  for await (const e of it) {
+    if (e.type === 'token') times.push(performance.now());
+    else if (e.type === 'done') return { done: e, times };
+  }
   throw new Error('generation ended without a done event');
+}
+
+/**
+ * The steady decode step of a batch (s), or null when too few steps were shared: per sequence, the mean gap between
+ * its tokens inside the window where every sequence was decoding (from the last first token to the first last one,
+ * so no prompt of the batch was still being fed), and the median of those. A batch whose prompts take more than one
+ * prefill pass (128 x 128 tokens at an 8,192-token chunk) starts decoding some sequences while others' prompts still
+ * go in; their decode time then holds a prefill pass (H100, 2026-12-08: batch 128 read 14.2 ms a step that way).
+ */
+export function sharedDecodeStepS(runs: { times: number[] }[], minSteps = 8): number | null {
+  if (runs.length === 0 || runs.some((r) => r.times.length < 2)) return null;
+  const from = Math.max(...runs.map((r) => r.times[0])), to = Math.min(...runs.map((r) => r.times[r.times.length - 1]));
+  const gaps: number[] = [];
+  for (const r of runs) {
+    const t = r.times.filter((x) => x >= from && x <= to);
+    if (t.length - 1 < minSteps) return null;
+    gaps.push((t[t.length - 1] - t[0]) / (t.length - 1));
+  }
+  return median(gaps) / 1000;
 }
 
 /** Tier moves and engine steps on the native runtime, in this process (before the stack starts). */
@@ -198,19 +226,20 @@ async function measureNative(o: Opts, source: ModelSource, tok: Tokenizer, log: 
   const bw = o.datasheet?.bw ?? null;
   const shape = shapeOf(source, backend);
   for (const b of o.batches) {
-    let dones: Extract<GenerateEvent, { type: 'done' }>[];
+    let runs: Awaited<ReturnType<typeof collectTimed>>[];
     try {
       // A discarded short run at this batch first: the batch's first decode steps make its CUDA graph and pick its
       // products' kernels, which are not the steady step this measures.
       await Promise.all(Array.from({ length: b }, (_, i) => collect(engine.generate(req(ctxTokens, 4, 1000 + i)))));
-      dones = await Promise.all(Array.from({ length: b }, (_, i) => collect(engine.generate(req(ctxTokens, steps + 1, 100 + i)))));
+      runs = await Promise.all(Array.from({ length: b }, (_, i) => collectTimed(engine.generate(req(ctxTokens, steps + 1, 100 + i)))));
     } catch (e) {
       notes.push(`decode at batch ${b} failed (${(e as Error).message}); larger batches skipped`);
       log(`decode batch ${b} failed: ${(e as Error).message}`);
       break;
     }
-    // Per sequence: its decode time over its decode steps; the median sequence's rate is the batch's step.
-    const stepS = median(dones.map((d) => d.decodeMs / Math.max(1, d.completionTokens - 1))) / 1000;
+    // The steps every sequence shared (sharedDecodeStepS); failing that (a short run), per sequence its decode time
+    // over its decode steps, the median sequence's rate.
+    const stepS = sharedDecodeStepS(runs, Math.min(8, steps - 1)) ?? median(runs.map(({ done: d }) => d.decodeMs / Math.max(1, d.completionTokens - 1))) / 1000;
     const meanCtx = ctxTokens + steps / 2;
     const roof = bw ? b / ((shape.weightBytes + b * meanCtx * shape.kvBytesPerToken) / bw) : null;
     decode.push({ batch: b, contextTokens: meanCtx, stepS, tokensPerS: b / stepS, rooflineTokensPerS: roof });

@@ -8,12 +8,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseCalibrationFile } from '../../services/fleet/calibration.ts';
-import type { Profile } from '../../bench/load/profile.ts';
+import { sharedDecodeStepS, type Profile } from '../../bench/load/profile.ts';
 import { STORIES260K_GGUF } from '../helpers/data.ts';
 import { needsData } from '../helpers/requires.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
 const cli = (args: string[], timeout = 30_000) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout, killSignal: 'SIGKILL' });
+
+describe('sharedDecodeStepS: the decode step over the steps every sequence of a batch shared', () => {
+  // Token times (ms): `first` is a sequence's first token; then one token every `step` ms, `n` tokens in all.
+  const seq = (first: number, step: number, n: number) => ({ times: Array.from({ length: n }, (_, i) => first + i * step) });
+
+  it('leaves out the tokens a sequence made while others were still being prefilled', () => {
+    // Half the batch starts at 0 and decodes at 10 ms a step, but its first 5 gaps hold a 200 ms prefill pass of the
+    // others (which start at 250); from 250 on all decode together at 10 ms.
+    const early = { times: [0, 210, 220, 230, 240, 250, ...Array.from({ length: 30 }, (_, i) => 260 + i * 10)] };
+    const runs = [early, early, seq(250, 10, 32), seq(250, 10, 32)];
+    assert.equal(sharedDecodeStepS(runs), 0.01);
+    // The per-sequence average it replaces would read the early ones long: (550 - 0) / 35 = 15.7 ms.
+  });
+
+  it('is null when the shared window holds fewer steps than asked, or a sequence has one token', () => {
+    assert.equal(sharedDecodeStepS([seq(0, 10, 20), seq(150, 10, 6)]), null);
+    assert.equal(sharedDecodeStepS([seq(0, 10, 20), { times: [5] }]), null);
+    assert.equal(sharedDecodeStepS([]), null);
+    assert.equal(sharedDecodeStepS([seq(0, 10, 20), seq(150, 10, 6)], 3), 0.01);
+  });
+});
 
 describe('swapserve profile / bench load (CLI)', () => {
   it('rejects bad arguments with exit code 2 and a usage line', () => {
