@@ -169,9 +169,10 @@ async function main(): Promise<number> {
   const device = process.env.FLEET_DEVICE ?? (v.tiny ? 'CPU backend' : 'unknown');
   const failures: string[] = [];
   try {
-    // Wait for the worker to be ready (as the simulated one is at t = 0); each model's first request is then a disk load.
-    for (const end = Date.now() + 180_000; !/worker \S+ ready/.test(out); await new Promise((r) => setTimeout(r, 100))) {
-      if (Date.now() > end) throw new Error('the worker did not get ready within 180 s');
+    // Wait for the stack to be ready (`up`'s ready line: the scheduler leads and the worker registered, as the simulated
+    // ones are at t = 0); each model's first request is then a disk load.
+    for (const end = Date.now() + 180_000; !/\[up\] ready:/.test(out); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new Error('the stack did not get ready within 180 s');
     }
     await new Promise((r) => setTimeout(r, 1000)); // its first report reaches the scheduler
     const words = 'the cat sat on a mat and then it ran away from home'.split(' ');

@@ -27,6 +27,29 @@ import { cudaDeviceCount } from './gpus.ts';
 import { HOST_BYTES_ENV } from '../config/config.ts';
 
 const BIN = new URL('../../bin/swapserve.js', import.meta.url).pathname;
+
+type ReadyProbe = Pick<ReturnType<typeof connect>, 'exists' | 'zmscore'>;
+
+/**
+ * Polls Redis until the stack serves a request at once: the scheduler holds the leader lease (when `needLeader`) and
+ * every worker of `workerIds` has sent a heartbeat since `sinceMs` (ms since the epoch). Gives up after `timeoutMs`,
+ * naming what is missing; 'stopped' when `stopped()` turns true first.
+ */
+export async function waitReady(redis: ReadyProbe, keys: ReturnType<typeof clusterKeys>, workerIds: string[], sinceMs: number, needLeader: boolean,
+  timeoutMs: number, stopped: () => boolean, pollMs = 50): Promise<{ ready: boolean; ms: number; missing: string } | 'stopped'> {
+  const t0 = Date.now();
+  for (;;) {
+    if (stopped()) return 'stopped';
+    const leader = !needLeader || (await redis.exists(keys.leader())) === 1;
+    const beats = workerIds.length ? await redis.zmscore(keys.workers(), ...workerIds) : [];
+    const absent = workerIds.filter((_, i) => beats[i] === null || Number(beats[i]) < sinceMs);
+    const missing = [...(leader ? [] : ['no scheduler holds the lease']), ...(absent.length ? [`worker${absent.length > 1 ? 's' : ''} ${absent.join(', ')} not registered`] : [])].join('; ');
+    const ms = Date.now() - t0;
+    if (!missing) return { ready: true, ms, missing };
+    if (ms >= timeoutMs) return { ready: false, ms, missing };
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
 const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
   --config FILE      config file (YAML or JSON); none: demo models with random weights
   --data-dir DIR     where demo models and run files go (default ~/.swapserve)
@@ -243,6 +266,19 @@ export async function run(argv: string[], io: CommandIo = STDIO, host: UpHost = 
     log(`status page ${gateway.url}/  ·  queues ${gateway.url}/queues  ·  metrics ${gateway.url}/metrics`);
     log(`try:  curl -s ${gateway.url}/v1/chat/completions -H 'content-type: application/json' -d '{"model":"${model}","messages":[{"role":"user","content":"hi"}],"max_tokens":8}' -D - | grep -i x-swapserve-path`);
     if (demo) log('the first request to a model is cold, the next warm; ask another model, then the first again: swap');
+    // The gateway takes requests from now on, but one that comes before the scheduler leads waits for it (on a 2-core
+    // machine its process takes 2-3 s to start: a first request held ~1 s). Say when nothing is held any more.
+    const startedAt = Date.now();
+    const workerIds = Array.from({ length: n }, (_, i) => `local-${i}`);
+    let stopping = false;
+    cleanups.push(async () => { stopping = true; });
+    void waitReady(probe, clusterKeys(config.prefix), workerIds, startedAt, !values['no-scheduler'], 120_000, () => stopping).then(
+      (r) => {
+        if (r === 'stopped') return;
+        if (r.ready) log(`ready: ${values['no-scheduler'] ? '' : 'the scheduler leads, '}${n} worker${n > 1 ? 's' : ''} registered (${r.ms} ms after the gateway)`);
+        else log(`not ready after ${r.ms} ms: ${r.missing}; requests wait until it is`);
+      },
+      (e: Error) => log(`readiness probe failed: ${e.message}`));
 
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());

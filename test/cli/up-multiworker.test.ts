@@ -70,6 +70,10 @@ describe('swapserve up, three workers on one host', { skip: needsData() }, () =>
         body: JSON.stringify({ model: 'story-a', prompt: 'Once upon a time', max_tokens: 3 }),
       });
       assert.equal(res.status, 200, await res.clone().text());
+      // `up` says when the stack serves without holding a request (here: no scheduler; the three workers registered).
+      for (const end = Date.now() + 10_000; !/\[up\] ready: 3 workers registered/.test(out); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > end) throw new Error(`no ready line:\n${out}`);
+      }
     } finally {
       conn.disconnect();
     }
