@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { tinyHfTokenizer, writeTinyModel } from '../../native/ts/model/tiny.ts';
 import { openModel } from '../../native/ts/model/index.ts';
-import type { ModelShape } from '../../services/fleet/calibration.ts';
 import { PREFILL_CHUNK } from '../../services/simulator/cluster.ts';
 import { fleetModelSchema } from '../../services/simulator/fleet-spec.ts';
 import { measureRates, median } from '../../services/simulator/measured-calibration.ts';
