@@ -18,9 +18,8 @@ import { tinyHfTokenizer, writeTinyModel } from '../../native/ts/model/tiny.ts';
 import { openModel } from '../../native/ts/model/index.ts';
 import { PREFILL_CHUNK } from '../../services/simulator/cluster.ts';
 import { fleetModelSchema } from '../../services/simulator/fleet-spec.ts';
-import { measureRates, median } from '../../services/simulator/measured-calibration.ts';
 import { buildReplay, TRACE_DEFAULTS, type SimRequest } from '../../services/simulator/trace.ts';
-import { comparePaths, PATHS, perRequestError, replayCalibration, simulateRun, tableLines, type Path, type Real, type Recorded, type ReplayShape } from './resimulate.ts';
+import { PATHS, resimulate, tableLines, type Path, type Real, type Recorded, type ReplayShape } from './resimulate.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DATA = join(ROOT, '..', 'shared', 'data', 'traces');
@@ -221,28 +220,9 @@ function compare(run: Recorded): number {
   // kept for --resimulate all the same (replaced below by the full comparison).
   mkdirSync(v.out!, { recursive: true });
   writeFileSync(join(v.out!, 'sim-vs-real.json'), JSON.stringify({ run }, null, 1));
-  // The calibration this run measured, in the cluster's terms (per engine pass, per decode step), from the windows in
-  // which only the priced work ran (services/simulator/measured-calibration.ts says why).
-  const rates = measureRates(real, shapes, PREFILL_CHUNK);
+  const { rates, cal, cluster: c, overheadMs, rows, perRequest: each } = resimulate(run, v.tiny ? 'CPU (tiny models)' : 'measured GPU');
   const { swapBytesPerS, diskBytesPerS, prefill, step } = rates;
-  // The warm-up model (two layers of the same widths) is priced as the shallowest measured model, per layer: it only
-  // decides when the warm-up's own requests end, a second before the measured arrivals.
   const w = run.warmup;
-  if (w) {
-    const ref = [...shapes].sort((a, b) => a.layers - b.layers)[0];
-    const k = w.shape.layers / ref.layers, pf = prefill.get(ref.name)!;
-    prefill.set(w.shape.name, { passS: pf.passS * k, tokenS: pf.tokenS * k, samples: 0 });
-    step.set(w.shape.name, { s: step.get(ref.name)!.s * k, samples: 0 });
-  }
-  const cal = replayCalibration(v.tiny ? 'CPU (tiny models)' : 'measured GPU', gpuBytes, rates);
-  const c = simulateRun(run, cal);
-
-  // What the simulator does not model: gateway, enqueue, the worker's pickup and the first chunk's way back. Measured
-  // on this run's warm requests (client TTFT - the server's own TTFT) and added to every simulated TTFT.
-  const overheadMs = median(real.filter((r) => r.path === 'warm').map((r) => r.ttftMs - (r.timing.ttft_ms ?? 0)));
-  const served = c.served.filter((x) => x.model !== w?.shape.name);
-  const rows = comparePaths(PATHS.map((p) => ({ path: p, n: real.filter((r) => r.path === p).length, medianMs: median(real.filter((r) => r.path === p).map((r) => r.ttftMs)) })), served, overheadMs);
-  const each = perRequestError(real, c.served, overheadMs);
   log(`simulated moves: ${JSON.stringify(c.moves)}`);
   const md = [
     `# Simulator vs reality — ${cal.gpu}`, '',

@@ -2,10 +2,10 @@
 // its arrivals (as sent, with the token counts the engine saw) through the simulated cluster with the real decide(),
 // and the per-path comparison. Shared by replay.ts and run14-reconstruct.ts.
 import type { Calibration, ModelShape } from '../../services/fleet/calibration.ts';
-import { SimCluster, type Served } from '../../services/simulator/cluster.ts';
+import { PREFILL_CHUNK, SimCluster, type Served } from '../../services/simulator/cluster.ts';
 import { EventQueue } from '../../services/simulator/events.ts';
 import { fleetModelSchema } from '../../services/simulator/fleet-spec.ts';
-import { median, type MeasuredRequest, type PassFit } from '../../services/simulator/measured-calibration.ts';
+import { measureRates, median, type MeasuredRates, type MeasuredRequest, type PassFit } from '../../services/simulator/measured-calibration.ts';
 import { SwapserveController } from '../../services/simulator/policies.ts';
 import type { SimRequest } from '../../services/simulator/trace.ts';
 
@@ -107,3 +107,37 @@ export const tableLines = (rows: PathRow[]): string[] => {
   return ['| path | real n | sim n | count diff | real TTFT median | sim TTFT median | median diff | within bars (15% / 10%) |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows.map((r) => `| ${r.path} | ${r.realN} | ${r.simN} | ${(r.countDiff * 100).toFixed(1)}% | ${f(r.realMedianMs)} ms | ${f(r.simMedianMs)} ms | ${(r.medianDiff * 100).toFixed(1)}% | ${r.pass ? 'yes' : 'NO'} |`)];
 };
+
+/** What `resimulate` found: the rates the run measured, the calibration and cluster it simulated with, the comparison. */
+export interface Resimulated {
+  rates: MeasuredRates; cal: Calibration; cluster: SimCluster; overheadMs: number; rows: PathRow[];
+  perRequest: Record<Path, { n: number; medianAbsMs: number }>;
+}
+
+/**
+ * A recorded run against the simulator: the calibration measured from its own rows (windows in which only the priced
+ * work ran: services/simulator/measured-calibration.ts), its arrivals (warm-up included) through the simulated
+ * cluster, and the per-path comparison of its measured requests (the warm-up's left out).
+ * @throws Error when the run cannot calibrate a model (no request of it ran alone).
+ */
+export function resimulate(run: Recorded, label: string): Resimulated {
+  const rates = measureRates(run.real, run.shapes, PREFILL_CHUNK);
+  // The warm-up model (two layers of the same widths) is priced as the shallowest measured model, per layer: it only
+  // decides when the warm-up's own requests end, a second before the measured arrivals.
+  const w = run.warmup;
+  if (w) {
+    const ref = [...run.shapes].sort((a, b) => a.layers - b.layers)[0];
+    const k = w.shape.layers / ref.layers, pf = rates.prefill.get(ref.name)!;
+    rates.prefill.set(w.shape.name, { passS: pf.passS * k, tokenS: pf.tokenS * k, samples: 0 });
+    rates.step.set(w.shape.name, { s: rates.step.get(ref.name)!.s * k, samples: 0 });
+  }
+  const cal = replayCalibration(label, run.gpuBytes, rates);
+  const cluster = simulateRun(run, cal);
+  // What the simulator does not model: gateway, enqueue, the worker's pickup and the first chunk's way back. Measured
+  // on the run's warm requests (client TTFT - the server's own TTFT) and added to every simulated TTFT.
+  const overheadMs = median(run.real.filter((r) => r.path === 'warm').map((r) => r.ttftMs - (r.timing.ttft_ms ?? 0)));
+  const served = cluster.served.filter((x) => x.model !== w?.shape.name);
+  const real = (p: Path) => run.real.filter((r) => r.path === p);
+  const rows = comparePaths(PATHS.map((p) => ({ path: p, n: real(p).length, medianMs: median(real(p).map((r) => r.ttftMs)) })), served, overheadMs);
+  return { rates, cal, cluster, overheadMs, rows, perRequest: perRequestError(run.real, served, overheadMs) };
+}
