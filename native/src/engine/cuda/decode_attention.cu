@@ -44,10 +44,7 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int qRow = e.qRow[ent], ctx = e.ctx[ent];
   const int s0 = split * chunk, s1 = min(ctx, s0 + chunk);
-  for (int i = threadIdx.x; i < gn * D; i += blockDim.x) {
-    const int g = i / D, d = i % D;
-    sq[g][d] = ToF(qkv[static_cast<size_t>(qRow) * qStride + (h0 + g) * D + d]) * scale;
-  }
+  LoadScaledQ(sq, qkv, qRow, qStride, h0, gn, D, scale);
   __syncthreads();
   const size_t plane = static_cast<size_t>(cap) * KVH * D;
   const T* kc = reinterpret_cast<const T*>(e.kvBase[ent]) + 2 * static_cast<size_t>(layer) * plane + kvh * D;
@@ -56,13 +53,7 @@ DecodeAttnKernel(const T* qkv, int qStride, AttnEntries e, int H, int KVH, int D
   const int32_t* tb = EntryTable(e, ent);
 
   float m[kMaxG], l[kMaxG], o[kMaxG][DPL];
-#pragma unroll
-  for (int g = 0; g < kMaxG; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.f;
-#pragma unroll
-    for (int i = 0; i < DPL; ++i) o[g][i] = 0.f;
-  }
+  ResetSoftmax(m, l, o);
   for (int c0 = s0 + warp * 32; c0 < s1; c0 += kDecWarps * 32) {
     const int p = c0 + lane;
     const bool valid = p < s1;
