@@ -50,6 +50,7 @@ export async function waitReady(redis: ReadyProbe, keys: ReturnType<typeof clust
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
 const USAGE = `usage: swapserve up [options]   (env: REDIS_URL, PORT, HOST, SWAPSERVE_CONFIG, SWAPSERVE_BACKEND)
   --config FILE      config file (YAML or JSON); none: demo models with random weights
   --data-dir DIR     where demo models and run files go (default ~/.swapserve)
