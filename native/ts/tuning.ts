@@ -30,6 +30,12 @@ export const engineTuningSchema = z.object({
    * (env SWAPSERVE_CUDA_GRAPHS=1 / 0). @defaultValue false
    */
   cudaGraphs: z.boolean().default(false),
+  /**
+   * Quantized models' one-token decode steps with the attention and FFN norms, RoPE + the KV write and SwiGLU folded
+   * into the q|k|v and gate|up products (four launches a layer fewer; their X is quantized to int8 as the dp4a GEMV
+   * does); off until measured on the GPU (env SWAPSERVE_CUDA_QUANT_FOLD=1 / 0). Needs `fusedDecode`. @defaultValue false
+   */
+  quantFold: z.boolean().default(false),
 }).strict();
 
 export type EngineTuning = z.infer<typeof engineTuningSchema>;

@@ -20,7 +20,7 @@ after(async () => { await Promise.all(made.map((p) => rm(dirname(p), { recursive
 describe('engine tuning', () => {
   it('the config section defaults every knob and refuses unknown or out-of-range ones', () => {
     const c = configSchema.parse({});
-    assert.deepEqual(c.engine, { exact: false, profile: false, pdl: true, fusedDecode: true, decodeGemv: '', l2PrefetchBytes: -1, attnSplits: 0, cudaGraphs: false });
+    assert.deepEqual(c.engine, { exact: false, profile: false, pdl: true, fusedDecode: true, decodeGemv: '', l2PrefetchBytes: -1, attnSplits: 0, cudaGraphs: false, quantFold: false });
     assert.equal(configSchema.parse({ engine: { decodeGemv: 'qkv:4x4k/o:2x4', attnSplits: 8 } }).engine.attnSplits, 8);
     for (const bad of [{ attnSplits: 65 }, { decodeGemv: 'fast' }, { l2PrefetchBytes: -2 }, { pdll: false }]) {
       assert.equal(configSchema.safeParse({ engine: bad }).success, false, JSON.stringify(bad));

@@ -53,7 +53,11 @@ describe('quantized models on the CUDA backend against the CPU backend', { skip:
       const addon = rt.addon as unknown as EngineAddon;
       const desc = buildModelDesc(source);
       const opts = { maxBatch: 4, maxContext: 64, threads: 0 };
-      const gpu = new addon.Engine(rt.native, c.label, desc, opts);
+      // The default decode, and the folded one (norm, RoPE + KV write, SwiGLU inside the quantized products).
+      const gpus = [
+        { name: 'default', engine: new addon.Engine(rt.native, c.label, desc, opts) },
+        { name: 'fold', engine: new addon.Engine(rt.native, c.label, desc, { ...opts, tuning: engineTuningSchema.parse({ quantFold: true }) }) },
+      ];
       const cpu = new (loadEngineAddon().Engine)(await readArena(source), c.label, desc, { ...opts, scratchBudgetBytes: 1 << 24, numGroups: source.layout.groups.length });
       try {
         const prompt = [1, 17, 3, 40, 9, 22, 31, 8, 100, 200, 250, 260];
@@ -63,14 +67,17 @@ describe('quantized models on the CUDA backend against the CPU backend', { skip:
           { seqs: Int32Array.of(1), counts: Int32Array.of(1), positions: Int32Array.of(13), tokens: Int32Array.of(7) },
         ];
         for (const [i, batch] of steps.entries()) {
-          const [g, cl] = [await gpu.logits(batch), await cpu.logits(batch)];
-          let maxErr = 0, scale = 0;
-          for (let k = 0; k < cl.length; k++) { maxErr = Math.max(maxErr, Math.abs(g[k] - cl[k])); scale = Math.max(scale, Math.abs(cl[k])); }
-          // bf16 activations on the GPU, fp32 on the CPU (as test/engine/cuda.test.ts).
-          assert.ok(maxErr <= 0.03 * Math.max(1, scale), `${c.label} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale})`);
+          const cl = await cpu.logits(batch);
+          for (const { name, engine } of gpus) {
+            const g = await engine.logits(batch);
+            let maxErr = 0, scale = 0;
+            for (let k = 0; k < cl.length; k++) { maxErr = Math.max(maxErr, Math.abs(g[k] - cl[k])); scale = Math.max(scale, Math.abs(cl[k])); }
+            // bf16 activations on the GPU, fp32 on the CPU (as test/engine/cuda.test.ts).
+            assert.ok(maxErr <= 0.03 * Math.max(1, scale), `${c.label} ${name} step ${i}: max |gpu - cpu| = ${maxErr} (logits up to ${scale})`);
+          }
         }
       } finally {
-        gpu.close();
+        for (const { engine } of gpus) engine.close();
         cpu.close();
       }
     });
@@ -182,7 +189,10 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
     it(`${type}: prefill and decode logits agree`, async (t) => {
       const path = join(await makeTempDir(`cuda-wide-${type}`), `wide-${type}.gguf`);
       await writeRandomQuantGguf(path, cfg, { type, vocab, seed: 11 });
-      t.diagnostic((await cudaAgreesWithCpu(path, `wide-${type}`, [{ name: 'default', tol: 0.03 }])).notes);
+      t.diagnostic((await cudaAgreesWithCpu(path, `wide-${type}`, [
+        { name: 'default', tol: 0.03 },
+        { name: 'fold', tuning: engineTuningSchema.parse({ quantFold: true }), tol: 0.03 },
+      ])).notes);
     });
   }
   const files = (process.env.SWAPSERVE_QUANT_8B_FILES ?? '').split(',').filter(Boolean);
@@ -202,6 +212,9 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
       const r = await cudaAgreesWithCpu(file, file.split('/').pop()!, [
         { name: 'exact', tuning: engineTuningSchema.parse({ exact: true }), tol: Infinity },
         { name: 'default', tol: Infinity },
+        // The folded decode (norm, RoPE + KV write, SwiGLU inside the products; X quantized to int8 as the dp4a GEMV
+        // does) is held to the same rule as the default mode, against the same two-mode spread.
+        { name: 'fold', tuning: engineTuningSchema.parse({ quantFold: true }), tol: Infinity },
       ]);
       t.diagnostic(r.notes);
       const relRms = (a: Float32Array, b: Float32Array): number => {
@@ -212,17 +225,20 @@ describe('random quantized models at Llama-3.1-8B row widths: CUDA backend again
       const argmax = (a: Float32Array): number => a.reduce((m, v, k) => (v > a[m] ? k : m), 0);
       const maxAbs = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k])), 0);
       for (const [i, c] of r.cpu.entries()) {
-        const ex = r.gpu.exact[i], df = r.gpu.default[i];
+        const ex = r.gpu.exact[i], df = r.gpu.default[i], fo = r.gpu.fold[i];
         const between = relRms(ex, df), spread = maxAbs(ex, df);
         const bound = 1.25 * between + 0.01;
         const top = argmax(c);
         // How far below the CPU's top logit each CUDA mode's pick lies on the CPU (0: the same token).
         const gap = (g: Float32Array): number => c[top] - c[argmax(g)];
         const line = `step ${i}: exact vs cpu ${relRms(ex, c).toFixed(4)}, default vs cpu ${relRms(df, c).toFixed(4)}, exact vs default ${between.toFixed(4)} (bound ${bound.toFixed(4)}); ` +
-          `argmax cpu ${top}, exact ${argmax(ex)} (${gap(ex).toFixed(4)} below on the cpu), default ${argmax(df)} (${gap(df).toFixed(4)} below); max |exact - default| ${spread.toFixed(4)}`;
+          `argmax cpu ${top}, exact ${argmax(ex)} (${gap(ex).toFixed(4)} below on the cpu), default ${argmax(df)} (${gap(df).toFixed(4)} below), ` +
+          `fold ${argmax(fo)} (${gap(fo).toFixed(4)} below; vs cpu ${relRms(fo, c).toFixed(4)}); max |exact - default| ${spread.toFixed(4)}`;
         t.diagnostic(line);
-        assert.ok(relRms(ex, c) <= bound && relRms(df, c) <= bound, `the backends differ more than one backend's two roundings: ${line}`);
-        assert.ok(gap(ex) <= spread && gap(df) <= spread, `a CUDA argmax is no near-tie of the CPU's: ${line}`);
+        for (const g of [ex, df, fo]) {
+          assert.ok(relRms(g, c) <= bound, `the backends differ more than one backend's two roundings: ${line}`);
+          assert.ok(gap(g) <= spread, `a CUDA argmax is no near-tie of the CPU's: ${line}`);
+        }
       }
     });
   }

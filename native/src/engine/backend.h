@@ -121,6 +121,9 @@ struct CudaTuning {
   // the decode roofline and won at 32..256; at 1 and 8 the two kernels tie and v1 stays.
   int attnV2MinEntries = kAttnV2MinEntriesDefault;
   bool cudaGraphs = false;    // decode steps replayed as CUDA graphs per batch-size bucket (1, 2, 4, ..., 256)
+  // Quantized models' one-token steps with the attention and FFN norms, RoPE + KV write and SwiGLU folded into the
+  // q|k|v and gate|up products (LaunchQuantDecodeGemv, quant_dp4a.cu); off until measured on a GPU. Needs fusedDecode.
+  bool quantFold = false;
 };
 
 struct BackendOptions {

@@ -83,6 +83,7 @@ CudaTuning ParseTuning(Napi::Env env, Napi::Value v) {
   flag("pdl", t.pdl);
   flag("fusedDecode", t.fusedDecode);
   flag("cudaGraphs", t.cudaGraphs);
+  flag("quantFold", t.quantFold);
   Napi::Value g = o.Get("decodeGemv");
   if (!g.IsUndefined()) {
     if (!g.IsString()) ThrowArg(env, "Expected a string for options.tuning.decodeGemv");

@@ -110,6 +110,8 @@ class CudaBackend final : public Backend {
     pdl_ = t.pdl && !prof_.on;
     // One-token decode steps with RMSNorm, RoPE + KV write and SwiGLU folded into the products (decode.cu).
     fusedDecode_ = t.fusedDecode;
+    // The same folds for quantized weights (LaunchQuantDecodeGemv; tuning quantFold, off until measured).
+    quantFold_ = t.fusedDecode && t.quantFold;
     ResolveDecodeTunings(t, tunes_);
     attnSplits_ = t.attnSplits;
     attnV2Min_ = t.attnV2MinEntries;
@@ -271,6 +273,8 @@ class CudaBackend final : public Backend {
                      : "CUDA backend: the output head's dtype differs from the layer matrices'");
     fusedQkv_.assign(d.layers, false);
     fusedGu_.assign(d.layers, false);
+    foldableQkv_.assign(d.layers, false);
+    foldableGu_.assign(d.layers, false);
     for (int l = 0; l < d.layers; ++l) {
       const LayerWeights& w = d.layer[l];
       checkTensor(w.attnNorm, C, "attn_norm", l);
@@ -298,6 +302,9 @@ class CudaBackend final : public Backend {
                      w.wk.offset == w.wq.offset + TensorBytes(w.wq.dtype, QD * C) &&
                      w.wv.offset == w.wk.offset + TensorBytes(w.wk.dtype, KD * C);
       fusedGu_[l] = w.w1.dtype == w.w3.dtype && w.w3.offset == w.w1.offset + TensorBytes(w.w1.dtype, F * C);
+      // The quantized folds need quantized matrices (a run of one type per launch; gate and up of one type).
+      foldableQkv_[l] = IsQ(w.wq.dtype) && IsQ(w.wk.dtype) && IsQ(w.wv.dtype);
+      foldableGu_[l] = IsQ(w.w1.dtype) && w.w3.dtype == w.w1.dtype;
     }
   }
 
@@ -514,6 +521,9 @@ class CudaBackend final : public Backend {
     const bool fused = fusedDecode_ && !quant_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_ &&
                        cuda::DecodeGemvSupported(et_, C) && cuda::DecodeGemvSupported(et_, QD) &&
                        cuda::DecodeGemvSupported(et_, F);
+    // A single decode row of a quantized model with a bf16 residual stream: q|k|v and gate|up fold the RMSNorm, RoPE +
+    // the KV write and SwiGLU (LaunchQuantDecodeGemv) where their matrices are quantized; the rest runs as below.
+    const bool qfold = quantFold_ && quant_ && T == 1 && prefills.empty() && E == 1 && resT_ == et_;
     auto mark = [&](const char* n) { prof_.mark(n, stream_); };
 
     // Short kernels (decode: a few rows) may start while their predecessor drains; see common.cuh.
@@ -539,25 +549,27 @@ class CudaBackend final : public Backend {
       const LayerWeights& w = d_.layer[l];
       waitG(l + 1);
       mark("wait");
-      if (fusedQkv_[l]) {
-        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
-                            hfRound_, stream_);
-        mark("norm");
-        mm(w.wq, QS, C, xn_, C, T, qkv_, et_, QS, 0.f);
+      if (qfold && foldableQkv_[l]) {
+        foldQkv(l, dPos, dKv, dSlot, cap);
+        mark("qkv+rope+kv");
       } else {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.attnNorm), ToEt(w.attnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        mm(w.wq, QD, C, xn_, C, T, qkv_, et_, QS, 0.f);
-        mm(w.wk, KD, C, xn_, C, T, qkv_ + QD * eb, et_, QS, 0.f);
-        mm(w.wv, KD, C, xn_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f);
+        if (fusedQkv_[l]) {
+          mm(w.wq, QS, C, xn_, C, T, qkv_, et_, QS, 0.f);
+        } else {
+          mm(w.wq, QD, C, xn_, C, T, qkv_, et_, QS, 0.f);
+          mm(w.wk, KD, C, xn_, C, T, qkv_ + QD * eb, et_, QS, 0.f);
+          mm(w.wv, KD, C, xn_, C, T, qkv_ + (QD + KD) * eb, et_, QS, 0.f);
+        }
+        mark("gemm.qkv");
+        const bool bias = w.bq.present;
+        cuda::LaunchQkvPost(qkv_, et_, T, H, KVH, D, bias ? W(w.bq) : nullptr, bias ? W(w.bk) : nullptr,
+                            bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_,
+                            dSlot);
+        mark("rope+kv");
       }
-      mark("gemm.qkv");
-      const bool bias = w.bq.present;
-      cuda::LaunchQkvPost(qkv_, et_, T, H, KVH, D, bias ? W(w.bq) : nullptr, bias ? W(w.bk) : nullptr,
-                          bias ? W(w.bv) : nullptr, bias ? ToEt(w.bq.dtype) : et_, dPos, dKv, l, cap, rope, stream_,
-                          dSlot);
-      mark("rope+kv");
       for (const Prefill& p : prefills)
         cuda::LaunchFlashPrefill(qkv_, QS, et_, p.row0, p.n, p.pos0, reinterpret_cast<const void*>(kvb), H, KVH, D,
                                  l, cap, scale, attn_, QD, stream_, dTab + p.tab);
@@ -568,21 +580,23 @@ class CudaBackend final : public Backend {
       mark("attention");
       mm(w.wo, C, QD, attn_, QD, T, x_, resT_, C, 1.f);
       mark("gemm.o");
-      if (fusedGu_[l]) {
-        cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
-                            hfRound_, stream_);
-        mark("norm");
-        mm(w.w1, 2 * F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
+      if (qfold && foldableGu_[l]) {
+        foldGateUp(l);
+        mark("gate_up+swiglu");
       } else {
         cuda::LaunchRmsNorm(x_, resT_, nullptr, T, C, W(w.ffnNorm), ToEt(w.ffnNorm.dtype), d_.rmsEps, xn_, et_,
                             hfRound_, stream_);
         mark("norm");
-        mm(w.w1, F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
-        mm(w.w3, F, C, xn_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f);
+        if (fusedGu_[l]) {
+          mm(w.w1, 2 * F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
+        } else {
+          mm(w.w1, F, C, xn_, C, T, gu_, et_, 2 * F, 0.f);
+          mm(w.w3, F, C, xn_, C, T, gu_ + static_cast<size_t>(F) * eb, et_, 2 * F, 0.f);
+        }
+        mark("gemm.gate_up");
+        cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
+        mark("swiglu");
       }
-      mark("gemm.gate_up");
-      cuda::LaunchSwiGlu(gu_, T, F, h_, et_, hfRound_, stream_);
-      mark("swiglu");
       mm(w.w2, C, F, h_, F, T, x_, resT_, C, 1.f);
       mark("gemm.down");
     }
@@ -595,6 +609,71 @@ class CudaBackend final : public Backend {
     };
     if (!Bk || !launchGraph(Bk, enqueue)) enqueue();
     for (int b = 0; b < Breal; ++b) seqState[b]->len = batch[b].pos + batch[b].n;
+  }
+
+  // The folded q|k|v of a quantized decode step (LaunchQuantDecodeGemv): attention norm, products, bias, RoPE, q into
+  // qkv_ and k, v into the cache, one launch per run of matrices of one type (q|k|v of Q4_K_M: q|k, then v).
+  void foldQkv(int l, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot, int cap) {
+    const LayerWeights& w = d_.layer[l];
+    const int H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, QD = H * D, KD = KVH * D;
+    cuda::DecodeGemvArgs a = foldArgs(w.wq, w.attnNorm, qkv_);
+    a.w1 = W(w.wk);
+    a.w2 = W(w.wv);
+    a.N = QD + 2 * KD;
+    a.seg1 = QD;
+    a.seg2 = QD + KD;
+    a.H = H;
+    a.KVH = KVH;
+    a.D = D;
+    a.interleaved = d_.ropeInterleaved;
+    if (w.bq.present) {
+      a.bq = W(w.bq);
+      a.bk = W(w.bk);
+      a.bv = W(w.bv);
+      a.biasT = ToEt(w.bq.dtype);
+    }
+    a.cosSin = cosSin_;
+    a.pos = dPos;
+    a.kvBase = dKv;
+    a.layer = l;
+    a.cap = cap;
+    a.slot = dSlot;
+    const TensorRef* m[3] = {&w.wq, &w.wk, &w.wv};
+    const int end[3] = {QD, QD + KD, QD + 2 * KD};
+    for (int i = 0, r0 = 0; i < 3; ++i) {
+      if (i + 1 < 3 && m[i + 1]->dtype == m[i]->dtype) continue;  // the run goes on
+      cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, static_cast<cuda::QT>(static_cast<int>(m[i]->dtype)),
+                                  r0, end[i], stream_);
+      r0 = end[i];
+    }
+  }
+
+  // The folded gate|up of a quantized decode step: FFN norm, both products and SwiGLU into h_, one launch.
+  void foldGateUp(int l) {
+    const LayerWeights& w = d_.layer[l];
+    const int F = d_.intermediate;
+    cuda::DecodeGemvArgs a = foldArgs(w.w1, w.ffnNorm, h_);
+    a.w1 = W(w.w3);
+    a.N = a.seg2 = 2 * F;
+    a.seg1 = F;
+    cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kSwiGlu, a, static_cast<cuda::QT>(static_cast<int>(w.w1.dtype)), 0,
+                                2 * F, stream_);
+  }
+
+  // What the two folds share: the first weight segment, x_ normalised with `norm` inside the product, bf16 in and out.
+  cuda::DecodeGemvArgs foldArgs(const TensorRef& w0, const TensorRef& norm, void* y) {
+    cuda::DecodeGemvArgs a;
+    a.w0 = W(w0);
+    a.K = d_.hidden;
+    a.wT = et_;
+    a.x = x_;
+    a.normW = W(norm);
+    a.normT = ToEt(norm.dtype);
+    a.eps = d_.rmsEps;
+    a.hfRound = hfRound_;
+    a.y = y;
+    a.yT = et_;
+    return a;
   }
 
   // Stream-ordered wait for weight group g; skipped while capturing a graph (captured only after a pass completed,
@@ -768,6 +847,7 @@ class CudaBackend final : public Backend {
   bool quant_ = false;       // some weight matrices are GGUF block-quantized (activations bf16)
   uint8_t* tile_ = nullptr;  // kDequantTile bytes of dequantized rows (quantized prefill products)
   std::vector<bool> fusedQkv_, fusedGu_;
+  std::vector<bool> foldableQkv_, foldableGu_;  // the quantized folds apply (quant_; per layer)
   cudaStream_t stream_ = nullptr;
   std::shared_ptr<DeviceBlock> persistent_, act_, meta_, partial_;
   std::unique_ptr<cuda::Gemm> gemm_;
@@ -779,6 +859,7 @@ class CudaBackend final : public Backend {
   bool hfRound_ = true;
   bool pdl_ = true;
   bool fusedDecode_ = true;
+  bool quantFold_ = false;  // tuning quantFold (and fusedDecode)
   int attnSplits_ = 0;  // 0: DecodeSplits decides
   int attnV2Min_ = 0;  // decode attention v2 for >= this many decode rows (LaunchDecodeAttentionV2; it falls back for shapes it lacks); 0 never
   bool useV2(int entries) const { return attnV2Min_ > 0 && entries >= attnV2Min_; }

@@ -21,6 +21,31 @@ template <> __device__ __forceinline__ float FromF<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half FromF<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// v rounded to T and back (where transformers rounds a value to the activation type).
+template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
+
+// silu(gate) * up as transformers' LlamaMLP computes it in T: silu rounded to T first when hfRound.
+template <typename T>
+__device__ __forceinline__ float SwiGlu1(float gv, float uv, bool hfRound) {
+  const float a = gv / (1.f + __expf(-gv));
+  return (hfRound ? Rnd<T>(a) : a) * uv;
+}
+
+// RoPE of the pair (xa, xb) by the angle whose cosine and sine are (cs, sn): with hfRound as transformers does it in
+// T (q * cos.to(T) + rotate_half(q) * sin.to(T), each product rounded), else in fp32.
+template <typename T>
+__device__ __forceinline__ void RopeRotate(float xa, float xb, float cs, float sn, bool hfRound, float& ya, float& yb) {
+  if (hfRound) {
+    cs = Rnd<T>(cs);
+    sn = Rnd<T>(sn);
+    ya = Rnd<T>(xa * cs) + Rnd<T>(-xb * sn);
+    yb = Rnd<T>(xb * cs) + Rnd<T>(xa * sn);
+  } else {
+    ya = xa * cs - xb * sn;
+    yb = xb * cs + xa * sn;
+  }
+}
+
 // Element i of a weight vector whose dtype is only known at run time (norms, biases, embeddings).
 __device__ __forceinline__ float LoadEt(const void* p, ET t, size_t i) {
   switch (t) {

@@ -16,14 +16,13 @@
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/decode_rows.cuh"
 
 namespace swapserve::cuda {
 
 namespace {
 
 constexpr int kWarps = 4;  // per block
-
-template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
 
 // Two floats rounded into one packed pair of T (one conversion instruction).
 template <typename T> struct Pack2;
@@ -36,19 +35,6 @@ template <> struct Pack2<__half> {
   static __device__ __forceinline__ T From(float a, float b) { return __floats2half2_rn(a, b); }
 };
 
-// Elements 8c .. 8c+7 of a weight vector of run-time dtype (16-byte aligned: checked by the backend).
-__device__ __forceinline__ void LoadVec8(const void* p, ET t, int c, float* f) {
-  if (t == ET::kF32) {
-    const float4* q = reinterpret_cast<const float4*>(p) + 2 * c;
-    const float4 a = __ldg(q), b = __ldg(q + 1);
-    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
-  } else if (t == ET::kF16) {
-    Unpack8<__half>(__ldg(reinterpret_cast<const uint4*>(p) + c), f);
-  } else {
-    Unpack8<__nv_bfloat16>(__ldg(reinterpret_cast<const uint4*>(p) + c), f);
-  }
-}
-
 // Hopper bulk prefetch of `bytes` (a multiple of 16, 16-byte aligned) into L2: no registers, no completion to wait
 // for. Issued before the dependency wait so that memory works while the previous kernels finish.
 __device__ __forceinline__ void PrefetchL2(const void* p, unsigned bytes) {
@@ -56,26 +42,6 @@ __device__ __forceinline__ void PrefetchL2(const void* p, unsigned bytes) {
   asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(__cvta_generic_to_global(p)), "r"(bytes)
                : "memory");
 #endif
-}
-
-// The two rows of pair q, by output mode; false when q is past the last pair.
-template <int OUT>
-__device__ __forceinline__ bool PairRows(const DecodeGemvArgs& a, int q, int& ra, int& rb) {
-  if constexpr (OUT == static_cast<int>(DecodeOut::kSwiGlu)) {  // gate row f, up row F + f
-    const int F = a.N / 2;
-    ra = q;
-    rb = F + q;
-    return q < F;
-  } else if constexpr (OUT == static_cast<int>(DecodeOut::kQkvRope)) {  // the RoPE pair of a head
-    const int half = a.D / 2, hh = q / half, i = q % half, base = hh * a.D;
-    ra = a.interleaved ? base + 2 * i : base + i;
-    rb = a.interleaved ? base + 2 * i + 1 : base + i + half;
-    return q < a.N / 2;
-  } else {  // consecutive rows
-    ra = 2 * q;
-    rb = 2 * q + 1;
-    return ra < a.N;
-  }
 }
 
 template <typename TW>
@@ -186,64 +152,7 @@ DecodeGemvKernel(DecodeGemvArgs a, unsigned pfBytes) {
 #pragma unroll
     for (int j = 0; j < P; ++j) {
       if (!valid[j]) continue;
-      const int ra = rows[2 * j], rb = rows[2 * j + 1];
-      const float va = acc[2 * j], vb = acc[2 * j + 1];
-      TY* y = static_cast<TY*>(a.y);
-      if constexpr (OUT == static_cast<int>(DecodeOut::kStore)) {
-        y[ra] = FromF<TY>(va);
-        if (rb < a.N) y[rb] = FromF<TY>(vb);
-      } else if constexpr (OUT == static_cast<int>(DecodeOut::kResidual)) {
-        const TY na = FromF<TY>(va + ToF(y[ra]));
-        y[ra] = na;
-        ss += ToF(na) * ToF(na);
-        if (rb < a.N) {
-          const TY nb = FromF<TY>(vb + ToF(y[rb]));
-          y[rb] = nb;
-          ss += ToF(nb) * ToF(nb);
-        }
-      } else if constexpr (OUT == static_cast<int>(DecodeOut::kSwiGlu)) {
-        // gate and up as the (T, 2F) buffer would hold them, then LaunchSwiGlu's formula.
-        const float g = Rnd<TW>(va), u = Rnd<TW>(vb);
-        const float act = g / (1.f + __expf(-g));
-        y[ra] = FromF<TY>((a.hfRound ? Rnd<TW>(act) : act) * u);
-      } else {  // kQkvRope: as LaunchQkvPost on the row the product would have written
-        const int QD = a.H * a.D, KD = a.KVH * a.D;
-        const int seg = ra < QD ? 0 : ra < QD + KD ? 1 : 2;
-        const int off = seg == 0 ? 0 : seg == 1 ? QD : QD + KD;
-        float xa = Rnd<TW>(va), xb = Rnd<TW>(vb);
-        const void* bias = seg == 0 ? a.bq : seg == 1 ? a.bk : a.bv;
-        if (bias) {
-          xa = Rnd<TW>(xa + LoadEt(bias, a.biasT, ra - off));
-          xb = Rnd<TW>(xb + LoadEt(bias, a.biasT, rb - off));
-        }
-        const size_t plane = static_cast<size_t>(a.cap) * KD;  // one (cap, KVH, D) slice
-        TW* kc = reinterpret_cast<TW*>(a.kvBase[0]) + 2 * static_cast<size_t>(a.layer) * plane +
-                 static_cast<size_t>(a.slot ? a.slot[0] : a.pos[0]) * KD;
-        if (seg == 2) {
-          kc[plane + ra - off] = FromF<TW>(xa);
-          kc[plane + rb - off] = FromF<TW>(xb);
-        } else {
-          const int i = (gw * P + j) % (a.D / 2);
-          const float2 csn = reinterpret_cast<const float2*>(a.cosSin)[i];
-          float cs = csn.x, sn = csn.y, ya, yb;
-          if (a.hfRound) {  // q * cos.to(dtype) + rotate_half(q) * sin.to(dtype), each product rounded
-            cs = Rnd<TW>(cs);
-            sn = Rnd<TW>(sn);
-            ya = Rnd<TW>(xa * cs) + Rnd<TW>(-xb * sn);
-            yb = Rnd<TW>(xb * cs) + Rnd<TW>(xa * sn);
-          } else {
-            ya = xa * cs - xb * sn;
-            yb = xb * cs + xa * sn;
-          }
-          if (seg == 0) {  // q into the q|k|v row (the attention reads it there)
-            static_cast<TW*>(a.y)[ra] = FromF<TW>(ya);
-            static_cast<TW*>(a.y)[rb] = FromF<TW>(yb);
-          } else {  // k into the cache
-            kc[ra - off] = FromF<TW>(ya);
-            kc[rb - off] = FromF<TW>(yb);
-          }
-        }
-      }
+      StorePair<TW, TY, OUT>(a, gw * P + j, rows[2 * j], rows[2 * j + 1], acc[2 * j], acc[2 * j + 1], ss);
     }
   }
   if constexpr (OUT == static_cast<int>(DecodeOut::kResidual)) {
@@ -346,6 +255,19 @@ bool DecodeTuningValid(const DecodeTuning& t) {
                   : (t.rows == 2 && (t.unroll == 4 || t.unroll == 8)) || (t.rows == 4 && t.unroll == 2);
 }
 
+void RequireDecodeOut(DecodeOut out, const DecodeGemvArgs& a) {
+  if (out == DecodeOut::kResidual) SS_REQUIRE(a.ssOut != nullptr, "decode gemv: residual needs ssOut");
+  if (out == DecodeOut::kSwiGlu) SS_REQUIRE(a.N % 2 == 0, "decode gemv: gate|up needs an even row count");
+  if (out == DecodeOut::kQkvRope) {
+    SS_REQUIRE(a.H > 0 && a.KVH > 0 && a.D > 0 && a.D % 2 == 0 && a.N == (a.H + 2 * a.KVH) * a.D &&
+                   a.seg1 == a.H * a.D && a.seg2 == (a.H + a.KVH) * a.D,
+               "decode gemv: q|k|v shape");
+    SS_REQUIRE(a.cosSin && a.pos && a.kvBase && a.cap > 0 && a.layer >= 0, "decode gemv: RoPE / KV arguments");
+    SS_REQUIRE((a.bq == nullptr) == (a.bk == nullptr) && (a.bq == nullptr) == (a.bv == nullptr),
+               "decode gemv: all or no biases");
+  }
+}
+
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s) {
   SS_REQUIRE(DecodeGemvSupported(a.wT, a.K), "decode gemv: needs 2-byte weights and K a multiple of 8");
   SS_REQUIRE(a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N && a.w0 && a.x && a.y, "decode gemv: bad shape");
@@ -355,21 +277,8 @@ void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const
   SS_REQUIRE(DecodeTuningValid(tune), "decode gemv: launch shape must be 2x4, 2x8, 4x2, 2x4 with K split or 4x4 with K split");
   if (in == DecodeIn::kNorm) SS_REQUIRE(a.ssIn && a.normW && Aligned16(a.normW), "decode gemv: norm needs ssIn, normW");
   if (out != DecodeOut::kStore) SS_REQUIRE(a.yT == a.wT, "decode gemv: output type must be the weights' type");
-  int pairs = (a.N + 1) / 2;
-  if (out == DecodeOut::kResidual) SS_REQUIRE(a.ssOut != nullptr, "decode gemv: residual needs ssOut");
-  if (out == DecodeOut::kSwiGlu) {
-    SS_REQUIRE(a.N % 2 == 0, "decode gemv: gate|up needs an even row count");
-    pairs = a.N / 2;
-  }
-  if (out == DecodeOut::kQkvRope) {
-    SS_REQUIRE(a.H > 0 && a.KVH > 0 && a.D > 0 && a.D % 2 == 0 && a.N == (a.H + 2 * a.KVH) * a.D &&
-                   a.seg1 == a.H * a.D && a.seg2 == (a.H + a.KVH) * a.D,
-               "decode gemv: q|k|v shape");
-    SS_REQUIRE(a.cosSin && a.pos && a.kvBase && a.cap > 0 && a.layer >= 0, "decode gemv: RoPE / KV arguments");
-    SS_REQUIRE((a.bq == nullptr) == (a.bk == nullptr) && (a.bq == nullptr) == (a.bv == nullptr),
-               "decode gemv: all or no biases");
-    pairs = a.N / 2;
-  }
+  RequireDecodeOut(out, a);
+  const int pairs = out == DecodeOut::kSwiGlu || out == DecodeOut::kQkvRope ? a.N / 2 : (a.N + 1) / 2;
   if (a.wT == ET::kBF16) DispatchDecode<__nv_bfloat16>(in, out, a, tune, pairs, s);
   else DispatchDecode<__half>(in, out, a, tune, pairs, s);
   SS_CUDA_CHECK_LAUNCH("decode gemv");

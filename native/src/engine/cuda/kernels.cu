@@ -12,9 +12,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------- kernels
 
-// Rounds v to T's precision and back (identity for fp32).
-template <typename T> __device__ __forceinline__ float Rnd(float v) { return ToF(FromF<T>(v)); }
-
 template <typename TX>
 __global__ void EmbeddingKernel(const int32_t* tokens, const void* emb, ET embT, int C, TX* x) {
   PdlTrigger();
@@ -120,22 +117,12 @@ __global__ void QkvPostKernel(T* qkv, int H, int KVH, int D, const void* bq, con
       sincosf(static_cast<float>(p) * invFreq[i], &sn, &cs);
     }
     float ya, yb;
-    if (hfRound) {  // q * cos.to(dtype) + rotate_half(q) * sin.to(dtype), each product rounded
-      cs = Rnd<T>(cs);
-      sn = Rnd<T>(sn);
-      ya = Rnd<T>(xa * cs) + Rnd<T>(-xb * sn);
-      yb = Rnd<T>(xb * cs) + Rnd<T>(xa * sn);
-    } else {
-      ya = xa * cs - xb * sn;
-      yb = xb * cs + xa * sn;
-    }
+    RopeRotate<T>(xa, xb, cs, sn, hfRound, ya, yb);
     dst[a] = FromF<T>(ya);
     dst[b] = FromF<T>(yb);
   }
 }
 
-// Block row t, threads over f: act(gate) * up, silu rounded first when hfRound (as transformers' LlamaMLP).
-// VEC: 8 elements per thread with 16-byte loads and stores (F a multiple of 8, 2-byte types).
 __global__ void RopeTableKernel(const int32_t* pos, int T, const float* invFreq, int half, float2* cosSin) {
   PdlTrigger();
   PdlWait();
@@ -148,11 +135,8 @@ __global__ void RopeTableKernel(const int32_t* pos, int T, const float* invFreq,
   }
 }
 
-template <typename T>
-__device__ __forceinline__ float SwiGlu1(float gv, float uv, bool hfRound) {
-  const float a = gv / (1.f + __expf(-gv));
-  return (hfRound ? Rnd<T>(a) : a) * uv;
-}
+// Block row t, threads over f: act(gate) * up, silu rounded first when hfRound (as transformers' LlamaMLP).
+// VEC: 8 elements per thread with 16-byte loads and stores (F a multiple of 8, 2-byte types).
 template <typename T, bool VEC>
 __global__ void SwiGluKernel(const T* gu, int F, T* out, bool hfRound) {
   PdlTrigger();

@@ -118,6 +118,8 @@ bool DecodeTuningValid(const DecodeTuning& t);
 bool ParseDecodeTuning(const char* spec, DecodeTuning* out);
 bool DecodeGemvSupported(ET wT, int K);
 void LaunchDecodeGemv(DecodeIn in, DecodeOut out, const DecodeGemvArgs& a, const DecodeTuning& tune, cudaStream_t s);
+// The checks of an output mode's arguments that every decode product launcher makes (throws kInvalidArgument).
+void RequireDecodeOut(DecodeOut out, const DecodeGemvArgs& a);
 
 // T = 1: x (C) of xT = emb[tokens[0]], ss[0] = sum of squares of x as stored, ss[1 .. nSs-1] = 0, and cosSin (half,
 // 2) = RoPE cos/sin of pos[0] (as LaunchEmbedding + LaunchRopeTable).

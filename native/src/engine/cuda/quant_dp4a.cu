@@ -9,6 +9,7 @@
 
 #include "common/cuda_check.h"
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/decode_rows.cuh"
 #include "engine/cuda/quant.h"
 #include "engine/cuda/quant_dp4a.cuh"
 
@@ -33,34 +34,23 @@ struct XL8 {
   }
 };
 
-// S warps share a group of R rows (S > 1: split K, for long rows; T = 1 only): warp w takes units lane + 32 (w % S),
-// + 32 S, ..; the S partial sums meet in shared memory behind a named barrier of the S warps (id 1 + w / S; the warps
-// of one group run the same row loop, so only they wait for each other).
-template <typename D, typename TY, int NT, int R, int S>
-__global__ void __launch_bounds__(kDpWarps * 32)
-QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
-                    float beta) {
-  extern __shared__ int4 smem8[];
-  const XL8<D> L(K);
-  int4* xq = smem8;                                          // (NT, slots)
-  float* xd = reinterpret_cast<float*>(xq + NT * L.slots);   // (NT, k32)
-  float* xs = xd + NT * L.k32;                               // (NT, k16)
-  static_assert(kDpWarps % S == 0, "S must divide the block's warps");
-  constexpr int kGroupsPerBlock = kDpWarps / S;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % S;
-  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
-  const int groups = (N + R - 1) / R;
-  // The weights never come from the previous kernel: pull the start of this warp's first rows into L2 while that
-  // kernel ends (PDL) and while the block quantizes X.
-  if (part == 0 && blockIdx.x * kGroupsPerBlock + warp / S < groups) {
-    const int n0 = (blockIdx.x * kGroupsPerBlock + warp / S) * R;
-    const uint8_t* row = W + static_cast<size_t>(n0) * rowBytes;
-    const size_t span = static_cast<size_t>(min(R, N - n0)) * rowBytes;  // only rows that exist
-    for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
-      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + o));
-  }
-  PdlTrigger();
-  PdlWait();
+// The RMSNorm folded into the X prologue (kNorm products of the folded decode): x becomes w * (x * inv), rounded
+// as LaunchRmsNorm rounds it, before it is quantized. on = false: x as it is.
+struct XNorm {
+  bool on = false;
+  float inv = 0.f;             // rsqrt(sum of squares / K + eps)
+  const void* w = nullptr;     // (K) norm weight of wT, 16-byte aligned
+  ET wT = ET::kBF16;
+  bool hfRound = true;
+};
+
+// Quantizes NT rows of X (K values, row stride ldx) into the block's shared memory in XL8<D>'s layout: int8 pieces
+// in D::Slot order, d per 32 values, [D::kSums] d * sum(q) per 16. All threads of the block take part; the caller
+// synchronises before reading. NORM: row 0 normalised first (norm.on; NT = 1).
+template <typename D, int NT, bool NORM>
+__device__ __forceinline__ void QuantizeX(const bf16* __restrict__ X, int ldx, int K, const XL8<D>& L, int4* xq,
+                                          float* xd, float* xs, const XNorm& norm) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   // Pieces of 16 values, two lanes (xor 1) a 32-value block; whole warps iterate (K/16 is even). Unrolled so that
   // the X loads (L2) of several iterations are in flight together (K = 14336: 3.5 iterations at T = 1).
   const int per = K / 16, total = NT * per;
@@ -73,6 +63,16 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
     float f[16];
     Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(xp)), f);
     Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(xp + 8)), f + 8);
+    if constexpr (NORM) {  // as LaunchRmsNorm: round(w * round(x * inv)) in the activation type
+      float nw[16];
+      LoadVec8(norm.w, norm.wT, 2 * k16, nw);
+      LoadVec8(norm.w, norm.wT, 2 * k16 + 1, nw + 8);
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const float n = f[j] * norm.inv;
+        f[j] = Rnd<bf16>(nw[j] * (norm.hfRound ? Rnd<bf16>(n) : n));
+      }
+    }
     float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
@@ -99,6 +99,42 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
       if constexpr (D::kSums) xs[t * L.k16 + k16] = d * static_cast<float>(sum);
     }
   }
+}
+
+// The start of a warp's first rows into L2 (at most 8 KB of `span` bytes): issued before the dependency wait, since
+// the weights never come from the previous kernel, so memory works while that kernel ends (PDL) and while the block
+// quantizes X.
+__device__ __forceinline__ void PrefetchSpanL2(const uint8_t* p, size_t span, int lane) {
+  for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
+}
+
+// S warps share a group of R rows (S > 1: split K, for long rows; T = 1 only): warp w takes units lane + 32 (w % S),
+// + 32 S, ..; the S partial sums meet in shared memory behind a named barrier of the S warps (id 1 + w / S; the warps
+// of one group run the same row loop, so only they wait for each other).
+template <typename D, typename TY, int NT, int R, int S>
+__global__ void __launch_bounds__(kDpWarps * 32)
+QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __restrict__ X, int ldx, TY* Y, int ldy,
+                    float beta) {
+  extern __shared__ int4 smem8[];
+  const XL8<D> L(K);
+  int4* xq = smem8;                                          // (NT, slots)
+  float* xd = reinterpret_cast<float*>(xq + NT * L.slots);   // (NT, k32)
+  float* xs = xd + NT * L.k32;                               // (NT, k16)
+  static_assert(kDpWarps % S == 0, "S must divide the block's warps");
+  constexpr int kGroupsPerBlock = kDpWarps / S;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % S;
+  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
+  const int groups = (N + R - 1) / R;
+  // The weights never come from the previous kernel: pull the start of this warp's first rows into L2 while that
+  // kernel ends (PDL) and while the block quantizes X.
+  if (part == 0 && blockIdx.x * kGroupsPerBlock + warp / S < groups) {
+    const int n0 = (blockIdx.x * kGroupsPerBlock + warp / S) * R;
+    PrefetchSpanL2(W + static_cast<size_t>(n0) * rowBytes, static_cast<size_t>(min(R, N - n0)) * rowBytes, lane);
+  }
+  PdlTrigger();
+  PdlWait();
+  QuantizeX<D, NT, false>(X, ldx, K, L, xq, xd, xs, XNorm{});
   __syncthreads();
   const int units = K / D::kElems * D::kUnits;
   // Units a lane has in flight: kUnroll * R. Two at R = 1 and T <= 2; R at R > 1 (unrolling further would cost
@@ -193,6 +229,90 @@ void RunDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int 
   }
 }
 
+// The folded one-token decode product of quantized weights (LaunchQuantDecodeGemv, quant.h): the X prologue of the
+// kernel above at T = 1 with the RMSNorm folded in (the block sums the squares of x itself, so no sum is carried
+// between kernels), and one RoPE pair or SwiGLU pair a warp (PairRows), so that the epilogue (StorePair) applies
+// RoPE + the KV write or SwiGLU as the separate kernels would. Rows [r0, r1) of the logical output (q|k|v or
+// gate|up), all of type D; the weight segments of `a` hold them.
+template <typename D, int OUT>
+__global__ void __launch_bounds__(kDpWarps * 32)
+QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
+  extern __shared__ int4 smem8[];
+  const int K = a.K;
+  const XL8<D> L(K);
+  int4* xq = smem8;
+  float* xd = reinterpret_cast<float*>(xq + L.slots);
+  float* xs = xd + L.k32;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int pairs = (r1 - r0) / 2, q0 = r0 / 2;  // pair q0 + g is warp-group g's
+  auto rowPtr = [&](int r) {  // logical row r in its weight segment
+    const void* base = a.w0;
+    if (r >= a.seg2) { base = a.w2; r -= a.seg2; }
+    else if (r >= a.seg1) { base = a.w1; r -= a.seg1; }
+    return static_cast<const uint8_t*>(base) + static_cast<size_t>(r) * rowBytes;
+  };
+  {
+    const int g = blockIdx.x * kDpWarps + warp;
+    int ra, rb;
+    if (g < pairs && PairRows<OUT>(a, q0 + g, ra, rb)) {
+      PrefetchSpanL2(rowPtr(ra), rowBytes, lane);
+      PrefetchSpanL2(rowPtr(rb), rowBytes, lane);
+    }
+  }
+  PdlTrigger();
+  PdlWait();
+  const bf16* X = static_cast<const bf16*>(a.x);
+  XNorm norm;
+  norm.on = true;
+  norm.w = a.normW;
+  norm.wT = a.normT;
+  norm.hfRound = a.hfRound;
+  {  // the sum of squares of x, as LaunchRmsNorm sums it (fp32 of the bf16 values)
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < K / 8; c += blockDim.x) {
+      float f[8];
+      Unpack8<bf16>(__ldg(reinterpret_cast<const uint4*>(X) + c), f);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += f[j] * f[j];
+    }
+    __shared__ float red[32];
+    norm.inv = rsqrtf(BlockSum(ss, red) / K + a.eps);
+  }
+  QuantizeX<D, 1, true>(X, K, K, L, xq, xd, xs, norm);
+  __syncthreads();
+  const int units = K / D::kElems * D::kUnits;
+  for (int g = blockIdx.x * kDpWarps + warp; g < pairs; g += gridDim.x * kDpWarps) {
+    int ra, rb;
+    const bool valid = PairRows<OUT>(a, q0 + g, ra, rb);
+    const uint8_t* w[2] = {rowPtr(valid ? ra : r0), rowPtr(valid ? rb : r0)};
+    float acc[2] = {0.f, 0.f};
+    for (int u = lane; u < units; u += 32) {
+      typename D::W wv[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) D::Load(w[r], u, wv[r]);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) acc[r] += D::Dot(wv[r], u, xq, xd, xs);
+    }
+    acc[0] = WarpSum(acc[0]);
+    acc[1] = WarpSum(acc[1]);
+    float unused = 0.f;
+    if (lane == 0 && valid) StorePair<bf16, bf16, OUT>(a, q0 + g, ra, rb, acc[0], acc[1], unused);
+  }
+}
+
+template <typename D, int OUT>
+void LaunchQuantDecode(const DecodeGemvArgs& a, int r0, int r1, cudaStream_t s) {
+  auto* kernel = QuantDecodeKernel<D, OUT>;
+  const size_t smem = XL8<D>(a.K).Bytes(1);
+  const int threads = kDpWarps * 32;
+  const LaunchInfo o = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
+  SS_REQUIRE(o.perSm > 0, "quant decode gemv: the kernel does not fit on an SM");
+  const int pairs = (r1 - r0) / 2;
+  const int blocks = std::min((pairs + kDpWarps - 1) / kDpWarps, kDpWaves * o.perSm * o.sms);
+  const size_t rowBytes = static_cast<size_t>(a.K / D::kElems) * D::kBytes;
+  LaunchK(kernel, blocks, threads, smem, s, a, r0, r1, rowBytes);
+}
+
 bool IsAligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
 
 }  // namespace
@@ -230,6 +350,36 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
   });
   if (done) SS_CUDA_CHECK_LAUNCH("quant gemv (dp4a)");
   return done;
+}
+
+void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, QT qT, int r0, int r1, cudaStream_t s) {
+  SS_REQUIRE(out == DecodeOut::kQkvRope || out == DecodeOut::kSwiGlu,
+             "quant decode gemv: the output must be q|k|v with RoPE or gate|up with SwiGLU");
+  RequireDecodeOut(out, a);
+  SS_REQUIRE(a.K > 0 && a.K % QtBlockElems(qT) == 0 && a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N,
+             "quant decode gemv: bad shape");
+  SS_REQUIRE(r0 >= 0 && r0 < r1 && r1 <= a.N && (r1 - r0) % 2 == 0, "quant decode gemv: bad row range");
+  if (out == DecodeOut::kSwiGlu) SS_REQUIRE(r0 == 0 && r1 == a.N, "quant decode gemv: gate|up takes all its rows");
+  if (out == DecodeOut::kQkvRope) SS_REQUIRE(r0 % a.D == 0 && r1 % a.D == 0, "quant decode gemv: whole heads only");
+  // Every weight segment that holds rows of [r0, r1) must be there, 16-byte aligned (Ld128U).
+  const void* seg[3] = {a.w0, a.w1, a.w2};
+  const int lo[3] = {0, a.seg1, a.seg2}, hi[3] = {a.seg1, a.seg2, a.N};
+  for (int i = 0; i < 3; ++i)
+    if (lo[i] < hi[i] && lo[i] < r1 && r0 < hi[i])
+      SS_REQUIRE(seg[i] && IsAligned(seg[i], 16), "quant decode gemv: a weight segment is missing or misaligned");
+  SS_REQUIRE(a.x && IsAligned(a.x, 16) && a.normW && IsAligned(a.normW, 16) && a.y,
+             "quant decode gemv: x, the norm weight (16-byte aligned) and y are required");
+  SS_REQUIRE(a.wT == ET::kBF16 && a.yT == ET::kBF16, "quant decode gemv: activations and output must be bf16");
+  bool fits = false;
+  qblocks::Dispatch(static_cast<int>(qT), [&](auto blk) {
+    using D = typename q8::Of<decltype(blk)>::T;
+    if (XL8<D>(a.K).Bytes(1) > static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin)) return;
+    fits = true;
+    if (out == DecodeOut::kQkvRope) LaunchQuantDecode<D, static_cast<int>(DecodeOut::kQkvRope)>(a, r0, r1, s);
+    else LaunchQuantDecode<D, static_cast<int>(DecodeOut::kSwiGlu)>(a, r0, r1, s);
+  });
+  SS_REQUIRE(fits, "quant decode gemv: a row of x does not fit in shared memory");
+  SS_CUDA_CHECK_LAUNCH("quant decode gemv");
 }
 
 }  // namespace swapserve::cuda

@@ -36,6 +36,11 @@ CudaTuning WithEnvOverrides(CudaTuning t) {
   if (Is("SWAPSERVE_CUDA_PROFILE", "1")) t.profile = true;
   if (Is("SWAPSERVE_CUDA_PDL", "0")) t.pdl = false;
   if (Is("SWAPSERVE_CUDA_FUSED_DECODE", "0")) t.fusedDecode = false;
+  if (const char* q = std::getenv("SWAPSERVE_CUDA_QUANT_FOLD")) {
+    if (std::strcmp(q, "1") == 0) t.quantFold = true;
+    else if (std::strcmp(q, "0") == 0) t.quantFold = false;
+    else Invalid(std::string("SWAPSERVE_CUDA_QUANT_FOLD must be 0 or 1; got \"") + q + "\"");
+  }
   if (Is("SWAPSERVE_CUDA_GRAPHS", "1")) t.cudaGraphs = true;
   if (Is("SWAPSERVE_CUDA_GRAPHS", "0")) t.cudaGraphs = false;
   if (const char* g = std::getenv("SWAPSERVE_CUDA_DECODE_GEMV")) t.decodeGemv = g;
