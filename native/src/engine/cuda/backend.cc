@@ -615,29 +615,9 @@ class CudaBackend final : public Backend {
   // qkv_ and k, v into the cache, one launch per run of matrices of one type (q|k|v of Q4_K_M: q|k, then v).
   void foldQkv(int l, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot, int cap) {
     const LayerWeights& w = d_.layer[l];
-    const int H = d_.heads, KVH = d_.kvHeads, D = d_.headDim, QD = H * D, KD = KVH * D;
+    const int QD = d_.heads * d_.headDim, KD = d_.kvHeads * d_.headDim;
     cuda::DecodeGemvArgs a = foldArgs(w.wq, w.attnNorm, qkv_);
-    a.w1 = W(w.wk);
-    a.w2 = W(w.wv);
-    a.N = QD + 2 * KD;
-    a.seg1 = QD;
-    a.seg2 = QD + KD;
-    a.H = H;
-    a.KVH = KVH;
-    a.D = D;
-    a.interleaved = d_.ropeInterleaved;
-    if (w.bq.present) {
-      a.bq = W(w.bq);
-      a.bk = W(w.bk);
-      a.bv = W(w.bv);
-      a.biasT = ToEt(w.bq.dtype);
-    }
-    a.cosSin = cosSin_;
-    a.pos = dPos;
-    a.kvBase = dKv;
-    a.layer = l;
-    a.cap = cap;
-    a.slot = dSlot;
+    qkvRopeArgs(a, l, dPos, dKv, dSlot, cap);
     const TensorRef* m[3] = {&w.wq, &w.wk, &w.wv};
     const int end[3] = {QD, QD + KD, QD + 2 * KD};
     for (int i = 0, r0 = 0; i < 3; ++i) {
@@ -658,6 +638,35 @@ class CudaBackend final : public Backend {
     a.seg1 = F;
     cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kSwiGlu, a, static_cast<cuda::QT>(static_cast<int>(w.w1.dtype)), 0,
                                 2 * F, stream_);
+  }
+
+  // The q|k|v fields of a decode product's arguments (DecodeOut::kQkvRope) for layer l: the three weight segments,
+  // heads, biases, the step's RoPE table, position and KV cache.
+  void qkvRopeArgs(cuda::DecodeGemvArgs& a, int l, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot,
+                   int cap) {
+    const LayerWeights& w = d_.layer[l];
+    const int QD = d_.heads * d_.headDim, KD = d_.kvHeads * d_.headDim;
+    a.w1 = W(w.wk);
+    a.w2 = W(w.wv);
+    a.N = QD + 2 * KD;
+    a.seg1 = QD;
+    a.seg2 = QD + KD;
+    a.H = d_.heads;
+    a.KVH = d_.kvHeads;
+    a.D = d_.headDim;
+    a.interleaved = d_.ropeInterleaved;
+    if (w.bq.present) {
+      a.bq = W(w.bq);
+      a.bk = W(w.bk);
+      a.bv = W(w.bv);
+      a.biasT = ToEt(w.bq.dtype);
+    }
+    a.cosSin = cosSin_;
+    a.pos = dPos;
+    a.kvBase = dKv;
+    a.layer = l;
+    a.cap = cap;
+    a.slot = dSlot;
   }
 
   // What the two folds share: the first weight segment, x_ normalised with `norm` inside the product, bf16 in and out.
@@ -777,30 +786,11 @@ class CudaBackend final : public Backend {
       waitG(l + 1);
       mark("wait");
       cuda::DecodeGemvArgs qkv = matrix(w.wq, QS, C, x_);
-      qkv.w1 = W(w.wk);
-      qkv.w2 = W(w.wv);
-      qkv.seg1 = QD;
-      qkv.seg2 = QD + KD;
+      qkvRopeArgs(qkv, l, dPos, dKv, dSlot, kv_->poolTokens());
       qkv.ssIn = ss_ + 2 * l;
       qkv.normW = W(w.attnNorm);
       qkv.normT = ToEt(w.attnNorm.dtype);
       qkv.y = qkv_;
-      qkv.H = H;
-      qkv.KVH = KVH;
-      qkv.D = D;
-      qkv.interleaved = d_.ropeInterleaved;
-      if (w.bq.present) {
-        qkv.bq = W(w.bq);
-        qkv.bk = W(w.bk);
-        qkv.bv = W(w.bv);
-        qkv.biasT = ToEt(w.bq.dtype);
-      }
-      qkv.cosSin = cosSin_;
-      qkv.pos = dPos;
-      qkv.kvBase = dKv;
-      qkv.layer = l;
-      qkv.cap = kv_->poolTokens();
-      qkv.slot = dSlot;
       cuda::LaunchDecodeGemv(cuda::DecodeIn::kNorm, cuda::DecodeOut::kQkvRope, qkv, tunes_[kQkvOp], stream_);
       mark("qkv+rope+kv");
       (useV2(entries.count) ? cuda::LaunchDecodeAttentionV2 : cuda::LaunchDecodeAttention)(
