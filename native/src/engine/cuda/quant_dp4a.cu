@@ -34,10 +34,9 @@ struct XL8 {
   }
 };
 
-// The RMSNorm folded into the X prologue (kNorm products of the folded decode): x becomes w * (x * inv), rounded
-// as LaunchRmsNorm rounds it, before it is quantized. on = false: x as it is.
+// The RMSNorm folded into the X prologue (the folded decode's products): x becomes w * (x * inv), rounded as
+// LaunchRmsNorm rounds it, before it is quantized (QuantizeX<.., NORM = true>).
 struct XNorm {
-  bool on = false;
   float inv = 0.f;             // rsqrt(sum of squares / K + eps)
   const void* w = nullptr;     // (K) norm weight of wT, 16-byte aligned
   ET wT = ET::kBF16;
@@ -46,7 +45,7 @@ struct XNorm {
 
 // Quantizes NT rows of X (K values, row stride ldx) into the block's shared memory in XL8<D>'s layout: int8 pieces
 // in D::Slot order, d per 32 values, [D::kSums] d * sum(q) per 16. All threads of the block take part; the caller
-// synchronises before reading. NORM: row 0 normalised first (norm.on; NT = 1).
+// synchronises before reading. NORM: the rows normalised by `norm` first (the folded decode: NT = 1).
 template <typename D, int NT, bool NORM>
 __device__ __forceinline__ void QuantizeX(const bf16* __restrict__ X, int ldx, int K, const XL8<D>& L, int4* xq,
                                           float* xd, float* xs, const XNorm& norm) {
@@ -263,7 +262,6 @@ QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
   PdlWait();
   const bf16* X = static_cast<const bf16*>(a.x);
   XNorm norm;
-  norm.on = true;
   norm.w = a.normW;
   norm.wT = a.normT;
   norm.hfRound = a.hfRound;
