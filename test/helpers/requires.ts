@@ -37,3 +37,16 @@ export function needsTool(cmd: string): string | false {
 export function needsData(): string | false {
   return skipUnless(existsSync(STORIES260K_GGUF), `no shared data: ${STORIES260K_GGUF} is missing (../shared/data, or SWAPSERVE_SHARED_DATA)`);
 }
+
+/** The CUDA toolkit's include folder (CUDA_HOME, CUDA_PATH or /usr/local/cuda, as native/build.mjs looks), if any. */
+export function cudaIncludeDir(): string | undefined {
+  for (const root of [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda']) {
+    if (root && existsSync(join(root, 'include', 'cuda_bf16.h')) && existsSync(join(root, 'include', 'cuda_runtime.h'))) return join(root, 'include');
+  }
+  return undefined;
+}
+
+/** Skip reason for a test that compiles CUDA sources with g++ against the toolkit's headers (no GPU needed). */
+export function needsCudaHeaders(): string | false {
+  return skipUnless(cudaIncludeDir() !== undefined, 'no CUDA toolkit headers (CUDA_HOME, CUDA_PATH or /usr/local/cuda: include/cuda_bf16.h)');
+}

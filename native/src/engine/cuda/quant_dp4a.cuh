@@ -25,7 +25,7 @@ using qblocks::Ld8;
 using qdot::Ld128;
 using qdot::SlotOf;
 using qdot::SubBias;
-#if !defined(__CUDACC__)
+#if !defined(__CUDACC__) && !defined(SS_SIMT_EMULATION)
 using qdot::int4;
 using qdot::make_int4;
 using qdot::make_uint4;

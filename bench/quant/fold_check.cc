@@ -1,0 +1,343 @@
+// The dp4a decode kernels (engine/cuda/quant_dp4a_kernels.cuh) run on the CPU under the SIMT emulation of
+// bench/quant/simt.h, against scalar references, for every weight type:
+//   1. QuantGemvDp4aKernel: Y = beta Y + X W^T at T = 1 and 3, R = 1, 2 and 4 rows a warp, beta 0 and 1, an odd row
+//      count, one block per row group and one block for all (its grid-stride loop);
+//   2. QuantDecodeKernel (the folded decode, tuning quantFold): the attention norm inside the product, then q|k|v
+//      with bias or not, RoPE half-split or interleaved, q into y and k, v into the paged cache's row (slot), as one
+//      launch over q|k|v or as q|k and v of two types (Q4_K_M: Q4_K then Q6_K); and gate|up with SwiGLU.
+// The references round where the kernels round (bf16 activations, the int8 quantization of the normalised x per 32
+// values, rounding as transformers does or not), sum in double, and every byte a kernel must not write is checked to
+// be untouched (sentinels around q, the cache rows of other positions and layers, the buffers' tails).
+// Bound: |kernel - reference| <= 1/64 |reference| + 1e-3 max |reference| per value (bf16 keeps 8 bits; a value whose
+// rounding lands on the other side of a bf16 step, or whose norm rounds differently after the sum of squares was
+// added in another order, moves by about one step of 1/128); a misplaced row, pair, scale or position is off by
+// the whole value. Exit status 1 on any mismatch.
+//   g++ -std=c++17 -O2 -Wall -Wextra -Wno-attributes -Wno-unknown-pragmas -I/usr/local/cuda/include -Inative/src
+//       bench/quant/fold_check.cc -o /tmp/fold_check   (test/quant/fold-emu.test.ts builds and runs it)
+#include "simt.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/quant_dp4a_kernels.cuh"
+#include "check_util.h"
+
+namespace {
+
+using namespace swapserve;
+using namespace swapserve::qcheck;
+using bf16 = __nv_bfloat16;
+
+constexpr int kThreads = cuda::dp4a::kDpWarps * 32;
+int failures = 0;
+
+float F(bf16 v) { return __bfloat162float(v); }
+bf16 B(float v) { return __float2bfloat16_rn(v); }
+
+// Rows of X quantized per 32 values as the kernels' prologue does (int8, scale amax / 127), as float values d * q.
+std::vector<float> Int8Rounded(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
+    float d, inv;
+    cuda::q8::QuantScale(amax, d, inv);
+    for (int j = 0; j < 32; ++j) r[32 * b + j] = d * static_cast<float>(cuda::q8::RoundI(x[32 * b + j] * inv));
+  }
+  return r;
+}
+
+// Values of `got` against `want` (same length): the bound of the header; prints the worst and returns whether it holds.
+bool Compare(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
+  double maxRef = 0;
+  for (double w : want) maxRef = std::fmax(maxRef, std::fabs(w));
+  double worst = 0;
+  size_t at = 0, off = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double e = std::fabs(got[i] - want[i]), bound = std::fabs(want[i]) / 64 + 1e-3 * maxRef;
+    if (!(e <= bound)) ++off;
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  const bool ok = off == 0 && maxRef > 0;
+  std::printf("%s: %zu values, max |ref| %.4g, worst |diff| %.3g at %zu (got %.6g, want %.6g), %zu outside the bound %s\n",
+              what, want.size(), maxRef, worst, at, want.empty() ? 0.0 : got[at], want.empty() ? 0.0 : want[at], off,
+              ok ? "ok" : "FAIL");
+  if (!ok) ++failures;
+  return ok;
+}
+
+// ------------------------------------------------------------------------------------------------ 1. the plain GEMV
+
+template <typename Blk, int NT, int R>
+void PlainCase(int qt, int K, int N, float beta, bool oneBlock) {
+  using D = typename cuda::q8::Of<Blk>::T;
+  const size_t rowBytes = static_cast<size_t>(K / Blk::kElems) * Blk::kBytes;
+  const std::vector<uint8_t> w = Fill(rowBytes * N, Blk::kBytes, qt, 1234u + qt, 16);
+  const std::vector<float> x = TestX(NT, K);
+  std::vector<bf16> xb(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xb[i] = B(x[i]);
+  std::vector<float> y(static_cast<size_t>(NT) * N), y0(y.size());
+  for (size_t i = 0; i < y.size(); ++i) y0[i] = y[i] = 0.25f * std::cos(0.7f * static_cast<float>(i));
+  const int groups = (N + R - 1) / R, perBlock = cuda::dp4a::kDpWarps;
+  const unsigned grid = oneBlock ? 1 : static_cast<unsigned>((groups + perBlock - 1) / perBlock);
+  const size_t smem = cuda::dp4a::XL8<D>(K).Bytes(NT);
+  simt::Launch(grid, kThreads, smem, [&] {
+    cuda::dp4a::QuantGemvDp4aKernel<D, float, NT, R, 1>(w.data(), N, K, xb.data(), K, y.data(), N, beta);
+  });
+  std::vector<double> want(y.size());
+  for (int t = 0; t < NT; ++t) {
+    const std::vector<float> xt(x.begin() + static_cast<size_t>(t) * K, x.begin() + static_cast<size_t>(t + 1) * K);
+    const std::vector<float> x8 = Int8Rounded(xt);
+    const std::vector<double> ref = FloatRef<Blk>(w, N, x8.data(), K);
+    for (int n = 0; n < N; ++n) want[static_cast<size_t>(t) * N + n] = ref[n] + beta * y0[static_cast<size_t>(t) * N + n];
+  }
+  const std::string what = "plain type " + std::to_string(qt) + " K " + std::to_string(K) + " N " + std::to_string(N) +
+                           " T " + std::to_string(NT) + " R " + std::to_string(R) + " beta " + std::to_string(static_cast<int>(beta)) +
+                           (oneBlock ? " one block" : " one block a row group");
+  Compare(what.c_str(), y, want);
+}
+
+// ------------------------------------------------------------------------------------------- 2. the folded decode
+
+// One token's decode state: x (the residual row), the norm weight, the RoPE table of its position, the paged cache.
+struct Step {
+  int K, H, KVH, D, layers, cap, layer, slot;
+  bool interleaved, hfRound, bias;
+  std::vector<bf16> x, normW, bq, bk, bv;
+  std::vector<float> cosSin;  // (D/2) pairs (cos, sin)
+  int QD() const { return H * D; }
+  int KD() const { return KVH * D; }
+  int QS() const { return QD() + 2 * KD(); }
+};
+
+Step MakeStep(int K, bool interleaved, bool hfRound, bool bias) {
+  Step s{K, 4, 2, 64, 3, 8, 1, 3, interleaved, hfRound, bias, {}, {}, {}, {}, {}, {}};
+  for (int k = 0; k < K; ++k) {
+    s.x.push_back(B(std::sin(0.11f * k) * 1.5f + (k % 61 == 3 ? 9.f : 0.f)));
+    s.normW.push_back(B(0.6f + 0.5f * std::cos(0.05f * k)));
+  }
+  for (int i = 0; i < s.QD(); ++i) s.bq.push_back(B(0.1f * std::sin(0.3f * i)));
+  for (int i = 0; i < s.KD(); ++i) {
+    s.bk.push_back(B(0.1f * std::cos(0.2f * i)));
+    s.bv.push_back(B(-0.05f * std::sin(0.17f * i)));
+  }
+  for (int i = 0; i < s.D / 2; ++i) {
+    const double a = 37.0 * std::pow(10000.0, -2.0 * i / s.D);  // position 37
+    s.cosSin.push_back(static_cast<float>(std::cos(a)));
+    s.cosSin.push_back(static_cast<float>(std::sin(a)));
+  }
+  return s;
+}
+
+// The normalised x as LaunchRmsNorm makes it (sum of squares in double here), then int8-rounded as the fold's prologue.
+std::vector<float> NormedX8(const Step& s) {
+  double ss = 0;
+  for (bf16 v : s.x) ss += static_cast<double>(F(v)) * F(v);
+  const float inv = 1.f / std::sqrt(static_cast<float>(ss) / s.K + 1e-5f);
+  std::vector<float> n(s.K);
+  for (int k = 0; k < s.K; ++k) {
+    const float v = F(s.x[k]) * inv;
+    n[k] = Bf16Round(F(s.normW[k]) * (s.hfRound ? Bf16Round(v) : v));
+  }
+  return Int8Rounded(n);
+}
+
+float Rnd(float v) { return Bf16Round(v); }
+
+void RefRope(float xa, float xb, float cs, float sn, bool hf, float& ya, float& yb) {
+  if (hf) {
+    cs = Rnd(cs);
+    sn = Rnd(sn);
+    ya = Rnd(xa * cs) + Rnd(-xb * sn);
+    yb = Rnd(xb * cs) + Rnd(xa * sn);
+  } else {
+    ya = xa * cs - xb * sn;
+    yb = xb * cs + xa * sn;
+  }
+}
+
+cuda::DecodeGemvArgs BaseArgs(const Step& s, void* y) {
+  cuda::DecodeGemvArgs a;
+  a.K = s.K;
+  a.wT = cuda::ET::kBF16;
+  a.x = s.x.data();
+  a.normW = s.normW.data();
+  a.normT = cuda::ET::kBF16;
+  a.eps = 1e-5f;
+  a.hfRound = s.hfRound;
+  a.y = y;
+  a.yT = cuda::ET::kBF16;
+  return a;
+}
+
+template <typename Blk, int OUT>
+void LaunchFold(const cuda::DecodeGemvArgs& a, int r0, int r1, bool oneBlock) {
+  using D = typename cuda::q8::Of<Blk>::T;
+  const int pairs = (r1 - r0) / 2;
+  const unsigned grid = oneBlock ? 1 : static_cast<unsigned>((pairs + cuda::dp4a::kDpWarps - 1) / cuda::dp4a::kDpWarps);
+  const size_t rowBytes = static_cast<size_t>(a.K / Blk::kElems) * Blk::kBytes;
+  simt::Launch(grid, kThreads, cuda::dp4a::XL8<D>(a.K).Bytes(1),
+               [&] { cuda::dp4a::QuantDecodeKernel<D, OUT>(a, r0, r1, rowBytes); });
+}
+
+// q|k|v: the weights of q (QD rows), k and v (KD rows each) of types A (q, k) and Bv (v); one launch when they are
+// the same type, else q|k then v, as the backend's foldQkv does.
+template <typename A, typename Bv>
+void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
+  const int QD = s.QD(), KD = s.KD(), QS = s.QS(), K = s.K;
+  const size_t rowA = static_cast<size_t>(K / A::kElems) * A::kBytes, rowB = static_cast<size_t>(K / Bv::kElems) * Bv::kBytes;
+  const std::vector<uint8_t> wq = Fill(rowA * QD, A::kBytes, qa, 77u + qa, 16), wk = Fill(rowA * KD, A::kBytes, qa, 91u + qa, 16),
+                             wv = Fill(rowB * KD, Bv::kBytes, qb, 13u + qb, 16);
+  const bf16 sentinel = B(12345.f);
+  std::vector<bf16> y(QS + 64, sentinel);  // q lands in [0, QD); nothing else may change
+  const size_t plane = static_cast<size_t>(s.cap) * KD;
+  std::vector<bf16> cache(2 * static_cast<size_t>(s.layers) * plane, sentinel);
+  const uint64_t base = reinterpret_cast<uint64_t>(cache.data());
+  const int32_t pos = 37, slot = s.slot;
+  cuda::DecodeGemvArgs a = BaseArgs(s, y.data());
+  a.w0 = wq.data();
+  a.w1 = wk.data();
+  a.w2 = wv.data();
+  a.N = QS;
+  a.seg1 = QD;
+  a.seg2 = QD + KD;
+  a.H = s.H;
+  a.KVH = s.KVH;
+  a.D = s.D;
+  a.interleaved = s.interleaved;
+  if (s.bias) {
+    a.bq = s.bq.data();
+    a.bk = s.bk.data();
+    a.bv = s.bv.data();
+    a.biasT = cuda::ET::kBF16;
+  }
+  a.cosSin = s.cosSin.data();
+  a.pos = &pos;
+  a.kvBase = &base;
+  a.layer = s.layer;
+  a.cap = s.cap;
+  a.slot = &slot;
+  constexpr int kRope = static_cast<int>(cuda::DecodeOut::kQkvRope);
+  if (std::is_same_v<A, Bv>) {
+    LaunchFold<A, kRope>(a, 0, QS, oneBlock);
+  } else {
+    LaunchFold<A, kRope>(a, 0, QD + KD, oneBlock);
+    LaunchFold<Bv, kRope>(a, QD + KD, QS, oneBlock);
+  }
+
+  // Reference: the products, bias, RoPE per head pair, q to y, k and v to the cache row `slot` of layer `layer`.
+  const std::vector<float> x8 = NormedX8(s);
+  const std::vector<double> pq = FloatRef<A>(wq, QD, x8.data(), K), pk = FloatRef<A>(wk, KD, x8.data(), K),
+                            pv = FloatRef<Bv>(wv, KD, x8.data(), K);
+  std::vector<double> wantQ(QD), wantK(KD), wantV(KD);
+  auto rope = [&](const std::vector<double>& p, const std::vector<bf16>& bias, int heads, std::vector<double>& out) {
+    const int half = s.D / 2;
+    for (int h = 0; h < heads; ++h)
+      for (int i = 0; i < half; ++i) {
+        const int ra = h * s.D + (s.interleaved ? 2 * i : i), rb = h * s.D + (s.interleaved ? 2 * i + 1 : i + half);
+        float xa = Rnd(static_cast<float>(p[ra])), xb = Rnd(static_cast<float>(p[rb]));
+        if (s.bias) {
+          xa = Rnd(xa + F(bias[ra]));
+          xb = Rnd(xb + F(bias[rb]));
+        }
+        float ya, yb;
+        RefRope(xa, xb, s.cosSin[2 * i], s.cosSin[2 * i + 1], s.hfRound, ya, yb);
+        out[ra] = Rnd(ya);
+        out[rb] = Rnd(yb);
+      }
+  };
+  rope(pq, s.bq, s.H, wantQ);
+  rope(pk, s.bk, s.KVH, wantK);
+  for (int i = 0; i < KD; ++i) {
+    float v = Rnd(static_cast<float>(pv[i]));
+    if (s.bias) v = Rnd(v + F(s.bv[i]));
+    wantV[i] = v;
+  }
+  std::vector<float> gotQ(QD), gotK(KD), gotV(KD);
+  for (int i = 0; i < QD; ++i) gotQ[i] = F(y[i]);
+  const size_t kRow = 2 * static_cast<size_t>(s.layer) * plane + static_cast<size_t>(slot) * KD, vRow = kRow + plane;
+  for (int i = 0; i < KD; ++i) {
+    gotK[i] = F(cache[kRow + i]);
+    gotV[i] = F(cache[vRow + i]);
+  }
+  const std::string what = "fold q|k|v types " + std::to_string(qa) + "/" + std::to_string(qb) + " K " + std::to_string(K) +
+                           (s.interleaved ? " interleaved" : " half-split") + (s.hfRound ? " hf" : " fp32-rope") +
+                           (s.bias ? " bias" : "") + (oneBlock ? " one block" : "");
+  Compare((what + ": q").c_str(), gotQ, wantQ);
+  Compare((what + ": k").c_str(), gotK, wantK);
+  Compare((what + ": v").c_str(), gotV, wantV);
+  // Nothing else written: y past q, every cache element but the two rows.
+  size_t stray = 0;
+  for (size_t i = QD; i < y.size(); ++i) stray += F(y[i]) != F(sentinel);
+  for (size_t i = 0; i < cache.size(); ++i) {
+    const bool mine = (i >= kRow && i < kRow + KD) || (i >= vRow && i < vRow + KD);
+    if (!mine) stray += F(cache[i]) != F(sentinel);
+  }
+  std::printf("%s: stray writes %zu %s\n", what.c_str(), stray, stray ? "FAIL" : "ok");
+  if (stray) ++failures;
+}
+
+template <typename Blk>
+void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
+  const int K = s.K;
+  const size_t rowBytes = static_cast<size_t>(K / Blk::kElems) * Blk::kBytes;
+  const std::vector<uint8_t> wg = Fill(rowBytes * F_, Blk::kBytes, qt, 5u + qt, 16), wu = Fill(rowBytes * F_, Blk::kBytes, qt, 6u + qt, 16);
+  const bf16 sentinel = B(-777.f);
+  std::vector<bf16> h(F_ + 40, sentinel);
+  cuda::DecodeGemvArgs a = BaseArgs(s, h.data());
+  a.w0 = wg.data();
+  a.w1 = wu.data();
+  a.N = a.seg2 = 2 * F_;
+  a.seg1 = F_;
+  LaunchFold<Blk, static_cast<int>(cuda::DecodeOut::kSwiGlu)>(a, 0, 2 * F_, oneBlock);
+  const std::vector<float> x8 = NormedX8(s);
+  const std::vector<double> g = FloatRef<Blk>(wg, F_, x8.data(), K), u = FloatRef<Blk>(wu, F_, x8.data(), K);
+  std::vector<double> want(F_);
+  std::vector<float> got(F_);
+  for (int f = 0; f < F_; ++f) {
+    const float gv = Rnd(static_cast<float>(g[f])), uv = Rnd(static_cast<float>(u[f]));
+    const float act = gv / (1.f + std::exp(-gv));
+    want[f] = Rnd((s.hfRound ? Rnd(act) : act) * uv);
+    got[f] = F(h[f]);
+  }
+  const std::string what = "fold gate|up type " + std::to_string(qt) + " K " + std::to_string(K) + " F " + std::to_string(F_) +
+                           (s.hfRound ? " hf" : " fp32-act") + (oneBlock ? " one block" : "");
+  Compare(what.c_str(), got, want);
+  size_t stray = 0;
+  for (size_t i = F_; i < h.size(); ++i) stray += F(h[i]) != F(sentinel);
+  std::printf("%s: stray writes %zu %s\n", what.c_str(), stray, stray ? "FAIL" : "ok");
+  if (stray) ++failures;
+}
+
+template <typename Blk>
+void AllCases(int qt) {
+  for (int K : {512, 5120}) {
+    PlainCase<Blk, 1, 1>(qt, K, 37, 0.f, false);
+    PlainCase<Blk, 1, 2>(qt, K, 37, 1.f, false);
+    PlainCase<Blk, 1, 4>(qt, K, 37, 0.f, true);
+    PlainCase<Blk, 3, 1>(qt, K, 21, 1.f, true);
+    const Step plain = MakeStep(K, false, true, false), inter = MakeStep(K, true, true, true), fp = MakeStep(K, false, false, true);
+    QkvCase<Blk, Blk>(qt, qt, plain, false);
+    QkvCase<Blk, Blk>(qt, qt, inter, true);
+    QkvCase<Blk, Blk>(qt, qt, fp, false);
+    GateUpCase<Blk>(qt, plain, 44, false);
+    GateUpCase<Blk>(qt, fp, 44, true);
+  }
+}
+
+}  // namespace
+
+int main() {
+  AllCases<qblocks::Q8_0>(3);
+  AllCases<qblocks::Q4_0>(4);
+  AllCases<qblocks::Q4_K>(5);
+  AllCases<qblocks::Q5_K>(6);
+  AllCases<qblocks::Q6_K>(7);
+  // Q4_K_M's q|k|v: q and k Q4_K, v Q6_K (two launches).
+  for (int K : {512, 5120}) QkvCase<qblocks::Q4_K, qblocks::Q6_K>(5, 7, MakeStep(K, false, true, true), false);
+  std::printf(failures ? "fold check: %d FAILED\n" : "fold check: OK\n", failures);
+  return failures ? 1 : 0;
+}

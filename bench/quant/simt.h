@@ -1,0 +1,183 @@
+// A CPU emulation of CUDA thread blocks, for checking the logic of the engine's kernels with g++ where no GPU is
+// lent (bench/quant/fold_check.cc; test/quant/fold-emu.test.ts). Every CUDA thread of a block is a fiber (ucontext) on
+// one OS thread; blocks run one after another. What the kernels may use:
+//   threadIdx, blockIdx, blockDim, gridDim     set for the running fiber before it resumes;
+//   __syncthreads()                           a barrier of the block's fibers;
+//   __shfl_xor_sync(mask, v, laneMask)         all 32 lanes of the warp must call it (the full-mask rule the GPU has
+//                                             too): each lane posts v, the warp meets, each reads its partner's;
+//   __shared__ arrays                         `static` here, so one copy is shared by the block's fibers (blocks run in
+//                                             turn, and a kernel writes its shared memory before reading it);
+//   SS_DYNAMIC_SHARED(T, name)                the launch's dynamic shared memory (common.cuh);
+//   __ldg, rsqrtf, __expf, min                the plain loads and maths.
+// What it is not: a model of timing, memory ordering across blocks, or of divergence beyond the barriers above (a warp
+// whose lanes reach different barriers deadlocks here, where the GPU would hang or misbehave too). Include it before
+// any engine header; compile with -Wno-attributes -Wno-unknown-pragmas (the CUDA headers mark device code with
+// attributes g++ ignores, and the kernels ask nvcc to unroll).
+#pragma once
+#define SS_SIMT_EMULATION 1
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <vector>
+
+// The built-in variables, set by the scheduler for the fiber it resumes.
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+
+namespace simt {
+
+struct Fiber {
+  ucontext_t ctx;
+  std::unique_ptr<char[]> stack;
+  uint3 tid;
+  bool done = false;
+};
+
+// A barrier among `count` fibers: the last to arrive opens it (the generation moves on) and the others, yielding
+// until then, go on.
+struct Barrier {
+  int count = 0, arrived = 0;
+  unsigned generation = 0;
+};
+
+struct Block {
+  std::vector<Fiber> fibers;
+  ucontext_t sched;
+  int current = -1;
+  Barrier block;
+  std::vector<Barrier> warps;
+  std::vector<float> lanes;  // one posted value per thread (shuffles), as 32-bit words
+  std::vector<unsigned char> dynamicShared;
+  const std::function<void()>* body = nullptr;
+  unsigned long progress = 0;  // arrivals and finished fibers: a scheduling pass without any is a deadlock
+};
+
+inline Block*& Current() {
+  static Block* b = nullptr;
+  return b;
+}
+
+// Back to the scheduler; it resumes the next fiber that has not finished.
+inline void Yield() {
+  Block& b = *Current();
+  swapcontext(&b.fibers[b.current].ctx, &b.sched);
+}
+
+inline void Wait(Barrier& bar) {
+  ++Current()->progress;
+  const unsigned gen = bar.generation;
+  if (++bar.arrived == bar.count) {
+    bar.arrived = 0;
+    ++bar.generation;
+    return;
+  }
+  while (bar.generation == gen) Yield();
+}
+
+inline void SyncThreads() { Wait(Current()->block); }
+
+template <typename T>
+T ShflXor(T v, int laneMask) {
+  static_assert(sizeof(T) == 4, "32-bit shuffles only");
+  Block& b = *Current();
+  const int t = b.current, warp = t >> 5, lane = t & 31;
+  std::memcpy(&b.lanes[t], &v, 4);
+  Wait(b.warps[warp]);
+  T r;
+  std::memcpy(&r, &b.lanes[(warp << 5) | (lane ^ laneMask)], 4);
+  Wait(b.warps[warp]);  // nobody posts again before every lane has read
+  return r;
+}
+
+template <typename T>
+T* DynamicShared() {
+  return reinterpret_cast<T*>(Current()->dynamicShared.data());
+}
+
+inline void Entry() {
+  Block& b = *Current();
+  (*b.body)();
+  b.fibers[b.current].done = true;
+  ++b.progress;
+  // Returning ends the fiber: uc_link takes it back to the scheduler.
+}
+
+// Runs body() as every thread of every block of the grid (x dimension only; blocks in order). The body is the
+// kernel call with its arguments; the dynamic shared memory is zeroed for each block, as a kernel must not rely on.
+inline void Launch(unsigned grid, unsigned block, size_t smemBytes, const std::function<void()>& body,
+                   size_t stackBytes = 256 << 10) {
+  if (block == 0 || block % 32 != 0) {
+    std::fprintf(stderr, "simt: blocks must be whole warps (got %u threads)\n", block);
+    std::exit(2);
+  }
+  gridDim = dim3(grid, 1, 1);
+  blockDim = dim3(block, 1, 1);
+  for (unsigned bx = 0; bx < grid; ++bx) {
+    Block b;
+    b.body = &body;
+    b.block.count = static_cast<int>(block);
+    b.warps.assign(block / 32, Barrier{32, 0, 0});
+    b.lanes.assign(block, 0.f);
+    b.dynamicShared.assign(smemBytes + 16, 0);
+    b.fibers.resize(block);
+    Current() = &b;
+    blockIdx = make_uint3(bx, 0, 0);
+    for (unsigned t = 0; t < block; ++t) {
+      Fiber& f = b.fibers[t];
+      f.tid = make_uint3(t, 0, 0);
+      f.stack.reset(new char[stackBytes]);
+      getcontext(&f.ctx);
+      f.ctx.uc_stack.ss_sp = f.stack.get();
+      f.ctx.uc_stack.ss_size = stackBytes;
+      f.ctx.uc_link = &b.sched;
+      makecontext(&f.ctx, Entry, 0);
+    }
+    // Round robin until every fiber has finished; a pass in which none of them moves means a deadlock.
+    for (unsigned left = block; left > 0;) {
+      left = 0;
+      const unsigned long before = b.progress;
+      for (unsigned t = 0; t < block; ++t) {
+        if (b.fibers[t].done) continue;
+        b.current = static_cast<int>(t);
+        threadIdx = b.fibers[t].tid;
+        swapcontext(&b.sched, &b.fibers[t].ctx);
+        if (!b.fibers[t].done) ++left;
+      }
+      if (left > 0 && b.progress == before) {
+        std::fprintf(stderr, "simt: block %u: %u threads wait at barriers that can never open (deadlock)\n", bx, left);
+        std::exit(2);
+      }
+    }
+    Current() = nullptr;
+  }
+}
+
+}  // namespace simt
+
+// The CUDA names the kernels use, on the host.
+#undef __shared__
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __syncthreads() ::simt::SyncThreads()
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int laneMask) {
+  return ::simt::ShflXor(v, laneMask);
+}
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+using std::max;
+using std::min;

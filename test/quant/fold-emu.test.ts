@@ -1,0 +1,33 @@
+// The dp4a decode kernels — the plain quantized GEMV and the folded decode product (tuning quantFold: RMSNorm,
+// RoPE + KV write, SwiGLU inside the product) — run on the CPU under the SIMT emulation of bench/quant/simt.h
+// (each CUDA thread a fiber; barriers and warp shuffles emulated), compiled with g++ from the very kernel source
+// nvcc builds (engine/cuda/quant_dp4a_kernels.cuh), against scalar references for every weight type:
+// bench/quant/fold_check.cc. It checks the kernels' logic (rows, pairs, segments, scales, rounding, the cache row,
+// no stray writes) where no GPU is lent; speed and the GPU's own behaviour are bench/device/s9a.sh's.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+
+import { makeTempDir } from '../helpers/make-model.ts';
+import { cudaIncludeDir, needsCudaHeaders, needsTool } from '../helpers/requires.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+describe('dp4a decode kernels under the CPU SIMT emulation', { skip: needsTool('g++') || needsCudaHeaders() }, () => {
+  it('plain GEMV and folded decode (q|k|v with RoPE and the KV write, gate|up with SwiGLU) match the references for every type', async () => {
+    const exe = join(await makeTempDir('fold-emu'), 'fold_check');
+    // -fno-strict-aliasing: the kernels read vector loads through other 32-bit types, as CUDA code does.
+    execFileSync('g++', ['-std=c++17', '-O2', '-fno-strict-aliasing', '-Wall', '-Wextra', '-Wno-attributes', '-Wno-unknown-pragmas',
+      '-Wno-sign-compare', '-Wno-unused-variable', `-I${cudaIncludeDir()}`, `-I${join(root, 'native', 'src')}`,
+      join(root, 'bench', 'quant', 'fold_check.cc'), '-o', exe], { stdio: 'pipe' });
+    const r = spawnSync(exe, { encoding: 'utf8', timeout: 120_000 });
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(r.status, 0, `fold_check failed:\n${r.stdout}${r.stderr}`);
+    // Per type (5) and row width (2): 4 plain cases, 3 q|k|v cases (q, k, v, stray writes), 2 gate|up cases (values,
+    // stray writes); then Q4_K_M's q|k|v of two types at 2 widths; then the summary.
+    assert.equal(lines.filter((l) => l.endsWith(' ok')).length, 5 * 2 * (4 + 3 * 4 + 2 * 2) + 2 * 4, r.stdout);
+    assert.equal(lines.at(-1), 'fold check: OK');
+  });
+});
