@@ -4,7 +4,7 @@
 //      count, one block per row group and one block for all (its grid-stride loop);
 //   2. QuantDecodeKernel (the folded decode, tuning quantFold): the attention norm inside the product, then q|k|v
 //      with bias or not, RoPE half-split or interleaved, q into y and k, v into the paged cache's row (slot), as one
-//      launch over q|k|v or as q|k and v of two types (Q4_K_M: Q4_K then Q6_K); and gate|up with SwiGLU.
+//      run over q|k|v or as two runs of two types in one launch (Q4_K_M: q|k Q4_K, v Q6_K); and gate|up with SwiGLU.
 // The references round where the kernels round (bf16 activations, the int8 quantization of the normalised x per 32
 // values, rounding as transformers does or not), sum in double, and every byte a kernel must not write is checked to
 // be untouched (sentinels around q, the cache rows of other positions and layers, the buffers' tails).
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cuda/quant_dp4a_kernels.cuh"
@@ -173,18 +174,30 @@ cuda::DecodeGemvArgs BaseArgs(const Step& s, void* y) {
   return a;
 }
 
+// Blocks for the pairs of rows [r0, r1): one for all (the grid-stride loop), or one per kDpWarps pairs.
+int FoldBlocks(int r0, int r1, bool oneBlock) {
+  return oneBlock ? 1 : ((r1 - r0) / 2 + cuda::dp4a::kDpWarps - 1) / cuda::dp4a::kDpWarps;
+}
+
 template <typename Blk, int OUT>
 void LaunchFold(const cuda::DecodeGemvArgs& a, int r0, int r1, bool oneBlock) {
   using D = typename cuda::q8::Of<Blk>::T;
-  const int pairs = (r1 - r0) / 2;
-  const unsigned grid = oneBlock ? 1 : static_cast<unsigned>((pairs + cuda::dp4a::kDpWarps - 1) / cuda::dp4a::kDpWarps);
-  const size_t rowBytes = static_cast<size_t>(a.K / Blk::kElems) * Blk::kBytes;
-  simt::Launch(grid, kThreads, cuda::dp4a::XL8<D>(a.K).Bytes(1),
-               [&] { cuda::dp4a::QuantDecodeKernel<D, OUT>(a, r0, r1, rowBytes); });
+  simt::Launch(FoldBlocks(r0, r1, oneBlock), kThreads, cuda::dp4a::XL8<D>(a.K).Bytes(1),
+               [&] { cuda::dp4a::QuantDecodeKernel<D, OUT>(a, r0, r1); });
 }
 
-// q|k|v: the weights of q (QD rows), k and v (KD rows each) of types A (q, k) and Bv (v); one launch when they are
-// the same type, else q|k then v, as the backend's foldQkv does.
+// Rows [r0, r1) of type A and [r1, r2) of type B in one launch (QuantDecodeKernel2, as LaunchFold2 makes it).
+template <typename A, typename Bt, int OUT>
+void LaunchFold2(const cuda::DecodeGemvArgs& a, int r0, int r1, int r2, bool oneBlock) {
+  using DA = typename cuda::q8::Of<A>::T;
+  using DB = typename cuda::q8::Of<Bt>::T;
+  const int b1 = FoldBlocks(r0, r1, oneBlock), b2 = FoldBlocks(r1, r2, oneBlock);
+  const size_t smem = std::max(cuda::dp4a::XL8<DA>(a.K).Bytes(1), cuda::dp4a::XL8<DB>(a.K).Bytes(1));
+  simt::Launch(b1 + b2, kThreads, smem, [&] { cuda::dp4a::QuantDecodeKernel2<DA, DB, OUT>(a, r0, r1, r2, b1); });
+}
+
+// q|k|v: the weights of q (QD rows), k and v (KD rows each) of types A (q, k) and Bv (v); one launch of one run, or
+// of two runs when the types differ, as the backend's foldQkv does.
 template <typename A, typename Bv>
 void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
   const int QD = s.QD(), KD = s.KD(), QS = s.QS(), K = s.K;
@@ -221,12 +234,8 @@ void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
   a.cap = s.cap;
   a.slot = &slot;
   constexpr int kRope = static_cast<int>(cuda::DecodeOut::kQkvRope);
-  if (std::is_same_v<A, Bv>) {
-    LaunchFold<A, kRope>(a, 0, QS, oneBlock);
-  } else {
-    LaunchFold<A, kRope>(a, 0, QD + KD, oneBlock);
-    LaunchFold<Bv, kRope>(a, QD + KD, QS, oneBlock);
-  }
+  if constexpr (std::is_same_v<A, Bv>) LaunchFold<A, kRope>(a, 0, QS, oneBlock);
+  else LaunchFold2<A, Bv, kRope>(a, 0, QD + KD, QS, oneBlock);
 
   // Reference: the products, bias, RoPE per head pair, q to y, k and v to the cache row `slot` of layer `layer`.
   const std::vector<float> x8 = NormedX8(s);
@@ -336,8 +345,9 @@ int main() {
   AllCases<qblocks::Q4_K>(5);
   AllCases<qblocks::Q5_K>(6);
   AllCases<qblocks::Q6_K>(7);
-  // Q4_K_M's q|k|v: q and k Q4_K, v Q6_K (two launches).
+  // Two runs of two types in one launch: Q4_K_M's q|k|v (q and k Q4_K, v Q6_K), and Q8_0 with Q4_0 v, one block for all.
   for (int K : {512, 5120}) QkvCase<qblocks::Q4_K, qblocks::Q6_K>(5, 7, MakeStep(K, false, true, true), false);
+  QkvCase<qblocks::Q8_0, qblocks::Q4_0>(3, 4, MakeStep(512, true, true, false), true);
   std::printf(failures ? "fold check: %d FAILED\n" : "fold check: OK\n", failures);
   return failures ? 1 : 0;
 }

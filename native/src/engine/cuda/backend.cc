@@ -612,20 +612,24 @@ class CudaBackend final : public Backend {
   }
 
   // The folded q|k|v of a quantized decode step (LaunchQuantDecodeGemv): attention norm, products, bias, RoPE, q into
-  // qkv_ and k, v into the cache, one launch per run of matrices of one type (q|k|v of Q4_K_M: q|k, then v).
+  // qkv_ and k, v into the cache, in one launch for up to two types (q|k|v of Q4_K_M: q|k Q4_K, v Q6_K).
   void foldQkv(int l, const int32_t* dPos, const uint64_t* dKv, const int32_t* dSlot, int cap) {
     const LayerWeights& w = d_.layer[l];
     const int QD = d_.heads * d_.headDim, KD = d_.kvHeads * d_.headDim;
     cuda::DecodeGemvArgs a = foldArgs(w.wq, w.attnNorm, qkv_);
     qkvRopeArgs(a, l, dPos, dKv, dSlot, cap);
+    // Runs of one type over q, k, v; two runs go in one launch, a third (three types) in a second.
     const TensorRef* m[3] = {&w.wq, &w.wk, &w.wv};
     const int end[3] = {QD, QD + KD, QD + 2 * KD};
-    for (int i = 0, r0 = 0; i < 3; ++i) {
-      if (i + 1 < 3 && m[i + 1]->dtype == m[i]->dtype) continue;  // the run goes on
-      cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, static_cast<cuda::QT>(static_cast<int>(m[i]->dtype)),
-                                  r0, end[i], stream_);
-      r0 = end[i];
+    cuda::QuantRows runs[3];
+    int n = 0;
+    for (int i = 0; i < 3; ++i) {
+      const auto t = static_cast<cuda::QT>(static_cast<int>(m[i]->dtype));
+      if (n > 0 && runs[n - 1].type == t) runs[n - 1].r1 = end[i];
+      else runs[n++] = cuda::QuantRows{t, i == 0 ? 0 : end[i - 1], end[i]};
     }
+    cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, runs, std::min(n, 2), stream_);
+    if (n == 3) cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, runs + 2, 1, stream_);
   }
 
   // The folded gate|up of a quantized decode step: FFN norm, both products and SwiGLU into h_, one launch.
@@ -636,8 +640,8 @@ class CudaBackend final : public Backend {
     a.w1 = W(w.w3);
     a.N = a.seg2 = 2 * F;
     a.seg1 = F;
-    cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kSwiGlu, a, static_cast<cuda::QT>(static_cast<int>(w.w1.dtype)), 0,
-                                2 * F, stream_);
+    const cuda::QuantRows run{static_cast<cuda::QT>(static_cast<int>(w.w1.dtype)), 0, 2 * F};
+    cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kSwiGlu, a, &run, 1, stream_);
   }
 
   // The q|k|v fields of a decode product's arguments (DecodeOut::kQkvRope) for layer l: the three weight segments,

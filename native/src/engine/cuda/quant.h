@@ -65,11 +65,16 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
 
 // The folded one-token decode product of quantized weights (quant_dp4a.cu; the quantized twin of LaunchDecodeGemv's
 // kNorm products): x (K, bf16) RMS-normalised with a.normW inside the product (the kernel sums the squares itself:
-// a.ssIn is not read), quantized to int8 per 32 values as the dp4a kernel does, and rows [r0, r1) of the logical
-// output, all of type qT, in the weight segments of `a`. out kQkvRope: whole heads of q|k|v (r0, r1 multiples of D)
-// with bias, RoPE and the KV-cache write of LaunchQkvPost (q into a.y); kSwiGlu: all of gate|up, silu(gate) * up
-// into a.y. a.wT and a.yT must be bf16 (the activation type; a.wT names it here, qT the weights').
-void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, QT qT, int r0, int r1, cudaStream_t s);
+// a.ssIn is not read), quantized to int8 per 32 values as the dp4a kernel does, then runs of rows of the logical
+// output, each of one weight type, held by the weight segments of `a`: one run, or for q|k|v two consecutive runs of
+// two types in one launch (Q4_K_M: q|k Q4_K, v Q6_K), so that the second does not wait for the first. out kQkvRope:
+// whole heads of q|k|v (run bounds multiples of D) with bias, RoPE and the KV-cache write of LaunchQkvPost (q into
+// a.y); kSwiGlu: all of gate|up, silu(gate) * up into a.y. a.wT and a.yT must be bf16 (the activation type).
+struct QuantRows {
+  QT type = QT::kQ4_K;
+  int r0 = 0, r1 = 0;
+};
+void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, const QuantRows* runs, int nRuns, cudaStream_t s);
 
 // out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
 void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);

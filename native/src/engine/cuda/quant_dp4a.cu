@@ -5,6 +5,7 @@
 // (quant_dp4a.cuh), 16-byte loads of weight bytes, one __dp4a per 4 weights, int32 sums per 16 weights scaled in
 // float, a warp-shuffle reduction per (row of X, row of W).
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common/cuda_check.h"
@@ -54,17 +55,33 @@ void RunDp4a(cudaStream_t s, const uint8_t* w, int N, int K, const bf16* x, int 
   }
 }
 
+// Blocks for `want` blocks' worth of work within `cap` (the resident waves of the kernel), at least one.
+int CapBlocks(int want, int cap, int total) {
+  return total <= cap ? want : std::max(1, static_cast<int>(static_cast<long long>(want) * cap / total));
+}
+
 template <typename D, int OUT>
-void LaunchQuantDecode(const DecodeGemvArgs& a, int r0, int r1, cudaStream_t s) {
+void LaunchFold1(const DecodeGemvArgs& a, const QuantRows& run, cudaStream_t s) {
   auto* kernel = QuantDecodeKernel<D, OUT>;
   const size_t smem = XL8<D>(a.K).Bytes(1);
   const int threads = kDpWarps * 32;
   const LaunchInfo o = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
   SS_REQUIRE(o.perSm > 0, "quant decode gemv: the kernel does not fit on an SM");
-  const int pairs = (r1 - r0) / 2;
-  const int blocks = std::min((pairs + kDpWarps - 1) / kDpWarps, kDpWaves * o.perSm * o.sms);
-  const size_t rowBytes = static_cast<size_t>(a.K / D::kElems) * D::kBytes;
-  LaunchK(kernel, blocks, threads, smem, s, a, r0, r1, rowBytes);
+  const int want = ((run.r1 - run.r0) / 2 + kDpWarps - 1) / kDpWarps;
+  LaunchK(kernel, CapBlocks(want, kDpWaves * o.perSm * o.sms, want), threads, smem, s, a, run.r0, run.r1);
+}
+
+template <typename D1, typename D2, int OUT>
+void LaunchFold2(const DecodeGemvArgs& a, const QuantRows& r1, const QuantRows& r2, cudaStream_t s) {
+  auto* kernel = QuantDecodeKernel2<D1, D2, OUT>;
+  const size_t smem = std::max(XL8<D1>(a.K).Bytes(1), XL8<D2>(a.K).Bytes(1));
+  const int threads = kDpWarps * 32;
+  const LaunchInfo o = QueryLaunch(reinterpret_cast<const void*>(kernel), threads, smem);
+  SS_REQUIRE(o.perSm > 0, "quant decode gemv: the kernel does not fit on an SM");
+  const int w1 = ((r1.r1 - r1.r0) / 2 + kDpWarps - 1) / kDpWarps, w2 = ((r2.r1 - r2.r0) / 2 + kDpWarps - 1) / kDpWarps;
+  const int cap = kDpWaves * o.perSm * o.sms;
+  const int b1 = CapBlocks(w1, cap, w1 + w2), b2 = CapBlocks(w2, cap, w1 + w2);
+  LaunchK(kernel, b1 + b2, threads, smem, s, a, r1.r0, r1.r1, r2.r1, b1);
 }
 
 bool IsAligned(const void* p, size_t a) { return (reinterpret_cast<uintptr_t>(p) % a) == 0; }
@@ -106,15 +123,22 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
   return done;
 }
 
-void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, QT qT, int r0, int r1, cudaStream_t s) {
+void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, const QuantRows* runs, int nRuns, cudaStream_t s) {
   SS_REQUIRE(out == DecodeOut::kQkvRope || out == DecodeOut::kSwiGlu,
              "quant decode gemv: the output must be q|k|v with RoPE or gate|up with SwiGLU");
   RequireDecodeOut(out, a);
-  SS_REQUIRE(a.K > 0 && a.K % QtBlockElems(qT) == 0 && a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N,
-             "quant decode gemv: bad shape");
-  SS_REQUIRE(r0 >= 0 && r0 < r1 && r1 <= a.N && (r1 - r0) % 2 == 0, "quant decode gemv: bad row range");
-  if (out == DecodeOut::kSwiGlu) SS_REQUIRE(r0 == 0 && r1 == a.N, "quant decode gemv: gate|up takes all its rows");
-  if (out == DecodeOut::kQkvRope) SS_REQUIRE(r0 % a.D == 0 && r1 % a.D == 0, "quant decode gemv: whole heads only");
+  SS_REQUIRE(runs && (nRuns == 1 || (nRuns == 2 && out == DecodeOut::kQkvRope)),
+             "quant decode gemv: one run of rows, or two for q|k|v");
+  SS_REQUIRE(a.K > 0 && a.N > 0 && a.seg1 <= a.seg2 && a.seg2 <= a.N, "quant decode gemv: bad shape");
+  for (int i = 0; i < nRuns; ++i) {
+    const QuantRows& r = runs[i];
+    SS_REQUIRE(a.K % QtBlockElems(r.type) == 0, "quant decode gemv: K is not a whole number of the type's blocks");
+    SS_REQUIRE(r.r0 >= 0 && r.r0 < r.r1 && r.r1 <= a.N && (r.r1 - r.r0) % 2 == 0 && (i == 0 || r.r0 == runs[i - 1].r1),
+               "quant decode gemv: bad row range");
+    if (out == DecodeOut::kSwiGlu) SS_REQUIRE(r.r0 == 0 && r.r1 == a.N, "quant decode gemv: gate|up takes all its rows");
+    if (out == DecodeOut::kQkvRope) SS_REQUIRE(r.r0 % a.D == 0 && r.r1 % a.D == 0, "quant decode gemv: whole heads only");
+  }
+  const int r0 = runs[0].r0, r1 = runs[nRuns - 1].r1;
   // Every weight segment that holds rows of [r0, r1) must be there, 16-byte aligned (Ld128U).
   const void* seg[3] = {a.w0, a.w1, a.w2};
   const int lo[3] = {0, a.seg1, a.seg2}, hi[3] = {a.seg1, a.seg2, a.N};
@@ -124,13 +148,23 @@ void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, QT qT, int r0
   SS_REQUIRE(a.x && IsAligned(a.x, 16) && a.normW && IsAligned(a.normW, 16) && a.y,
              "quant decode gemv: x, the norm weight (16-byte aligned) and y are required");
   SS_REQUIRE(a.wT == ET::kBF16 && a.yT == ET::kBF16, "quant decode gemv: activations and output must be bf16");
-  bool fits = false;
-  qblocks::Dispatch(static_cast<int>(qT), [&](auto blk) {
-    using D = typename q8::Of<decltype(blk)>::T;
-    if (XL8<D>(a.K).Bytes(1) > static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin)) return;
-    fits = true;
-    if (out == DecodeOut::kQkvRope) LaunchQuantDecode<D, static_cast<int>(DecodeOut::kQkvRope)>(a, r0, r1, s);
-    else LaunchQuantDecode<D, static_cast<int>(DecodeOut::kSwiGlu)>(a, r0, r1, s);
+  const size_t optin = static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin);
+  bool fits = true;
+  qblocks::Dispatch(static_cast<int>(runs[0].type), [&](auto b1) {
+    using D1 = typename q8::Of<decltype(b1)>::T;
+    if (XL8<D1>(a.K).Bytes(1) > optin) { fits = false; return; }
+    constexpr int kRope = static_cast<int>(DecodeOut::kQkvRope), kSwiGlu = static_cast<int>(DecodeOut::kSwiGlu);
+    if (nRuns == 1) {
+      if (out == DecodeOut::kQkvRope) LaunchFold1<D1, kRope>(a, runs[0], s);
+      else LaunchFold1<D1, kSwiGlu>(a, runs[0], s);
+      return;
+    }
+    qblocks::Dispatch(static_cast<int>(runs[1].type), [&](auto b2) {
+      using D2 = typename q8::Of<decltype(b2)>::T;
+      if (XL8<D2>(a.K).Bytes(1) > optin) { fits = false; return; }
+      if constexpr (std::is_same_v<D1, D2>) ThrowInvalid("quant decode gemv: two runs of one type make one run");
+      else LaunchFold2<D1, D2, kRope>(a, runs[0], runs[1], s);
+    });
   });
   SS_REQUIRE(fits, "quant decode gemv: a row of x does not fit in shared memory");
   SS_CUDA_CHECK_LAUNCH("quant decode gemv");

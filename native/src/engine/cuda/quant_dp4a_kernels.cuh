@@ -191,15 +191,15 @@ QuantGemvDp4aKernel(const uint8_t* __restrict__ W, int N, int K, const bf16* __r
 // The folded one-token decode product of quantized weights (LaunchQuantDecodeGemv, quant.h): the X prologue of the
 // kernel above at T = 1 with the RMSNorm folded in (the block sums the squares of x itself, so no sum is carried
 // between kernels), and one RoPE pair or SwiGLU pair a warp (PairRows), so that the epilogue (StorePair) applies
-// RoPE + the KV write or SwiGLU as the separate kernels would. Rows [r0, r1) of the logical output (q|k|v or
-// gate|up), all of type D; the weight segments of `a` hold them.
+// RoPE + the KV write or SwiGLU as the separate kernels would. FoldRun: what `blocks` blocks (this one is `block` of
+// them) do for rows [r0, r1) of the logical output (q|k|v or gate|up), all of type D; the weight segments of `a`
+// hold them. `smem`: the block's dynamic shared memory, at least XL8<D>(a.K).Bytes(1).
 template <typename D, int OUT>
-__global__ void __launch_bounds__(kDpWarps * 32)
-QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
-  SS_DYNAMIC_SHARED(int4, smem8);
+__device__ __forceinline__ void FoldRun(const DecodeGemvArgs& a, int r0, int r1, int block, int blocks, int4* smem) {
   const int K = a.K;
+  const size_t rowBytes = static_cast<size_t>(K / D::kElems) * D::kBytes;
   const XL8<D> L(K);
-  int4* xq = smem8;
+  int4* xq = smem;
   float* xd = reinterpret_cast<float*>(xq + L.slots);
   float* xs = xd + L.k32;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -211,7 +211,7 @@ QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
     return static_cast<const uint8_t*>(base) + static_cast<size_t>(r) * rowBytes;
   };
   {
-    const int g = blockIdx.x * kDpWarps + warp;
+    const int g = block * kDpWarps + warp;
     int ra, rb;
     if (g < pairs && PairRows<OUT>(a, q0 + g, ra, rb)) {
       PrefetchSpanL2(rowPtr(ra), rowBytes, lane);
@@ -239,7 +239,7 @@ QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
   QuantizeX<D, 1, true>(X, K, K, L, xq, xd, xs, norm);
   __syncthreads();
   const int units = K / D::kElems * D::kUnits;
-  for (int g = blockIdx.x * kDpWarps + warp; g < pairs; g += gridDim.x * kDpWarps) {
+  for (int g = block * kDpWarps + warp; g < pairs; g += blocks * kDpWarps) {
     int ra, rb;
     const bool valid = PairRows<OUT>(a, q0 + g, ra, rb);
     const uint8_t* w[2] = {rowPtr(valid ? ra : r0), rowPtr(valid ? rb : r0)};
@@ -256,6 +256,23 @@ QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1, size_t rowBytes) {
     float unused = 0.f;
     if (lane == 0 && valid) StorePair<bf16, bf16, OUT>(a, q0 + g, ra, rb, acc[0], acc[1], unused);
   }
+}
+
+// One run of one type: rows [r0, r1), all blocks of the grid.
+template <typename D, int OUT>
+__global__ void __launch_bounds__(kDpWarps * 32) QuantDecodeKernel(DecodeGemvArgs a, int r0, int r1) {
+  SS_DYNAMIC_SHARED(int4, smem8);
+  FoldRun<D, OUT>(a, r0, r1, blockIdx.x, gridDim.x, smem8);
+}
+
+// Two runs of two types in one launch (q|k|v of Q4_K_M: q|k Q4_K, v Q6_K), so that the second does not wait for the
+// first as a second launch would (programmatic dependent launch orders whole kernels): blocks [0, split) take rows
+// [r0, r1) as D1, the rest [r1, r2) as D2, each with the X prologue of its own type.
+template <typename D1, typename D2, int OUT>
+__global__ void __launch_bounds__(kDpWarps * 32) QuantDecodeKernel2(DecodeGemvArgs a, int r0, int r1, int r2, int split) {
+  SS_DYNAMIC_SHARED(int4, smem8);
+  if (static_cast<int>(blockIdx.x) < split) FoldRun<D1, OUT>(a, r0, r1, blockIdx.x, split, smem8);
+  else FoldRun<D2, OUT>(a, r1, r2, blockIdx.x - split, gridDim.x - split, smem8);
 }
 
 }  // namespace swapserve::cuda::dp4a
