@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/cuda/quant_dp4a.cuh"
+
 namespace swapserve::qcheck {
 
 inline float Bf16Round(float v) {
@@ -63,6 +65,20 @@ inline std::vector<float> TestX(int T, int K) {
       x[static_cast<size_t>(t) * K + k] = Bf16Round(v);
     }
   return x;
+}
+
+// X (rows of K) with each value replaced by the dp4a kernels' int8 rounding d * q per 32 values (scale amax / 127,
+// engine/cuda/quant_dp4a.cuh): the values their dot products multiply.
+inline std::vector<float> Int8Rounded(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
+    float d, inv;
+    cuda::q8::QuantScale(amax, d, inv);
+    for (int j = 0; j < 32; ++j) r[32 * b + j] = d * static_cast<float>(cuda::q8::RoundI(x[32 * b + j] * inv));
+  }
+  return r;
 }
 
 // Max |ref - y| over max |ref| (NaN anywhere: infinite).

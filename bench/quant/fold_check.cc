@@ -38,19 +38,6 @@ int failures = 0;
 float F(bf16 v) { return __bfloat162float(v); }
 bf16 B(float v) { return __float2bfloat16_rn(v); }
 
-// Rows of X quantized per 32 values as the kernels' prologue does (int8, scale amax / 127), as float values d * q.
-std::vector<float> Int8Rounded(const std::vector<float>& x) {
-  std::vector<float> r(x.size());
-  for (size_t b = 0; b < x.size() / 32; ++b) {
-    float amax = 0.f;
-    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
-    float d, inv;
-    cuda::q8::QuantScale(amax, d, inv);
-    for (int j = 0; j < 32; ++j) r[32 * b + j] = d * static_cast<float>(cuda::q8::RoundI(x[32 * b + j] * inv));
-  }
-  return r;
-}
-
 // Values of `got` against `want` (same length): the bound of the header; prints the worst and returns whether it holds.
 bool Compare(const char* what, const std::vector<float>& got, const std::vector<double>& want) {
   double maxRef = 0;

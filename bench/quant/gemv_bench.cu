@@ -21,6 +21,7 @@
 #include "engine/cuda/quant.h"
 #include "engine/cuda/quant_dp4a.cuh"
 #include "engine/quant_blocks.h"
+#include "check_util.h"
 
 #ifdef WITH_GGML
 void GgmlQuantizeQ8_1(const float* x, void* vy, int type, int K, int Kpad, cudaStream_t s);
@@ -115,18 +116,6 @@ std::vector<double> HostRef(QT t, const std::vector<uint8_t>& w, const float* x,
   return y;
 }
 
-// X (T rows of K) with each value replaced by the dp4a path's int8 rounding d * q (engine/cuda/quant_dp4a.cuh).
-std::vector<float> Int8Rounded(const std::vector<float>& x) {
-  std::vector<float> r(x.size());
-  for (size_t b = 0; b < x.size() / 32; ++b) {
-    float amax = 0.f;
-    for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[32 * b + j]));
-    float d, inv;
-    swapserve::cuda::q8::QuantScale(amax, d, inv);
-    for (int j = 0; j < 32; ++j) r[32 * b + j] = d * static_cast<float>(swapserve::cuda::q8::RoundI(x[32 * b + j] * inv));
-  }
-  return r;
-}
 
 // The variants timed side by side: a QGemvPath, and for dp4a the weight rows a warp and the warps a row group
 // (s4: K split over 4 warps, for the long rows of 4096 x 14336 where ggml, which gives a row 4 warps, is ahead).
@@ -223,7 +212,7 @@ int main(int argc, char** argv) {
         x8b[(size_t)tt * K + k] = __float2bfloat16(v);
         x8h[(size_t)tt * K + k] = Bf16ToF(x8b[(size_t)tt * K + k]);
       }
-    const std::vector<float> xq1 = Int8Rounded(xh), xq8 = Int8Rounded(x8h);
+    const std::vector<float> xq1 = swapserve::qcheck::Int8Rounded(xh), xq8 = swapserve::qcheck::Int8Rounded(x8h);
     __nv_bfloat16* x8d; float* y8d;
     CK(cudaMalloc(&x8d, (size_t)8 * K * 2)); CK(cudaMalloc(&y8d, (size_t)8 * N * 4));
     CK(cudaMemcpy(x8d, x8b.data(), (size_t)8 * K * 2, cudaMemcpyHostToDevice));

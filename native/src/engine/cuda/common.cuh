@@ -131,6 +131,25 @@ __device__ __forceinline__ void PdlWait() {
 #endif
 }
 
+// The largest magnitude of a block of values spread over LANES consecutive lanes (N in each), and `bad`: NaN when any
+// of them is NaN or inf (fmaxf would drop a NaN), else 0; both in every lane of the block. The quantized GEMVs' X
+// prologues scale their activation blocks by it.
+template <int LANES, int N>
+__device__ __forceinline__ void BlockAmax(const float (&f)[N], float& amax, float& bad) {
+  amax = 0.f;
+  bad = 0.f;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    amax = fmaxf(amax, fabsf(f[j]));
+    bad = fmaf(f[j], 0.f, bad);
+  }
+#pragma unroll
+  for (int o = 1; o < LANES; o <<= 1) {
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    bad += __shfl_xor_sync(0xffffffffu, bad, o);
+  }
+}
+
 // Eight 2-byte values (one 16-byte load) as floats.
 template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
 template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {

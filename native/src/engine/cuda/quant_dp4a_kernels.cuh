@@ -64,14 +64,8 @@ __device__ __forceinline__ void QuantizeX(const bf16* __restrict__ X, int ldx, i
         f[j] = Rnd<bf16>(nw[j] * (norm.hfRound ? Rnd<bf16>(n) : n));
       }
     }
-    float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      amax = fmaxf(amax, fabsf(f[j]));
-      bad = fmaf(f[j], 0.f, bad);
-    }
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-    bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+    float amax, bad;
+    BlockAmax<2>(f, amax, bad);
     float d, inv;
     q8::QuantScale(amax, d, inv);
     uint32_t wq[4] = {0, 0, 0, 0};

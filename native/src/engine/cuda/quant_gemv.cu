@@ -202,16 +202,8 @@ struct XLayout {
 // block (NaN if the block holds a NaN or inf), q = round(x / d) = 256 * hi + lo with hi, lo int8; returns the sum of
 // the 8 q.
 __device__ __forceinline__ int QuantizeRun(const float (&f)[8], int4& slot, float& d) {
-  float amax = 0.f, bad = 0.f;  // bad: NaN if any value of the block is NaN or inf (fmaxf would drop a NaN)
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    amax = fmaxf(amax, fabsf(f[j]));
-    bad = fmaf(f[j], 0.f, bad);
-  }
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  bad += __shfl_xor_sync(0xffffffffu, bad, 1);
-  bad += __shfl_xor_sync(0xffffffffu, bad, 2);
+  float amax, bad;
+  BlockAmax<4>(f, amax, bad);
   d = amax / 32512.f + bad;  // a NaN activation makes the block's outputs NaN, as the float path does
   const float inv = amax > 0.f ? 32512.f / amax : 0.f;
   uint32_t hw[2] = {0, 0}, lw[2] = {0, 0};
