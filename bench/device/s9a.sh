@@ -5,7 +5,8 @@
 #   2. test/quant/cuda.test.ts on the tiny models and the 2-layer models at 8B row widths (every type and Q4_K_M):
 #      the default and the folded decode against the CPU backend (the whole-8B test is s9b);
 #   3. bench/quant/bandwidth.py, then bench/quant/decode_arms.ts on the Q4_K_M and Q8_0 files: default, graphs, fold,
-#      fold+graphs (batch-1 step time beside the read floor, greedy ids against the default arm's);
+#      fold+graphs, and fold+graphs with one attention context split (batch-1 step time beside the read floor, greedy
+#      ids against the default arm's);
 #   4. the per-op profile of a folded Q4_K_M step (bench/quant/drift.ts with SWAPSERVE_CUDA_QUANT_FOLD=1).
 source bench/device/lib.sh
 CAP=${CAP:-560}; left(){ echo $(( CAP - ($(date +%s)-S) )); }
@@ -31,7 +32,9 @@ python3 bench/quant/bandwidth.py 4 > $R/bw.json 2> $R/bw.err; cat $R/bw.json
 BW=$(python3 -c "import json; print(json.load(open('$R/bw.json'))['readGBps'])" 2>/dev/null || echo "")
 for t in q4_k_m q8_0; do
   [ $(left) -gt 60 ] || { echo "decode arms $t skipped: $(left) s left"; continue; }
+  # The last arm: decode attention in one context split (no combine kernel a layer) on top of fold + graphs.
   timeout $(lim 150) node --import tsx bench/quant/decode_arms.ts --model $M/llama8b-$t.gguf ${BW:+--bw-gbps $BW} \
+    --arms 'default,graphs,fold,fold+graphs,fold+graphs+split1={"quantFold":true,"cudaGraphs":true,"attnSplits":1}' \
     --md $R/arms-$t.md > $R/arms-$t.log 2>&1
   echo "decode arms $t rc=$? $(el)"; cat $R/arms-$t.md 2>/dev/null || tail -5 $R/arms-$t.log
 done

@@ -39,6 +39,22 @@ export function parseArm(spec: string): { name: string; tuning: EngineTuning } {
   return { name, tuning: t.data };
 }
 
+/** The --arms list split at the commas outside braces (a name=JSON arm has commas of its own). */
+export function splitArms(list: string): string[] {
+  const out: string[] = [];
+  let depth = 0, start = 0;
+  for (let i = 0; i <= list.length; i++) {
+    const c = list[i];
+    if (c === '{') depth++;
+    else if (c === '}') depth--;
+    else if ((c === ',' && depth === 0) || i === list.length) {
+      if (i > start) out.push(list.slice(start, i));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
 
 async function main(argv: string[]): Promise<void> {
@@ -60,7 +76,7 @@ async function main(argv: string[]): Promise<void> {
   const backend = o.backend as 'cuda' | 'cpu';
   if (backend !== 'cuda' && backend !== 'cpu') throw new Error(`Expected cuda or cpu for --backend but received "${o.backend}"`);
   const bw = o['bw-gbps'] === undefined ? NaN : Number(o['bw-gbps']);
-  const arms = o.arms!.split(',').filter(Boolean).map(parseArm);
+  const arms = splitArms(o.arms!).map(parseArm);
   const source = await openModel(o.model);
   const tokenizer = await loadTokenizer(source);
   const emb = source.layout.tensors.find((t) => t.name === 'tok_embeddings')!;
