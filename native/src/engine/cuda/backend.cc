@@ -117,6 +117,7 @@ class CudaBackend final : public Backend {
     attnV2Min_ = t.attnV2MinEntries;
     graphsOn_ = t.cudaGraphs;
     SS_CUDA_CHECK(cudaSetDevice(lease_->deviceOrdinal()));
+    if (quantFold_) foldFits();
     SS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     persistent_ = pool_->alloc(AlignUp(kGemmWorkspace) + AlignUp(sizeof(float) * d_.headDim) +
                                (quant_ ? kDequantTile : 0));
@@ -302,7 +303,8 @@ class CudaBackend final : public Backend {
                      w.wk.offset == w.wq.offset + TensorBytes(w.wq.dtype, QD * C) &&
                      w.wv.offset == w.wk.offset + TensorBytes(w.wk.dtype, KD * C);
       fusedGu_[l] = w.w1.dtype == w.w3.dtype && w.w3.offset == w.w1.offset + TensorBytes(w.w1.dtype, F * C);
-      // The quantized folds need quantized matrices (a run of one type per launch; gate and up of one type).
+      // The quantized folds need quantized matrices (gate and up of one type); the constructor also asks that their x
+      // row fit in shared memory on the device (foldFits).
       foldableQkv_[l] = IsQ(w.wq.dtype) && IsQ(w.wk.dtype) && IsQ(w.wv.dtype);
       foldableGu_[l] = IsQ(w.w1.dtype) && w.w3.dtype == w.w1.dtype;
     }
@@ -630,6 +632,18 @@ class CudaBackend final : public Backend {
     }
     cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, runs, std::min(n, 2), stream_);
     if (n == 3) cuda::LaunchQuantDecodeGemv(cuda::DecodeOut::kQkvRope, a, runs + 2, 1, stream_);
+  }
+
+  // The quantized folds only where every matrix's x row fits in one block's shared memory on this device.
+  void foldFits() {
+    auto fits = [&](const TensorRef& t) {
+      return cuda::QuantDecodeFits(static_cast<cuda::QT>(static_cast<int>(t.dtype)), d_.hidden);
+    };
+    for (int l = 0; l < d_.layers; ++l) {
+      const LayerWeights& w = d_.layer[l];
+      foldableQkv_[l] = foldableQkv_[l] && fits(w.wq) && fits(w.wk) && fits(w.wv);
+      foldableGu_[l] = foldableGu_[l] && fits(w.w1);
+    }
   }
 
   // The folded gate|up of a quantized decode step: FFN norm, both products and SwiGLU into h_, one launch.

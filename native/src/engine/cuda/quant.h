@@ -75,6 +75,9 @@ struct QuantRows {
   int r0 = 0, r1 = 0;
 };
 void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, const QuantRows* runs, int nRuns, cudaStream_t s);
+// Whether a row of x (K values) quantized for weights of type t fits in one block's shared memory on the current
+// device (the folded decode's condition; false also when K is not a whole number of t's blocks).
+bool QuantDecodeFits(QT t, int K);
 
 // out (rows, K) bf16 = rows [row0, row0 + rows) of W (N, K) dequantized.
 void LaunchDequantRows(const void* W, QT wT, int row0, int rows, int K, void* out, cudaStream_t s);

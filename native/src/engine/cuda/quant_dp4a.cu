@@ -123,6 +123,16 @@ bool QuantGemvDp4a(const void* W, QT wT, int N, int K, const void* X, int ldx, i
   return done;
 }
 
+bool QuantDecodeFits(QT t, int K) {
+  if (K <= 0 || K % QtBlockElems(t) != 0) return false;
+  bool fits = false;
+  qblocks::Dispatch(static_cast<int>(t), [&](auto blk) {
+    using D = typename q8::Of<decltype(blk)>::T;
+    fits = XL8<D>(K).Bytes(1) <= static_cast<size_t>(QueryLaunch(nullptr, 0, 0).smemOptin);
+  });
+  return fits;
+}
+
 void LaunchQuantDecodeGemv(DecodeOut out, const DecodeGemvArgs& a, const QuantRows* runs, int nRuns, cudaStream_t s) {
   SS_REQUIRE(out == DecodeOut::kQkvRope || out == DecodeOut::kSwiGlu,
              "quant decode gemv: the output must be q|k|v with RoPE or gate|up with SwiGLU");
