@@ -73,20 +73,21 @@ void Completions::submitted() {
   ++pending_;
 }
 
+// The broadcast happens under the lock: the owner destroys this object as soon as its wait sees the last job done,
+// so once the lock is released nothing of it may be touched (bench/runtime/completions_race.cc; broadcasting after
+// the unlock hung CI when the owner's next call had reused the memory).
 void Completions::finish(size_t i, const NativeError* err) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    --pending_;
-    if (err) {
-      if (!failed_) {
-        failed_ = true;
-        code_ = err->code();
-        msg_ = err->what();
-      }
-    } else {
-      finished_[i] = 1;
-      fresh_.push_back(i);
+  std::lock_guard<std::mutex> l(mu_);
+  --pending_;
+  if (err) {
+    if (!failed_) {
+      failed_ = true;
+      code_ = err->code();
+      msg_ = err->what();
     }
+  } else {
+    finished_[i] = 1;
+    fresh_.push_back(i);
   }
   cv_.notify_all();
 }
