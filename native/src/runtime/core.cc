@@ -212,11 +212,10 @@ void RuntimeCore::moveStarted() {
   ++moves_;
 }
 
+// Under the lock, as Completions::finish: close() returns once it sees no move left, and the runtime may then go.
 void RuntimeCore::moveEnded() {
-  {
-    std::lock_guard<std::mutex> l(movesMu_);
-    --moves_;
-  }
+  std::lock_guard<std::mutex> l(movesMu_);
+  --moves_;
   movesCv_.notify_all();
 }
 
