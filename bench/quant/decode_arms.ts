@@ -3,9 +3,8 @@
 // prompt, `--runs` runs (median step). Beside the floor: the bytes a step reads (every matrix but the embedding table,
 // of which one row) over the device read bandwidth (`--bw-gbps`, from bench/quant/bandwidth.py in the same call).
 // Each arm's greedy ids are compared with the first arm's (where they part, if they do). On random weights a different
-// rounding can flip a near-tie (the fold quantizes X to int8 where the default multiplies bf16 X for Q8_0 and 15-bit X
-// for Q6_K), so a
-// late divergence is no verdict: correctness is test/quant/cuda.test.ts's (CUDA against the CPU backend).
+// rounding can flip a near-tie (the fold quantizes X to int8 where the default multiplies bf16 X for Q8_0 and 15-bit
+// X for Q6_K), so a late divergence is no verdict: correctness is test/quant/cuda.test.ts's (CUDA against the CPU).
 // Arms: default, graphs (cudaGraphs), fold (quantFold), fold+graphs, or any JSON tuning as name=JSON.
 //   node --import tsx bench/quant/decode_arms.ts --model F.gguf [--arms default,graphs,fold,fold+graphs]
 //     [--steps 64] [--runs 3] [--bw-gbps N] [--md FILE.md] [--backend cuda|cpu (a dry run of the plumbing: the CPU ignores tunings)]
