@@ -3,8 +3,9 @@
 // one OS thread; blocks run one after another. What the kernels may use:
 //   threadIdx, blockIdx, blockDim, gridDim     set for the running fiber before it resumes;
 //   __syncthreads()                           a barrier of the block's fibers;
-//   __shfl_xor_sync(mask, v, laneMask)         all 32 lanes of the warp must call it (the full-mask rule the GPU has
-//                                             too): each lane posts v, the warp meets, each reads its partner's;
+//   __shfl_xor_sync(mask, v, laneMask),       all 32 lanes of the warp must call them (the full-mask rule the GPU has
+//   __shfl_sync(mask, v, srcLane)             too): each lane posts v, the warp meets, each reads its source's;
+//   __syncwarp()                              a barrier of the warp's 32 lanes;
 //   __shared__ arrays                         `static` here, so one copy is shared by the block's fibers (blocks run in
 //                                             turn, and a kernel writes its shared memory before reading it);
 //   SS_DYNAMIC_SHARED(T, name)                the launch's dynamic shared memory (common.cuh);
@@ -86,17 +87,23 @@ inline void Wait(Barrier& bar) {
 
 inline void SyncThreads() { Wait(Current()->block); }
 
-template <typename T>
-T ShflXor(T v, int laneMask) {
+// Lane `src(lane)`'s v, for every lane of the warp.
+template <typename T, typename Src>
+T Shfl(T v, Src src) {
   static_assert(sizeof(T) == 4, "32-bit shuffles only");
   Block& b = *Current();
   const int t = b.current, warp = t >> 5, lane = t & 31;
   std::memcpy(&b.lanes[t], &v, 4);
   Wait(b.warps[warp]);
   T r;
-  std::memcpy(&r, &b.lanes[(warp << 5) | (lane ^ laneMask)], 4);
+  std::memcpy(&r, &b.lanes[(warp << 5) | (src(lane) & 31)], 4);
   Wait(b.warps[warp]);  // nobody posts again before every lane has read
   return r;
+}
+
+inline void SyncWarp() {
+  Block& b = *Current();
+  Wait(b.warps[b.current >> 5]);
 }
 
 template <typename T>
@@ -112,17 +119,19 @@ inline void Entry() {
   // Returning ends the fiber: uc_link takes it back to the scheduler.
 }
 
-// Runs body() as every thread of every block of the grid (x dimension only; blocks in order). The body is the
-// kernel call with its arguments; the dynamic shared memory is zeroed for each block, as a kernel must not rely on.
-inline void Launch(unsigned grid, unsigned block, size_t smemBytes, const std::function<void()>& body,
+// Runs body() as every thread of every block of the grid (blocks in order, x fastest; threads in x only). The body
+// is the kernel call with its arguments; the dynamic shared memory is zeroed for each block, as a kernel must not
+// rely on.
+inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::function<void()>& body,
                    size_t stackBytes = 256 << 10) {
   if (block == 0 || block % 32 != 0) {
     std::fprintf(stderr, "simt: blocks must be whole warps (got %u threads)\n", block);
     std::exit(2);
   }
-  gridDim = dim3(grid, 1, 1);
+  gridDim = grid;
   blockDim = dim3(block, 1, 1);
-  for (unsigned bx = 0; bx < grid; ++bx) {
+  const unsigned blocks = grid.x * grid.y * grid.z;
+  for (unsigned bx = 0; bx < blocks; ++bx) {
     Block b;
     b.body = &body;
     b.block.count = static_cast<int>(block);
@@ -131,7 +140,7 @@ inline void Launch(unsigned grid, unsigned block, size_t smemBytes, const std::f
     b.dynamicShared.assign(smemBytes + 16, 0);
     b.fibers.resize(block);
     Current() = &b;
-    blockIdx = make_uint3(bx, 0, 0);
+    blockIdx = make_uint3(bx % grid.x, bx / grid.x % grid.y, bx / (grid.x * grid.y));
     for (unsigned t = 0; t < block; ++t) {
       Fiber& f = b.fibers[t];
       f.tid = make_uint3(t, 0, 0);
@@ -167,12 +176,21 @@ inline void Launch(unsigned grid, unsigned block, size_t smemBytes, const std::f
 // The CUDA names the kernels use, on the host.
 #undef __shared__
 #define __shared__ static
+// Not always_inline: a kernel may name a device function only declared for a type it never uses in that branch
+// (nvcc drops the branch; g++ would refuse to inline a body it does not have).
+#undef __forceinline__
+#define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __syncthreads() ::simt::SyncThreads()
 template <typename T>
 inline T __shfl_xor_sync(unsigned, T v, int laneMask) {
-  return ::simt::ShflXor(v, laneMask);
+  return ::simt::Shfl(v, [laneMask](int lane) { return lane ^ laneMask; });
 }
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int srcLane) {
+  return ::simt::Shfl(v, [srcLane](int) { return srcLane; });
+}
+#define __syncwarp(...) ::simt::SyncWarp()
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
