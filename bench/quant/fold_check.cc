@@ -1,7 +1,8 @@
 // The dp4a decode kernels (engine/cuda/quant_dp4a_kernels.cuh) run on the CPU under the SIMT emulation of
 // bench/quant/simt.h, against scalar references, for every weight type:
 //   1. QuantGemvDp4aKernel: Y = beta Y + X W^T at T = 1 and 3, R = 1, 2 and 4 rows a warp, beta 0 and 1, an odd row
-//      count, one block per row group and one block for all (its grid-stride loop);
+//      count, one block per row group and one block for all (its grid-stride loop); and the `float` and `int16`
+//      GEMVs of quant_gemv_kernels.cuh (the defaults for the other types) the same way;
 //   2. QuantDecodeKernel (the folded decode, tuning quantFold): the attention norm inside the product, then q|k|v
 //      with bias or not, RoPE half-split or interleaved, q into y and k, v into the paged cache's row (slot), as one
 //      run over q|k|v or as two runs of two types in one launch (Q4_K_M: q|k Q4_K, v Q6_K); and gate|up with SwiGLU.
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "engine/cuda/quant_dp4a_kernels.cuh"
+#include "engine/cuda/quant_gemv_kernels.cuh"
 #include "check_util.h"
 
 namespace {
@@ -59,9 +61,16 @@ bool Compare(const char* what, const std::vector<float>& got, const std::vector<
 
 // ------------------------------------------------------------------------------------------------ 1. the plain GEMV
 
-template <typename Blk, int NT, int R>
-void PlainCase(int qt, int K, int N, float beta, bool oneBlock) {
-  using D = typename cuda::q8::Of<Blk>::T;
+// Which plain GEMV: dp4a with R rows a warp (quant_dp4a_kernels.cuh), or the float and int16 ones
+// (quant_gemv_kernels.cuh), the engine's defaults for Q8_0 and for Q4_0 / Q5_K / Q6_K. The float one multiplies the
+// weights dequantized by the lane split of quant_blocks.h with bf16 X, the int16 one 15-bit X (1e-5 from X): their
+// reference is fed X itself, dp4a's the int8-rounded X.
+enum class Gemv { kDp4a, kFloat, kInt16 };
+
+// Y = beta Y + X W^T for T = NT rows of X against N random rows of type Blk: one block per row group, or one block
+// for all (the dp4a and int16 kernels' grid-stride loops; the float kernel has none and always gets one a group).
+template <typename Blk, int NT, int R = 1>
+void PlainCase(Gemv kind, int qt, int K, int N, float beta, bool oneBlock) {
   const size_t rowBytes = static_cast<size_t>(K / Blk::kElems) * Blk::kBytes;
   const std::vector<uint8_t> w = Fill(rowBytes * N, Blk::kBytes, qt, 1234u + qt, 16);
   const std::vector<float> x = TestX(NT, K);
@@ -69,22 +78,34 @@ void PlainCase(int qt, int K, int N, float beta, bool oneBlock) {
   for (size_t i = 0; i < x.size(); ++i) xb[i] = B(x[i]);
   std::vector<float> y(static_cast<size_t>(NT) * N), y0(y.size());
   for (size_t i = 0; i < y.size(); ++i) y0[i] = y[i] = 0.25f * std::cos(0.7f * static_cast<float>(i));
-  const int groups = (N + R - 1) / R, perBlock = cuda::dp4a::kDpWarps;
-  const unsigned grid = oneBlock ? 1 : static_cast<unsigned>((groups + perBlock - 1) / perBlock);
-  const size_t smem = cuda::dp4a::XL8<D>(K).Bytes(NT);
-  simt::Launch(grid, kThreads, smem, [&] {
-    cuda::dp4a::QuantGemvDp4aKernel<D, float, NT, R, 1>(w.data(), N, K, xb.data(), K, y.data(), N, beta);
-  });
+  auto blocks = [&](int rowsPerBlock) { return oneBlock ? 1u : static_cast<unsigned>((N + rowsPerBlock - 1) / rowsPerBlock); };
+  if (kind == Gemv::kDp4a) {
+    using D = typename cuda::q8::Of<Blk>::T;
+    simt::Launch(blocks(R * cuda::dp4a::kDpWarps), kThreads, cuda::dp4a::XL8<D>(K).Bytes(NT), [&] {
+      cuda::dp4a::QuantGemvDp4aKernel<D, float, NT, R, 1>(w.data(), N, K, xb.data(), K, y.data(), N, beta);
+    });
+  } else if (kind == Gemv::kInt16) {
+    using D = typename cuda::qdot::Of<Blk>::T;
+    simt::Launch(blocks(cuda::qgemv::kIntWarps), cuda::qgemv::kIntWarps * 32, cuda::qgemv::XLayout<D>(K).Bytes(NT), [&] {
+      cuda::qgemv::QuantGemvIntKernel<D, float, NT>(w.data(), N, K, xb.data(), K, y.data(), N, beta);
+    });
+  } else {
+    oneBlock = false;
+    simt::Launch(blocks(cuda::qgemv::kWarps), cuda::qgemv::kWarps * 32, 0, [&] {
+      cuda::qgemv::QuantGemvKernel<Blk, float, NT>(w.data(), N, K, xb.data(), K, y.data(), N, beta);
+    });
+  }
   std::vector<double> want(y.size());
   for (int t = 0; t < NT; ++t) {
-    const std::vector<float> xt(x.begin() + static_cast<size_t>(t) * K, x.begin() + static_cast<size_t>(t + 1) * K);
-    const std::vector<float> x8 = Int8Rounded(xt);
-    const std::vector<double> ref = FloatRef<Blk>(w, N, x8.data(), K);
+    std::vector<float> xt(x.begin() + static_cast<size_t>(t) * K, x.begin() + static_cast<size_t>(t + 1) * K);
+    if (kind == Gemv::kDp4a) xt = Int8Rounded(xt);
+    const std::vector<double> ref = FloatRef<Blk>(w, N, xt.data(), K);
     for (int n = 0; n < N; ++n) want[static_cast<size_t>(t) * N + n] = ref[n] + beta * y0[static_cast<size_t>(t) * N + n];
   }
-  const std::string what = "plain type " + std::to_string(qt) + " K " + std::to_string(K) + " N " + std::to_string(N) +
-                           " T " + std::to_string(NT) + " R " + std::to_string(R) + " beta " + std::to_string(static_cast<int>(beta)) +
-                           (oneBlock ? " one block" : " one block a row group");
+  const char* name = kind == Gemv::kDp4a ? "dp4a" : kind == Gemv::kInt16 ? "int16" : "float";
+  const std::string what = std::string(name) + " type " + std::to_string(qt) + " K " + std::to_string(K) + " N " +
+                           std::to_string(N) + " T " + std::to_string(NT) + " R " + std::to_string(R) + " beta " +
+                           std::to_string(static_cast<int>(beta)) + (oneBlock ? " one block" : " one block a row group");
   Compare(what.c_str(), y, want);
 }
 
@@ -311,10 +332,14 @@ void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
 template <typename Blk>
 void AllCases(int qt) {
   for (int K : {512, 5120}) {
-    PlainCase<Blk, 1, 1>(qt, K, 37, 0.f, false);
-    PlainCase<Blk, 1, 2>(qt, K, 37, 1.f, false);
-    PlainCase<Blk, 1, 4>(qt, K, 37, 0.f, true);
-    PlainCase<Blk, 3, 1>(qt, K, 21, 1.f, true);
+    PlainCase<Blk, 1, 1>(Gemv::kDp4a, qt, K, 37, 0.f, false);
+    PlainCase<Blk, 1, 2>(Gemv::kDp4a, qt, K, 37, 1.f, false);
+    PlainCase<Blk, 1, 4>(Gemv::kDp4a, qt, K, 37, 0.f, true);
+    PlainCase<Blk, 3, 1>(Gemv::kDp4a, qt, K, 21, 1.f, true);
+    PlainCase<Blk, 1>(Gemv::kFloat, qt, K, 37, 1.f, false);
+    PlainCase<Blk, 3>(Gemv::kFloat, qt, K, 21, 0.f, false);
+    PlainCase<Blk, 1>(Gemv::kInt16, qt, K, 37, 0.f, false);
+    PlainCase<Blk, 3>(Gemv::kInt16, qt, K, 21, 1.f, true);
     const Step plain = MakeStep(K, false, true, false), inter = MakeStep(K, true, true, true), fp = MakeStep(K, false, false, true);
     QkvCase<Blk, Blk>(qt, qt, plain, false);
     QkvCase<Blk, Blk>(qt, qt, inter, true);

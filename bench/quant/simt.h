@@ -9,7 +9,8 @@
 //   __shared__ arrays                         `static` here, so one copy is shared by the block's fibers (blocks run in
 //                                             turn, and a kernel writes its shared memory before reading it);
 //   SS_DYNAMIC_SHARED(T, name)                the launch's dynamic shared memory (common.cuh);
-//   __ldg, rsqrtf, __expf, min                the plain loads and maths.
+//   __ldg, rsqrtf, __expf, __float2int_rn,     the plain loads and maths.
+//   __dp4a, min
 // What it is not: a model of timing, memory ordering across blocks, or of divergence beyond the barriers above (a warp
 // whose lanes reach different barriers deadlocks here, where the GPU would hang or misbehave too). Include it before
 // any engine header; compile with -Wno-attributes -Wno-unknown-pragmas (the CUDA headers mark device code with
@@ -196,6 +197,12 @@ inline T __ldg(const T* p) {
   return *p;
 }
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline int __float2int_rn(float v) { return static_cast<int>(std::nearbyint(v)); }  // ties to even, as the GPU
+inline int __dp4a(int a, int b, int c) {  // c + the dot product of the four signed bytes of a and of b
+  for (int i = 0; i < 4; ++i)
+    c += static_cast<int8_t>(static_cast<uint32_t>(a) >> (8 * i)) * static_cast<int8_t>(static_cast<uint32_t>(b) >> (8 * i));
+  return c;
+}
 inline float __expf(float x) { return std::exp(x); }
 using std::max;
 using std::min;

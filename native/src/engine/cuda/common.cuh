@@ -150,6 +150,18 @@ __device__ __forceinline__ void BlockAmax(const float (&f)[N], float& amax, floa
   }
 }
 
+// The start of a warp's first rows of weights into L2 (at most 8 KB of `span` bytes): issued before the dependency
+// wait, since the weights never come from the previous kernel, so memory works while that kernel ends (PDL) and while
+// the block quantizes X (the quantized GEMVs).
+__device__ __forceinline__ void PrefetchSpanL2(const uint8_t* p, size_t span, int lane) {
+#if defined(__CUDA_ARCH__)
+  for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
+#else
+  (void)p, (void)span, (void)lane;
+#endif
+}
+
 // Eight 2-byte values (one 16-byte load) as floats.
 template <typename T> __device__ __forceinline__ void Unpack8(const uint4& u, float* f);
 template <> __device__ __forceinline__ void Unpack8<__nv_bfloat16>(const uint4& u, float* f) {

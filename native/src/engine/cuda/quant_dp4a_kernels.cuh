@@ -86,18 +86,6 @@ __device__ __forceinline__ void QuantizeX(const bf16* __restrict__ X, int ldx, i
   }
 }
 
-// The start of a warp's first rows into L2 (at most 8 KB of `span` bytes): issued before the dependency wait, since
-// the weights never come from the previous kernel, so memory works while that kernel ends (PDL) and while the block
-// quantizes X.
-__device__ __forceinline__ void PrefetchSpanL2(const uint8_t* p, size_t span, int lane) {
-#if defined(__CUDA_ARCH__)
-  for (size_t o = 128 * static_cast<size_t>(lane); o < span && o < 8192; o += 32 * 128)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
-#else
-  (void)p, (void)span, (void)lane;
-#endif
-}
-
 // S warps share a group of R rows (S > 1: split K, for long rows; T = 1 only): warp w takes units lane + 32 (w % S),
 // + 32 S, ..; the S partial sums meet in shared memory behind a named barrier of the S warps (id 1 + w / S; the warps
 // of one group run the same row loop, so only they wait for each other).
