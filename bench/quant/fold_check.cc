@@ -141,8 +141,8 @@ Step MakeStep(int K, bool interleaved, bool hfRound, bool bias) {
   return s;
 }
 
-// The normalised x as LaunchRmsNorm makes it (sum of squares in double here), then int8-rounded as the fold's prologue.
-std::vector<float> NormedX8(const Step& s) {
+// The normalised x as LaunchRmsNorm makes it (sum of squares in double here).
+std::vector<float> NormedX(const Step& s) {
   double ss = 0;
   for (bf16 v : s.x) ss += static_cast<double>(F(v)) * F(v);
   const float inv = 1.f / std::sqrt(static_cast<float>(ss) / s.K + 1e-5f);
@@ -151,7 +151,7 @@ std::vector<float> NormedX8(const Step& s) {
     const float v = F(s.x[k]) * inv;
     n[k] = Bf16Round(F(s.normW[k]) * (s.hfRound ? Bf16Round(v) : v));
   }
-  return Int8Rounded(n);
+  return n;
 }
 
 float Rnd(float v) { return Bf16Round(v); }
@@ -206,22 +206,24 @@ void LaunchFold2(const cuda::DecodeGemvArgs& a, int r0, int r1, int r2, bool one
 
 // q|k|v: the weights of q (QD rows), k and v (KD rows each) of types A (q, k) and Bv (v); one launch of one run, or
 // of two runs when the types differ, as the backend's foldQkv does.
-template <typename A, typename Bv>
-void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
-  const int QD = s.QD(), KD = s.KD(), QS = s.QS(), K = s.K;
-  const size_t rowA = static_cast<size_t>(K / A::kElems) * A::kBytes, rowB = static_cast<size_t>(K / Bv::kElems) * Bv::kBytes;
-  const std::vector<uint8_t> wq = Fill(rowA * QD, A::kBytes, qa, 77u + qa, 16), wk = Fill(rowA * KD, A::kBytes, qa, 91u + qa, 16),
-                             wv = Fill(rowB * KD, Bv::kBytes, qb, 13u + qb, 16);
+// The q|k|v check around one launch: y (q lands in [0, QD)) and the paged cache filled with a sentinel, the arguments
+// over the weight segments wq, wk, wv, `launch(a)`, then q, k and v against the reference made from the products pq,
+// pk, pv of the normalised x (bias, RoPE per head pair, q to y, k and v to the cache row `slot` of layer `layer`),
+// and nothing else written.
+template <typename Launch>
+void QkvCheck(const std::string& what, const Step& s, const void* wq, const void* wk, const void* wv, Launch&& launch,
+              const std::vector<double>& pq, const std::vector<double>& pk, const std::vector<double>& pv) {
+  const int QD = s.QD(), KD = s.KD(), QS = s.QS();
   const bf16 sentinel = B(12345.f);
-  std::vector<bf16> y(QS + 64, sentinel);  // q lands in [0, QD); nothing else may change
+  std::vector<bf16> y(QS + 64, sentinel);
   const size_t plane = static_cast<size_t>(s.cap) * KD;
   std::vector<bf16> cache(2 * static_cast<size_t>(s.layers) * plane, sentinel);
   const uint64_t base = reinterpret_cast<uint64_t>(cache.data());
   const int32_t pos = 37, slot = s.slot;
   cuda::DecodeGemvArgs a = BaseArgs(s, y.data());
-  a.w0 = wq.data();
-  a.w1 = wk.data();
-  a.w2 = wv.data();
+  a.w0 = wq;
+  a.w1 = wk;
+  a.w2 = wv;
   a.N = QS;
   a.seg1 = QD;
   a.seg2 = QD + KD;
@@ -241,14 +243,8 @@ void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
   a.layer = s.layer;
   a.cap = s.cap;
   a.slot = &slot;
-  constexpr int kRope = static_cast<int>(cuda::DecodeOut::kQkvRope);
-  if constexpr (std::is_same_v<A, Bv>) LaunchFold<A, kRope>(a, 0, QS, oneBlock);
-  else LaunchFold2<A, Bv, kRope>(a, 0, QD + KD, QS, oneBlock);
+  launch(a);
 
-  // Reference: the products, bias, RoPE per head pair, q to y, k and v to the cache row `slot` of layer `layer`.
-  const std::vector<float> x8 = NormedX8(s);
-  const std::vector<double> pq = FloatRef<A>(wq, QD, x8.data(), K), pk = FloatRef<A>(wk, KD, x8.data(), K),
-                            pv = FloatRef<Bv>(wv, KD, x8.data(), K);
   std::vector<double> wantQ(QD), wantK(KD), wantV(KD);
   auto rope = [&](const std::vector<double>& p, const std::vector<bf16>& bias, int heads, std::vector<double>& out) {
     const int half = s.D / 2;
@@ -280,38 +276,34 @@ void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
     gotK[i] = F(cache[kRow + i]);
     gotV[i] = F(cache[vRow + i]);
   }
-  const std::string what = "fold q|k|v types " + std::to_string(qa) + "/" + std::to_string(qb) + " K " + std::to_string(K) +
-                           (s.interleaved ? " interleaved" : " half-split") + (s.hfRound ? " hf" : " fp32-rope") +
-                           (s.bias ? " bias" : "") + (oneBlock ? " one block" : "");
-  Compare((what + ": q").c_str(), gotQ, wantQ);
-  Compare((what + ": k").c_str(), gotK, wantK);
-  Compare((what + ": v").c_str(), gotV, wantV);
-  // Nothing else written: y past q, every cache element but the two rows.
+  const std::string full = what + " K " + std::to_string(s.K) + (s.interleaved ? " interleaved" : " half-split") +
+                           (s.hfRound ? " hf" : " fp32-rope") + (s.bias ? " bias" : "");
+  Compare((full + ": q").c_str(), gotQ, wantQ);
+  Compare((full + ": k").c_str(), gotK, wantK);
+  Compare((full + ": v").c_str(), gotV, wantV);
   size_t stray = 0;
   for (size_t i = QD; i < y.size(); ++i) stray += F(y[i]) != F(sentinel);
   for (size_t i = 0; i < cache.size(); ++i) {
     const bool mine = (i >= kRow && i < kRow + KD) || (i >= vRow && i < vRow + KD);
     if (!mine) stray += F(cache[i]) != F(sentinel);
   }
-  std::printf("%s: stray writes %zu %s\n", what.c_str(), stray, stray ? "FAIL" : "ok");
+  std::printf("%s: stray writes %zu %s\n", full.c_str(), stray, stray ? "FAIL" : "ok");
   if (stray) ++failures;
 }
 
-template <typename Blk>
-void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
-  const int K = s.K;
-  const size_t rowBytes = static_cast<size_t>(K / Blk::kElems) * Blk::kBytes;
-  const std::vector<uint8_t> wg = Fill(rowBytes * F_, Blk::kBytes, qt, 5u + qt, 16), wu = Fill(rowBytes * F_, Blk::kBytes, qt, 6u + qt, 16);
+// The gate|up check around one launch: h filled with a sentinel past its F values, `launch(a)` over the segments wg,
+// wu, then silu(gate) * up against the products g, u of the normalised x, and nothing else written.
+template <typename Launch>
+void GateUpCheck(const std::string& what, const Step& s, int F_, const void* wg, const void* wu, Launch&& launch,
+                 const std::vector<double>& g, const std::vector<double>& u) {
   const bf16 sentinel = B(-777.f);
   std::vector<bf16> h(F_ + 40, sentinel);
   cuda::DecodeGemvArgs a = BaseArgs(s, h.data());
-  a.w0 = wg.data();
-  a.w1 = wu.data();
+  a.w0 = wg;
+  a.w1 = wu;
   a.N = a.seg2 = 2 * F_;
   a.seg1 = F_;
-  LaunchFold<Blk, static_cast<int>(cuda::DecodeOut::kSwiGlu)>(a, 0, 2 * F_, oneBlock);
-  const std::vector<float> x8 = NormedX8(s);
-  const std::vector<double> g = FloatRef<Blk>(wg, F_, x8.data(), K), u = FloatRef<Blk>(wu, F_, x8.data(), K);
+  launch(a);
   std::vector<double> want(F_);
   std::vector<float> got(F_);
   for (int f = 0; f < F_; ++f) {
@@ -320,13 +312,43 @@ void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
     want[f] = Rnd((s.hfRound ? Rnd(act) : act) * uv);
     got[f] = F(h[f]);
   }
-  const std::string what = "fold gate|up type " + std::to_string(qt) + " K " + std::to_string(K) + " F " + std::to_string(F_) +
-                           (s.hfRound ? " hf" : " fp32-act") + (oneBlock ? " one block" : "");
-  Compare(what.c_str(), got, want);
+  const std::string full = what + " K " + std::to_string(s.K) + " F " + std::to_string(F_) + (s.hfRound ? " hf" : " fp32-act");
+  Compare(full.c_str(), got, want);
   size_t stray = 0;
   for (size_t i = F_; i < h.size(); ++i) stray += F(h[i]) != F(sentinel);
-  std::printf("%s: stray writes %zu %s\n", what.c_str(), stray, stray ? "FAIL" : "ok");
+  std::printf("%s: stray writes %zu %s\n", full.c_str(), stray, stray ? "FAIL" : "ok");
   if (stray) ++failures;
+}
+
+// q|k|v of quantized weights: q and k of type A, v of type Bv; one launch of one run, or of two runs when the types
+// differ, as the backend's foldQkv does; the reference multiplies the int8-rounded normalised x.
+template <typename A, typename Bv>
+void QkvCase(int qa, int qb, const Step& s, bool oneBlock) {
+  const int QD = s.QD(), KD = s.KD(), QS = s.QS(), K = s.K;
+  const size_t rowA = static_cast<size_t>(K / A::kElems) * A::kBytes, rowB = static_cast<size_t>(K / Bv::kElems) * Bv::kBytes;
+  const std::vector<uint8_t> wq = Fill(rowA * QD, A::kBytes, qa, 77u + qa, 16), wk = Fill(rowA * KD, A::kBytes, qa, 91u + qa, 16),
+                             wv = Fill(rowB * KD, Bv::kBytes, qb, 13u + qb, 16);
+  const std::vector<float> x8 = Int8Rounded(NormedX(s));
+  constexpr int kRope = static_cast<int>(cuda::DecodeOut::kQkvRope);
+  QkvCheck("fold q|k|v types " + std::to_string(qa) + "/" + std::to_string(qb) + (oneBlock ? " one block" : ""), s,
+           wq.data(), wk.data(), wv.data(), [&](const cuda::DecodeGemvArgs& a) {
+             if constexpr (std::is_same_v<A, Bv>) LaunchFold<A, kRope>(a, 0, QS, oneBlock);
+             else LaunchFold2<A, Bv, kRope>(a, 0, QD + KD, QS, oneBlock);
+           },
+           FloatRef<A>(wq, QD, x8.data(), K), FloatRef<A>(wk, KD, x8.data(), K), FloatRef<Bv>(wv, KD, x8.data(), K));
+}
+
+template <typename Blk>
+void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
+  const int K = s.K;
+  const size_t rowBytes = static_cast<size_t>(K / Blk::kElems) * Blk::kBytes;
+  const std::vector<uint8_t> wg = Fill(rowBytes * F_, Blk::kBytes, qt, 5u + qt, 16), wu = Fill(rowBytes * F_, Blk::kBytes, qt, 6u + qt, 16);
+  const std::vector<float> x8 = Int8Rounded(NormedX(s));
+  GateUpCheck("fold gate|up type " + std::to_string(qt) + (oneBlock ? " one block" : ""), s, F_, wg.data(), wu.data(),
+              [&](const cuda::DecodeGemvArgs& a) {
+                LaunchFold<Blk, static_cast<int>(cuda::DecodeOut::kSwiGlu)>(a, 0, 2 * F_, oneBlock);
+              },
+              FloatRef<Blk>(wg, F_, x8.data(), K), FloatRef<Blk>(wu, F_, x8.data(), K));
 }
 
 template <typename Blk>
