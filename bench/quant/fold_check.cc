@@ -1,11 +1,13 @@
-// The dp4a decode kernels (engine/cuda/quant_dp4a_kernels.cuh) run on the CPU under the SIMT emulation of
-// bench/quant/simt.h, against scalar references, for every weight type:
-//   1. QuantGemvDp4aKernel: Y = beta Y + X W^T at T = 1 and 3, R = 1, 2 and 4 rows a warp, beta 0 and 1, an odd row
-//      count, one block per row group and one block for all (its grid-stride loop); and the `float` and `int16`
-//      GEMVs of quant_gemv_kernels.cuh (the defaults for the other types) the same way;
+// The decode products' kernels run on the CPU under the SIMT emulation of bench/quant/simt.h, against scalar
+// references, for every weight type:
+//   1. the plain quantized GEMVs: dp4a (quant_dp4a_kernels.cuh) with Y = beta Y + X W^T at T = 1 and 3, R = 1, 2 and
+//      4 rows a warp, beta 0 and 1, an odd row count, one block per row group and one block for all (its grid-stride
+//      loop); and the `float` and `int16` GEMVs of quant_gemv_kernels.cuh (the defaults for the other types);
 //   2. QuantDecodeKernel (the folded decode, tuning quantFold): the attention norm inside the product, then q|k|v
 //      with bias or not, RoPE half-split or interleaved, q into y and k, v into the paged cache's row (slot), as one
-//      run over q|k|v or as two runs of two types in one launch (Q4_K_M: q|k Q4_K, v Q6_K); and gate|up with SwiGLU.
+//      run over q|k|v or as two runs of two types in one launch (Q4_K_M: q|k Q4_K, v Q6_K); and gate|up with SwiGLU;
+//   3. the bf16 fold (decode_kernels.cuh, DecodeGemvKernel): q|k|v, gate|up, the residual products with their sum of
+//      squares and the head, at the engine's launch shapes.
 // The references round where the kernels round (bf16 activations, the int8 quantization of the normalised x per 32
 // values, rounding as transformers does or not), sum in double, and every byte a kernel must not write is checked to
 // be untouched (sentinels around q, the cache rows of other positions and layers, the buffers' tails).
@@ -13,7 +15,7 @@
 // rounding lands on the other side of a bf16 step, or whose norm rounds differently after the sum of squares was
 // added in another order, moves by about one step of 1/128); a misplaced row, pair, scale or position is off by
 // the whole value. Exit status 1 on any mismatch.
-//   g++ -std=c++17 -O2 -Wall -Wextra -Wno-attributes -Wno-unknown-pragmas -I/usr/local/cuda/include -Inative/src
+//   g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-attributes -Wno-unknown-pragmas -I/usr/local/cuda/include -Inative/src
 //       bench/quant/fold_check.cc -o /tmp/fold_check   (test/quant/fold-emu.test.ts builds and runs it)
 #include "simt.h"
 
@@ -26,6 +28,7 @@
 
 #include "engine/cuda/quant_dp4a_kernels.cuh"
 #include "engine/cuda/quant_gemv_kernels.cuh"
+#include "engine/cuda/decode_kernels.cuh"
 #include "check_util.h"
 
 namespace {
@@ -351,6 +354,98 @@ void GateUpCase(int qt, const Step& s, int F_, bool oneBlock) {
               FloatRef<Blk>(wg, F_, x8.data(), K), FloatRef<Blk>(wu, F_, x8.data(), K));
 }
 
+// ------------------------------------------------------------------------ 3. the bf16 decode fold (decode_kernels.cuh)
+
+// Random bf16 weights (rows x K) and their products with x in double.
+std::vector<bf16> Bf16Rows(int rows, int K, uint32_t seed) {
+  std::vector<bf16> w(static_cast<size_t>(rows) * K);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = B(0.05f * (static_cast<float>(Hash(static_cast<uint32_t>(i), seed) % 2001) / 1000.f - 1.f));
+  return w;
+}
+std::vector<double> Bf16Products(const std::vector<bf16>& w, int rows, const std::vector<float>& x) {
+  const size_t K = x.size();
+  std::vector<double> y(rows, 0.0);
+  for (int r = 0; r < rows; ++r)
+    for (size_t k = 0; k < K; ++k) y[r] += static_cast<double>(F(w[r * K + k])) * x[k];
+  return y;
+}
+
+// DecodeGemvKernel's launch as LaunchConfig makes it: R rows a warp, U chunks in flight, KS warps sharing K.
+template <int IN, int OUT, int R, int U, int KS, typename TY = bf16>
+void LaunchBf16(const cuda::DecodeGemvArgs& a, int pairs) {
+  const int per = (R / 2) * (KS == 1 ? cuda::fold::kWarps : 1);
+  simt::Launch((pairs + per - 1) / per, cuda::fold::kWarps * 32, 0,
+               [&] { cuda::fold::DecodeGemvKernel<bf16, TY, IN, OUT, R, U, KS>(a, 0u); });
+}
+
+// The folds of 2-byte weights: q|k|v (attention norm, RoPE, KV write) and gate|up (FFN norm, SwiGLU) as the engine's
+// default launch shapes run them (4 rows a warp, K split over the block's warps) and as 2 rows a warp; o / down
+// (the residual add and the sum of squares of what it wrote); the head (norm, fp32 logits). The norms read the sum of
+// squares of x from ssIn, as the step's earlier kernels leave it.
+void Bf16Cases(const Step& s) {
+  constexpr int kNorm = static_cast<int>(cuda::DecodeIn::kNorm), kPlain = static_cast<int>(cuda::DecodeIn::kPlain);
+  constexpr int kRope = static_cast<int>(cuda::DecodeOut::kQkvRope), kSwiGlu = static_cast<int>(cuda::DecodeOut::kSwiGlu),
+                kResidual = static_cast<int>(cuda::DecodeOut::kResidual), kStore = static_cast<int>(cuda::DecodeOut::kStore);
+  const int K = s.K, QD = s.QD(), KD = s.KD(), F_ = 44;
+  double ssd = 0;
+  for (bf16 v : s.x) ssd += static_cast<double>(F(v)) * F(v);
+  const float ss = static_cast<float>(ssd);
+  const std::vector<float> n = NormedX(s);
+  const std::vector<bf16> wq = Bf16Rows(QD, K, 1), wk = Bf16Rows(KD, K, 2), wv = Bf16Rows(KD, K, 3);
+  const std::vector<double> pq = Bf16Products(wq, QD, n), pk = Bf16Products(wk, KD, n), pv = Bf16Products(wv, KD, n);
+  auto withNorm = [&](cuda::DecodeGemvArgs a) { a.ssIn = &ss; return a; };
+  QkvCheck("bf16 q|k|v 4x4k", s, wq.data(), wk.data(), wv.data(),
+           [&](const cuda::DecodeGemvArgs& a) { LaunchBf16<kNorm, kRope, 4, 4, cuda::fold::kWarps>(withNorm(a), a.N / 2); }, pq, pk, pv);
+  QkvCheck("bf16 q|k|v 2x4", s, wq.data(), wk.data(), wv.data(),
+           [&](const cuda::DecodeGemvArgs& a) { LaunchBf16<kNorm, kRope, 2, 4, 1>(withNorm(a), a.N / 2); }, pq, pk, pv);
+  const std::vector<bf16> wg = Bf16Rows(F_, K, 4), wu = Bf16Rows(F_, K, 5);
+  GateUpCheck("bf16 gate|up 4x4k", s, F_, wg.data(), wu.data(),
+              [&](const cuda::DecodeGemvArgs& a) { LaunchBf16<kNorm, kSwiGlu, 4, 4, cuda::fold::kWarps>(withNorm(a), F_); },
+              Bf16Products(wg, F_, n), Bf16Products(wu, F_, n));
+
+  // o / down: y (N = 37, odd) += W x, x used as it is; ssOut += the squares of the new y.
+  {
+    const int N = 37;
+    const std::vector<bf16> w = Bf16Rows(N, K, 6);
+    std::vector<bf16> y(N + 8, B(-555.f));
+    std::vector<double> want(N);
+    std::vector<float> xf(K);
+    for (int k = 0; k < K; ++k) xf[k] = F(s.x[k]);
+    const std::vector<double> p = Bf16Products(w, N, xf);
+    double ssWant = 0;
+    for (int r = 0; r < N; ++r) {
+      y[r] = B(0.5f * std::sin(0.3f * r));
+      want[r] = Rnd(static_cast<float>(p[r]) + F(y[r]));
+      ssWant += want[r] * want[r];
+    }
+    float ssOut = 0.f;
+    cuda::DecodeGemvArgs a = BaseArgs(s, y.data());
+    a.w0 = w.data();
+    a.N = a.seg1 = a.seg2 = N;
+    a.ssOut = &ssOut;
+    LaunchBf16<kPlain, kResidual, 2, 4, 1>(a, (N + 1) / 2);
+    std::vector<float> got(N);
+    for (int r = 0; r < N; ++r) got[r] = F(y[r]);
+    Compare(("bf16 residual K " + std::to_string(K) + " N 37").c_str(), got, want);
+    const bool ssOk = std::fabs(ssOut - ssWant) <= 1e-4 * ssWant, tailOk = F(y[N]) == F(B(-555.f));
+    std::printf("bf16 residual K %d: sum of squares %.6g, want %.6g; untouched past N: %s %s\n", K, ssOut, ssWant,
+                tailOk ? "yes" : "no", ssOk && tailOk ? "ok" : "FAIL");
+    if (!ssOk || !tailOk) ++failures;
+  }
+  // The head: fp32 logits of the normalised x (N = 29).
+  {
+    const int N = 29;
+    const std::vector<bf16> w = Bf16Rows(N, K, 7);
+    std::vector<float> logits(N, 0.f);
+    cuda::DecodeGemvArgs a = BaseArgs(s, logits.data());
+    a.w0 = w.data();
+    a.N = a.seg1 = a.seg2 = N;
+    a.yT = cuda::ET::kF32;
+    LaunchBf16<kNorm, kStore, 4, 4, cuda::fold::kWarps, float>(withNorm(a), (N + 1) / 2);
+    Compare(("bf16 head K " + std::to_string(K) + " N 29").c_str(), logits, Bf16Products(w, N, n));
+  }
+}
+
 template <typename Blk>
 void AllCases(int qt) {
   for (int K : {512, 5120}) {
@@ -382,6 +477,10 @@ int main() {
   // Two runs of two types in one launch: Q4_K_M's q|k|v (q and k Q4_K, v Q6_K), and Q8_0 with Q4_0 v, one block for all.
   for (int K : {512, 5120}) QkvCase<qblocks::Q4_K, qblocks::Q6_K>(5, 7, MakeStep(K, false, true, true), false);
   QkvCase<qblocks::Q8_0, qblocks::Q4_0>(3, 4, MakeStep(512, true, true, false), true);
+  // The bf16 fold: K 512 and 5120, RoPE half-split and interleaved, hf rounding and not.
+  Bf16Cases(MakeStep(512, false, true, true));
+  Bf16Cases(MakeStep(5120, true, true, false));
+  Bf16Cases(MakeStep(512, true, false, true));
   std::printf(failures ? "fold check: %d FAILED\n" : "fold check: OK\n", failures);
   return failures ? 1 : 0;
 }

@@ -9,8 +9,8 @@
 //   __shared__ arrays                         `static` here, so one copy is shared by the block's fibers (blocks run in
 //                                             turn, and a kernel writes its shared memory before reading it);
 //   SS_DYNAMIC_SHARED(T, name)                the launch's dynamic shared memory (common.cuh);
-//   __ldg, rsqrtf, __expf, __float2int_rn,     the plain loads and maths.
-//   __dp4a, min
+//   __ldg, __ldcs, atomicAdd (on floats),      the plain loads and maths.
+//   rsqrtf, __expf, __float2int_rn, __dp4a, min
 // What it is not: a model of timing, memory ordering across blocks, or of divergence beyond the barriers above (a warp
 // whose lanes reach different barriers deadlocks here, where the GPU would hang or misbehave too). Include it before
 // any engine header; compile with -Wno-attributes -Wno-unknown-pragmas (the CUDA headers mark device code with
@@ -195,6 +195,16 @@ inline T __shfl_sync(unsigned, T v, int srcLane) {
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
+}
+template <typename T>
+inline T __ldcs(const T* p) {
+  return *p;
+}
+// One fiber runs at a time and none yields inside an addition: a plain add is atomic here.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
 }
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 inline int __float2int_rn(float v) { return static_cast<int>(std::nearbyint(v)); }  // ties to even, as the GPU
