@@ -11,8 +11,9 @@
 // Threading: one engine thread at a time (backend.h). All device work is on this backend's own stream; forward
 // returns after the stream has finished, so its host staging buffers are free again at the next call.
 //
-// Over 600 lines, knowingly: the pass, its buffers, the paged KV cache, graph capture and the quantized matmul
-// dispatch share the backend's stream and buffers; the kernels themselves live in the .cu files beside it.
+// Over 900 lines, knowingly: the pass, its buffers, the paged KV cache, graph capture, the quantized matmul dispatch
+// and the folded decode steps' arguments (bf16 and quantized) share the backend's stream and buffers; the kernels
+// themselves live in the .cu files beside it.
 #include <cuda_runtime.h>
 
 #include <algorithm>
