@@ -40,7 +40,7 @@ namespace simt {
 
 struct Fiber {
   ucontext_t ctx;
-  std::unique_ptr<char[]> stack;
+  char* stack = nullptr;  // one of the launch's stacks, reused block after block
   uint3 tid;
   bool done = false;
 };
@@ -120,9 +120,21 @@ inline void Entry() {
   // Returning ends the fiber: uc_link takes it back to the scheduler.
 }
 
+// Fiber t of a block, to start at Entry on its own stack and return to `link` (a function of its own: getcontext
+// returns twice as far as the compiler knows, which must not touch the launch loop's variables).
+[[gnu::noinline]] inline void MakeFiber(Fiber& f, unsigned t, char* stack, size_t stackBytes, ucontext_t* link) {
+  f.tid = make_uint3(t, 0, 0);
+  f.stack = stack;
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = stack;
+  f.ctx.uc_stack.ss_size = stackBytes;
+  f.ctx.uc_link = link;
+  makecontext(&f.ctx, Entry, 0);
+}
+
 // Runs body() as every thread of every block of the grid (blocks in order, x fastest; threads in x only). The body
-// is the kernel call with its arguments; the dynamic shared memory is zeroed for each block, as a kernel must not
-// rely on.
+// is the kernel call with its arguments. Each block gets its dynamic shared memory zeroed (a kernel must not rely on
+// that: the GPU gives whatever the last block left).
 inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::function<void()>& body,
                    size_t stackBytes = 256 << 10) {
   if (block == 0 || block % 32 != 0) {
@@ -132,6 +144,8 @@ inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::funct
   gridDim = grid;
   blockDim = dim3(block, 1, 1);
   const unsigned blocks = grid.x * grid.y * grid.z;
+  std::vector<std::unique_ptr<char[]>> stacks(block);
+  for (auto& st : stacks) st.reset(new char[stackBytes]);
   for (unsigned bx = 0; bx < blocks; ++bx) {
     Block b;
     b.body = &body;
@@ -142,16 +156,7 @@ inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::funct
     b.fibers.resize(block);
     Current() = &b;
     blockIdx = make_uint3(bx % grid.x, bx / grid.x % grid.y, bx / (grid.x * grid.y));
-    for (unsigned t = 0; t < block; ++t) {
-      Fiber& f = b.fibers[t];
-      f.tid = make_uint3(t, 0, 0);
-      f.stack.reset(new char[stackBytes]);
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = f.stack.get();
-      f.ctx.uc_stack.ss_size = stackBytes;
-      f.ctx.uc_link = &b.sched;
-      makecontext(&f.ctx, Entry, 0);
-    }
+    for (unsigned t = 0; t < block; ++t) MakeFiber(b.fibers[t], t, stacks[t].get(), stackBytes, &b.sched);
     // Round robin until every fiber has finished; a pass in which none of them moves means a deadlock.
     for (unsigned left = block; left > 0;) {
       left = 0;
