@@ -133,8 +133,9 @@ inline void Entry() {
 }
 
 // Runs body() as every thread of every block of the grid (blocks in order, x fastest; threads in x only). The body
-// is the kernel call with its arguments. Each block gets its dynamic shared memory zeroed (a kernel must not rely on
-// that: the GPU gives whatever the last block left).
+// is the kernel call with its arguments. Each block's dynamic shared memory starts filled with 0xff bytes (NaN as
+// floats, -1 as integers): the GPU gives whatever was there before, so a kernel that reads what it did not write
+// shows it in its results.
 inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::function<void()>& body,
                    size_t stackBytes = 256 << 10) {
   if (block == 0 || block % 32 != 0) {
@@ -152,7 +153,7 @@ inline void Launch(dim3 grid, unsigned block, size_t smemBytes, const std::funct
     b.block.count = static_cast<int>(block);
     b.warps.assign(block / 32, Barrier{32, 0, 0});
     b.lanes.assign(block, 0.f);
-    b.dynamicShared.assign(smemBytes + 16, 0);
+    b.dynamicShared.assign(smemBytes + 16, 0xff);
     b.fibers.resize(block);
     Current() = &b;
     blockIdx = make_uint3(bx % grid.x, bx / grid.x % grid.y, bx / (grid.x * grid.y));
