@@ -1,6 +1,6 @@
 // The decode-attention kernels (engine/cuda/decode_attention_kernels.cuh: the general and the fast kernel and the
 // splits' combine; decode_attention_v2_kernels.cuh: v2) run on the CPU under the SIMT emulation of
-// bench/quant/simt.h, against a scalar softmax attention in double: paged caches through shuffled block tables,
+// bench/simt/simt.h, against a scalar softmax attention in double: paged caches through shuffled block tables,
 // entries whose rows of q are not in entry order, contexts of 1 to 300 positions (a block's tail, exact blocks, long
 // ones split over the context), grouped-query heads G = 1, 4, 8 and 12 (the general kernel's head chunks), D = 64
 // and 128 (and 40 and 200 for the general kernel), bf16, fp16 and fp32. Each output value must lie within 1/64 of
@@ -11,7 +11,7 @@
 //   g++ -std=c++17 -O2 -fno-strict-aliasing -Wall -Wextra -Wno-attributes -Wno-unknown-pragmas -Wno-sign-compare
 //       -Wno-unused-variable -Wno-unused-parameter -I/usr/local/cuda/include -Inative/src bench/engine/attn_check.cc
 //       -o /tmp/attn_check   (test/engine/attn-emu.test.ts builds and runs it)
-#include "../quant/simt.h"
+#include "../simt/simt.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// The decode products' kernels run on the CPU under the SIMT emulation of bench/quant/simt.h, against scalar
+// The decode products' kernels run on the CPU under the SIMT emulation of bench/simt/simt.h, against scalar
 // references, for every weight type:
 //   1. the plain quantized GEMVs: dp4a (quant_dp4a_kernels.cuh) with Y = beta Y + X W^T at T = 1 and 3, R = 1, 2 and
 //      4 rows a warp, beta 0 and 1, an odd row count, one block per row group and one block for all (its grid-stride
@@ -17,7 +17,7 @@
 // the whole value. Exit status 1 on any mismatch.
 //   g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-attributes -Wno-unknown-pragmas -I/usr/local/cuda/include -Inative/src
 //       bench/quant/fold_check.cc -o /tmp/fold_check   (test/quant/fold-emu.test.ts builds and runs it)
-#include "simt.h"
+#include "../simt/simt.h"
 
 #include <cmath>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // The decode-attention kernels (the general and fast kernels and the splits' combine, decode_attention_kernels.cuh;
 // v2, decode_attention_v2_kernels.cuh) compiled with g++ from the source nvcc builds and run on the CPU under the SIMT
-// emulation of bench/quant/simt.h, against a scalar softmax attention: bench/engine/attn_check.cc (paged caches,
+// emulation of bench/simt/simt.h, against a scalar softmax attention: bench/engine/attn_check.cc (paged caches,
 // split contexts, grouped heads, bf16 / fp16 / fp32; nothing written outside the entries' rows). A lane that skips a
 // full-mask shuffle, as v2's first version did on an H100, stops the run as a deadlock. No GPU needed.
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // The decode products' kernels — the dp4a, float and int16 GEMVs, the folded quantized decode (tuning quantFold:
-// RMSNorm, RoPE + KV write, SwiGLU inside the product) and the bf16 fold (decode_kernels.cuh) — run on the CPU under the SIMT emulation of bench/quant/simt.h
+// RMSNorm, RoPE + KV write, SwiGLU inside the product) and the bf16 fold (decode_kernels.cuh) — run on the CPU under the SIMT emulation of bench/simt/simt.h
 // (each CUDA thread a fiber; barriers and warp shuffles emulated), compiled with g++ from the very kernel source nvcc
 // builds (engine/cuda/quant_dp4a_kernels.cuh, quant_gemv_kernels.cuh, decode_kernels.cuh), against scalar references
 // for every weight type: bench/quant/fold_check.cc. It checks the kernels' logic (rows, pairs, segments, scales, rounding, the cache row,

@@ -9,7 +9,7 @@
 #include "common/cuda_check.h"
 #include "engine/cuda/kernels.h"
 
-// A kernel's dynamic shared memory as an array of T. The CPU emulation of the kernels (bench/quant/simt.h, which
+// A kernel's dynamic shared memory as an array of T. The CPU emulation of the kernels (bench/simt/simt.h, which
 // defines SS_SIMT_EMULATION) gives each emulated block its own.
 #if defined(SS_SIMT_EMULATION)
 #define SS_DYNAMIC_SHARED(T, name) T* name = ::simt::DynamicShared<T>()

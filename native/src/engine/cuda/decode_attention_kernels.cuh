@@ -1,6 +1,6 @@
 // The decode-attention kernels of decode_attention.cu (its launchers stay there): the general one, the fast one for
 // 2-byte caches with D 64/128, and the splits' combine. A header of its own so that the CPU emulation of the kernels
-// (bench/quant/simt.h) compiles the same code with g++; nothing here may call the CUDA runtime.
+// (bench/simt/simt.h) compiles the same code with g++; nothing here may call the CUDA runtime.
 #pragma once
 #include <cfloat>
 #include <type_traits>

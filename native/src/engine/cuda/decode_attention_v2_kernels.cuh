@@ -1,5 +1,5 @@
 // The decode-attention v2 kernel of decode_attention_v2.cu (its design note and launcher stay there). A header of its
-// own so that the CPU emulation of the kernels (bench/quant/simt.h) compiles the same code with g++; nothing here may
+// own so that the CPU emulation of the kernels (bench/simt/simt.h) compiles the same code with g++; nothing here may
 // call the CUDA runtime.
 #pragma once
 #include <cfloat>

@@ -1,6 +1,6 @@
 // The kernels of decode.cu (its design note and launchers stay there): the one-token decode products of 2-byte
 // weights with the step's small ops folded in, and the step's embedding. A header of its own so that the CPU
-// emulation of the kernels (bench/quant/simt.h, bench/quant/fold_check.cc) compiles the same code with g++; nothing
+// emulation of the kernels (bench/simt/simt.h, bench/quant/fold_check.cc) compiles the same code with g++; nothing
 // here may call the CUDA runtime.
 #pragma once
 #include <type_traits>

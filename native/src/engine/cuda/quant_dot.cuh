@@ -17,7 +17,7 @@ namespace swapserve::cuda::qdot {
 
 #if !defined(__CUDACC__) && !defined(SS_SIMT_EMULATION)
 // g++ without the CUDA headers (the CPU check): the two vector types the units use. (The CPU emulation of the
-// kernels, bench/quant/simt.h, has the CUDA headers and their types.)
+// kernels, bench/simt/simt.h, has the CUDA headers and their types.)
 struct uint4 { unsigned int x, y, z, w; };
 struct int4 { int x, y, z, w; };
 inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return {x, y, z, w}; }

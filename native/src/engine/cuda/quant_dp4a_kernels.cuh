@@ -1,6 +1,6 @@
 // The kernels of the `dp4a` decode GEMV (quant_dp4a.cu holds their launchers and the design in brief): the plain
 // product (QuantGemvDp4aKernel) and the folded one-token decode product (QuantDecodeKernel), with the X prologue they
-// share. A header of its own so that the CPU emulation of the kernels (bench/quant/simt.h, bench/quant/fold_check.cc,
+// share. A header of its own so that the CPU emulation of the kernels (bench/simt/simt.h, bench/quant/fold_check.cc,
 // test/quant/fold-emu.test.ts) compiles the very same code with g++; nothing here may call the CUDA runtime.
 #pragma once
 #include "engine/cuda/common.cuh"

@@ -1,6 +1,6 @@
 // The kernels of quant_gemv.cu (its design note and launchers stay there): the `float` decode GEMV, the row-band
 // dequantization, and the `int16` decode GEMV with its X prologue. A header of its own so that the CPU emulation of
-// the kernels (bench/quant/simt.h, bench/quant/fold_check.cc) compiles the same code with g++; nothing here may call
+// the kernels (bench/simt/simt.h, bench/quant/fold_check.cc) compiles the same code with g++; nothing here may call
 // the CUDA runtime.
 #pragma once
 #include "engine/cuda/common.cuh"
