@@ -24,7 +24,7 @@ for t in q8_0 q4_k_m; do
 done
 source scripts/uncarry.sh > $R/build.log 2>&1; echo "build rc=$? $(el)"; tail -3 $R/build.log
 export SWAPSERVE_SHARED_DATA=$PWD/.carry/data
-timeout $(lim 150) node --import tsx --test --test-reporter=spec test/quant/cuda.test.ts > $R/cuda-test.log 2>&1
+timeout $(lim 200) node --import tsx --test --test-reporter=spec test/quant/cuda.test.ts > $R/cuda-test.log 2>&1
 echo "cuda test rc=$? $(el)"
 grep -E "✔|✖|fold step|^# (pass|fail)" $R/cuda-test.log | cut -c1-400 | head -40
 wait; echo "files $(el)"; ls -la $M
