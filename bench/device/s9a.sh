@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # session 8's plan, call A (≈ 7–8 min; issue 17): the folded quantized decode (engine tuning quantFold, written in
-# session 8 without a GPU: nvcc-checked only) checked against the CPU and timed.
+# session 8 without a GPU: compiled by nvcc, its kernels checked on the CPU under bench/simt/simt.h) checked against
+# the CPU backend on the GPU, and timed.
 #   1. the addon built from this tree (always: the fold is new C++), the two 8B-shaped files written meanwhile;
 #   2. test/quant/cuda.test.ts on the tiny models and the 2-layer models at 8B row widths (every type and Q4_K_M):
 #      the default and the folded decode against the CPU backend (the whole-8B test is s9b);
@@ -19,15 +20,19 @@ if ! command -v node >/dev/null; then
 fi
 [ -d node_modules ] || xz -dc .carry/nm.tar.xz | tar -xf -
 M=/tmp/quant-models; mkdir -p $M
+# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog (585 s; s8b's fate).
+WRITERS=()
 for t in q8_0 q4_k_m; do
-  [ -f $M/llama8b-$t.gguf ] || node --import tsx bench/quant/random_gguf.ts $M --shape 8b --types $t > $R/write-$t.log 2>&1 &
+  [ -f $M/llama8b-$t.gguf ] && continue
+  node --import tsx bench/quant/random_gguf.ts $M --shape 8b --types $t > $R/write-$t.log 2>&1 &
+  WRITERS+=($!)
 done
 source scripts/uncarry.sh > $R/build.log 2>&1; echo "build rc=$? $(el)"; tail -3 $R/build.log
 export SWAPSERVE_SHARED_DATA=$PWD/.carry/data
 timeout $(lim 200) node --import tsx --test --test-reporter=spec test/quant/cuda.test.ts > $R/cuda-test.log 2>&1
 echo "cuda test rc=$? $(el)"
 grep -E "✔|✖|fold step|^# (pass|fail)" $R/cuda-test.log | cut -c1-400 | head -40
-wait; echo "files $(el)"; ls -la $M
+[ ${#WRITERS[@]} -gt 0 ] && wait "${WRITERS[@]}"; echo "files $(el)"; ls -la $M
 python3 bench/quant/bandwidth.py 4 > $R/bw.json 2> $R/bw.err; cat $R/bw.json
 BW=$(python3 -c "import json; print(json.load(open('$R/bw.json'))['readGBps'])" 2>/dev/null || echo "")
 for t in q4_k_m q8_0; do
