@@ -20,7 +20,8 @@ if ! command -v node >/dev/null; then
 fi
 [ -d node_modules ] || xz -dc .carry/nm.tar.xz | tar -xf -
 M=/tmp/quant-models; mkdir -p $M
-# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog (585 s; s8b's fate).
+# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog and tee, and never return
+# (s8b's fate in session 7).
 WRITERS=()
 for t in q8_0 q4_k_m; do
   [ -f $M/llama8b-$t.gguf ] && continue

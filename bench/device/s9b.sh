@@ -6,7 +6,8 @@ source bench/device/lib.sh
 command -v node >/dev/null && [ -f native/build/swapserve_cuda.node ] || source scripts/uncarry.sh > $R/build.log 2>&1
 export PATH=/tmp/bin:$PATH LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}" SWAPSERVE_SHARED_DATA=$PWD/.carry/data
 M=/tmp/quant-models; mkdir -p $M
-# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog (585 s; s8b's fate).
+# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog and tee, and never return
+# (s8b's fate in session 7).
 WRITERS=()
 for t in q8_0 q4_k_m; do
   [ -f $M/llama8b-$t.gguf ] && continue
