@@ -12,3 +12,11 @@ watchdog(){ sleep "${HARD_S:-585}" </dev/null >/dev/null 2>&1 & local p=$!; trap
 watchdog & WD=$!
 trap 'kill $WD 2>/dev/null; pack' EXIT
 exec > >(tee -a $R/summary.log "$OUT/summary.log") 2>&1
+# The two 8B-shaped quantized files (bench/quant/random_gguf.ts) in $M = /tmp/quant-models, written in the background
+# unless an earlier call on this machine left them; wait_8b_files waits for those writers by pid (never a bare `wait`:
+# it would wait for the watchdog and the tee above too, and never return).
+start_8b_files(){ M=/tmp/quant-models; mkdir -p $M; WRITERS=(); local t; for t in q8_0 q4_k_m; do
+  [ -f $M/llama8b-$t.gguf ] && continue
+  node --import tsx bench/quant/random_gguf.ts $M --shape 8b --types $t > $R/write-$t.log 2>&1 & WRITERS+=($!)
+done; }
+wait_8b_files(){ [ ${#WRITERS[@]} -gt 0 ] && wait "${WRITERS[@]}"; echo "files $(el)"; ls -la $M; }

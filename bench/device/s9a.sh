@@ -19,21 +19,13 @@ if ! command -v node >/dev/null; then
   export PATH=/tmp/bin:$PATH
 fi
 [ -d node_modules ] || xz -dc .carry/nm.tar.xz | tar -xf -
-M=/tmp/quant-models; mkdir -p $M
-# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog and tee, and never return
-# (s8b's fate in session 7).
-WRITERS=()
-for t in q8_0 q4_k_m; do
-  [ -f $M/llama8b-$t.gguf ] && continue
-  node --import tsx bench/quant/random_gguf.ts $M --shape 8b --types $t > $R/write-$t.log 2>&1 &
-  WRITERS+=($!)
-done
+start_8b_files
 source scripts/uncarry.sh > $R/build.log 2>&1; echo "build rc=$? $(el)"; tail -3 $R/build.log
 export SWAPSERVE_SHARED_DATA=$PWD/.carry/data
 timeout $(lim 200) node --import tsx --test --test-reporter=spec test/quant/cuda.test.ts > $R/cuda-test.log 2>&1
 echo "cuda test rc=$? $(el)"
 grep -E "✔|✖|fold step|^# (pass|fail)" $R/cuda-test.log | cut -c1-400 | head -40
-[ ${#WRITERS[@]} -gt 0 ] && wait "${WRITERS[@]}"; echo "files $(el)"; ls -la $M
+wait_8b_files
 python3 bench/quant/bandwidth.py 4 > $R/bw.json 2> $R/bw.err; cat $R/bw.json
 BW=$(python3 -c "import json; print(json.load(open('$R/bw.json'))['readGBps'])" 2>/dev/null || echo "")
 for t in q4_k_m q8_0; do

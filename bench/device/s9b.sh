@@ -5,16 +5,8 @@
 source bench/device/lib.sh
 command -v node >/dev/null && [ -f native/build/swapserve_cuda.node ] || source scripts/uncarry.sh > $R/build.log 2>&1
 export PATH=/tmp/bin:$PATH LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}" SWAPSERVE_SHARED_DATA=$PWD/.carry/data
-M=/tmp/quant-models; mkdir -p $M
-# The writers' pids, waited for by name: a bare `wait` would also wait for lib.sh's watchdog and tee, and never return
-# (s8b's fate in session 7).
-WRITERS=()
-for t in q8_0 q4_k_m; do
-  [ -f $M/llama8b-$t.gguf ] && continue
-  node --import tsx bench/quant/random_gguf.ts $M --shape 8b --types $t > $R/write-$t.log 2>&1 &
-  WRITERS+=($!)
-done
-[ ${#WRITERS[@]} -gt 0 ] && wait "${WRITERS[@]}"; echo "files $(el)"; ls -la $M
+start_8b_files
+wait_8b_files
 SWAPSERVE_QUANT_8B_FILES="$M/llama8b-q8_0.gguf,$M/llama8b-q4_k_m.gguf" timeout ${TT:-420} node --import tsx --test --test-reporter=spec --test-name-pattern "whole 8B" test/quant/cuda.test.ts > $R/cuda-test.log 2>&1
 echo "cuda test rc=$? $(el)"
 grep -E "✔|✖|step [0-9]:|^# (pass|fail)" $R/cuda-test.log | cut -c1-600 | head -30
